@@ -1,0 +1,60 @@
+"""The ``unitscope`` command line.
+
+Each subcommand lives in its own module of this package exposing ``add_parser(subparsers)``;
+the parser's ``func(args) -> int`` does the work. User errors (:class:`UnitScopeError`,
+missing files) print one line to stderr and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .._validation import UnitScopeError
+
+__all__ = ["main"]
+
+# Subcommand modules, in the order ``unitscope --help`` lists them. A module that is not
+# present (a feature not installed) is skipped.
+SUBCOMMANDS = ("info", "train", "probe", "prune", "deconv", "encode", "report", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitscope",
+        description="Train, probe, prune and deconvolve convolutional decoders of brain signals.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UnitScopeError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"unitscope {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"unitscope {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

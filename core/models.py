@@ -1,0 +1,224 @@
+"""Decoders (braindecode's Deep4Net and ShallowFBCSPNet) and the layer map.
+
+Deep4Net: Schirrmeister et al. 2017, Hum. Brain Mapp. 38:5391 (deep ConvNet).
+ShallowFBCSPNet: same paper (shallow ConvNet inspired by filter-bank CSP).
+
+Both come unmodified from braindecode 0.8; UnitScope only wraps them:
+
+* continuous targets use *dense cropped decoding* (``to_dense_prediction_model``): every
+  stride becomes 1 and later layers are dilated, so an input of ``n_times`` samples yields
+  ``n_times - receptive_field + 1`` predictions, prediction ``i`` belonging to input sample
+  ``receptive_field - 1 + i`` (a causal decoder, METHODS.md 1.5);
+* event labels use trial-wise decoding (``final_conv_length="auto"``).
+
+[A] Deep4Net is built with braindecode 0.8's default ``stride_before_pool=False``. With
+``stride_before_pool=True`` (Hammer et al.'s setting) braindecode 0.8's ``CombinedConv``
+drops the first block's stride, giving a different network (receptive field 234 samples
+instead of the intended 682). With the default, the dense Deep4 receptive field is 522
+samples (2.09 s at 250 Hz).
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ._validation import UnitScopeError, check_option, ensure_int
+
+__all__ = ["LayerInfo", "MODEL_KINDS", "build_model", "layer_map", "receptive_field", "get_layer"]
+
+MODEL_KINDS = ("deep4", "shallow")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One probe-able conv block of a decoder.
+
+    Attributes
+    ----------
+    name : str
+        Stable braindecode name of the block's conv (``"conv_time_spat"``, ``"conv_2"``, ...,
+        ``"conv_classifier"``).
+    conv_module : str
+        Dotted module path of the conv (output = before BatchNorm; the seed paper's probe site).
+    nonlin_module : str
+        Module whose output is the block's activation after the nonlinearity.
+    mask_module : str
+        Module after which a pruning mask silences a unit (after nonlinearity and pooling,
+        right before dropout / the next conv), so a masked unit contributes nothing downstream.
+    n_units : int
+        Number of units (output feature maps) of the block.
+    receptive_field : int
+        Receptive field of one unit of this block in input samples (dense model).
+    """
+
+    name: str
+    conv_module: str
+    nonlin_module: str
+    mask_module: str
+    n_units: int
+    receptive_field: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_BLOCKS = {
+    "deep4": [
+        ("conv_time_spat", "conv_time_spat", "conv_nonlin", "pool_nonlin", "n_filters_spat"),
+        ("conv_2", "conv_2", "nonlin_2", "pool_nonlin_2", "n_filters_2"),
+        ("conv_3", "conv_3", "nonlin_3", "pool_nonlin_3", "n_filters_3"),
+        ("conv_4", "conv_4", "nonlin_4", "pool_nonlin_4", "n_filters_4"),
+    ],
+    "shallow": [
+        ("conv_time_spat", "conv_time_spat", "conv_nonlin_exp", "pool_nonlin_exp", "n_filters_spat"),
+    ],
+}
+
+
+def _kind_of(model: nn.Module) -> str:
+    name = type(model).__name__
+    if name == "Deep4Net":
+        return "deep4"
+    if name == "ShallowFBCSPNet":
+        return "shallow"
+    kind = getattr(model, "unitscope_kind", None)
+    if kind in _BLOCKS:
+        return kind
+    raise UnitScopeError(
+        f"Unsupported model class {name!r}: UnitScope knows Deep4Net and ShallowFBCSPNet "
+        "(or a module with a 'unitscope_kind' attribute of 'deep4' or 'shallow')."
+    )
+
+
+def build_model(
+    kind: str,
+    *,
+    n_chans: int,
+    n_outputs: int,
+    n_times: int,
+    dense: bool = True,
+    drop_prob: float = 0.5,
+    seed: int | None = None,
+) -> nn.Module:
+    """Build a braindecode decoder.
+
+    Parameters
+    ----------
+    kind : {"deep4", "shallow"}
+        Architecture.
+    n_chans : int
+        Number of input channels.
+    n_outputs : int
+        1 for a continuous target (regression), the number of classes for labels.
+    n_times : int
+        Input window length in samples.
+    dense : bool
+        Dense cropped decoding (continuous targets) when True; trial-wise otherwise.
+    drop_prob : float
+        Dropout probability.
+    seed : int | None
+        Seed for the weight initialisation (uses a local ``torch.Generator`` fork).
+
+    Returns
+    -------
+    model : torch.nn.Module
+        In eval mode; ``model.unitscope_config`` holds the arguments (JSON-able).
+    """
+    check_option("kind", kind, MODEL_KINDS)
+    n_chans, n_outputs, n_times = (ensure_int(k, v) for k, v in
+                                   (("n_chans", n_chans), ("n_outputs", n_outputs), ("n_times", n_times)))
+    from braindecode.models import Deep4Net, ShallowFBCSPNet
+
+    kwargs = dict(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
+                  add_log_softmax=False, drop_prob=drop_prob)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            if kind == "deep4":
+                final = 2 if dense else "auto"
+                model = Deep4Net(final_conv_length=final, **kwargs)
+            else:
+                final = 30 if dense else "auto"
+                model = ShallowFBCSPNet(final_conv_length=final, **kwargs)
+        except (RuntimeError, ValueError, AssertionError) as exc:
+            raise UnitScopeError(
+                f"Cannot build {kind} for n_times={n_times} samples: the window is shorter "
+                f"than the network needs ({exc})."
+            ) from exc
+        if dense:
+            model.to_dense_prediction_model()
+    model.unitscope_kind = kind
+    model.unitscope_config = dict(kind=kind, n_chans=n_chans, n_outputs=n_outputs,
+                                  n_times=n_times, dense=dense, drop_prob=drop_prob)
+    model.eval()
+    return model
+
+
+def get_layer(model: nn.Module, path: str) -> nn.Module:
+    """Return the submodule at dotted ``path``; list valid names when it does not exist."""
+    modules = dict(model.named_modules())
+    if path not in modules:
+        raise UnitScopeError(f"Unknown module {path!r}; the model has {sorted(k for k in modules if k)}.")
+    return modules[path]
+
+
+def _out_len(model: nn.Module, module_path: str, n_chans: int, n_times: int) -> int:
+    out = {}
+    handle = get_layer(model, module_path).register_forward_hook(
+        lambda m, i, o: out.__setitem__("T", o.shape[2]))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, n_chans, n_times))
+    finally:
+        handle.remove()
+    return int(out["T"])
+
+
+def receptive_field(model: nn.Module, module_path: str | None = None) -> int:
+    """Receptive field in input samples of ``module_path`` (default: the output) of a dense model.
+
+    Computed from output lengths at two input lengths on an eval-mode copy, so it is exact for
+    stride-1 (dense) networks.
+    """
+    cfg = model.unitscope_config
+    path = module_path or "final_layer.conv_classifier"
+    if not cfg["dense"]:
+        if path == "final_layer.conv_classifier":
+            return cfg["n_times"]  # trial-wise: the classifier sees the whole trial
+        # conv blocks have the same receptive field in a dense twin of the architecture
+        n = max(4 * cfg["n_times"], 2048)
+        dense = build_model(cfg["kind"], n_chans=2, n_outputs=1, n_times=n, dense=True)
+        return n - _out_len(dense, path, 2, n) + 1
+    dense = copy.deepcopy(model).eval()
+    n = cfg["n_times"]
+    return n - _out_len(dense, path, cfg["n_chans"], n) + 1
+
+
+def layer_map(model: nn.Module) -> list[LayerInfo]:
+    """List the probe-able conv blocks of a decoder, in forward order, ending with the output.
+
+    Returns
+    -------
+    layers : list of LayerInfo
+        ``conv_time_spat``, ``conv_2`` ... for Deep4Net; ``conv_time_spat`` for Shallow; the
+        last entry is ``conv_classifier`` (the decoder output, ``n_units = n_outputs``).
+    """
+    kind = _kind_of(model)
+    cached = getattr(model, "_unitscope_layer_map", None)
+    if cached is not None:
+        return list(cached)
+    layers = []
+    for name, conv, nonlin, mask, attr in _BLOCKS[kind]:
+        layers.append(LayerInfo(name, conv, nonlin, mask, int(getattr(model, attr)),
+                                receptive_field(model, conv)))
+    out = "final_layer.conv_classifier"
+    layers.append(LayerInfo("conv_classifier", out, out, out, int(model.n_outputs),
+                            receptive_field(model, out)))
+    model._unitscope_layer_map = tuple(layers)
+    return layers
