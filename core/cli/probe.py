@@ -1,0 +1,109 @@
+"""``unitscope probe RUN_DIR``: amplitude and phase probe of every unit, written beside the model.
+
+Writes ``RUN_DIR/probe.nc`` (or ``--out``) atomically: the :class:`xarray.Dataset` of
+:func:`core.probing.probe_units` (maps, band summaries, statistics, unit classes, validity).
+Ctrl-C stops after the current pass and still writes the partial result (its ``progress``
+attr below 1).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    from ..probing import ProbeConfig
+
+    d = ProbeConfig()
+    p = sub.add_parser("probe", help="probe every unit's amplitude and phase sensitivity (writes probe.nc)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
+    p.add_argument("--out", default=None, help="output file (default RUN_DIR/probe.nc)")
+    p.add_argument("--iterations", type=int, default=d.n_iterations, help="perturbations per pass")
+    p.add_argument("--windows", type=int, default=d.n_windows, help="at most this many windows")
+    p.add_argument("--block", default="train", help="block whose windows are probed (default train)")
+    p.add_argument("--layers", default=None, help="comma-separated block names (default all)")
+    p.add_argument("--site", default=d.site, choices=("conv", "nonlin"),
+                   help="conv output before BatchNorm (default) or after the nonlinearity")
+    p.add_argument("--variant", default=d.phase_variant, choices=("channel", "shared"),
+                   help="phase shifts per channel (default) or shared by all channels")
+    p.add_argument("--noise", default=d.noise, choices=("std", "mad", "raw"),
+                   help="amplitude noise reference per (channel, bin)")
+    p.add_argument("--noise-scale", type=float, default=d.noise_scale, help="amplitude noise sd / reference")
+    p.add_argument("--null", type=int, default=d.n_null, help="permutation-null replicates per iteration")
+    p.add_argument("--resolution", default=d.resolution, choices=("band", "freq"),
+                   help="max-statistic over band means (default) or single bins")
+    p.add_argument("--alpha", type=float, default=d.alpha, help="false-discovery rate across units")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--untrained", action="store_true",
+                   help="probe a freshly initialised twin of the model instead (the control)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.set_defaults(func=run)
+
+
+def _bar(fraction: float, width: int = 30) -> str:
+    n = int(round(fraction * width))
+    return "[" + "#" * n + "." * (width - n) + "]"
+
+
+def write_netcdf(ds, path: Path) -> None:
+    """Write ``ds`` via a temporary file in the same folder, then rename (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args) -> int:
+    from ..probing import ProbeConfig, class_fractions
+    from ..probing.pipeline import finish, start_probe, untrained_twin, workspace_windows
+    from ..training import configure_threads
+    from ..workspace import Workspace
+
+    threads = configure_threads(args.threads)
+    cfg = ProbeConfig(n_iterations=args.iterations, n_windows=args.windows,
+                      layers=args.layers.split(",") if args.layers else None, site=args.site,
+                      noise=args.noise, noise_scale=args.noise_scale, phase_variant=args.variant,
+                      n_null=args.null, resolution=args.resolution, alpha=args.alpha,
+                      seed=args.seed).validate()
+    ws = Workspace.load(args.run_dir)
+    model = untrained_twin(ws.model, seed=args.seed + 1) if args.untrained else ws.model
+    X, y = workspace_windows(ws, args.block)
+    out = Path(args.out) if args.out else Path(args.run_dir) / ("probe_untrained.nc" if args.untrained else "probe.nc")
+    print(f"unitscope probe: {len(ws.layers)} blocks, {sum(l.n_units for l in ws.layers)} units, "
+          f"{min(len(X), cfg.n_windows or len(X))} {args.block} windows x {X.shape[-1]} samples, "
+          f"{cfg.n_iterations} iterations x 2 passes, torch_threads={threads}", file=sys.stderr)
+    run_ = start_probe(model, X, sfreq=ws.recording.sfreq, config=cfg, y=y, task=ws.task,
+                       ch_names=ws.recording.ch_names)
+    tty = sys.stderr.isatty()
+    interrupted = False
+    try:
+        for r in run_:
+            print(f"\r{_bar(r.progress)} {100 * r.progress:5.1f}%", end="" if tty else "\n",
+                  file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: writing the partial result", file=sys.stderr)
+    if tty:
+        print(file=sys.stderr)
+    ds = finish(run_)
+    ds.attrs["run_dir"] = str(Path(args.run_dir).resolve())
+    ds.attrs["block"] = args.block
+    ds.attrs["untrained"] = int(args.untrained)
+    write_netcdf(ds, out)
+    if "unit_class_all" in ds:
+        frac = class_fractions(ds)
+        for layer in frac["layer"].values:
+            row = ", ".join(f"{c} {100 * float(frac.sel(layer=layer, **{'class': c})):.0f}%"
+                            for c in frac["class"].values)
+            print(f"{layer}: {row}")
+    print(f"validity: amplitude {float(ds['amp_validity']):.3f}, phase {float(ds['phase_validity']):.3f} "
+          f"(perturbed / unperturbed metric); wrote {out}")
+    return 130 if interrupted else 0

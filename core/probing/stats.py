@@ -1,0 +1,219 @@
+"""Statistics of perturbation maps: permutation null, FDR, unit classes (METHODS.md 1.7).
+
+Hammer et al. (2022) do not state their tests or thresholds in the sources at hand, so the
+procedure below is UnitScope's reconstruction [A] of METHODS 1.7:
+
+1. **Statistic.** For unit u and band b, ``T[u, b]`` is the probe's max-statistic
+   (``p_stat``): the max over channels of |band mean of r| (``resolution="band"``) or over
+   (channel, bin in b) of |r| (``resolution="freq"``); ``T_all[u]`` takes the max over all
+   bands (or all bins). Taking the max over (channel, freq) controls the family-wise error
+   within a unit.
+2. **Null.** The same statistic computed, in the same forward passes, with the perturbation
+   values shuffled across windows (``p_null``). The null maxima of all units are pooled
+   [A]: after normalisation every unit's null statistic has the same distribution up to
+   the shape of its response, so pooling gives n_null x n_units draws, enough for p-values
+   well below 1e-3 from a handful of permutations. ``p = (1 + #{null >= T}) / (1 + N)``.
+3. **FDR.** Benjamini-Hochberg across units (all probed blocks together), separately for
+   every band and for the all-band statistic, at ``alpha`` (default 0.05).
+4. **Classes.** amplitude (amplitude significant, phase not), phase, bimodal (both),
+   insensitive (neither), per unit and band and over all bands; per-layer fractions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .._validation import UnitScopeError, check_range
+
+__all__ = ["CLASSES", "permutation_pvalues", "fdr_bh", "classify", "class_fractions",
+           "channel_sensitivity", "ground_truth_auc"]
+
+CLASSES = ("amplitude", "phase", "bimodal", "insensitive")
+
+
+def permutation_pvalues(stat: xr.DataArray, null: xr.DataArray) -> xr.DataArray:
+    """Empirical p-values of ``stat`` against the null pooled over ``null`` and ``unit``.
+
+    Parameters
+    ----------
+    stat : xarray.DataArray, dims ("unit", ...)
+        Observed statistics (larger = more extreme).
+    null : xarray.DataArray, dims ("null", "unit", ...)
+        Statistics under the permutation null; other dims are kept separate.
+
+    Returns
+    -------
+    p : xarray.DataArray
+        Same dims as ``stat``, ``(1 + #{null >= stat}) / (1 + n_null * n_units)``.
+    """
+    if null.sizes.get("null", 0) == 0:
+        raise UnitScopeError("The result holds no permutation null (n_null=0); probe with n_null >= 1.")
+    pooled = null.stack(draw=("null", "unit")).transpose(..., "draw")  # (..., draw)
+    ref = np.sort(pooled.values, axis=-1)
+    obs = stat.transpose("unit", ...).values  # (unit, ...)
+    n = ref.shape[-1]
+    if ref.ndim == 1:
+        count = n - np.searchsorted(ref, obs, side="left")
+    else:  # one sorted null per entry of the other dims
+        flat_ref = ref.reshape(-1, n)
+        flat_obs = obs.reshape(obs.shape[0], -1)
+        count = np.stack([n - np.searchsorted(flat_ref[i], flat_obs[:, i], side="left")
+                          for i in range(flat_ref.shape[0])], axis=1).reshape(obs.shape)
+    p = (1.0 + count) / (1.0 + n)
+    p = np.where(np.isfinite(obs), p, np.nan)
+    return xr.DataArray(p, dims=stat.transpose("unit", ...).dims,
+                        coords=stat.transpose("unit", ...).coords).transpose(*stat.dims)
+
+
+def fdr_bh(p: np.ndarray, alpha: float = 0.05, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg step-up procedure along ``axis``.
+
+    Returns
+    -------
+    reject : ndarray of bool
+        Discoveries at false-discovery rate ``alpha`` (NaN p-values are never rejected).
+    q : ndarray of float
+        Adjusted p-values (q-values), same shape as ``p``.
+    """
+    check_range("alpha", alpha, low=0, high=1, low_inclusive=False)
+    p = np.moveaxis(np.asarray(p, dtype=float), axis, -1)
+    q = np.full(p.shape, np.nan)
+    for idx in np.ndindex(p.shape[:-1]):
+        row = p[idx]
+        ok = np.flatnonzero(np.isfinite(row))
+        if not len(ok):
+            continue
+        order = ok[np.argsort(row[ok])]
+        m = len(order)
+        adj = row[order] * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(adj[::-1])[::-1]
+        q[idx + (order,)] = np.minimum(adj, 1.0)
+    reject = np.where(np.isfinite(q), q <= alpha, False)
+    return np.moveaxis(reject, -1, axis), np.moveaxis(q, -1, axis)
+
+
+def _label(amp: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    out = np.full(amp.shape, "insensitive", dtype=object)
+    out[amp & ~phase] = "amplitude"
+    out[phase & ~amp] = "phase"
+    out[amp & phase] = "bimodal"
+    return out.astype(str)
+
+
+def classify(ds: xr.Dataset, *, alpha: float = 0.05) -> xr.Dataset:
+    """Add p-values, q-values, significance and classes to a probe result.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result holding ``amp_stat``/``amp_null`` and ``phase_stat``/``phase_null`` (and the
+        ``*_all`` variants), from :meth:`~core.probing.ProbeRun.result`.
+    alpha : float
+        False-discovery rate across units.
+
+    Returns
+    -------
+    ds : xarray.Dataset
+        A new Dataset with, for ``p`` in (amp, phase): ``p_p``, ``p_q`` (unit, band),
+        ``p_p_all``, ``p_q_all`` (unit), ``p_sig`` (unit, band) and ``p_sig_all`` (unit) bool;
+        and ``unit_class`` (unit, band), ``unit_class_all`` (unit) str in :data:`CLASSES`.
+    """
+    for var in ("amp_stat", "amp_null", "phase_stat", "phase_null"):
+        if var not in ds:
+            raise UnitScopeError(
+                f"The result has no {var!r}; classes need both the amplitude and the phase probe.")
+    ds = ds.copy()
+    sig = {}
+    for pre in ("amp", "phase"):
+        for suffix in ("", "_all"):
+            p = permutation_pvalues(ds[f"{pre}_stat{suffix}"], ds[f"{pre}_null{suffix}"])
+            axis = p.dims.index("unit")
+            reject, q = fdr_bh(p.values, alpha, axis=axis)
+            ds[f"{pre}_p{suffix}"] = p
+            ds[f"{pre}_q{suffix}"] = (p.dims, q)
+            ds[f"{pre}_sig{suffix}"] = (p.dims, reject)
+            sig[pre + suffix] = reject
+    ds["unit_class"] = (ds["amp_p"].dims, _label(sig["amp"], sig["phase"]))
+    ds["unit_class_all"] = (("unit",), _label(sig["amp_all"], sig["phase_all"]))
+    ds.attrs.update(alpha=float(alpha), classes=",".join(CLASSES),
+                    test="permutation max-statistic, null pooled over units; BH-FDR across units")
+    return ds
+
+
+def class_fractions(ds: xr.Dataset, *, band: str | None = None) -> xr.DataArray:
+    """Fraction of each block's units in each class.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`classify`.
+    band : str | None
+        A band name, or None for the all-band classes.
+
+    Returns
+    -------
+    fractions : xarray.DataArray, dims ("layer", "class")
+        Rows sum to 1; layers in forward order.
+    """
+    if "unit_class_all" not in ds:
+        raise UnitScopeError("Run classify(ds) first: the result holds no unit classes.")
+    labels = ds["unit_class_all"] if band is None else ds["unit_class"].sel(band=band)
+    layers = list(dict.fromkeys(ds["layer"].values.tolist()))
+    frac = np.zeros((len(layers), len(CLASSES)))
+    for i, name in enumerate(layers):
+        lab = labels.values[ds["layer"].values == name]
+        frac[i] = [np.mean(lab == c) for c in CLASSES]
+    return xr.DataArray(frac, dims=("layer", "class"), coords={"layer": layers, "class": list(CLASSES)},
+                        name="class_fraction", attrs={"band": band or "all"})
+
+
+def channel_sensitivity(ds: xr.Dataset, var: str, band: tuple[float, float], *,
+                        layers=None) -> xr.DataArray:
+    """Channel-level sensitivity in a frequency band.
+
+    ``s[c] = max over units u of |mean over bins f in [lo, hi] of r[u, c, f]|`` [A]: the
+    strongest band-pooled sensitivity any unit shows to channel c (``r`` is ``ds[var]``,
+    e.g. ``"amp_corr"``; bins with ``lo <= f <= hi``; NaN bins skipped).
+
+    Returns
+    -------
+    s : xarray.DataArray, dims ("channel",)
+    """
+    lo, hi = band
+    r = ds[var]
+    if layers is not None:
+        r = r.sel(unit=np.isin(ds["layer"].values, list(layers)))
+    m = (ds["freq"].values >= lo) & (ds["freq"].values <= hi)
+    if not m.any():
+        raise UnitScopeError(f"No frequency bin of the result lies in {lo:g}-{hi:g} Hz.")
+    return abs(r.isel(freq=np.flatnonzero(m)).mean("freq", skipna=True)).max("unit")
+
+
+def ground_truth_auc(ds: xr.Dataset, var: str, roles, role_bands: dict) -> float:
+    """How well channel sensitivity ranks the channels of given roles above the others.
+
+    For each role ``k`` in ``role_bands`` (name -> (lo, hi) Hz), channels are scored by
+    :func:`channel_sensitivity` in that role's band; the ROC AUC of the score for "channel
+    has role k" against all other channels is computed; the mean over roles is returned.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    var : str
+        ``"amp_corr"`` or ``"phase_corr"``.
+    roles : array-like of str, shape (n_chans,)
+        Ground-truth role of every channel.
+    role_bands : dict of str to (float, float)
+
+    Returns
+    -------
+    auc : float
+    """
+    from sklearn.metrics import roc_auc_score
+
+    roles = np.asarray(roles)
+    aucs = []
+    for role, band in role_bands.items():
+        s = channel_sensitivity(ds, var, band).values
+        aucs.append(roc_auc_score(roles == role, s))
+    return float(np.mean(aucs))

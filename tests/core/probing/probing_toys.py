@@ -1,0 +1,52 @@
+"""Hand-checkable units and inputs for the perturbation probes (analytic ground truth)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.models import LayerInfo
+
+SFREQ, N_TIMES, N_WINDOWS, N_CHANS, F0 = 128.0, 256, 160, 3, 10.0
+KERNEL_LEN = 64
+
+
+class BandpassUnit(nn.Module):
+    """One unit: an FIR band-pass at F0 on one channel; optionally squared and smoothed."""
+
+    def __init__(self, n_chans: int = N_CHANS, channel: int = 0, square: bool = False):
+        super().__init__()
+        k = np.hanning(KERNEL_LEN) * np.cos(2 * np.pi * F0 * np.arange(KERNEL_LEN) / SFREQ)
+        self.conv = nn.Conv1d(n_chans, 1, KERNEL_LEN, bias=False)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, channel] = torch.as_tensor(k / np.abs(k).sum(), dtype=torch.float32)
+        self.square = square
+        self.smooth = nn.AvgPool1d(32, stride=1)  # a power envelope over ~2.5 cycles of F0
+        self.out = nn.Identity()
+        self.eval()
+
+    def forward(self, x):
+        a = self.conv(x)  # (batch, 1, times)
+        if self.square:
+            a = self.smooth(a ** 2)
+        return self.out(a)
+
+    @property
+    def layers(self):
+        rf = KERNEL_LEN + (31 if self.square else 0)
+        return [LayerInfo("unit", "out", "out", "out", 1, rf)]
+
+
+def tone_windows(seed: int = 0, n_windows: int = N_WINDOWS) -> np.ndarray:
+    """Windows (W, C, T): a bin-centred F0 tone of random amplitude and phase on channel 0
+    plus weak white noise on every channel."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(N_TIMES) / SFREQ
+    X = 0.05 * rng.standard_normal((n_windows, N_CHANS, N_TIMES))
+    amp = rng.uniform(0.5, 1.5, n_windows)
+    phase = rng.uniform(-np.pi, np.pi, n_windows)
+    X[:, 0] += amp[:, None] * np.cos(2 * np.pi * F0 * t[None] + phase[:, None])
+    return X.astype(np.float32)
+
+

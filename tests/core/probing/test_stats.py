@@ -1,0 +1,90 @@
+"""Permutation p-values, FDR and unit classes on planted statistics."""
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import false_discovery_control
+
+from core._validation import UnitScopeError
+from core.probing.stats import (CLASSES, class_fractions, classify, fdr_bh, ground_truth_auc,
+                                permutation_pvalues)
+
+
+def test_fdr_matches_scipy(rng):
+    p = rng.uniform(size=(200, 3)) ** 3
+    reject, q = fdr_bh(p, 0.05, axis=0)
+    for j in range(3):
+        np.testing.assert_allclose(q[:, j], false_discovery_control(p[:, j]), rtol=1e-12)
+    assert np.array_equal(reject, q <= 0.05)
+    p[0, 0] = np.nan
+    reject, q = fdr_bh(p, 0.05, axis=0)
+    assert np.isnan(q[0, 0]) and not reject[0, 0]
+
+
+def test_permutation_pvalues_pool_units():
+    null = xr.DataArray(np.arange(12.0).reshape(3, 4), dims=("null", "unit"))
+    stat = xr.DataArray([-1.0, 5.0, 11.0, 20.0], dims=("unit",))
+    p = permutation_pvalues(stat, null)
+    # 12 pooled draws: #{null >= s} = 12, 7, 1, 0
+    np.testing.assert_allclose(p.values, np.array([13, 8, 2, 1]) / 13)
+    with pytest.raises(UnitScopeError, match="n_null=0"):
+        permutation_pvalues(stat, null.isel(null=slice(0, 0)))
+
+
+def _planted(rng, n=40):
+    """amp strong for units 0-5, phase for 6-11, both for 12-17, neither for the rest."""
+    bands = ["alpha", "beta"]
+    layer = ["conv_2"] * 20 + ["conv_3"] * (n - 20)
+    coords = {"unit": [f"{l}/{i}" for i, l in enumerate(layer)], "layer": ("unit", layer),
+              "index": ("unit", np.arange(n)), "band": bands}
+    ds = xr.Dataset(coords=coords)
+    for pre, strong in (("amp", list(range(0, 6)) + list(range(12, 18))),
+                        ("phase", list(range(6, 18)))):
+        null = np.abs(rng.standard_normal((4, n, 2)))
+        stat = 0.2 * np.abs(rng.standard_normal((n, 2)))  # below most null draws
+        stat[strong, 1] = 8.0  # beta only
+        ds[f"{pre}_stat"] = (("unit", "band"), stat)
+        ds[f"{pre}_null"] = (("null", "unit", "band"), null)
+        ds[f"{pre}_stat_all"] = (("unit",), stat.max(1))
+        ds[f"{pre}_null_all"] = (("null", "unit"), null.max(2))
+    return ds
+
+
+def test_classes_per_unit_and_band(rng):
+    ds = classify(_planted(rng))
+    beta = ds["unit_class"].sel(band="beta").values
+    assert set(beta[0:6]) == {"amplitude"} and set(beta[6:12]) == {"phase"}
+    assert set(beta[12:18]) == {"bimodal"} and set(beta[18:]) == {"insensitive"}
+    assert set(ds["unit_class"].sel(band="alpha").values) == {"insensitive"}
+    assert (ds["unit_class_all"].values == beta).all()
+    assert ds["amp_q"].dims == ("unit", "band") and ds["amp_sig_all"].dtype == bool
+    assert ds.attrs["alpha"] == 0.05
+
+
+def test_class_fractions(rng):
+    ds = classify(_planted(rng))
+    frac = class_fractions(ds)
+    assert frac.dims == ("layer", "class") and list(frac["class"].values) == list(CLASSES)
+    assert list(frac["layer"].values) == ["conv_2", "conv_3"]
+    np.testing.assert_allclose(frac.sum("class"), 1.0)
+    # conv_2 holds units 0-19: 6 amplitude, 6 phase, 6 bimodal, 2 insensitive
+    np.testing.assert_allclose(frac.sel(layer="conv_2"), [0.3, 0.3, 0.3, 0.1])
+    assert float(class_fractions(ds, band="alpha").sel(layer="conv_3", **{"class": "insensitive"})) == 1
+    with pytest.raises(UnitScopeError, match="classify"):
+        class_fractions(_planted(rng))
+
+
+def test_classify_needs_both_passes(rng):
+    with pytest.raises(UnitScopeError, match="'phase_stat'"):
+        classify(_planted(rng).drop_vars(["phase_stat"]))
+
+
+def test_ground_truth_auc(rng):
+    roles = np.array(["high_gamma"] * 3 + ["low_freq"] * 3 + ["noise"] * 4)
+    freqs = np.arange(0, 126.0)
+    r = 0.01 * rng.standard_normal((5, 10, len(freqs)))
+    r[2, :3, 60:91] += 0.2  # one unit reads the high-gamma channels' 60-90 Hz amplitude
+    ds = xr.Dataset({"amp_corr": (("unit", "channel", "freq"), r)}, coords={"freq": freqs})
+    assert ground_truth_auc(ds, "amp_corr", roles, {"high_gamma": (60, 90)}) == 1.0
+    assert ground_truth_auc(ds, "amp_corr", roles, {"low_freq": (1, 4)}) < 0.9
+    with pytest.raises(UnitScopeError, match="No frequency bin"):
+        ground_truth_auc(ds, "amp_corr", roles, {"x": (200, 300)})
