@@ -62,7 +62,7 @@ def write_netcdf(ds, path: Path) -> None:
 
 
 def run(args) -> int:
-    from ..probing import ProbeConfig, class_fractions
+    from ..probing import ProbeConfig, class_fractions, resolve_layers
     from ..probing.pipeline import finish, start_probe, untrained_twin, workspace_windows
     from ..training import configure_threads
     from ..workspace import Workspace
@@ -75,9 +75,10 @@ def run(args) -> int:
                       seed=args.seed).validate()
     ws = Workspace.load(args.run_dir)
     model = untrained_twin(ws.model, seed=args.seed + 1) if args.untrained else ws.model
+    layers = resolve_layers(model, cfg.layers)
     X, y = workspace_windows(ws, args.block)
     out = Path(args.out) if args.out else Path(args.run_dir) / ("probe_untrained.nc" if args.untrained else "probe.nc")
-    print(f"unitscope probe: {len(ws.layers)} blocks, {sum(l.n_units for l in ws.layers)} units, "
+    print(f"unitscope probe: {len(layers)} blocks, {sum(li.n_units for li in layers)} units, "
           f"{min(len(X), cfg.n_windows or len(X))} {args.block} windows x {X.shape[-1]} samples, "
           f"{cfg.n_iterations} iterations x 2 passes, torch_threads={threads}", file=sys.stderr)
     run_ = start_probe(model, X, sfreq=ws.recording.sfreq, config=cfg, y=y, task=ws.task,
