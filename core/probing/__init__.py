@@ -3,7 +3,8 @@
 Hammer et al. 2022 (J. Neural Eng. 19:036006), built on Schirrmeister et al. 2017 (amplitude
 perturbation) and Hartmann et al. 2018 (phase perturbation, layer-wise analysis).
 """
-from ._base import Probe, ProbeRun, resolve_layers
+from ._base import Probe, resolve_layers
+from ._run import ProbeRun
 from .amplitude import AmplitudeProbe
 from .bands import BANDS, resolve_bands
 from .phase import PhaseProbe

@@ -23,7 +23,8 @@ import xarray as xr
 from torch import nn
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int
-from ._base import RESOLUTIONS, SITES, ProbeRun
+from ._base import RESOLUTIONS, SITES
+from ._run import ProbeRun
 from .amplitude import NOISE_REFS, AmplitudeProbe
 from .phase import PHASE_VARIANTS, PhaseProbe
 from .stats import classify
