@@ -157,6 +157,17 @@ def build_model(
     model.unitscope_config = dict(kind=kind, n_chans=n_chans, n_outputs=n_outputs,
                                   n_times=n_times, dense=dense, drop_prob=drop_prob)
     model.eval()
+    try:  # dry run: braindecode builds windows too short for the network without complaint
+        with torch.no_grad():
+            model(torch.zeros(1, n_chans, n_times))
+    except RuntimeError as exc:
+        big = max(4 * n_times, 2048)
+        twin = build_model(kind, n_chans=2, n_outputs=1, n_times=big, dense=True)
+        needed = receptive_field(twin)
+        raise UnitScopeError(
+            f"{n_times=} samples is shorter than the {kind} network needs: its receptive field is "
+            f"{needed} samples; use windows of at least {needed} samples (a longer recording or trial)."
+        ) from exc
     return model
 
 

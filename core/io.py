@@ -1,0 +1,174 @@
+"""Loading recordings: any format ``mne.io.read_raw`` reads, BIDS folders (mne-bids), BCI2000.
+
+MNE drops BCI2000 state vectors (eye gaze, stimulus codes) and does not apply the channel
+gains, so ``.dat`` files go through :func:`read_bci2000`, a small numpy reader that returns
+microvolts and every state.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ._validation import UnitScopeError
+from .recording import Events, Recording
+
+__all__ = ["read_recording", "read_bci2000", "recording_from_raw", "DATA_CH_TYPES"]
+
+logger = logging.getLogger(__name__)
+DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
+
+
+def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
+    """Read a BCI2000 ``.dat`` file.
+
+    Returns
+    -------
+    eeg_uv : ndarray, shape (n_samples, n_chans)
+        Signals in microvolts (``SourceChOffset`` and ``SourceChGain`` applied).
+    states : dict of str to ndarray, shape (n_samples,)
+        Every state of the state vector (e.g. ``StimulusCode``, eye-tracker gaze).
+    sfreq : float
+    ch_names : list of str
+    """
+    raw = Path(path).read_bytes()
+    try:
+        head = raw[: raw.index(b"\n")].decode("latin1")
+        hlen, nch, svl = (int(re.search(k + r"=\s*(\d+)", head).group(1))
+                          for k in ("HeaderLen", "SourceCh", "StatevectorLen"))
+        hdr = raw[:hlen].decode("latin1").replace("\r", "")
+        sfreq = float(re.search(r"SamplingRate=\s*([\d.]+)", hdr).group(1))
+        gain = np.array(re.search(r"SourceChGain=\s*\d+((?:\s+[-\d.eE]+){%d})" % nch, hdr).group(1).split(), float)
+        offs = np.array(re.search(r"SourceChOffset=\s*\d+((?:\s+[-\d.eE]+){%d})" % nch, hdr).group(1).split(), float)
+        block = hdr.split("[ State Vector Definition ]")[1].split("[")[0]
+    except (ValueError, AttributeError, IndexError) as exc:
+        raise UnitScopeError(f"{str(path)!r} is not a readable BCI2000 .dat file (header: {exc}).") from exc
+    states = {ln.split()[0]: tuple(map(int, ln.split()[1:5])) for ln in block.strip().split("\n") if ln.strip()}
+    m = re.search(r"ChannelNames=\s*(\d+)((?:\s+\S+){%d})" % nch, hdr)
+    ch_names = m.group(2).split() if m and int(m.group(1)) == nch else [f"Ch{i + 1}" for i in range(nch)]
+    rec = nch * 2 + svl
+    body = np.frombuffer(raw[hlen:], np.uint8)
+    body = body[: len(body) // rec * rec].reshape(-1, rec)  # (samples, bytes per sample)
+    eeg_uv = (body[:, : nch * 2].copy().view("<i2").astype(float) - offs) * gain  # (samples, chans)
+    sv = body[:, nch * 2:].astype(np.uint64)
+    out = {}
+    for name, (length, _, byte, bit) in states.items():
+        word = np.zeros(len(sv), np.uint64)
+        for i in range(min((bit + length + 7) // 8, svl - byte)):
+            word |= sv[:, byte + i] << np.uint64(8 * i)
+        out[name] = ((word >> np.uint64(bit)) & np.uint64((1 << length) - 1)).astype(np.int64)
+    return eeg_uv, out, sfreq, ch_names
+
+
+def _bci2000_recording(path: Path) -> Recording:
+    eeg_uv, states, sfreq, ch_names = read_bci2000(path)
+    n = eeg_uv.shape[0]
+    t = np.arange(n) / sfreq
+    data = [eeg_uv.T * 1e-6]
+    names, types = list(ch_names), ["eeg"] * len(ch_names)
+    # continuous states (eye gaze, pupil size, ...) become misc channels usable as targets;
+    # samples the tracker marks invalid are interpolated from valid neighbours
+    for name, values in states.items():
+        if not name.startswith("Eyetracker") or "Validity" in name:
+            continue
+        v = values.astype(float)
+        side = "Left" if "Left" in name else "Right"
+        valid_key = f"Eyetracker{side}EyeValidity"
+        if valid_key in states:
+            ok = states[valid_key] == 0
+            if ok.sum() >= 2 and not ok.all():
+                v = np.interp(t, t[ok], v[ok])
+        data.append(v[None])
+        names.append(name)
+        types.append("misc")
+    signals = xr.DataArray(np.concatenate(data).astype(np.float32), dims=("channel", "time"),
+                           coords={"channel": names, "time": t, "ch_type": ("channel", types)},
+                           attrs={"sfreq": sfreq, "units": "V", "source": str(path)})
+    code = states.get("StimulusCode", np.zeros(n, int))
+    on = np.flatnonzero(np.diff(code, prepend=0) > 0)
+    events = Events(on / sfreq, code[on].astype(str), np.full(len(on), np.nan))
+    return Recording(signals, None, events)
+
+
+def recording_from_raw(raw) -> Recording:
+    """Convert an MNE ``Raw`` (preloaded) into a :class:`Recording` (all channels kept)."""
+    import mne
+
+    sfreq = float(raw.info["sfreq"])
+    data = raw.get_data()
+    ch_types = raw.get_channel_types()
+    pos = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
+    coords = {"channel": list(raw.ch_names), "time": raw.times, "ch_type": ("channel", ch_types)}
+    if np.isfinite(pos).all() and np.abs(pos).sum() > 0:
+        coords.update(x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
+    signals = xr.DataArray(data.astype(np.float32), dims=("channel", "time"), coords=coords,
+                           attrs={"sfreq": sfreq, "units": "SI (V or T)",
+                                  "source": str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""})
+    if len(raw.annotations):
+        ann = raw.annotations
+        events = Events(ann.onset - raw.first_time, ann.description, ann.duration)
+    else:
+        stim = [raw.ch_names[i] for i, t in enumerate(ch_types) if t == "stim"]
+        if stim:
+            ev = mne.find_events(raw, stim_channel=stim[0], shortest_event=1, verbose="error")
+            events = Events((ev[:, 0] - raw.first_samp) / sfreq, ev[:, 2].astype(str), ev[:, 2].astype(float))
+        else:
+            events = Events.empty()
+    return Recording(signals, None, events)
+
+
+def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
+    """Read a recording from any format MNE reads, a BIDS folder, or a BCI2000 ``.dat``.
+
+    Parameters
+    ----------
+    path : path
+        A file (FIF, EDF/BDF, BrainVision ``.vhdr``, EEGLAB ``.set``, ...) or a BIDS root
+        (a folder holding ``dataset_description.json``).
+    bids : dict, optional
+        BIDS entities to choose one recording (``subject``, ``session``, ``task``, ``run``,
+        ``datatype``); the first matching recording is used.
+
+    Returns
+    -------
+    recording : Recording
+        All channels (data, stim and misc) with ``ch_type`` coords; no target yet.
+    """
+    import mne
+
+    path = Path(path)
+    if not path.exists():
+        raise UnitScopeError(f"Recording {str(path)!r} does not exist.")
+    if path.is_dir():
+        if not (path / "dataset_description.json").exists():
+            raise UnitScopeError(
+                f"{str(path)!r} is a folder but not a BIDS root (no dataset_description.json); "
+                "give a recording file or a BIDS folder."
+            )
+        try:
+            import mne_bids
+        except ImportError as exc:  # pragma: no cover - extra not installed
+            raise ImportError("Reading BIDS folders needs mne-bids: pip install 'unitscope[bids]'") from exc
+        bids = dict(bids or {})
+        matches = mne_bids.find_matching_paths(
+            path, subjects=bids.get("subject"), sessions=bids.get("session"), tasks=bids.get("task"),
+            runs=bids.get("run"), datatypes=bids.get("datatype"),
+            extensions=[".edf", ".bdf", ".vhdr", ".set", ".fif", ".con", ".sqd", ".ds"])
+        matches = [m for m in matches if m.suffix in ("eeg", "ieeg", "meg")]
+        if not matches:
+            raise UnitScopeError(f"No EEG/iEEG/MEG recording matching {bids} in the BIDS folder {str(path)!r}.")
+        raw = mne_bids.read_raw_bids(matches[0], verbose="error")
+        raw.load_data()
+        return recording_from_raw(raw)
+    if path.suffix.lower() == ".dat":
+        return _bci2000_recording(path)
+    try:
+        raw = mne.io.read_raw(path, preload=True, verbose="error")
+    except ValueError as exc:
+        raise UnitScopeError(f"Unsupported or unreadable recording {str(path)!r}: {exc}") from exc
+    except Exception as exc:  # corrupt files raise many different errors inside readers
+        raise UnitScopeError(f"Cannot read {str(path)!r} ({type(exc).__name__}: {exc}).") from exc
+    return recording_from_raw(raw)

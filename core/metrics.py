@@ -1,0 +1,48 @@
+"""Decoding metrics: Pearson r for continuous targets, balanced accuracy for labels."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_option
+
+__all__ = ["pearson_r", "balanced_accuracy", "score", "TASKS"]
+
+TASKS = ("regression", "classification")
+
+
+def pearson_r(a, b) -> float:
+    """Pearson correlation of two equally long vectors (flattened); NaN if either is constant."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a = a - a.mean()
+    b = b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+def balanced_accuracy(y_true, y_pred) -> float:
+    """Mean per-class recall over the classes present in ``y_true``."""
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    recalls = [np.mean(y_pred[y_true == k] == k) for k in np.unique(y_true)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def score(task: str, pred, y) -> float:
+    """The decoding metric of ``task``.
+
+    Parameters
+    ----------
+    task : {"regression", "classification"}
+    pred : ndarray
+        Regression: predictions, any shape matching ``y``. Classification: scores of shape
+        (n_trials, n_classes) or predicted labels (n_trials,).
+    y : ndarray
+        True targets (regression) or integer labels (classification).
+    """
+    check_option("task", task, TASKS)
+    if task == "regression":
+        return pearson_r(pred, y)
+    pred = np.asarray(pred)
+    labels = pred.argmax(axis=1) if pred.ndim == 2 else pred
+    return balanced_accuracy(y, labels)

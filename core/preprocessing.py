@@ -1,0 +1,133 @@
+"""Explicit preprocessing: picks, band-pass, resampling, block splits, standardisation.
+
+Every step returns a new :class:`Recording` and appends a record of itself to
+``signals.attrs["preprocessing"]`` (a JSON string list), so results carry their provenance.
+Standardisation is fitted on the training block only (no leakage from valid/test).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ._validation import UnitScopeError, check_range, suggest
+from .recording import Recording
+
+__all__ = ["pick_channels", "bandpass", "resample", "split_blocks", "Standardizer", "check_signals"]
+
+
+def _log_step(rec: Recording, step: dict) -> None:
+    steps = json.loads(rec.signals.attrs.get("preprocessing", "[]"))
+    steps.append(step)
+    rec.signals.attrs["preprocessing"] = json.dumps(steps)
+
+
+def _copy(rec: Recording, signals) -> Recording:
+    signals.attrs = dict(rec.signals.attrs)
+    return Recording(signals, rec.target, rec.events)
+
+
+def check_signals(rec: Recording) -> None:
+    """Raise on NaN/Inf samples or flat channels, naming the channels."""
+    data = rec.signals.values
+    bad = ~np.isfinite(data).all(axis=1)
+    if bad.any():
+        names = [rec.ch_names[i] for i in np.flatnonzero(bad)][:10]
+        raise UnitScopeError(
+            f"Channels {names} contain NaN or Inf samples; interpolate or drop them "
+            "(e.g. pick other channels) before training."
+        )
+    flat = data.std(axis=1) <= 1e-20 * max(float(np.abs(data).max()), 1e-30)
+    if flat.any():
+        names = [rec.ch_names[i] for i in np.flatnonzero(flat)][:10]
+        raise UnitScopeError(f"Channels {names} are flat (zero variance); exclude them with picks.")
+    if rec.target is not None and not np.isfinite(rec.target.values).all():
+        raise UnitScopeError(f"The target {rec.target.name!r} contains NaN or Inf samples.")
+
+
+def pick_channels(rec: Recording, picks: list[str] | None) -> Recording:
+    """Keep the named channels (in the given order); unknown names raise with a suggestion."""
+    if not picks:
+        return rec
+    missing = [p for p in picks if p not in rec.ch_names]
+    if missing:
+        raise UnitScopeError(
+            f"Channels {missing} are not in the recording.{suggest(missing[0], rec.ch_names)} "
+            f"Available: {rec.ch_names[:20]}{' ...' if rec.n_chans > 20 else ''}"
+        )
+    out = _copy(rec, rec.signals.sel(channel=list(picks)))
+    _log_step(out, {"step": "pick", "channels": list(picks)})
+    return out
+
+
+def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None) -> Recording:
+    """Zero-phase FIR band-pass with MNE's ``filter_data`` (None disables an edge)."""
+    if l_freq is None and h_freq is None:
+        return rec
+    nyq = rec.sfreq / 2
+    for name, f in (("l_freq", l_freq), ("h_freq", h_freq)):
+        if f is not None:
+            check_range(name, f, low=0.0, high=nyq, low_inclusive=False, high_inclusive=False)
+    import mne
+
+    data = mne.filter.filter_data(rec.signals.values.astype(np.float64), rec.sfreq, l_freq, h_freq,
+                                  verbose="error")
+    out = _copy(rec, rec.signals.copy(data=data.astype(np.float32)))
+    _log_step(out, {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq})
+    return out
+
+
+def resample(rec: Recording, sfreq: float | None) -> Recording:
+    """Resample signals, target and time axis to ``sfreq`` Hz (polyphase, MNE)."""
+    if sfreq is None or np.isclose(sfreq, rec.sfreq):
+        return rec
+    check_range("sfreq", sfreq, low=1.0)
+    import mne
+    import xarray as xr
+
+    data = mne.filter.resample(rec.signals.values.astype(np.float64), sfreq, rec.sfreq, verbose="error")
+    n = data.shape[1]
+    t = np.arange(n) / sfreq
+    coords = {k: v for k, v in rec.signals.coords.items() if "time" not in v.dims}
+    signals = xr.DataArray(data.astype(np.float32), dims=("channel", "time"), coords={**coords, "time": t},
+                           attrs={**rec.signals.attrs, "sfreq": float(sfreq)}, name=rec.signals.name)
+    target = None
+    if rec.target is not None:
+        y = np.interp(t, rec.target["time"].values, rec.target.values)
+        target = xr.DataArray(y.astype(np.float32), dims=("time",), coords={"time": t},
+                              name=rec.target.name, attrs=rec.target.attrs)
+    out = Recording(signals, target, rec.events)
+    _log_step(out, {"step": "resample", "from": rec.sfreq, "to": float(sfreq)})
+    return out
+
+
+def split_blocks(n_times: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, slice]:
+    """Contiguous train / valid / test blocks of sample indices (never shuffled across blocks)."""
+    fr = np.asarray(fractions, dtype=float)
+    if fr.shape != (3,) or (fr <= 0).any():
+        raise UnitScopeError(f"fractions must be three positive numbers, got {fractions}.")
+    edges = np.r_[0, np.cumsum(fr / fr.sum())] * n_times
+    edges = edges.round().astype(int)
+    return {name: slice(int(a), int(b)) for name, a, b in zip(("train", "valid", "test"), edges[:-1], edges[1:])}
+
+
+class Standardizer:
+    """Per-channel z-scoring fitted on one block (the training block).
+
+    Attributes after ``fit``: ``mean_`` and ``std_`` of shape (n_chans,).
+    """
+
+    def fit(self, rec: Recording, block: slice) -> "Standardizer":
+        x = rec.signals.values[:, block].astype(np.float64)
+        self.mean_ = x.mean(axis=1)
+        self.std_ = x.std(axis=1)
+        self.std_[self.std_ == 0] = 1.0
+        return self
+
+    def transform(self, rec: Recording) -> Recording:
+        data = (rec.signals.values - self.mean_[:, None]) / self.std_[:, None]
+        out = _copy(rec, rec.signals.copy(data=data.astype(np.float32)))
+        out.signals.attrs["standardized_on"] = "train"
+        _log_step(out, {"step": "standardize", "fitted_on": "train",
+                        "mean": self.mean_.tolist(), "std": self.std_.tolist()})
+        return out

@@ -1,0 +1,130 @@
+"""A recording: signals, an optional continuous target and events, as xarray objects.
+
+``Recording.signals`` is an ``xarray.DataArray`` with dims ``("channel", "time")``; its
+``attrs`` hold ``sfreq`` (Hz) and the provenance of every preprocessing step. Channel
+coordinates carry ``ch_type`` and, where known, positions (``x``, ``y``) and simulator roles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from ._validation import UnitScopeError
+
+__all__ = ["Events", "Recording"]
+
+
+@dataclass
+class Events:
+    """Events of a recording.
+
+    Attributes
+    ----------
+    onset : ndarray, shape (n_events,)
+        Onset times in seconds from the start of the recording.
+    type : ndarray of str, shape (n_events,)
+        Event type (annotation description, trigger code as text, ...).
+    value : ndarray, shape (n_events,)
+        A number per event (the demo: peak hand speed; otherwise the duration or NaN).
+    """
+
+    onset: np.ndarray
+    type: np.ndarray
+    value: np.ndarray
+
+    def __post_init__(self):
+        self.onset = np.asarray(self.onset, dtype=float).reshape(-1)
+        self.type = np.asarray(self.type, dtype=str).reshape(-1)
+        self.value = np.asarray(self.value, dtype=float).reshape(-1)
+        if not (len(self.onset) == len(self.type) == len(self.value)):
+            raise UnitScopeError(
+                f"Events need as many types and values as onsets, got {len(self.onset)} onsets, "
+                f"{len(self.type)} types and {len(self.value)} values."
+            )
+
+    def __len__(self) -> int:
+        return len(self.onset)
+
+    @classmethod
+    def empty(cls) -> "Events":
+        return cls(np.zeros(0), np.zeros(0, dtype=str), np.zeros(0))
+
+    def select(self, mask) -> "Events":
+        mask = np.asarray(mask)
+        return Events(self.onset[mask], self.type[mask], self.value[mask])
+
+    def counts(self) -> dict[str, int]:
+        kinds, n = np.unique(self.type, return_counts=True)
+        return {str(k): int(c) for k, c in zip(kinds, n)}
+
+
+@dataclass
+class Recording:
+    """Signals (channel x time), an optional continuous target (time) and events.
+
+    Attributes
+    ----------
+    signals : xarray.DataArray, dims ("channel", "time")
+        ``attrs["sfreq"]`` is the sampling frequency in Hz; ``time`` is in seconds.
+    target : xarray.DataArray, dims ("time",), or None
+        A continuous behavioural trace on the same time axis (e.g. hand speed).
+    events : Events
+        Event onsets, types and values.
+    """
+
+    signals: xr.DataArray
+    target: xr.DataArray | None = None
+    events: Events = field(default_factory=Events.empty)
+
+    def __post_init__(self):
+        if tuple(self.signals.dims) != ("channel", "time"):
+            raise UnitScopeError(f"signals must have dims ('channel', 'time'), got {self.signals.dims}.")
+        if "sfreq" not in self.signals.attrs:
+            raise UnitScopeError("signals.attrs must contain 'sfreq' (Hz).")
+        if self.target is not None and self.target.sizes["time"] != self.signals.sizes["time"]:
+            raise UnitScopeError(
+                f"target has {self.target.sizes['time']} samples but signals have "
+                f"{self.signals.sizes['time']}; they must share one time axis."
+            )
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.signals.attrs["sfreq"])
+
+    @property
+    def n_chans(self) -> int:
+        return int(self.signals.sizes["channel"])
+
+    @property
+    def n_times(self) -> int:
+        return int(self.signals.sizes["time"])
+
+    @property
+    def duration(self) -> float:
+        return self.n_times / self.sfreq
+
+    @property
+    def ch_names(self) -> list[str]:
+        return [str(c) for c in self.signals["channel"].values]
+
+    @property
+    def ch_types(self) -> list[str]:
+        if "ch_type" in self.signals.coords:
+            return [str(c) for c in self.signals["ch_type"].values]
+        return ["misc"] * self.n_chans
+
+    def summary(self) -> dict:
+        """A JSON-able description: channels, types, duration, sampling rate, events."""
+        kinds, counts = np.unique(self.ch_types, return_counts=True)
+        return {
+            "n_chans": self.n_chans,
+            "ch_names": self.ch_names,
+            "ch_types": {str(k): int(c) for k, c in zip(kinds, counts)},
+            "sfreq": self.sfreq,
+            "n_times": self.n_times,
+            "duration_s": round(self.duration, 3),
+            "target": None if self.target is None else str(self.target.name),
+            "events": self.events.counts(),
+        }

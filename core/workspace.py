@@ -1,0 +1,313 @@
+"""The Workspace facade: one recording, one decoder and its results, with a run folder.
+
+The dashboard and the CLI both drive a Workspace. A run folder holds ``config.json`` (data
+spec, preprocessing statistics, model and training config, metrics), ``model.pt`` (the best
+state dict) and ``checkpoint.pt`` (to resume training). ``version`` increases whenever the
+model changes so callers can key caches on it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ._validation import UnitScopeError, suggest
+from .decoding import ContinuousData, TrialData
+from .demo import simulate_reaching
+from .io import DATA_CH_TYPES, read_recording
+from .metrics import score
+from .models import build_model, layer_map, receptive_field
+from .preprocessing import Standardizer, bandpass, check_signals, pick_channels, resample, split_blocks
+from .recording import Recording
+from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
+
+__all__ = ["DataSpec", "Workspace", "load_data", "default_cache_dir", "ASSETS_DIR"]
+
+logger = logging.getLogger(__name__)
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEMO_VERSION = 1  # bump when the simulator or the default training changes
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("UNITSCOPE_CACHE", Path.home() / ".cache" / "unitscope"))
+
+
+@dataclass
+class DataSpec:
+    """Where the data come from and how they are prepared (JSON round trip)."""
+
+    source: str = "demo"                 # "demo" or a path (file or BIDS folder)
+    target: str | None = None            # channel name, or "events" / "events:T1,T2" for labels
+    picks: list | None = None            # channel names; default: all data channels
+    l_freq: float | None = None          # band-pass edges in Hz (None: off)
+    h_freq: float | None = None
+    sfreq: float | None = None           # resample to this rate (None: keep)
+    tmin: float = 0.0                    # label trials: window relative to event onset (s)
+    tmax: float = 4.0
+    fractions: tuple = (0.6, 0.2, 0.2)   # contiguous train / valid / test blocks
+    seed: int = 0                        # demo simulator seed
+    duration: float = 600.0              # demo length in seconds
+    bids: dict | None = None             # BIDS entities (subject, session, task, run)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fractions"] = list(self.fractions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (tuple(v) if k == "fractions" else v) for k, v in d.items() if k in known})
+
+
+def _extract_target(rec: Recording, spec: DataSpec) -> tuple[Recording, str]:
+    """Split the target channel off the signals; return the recording and the task."""
+    if spec.target is None:
+        if rec.target is not None:
+            return rec, "regression"
+        raise UnitScopeError(
+            "No target given: name a channel holding a continuous trace (--target CHANNEL) or "
+            f"use event labels (--target events or events:TYPE1,TYPE2). Channels: {rec.ch_names[:20]}; "
+            f"events: {rec.events.counts()}"
+        )
+    if spec.target.startswith("events"):
+        return rec, "classification"
+    if spec.target == getattr(rec.target, "name", None):
+        return rec, "regression"
+    if spec.target not in rec.ch_names:
+        raise UnitScopeError(
+            f"Target channel {spec.target!r} is not in the recording.{suggest(spec.target, rec.ch_names)} "
+            f"Channels: {rec.ch_names[:30]}{' ...' if rec.n_chans > 30 else ''}"
+        )
+    import xarray as xr
+
+    y = rec.signals.sel(channel=spec.target)
+    target = xr.DataArray(y.values.astype(np.float32), dims=("time",), coords={"time": rec.signals["time"].values},
+                          name=spec.target)
+    keep = [c for c in rec.ch_names if c != spec.target]
+    return Recording(rec.signals.sel(channel=keep), target, rec.events), "regression"
+
+
+def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "deep4"):
+    """Read and prepare the data of ``spec``.
+
+    Returns
+    -------
+    recording : Recording
+        Preprocessed (picked, filtered, resampled, standardised on the training block).
+    task : str
+    blocks : dict of str to slice
+    prep : dict
+        JSON-able statistics of the preprocessing (channel means/stds, target mean/std).
+    """
+    if spec.source == "demo":
+        rec = simulate_reaching(seed=spec.seed, duration=spec.duration)
+    else:
+        rec = read_recording(spec.source, bids=spec.bids)
+    rec, task = _extract_target(rec, spec)
+    picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES]
+    if not picks:
+        raise UnitScopeError(f"No EEG/iEEG/MEG channels in the recording; its channel types are {set(rec.ch_types)}.")
+    rec = pick_channels(rec, picks)
+    rec = resample(rec, spec.sfreq)
+    if spec.h_freq is None and rec.sfreq < 2 * 4.0:
+        raise UnitScopeError(f"A sampling rate of {rec.sfreq} Hz is too low for the decoders (at least 8 Hz).")
+    rec = bandpass(rec, spec.l_freq, spec.h_freq)
+    check_signals(rec)
+    blocks = split_blocks(rec.n_times, spec.fractions)
+    std = Standardizer().fit(rec, blocks["train"])
+    rec = std.transform(rec)
+    prep = {"mean": std.mean_.tolist(), "std": std.std_.tolist(), "ch_names": rec.ch_names, "sfreq": rec.sfreq}
+    if task == "regression":
+        y = rec.target.values[blocks["train"]]
+        prep["target_mean"], prep["target_std"] = float(y.mean()), float(y.std() or 1.0)
+    return rec, task, blocks, prep
+
+
+def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSpec, model, n_times: int):
+    rf = receptive_field(model)
+    if task == "regression":
+        y = (rec.target.values - prep["target_mean"]) / prep["target_std"]
+        data = ContinuousData(rec.signals.values, y.astype(np.float32), blocks, n_times, rf)
+    else:
+        types = None if spec.target == "events" else spec.target.split(":", 1)[1].split(",")
+        ev = rec.events if types is None else rec.events.select(np.isin(rec.events.type, types))
+        classes = sorted(set(ev.type.tolist()))
+        if len(classes) < 2:
+            raise UnitScopeError(
+                f"Label decoding needs at least two event types; {spec.target!r} selects {classes}. "
+                f"The recording has {rec.events.counts()}."
+            )
+        start = np.round((ev.onset + spec.tmin) * rec.sfreq).astype(int)
+        ok = (start >= 0) & (start + n_times <= rec.n_times)
+        idx = start[ok, None] + np.arange(n_times)[None]
+        X = rec.signals.values[:, idx].transpose(1, 0, 2)  # (trials, chans, times)
+        block_of = np.full(ok.sum(), "", dtype=object)
+        for name, blk in blocks.items():
+            block_of[(start[ok] >= blk.start) & (start[ok] + n_times <= blk.stop)] = name
+        y = np.array([classes.index(t) for t in ev.type[ok]], dtype=np.int64)
+        keep = block_of != ""
+        data = TrialData(np.ascontiguousarray(X[keep]), y[keep], block_of[keep].astype(str), classes, n_times, rf)
+    data.check_lengths(rec.sfreq)
+    return data
+
+
+class Workspace:
+    """One recording, one decoder, its run folder and a version counter.
+
+    Build with :meth:`create` (new decoder), :meth:`load` (a run folder) or :meth:`demo`.
+    """
+
+    def __init__(self, spec: DataSpec, config: TrainConfig, recording: Recording, task: str,
+                 blocks: dict, prep: dict, model: torch.nn.Module, data, run_dir: Path | None = None):
+        self.spec, self.config = spec, config
+        self.recording, self.task, self.blocks, self.prep = recording, task, blocks, prep
+        self.model, self.data, self.run_dir = model, data, run_dir
+        self.layers = layer_map(model)
+        self.version = 0
+        self.metrics: dict = {}
+        self.history: list = []
+
+    # ---- construction ----------------------------------------------------------------
+    @classmethod
+    def create(cls, spec: DataSpec | None = None, config: TrainConfig | None = None) -> "Workspace":
+        spec = spec or DataSpec()
+        config = (config or TrainConfig()).validate()
+        rec, task, blocks, prep = load_data(spec)
+        n_times = config.n_times
+        if task == "classification":
+            n_times = int(round((spec.tmax - spec.tmin) * rec.sfreq))
+        n_outputs = 1
+        if task == "classification":
+            types = None if spec.target == "events" else spec.target.split(":", 1)[1].split(",")
+            ev = rec.events.type if types is None else rec.events.type[np.isin(rec.events.type, types)]
+            n_outputs = max(len(set(ev.tolist())), 2)
+        model = build_model(config.model, n_chans=rec.n_chans, n_outputs=n_outputs, n_times=n_times,
+                            dense=task == "regression", drop_prob=config.drop_prob, seed=config.seed)
+        data = _make_data(rec, task, blocks, prep, spec, model, n_times)
+        return cls(spec, config, rec, task, blocks, prep, model, data)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Workspace":
+        """Open a run folder written by :meth:`save` (the model loads with weights_only=True)."""
+        run_dir = Path(run_dir)
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.is_file():
+            raise UnitScopeError(f"{str(run_dir)!r} is not a UnitScope run folder (no config.json).")
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            spec = DataSpec.from_dict(cfg["data"])
+            config = TrainConfig.from_dict(cfg["train"])
+            mcfg = cfg["model"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UnitScopeError(f"Corrupt run config {str(cfg_path)!r}: {exc}") from exc
+        rec, task, blocks, prep = load_data(spec)
+        if rec.ch_names != mcfg.get("ch_names", rec.ch_names) or rec.n_chans != mcfg["n_chans"]:
+            raise UnitScopeError(
+                f"The checkpoint in {str(run_dir)!r} was trained on {mcfg['n_chans']} channels "
+                f"{mcfg.get('ch_names', [])[:8]}... but the data have {rec.n_chans} channels {rec.ch_names[:8]}..."
+            )
+        model = build_model(mcfg["kind"], n_chans=mcfg["n_chans"], n_outputs=mcfg["n_outputs"],
+                            n_times=mcfg["n_times"], dense=mcfg["dense"], drop_prob=mcfg["drop_prob"])
+        state = load_state(run_dir / "model.pt")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise UnitScopeError(f"The checkpoint {str(run_dir / 'model.pt')!r} does not match the {mcfg['kind']} "
+                                 f"architecture: {str(exc).splitlines()[0]}") from exc
+        model.eval()
+        data = _make_data(rec, task, blocks, prep, spec, model, mcfg["n_times"])
+        ws = cls(spec, config, rec, task, blocks, prep, model, data, run_dir)
+        ws.metrics, ws.history = cfg.get("metrics", {}), cfg.get("history", [])
+        return ws
+
+    @classmethod
+    def demo(cls, *, model: str = "deep4", cache_dir: str | Path | None = None,
+             progress: Callable[[dict], None] | None = None, stop: threading.Event | None = None) -> "Workspace":
+        """The trained decoder of the demo recording.
+
+        Looks for a shipped run in ``assets/demo-<model>/``, then in
+        ``<cache_dir>/demo-<model>-v<N>/``; trains (a few minutes on 2 cores) and caches it
+        when neither exists.
+        """
+        for folder in (ASSETS_DIR / f"demo-{model}", Path(cache_dir or default_cache_dir()) / f"demo-{model}-v{DEMO_VERSION}"):
+            if (folder / "model.pt").is_file() and (folder / "config.json").is_file():
+                cfg = json.loads((folder / "config.json").read_text())
+                if cfg.get("demo_version") == DEMO_VERSION:
+                    return cls.load(folder)
+        ws = cls.create(DataSpec(), TrainConfig(model=model))
+        ws.train(progress=progress, stop=stop)
+        ws.save(folder, demo_version=DEMO_VERSION)
+        return ws
+
+    # ---- training and saving ---------------------------------------------------------
+    def train(self, *, progress=None, stop=None, resume: bool = False, run_dir=None) -> TrainResult:
+        """Train the decoder (in place), then measure valid and test metrics."""
+        run_dir = Path(run_dir) if run_dir else self.run_dir
+        result = train(self.model, self.data, self.config, progress=progress, stop=stop,
+                       checkpoint_dir=run_dir, resume=resume)
+        self.history = result.history
+        self.version += 1
+        self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
+                        "best_epoch": result.best_epoch, "epochs": len(result.history),
+                        "train_seconds": result.seconds, "stopped": result.stopped}
+        if run_dir:
+            self.save(run_dir)
+        return result
+
+    def save(self, run_dir: str | Path, **extra) -> Path:
+        """Write ``model.pt`` and ``config.json`` atomically into ``run_dir``."""
+        from .training import save_state
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_state(run_dir / "model.pt", self.model.state_dict())
+        mcfg = dict(self.model.unitscope_config, ch_names=self.recording.ch_names)
+        atomic_write_json(run_dir / "config.json", {
+            "data": self.spec.to_dict(), "train": self.config.to_dict(), "model": mcfg,
+            "task": self.task, "prep": self.prep, "metrics": self.metrics, "history": self.history,
+            "layers": [l.to_dict() for l in self.layers], **extra})
+        self.run_dir = run_dir
+        return run_dir
+
+    # ---- evaluation ------------------------------------------------------------------
+    def windows(self, block: str = "train", *, n_times: int | None = None) -> np.ndarray:
+        """Non-overlapping windows of a block, shape (W, C, n_times), float32."""
+        self._check_block(block)
+        if self.task == "classification":
+            return self.data.eval_set(block)[0]
+        n_times = n_times or self.data.n_times
+        blk = self.blocks[block]
+        starts = np.arange(blk.start, blk.stop - n_times + 1, n_times)
+        idx = starts[:, None] + np.arange(n_times)[None]
+        return np.ascontiguousarray(self.data.X[:, idx].transpose(1, 0, 2))  # (W, C, T)
+
+    def eval_set(self, block: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and aligned targets: regression X (W, C, n_times), y (W, n_preds) z-scored;
+        classification X (N, C, T), y (N,) int."""
+        self._check_block(block)
+        return self.data.eval_set(block)
+
+    def predict(self, block: str = "test", model=None) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and truth: regression (W*n_preds,) each in target units; labels (N, n_classes), (N,)."""
+        X, y = self.eval_set(block)
+        out = predict(model or self.model, X)
+        if self.task == "regression":
+            s, m = self.prep["target_std"], self.prep["target_mean"]
+            return out[:, 0, :].ravel() * s + m, y.ravel() * s + m
+        return out, y
+
+    def evaluate(self, block: str = "test", model=None) -> float:
+        pred, y = self.predict(block, model)
+        return score(self.task, pred, y)
+
+    def _check_block(self, block: str) -> None:
+        if block not in self.blocks:
+            raise UnitScopeError(f"Unknown block {block!r}; the blocks are {list(self.blocks)}.{suggest(block, self.blocks)}")

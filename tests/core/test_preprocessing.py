@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+
+from core._validation import UnitScopeError
+from core.preprocessing import Standardizer, bandpass, check_signals, pick_channels, resample, split_blocks
+
+
+def test_split_blocks_contiguous_and_complete():
+    blocks = split_blocks(1000)
+    assert blocks == {"train": slice(0, 600), "valid": slice(600, 800), "test": slice(800, 1000)}
+    with pytest.raises(UnitScopeError, match="three positive numbers"):
+        split_blocks(1000, (0.5, 0.5))
+
+
+def test_standardizer_fitted_on_train_block_only(short_demo):
+    rec = short_demo.copy() if hasattr(short_demo, "copy") else short_demo
+    blocks = split_blocks(rec.n_times)
+    # make the test block very different: standardisation must not look at it
+    data = rec.signals.values.copy()
+    data[:, blocks["test"]] += 1.0
+    shifted = type(rec)(rec.signals.copy(data=data), rec.target, rec.events)
+    out = Standardizer().fit(shifted, blocks["train"]).transform(shifted)
+    train = out.signals.values[:, blocks["train"]]
+    np.testing.assert_allclose(train.mean(1), 0, atol=1e-4)
+    np.testing.assert_allclose(train.std(1), 1, atol=1e-3)
+    assert out.signals.values[:, blocks["test"]].mean() > 100  # 1 V offset in units of ~20 uV
+    steps = json.loads(out.signals.attrs["preprocessing"])
+    assert steps[-1]["step"] == "standardize" and steps[-1]["fitted_on"] == "train"
+
+
+def test_pick_bandpass_resample(short_demo):
+    rec = pick_channels(short_demo, ["G03", "G01"])
+    assert rec.ch_names == ["G03", "G01"]
+    with pytest.raises(UnitScopeError, match=r"\['G99'\] are not in the recording"):
+        pick_channels(short_demo, ["G99"])
+    filt = bandpass(rec, 60.0, 90.0)
+    spec = np.abs(np.fft.rfft(filt.signals.values[0]))
+    f = np.fft.rfftfreq(filt.n_times, 1 / filt.sfreq)
+    assert spec[(f > 65) & (f < 85)].mean() > 20 * spec[(f > 5) & (f < 40)].mean()
+    with pytest.raises(UnitScopeError, match="'h_freq' must lie in"):
+        bandpass(rec, 1.0, 200.0)
+    down = resample(rec, 125.0)
+    assert down.sfreq == 125.0 and down.n_times == rec.n_times // 2
+    assert down.target.sizes["time"] == down.n_times
+
+
+def test_nan_and_flat_channels_are_named(short_demo):
+    data = short_demo.signals.values.copy()
+    data[4, 100] = np.nan
+    bad = type(short_demo)(short_demo.signals.copy(data=data), short_demo.target, short_demo.events)
+    with pytest.raises(UnitScopeError, match=r"\['G05'\] contain NaN or Inf"):
+        check_signals(bad)
+    data = short_demo.signals.values.copy()
+    data[7] = 0.0
+    flat = type(short_demo)(short_demo.signals.copy(data=data), short_demo.target, short_demo.events)
+    with pytest.raises(UnitScopeError, match=r"\['G08'\] are flat"):
+        check_signals(flat)
