@@ -36,7 +36,9 @@ class Events:
 
     def __post_init__(self):
         self.onset = np.asarray(self.onset, dtype=float).reshape(-1)
-        self.type = np.asarray(self.type, dtype=str).reshape(-1)
+        self.type = np.array([str(t) for t in np.asarray(self.type, dtype=object).reshape(-1)], dtype=str)
+        if self.type.size == 0:
+            self.type = self.type.astype("<U1")
         self.value = np.asarray(self.value, dtype=float).reshape(-1)
         if not (len(self.onset) == len(self.type) == len(self.value)):
             raise UnitScopeError(

@@ -12,6 +12,20 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--ui", action="store_true", default=False,
+                     help="also run the browser tests (marker 'ui'; needs /usr/bin/chromium)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--ui"):
+        return
+    skip = pytest.mark.skip(reason="browser test: run with --ui")
+    for item in items:
+        if "ui" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the project; tests that need it skip when it is absent."""

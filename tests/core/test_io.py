@@ -1,0 +1,89 @@
+"""Loading real recordings (../shared/data; skipped where absent) and bad files."""
+import numpy as np
+import pytest
+
+from core._validation import UnitScopeError
+from core.io import read_bci2000, read_recording
+from core.training import TrainConfig
+from core.workspace import DataSpec, Workspace
+
+EDF = "eeg_motor_eegmmidb/test_edf_overlapping_annotations.edf"
+BCI = "bci2000_samplefiles/eeg3_1.dat"
+FIF = "meg_elekta_triux_3ch/test_elekta_3ch_raw.fif"
+
+
+def test_edf_with_annotations(shared_data):
+    rec = read_recording(shared_data / EDF)
+    assert rec.n_chans == 64 and rec.sfreq == 128.0
+    assert rec.duration == pytest.approx(124.0)
+    assert rec.events.counts() == {"T0": 19, "T1": 10, "T2": 9}
+
+
+def test_edf_label_target_trains_a_trialwise_decoder(shared_data):
+    spec = DataSpec(source=str(shared_data / EDF), target="events:T1,T2", tmin=0.0, tmax=4.0)
+    ws = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=2))
+    assert ws.task == "classification" and ws.data.classes == ["T1", "T2"]
+    X, y = ws.eval_set("test")
+    assert X.shape[1:] == (64, 512) and set(y.tolist()) <= {0, 1}
+    ws.train()
+    assert 0.0 <= ws.metrics["test"] <= 1.0
+
+
+def test_bci2000_gaze_states_are_read_in_microvolts(shared_data):
+    eeg, states, sfreq, names = read_bci2000(shared_data / BCI)
+    assert eeg.shape[1] == 8 and sfreq == 256.0
+    assert "EyetrackerLeftEyeGazeX" in states and len(states["StimulusCode"]) == eeg.shape[0]
+    assert 1.0 < np.median(np.abs(eeg - np.median(eeg, 0))) < 1000.0  # microvolts, not A/D counts
+    rec = read_recording(shared_data / BCI)
+    assert "EyetrackerLeftEyeGazeX" in rec.ch_names
+    assert rec.signals.sel(channel="EyetrackerLeftEyeGazeX").ch_type.item() == "misc"
+
+
+def test_bci2000_gaze_as_continuous_target(shared_data):
+    spec = DataSpec(source=str(shared_data / BCI), target="EyetrackerLeftEyeGazeX")
+    ws = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=1, n_times=700))
+    assert ws.task == "regression" and ws.recording.n_chans == 8  # EEG only; states are not inputs
+    assert "EyetrackerLeftEyeGazeX" not in ws.recording.ch_names
+    ws.train()
+    assert np.isfinite(ws.metrics["test"])
+
+
+def test_fif_meg_events_as_labels(shared_data):
+    rec = read_recording(shared_data / FIF)
+    assert set(rec.ch_types) == {"mag", "grad", "stim"} and len(rec.events) == 162
+    spec = DataSpec(source=str(shared_data / FIF), target="events:1,2", tmin=0.0, tmax=0.6, sfreq=250.0)
+    ws = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=1))
+    assert ws.recording.ch_types == ["mag", "grad", "grad"]
+    assert ws.data.X.shape[1:] == (3, 150)
+
+
+def test_bids_folder(shared_data, tmp_path):
+    mne = pytest.importorskip("mne")
+    mne_bids = pytest.importorskip("mne_bids")
+    raw = mne.io.read_raw_edf(shared_data / EDF, preload=False, verbose="error")
+    path = mne_bids.BIDSPath(subject="01", task="motor", root=tmp_path / "bids")
+    mne_bids.write_raw_bids(raw, path, verbose="error", allow_preload=False, overwrite=True)
+    rec = read_recording(tmp_path / "bids", bids={"subject": "01"})
+    assert rec.n_chans == 64 and rec.events.counts()["T1"] == 10
+    with pytest.raises(UnitScopeError, match="No EEG/iEEG/MEG recording matching"):
+        read_recording(tmp_path / "bids", bids={"subject": "99"})
+
+
+def test_missing_corrupt_and_unsupported_files(tmp_path):
+    with pytest.raises(UnitScopeError, match="does not exist"):
+        read_recording(tmp_path / "nope.edf")
+    bad = tmp_path / "broken.edf"
+    bad.write_bytes(b"0" * 300)
+    with pytest.raises(UnitScopeError, match="broken.edf"):
+        read_recording(bad)
+    odd = tmp_path / "notes.xyz"
+    odd.write_text("hello")
+    with pytest.raises(UnitScopeError, match="notes.xyz"):
+        read_recording(odd)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(UnitScopeError, match="not a BIDS root"):
+        read_recording(tmp_path / "folder")
+    dat = tmp_path / "bad.dat"
+    dat.write_bytes(b"garbage\nmore")
+    with pytest.raises(UnitScopeError, match="not a readable BCI2000"):
+        read_recording(dat)

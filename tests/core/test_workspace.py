@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from core._validation import UnitScopeError
+from core.training import TrainConfig
+from core.workspace import DataSpec, Workspace
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    ws = Workspace.create(DataSpec(duration=60.0), TrainConfig(model="shallow", max_epochs=1, n_times=700))
+    ws.train(run_dir=run)
+    return ws, run
+
+
+def test_eval_set_alignment_matches_the_target(trained):
+    ws, _ = trained
+    X, y = ws.eval_set("test")
+    rf, n_preds = ws.data.receptive_field, ws.data.n_preds
+    assert X.shape == (len(y), 32, 700) and y.shape[1] == n_preds == 700 - rf + 1
+    start = ws.blocks["test"].start
+    expected = (ws.recording.target.values[start + rf - 1: start + rf - 1 + n_preds] - ws.prep["target_mean"]) \
+        / ws.prep["target_std"]
+    np.testing.assert_allclose(y[0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(X[0], ws.recording.signals.values[:, start:start + 700])
+
+
+def test_save_load_round_trip(trained):
+    ws, run = trained
+    loaded = Workspace.load(run)
+    assert loaded.evaluate("test") == pytest.approx(ws.evaluate("test"), abs=1e-6)
+    assert loaded.metrics["test"] == pytest.approx(ws.metrics["test"])
+    assert [l.name for l in loaded.layers] == ["conv_time_spat", "conv_classifier"]
+    w = ws.windows("train")
+    assert w.shape[1:] == (32, 700) and w.dtype == np.float32
+
+
+def test_checkpoint_for_other_channels_is_rejected(trained, tmp_path):
+    ws, run = trained
+    import json
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["data"]["picks"] = [f"G{i:02d}" for i in range(1, 17)]
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnitScopeError, match="trained on 32 channels .* but the data have 16 channels"):
+        Workspace.load(other)
+    with pytest.raises(UnitScopeError, match="not a UnitScope run folder"):
+        Workspace.load(tmp_path)
+
+
+def test_bad_targets_and_short_recordings():
+    with pytest.raises(UnitScopeError, match="Target channel 'G3' is not in the recording. Did you mean 'G\d\d'\? Channels: \['G01'"):
+        Workspace.create(DataSpec(duration=60.0, target="G3"))
+    with pytest.raises(UnitScopeError, match="The valid block has 1500 samples .* needs windows of n_times=2000 samples"):
+        Workspace.create(DataSpec(duration=30.0), TrainConfig(n_times=2000))
+    with pytest.raises(UnitScopeError, match="needs at least two event types"):
+        Workspace.create(DataSpec(duration=60.0, target="events:movement_onset"), TrainConfig(model="shallow"))
+    ws = Workspace.create(DataSpec(duration=60.0), TrainConfig(model="shallow", n_times=700))
+    with pytest.raises(UnitScopeError, match="Unknown block 'tset'.*Did you mean 'test'"):
+        ws.evaluate("tset")
