@@ -1,0 +1,56 @@
+"""The ``unitscope`` command line: info, train, bench dispatch, and one-line errors (exit 2)."""
+import json
+
+import numpy as np
+import pytest
+
+from core.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_fif(tmp_path_factory):
+    """60 s of the demo written as a FIF file with the hand speed as a misc channel."""
+    mne = pytest.importorskip("mne")
+    from core.demo import simulate_reaching
+
+    rec = simulate_reaching(duration=60.0)
+    names = rec.ch_names + ["speed"]
+    info = mne.create_info(names, rec.sfreq, ["ecog"] * rec.n_chans + ["misc"])
+    data = np.vstack([rec.signals.values, rec.target.values[None]]).astype(np.float64)
+    raw = mne.io.RawArray(data, info, verbose="error")
+    path = tmp_path_factory.mktemp("fif") / "demo_raw.fif"
+    raw.save(path, verbose="error")
+    return path
+
+
+def test_info_demo_and_file(capsys, demo_fif):
+    assert main(["info", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "channels   32" in out and "sfreq      250 Hz" in out and "movement_onset" in out
+    assert main(["info", str(demo_fif), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_chans"] == 33 and info["ch_types"] == {"ecog": 32, "misc": 1}
+
+
+def test_train_writes_a_run_folder(tmp_path, demo_fif, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(demo_fif), "--target", "speed", "--model", "shallow",
+                 "--epochs", "1", "--n-times", "700", "--out", str(out), "--threads", "1"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "test pearson_r" in captured.out and "torch_threads=1" in captured.err
+    assert "epoch 1/1" in captured.err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["task"] == "regression" and cfg["model"]["n_chans"] == 32
+    assert (out / "model.pt").is_file() and (out / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", "/no/such/file.edf"], "does not exist"),
+    (["train", "--data", "demo", "--target", "G3", "--out", "x"], "is not in the recording"),
+    (["bench", "trian"], "Unknown benchmark 'trian'"),
+])
+def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith(f"unitscope {argv[0]}: error:")
