@@ -19,7 +19,6 @@ samples (2.09 s at 250 Hz).
 """
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -28,7 +27,7 @@ from torch import nn
 
 from ._validation import UnitScopeError, check_option, ensure_int
 
-__all__ = ["LayerInfo", "MODEL_KINDS", "build_model", "layer_map", "receptive_field", "get_layer"]
+__all__ = ["LayerInfo", "MODEL_KINDS", "build_model", "layer_map", "receptive_field", "receptive_fields", "get_layer"]
 
 MODEL_KINDS = ("deep4", "shallow")
 
@@ -163,7 +162,7 @@ def build_model(
     except RuntimeError as exc:
         big = max(4 * n_times, 2048)
         twin = build_model(kind, n_chans=2, n_outputs=1, n_times=big, dense=True)
-        needed = receptive_field(twin)
+        needed = receptive_field(twin)  # noqa: F821 (defined below)
         raise UnitScopeError(
             f"{n_times=} samples is shorter than the {kind} network needs: its receptive field is "
             f"{needed} samples; use windows of at least {needed} samples (a longer recording or trial)."
@@ -179,36 +178,48 @@ def get_layer(model: nn.Module, path: str) -> nn.Module:
     return modules[path]
 
 
-def _out_len(model: nn.Module, module_path: str, n_chans: int, n_times: int) -> int:
+def _out_lens(model: nn.Module, paths: list[str], n_chans: int, n_times: int) -> dict[str, int]:
+    """Output lengths (time axis) of the modules at ``paths`` for one zero input."""
     out = {}
-    handle = get_layer(model, module_path).register_forward_hook(
-        lambda m, i, o: out.__setitem__("T", o.shape[2]))
+    handles = [get_layer(model, p).register_forward_hook(
+        lambda m, i, o, p=p: out.__setitem__(p, o.shape[2])) for p in paths]
+    was_training = model.training
+    model.eval()
     try:
         with torch.no_grad():
             model(torch.zeros(1, n_chans, n_times))
     finally:
-        handle.remove()
-    return int(out["T"])
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return {p: int(out[p]) for p in paths}
+
+
+def receptive_fields(model: nn.Module, paths: list[str]) -> dict[str, int]:
+    """Receptive fields in input samples of the modules at ``paths`` (one forward pass).
+
+    Exact for stride-1 (dense) networks: rf = n_times - output length + 1. For a trial-wise
+    model, conv blocks are measured on a dense twin of the architecture and the classifier
+    sees the whole trial.
+    """
+    cfg = model.unitscope_config
+    out = "final_layer.conv_classifier"
+    if cfg["dense"]:
+        n = cfg["n_times"]
+        return {p: n - t + 1 for p, t in _out_lens(model, paths, cfg["n_chans"], n).items()}
+    n = max(4 * cfg["n_times"], 2048)
+    twin = build_model(cfg["kind"], n_chans=2, n_outputs=1, n_times=n, dense=True)
+    convs = [p for p in paths if p != out]
+    rfs = {p: n - t + 1 for p, t in _out_lens(twin, convs, 2, n).items()} if convs else {}
+    if out in paths:
+        rfs[out] = cfg["n_times"]
+    return rfs
 
 
 def receptive_field(model: nn.Module, module_path: str | None = None) -> int:
-    """Receptive field in input samples of ``module_path`` (default: the output) of a dense model.
-
-    Computed from output lengths at two input lengths on an eval-mode copy, so it is exact for
-    stride-1 (dense) networks.
-    """
-    cfg = model.unitscope_config
+    """Receptive field in input samples of ``module_path`` (default: the decoder output)."""
     path = module_path or "final_layer.conv_classifier"
-    if not cfg["dense"]:
-        if path == "final_layer.conv_classifier":
-            return cfg["n_times"]  # trial-wise: the classifier sees the whole trial
-        # conv blocks have the same receptive field in a dense twin of the architecture
-        n = max(4 * cfg["n_times"], 2048)
-        dense = build_model(cfg["kind"], n_chans=2, n_outputs=1, n_times=n, dense=True)
-        return n - _out_len(dense, path, 2, n) + 1
-    dense = copy.deepcopy(model).eval()
-    n = cfg["n_times"]
-    return n - _out_len(dense, path, cfg["n_chans"], n) + 1
+    return receptive_fields(model, [path])[path]
 
 
 def layer_map(model: nn.Module) -> list[LayerInfo]:
@@ -224,12 +235,10 @@ def layer_map(model: nn.Module) -> list[LayerInfo]:
     cached = getattr(model, "_unitscope_layer_map", None)
     if cached is not None:
         return list(cached)
-    layers = []
-    for name, conv, nonlin, mask, attr in _BLOCKS[kind]:
-        layers.append(LayerInfo(name, conv, nonlin, mask, int(getattr(model, attr)),
-                                receptive_field(model, conv)))
     out = "final_layer.conv_classifier"
-    layers.append(LayerInfo("conv_classifier", out, out, out, int(model.n_outputs),
-                            receptive_field(model, out)))
+    rfs = receptive_fields(model, [b[1] for b in _BLOCKS[kind]] + [out])
+    layers = [LayerInfo(name, conv, nonlin, mask, int(getattr(model, attr)), rfs[conv])
+              for name, conv, nonlin, mask, attr in _BLOCKS[kind]]
+    layers.append(LayerInfo("conv_classifier", out, out, out, int(model.n_outputs), rfs[out]))
     model._unitscope_layer_map = tuple(layers)
     return layers

@@ -37,9 +37,10 @@ class TrainConfig:
     model: str = "deep4"          # "deep4" or "shallow"
     n_times: int = 1200           # input window in samples (4.8 s at 250 Hz)
     batch_size: int = 32          # windows per batch (as in METHODS.md 1.5)
-    max_epochs: int = 30
+    max_epochs: int = 25
     patience: int = 6             # epochs without validation improvement before stopping
     lr: float = 1e-3              # Adam; PyTorch defaults as in the seed paper
+    scheduler: str = "cosine"     # [A] cosine annealing over max_epochs ("none": constant lr)
     weight_decay: float = 0.0
     drop_prob: float = 0.5
     seed: int = 20170629          # the seed paper's seed
@@ -59,6 +60,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         check_option("model", self.model, ("deep4", "shallow"))
         check_option("device", self.device, ("auto", "cpu", "cuda"))
+        check_option("scheduler", self.scheduler, ("cosine", "none"))
         for name in ("n_times", "batch_size", "max_epochs", "patience", "seed"):
             ensure_int(name, getattr(self, name))
         check_range("max_epochs", self.max_epochs, low=1)
@@ -215,6 +217,8 @@ def train(
     gen = set_seeds(config.seed)
     rng = np.random.default_rng(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.max_epochs)
+             if config.scheduler == "cosine" else None)
     loss_fn = _loss_fn(task)
     result = TrainResult()
     start_epoch = 0
@@ -225,6 +229,8 @@ def train(
         state = load_state(ckpt)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if sched is not None and "scheduler" in state:
+            sched.load_state_dict(state["scheduler"])
         best_state = state["best_model"]
         start_epoch = int(state["epoch"]) + 1
         result.history = json.loads(state["history"])
@@ -259,6 +265,8 @@ def train(
                           "fraction": (epoch + (b + 1) / len(batches)) / config.max_epochs})
         if result.stopped and not losses:
             break
+        if sched is not None and not result.stopped:
+            sched.step()
         model.eval()
         v_loss, v_metric = _evaluate(model, data, "valid", task, device, loss_fn)
         rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_loss": v_loss,
@@ -273,6 +281,7 @@ def train(
         logger.info("epoch %d: train %.4f valid loss %.4f metric %.4f", epoch, rec["train_loss"], v_loss, v_metric)
         if ckpt is not None:
             save_state(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict() if sched is not None else {},
                               "best_model": best_state, "epoch": epoch,
                               "best_epoch": result.best_epoch, "best_valid": result.best_valid,
                               "history": json.dumps(result.history),

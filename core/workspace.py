@@ -23,7 +23,7 @@ from .decoding import ContinuousData, TrialData
 from .demo import simulate_reaching
 from .io import DATA_CH_TYPES, read_recording
 from .metrics import score
-from .models import build_model, layer_map, receptive_field
+from .models import build_model, layer_map
 from .preprocessing import Standardizer, bandpass, check_signals, pick_channels, resample, split_blocks
 from .recording import Recording
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
@@ -132,7 +132,7 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
 
 
 def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSpec, model, n_times: int):
-    rf = receptive_field(model)
+    rf = layer_map(model)[-1].receptive_field
     if task == "regression":
         y = (rec.target.values - prep["target_mean"]) / prep["target_std"]
         data = ContinuousData(rec.signals.values, y.astype(np.float32), blocks, n_times, rf)
