@@ -6,7 +6,8 @@ and the copy is trained for a few epochs with Adam. The original model is never 
 
 [A] Defaults (not in the published method, which prunes without retraining): 2 epochs, Adam
 with lr 1e-4 (a tenth of the training rate), batch 32, MSE (regression) or cross-entropy
-(labels), BatchNorm in training mode so its running statistics adapt to the pruned network.
+(labels), BatchNorm in training mode so its running statistics adapt to the pruned network
+(``batchnorm="frozen"`` keeps them, e.g. for very small batches).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class FinetuneConfig:
     batch_size: int = 32         # windows per step
     max_steps: int | None = None  # stop after this many optimiser steps (None: no limit)
     seed: int = 0                # batch order and dropout
+    batchnorm: str = "train"     # "train": batch statistics, running stats adapt; "frozen": kept
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +58,7 @@ class FinetuneConfig:
         check_range("batch_size", ensure_int("batch_size", self.batch_size), low=1)
         check_range("lr", float(self.lr), low=0, low_inclusive=False)
         ensure_int("seed", self.seed)
+        check_option("batchnorm", self.batchnorm, ("train", "frozen"))
         if self.max_steps is not None:
             check_range("max_steps", ensure_int("max_steps", self.max_steps), low=1)
         return self
@@ -170,6 +173,10 @@ def finetune(
             torch.manual_seed(config.seed)  # dropout, without touching the global stream
             for epoch in range(config.n_epochs):
                 net.train()
+                if config.batchnorm == "frozen":
+                    for m in net.modules():
+                        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                            m.eval()
                 order = rng.permutation(len(X))
                 losses = []
                 for b in range(n_batches):

@@ -1,0 +1,48 @@
+"""The pruning engine's own amplitude-perturbation sensitivity (ranking fallback)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from core._validation import UnitScopeError
+from core.pruning import amplitude_sensitivity, unit_scores
+
+
+@pytest.fixture(scope="module")
+def sens(deep4):
+    """conv_time_spat unit 0 reads channel 2 only; unit 1 reads nothing (dead)."""
+    model = copy.deepcopy(deep4)
+    with torch.no_grad():
+        w = model.conv_time_spat.conv_spat.weight  # (25, 40, 1, n_chans)
+        w[0, :, :, [0, 1, 3]] = 0.0
+        w[1] = 0.0
+    X = np.random.default_rng(0).standard_normal((24, 4, 600)).astype(np.float32)
+    return amplitude_sensitivity(model, X, sfreq=250.0, n_iter=6, rng=0, ch_names=["a", "b", "c", "d"])
+
+
+def test_a_unit_is_sensitive_only_to_the_channel_it_reads(sens):
+    r = abs(sens.sel(unit="conv_time_spat/0")).max("band")
+    assert r.idxmax("channel").item() == "c"
+    assert float(r.sel(channel="c")) > 2 * float(r.drop_sel(channel="c").max())
+    np.testing.assert_array_equal(sens.sel(unit="conv_time_spat/1").values, 0.0)  # dead unit: no change
+
+
+def test_layout_and_scores(sens):
+    assert sens.dims == ("unit", "channel", "band") and sens.sizes["unit"] == 375
+    assert list(sens["band"].values) == ["delta_theta", "alpha", "beta", "low_gamma", "high_gamma"]
+    assert float(sens["band_hi"][-1]) == 120.0 and sens.attrs["n_iter"] == 6
+    s = unit_scores(sens, {"conv_time_spat": 25, "conv_4": 200})
+    assert s["conv_time_spat"][1] == 0.0 and s["conv_time_spat"][0] > 0.2 and s["conv_4"].shape == (200,)
+
+
+def test_bad_input(deep4):
+    X = np.zeros((2, 4, 600), np.float32)
+    with pytest.raises(UnitScopeError, match=r"n_windows >= 3"):
+        amplitude_sensitivity(deep4, X, sfreq=250.0)
+    with pytest.raises(UnitScopeError, match="'sfreq' must lie in"):
+        amplitude_sensitivity(deep4, np.zeros((3, 4, 600), np.float32), sfreq=0)
+    with pytest.raises(UnitScopeError, match="No frequency bin"):
+        amplitude_sensitivity(deep4, np.zeros((3, 4, 600), np.float32), sfreq=1.5)
