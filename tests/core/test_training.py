@@ -53,8 +53,11 @@ def test_seeded_training_is_deterministic():
 def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
     full = _ws(max_epochs=3, patience=10)
     full.train(run_dir=tmp_path / "full")
-    part = _ws(max_epochs=2, patience=10)
-    part.train(run_dir=tmp_path / "part")
+    part = _ws(max_epochs=3, patience=10)
+    stop = threading.Event()
+    part.train(run_dir=tmp_path / "part", stop=stop,
+               progress=lambda p: p.get("end_of_epoch") and p["epoch"] == 1 and stop.set())
+    assert len(part.history) == 2
     state = load_state(tmp_path / "part" / "checkpoint.pt")
     assert state["epoch"] == 1
     resumed = _ws(max_epochs=3, patience=10)
