@@ -195,15 +195,19 @@ class Workspace:
         return cls(spec, config, rec, task, blocks, prep, model, data)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Workspace":
-        """Open a run folder written by :meth:`save` (the model loads with weights_only=True)."""
+    def load(cls, run_dir: str | Path, *, spec: DataSpec | None = None) -> "Workspace":
+        """Open a run folder written by :meth:`save` (the model loads with weights_only=True).
+
+        ``spec`` inspects the trained decoder on other data (another session or subject);
+        its channels must match the ones the decoder was trained on.
+        """
         run_dir = Path(run_dir)
         cfg_path = run_dir / "config.json"
         if not cfg_path.is_file():
             raise UnitScopeError(f"{str(run_dir)!r} is not a UnitScope run folder (no config.json).")
         try:
             cfg = json.loads(cfg_path.read_text())
-            spec = DataSpec.from_dict(cfg["data"])
+            spec = spec or DataSpec.from_dict(cfg["data"])
             config = TrainConfig.from_dict(cfg["train"])
             mcfg = cfg["model"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -48,6 +48,10 @@ def test_checkpoint_for_other_channels_is_rejected(trained, tmp_path):
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UnitScopeError, match="trained on 32 channels .* but the data have 16 channels"):
         Workspace.load(other)
+    with pytest.raises(UnitScopeError, match="trained on 32 channels"):
+        Workspace.load(run, spec=DataSpec(duration=60.0, picks=["G01", "G02"]))
+    other_subject = Workspace.load(run, spec=DataSpec(duration=60.0, seed=5))
+    assert other_subject.evaluate("test") != pytest.approx(ws.evaluate("test"))
     with pytest.raises(UnitScopeError, match="not a UnitScope run folder"):
         Workspace.load(tmp_path)
 

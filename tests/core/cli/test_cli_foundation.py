@@ -45,6 +45,22 @@ def test_train_writes_a_run_folder(tmp_path, demo_fif, capsys):
     assert (out / "model.pt").is_file() and (out / "checkpoint.pt").is_file()
 
 
+def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
+    mne = pytest.importorskip("mne")
+    raw = mne.io.read_raw_fif(demo_fif, preload=True, verbose="error")
+    data = raw.get_data()
+    data[3, 1000:1010] = np.nan
+    data[5] = 0.0
+    bad = tmp_path / "bad_raw.fif"
+    mne.io.RawArray(data, raw.info, verbose="error").save(bad, verbose="error")
+    assert main(["train", "--data", str(bad), "--target", "speed", "--out", str(tmp_path / "r")]) == 2
+    assert "['G04'] contain NaN or Inf samples" in capsys.readouterr().err
+    picks = ",".join(f"G{i:02d}" for i in range(5, 9))  # G04 dropped, G06 is flat
+    assert main(["train", "--data", str(bad), "--target", "speed", "--picks", picks, "--out", str(tmp_path / "r")]) == 2
+    assert "['G06'] are flat" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing written for a bad input
+
+
 @pytest.mark.parametrize("argv, message", [
     (["info", "/no/such/file.edf"], "does not exist"),
     (["train", "--data", "demo", "--target", "G3", "--out", "x"], "is not in the recording"),
