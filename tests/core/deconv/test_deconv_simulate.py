@@ -1,0 +1,148 @@
+"""Generators A and B (METHODS.md 2.5), the metrics of 2.6, and DUNL validated on them (2.8)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from core._validation import UnitScopeError
+from core.deconv import (DUNL, DeconvConfig, detection_rates, kernel_error, r2, simulate_a,
+                         simulate_b, upsample_kernel)
+from core.deconv.likelihoods import logit
+from core.deconv.simulate import bin_kernel, whisker_kernel
+
+
+# -------------------------------------------------------------------------------- metrics
+def test_kernel_error_is_the_sine_of_the_angle():
+    h = np.array([1.0, 2.0, 0.5, -1.0])
+    assert kernel_error(h, 3 * h) == pytest.approx(0.0, abs=1e-7)
+    assert kernel_error(h, -h) == pytest.approx(0.0, abs=1e-7)  # sign does not count
+    assert kernel_error([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
+    assert kernel_error([1.0, 0.0], [1.0, 1.0]) == pytest.approx(np.sin(np.pi / 4))
+    shifted = np.roll(np.r_[h, np.zeros(4)], 2)
+    assert kernel_error(np.r_[h, np.zeros(4)], shifted) > 0.5
+    assert kernel_error(np.r_[h, np.zeros(4)], shifted, shift_tolerant=True) == pytest.approx(0.0, abs=1e-7)
+    np.testing.assert_allclose(kernel_error(np.eye(3), np.eye(3)), 0.0, atol=1e-7)
+
+
+def test_binned_kernel_upsampled_is_close_to_the_fine_kernel():
+    h = whisker_kernel(500)
+    assert kernel_error(h, bin_kernel(h, 5)) < 0.05  # interpolated back to 1 ms
+    assert kernel_error(h, bin_kernel(h, 5)) < kernel_error(h, bin_kernel(h, 50))
+    np.testing.assert_allclose(np.linalg.norm(upsample_kernel(bin_kernel(h, 25), 500)), 1.0)
+
+
+def test_detection_rates_on_handmade_codes():
+    support = np.zeros((2, 1, 20), bool)
+    support[0, 0, [3, 10]] = True
+    support[1, 0, [15]] = True
+    codes = np.zeros((2, 1, 20))
+    codes[0, 0, 4] = 1.0   # hit within 1 bin of 3
+    codes[0, 0, 17] = 1.0  # false
+    codes[1, 0, 13] = 2.0  # hit within 2 bins of 15
+    hit, false = detection_rates(codes, support, tol=2)
+    assert hit == pytest.approx(2 / 3) and false == pytest.approx(1 / 3)
+    hit, false = detection_rates(codes, support, tol=1)
+    assert hit == pytest.approx(1 / 3) and false == pytest.approx(2 / 3)
+    with pytest.raises(UnitScopeError, match="codes have shape"):
+        detection_rates(codes[:, :, :10], support)
+
+
+def test_r2():
+    y = np.arange(10.0)
+    assert r2(y, y) == 1.0
+    assert r2(y, np.full(10, y.mean())) == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------------------- generators
+def test_simulation_a_follows_the_protocol():
+    sim = simulate_a(n_trials=200, bin_ms=25, rate_hz=8.0, rng=1)
+    assert sim.y.shape == (200, 160) and sim.kernel_length == 20
+    assert sim.y.min() >= 0 and sim.y.max() <= 1
+    onsets_ms = sim.info["onsets_ms"]
+    assert onsets_ms.min() >= 500 and onsets_ms.max() <= 3500  # kernel fits, baseline clean
+    assert np.all(onsets_ms % 200 == 0)
+    assert all(len(np.unique(o)) == 5 for o in onsets_ms)
+    assert sim.support.sum() == 200 * 5
+    # the first 500 ms are pure baseline: the rate there is the 8 Hz of the protocol
+    assert sim.y[:, :20].mean() * 1000 == pytest.approx(8.0, rel=0.1)
+    assert sim.baseline.mean() == pytest.approx(logit(0.008), abs=0.01)
+    assert sim.codes.mean() == pytest.approx(30.0, abs=0.3)
+    again = simulate_a(n_trials=200, bin_ms=25, rng=1)
+    np.testing.assert_array_equal(sim.y, again.y)
+    with pytest.raises(UnitScopeError, match="must divide"):
+        simulate_a(n_trials=2, bin_ms=30)
+    with pytest.raises(UnitScopeError, match="grid positions fit"):
+        simulate_a(n_trials=2, n_events=20)
+
+
+def test_simulation_b_follows_the_protocol():
+    sim = simulate_b(rng=0)
+    assert sim.y.shape == (14, 40, 124)
+    expected, level = sim.info["expected"], sim.info["level"]
+    assert expected.sum() == 7 and sorted(level[expected]) == list(range(7))
+    assert np.all(sim.codes[~expected, :, 0] == 0)  # no cue in surprise trials
+    assert not sim.support[~expected, 0].any() and sim.support[:, 1:].sum() == 2 * 14
+    np.testing.assert_array_equal(sim.support[:, 1], sim.support[:, 2])  # shared reward onset
+    assert np.all(sim.kernels >= 0)
+    offset = sim.info["offset"]
+    np.testing.assert_allclose(sim.codes[:, :, 2], np.linspace(1, 20, 7)[level][:, None] + offset)
+
+
+# --------------------------------------------------------------- DUNL on the simulations
+@pytest.mark.slow
+def test_known_timing_kernel_error_falls_with_trials():
+    """METHODS.md 2.8.1: error far below the 0.79 reference and decreasing with trials."""
+    errors = []
+    for n_trials in (30, 100, 300):
+        sim = simulate_a(n_trials=n_trials, bin_ms=25, rng=n_trials)
+        cfg = DeconvConfig(kernel_length=20, likelihood="bernoulli", n_iter=30, epochs=10,
+                           batch_size=16, lr=0.02)
+        model = DUNL(cfg).fit(sim.y, support=sim.support, rng=0)
+        errors.append(float(kernel_error(sim.kernels_binned, model.kernels_)[0]))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.15
+
+
+@pytest.mark.slow
+def test_unknown_timing_detects_events_on_simulation_a():
+    sim = simulate_a(n_trials=200, bin_ms=25, rng=3)
+    test = simulate_a(n_trials=50, bin_ms=25, rng=4)
+    cfg = DeconvConfig(kernel_length=20, likelihood="bernoulli", timing="unknown", n_events=5,
+                       n_iter=40, refine_iter=20, topk_every=10, epochs=8, lr=0.02)
+    model = DUNL(cfg).fit(sim.y, baseline=sim.baseline_est, rng=0)
+    assert kernel_error(sim.kernels_binned, model.kernels_, shift_tolerant=True) < 0.3
+    hit, false = detection_rates(model.encode(test.y, baseline=test.baseline_est), test.support, tol=2)
+    assert hit > 0.85 and false < 0.15
+
+
+def test_true_kernels_recover_amplitudes_on_simulation_a():
+    """METHODS.md 2.8.3: known support and true kernel, codes track the amplitudes."""
+    sim = simulate_a(n_trials=100, bin_ms=10, amp_sd=6.0, rng=5)
+    model = DUNL(kernel_length=50, likelihood="bernoulli", n_iter=100, kernels=sim.kernels_binned)
+    codes = model.encode(sim.y, support=sim.support)  # baseline from bins outside the kernels
+    est = np.stack([codes[n, 0, sim.onsets[n]] for n in range(100)])
+    assert np.corrcoef(est.ravel(), sim.codes.ravel())[0, 1] > 0.7
+    codes = model.encode(sim.y, support=sim.support, baseline=sim.baseline)  # the true baseline
+    est = np.stack([codes[n, 0, sim.onsets[n]] for n in range(100)])
+    assert np.corrcoef(est.ravel(), sim.codes.ravel())[0, 1] > 0.8
+
+
+def test_dopamine_codes_with_true_kernels():
+    """METHODS.md 2.8.4 with the true kernels: value code rises with reward, salience flat,
+    cue code only on expected trials."""
+    sim = simulate_b(n_neurons=40, rng=1)
+    cfg = DeconvConfig(n_kernels=3, kernel_length=24, likelihood="bernoulli", n_iter=150,
+                       code_sign=(1, 1, 2), kernel_nonneg=(True, True, True))
+    codes = DUNL(cfg, kernels=sim.kernels_binned).encode(sim.y, support=sim.support,
+                                                         baseline=sim.baseline_est)
+    expected, level = sim.info["expected"], sim.info["level"]
+    reward_bin = np.where(expected, 100, 40)
+    at_reward = codes[np.arange(14), :, :, reward_bin]  # (trials, neurons, kernels)
+    value = np.array([at_reward[level == k, :, 2].mean() for k in range(7)])
+    salience = np.array([at_reward[level == k, :, 1].mean() for k in range(7)])
+    assert spearmanr(np.arange(7), value)[0] > 0.9
+    assert abs(spearmanr(np.arange(7), salience)[0]) < 0.6
+    assert value.max() - value.min() > 3 * salience.std()
+    cue = codes[:, :, 0, 40]
+    assert np.all(cue[~expected] == 0) and cue[expected].mean() > 1
