@@ -1,0 +1,115 @@
+"""Assembly: one page with navigation (tabs), one :class:`~dashboard.state.Session` per browser tab.
+
+``build_app()`` returns the servable template. The URL carries the view, layer and unit
+(``?view=units&layer=conv_3&unit=7``), so a link opens the same view. Worker threads of a
+session stop when its browser tab closes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import holoviews as hv
+import panel as pn
+
+from .state import VIEWS, Session
+from .views import DataView, OverviewView, UnitsView
+from .views._common import CSS, AlertsView, esc
+
+__all__ = ["build_app", "configure_process", "VIEW_CLASSES"]
+
+logger = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+# view key -> Viewer class, in tab order (a Prune or Kernels view is one more entry here)
+VIEW_CLASSES = {"data": DataView, "overview": OverviewView, "units": UnitsView}
+
+_CONFIGURED = False
+
+
+def configure_process() -> int:
+    """Once per process: torch threads, Panel/HoloViews extensions. Returns torch's thread count.
+
+    Torch gets ``UNITSCOPE_TORCH_THREADS`` threads, default all cores but one [A], so the
+    server keeps a core for other browser tabs while a session trains or probes.
+    """
+    global _CONFIGURED
+    import torch
+
+    if not _CONFIGURED:
+        if not logging.getLogger().handlers:  # tracebacks go to the server log, never to the page
+            logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        n = int(os.environ.get("UNITSCOPE_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)))
+        torch.set_num_threads(max(1, n))
+        pn.extension("filedropper", notifications=False, sizing_mode="stretch_width", raw_css=[CSS])
+        hv.extension("bokeh", logo=False)
+        _CONFIGURED = True
+    return torch.get_num_threads()
+
+
+def _sidebar(session: Session):
+    status = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS])
+
+    def render(*_):
+        s = session
+        parts = [f"<p><b>Decoder</b><br>{esc(s.status or 'none yet')}</p>"]
+        if s.busy == "training":
+            parts.append(f"<p>Training: {s.train_progress:.0%}</p>")
+        elif s.busy:
+            parts.append(f"<p>{esc(s.busy.capitalize())} ...</p>")
+        if s.probe_state == "running":
+            parts.append(f"<p>Probe: {s.probe_progress:.0%}</p>")
+        elif s.probe is not None:
+            parts.append(f"<p>Probe: {esc(s.probe_state)}{' (' + esc(s.probe_source) + ')' if s.probe_source else ''}</p>")
+        else:
+            parts.append("<p>Probe: not run yet</p>")
+        parts.append(f"<p class='us-muted'>Data root: {esc(s.root)}</p>")
+        status.object = "".join(parts)
+
+    session.param.watch(render, ["status", "busy", "train_progress", "probe_state", "probe_progress", "probe"])
+    render()
+    demo_progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", height=16,
+                                           bar_color="warning",
+                                           visible=session.param.busy.rx() == "loading")
+    session.param.watch(lambda e: setattr(demo_progress, "value", int(e.new * 1000)), "train_progress")
+    guide = pn.pane.HTML(
+        "<p class='us-muted'><b>Data &amp; model</b>: choose a recording and train.<br>"
+        "<b>Overview</b>: decoding, signals and unit classes.<br>"
+        "<b>Units</b>: click a unit to see what it is sensitive to.</p>", stylesheets=[CSS])
+    return [status, demo_progress, guide]
+
+
+def build_app(session: Session | None = None, *, load_demo: bool = True):
+    """Build the app for one browser session.
+
+    Parameters
+    ----------
+    session : Session, optional
+        A session to show (tests pass their own); a new one by default.
+    load_demo : bool
+        Start with the demo decoder (loaded, or trained on first start, in a worker thread).
+
+    Returns
+    -------
+    template : panel.template.FastListTemplate
+    """
+    configure_process()
+    session = session or Session()
+    views = {key: cls(session=session) for key, cls in VIEW_CLASSES.items()}
+    tabs = pn.Tabs(*[(views[k].title, views[k]) for k in VIEWS], dynamic=True, sizing_mode="stretch_width")
+    tabs.active = list(VIEWS).index(session.view)
+    tabs.param.watch(lambda e: setattr(session, "view", list(VIEWS)[e.new]), "active")
+    session.param.watch(lambda e: setattr(tabs, "active", list(VIEWS).index(e.new)), "view")
+    template = pn.template.FastListTemplate(
+        title="UnitScope", sidebar=_sidebar(session), main=[pn.Column(AlertsView(session=session), tabs, sizing_mode="stretch_width")],
+        logo=str(ASSETS / "logo.svg"), accent="#1f5f8b", sidebar_width=260, theme_toggle=False)
+    template.session = session  # for tests and the benchmark
+    template.views = views
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        if pn.state.location is not None:
+            pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit"})
+        pn.state.on_session_destroyed(lambda ctx: session.close())
+    if load_demo:
+        session.load_demo()
+    return template

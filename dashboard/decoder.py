@@ -1,0 +1,247 @@
+"""A trained decoder and what the views read from it, each computed once (no Panel code).
+
+:class:`Decoder` wraps a :class:`core.workspace.Workspace` with lazily computed, cached
+derived data: test-block predictions, channel positions, the most-activating windows and
+(for the demo) the probe result shipped in ``assets/demo-probe/``. Caches live on the
+object, which is replaced whenever the model changes, so nothing stale is ever shown.
+
+:class:`DemoProvider` loads (or, without a cached run, trains) the demo decoder once per
+process in a worker thread and shares it read-only between browser sessions; sessions
+subscribe to its progress. A session that trains gets its own new Workspace; probes and
+activation hooks run on deep copies, so the shared model is never touched.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .jobs import Job
+
+__all__ = ["Decoder", "DemoProvider", "demo_provider", "PROBE_ASSETS"]
+
+logger = logging.getLogger(__name__)
+PROBE_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo-probe"
+
+
+class Decoder:
+    """One trained workspace and its derived, read-only data.
+
+    Parameters
+    ----------
+    ws : core.workspace.Workspace
+    label : str
+        Shown in the app ("Demo (Deep4)", "recording.edf (Shallow)").
+    """
+
+    def __init__(self, ws, *, label: str):
+        self.ws, self.label = ws, label
+        self._lock = threading.RLock()
+        self._pred = None
+        self._top = None
+        self._probe_X = None
+        self.layers = list(ws.layers)
+        self.layer_names = [li.name for li in self.layers]
+        self.n_units = {li.name: int(li.n_units) for li in self.layers}
+
+    # ---- basic facts ----------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return self.ws.task
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.ws.recording.sfreq)
+
+    @property
+    def ch_names(self) -> list[str]:
+        return list(self.ws.recording.ch_names)
+
+    @property
+    def model_kind(self) -> str:
+        return str(getattr(self.ws.model, "unitscope_config", {}).get("kind", self.ws.config.model))
+
+    def metric_name(self) -> str:
+        return "Pearson r" if self.task == "regression" else "balanced accuracy"
+
+    # ---- derived data (computed once) -------------------------------------------------
+    def predictions(self) -> dict:
+        """Test-block predictions.
+
+        Returns
+        -------
+        dict
+            Regression: ``time`` (s, from the recording start), ``pred`` and ``true`` (target
+            units), ``metric``. Classification: ``pred`` (class index), ``true``,
+            ``classes``, ``metric``.
+        """
+        with self._lock:
+            if self._pred is None:
+                from core.metrics import score
+
+                ws = self.ws
+                pred, true = ws.predict("test")
+                out = {"metric": float(score(ws.task, pred, true)), "task": ws.task}
+                if ws.task == "regression":
+                    d = ws.data
+                    starts = d.window_starts("test")
+                    idx = starts[:, None] + d.receptive_field - 1 + np.arange(d.n_preds)[None]
+                    out.update(time=(idx.ravel() / self.sfreq).astype(np.float64),
+                               pred=np.asarray(pred, np.float32), true=np.asarray(true, np.float32),
+                               target=str(getattr(ws.recording.target, "name", "target")))
+                else:
+                    out.update(pred=np.asarray(pred).argmax(axis=1), true=np.asarray(true),
+                               classes=list(ws.data.classes))
+                self._pred = out
+            return self._pred
+
+    def probe_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training windows and aligned targets for probing: X (W, C, T), y."""
+        with self._lock:
+            if self._probe_X is None:
+                ws = self.ws
+                if ws.task == "regression":
+                    blk, n = ws.blocks["train"], ws.data.n_times
+                    starts = np.arange(blk.start, blk.stop - n + 1, n)
+                    self._probe_X = ws.data.batch(starts)
+                else:
+                    self._probe_X = ws.eval_set("train")
+            return self._probe_X
+
+    def top_windows(self, stop=None):
+        """Most-activating windows of every unit (see :mod:`dashboard.activations`)."""
+        with self._lock:
+            if self._top is None:
+                from .activations import top_windows
+
+                X, _ = self.probe_inputs()
+                self._top = top_windows(self.ws.model, self.layers, X, stop=stop)
+            return self._top
+
+    @property
+    def top_ready(self) -> bool:
+        return self._top is not None
+
+    def positions(self) -> dict:
+        """Channel positions for the channel map: ``x``, ``y`` arrays and the ``kind``.
+
+        ``kind`` is "grid" (row/col coordinates, the demo), "montage" (x/y positions read
+        from the file) or "index" (no positions: channels laid out in reading order).
+        """
+        sig = self.ws.recording.signals
+        n = sig.sizes["channel"]
+        if "row" in sig.coords and "col" in sig.coords:
+            return {"x": sig["col"].values.astype(float), "y": -sig["row"].values.astype(float), "kind": "grid"}
+        if "x" in sig.coords and "y" in sig.coords:
+            x, y = sig["x"].values.astype(float), sig["y"].values.astype(float)
+            if np.isfinite(x).all() and np.isfinite(y).all() and np.ptp(x) + np.ptp(y) > 0:
+                return {"x": x, "y": y, "kind": "montage"}
+        cols = int(np.ceil(np.sqrt(n)))
+        r, c = np.divmod(np.arange(n), cols)
+        return {"x": c.astype(float), "y": -r.astype(float), "kind": "index"}
+
+    def shipped_probe(self):
+        """The probe result shipped for the demo, when it matches this model; else (None, None)."""
+        path = PROBE_ASSETS / f"{self.model_kind}.nc"
+        if not path.is_file():
+            return None, None
+        import xarray as xr
+        from core.probing._base import model_hash
+
+        try:
+            ds = xr.load_dataset(path)
+            control_path = PROBE_ASSETS / f"{self.model_kind}-control.nc"
+            control = xr.load_dataset(control_path) if control_path.is_file() else None
+        except Exception:  # noqa: BLE001 - a broken asset only means no shipped probe
+            logger.exception("cannot read %s", path)
+            return None, None
+        if ds.attrs.get("model_hash") != model_hash(self.ws.model):
+            logger.info("shipped probe %s was made for another model; ignored", path)
+            return None, None
+        return ds, control
+
+
+class DemoProvider:
+    """Loads the demo decoder once per process (shared, read-only) in a worker thread.
+
+    ``state`` is "idle", "loading", "training" (no cached run: training with progress),
+    "ready" or "error". Listeners get ``(state, info)`` calls from the worker thread.
+    """
+
+    def __init__(self, model: str = "deep4"):
+        self.model = model
+        self.state = "idle"
+        self.progress: dict = {}
+        self.decoder: Decoder | None = None
+        self.probe = (None, None)
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._listeners: list = []
+        self._job: Job | None = None
+
+    def subscribe(self, fn) -> None:
+        with self._lock:
+            self._listeners.append(fn)
+
+    def unsubscribe(self, fn) -> None:
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+    def _notify(self, **info) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(self.state, info)
+            except Exception:  # noqa: BLE001 - a closed session must not stop the others
+                logger.exception("demo listener failed")
+
+    def start(self) -> None:
+        """Start loading unless already loading or ready (an error allows a retry)."""
+        with self._lock:
+            if self.state in ("loading", "training", "ready"):
+                return
+            self.state, self.error = "loading", None
+        self._job = Job("demo", self._load, on_error=self._failed).start()
+
+    def _on_progress(self, info: dict) -> None:
+        self.state = "training"
+        self.progress = info
+        self._notify(progress=info)
+
+    def _load(self, stop) -> Decoder:
+        from core.workspace import Workspace
+
+        self._notify()
+        ws = Workspace.demo(model=self.model, progress=self._on_progress)
+        dec = Decoder(ws, label=f"Demo reaching recording ({'Deep4' if self.model == 'deep4' else 'Shallow'})")
+        dec.predictions()
+        self.probe = dec.shipped_probe()
+        self.decoder = dec
+        self.state = "ready"
+        self._notify()
+        try:  # warm the most-activating windows so the first unit click is instant
+            dec.top_windows(stop=stop)
+            self._notify(top_ready=True)
+        except Exception:  # noqa: BLE001
+            logger.exception("most-activating windows of the demo failed")
+        return dec
+
+    def _failed(self, message: str) -> None:
+        self.state, self.error = "error", message
+        self._notify(error=message)
+
+
+_PROVIDERS: dict[str, DemoProvider] = {}
+_PROVIDERS_LOCK = threading.Lock()
+
+
+def demo_provider(model: str = "deep4") -> DemoProvider:
+    """The process-wide provider of the demo decoder (read-only, shared by all sessions)."""
+    with _PROVIDERS_LOCK:
+        if model not in _PROVIDERS:
+            _PROVIDERS[model] = DemoProvider(model)
+        return _PROVIDERS[model]

@@ -1,0 +1,118 @@
+"""Where the app may read recordings: a data root, a recording listing, uploads.
+
+The app reads files only under one data root (``UNITSCOPE_DATA_ROOT``, default ``./data``
+when it exists, else the home folder); paths typed by a user are resolved and must stay
+inside it (no ``..`` or symlink escapes). Uploads are size-limited
+(``UNITSCOPE_MAX_UPLOAD_MB``, default 200) and written under a per-session temporary
+folder with a sanitised name. No Panel code here.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from core._validation import UnitScopeError
+
+__all__ = ["RECORDING_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
+           "list_recordings", "save_upload"]
+
+# Files MNE (or UnitScope's BCI2000 reader) can open; BIDS roots are listed as folders.
+RECORDING_SUFFIXES = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".cnt",
+                      ".dat", ".mff", ".nxe", ".egi", ".con", ".sqd", ".ds", ".nwb", ".snirf")
+
+
+def data_root() -> Path:
+    """The folder the app may read from (resolved, absolute)."""
+    env = os.environ.get("UNITSCOPE_DATA_ROOT")
+    if env:
+        return Path(env).expanduser().resolve()
+    local = Path.cwd() / "data"
+    return (local if local.is_dir() else Path.home()).resolve()
+
+
+def max_upload_bytes() -> int:
+    """Upload size limit in bytes (``UNITSCOPE_MAX_UPLOAD_MB``, default 200 MB)."""
+    try:
+        mb = float(os.environ.get("UNITSCOPE_MAX_UPLOAD_MB", "200"))
+    except ValueError:
+        mb = 200.0
+    return int(max(mb, 0.001) * 1024 * 1024)
+
+
+def resolve_in_root(root: str | Path, path: str | Path) -> Path:
+    """Resolve ``path`` (relative to ``root``, or absolute) and check it stays inside ``root``.
+
+    Raises
+    ------
+    UnitScopeError
+        When the resolved path (symlinks followed) lies outside the data root, or is empty.
+    """
+    root = Path(root).resolve()
+    text = str(path).strip()
+    if not text:
+        raise UnitScopeError("No recording chosen: pick a file under the data root.")
+    candidate = Path(text).expanduser()
+    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if full != root and root not in full.parents:
+        raise UnitScopeError(
+            f"The path {text!r} lies outside the data root {str(root)!r}; the app reads only files "
+            "under it (set UNITSCOPE_DATA_ROOT to change it).")
+    if not full.exists():
+        raise UnitScopeError(f"Recording {text!r} does not exist under the data root {str(root)!r}.")
+    return full
+
+
+def _is_recording(p: Path) -> bool:
+    name = p.name.lower()
+    return any(name.endswith(s) for s in RECORDING_SUFFIXES)
+
+
+def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 4) -> list[str]:
+    """Recordings and BIDS roots under ``root``, as paths relative to it (sorted, bounded)."""
+    root = Path(root).resolve()
+    out: list[str] = []
+    if not root.is_dir():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        depth = len(here.relative_to(root).parts)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))[:200]
+        if depth >= max_depth:
+            dirnames[:] = []
+        if (here / "dataset_description.json").is_file() and here != root:
+            out.append(str(here.relative_to(root)) + "/")
+        for f in sorted(filenames):
+            if _is_recording(here / f):
+                out.append(str((here / f).relative_to(root)))
+                if len(out) >= max_files:
+                    return sorted(out)
+    return sorted(out)
+
+
+def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_bytes: int | None = None) -> Path:
+    """Write an uploaded file into ``folder`` (a new temporary folder when None).
+
+    The name keeps only safe characters and the recording suffix; the size limit is checked
+    before anything is written.
+    """
+    limit = max_upload_bytes() if max_bytes is None else max_bytes
+    size = len(data)
+    if size > limit:
+        raise UnitScopeError(
+            f"The upload {filename!r} is {size / 1e6:.1f} MB, above the limit of {limit / 1e6:.1f} MB "
+            "(UNITSCOPE_MAX_UPLOAD_MB); put large files under the data root instead.")
+    if size == 0:
+        raise UnitScopeError(f"The upload {filename!r} is empty.")
+    base = Path(str(filename)).name
+    suffix = next((s for s in RECORDING_SUFFIXES if base.lower().endswith(s)), None)
+    if suffix is None:
+        raise UnitScopeError(
+            f"Unsupported file type {base!r}; upload one of {', '.join(RECORDING_SUFFIXES)}.")
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", base[: -len(suffix)])[:80].strip("._") or "upload"
+    folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="unitscope-upload-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}{suffix}"
+    path.write_bytes(data)
+    return path

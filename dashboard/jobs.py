@@ -1,0 +1,93 @@
+"""Worker threads for long work (training, probing, demo loading), stoppable and Panel-free.
+
+A :class:`Job` runs ``fn(stop_event)`` in a daemon thread. ``on_done(result)`` or
+``on_error(message)`` is called from that thread when it ends; Panel forwards parameter
+changes made there to the browser. Cancel is cooperative: :meth:`Job.stop` sets the event
+the work checks (every training batch, every probe pass).
+
+Errors never reach the page as tracebacks: a :class:`~core._validation.UnitScopeError` (or
+another ``ValueError``/``OSError``) becomes its one-line message; anything else is logged
+with its traceback on the server and reported as "Unexpected error ...".
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+__all__ = ["Job", "error_message"]
+
+logger = logging.getLogger(__name__)
+
+
+def error_message(exc: BaseException) -> str:
+    """The message shown to a user for an exception raised by the engine."""
+    if isinstance(exc, (ValueError, OSError, KeyError)):
+        text = str(exc) or type(exc).__name__
+        return text.strip().splitlines()[0] if isinstance(exc, OSError) else text.strip()
+    return f"Unexpected error ({type(exc).__name__}: {exc}); details are in the server log."
+
+
+class Job:
+    """One piece of work in its own thread.
+
+    Parameters
+    ----------
+    name : str
+        Shown in logs and thread names.
+    fn : callable
+        ``fn(stop: threading.Event) -> result``.
+    on_done, on_error : callable, optional
+        Called from the worker thread with the result, or with the error message.
+    """
+
+    def __init__(self, name: str, fn: Callable[[threading.Event], object], *,
+                 on_done: Callable[[object], None] | None = None,
+                 on_error: Callable[[str], None] | None = None):
+        self.name = name
+        self.fn, self.on_done, self.on_error = fn, on_done, on_error
+        self.stop_event = threading.Event()
+        self.result = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._main, name=f"unitscope-{name}", daemon=True)
+
+    def start(self) -> "Job":
+        self.thread.start()
+        return self
+
+    def _main(self) -> None:
+        try:
+            self.result = self.fn(self.stop_event)
+        except BaseException as exc:  # noqa: BLE001 - every error becomes a visible alert
+            if not isinstance(exc, (ValueError, OSError, KeyError)):
+                logger.exception("job %s failed", self.name)
+            self.error = error_message(exc)
+            if self.on_error is not None:
+                try:
+                    self.on_error(self.error)
+                except Exception:  # pragma: no cover - reporting must not kill the thread
+                    logger.exception("error callback of job %s failed", self.name)
+            return
+        if self.on_done is not None:
+            try:
+                self.on_done(self.result)
+            except Exception as exc:  # noqa: BLE001
+                logger.exception("done callback of job %s failed", self.name)
+                self.error = error_message(exc)
+                if self.on_error is not None:
+                    self.on_error(self.error)
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        """Ask the work to stop (cooperative)."""
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self.thread.ident is None:
+            return True
+        self.thread.join(timeout)
+        return not self.thread.is_alive()

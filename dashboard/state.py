@@ -1,0 +1,425 @@
+"""The state of one browser session: data, decoder, training, probe, selection, alerts.
+
+:class:`Session` is a ``param.Parameterized`` with no Panel code. Views read and set its
+parameters; its methods start the long work (loading, training, probing) in worker threads
+(:mod:`dashboard.jobs`) that update the parameters as they go. The decoder is shared by
+all views of the session (one page with navigation); the demo decoder is shared read-only
+by all sessions of the process.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import param
+
+from core._validation import UnitScopeError
+
+from .decoder import Decoder, demo_provider
+from .files import data_root, list_recordings, resolve_in_root, save_upload
+from .jobs import Job, error_message
+
+__all__ = ["Session", "VIEWS", "PROBE_STATES"]
+
+logger = logging.getLogger(__name__)
+
+VIEWS = ("data", "overview", "units")
+PROBE_STATES = ("none", "running", "stopped", "done", "error")
+
+
+class Session(param.Parameterized):
+    """Everything one user has chosen and computed.
+
+    Selection (``view``, ``layer``, ``unit``) is what the URL carries.
+    """
+
+    # ---- navigation and selection (linkable) ------------------------------------------
+    view = param.Selector(default="overview", objects=list(VIEWS), doc="The view shown.")
+    layer = param.String(default="conv_2", doc="Selected block, by its braindecode name.")
+    unit = param.Integer(default=0, bounds=(0, None), doc="Selected unit index within the block.")
+    layer_names = param.List(default=[], item_type=str, doc="Blocks of the current decoder.")
+
+    # ---- data source ---------------------------------------------------------------------
+    source = param.Selector(default="demo", objects=["demo", "file", "upload"],
+                            doc="Demo recording, a file under the data root, or an upload.")
+    path = param.String(default="", doc="Recording path relative to the data root.")
+    recording_info = param.Dict(default={}, doc="Summary of the inspected recording (Recording.summary()).")
+    target = param.String(default="", doc="Target: a channel name, 'events' or 'events:T1,T2'.")
+    model_kind = param.Selector(default="deep4", objects=["deep4", "shallow"], doc="Decoder architecture.")
+    max_epochs = param.Integer(default=30, bounds=(1, 500), doc="Training epochs at most (early stopping may end sooner).")
+
+    # ---- decoder and training ----------------------------------------------------------
+    decoder = param.ClassSelector(class_=Decoder, default=None, allow_None=True,
+                                  doc="The trained decoder every view shows.")
+    decoder_version = param.Integer(default=0, bounds=(0, None), doc="Bumped whenever the decoder changes.")
+    status = param.String(default="", doc="One-line status of the decoder (shown in the sidebar).")
+    busy = param.Selector(default="", objects=["", "loading", "inspecting", "training"],
+                          doc="Long work running on the data/model side.")
+    train_progress = param.Number(default=0.0, bounds=(0, 1), doc="Fraction of training done.")
+    train_history = param.List(default=[], doc="One dict per epoch (train_loss, valid_loss, valid_metric).")
+    train_batches = param.List(default=[], doc="(fractional epoch, train loss) per batch of the current run.")
+
+    # ---- probe ---------------------------------------------------------------------------
+    probe = param.Parameter(default=None, doc="Probe result (xarray.Dataset) of the current decoder, or None.")
+    control = param.Parameter(default=None, doc="Probe result of the untrained control network, or None.")
+    probe_state = param.Selector(default="none", objects=list(PROBE_STATES), doc="Probe job state.")
+    probe_progress = param.Number(default=0.0, bounds=(0, 1), doc="Fraction of the probe (and control) done.")
+    probe_source = param.String(default="", doc="Where the probe result comes from (shipped, run here).")
+    probe_iterations = param.Integer(default=24, bounds=(1, 500),
+                                     doc="Perturbation draws per pass (noise floor about 1/sqrt(windows x iterations)).")
+    top_ready = param.Boolean(default=False, doc="Most-activating windows of the decoder are available.")
+
+    # ---- messages ------------------------------------------------------------------------
+    alerts = param.List(default=[], doc="(level, text) pairs shown as alerts; text is escaped when shown.")
+
+    live_interval = 0.5  # seconds between live updates of curves and maps [A]
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.root = data_root()
+        self._jobs: dict[str, Job] = {}
+        self._probe_run = None
+        self._upload_dir: Path | None = None
+        self._demo = demo_provider("deep4")
+        self._demo_listener = None
+        self._closed = False
+        self._batches: list = []
+        self._last_push = 0.0
+
+    # ---- alerts --------------------------------------------------------------------------
+    def alert(self, text: str, level: str = "danger") -> None:
+        """Show a message (levels: danger, warning, info, success); keeps the last five."""
+        self.alerts = (self.alerts + [(level, str(text))])[-5:]
+
+    def dismiss(self, i: int | None = None) -> None:
+        """Remove one alert (by position) or all of them."""
+        self.alerts = [] if i is None else [a for j, a in enumerate(self.alerts) if j != i]
+
+    # ---- jobs ----------------------------------------------------------------------------
+    def _start(self, name: str, fn, *, on_done=None, on_error=None) -> Job | None:
+        if self._closed:
+            return None
+        job = self._jobs.get(name)
+        if job is not None and job.running:
+            self.alert(f"{name.capitalize()} is already running.", "warning")
+            return None
+
+        def failed(msg):
+            self.alert(msg)
+            if on_error:
+                on_error(msg)
+
+        self._jobs[name] = job = Job(name, fn, on_done=on_done, on_error=failed).start()
+        return job
+
+    def running(self, name: str) -> bool:
+        job = self._jobs.get(name)
+        return job is not None and job.running
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every worker of the session and remove its uploads (session destroyed)."""
+        self._closed = True
+        if self._demo_listener is not None:
+            self._demo.unsubscribe(self._demo_listener)
+        if self._probe_run is not None:
+            self._probe_run.stop()
+        for job in self._jobs.values():
+            job.stop()
+        for job in self._jobs.values():
+            job.join(timeout)
+        if self._upload_dir is not None:
+            shutil.rmtree(self._upload_dir, ignore_errors=True)
+
+    # ---- decoder ---------------------------------------------------------------------------
+    def set_decoder(self, decoder: Decoder, *, probe=None, control=None, probe_source: str = "") -> None:
+        """Make ``decoder`` the one all views show; drops probe results of the old one."""
+        if self._probe_run is not None:
+            self._probe_run.stop()
+            self._probe_run = None
+        names = decoder.layer_names
+        layer = self.layer if self.layer in names else (names[1] if len(names) > 1 else names[0])
+        unit = min(self.unit, decoder.n_units[layer] - 1)
+        self.param.update(
+            decoder=decoder, layer_names=names, layer=layer, unit=unit,
+            decoder_version=self.decoder_version + 1, probe=probe, control=control,
+            probe_state="done" if probe is not None else "none",
+            probe_progress=1.0 if probe is not None else 0.0, probe_source=probe_source,
+            top_ready=decoder.top_ready,
+            status=f"{decoder.label}: test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}")
+        if not decoder.top_ready:
+            self._start("activations", lambda stop: decoder.top_windows(stop=stop),
+                        on_done=lambda top: self._top_done(decoder, top))
+
+    def _top_done(self, decoder: Decoder, top) -> None:
+        if top is not None and decoder is self.decoder:
+            self.top_ready = True
+
+    def load_demo(self) -> None:
+        """Use the demo decoder (shared); loads or trains it on first use with progress."""
+        demo = self._demo
+        if self._demo_listener is None:
+            self._demo_listener = self._on_demo
+            demo.subscribe(self._demo_listener)
+        if demo.state == "ready":
+            self._use_demo()
+            return
+        self.param.update(busy="loading", status="Loading the demo decoder ...")
+        demo.start()
+        if demo.state == "ready":  # finished between the two checks
+            self._use_demo()
+
+    def _use_demo(self) -> None:
+        demo = self._demo
+        probe, control = demo.probe
+        self.busy = ""
+        self.source = "demo"
+        self.set_decoder(demo.decoder, probe=probe, control=control,
+                         probe_source="shipped with UnitScope" if probe is not None else "")
+        self.top_ready = demo.decoder.top_ready
+
+    def _on_demo(self, state: str, info: dict) -> None:
+        if self._closed:
+            return
+        if state == "training" and "progress" in info:
+            p = info["progress"]
+            self._train_progress_cb(p)
+            self.status = "Training the demo decoder (first start; cached afterwards) ..."
+        elif state == "ready" and info.get("top_ready"):
+            if self.decoder is self._demo.decoder:
+                self.top_ready = True
+        elif state == "ready" and (self.decoder is None and self.busy == "loading"):
+            self._use_demo()
+        elif state == "error":
+            self.busy = ""
+            self.alert(f"The demo decoder could not be loaded: {info.get('error')}")
+
+    # ---- data source ---------------------------------------------------------------------
+    def recordings(self) -> list[str]:
+        """Recordings under the data root, relative paths."""
+        return list_recordings(self.root)
+
+    def inspect(self, path: str | None = None) -> None:
+        """Read the chosen file (in a thread) and list its channels and events."""
+        text = self.path if path is None else path
+        try:
+            full = resolve_in_root(self.root, text)
+        except UnitScopeError as exc:
+            self.alert(str(exc))
+            return
+        self.source = "file"
+        self._inspect(full, label=text)
+
+    def upload(self, filename: str, data: bytes) -> None:
+        """Store an uploaded file for this session and inspect it."""
+        try:
+            if self._upload_dir is None:
+                import tempfile
+
+                self._upload_dir = Path(tempfile.mkdtemp(prefix="unitscope-session-"))
+            full = save_upload(self._upload_dir, filename, data)
+        except UnitScopeError as exc:
+            self.alert(str(exc))
+            return
+        self.source = "upload"
+        self._inspect(full, label=filename)
+
+    def _inspect(self, full: Path, *, label: str) -> None:
+        from core.io import read_recording
+
+        self.param.update(busy="inspecting", recording_info={}, target="")
+
+        def work(stop):
+            rec = read_recording(full)
+            info = rec.summary()
+            info.update(path=str(full), label=label, ch_types_list=rec.ch_types)
+            return info
+
+        def done(info):
+            misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in ("eeg", "ecog", "seeg", "meg", "mag", "grad", "dbs")]
+            default = misc[0] if misc else ("events" if len(info["events"]) >= 2 else "")
+            self.param.update(busy="", recording_info=info, target=default)
+
+        self._start("inspect", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
+
+    def target_options(self) -> list[str]:
+        """Targets the inspected file offers: non-data channels first, then all channels, events."""
+        info = self.recording_info
+        if not info:
+            return []
+        names, types = info["ch_names"], info["ch_types_list"]
+        first = [c for c, t in zip(names, types) if t not in ("eeg", "ecog", "seeg", "meg", "mag", "grad", "dbs")]
+        rest = [c for c in names if c not in first]
+        ev = ["events"] + [f"events:{k}" for k in info.get("events", {})] if info.get("events") else []
+        return first + rest + ev
+
+    # ---- training --------------------------------------------------------------------------
+    def _train_progress_cb(self, p: dict) -> None:
+        now = time.monotonic()
+        if "history" in p:
+            self.train_history = list(p["history"])
+        if "batch" in p:
+            x = p["epoch"] + p["batch"] / max(p["n_batches"], 1)
+            self._batches.append((x, float(p["train_loss"])))
+        if "history" in p or now - self._last_push > self.live_interval:
+            self._last_push = now
+            self.param.update(train_progress=min(float(p.get("fraction", 0.0)), 1.0),
+                              train_batches=list(self._batches))
+
+    def train(self) -> None:
+        """Build a decoder on the chosen data and train it in a worker thread."""
+        from core.training import TrainConfig
+        from core.workspace import DataSpec, Workspace
+
+        if self.running("training"):
+            self.alert("Training is already running.", "warning")
+            return
+        if self.source == "demo":
+            spec, label = DataSpec(), "Demo reaching recording"
+        else:
+            info = self.recording_info
+            if not info:
+                self.alert("Choose and inspect a recording first (Data: file or upload).")
+                return
+            if not self.target:
+                self.alert("Choose the target: a channel holding a continuous trace, or events.")
+                return
+            spec, label = DataSpec(source=info["path"], target=self.target), info["label"]
+        config = TrainConfig(model=self.model_kind, max_epochs=int(self.max_epochs))
+        kind = "Deep4" if self.model_kind == "deep4" else "Shallow"
+        self._batches = []
+        self.param.update(busy="training", train_progress=0.0, train_history=[], train_batches=[])
+
+        def work(stop):
+            ws = Workspace.create(spec, config)
+            result = ws.train(progress=self._train_progress_cb, stop=stop)
+            dec = Decoder(ws, label=f"{label} ({kind})")
+            dec.predictions()
+            return dec, result
+
+        def done(out):
+            dec, result = out
+            self.busy = ""
+            self.train_batches = list(self._batches)
+            self.set_decoder(dec)
+            how = "stopped" if result.stopped else "finished"
+            self.alert(f"Training {how} after {len(result.history)} epoch(s): test "
+                       f"{dec.metric_name()} {dec.predictions()['metric']:.3f}.", "success")
+
+        self._start("training", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
+
+    def stop_training(self) -> None:
+        job = self._jobs.get("training")
+        if job is not None and job.running:
+            job.stop()
+
+    # ---- probing ---------------------------------------------------------------------------
+    def run_probe(self, *, config=None, control: bool = True) -> None:
+        """Probe the decoder (and then an untrained twin) in a worker thread; resumes a stopped run."""
+        dec = self.decoder
+        if dec is None:
+            self.alert("No decoder yet: load the demo or train one first.")
+            return
+        if self.running("probe"):
+            self.alert("The probe is already running.", "warning")
+            return
+        from core.probing.pipeline import ProbeConfig, finish, start_probe, untrained_twin
+        import copy
+
+        cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations))
+        run0 = self._probe_run
+        resume = run0 if (run0 is not None and self._probe_run_decoder is dec and not run0.finished
+                          and self.probe_state == "stopped") else None
+        self.probe_state = "running"
+        if resume is None:
+            self.param.update(probe=None, control=None, probe_progress=0.0, probe_source="run in this session")
+
+        def work(stop):
+            run = resume
+            if run is None:
+                X, y = dec.probe_inputs()
+                model = copy.deepcopy(dec.ws.model).eval()  # hooks never touch a shared model
+                run = start_probe(model, X, sfreq=dec.sfreq, config=cfg, y=y, task=dec.task, ch_names=dec.ch_names)
+                self._probe_run, self._probe_run_decoder = run, dec
+            share = 0.7 if control else 1.0  # [A] the control takes the rest of the bar
+            last = [0.0]
+
+            def progress(frac):
+                if stop.is_set():
+                    run.stop()
+                now = time.monotonic()
+                if dec is not self.decoder:
+                    run.stop()
+                    return
+                self.probe_progress = share * frac
+                if now - last[0] > self.live_interval or frac >= 1:
+                    last[0] = now
+                    self.probe = finish(run)
+
+            run.run(progress=progress)
+            if dec is not self.decoder:
+                return None
+            self.probe = finish(run)
+            if not run.finished:
+                return "stopped"
+            if control and not stop.is_set():
+                twin = untrained_twin(dec.ws.model)
+                X, y = dec.probe_inputs()
+                crun = start_probe(twin, X, sfreq=dec.sfreq, config=cfg, y=y, task=dec.task, ch_names=dec.ch_names)
+                self._control_run = crun
+
+                def cprogress(frac):
+                    if stop.is_set() or dec is not self.decoder:
+                        crun.stop()
+                    self.probe_progress = share + (1 - share) * frac
+
+                crun.run(progress=cprogress)
+                if crun.finished and dec is self.decoder:
+                    self.control = finish(crun)
+            return "done" if not stop.is_set() else "stopped"
+
+        def done(state):
+            if state is not None:
+                self.probe_state = state
+                if state == "done":
+                    self.probe_progress = 1.0
+
+        self._start("probe", work, on_done=done, on_error=lambda m: setattr(self, "probe_state", "error"))
+
+    def stop_probe(self) -> None:
+        job = self._jobs.get("probe")
+        if job is not None and job.running:
+            job.stop()
+        if self._probe_run is not None:
+            self._probe_run.stop()
+
+    _probe_run_decoder = None
+    _control_run = None
+
+    # ---- selection -------------------------------------------------------------------------
+    @param.depends("layer", watch=True)
+    def _check_layer(self):
+        if self.layer_names and self.layer not in self.layer_names:
+            from core._validation import suggest
+
+            bad = self.layer
+            self.alert(f"Unknown layer {bad!r}; the layers are {self.layer_names}.{suggest(bad, self.layer_names)}",
+                       "warning")
+            self.layer = self.layer_names[min(1, len(self.layer_names) - 1)]
+            return
+        self._clip_unit()
+
+    @param.depends("unit", watch=True)
+    def _clip_unit(self):
+        if self.decoder is not None and self.layer in self.decoder.n_units:
+            n = self.decoder.n_units[self.layer]
+            if self.unit >= n:
+                self.unit = n - 1
+
+    def n_units(self) -> int:
+        """Units of the selected layer (0 without a decoder)."""
+        if self.decoder is None or self.layer not in self.decoder.n_units:
+            return 0
+        return self.decoder.n_units[self.layer]

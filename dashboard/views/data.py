@@ -1,0 +1,158 @@
+"""Data and model: choose the recording, the target and the architecture; train with live curves."""
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from ..files import max_upload_bytes
+from ..state import Session
+from ._common import CSS, esc, kv_table
+
+__all__ = ["DataView", "training_curves"]
+
+
+def training_curves(history: list, batches: list, metric_name: str = "validation metric") -> hv.Layout:
+    """Loss per batch (thin) and per epoch, and the validation metric per epoch."""
+    b = np.asarray(batches, dtype=float).reshape(-1, 2)
+    ep = np.array([h["epoch"] + 1 for h in history], dtype=float)
+    tl = np.array([h["train_loss"] for h in history], dtype=float)
+    vl = np.array([h["valid_loss"] for h in history], dtype=float)
+    vm = np.array([h["valid_metric"] for h in history], dtype=float)
+    loss = (hv.Curve((b[:, 0], b[:, 1]), "epoch", "loss", label="train (batch)").opts(color="#9ecae1", line_width=1)
+            * hv.Curve((ep, tl), "epoch", "loss", label="train (epoch)").opts(color="#1f77b4", line_width=2)
+            * hv.Curve((ep, vl), "epoch", "loss", label="validation").opts(color="#ff7f0e", line_width=2)
+            * hv.Scatter((ep, vl), "epoch", "loss").opts(color="#ff7f0e", size=6))
+    metric = (hv.Curve((ep, vm), "epoch", "metric", label=metric_name).opts(color="#2ca02c", line_width=2)
+              * hv.Scatter((ep, vm), "epoch", "metric").opts(color="#2ca02c", size=6))
+    return (loss.opts(title="Loss", legend_position="top_right", framewise=True, responsive=True, height=260)
+            + metric.opts(title="Validation metric", framewise=True, responsive=True, height=260,
+                          show_legend=False)).cols(2)
+
+
+class DataView(pn.viewable.Viewer):
+    """Choose data and decoder, train with a live progress bar and curves, stop."""
+
+    session = param.ClassSelector(class_=Session)
+    title = "Data & model"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        s = self.session
+        self.source = pn.widgets.RadioButtonGroup.from_param(
+            s.param.source, options={"Demo recording": "demo", "File under data root": "file", "Upload": "upload"},
+            color="primary", variant="outline", label="")
+        self.path = pn.widgets.AutocompleteInput(
+            name=f"Recording (relative to the data root {s.root})", options=[], restrict=False,
+            case_sensitive=False, min_characters=0, search_strategy="includes",
+            placeholder="e.g. sub-01/ecog.fif", sizing_mode="stretch_width")
+        self.refresh = pn.widgets.Button(label="List files", width=100)
+        self.open = pn.widgets.Button(label="Open", color="primary", width=100)
+        mb = max_upload_bytes() / 1024 / 1024
+        self.dropper = pn.widgets.FileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=False,
+                                              height=120, sizing_mode="stretch_width")
+        self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
+                                        sizing_mode="stretch_width")
+        self.model = pn.widgets.RadioButtonGroup.from_param(
+            s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label="")
+        self.epochs = pn.widgets.IntInput.from_param(s.param.max_epochs, label="Max epochs", width=120)
+        self.train_btn = pn.widgets.Button(label="Train", color="success", width=110)
+        self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=110, disabled=True)
+        self.demo_btn = pn.widgets.Button(label="Back to the demo decoder", width=200)
+        self.progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", height=20,
+                                               bar_color="success")
+        self.progress_text = pn.pane.HTML("", stylesheets=[CSS], margin=(0, 10))
+        self.info = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+
+        self.refresh.on_click(lambda e: self._list_files())
+        self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
+        self.dropper.param.watch(self._uploaded, "value")
+        self.target.param.watch(lambda e: setattr(s, "target", e.new or ""), "value")
+        self.train_btn.on_click(lambda e: s.train())
+        self.stop_btn.on_click(lambda e: s.stop_training())
+        self.demo_btn.on_click(lambda e: s.load_demo())
+        s.param.watch(self._sync_info, ["recording_info", "target"])
+        s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history"])
+        self._sync_info()
+        self._sync_busy()
+        curves = hv.DynamicMap(pn.bind(self._curves, s.param.train_history, s.param.train_batches))
+        self.curves = pn.pane.HoloViews(curves, sizing_mode="stretch_width", height=280, linked_axes=False)
+
+    def _curves(self, history, batches):
+        name = "Pearson r" if (self.session.decoder is None or self.session.decoder.task == "regression") else "balanced accuracy"
+        return training_curves(history, batches, name)
+
+    def _list_files(self):
+        files = self.session.recordings()
+        self.path.options = files
+        if not files:
+            self.session.alert(f"No recordings found under the data root {self.session.root}.", "info")
+
+    def _uploaded(self, event):
+        value = event.new or {}
+        for name, data in value.items():
+            if isinstance(data, str):
+                data = data.encode()
+            self.session.upload(name, data)
+
+    def _sync_info(self, *_):
+        info = self.session.recording_info
+        if not info:
+            self.info.object = '<p class="us-muted">No recording inspected yet.</p>'
+            self.target.options = []
+            return
+        rows = [("File", info.get("label", "")), ("Channels", info["n_chans"]),
+                ("Channel types", ", ".join(f"{k}: {v}" for k, v in info["ch_types"].items())),
+                ("Sampling rate", f"{info['sfreq']:g} Hz"), ("Duration", f"{info['duration_s']:.1f} s"),
+                ("Events", ", ".join(f"{k}: {v}" for k, v in info["events"].items()) or "none")]
+        names = ", ".join(esc(c) for c in info["ch_names"])
+        self.info.object = kv_table(rows) + f'<div class="us-chan">{names}</div>'
+        opts = self.session.target_options()
+        self.target.options = opts
+        if self.session.target in opts:
+            self.target.value = self.session.target
+
+    def _sync_busy(self, *_):
+        s = self.session
+        training = s.busy == "training"
+        self.train_btn.disabled = bool(s.busy)
+        self.stop_btn.disabled = not training
+        self.open.disabled = bool(s.busy)
+        self.progress.value = int(round(s.train_progress * 1000)) if (training or s.train_history) else 0
+        self.progress.active = False
+        if training:
+            ep = len(s.train_history)
+            last = s.train_history[-1] if s.train_history else None
+            txt = f"Training: epoch {ep + 1} of at most {s.max_epochs}, {s.train_progress:.0%}"
+            if last:
+                txt += f" · last validation metric {last['valid_metric']:.3f}"
+            self.progress_text.object = f'<span class="us-muted">{esc(txt)}</span>'
+        elif s.busy:
+            self.progress_text.object = f'<span class="us-muted">{esc(s.busy.capitalize())} ...</span>'
+        else:
+            self.progress_text.object = ""
+
+    def __panel__(self):
+        file_box = pn.Column(pn.Row(self.path, self.refresh, self.open, sizing_mode="stretch_width"),
+                             visible=self.session.param.source.rx() == "file", sizing_mode="stretch_width")
+        upload_box = pn.Column(
+            pn.pane.HTML(f'<span class="us-muted">Files up to {max_upload_bytes() / 1e6:.0f} MB; larger '
+                         'recordings go under the data root.</span>', stylesheets=[CSS]),
+            self.dropper, visible=self.session.param.source.rx() == "upload", sizing_mode="stretch_width")
+        demo_box = pn.pane.HTML(
+            '<span class="us-muted">Simulated ECoG reaching task: 32 channels on a 4 x 8 grid, 10 minutes at '
+            '250 Hz, target hand speed. High-gamma (60-90 Hz) and beta (15-25 Hz) amplitude and a 1-4 Hz '
+            'movement-locked waveform carry the movement; the other channels are noise.</span>',
+            stylesheets=[CSS], visible=self.session.param.source.rx() == "demo", sizing_mode="stretch_width")
+        data_card = pn.Column(
+            "### 1. Data", self.source, demo_box, file_box, upload_box,
+            pn.Column(self.info, self.target, visible=self.session.param.source.rx() != "demo",
+                      sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+        model_card = pn.Column(
+            "### 2. Decoder", pn.Row(self.model, self.epochs),
+            pn.Row(self.train_btn, self.stop_btn, self.demo_btn),
+            pn.Row(self.progress, sizing_mode="stretch_width"), self.progress_text,
+            sizing_mode="stretch_width")
+        return pn.Column(data_card, model_card, "### Training curves", self.curves, sizing_mode="stretch_width")

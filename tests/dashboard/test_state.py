@@ -1,0 +1,221 @@
+"""Session state without a browser: decoder wiring, selection, alerts, jobs, bad input."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from dashboard.jobs import Job, error_message
+from dashboard.state import Session
+
+
+def _join(session, name, timeout=120):
+    job = session._jobs[name]
+    assert job.join(timeout), f"job {name} did not finish"
+    return job
+
+
+@pytest.fixture()
+def session(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    yield s
+    s.close()
+
+
+def test_set_decoder_sets_layers_and_clips_unit(session, tiny_decoder):
+    session.param.update(layer="conv_4", unit=150)
+    session.set_decoder(tiny_decoder)
+    assert session.layer_names == ["conv_time_spat", "conv_2", "conv_3", "conv_4", "conv_classifier"]
+    assert (session.layer, session.unit) == ("conv_4", 150)
+    session.layer = "conv_2"  # 50 units: the unit index is clipped
+    assert session.unit == 49
+    session.layer = "conv_classifier"
+    assert session.unit == 0 and session.n_units() == 1
+    assert "Pearson r" in session.status
+    assert session.probe is None and session.probe_state == "none"
+
+
+def test_unknown_layer_from_url_falls_back_with_alert(session, tiny_decoder):
+    session.set_decoder(tiny_decoder)
+    session.layer = "conv_9"
+    assert session.layer == "conv_2"
+    level, text = session.alerts[-1]
+    assert level == "warning" and "Unknown layer 'conv_9'" in text and "conv_4" in text
+
+
+def test_layer_from_url_before_decoder_is_kept(session, tiny_decoder):
+    session.param.update(layer="conv_3", unit=7)  # as location.sync does before the demo is ready
+    session.set_decoder(tiny_decoder)
+    assert (session.layer, session.unit) == ("conv_3", 7)
+
+
+def test_alerts_keep_last_five_and_dismiss(session):
+    for i in range(7):
+        session.alert(f"m{i}")
+    assert [t for _, t in session.alerts] == ["m2", "m3", "m4", "m5", "m6"]
+    session.dismiss(0)
+    assert session.alerts[0][1] == "m3"
+    session.dismiss()
+    assert session.alerts == []
+
+
+def test_path_outside_root_is_an_alert(session, tmp_path):
+    session.inspect("../../etc/passwd")
+    assert "outside the data root" in session.alerts[-1][1]
+    assert session.busy == ""
+
+
+def test_corrupt_file_is_an_alert_and_session_keeps_working(session, tmp_path, fif):
+    (tmp_path / "broken.edf").write_bytes(b"not an edf file at all" * 10)
+    session.inspect("broken.edf")
+    _join(session, "inspect")
+    level, text = session.alerts[-1]
+    assert level == "danger" and "broken.edf" in text
+    assert session.busy == "" and session.recording_info == {}
+    fif(tmp_path / "ok_raw.fif", ["C3", "C4"])
+    session.inspect("ok_raw.fif")
+    _join(session, "inspect")
+    assert session.recording_info["n_chans"] == 3
+    assert session.target == "speed"
+    assert session.target_options()[0] == "speed"
+
+
+def test_markup_channel_names_are_kept_as_data(session, tmp_path, fif):
+    names = ["<script>alert(1)</script>", "<b>C4</b>"]
+    fif(tmp_path / "markup_raw.fif", names)
+    session.inspect("markup_raw.fif")
+    _join(session, "inspect")
+    assert session.recording_info["ch_names"][:2] == names
+
+
+def test_upload_over_limit_is_an_alert(session, monkeypatch):
+    monkeypatch.setenv("UNITSCOPE_MAX_UPLOAD_MB", "0.001")
+    session.upload("big.edf", b"x" * 5000)
+    assert "above the limit" in session.alerts[-1][1]
+
+
+def test_train_without_target_is_an_alert(session, tmp_path, fif):
+    session.source = "file"
+    session.train()
+    assert "inspect a recording first" in session.alerts[-1][1]
+    fif(tmp_path / "x_raw.fif", ["C3"], misc=())
+    session.inspect("x_raw.fif")
+    _join(session, "inspect")
+    session.target = ""
+    session.train()
+    assert "Choose the target" in session.alerts[-1][1]
+
+
+def test_training_error_too_short_is_an_alert(session, tmp_path, fif):
+    fif(tmp_path / "short_raw.fif", ["C3", "C4"], seconds=8.0)
+    session.inspect("short_raw.fif")
+    _join(session, "inspect")
+    session.param.update(target="speed", max_epochs=1)
+    session.train()
+    _join(session, "training")
+    assert session.busy == ""
+    assert "block has" in session.alerts[-1][1] and session.decoder is None
+
+
+@pytest.mark.slow
+def test_train_and_stop_on_user_file(session, tmp_path, fif):
+    fif(tmp_path / "run_raw.fif", ["C3", "C4", "Cz"], seconds=40.0)
+    session.inspect("run_raw.fif")
+    _join(session, "inspect")
+    session.param.update(target="speed", max_epochs=50, model_kind="shallow")
+    seen = threading.Event()
+    session.param.watch(lambda e: e.new > 0 and seen.set(), "train_progress")
+    session.train()
+    assert seen.wait(120)
+    session.stop_training()
+    _join(session, "training")
+    assert session.decoder is not None and session.decoder.model_kind == "shallow"
+    assert session.busy == "" and len(session.train_history) < 50
+    assert session.alerts[-1][0] == "success" and "stopped" in session.alerts[-1][1]
+    assert session.layer in session.layer_names
+
+
+def test_probe_runs_stops_and_resumes(session, tiny_decoder):
+    session.set_decoder(tiny_decoder)
+    session.probe_iterations = 2
+    session.run_probe(control=False)
+    _join(session, "probe")
+    assert session.probe_state == "done" and session.probe_progress == 1.0
+    ds = session.probe
+    assert ds.sizes["unit"] == sum(tiny_decoder.n_units.values())
+    assert "unit_class_all" in ds and ds.attrs["amp_iterations"] == 2
+    # a stopped run resumes where it was (the stop is seen after the first iteration)
+    session.probe_iterations = 3
+    session.run_probe(control=False)
+    session.stop_probe()
+    _join(session, "probe")
+    run = session._probe_run
+    assert session.probe_state == "stopped" and run.done == [1, 1]
+    session.run_probe(control=False)
+    _join(session, "probe")
+    assert session._probe_run is run and run.done == [3, 3]
+    assert session.probe_state == "done" and session.probe.attrs["amp_iterations"] == 3
+
+
+def test_new_decoder_drops_old_probe(session, tiny_decoder, tiny_probe):
+    session.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+    assert session.probe_state == "done"
+    from dashboard.decoder import Decoder
+
+    session.set_decoder(Decoder(tiny_decoder.ws, label="again"))
+    assert session.probe is None and session.control is None and session.probe_state == "none"
+
+
+def test_close_stops_jobs(session):
+    started = threading.Event()
+
+    def work(stop):
+        started.set()
+        stop.wait(60)
+        return "stopped"
+
+    session._start("probe", work)
+    assert started.wait(10)
+    session.close()
+    assert not session._jobs["probe"].running
+
+
+def test_job_errors_become_messages():
+    from core._validation import UnitScopeError
+
+    msgs = []
+    job = Job("x", lambda stop: (_ for _ in ()).throw(UnitScopeError("bad input 'x'")), on_error=msgs.append)
+    job.start().join(10)
+    assert msgs == ["bad input 'x'"]
+    job = Job("y", lambda stop: 1 / 0, on_error=msgs.append)
+    job.start().join(10)
+    assert msgs[-1].startswith("Unexpected error (ZeroDivisionError") and "Traceback" not in msgs[-1]
+    assert error_message(FileNotFoundError(2, "No such file", "a.edf")).startswith("[Errno 2]")
+
+
+def test_most_activating_windows_are_the_top_activations(tiny_decoder):
+    """The kept windows are those with the highest peak, best first (checked by a direct pass)."""
+    import torch
+
+    from core.models import get_layer
+    from dashboard.activations import top_windows, unit_segments
+
+    X, _ = tiny_decoder.probe_inputs()
+    li = tiny_decoder.layers[1]
+    top = top_windows(tiny_decoder.ws.model, [li], X, k=3)
+    acts = []
+    h = get_layer(tiny_decoder.ws.model, li.nonlin_module).register_forward_hook(lambda m, i, o: acts.append(o))
+    try:
+        with torch.no_grad():
+            tiny_decoder.ws.model(torch.as_tensor(X))
+    finally:
+        h.remove()
+    peak = acts[0].reshape(len(X), li.n_units, -1).amax(-1).numpy().T  # (units, windows)
+    expected = np.argsort(-peak, axis=1)[:, :3]
+    np.testing.assert_array_equal(top.window[li.name], expected)
+    np.testing.assert_allclose(top.value[li.name], np.take_along_axis(peak, expected, 1), rtol=1e-5)
+    seg = unit_segments(X, top, li.name, 4)
+    w, s = top.window[li.name][4, 0], top.start[li.name][4, 0]
+    np.testing.assert_array_equal(seg[0], X[w, :, s:s + li.receptive_field])

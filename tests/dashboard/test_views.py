@@ -1,0 +1,174 @@
+"""Views without a browser: derived data, plots for a chosen unit, escaping, app assembly."""
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+
+from dashboard.state import Session
+from dashboard.views import DataView, OverviewView, UnitsView
+from dashboard.views._common import AlertsView
+from dashboard.views.overview import fraction_table, prediction_plot
+from dashboard.views.units import channel_scores, unit_maps, unit_table, window_traces
+
+
+@pytest.fixture()
+def session(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    s.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+    tiny_decoder.top_windows()
+    s.top_ready = True
+    yield s
+    s.close()
+
+
+def _html(viewable) -> str:
+    """All HTML text of the panes below a viewable."""
+    out = []
+    for pane in viewable.select(pn.pane.HTML):
+        out.append(str(pane.object))
+    return "\n".join(out)
+
+
+def test_unit_table_matches_the_probe(tiny_probe):
+    t = unit_table(tiny_probe, "conv_3")
+    assert list(t["index"]) == list(range(100))
+    expected = tiny_probe["amp_stat_all"].sel(unit="conv_3/17").item()
+    assert t["amp"][17] == pytest.approx(expected)
+    assert set(t["cls"]) <= {"amplitude", "phase", "bimodal", "insensitive"}
+
+
+def test_unit_maps_and_channel_scores(tiny_probe):
+    amp, phase = unit_maps(tiny_probe, "conv_2", 3)
+    assert amp.dims == ("channel", "freq") and amp.shape == (32, tiny_probe.sizes["freq"])
+    np.testing.assert_array_equal(amp.values, tiny_probe["amp_corr"].sel(unit="conv_2/3").values)
+    a, p = channel_scores(tiny_probe, "conv_2", 3)
+    expected = np.abs(tiny_probe["phase_band"].sel(unit="conv_2/3").values).max(axis=-1)
+    np.testing.assert_allclose(p, np.nan_to_num(expected))
+    assert a.shape == (32,)
+
+
+def test_window_traces_are_z_scored():
+    rng = np.random.default_rng(0)
+    seg = rng.standard_normal((6, 3, 50)) * 5 + 2
+    traces, med, q25, q75 = window_traces(seg, 1)
+    np.testing.assert_allclose(traces.mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(traces.std(axis=1), 1, atol=1e-12)
+    assert np.all(q25 <= med) and np.all(med <= q75)
+
+
+def test_units_view_follows_the_selection(session):
+    view = UnitsView(session=session)
+    assert isinstance(view.__panel__(), pn.Column)
+    session.param.update(layer="conv_3", unit=12)
+    assert view.layer.value == "conv_3" and view.unit.value == 12 and view.unit.end == 99
+    assert "Unit conv_3/12" in view.unit_header.object
+    amp_map = view._map("amplitude", "conv_3", 12, session.probe)
+    assert "conv_3/12 amplitude" in amp_map.opts.get().kwargs["title"]
+    img = amp_map.get(0)
+    np.testing.assert_allclose(np.sort(img.dimension_values("r")),
+                               np.sort(session.probe["amp_corr"].sel(unit="conv_3/12").values.ravel()), rtol=1e-6)
+    pts = view._points("conv_3", session.probe)
+    assert len(pts) == 100
+    wins = view._windows("conv_3", 12, session.probe, True, 1)
+    assert "conv_3/12 most-activating windows" in wins.opts.get().kwargs["title"]
+    chans = view._channels("conv_3", 12, session.probe)
+    assert len(chans) == 2 and all(len(p) == 32 for p in chans)
+
+
+def test_tap_selects_the_clicked_unit(session):
+    view = UnitsView(session=session)
+    session.layer = "conv_2"
+    view.tap.event(index=[7])
+    assert session.unit == 7
+
+
+def test_units_view_without_probe_says_not_run(session, tiny_decoder):
+    session.set_decoder(tiny_decoder)  # drops the probe
+    view = UnitsView(session=session)
+    assert "Probe not run yet" in view.probe_text.object
+    assert view.run_btn.label == "Run probe" and not view.run_btn.disabled
+    assert len(view._points(session.layer, None)) == 0
+    assert "probe not run yet" in view._map("phase", session.layer, 0, None).opts.get().kwargs["title"]
+
+
+def test_overview_shows_metric_and_fractions(session, tiny_probe):
+    view = OverviewView(session=session)
+    view.__panel__()
+    metric = session.decoder.predictions()["metric"]
+    assert f"{metric:.3f}" in view._header.object
+    frac = fraction_table(tiny_probe)
+    np.testing.assert_allclose(frac.sum("class").values, 1.0)
+    assert list(frac["layer"].values) == session.layer_names
+    assert len(view._fractions[0]) == 2  # trained and control side by side
+    session.probe = None
+    assert "Probe not run yet" in _html(view._fractions)
+
+
+def test_prediction_plot_regression(tiny_decoder):
+    pred = tiny_decoder.predictions()
+    assert pred["time"].shape == pred["pred"].shape == pred["true"].shape
+    # prediction times lie inside the test block
+    blk = tiny_decoder.ws.blocks["test"]
+    assert pred["time"].min() * tiny_decoder.sfreq >= blk.start and pred["time"].max() * tiny_decoder.sfreq < blk.stop
+    assert prediction_plot(pred) is not None
+
+
+def test_alerts_and_channel_names_are_escaped(session):
+    session.alert("<script>alert(1)</script> & <b>x</b>")
+    alerts = AlertsView(session=session)
+    html = _html(alerts.__panel__())
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    view = DataView(session=session)
+    session.recording_info = {"label": "<img src=x onerror=alert(1)>.fif", "n_chans": 2,
+                              "ch_names": ["<script>evil()</script>", "C4"], "ch_types_list": ["eeg", "misc"],
+                              "ch_types": {"eeg": 1, "misc": 1}, "sfreq": 250.0, "duration_s": 60.0,
+                              "events": {"<i>T1</i>": 3}, "path": "/x"}
+    html = view.info.object
+    assert "<script>" not in html and "<img" not in html and "<i>" not in html
+    assert "&lt;script&gt;evil()&lt;/script&gt;" in html
+    assert view.target.options[0] == "C4" and "events:<i>T1</i>" in view.target.options
+
+
+def test_data_view_buttons_follow_training_state(session):
+    view = DataView(session=session)
+    view.__panel__()
+    session.busy = "training"
+    assert view.train_btn.disabled and not view.stop_btn.disabled
+    session.busy = ""
+    assert not view.train_btn.disabled and view.stop_btn.disabled
+    history = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 0.9, "valid_metric": 0.3},
+               {"epoch": 1, "train_loss": 0.8, "valid_loss": 0.85, "valid_metric": 0.4}]
+    layout = view._curves(history, [(0.5, 1.1), (1.0, 1.0)])
+    assert isinstance(layout, hv.Layout) and len(layout) == 2
+
+
+def test_build_app_assembles_one_page(session):
+    from dashboard.app import VIEW_CLASSES, build_app
+
+    app = build_app(session, load_demo=False)
+    assert app.session is session and set(app.views) == set(VIEW_CLASSES)
+    tabs = app.main[0][1]
+    assert isinstance(tabs, pn.Tabs) and len(tabs) == 3
+    session.view = "units"
+    assert tabs.active == 2
+    tabs.active = 0
+    assert session.view == "data"
+
+
+def test_launch_builds_the_app(monkeypatch, demo_cache):
+    """launch.py imports and builds without serving (the demo comes from a small cached run)."""
+    monkeypatch.setenv("UNITSCOPE_CACHE", str(demo_cache))
+    import dashboard.decoder as dd
+
+    monkeypatch.setattr(dd, "_PROVIDERS", {})
+    root = Path(__file__).resolve().parents[2]
+    ns = runpy.run_path(str(root / "launch.py"))
+    assert "build_app" in ns
+    provider = dd.demo_provider()
+    assert provider._job.join(120) and provider.state == "ready", provider.error
