@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--noise", default=d.noise, choices=("std", "mad", "raw"),
                    help="amplitude noise reference per (channel, bin)")
     p.add_argument("--noise-scale", type=float, default=d.noise_scale, help="amplitude noise sd / reference")
-    p.add_argument("--null", type=int, default=d.n_null, help="permutation-null replicates per iteration")
+    p.add_argument("--null", type=int, default=d.n_null,
+                   help="permutation-null replicates per iteration (default 16, or 4 with --resolution freq)")
     p.add_argument("--resolution", default=d.resolution, choices=("band", "freq"),
                    help="max-statistic over band means (default) or single bins")
     p.add_argument("--alpha", type=float, default=d.alpha, help="false-discovery rate across units")

@@ -33,6 +33,7 @@ __all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash"]
 
 SITES = ("conv", "nonlin")  # conv output before BatchNorm (seed paper) | after the nonlinearity
 RESOLUTIONS = ("band", "freq")  # frequency resolution of the max-statistic, see Probe
+DEFAULT_N_NULL = {"band": 16, "freq": 4}  # [A] null replicates per iteration, see Probe
 
 
 def resolve_layers(model: nn.Module, layers=None) -> list:
@@ -91,9 +92,11 @@ class Probe:
         all windows.
     batch_size : int
         Windows per forward pass (memory only; results do not depend on it).
-    n_null : int
+    n_null : int | None
         Permutation-null replicates per iteration (0 for none). Each correlates the same
-        responses with the perturbation values shuffled across windows.
+        responses with the perturbation values shuffled across windows. None: 16 with
+        ``resolution="band"`` (the null then only needs band means, a small matrix product),
+        4 with ``"freq"`` (full (channel, bin) null maps: memory and time grow with it).
     bands : None | list of str | dict
         Bands of the summaries, see :func:`~core.probing.bands.resolve_bands`.
     resolution : {"band", "freq"}
@@ -110,7 +113,7 @@ class Probe:
     needs_timecourses = False
 
     def __init__(self, model: nn.Module, *, sfreq: float, layers=None, site: str = "conv",
-                 n_iterations: int = 30, batch_size: int = 64, n_null: int = 4, bands=None,
+                 n_iterations: int = 30, batch_size: int = 64, n_null: int | None = None, bands=None,
                  resolution: str = "band", rng=None):
         validate_type("model", model, nn.Module)
         if model.training:
@@ -123,9 +126,11 @@ class Probe:
         self.site = check_option("site", site, SITES)
         self.n_iterations = check_range("n_iterations", ensure_int("n_iterations", n_iterations), low=1)
         self.batch_size = check_range("batch_size", ensure_int("batch_size", batch_size), low=1)
-        self.n_null = check_range("n_null", ensure_int("n_null", n_null), low=0)
         self.bands = resolve_bands(bands, sfreq=self.sfreq)
         self.resolution = check_option("resolution", resolution, RESOLUTIONS)
+        if n_null is None:
+            n_null = DEFAULT_N_NULL[self.resolution]
+        self.n_null = check_range("n_null", ensure_int("n_null", n_null), low=0)
         self.rng = np.random.default_rng(rng)
 
     # --- what a subclass defines --------------------------------------------------------

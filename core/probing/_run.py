@@ -82,8 +82,12 @@ class ProbeRun:
                          for _ in self.probes]
         self._state = [p._prepare(self.Z, T) for p in self.probes]
         U = int(self.offsets[-1])
-        self._acc = [torch.zeros(C * len(self.freqs) if p._channel_resolved() else len(self.freqs),
-                                 U * (1 + p.n_null)) for p in self.probes]
+        self._wts = [self._band_weights(p) for p in self.probes]  # (F, B) per probe
+        Q = [C * len(self.freqs) if p._channel_resolved() else len(self.freqs) for p in self.probes]
+        self._acc = [torch.zeros(q, U) for q in Q]  # sums of per-iteration r, (Q, U)
+        # null sums: band means only (resolution "band": (C * B, n_null * U)), else full maps
+        self._acc_null = [torch.zeros(q // len(self.freqs) * w.shape[1] if p.resolution == "band" else q,
+                                      p.n_null * U) for p, q, w in zip(self.probes, Q, self._wts)]
 
     # --- validation and forward passes -------------------------------------------------
     def _check_windows(self, X) -> torch.Tensor:
@@ -188,10 +192,15 @@ class ProbeRun:
         Pz, Dz = _unit_columns(P), _unit_columns(D)  # (W, Q), (W, U): centred, unit norm
         if probe.n_null:
             perms = [torch.from_numpy(probe.rng.permutation(W)) for _ in range(probe.n_null)]
-            Dz = torch.cat([Dz] + [Dz[p] for p in perms], dim=1)  # (W, U * (1 + n_null))
+            Dn = torch.cat([Dz[p] for p in perms], dim=1)  # (W, n_null * U): windows shuffled
+            Pn = Pz
+            if probe.resolution == "band":  # the null needs band means only: r is linear in Pz
+                Pn = (Pz.view(W, -1, len(self.freqs)) @ self._wts[j]).reshape(W, -1)  # (W, C * B)
         ratio = self.validity[j].update(pred.numpy()) if self.validity[j] is not None else None
         with self._lock:
-            self._acc[j].addmm_(Pz.T, Dz)  # (Q, U * (1 + n_null)): per-iteration Pearson r
+            self._acc[j].addmm_(Pz.T, Dz)  # (Q, U): this iteration's Pearson r, summed
+            if probe.n_null:
+                self._acc_null[j].addmm_(Pn.T, Dn)
             self.done[j] += 1
         logger.debug("%s pass %d/%d done (validity ratio %s)", probe.method, self.done[j],
                      probe.n_iterations, ratio)
@@ -231,7 +240,7 @@ class ProbeRun:
           perturbed over unperturbed inputs, and the mean perturbed metric (NaN without y).
         """
         with self._lock:
-            accs = [a.clone() for a in self._acc]
+            accs = [(a.clone(), b.clone()) for a, b in zip(self._acc, self._acc_null)]
             done = list(self.done)
         first = self.probes[0]
         unit_ids = [f"{li.name}/{k}" for li in self.layers for k in range(li.n_units)]
@@ -263,7 +272,7 @@ class ProbeRun:
             "correlation": "Pearson r across windows per iteration, averaged over iterations",
         }
         for j, p in enumerate(self.probes):
-            data.update(self._probe_vars(p, accs[j], done[j]))
+            data.update(self._probe_vars(j, *accs[j], done[j]))
             attrs.update({f"{p.prefix}_{k}": v for k, v in p._attrs().items()})
             attrs[f"{p.prefix}_iterations"] = int(done[j])
             attrs[f"{p.prefix}_n_iterations"] = int(p.n_iterations)
@@ -276,39 +285,46 @@ class ProbeRun:
                 attrs["task"] = v.task
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def _probe_vars(self, p: Probe, acc: torch.Tensor, k: int) -> dict:
-        C, F, U, B = len(self.ch_names), len(self.freqs), int(self.offsets[-1]), len(p.bands)
-        n = p.n_null
-        excluded = p._excluded(self.freqs, self.X.shape[-1])  # (F,)
-        R = (acc / max(k, 1)).reshape(-1, F, 1 + n, U)  # (C or 1, F, 1 + n_null, U)
-        if k == 0:
-            R = torch.full_like(R, float("nan"))
-        # band means over included bins: (F, B) weights
-        wts = torch.from_numpy((p_mask := self.band_mask & ~excluded[None]).T.astype(np.float32))
-        wts = wts / wts.sum(0).clamp_min(1)
-        Rb = torch.einsum("cfnu,fb->cbnu", R, wts)  # (C or 1, B, 1 + n_null, U)
+    def _band_weights(self, p: Probe) -> torch.Tensor:
+        """(F, B) weights of the band means: 1 / n_bins on a band's included bins, else 0."""
+        keep = self.band_mask & ~p._excluded(self.freqs, self.X.shape[-1])[None]  # (B, F)
+        if not keep.any(axis=1).all():
+            empty = [b for b, k in zip(p.bands, keep.any(axis=1)) if not k]
+            raise UnitScopeError(f"Bands {empty} hold no bin the {p.method} probe can use.")
+        wts = torch.from_numpy(keep.T.astype(np.float32))
+        return wts / wts.sum(0)
+
+    def _probe_vars(self, j: int, acc: torch.Tensor, acc_null: torch.Tensor, k: int) -> dict:
+        p, wts = self.probes[j], self._wts[j]
+        C, F, U, B, n = len(self.ch_names), len(self.freqs), int(self.offsets[-1]), len(p.bands), p.n_null
+        excluded = torch.from_numpy(p._excluded(self.freqs, self.X.shape[-1]))  # (F,)
+        scale = 1.0 / k if k else float("nan")
+        R = (acc * scale).reshape(-1, F, U)  # (C or 1, F, U): mean r over iterations
+        Rb = torch.einsum("cfu,fb->cbu", R, wts)  # (C or 1, B, U): band means
         if p.resolution == "band":
-            stat_band = Rb.abs().amax(dim=0)  # (B, 1 + n_null, U)
-            stat_all = stat_band.amax(dim=0)  # (1 + n_null, U)
+            stat = Rb.abs().amax(dim=0)  # (B, U): max over channels of |band mean|
+            null = (acc_null * scale).reshape(-1, B, n, U).abs().amax(dim=0)  # (B, n, U)
+            stat_all, null_all = stat.amax(dim=0), null.amax(dim=0)  # (U,), (n, U)
         else:
-            absR = R.abs()
-            absR[:, torch.from_numpy(excluded)] = 0
-            stat_band = torch.stack([absR[:, torch.from_numpy(m)].amax(dim=(0, 1)) for m in p_mask])
-            stat_all = absR.amax(dim=(0, 1))
-        corr = R[:, :, 0].permute(2, 0, 1).numpy().copy()  # (U, C or 1, F)
-        corr[:, :, excluded] = np.nan
-        band = Rb[:, :, 0].permute(2, 0, 1).numpy()  # (U, C or 1, B)
+            masks = torch.from_numpy(self.band_mask) & ~excluded[None]  # (B, F)
+            absR = R.abs().masked_fill(excluded[None, :, None], 0)
+            absN = (acc_null * scale).reshape(-1, F, n, U).abs().masked_fill(excluded[None, :, None, None], 0)
+            stat = torch.stack([absR[:, m].amax(dim=(0, 1)) for m in masks])  # (B, U)
+            null = torch.stack([absN[:, m].amax(dim=(0, 1)) for m in masks])  # (B, n, U)
+            stat_all, null_all = absR.amax(dim=(0, 1)), absN.amax(dim=(0, 1))
+        corr = R.permute(2, 0, 1).numpy().copy()  # (U, C or 1, F)
+        corr[:, :, excluded.numpy()] = np.nan
+        band = Rb.permute(2, 0, 1).numpy()  # (U, C or 1, B)
         if corr.shape[1] != C:  # shared across channels: one map repeated over channels
             corr, band = np.repeat(corr, C, axis=1), np.repeat(band, C, axis=1)
         pre = p.prefix
         return {
             f"{pre}_corr": (("unit", "channel", "freq"), corr.astype(np.float32)),
             f"{pre}_band": (("unit", "channel", "band"), band.astype(np.float32)),
-            f"{pre}_stat": (("unit", "band"), stat_band[:, 0].T.numpy().astype(np.float32)),
-            f"{pre}_stat_all": (("unit",), stat_all[0].numpy().astype(np.float32)),
-            f"{pre}_null": (("null", "unit", "band"),
-                            stat_band[:, 1:].permute(1, 2, 0).numpy().astype(np.float32)),
-            f"{pre}_null_all": (("null", "unit"), stat_all[1:].numpy().astype(np.float32)),
+            f"{pre}_stat": (("unit", "band"), stat.T.numpy().astype(np.float32)),
+            f"{pre}_stat_all": (("unit",), stat_all.numpy().astype(np.float32)),
+            f"{pre}_null": (("null", "unit", "band"), null.permute(1, 2, 0).numpy().astype(np.float32)),
+            f"{pre}_null_all": (("null", "unit"), null_all.numpy().astype(np.float32)),
         }
 
 

@@ -7,7 +7,7 @@ the unit classes; :func:`untrained_twin` builds the control network.
 
 Defaults [A] (timed on the trained demo Deep4, 2 CPU cores): all blocks and the output,
 conv site, up to 80 training windows of the decoder's ``n_times`` samples, 24 iterations
-of each pass, 4 null permutations per iteration. ``n_windows * n_iterations`` sets the
+of each pass, 16 null permutations per iteration (band-resolution statistic). ``n_windows * n_iterations`` sets the
 noise floor of a mean correlation, about 1 / sqrt(n_windows * n_iterations) per bin and
 roughly ten times lower for a band mean; the values above keep the full probe within
 about 90 s while the ground-truth channels of the demo rank first (``unitscope bench
@@ -47,7 +47,7 @@ class ProbeConfig:
     noise: str = "std"              # amplitude noise reference per (channel, bin): std|mad|raw
     noise_scale: float = 0.5        # amplitude noise sd in units of the reference
     phase_variant: str = "channel"  # "channel": independent shifts; "shared": one per bin
-    n_null: int = 4                 # permutation-null replicates per iteration
+    n_null: int | None = None       # null replicates per iteration (None: 16 band, 4 freq)
     resolution: str = "band"        # max-statistic over (channel, band mean) or (channel, bin)
     bands: list | None = None       # band names (None: all default bands below Nyquist)
     alpha: float = 0.05             # false-discovery rate across units
@@ -73,7 +73,8 @@ class ProbeConfig:
         check_option("noise", self.noise, NOISE_REFS)
         check_range("noise_scale", self.noise_scale, low=0, low_inclusive=False)
         check_option("phase_variant", self.phase_variant, PHASE_VARIANTS)
-        check_range("n_null", ensure_int("n_null", self.n_null), low=0)
+        if self.n_null is not None:
+            check_range("n_null", ensure_int("n_null", self.n_null), low=0)
         check_option("resolution", self.resolution, RESOLUTIONS)
         check_range("alpha", self.alpha, low=0, high=1, low_inclusive=False)
         ensure_int("seed", self.seed)

@@ -50,3 +50,22 @@ def tone_windows(seed: int = 0, n_windows: int = N_WINDOWS) -> np.ndarray:
     return X.astype(np.float32)
 
 
+
+
+class NoiseUnits(nn.Module):
+    """Units whose activations are fresh noise, unrelated to the input (the null hypothesis)."""
+
+    def __init__(self, n_units: int = 20, seed: int = 0):
+        super().__init__()
+        self.n_units = n_units
+        self.generator = torch.Generator().manual_seed(seed)
+        self.out = nn.Identity()
+        self.eval()
+
+    def forward(self, x):
+        noise = torch.randn(x.shape[0], self.n_units, 50, generator=self.generator)
+        return self.out(noise + 0 * x[:, :1, :50])
+
+    @property
+    def layers(self):
+        return [LayerInfo("noise", "out", "out", "out", self.n_units, 1)]

@@ -68,8 +68,9 @@ def test_shared_and_per_channel_shifts_agree_for_a_single_channel_unit(tones):
     ok = np.isfinite(a)
     i0 = _f0_index(per_channel)
     assert a[i0] == pytest.approx(ANALYTIC, abs=0.02) and b[i0] == pytest.approx(ANALYTIC, abs=0.02)
+    # elsewhere both are noise of sd 1 / sqrt(n_windows * n_iterations) = 0.028
     assert np.abs(a[ok] - b[ok]).max() < 0.15
-    assert np.corrcoef(a[ok], b[ok])[0, 1] > 0.9
+    assert np.abs(a[ok] - b[ok]).mean() < 0.05
     # the shared map is the same for every channel (no channel resolution)
     assert np.allclose(shared["phase_corr"].isel(unit=0, channel=1), b, equal_nan=True)
     assert shared.attrs["phase_variant"] == "shared"

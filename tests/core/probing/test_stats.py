@@ -88,3 +88,23 @@ def test_ground_truth_auc(rng):
     assert ground_truth_auc(ds, "amp_corr", roles, {"low_freq": (1, 4)}) < 0.9
     with pytest.raises(UnitScopeError, match="No frequency bin"):
         ground_truth_auc(ds, "amp_corr", roles, {"x": (200, 300)})
+
+
+@pytest.mark.parametrize("resolution", ["band", "freq"])
+def test_null_is_calibrated_for_units_unrelated_to_the_input(tones, resolution):
+    from probing_toys import SFREQ, NoiseUnits
+
+    from core.probing import AmplitudeProbe, PhaseProbe, ProbeRun
+
+    model = NoiseUnits(n_units=30)
+    kw = dict(sfreq=SFREQ, layers=model.layers, n_iterations=3, n_null=8, resolution=resolution)
+    ds = classify(ProbeRun([AmplitudeProbe(model, rng=0, **kw), PhaseProbe(model, rng=1, **kw)],
+                           tones).run())
+    for pre in ("amp", "phase"):
+        p = ds[f"{pre}_p"].values.ravel()  # 30 units x 5 bands under H0
+        assert 0.3 < p.mean() < 0.7
+        assert (p < 0.05).mean() < 0.15
+        # observed and null statistics have the same scale
+        ratio = float(ds[f"{pre}_stat"].median() / ds[f"{pre}_null"].median())
+        assert 0.8 < ratio < 1.25
+    assert (ds["unit_class_all"] == "insensitive").mean() > 0.9
