@@ -1,0 +1,627 @@
+"""Pruning state of one browser session, and the per-decoder pruning data all sessions share.
+
+:class:`SharedPruning` (one per trained decoder, process-wide, read-only for sessions) holds
+the held-out evaluation set, a pristine :class:`core.pruning.MaskEvaluator` and the results
+that do not depend on a session's own mask: single-unit ablation effects and pruning curves
+around the unpruned network. A class of students therefore computes each of them once.
+
+:class:`PruneState` (one per session, no Panel code) holds that session's
+:class:`core.pruning.MaskSet`, an undo stack, the held-out metric before and after, and an
+optional fine-tuned copy. The shared decoder is never modified: masks act through the
+session's own evaluator, which *forks* the pristine one (it shares the cached activations
+of the unpruned network and only stores what its own mask changes), and a fine-tune works
+on a copy made on the first fine-tune only [A], so an extra session costs little memory.
+
+All computing runs in worker threads (:class:`dashboard.jobs.Job` via the session) that
+first take a slot of the process-wide :func:`dashboard.queue.work_queue`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import threading
+import time
+import weakref
+
+import numpy as np
+import param
+
+from core._validation import UnitScopeError, check_option, suggest
+
+from .queue import Cancelled, work_queue
+from .state import Session
+
+__all__ = ["PruneState", "SharedPruning", "shared_pruning", "fork_evaluator", "FINETUNE_STATES"]
+
+logger = logging.getLogger(__name__)
+
+FINETUNE_STATES = ("none", "queued", "running", "done", "stopped", "error")
+CURVE_REPEATS = 10  # random orders of the random curve [A] (the engine's default is 20)
+
+
+def fork_evaluator(ev):
+    """A new :class:`~core.pruning.MaskEvaluator` at ``ev``'s current state sharing its caches.
+
+    The evaluator never modifies a cached tensor in place (an update builds new tensors and
+    swaps dictionaries), so the fork only stores the activations its own masks change. [A]
+    It relies on the evaluator's private layout; a public ``fork()`` in ``core.pruning``
+    would be the clean home for it.
+    """
+    with ev._lock:
+        new = copy.copy(ev)
+        new._lock = threading.RLock()
+        new._a, new._z, new._n_incr = dict(ev._a), dict(ev._z), dict(ev._n_incr)
+        new._state = ev._state.copy()
+    return new
+
+
+def _fingerprint(probe) -> str:
+    if probe is None:
+        return "none"
+    h = hashlib.sha1()
+    for var in ("amp_stat_all", "phase_stat_all"):
+        if var in probe:
+            h.update(np.ascontiguousarray(probe[var].values).tobytes())
+    return h.hexdigest()[:16]
+
+
+class SharedPruning:
+    """Pruning data of one decoder, shared read-only by every session that shows it.
+
+    Parameters
+    ----------
+    decoder : dashboard.decoder.Decoder
+    block : str
+        Held-out block measured (default "test", the metric shown everywhere in the app).
+    """
+
+    def __init__(self, decoder, *, block: str = "test"):
+        self.decoder, self.block = decoder, block
+        self._lock = threading.Lock()
+        self._keys: dict = {}
+        self._evaluator = None
+        self.cache: dict = {}       # ("ablation", layer) / ("curves", layer, by, probe) -> result
+        self.progress: dict = {}    # same keys -> fraction done while computing
+
+    @property
+    def metric_name(self) -> str:
+        return "pearson_r" if self.decoder.task == "regression" else "balanced_accuracy"
+
+    def eval_set(self):
+        return self.decoder.ws.eval_set(self.block)
+
+    def evaluator(self):
+        """The pristine evaluator (built once, ~1 s for the demo); never used to compute."""
+        with self._lock:
+            if self._evaluator is None:
+                from core.pruning import MaskEvaluator
+
+                X, y = self.eval_set()
+                self._evaluator = MaskEvaluator(self.decoder.ws.model, X, y, task=self.decoder.task)
+            return self._evaluator
+
+    @property
+    def baseline(self) -> float:
+        return float(self.evaluator().baseline)
+
+    def fork(self):
+        """A session's own evaluator (cheap: shares the unpruned activations)."""
+        return fork_evaluator(self.evaluator())
+
+    def _key_lock(self, key) -> threading.Lock:
+        with self._lock:
+            return self._keys.setdefault(key, threading.Lock())
+
+    def compute(self, key, fn, *, stop: threading.Event | None = None, on_progress=None, label: str = ""):
+        """The cached result of ``fn(progress, cancel)`` under ``key``, computed once.
+
+        Concurrent callers wait for the first one (following its progress) instead of
+        computing the same thing again; the computing caller takes a long-work queue slot.
+        An incomplete result (cancelled) is returned to its caller but not cached.
+        """
+        lock = self._key_lock(key)
+        while not lock.acquire(timeout=0.2):
+            if stop is not None and stop.is_set():
+                raise Cancelled(f"{label} cancelled.")
+            if on_progress is not None and key in self.progress:
+                on_progress({"fraction": self.progress[key], "shared": True})
+        try:
+            if key in self.cache:
+                return self.cache[key]
+            with work_queue().slot(kind="long", label=label, stop=stop,
+                                   on_position=(lambda pos: on_progress({"queue": pos})) if on_progress else None):
+                def progress(p):
+                    self.progress[key] = float(p.get("fraction", 0.0))
+                    if on_progress is not None:
+                        on_progress(p)
+
+                result = fn(progress, stop)
+            complete = bool(result.attrs.get("complete", 1)) and not (stop is not None and stop.is_set())
+            if complete:
+                self.cache[key] = result
+            return result
+        finally:
+            self.progress.pop(key, None)
+            lock.release()
+
+    def ablation(self, layer: str, *, stop=None, on_progress=None):
+        """Metric drop when each unit of ``layer`` alone is masked (nothing else pruned).
+
+        Returns
+        -------
+        drop : xarray.DataArray, dims ("unit",)
+            See :func:`core.pruning.ablation_effects`.
+        """
+        from core.pruning import ablation_effects
+
+        def fn(progress, cancel):
+            out = ablation_effects(self.fork(), layers=layer, progress=progress, cancel=cancel)
+            out.attrs["complete"] = int(not (cancel is not None and cancel.is_set()))
+            return out
+
+        return self.compute(("ablation", layer), fn, stop=stop, on_progress=on_progress,
+                            label=f"ablation effects of {layer}")
+
+    def curves(self, layer: str, probe=None, *, by: str = "either", stop=None, on_progress=None):
+        """Pruning curves of ``layer`` (most / least sensitive first, random with its band).
+
+        Units are ranked by the probe's sensitivities when ``probe`` is given, else by the
+        single-unit ablation drop [A].
+
+        Returns
+        -------
+        curves : xarray.Dataset
+            See :func:`core.pruning.pruning_curve`.
+        """
+        from core.pruning import pruning_curve
+
+        if probe is None:
+            drop = self.ablation(layer, stop=stop, on_progress=on_progress)
+            kwargs, by = {"scores": drop}, "ablation"
+        else:
+            amp, ph = probe["amp_stat_all"], probe["phase_stat_all"]
+            kwargs = {"amplitude": amp, "phase": ph, "by": by}
+
+        def fn(progress, cancel):
+            out = pruning_curve(self.fork(), layers=layer, n_repeats=CURVE_REPEATS, rng=0, progress=progress,
+                                cancel=cancel, **kwargs)
+            out.attrs["ranked_by"] = by
+            return out
+
+        return self.compute(("curves", layer, by, _fingerprint(probe)), fn, stop=stop, on_progress=on_progress,
+                            label=f"pruning curves of {layer}")
+
+
+_SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pruning(decoder) -> SharedPruning:
+    """The process-wide :class:`SharedPruning` of ``decoder`` (dropped with the decoder)."""
+    with _SHARED_LOCK:
+        sp = _SHARED.get(decoder)
+        if sp is None:
+            sp = _SHARED[decoder] = SharedPruning(decoder)
+        return sp
+
+
+class PruneState(param.Parameterized):
+    """One session's pruning: mask, undo, metric before/after, fine-tune, curves, effects."""
+
+    session = param.ClassSelector(class_=Session, doc="The session this state belongs to.")
+    ready = param.Boolean(default=False, doc="The evaluator of the session's decoder is built.")
+    metric_name = param.String(default="", doc="Held-out metric: pearson_r or balanced_accuracy.")
+    metric_base = param.Number(default=float("nan"), doc="Held-out metric with nothing pruned (shared decoder).")
+    metric = param.Number(default=float("nan"), doc="Held-out metric with the session's mask (and fine-tune).")
+    metric_previous = param.Number(default=float("nan"), doc="The metric before the last change of the mask.")
+    measuring = param.Boolean(default=False, doc="A re-measurement is queued or running.")
+    queue_position = param.Integer(default=0, bounds=(0, None), doc="Place in the server's work queue (0: running).")
+    pruned = param.Dict(default={}, doc="Masked unit indices per layer (a mirror of the MaskSet).")
+    mask_version = param.Integer(default=0, doc="Bumped after every change of the mask.")
+    measured_version = param.Integer(default=0, doc="Mask version the metric belongs to.")
+    n_undo = param.Integer(default=0, bounds=(0, None), doc="Steps that can be undone.")
+    last_change = param.String(default="", doc="What the last edit did (shown beside the metric).")
+
+    effects = param.Parameter(default=None, doc="Single-unit ablation drop of the layer shown (DataArray) or None.")
+    effects_layer = param.String(default="", doc="Layer the effects belong to.")
+    effects_progress = param.Number(default=0.0, bounds=(0, 1))
+    curves = param.Parameter(default=None, doc="Pruning curves (Dataset) of the layer shown, or None.")
+    curves_layer = param.String(default="")
+    curves_progress = param.Number(default=0.0, bounds=(0, 1))
+    curves_by = param.Selector(default="either", objects=["either", "amplitude", "phase"],
+                               doc="Sensitivity ranking the curves and the top-k selection.")
+
+    finetune_state = param.Selector(default="none", objects=list(FINETUNE_STATES), doc="Fine-tune job state.")
+    finetune_progress = param.Number(default=0.0, bounds=(0, 1))
+    finetune_epochs = param.Integer(default=1, bounds=(1, 10), doc="Fine-tune passes over the training windows.")
+    finetune_result = param.Dict(default={}, doc="before / after / history of the last fine-tune.")
+    finetuned = param.Boolean(default=False, doc="The session measures its own fine-tuned copy.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._lock = threading.Lock()
+        self._decoder = None
+        self._shared: SharedPruning | None = None
+        self._ev = None
+        self._masks = None
+        self._undo: list = []
+        self._model = None  # the fine-tuned copy (None: the shared decoder)
+        self._busy = False  # a measuring job is looping
+        self.session.param.watch(self._decoder_changed, "decoder_version")
+        self._decoder_changed()
+
+    # ---- decoder ---------------------------------------------------------------------
+    def _decoder_changed(self, *_):
+        dec = self.session.decoder
+        if dec is self._decoder:
+            return
+        with self._lock:
+            self._decoder, self._ev, self._masks, self._undo, self._model = dec, None, None, [], None
+            self._shared = shared_pruning(dec) if dec is not None else None
+        self.param.update(ready=False, metric_base=float("nan"), metric=float("nan"), metric_previous=float("nan"),
+                          pruned={}, n_undo=0, effects=None, effects_layer="", curves=None, curves_layer="",
+                          finetune_state="none", finetune_result={}, finetuned=False, last_change="",
+                          metric_name="" if dec is None else ("pearson_r" if dec.task == "regression" else "balanced_accuracy"))
+        if dec is not None:
+            self._run("prune-prepare", self._prepare)
+
+    def _prepare(self, stop):
+        dec = self._decoder
+        shared = self._shared
+        with work_queue().slot(kind="interactive", label="prepare pruning", stop=stop,
+                               on_position=self._position):
+            ev = shared.fork()
+        with self._lock:
+            if dec is not self._decoder:
+                return
+            if self._ev is None:
+                self._ev, self._masks = ev, ev.new_masks()
+        self.param.update(ready=True, metric_base=ev.baseline, metric=ev.baseline, metric_previous=ev.baseline,
+                          measured_version=self.mask_version)
+
+    @property
+    def shared(self) -> SharedPruning | None:
+        return self._shared
+
+    @property
+    def model(self):
+        """The model this session measures: its fine-tuned copy, or the shared decoder's (read-only)."""
+        if self._model is not None:
+            return self._model
+        return None if self._decoder is None else self._decoder.ws.model
+
+    def masks(self):
+        """A copy of the session's MaskSet (None before the evaluator is ready)."""
+        with self._lock:
+            return None if self._masks is None else self._masks.copy()
+
+    JOBS = ("prune-prepare", "prune-measure", "prune-effects", "prune-curves", "finetune")
+
+    def join(self, timeout: float = 120.0) -> bool:
+        """Wait for this state's worker threads (tests, benchmark); True when all have ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = [self.session._jobs.get(n) for n in self.JOBS]
+            running = [j for j in jobs if j is not None and j.running]
+            if not running:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            running[0].join(left)
+
+    # ---- jobs ------------------------------------------------------------------------
+    def _run(self, name, fn, **kw):
+        """Start ``fn(stop)`` as a session job; a request withdrawn from the queue returns None."""
+        def work(stop):
+            try:
+                return fn(stop)
+            except Cancelled:
+                return None
+
+        return self.session._start(name, work, **kw)
+
+    def _position(self, pos: int) -> None:
+        self.queue_position = int(pos)
+
+    # ---- editing the mask ------------------------------------------------------------
+    def _require(self):
+        if self._masks is None:
+            if self._decoder is None:
+                raise UnitScopeError("No decoder yet: load the demo or train one first.")
+            raise UnitScopeError("The pruning evaluator is still being prepared; try again in a moment.")
+
+    def _layers(self) -> list[str]:
+        return [] if self._masks is None else self._masks.layers
+
+    def _check_layer(self, layer: str) -> str:
+        names = self._layers()
+        if layer not in names:
+            extra = " The output layer cannot be pruned." if layer == "conv_classifier" else ""
+            raise UnitScopeError(f"Layer {layer!r} cannot be pruned; the prunable layers are {names}.{extra}"
+                                 f"{suggest(layer, names)}")
+        return layer
+
+    def _edit(self, fn, text: str) -> bool:
+        """Apply ``fn(masks)`` to a copy, push the old mask on the undo stack, re-measure."""
+        try:
+            self._require()
+            with self._lock:
+                new = self._masks.copy()
+                fn(new)
+                if new == self._masks:
+                    return False
+                self._undo.append(self._masks)
+                self._masks = new
+                version = self.mask_version + 1
+            self._publish(version, text)
+        except UnitScopeError as exc:
+            self.session.alert(str(exc))
+            return False
+        return True
+
+    def _publish(self, version: int, text: str) -> None:
+        m = self._masks
+        self.param.update(pruned={k: m.pruned(k).tolist() for k in m.layers if len(m.pruned(k))},
+                          n_undo=len(self._undo), mask_version=version, last_change=text,
+                          metric_previous=self.metric)
+        self._measure()
+
+    def toggle(self, layer: str, unit: int) -> bool:
+        """Prune ``unit`` of ``layer``, or restore it if it is pruned."""
+        was = self._masks is not None and layer in self._layers() and unit in self.pruned.get(layer, [])
+        return self._edit(lambda m: m.toggle(self._check_layer(layer), int(unit)),
+                          f"{'restored' if was else 'pruned'} {layer}/{unit}")
+
+    def prune(self, layer: str, units) -> bool:
+        units = [int(u) for u in np.atleast_1d(units)]
+        return self._edit(lambda m: m.prune(self._check_layer(layer), units),
+                          f"pruned {len(units)} unit(s) of {layer}")
+
+    def restore(self, layer: str, units) -> bool:
+        units = [int(u) for u in np.atleast_1d(units)]
+        return self._edit(lambda m: m.restore(self._check_layer(layer), units),
+                          f"restored {len(units)} unit(s) of {layer}")
+
+    def prune_layer(self, layer: str) -> bool:
+        """Prune every unit of ``layer`` (the metric is still reported, often undefined)."""
+        return self._edit(lambda m: m.prune(self._check_layer(layer), range(len(m.keep(layer)))),
+                          f"pruned every unit of {layer}")
+
+    def class_units(self, layer: str, cls: str) -> list[int]:
+        """Units of ``layer`` the session's probe puts in class ``cls``."""
+        from core.probing import CLASSES
+
+        check_option("class", cls, CLASSES)
+        probe = self.session.probe
+        if probe is None or "unit_class_all" not in probe:
+            raise UnitScopeError("Pruning by class needs the probe's unit classes: run the probe (Units view) first.")
+        sel = probe["layer"].values == layer
+        idx = probe["index"].values[sel]
+        return sorted(int(i) for i in idx[probe["unit_class_all"].values[sel] == cls])
+
+    def prune_class(self, layer: str, cls: str) -> bool:
+        try:
+            units = self.class_units(self._check_layer(layer), cls)
+        except UnitScopeError as exc:
+            self.session.alert(str(exc))
+            return False
+        if not units:
+            self.session.alert(f"No unit of {layer} is in the class {cls!r}.", "info")
+            return False
+        return self._edit(lambda m: m.prune(layer, units), f"pruned the {len(units)} {cls} unit(s) of {layer}")
+
+    def top_units(self, layer: str, k: int, *, by: str | None = None) -> list[int]:
+        """The ``k`` most sensitive units of ``layer`` (probe sensitivity, or the ablation drop)."""
+        from core.pruning import select_scores, sensitivity_order
+
+        n = len(self._masks.keep(layer))
+        if k < 1:
+            raise UnitScopeError(f"{k=} must be at least 1.")
+        k = min(int(k), n)
+        probe = self.session.probe
+        sizes = {layer: n}
+        if probe is not None and "amp_stat_all" in probe:
+            scores, _ = select_scores(sizes, amplitude=probe["amp_stat_all"], phase=probe["phase_stat_all"],
+                                      by=by or self.curves_by)
+        elif self.effects is not None and self.effects_layer == layer:
+            scores, _ = select_scores(sizes, scores=self.effects)
+        else:
+            raise UnitScopeError("Ranking units needs the probe (Units view) or the ablation effects of this layer.")
+        return [int(i) for i in sensitivity_order(scores[layer])[:k]]
+
+    def prune_top(self, layer: str, k: int, *, by: str | None = None) -> bool:
+        try:
+            units = self.top_units(self._check_layer(layer), k, by=by)
+        except UnitScopeError as exc:
+            self.session.alert(str(exc))
+            return False
+        return self._edit(lambda m: m.prune(layer, units), f"pruned the {len(units)} most sensitive unit(s) of {layer}")
+
+    def undo(self) -> bool:
+        with self._lock:
+            if not self._undo:
+                return False
+            self._masks = self._undo.pop()
+            version = self.mask_version + 1
+        self._publish(version, "undo")
+        return True
+
+    def reset(self) -> bool:
+        """Restore every unit (undoable); a fine-tuned copy is discarded too."""
+        if self._model is not None:
+            self.discard_finetune()
+        return self._edit(lambda m: m.restore(), "reset: every unit restored")
+
+    def load_mask(self, text: str | bytes) -> bool:
+        """Replace the mask by one saved as JSON; refused if it belongs to another model."""
+        from core.pruning import MaskSet
+
+        try:
+            self._require()
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
+            loaded = MaskSet.from_json(text, model=self._decoder.ws.model)
+        except UnitScopeError as exc:
+            self.session.alert(f"Mask not loaded: {exc}")
+            return False
+        return self._edit(lambda m: m.restore().prune_many({k: loaded.pruned(k) for k in loaded.layers}),
+                          f"loaded a mask pruning {loaded.n_pruned} unit(s)")
+
+    def mask_json(self) -> str:
+        self._require()
+        return self.masks().to_json()
+
+    # ---- measuring -------------------------------------------------------------------
+    def _measure(self) -> None:
+        with self._lock:
+            if self._busy:
+                return  # the running job loops until it has measured the latest mask
+            self._busy = True
+        self.measuring = True
+
+        def work(stop):
+            try:
+                with work_queue().slot(kind="interactive", label="prune re-measure", owner=self, stop=stop,
+                                       on_position=self._position):
+                    while True:
+                        with self._lock:
+                            masks, version, ev = self._masks.copy(), self.mask_version, self._ev
+                        value = ev.evaluate(masks)
+                        with self._lock:
+                            if version == self.mask_version and ev is self._ev:
+                                self._busy = False
+                                break
+            except BaseException:
+                with self._lock:
+                    self._busy = False
+                self.param.update(measuring=False, queue_position=0)
+                raise
+            if version >= self.measured_version:  # a newer job may have published already
+                self.param.update(metric=float(value), measured_version=version, measuring=False, queue_position=0)
+
+        def failed(msg):
+            self.measuring = False
+
+        if self._run("prune-measure", work, on_error=failed) is None:
+            with self._lock:
+                self._busy = False
+            self.measuring = False
+
+    # ---- shared analyses ---------------------------------------------------------------
+    def compute_effects(self, layer: str | None = None) -> None:
+        """Single-unit ablation drop of ``layer`` (default the session's layer), in a thread."""
+        layer = layer or self.session.layer
+        if self._shared is None or layer not in self._layers() or self.session.running("prune-effects"):
+            return
+        shared = self._shared
+        if ("ablation", layer) in shared.cache:
+            self.param.update(effects=shared.cache[("ablation", layer)], effects_layer=layer, effects_progress=1.0)
+            return
+        self.param.update(effects=None, effects_layer=layer, effects_progress=0.0)
+
+        def work(stop):
+            return shared.ablation(layer, stop=stop, on_progress=self._effects_progress)
+
+        def done(drop):
+            if drop is None or shared is not self._shared:
+                return
+            self.param.update(effects=drop, effects_layer=layer, effects_progress=1.0)
+
+        self._run("prune-effects", work, on_done=done)
+
+    def _effects_progress(self, p: dict) -> None:
+        if "fraction" in p:
+            self.effects_progress = float(p["fraction"])
+
+    def compute_curves(self, layer: str | None = None) -> None:
+        """Pruning curves of ``layer`` (default the session's layer), in a thread."""
+        layer = layer or self.session.layer
+        if self._shared is None or layer not in self._layers() or self.session.running("prune-curves"):
+            return
+        shared, probe, by = self._shared, self.session.probe, self.curves_by
+        self.param.update(curves=None, curves_layer=layer, curves_progress=0.0)
+
+        def work(stop):
+            return shared.curves(layer, probe, by=by, stop=stop, on_progress=self._curves_progress)
+
+        def done(ds):
+            if ds is None or shared is not self._shared:
+                return
+            self.param.update(curves=ds, curves_layer=layer, curves_progress=1.0)
+
+        self._run("prune-curves", work, on_done=done)
+
+    def _curves_progress(self, p: dict) -> None:
+        if "fraction" in p:
+            self.curves_progress = float(p["fraction"])
+
+    # ---- fine-tune -------------------------------------------------------------------
+    def start_finetune(self) -> None:
+        """Short masked fine-tune of a copy (the shared decoder is never touched), in a thread."""
+        from core.pruning import FinetuneConfig, MaskEvaluator, finetune
+
+        try:
+            self._require()
+        except UnitScopeError as exc:
+            self.session.alert(str(exc))
+            return
+        if self.session.running("finetune"):
+            self.session.alert("A fine-tune is already running.", "warning")
+            return
+        dec, masks, base_model = self._decoder, self.masks(), self.model
+        config = FinetuneConfig(n_epochs=int(self.finetune_epochs))
+        self.param.update(finetune_state="queued", finetune_progress=0.0, finetune_result={})
+
+        def progress(p):
+            self.finetune_progress = min(float(p.get("fraction", 0.0)), 1.0)
+
+        def work(stop):
+            with work_queue().slot(kind="long", label="fine-tune", owner=self, stop=stop, on_position=self._position):
+                self.finetune_state = "running"
+                X, y = dec.ws.eval_set("train")
+                Xt, yt = self._shared.eval_set()
+                res = finetune(base_model, X, y, masks=masks, task=dec.task, config=config, X_eval=Xt, y_eval=yt,
+                               progress=progress, cancel=stop)
+                ev = MaskEvaluator(res.model, Xt, yt, task=dec.task, masks=masks)
+            return res, ev
+
+        def done(out):
+            if out is None:
+                self.param.update(finetune_state="stopped", queue_position=0)
+                return
+            res, ev = out
+            if dec is not self._decoder:
+                return
+            with self._lock:
+                self._model, self._ev = res.model, ev
+            self.param.update(
+                finetune_state="stopped" if res.cancelled else "done", finetune_progress=1.0, finetuned=True,
+                finetune_result={"before": float(res.before), "after": float(res.after), "history": list(res.history),
+                                 "n_steps": int(res.n_steps), "seconds": float(res.seconds),
+                                 "unpruned": float(self.metric_base), "n_pruned": int(masks.n_pruned)},
+                metric_previous=self.metric, last_change="fine-tuned", queue_position=0,
+                mask_version=self.mask_version + 1)
+            self._measure()
+
+        def failed(msg):
+            self.finetune_state = "stopped" if "cancelled" in msg else "error"
+
+        self._run("finetune", work, on_done=done, on_error=failed)
+
+    def stop_finetune(self) -> None:
+        job = self.session._jobs.get("finetune")
+        if job is not None and job.running:
+            job.stop()
+
+    def discard_finetune(self) -> None:
+        """Measure the shared decoder again (the fine-tuned copy is dropped)."""
+        if self._model is None or self._shared is None:
+            return
+        with self._lock:
+            self._model, self._ev = None, self._shared.fork()
+        self.param.update(finetuned=False, finetune_state="none", finetune_result={},
+                          last_change="fine-tune discarded", metric_previous=self.metric,
+                          mask_version=self.mask_version + 1)
+        self._measure()

@@ -1,0 +1,366 @@
+"""Prune view and per-session prune state, without a browser.
+
+The metric the app shows is checked against an independent measurement (the masked model
+run on every held-out window); isolation between sessions and the shared decoder's weights
+are checked directly.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+
+import numpy as np
+import panel as pn
+import pytest
+import torch
+
+from core._validation import UnitScopeError
+from core.metrics import score
+from core.pruning import MaskSet
+from dashboard.prune_state import SharedPruning, fork_evaluator, shared_pruning
+from dashboard.queue import Cancelled, WorkQueue
+from dashboard.state import Session
+from dashboard.views.prune import PruneView, curve_plot, effect_bars, fmt_metric, metric_html, prune_state_of
+
+
+def _session(decoder, probe=None):
+    s = Session()
+    s.set_decoder(decoder, probe=probe, probe_source="test")
+    return s
+
+
+@pytest.fixture()
+def sessions(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    made = []
+
+    def make():
+        s = _session(tiny_decoder, tiny_probe)
+        made.append(s)
+        ps = prune_state_of(s)
+        assert ps.join() and ps.ready
+        return s, ps
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def _expected_metric(decoder, masks) -> float:
+    """The held-out metric of the masked decoder, run window by window on a copy."""
+    model = copy.deepcopy(decoder.ws.model).eval()
+    X, y = decoder.ws.eval_set("test")
+    with torch.no_grad(), masks.apply(model):
+        out = model(torch.as_tensor(X))
+    return score(decoder.task, out[:, 0].numpy(), y)
+
+
+def _weights(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_prune_click_updates_the_metric_to_the_masked_decoder(sessions, tiny_decoder):
+    s, ps = sessions()
+    before = ps.metric
+    assert before == pytest.approx(tiny_decoder.predictions()["metric"], abs=1e-4)
+    assert ps.toggle("conv_2", 3) and ps.join()
+    expected = _expected_metric(tiny_decoder, MaskSet.for_model(tiny_decoder.ws.model).prune("conv_2", 3))
+    assert ps.metric == pytest.approx(expected, abs=1e-4)
+    assert ps.metric != pytest.approx(before, abs=1e-7)
+    assert ps.pruned == {"conv_2": [3]} and ps.measured_version == ps.mask_version
+    assert ps.metric_base == pytest.approx(before) and ps.metric_previous == pytest.approx(before)
+    html = metric_html(ps)
+    assert fmt_metric(ps.metric) in html and fmt_metric(before) in html and "1</span> unit(s) pruned" in html
+
+
+def test_undo_reset_and_toggle_back(sessions, tiny_decoder):
+    s, ps = sessions()
+    base = ps.metric
+    ps.prune("conv_3", [1, 2, 3])
+    ps.toggle("conv_4", 0)
+    ps.join()
+    assert ps.pruned == {"conv_3": [1, 2, 3], "conv_4": [0]} and ps.n_undo == 2
+    assert ps.undo() and ps.join()
+    assert ps.pruned == {"conv_3": [1, 2, 3]}
+    expected = _expected_metric(tiny_decoder, MaskSet.for_model(tiny_decoder.ws.model).prune("conv_3", [1, 2, 3]))
+    assert ps.metric == pytest.approx(expected, abs=1e-4)
+    assert ps.reset() and ps.join()
+    assert ps.pruned == {} and ps.metric == pytest.approx(base, abs=1e-5)
+    assert ps.undo() and ps.join() and ps.pruned == {"conv_3": [1, 2, 3]}  # reset is undoable
+    ps.toggle("conv_3", 2)
+    ps.join()
+    assert ps.pruned == {"conv_3": [1, 3]}
+
+
+def test_sessions_are_isolated_and_the_shared_decoder_is_never_changed(sessions, tiny_decoder):
+    model = tiny_decoder.ws.model
+    weights = _weights(model)
+    a, pa = sessions()
+    b, pb = sessions()
+    pa.prune("conv_2", list(range(10)))
+    pa.join()
+    assert pa.metric != pytest.approx(pb.metric, abs=1e-6)
+    assert pb.pruned == {} and pb.metric == pytest.approx(pb.metric_base)
+    pb.toggle("conv_4", 5)
+    pb.join()
+    assert pa.pruned == {"conv_2": list(range(10))} and pb.pruned == {"conv_4": [5]}
+    expected = _expected_metric(tiny_decoder, MaskSet.for_model(model).prune("conv_4", 5))
+    assert pb.metric == pytest.approx(expected, abs=1e-4)
+    for k, v in _weights(model).items():
+        torch.testing.assert_close(v, weights[k])
+    assert not any(m._forward_hooks for m in model.modules())
+    assert pa._ev is not pb._ev and pa._ev.model is pb._ev.model  # forks share the frozen copy
+
+
+def test_pruning_a_whole_layer_reports_the_metric(sessions):
+    s, ps = sessions()
+    assert ps.prune_layer("conv_3") and ps.join()
+    assert len(ps.pruned["conv_3"]) == 100
+    expected = _expected_metric(s.decoder, MaskSet.for_model(s.decoder.ws.model).prune("conv_3", range(100)))
+    assert ps.metric == pytest.approx(expected, abs=1e-4, nan_ok=True)
+    html = metric_html(ps)
+    assert "unit(s) pruned" in html
+    if not math.isfinite(ps.metric):
+        assert "undefined" in html and "no longer varies" in html
+    assert not s.alerts
+
+
+def test_bad_layer_and_mask_from_another_model_give_clear_messages(sessions):
+    from core.models import build_model
+
+    s, ps = sessions()
+    assert not ps.toggle("conv_classifier", 0)
+    assert "cannot be pruned" in s.alerts[-1][1] and "output layer" in s.alerts[-1][1]
+    other = build_model("shallow", n_chans=32, n_outputs=1, n_times=1200)
+    assert not ps.load_mask(MaskSet.for_model(other).prune("conv_time_spat", 1).to_json())
+    assert s.alerts[-1][1].startswith("Mask not loaded: This mask was saved for")
+    assert not ps.load_mask(b"{not json")
+    assert "Mask not loaded: Invalid mask JSON" in s.alerts[-1][1]
+    assert ps.pruned == {}
+    good = MaskSet.for_model(s.decoder.ws.model).prune("conv_2", [4, 7])
+    assert ps.load_mask(good.to_json().encode()) and ps.join()
+    assert ps.pruned == {"conv_2": [4, 7]}
+    assert MaskSet.from_json(ps.mask_json()) == good
+
+
+def test_prune_by_class_and_top_k_follow_the_probe(sessions, tiny_probe):
+    s, ps = sessions()
+    sel = tiny_probe["layer"].values == "conv_3"
+    classes = tiny_probe["unit_class_all"].values[sel]
+    cls = max(set(classes), key=lambda c: (classes == c).sum())
+    expected = sorted(int(i) for i in tiny_probe["index"].values[sel][classes == cls])
+    assert ps.class_units("conv_3", cls) == expected
+    assert ps.prune_class("conv_3", cls) and ps.join()
+    assert ps.pruned["conv_3"] == expected
+    ps.reset()
+    amp = tiny_probe["amp_stat_all"].values[sel]
+    idx = tiny_probe["index"].values[sel]
+    top = sorted(int(i) for i in idx[np.argsort(-amp, kind="stable")[:4]])
+    assert sorted(ps.top_units("conv_3", 4, by="amplitude")) == top
+    assert ps.prune_top("conv_3", 4, by="amplitude") and ps.join()
+    assert ps.pruned["conv_3"] == top
+    with pytest.raises(UnitScopeError, match="class"):
+        ps.class_units("conv_3", "amp")
+
+
+def test_prune_by_class_without_a_probe_says_what_to_do(tmp_path, monkeypatch, tiny_decoder):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = _session(tiny_decoder)
+    try:
+        ps = prune_state_of(s)
+        ps.join()
+        assert not ps.prune_class("conv_2", "amplitude")
+        assert "run the probe" in s.alerts[-1][1]
+    finally:
+        s.close()
+
+
+def test_ablation_effects_and_curves_are_shared_between_sessions(sessions, tiny_decoder):
+    a, pa = sessions()
+    b, pb = sessions()
+    pa.compute_effects("conv_4")
+    pa.join()
+    drop = pa.effects
+    assert drop.sizes["unit"] == 200 and pa.effects_layer == "conv_4"
+    # the drop of unit 7 is the metric change of pruning it alone
+    pb.toggle("conv_4", 7)
+    pb.join()
+    assert float(drop.sel(unit="conv_4/7")) == pytest.approx(pb.metric_base - pb.metric, abs=1e-4)
+    assert shared_pruning(tiny_decoder).cache[("ablation", "conv_4")] is drop
+    pb.compute_effects("conv_4")  # served from the shared cache, no job
+    assert pb.effects is drop
+    pa.compute_curves("conv_4")
+    pa.join()
+    ds = pa.curves
+    assert set(ds["order"].values) == {"most", "least", "random"} and ds.attrs["complete"] == 1
+    assert ds["metric"].sel(fraction=0.0).values == pytest.approx(pa.metric_base, abs=1e-4)
+    assert ds["random_lo"].values[3] <= ds["metric"].sel(order="random").values[3] <= ds["random_hi"].values[3]
+
+
+def test_finetune_works_on_a_copy_and_reports_recovery(sessions, tiny_decoder):
+    model = tiny_decoder.ws.model
+    weights = _weights(model)
+    a, pa = sessions()
+    b, pb = sessions()
+    pa.prune("conv_3", list(range(30)))
+    pa.join()
+    pa.finetune_epochs = 1
+    pa.start_finetune()
+    pa.join()
+    assert pa.finetune_state == "done" and pa.finetuned
+    r = pa.finetune_result
+    assert r["before"] == pytest.approx(pa.metric_previous, abs=1e-3) and r["n_steps"] > 0
+    assert pa.metric == pytest.approx(r["after"], abs=1e-3)
+    assert pa.model is not model
+    for k, v in _weights(model).items():
+        torch.testing.assert_close(v, weights[k])
+    assert pb.metric == pytest.approx(pb.metric_base) and not pb.finetuned
+    pa.discard_finetune()
+    pa.join()
+    assert not pa.finetuned and pa.model is model
+    expected = _expected_metric(tiny_decoder, MaskSet.for_model(model).prune("conv_3", list(range(30))))
+    assert pa.metric == pytest.approx(expected, abs=1e-4)
+
+
+def test_closing_a_session_stops_its_workers(tmp_path, monkeypatch, tiny_decoder):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = _session(tiny_decoder)
+    ps = prune_state_of(s)
+    ps.join()
+    ps.prune("conv_2", [1])
+    ps.finetune_epochs = 10
+    ps.start_finetune()
+    job = s._jobs["finetune"]
+    s.close()
+    assert job.join(30) and not job.running
+    assert ps.finetune_state in ("stopped", "done") or not ps.finetuned
+
+
+def test_fork_shares_the_unpruned_cache(tiny_decoder):
+    ev = shared_pruning(tiny_decoder).evaluator()
+    f = fork_evaluator(ev)
+    assert all(f._a[k] is ev._a[k] for k in ev._a)
+    value = f.evaluate(f.new_masks().prune("conv_4", [1, 2]))
+    assert ev.masks.n_pruned == 0 and f.masks.n_pruned == 2
+    assert ev.evaluate() == pytest.approx(ev.baseline)
+    assert value == pytest.approx(f.full_evaluate(), abs=1e-4)
+
+
+# ---- the view ----------------------------------------------------------------------------------
+def test_prune_view_renders_and_follows_the_state(sessions):
+    s, ps = sessions()
+    view = PruneView(session=s)
+    assert isinstance(view.__panel__(), pn.Column)
+    s.param.update(layer="conv_3", unit=12)
+    assert view.layer.value == "conv_3" and view.unit.value == 12
+    assert view.toggle_btn.label == "Prune conv_3/12"
+    view.toggle_btn.clicks += 1
+    ps.join()
+    assert ps.pruned == {"conv_3": [12]}
+    assert view.toggle_btn.label == "Restore conv_3/12"
+    assert fmt_metric(ps.metric) in view.metric.object and not view.undo_btn.disabled
+    bars = view._bars("conv_3", ps.pruned, None, 1)
+    assert len(bars) == 100 and list(bars.dimension_values("state")).count("pruned") == 1
+    sc = view._scatter("conv_3", ps.pruned, s.probe)
+    assert len(sc.get(1)) == 1  # the pruned unit is crossed
+    view.undo_btn.clicks += 1
+    ps.join()
+    assert ps.pruned == {} and view.toggle_btn.label == "Prune conv_3/12"
+
+
+def test_clicking_a_bar_or_a_point_toggles_that_unit(sessions, tiny_probe):
+    s, ps = sessions()
+    view = PruneView(session=s)
+    s.layer = "conv_4"
+    view.bar_tap.event(x="17", y=0.0)
+    ps.join()
+    assert ps.pruned == {"conv_4": [17]} and s.unit == 17
+    sel = tiny_probe.sel(unit="conv_4/33")
+    view.scatter_tap.event(x=float(sel["amp_stat_all"]), y=float(sel["phase_stat_all"]))
+    ps.join()
+    assert 33 in ps.pruned["conv_4"] and s.unit == 33
+
+
+def test_output_layer_disables_pruning(sessions):
+    s, ps = sessions()
+    view = PruneView(session=s)
+    s.layer = "conv_classifier"
+    assert view.toggle_btn.disabled and view.layer.value is None
+
+
+def test_effect_bars_and_curve_plot_show_the_data(tiny_probe):
+    import xarray as xr
+
+    drop = xr.DataArray([0.1, -0.02, 0.3], dims="unit", coords={
+        "unit": ["conv_2/0", "conv_2/1", "conv_2/2"], "layer": ("unit", ["conv_2"] * 3), "index": ("unit", [0, 1, 2])})
+    bars = effect_bars(drop, "conv_2", [2], 3)
+    np.testing.assert_allclose(bars.dimension_values("drop"), [0.1, -0.02, 0.3])
+    assert list(bars.dimension_values("state")) == ["kept", "kept", "pruned"]
+    q = np.linspace(0, 1, 3)
+    curves = xr.Dataset({"metric": (("order", "fraction"), [[0.9, 0.3, 0.0], [0.9, 0.8, 0.0], [0.9, 0.6, 0.0]]),
+                         "random_lo": ("fraction", [0.9, 0.5, 0.0]), "random_hi": ("fraction", [0.9, 0.7, 0.0])},
+                        coords={"order": ["most", "least", "random"], "fraction": q},
+                        attrs={"layers": "conv_2", "by": "either", "n_repeats": 3})
+    plot = curve_plot(curves, current=(0.5, 0.4))
+    assert "conv_2" in plot.opts.get().kwargs["title"]
+    curves_drawn = [el for el in plot if el.__class__.__name__ == "Curve"]
+    np.testing.assert_allclose(curves_drawn[0].dimension_values("metric"), [0.9, 0.3, 0.0])
+    assert len(curve_plot(None)) == 2
+
+
+# ---- the work queue ----------------------------------------------------------------------------
+def test_queue_limits_running_jobs_and_reports_positions():
+    q = WorkQueue(1)
+    release = threading.Event()
+    entered = threading.Event()
+    positions = []
+
+    def first():
+        with q.slot(kind="long", label="a"):
+            entered.set()
+            release.wait(10)
+
+    t1 = threading.Thread(target=first)
+    t1.start()
+    assert entered.wait(10)
+    got = threading.Event()
+
+    def second():
+        with q.slot(kind="interactive", label="b", on_position=positions.append):
+            got.set()
+
+    t2 = threading.Thread(target=second)
+    t2.start()
+    while not positions:  # the waiting request has been numbered
+        t2.join(0.01)
+    assert positions[0] == 1 and not got.is_set() and q.n_running == 1 and q.n_waiting == 1
+    release.set()
+    t1.join(10)
+    t2.join(10)
+    assert got.is_set() and positions[-1] == 0 and q.n_running == 0
+
+
+def test_queue_serves_clicks_before_long_jobs_and_cancels_waiters():
+    q = WorkQueue(2, max_long=1)
+    hold = threading.Event()
+    started = threading.Event()
+
+    def long_job():
+        with q.slot(kind="long", label="finetune"):
+            started.set()
+            hold.wait(10)
+
+    t = threading.Thread(target=long_job)
+    t.start()
+    assert started.wait(10)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):  # a second long job must wait (max_long=1), and is withdrawn
+        with q.slot(kind="long", label="curves", stop=stop):
+            pass
+    with q.slot(kind="interactive", label="click"):  # the free core serves a click at once
+        assert q.n_running == 2
+    hold.set()
+    t.join(10)
+    assert q.snapshot() == {"running": [], "waiting": []}
