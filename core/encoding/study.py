@@ -1,0 +1,145 @@
+"""One encoding run: DRE, linear baselines, ablations, evaluation and permutation importance.
+
+``EncodingStudy(...).run(data)`` splits an encoding data set (per subject, chronological),
+fits the Deep Recurrent Encoder and, in the same run, the TRF and RTRF baselines and the
+requested ablations on the same splits, evaluates every model on the test split
+(R[subject, time, channel], METHODS.md 3.4), and computes the DRE's permutation feature
+importance (METHODS.md 3.7). The result is one ``xarray.Dataset`` that the CLI writes to
+netCDF and the dashboard's Encoding view reads:
+
+* ``r`` (model, subject, time, channel) and ``score`` (model): post-onset mean R;
+* ``loss_increase`` (feature) and ``r_drop`` (feature, subject, time, channel);
+* ``predicted`` (model, example, channel, time) and ``actual`` (example, channel, time):
+  a few test epochs in sensor units, for predicted-vs-actual plots;
+* attrs: the DRE config, fit seconds per model, the data's provenance and ground truth.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import xarray as xr
+
+from .._validation import UnitScopeError, check_option, ensure_int
+from ._data import check_epochs, split_epochs
+from .dre import DeepRecurrentEncoder, DREConfig
+from .evaluate import correlation_map, post_onset_mean
+from .importance import permutation_importance
+from .linear import RTRF, TRF
+
+__all__ = ["EncodingStudy", "BASELINES", "ABLATIONS"]
+
+logger = logging.getLogger(__name__)
+
+BASELINES = ("trf", "rtrf")
+ABLATIONS = ("no_init", "no_subject")
+
+
+class EncodingStudy:
+    """Configure an encoding run, then ``run(data)``.
+
+    Parameters
+    ----------
+    config : DREConfig, optional
+        DRE hyper-parameters.
+    baselines : sequence of {"trf", "rtrf"}
+        Linear baselines fitted in the same run.
+    ablations : sequence of {"no_init", "no_subject"}
+        DRE ablations (METHODS.md 3.6): ``meg_init=0`` and ``subject_dim=0``.
+    importance : bool
+        Compute the DRE's permutation feature importance on the test split.
+    n_repeats : int
+        Permutations per feature.
+    n_examples : int
+        Test epochs stored as predicted-vs-actual examples.
+    seed : int
+        Seed of the permutations (the DRE has its own ``config.seed``).
+    """
+
+    def __init__(self, config: DREConfig | None = None, *, baselines: Sequence[str] = BASELINES,
+                 ablations: Sequence[str] = (), importance: bool = True, n_repeats: int = 1,
+                 n_examples: int = 8, seed: int = 0):
+        self.config = (config or DREConfig()).validate()
+        self.baselines = [check_option("baselines", b, BASELINES) for b in baselines]
+        self.ablations = [check_option("ablations", a, ABLATIONS) for a in ablations]
+        self.importance = bool(importance)
+        self.n_repeats = ensure_int("n_repeats", n_repeats)
+        self.n_examples = ensure_int("n_examples", n_examples)
+        self.seed = ensure_int("seed", seed)
+
+    def _models(self):
+        cfg = self.config
+        yield "dre", lambda: DeepRecurrentEncoder(cfg)
+        for b in self.baselines:
+            yield b, (lambda: TRF()) if b == "trf" else (lambda: RTRF(meg_init=max(cfg.meg_init, 1)))
+        for a in self.ablations:
+            change = {"meg_init": 0} if a == "no_init" else {"subject_dim": 0}
+            yield a, lambda change=change: DeepRecurrentEncoder(replace(cfg, **change))
+
+    def run(self, data: xr.Dataset, *, progress=None) -> xr.Dataset:
+        """Fit, evaluate and explain; see the module docstring for the result's layout.
+
+        Parameters
+        ----------
+        data : xarray.Dataset
+            An encoding data set (:mod:`core.encoding._data`).
+        progress : callable, optional
+            Called with one-line messages (str) as the run advances.
+        """
+        say = progress or (lambda msg: None)
+        check_epochs(data)
+        splits = split_epochs(data)
+        test = splits["test"]
+        say(f"{data.sizes['epoch']} epochs of {len(np.unique(data['subject'].values))} subjects: "
+            f"{splits['train'].sizes['epoch']} train, {splits['valid'].sizes['epoch']} valid, "
+            f"{test.sizes['epoch']} test")
+        rng = np.random.default_rng(self.seed)
+        examples = np.sort(rng.choice(test.sizes["epoch"], min(self.n_examples, test.sizes["epoch"]),
+                                      replace=False))
+        maps, scores, preds, seconds, fitted = [], {}, [], {}, {}
+        for name, make in self._models():
+            model = make()
+            say(f"fitting {name}")
+            t0 = time.perf_counter()
+            if isinstance(model, DeepRecurrentEncoder):
+                model.fit(splits["train"], splits["valid"], progress=lambda info, n=name: say(
+                    f"{n} epoch {info['epoch']}/{info['n_epochs']}: valid loss {info['valid_loss']:.4f}"))
+            else:
+                model.fit(splits["train"], splits["valid"])
+            seconds[name] = time.perf_counter() - t0
+            pred = model.predict(test)
+            r = correlation_map(pred, test["meg"])
+            scores[name] = post_onset_mean(r)
+            say(f"{name}: post-onset mean r {scores[name]:.4f} ({seconds[name]:.1f} s)")
+            maps.append(r.expand_dims(model=[name]))
+            preds.append(pred.isel(epoch=examples).expand_dims(model=[name]))
+            fitted[name] = model
+        result = xr.Dataset({"r": xr.concat(maps, dim="model")})
+        result["score"] = ("model", [scores[m] for m in result["model"].values])
+        actual = test["meg"].isel(epoch=examples)
+        result["predicted"] = xr.concat(preds, dim="model").rename(epoch="example").drop_vars(
+            ["sentence", "onset_time"], errors="ignore")
+        result["actual"] = actual.rename(epoch="example").drop_vars(
+            ["sentence", "onset_time"], errors="ignore")
+        if self.importance:
+            say("permutation importance of the DRE")
+            imp = permutation_importance(fitted["dre"], test, n_repeats=self.n_repeats, rng=rng)
+            result["loss_increase"] = imp["loss_increase"]
+            result["r_drop"] = imp["r_drop"]
+        truth = {k: v for k, v in data.attrs.items() if k.startswith("truth_")}
+        result.attrs.update({
+            "method": "Deep Recurrent Encoder (Chehab et al. 2022) with linear baselines",
+            "dre_config": json.dumps(self.config.to_dict()),
+            "fit_seconds": json.dumps({k: round(v, 3) for k, v in seconds.items()}),
+            "data_source": str(data.attrs.get("source", "")),
+            "sfreq": float(data.attrs["sfreq"]),
+            "meg_init": int(self.config.meg_init),
+            "n_epochs": json.dumps({k: int(v.sizes["epoch"]) for k, v in splits.items()}),
+            **truth,
+        })
+        self.models_ = fitted
+        return result
