@@ -109,7 +109,7 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         if pn.state.location is not None:
             pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit"})
-        pn.state.on_session_destroyed(lambda ctx: session.close())
+        pn.state.on_session_destroyed(lambda ctx: session.close(timeout=0))  # never block the server
     if load_demo:
         session.load_demo()
     return template

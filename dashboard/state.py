@@ -75,7 +75,8 @@ class Session(param.Parameterized):
     # ---- messages ------------------------------------------------------------------------
     alerts = param.List(default=[], doc="(level, text) pairs shown as alerts; text is escaped when shown.")
 
-    live_interval = 0.5  # seconds between live updates of curves and maps [A]
+    live_interval = 0.5  # seconds between live updates of the training curves [A]
+    probe_interval = 2.0  # seconds between live updates of the probe maps (each costs a redraw) [A]
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -128,8 +129,9 @@ class Session(param.Parameterized):
             self._probe_run.stop()
         for job in self._jobs.values():
             job.stop()
-        for job in self._jobs.values():
-            job.join(timeout)
+        if timeout:
+            for job in self._jobs.values():
+                job.join(timeout)
         if self._upload_dir is not None:
             shutil.rmtree(self._upload_dir, ignore_errors=True)
 
@@ -354,7 +356,7 @@ class Session(param.Parameterized):
                     run.stop()
                     return
                 self.probe_progress = share * frac
-                if now - last[0] > self.live_interval or frac >= 1:
+                if now - last[0] > self.probe_interval or frac >= 1:
                     last[0] = now
                     self.probe = finish(run)
 

@@ -146,13 +146,13 @@ class DataView(pn.viewable.Viewer):
             'movement-locked waveform carry the movement; the other channels are noise.</span>',
             stylesheets=[CSS], visible=self.session.param.source.rx() == "demo", sizing_mode="stretch_width")
         data_card = pn.Column(
-            "### 1. Data", self.source, demo_box, file_box, upload_box,
+            pn.pane.Markdown("### 1. Data"), self.source, demo_box, file_box, upload_box,
             pn.Column(self.info, self.target, visible=self.session.param.source.rx() != "demo",
                       sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
         model_card = pn.Column(
-            "### 2. Decoder", pn.Row(self.model, self.epochs),
+            pn.pane.Markdown("### 2. Decoder"), pn.Row(self.model, self.epochs),
             pn.Row(self.train_btn, self.stop_btn, self.demo_btn),
             pn.Row(self.progress, sizing_mode="stretch_width"), self.progress_text,
             sizing_mode="stretch_width")
-        return pn.Column(data_card, model_card, "### Training curves", self.curves, sizing_mode="stretch_width")
+        return pn.Column(data_card, model_card, pn.pane.Markdown("### Training curves"), self.curves, sizing_mode="stretch_width")

@@ -1,6 +1,8 @@
 """Overview: decoding on the test block, a multichannel signal browser, unit classes per layer."""
 from __future__ import annotations
 
+import weakref
+
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -41,29 +43,45 @@ def prediction_plot(pred: dict):
     return hm * hv.Labels(hm).opts(text_color="black")
 
 
-def signal_browser(decoder, *, window_s: float = 10.0, max_chans: int = 64):
-    """Stacked channels (LTTB-downsampled on zoom) with a minimap of the whole recording."""
+_CURVES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # decoder -> (curves, minimap)
+
+
+def _browser_elements(decoder, max_chans: int):
+    """Channel curves and the minimap image of a decoder's recording (built once, shared).
+
+    HoloViews elements are immutable, so sessions showing the same (demo) decoder share them.
+    """
+    if decoder in _CURVES:
+        return _CURVES[decoder]
     sig = decoder.ws.recording.signals
     names = [str(c) for c in sig["channel"].values][:max_chans]
     data = sig.values[: len(names)]  # (chans, times), standardised
     t = sig["time"].values
-    curves = [hv.Curve((t, data[i]), "time", "amplitude", label=f"{i}: {name}").opts(
+    curves = [hv.Curve(np.column_stack([t, data[i]]), "time", "amplitude", label=f"{i}: {name}").opts(
         subcoordinate_y=True, subcoordinate_scale=2.5, line_width=0.8, color="#1f3b57")
         for i, name in enumerate(names)]
-    main = downsample1d(hv.Overlay(curves, kdims="channel"), width=1000).opts(
-        hv.opts.Overlay(show_legend=False, responsive=True, height=520, xlabel="time (s)",
-                        title="Signals (standardised); drag the box in the minimap to move",
-                        tools=["xwheel_zoom", "xpan"], active_tools=["xpan"]),
-        hv.opts.Curve(tools=["hover"]))
     n_bins = min(2000, len(t))
     edges = np.linspace(0, len(t), n_bins + 1).astype(int)
     env = np.sqrt(np.add.reduceat(data.astype(np.float64) ** 2, edges[:-1], axis=1)
                   / np.diff(edges)[None])  # (chans, bins) RMS per bin
     tb = t[(edges[:-1] + edges[1:]) // 2]
-    minimap = hv.Image((tb, np.arange(len(names)), env), ["time", "channel"], "rms").opts(
+    minimap = hv.Image((tb, np.arange(len(names)), env), ["time", "channel"], "rms")
+    _CURVES[decoder] = (curves, minimap, float(t[0]))
+    return _CURVES[decoder]
+
+
+def signal_browser(decoder, *, window_s: float = 10.0, max_chans: int = 64):
+    """Stacked channels (LTTB-downsampled on zoom) with a minimap of the whole recording."""
+    curves, minimap, t0 = _browser_elements(decoder, max_chans)
+    main = downsample1d(hv.Overlay(curves, kdims="channel"), width=1000).opts(
+        hv.opts.Overlay(show_legend=False, responsive=True, height=520, xlabel="time (s)",
+                        title="Signals (standardised); drag the box in the minimap to move",
+                        tools=["xwheel_zoom", "xpan"], active_tools=["xpan"]),
+        hv.opts.Curve(tools=["hover"]))
+    minimap = minimap.clone().opts(
         cmap="Greys", responsive=True, height=110, yaxis=None, xlabel="time (s)", toolbar=None,
         default_tools=[], title="")
-    RangeToolLink(minimap, main, axes=["x"], boundsx=(float(t[0]), float(t[0]) + window_s))
+    RangeToolLink(minimap, main, axes=["x"], boundsx=(t0, t0 + window_s))
     return pn.Column(pn.pane.HoloViews(main, sizing_mode="stretch_width"),
                      pn.pane.HoloViews(minimap, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
@@ -140,5 +158,5 @@ class OverviewView(pn.viewable.Viewer):
                                      sizing_mode="stretch_width")]
 
     def __panel__(self):
-        return pn.Column(self._header, self._pred, "### Unit classes per layer", self._fractions,
-                         "### Signal browser", self._signals, sizing_mode="stretch_width")
+        return pn.Column(self._header, self._pred, pn.pane.Markdown("### Unit classes per layer"), self._fractions,
+                         pn.pane.Markdown("### Signal browser"), self._signals, sizing_mode="stretch_width")
