@@ -1,0 +1,105 @@
+"""``unitscope report RUN_DIR --out report.html``: a self-contained HTML report of a run.
+
+Gathers the run folder's results: the decoder and its metric, ``probe.nc`` (unit classes,
+maps of ``--units``), ``prune_curves.nc`` and a mask (``--mask FILE``: pruned units and the
+metric change), and with ``--kernels`` fits the DUNL kernels of the decoder output (and of the
+first ``--units`` unit) on the test block, with and without the mask.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .._validation import UnitScopeError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run (opens offline)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
+    p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--probe", default=None, metavar="FILE", help="probe result (default RUN_DIR/probe.nc if present)")
+    p.add_argument("--curves", default=None, metavar="FILE",
+                   help="pruning curves (default RUN_DIR/prune_curves.nc if present)")
+    p.add_argument("--mask", default=None, metavar="FILE", help="pruning mask (JSON) whose effect is reported")
+    p.add_argument("--units", default="", help="units whose maps are drawn, e.g. conv_3/5,conv_4/17")
+    p.add_argument("--kernels", action="store_true", help="fit DUNL kernels of the decoder output (test block)")
+    p.add_argument("--title", default=None, help="report title")
+    p.set_defaults(func=run)
+
+
+def _load_nc(path: Path, what: str):
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as f:
+            return f.load()
+    except (OSError, ValueError) as exc:
+        raise UnitScopeError(f"Cannot read the {what} {str(path)!r}: {exc}") from exc
+
+
+def _optional(run_dir: Path, given: str | None, default: str, what: str):
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise UnitScopeError(f"The {what} file {str(path)!r} does not exist.")
+        return _load_nc(path, what)
+    path = run_dir / default
+    return _load_nc(path, what) if path.is_file() else None
+
+
+def parse_units(text: str) -> list[str]:
+    """``"conv_3/5, conv_4/17"`` -> ["conv_3/5", "conv_4/17"]."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        layer, _, idx = part.partition("/")
+        if not layer or not idx.isdigit():
+            raise UnitScopeError(f"Invalid unit {part!r}: expected LAYER/INDEX such as conv_3/5.")
+        out.append(f"{layer}/{int(idx)}")
+    return out
+
+
+def run(args) -> int:
+    from ..report import ReportContent, write_report
+    from ..workspace import Workspace
+
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "report.html"
+    if out.is_dir():
+        raise UnitScopeError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'report.html')!r}.")
+    ws = Workspace.load(run_dir)
+    probe = _optional(run_dir, args.probe, "probe.nc", "probe result")
+    curves = _optional(run_dir, args.curves, "prune_curves.nc", "pruning curves")
+    masks = None
+    if args.mask:
+        from ..pruning import MaskSet
+
+        masks = MaskSet.load(args.mask, model=ws.model)
+    units = parse_units(args.units)
+    layers = {li.name: li.n_units for li in ws.layers}
+    for uid in units:
+        layer, idx = uid.split("/")
+        if layer not in layers or int(idx) >= layers[layer]:
+            raise UnitScopeError(f"Unknown unit {uid!r}; the layers and their units are {layers}.")
+    kernels = []
+    if args.kernels:
+        from ..deconv.apply import EventDeconvolution
+
+        print("fitting DUNL kernels on the test block ...", file=sys.stderr)
+        deconv = EventDeconvolution.from_workspace(ws, block="test")
+        signals = ["output"] + [f"unit:{units[0].replace('/', ':')}"] if units else ["output"]
+        for signal in signals:
+            base = deconv.run(signal)
+            if masks is not None and masks.n_pruned:
+                kernels.append((deconv.refit(base, masks=masks), base))
+            else:
+                kernels.append((base, None))
+    content = ReportContent.from_workspace(
+        ws, masks=masks, probe=probe, selected_units=units, kernels=kernels,
+        curves=[curves] if curves is not None else [],
+        title=args.title or f"UnitScope report: {run_dir.name}")
+    path = write_report(content, out)
+    print(f"report written to {path}")
+    return 0

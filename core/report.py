@@ -1,0 +1,483 @@
+"""A self-contained HTML report of a UnitScope session, readable offline in any browser.
+
+The report gathers what a session found: the recording, the decoder and its held-out metric,
+per-layer summaries (units, receptive field, unit classes), the selected units' amplitude
+and phase maps, the pruned units and the metric change (with the fine-tune, if any), pruning
+curves and the DUNL kernels. Figures are drawn with matplotlib (Agg, no GUI) and embedded as
+base64 PNG; styles are inline. The file loads nothing from the network and runs no script,
+so it opens offline, mails as one attachment, and prints. All text taken from files or
+settings (channel names, paths, labels) is HTML-escaped.
+
+Configure, then call: build a :class:`ReportContent` (by hand, or from a workspace with
+:meth:`ReportContent.from_workspace`), then :func:`render_report` (HTML text) or
+:func:`write_report` (an atomic write to a file).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._validation import UnitScopeError
+
+__all__ = ["ReportContent", "render_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
+
+logger = logging.getLogger(__name__)
+MAX_UNIT_MAPS = 12  # selected units drawn at most (the rest are listed) [A]
+CLASS_COLORS = {"amplitude": "#d62728", "phase": "#1f77b4", "bimodal": "#9467bd", "insensitive": "#c7c7c7"}
+ORDER_COLORS = {"most": "#d62728", "least": "#1f77b4", "random": "#7f7f7f"}
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
+       color: #222; line-height: 1.45; padding: 0 16px; }
+h1 { color: #1f5f8b; border-bottom: 2px solid #1f5f8b; padding-bottom: 6px; }
+h2 { color: #1f5f8b; margin-top: 32px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
+td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
+th { background: #f3f6f9; }
+.muted { color: #666; font-size: 13px; }
+.metric { font-size: 22px; font-weight: bold; }
+figure { margin: 10px 0 20px; } figcaption { color: #555; font-size: 13px; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+"""
+
+
+def _esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return _esc(value)
+    return "undefined" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+@dataclass
+class ReportContent:
+    """Everything a report shows; every field is optional but the title.
+
+    Attributes
+    ----------
+    title : str
+    recording : dict
+        Summary of the recording (``Recording.summary()`` keys: n_chans, ch_names, sfreq,
+        duration_s, target, events, ...), plus an optional ``source``.
+    decoder : dict
+        ``kind``, ``task``, ``metric_name``, ``metrics`` (dict: block -> value), ``n_params``
+        and ``layers`` (list of dicts with ``name``, ``n_units``, ``receptive_field`` in
+        samples); ``sfreq`` in Hz to express receptive fields in seconds.
+    probe, control : xarray.Dataset, optional
+        Probe results (``core.probing``) of the decoder and of its untrained control.
+    selected_units : list of str
+        Unit ids ``"LAYER/INDEX"`` whose amplitude and phase maps are drawn.
+    pruned : dict of str to list of int
+        Units masked in the session, per layer.
+    metric_before, metric_after : float
+        Held-out metric of the unpruned and of the pruned (and fine-tuned) decoder.
+    finetune : dict, optional
+        ``before``, ``after``, ``n_steps``, ``history`` of a masked fine-tune.
+    prediction : dict, optional
+        ``time`` (s), ``true``, ``pred`` arrays of the test block (regression) for a plot.
+    curves : list of xarray.Dataset
+        Pruning curves (``core.pruning.pruning_curve`` outputs).
+    kernels : list of (xarray.Dataset, xarray.Dataset or None)
+        DUNL results (``core.deconv.apply``): current and, optionally, before the last change.
+    value_label : str
+        What the events' values are (e.g. "peak speed"), for the codes plots.
+    notes : list of str
+    created : str
+        Time stamp (default: now, ISO format).
+    """
+
+    title: str = "UnitScope session report"
+    recording: dict = field(default_factory=dict)
+    decoder: dict = field(default_factory=dict)
+    probe: object = None
+    control: object = None
+    selected_units: list = field(default_factory=list)
+    pruned: dict = field(default_factory=dict)
+    metric_before: float = float("nan")
+    metric_after: float = float("nan")
+    finetune: dict | None = None
+    prediction: dict | None = None
+    curves: list = field(default_factory=list)
+    kernels: list = field(default_factory=list)
+    value_label: str = "event value"
+    notes: list = field(default_factory=list)
+    created: str = ""
+
+    @classmethod
+    def from_workspace(cls, ws, *, masks=None, metric_after: float | None = None, **fields) -> "ReportContent":
+        """Fill ``recording``, ``decoder``, ``prediction`` and the metrics from a Workspace.
+
+        Parameters
+        ----------
+        ws : core.workspace.Workspace
+        masks : core.pruning.MaskSet, optional
+            The session's mask: ``pruned`` is filled from it, and ``metric_after`` is
+            measured on the test block unless given.
+        metric_after : float, optional
+        **fields
+            Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
+        """
+        from .metrics import score
+
+        rec = ws.recording
+        summary = rec.summary()
+        summary["source"] = "demo (simulated reaching, ECoG grid)" if ws.spec.source == "demo" else str(ws.spec.source)
+        cfg = dict(getattr(ws.model, "unitscope_config", {}) or {})
+        pred, true = ws.predict("test")
+        before = float(score(ws.task, pred, true))
+        decoder = {
+            "kind": cfg.get("kind", type(ws.model).__name__), "task": ws.task,
+            "metric_name": "Pearson r" if ws.task == "regression" else "balanced accuracy",
+            "metrics": {k: v for k, v in (ws.metrics or {}).items() if k in ("valid", "test")} or {"test": before},
+            "n_params": int(sum(p.numel() for p in ws.model.parameters())),
+            "layers": [{"name": li.name, "n_units": int(li.n_units), "receptive_field": int(li.receptive_field)}
+                       for li in ws.layers],
+            "sfreq": float(rec.sfreq), "n_times": cfg.get("n_times"),
+        }
+        prediction = None
+        if ws.task == "regression":
+            d = ws.data
+            starts = d.window_starts("test")
+            idx = starts[:, None] + d.receptive_field - 1 + np.arange(d.n_preds)[None]
+            prediction = {"time": idx.ravel() / rec.sfreq, "true": np.asarray(true), "pred": np.asarray(pred),
+                          "target": str(getattr(rec.target, "name", "target"))}
+        pruned = {}
+        if masks is not None:
+            pruned = {k: masks.pruned(k).tolist() for k in masks.layers if len(masks.pruned(k))}
+            if metric_after is None and masks.n_pruned:
+                from .pruning import MaskEvaluator
+
+                X, y = ws.eval_set("test")
+                metric_after = MaskEvaluator(ws.model, X, y, task=ws.task).evaluate(masks)
+        fields.setdefault("value_label", "peak speed" if ws.spec.source == "demo" else "event value")
+        return cls(recording=summary, decoder=decoder, prediction=prediction, pruned=pruned, metric_before=before,
+                   metric_after=before if metric_after is None else float(metric_after), **fields)
+
+
+# ---- figures ----------------------------------------------------------------------------------
+def figure_png(fig, *, dpi: int = 100) -> str:
+    """A matplotlib Figure as a ``data:image/png;base64,...`` URI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(w: float = 9.0, h: float = 3.0, ncols: int = 1):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h))
+    axes = fig.subplots(1, ncols) if ncols > 1 else fig.add_subplot(1, 1, 1)
+    return fig, axes
+
+
+def _img(uri: str, caption: str) -> str:
+    return f'<figure><img src="{uri}" alt="{_esc(caption)}"><figcaption>{_esc(caption)}</figcaption></figure>'
+
+
+def _prediction_fig(pred: dict) -> str:
+    fig, ax = _figure(10, 2.8)
+    t = np.asarray(pred["time"])
+    n = min(len(t), int(np.searchsorted(t, t[0] + 60.0)) or len(t))  # the first minute [A]
+    ax.plot(t[:n], np.asarray(pred["true"])[:n], color="#333333", lw=1, label="true")
+    ax.plot(t[:n], np.asarray(pred["pred"])[:n], color="#d62728", lw=1, label="predicted")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(str(pred.get("target", "target")))
+    ax.legend(loc="upper right", fontsize=8)
+    return figure_png(fig)
+
+
+def _fractions_fig(probe, control) -> str:
+    from .probing import CLASSES, class_fractions
+
+    sets = [("trained", probe)] + ([("untrained control", control)] if control is not None else [])
+    fig, axes = _figure(4.5 * len(sets), 3.0, ncols=len(sets))
+    axes = np.atleast_1d(axes)
+    for ax, (label, ds) in zip(axes, sets):
+        frac = class_fractions(ds)
+        layers = [str(x) for x in frac["layer"].values]
+        bottom = np.zeros(len(layers))
+        for c in CLASSES:
+            v = frac.sel({"class": c}).values
+            ax.bar(layers, v, bottom=bottom, color=CLASS_COLORS.get(c, "#999999"), label=c)
+            bottom += v
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel("fraction of units")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    axes[0].legend(fontsize=7, loc="lower left")
+    return figure_png(fig)
+
+
+def _unit_maps_fig(probe, uid: str) -> str:
+    fig, axes = _figure(10, 3.6, ncols=2)
+    for ax, var, label in zip(axes, ("amp_corr", "phase_corr"), ("amplitude", "phase")):
+        da = probe[var].sel(unit=uid)
+        vals = np.asarray(da.values, dtype=float)  # (channel, freq)
+        lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+        freqs = da["freq"].values
+        im = ax.imshow(vals, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-(lim or 1), vmax=lim or 1,
+                       extent=(float(freqs[0]), float(freqs[-1]), -0.5, vals.shape[0] - 0.5), interpolation="nearest")
+        if "band_lo" in probe:
+            for edge in sorted(set(probe["band_lo"].values.tolist()) | set(probe["band_hi"].values.tolist())):
+                ax.axvline(edge, color="black", lw=0.6, ls="--")
+        chans = [str(c) for c in da["channel"].values]
+        if len(chans) <= 40:
+            ax.set_yticks(range(len(chans)), chans, fontsize=6)
+        ax.set_xlabel("frequency (Hz)")
+        ax.set_ylabel("channel")
+        ax.set_title(f"{uid} {label} sensitivity", fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="r")
+    return figure_png(fig)
+
+
+def _curves_fig(ds) -> str:
+    fig, ax = _figure(6, 3.2)
+    q = ds["fraction"].values
+    if "random_lo" in ds:
+        ax.fill_between(q, ds["random_lo"].values, ds["random_hi"].values, color="#7f7f7f", alpha=0.25,
+                        label="random (95% band)")
+    for order in ds["order"].values:
+        ax.plot(q, ds["metric"].sel(order=order).values, color=ORDER_COLORS.get(str(order), "k"), lw=2,
+                label={"most": "most sensitive first", "least": "least sensitive first",
+                       "random": "random (mean)"}.get(str(order), str(order)))
+    ax.set_xlabel("fraction of units pruned")
+    ax.set_ylabel(str(ds.attrs.get("metric", "metric")))
+    ax.legend(fontsize=7)
+    ax.set_title(f"{ds.attrs.get('layers', '')} (ranked by {ds.attrs.get('ranked_by', ds.attrs.get('by', ''))})",
+                 fontsize=10)
+    return figure_png(fig)
+
+
+def _kernels_fig(current, previous, value_label: str) -> str:
+    fig, axes = _figure(10, 3.0, ncols=2)
+    colors = ["#1f5f8b", "#d62728", "#2ca02c", "#9467bd"]
+    for i, k in enumerate(current["kernel"].values):
+        c = colors[i % len(colors)]
+        if previous is not None and k in previous["kernel"].values:
+            axes[0].plot(previous["lag"].values, previous["kernels"].sel(kernel=k).values, color=c, alpha=0.35,
+                         ls="--", label=f"{k} (before)")
+            axes[1].scatter(previous["value"].values, previous["codes"].sel(kernel=k).values, color=c, alpha=0.25,
+                            s=12)
+        axes[0].plot(current["lag"].values, current["kernels"].sel(kernel=k).values, color=c, lw=2, label=str(k))
+        axes[1].scatter(current["value"].values, current["codes"].sel(kernel=k).values, color=c, s=16, label=str(k))
+    axes[0].axvline(0, color="#888888", ls=":")
+    axes[0].set_xlabel("time from onset (s)")
+    axes[0].set_ylabel("kernel (unit norm)")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel(value_label)
+    axes[1].set_ylabel("code")
+    return figure_png(fig)
+
+
+# ---- sections ---------------------------------------------------------------------------------
+def _table(rows: Sequence[Sequence], header: Sequence[str] | None = None) -> str:
+    head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _section_recording(rec: Mapping) -> str:
+    if not rec:
+        return ""
+    names = list(rec.get("ch_names", []))
+    shown = ", ".join(names[:40]) + (f" ... ({len(names)} in all)" if len(names) > 40 else "")
+    rows = [("source", rec.get("source", "")), ("channels", f"{rec.get('n_chans', len(names))}: {shown}"),
+            ("channel types", rec.get("ch_types", "")), ("sampling rate", f"{rec.get('sfreq', '')} Hz"),
+            ("duration", f"{rec.get('duration_s', '')} s"), ("target", rec.get("target") or "event labels"),
+            ("events", rec.get("events", ""))]
+    return "<h2>Recording</h2>" + _table(rows)
+
+
+def _section_decoder(c: ReportContent) -> str:
+    d = c.decoder
+    if not d:
+        return ""
+    metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in d.get("metrics", {}).items())
+    rows = [("architecture", d.get("kind", "")), ("task", d.get("task", "")),
+            ("metric", f"{d.get('metric_name', '')}: {metrics}"), ("parameters", d.get("n_params", "")),
+            ("input window", f"{d.get('n_times', '')} samples")]
+    out = "<h2>Decoder and metric</h2>" + _table(rows)
+    if c.prediction is not None:
+        out += _img(_prediction_fig(c.prediction), "Predicted and true target on the test block (first minute).")
+    return out
+
+
+def _section_layers(c: ReportContent) -> str:
+    layers = c.decoder.get("layers", [])
+    if not layers:
+        return ""
+    sfreq = c.decoder.get("sfreq")
+    frac = None
+    if c.probe is not None and "unit_class_all" in c.probe:
+        from .probing import class_fractions
+
+        frac = class_fractions(c.probe)
+    rows = []
+    for li in layers:
+        rf = li["receptive_field"]
+        rf_text = f"{rf} samples" + (f" ({rf / sfreq:.2f} s)" if sfreq else "")
+        row = [li["name"], li["n_units"], rf_text]
+        if frac is not None:
+            if li["name"] in frac["layer"].values:
+                f = frac.sel(layer=li["name"])
+                row.append(", ".join(f"{str(k)} {float(f.sel({'class': k})):.0%}" for k in frac["class"].values))
+            else:
+                row.append("")
+        row.append(len(c.pruned.get(li["name"], [])))
+        rows.append(row)
+    header = ["layer", "units", "receptive field"] + (["unit classes (probe)"] if frac is not None else []) + \
+        ["units pruned"]
+    out = "<h2>Layer summaries</h2>" + _table(rows, header)
+    if frac is not None:
+        out += _img(_fractions_fig(c.probe, c.control),
+                    "Fractions of amplitude-, phase-, bimodal-sensitive and insensitive units per layer.")
+    return out
+
+
+def _section_units(c: ReportContent) -> str:
+    if not c.selected_units:
+        return ""
+    out = "<h2>Selected units</h2>"
+    if c.probe is None:
+        return out + "<p class='muted'>No probe result: the units' maps are not available.</p>"
+    known = set(str(u) for u in c.probe["unit"].values)
+    shown = [u for u in c.selected_units if u in known][:MAX_UNIT_MAPS]
+    missing = [u for u in c.selected_units if u not in known]
+    for uid in shown:
+        row = c.probe.sel(unit=uid)
+        cls = str(row["unit_class_all"].values) if "unit_class_all" in c.probe else "not classified"
+        caption = (f"{uid}: class {cls}; amplitude sensitivity {float(row['amp_stat_all']):.3f}, phase sensitivity "
+                   f"{float(row['phase_stat_all']):.3f} (correlation maps, channel x frequency; dashed: band edges).")
+        out += _img(_unit_maps_fig(c.probe, uid), caption)
+    rest = [u for u in c.selected_units if u in known][MAX_UNIT_MAPS:]
+    if rest:
+        out += f"<p class='muted'>Also selected (maps not drawn): {_esc(', '.join(rest))}</p>"
+    if missing:
+        out += f"<p class='muted'>Not in the probe result: {_esc(', '.join(missing))}</p>"
+    return out
+
+
+def _section_pruning(c: ReportContent) -> str:
+    n = sum(len(v) for v in c.pruned.values())
+    if not n and not c.curves and not c.finetune:
+        return ""
+    name = c.decoder.get("metric_name", "metric")
+    out = "<h2>Pruning</h2>"
+    if n:
+        delta = c.metric_after - c.metric_before
+        out += (f"<p>Held-out {_esc(name)}: unpruned <span class='metric'>{_fmt(c.metric_before)}</span> → with "
+                f"{n} unit(s) pruned <span class='metric'>{_fmt(c.metric_after)}</span> "
+                f"(change {_fmt(delta) if math.isfinite(delta) else 'n/a'}).</p>")
+        out += _table([(layer, len(idx), ", ".join(map(str, idx))) for layer, idx in c.pruned.items()],
+                      ["layer", "pruned", "units"])
+    if c.finetune:
+        f = c.finetune
+        out += (f"<p>Masked fine-tune ({_esc(f.get('n_steps', '?'))} steps): {_fmt(f.get('before'))} → "
+                f"{_fmt(f.get('after'))}.</p>")
+    for ds in c.curves:
+        out += _img(_curves_fig(ds), f"Pruning curves of {ds.attrs.get('layers', '')}: held-out metric vs fraction "
+                                     "pruned; random orders as mean and 95% band.")
+    return out
+
+
+def _section_kernels(c: ReportContent) -> str:
+    if not c.kernels:
+        return ""
+    out = "<h2>Event-locked kernels (DUNL)</h2>"
+    for current, previous in c.kernels:
+        sig = current.attrs.get("signal", "signal")
+        masks = current.attrs.get("masks", "{}")
+        caption = (f"{sig}: kernels locked to {', '.join(map(str, current['kernel'].values))} (left; dashed: before "
+                   f"the last change) and per-event codes against {c.value_label} (right). R² "
+                   f"{_fmt(current.attrs.get('r2'), 2)}; mask {masks}.")
+        out += _img(_kernels_fig(current, previous, c.value_label), caption)
+    return out
+
+
+def render_report(content: ReportContent) -> str:
+    """The report as one HTML document (inline PNG figures and CSS; no script, no link out).
+
+    Returns
+    -------
+    html : str
+    """
+    if not isinstance(content, ReportContent):
+        raise UnitScopeError(f"Expected a ReportContent, got {type(content).__name__}.")
+    created = content.created or _dt.datetime.now().isoformat(timespec="seconds")
+    sections = []
+    for fn in (_section_recording, _section_decoder, _section_layers, _section_units, _section_pruning,
+               _section_kernels):
+        try:
+            arg = content.recording if fn is _section_recording else content
+            sections.append(fn(arg))
+        except Exception as exc:  # noqa: BLE001 - one broken part must not lose the whole report
+            logger.exception("report section %s failed", fn.__name__)
+            sections.append(f"<p class='muted'>This part could not be drawn: {_esc(exc)}</p>")
+    notes = "".join(f"<p>{_esc(n)}</p>" for n in content.notes)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(content.title)}</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f"<h1>{_esc(content.title)}</h1><p class='muted'>Made by UnitScope on {_esc(created)}.</p>{notes}"
+        + "".join(sections) + "</body></html>\n")
+
+
+def write_report(content: ReportContent | str, path: str | Path) -> Path:
+    """Write the report atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    content : ReportContent or str
+        The content, or HTML already rendered.
+    path : str or Path
+        Output file; its folder is created if missing.
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    UnitScopeError
+        When the folder cannot be created or written (the message names it and why).
+    """
+    path = Path(path)
+    text = content if isinstance(content, str) else render_report(content)
+    folder = path.parent
+    if path.is_dir():
+        raise UnitScopeError(f"The report path {str(path)!r} is a folder; give a file name such as "
+                             f"{str(path / 'report.html')!r}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UnitScopeError(f"Cannot write the report to the folder {str(folder)!r}: "
+                             f"{exc.strerror or exc}. Choose a folder you can write to.") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UnitScopeError(f"Cannot write the report {str(path)!r}: {exc.strerror or exc}.") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

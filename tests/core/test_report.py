@@ -1,0 +1,164 @@
+"""The HTML report: self-contained (no script, no link out), escaped, right numbers, atomic writes."""
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from core._validation import UnitScopeError
+from core.metrics import score
+from core.pruning import MaskSet
+from core.report import ReportContent, render_report, write_report
+
+
+@pytest.fixture(scope="module")
+def ws():
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    return Workspace.create(DataSpec(duration=60.0), TrainConfig(max_epochs=1))
+
+
+def fake_probe(ws, ch_names=None) -> xr.Dataset:
+    """A probe-shaped result: unit u of each layer has class CLASSES[u % 4]."""
+    from core.probing import CLASSES
+
+    units = [(li.name, j) for li in ws.layers for j in range(li.n_units)]
+    rng = np.random.default_rng(0)
+    n, C, F = len(units), ws.recording.n_chans, 6
+    freq = np.linspace(1, 100, F)
+    return xr.Dataset(
+        {"amp_corr": (("unit", "channel", "freq"), rng.standard_normal((n, C, F)) * 0.1),
+         "phase_corr": (("unit", "channel", "freq"), rng.standard_normal((n, C, F)) * 0.1),
+         "amp_stat_all": ("unit", rng.random(n)), "phase_stat_all": ("unit", rng.random(n)),
+         "unit_class_all": ("unit", [CLASSES[j % 4] for _, j in units])},
+        coords={"unit": [f"{l}/{j}" for l, j in units], "layer": ("unit", [u[0] for u in units]),
+                "index": ("unit", [u[1] for u in units]), "channel": ch_names or ws.recording.ch_names,
+                "freq": freq, "band": ["low", "high"], "band_lo": ("band", [1.0, 30.0]),
+                "band_hi": ("band", [30.0, 100.0])})
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(text: str) -> _Collector:
+    p = _Collector()
+    p.feed(text)
+    return p
+
+
+def test_report_is_self_contained_and_has_every_section(ws, tmp_path):
+    masks = MaskSet.for_model(ws.model).prune("conv_3", [0, 4, 8])
+    content = ReportContent.from_workspace(ws, masks=masks, probe=fake_probe(ws), control=fake_probe(ws),
+                                           selected_units=["conv_3/4", "conv_2/1", "conv_9/1"],
+                                           notes=["A note."], title="Lab session")
+    text = render_report(content)
+    parsed = _parse(text)
+    assert "script" not in parsed.tags and "link" not in parsed.tags and "iframe" not in parsed.tags
+    for name, value in parsed.attrs:
+        if name in ("src", "href"):
+            assert value.startswith("data:image/png;base64,"), value[:40]
+    assert not re.search(r"https?://", text)
+    for heading in ("Recording", "Decoder and metric", "Layer summaries", "Selected units", "Pruning"):
+        assert f"<h2>{heading}</h2>" in text
+    imgs = [v for n, v in parsed.attrs if n == "src"]
+    assert len(imgs) == 1 + 1 + 2  # prediction, class fractions, two unit maps
+    for uri in imgs:
+        assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Not in the probe result: conv_9/1" in text
+    assert "conv_3</td><td>3</td><td>0, 4, 8" in text
+    # the layer table reports the probe's classes: unit j has class CLASSES[j % 4]
+    assert "amplitude 25%" in text and "<td>conv_4</td><td>200</td>" in text
+
+
+def test_metric_change_is_the_masked_decoders(ws):
+    masks = MaskSet.for_model(ws.model).prune("conv_2", list(range(0, 50, 3)))
+    content = ReportContent.from_workspace(ws, masks=masks)
+    model = copy.deepcopy(ws.model).eval()
+    X, y = ws.eval_set("test")
+    with torch.no_grad():
+        before = score(ws.task, model(torch.as_tensor(X))[:, 0].numpy(), y)
+        with masks.apply(model):
+            after = score(ws.task, model(torch.as_tensor(X))[:, 0].numpy(), y)
+    assert content.metric_before == pytest.approx(before, abs=1e-4)
+    assert content.metric_after == pytest.approx(after, abs=1e-4)
+    text = render_report(content)
+    assert f"{after:.3f}" in text and f"{before:.3f}" in text and f"{after - before:.3f}" in text
+    assert content.pruned == {"conv_2": list(range(0, 50, 3))}
+
+
+def test_text_from_files_is_escaped(ws):
+    names = ["<script>alert(1)</script>"] + [f"<b>C{i}</b>" for i in range(ws.recording.n_chans - 1)]
+    content = ReportContent(title="<i>t</i>", recording={"ch_names": names, "n_chans": len(names), "source": "x&y"},
+                            probe=fake_probe(ws, names), selected_units=["conv_2/0"])
+    text = render_report(content)
+    assert "<script>" not in text and "<b>C1</b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "x&amp;y" in text and "&lt;i&gt;t&lt;/i&gt;" in text
+
+
+def test_kernels_and_curves_sections_draw_the_results():
+    lag = np.linspace(-0.5, 1.5, 20)
+    k = xr.Dataset({"kernels": (("kernel", "lag"), np.sin(lag)[None]), "codes": (("event", "kernel"), [[1.0], [2.0]])},
+                   coords={"kernel": ["movement_onset"], "lag": lag, "event": [0, 1], "value": ("event", [0.2, 0.4])},
+                   attrs={"signal": "output", "r2": 0.9, "masks": "{}"})
+    curves = xr.Dataset({"metric": (("order", "fraction"), [[0.9, 0.1], [0.9, 0.8]])},
+                        coords={"order": ["most", "least"], "fraction": [0.0, 1.0]}, attrs={"layers": "conv_3"})
+    text = render_report(ReportContent(kernels=[(k, k)], curves=[curves], value_label="peak speed"))
+    assert "<h2>Event-locked kernels (DUNL)</h2>" in text and "against peak speed" in text
+    assert "Pruning curves of conv_3" in text
+    assert text.count("<img") == 2
+
+
+def test_write_report_is_atomic_and_reports_unwritable_folders(tmp_path):
+    path = write_report(ReportContent(title="x"), tmp_path / "sub" / "r.html")
+    assert path.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in path.parent.iterdir()] == ["r.html"]  # no temporary file left
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(UnitScopeError, match="Cannot write the report to the folder .*afile"):
+        write_report(ReportContent(), blocker / "r.html")
+    with pytest.raises(UnitScopeError, match="is a folder"):
+        write_report(ReportContent(), tmp_path)
+    with pytest.raises(UnitScopeError, match="Cannot write the report to the folder '/proc/"):
+        write_report(ReportContent(), "/proc/unitscope-test/r.html")
+
+
+def test_a_broken_section_does_not_lose_the_report(ws):
+    bad = xr.Dataset({"unit_class_all": ("unit", ["amplitude"])}, coords={"unit": ["conv_2/0"]})
+    text = render_report(ReportContent(decoder={"layers": [{"name": "conv_2", "n_units": 50, "receptive_field": 9}]},
+                                       probe=bad))
+    assert "could not be drawn" in text and "<h2>" not in text.split("could not be drawn")[1]
+
+
+def test_cli_writes_a_report(ws, tmp_path, capsys):
+    from core.cli import main
+
+    run_dir = ws.save(tmp_path / "run")
+    fake_probe(ws).to_netcdf(run_dir / "probe.nc", engine="h5netcdf")
+    MaskSet.for_model(ws.model).prune("conv_4", [1, 2]).save(tmp_path / "mask.json")
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", str(run_dir), "--out", str(out), "--units", "conv_4/1", "--mask",
+                 str(tmp_path / "mask.json")]) == 0
+    text = out.read_text()
+    assert "conv_4/1: class phase" in text and "conv_4</td><td>2</td><td>1, 2" in text
+    assert main(["report", str(run_dir), "--units", "conv_9/1"]) == 2
+    assert "Unknown unit 'conv_9/1'" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text(MaskSet({"kind": "shallow", "units": {"conv_time_spat": 40}}).to_json())
+    assert main(["report", str(run_dir), "--mask", str(tmp_path / "other.json")]) == 2
+    assert "This mask was saved for" in capsys.readouterr().err
