@@ -5,7 +5,10 @@
   event timing.
 * :func:`simulate_a`, :func:`simulate_b`: validation generators with ground truth.
 * :func:`kernel_error`, :func:`detection_rates`, :func:`r2`: the metrics of METHODS.md 2.6.
+* :class:`EventDeconvolution`: applied to a decoder's output, a unit's activation or a
+  channel's band envelope, with warm-started refits after pruning.
 """
+from .apply import BANDS, EventDeconvolution, SignalSpec, band_envelope, parse_signal
 from .config import DeconvConfig
 from .likelihoods import get_likelihood
 from .metrics import detection_rates, kernel_error, r2, upsample_kernel
@@ -15,5 +18,6 @@ from .unrolled import DUNL, estimate_baseline, operator_norm_sq, support_from_on
 __all__ = [
     "DeconvConfig", "DUNL", "get_likelihood", "support_from_onsets", "estimate_baseline",
     "operator_norm_sq", "Simulation", "simulate_a", "simulate_b", "kernel_error",
-    "detection_rates", "r2", "upsample_kernel",
+    "detection_rates", "r2", "upsample_kernel", "EventDeconvolution", "SignalSpec", "parse_signal",
+    "band_envelope", "BANDS",
 ]

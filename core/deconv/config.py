@@ -81,13 +81,18 @@ class DeconvConfig:
     valid_fraction : float
         Fraction of trials (the last ones) held out to select the epoch by validation
         reconstruction loss, never by a true kernel (2.9).
-    kernel_init : {"auto", "random", "decay"}
+    kernel_init : {"auto", "random", "average", "decay"}
         Initial kernels when none are given: "random" is N(0, 1) (optionally smoothed) as in
-        [D]; "decay" [A] is an exponential decay from the event (time constant K/5) plus 10%
-        smoothed noise, the prior that a response follows its event. With unknown timing
-        the lag of a kernel relative to its events is not identifiable (a shifted kernel
-        with shifted codes fits as well), and this prior anchors responses at the kernel's
-        start. "auto": "random" with known timing, "decay" with unknown timing.
+        [D]. [A] "average" (known timing): the event-locked average of the training data
+        minus the baseline mean, for each kernel over its events, plus 10% smoothed noise
+        (breaks the symmetry of kernels sharing onsets); with sign-constrained codes a
+        random kernel anti-correlated with the response gets all-zero codes and hence no
+        gradient, which this avoids. [A] "decay" (unknown timing): an exponential decay from
+        the event (time constant K/5) plus 10% smoothed noise, the prior that a response
+        follows its event; with unknown timing the lag of a kernel relative to its events is
+        not identifiable (a shifted kernel with shifted codes fits as well), and this prior
+        anchors responses at the kernel's start. "auto": "average" with known timing,
+        "decay" with unknown timing.
     init_smooth : float
         Standard deviation in bins of the Gaussian smoother applied to random initial
         kernels (0: none).
@@ -177,7 +182,7 @@ class DeconvConfig:
         if self.l1_weight is not None:
             check_range("l1_weight", float(self.l1_weight), low=0.0)
         check_range("valid_fraction", float(self.valid_fraction), low=0.0, high=0.9)
-        check_option("kernel_init", self.kernel_init, ("auto", "random", "decay"))
+        check_option("kernel_init", self.kernel_init, ("auto", "random", "average", "decay"))
         check_range("init_smooth", float(self.init_smooth), low=0.0)
         check_range("divergence_factor", float(self.divergence_factor), low=1.0,
                     low_inclusive=False)

@@ -155,7 +155,7 @@ class DUNL:
         Learned unit-norm kernels (the epoch with the lowest validation loss).
     history_ : dict
         ``train_loss`` per epoch and ``valid_loss`` per epoch (index 0: initial kernels),
-        mean NLL per valid bin relative to the saturated model.
+        mean NLL per valid bin relative to the saturated model; ``init_kernels``.
     best_epoch_ : int
         Selected epoch (0 = the initial kernels).
     step_ : float
@@ -345,25 +345,49 @@ class DUNL:
                 f"<= {stable:.4g} (1 / Lipschitz bound). Leave step=None to use it.")
 
     # -------------------------------------------------------------------------- training
-    def _init_kernels(self, rng: np.random.Generator) -> np.ndarray:
+    def _init_kernels(self, rng: np.random.Generator, data: _Data | None = None) -> np.ndarray:
+        """Initial unit-norm kernels (n_kernels, kernel_length); see ``DeconvConfig.kernel_init``."""
         cfg = self.config
         C, K = cfg.n_kernels, cfg.kernel_length
-        h = rng.standard_normal((C, K))
-        smooth = cfg.init_smooth
         kind = cfg.kernel_init
         if kind == "auto":
-            kind = "random" if cfg.timing == "known" else "decay"
-        if kind == "decay":
-            smooth = smooth or 2.0
+            kind = "average" if cfg.timing == "known" else "decay"
+        noise = rng.standard_normal((C, K))
+        smooth = cfg.init_smooth or (2.0 if kind != "random" else 0.0)
         if smooth > 0:
             half = int(math.ceil(3 * smooth))
             g = np.exp(-0.5 * (np.arange(-half, half + 1) / smooth) ** 2)
-            h = np.stack([np.convolve(row, g, mode="same") for row in h])
+            noise = np.stack([np.convolve(row, g, mode="same") for row in noise])
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        h = noise
         if kind == "decay":
-            h = np.exp(-np.arange(K) / (K / 5.0)) + 0.1 * h / np.linalg.norm(h, axis=1, keepdims=True)
+            h = np.exp(-np.arange(K) / (K / 5.0))[None] + 0.1 * noise
+        elif kind == "average" and data is not None and data.index is not None:
+            avg = self._event_average(data)
+            norm = np.linalg.norm(avg, axis=1, keepdims=True)
+            ok = (norm[:, 0] > 0) & np.isfinite(norm[:, 0])
+            sign = np.where(np.array(cfg.code_sign) == -1, -1.0, 1.0)[:, None]
+            h = np.where(ok[:, None], sign * avg / np.where(ok[:, None], norm, 1.0) + 0.1 * noise, noise)
         nonneg = list(cfg.kernel_nonneg)
         h[nonneg] = np.abs(h[nonneg])
         return (h / np.linalg.norm(h, axis=1, keepdims=True)).astype(np.float32)
+
+    def _event_average(self, d: _Data) -> np.ndarray:
+        """Mean over each kernel's events of the data after the onset minus the baseline mean."""
+        cfg = self.config
+        C, K = cfg.n_kernels, cfg.kernel_length
+        n_codes = d.y.shape[-1] - K + 1
+        start = d.index % n_codes                                    # (batch, P)
+        kernel = d.index // n_codes
+        cols = start[..., None] + torch.arange(K)                    # (batch, P, K)
+        y = d.y[:, 0, :]                                             # (batch, times)
+        m = d.m[:, 0, :]
+        centred = (y - self.likelihood.mean(d.a[:, 0, :])) * m
+        win = torch.gather(centred[:, None, :].expand(-1, cols.shape[1], -1), 2, cols)
+        w = d.valid.float()[..., None] * torch.gather(m[:, None, :].expand(-1, cols.shape[1], -1), 2, cols)
+        total = torch.zeros(C, K).index_add_(0, kernel.reshape(-1), (win * w).reshape(-1, K))
+        count = torch.zeros(C, K).index_add_(0, kernel.reshape(-1), w.reshape(-1, K))
+        return (total / count.clamp_min(1)).double().numpy()
 
     def _project(self, H: torch.Tensor) -> None:
         """In place: kernels >= 0 where required, then unit l2 norm (after every step, 2.4)."""
@@ -426,11 +450,11 @@ class DUNL:
 
         # [A] with a single trial (or valid_fraction=0) the training trials select the epoch
         held_out = data.rows(rows(np.arange(n_trials - n_valid, n_trials)) if n_valid else rows(train_trials))
-        init = self._init if self._init is not None else self._init_kernels(rng)
+        init = self._init if self._init is not None else self._init_kernels(rng, data.rows(rows(train_trials)))
         H = torch.tensor(init.reshape(cfg.n_kernels, 1, cfg.kernel_length), requires_grad=True)
         opt = torch.optim.Adam([H], lr=cfg.lr, eps=1e-3)
         best, best_state, best_epoch = self._nll(H, held_out), H.detach().clone(), 0
-        self.history_ = {"train_loss": [], "valid_loss": [best]}
+        self.history_ = {"train_loss": [], "valid_loss": [best], "init_kernels": init.copy()}
         for epoch in range(1, cfg.epochs + 1):
             order = rng.permutation(train_trials)
             total, count = 0.0, 0

@@ -173,13 +173,32 @@ def test_ista_and_fista_reach_the_same_convex_solution():
 def test_known_timing_learns_the_kernel_from_random_init():
     rng = np.random.default_rng(6)
     y, support, h, _, _ = _gaussian_data(rng, n_trials=60, noise=0.1)
-    model = DUNL(kernel_length=20, n_iter=50, epochs=25, lr=0.03).fit(y, support=support, rng=0)
+    model = DUNL(kernel_length=20, n_iter=50, epochs=25, lr=0.03, kernel_init="random").fit(
+        y, support=support, rng=0)
     assert kernel_error(h, model.kernels_) < 0.05
-    start = DUNL(kernel_length=20)._init_kernels(np.random.default_rng(0))
+    start = DUNL(kernel_length=20, kernel_init="random")._init_kernels(np.random.default_rng(0))
     assert kernel_error(h, start) > 0.5
     np.testing.assert_allclose(np.linalg.norm(model.kernels_, axis=1), 1.0, rtol=1e-5)
     # the selected epoch is the one with the lowest validation loss
     assert model.history_["valid_loss"][model.best_epoch_] == min(model.history_["valid_loss"])
+
+
+def test_event_average_init_learns_a_negative_response():
+    """A negative response with non-negative codes: random kernels anti-correlated with it
+    get (near) zero codes and little gradient; the event-average initial kernel does not."""
+    rng = np.random.default_rng(14)
+    y, support, h, _, _ = _gaussian_data(rng, n_trials=40, noise=0.1, kernel=-_bump(20, 4.0))
+    model = DUNL(kernel_length=20, n_iter=30, epochs=0)
+    data, _ = model._prepare(y, support, None, None)
+    start = model._init_kernels(np.random.default_rng(0), data)
+    assert kernel_error(h, start) < 0.5 and start[0] @ h > 0
+    fitted = DUNL(kernel_length=20, n_iter=30, epochs=10, lr=0.03).fit(y, support=support, rng=0)
+    assert kernel_error(h, fitted.kernels_) < 0.1 and fitted.kernels_[0] @ h > 0
+    assert fitted.encode(y, support=support)[support].min() > 0
+    for seed in (0, 1):
+        rand = DUNL(kernel_length=20, n_iter=30, epochs=10, lr=0.03, kernel_init="random").fit(
+            y, support=support, rng=seed)
+        assert kernel_error(h, rand.kernels_) > 0.5
 
 
 def test_unknown_timing_recovers_code_support():

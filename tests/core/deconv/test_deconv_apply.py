@@ -1,0 +1,210 @@
+"""DUNL applied to a decoder: signals, alignment, segments, refit, CLI, and the demo."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from core._validation import UnitScopeError
+from core.deconv import DeconvConfig, kernel_error
+from core.deconv.apply import EventDeconvolution, band_envelope, parse_signal
+from core.models import build_model, get_layer, layer_map
+from core.recording import Events, Recording
+from core.workspace import ASSETS_DIR
+
+SFREQ = 250.0
+DEMO_RUN = ASSETS_DIR / "demo-deep4"
+
+
+def _recording(rng, *, n_chans=4, duration=120.0, n_events=30):
+    """Noise channels; channel C0 carries a 70 Hz carrier whose amplitude rises after each
+    event by a known bump of known size."""
+    n = int(duration * SFREQ)
+    t = np.arange(n) / SFREQ
+    onsets = np.sort(rng.choice(np.arange(3.0, duration - 4.0, 3.5), n_events, replace=False))
+    amps = rng.uniform(0.5, 2.0, n_events)
+    env = np.full(n, 0.3)
+    lag = np.arange(int(1.0 * SFREQ)) / SFREQ
+    bump = (lag / 0.2) * np.exp(1 - lag / 0.2)
+    for o, a in zip(onsets, amps):
+        i = int(round(o * SFREQ))
+        env[i:i + len(bump)] += a * bump
+    x = 0.1 * rng.standard_normal((n_chans, n))
+    x[0] += env * np.sin(2 * np.pi * 70 * t)
+    signals = xr.DataArray(x.astype(np.float32), dims=("channel", "time"),
+                           coords={"channel": [f"C{i}" for i in range(n_chans)], "time": t},
+                           attrs={"sfreq": SFREQ})
+    events = Events(onsets, np.full(n_events, "go"), amps)
+    return Recording(signals, None, events), bump
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return build_model("deep4", n_chans=4, n_outputs=1, n_times=600, seed=0)
+
+
+def test_parse_signal():
+    assert parse_signal("output").kind == "output"
+    assert parse_signal("unit:conv_3:5") == parse_signal("unit:conv_3:5")
+    assert parse_signal("unit:conv_3:5").index == 5
+    assert parse_signal("channel:G03:high_gamma").band == (60.0, 90.0)
+    assert parse_signal("channel:G03:60-90").band == (60.0, 90.0)
+    assert str(parse_signal("channel:G03:beta")) == "channel:G03:15-25"
+    with pytest.raises(UnitScopeError, match="Invalid signal 'unit:conv_3'"):
+        parse_signal("unit:conv_3")
+    with pytest.raises(UnitScopeError, match="Did you mean 'unit'"):
+        parse_signal("units:conv_3:1")
+    with pytest.raises(UnitScopeError, match="Unknown band 'hgamma'"):
+        parse_signal("channel:G03:hgamma")
+
+
+def test_band_envelope_recovers_amplitude_modulation():
+    t = np.arange(int(10 * SFREQ)) / SFREQ
+    amp = 1.0 + 0.5 * np.sin(2 * np.pi * 0.5 * t)
+    x = amp * np.sin(2 * np.pi * 70 * t) + 0.3 * np.sin(2 * np.pi * 10 * t)
+    env = band_envelope(x, SFREQ, (60, 80))
+    inner = slice(250, -250)
+    np.testing.assert_allclose(env[inner], amp[inner], atol=0.05)
+    with pytest.raises(UnitScopeError, match="needs a sampling rate above 260 Hz"):
+        band_envelope(x, SFREQ, (100, 130))
+
+
+def test_channel_envelope_kernels_and_codes_match_the_truth(tiny_model):
+    rng = np.random.default_rng(0)
+    rec, bump = _recording(rng)
+    dec = EventDeconvolution(tiny_model, rec, lag_start=-0.2, kernel_seconds=1.4, bin_seconds=0.04,
+                             config=DeconvConfig(n_iter=50, epochs=25, batch_size=8, lr=0.03))
+    res = dec.run("channel:C0:60-80")
+    assert res["kernels"].dims == ("kernel", "lag") and res["codes"].dims == ("event", "kernel")
+    assert res["kernel"].values.tolist() == ["go"]
+    lag = res["lag"].values
+    assert lag[0] == pytest.approx(-0.2) and lag[1] - lag[0] == pytest.approx(0.04)
+    # the true kernel on the same lag grid: zero before the onset, the bump after it
+    true = np.interp(lag + 0.02, np.arange(len(bump)) / SFREQ, bump, left=0.0, right=0.0)
+    assert kernel_error(true, res["kernels"].values[0]) < 0.25
+    codes = res["codes"].values[:, 0]
+    assert np.corrcoef(codes, res["value"].values)[0, 1] > 0.95
+    np.testing.assert_allclose(res["onset"].values, np.sort(rec.events.onset))
+    assert res.attrs["r2"] > 0.7 and res.attrs["signal"] == "channel:C0:60-80"
+    # a channel envelope does not depend on the network: a refit leaves it unchanged
+    from core.pruning import MaskSet
+
+    masks = MaskSet.for_model(tiny_model).prune("conv_2", [0, 1])
+    assert dec.refit(res, masks=masks).attrs["refit"] == "unaffected"
+
+
+def test_decoder_signals_are_causally_aligned(tiny_model):
+    rng = np.random.default_rng(1)
+    rec, _ = _recording(rng, duration=40.0, n_events=5)
+    dec = EventDeconvolution(tiny_model, rec, block=slice(2000, 6000), chunk_samples=700)
+    out = dec.signal("output").values
+    rf = layer_map(tiny_model)[-1].receptive_field
+    s = 2500  # a window starting at input sample s predicts samples s + rf - 1 onwards
+    X = torch.from_numpy(rec.signals.values[None, :, s:s + 900])
+    with torch.no_grad():
+        expected = tiny_model(X)[0, 0].numpy()
+    actual = out[s + rf - 1 - 2000:][:len(expected)]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    # a unit of conv_3: the module's output sample j belongs to input sample j + rf_unit - 1
+    info = {i.name: i for i in layer_map(tiny_model)}["conv_3"]
+    unit = dec.signal("unit:conv_3:7").values
+    captured = {}
+    h = get_layer(tiny_model, info.nonlin_module).register_forward_hook(lambda m, i, o: captured.update(x=o))
+    try:
+        with torch.no_grad():
+            tiny_model(X)
+    finally:
+        h.remove()
+    act = captured["x"][0, 7].reshape(-1).numpy()
+    rf_unit = 900 - act.size + 1
+    np.testing.assert_allclose(unit[s + rf_unit - 1 - 2000:][:act.size], act, rtol=1e-4, atol=1e-5)
+    # the block starts after the receptive field: no sample is missing
+    assert np.isfinite(out).all()
+
+
+def test_masked_signal_from_cache_equals_hooked_forward(tiny_model):
+    from core.pruning import MaskSet
+
+    rng = np.random.default_rng(2)
+    rec, _ = _recording(rng, duration=40.0, n_events=5)
+    dec = EventDeconvolution(tiny_model, rec, block=slice(1000, 7000), chunk_samples=1500)
+    plain = EventDeconvolution(tiny_model, rec, block=slice(1000, 7000), chunk_samples=1500,
+                               cache_activations=False)
+    dec.signal("output")  # an unmasked pass primes the cache
+    masks = MaskSet.for_model(tiny_model).prune("conv_3", [1, 4, 9]).prune("conv_4", [0, 3])
+    for name in ("output", "unit:conv_4:2"):
+        cached = dec.signal(name, masks=masks).values
+        reference = plain.signal(name, masks=masks).values
+        np.testing.assert_allclose(cached, reference, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(dec.signal("output").values, dec.signal("output", masks=masks).values)
+
+
+def test_bad_events_and_blocks(tiny_model):
+    rng = np.random.default_rng(3)
+    rec, _ = _recording(rng, duration=40.0, n_events=5)
+    bad = Recording(rec.signals, None, Events([5.0, 55.0], ["go", "go"], [1.0, 1.0]))
+    with pytest.raises(UnitScopeError, match=r"1 event\(s\) lie outside the recording"):
+        EventDeconvolution(tiny_model, bad)
+    with pytest.raises(UnitScopeError, match="No event of types \\['go'\\] has its whole kernel window"):
+        EventDeconvolution(tiny_model, rec, block=slice(0, 500))
+    with pytest.raises(UnitScopeError, match="No events of type \\['stop'\\]"):
+        EventDeconvolution(tiny_model, rec, event_types=["stop"])
+    with pytest.raises(UnitScopeError, match="Unknown block 'tset'"):
+        EventDeconvolution(tiny_model, rec, block="tset", blocks={"test": slice(0, 10)})
+    dec = EventDeconvolution(tiny_model, rec)
+    with pytest.raises(UnitScopeError, match="Unit index 99 is out of range: conv_2 has 50 units"):
+        dec.signal("unit:conv_2:99")
+    with pytest.raises(UnitScopeError, match="Unknown channel 'G1'"):
+        dec.signal("channel:G1:beta")
+    dec = EventDeconvolution(tiny_model, rec, config=DeconvConfig(likelihood="poisson"))
+    with pytest.raises(UnitScopeError, match="'poisson' likelihood needs non-negative counts"):
+        dec.run("output")
+
+
+# --------------------------------------------------------------------------- the demo
+@pytest.fixture(scope="module")
+def demo_ws():
+    if not (DEMO_RUN / "model.pt").is_file():
+        pytest.skip("the shipped demo decoder is not available")
+    from core.workspace import Workspace
+
+    return Workspace.load(DEMO_RUN)
+
+
+@pytest.mark.slow
+def test_demo_output_codes_track_peak_speed_and_refit_warm_starts(demo_ws):
+    from core.pruning import MaskSet
+
+    dec = EventDeconvolution.from_workspace(demo_ws, block="test",
+                                            config=DeconvConfig(n_iter=30, epochs=12, batch_size=8, lr=0.03))
+    res = dec.run("output")
+    assert np.corrcoef(res["codes"].values[:, 0], res["value"].values)[0, 1] > 0.7
+    peak_lag = float(res["lag"].values[np.argmax(res["kernels"].values[0])])
+    assert 0.2 < peak_lag < 1.0  # bell-shaped speed profile peaks mid-movement
+    masks = MaskSet.for_model(demo_ws.model).prune("conv_4", list(range(0, 200, 10)))
+    refit = dec.refit(res, masks=masks)
+    assert refit.attrs["refit"] == "warm_start" and refit.attrs["warm_start"] == 1
+    # the warm start begins at the previous kernels: the refit's epoch-0 kernel is the old one
+    assert kernel_error(res["kernels"].values[0], refit["kernels"].values[0]) < 0.3
+    assert refit.attrs["masks"] == '{"conv_4": [' + ", ".join(str(i) for i in range(0, 200, 10)) + "]}"
+    # a conv_2 unit is upstream of conv_4's mask: unaffected
+    unit = dec.run("unit:conv_2:3", epochs=2)
+    assert dec.refit(unit, masks=masks).attrs["refit"] == "unaffected"
+
+
+@pytest.mark.slow
+def test_cli_deconv_writes_netcdf(tmp_path, capsys):
+    if not (DEMO_RUN / "model.pt").is_file():
+        pytest.skip("the shipped demo decoder is not available")
+    from core.cli import main
+
+    out = tmp_path / "dec.nc"
+    assert main(["deconv", str(DEMO_RUN), "--signal", "channel:G04:high_gamma", "--epochs", "3",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "kernel movement_onset:" in text and f"wrote {out}" in text
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds["kernels"].dims == ("kernel", "lag") and ds.attrs["signal"] == "channel:G04:60-90"
+    assert main(["deconv", str(DEMO_RUN), "--signal", "unit:conv_9:1"]) == 2
+    assert "Unknown layer 'conv_9'" in capsys.readouterr().err
