@@ -14,7 +14,7 @@ import holoviews as hv
 import panel as pn
 
 from .state import VIEWS, Session
-from .views import DataView, OverviewView, UnitsView
+from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
 from .views._common import CSS, AlertsView, esc
 
 __all__ = ["build_app", "configure_process", "VIEW_CLASSES"]
@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 # view key -> Viewer class, in tab order (a Prune or Kernels view is one more entry here)
-VIEW_CLASSES = {"data": DataView, "overview": OverviewView, "units": UnitsView}
+VIEW_CLASSES = {"data": DataView, "overview": OverviewView, "units": UnitsView, "prune": PruneView,
+                "kernels": KernelsView, "export": ExportView}
 
 _CONFIGURED = False
 
@@ -76,7 +77,10 @@ def _sidebar(session: Session):
     guide = pn.pane.HTML(
         "<p class='us-muted'><b>Data &amp; model</b>: choose a recording and train.<br>"
         "<b>Overview</b>: decoding, signals and unit classes.<br>"
-        "<b>Units</b>: click a unit to see what it is sensitive to.</p>", stylesheets=[CSS])
+        "<b>Units</b>: click a unit to see what it is sensitive to.<br>"
+        "<b>Prune</b>: silence units and watch decoding change.<br>"
+        "<b>Kernels</b>: movement-locked kernels, refit after every prune.<br>"
+        "<b>Export</b>: results, plots, checkpoint and an HTML report.</p>", stylesheets=[CSS])
     return [status, demo_progress, guide]
 
 

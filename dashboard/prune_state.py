@@ -248,6 +248,7 @@ class PruneState(param.Parameterized):
         self._undo: list = []
         self._model = None  # the fine-tuned copy (None: the shared decoder)
         self._busy = False  # a measuring job is looping
+        self._active = False  # the evaluator is prepared once the Prune view has been shown
         self.session.param.watch(self._decoder_changed, "decoder_version")
         self._decoder_changed()
 
@@ -263,7 +264,17 @@ class PruneState(param.Parameterized):
                           pruned={}, n_undo=0, effects=None, effects_layer="", curves=None, curves_layer="",
                           finetune_state="none", finetune_result={}, finetuned=False, last_change="",
                           metric_name="" if dec is None else ("pearson_r" if dec.task == "regression" else "balanced_accuracy"))
-        if dec is not None:
+        if dec is not None and self._active:
+            self._run("prune-prepare", self._prepare)
+
+    def activate(self) -> None:
+        """Prepare the session's evaluator (first time on a server: about a second) [A].
+
+        Called when the Prune view is shown (or by tests): sessions that never prune cost
+        nothing, and the app's cold start is not slowed down.
+        """
+        self._active = True
+        if self._decoder is not None and self._ev is None and not self.session.running("prune-prepare"):
             self._run("prune-prepare", self._prepare)
 
     def _prepare(self, stop):
@@ -327,6 +338,11 @@ class PruneState(param.Parameterized):
 
     # ---- editing the mask ------------------------------------------------------------
     def _require(self):
+        if self._masks is None and self._decoder is not None:
+            self.activate()  # an edit before the view prepared the evaluator waits for it (once)
+            job = self.session._jobs.get("prune-prepare")
+            if job is not None:
+                job.join(60)
         if self._masks is None:
             if self._decoder is None:
                 raise UnitScopeError("No decoder yet: load the demo or train one first.")

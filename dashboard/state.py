@@ -26,7 +26,7 @@ __all__ = ["Session", "VIEWS", "PROBE_STATES"]
 
 logger = logging.getLogger(__name__)
 
-VIEWS = ("data", "overview", "units")
+VIEWS = ("data", "overview", "units", "prune", "kernels", "export")
 PROBE_STATES = ("none", "running", "stopped", "done", "error")
 
 

@@ -4,7 +4,10 @@ New views (e.g. Prune, Kernels) are added as one module here and one entry in
 :data:`dashboard.app.VIEW_CLASSES`.
 """
 from .data import DataView
+from .export import ExportView
+from .kernels import KernelsView
 from .overview import OverviewView
+from .prune import PruneView
 from .units import UnitsView
 
-__all__ = ["DataView", "OverviewView", "UnitsView"]
+__all__ = ["DataView", "OverviewView", "UnitsView", "PruneView", "KernelsView", "ExportView"]

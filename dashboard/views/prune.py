@@ -212,10 +212,13 @@ class PruneView(pn.viewable.Viewer):
                                              "effects_layer", "curves_layer"])
         ps.param.watch(self._sync_finetune, ["finetune_state", "finetune_progress", "finetune_result", "finetuned",
                                              "queue_position"])
+        s.param.watch(self._view_changed, "view")
         self._sync_selection()
         self._sync_metric()
         self._sync_progress()
         self._sync_finetune()
+        if s.view == "prune":
+            ps.activate()
 
         bars = hv.DynamicMap(pn.bind(self._bars, layer=s.param.layer, pruned=ps.param.pruned, effects=ps.param.effects,
                                      version=s.param.decoder_version))
@@ -232,6 +235,10 @@ class PruneView(pn.viewable.Viewer):
             pruned=ps.param.pruned)), sizing_mode="stretch_width")
 
     # ---- widgets <-> state -----------------------------------------------------------
+    def _view_changed(self, event):
+        if event.new == "prune":
+            self.ps.activate()
+
     def _prunable(self) -> list[str]:
         return [n for n in self.session.layer_names if n != "conv_classifier"]
 

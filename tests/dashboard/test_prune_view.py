@@ -39,6 +39,7 @@ def sessions(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
         s = _session(tiny_decoder, tiny_probe)
         made.append(s)
         ps = prune_state_of(s)
+        ps.activate()
         assert ps.join() and ps.ready
         return s, ps
 
@@ -169,6 +170,7 @@ def test_prune_by_class_without_a_probe_says_what_to_do(tmp_path, monkeypatch, t
     s = _session(tiny_decoder)
     try:
         ps = prune_state_of(s)
+        ps.activate()
         ps.join()
         assert not ps.prune_class("conv_2", "amplitude")
         assert "run the probe" in s.alerts[-1][1]
@@ -227,6 +229,7 @@ def test_closing_a_session_stops_its_workers(tmp_path, monkeypatch, tiny_decoder
     monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
     s = _session(tiny_decoder)
     ps = prune_state_of(s)
+    ps.activate()
     ps.join()
     ps.prune("conv_2", [1])
     ps.finetune_epochs = 10

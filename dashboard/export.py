@@ -1,0 +1,289 @@
+"""Export a session: netCDF results, PNG/SVG plots, the checkpoint with its mask, the HTML report.
+
+Every function returns bytes (for a browser download) or writes under the data root
+(:func:`save_to_folder`); none of them changes the session or the shared decoder. Plots
+are re-drawn with HoloViews' matplotlib renderer (no browser needed, so SVG works too).
+Writes are atomic (temporary file, then rename) and an unwritable folder gives a one-line
+message naming it. No Panel code.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from core._validation import UnitScopeError, check_option
+
+from .files import data_root
+
+__all__ = ["netcdf_bytes", "plot_bytes", "probe_dataset", "curves_dataset", "kernels_dataset", "checkpoint_zip",
+           "report_content", "report_html", "resolve_export_folder", "save_to_folder", "PLOT_FORMATS"]
+
+logger = logging.getLogger(__name__)
+PLOT_FORMATS = ("png", "svg")
+_MPL_LOCK = threading.Lock()  # matplotlib's renderer is not thread-safe
+
+
+def _prune(session):
+    from .views.prune import prune_state_of
+
+    return prune_state_of(session)
+
+
+def _kernels(session):
+    from .views.kernels import kernel_state_of
+
+    return kernel_state_of(session)
+
+
+def _require_decoder(session):
+    if session.decoder is None:
+        raise UnitScopeError("Nothing to export yet: load the demo or train a decoder first.")
+    return session.decoder
+
+
+# ---- netCDF ----------------------------------------------------------------------------------
+def _clean_attrs(ds):
+    """netCDF attributes must be str, numbers or arrays: others become JSON text."""
+    ds = ds.copy()
+    for obj in [ds] + [ds[v] for v in ds.variables]:
+        for k, v in list(obj.attrs.items()):
+            if isinstance(v, (bool, np.bool_)):
+                obj.attrs[k] = int(v)
+            elif isinstance(v, (dict, list, tuple)) or v is None:
+                obj.attrs[k] = json.dumps(v, default=str)
+    return ds
+
+
+def netcdf_bytes(ds) -> bytes:
+    """An xarray Dataset (or DataArray) as netCDF-4 bytes (h5netcdf)."""
+    import xarray as xr
+
+    if isinstance(ds, xr.DataArray):
+        ds = ds.to_dataset(name=ds.name or "data")
+    fd, tmp = tempfile.mkstemp(suffix=".nc")
+    os.close(fd)
+    try:
+        _clean_attrs(ds).to_netcdf(tmp, engine="h5netcdf")
+        return Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def probe_dataset(session):
+    """The session's probe result (xarray.Dataset); raises when there is none."""
+    _require_decoder(session)
+    if session.probe is None:
+        raise UnitScopeError("No probe result to export: run the probe (Units view) first.")
+    return session.probe
+
+
+def curves_dataset(session):
+    """Pruning curves and ablation effects computed for the session's decoder, in one Dataset.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``metric`` (layer, order, fraction), ``random_lo``/``random_hi`` (layer, fraction) and
+        ``ablation_drop`` (unit) for the layers computed so far, plus ``session_pruned``
+        attributes (the session's mask as JSON) and the metric before/after.
+    """
+    import xarray as xr
+
+    dec = _require_decoder(session)
+    ps = _prune(session)
+    shared = ps.shared
+    cache = dict(shared.cache) if shared is not None else {}
+    curves = [(k[1], v) for k, v in cache.items() if k[0] == "curves"]
+    drops = [v for k, v in cache.items() if k[0] == "ablation"]
+    if ps.curves is not None and all(layer != ps.curves_layer for layer, _ in curves):
+        curves.append((ps.curves_layer, ps.curves))
+    if not curves and not drops:
+        raise UnitScopeError("No pruning curves or ablation effects yet: compute them in the Prune view first.")
+    parts = {}
+    if curves:
+        seen = {}
+        for layer, ds in curves:
+            seen.setdefault(layer, ds)  # one ranking per layer (the first computed)
+        layers = list(seen)
+        stacked = xr.concat([seen[l].drop_vars(["n_pruned", "layer"], errors="ignore") for l in layers],
+                            dim="layer", coords="minimal", compat="override", combine_attrs="drop_conflicts")
+        stacked = stacked.assign_coords(layer=layers)
+        stacked["n_units"] = ("layer", [dec.n_units[l] for l in layers])
+        parts = dict(stacked.data_vars)
+        coords = dict(stacked.coords)
+        attrs = dict(stacked.attrs)
+    else:
+        coords, attrs = {}, {}
+    out = xr.Dataset(parts, coords=coords, attrs=attrs)
+    if drops:
+        drop = xr.concat(drops, dim="unit")
+        out["ablation_drop"] = drop.rename({"layer": "unit_layer", "index": "unit_index"}) \
+            if "layer" in out.dims else drop
+    out.attrs.update(method="pruning_curve+single_unit_ablation", metric=ps.metric_name,
+                     metric_unpruned=float(ps.metric_base), metric_pruned=float(ps.metric),
+                     session_pruned=json.dumps(ps.pruned), decoder=dec.label)
+    return out
+
+
+def kernels_dataset(session):
+    """The session's DUNL results: ``output_*`` and ``unit_*`` variables (kernels, codes)."""
+    import xarray as xr
+
+    ks = _kernels(session)
+    if ks.output is None:
+        raise UnitScopeError("No kernels yet: open the Kernels view and fit them first.")
+    out = xr.Dataset(attrs={"method": "dunl", "unit_signal": ks.unit_signal,
+                            "mask_version": int(ks.fitted_version), "pruned": json.dumps(_prune(session).pruned)})
+    for name, res in (("output", ks.output), ("unit", ks.unit)):
+        if res is None:
+            continue
+        ren = {d: f"{name}_{d}" for d in ("kernel", "lag", "event", "time") if d in res.dims}
+        r = res.rename(ren)
+        r = r.rename({c: f"{name}_{c}" for c in ("onset", "type", "value") if c in r.coords})
+        for v in r.data_vars:
+            out[f"{name}_{v}"] = r[v]
+        out.attrs[f"{name}_signal"] = res.attrs.get("signal", name)
+        out.attrs[f"{name}_r2"] = float(res.attrs.get("r2", float("nan")))
+    return out
+
+
+# ---- plots -----------------------------------------------------------------------------------
+def plot_bytes(obj, fmt: str = "png") -> bytes:
+    """A HoloViews element, overlay or layout as PNG or SVG bytes (matplotlib renderer)."""
+    import holoviews as hv
+
+    fmt = check_option("fmt", fmt, PLOT_FORMATS)
+    if isinstance(obj, hv.DynamicMap):
+        obj = obj[()] if not obj.kdims else obj.last
+    buf = io.BytesIO()
+    with _MPL_LOCK:
+        import holoviews.plotting.mpl  # noqa: F401 - registers the matplotlib renderer
+
+        hv.save(obj, buf, fmt=fmt, backend="matplotlib")
+    return buf.getvalue()
+
+
+# ---- checkpoint --------------------------------------------------------------------------------
+def checkpoint_zip(session) -> bytes:
+    """A zip of a loadable run folder: ``model.pt`` (the session's weights: its fine-tuned copy,
+    else the trained decoder), ``config.json`` and ``mask.json`` (the session's mask).
+
+    ``Workspace.load`` opens the unzipped folder; ``MaskSet.load(..., model=ws.model)`` the mask.
+    """
+    dec = _require_decoder(session)
+    ps = _prune(session)
+    model = ps.model or dec.ws.model
+    ws = copy.copy(dec.ws)  # shallow: saving sets run_dir on the copy only
+    ws.model = model
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="unitscope-export-") as tmp:
+        folder = Path(tmp) / "run"
+        ws.save(folder, exported_from="UnitScope dashboard", finetuned=bool(ps.finetuned))
+        masks = ps.masks()
+        if masks is not None:
+            masks.save(folder / "mask.json")
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in sorted(folder.iterdir()):
+                if p.name in ("model.pt", "config.json", "mask.json"):
+                    zf.write(p, f"unitscope-run/{p.name}")
+    return buf.getvalue()
+
+
+# ---- report ------------------------------------------------------------------------------------
+def report_content(session):
+    """A :class:`core.report.ReportContent` describing the session."""
+    from core.report import MAX_UNIT_MAPS, ReportContent
+
+    dec = _require_decoder(session)
+    ps = _prune(session)
+    ks = getattr(session, "_kernel_state", None)
+    units = [f"{session.layer}/{session.unit}"]
+    for layer, idx in ps.pruned.items():
+        units += [f"{layer}/{i}" for i in idx]
+    units = list(dict.fromkeys(units))[:MAX_UNIT_MAPS]
+    curves = []
+    if ps.shared is not None:
+        curves = [v for k, v in dict(ps.shared.cache).items() if k[0] == "curves"]
+    if ps.curves is not None and not any(c is ps.curves for c in curves):
+        curves.append(ps.curves)
+    kernels = []
+    if ks is not None and ks.output is not None:
+        kernels.append((ks.output, ks.output_previous))
+        if ks.unit is not None and ks.unit_signal != "output":
+            kernels.append((ks.unit, ks.unit_previous))
+    ft = dict(ps.finetune_result) if ps.finetune_result else None
+    masks = ps.masks()
+    after = ps.metric if ps.ready else None
+    return ReportContent.from_workspace(
+        dec.ws, masks=masks, metric_after=after, probe=session.probe, control=session.control,
+        selected_units=units, curves=curves, kernels=kernels, finetune=ft, title=f"UnitScope session: {dec.label}",
+        notes=[f"Probe: {session.probe_source}." if session.probe is not None else "No probe result in this session."])
+
+
+def report_html(session) -> str:
+    from core.report import render_report
+
+    return render_report(report_content(session))
+
+
+# ---- saving to a folder ---------------------------------------------------------------------------
+def resolve_export_folder(text: str, *, root: str | Path | None = None) -> Path:
+    """A folder under the data root (created if missing); ``..`` escapes are refused."""
+    root = Path(root or data_root()).resolve()
+    text = str(text or "").strip() or "exports"
+    candidate = Path(text).expanduser()
+    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if full != root and root not in full.parents:
+        raise UnitScopeError(f"The export folder {text!r} lies outside the data root {str(root)!r}; the app writes "
+                             "only under it.")
+    if full.exists() and not full.is_dir():
+        raise UnitScopeError(f"Cannot export to {text!r}: it is a file, not a folder.")
+    return full
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UnitScopeError(f"Cannot write to the folder {str(path.parent)!r}: {exc.strerror or exc}. "
+                             "Choose a folder you can write to.") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UnitScopeError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
+    return path
+
+
+def save_to_folder(session, folder: str, *, root: str | Path | None = None) -> list[Path]:
+    """Write the report and whatever results exist (probe, curves, kernels, checkpoint) to ``folder``.
+
+    Returns
+    -------
+    paths : list of Path
+        The files written (the report first).
+    """
+    target = resolve_export_folder(folder, root=root)
+    written = [_atomic_write(target / "unitscope-report.html", report_html(session).encode("utf-8"))]
+    for name, make in (("probe.nc", lambda: netcdf_bytes(probe_dataset(session))),
+                       ("prune_curves.nc", lambda: netcdf_bytes(curves_dataset(session))),
+                       ("kernels.nc", lambda: netcdf_bytes(kernels_dataset(session)))):
+        try:
+            data = make()
+        except UnitScopeError:
+            continue  # not computed in this session: nothing to write
+        written.append(_atomic_write(target / name, data))
+    written.append(_atomic_write(target / "unitscope-run.zip", checkpoint_zip(session)))
+    return written

@@ -1,0 +1,279 @@
+"""DUNL kernels of one session (decoder output and selected unit), refit after every prune.
+
+:class:`SharedKernels` (one per trained decoder, process-wide) binds a
+:class:`core.deconv.apply.EventDeconvolution` to a private copy of the decoder, so the
+temporary mask hooks of a refit never touch the model other sessions read. It caches the
+kernels of the unpruned network per signal (every session starts from them) and its
+activation cache; refits of different sessions take turns on it (a lock).
+
+:class:`KernelState` (one per session, no Panel code) tracks the kernels of the decoder
+output and of the selected unit. Once the Kernels view has asked for them, every change of
+the session's mask (or a fine-tune) refits them warm-started from the unpruned kernels [A]
+(a signal the change cannot reach keeps its unpruned kernels), and the kernels shown before
+the change are kept as ``*_previous`` so a view can draw them faintly.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import weakref
+
+import param
+
+from core._validation import UnitScopeError
+
+from .prune_state import PruneState
+from .queue import Cancelled, work_queue
+from .state import Session
+
+__all__ = ["KernelState", "SharedKernels", "shared_kernels", "KERNEL_STATES"]
+
+logger = logging.getLogger(__name__)
+KERNEL_STATES = ("idle", "fitting", "refitting", "ready", "error")
+BLOCK = "test"  # the block deconvolved: the held-out block the pruning metric is measured on [A]
+
+
+class SharedKernels:
+    """Per decoder: the deconvolution engine on a private model copy and the unpruned fits.
+
+    Parameters
+    ----------
+    decoder : dashboard.decoder.Decoder
+    """
+
+    def __init__(self, decoder):
+        self.decoder = decoder
+        self._lock = threading.Lock()       # guards the engine (hooks, activation cache)
+        self._keys_lock = threading.Lock()
+        self._keys: dict = {}
+        self._engine = None
+        self.fits: dict = {}                 # signal -> Dataset of the unpruned network
+
+    def _check(self) -> None:
+        if self.decoder.ws.task != "regression":
+            raise UnitScopeError("Kernels need a decoder of a continuous target (dense output); this decoder "
+                                 "classifies trials.")
+
+    def _make_engine(self, model):
+        from core.deconv.apply import EventDeconvolution
+
+        self._check()
+        ws = self.decoder.ws
+        return EventDeconvolution(model, ws.recording, block=BLOCK, blocks=ws.blocks)
+
+    def engine(self):
+        self._check()
+        with self._keys_lock:
+            if self._engine is None:
+                self._engine = self._make_engine(copy.deepcopy(self.decoder.ws.model).eval())
+            return self._engine
+
+    def private_engine(self, model):
+        """An engine bound to a session's own (fine-tuned) model."""
+        return self._make_engine(model)
+
+    def _acquire(self, lock, stop):
+        while not lock.acquire(timeout=0.2):
+            if stop is not None and stop.is_set():
+                raise Cancelled("kernel fit cancelled.")
+
+    def initial(self, signal: str, *, stop=None, on_position=None):
+        """Kernels of ``signal`` for the unpruned decoder (fitted once per process)."""
+        with self._keys_lock:
+            key_lock = self._keys.setdefault(signal, threading.Lock())
+        self._acquire(key_lock, stop)
+        try:
+            if signal not in self.fits:
+                engine = self.engine()
+                self._acquire(self._lock, stop)
+                try:
+                    with work_queue().slot(kind="long", label=f"kernels of {signal}", stop=stop,
+                                           on_position=on_position):
+                        self.fits[signal] = engine.run(signal)
+                finally:
+                    self._lock.release()
+            return self.fits[signal]
+        finally:
+            key_lock.release()
+
+    def refit(self, signal: str, masks, *, stop=None, on_position=None):
+        """Kernels of ``signal`` under ``masks``, warm-started from the unpruned kernels."""
+        initial = self.initial(signal, stop=stop, on_position=on_position)
+        engine = self.engine()
+        self._acquire(self._lock, stop)
+        try:
+            with work_queue().slot(kind="interactive", label=f"refit {signal}", stop=stop, on_position=on_position):
+                return engine.refit(initial, masks=masks)
+        finally:
+            self._lock.release()
+
+
+_SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_kernels(decoder) -> SharedKernels:
+    with _SHARED_LOCK:
+        sk = _SHARED.get(decoder)
+        if sk is None:
+            sk = _SHARED[decoder] = SharedKernels(decoder)
+        return sk
+
+
+class KernelState(param.Parameterized):
+    """The kernels one session shows: decoder output and the selected unit."""
+
+    session = param.ClassSelector(class_=Session)
+    prune = param.ClassSelector(class_=PruneState)
+    tracking = param.Boolean(default=False, doc="Kernels are fitted and follow every prune.")
+    state = param.Selector(default="idle", objects=list(KERNEL_STATES))
+    message = param.String(default="", doc="Why there are no kernels (shown instead of the plots).")
+    queue_position = param.Integer(default=0, bounds=(0, None))
+    output = param.Parameter(default=None, doc="DUNL result (Dataset) of the decoder output, current mask.")
+    output_previous = param.Parameter(default=None, doc="The output's result before the last change.")
+    unit = param.Parameter(default=None, doc="DUNL result of the selected unit, current mask.")
+    unit_previous = param.Parameter(default=None)
+    unit_signal = param.String(default="", doc="Signal name of the unit shown (unit:LAYER:INDEX).")
+    fitted_version = param.Integer(default=-1, doc="Prune state version the shown kernels belong to.")
+    refit_seconds = param.Number(default=float("nan"), doc="Wall time of the last refit (prune to kernels).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._lock = threading.Lock()
+        self._busy = False
+        self._decoder = None
+        self._private = None  # (model, engine) for a fine-tuned copy
+        self.session.param.watch(self._decoder_changed, "decoder_version")
+        self.session.param.watch(self._selection_changed, ["layer", "unit"])
+        self.prune.param.watch(self._mask_changed, "mask_version")
+
+    # ---- triggers --------------------------------------------------------------------
+    def _decoder_changed(self, *_):
+        with self._lock:
+            self._decoder = self.session.decoder
+            self._private = None
+        self.param.update(tracking=False, state="idle", message="", output=None, output_previous=None, unit=None,
+                          unit_previous=None, unit_signal="", fitted_version=-1)
+
+    def _selection_changed(self, *_):
+        if self.tracking:
+            self._schedule()
+
+    def _mask_changed(self, *_):
+        if self.tracking:
+            self._schedule()
+
+    def start(self) -> None:
+        """Fit the kernels (once) and follow every prune from now on."""
+        if self.session.decoder is None:
+            self.message = "No decoder yet: load the demo or train one first."
+            return
+        if self.session.decoder.task != "regression":
+            self.param.update(message="Kernels need a decoder of a continuous target; this decoder classifies trials.",
+                              state="error")
+            return
+        self.prune.activate()
+        self.tracking = True
+        self._schedule()
+
+    def selected_signal(self) -> str:
+        s = self.session
+        return "output" if s.layer == "conv_classifier" else f"unit:{s.layer}:{s.unit}"
+
+    # ---- the refit loop ----------------------------------------------------------------
+    def _schedule(self) -> None:
+        with self._lock:
+            if self._busy:
+                return
+            self._busy = True
+        t_start = time.perf_counter()
+        first = self.output is None
+        self.state = "fitting" if first else "refitting"
+
+        def work(stop):
+            try:
+                return self._loop(stop, t_start)
+            except BaseException:
+                with self._lock:
+                    self._busy = False
+                raise
+
+        def failed(msg):
+            self.param.update(state="error", message=msg, queue_position=0)
+
+        if self.session._start("kernels", work, on_error=failed) is None:
+            with self._lock:
+                self._busy = False
+
+    def _engine_for(self, model):
+        dec = self.session.decoder
+        if model is dec.ws.model:
+            return None
+        with self._lock:
+            if self._private is None or self._private[0] is not model:
+                self._private = (model, shared_kernels(dec).private_engine(model))
+            return self._private[1]
+
+    def _loop(self, stop, t_start):
+        dec = self.session.decoder
+        shared = shared_kernels(dec)
+        pos = self._position
+        while True:
+            version = self.prune.mask_version
+            masks, model = self.prune.masks(), self.prune.model
+            signal = self.selected_signal()
+            try:
+                results = {}
+                for name in dict.fromkeys(["output", signal]):
+                    own = self._engine_for(model) if model is not None else None
+                    if own is not None:  # a fine-tuned copy: its own engine, always refit
+                        initial = shared.initial(name, stop=stop, on_position=pos)
+                        with work_queue().slot(kind="interactive", label=f"refit {name}", stop=stop, on_position=pos):
+                            results[name] = own.refit(initial, masks=masks, model=model)
+                    elif masks is None or masks.n_pruned == 0:
+                        results[name] = shared.initial(name, stop=stop, on_position=pos)
+                    else:
+                        results[name] = shared.refit(name, masks, stop=stop, on_position=pos)
+            except Cancelled:
+                with self._lock:
+                    self._busy = False
+                return None
+            if dec is not self.session.decoder:
+                with self._lock:
+                    self._busy = False
+                return None
+            out, unit = results["output"], results[signal]
+            updates = dict(output=out, unit=unit, unit_signal=signal, fitted_version=version, state="ready",
+                           message="", queue_position=0, refit_seconds=time.perf_counter() - t_start)
+            if self.output is not None and self.fitted_version != version:
+                updates["output_previous"] = self.output
+            if self.unit is not None and self.fitted_version != version:
+                updates["unit_previous"] = self.unit if self.unit_signal == signal else None
+            elif self.unit_signal != signal:
+                updates["unit_previous"] = None
+            with self._lock:
+                done = version == self.prune.mask_version and signal == self.selected_signal() \
+                    and model is self.prune.model
+                if done:
+                    self._busy = False
+            self.param.update(**updates)
+            if done:
+                return out
+            t_start = time.perf_counter()
+
+    def _position(self, pos: int) -> None:
+        self.queue_position = int(pos)
+
+    def join(self, timeout: float = 120.0) -> bool:
+        """Wait for the kernel worker (tests, benchmark); True when it has ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.session._jobs.get("kernels")
+            if job is None or not job.running:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            job.join(left)

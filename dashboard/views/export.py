@@ -1,0 +1,205 @@
+"""Export: download results (netCDF), any plot (PNG or SVG), the checkpoint with its mask, and a
+self-contained HTML report; or save them all to a folder under the data root.
+
+The exports themselves live in :mod:`dashboard.export`; this view renders buttons and turns
+errors into alerts.
+"""
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from core._validation import UnitScopeError
+
+from .. import export
+from ..state import Session
+from ._common import CSS, esc
+
+__all__ = ["ExportView", "PLOTS", "plot_for"]
+
+
+def _decoder(s):
+    if s.decoder is None:
+        raise UnitScopeError("No decoder yet.")
+    return s.decoder
+
+
+def _prediction(s):
+    from .overview import prediction_plot
+
+    return prediction_plot(_decoder(s).predictions())
+
+
+def _fractions(s):
+    from .overview import fraction_plot, fraction_table
+
+    if s.probe is None:
+        raise UnitScopeError("No probe result yet: run the probe (Units view).")
+    return fraction_plot(fraction_table(s.probe), "Unit classes per layer (trained decoder)")
+
+
+def _unit_map(kind):
+    def make(s):
+        from .units import unit_maps
+
+        if s.probe is None or f"{s.layer}/{s.unit}" not in s.probe["unit"].values:
+            raise UnitScopeError(f"No probe maps for {s.layer}/{s.unit}: run the probe (Units view).")
+        amp, phase = unit_maps(s.probe, s.layer, s.unit)
+        da = amp if kind == "amplitude" else phase
+        vals = np.nan_to_num(da.values.astype(float))
+        lim = float(np.abs(vals).max()) or 1.0
+        return hv.Image((da["freq"].values, np.arange(da.sizes["channel"]), vals), ["freq", "channel"], "r").opts(
+            cmap="RdBu_r", clim=(-lim, lim), colorbar=True, title=f"{s.layer}/{s.unit} {kind} sensitivity")
+    return make
+
+
+def _scatter(s):
+    from ..export import _prune
+    from .prune import prune_scatter
+
+    return prune_scatter(s.probe, s.layer, _prune(s).pruned.get(s.layer, []))
+
+
+def _bars(s):
+    from ..export import _prune
+    from .prune import effect_bars
+
+    ps = _prune(s)
+    dec = _decoder(s)
+    drop = ps.effects if ps.effects_layer == s.layer else None
+    return effect_bars(drop, s.layer, ps.pruned.get(s.layer, []), dec.n_units.get(s.layer, 0))
+
+
+def _curves(s):
+    from ..export import _prune
+    from .prune import curve_plot
+
+    ps = _prune(s)
+    if ps.curves is None:
+        raise UnitScopeError("No pruning curves yet: compute them in the Prune view.")
+    return curve_plot(ps.curves)
+
+
+def _kernel(which, part):
+    def make(s):
+        from ..export import _kernels
+        from .kernels import codes_plot, kernel_plot, signal_label
+
+        ks = _kernels(s)
+        res = ks.output if which == "output" else ks.unit
+        prev = ks.output_previous if which == "output" else ks.unit_previous
+        if res is None:
+            raise UnitScopeError("No kernels yet: open the Kernels view first.")
+        title = "Decoder output" if which == "output" else signal_label(ks.unit_signal).capitalize()
+        return kernel_plot(res, prev, title=title) if part == "kernel" else codes_plot(res, prev, title=title)
+    return make
+
+
+# plot name -> builder(session) -> HoloViews object
+PLOTS = {
+    "Predicted vs true (Overview)": _prediction,
+    "Unit classes per layer (Overview)": _fractions,
+    "Amplitude map of the selected unit (Units)": _unit_map("amplitude"),
+    "Phase map of the selected unit (Units)": _unit_map("phase"),
+    "Units of the layer, pruned crossed (Prune)": _scatter,
+    "Ablation effects of the layer (Prune)": _bars,
+    "Pruning curves (Prune)": _curves,
+    "Decoder output kernel (Kernels)": _kernel("output", "kernel"),
+    "Decoder output codes (Kernels)": _kernel("output", "codes"),
+    "Selected unit kernel (Kernels)": _kernel("unit", "kernel"),
+    "Selected unit codes (Kernels)": _kernel("unit", "codes"),
+}
+
+
+def plot_for(session: Session, name: str):
+    """The HoloViews object of plot ``name`` for the session's current state."""
+    if name not in PLOTS:
+        raise UnitScopeError(f"Unknown plot {name!r}; the plots are {list(PLOTS)}.")
+    return PLOTS[name](session)
+
+
+class ExportView(pn.viewable.Viewer):
+    """Downloads and a save-to-folder action."""
+
+    session = param.ClassSelector(class_=Session)
+    title = "Export"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        s = self.session
+        self.plot = pn.widgets.Select(label="Plot", options=list(PLOTS), width=360)
+        self.fmt = pn.widgets.RadioButtonGroup(options=["png", "svg"], value="png", width=140)
+        self.plot_dl = pn.widgets.FileDownload(label="Download plot", filename="unitscope-plot.png",
+                                               callback=self._plot_file, width=200)
+        self.fmt.param.watch(self._fmt_changed, "value")
+        self.plot.param.watch(self._fmt_changed, "value")
+        self.downloads = [
+            pn.widgets.FileDownload(label="Probe result (netCDF)", filename="unitscope-probe.nc",
+                                    callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.probe_dataset(s)))),
+                                    width=260),
+            pn.widgets.FileDownload(label="Pruning curves and ablation (netCDF)", filename="unitscope-curves.nc",
+                                    callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.curves_dataset(s)))),
+                                    width=300),
+            pn.widgets.FileDownload(label="Kernels (netCDF)", filename="unitscope-kernels.nc",
+                                    callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.kernels_dataset(s)))),
+                                    width=200),
+            pn.widgets.FileDownload(label="Checkpoint and mask (zip)", filename="unitscope-run.zip",
+                                    callback=self._guard(lambda: io.BytesIO(export.checkpoint_zip(s))), width=240),
+            pn.widgets.FileDownload(label="Session report (HTML)", filename="unitscope-report.html",
+                                    callback=self._guard(lambda: io.StringIO(export.report_html(s))), width=230,
+                                    color="primary"),
+        ]
+        self.folder = pn.widgets.TextInput(label="Folder under the data root", value="exports", width=320)
+        self.save_btn = pn.widgets.Button(label="Save report and results", color="primary", width=220)
+        self.save_btn.on_click(self._save)
+        self.saved = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+
+    def _guard(self, fn):
+        """A download callback whose errors become alerts (an empty file is served)."""
+        def callback():
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - never a traceback in the page
+                from ..jobs import error_message
+
+                self.session.alert(f"Export failed: {error_message(exc)}")
+                return io.BytesIO(b"")
+        return callback
+
+    def _fmt_changed(self, *_):
+        stem = self.plot.value.split(" (")[0].lower().replace(" ", "-")
+        self.plot_dl.filename = f"unitscope-{stem}.{self.fmt.value}"
+
+    def _plot_file(self):
+        return self._guard(lambda: io.BytesIO(export.plot_bytes(plot_for(self.session, self.plot.value),
+                                                                 self.fmt.value)))()
+
+    def _save(self, *_):
+        s = self.session
+        try:
+            paths = export.save_to_folder(s, self.folder.value)
+        except Exception as exc:  # noqa: BLE001
+            from ..jobs import error_message
+
+            s.alert(f"Export failed: {error_message(exc)}")
+            self.saved.object = ""
+            return
+        items = "".join(f"<li>{esc(p)}</li>" for p in paths)
+        self.saved.object = f"<p class='us-muted'>Saved:</p><ul class='us-saved'>{items}</ul>"
+        s.alert(f"Saved the report and {len(paths) - 1} other file(s) to {paths[0].parent}.", "success")
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.HTML("<h4>Results</h4><p class='us-muted'>The report opens offline in any browser: figures "
+                         "and styles are inside the file.</p>", stylesheets=[CSS]),
+            pn.FlexBox(*self.downloads),
+            pn.pane.HTML("<h4>A plot as PNG or SVG</h4><p class='us-muted'>Every plot's toolbar also saves a PNG "
+                         "of what is on screen.</p>", stylesheets=[CSS]),
+            pn.Row(self.plot, pn.Column(pn.Spacer(height=22), self.fmt), pn.Column(pn.Spacer(height=18), self.plot_dl)),
+            pn.pane.HTML("<h4>Save everything on the server</h4>", stylesheets=[CSS]),
+            pn.Row(self.folder, pn.Column(pn.Spacer(height=18), self.save_btn)), self.saved,
+            sizing_mode="stretch_width")

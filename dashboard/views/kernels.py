@@ -1,0 +1,190 @@
+"""Kernels: DUNL kernels of the decoder output and the selected unit, locked to movement onsets.
+
+Each signal shows its event-locked kernels (lag in seconds from the onset) and its per-event
+codes against the events' values (peak speed for the demo's movement onsets). After every
+prune (or fine-tune) the affected kernels refit and redraw, with the kernels from before the
+change drawn faintly. State: :class:`dashboard.kernel_state.KernelState`; this module only
+renders it.
+"""
+from __future__ import annotations
+
+import math
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from ..kernel_state import KernelState
+from ..state import Session
+from ._common import CSS, esc
+from .prune import prune_state_of
+
+__all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
+
+COLORS = ["#1f5f8b", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def kernel_state_of(session: Session) -> KernelState:
+    """The session's :class:`KernelState`, created on first use (one per session)."""
+    state = getattr(session, "_kernel_state", None)
+    if state is None:
+        state = KernelState(session=session, prune=prune_state_of(session))
+        session._kernel_state = state
+    return state
+
+
+def signal_label(signal: str) -> str:
+    """``"unit:conv_3:5"`` -> ``"unit conv_3/5"``; ``"output"`` -> ``"decoder output"``."""
+    if signal.startswith("unit:"):
+        _, layer, idx = signal.split(":")
+        return f"unit {layer}/{idx}"
+    return "decoder output" if signal.startswith("output") else signal
+
+
+def codes_r(result, kernel) -> float:
+    """Pearson r of the codes of ``kernel`` with the events' values (NaN when undefined)."""
+    c = result["codes"].sel(kernel=kernel).values.astype(float)
+    v = result["value"].values.astype(float)
+    ok = np.isfinite(c) & np.isfinite(v)
+    if ok.sum() < 3 or np.std(c[ok]) == 0 or np.std(v[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(c[ok], v[ok])[0, 1])
+
+
+def _version_note(tag: str | None) -> str:
+    return f" [{tag}]" if tag else ""
+
+
+def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) -> hv.Overlay:
+    """Kernels (lag in s) of ``result``; ``previous`` drawn faintly and dashed.
+
+    Parameters
+    ----------
+    result, previous : xarray.Dataset or None
+        :meth:`core.deconv.apply.EventDeconvolution.run` outputs (``kernels`` (kernel, lag)).
+    """
+    lag = hv.Dimension("lag", label="time from onset", unit="s")
+    amp = hv.Dimension("kernel", label="kernel (unit norm)")
+    parts = [hv.VLine(0.0).opts(color="#888888", line_dash="dotted")]
+    if result is None:
+        return hv.Overlay(parts + [hv.Curve([], lag, amp)]).opts(
+            hv.opts.Overlay(title=f"{title}: not fitted yet", responsive=True, height=260))
+    for i, k in enumerate(result["kernel"].values):
+        color = COLORS[i % len(COLORS)]
+        if previous is not None and k in previous["kernel"].values:
+            parts.append(hv.Curve((previous["lag"].values, previous["kernels"].sel(kernel=k).values), lag, amp,
+                                  label=f"{k} (before the change)").opts(color=color, alpha=0.3, line_dash="dashed",
+                                                                       line_width=2))
+        parts.append(hv.Curve((result["lag"].values, result["kernels"].sel(kernel=k).values), lag, amp,
+                              label=str(k)).opts(color=color, line_width=2.5))
+    r2 = result.attrs.get("r2", float("nan"))
+    how = {"warm_start": "refit", "unaffected": "unchanged by the mask"}.get(result.attrs.get("refit", ""), "fitted")
+    return hv.Overlay(parts).opts(hv.opts.Overlay(
+        title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}", responsive=True, height=260,
+        legend_position="top_right", framewise=True))
+
+
+def codes_plot(result, previous=None, *, title: str, value_label: str = "event value") -> hv.Overlay:
+    """Per-event codes against the events' values; ``previous`` faint."""
+    vdim = hv.Dimension("value", label=value_label)
+    cdim = hv.Dimension("code", label="code (event amplitude)")
+    if result is None:
+        return hv.Overlay([hv.Scatter([], vdim, cdim)]).opts(
+            hv.opts.Overlay(title=f"{title} codes: not fitted yet", responsive=True, height=260))
+    parts = []
+    rs = []
+    for i, k in enumerate(result["kernel"].values):
+        color = COLORS[i % len(COLORS)]
+        if previous is not None and k in previous["kernel"].values:
+            parts.append(hv.Scatter((previous["value"].values, previous["codes"].sel(kernel=k).values), vdim, cdim,
+                                    label=f"{k} (before)").opts(color=color, alpha=0.25, size=6))
+        parts.append(hv.Scatter((result["value"].values, result["codes"].sel(kernel=k).values), vdim, cdim,
+                                label=str(k)).opts(color=color, size=8, tools=["hover"]))
+        r = codes_r(result, k)
+        rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
+    return hv.Overlay(parts).opts(hv.opts.Overlay(
+        title=f"{title} codes vs {value_label}: {', '.join(rs)}", responsive=True, height=260,
+        legend_position="top_left", framewise=True))
+
+
+class KernelsView(pn.viewable.Viewer):
+    """Event-locked kernels and codes of the decoder output and of the selected unit."""
+
+    session = param.ClassSelector(class_=Session)
+    title = "Kernels"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        s = self.session
+        self.ks = ks = kernel_state_of(s)
+        self.ps = ks.prune
+        self.fit_btn = pn.widgets.Button(label="Fit kernels", color="primary", width=140)
+        self.fit_btn.on_click(lambda e: ks.start())
+        self.status = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        ks.param.watch(self._sync, ["state", "message", "queue_position", "tracking", "fitted_version", "output"])
+        s.param.watch(self._view_changed, "view")
+        self._sync()
+        deps = dict(result=ks.param.output, previous=ks.param.output_previous, version=ks.param.fitted_version)
+        self.output_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="output", **deps)),
+                                               sizing_mode="stretch_width")
+        self.output_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="output", **deps)),
+                                              sizing_mode="stretch_width")
+        udeps = dict(result=ks.param.unit, previous=ks.param.unit_previous, version=ks.param.fitted_version)
+        self.unit_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="unit", **udeps)),
+                                             sizing_mode="stretch_width")
+        self.unit_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="unit", **udeps)),
+                                            sizing_mode="stretch_width")
+        if s.view == "kernels":
+            ks.start()
+
+    def _view_changed(self, event):
+        if event.new == "kernels" and not self.ks.tracking:
+            self.ks.start()
+
+    def _tag(self) -> str:
+        n = sum(len(v) for v in self.ps.pruned.values())
+        ft = ", fine-tuned" if self.ps.finetuned else ""
+        return f"mask v{self.ks.fitted_version}: {n} pruned{ft}"
+
+    def _sync(self, *_):
+        ks = self.ks
+        self.fit_btn.visible = not ks.tracking
+        if ks.message:
+            text = esc(ks.message)
+        elif ks.state == "fitting":
+            text = "Fitting the kernels of the unpruned decoder (once per server; about ten seconds) ..."
+        elif ks.state == "refitting":
+            text = "Refitting the kernels for the new mask ..."
+        elif ks.state == "ready":
+            text = (f"Kernels fitted for the current mask ({esc(self._tag())}). Every prune refits them, "
+                    "warm-started; the faint dashed lines are the kernels before the last change.")
+        else:
+            text = ("Press <b>Fit kernels</b>: DUNL learns a kernel locked to each event type (the demo's movement "
+                    "onsets) on the test block, for the decoder output and the selected unit.")
+        if ks.queue_position:
+            text += f" Waiting for a free core (position {ks.queue_position})."
+        self.status.object = f"<p class='us-muted'>{text}</p>"
+
+    def _value_label(self) -> str:
+        dec = self.session.decoder
+        if dec is not None and dec.ws.spec.source == "demo":
+            return "peak speed"
+        return "event value"
+
+    def _title(self, which: str) -> str:
+        return "Decoder output" if which == "output" else signal_label(self.ks.unit_signal or
+                                                                      self.ks.selected_signal()).capitalize()
+
+    def _kernel(self, which, result, previous, version):
+        tag = self._tag() if result is not None else None
+        return kernel_plot(result, previous, title=self._title(which), tag=tag)
+
+    def _codes(self, which, result, previous, version):
+        return codes_plot(result, previous, title=self._title(which), value_label=self._value_label())
+
+    def __panel__(self):
+        return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"),
+                         pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
+                         pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")

@@ -1,0 +1,138 @@
+"""Exports without a browser: netCDF round trips, PNG/SVG, checkpoint + mask, report, folders."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from core._validation import UnitScopeError
+from core.pruning import MaskSet
+from dashboard import export
+from dashboard.state import Session
+from dashboard.views.export import PLOTS, ExportView, plot_for
+from dashboard.views.prune import prune_state_of
+
+
+@pytest.fixture()
+def session(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    s.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+    ps = prune_state_of(s)
+    ps.activate()
+    ps.join()
+    yield s
+    s.close()
+
+
+def test_probe_round_trips_through_netcdf(session, tiny_probe):
+    ds = xr.load_dataset(io.BytesIO(export.netcdf_bytes(export.probe_dataset(session))), engine="h5netcdf")
+    xr.testing.assert_allclose(ds["amp_corr"], tiny_probe["amp_corr"])
+    assert list(ds["unit_class_all"].values) == list(tiny_probe["unit_class_all"].values)
+
+
+def test_curves_export_holds_the_computed_layers(session):
+    ps = prune_state_of(session)
+    with pytest.raises(UnitScopeError, match="Nothing to export yet"):
+        export.curves_dataset(Session())
+    ps.prune("conv_4", [3])
+    ps.compute_curves("conv_4")
+    ps.join()
+    ps.compute_effects("conv_4")
+    ps.join()
+    ds = xr.load_dataset(io.BytesIO(export.netcdf_bytes(export.curves_dataset(session))), engine="h5netcdf")
+    assert "conv_4" in ds["layer"].values
+    np.testing.assert_allclose(ds["metric"].sel(layer="conv_4").values, ps.curves["metric"].values)
+    assert ds.attrs["metric_pruned"] == pytest.approx(ps.metric)
+    assert json.loads(ds.attrs["session_pruned"]) == {"conv_4": [3]}
+    drop = ds["ablation_drop"]
+    assert float(drop.sel(unit="conv_4/3")) == pytest.approx(float(ps.effects.sel(unit="conv_4/3")))
+
+
+def test_checkpoint_zip_is_a_loadable_run_with_the_mask(session, tmp_path, tiny_decoder):
+    import torch
+
+    from core.workspace import Workspace
+
+    ps = prune_state_of(session)
+    ps.prune("conv_2", [5, 6])
+    ps.join()
+    data = export.checkpoint_zip(session)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == ["unitscope-run/config.json", "unitscope-run/mask.json",
+                                         "unitscope-run/model.pt"]
+        zf.extractall(tmp_path / "x")
+    ws = Workspace.load(tmp_path / "x" / "unitscope-run")
+    for k, v in tiny_decoder.ws.model.state_dict().items():
+        torch.testing.assert_close(ws.model.state_dict()[k], v)
+    masks = MaskSet.load(tmp_path / "x" / "unitscope-run" / "mask.json", model=ws.model)
+    assert masks.pruned("conv_2").tolist() == [5, 6]
+    assert tiny_decoder.ws.run_dir != tmp_path / "x"  # the shared workspace was not re-pointed
+
+
+@pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG"), ("svg", b"<?xml")])
+def test_plots_export_as_png_and_svg(session, fmt, magic):
+    for name in ("Predicted vs true (Overview)", "Amplitude map of the selected unit (Units)",
+                 "Units of the layer, pruned crossed (Prune)", "Ablation effects of the layer (Prune)"):
+        data = export.plot_bytes(plot_for(session, name), fmt)
+        assert data.startswith(magic), name
+    with pytest.raises(UnitScopeError, match="fmt"):
+        export.plot_bytes(plot_for(session, "Predicted vs true (Overview)"), "gif")
+
+
+def test_plots_not_computed_yet_say_so(session):
+    with pytest.raises(UnitScopeError, match="No pruning curves yet"):
+        plot_for(session, "Pruning curves (Prune)")
+    with pytest.raises(UnitScopeError, match="No kernels yet"):
+        plot_for(session, "Decoder output kernel (Kernels)")
+    view = ExportView(session=session)
+    view.plot.value = "Pruning curves (Prune)"
+    view.fmt.value = "svg"
+    assert view.plot_dl.filename == "unitscope-pruning-curves.svg"
+    assert view._plot_file().getvalue() == b""
+    assert session.alerts[-1][1] == "Export failed: No pruning curves yet: compute them in the Prune view."
+
+
+def test_report_of_the_session_names_pruned_units_and_the_metric(session):
+    ps = prune_state_of(session)
+    ps.prune("conv_3", [2, 9])
+    ps.join()
+    session.param.update(layer="conv_3", unit=40)
+    html = export.report_html(session)
+    assert "conv_3</td><td>2</td><td>2, 9" in html
+    assert f"{ps.metric:.3f}" in html and f"{ps.metric_base:.3f}" in html
+    assert "conv_3/40: class" in html and "conv_3/9: class" in html
+    assert "<script" not in html
+
+
+def test_save_to_folder_writes_under_the_data_root(session, tmp_path):
+    paths = export.save_to_folder(session, "lab/exports")
+    names = [p.name for p in paths]
+    assert names[0] == "unitscope-report.html" and "probe.nc" in names and "unitscope-run.zip" in names
+    assert all(p.parent == tmp_path / "lab" / "exports" for p in paths)
+    assert paths[0].read_text().startswith("<!DOCTYPE html>")
+
+
+def test_unwritable_or_outside_folders_give_clear_messages(session, tmp_path):
+    with pytest.raises(UnitScopeError, match="lies outside the data root"):
+        export.save_to_folder(session, "../elsewhere")
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(UnitScopeError, match="it is a file, not a folder"):
+        export.save_to_folder(session, "taken")
+    with pytest.raises(UnitScopeError, match="Cannot write to the folder .*taken"):
+        export.save_to_folder(session, "taken/sub")
+    with pytest.raises(UnitScopeError, match="Cannot write to the folder '/proc"):
+        export.save_to_folder(session, "/proc/unitscope", root="/proc")
+    view = ExportView(session=session)
+    view.folder.value = "taken/sub"
+    view.save_btn.clicks += 1
+    assert session.alerts[-1][1].startswith("Export failed: Cannot write to the folder")
+    assert view.saved.object == ""
+
+
+def test_every_listed_plot_has_a_builder():
+    assert all(callable(fn) for fn in PLOTS.values()) and len(PLOTS) >= 10

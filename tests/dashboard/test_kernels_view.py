@@ -1,0 +1,169 @@
+"""Kernels view and per-session kernel state: fitted once, refit after prunes, isolated."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import panel as pn
+import pytest
+import torch
+
+from core.deconv.apply import EventDeconvolution
+from core.pruning import MaskSet
+from dashboard.kernel_state import shared_kernels
+from dashboard.state import Session
+from dashboard.views.kernels import KernelsView, codes_plot, codes_r, kernel_plot, kernel_state_of, signal_label
+
+
+@pytest.fixture()
+def make_session(tmp_path, monkeypatch, tiny_decoder):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    made = []
+
+    def make():
+        s = Session()
+        s.set_decoder(tiny_decoder)
+        s.param.update(layer="conv_3", unit=4)
+        ks = kernel_state_of(s)
+        ks.prune.join()
+        made.append(s)
+        return s, ks
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_decoder):
+    """The unpruned kernels, fitted once for the module (the same the app shares)."""
+    sk = shared_kernels(tiny_decoder)
+    return sk.initial("output"), sk.initial("unit:conv_3:4")
+
+
+def test_kernels_start_from_the_unpruned_fits_and_refit_after_a_prune(make_session, fitted, tiny_decoder):
+    s, ks = make_session()
+    ks.start()
+    ks.join()
+    assert ks.state == "ready" and ks.unit_signal == "unit:conv_3:4"
+    assert ks.output is fitted[0] and ks.unit is fitted[1]
+    assert ks.output["kernels"].dims == ("kernel", "lag") and ks.output["codes"].dims == ("event", "kernel")
+    v0 = ks.fitted_version
+    ks.prune.prune("conv_2", [0, 1, 2, 3])
+    ks.prune.join()
+    ks.join()
+    assert ks.fitted_version == ks.prune.mask_version > v0
+    assert ks.output.attrs["refit"] == "warm_start" and ks.output_previous is fitted[0]
+    assert ks.unit.attrs["refit"] == "warm_start"  # conv_2 feeds conv_3
+    # the refit is the engine's warm-started refit under the session's mask (same result)
+    engine = EventDeconvolution(copy.deepcopy(tiny_decoder.ws.model).eval(), tiny_decoder.ws.recording,
+                                block="test", blocks=tiny_decoder.ws.blocks)
+    masks = MaskSet.for_model(tiny_decoder.ws.model).prune("conv_2", [0, 1, 2, 3])
+    expected = engine.refit(fitted[0], masks=masks)
+    np.testing.assert_allclose(ks.output["kernels"].values, expected["kernels"].values, atol=1e-4)
+    np.testing.assert_allclose(ks.output["observed"].values, expected["observed"].values, atol=1e-5)
+    assert not any(m._forward_hooks for m in tiny_decoder.ws.model.modules())
+
+
+def test_a_unit_the_mask_cannot_reach_keeps_its_kernel(make_session, fitted):
+    s, ks = make_session()
+    ks.start()
+    ks.join()
+    ks.prune.prune("conv_4", [7])  # downstream of conv_3: its activation is unchanged
+    ks.prune.join()
+    ks.join()
+    assert ks.unit.attrs["refit"] == "unaffected"
+    np.testing.assert_array_equal(ks.unit["kernels"].values, fitted[1]["kernels"].values)
+    assert ks.output.attrs["refit"] == "warm_start"
+
+
+def test_undo_to_no_mask_shows_the_unpruned_kernels_again(make_session, fitted):
+    s, ks = make_session()
+    ks.start()
+    ks.join()
+    ks.prune.toggle("conv_3", 1)
+    ks.prune.join()
+    ks.join()
+    assert ks.output is not fitted[0]
+    ks.prune.undo()
+    ks.prune.join()
+    ks.join()
+    assert ks.output is fitted[0] and ks.output_previous is not None
+
+
+def test_sessions_refit_their_own_masks(make_session, fitted):
+    a, ka = make_session()
+    b, kb = make_session()
+    ka.start()
+    kb.start()
+    ka.join()
+    kb.join()
+    ka.prune.prune("conv_3", list(range(20)))
+    ka.prune.join()
+    ka.join()
+    kb.join()
+    assert ka.output.attrs["refit"] == "warm_start"
+    assert kb.output is fitted[0] and kb.fitted_version == kb.prune.mask_version
+
+
+def test_selecting_another_unit_fits_its_kernel(make_session, fitted):
+    s, ks = make_session()
+    ks.start()
+    ks.join()
+    s.unit = 5
+    ks.join()
+    assert ks.unit_signal == "unit:conv_3:5" and ks.unit.attrs["signal"] == "unit:conv_3:5"
+    assert ks.unit_previous is None  # no faint kernel of another unit
+
+
+def test_kernels_view_renders_and_starts_when_shown(make_session):
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    assert isinstance(view.__panel__(), pn.Column) and not ks.tracking
+    assert "Fit kernels" in view.status.object
+    s.view = "kernels" if "kernels" in s.param.view.objects else s.view
+    if not ks.tracking:
+        view.fit_btn.clicks += 1
+    ks.join()
+    assert ks.state == "ready" and not view.fit_btn.visible
+    plot = view._kernel("output", ks.output, None, ks.fitted_version)
+    assert plot.opts.get().kwargs["title"].startswith(f"Decoder output kernel [mask v{ks.fitted_version}: 0 pruned]")
+    assert "Kernels fitted for the current mask" in view.status.object
+
+
+def test_without_a_dense_decoder_the_messages_are_clear(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from core._validation import UnitScopeError
+    from dashboard.kernel_state import SharedKernels
+
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    ks = kernel_state_of(s)
+    ks.start()
+    assert "No decoder yet" in ks.message and not ks.tracking
+    s.close()
+    stub = SimpleNamespace(ws=SimpleNamespace(task="classification"))
+    with pytest.raises(UnitScopeError, match="continuous target"):
+        SharedKernels(stub).engine()
+
+
+def test_plot_helpers_draw_previous_faintly_and_report_r():
+    import xarray as xr
+
+    lag = np.linspace(-0.5, 1.5, 10)
+    value = np.array([0.1, 0.2, 0.3, 0.4])
+    cur = xr.Dataset({"kernels": (("kernel", "lag"), np.sin(lag)[None]),
+                      "codes": (("event", "kernel"), (2 * value)[:, None])},
+                     coords={"kernel": ["movement_onset"], "lag": lag, "event": np.arange(4), "value": ("event", value)},
+                     attrs={"r2": 0.8, "refit": "warm_start"})
+    prev = cur.copy()
+    assert codes_r(cur, "movement_onset") == pytest.approx(1.0)
+    k = kernel_plot(cur, prev, title="Decoder output", tag="mask v2: 1 pruned")
+    curves = [el for el in k if type(el).__name__ == "Curve"]
+    assert len(curves) == 2 and curves[0].opts.get().kwargs["alpha"] == 0.3
+    assert k.opts.get().kwargs["title"] == "Decoder output kernel [mask v2: 1 pruned]: refit, R² 0.80"
+    c = codes_plot(cur, None, title="Unit conv_3/4", value_label="peak speed")
+    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes vs peak speed: r = 1.00"
+    assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
+    assert "not fitted yet" in kernel_plot(None, title="X").opts.get().kwargs["title"]
