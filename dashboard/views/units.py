@@ -1,11 +1,18 @@
-"""Units: every unit of a block as a point; a click shows its maps, channel map and top windows."""
+"""Units: every unit of a block as a point; a click shows its maps, channel map and top windows.
+
+[A] The plots of this view are plain Bokeh figures whose data sources are replaced on each
+click (a few kB over the websocket), so a unit click or a layer switch never rebuilds a
+plot. Changes are applied through ``doc.add_next_tick_callback`` (under the document
+lock), whichever thread they come from (a click, a URL, a probe worker).
+"""
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
-from holoviews import streams
+from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, HoverTool, LabelSet, LinearColorMapper, TapTool
+from bokeh.palettes import RdBu11, Viridis256
+from bokeh.plotting import figure
 
 from ..state import Session
 from ._common import CSS, esc, placeholder
@@ -64,6 +71,13 @@ def _band_edges(ds) -> tuple[list, list]:
     return edges, centres
 
 
+def _fig(title: str, **kw):
+    f = figure(title=title, sizing_mode="stretch_width", toolbar_location="right",
+               tools="pan,wheel_zoom,box_zoom,reset,save", **kw)
+    f.title.text_font_size = "11pt"
+    return f
+
+
 class UnitsView(pn.viewable.Viewer):
     """Layer choice, unit scatter, probe controls and the selected unit's details."""
 
@@ -73,8 +87,8 @@ class UnitsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         s = self.session
-        self.layer = pn.widgets.Select(label="Layer", options=list(s.layer_names), value=s.layer if s.layer in s.layer_names else None,
-                                       width=180)
+        self.layer = pn.widgets.Select(label="Layer", options=list(s.layer_names),
+                                       value=s.layer if s.layer in s.layer_names else None, width=180)
         self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=110)
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100)
         self.run_btn = pn.widgets.Button(label="Run probe", color="primary", width=120)
@@ -83,31 +97,85 @@ class UnitsView(pn.viewable.Viewer):
         self.probe_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.unit_header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self._syncing = False
+        self._doc = None
         self.layer.param.watch(self._layer_chosen, "value")
         self.unit.param.watch(self._unit_chosen, "value")
         self.run_btn.on_click(lambda e: s.run_probe())
         self.stop_btn.on_click(lambda e: s.stop_probe())
+        self._build_figures()
         s.param.watch(self._sync_selection, ["layer", "unit", "layer_names", "decoder_version"])
         s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version"])
+        s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
+        s.param.watch(self._redraw_unit, ["unit", "top_ready"])
         self._sync_selection()
         self._sync_probe()
+        self._draw_all()
 
-        deps = dict(layer=s.param.layer, probe=s.param.probe)
-        self.points = hv.DynamicMap(pn.bind(self._points, **deps))
-        self.tap = streams.Selection1D(source=self.points)
-        self.tap.param.watch(self._tapped, "index")
-        ring = hv.DynamicMap(pn.bind(self._ring, layer=s.param.layer, unit=s.param.unit, probe=s.param.probe))
-        self.scatter = pn.pane.HoloViews(self.points * ring, sizing_mode="stretch_width")
-        sel = dict(layer=s.param.layer, unit=s.param.unit, probe=s.param.probe)
-        self.amp_map = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._map, kind="amplitude", **sel)),
-                                         sizing_mode="stretch_width")
-        self.phase_map = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._map, kind="phase", **sel)),
-                                           sizing_mode="stretch_width")
-        self.chan_map = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._channels, **sel)),
-                                          sizing_mode="stretch_width")
-        self.windows = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._windows, top_ready=s.param.top_ready, version=s.param.decoder_version, **sel)),
-            sizing_mode="stretch_width")
+    # ---- figures ---------------------------------------------------------------------
+    def _build_figures(self):
+        self.pts_src = ColumnDataSource(dict(amp=[], phase=[], index=[], cls=[], color=[]))
+        f = _fig("Units (probe not run yet)", height=380, x_axis_label="amplitude sensitivity",
+                 y_axis_label="phase sensitivity")
+        f.add_tools(HoverTool(tooltips=[("unit", "@index"), ("class", "@cls"), ("amplitude", "@amp{0.000}"),
+                                        ("phase", "@phase{0.000}")]))
+        f.add_tools(TapTool())
+        f.scatter("amp", "phase", source=self.pts_src, size=10, fill_color="color", line_color="white",
+                  legend_field="cls", selection_line_color="black", selection_line_width=3,
+                  selection_fill_color="color", nonselection_fill_alpha=0.55, nonselection_line_alpha=0.3)
+        f.legend.location = "top_left"
+        f.legend.label_text_font_size = "9pt"
+        self.pts_src.selected.on_change("indices", self._on_select)
+        self.scatter_fig = f
+        self.maps = {}
+        for kind in ("amplitude", "phase"):
+            src = ColumnDataSource(dict(image=[np.zeros((1, 1))], x=[0.0], y=[-0.5], dw=[1.0], dh=[1.0]))
+            mapper = LinearColorMapper(palette=list(RdBu11), low=-1, high=1, nan_color="#ffffff")  # red: r > 0
+            fm = _fig(f"{kind}", height=420, x_axis_label="frequency (Hz)", y_axis_label="channel")
+            fm.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src, color_mapper=mapper)
+            fm.add_tools(HoverTool(tooltips=[("freq (Hz)", "$x{0.1}"), ("channel #", "$y{0}"), ("r", "@image{0.000}")]))
+            fm.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+            bands = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[]))
+            fm.segment("x0", "y0", "x1", "y1", source=bands, color="black", line_dash="dashed", line_width=1)
+            labels = ColumnDataSource(dict(x=[], y=[], text=[]))
+            fm.add_layout(LabelSet(x="x", y="y", text="text", source=labels, text_font_size="8pt",
+                                   text_align="center", text_baseline="bottom"))
+            fm.x_range.range_padding = fm.y_range.range_padding = 0
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels)
+        self.chans = {}
+        for kind in ("amplitude", "phase"):
+            src = ColumnDataSource(dict(x=[], y=[], channel=[], score=[]))
+            mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
+            fc = _fig(f"{kind}: channel map", height=240)
+            fc.scatter("x", "y", source=src, size=18, fill_color={"field": "score", "transform": mapper},
+                       line_color="#444444")
+            fc.add_tools(HoverTool(tooltips=[("channel", "@channel"), ("sensitivity", "@score{0.000}")]))
+            fc.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+            fc.axis.visible = False
+            fc.grid.visible = False
+            self.chans[kind] = dict(fig=fc, src=src, mapper=mapper)
+        self.win_traces = ColumnDataSource(dict(xs=[], ys=[]))
+        self.win_stats = ColumnDataSource(dict(t=[], med=[], q25=[], q75=[]))
+        fw = _fig("most-activating windows", height=270, x_axis_label="time before the activation peak (s)",
+                  y_axis_label="z-scored input")
+        fw.multi_line("xs", "ys", source=self.win_traces, color="#999999", alpha=0.5, line_width=0.8)
+        fw.varea("t", "q25", "q75", source=self.win_stats, color="#1f77b4", alpha=0.3)
+        fw.line("t", "med", source=self.win_stats, color="#1f77b4", line_width=2.5)
+        self.win_fig = fw
+        self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width")
+        self.amp_map = pn.pane.Bokeh(self.maps["amplitude"]["fig"], sizing_mode="stretch_width")
+        self.phase_map = pn.pane.Bokeh(self.maps["phase"]["fig"], sizing_mode="stretch_width")
+        self.chan_map = pn.Row(pn.pane.Bokeh(self.chans["amplitude"]["fig"], sizing_mode="stretch_width"),
+                               pn.pane.Bokeh(self.chans["phase"]["fig"], sizing_mode="stretch_width"),
+                               sizing_mode="stretch_width")
+        self.windows = pn.pane.Bokeh(self.win_fig, sizing_mode="stretch_width")
+
+    def _apply(self, fn):
+        """Run a change of Bokeh models under the document lock (any thread)."""
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(fn)
+        else:
+            fn()
 
     # ---- widgets <-> session ----------------------------------------------------------
     def _layer_chosen(self, event):
@@ -117,6 +185,10 @@ class UnitsView(pn.viewable.Viewer):
     def _unit_chosen(self, event):
         if not self._syncing and event.new is not None:
             self.session.unit = int(event.new)
+
+    def _on_select(self, attr, old, new):
+        if new and not self._syncing and new[0] != self.session.unit:
+            self.session.unit = int(self.pts_src.data["index"][new[0]])
 
     def _sync_selection(self, *_):
         s = self.session
@@ -152,7 +224,7 @@ class UnitsView(pn.viewable.Viewer):
             "Run probe again" if s.probe_state == "done" else "Run probe")
         self.progress.value = int(round(s.probe_progress * 1000))
         if s.probe is None:
-            text = "Probe not run yet: press <b>Run probe</b> (about two minutes on two cores; maps refine as it runs)."
+            text = "Probe not run yet: press <b>Run probe</b> (a few minutes on two cores; maps refine as it runs)."
             if running:
                 text = "Probing: preparing the windows and the unperturbed pass ..."
         else:
@@ -165,111 +237,105 @@ class UnitsView(pn.viewable.Viewer):
         self.probe_text.object = f'<span class="us-muted">{text}</span>'
         self._header()
 
-    def _tapped(self, index):
-        idx = index.new if hasattr(index, "new") else index
-        if idx:
-            self.session.unit = int(idx[0])
+    # ---- drawing ----------------------------------------------------------------------
+    def _redraw_all(self, *_):
+        self._apply(self._draw_all)
 
-    # ---- plots ------------------------------------------------------------------------
-    def _points(self, layer, probe):
+    def _redraw_unit(self, *_):
+        self._apply(self._draw_unit)
+
+    def _draw_all(self):
+        s = self.session
+        probe, layer = s.probe, s.layer
         if probe is None or layer not in set(probe["layer"].values):
-            data = {"amp": [], "phase": [], "index": [], "cls": []}
-            title = "Units (probe not run yet)"
+            self.pts_src.data = dict(amp=[], phase=[], index=[], cls=[], color=[])
+            self.scatter_fig.title.text = "Units (probe not run yet)"
         else:
-            data = unit_table(probe, layer)
-            title = f"{layer}: {len(data['index'])} units, amplitude vs phase sensitivity (click a unit)"
-        return hv.Points(data, ["amp", "phase"], ["index", "cls"]).opts(
-            color="cls", cmap=CLASS_COLORS, size=9, tools=["tap", "hover"], responsive=True, height=380,
-            xlabel="amplitude sensitivity", ylabel="phase sensitivity", title=title, framewise=True,
-            nonselection_alpha=0.9, selection_alpha=1.0, legend_position="top_right", show_legend=True,
-            line_color="white")
+            t = unit_table(probe, layer)
+            self.pts_src.data = dict(amp=t["amp"], phase=t["phase"], index=t["index"], cls=list(t["cls"]),
+                                     color=[CLASS_COLORS.get(c, "#e0e0e0") for c in t["cls"]])
+            self.scatter_fig.title.text = (f"{layer}: {len(t['index'])} units, amplitude vs phase sensitivity "
+                                           "(click a unit)")
+            edges, centres = _band_edges(probe)
+            n_ch = probe.sizes["channel"]
+            for kind in ("amplitude", "phase"):
+                m = self.maps[kind]
+                m["bands"].data = dict(x0=edges, x1=edges, y0=[-0.5] * len(edges), y1=[n_ch - 0.5] * len(edges))
+                m["labels"].data = dict(x=[c for c, _ in centres], y=[n_ch - 0.5] * len(centres),
+                                        text=[n for _, n in centres])
+                ax = m["fig"].yaxis[0]
+                if n_ch <= 64:
+                    names = [str(c) for c in probe["channel"].values]
+                    ax.ticker = FixedTicker(ticks=list(range(n_ch)))
+                    ax.major_label_overrides = {i: n for i, n in enumerate(names)}
+        self._draw_unit()
 
-    def _ring(self, layer, unit, probe):
-        if probe is None or f"{layer}/{unit}" not in probe["unit"].values:
-            return hv.Points([], ["amp", "phase"])
-        row = probe.sel(unit=f"{layer}/{unit}")
-        return hv.Points([(float(row["amp_stat_all"]), float(row["phase_stat_all"]))], ["amp", "phase"]).opts(
-            size=18, fill_alpha=0, line_color="black", line_width=2)
-
-    def _map(self, kind, layer, unit, probe):
+    def _draw_unit(self):
+        s = self.session
+        layer, unit, probe, dec = s.layer, s.unit, s.probe, s.decoder
         uid = f"{layer}/{unit}"
-        label = "amplitude" if kind == "amplitude" else "phase"
-        if probe is None or uid not in probe["unit"].values:
-            img = hv.Image(np.zeros((2, 2)), ["freq", "channel"], "r")
-            title = f"{uid} {label}: probe not run yet"
-            return (img * hv.VLines([]) * hv.Labels([], ["freq", "channel"], "band")).opts(
-                hv.opts.Image(responsive=True, height=300, cmap="RdBu_r", title=title), hv.opts.Overlay(title=title))
-        amp, phase = unit_maps(probe, layer, unit)
-        da = amp if kind == "amplitude" else phase
-        vals = da.values.astype(float)  # (channel, freq)
-        freqs = da["freq"].values
-        chans = [str(c) for c in da["channel"].values]
-        lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
-        lim = lim or 1.0
-        img = hv.Image((freqs, np.arange(len(chans)), vals), ["freq", "channel"], "r")
-        edges, centres = _band_edges(probe)
-        labels = hv.Labels([(c, len(chans) - 0.5, n) for c, n in centres], ["freq", "channel"], "band")
-        yticks = [(i, c) for i, c in enumerate(chans)] if len(chans) <= 64 else None
-        sign = "r(noise, response)" if kind == "amplitude" else "r(|phase shift|, similarity)"
-        return (img * hv.VLines(edges).opts(color="black", line_dash="dashed", line_width=1) * labels.opts(
-            text_font_size="9pt", text_baseline="bottom")).opts(
-            hv.opts.Image(cmap="RdBu_r", clim=(-lim, lim), colorbar=True, responsive=True, height=300,
-                          tools=["hover"], yticks=yticks, xlabel="frequency (Hz)", ylabel="channel",
-                          title=f"{uid} {label} sensitivity, {sign}", framewise=True),
-            hv.opts.Overlay(title=f"{uid} {label} sensitivity, {sign}"))
+        has = probe is not None and uid in probe["unit"].values
+        self._syncing = True
+        try:
+            idx = list(self.pts_src.data["index"])
+            self.pts_src.selected.indices = [idx.index(unit)] if unit in idx else []
+        finally:
+            self._syncing = False
+        for kind in ("amplitude", "phase"):
+            m = self.maps[kind]
+            sign = "r(noise, response)" if kind == "amplitude" else "r(|phase shift|, similarity)"
+            if not has:
+                m["fig"].title.text = f"{uid} {kind}: probe not run yet"
+                continue
+            da = unit_maps(probe, layer, unit)[0 if kind == "amplitude" else 1]
+            vals = da.values.astype(np.float32)  # (channel, freq)
+            freqs = da["freq"].values.astype(float)
+            df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
+            lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+            m["src"].data = dict(image=[vals], x=[freqs[0] - df / 2], y=[-0.5], dw=[df * len(freqs)],
+                                 dh=[float(vals.shape[0])])
+            m["mapper"].update(low=-(lim or 1.0), high=lim or 1.0)
+            m["fig"].title.text = f"{uid} {kind} sensitivity, {sign}"
+        if has and dec is not None:
+            pos = dec.positions()
+            kind_txt = {"grid": "grid positions", "montage": "montage positions",
+                        "index": "no positions in the file: reading order"}[pos["kind"]]
+            amp, phase = channel_scores(probe, layer, unit)
+            names = [str(c) for c in probe["channel"].values]
+            for kind, score in (("amplitude", amp), ("phase", phase)):
+                c = self.chans[kind]
+                c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score)
+                c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
+                c["fig"].title.text = f"{uid} {kind}: channel map ({kind_txt})"
+        self._draw_windows(layer, unit, probe, has, dec, uid)
+        self._header()
 
-    def _channels(self, layer, unit, probe):
-        dec = self.session.decoder
-        uid = f"{layer}/{unit}"
-        if dec is None or probe is None or uid not in probe["unit"].values:
-            empty = hv.Points([], ["x", "y"], ["channel", "score"])
-            return (empty + empty).opts(hv.opts.Points(title=f"{uid}: probe not run yet", height=220, responsive=True))
-        pos = dec.positions()
-        amp, phase = channel_scores(probe, layer, unit)
-        names = [str(c) for c in probe["channel"].values]
-        kind = {"grid": "grid positions", "montage": "montage positions", "index": "no positions in the file: reading order"}[pos["kind"]]
-        plots = []
-        for label, score in (("amplitude", amp), ("phase", phase)):
-            pts = hv.Points({"x": pos["x"], "y": pos["y"], "channel": names, "score": score},
-                            ["x", "y"], ["channel", "score"])
-            plots.append(pts.opts(color="score", cmap="viridis", size=16, colorbar=True, clim=(0, max(float(score.max()), 1e-6)),
-                                  tools=["hover"], xaxis=None, yaxis=None, responsive=True, height=220,
-                                  title=f"{uid} {label}: channel map ({kind})", line_color="#444", framewise=True))
-        return plots[0] + plots[1]
-
-    def _windows(self, layer, unit, probe, top_ready, version):
-        dec = self.session.decoder
-        uid = f"{layer}/{unit}"
-        empty = (hv.Path([], ["time", "z"]) * hv.Spread(([], [], []), "time", ["z", "err"]) * hv.Curve([], "time", "z"))
-        if dec is None or not top_ready or not dec.top_ready or layer not in dec.n_units:
-            return empty.opts(hv.opts.Overlay(title=f"{uid} most-activating windows: computing ...", height=260,
-                                              responsive=True))
+    def _draw_windows(self, layer, unit, probe, has, dec, uid):
+        if dec is None or not self.session.top_ready or not dec.top_ready or layer not in dec.n_units:
+            self.win_traces.data = dict(xs=[], ys=[])
+            self.win_stats.data = dict(t=[], med=[], q25=[], q75=[])
+            self.win_fig.title.text = f"{uid} most-activating windows: computing ..."
+            return
         from ..activations import unit_segments
 
         X, _ = dec.probe_inputs()
-        top = dec.top_windows()
-        seg = unit_segments(X, top, layer, unit)  # (k, C, rf)
-        if probe is not None and uid in probe["unit"].values:
+        seg = unit_segments(X, dec.top_windows(), layer, unit)  # (k, C, rf)
+        if has:
             amp, phase = channel_scores(probe, layer, unit)
-            ch = int(np.argmax(np.maximum(amp, phase)))
-            why = "most sensitive channel"
+            ch, why = int(np.argmax(np.maximum(amp, phase))), "most sensitive channel"
         else:
-            ch = int(np.argmax(seg.mean(axis=0).std(axis=-1)))
-            why = "channel with the largest mean waveform"
+            ch, why = int(np.argmax(seg.mean(axis=0).std(axis=-1))), "channel with the largest mean waveform"
         traces, med, q25, q75 = window_traces(seg, ch)
         t = (np.arange(seg.shape[-1]) - seg.shape[-1] + 1) / dec.sfreq
-        name = dec.ch_names[ch]
-        path = hv.Path([np.column_stack([t, tr]) for tr in traces], ["time", "z"]).opts(color="#999999", alpha=0.5, line_width=0.8)
-        mid, half = (q75 + q25) / 2, (q75 - q25) / 2
-        band = hv.Spread((t, mid, half), "time", ["z", "err"]).opts(color="#1f77b4", alpha=0.3)
-        median = hv.Curve((t, med), "time", "z").opts(color="#1f77b4", line_width=2.5)
-        title = f"{uid} most-activating windows at {name} ({why}): {len(traces)} windows, median and IQR"
-        return (path * band * median).opts(hv.opts.Overlay(title=title, height=260, responsive=True,
-                                                           xlabel="time before the activation peak (s)",
-                                                           ylabel="z-scored input", framewise=True))
+        self.win_traces.data = dict(xs=[t] * len(traces), ys=list(traces))
+        self.win_stats.data = dict(t=t, med=med, q25=q25, q75=q75)
+        self.win_fig.title.text = (f"{uid} most-activating windows at {dec.ch_names[ch]} ({why}): "
+                                   f"{len(traces)} windows, median and IQR")
 
     def __panel__(self):
         s = self.session
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
         controls = pn.Row(self.layer, self.unit, self.iterations,
                           pn.Column(pn.Spacer(height=12), pn.Row(self.run_btn, self.stop_btn)),
                           pn.Column(pn.Spacer(height=22), self.progress), sizing_mode="stretch_width")

@@ -68,24 +68,30 @@ def test_units_view_follows_the_selection(session):
     session.param.update(layer="conv_3", unit=12)
     assert view.layer.value == "conv_3" and view.unit.value == 12 and view.unit.end == 99
     assert "Unit conv_3/12" in view.unit_header.object
-    amp_map = view._map("amplitude", "conv_3", 12, session.probe)
-    assert "conv_3/12 amplitude" in amp_map.opts.get().kwargs["title"]
-    img = amp_map.get(0)
-    np.testing.assert_allclose(np.sort(img.dimension_values("r")),
-                               np.sort(session.probe["amp_corr"].sel(unit="conv_3/12").values.ravel()), rtol=1e-6)
-    pts = view._points("conv_3", session.probe)
-    assert len(pts) == 100
-    wins = view._windows("conv_3", 12, session.probe, True, 1)
-    assert "conv_3/12 most-activating windows" in wins.opts.get().kwargs["title"]
-    chans = view._channels("conv_3", 12, session.probe)
-    assert len(chans) == 2 and all(len(p) == 32 for p in chans)
+    amp = view.maps["amplitude"]
+    assert amp["fig"].title.text.startswith("conv_3/12 amplitude sensitivity")
+    np.testing.assert_allclose(amp["src"].data["image"][0],
+                               session.probe["amp_corr"].sel(unit="conv_3/12").values, rtol=1e-6)
+    assert view.maps["phase"]["fig"].title.text.startswith("conv_3/12 phase sensitivity")
+    lim = np.nanmax(np.abs(session.probe["amp_corr"].sel(unit="conv_3/12").values))
+    assert amp["mapper"].high == pytest.approx(lim) and amp["mapper"].low == pytest.approx(-lim)
+    assert len(view.pts_src.data["index"]) == 100 and view.pts_src.selected.indices == [12]
+    assert view.scatter_fig.title.text.startswith("conv_3: 100 units")
+    assert view.win_fig.title.text.startswith("conv_3/12 most-activating windows")
+    assert len(view.win_traces.data["ys"]) == min(12, len(session.decoder.probe_inputs()[0]))
+    chans = view.chans["phase"]["src"].data
+    assert len(chans["channel"]) == 32 and chans["channel"][0] == "G01"
+    # band boundaries drawn at the band edges of the result
+    edges = set(view.maps["phase"]["bands"].data["x0"])
+    assert set(session.probe["band_lo"].values) <= edges
 
 
 def test_tap_selects_the_clicked_unit(session):
     view = UnitsView(session=session)
     session.layer = "conv_2"
-    view.tap.event(index=[7])
+    view.pts_src.selected.indices = [7]
     assert session.unit == 7
+    assert view.maps["amplitude"]["fig"].title.text.startswith("conv_2/7 ")
 
 
 def test_units_view_without_probe_says_not_run(session, tiny_decoder):
@@ -93,8 +99,9 @@ def test_units_view_without_probe_says_not_run(session, tiny_decoder):
     view = UnitsView(session=session)
     assert "Probe not run yet" in view.probe_text.object
     assert view.run_btn.label == "Run probe" and not view.run_btn.disabled
-    assert len(view._points(session.layer, None)) == 0
-    assert "probe not run yet" in view._map("phase", session.layer, 0, None).opts.get().kwargs["title"]
+    assert len(view.pts_src.data["index"]) == 0
+    assert "probe not run yet" in view.maps["phase"]["fig"].title.text
+    assert view.win_fig.title.text.startswith(f"{session.layer}/{session.unit} most-activating windows at")
 
 
 def test_overview_shows_metric_and_fractions(session, tiny_probe):
@@ -154,7 +161,7 @@ def test_build_app_assembles_one_page(session):
     app = build_app(session, load_demo=False)
     assert app.session is session and set(app.views) == set(VIEW_CLASSES)
     tabs = app.main[0][1]
-    assert isinstance(tabs, pn.Tabs) and len(tabs) == 3
+    assert isinstance(tabs, pn.Tabs) and len(tabs) == len(VIEW_CLASSES)
     session.view = "units"
     assert tabs.active == 2
     tabs.active = 0

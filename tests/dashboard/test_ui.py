@@ -1,0 +1,186 @@
+"""Browser tests: the served app in headless Debian Chromium, driven by Playwright (``-m ui``).
+
+They load the app, train briefly and stop, click a unit and see its maps, follow a link to
+a unit, check that another tab stays responsive during training, that bad input becomes a
+visible alert, that markup in channel names renders as text, and that no Python traceback
+reaches the page. ``UNITSCOPE_SCREENSHOT_DIR=assets/screenshots`` makes the screenshot test
+write the README's pictures there.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.bench.app import (CHROMIUM, click_unit, launch_browser, open_units, select_layer, serve_app,
+                            unit_needles, wait_titles)
+
+pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
+
+ALL_TEXT_JS = """() => {
+  const out = [];
+  const walk = (n) => {
+    if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(document.body);
+  return out.join(' ');
+}"""
+
+
+def all_text(page) -> str:
+    """Text of the page including every shadow root (Panel renders into shadow DOM)."""
+    return page.evaluate(ALL_TEXT_JS)
+
+
+def wait_text(page, needle: str, timeout: float = 60.0) -> None:
+    page.wait_for_function(f"() => ({ALL_TEXT_JS})().includes({needle!r})", timeout=timeout * 1000, polling=200)
+
+
+def no_traceback(page) -> None:
+    text = all_text(page)
+    assert "Traceback" not in text and 'File "' not in text
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, fif):
+    root = tmp_path_factory.mktemp("data")
+    fif(root / "markup_raw.fif", ["<script>alert(1)</script>", "<b>C4</b>"], seconds=20.0)
+    (root / "broken.edf").write_bytes(b"this is not an EDF file" * 20)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(data_root, demo_cache, tmp_path_factory):
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    env = {"UNITSCOPE_DATA_ROOT": str(data_root), "UNITSCOPE_CACHE": str(demo_cache),
+           "UNITSCOPE_MAX_UPLOAD_MB": "0.05"}
+    with serve_app(env=env, log_path=log) as (url, _):
+        yield url
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text or "UnitScopeError" in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    with launch_browser(height=1100) as (browser, page):
+        yield browser, page
+
+
+@pytest.fixture()
+def page(browser_page):
+    browser, _ = browser_page
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = ctx.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    ctx.close()
+
+
+def test_app_loads_demo_without_traceback(server, page):
+    page.goto(server)
+    wait_titles(page, ["Test block:"], timeout=180)
+    wait_text(page, "test Pearson r")
+    text = all_text(page)
+    assert "Overview" in text and "Units" in text and "Data & model" in text
+    no_traceback(page)
+
+
+def test_click_unit_shows_its_maps(server, page):
+    open_units(page, server, "conv_2")
+    click_unit(page, "conv_2", 5)
+    wait_titles(page, unit_needles("conv_2", 5), timeout=60)
+    wait_text(page, "Unit conv_2/5")
+    select_layer(page, "conv_3")
+    wait_titles(page, ["conv_3:"] + unit_needles("conv_3", 5), timeout=60)
+    no_traceback(page)
+
+
+def test_link_opens_the_same_unit(server, page):
+    page.goto(f"{server}?view=units&layer=conv_4&unit=17")
+    wait_titles(page, ["conv_4:"] + unit_needles("conv_4", 17), timeout=120)
+    wait_text(page, "Unit conv_4/17")
+    click_unit(page, "conv_4", 3)
+    page.wait_for_function("() => location.search.includes('unit=3')", timeout=30000)
+
+
+def _start_training(page, url, epochs: int):
+    page.goto(f"{url}?view=data")
+    wait_text(page, "2. Decoder", timeout=120)
+    box = page.locator("input[type=number]").first
+    box.fill(str(epochs))
+    box.press("Enter")
+    page.locator("button:text-is('Train')").click()
+    wait_text(page, "Training: epoch", timeout=120)
+
+
+def test_train_briefly_and_stop(server, page):
+    _start_training(page, server, 2)
+    page.locator("button:text-is('Stop')").click()
+    wait_text(page, "Training stopped", timeout=180)
+    text = all_text(page)
+    assert "test Pearson r" in text
+    page.locator(".bk-tab:text-is('Units')").click()
+    wait_text(page, "Probe not run yet", timeout=60)  # the new decoder has no probe yet
+    no_traceback(page)
+
+
+def test_other_tab_stays_responsive_while_training(server, browser_page, page):
+    browser, _ = browser_page
+    _start_training(page, server, 50)
+    other = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    try:
+        open_units(other, server, "conv_2")
+        for k in (3, 9):
+            click_unit(other, "conv_2", k)
+            wait_titles(other, unit_needles("conv_2", k), timeout=30)
+        # the first tab is still training while the second one answered
+        assert "Training: epoch" in all_text(page)
+    finally:
+        other.context.close()
+        page.locator("button:text-is('Stop')").click()
+        wait_text(page, "Training stopped", timeout=180)
+
+
+def test_bad_input_becomes_alerts_and_markup_stays_text(server, page, data_root):
+    page.goto(f"{server}?view=data")
+    wait_text(page, "1. Data", timeout=120)
+    page.locator("button:text-is('File under data root')").click()
+    path = page.locator("input[placeholder='e.g. sub-01/ecog.fif']")
+    path.fill("../../etc/passwd")
+    page.locator("button:text-is('Open')").click()
+    wait_text(page, "outside the data root")
+    path.fill("broken.edf")
+    page.locator("button:text-is('Open')").click()
+    wait_text(page, "broken.edf' (")
+    path.fill("markup_raw.fif")
+    page.locator("button:text-is('Open')").click()
+    wait_text(page, "<script>alert(1)</script>")  # shown as text ...
+    assert page.dialogs == []  # ... never run
+    wait_text(page, "<b>C4</b>")
+    page.locator("button:text-is('Upload')").click()
+    page.locator("input[type=file]").first.set_input_files(
+        files=[{"name": "big.edf", "mimeType": "application/octet-stream", "buffer": b"x" * 200_000}])
+    wait_text(page, "File is too large")
+    no_traceback(page)
+
+
+def test_screenshots_of_each_view(server, page, tmp_path):
+    out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(f"{server}?view=overview")
+    wait_titles(page, ["Test block:", "Signals"], timeout=120)
+    page.screenshot(path=str(out / "overview.png"))
+    open_units(page, server, "conv_3")
+    click_unit(page, "conv_3", 1)
+    wait_titles(page, unit_needles("conv_3", 1), timeout=60)
+    page.screenshot(path=str(out / "units.png"), full_page=True)
+    page.goto(f"{server}?view=data")
+    wait_text(page, "2. Decoder", timeout=60)
+    page.screenshot(path=str(out / "data.png"))
+    for name in ("overview", "units", "data"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
