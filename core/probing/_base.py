@@ -29,7 +29,7 @@ from .._validation import UnitScopeError, check_option, check_range, ensure_int,
 from ..models import LayerInfo, get_layer, layer_map
 from .bands import resolve_bands
 
-__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash"]
+__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "centred_unit_norm"]
 
 SITES = ("conv", "nonlin")  # conv output before BatchNorm (seed paper) | after the nonlinearity
 RESOLUTIONS = ("band", "freq")  # frequency resolution of the max-statistic, see Probe
@@ -194,3 +194,26 @@ class Probe:
             See :meth:`ProbeRun.result`.
         """
         return self.start(X, y=y, task=task, ch_names=ch_names).run(progress=progress)
+
+
+FLAT_TOL = 1e-5  # [A] a time course whose sd is below this fraction of its mean |value| is flat
+
+
+def centred_unit_norm(a: torch.Tensor) -> torch.Tensor:
+    """Centre time courses over the last axis and scale them to unit norm.
+
+    A flat time course (sd below ``FLAT_TOL`` x mean |value|, i.e. float32 round-off) becomes
+    all zeros instead of amplified round-off [A], so its similarity to anything is 0.
+
+    Parameters
+    ----------
+    a : torch.Tensor, shape (..., n_times)
+
+    Returns
+    -------
+    z : torch.Tensor, same shape
+    """
+    c = a - a.mean(-1, keepdim=True)
+    norm = c.norm(dim=-1, keepdim=True)
+    flat = norm <= FLAT_TOL * a.abs().mean(-1, keepdim=True) * a.shape[-1] ** 0.5
+    return torch.where(flat | (norm == 0), torch.zeros_like(c), c / norm.clamp_min(1e-30))

@@ -21,7 +21,7 @@ import xarray as xr
 
 from .._validation import UnitScopeError
 from ..models import get_layer, layer_map
-from ._base import Probe, model_hash
+from ._base import Probe, centred_unit_norm, model_hash
 from .bands import band_masks
 from .validity import ValidityCheck
 
@@ -147,8 +147,7 @@ class ProbeRun:
             if keep:
                 if orig["tc"][i] is None:
                     orig["tc"][i] = torch.empty(W, a.shape[1], a.shape[2])
-                c = a - a.mean(-1, keepdim=True)
-                orig["tc"][i][rows] = c / c.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+                orig["tc"][i][rows] = centred_unit_norm(a)
 
         orig["pred"] = self._forward(self.X, on_act).numpy()
         return orig
@@ -233,7 +232,9 @@ class ProbeRun:
           bins (DC and Nyquist for phase);
         * ``p_band`` (unit, channel, band): mean of ``p_corr`` over the bins of each band;
         * ``p_stat`` (unit, band) and ``p_stat_all`` (unit): the max-statistic (see
-          ``resolution``), per band and over all bins;
+          ``resolution``), per band and over all bands or bins; with ``resolution="band"``
+          ``p_stat_all`` is the max over (channel, band) of |band mean| x sqrt(n_bins in
+          the band) [A], so that every band has the same null scale;
         * ``p_null`` (null, unit, band) and ``p_null_all`` (null, unit): the same statistic
           on the permutation null;
         * ``p_validity`` and ``p_metric`` (scalars): mean ratio of the decoding metric on
@@ -304,7 +305,11 @@ class ProbeRun:
         if p.resolution == "band":
             stat = Rb.abs().amax(dim=0)  # (B, U): max over channels of |band mean|
             null = (acc_null * scale).reshape(-1, B, n, U).abs().amax(dim=0)  # (B, n, U)
-            stat_all, null_all = stat.amax(dim=0), null.amax(dim=0)  # (U,), (n, U)
+            # [A] over bands, weigh by sqrt(n_bins): a band mean's null sd is 1/sqrt(n_bins)
+            # times a bin's, so narrow bands would otherwise dominate the max by their noise
+            z = (wts > 0).sum(0).float().sqrt()  # (B,)
+            stat_all = (stat * z[:, None]).amax(dim=0)  # (U,)
+            null_all = (null * z[:, None, None]).amax(dim=0)  # (n, U)
         else:
             masks = torch.from_numpy(self.band_mask) & ~excluded[None]  # (B, F)
             absR = R.abs().masked_fill(excluded[None, :, None], 0)

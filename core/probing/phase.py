@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .._validation import check_option
-from ._base import Probe
+from ._base import Probe, centred_unit_norm
 
 __all__ = ["PhaseProbe", "PHASE_VARIANTS"]
 
@@ -73,8 +73,7 @@ class PhaseProbe(Probe):
         return Zp, delta.abs().reshape(W, -1)  # |shift| (W, C*F) or (W, F)
 
     def _response(self, act: torch.Tensor, orig: dict, rows: slice) -> torch.Tensor:
-        c = act - act.mean(-1, keepdim=True)  # (B, U, T)
-        return (orig["tc"] * c).sum(-1) / c.norm(dim=-1).clamp_min(1e-12)  # (B, U) Pearson r
+        return (orig["tc"] * centred_unit_norm(act)).sum(-1)  # (B, U): Pearson r over time
 
     def _attrs(self) -> dict:
         return {"variant": self.variant, "shift": "uniform(-pi, pi)",

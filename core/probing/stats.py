@@ -6,7 +6,8 @@ procedure below is UnitScope's reconstruction [A] of METHODS 1.7:
 1. **Statistic.** For unit u and band b, ``T[u, b]`` is the probe's max-statistic
    (``p_stat``): the max over channels of |band mean of r| (``resolution="band"``) or over
    (channel, bin in b) of |r| (``resolution="freq"``); ``T_all[u]`` takes the max over all
-   bands (or all bins). Taking the max over (channel, freq) controls the family-wise error
+   bands, each weighted by sqrt(its number of bins) so that all share one null scale (or
+   over all bins). Taking the max over (channel, freq) controls the family-wise error
    within a unit.
 2. **Null.** The same statistic computed, in the same forward passes, with the perturbation
    values shuffled across windows (``p_null``). The null maxima of all units are pooled

@@ -69,3 +69,55 @@ class NoiseUnits(nn.Module):
     @property
     def layers(self):
         return [LayerInfo("noise", "out", "out", "out", self.n_units, 1)]
+
+
+def _bandpass(f0: float) -> torch.Tensor:
+    k = np.hanning(KERNEL_LEN) * np.cos(2 * np.pi * f0 * np.arange(KERNEL_LEN) / SFREQ)
+    return torch.as_tensor(k / np.abs(k).sum(), dtype=torch.float32)
+
+
+class FourClassUnits(nn.Module):
+    """Four units with known classes on ``two_tone_windows``.
+
+    0 amplitude: power of channel 0 at 10 Hz; 1 phase: channel 1 band-passed at 30 Hz;
+    2 bimodal: channel 0 band-passed at 10 Hz plus the power of channel 1 at 30 Hz;
+    3 insensitive: constant.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(N_CHANS, 2, KERNEL_LEN, bias=False)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0] = _bandpass(F0)
+            self.conv.weight[1, 1] = _bandpass(3 * F0)
+        self.smooth = nn.AvgPool1d(32, stride=1)
+        self.out = nn.Identity()
+        self.eval()
+
+    def forward(self, x):
+        a = self.conv(x)[..., 31:]  # (batch, 2, times), cropped to the smoothed length
+        power = self.smooth(self.conv(x) ** 2)  # (batch, 2, times)
+        units = [power[:, 0], a[:, 1], a[:, 0] + 4 * power[:, 1], torch.zeros_like(a[:, 0])]
+        return self.out(torch.stack(units, dim=1))  # (batch, 4, times)
+
+    @property
+    def layers(self):
+        return [LayerInfo("toy", "out", "out", "out", 4, KERNEL_LEN + 31)]
+
+
+def two_tone_windows(seed: int = 0, n_windows: int = N_WINDOWS) -> np.ndarray:
+    """Pure tones of random amplitude and phase: F0 on channel 0, 3 F0 on channel 1; noise on 2.
+
+    Without noise beside the tones, a power unit has no envelope fluctuations (beats between
+    the tone and nearby bins), whose shape would make it phase-sensitive too.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(N_TIMES) / SFREQ
+    X = np.zeros((n_windows, N_CHANS, N_TIMES))
+    X[:, 2] = rng.standard_normal((n_windows, N_TIMES))
+    for ch, f in ((0, F0), (1, 3 * F0)):
+        amp = rng.uniform(0.5, 1.5, n_windows)
+        phase = rng.uniform(-np.pi, np.pi, n_windows)
+        X[:, ch] += amp[:, None] * np.cos(2 * np.pi * f * t[None] + phase[:, None])
+    return X.astype(np.float32)

@@ -108,3 +108,30 @@ def test_null_is_calibrated_for_units_unrelated_to_the_input(tones, resolution):
         ratio = float(ds[f"{pre}_stat"].median() / ds[f"{pre}_null"].median())
         assert 0.8 < ratio < 1.25
     assert (ds["unit_class_all"] == "insensitive").mean() > 0.9
+
+
+@pytest.mark.parametrize("resolution", ["freq", "band"])
+def test_classes_of_hand_built_units(resolution):
+    from probing_toys import SFREQ, FourClassUnits, two_tone_windows
+
+    from core.probing import AmplitudeProbe, PhaseProbe, ProbeRun
+
+    model = FourClassUnits()
+    kw = dict(sfreq=SFREQ, layers=model.layers, n_iterations=4, n_null=40, resolution=resolution)
+    ds = ProbeRun([AmplitudeProbe(model, rng=0, **kw), PhaseProbe(model, rng=1, **kw)],
+                  two_tone_windows()).run()
+    ds = classify(ds)
+    classes = ds["unit_class_all"].values.tolist()
+    if resolution == "band":
+        # a pure tone's single bin is diluted in a 30 Hz wide band mean: unit 2's amplitude
+        # part (one bin of 60 in low gamma) may go unseen, its strong phase part may not
+        assert classes[:2] == ["amplitude", "phase"] and classes[2] in ("bimodal", "phase")
+        assert classes[3] == "insensitive"
+        return
+    assert classes == ["amplitude", "phase", "bimodal", "insensitive"]
+    # per band: unit 2 reads phase at 10 Hz (alpha) and amplitude at 30 Hz (low gamma)
+    assert ds["unit_class"].sel(unit="toy/2", band="alpha").item() == "phase"
+    assert ds["unit_class"].sel(unit="toy/2", band="low_gamma").item() == "amplitude"
+    assert ds["unit_class"].sel(unit="toy/0", band="low_gamma").item() == "insensitive"
+    frac = class_fractions(ds)
+    np.testing.assert_allclose(frac.sel(layer="toy"), [0.25, 0.25, 0.25, 0.25])
