@@ -19,6 +19,8 @@ from torch import nn
 
 __all__ = ["Step", "build_steps", "run_steps", "check_steps"]
 
+SMALL_OUT = 16  # convs with fewer output channels run as per-tap matrix products
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,6 +86,8 @@ class Step:
         if kind == "skip":
             return x
         if kind == "conv" and x.dim() == 4 and x.shape[-1] == 1:
+            if self.weight1d.shape[0] < SMALL_OUT:
+                return _conv_taps(x[..., 0], self.weight1d, self.bias, self.dilation).unsqueeze(-1)
             return F.conv1d(x[..., 0], self.weight1d, self.bias, dilation=self.dilation).unsqueeze(-1)
         if kind == "pool" and x.dim() == 4 and x.shape[-1] == 1:
             if isinstance(self.module, nn.MaxPool2d):
@@ -94,15 +98,53 @@ class Step:
         if kind == "combined" and x.dim() == 4 and x.shape[1] == 1:
             x1 = x[:, 0].transpose(1, 2)  # (batch, chans, times)
             return F.conv1d(x1, self.weight1d, self.bias).unsqueeze(-1)  # (batch, units, times, 1)
-        return self.module(x)
+        return self.module.forward(x)  # bypasses hooks: masks are applied by the evaluator
+
+    def fuse_batchnorm(self, bn: nn.Module) -> "Step":
+        """A ``"conv"`` step with the eval-mode BatchNorm ``bn`` that follows it folded in
+        (BN is affine per channel: ``scale * conv(x) + shift``), so the pair costs one pass."""
+        with torch.no_grad():
+            scale = 1.0 / torch.sqrt(bn.running_var + bn.eps)
+            if bn.affine:
+                scale = scale * bn.weight
+            shift = -bn.running_mean * scale
+            if bn.affine:
+                shift = shift + bn.bias
+            fused = Step(f"{self.path}+{bn.__class__.__name__}", self.module, fast=True)
+            fused.weight1d = (self.weight1d * scale.view(-1, 1, 1)).contiguous()
+            fused.bias = shift if self.bias is None else self.bias * scale + shift
+        return fused
 
     def partial(self, x_sub: torch.Tensor, idx) -> torch.Tensor:
         """Contribution of the input channels ``idx`` alone (no bias), for a ``"conv"`` step.
 
         ``x_sub`` has shape (batch, len(idx), times, 1); the result (batch, n_out, times', 1).
         """
-        w = self.weight1d.index_select(1, idx)  # (n_out, len(idx), K)
-        return F.conv1d(x_sub[..., 0], w, None, dilation=self.dilation).unsqueeze(-1)
+        w = self.weight1d.index_select(1, idx)  # (n_out, n_idx, K)
+        x = x_sub[..., 0]  # (batch, n_idx, times)
+        n_idx, K = w.shape[1], w.shape[2]
+        if n_idx * K > 64:
+            return F.conv1d(x, w, None, dilation=self.dilation).unsqueeze(-1)
+        # few input channels: one GEMM on the stacked shifted inputs (oneDNN is slow here)
+        n_t = x.shape[2] - (K - 1) * self.dilation
+        cols = torch.stack([x[:, :, k * self.dilation:k * self.dilation + n_t] for k in range(K)], dim=2)  # (batch, n_idx, K, times')
+        return torch.matmul(w.reshape(w.shape[0], n_idx * K), cols.reshape(x.shape[0], n_idx * K, n_t)).unsqueeze(-1)
+
+
+def _conv_taps(x: torch.Tensor, w: torch.Tensor, bias, dilation: int) -> torch.Tensor:
+    """conv1d as a sum over taps of (n_out, n_in) @ (batch, n_in, times') products.
+
+    oneDNN is slow for convolutions with very few output channels (the classifier has one);
+    there, K matrix-vector products reading the input K times are ~20x faster.
+    """
+    K = w.shape[2]
+    n_out_t = x.shape[2] - (K - 1) * dilation
+    out = torch.matmul(w[:, :, 0], x[:, :, :n_out_t])  # (batch, n_out, times')
+    for k in range(1, K):
+        out += torch.matmul(w[:, :, k], x[:, :, k * dilation:k * dilation + n_out_t])
+    if bias is not None:
+        out += bias.view(1, -1, 1)
+    return out
 
 
 def _leaves(module: nn.Module, prefix: str = ""):

@@ -210,10 +210,11 @@ def pruning_curve(
     n_repeats = ensure_int("n_repeats", n_repeats) if "random" in orders else 0
     if "random" in orders:
         check_range("n_repeats", n_repeats, low=1)
-    sizes = {l.name: l.n_units for l in evaluator.layers if l.name in names}
+    all_sizes = {l.name: l.n_units for l in evaluator.layers}
+    sizes = {n: all_sizes[n] for n in names}
     ranked = {}
     if {"most", "least"} & set(orders):
-        s, by = select_scores(sizes, amplitude=amplitude, phase=phase, scores=scores, by=by)
+        s, by = select_scores(all_sizes, amplitude=amplitude, phase=phase, scores=scores, by=by)
         absent = [n for n in names if n not in s]
         if absent:
             raise UnitScopeError(f"No sensitivity scores for layer(s) {absent}; the scores cover {list(s)}.")

@@ -14,6 +14,8 @@ single-input conv plus the classifier; toggling a ``conv_time_spat`` unit costs 
 windows overlap by ``receptive_field - 1`` input samples, as ``Workspace.eval_set`` makes
 them) are re-cut into a few long segments: a dense network's prediction depends only on its
 receptive field, so the predictions are identical while the overlap is computed once.
+Each eval-mode BatchNorm is folded into the conv before it (one pass instead of two; the
+cached conv output is then post-BN, and incremental updates use the scaled weights).
 [A] Incremental updates are used when at most a quarter of the layer's units changed, and the
 cached conv output is recomputed from scratch every ``resync_every`` updates to bound
 rounding drift.
@@ -46,8 +48,14 @@ class _Segment:
 
     in_layer: str | None     # maskable layer feeding the segment (None: the input)
     out_layer: str | None    # maskable layer whose mask point ends it (None: the output)
-    conv: Step | None        # leading linear conv (enables incremental updates)
+    conv: Step | None        # leading linear conv, BatchNorm folded in (enables incremental updates)
     post: list               # steps after ``conv`` (all steps when ``conv`` is None)
+
+
+def _foldable(module) -> bool:
+    """An eval-mode BatchNorm with running statistics (foldable into the conv before it)."""
+    return (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+            and module.running_var is not None and not module.training)
 
 
 def _split_segments(steps: list[Step], layers) -> list[_Segment]:
@@ -63,7 +71,10 @@ def _split_segments(steps: list[Step], layers) -> list[_Segment]:
     for name, stop in bounds:
         seg = [s for s in steps[start:stop] if s.kind != "skip"]
         conv = seg[0] if (prev is not None and seg and seg[0].kind == "conv") else None
-        segments.append(_Segment(prev, name, conv, seg[1:] if conv is not None else seg))
+        post = seg[1:] if conv is not None else seg
+        if conv is not None and post and _foldable(post[0].module):
+            conv, post = conv.fuse_batchnorm(post[0].module), post[1:]
+        segments.append(_Segment(prev, name, conv, post))
         start, prev = stop, name
     return segments
 
@@ -305,9 +316,10 @@ class MaskEvaluator:
     @torch.no_grad()
     def full_evaluate(self, masks: MaskSet | None = None, *, batch_size: int = 64) -> float:
         """Reference: run the hooked model on every window (no cache); return the metric."""
-        masks = self._state if masks is None else masks
-        with masks.apply(self.model):
-            outs = [self.model(self.X[i:i + batch_size]) for i in range(0, len(self.X), batch_size)]
+        with self._lock:
+            masks = self._state if masks is None else masks
+            with masks.apply(self.model):
+                outs = [self.model(self.X[i:i + batch_size]) for i in range(0, len(self.X), batch_size)]
         out = torch.cat(outs)
         pred = out.numpy() if self.task == "classification" else out[:, 0].numpy()
         return score(self.task, pred, self.y)

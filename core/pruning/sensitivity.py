@@ -26,7 +26,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .._validation import UnitScopeError, check_range, ensure_int
+from .._validation import UnitScopeError, check_option, check_range, ensure_int
 from ._runner import build_steps
 from .masks import maskable_layers
 
@@ -39,10 +39,12 @@ DEFAULT_BANDS = {"delta_theta": (1.0, 7.0), "alpha": (7.0, 13.0), "beta": (13.0,
                  "low_gamma": (30.0, 60.0), "high_gamma": (60.0, 120.0)}
 
 
-def _corr_w(e: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Correlation over windows: e (W, C, B), d (W, U) -> (U, C, B)."""
+def _corr_w(e: np.ndarray, d: np.ndarray, statistic: str = "corr") -> np.ndarray:
+    """Correlation (or regression slope of d on e) over windows: e (W, C, B), d (W, U) -> (U, C, B)."""
     e = (e - e.mean(0)) / (e.std(0) + 1e-12)
-    d = (d - d.mean(0)) / (d.std(0) + 1e-12)
+    d = d - d.mean(0)
+    if statistic == "corr":
+        d = d / (d.std(0) + 1e-12)
     return np.einsum("wcb,wu->ucb", e, d) / len(e)
 
 
@@ -54,6 +56,8 @@ def amplitude_sensitivity(
     bands: Mapping[str, tuple[float, float]] | None = None,
     n_iter: int = 20,
     noise: float = 0.3,
+    site: str = "nonlin",
+    statistic: str = "corr",
     batch_size: int = 64,
     rng: np.random.Generator | int | None = None,
     ch_names: list[str] | None = None,
@@ -76,6 +80,13 @@ def amplitude_sensitivity(
         Perturbation draws.
     noise : float
         Standard deviation of the log-amplitude scaling.
+    site : {"nonlin", "mask"}
+        Activation after the block's nonlinearity, or at its mask point (after pooling:
+        what the next block receives).
+    statistic : {"corr", "slope"}
+        Correlation over windows (scale-free), or the regression slope of the activation
+        change on the standardised perturbation (in activation units: a large, strongly
+        modulated unit scores higher than a faint one) [A].
     batch_size : int
         Windows per forward pass.
     rng : numpy.random.Generator | int | None
@@ -108,7 +119,9 @@ def amplitude_sensitivity(
     net = copy.deepcopy(model).eval()
     layers = maskable_layers(net)
     steps = build_steps(net)
-    sites = {info.nonlin_module: info for info in layers}
+    check_option("site", site, ("nonlin", "mask"))
+    check_option("statistic", statistic, ("corr", "slope"))
+    sites = {(info.nonlin_module if site == "nonlin" else info.mask_module): info for info in layers}
 
     @torch.no_grad()
     def activations(x: np.ndarray) -> np.ndarray:
@@ -132,7 +145,7 @@ def amplitude_sensitivity(
         e = gen.standard_normal((W, C, len(bands)))
         gain = np.where(band_of >= 0, np.exp(noise * e[:, :, np.maximum(band_of, 0)]), 1.0)  # (W, C, F)
         xp = np.fft.irfft(spec * gain, n=T, axis=-1).astype(np.float32)  # (W, C, T)
-        acc = acc + _corr_w(e, a0 - activations(xp))
+        acc = acc + _corr_w(e, a0 - activations(xp), statistic)
         done += 1
         if progress is not None:
             progress({"done": done, "total": n_iter, "fraction": done / n_iter})
@@ -147,5 +160,5 @@ def amplitude_sensitivity(
         "band": list(bands), "band_lo": ("band", [v[0] for v in bands.values()]),
         "band_hi": ("band", [v[1] for v in bands.values()])},
         attrs={"method": "band_amplitude_perturbation", "n_iter": done, "noise": float(noise),
-               "n_windows": W, "site": "after the block nonlinearity", "sign": "original - perturbed",
+               "n_windows": W, "site": site, "statistic": statistic, "sign": "original - perturbed",
                "sfreq": float(sfreq)})

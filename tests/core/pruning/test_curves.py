@@ -60,6 +60,9 @@ def test_curve_points_equal_full_evaluations(half_dead):
     np.testing.assert_allclose(curves["random_runs"].values[:, 0], runs, atol=1e-5)
     assert curves["metric"].sel(order="random").item() == pytest.approx(np.mean(runs), abs=1e-5)
     assert curves["random_lo"].item() <= np.mean(runs) <= curves["random_hi"].item()
+    one = pruning_curve(ev, scores=two, layers="conv_4", fractions=[0.3], orders=("most",))  # extra layers ignored
+    assert one["metric"].item() == pytest.approx(ev.full_evaluate(prune_fraction(base, {"conv_4": ranked["conv_4"]}, 0.3)),
+                                                 abs=1e-5)
 
 
 def test_whole_network_curve_is_reproducible_and_serialisable(half_dead, tmp_path):

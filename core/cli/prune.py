@@ -1,0 +1,219 @@
+"""``unitscope prune RUN_DIR``: mask units and re-measure decoding, or write pruning curves.
+
+Two modes:
+
+* ``--layer conv_3 --units 1,2,5-9 [--layer conv_4 --units 7]``: mask those units (after each
+  block's nonlinearity and pooling) and print the held-out metric before and after each layer's
+  change; ``--save-mask FILE`` keeps the mask as JSON, ``--finetune`` adds a short masked
+  fine-tune and prints how much decoding recovers.
+* ``--curve``: metric versus fraction pruned, most / least sensitive first and random (mean and
+  95% band), written as netCDF (default ``RUN_DIR/prune_curves.nc``); ``--ablation`` adds the
+  drop caused by masking each unit alone. Units are ranked by ``RUN_DIR/probe.nc`` (or
+  ``--scores FILE``) when present, else by the pruning engine's own band-amplitude sensitivity.
+
+``--mask FILE`` starts from a saved mask (refused if it was saved for another architecture).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from .._validation import UnitScopeError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("prune", help="mask units and re-measure decoding, or write pruning curves (netCDF)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--units", action="append", default=None, metavar="LIST",
+                      help="unit indices to mask, e.g. 1,2,5-9 (one --units per --layer)")
+    mode.add_argument("--curve", action="store_true", help="compute pruning curves and write them as netCDF")
+    p.add_argument("--layer", action="append", default=None, metavar="NAME",
+                   help="block name (with --units: the block the units belong to; with --curve: "
+                        "restrict the curve to these blocks, default the whole network)")
+    p.add_argument("--block", default="test", help="held-out block measured (default test)")
+    p.add_argument("--mask", default=None, metavar="FILE", help="start from a mask saved as JSON")
+    p.add_argument("--save-mask", default=None, metavar="FILE", help="write the resulting mask as JSON")
+    p.add_argument("--by", default=None, choices=("amplitude", "phase", "either"),
+                   help="sensitivity ranking the units (default: either when both are available)")
+    p.add_argument("--scores", default=None, metavar="FILE",
+                   help="netCDF with per-unit scores (default RUN_DIR/probe.nc when present)")
+    p.add_argument("--fractions", default=None, help="comma-separated fractions (default 0,0.1,...,1)")
+    p.add_argument("--orders", default="most,least,random", help="pruning orders (most, least, random)")
+    p.add_argument("--repeats", type=int, default=20, help="random orders drawn for the random curve")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ablation", action="store_true", help="with --curve: add every unit's single-unit drop")
+    p.add_argument("--out", default=None, help="curves file (default RUN_DIR/prune_curves.nc)")
+    p.add_argument("--finetune", action="store_true", help="with --units: short masked fine-tune afterwards")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.set_defaults(func=run)
+
+
+def parse_units(text: str) -> list[int]:
+    """``"1,2,5-7"`` -> [1, 2, 5, 6, 7]."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        rng = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        try:
+            out.extend(range(int(rng[1]), int(rng[2]) + 1) if rng else [int(part)])
+        except ValueError as exc:
+            raise UnitScopeError(f"Invalid unit list {text!r}: expected integers and ranges such as 1,2,5-9.") from exc
+    if not out:
+        raise UnitScopeError(f"Invalid unit list {text!r}: no unit given.")
+    return out
+
+
+def _write_netcdf(ds, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _scores(args, ws) -> tuple[dict, str]:
+    """Keyword arguments of ``pruning_curve`` carrying the ranking, and where they came from."""
+    import xarray as xr
+
+    path = Path(args.scores) if args.scores else Path(args.run_dir) / "probe.nc"
+    if args.scores and not path.is_file():
+        raise UnitScopeError(f"Scores file {str(path)!r} does not exist.")
+    if path.is_file():
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as f:
+                ds = f.load()
+        except (OSError, ValueError) as exc:
+            raise UnitScopeError(f"Cannot read scores file {str(path)!r}: {exc}") from exc
+        given = {"amplitude": ds.get("amp_stat_all"), "phase": ds.get("phase_stat_all")}
+        if given["amplitude"] is None and "amplitude_r" in ds:
+            given["amplitude"] = ds["amplitude_r"]
+        given = {k: v for k, v in given.items() if v is not None}
+        if given:
+            by = args.by or ("either" if len(given) == 2 else next(iter(given)))
+            return dict(by=by, **given), f"{path.name} ({by})"
+        if "ablation_drop" in ds:
+            return dict(scores=ds["ablation_drop"]), f"{path.name} (single-unit ablation drop)"
+        raise UnitScopeError(f"{str(path)!r} holds no per-unit scores (amp_stat_all, phase_stat_all, amplitude_r "
+                             f"or ablation_drop); its variables are {sorted(ds.data_vars)}.")
+    if args.by not in (None, "amplitude"):
+        raise UnitScopeError(f"Ranking by {args.by!r} needs the probe results: run 'unitscope probe "
+                             f"{args.run_dir}' first (no {str(path)!r}).")
+    import numpy as np
+
+    from ..pruning import amplitude_sensitivity
+
+    X = ws.windows("train")
+    X = X[np.unique(np.linspace(0, len(X) - 1, min(len(X), 64)).round().astype(int))]
+    print("no probe.nc: ranking by the pruning engine's band-amplitude sensitivity", file=sys.stderr)
+    amp = amplitude_sensitivity(ws.model, X, sfreq=ws.recording.sfreq, n_iter=10, rng=args.seed,
+                                ch_names=ws.recording.ch_names)
+    return dict(amplitude=amp, by="amplitude"), "band-amplitude sensitivity (fallback)"
+
+
+def _units_mode(args, ws, ev, masks) -> int:
+    layers = args.layer or []
+    if len(layers) != len(args.units):
+        raise UnitScopeError(f"Give one --layer per --units: got {len(layers)} --layer and {len(args.units)} --units.")
+    name = ev.metric_name
+    start = ev.evaluate(masks)
+    print(f"{args.block} {name}: {start:.4f} ({'baseline' if masks.n_pruned == 0 else f'{masks.n_pruned} units already masked'})")
+    current = start
+    for layer, text in zip(layers, args.units):
+        units = parse_units(text)
+        masks = masks.copy().prune(layer, units)
+        value = ev.evaluate(masks)
+        print(f"+ {layer}: {len(units)} unit(s) masked -> {value:.4f} ({value - current:+.4f})")
+        current = value
+    print(f"total: {masks.n_pruned} units masked: {ev.baseline:.4f} -> {current:.4f} (change {current - ev.baseline:+.4f})")
+    if args.save_mask:
+        print(f"wrote {masks.save(args.save_mask)}")
+    if args.finetune:
+        from ..pruning import FinetuneConfig, finetune
+
+        if ws.task == "regression":
+            Xtr, ytr = ws.data.batch(ws.data.window_starts("train"))
+        else:
+            Xtr, ytr = ws.eval_set("train")
+        res = finetune(ws.model, Xtr, ytr, masks=masks, task=ws.task, config=FinetuneConfig(n_epochs=args.epochs),
+                       X_eval=ev.X.numpy(), y_eval=ev.y,
+                       progress=lambda p: print(f"fine-tune {100 * p['fraction']:5.1f}%", file=sys.stderr)
+                       if p.get("end_of_epoch") else None)
+        print(f"fine-tune ({res.n_steps} steps): {res.before:.4f} -> {res.after:.4f} "
+              f"(recovered {res.after - res.before:+.4f})")
+    return 0
+
+
+def _curve_mode(args, ws, ev, masks) -> int:
+    import numpy as np
+
+    from ..pruning import ablation_effects, pruning_curve
+
+    fractions = None
+    if args.fractions:
+        try:
+            fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+        except ValueError as exc:
+            raise UnitScopeError(f"Invalid --fractions {args.fractions!r}: expected numbers such as 0,0.2,0.5.") from exc
+    orders = [o.strip() for o in args.orders.split(",") if o.strip()]
+    kw, source = _scores(args, ws) if {"most", "least"} & set(orders) else ({}, "none")
+
+    def say(p):
+        print(f"curves {100 * p['fraction']:5.1f}%", file=sys.stderr, flush=True)
+
+    curves = pruning_curve(ev, layers=args.layer, fractions=fractions, orders=orders, n_repeats=args.repeats,
+                           rng=args.seed, base=masks, progress=say, **kw)
+    if args.ablation:
+        drop = ablation_effects(ev, layers=args.layer, base=masks)
+        curves["ablation_drop"] = drop
+    curves.attrs.update(run_dir=str(Path(args.run_dir).resolve()), block=args.block, scores=source)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "prune_curves.nc"
+    _write_netcdf(curves, out)
+    head = "".join(f"{o:>9}" for o in curves["order"].values)
+    print(f"{args.block} {ev.metric_name} (baseline {curves.attrs['baseline']:.4f}); ranked by {source}; "
+          f"layers {curves.attrs['layers']}")
+    print(f"fraction{head}" + ("   random 95% band" if "random_lo" in curves else ""))
+    for i, q in enumerate(curves["fraction"].values):
+        row = "".join(f"{v:9.4f}" for v in curves["metric"].values[:, i])
+        band = f"   [{float(curves['random_lo'][i]):.4f}, {float(curves['random_hi'][i]):.4f}]" if "random_lo" in curves else ""
+        print(f"{q:8.2f}{row}{band}")
+    if args.ablation:
+        top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
+        print("largest single-unit drops: " + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}" for i in top))
+    print(f"wrote {out}")
+    return 0
+
+
+def run(args) -> int:
+    from ..pruning import MaskEvaluator, MaskSet
+    from ..training import configure_threads
+    from ..workspace import Workspace
+
+    configure_threads(args.threads)
+    if not args.units and not args.curve and not args.mask:
+        raise UnitScopeError("Nothing to do: give --layer NAME --units LIST, --curve, or --mask FILE.")
+    if args.units and not args.layer:
+        raise UnitScopeError("--units needs --layer NAME (the block the units belong to).")
+    ws = Workspace.load(args.run_dir)
+    masks = MaskSet.load(args.mask, model=ws.model) if args.mask else MaskSet.for_model(ws.model)
+    X, y = ws.eval_set(args.block)
+    ev = MaskEvaluator(ws.model, X, y, task=ws.task)
+    if args.curve:
+        return _curve_mode(args, ws, ev, masks)
+    if args.units:
+        return _units_mode(args, ws, ev, masks)
+    value = ev.evaluate(masks)
+    print(f"{args.block} {ev.metric_name}: {ev.baseline:.4f} -> {value:.4f} with {masks.n_pruned} units masked "
+          f"(change {value - ev.baseline:+.4f})")
+    return 0

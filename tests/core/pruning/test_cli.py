@@ -1,0 +1,81 @@
+"""``unitscope prune RUN_DIR``: units mode, curves as netCDF, bad input exits 2 with one line."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from core.cli import main
+from core.cli.prune import parse_units
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    ws = Workspace.create(DataSpec(duration=60.0), TrainConfig(n_times=600))
+    return ws.save(tmp_path_factory.mktemp("run"))
+
+
+def test_units_mode_prints_changes_and_saves_the_mask(run_dir, tmp_path, capsys):
+    mask = tmp_path / "mask.json"
+    rc = main(["prune", str(run_dir), "--layer", "conv_3", "--units", "1,2,5-7", "--layer", "conv_4", "--units", "0",
+               "--save-mask", str(mask), "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert re.search(r"\+ conv_3: 5 unit\(s\) masked -> -?\d\.\d{4} \([+-]\d\.\d{4}\)", out)
+    assert "total: 6 units masked" in out
+    assert json.loads(mask.read_text())["pruned"]["conv_3"] == [1, 2, 5, 6, 7]
+    assert main(["prune", str(run_dir), "--mask", str(mask)]) == 0
+    assert "with 6 units masked" in capsys.readouterr().out
+
+
+def test_curve_mode_writes_netcdf(run_dir, tmp_path, capsys):
+    scores = xr.Dataset({"amp_stat_all": ("unit", np.linspace(0, 1, 375)),
+                         "phase_stat_all": ("unit", np.linspace(1, 0, 375))},
+                        coords={"layer": ("unit", ["conv_time_spat"] * 25 + ["conv_2"] * 50 + ["conv_3"] * 100
+                                          + ["conv_4"] * 200),
+                                "index": ("unit", np.r_[np.arange(25), np.arange(50), np.arange(100), np.arange(200)])})
+    scores.to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
+    out_nc = tmp_path / "curves.nc"
+    rc = main(["prune", str(run_dir), "--curve", "--layer", "conv_4", "--scores", str(tmp_path / "probe.nc"),
+               "--fractions", "0,0.5", "--repeats", "2", "--ablation", "--out", str(out_nc)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "ranked by probe.nc (either)" in out and f"wrote {out_nc}" in out
+    with xr.open_dataset(out_nc, engine="h5netcdf") as ds:
+        assert list(ds["order"].values) == ["most", "least", "random"]
+        assert ds["metric"].shape == (3, 2) and ds.sizes["unit"] == 200
+        assert ds.attrs["layers"] == "conv_4" and ds.attrs["by"] == "either"
+        np.testing.assert_allclose(ds["metric"].sel(fraction=0.0), ds.attrs["baseline"], atol=1e-6)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--layer", "conv_5", "--units", "1"], r"Unknown layer 'conv_5'"),
+    (["--layer", "conv_2", "--units", "50"], r"Unit index 50 is out of range for layer 'conv_2', which has 50 units"),
+    (["--layer", "conv_2", "--units", "a,b"], "Invalid unit list 'a,b'"),
+    (["--units", "1"], "--units needs --layer"),
+    ([], "Nothing to do"),
+    (["--curve", "--by", "phase"], "needs the probe results"),
+])
+def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, match):
+    rc = main(["prune", str(run_dir)] + argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("unitscope prune: error:") and err.count("\n") == 1
+    assert re.search(match, err)
+
+
+def test_mask_of_another_architecture_is_refused(run_dir, tmp_path, capsys):
+    from core.models import build_model
+    from core.pruning import MaskSet
+
+    other = MaskSet.for_model(build_model("shallow", n_chans=32, n_outputs=1, n_times=600)).save(tmp_path / "m.json")
+    assert main(["prune", str(run_dir), "--mask", str(other)]) == 2
+    assert "saved for shallow" in capsys.readouterr().err
+
+
+def test_parse_units():
+    assert parse_units("3, 1-3,9") == [3, 1, 2, 3, 9]
