@@ -144,12 +144,24 @@ def _decoder(quick: bool, say) -> dict:
 
 
 def run(*, quick: bool = False, progress=None) -> dict:
-    """Run the benchmark; see the module docstring for the keys."""
+    """Run the benchmark; see the module docstring for the keys.
+
+    [A] Runs with one torch intra-op thread (restored afterwards): DUNL's tensors are small
+    (batches of 32 trials x 160 bins), so extra threads only add synchronisation, and on a
+    loaded 2-core machine two threads made the known-timing fit more than 10x slower.
+    ``torch_threads_configured`` is the setting found on entry.
+    """
     say = progress or (lambda msg: logger.info(msg))
     result = {"benchmark": "deconv", "quick": bool(quick)}
-    result.update(_simulation(quick, say))
-    result.update(_decoder(quick, say))
-    result.update(torch_threads=torch.get_num_threads(), device="cpu",
+    configured = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result.update(_simulation(quick, say))
+        result.update(_decoder(quick, say))
+        threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(configured)
+    result.update(torch_threads=threads, torch_threads_configured=configured, device="cpu",
                   code_speed_block="test", refit_masked="conv_4: 10% random units (seed 0)")
     keys = ("kernel_error_known", "kernel_error_unknown", "hit_rate", "false_rate", "fit_seconds",
             "refit_seconds", "code_speed_r")

@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--mask", default=None, metavar="FILE", help="pruning mask (JSON): refit warm-started under it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output netCDF (default RUN_DIR/deconv_<signal>.nc)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: DUNL's small tensors run fastest on one)")
     p.set_defaults(func=run)
 
 
@@ -87,7 +88,7 @@ def run(args) -> int:
             f"Deconvolution needs a dense decoder of a continuous target; the run in {args.run_dir!r} "
             f"decodes labels ({ws.task}).")
     n_kernels = len(args.events) if args.events else len(set(ws.recording.events.type.tolist()))
-    config = DeconvConfig(n_kernels=max(n_kernels, 1), likelihood=args.likelihood, n_iter=50, epochs=args.epochs,
+    config = DeconvConfig(n_kernels=max(n_kernels, 1), likelihood=args.likelihood, n_iter=20, epochs=args.epochs,
                           batch_size=8, lr=0.02, code_sign=(2 if args.two_sided else 1,) * max(n_kernels, 1))
     dec = EventDeconvolution.from_workspace(
         ws, block=args.block, event_types=args.events, lag_start=args.lag_start,

@@ -138,7 +138,7 @@ class EventDeconvolution:
         Bin width in seconds (rounded to whole samples).
     config : DeconvConfig, optional
         Fitting options; ``n_kernels`` and ``kernel_length`` are set here. Default [A]:
-        Gaussian likelihood, non-negative codes, 50 FISTA iterations, 30 epochs, batch 8,
+        Gaussian likelihood, non-negative codes, 20 FISTA iterations, 30 epochs, batch 8,
         lr 0.02.
     refit_epochs : int
         Epochs of a warm-started :meth:`refit` ([A] full-batch steps: the kernels start
@@ -173,7 +173,7 @@ class EventDeconvolution:
         if missing:
             raise UnitScopeError(f"No events of type {missing}; the recording has {recording.events.counts()}.")
         self.event_types = [str(t) for t in types]
-        base = config or DeconvConfig(likelihood="gaussian", n_iter=50, epochs=30, batch_size=8, lr=0.02)
+        base = config or DeconvConfig(likelihood="gaussian", n_iter=20, epochs=30, batch_size=8, lr=0.02)
         changes = dict(n_kernels=len(self.event_types), kernel_length=self.K, timing="known")
         if base.n_kernels != len(self.event_types):
             changes.update(code_sign=None, kernel_nonneg=None)
@@ -218,6 +218,10 @@ class EventDeconvolution:
                 f"the recording spans {t0:.3f}-{t0 + self.recording.n_times / sfreq:.3f} s).")
         start, stop = self.block.start, self.block.stop
         n_bins = (stop - start) // self.bin
+        if n_bins < self.K:
+            raise UnitScopeError(
+                f"The kernel ({self.K} bins of {self.bin_seconds:g} s) is longer than the block "
+                f"({n_bins} bins, {(stop - start) / sfreq:.2f} s).")
         onset_bin = (onset_sample - start) // self.bin
         first = onset_bin + self.lag0  # code index of each event
         inside = (first >= 0) & (first + self.K <= n_bins)
@@ -228,8 +232,6 @@ class EventDeconvolution:
                 f"No event of types {self.event_types} has its whole kernel window "
                 f"({self.lag0 * self.bin_seconds:+.2f} s to {(self.lag0 + self.K) * self.bin_seconds:+.2f} s) inside "
                 f"the block ({start / sfreq:.1f}-{stop / sfreq:.1f} s).")
-        if n_bins < self.K:
-            raise UnitScopeError(f"The kernel ({self.K} bins) is longer than the block ({n_bins} bins).")
         logger.info("%d of %d events have their kernel window inside the block", len(idx), int(keep.sum()))
         return {"index": idx[order], "first": first[inside][order], "n_bins": n_bins,
                 "kernel": np.array([self.event_types.index(t) for t in ev.type[idx[order]]])}
@@ -472,9 +474,6 @@ class EventDeconvolution:
         cfg = self.config if epochs is None else self.config.replace(epochs=epochs)
         if full_batch:
             cfg = cfg.replace(batch_size=max(cfg.batch_size, y.shape[0]))
-        if cfg.likelihood != "gaussian" and np.nanmin(binned) < 0:
-            # the likelihood check names the problem; raise it before the fit starts
-            DUNL(cfg).likelihood.check_data(y[mask])
         baseline = self._baseline(y, mask, support)
         model = DUNL(cfg, kernels=kernels)
         t0 = time.perf_counter()

@@ -148,6 +148,8 @@ def test_bad_events_and_blocks(tiny_model):
         EventDeconvolution(tiny_model, bad)
     with pytest.raises(UnitScopeError, match="No event of types \\['go'\\] has its whole kernel window"):
         EventDeconvolution(tiny_model, rec, block=slice(0, 500))
+    with pytest.raises(UnitScopeError, match=r"The kernel \(50 bins of 0.04 s\) is longer than the block \(10 bins"):
+        EventDeconvolution(tiny_model, rec, block=slice(0, 100))
     with pytest.raises(UnitScopeError, match="No events of type \\['stop'\\]"):
         EventDeconvolution(tiny_model, rec, event_types=["stop"])
     with pytest.raises(UnitScopeError, match="Unknown block 'tset'"):
