@@ -27,6 +27,9 @@ _EXPORTS = {
     # pruning
     "MaskSet": ".pruning", "MaskEvaluator": ".pruning", "pruning_curve": ".pruning",
     "ablation_effects": ".pruning", "finetune": ".pruning",
+    # deconvolution (DUNL)
+    "DUNL": ".deconv", "DeconvConfig": ".deconv", "EventDeconvolution": ".deconv",
+    "simulate_a": ".deconv", "simulate_b": ".deconv",
 }
 
 __all__ = sorted(_EXPORTS)
