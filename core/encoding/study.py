@@ -15,6 +15,7 @@ netCDF and the dashboard's Encoding view reads:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from .evaluate import correlation_map, post_onset_mean
 from .importance import permutation_importance
 from .linear import RTRF, TRF
 
-__all__ = ["EncodingStudy", "BASELINES", "ABLATIONS"]
+__all__ = ["EncodingStudy", "BASELINES", "ABLATIONS", "blas_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,14 @@ class EncodingStudy:
         progress : callable, optional
             Called with one-line messages (str) as the run advances.
         """
+        import torch
+
+        # [A] BLAS threads capped at torch's: on a shared machine, surplus BLAS threads
+        # make the ridge baselines many times slower (restored on exit)
+        with blas_threads(torch.get_num_threads()):
+            return self._run(data, progress)
+
+    def _run(self, data, progress):
         say = progress or (lambda msg: None)
         check_epochs(data)
         splits = split_epochs(data)
@@ -143,3 +152,19 @@ class EncodingStudy:
         })
         self.models_ = fitted
         return result
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None):
+    """Limit numpy's BLAS threads to ``n`` inside the block (no-op without threadpoolctl).
+
+    The ridge baselines spend their time in BLAS; on a shared machine, more BLAS threads
+    than free cores make them many times slower.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield

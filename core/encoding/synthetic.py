@@ -18,8 +18,10 @@ onset impulse:
   milliseconds from the initial brain state, and not at all from the forcings.
 
 Sensors (40 by default) see the two pathways' last stages through a subject-specific
-mixing matrix, plus the alpha rhythm through a subject-specific topography, spatially
-correlated background noise and white noise. Epochs run from ``tmin`` to ``tmax`` around
+mixing matrix (a pattern shared by all subjects plus a subject deviation), plus the alpha rhythm through a subject-specific topography, slow ongoing
+fluctuations (two latent Ornstein-Uhlenbeck processes with a 1 s time constant and
+subject-specific topographies, amplitude ``slow``: stimulus-independent, predictable from
+the initial brain state only), fast spatially correlated background noise and white noise. Epochs run from ``tmin`` to ``tmax`` around
 every word (they overlap, as in MOUS).
 
 Ground truth in the returned data set: attrs ``truth_latency_word_length`` and
@@ -57,10 +59,11 @@ def freq_gain(zipf):
 def _cascade_pole(latency: float, sfreq: float) -> float:
     """Pole ``a`` of four identical leaky stages whose impulse response peaks at ``latency``.
 
-    The response ``C(n + 3, 3) a**n`` peaks where ``(n + 4) a = n + 1``.
+    The response ``C(n + 3, 3) a**n`` grows while ``(n + 4) a > n + 1``; the pole below puts
+    the switch half a sample after ``latency``.
     """
     n = latency * sfreq
-    return (n + 1.0) / (n + _N_STAGES)
+    return (n + 0.5) / (n + _N_STAGES - 0.5)
 
 
 def _cascade(u: np.ndarray, a: float) -> np.ndarray:
@@ -88,8 +91,9 @@ def _ou(rng: np.random.Generator, n: int, tau: float, sfreq: float) -> np.ndarra
 def simulate_reading(*, n_subjects: int = 10, n_words: int = 300, n_sensors: int = 40,
                      sfreq: float = 60.0, tmin: float = -0.5, tmax: float = 1.5,
                      latency_length: float = 0.15, latency_freq: float = 0.40,
-                     alpha_gating: float = 3.0, alpha_timescale: float = 2.0,
-                     spontaneous: float = 0.5, noise: float = 0.6,
+                     alpha_gating: float = 3.0, alpha_timescale: float = 4.0,
+                     spontaneous: float = 0.5, slow: float = 1.0, noise: float = 0.6,
+                     subject_variability: float = 0.6,
                      seed: int | None = 0) -> xr.Dataset:
     """Simulate the multi-subject reading data set.
 
@@ -113,8 +117,13 @@ def simulate_reading(*, n_subjects: int = 10, n_words: int = 300, n_sensors: int
         Time constant (s) of the alpha amplitude fluctuations.
     spontaneous : float
         Standard deviation of the spontaneous latent activity at the pathway outputs.
+    slow : float
+        Standard deviation of the slow ongoing fluctuations per source.
     noise : float
         Standard deviation of the white sensor noise (the evoked peaks are about 1).
+    subject_variability : float
+        Relative standard deviation of each subject's sensor patterns (pathway mixing, alpha
+        and slow topographies) around patterns shared by all subjects.
     seed : int or None
         Seed of the simulator's own random generator.
 
@@ -145,8 +154,16 @@ def simulate_reading(*, n_subjects: int = 10, n_words: int = 300, n_sensors: int
                       for a in poles])
 
     # Shared part of the sensor mixing; each subject deviates from it.
-    base_mixing = rng.standard_normal((2, n_sensors))
+    # Shared sensor patterns (same sensor array, similar anatomy); each subject deviates
+    # from them by ``subject_variability`` (relative standard deviation).
+    base = {"mixing": rng.standard_normal((2, n_sensors)),
+            "alpha": np.abs(rng.standard_normal(n_sensors)),
+            "slow": rng.standard_normal((n_sensors, 2)) / np.sqrt(2)}
     background_mixing = rng.standard_normal((n_sensors, 6)) / np.sqrt(6)
+
+    def subject_pattern(name):
+        dev = rng.standard_normal(base[name].shape) * (np.sqrt(0.5) if name == "slow" else 1.0)
+        return (base[name] + subject_variability * dev) / np.sqrt(1 + subject_variability**2)
 
     megs, forcings, subjects, sentences, onsets, gates = [], [], [], [], [], []
     mixings = []
@@ -182,12 +199,13 @@ def simulate_reading(*, n_subjects: int = 10, n_words: int = 300, n_sensors: int
         sources = np.stack([_cascade(u[i], poles[i]) for i in range(2)])  # (2, n_total)
 
         # --- sensors ---------------------------------------------------------------------
-        mixing = (base_mixing + 0.8 * rng.standard_normal((2, n_sensors))) / np.sqrt(1.64)
-        alpha_topo = np.abs(rng.standard_normal(n_sensors)) * 0.8
-        background = background_mixing @ np.stack(
+        mixing = subject_pattern("mixing")  # (pathway, sensor)
+        alpha_topo = 0.8 * np.abs(subject_pattern("alpha"))  # (sensor,)
+        background = 0.5 * background_mixing @ np.stack(
             [_ou(rng, n_total, 0.05, sfreq) for _ in range(6)])
+        background += slow * subject_pattern("slow") @ np.stack([_ou(rng, n_total, 1.0, sfreq) for _ in range(2)])
         meg = (mixing.T @ sources + alpha_topo[:, None] * alpha[None]
-               + 0.5 * background + noise * rng.standard_normal((n_sensors, n_total)))
+               + background + noise * rng.standard_normal((n_sensors, n_total)))
 
         # --- epochs and forcings ---------------------------------------------------------
         values = np.stack([np.ones(n_words), zipf, length])  # onset, freq, length

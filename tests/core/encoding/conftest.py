@@ -1,6 +1,8 @@
 """Small encoding data sets shared by the encoding tests."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -9,12 +11,24 @@ from core.encoding._data import make_epochs, split_epochs
 from core.encoding.synthetic import simulate_reading
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
+@contextlib.contextmanager
+def one_thread():
+    """One torch and one BLAS thread: the machine running the tests is shared."""
+    from threadpoolctl import threadpool_limits
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

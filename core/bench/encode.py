@@ -1,0 +1,64 @@
+"""``unitscope bench encode``: the Deep Recurrent Encoder on the synthetic reading data set.
+
+One :class:`core.encoding.EncodingStudy` on :func:`core.encoding.simulate_reading` (10
+subjects x 800 words; ``--quick``: 4 x 300 and fewer passes): the DRE, the TRF and RTRF
+baselines and the NO-INIT / NO-SUB ablations on the same splits, then the DRE's permutation
+importance on the test split.
+
+Keys (issue 8): ``dre_r``, ``trf_r``, ``rtrf_r`` (post-onset mean R), ``dre_over_trf``,
+``importance_peak_error_ms`` (largest |latency of the importance peak - true response
+latency| over word length and word frequency), ``no_init_r``, ``no_subject_r``,
+``fit_seconds`` (wall time of the DRE's training). Also: ``importance_peak_ms`` and
+``truth_latency_ms`` per feature, ``meg_importance_early_over_late`` (mean R drop from
+permuting the initial state over 0-0.25 s divided by that over 0.75-1.5 s; METHODS.md 3.9
+expects the initial state to matter early), ``fit_seconds_all`` per model,
+``total_seconds``, ``torch_threads``, ``device``, ``quick``.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import torch
+
+
+def run(*, quick: bool = False, progress=None) -> dict:
+    from ..encoding import DREConfig, EncodingStudy, peak_latency, simulate_reading
+    from ..encoding.study import ABLATIONS
+
+    say = progress or (lambda msg: None)
+    n_subjects, n_words = (4, 300) if quick else (10, 800)
+    data = simulate_reading(n_subjects=n_subjects, n_words=n_words, seed=0)
+    cfg = DREConfig(n_epochs=6) if quick else DREConfig()
+    say(f"synthetic reading: {n_subjects} subjects x {n_words} words; DRE {cfg.to_dict()}")
+    t0 = time.perf_counter()
+    result = EncodingStudy(cfg, ablations=ABLATIONS, seed=0).run(data, progress=say)
+    total = time.perf_counter() - t0
+    score = {str(m): float(result["score"].sel(model=m)) for m in result["model"].values}
+    peaks, truth = {}, {}
+    for feature in ("word_length", "word_freq"):
+        peaks[feature] = peak_latency(result, feature)
+        truth[feature] = float(data.attrs[f"truth_latency_{feature}"])
+    error_ms = 1000 * max(abs(peaks[f] - truth[f]) for f in peaks)
+    meg = result["r_drop"].sel(feature="meg").mean(("subject", "channel"))
+    early = float(meg.sel(time=slice(0, 0.25)).mean())
+    late = float(meg.sel(time=slice(0.75, 1.5)).mean())
+    fit_seconds = json.loads(result.attrs["fit_seconds"])
+    return {
+        "dre_r": round(score["dre"], 4),
+        "trf_r": round(score["trf"], 4),
+        "rtrf_r": round(score["rtrf"], 4),
+        "dre_over_trf": round(score["dre"] / score["trf"], 3),
+        "importance_peak_error_ms": round(error_ms, 1),
+        "no_init_r": round(score["no_init"], 4),
+        "no_subject_r": round(score["no_subject"], 4),
+        "fit_seconds": round(fit_seconds["dre"], 2),
+        "importance_peak_ms": {f: round(1000 * v, 1) for f, v in peaks.items()},
+        "truth_latency_ms": {f: round(1000 * v, 1) for f, v in truth.items()},
+        "meg_importance_early_over_late": round(early / late, 2) if late > 0 else None,
+        "fit_seconds_all": fit_seconds,
+        "total_seconds": round(total, 2),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+        "quick": quick,
+    }

@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from core._validation import UnitScopeError
+from core.cli import main
+from core.encoding.dre import DREConfig
+from core.encoding.study import EncodingStudy
+
+from conftest import one_thread
+
+TINY = DREConfig(meg_init=10, hidden=16, subject_dim=4, n_epochs=2, batch_size=16, lr=5e-3)
+
+
+@pytest.fixture(scope="module")
+def result(reading_small):
+    study = EncodingStudy(TINY, ablations=("no_init", "no_subject"), n_examples=4)
+    with one_thread():
+        return study.run(reading_small)
+
+
+def test_result_layout(result, reading_small):
+    assert list(result["model"].values) == ["dre", "trf", "rtrf", "no_init", "no_subject"]
+    assert result["r"].dims == ("model", "subject", "time", "channel")
+    assert result["predicted"].dims == ("model", "example", "channel", "time")
+    assert result["actual"].dims == ("example", "channel", "time")
+    assert result["r_drop"].dims == ("feature", "subject", "time", "channel")
+    assert list(result["feature"].values) == ["word_freq", "word_length", "meg", "subject"]
+    assert json.loads(result.attrs["dre_config"])["hidden"] == 16
+    assert result.attrs["truth_latency_word_freq"] == reading_small.attrs["truth_latency_word_freq"]
+    # scores are the post-onset means of the maps
+    r = result["r"].sel(model="trf").sel(time=slice(0, None))
+    assert float(result["score"].sel(model="trf")) == pytest.approx(float(np.nanmean(r.values)))
+    # the examples are real test epochs: predicted and actual in the same units
+    assert float(result["actual"].std()) > 0
+    assert np.all(np.isfinite(result["predicted"].values))
+
+
+def test_netcdf_round_trip(result, tmp_path):
+    path = tmp_path / "enc.nc"
+    result.to_netcdf(path, engine="h5netcdf")
+    back = xr.load_dataset(path, engine="h5netcdf")
+    xr.testing.assert_allclose(back["r"], result["r"])
+
+
+def test_bad_options():
+    with pytest.raises(UnitScopeError, match="Allowed values are 'trf' and 'rtrf', but got 'ols'"):
+        EncodingStudy(baselines=("ols",))
+    with pytest.raises(UnitScopeError, match="'no_inits'.*Did you mean 'no_init'"):
+        EncodingStudy(ablations=("no_inits",))
+
+
+def test_cli_encode(tmp_path, capsys):
+    out = tmp_path / "enc.nc"
+    code = main(["encode", "--data", "synthetic-reading", "--subjects", "2", "--words", "150",
+                 "--epochs", "1", "--hidden", "8", "--baselines", "trf", "--out", str(out),
+                 "--threads", "1"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "dre: post-onset mean r" in text and "trf: post-onset mean r" in text
+    assert "importance word_length" in text and f"wrote {out}" in text
+    ds = xr.load_dataset(out, engine="h5netcdf")
+    assert list(ds["model"].values) == ["dre", "trf"]
+
+
+def test_cli_encode_errors(tmp_path, capsys):
+    assert main(["encode", "--data", "synthetic-readin", "--out", str(tmp_path / "x.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown data 'synthetic-readin'" in err and "Did you mean 'synthetic-reading'" in err
+    assert main(["encode", "--data", str(tmp_path / "missing.nc")]) == 2
+    assert "No such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.nc"
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(bad)
+    assert main(["encode", "--data", str(bad)]) == 2
+    assert "lacks the 'meg' variable" in capsys.readouterr().err
