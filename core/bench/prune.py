@@ -14,16 +14,21 @@ Keys (issue 4):
   every block's units are masked, most-sensitive first, least-sensitive first, and random
   (mean over ``n_random`` orders).
 
-Sensitivity: ``RUN_DIR/probe.nc`` of the demo run when present, else ``core.probing`` run on
-the training windows (fewer iterations than the default probe, see ``probe_config``), ranked
-by ``max(s_amp, s_phase)`` (METHODS.md 1.7); the pruning engine's own band-amplitude
-sensitivity only if ``core.probing`` fails (``sensitivity_source`` says which).
+Sensitivity: the per-unit max-statistics ``amp_stat_all`` / ``phase_stat_all`` of
+``core.probing`` (METHODS.md 1.7 item 1) from ``RUN_DIR/probe.nc`` of the demo run when
+present, else the default probe of the training windows (cached on disk after the first
+run; ``--quick`` without a cache uses a reduced probe), ranked by ``max(s_amp, s_phase)``
+(METHODS.md 1.7 item 4); the pruning engine's own band-amplitude sensitivity only if
+``core.probing`` fails (``sensitivity_source`` says which). ``r_drop_20_by_amplitude`` and
+``r_drop_20_by_phase`` give the most/least drops of the single-sensitivity orders.
 Extra keys: per-block toggle medians, the largest fast-vs-full metric difference over the
 toggles checked, the curve's random 95% band, timings of the sensitivity step.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -33,26 +38,65 @@ import torch
 logger = logging.getLogger(__name__)
 
 
-def _sensitivity(ws, quick: bool, say) -> tuple[dict, str, dict]:
-    """Keyword arguments of ``pruning_curve`` with the ranking, its source, and details."""
+def _model_hash(model) -> str:
+    h = hashlib.sha1()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def _probing_version() -> str:
+    """Hash of the probing engine's source: a cached probe is reused only by the same code."""
+    from .. import probing
+
+    h = hashlib.sha1()
+    for f in sorted(Path(probing.__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:8]
+
+
+def _probe(ws, quick: bool, say) -> tuple[object, str, dict]:
+    """Probe result with ``amp_stat_all`` / ``phase_stat_all``, its source, and details.
+
+    Order of preference: ``RUN_DIR/probe.nc``; the default probe of this model cached by an
+    earlier run; a fresh probe (the default configuration, or a reduced one with ``quick``),
+    cached when it is the default one.
+    """
     import xarray as xr
+
+    from ..workspace import default_cache_dir
 
     path = Path(ws.run_dir) / "probe.nc" if ws.run_dir else None
     if path is not None and path.is_file():
         with xr.open_dataset(path, engine="h5netcdf") as f:
-            ds = f.load()
-        return dict(amplitude=ds["amp_stat_all"], phase=ds["phase_stat_all"], by="either"), "probe.nc", {}
-    try:
-        from ..probing import ProbeConfig, probe_units
-        from ..probing.pipeline import workspace_windows
+            return f[["amp_stat_all", "phase_stat_all"]].load(), "probe.nc of the demo run", {}
+    from ..probing import ProbeConfig, probe_units
+    from ..probing.pipeline import workspace_windows
 
-        X, y = workspace_windows(ws, "train")
-        cfg = ProbeConfig(n_iterations=4, n_windows=32) if quick else ProbeConfig(n_iterations=8, n_windows=48)
-        say(f"probing units ({cfg.n_iterations} iterations, {cfg.n_windows} windows)")
-        ds = probe_units(ws.model, X, sfreq=ws.recording.sfreq, config=cfg, y=y, task=ws.task,
-                         ch_names=ws.recording.ch_names)
-        return (dict(amplitude=ds["amp_stat_all"], phase=ds["phase_stat_all"], by="either"), "core.probing",
-                {"probe_config": cfg.to_dict()})
+    full = ProbeConfig()
+    cache = Path(default_cache_dir()) / "bench" / f"prune-probe-{_model_hash(ws.model)}-{_probing_version()}.nc"
+    if cache.is_file():
+        with xr.open_dataset(cache, engine="h5netcdf") as f:
+            return f.load(), "core.probing default probe (cached)", {"probe_config": full.to_dict()}
+    cfg = ProbeConfig(n_iterations=4, n_windows=32) if quick else full
+    X, y = workspace_windows(ws, "train")
+    say(f"probing units ({cfg.n_iterations} iterations x {cfg.n_windows} windows)")
+    ds = probe_units(ws.model, X, sfreq=ws.recording.sfreq, config=cfg, y=y, task=ws.task,
+                     ch_names=ws.recording.ch_names)[["amp_stat_all", "phase_stat_all"]]
+    if not quick:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, cache)
+    return ds, "core.probing" + (" (reduced: quick)" if quick else " default probe"), {"probe_config": cfg.to_dict()}
+
+
+def _sensitivity(ws, quick: bool, say) -> tuple[dict, str, dict]:
+    """Keyword arguments of ``pruning_curve`` (amplitude, phase), their source, and details."""
+    try:
+        ds, source, extra = _probe(ws, quick, say)
+        return dict(amplitude=ds["amp_stat_all"], phase=ds["phase_stat_all"]), source, extra
     except Exception as exc:  # the fallback keeps the benchmark usable without the probing engine
         logger.warning("core.probing unavailable (%s); using the band-amplitude fallback", exc)
         from ..pruning import amplitude_sensitivity
@@ -60,7 +104,7 @@ def _sensitivity(ws, quick: bool, say) -> tuple[dict, str, dict]:
         X = ws.windows("train")
         amp = amplitude_sensitivity(ws.model, X[:: max(1, len(X) // 48)], sfreq=ws.recording.sfreq,
                                     n_iter=4 if quick else 10, rng=0)
-        return dict(amplitude=amp, by="amplitude"), "fallback band-amplitude sensitivity", {"error": str(exc)}
+        return dict(amplitude=amp), "fallback band-amplitude sensitivity", {"error": str(exc)}
 
 
 def run(*, quick: bool = False, progress=None) -> dict:
@@ -110,10 +154,17 @@ def run(*, quick: bool = False, progress=None) -> dict:
     kw, source, extra = _sensitivity(ws, quick, say)
     sens_s = time.perf_counter() - t
     n_random = 5 if quick else 20
-    say(f"20% pruning: most, least and {n_random} random orders")
-    curves = pruning_curve(ev, fractions=[0.2], n_repeats=n_random, rng=0, **kw)
+    by = "either" if "phase" in kw else "amplitude"
+    say(f"20% pruning: most, least (by {by}) and {n_random} random orders")
+    curves = pruning_curve(ev, fractions=[0.2], n_repeats=n_random, rng=0, by=by, **kw)
     base = ev.baseline
     drop = {o: base - float(curves["metric"].sel(order=o, fraction=0.2)) for o in ("most", "least", "random")}
+    per_by = {}
+    for other in ("amplitude", "phase"):
+        if other != by and other in kw:  # the single-sensitivity orders, for context
+            c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), by=other, **kw)
+            per_by[f"r_drop_20_by_{other}"] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
+                                               for o in ("most", "least")}
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
     naive_p50 = float(np.percentile(naive, 50))
     return {
@@ -134,7 +185,8 @@ def run(*, quick: bool = False, progress=None) -> dict:
         "eval_layout": f"{tuple(ev._inputs.shape)} from {tuple(ev.X.shape)} windows",
         "evaluator_build_s": round(build_s, 2),
         "sensitivity_source": source,
-        "sensitivity_by": kw.get("by"),
+        "sensitivity_by": by,
+        **per_by,
         "sensitivity_s": round(sens_s, 1),
         **extra,
         "quick": bool(quick),

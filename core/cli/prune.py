@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--save-mask", default=None, metavar="FILE", help="write the resulting mask as JSON")
     p.add_argument("--by", default=None, choices=("amplitude", "phase", "either"),
                    help="sensitivity ranking the units (default: either when both are available)")
+    p.add_argument("--reduce", default="max", choices=("max", "energy"),
+                   help="per-unit summary of a probe map: max |r| over channels and bands (default) or "
+                        "the sum of squares (total sensitivity)")
     p.add_argument("--scores", default=None, metavar="FILE",
                    help="netCDF with per-unit scores (default RUN_DIR/probe.nc when present)")
     p.add_argument("--fractions", default=None, help="comma-separated fractions (default 0,0.1,...,1)")
@@ -96,13 +99,16 @@ def _scores(args, ws) -> tuple[dict, str]:
                 ds = f.load()
         except (OSError, ValueError) as exc:
             raise UnitScopeError(f"Cannot read scores file {str(path)!r}: {exc}") from exc
-        given = {"amplitude": ds.get("amp_stat_all"), "phase": ds.get("phase_stat_all")}
+        if args.reduce == "energy" and "amp_band" in ds:  # the (unit, channel, band) maps
+            given = {"amplitude": ds.get("amp_band"), "phase": ds.get("phase_band")}
+        else:
+            given = {"amplitude": ds.get("amp_stat_all"), "phase": ds.get("phase_stat_all")}
         if given["amplitude"] is None and "amplitude_r" in ds:
             given["amplitude"] = ds["amplitude_r"]
         given = {k: v for k, v in given.items() if v is not None}
         if given:
             by = args.by or ("either" if len(given) == 2 else next(iter(given)))
-            return dict(by=by, **given), f"{path.name} ({by})"
+            return dict(by=by, reduce=args.reduce, **given), f"{path.name} ({by}, {args.reduce})"
         if "ablation_drop" in ds:
             return dict(scores=ds["ablation_drop"]), f"{path.name} (single-unit ablation drop)"
         raise UnitScopeError(f"{str(path)!r} holds no per-unit scores (amp_stat_all, phase_stat_all, amplitude_r "
@@ -119,7 +125,7 @@ def _scores(args, ws) -> tuple[dict, str]:
     print("no probe.nc: ranking by the pruning engine's band-amplitude sensitivity", file=sys.stderr)
     amp = amplitude_sensitivity(ws.model, X, sfreq=ws.recording.sfreq, n_iter=10, rng=args.seed,
                                 ch_names=ws.recording.ch_names)
-    return dict(amplitude=amp, by="amplitude"), "band-amplitude sensitivity (fallback)"
+    return dict(amplitude=amp, by="amplitude", reduce=args.reduce), "band-amplitude sensitivity (fallback)"
 
 
 def _units_mode(args, ws, ev, masks) -> int:

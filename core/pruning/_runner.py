@@ -1,13 +1,21 @@
-"""Step-by-step execution of a sequential decoder, with fast 1-D paths.
+"""Step-by-step execution of a sequential decoder, with fast paths for (K, 1) layers.
 
 braindecode 0.8's Deep4Net and ShallowFBCSPNet are ``nn.Sequential`` subclasses whose forward
 is the plain chain of their children, so in eval mode the network is a list of steps and any
-intermediate tensor can be cached. Tensors keep the model's own layout,
-(batch, units, times, 1). Convs and pools with (K, 1) kernels and stride 1 (every one of a
-dense Deep4Net) run as their 1-D equivalents on the squeezed view, which oneDNN executes
-several times faster than the 2-D (K, 1) form; everything else runs the module itself.
-:func:`check_steps` compares the result with ``model(X)`` so a conversion error can never go
-unnoticed.
+intermediate tensor can be cached. Tensors keep the model's logical shape
+(batch, units, times, 1); the fast steps store them *channels-last*, i.e. time-major
+(batch, times, units) in memory, where
+
+* a (K, 1) convolution runs as oneDNN's channels-last conv2d (faster than the default
+  layout and than conv1d on 2 cores), or, with fewer than ``SMALL_OUT`` output channels
+  (the classifier), as K matrix products over shifted time slices;
+* a (K, 1) max-pool with stride 1 is the elementwise max of K shifted slices;
+* the contribution of a few input channels (incremental updates) is one GEMM on their
+  stacked shifted slices.
+
+Everything else runs the module's own ``forward`` (hooks bypassed: masks are applied by the
+caller). :func:`check_steps` compares the chain with ``model(X)`` so a conversion error can
+never go unnoticed.
 """
 from __future__ import annotations
 
@@ -17,24 +25,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Step", "build_steps", "run_steps", "check_steps"]
-
-SMALL_OUT = 16  # convs with fewer output channels run as per-tap matrix products
+__all__ = ["Step", "PoolThenElu", "build_steps", "optimize_chain", "run_steps", "check_steps", "SMALL_OUT"]
 
 logger = logging.getLogger(__name__)
+SMALL_OUT = 16  # convs with fewer output channels run as per-tap matrix products
+CL = torch.channels_last
 
 
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """(batch, chans, times, 1) -> its (batch, times, chans) channels-last storage (a view)."""
+    if not x.is_contiguous(memory_format=CL):
+        x = x.contiguous(memory_format=CL)
+    return x.permute(0, 2, 3, 1)[:, :, 0, :]  # (batch, times, chans)
+
+
+def _from_time_major(t: torch.Tensor) -> torch.Tensor:
+    """(batch, times, chans) contiguous -> (batch, chans, times, 1) channels-last view."""
+    return t.permute(0, 2, 1).unsqueeze(-1)
+
+
 class Step:
     """One leaf module of the chain, callable on (batch, chans, times, 1) tensors.
 
-    ``kind`` is ``"skip"`` (dropout/identity: the identity in eval mode), ``"conv"`` (a
-    (K, 1) convolution run as ``conv1d``; ``weight1d`` has shape (n_out, n_in, K)),
-    ``"pool"`` (a (K, 1) max/avg pool run as its 1-D form), ``"combined"`` (braindecode's
-    ``CombinedConv``: temporal and spatial convs merged) or ``"module"`` (the module itself).
+    ``kind`` is ``"skip"`` (dropout/identity: the identity in eval mode), ``"conv"`` (a (K, 1)
+    convolution; ``weight1d`` has shape (n_out, n_in, K)), ``"pool"`` (a (K, 1) max-pool,
+    stride 1), ``"combined"`` (braindecode's ``CombinedConv``: temporal and spatial convs
+    merged) or ``"module"`` (the module's own forward).
     """
 
     def __init__(self, path: str, module: nn.Module, *, fast: bool = True):
@@ -44,13 +64,12 @@ class Step:
             self.kind = "skip"
         elif fast and isinstance(module, nn.Conv2d) and self._conv_ok(module):
             self.kind = "conv"
-            self.weight1d = module.weight.detach()[..., 0].contiguous()  # (n_out, n_in, K)
-            self.bias = None if module.bias is None else module.bias.detach()
-            self.dilation = int(module.dilation[0])
-        elif fast and isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and self._pool_ok(module):
+            self._set_weights(module.weight.detach()[..., 0], None if module.bias is None else module.bias.detach(),
+                              int(module.dilation[0]))
+        elif fast and isinstance(module, nn.MaxPool2d) and self._pool_ok(module):
             self.kind = "pool"
             self.k = _pair(module.kernel_size)[0]
-            self.dilation = _pair(getattr(module, "dilation", 1))[0]
+            self.dilation = _pair(module.dilation)[0]
         elif fast and type(module).__name__ == "CombinedConv":
             self.kind = "combined"
             with torch.no_grad():  # CombinedConv.forward's merge of the two convs
@@ -65,7 +84,12 @@ class Step:
                         bias = bias + module.conv_spat.bias
             self.weight1d = w.permute(0, 2, 1).contiguous()  # (n_out, n_chans, K)
             self.bias = None if bias is None else bias.detach()
-            self.dilation = 1
+
+    def _set_weights(self, weight1d: torch.Tensor, bias, dilation: int) -> None:
+        self.weight1d = weight1d.contiguous()  # (n_out, n_in, K)
+        self.bias, self.dilation = bias, dilation
+        self.weight_cl = weight1d.unsqueeze(-1).contiguous(memory_format=CL)  # (n_out, n_in, K, 1)
+        self.weight_taps = weight1d.permute(2, 1, 0).contiguous()  # (K, n_in, n_out)
 
     @staticmethod
     def _conv_ok(m: nn.Conv2d) -> bool:
@@ -73,32 +97,10 @@ class Step:
                 and m.padding in ((0, 0), "valid") and m.dilation[1] == 1 and m.padding_mode == "zeros")
 
     @staticmethod
-    def _pool_ok(m) -> bool:
+    def _pool_ok(m: nn.MaxPool2d) -> bool:
         k, s, p = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size), _pair(m.padding)
-        if k[1] != 1 or s != (1, 1) or p != (0, 0) or m.ceil_mode:
-            return False
-        if isinstance(m, nn.MaxPool2d):
-            return not m.return_indices and _pair(m.dilation)[1] == 1
-        return m.divisor_override is None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        kind = self.kind
-        if kind == "skip":
-            return x
-        if kind == "conv" and x.dim() == 4 and x.shape[-1] == 1:
-            if self.weight1d.shape[0] < SMALL_OUT:
-                return _conv_taps(x[..., 0], self.weight1d, self.bias, self.dilation).unsqueeze(-1)
-            return F.conv1d(x[..., 0], self.weight1d, self.bias, dilation=self.dilation).unsqueeze(-1)
-        if kind == "pool" and x.dim() == 4 and x.shape[-1] == 1:
-            if isinstance(self.module, nn.MaxPool2d):
-                y = F.max_pool1d(x[..., 0], self.k, stride=1, dilation=self.dilation)
-            else:
-                y = F.avg_pool1d(x[..., 0], self.k, stride=1, count_include_pad=self.module.count_include_pad)
-            return y.unsqueeze(-1)
-        if kind == "combined" and x.dim() == 4 and x.shape[1] == 1:
-            x1 = x[:, 0].transpose(1, 2)  # (batch, chans, times)
-            return F.conv1d(x1, self.weight1d, self.bias).unsqueeze(-1)  # (batch, units, times, 1)
-        return self.module.forward(x)  # bypasses hooks: masks are applied by the evaluator
+        return (k[1] == 1 and s == (1, 1) and p == (0, 0) and not m.ceil_mode and not m.return_indices
+                and _pair(m.dilation)[1] == 1)
 
     def fuse_batchnorm(self, bn: nn.Module) -> "Step":
         """A ``"conv"`` step with the eval-mode BatchNorm ``bn`` that follows it folded in
@@ -110,40 +112,103 @@ class Step:
             shift = -bn.running_mean * scale
             if bn.affine:
                 shift = shift + bn.bias
-            fused = Step(f"{self.path}+{bn.__class__.__name__}", self.module, fast=True)
-            fused.weight1d = (self.weight1d * scale.view(-1, 1, 1)).contiguous()
-            fused.bias = shift if self.bias is None else self.bias * scale + shift
+            fused = Step(f"{self.path}+{bn.__class__.__name__}", nn.Identity())
+            fused.kind = "conv"
+            fused._set_weights(self.weight1d * scale.view(-1, 1, 1),
+                               shift if self.bias is None else self.bias * scale + shift, self.dilation)
         return fused
 
-    def partial(self, x_sub: torch.Tensor, idx) -> torch.Tensor:
-        """Contribution of the input channels ``idx`` alone (no bias), for a ``"conv"`` step.
+    def __call__(self, x: torch.Tensor, in_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the step; ``in_keep`` (0/1 per input channel, ``"conv"`` steps only) masks the
+        input by zeroing the matching weight columns, which costs nothing per sample."""
+        kind = self.kind
+        if kind == "skip":
+            return x
+        if kind == "conv" and x.dim() == 4 and x.shape[-1] == 1:
+            if self.weight1d.shape[0] < SMALL_OUT:
+                w = self.weight_taps if in_keep is None else self.weight_taps * in_keep.view(1, -1, 1)
+                return _from_time_major(self._taps(_time_major(x), w, self.bias))
+            w = self.weight_cl if in_keep is None else self.weight_cl * in_keep.view(1, -1, 1, 1)
+            x = x if x.is_contiguous(memory_format=CL) else x.contiguous(memory_format=CL)
+            return F.conv2d(x, w, self.bias, dilation=(self.dilation, 1))
+        if in_keep is not None:
+            x = x * in_keep.view(1, -1, *([1] * (x.dim() - 2)))
+        if kind == "pool" and x.dim() == 4 and x.shape[-1] == 1:
+            t = _time_major(x)  # (batch, times, chans)
+            n_t = t.shape[1] - (self.k - 1) * self.dilation
+            y = torch.maximum(t[:, :n_t], t[:, self.dilation:self.dilation + n_t])
+            for k in range(2, self.k):
+                y = torch.maximum(y, t[:, k * self.dilation:k * self.dilation + n_t], out=y)
+            return _from_time_major(y)
+        if kind == "combined" and x.dim() == 4 and x.shape[1] == 1:
+            x1 = x[:, 0].transpose(1, 2)  # (batch, chans, times)
+            y = F.conv1d(x1, self.weight1d, self.bias).unsqueeze(-1)  # (batch, units, times, 1)
+            return y.contiguous(memory_format=CL)
+        return self.module.forward(x)  # bypasses hooks: masks are applied by the evaluator
 
-        ``x_sub`` has shape (batch, len(idx), times, 1); the result (batch, n_out, times', 1).
+    def _taps(self, t: torch.Tensor, w_taps: torch.Tensor, bias) -> torch.Tensor:
+        """Sum over taps of (batch, times', n_in) @ (n_in, n_out); returns (batch, times', n_out)."""
+        K, d = w_taps.shape[0], self.dilation
+        n_t = t.shape[1] - (K - 1) * d
+        out = torch.matmul(t[:, :n_t], w_taps[0])
+        for k in range(1, K):
+            out += torch.matmul(t[:, k * d:k * d + n_t], w_taps[k])
+        if bias is not None:
+            out += bias
+        return out
+
+    def update(self, z: torch.Tensor, src: torch.Tensor, idx: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        """``z + sign * (contribution of input channels idx of src)``, for a ``"conv"`` step.
+
+        Parameters
+        ----------
+        z : tensor, shape (batch, n_out, times', 1)
+            Cached output of this conv.
+        src : tensor, shape (batch, n_in, times, 1)
+            Its (unmasked) input.
+        idx : LongTensor, shape (n_idx,)
+        sign : tensor, shape (n_idx,)
+            +1 to add a channel's contribution (unmask), -1 to remove it (mask).
         """
-        w = self.weight1d.index_select(1, idx)  # (n_out, n_idx, K)
-        x = x_sub[..., 0]  # (batch, n_idx, times)
-        n_idx, K = w.shape[1], w.shape[2]
+        w = self.weight1d.index_select(1, idx) * sign.view(1, -1, 1)  # (n_out, n_idx, K)
+        n_out, n_idx, K = w.shape
         if n_idx * K > 64:
-            return F.conv1d(x, w, None, dilation=self.dilation).unsqueeze(-1)
-        # few input channels: one GEMM on the stacked shifted inputs (oneDNN is slow here)
-        n_t = x.shape[2] - (K - 1) * self.dilation
-        cols = torch.stack([x[:, :, k * self.dilation:k * self.dilation + n_t] for k in range(K)], dim=2)  # (batch, n_idx, K, times')
-        return torch.matmul(w.reshape(w.shape[0], n_idx * K), cols.reshape(x.shape[0], n_idx * K, n_t)).unsqueeze(-1)
+            x = src.index_select(1, idx).contiguous(memory_format=CL)
+            return z + F.conv2d(x, w.unsqueeze(-1).contiguous(memory_format=CL), None, dilation=(self.dilation, 1))
+        # few input channels: one GEMM on their stacked shifted slices, added to z in the same pass
+        t = _time_major(src).index_select(2, idx)  # (batch, times, n_idx)
+        B, n_t = t.shape[0], z.shape[2]
+        cols = torch.cat([t[:, k * self.dilation:k * self.dilation + n_t] for k in range(K)], dim=2)  # (batch, times', K*n_idx)
+        w_cols = w.permute(2, 1, 0).reshape(K * n_idx, n_out)  # row k*n_idx + i = w[:, i, k]
+        zt = _time_major(z).reshape(B * n_t, n_out)  # (batch*times', n_out)
+        out = torch.addmm(zt, cols.reshape(B * n_t, K * n_idx), w_cols)
+        return _from_time_major(out.reshape(B, n_t, n_out))
 
 
-def _conv_taps(x: torch.Tensor, w: torch.Tensor, bias, dilation: int) -> torch.Tensor:
-    """conv1d as a sum over taps of (n_out, n_in) @ (batch, n_in, times') products.
+class PoolThenElu(Step):
+    """ELU followed by a max-pool, run as the pool then an in-place ELU: ELU is increasing,
+    so it commutes with max, and the pooled tensor is fresh (one pass and one buffer less)."""
 
-    oneDNN is slow for convolutions with very few output channels (the classifier has one);
-    there, K matrix-vector products reading the input K times are ~20x faster.
-    """
-    K = w.shape[2]
-    n_out_t = x.shape[2] - (K - 1) * dilation
-    out = torch.matmul(w[:, :, 0], x[:, :, :n_out_t])  # (batch, n_out, times')
-    for k in range(1, K):
-        out += torch.matmul(w[:, :, k], x[:, :, k * dilation:k * dilation + n_out_t])
-    if bias is not None:
-        out += bias.view(1, -1, 1)
+    def __init__(self, pool: Step):
+        super().__init__(f"{pool.path}+elu", nn.Identity())
+        self.kind, self.k, self.dilation, self.pool = "pool_elu", pool.k, pool.dilation, pool
+
+    def __call__(self, x: torch.Tensor, in_keep=None) -> torch.Tensor:
+        return F.elu_(self.pool(x))
+
+
+def optimize_chain(steps: list[Step]) -> list[Step]:
+    """Fuse [ELU, max-pool] pairs into :class:`PoolThenElu` (exact)."""
+    out, i = [], 0
+    while i < len(steps):
+        s = steps[i]
+        if (i + 1 < len(steps) and getattr(s.module, "expression_fn", None) is F.elu
+                and steps[i + 1].kind == "pool"):
+            out.append(PoolThenElu(steps[i + 1]))
+            i += 2
+        else:
+            out.append(s)
+            i += 1
     return out
 
 

@@ -28,7 +28,7 @@ from .._validation import UnitScopeError, check_option, check_range, ensure_int,
 from .evaluator import MaskEvaluator
 from .masks import MaskSet
 
-__all__ = ["ORDERS", "BY", "unit_scores", "select_scores", "sensitivity_order", "n_to_prune",
+__all__ = ["ORDERS", "BY", "REDUCE", "unit_scores", "select_scores", "sensitivity_order", "n_to_prune",
            "prune_fraction", "pruning_curve", "ablation_effects"]
 
 logger = logging.getLogger(__name__)
@@ -36,29 +36,43 @@ ORDERS = ("most", "least", "random")
 BY = ("amplitude", "phase", "either")
 
 
-def unit_scores(scores, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+REDUCE = ("max", "energy")
+
+
+def unit_scores(scores, sizes: Mapping[str, int], *, reduce: str = "max") -> dict[str, np.ndarray]:
     """Normalise per-unit scores to ``{layer: ndarray (n_units,)}`` for the layers in ``sizes``.
 
     Parameters
     ----------
     scores : xarray.DataArray or dict
         A DataArray with dim ``"unit"`` and coords ``"layer"`` (str) and ``"index"`` (int) along
-        it; any other dims (e.g. ``channel``, ``freq``) are reduced by the max of the absolute
-        value (METHODS.md 1.7 item 1). Or a dict ``layer -> array (n_units,)``.
+        it; any other dims (e.g. ``channel``, ``band``) are reduced (see ``reduce``). Or a dict
+        ``layer -> array (n_units,)``.
     sizes : dict of str to int
         Units per layer of the network.
+    reduce : {"max", "energy"}
+        How a map is summarised per unit: ``"max"``, the max of the absolute value
+        (METHODS.md 1.7 item 1); ``"energy"``, the sum of squares over the other dims [A]
+        (total sensitivity: high for a unit that pools many channels and bands, each weakly,
+        where the max favours narrowly tuned units).
 
     Returns
     -------
     scores : dict of str to ndarray, float64
         Layers absent from ``scores`` are omitted; a layer with missing units gets NaN there.
     """
+    check_option("reduce", reduce, REDUCE)
     if isinstance(scores, xr.DataArray):
         if "unit" not in scores.dims or "layer" not in scores.coords or "index" not in scores.coords:
             raise UnitScopeError(f"Score DataArray needs a 'unit' dim with 'layer' and 'index' coords; got dims "
                                  f"{scores.dims} and coords {list(scores.coords)}.")
         other = [d for d in scores.dims if d != "unit"]
-        vals = np.abs(scores).max(other).values if other else np.asarray(scores.values, dtype=float)
+        if not other:
+            vals = np.asarray(scores.values, dtype=float)
+        elif reduce == "max":
+            vals = np.abs(scores).max(other).values
+        else:
+            vals = (scores.astype(float) ** 2).sum(other).values
         layers = np.asarray(scores["layer"].values).astype(str)
         index = np.asarray(scores["index"].values).astype(int)
         out = {}
@@ -89,7 +103,7 @@ def unit_scores(scores, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
 
 
 def select_scores(sizes: Mapping[str, int], *, amplitude=None, phase=None, scores=None,
-                  by: str = "either") -> tuple[dict, str]:
+                  by: str = "either", reduce: str = "max") -> tuple[dict, str]:
     """The per-unit ranking score: ``scores`` if given, else by amplitude, phase or either.
 
     Returns
@@ -99,7 +113,7 @@ def select_scores(sizes: Mapping[str, int], *, amplitude=None, phase=None, score
         What the scores are (``"amplitude"``, ``"phase"``, ``"either"`` or ``"custom"``).
     """
     if scores is not None:
-        return unit_scores(scores, sizes), "custom"
+        return unit_scores(scores, sizes, reduce=reduce), "custom"
     check_option("by", by, BY)
     need = {"amplitude": ["amplitude"], "phase": ["phase"], "either": ["amplitude", "phase"]}[by]
     given = {"amplitude": amplitude, "phase": phase}
@@ -107,7 +121,7 @@ def select_scores(sizes: Mapping[str, int], *, amplitude=None, phase=None, score
     if missing:
         raise UnitScopeError(f"Ordering by {by!r} needs {' and '.join(need)} scores; {', '.join(missing)} "
                              "not given.")
-    parts = [unit_scores(given[n], sizes) for n in need]
+    parts = [unit_scores(given[n], sizes, reduce=reduce) for n in need]
     if len(parts) == 1:
         return parts[0], by
     amp, ph = parts
@@ -155,6 +169,7 @@ def pruning_curve(
     phase=None,
     scores=None,
     by: str = "either",
+    reduce: str = "max",
     layers: str | Sequence[str] | None = None,
     fractions: Sequence[float] | None = None,
     orders: Sequence[str] = ORDERS,
@@ -176,6 +191,8 @@ def pruning_curve(
         Any other per-unit score (overrides ``by``).
     by : {"amplitude", "phase", "either"}
         Which sensitivity ranks the units; "either" uses ``max(s_amp, s_phase)``.
+    reduce : {"max", "energy"}
+        Per-unit summary of score maps with more dims than ``unit`` (see :func:`unit_scores`).
     layers : str or list of str, optional
         Layers to prune (default: every maskable layer, i.e. the whole network).
     fractions : sequence of float in [0, 1]
@@ -214,7 +231,7 @@ def pruning_curve(
     sizes = {n: all_sizes[n] for n in names}
     ranked = {}
     if {"most", "least"} & set(orders):
-        s, by = select_scores(all_sizes, amplitude=amplitude, phase=phase, scores=scores, by=by)
+        s, by = select_scores(all_sizes, amplitude=amplitude, phase=phase, scores=scores, by=by, reduce=reduce)
         absent = [n for n in names if n not in s]
         if absent:
             raise UnitScopeError(f"No sensitivity scores for layer(s) {absent}; the scores cover {list(s)}.")
@@ -271,7 +288,7 @@ def pruning_curve(
         coords["repeat"] = np.arange(n_repeats)
     return xr.Dataset(data, coords=coords, attrs={
         "method": "pruning_curve", "metric": evaluator.metric_name, "task": evaluator.task,
-        "baseline": float(baseline), "by": by, "layers": ",".join(names), "n_repeats": int(n_repeats),
+        "baseline": float(baseline), "by": by, "reduce": reduce, "layers": ",".join(names), "n_repeats": int(n_repeats),
         "band": "2.5th-97.5th percentile of random repeats", "n_base_pruned": int(base.n_pruned),
         "mask_site": "after each block's nonlinearity and pooling", "complete": int(complete)})
 

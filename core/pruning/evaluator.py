@@ -33,7 +33,7 @@ from torch import nn
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int
 from ..metrics import score
-from ._runner import Step, build_steps, check_steps, run_steps
+from ._runner import Step, build_steps, check_steps, optimize_chain, run_steps
 from .masks import MaskSet, maskable_layers
 
 __all__ = ["MaskEvaluator", "METRIC_NAMES"]
@@ -74,6 +74,7 @@ def _split_segments(steps: list[Step], layers) -> list[_Segment]:
         post = seg[1:] if conv is not None else seg
         if conv is not None and post and _foldable(post[0].module):
             conv, post = conv.fuse_batchnorm(post[0].module), post[1:]
+        post = optimize_chain(post)
         segments.append(_Segment(prev, name, conv, post))
         start, prev = stop, name
     return segments
@@ -217,22 +218,26 @@ class MaskEvaluator:
                     sign = torch.as_tensor(new._keep[seg.in_layer][idx].astype(np.float32)
                                            - self._state._keep[seg.in_layer][idx].astype(np.float32))
                     idx_t = torch.as_tensor(idx)
-                    delta = self._map(lambda t: seg.conv.partial(t.index_select(1, idx_t) * sign.view(1, -1, 1, 1), idx_t), src)
-                    z[s] = z[s] + delta
+                    z[s] = self._map(lambda zc, sc: seg.conv.update(zc, sc, idx_t, sign), z[s], src)
                     n_incr[s] = n_incr.get(s, 0) + 1
                 else:
-                    keep = new.keep_tensor(seg.in_layer, ndim=src.dim()) if not new._keep[seg.in_layer].all() else None
-                    z[s] = self._map(lambda t: seg.conv(t if keep is None else t * keep), src)
+                    keep = self._keep_vector(new, seg.in_layer)
+                    z[s] = self._map(lambda t: seg.conv(t, keep), src)
                     n_incr[s] = 0
                 y = self._map(lambda t: run_steps(seg.post, t), z[s])
             else:
-                keep = new.keep_tensor(seg.in_layer, ndim=src.dim()) if not new._keep[seg.in_layer].all() else None
-                y = self._map(lambda t: run_steps(seg.post, t if keep is None else t * keep), src)
+                keep = self._keep_vector(new, seg.in_layer)
+                y = self._map(lambda t: run_steps(seg.post, t if keep is None else t * keep.view(1, -1, 1, 1)), src)
             if seg.out_layer is None:
                 out = y
             else:
                 a[seg.out_layer] = y
         return out
+
+    @staticmethod
+    def _keep_vector(masks: MaskSet, layer: str) -> torch.Tensor | None:
+        keep = masks._keep[layer]
+        return None if keep.all() else torch.as_tensor(keep, dtype=torch.float32)
 
     # ---- metric ----------------------------------------------------------------------
     def _predictions(self, out: torch.Tensor) -> np.ndarray:

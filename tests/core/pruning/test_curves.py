@@ -122,6 +122,8 @@ def test_scores_in_every_accepted_form():
     s = unit_scores(da, SIZES)
     assert list(s) == ["conv_2"] and s["conv_2"][49] == pytest.approx(0.9) and s["conv_2"][1] == pytest.approx(0.4)
     assert np.isnan(s["conv_2"][10])
+    energy = unit_scores(da, SIZES, reduce="energy")["conv_2"]
+    assert energy[49] == pytest.approx(0.81) and energy[1] == pytest.approx(0.16) and energy[0] == 0.0
     assert sensitivity_order(s["conv_2"])[:3].tolist() == [49, 1, 0] and sensitivity_order(s["conv_2"])[-1] != 0
     amp, ph = {"conv_2": np.r_[1.0, np.zeros(49)]}, {"conv_2": np.r_[0.0, 2.0, np.zeros(48)]}
     either, by = select_scores(SIZES, amplitude=amp, phase=ph, by="either")
@@ -133,6 +135,8 @@ def test_bad_scores_and_options(half_dead):
     ev, scores = half_dead
     with pytest.raises(UnitScopeError, match="Ordering by 'either' needs amplitude and phase scores; phase not given"):
         select_scores(SIZES, amplitude={"conv_2": np.zeros(50)})
+    with pytest.raises(UnitScopeError, match="Allowed values are 'max' and 'energy'"):
+        unit_scores({"conv_2": np.zeros(50)}, SIZES, reduce="sum")
     with pytest.raises(UnitScopeError, match=r"Scores for layer 'conv_2' must have shape \(50,\), got \(49,\)"):
         unit_scores({"conv_2": np.zeros(49)}, SIZES)
     with pytest.raises(UnitScopeError, match="Scores given for unknown layer 'conv2'.*Did you mean 'conv_2'"):
