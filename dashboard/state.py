@@ -177,7 +177,6 @@ class Session(param.Parameterized):
         demo = self._demo
         probe, control = demo.probe
         self.busy = ""
-        self.source = "demo"
         self.set_decoder(demo.decoder, probe=probe, control=control,
                          probe_source="shipped with UnitScope" if probe is not None else "")
         self.top_ready = demo.decoder.top_ready

@@ -88,7 +88,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def serve_app(*, env: dict | None = None, port: int | None = None, num_threads: int = 2,
-              timeout: float = 180.0, log_path: str | Path | None = None):
+              timeout: float = 300.0, log_path: str | Path | None = None):
     """Run ``panel serve launch.py`` in a subprocess; yields ``(url, t_start)``.
 
     ``t_start`` is ``time.perf_counter()`` just before the process was started. The server
@@ -96,7 +96,7 @@ def serve_app(*, env: dict | None = None, port: int | None = None, num_threads: 
     """
     port = port or _free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "launch.py"), "--port", str(port),
-           "--num-threads", str(num_threads)]
+           "--num-threads", str(num_threads), "--liveness"]
     full_env = {**os.environ, **(env or {})}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     t_start = time.perf_counter()
@@ -108,7 +108,7 @@ def serve_app(*, env: dict | None = None, port: int | None = None, num_threads: 
             if proc.poll() is not None:
                 raise UnitScopeError(f"panel serve exited with status {proc.returncode}; command: {' '.join(cmd)}")
             try:
-                with urllib.request.urlopen(f"http://localhost:{port}/", timeout=2):
+                with urllib.request.urlopen(f"http://localhost:{port}/liveness", timeout=60):
                     break
             except OSError:
                 if time.monotonic() > deadline:

@@ -56,7 +56,8 @@ class DataView(pn.viewable.Viewer):
                                         sizing_mode="stretch_width")
         self.model = pn.widgets.RadioButtonGroup.from_param(
             s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label="")
-        self.epochs = pn.widgets.IntInput.from_param(s.param.max_epochs, label="Max epochs", width=120)
+        self.epochs = pn.widgets.IntInput.from_param(s.param.max_epochs, label="Max epochs", width=120,
+                                                   css_classes=["us-epochs"])
         self.train_btn = pn.widgets.Button(label="Train", color="success", width=110)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=110, disabled=True)
         self.demo_btn = pn.widgets.Button(label="Back to the demo decoder", width=200)
@@ -67,11 +68,12 @@ class DataView(pn.viewable.Viewer):
 
         self.refresh.on_click(lambda e: self._list_files())
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
+        self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
         self.dropper.param.watch(self._uploaded, "value")
         self.target.param.watch(lambda e: setattr(s, "target", e.new or ""), "value")
         self.train_btn.on_click(lambda e: s.train())
         self.stop_btn.on_click(lambda e: s.stop_training())
-        self.demo_btn.on_click(lambda e: s.load_demo())
+        self.demo_btn.on_click(self._back_to_demo)
         s.param.watch(self._sync_info, ["recording_info", "target"])
         s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history"])
         self._sync_info()
@@ -82,6 +84,10 @@ class DataView(pn.viewable.Viewer):
     def _curves(self, history, batches):
         name = "Pearson r" if (self.session.decoder is None or self.session.decoder.task == "regression") else "balanced accuracy"
         return training_curves(history, batches, name)
+
+    def _back_to_demo(self, event=None):
+        self.session.source = "demo"
+        self.session.load_demo()
 
     def _list_files(self):
         files = self.session.recordings()
@@ -116,9 +122,10 @@ class DataView(pn.viewable.Viewer):
     def _sync_busy(self, *_):
         s = self.session
         training = s.busy == "training"
-        self.train_btn.disabled = bool(s.busy)
+        blocked = s.busy in ("inspecting", "training")  # loading the demo blocks nothing
+        self.train_btn.disabled = blocked
         self.stop_btn.disabled = not training
-        self.open.disabled = bool(s.busy)
+        self.open.disabled = blocked
         self.progress.value = int(round(s.train_progress * 1000)) if (training or s.train_history) else 0
         self.progress.active = False
         if training:
@@ -137,7 +144,7 @@ class DataView(pn.viewable.Viewer):
         file_box = pn.Column(pn.Row(self.path, self.refresh, self.open, sizing_mode="stretch_width"),
                              visible=self.session.param.source.rx() == "file", sizing_mode="stretch_width")
         upload_box = pn.Column(
-            pn.pane.HTML(f'<span class="us-muted">Files up to {max_upload_bytes() / 1e6:.0f} MB; larger '
+            pn.pane.HTML(f'<span class="us-muted">Files up to {max_upload_bytes() / 1e6:.3g} MB; larger '
                          'recordings go under the data root.</span>', stylesheets=[CSS]),
             self.dropper, visible=self.session.param.source.rx() == "upload", sizing_mode="stretch_width")
         demo_box = pn.pane.HTML(

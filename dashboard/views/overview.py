@@ -74,7 +74,7 @@ def signal_browser(decoder, *, window_s: float = 10.0, max_chans: int = 64):
     """Stacked channels (LTTB-downsampled on zoom) with a minimap of the whole recording."""
     curves, minimap, t0 = _browser_elements(decoder, max_chans)
     main = downsample1d(hv.Overlay(curves, kdims="channel"), width=1000).opts(
-        hv.opts.Overlay(show_legend=False, responsive=True, height=520, xlabel="time (s)",
+        hv.opts.Overlay(show_legend=False, responsive=True, height=520, xlabel="time (s)", xlim=(t0, t0 + window_s),
                         title="Signals (standardised); drag the box in the minimap to move",
                         tools=["xwheel_zoom", "xpan"], active_tools=["xpan"]),
         hv.opts.Curve(tools=["hover"]))
