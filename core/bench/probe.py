@@ -7,7 +7,9 @@ inputs, run right after each probe pass in the same loop), ``overhead_ratio`` (p
 forward), ``gt_amp_auc`` and ``gt_phase_auc``, ``perturbed_r_ratio`` (test-style Pearson r
 on amplitude-perturbed training windows over unperturbed, mean over iterations),
 ``class_fractions`` and ``untrained_class_fractions`` (per layer, all bands), plus
-``validity_phase``, ``torch_threads`` and ``device``.
+``gt_amp_auc_by_role``, ``validity_phase`` (phase-perturbed over unperturbed r; phase
+perturbation scrambles every bin, so it is expected to be low), ``untrained_gt_amp_auc``,
+``torch_threads`` and ``device``.
 
 Ground-truth AUC [A]: channel c's sensitivity in band b is the max over all units of
 |mean over the bins of b of r[unit, c, bin]| (:func:`core.probing.stats.channel_sensitivity`).
@@ -80,6 +82,8 @@ def run(*, quick: bool = False, progress=None) -> dict:
         "gt_amp_auc": round(ground_truth_auc(ds, "amp_corr", roles, amp_roles), 4),
         "gt_phase_auc": round(ground_truth_auc(ds, "phase_corr", roles,
                                                {"low_freq": ROLE_BANDS["low_freq"]}), 4),
+        "gt_amp_auc_by_role": {k: round(ground_truth_auc(ds, "amp_corr", roles, {k: v}), 4)
+                               for k, v in amp_roles.items()},
         "perturbed_r_ratio": round(float(ds["amp_validity"]), 4),
         "validity_phase": round(float(ds["phase_validity"]), 4),
         "class_fractions": _fractions(ds),

@@ -5,13 +5,15 @@
 estimate of both is readable at any time); :func:`probe_units` runs it to the end and adds
 the unit classes; :func:`untrained_twin` builds the control network.
 
-Defaults [A] (timed on the trained demo Deep4, 2 CPU cores): all blocks and the output,
-conv site, up to 80 training windows of the decoder's ``n_times`` samples, 24 iterations
-of each pass, 16 null permutations per iteration (band-resolution statistic). ``n_windows * n_iterations`` sets the
-noise floor of a mean correlation, about 1 / sqrt(n_windows * n_iterations) per bin and
-roughly ten times lower for a band mean; the values above keep the full probe within
-about 90 s while the ground-truth channels of the demo rank first (``unitscope bench
-probe``).
+Defaults [A]: all blocks and the output at the conv site, up to 80 training windows of the
+decoder's ``n_times`` samples (the demo's 360 s training block gives 75 windows of 1200
+samples), 24 iterations of each pass, 16 null permutations per iteration (band-resolution
+statistic). The per-bin noise floor of a mean correlation is 1 / sqrt(n_windows *
+n_iterations) = 0.024, a band mean's 5-17 times lower. On the trained demo Deep4 these
+settings rank the high-gamma channels first by amplitude sensitivity (AUC 1.0) and the
+low-frequency channels by phase sensitivity (AUC 0.97) while the full probe costs 49
+forward passes over 90 000 samples (about 50 s on 2 idle cores; ``unitscope bench
+probe``). More iterations sharpen the maps at a linear cost.
 """
 from __future__ import annotations
 
