@@ -29,7 +29,8 @@ from .._validation import UnitScopeError, check_option, check_range, ensure_int,
 from ..models import LayerInfo, get_layer, layer_map
 from .bands import resolve_bands
 
-__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "centred_unit_norm"]
+__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "centred_unit_norm",
+           "similarity"]
 
 SITES = ("conv", "nonlin")  # conv output before BatchNorm (seed paper) | after the nonlinearity
 RESOLUTIONS = ("band", "freq")  # frequency resolution of the max-statistic, see Probe
@@ -196,14 +197,14 @@ class Probe:
         return self.start(X, y=y, task=task, ch_names=ch_names).run(progress=progress)
 
 
-FLAT_TOL = 1e-5  # [A] a time course whose sd is below this fraction of its mean |value| is flat
+FLAT_TOL = 1e-5  # [A] a time course whose sd is at most this fraction of its |mean| is flat
 
 
 def centred_unit_norm(a: torch.Tensor) -> torch.Tensor:
     """Centre time courses over the last axis and scale them to unit norm.
 
-    A flat time course (sd below ``FLAT_TOL`` x mean |value|, i.e. float32 round-off) becomes
-    all zeros instead of amplified round-off [A], so its similarity to anything is 0.
+    A flat time course (sd at most ``FLAT_TOL`` x |mean|, i.e. float32 round-off) becomes all
+    zeros instead of amplified round-off [A], so its similarity to anything is 0.
 
     Parameters
     ----------
@@ -213,7 +214,32 @@ def centred_unit_norm(a: torch.Tensor) -> torch.Tensor:
     -------
     z : torch.Tensor, same shape
     """
-    c = a - a.mean(-1, keepdim=True)
-    norm = c.norm(dim=-1, keepdim=True)
-    flat = norm <= FLAT_TOL * a.abs().mean(-1, keepdim=True) * a.shape[-1] ** 0.5
-    return torch.where(flat | (norm == 0), torch.zeros_like(c), c / norm.clamp_min(1e-30))
+    var, mean = torch.var_mean(a, dim=-1, correction=0, keepdim=True)  # (..., 1)
+    scale = _inverse_norm(var, mean, a.shape[-1])
+    return (a - mean) * scale
+
+
+def similarity(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Pearson r over the last axis between unit-norm centred ``z`` and raw ``a``.
+
+    Two passes over ``a`` (a dot product and a fused variance); flat ``a`` gives 0.
+
+    Parameters
+    ----------
+    z : torch.Tensor, shape (..., n_times)
+        Output of :func:`centred_unit_norm`.
+    a : torch.Tensor, shape (..., n_times)
+
+    Returns
+    -------
+    r : torch.Tensor, shape (...)
+    """
+    var, mean = torch.var_mean(a, dim=-1, correction=0)  # (...)
+    # z is centred, so <z, a - mean> = <z, a>
+    return torch.linalg.vecdot(z, a) * _inverse_norm(var, mean, a.shape[-1])
+
+
+def _inverse_norm(var: torch.Tensor, mean: torch.Tensor, n_times: int) -> torch.Tensor:
+    """1 / ||a - mean|| from the variance, 0 where the time course is flat."""
+    flat = var <= (FLAT_TOL * mean) ** 2
+    return torch.where(flat, torch.zeros_like(var), (var * n_times).clamp_min(1e-30).rsqrt())

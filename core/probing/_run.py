@@ -190,8 +190,8 @@ class ProbeRun:
         pred = self._forward(Xp, on_act)
         Pz, Dz = _unit_columns(P), _unit_columns(D)  # (W, Q), (W, U): centred, unit norm
         if probe.n_null:
-            perms = [torch.from_numpy(probe.rng.permutation(W)) for _ in range(probe.n_null)]
-            Dn = torch.cat([Dz[p] for p in perms], dim=1)  # (W, n_null * U): windows shuffled
+            perms = torch.from_numpy(np.stack([probe.rng.permutation(W) for _ in range(probe.n_null)]))
+            Dn = Dz[perms.T].reshape(W, -1)  # (W, n_null * U): windows shuffled per replicate
             Pn = Pz
             if probe.resolution == "band":  # the null needs band means only: r is linear in Pz
                 Pn = (Pz.view(W, -1, len(self.freqs)) @ self._wts[j]).reshape(W, -1)  # (W, C * B)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .._validation import check_option
-from ._base import Probe, centred_unit_norm
+from ._base import Probe, similarity
 
 __all__ = ["PhaseProbe", "PHASE_VARIANTS"]
 
@@ -73,7 +73,7 @@ class PhaseProbe(Probe):
         return Zp, delta.abs().reshape(W, -1)  # |shift| (W, C*F) or (W, F)
 
     def _response(self, act: torch.Tensor, orig: dict, rows: slice) -> torch.Tensor:
-        return (orig["tc"] * centred_unit_norm(act)).sum(-1)  # (B, U): Pearson r over time
+        return similarity(orig["tc"], act)  # (B, U): Pearson r over time
 
     def _attrs(self) -> dict:
         return {"variant": self.variant, "shift": "uniform(-pi, pi)",
