@@ -145,6 +145,7 @@ class KernelState(param.Parameterized):
         self._busy = False
         self._decoder = None
         self._private = None  # (model, engine) for a fine-tuned copy
+        self._wanted = False  # start() was asked for (the Kernels view was shown)
         self.session.param.watch(self._decoder_changed, "decoder_version")
         self.session.param.watch(self._selection_changed, ["layer", "unit"])
         self.prune.param.watch(self._mask_changed, "mask_version")
@@ -156,6 +157,8 @@ class KernelState(param.Parameterized):
             self._private = None
         self.param.update(tracking=False, state="idle", message="", output=None, output_previous=None, unit=None,
                           unit_previous=None, unit_signal="", fitted_version=-1)
+        if self._wanted and self.session.decoder is not None:
+            self.start()  # the view asked before the decoder was ready (e.g. a link to the Kernels view)
 
     def _selection_changed(self, *_):
         if self.tracking:
@@ -166,7 +169,8 @@ class KernelState(param.Parameterized):
             self._schedule()
 
     def start(self) -> None:
-        """Fit the kernels (once) and follow every prune from now on."""
+        """Fit the kernels (once) and follow every prune from now on (also for later decoders)."""
+        self._wanted = True
         if self.session.decoder is None:
             self.message = "No decoder yet: load the demo or train one first."
             return

@@ -153,7 +153,8 @@ class ExportView(pn.viewable.Viewer):
                                     callback=self._guard(lambda: io.StringIO(export.report_html(s))), width=230,
                                     color="primary"),
         ]
-        self.folder = pn.widgets.TextInput(label="Folder under the data root", value="exports", width=320)
+        self.folder = pn.widgets.TextInput(label="Folder under the data root", value="exports", width=320,
+                                           placeholder="a folder under the data root, e.g. exports/today")
         self.save_btn = pn.widgets.Button(label="Save report and results", color="primary", width=220)
         self.save_btn.on_click(self._save)
         self.saved = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")

@@ -80,7 +80,7 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) ->
                               label=str(k)).opts(color=color, line_width=2.5))
     r2 = result.attrs.get("r2", float("nan"))
     how = {"warm_start": "refit", "unaffected": "unchanged by the mask"}.get(result.attrs.get("refit", ""), "fitted")
-    return hv.Overlay(parts).opts(hv.opts.Overlay(
+    return hv.Overlay(parts).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
         title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}", responsive=True, height=260,
         legend_position="top_right", framewise=True))
 
@@ -103,7 +103,7 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
                                 label=str(k)).opts(color=color, size=8, tools=["hover"]))
         r = codes_r(result, k)
         rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
-    return hv.Overlay(parts).opts(hv.opts.Overlay(
+    return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True), hv.opts.Overlay(
         title=f"{title} codes vs {value_label}: {', '.join(rs)}", responsive=True, height=260,
         legend_position="top_left", framewise=True))
 

@@ -41,7 +41,7 @@ def prune_state_of(session: Session) -> PruneState:
 
 def fmt_metric(value: float) -> str:
     """A metric for display; NaN reads as undefined (e.g. a constant output)."""
-    return "undefined" if value is None or not math.isfinite(value) else f"{value:.3f}"
+    return "undefined" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
 def metric_html(ps: PruneState) -> str:
@@ -52,7 +52,7 @@ def metric_html(ps: PruneState) -> str:
     n = sum(len(v) for v in ps.pruned.values())
     before, after = ps.metric_base, ps.metric
     if math.isfinite(before) and math.isfinite(after):
-        delta = f"{after - before:+.3f}"
+        delta = f"{after - before:+.4f}"
     else:
         delta = "n/a"
     note = ""
@@ -95,12 +95,14 @@ def effect_bars(drop, layer: str, pruned, n_units: int) -> hv.Bars:
         vals[sel["index"].values.astype(int)] = np.nan_to_num(sel.values.astype(float))
     data = {"unit": [str(i) for i in range(n_units)], "drop": vals,
             "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
+    if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
+        data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
     title = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / restore)"
              if drop is not None else f"{layer}: ablation effects not computed yet (click a bar to prune / restore)")
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
         height=240, xlabel=f"unit of {layer}", ylabel="metric drop", title=title, show_legend=False,
-        xticks=[(str(i), str(i)) for i in range(0, n_units, max(1, n_units // 20))], framewise=True,
+        xrotation=90, fontsize={"xticks": 6 if n_units > 60 else 8}, framewise=True,
         line_alpha=0, nonselection_alpha=1.0)
 
 
@@ -112,14 +114,15 @@ def prune_scatter(probe, layer: str, pruned) -> hv.Overlay:
     if probe is None or layer not in set(probe["layer"].values):
         pts = hv.Points({"amp": [], "phase": [], "index": [], "cls": []}, ["amp", "phase"], ["index", "cls"])
         return (pts * hv.Points([], ["amp", "phase"])).opts(
-            hv.opts.Points(height=300, responsive=True), hv.opts.Overlay(title="Units (run the probe to place them)"))
+            hv.opts.Points(framewise=True), hv.opts.Overlay(title="Units (run the probe to place them)", height=300,
+                                                           responsive=True, framewise=True))
     t = unit_table(probe, layer)
     pts = hv.Points(t, ["amp", "phase"], ["index", "cls"]).opts(
         color="cls", cmap=CLASS_COLORS, size=9, tools=["hover", "tap"], line_color="white", show_legend=True,
-        legend_position="top_right", nonselection_alpha=1.0)
+        legend_position="top_right", nonselection_alpha=1.0, framewise=True)
     m = np.isin(t["index"], list(pruned))
     crossed = hv.Points((t["amp"][m], t["phase"][m]), ["amp", "phase"]).opts(
-        marker="x", size=14, color=PRUNED_COLOR, line_width=2)
+        marker="x", size=14, color=PRUNED_COLOR, line_width=2, framewise=True)
     return (pts * crossed).opts(hv.opts.Overlay(
         title=f"{layer}: click a unit to prune / restore it (× pruned)", responsive=True, height=300,
         xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True))
@@ -149,9 +152,10 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
                       label="this session").opts(marker="star", size=16, color="black")
     layer = curves.attrs.get("layers", "")
     by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
-    return hv.Overlay(parts + [star]).opts(hv.opts.Overlay(
-        title=f"Pruning curves of {layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} random orders)",
-        legend_position="bottom_left", responsive=True, height=300, framewise=True))
+    return hv.Overlay(parts + [star]).opts(
+        hv.opts.Curve(framewise=True), hv.opts.Scatter(framewise=True), hv.opts.Area(framewise=True),
+        hv.opts.Overlay(title=f"Pruning curves of {layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} random "
+                              "orders)", legend_position="bottom_left", responsive=True, height=300, framewise=True))
 
 
 class PruneView(pn.viewable.Viewer):
@@ -165,7 +169,7 @@ class PruneView(pn.viewable.Viewer):
         s = self.session
         self.ps = ps = prune_state_of(s)
         self.layer = pn.widgets.Select(label="Layer", options=[], width=170)
-        self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=100)
+        self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=100, placeholder="unit index")
         self.toggle_btn = pn.widgets.Button(label="Prune unit", color="primary", width=170)
         self.cls = pn.widgets.Select(label="Class", options=["amplitude", "phase", "bimodal", "insensitive"], width=130)
         self.cls_btn = pn.widgets.Button(label="Prune class", width=120)
@@ -385,11 +389,14 @@ class PruneView(pn.viewable.Viewer):
 
     def __panel__(self):
         s = self.session
-        row1 = pn.Row(self.layer, self.unit, pn.Column(pn.Spacer(height=18), self.toggle_btn),
-                      self.cls, pn.Column(pn.Spacer(height=18), self.cls_btn),
-                      self.k, self.by, pn.Column(pn.Spacer(height=18), self.top_btn), sizing_mode="stretch_width")
-        row2 = pn.Row(self.layer_btn, self.undo_btn, self.reset_btn, pn.pane.HTML("<b>Mask file</b>", margin=(12, 5)),
-                      self.mask_in, self.mask_out, sizing_mode="stretch_width")
+        def low(w):
+            return pn.Column(pn.Spacer(height=18), w, margin=0)
+
+        row1 = pn.Row(self.layer, self.unit, low(self.toggle_btn), low(self.layer_btn), low(self.undo_btn),
+                      low(self.reset_btn), sizing_mode="stretch_width")
+        row2 = pn.Row(self.cls, low(self.cls_btn), self.k, self.by, low(self.top_btn), sizing_mode="stretch_width")
+        row3 = pn.Row(pn.pane.HTML("<b>Mask file</b>", margin=(12, 5, 5, 5), width=80), self.mask_in, self.mask_out,
+                      sizing_mode="stretch_width")
         no_decoder = placeholder("No decoder yet: load the demo or train one (Data & model).",
                                  visible=s.param.decoder.rx().rx.is_(None))
         output_note = pn.pane.HTML("<p class='us-muted'>The output layer (conv_classifier) cannot be pruned: "
@@ -401,6 +408,6 @@ class PruneView(pn.viewable.Viewer):
                                                                                           self.ft_discard)),
                                     pn.Column(pn.Spacer(height=28), self.ft_progress)),
                              self.ft_text, sizing_mode="stretch_width")
-        return pn.Column(no_decoder, self.metric, row1, row2, output_note,
+        return pn.Column(no_decoder, self.metric, row1, row2, row3, output_note,
                          pn.Row(self.scatter, self.curves, sizing_mode="stretch_width"),
                          self.bars, analyses, finetune, sizing_mode="stretch_width")

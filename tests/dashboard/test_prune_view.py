@@ -367,3 +367,23 @@ def test_queue_serves_clicks_before_long_jobs_and_cancels_waiters():
     hold.set()
     t.join(10)
     assert q.snapshot() == {"running": [], "waiting": []}
+
+
+@pytest.mark.parametrize("with_decoder", [False, True])
+def test_part2_views_render_to_bokeh_models(tmp_path, monkeypatch, tiny_decoder, tiny_probe, with_decoder):
+    """The views build their Bokeh models before a decoder exists (app start) and after."""
+    from bokeh.document import Document
+
+    from dashboard.views import ExportView, KernelsView
+
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    try:
+        if with_decoder:
+            s.set_decoder(tiny_decoder, probe=tiny_probe)
+            s.layer = "conv_4"
+        for cls in (PruneView, KernelsView, ExportView):
+            model = pn.panel(cls(session=s)).get_root(Document())
+            assert model is not None
+    finally:
+        s.close()

@@ -1,0 +1,198 @@
+"""Browser tests of dashboard part 2 (``--ui``): prune and undo, kernels redraw, report export,
+two sessions at once, bad input. The app is served and driven with the same helpers as the
+part-1 browser tests and the app benchmark (:mod:`core.bench.app`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.bench.app import CHROMIUM, launch_browser, serve_app, wait_titles
+
+pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
+
+ALL_TEXT_JS = """() => {
+  const out = [];
+  const walk = (n) => {
+    if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(document.body);
+  return out.join(' ');
+}"""
+
+
+def all_text(page) -> str:
+    return page.evaluate(ALL_TEXT_JS)
+
+
+def wait_text(page, needle: str, timeout: float = 60.0) -> None:
+    page.wait_for_function(f"() => ({ALL_TEXT_JS})().includes({needle!r})", timeout=timeout * 1000, polling=100)
+
+
+def no_traceback(page) -> None:
+    text = all_text(page)
+    assert "Traceback" not in text and 'File "' not in text
+
+
+def metric_after(page) -> str:
+    return page.locator(".us-metric-after").inner_text()
+
+
+def n_pruned(page) -> str:
+    return page.locator(".us-n-pruned").inner_text()
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    (root / "taken").write_text("a file where a folder is expected")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(data_root, demo_cache, tmp_path_factory):
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    env = {"UNITSCOPE_DATA_ROOT": str(data_root), "UNITSCOPE_CACHE": str(demo_cache)}
+    with serve_app(env=env, log_path=log) as (url, _):
+        yield url
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text or "UnitScopeError" in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launch_browser(height=1100) as (browser, _):
+        yield browser
+
+
+@pytest.fixture()
+def new_page(browser):
+    contexts = []
+
+    def make():
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def open_prune(page, url: str, layer: str = "conv_3", unit: int = 5) -> str:
+    """Open the Prune view on ``layer``/``unit``; returns the unpruned metric text."""
+    page.goto(f"{url}?view=prune&layer={layer}&unit={unit}")
+    wait_text(page, "Held-out Pearson r", timeout=180)
+    page.locator(f"button:text-is('Prune {layer}/{unit}')").wait_for(timeout=60000)
+    page.locator(".us-metric-after").wait_for(timeout=60000)
+    return page.locator(".us-metric-before").inner_text()
+
+
+def prune_click(page, layer: str, unit: int) -> None:
+    page.locator(f"button:text-is('Prune {layer}/{unit}')").click()
+    page.locator(f"button:text-is('Restore {layer}/{unit}')").wait_for(timeout=30000)
+
+
+def test_prune_a_unit_changes_the_metric_and_undo_restores_it(server, new_page):
+    page = new_page()
+    before = open_prune(page, server, "conv_time_spat", 3)
+    assert metric_after(page) == before and n_pruned(page) == "0"
+    prune_click(page, "conv_time_spat", 3)
+    page.locator(".us-n-pruned:text-is('1')").wait_for(timeout=30000)
+    wait_text(page, "last change: pruned conv_time_spat/3")
+    page.locator(".us-metric-after").filter(has_not_text=before).wait_for(timeout=30000)
+    after = metric_after(page)
+    assert after != before
+    page.locator("button:text-is('Undo')").click()
+    page.locator(".us-n-pruned:text-is('0')").wait_for(timeout=30000)
+    page.locator(f".us-metric-after:text-is('{before}')").wait_for(timeout=30000)
+    page.locator("button:text-is('Prune conv_time_spat/3')").wait_for(timeout=30000)
+    no_traceback(page)
+
+
+def test_kernels_redraw_after_a_prune(server, new_page):
+    page = new_page()
+    page.goto(f"{server}?view=kernels&layer=conv_3&unit=5")
+    wait_titles(page, ["Decoder output kernel [mask v0: 0 pruned]", "Unit conv_3/5 kernel [mask v0: 0 pruned]"],
+                timeout=240)
+    page.locator(".bk-tab:text-is('Prune')").click()
+    page.locator("select").first.select_option("conv_2")
+    prune_click(page, "conv_2", 5)
+    page.locator(".bk-tab:text-is('Kernels')").click()
+    wait_titles(page, ["Decoder output kernel [mask v1: 1 pruned]: refit"], timeout=120)
+    # the kernels from before the prune are drawn faintly beside the refit ones
+    wait_text(page, "the faint dashed lines are the kernels before the last change")
+    no_traceback(page)
+
+
+def test_export_a_report_that_opens_offline(server, new_page, tmp_path):
+    page = new_page()
+    open_prune(page, server, "conv_4", 7)
+    prune_click(page, "conv_4", 7)
+    page.locator(".us-n-pruned:text-is('1')").wait_for(timeout=30000)
+    page.locator(".bk-tab:text-is('Export')").click()
+    with page.expect_download(timeout=120000) as info:
+        page.locator("button:has-text('Session report (HTML)')").click()
+    path = tmp_path / "report.html"
+    info.value.save_as(path)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "conv_4</td><td>1</td><td>7" in text
+    offline = new_page()
+    requests = []
+    offline.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()
+                                         if route.request.url.startswith(("file:", "data:")) else route.abort()))
+    offline.goto(path.as_uri())
+    assert offline.title().startswith("UnitScope session")
+    assert "Layer summaries" in offline.inner_text("body") and "Pruning" in offline.inner_text("body")
+    assert all(u.startswith(("file:", "data:")) for u in requests)
+    n_img = offline.evaluate("() => Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+    assert n_img >= 2
+    no_traceback(page)
+
+
+def test_two_sessions_prune_independently(server, new_page):
+    a, b = new_page(), new_page()
+    base_a = open_prune(a, server, "conv_time_spat", 3)
+    base_b = open_prune(b, server, "conv_time_spat", 3)
+    assert base_a == base_b
+    prune_click(a, "conv_time_spat", 3)
+    a.locator(".us-n-pruned:text-is('1')").wait_for(timeout=30000)
+    a.locator(".us-metric-after").filter(has_not_text=base_a).wait_for(timeout=30000)
+    # session B has nothing pruned and still the unpruned metric
+    assert n_pruned(b) == "0" and metric_after(b) == base_b
+    assert b.locator("button:text-is('Prune conv_time_spat/3')").count() == 1
+    unit = b.locator("input[placeholder='unit index']")
+    unit.fill("9")
+    unit.press("Enter")
+    prune_click(b, "conv_time_spat", 9)
+    b.locator(".us-n-pruned:text-is('1')").wait_for(timeout=30000)
+    wait_text(b, "last change: pruned conv_time_spat/9")
+    text_a = all_text(a)
+    assert "pruned conv_time_spat/3" in text_a and "conv_time_spat/9" not in text_a and n_pruned(a) == "1"
+    no_traceback(a)
+    no_traceback(b)
+
+
+def test_bad_input_in_the_app_gives_messages(server, new_page, tmp_path):
+    page = new_page()
+    open_prune(page, server, "conv_3", 0)
+    page.locator("button:text-is('Prune whole layer')").click()
+    page.locator(".us-n-pruned:text-is('100')").wait_for(timeout=60000)
+    wait_text(page, "pruned every unit of conv_3")
+    assert "unit(s) pruned" in all_text(page)
+    other = {"format": "unitscope.maskset", "format_version": 1,
+             "signature": {"kind": "shallow", "n_chans": 32, "n_outputs": 1, "units": {"conv_time_spat": 40}},
+             "pruned": {"conv_time_spat": [1]}}
+    page.locator("input[type=file]").first.set_input_files(files=[
+        {"name": "other.json", "mimeType": "application/json", "buffer": json.dumps(other).encode()}])
+    wait_text(page, "Mask not loaded: This mask was saved for shallow")
+    page.locator(".bk-tab:text-is('Export')").click()
+    folder = page.locator("input[placeholder^='a folder under the data root']")
+    folder.fill("taken/sub")
+    folder.press("Enter")
+    page.locator("button:text-is('Save report and results')").click()
+    wait_text(page, "Export failed: Cannot write to the folder", timeout=120)
+    no_traceback(page)
