@@ -99,6 +99,10 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     template : panel.template.FastListTemplate
     """
     configure_process()
+    if load_demo:  # start loading the shared demo decoder before building the views [A]
+        from .decoder import demo_provider
+
+        demo_provider("deep4").start()
     session = session or Session()
     views = {key: cls(session=session) for key, cls in VIEW_CLASSES.items()}
     tabs = pn.Tabs(*[(views[k].title, views[k]) for k in VIEWS], dynamic=True, sizing_mode="stretch_width")

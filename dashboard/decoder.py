@@ -36,8 +36,9 @@ class Decoder:
         Shown in the app ("Demo (Deep4)", "recording.edf (Shallow)").
     """
 
-    def __init__(self, ws, *, label: str):
+    def __init__(self, ws, *, label: str, cache_dir: str | Path | None = None):
         self.ws, self.label = ws, label
+        self.cache_dir = Path(cache_dir) if cache_dir else None  # on-disk cache of predictions
         self._lock = threading.RLock()
         self._pred = None
         self._top = None
@@ -78,6 +79,8 @@ class Decoder:
             ``classes``, ``metric``.
         """
         with self._lock:
+            if self._pred is None and self.cache_dir is not None:
+                self._pred = self._load_predictions()
             if self._pred is None:
                 from core.metrics import score
 
@@ -95,7 +98,48 @@ class Decoder:
                     out.update(pred=np.asarray(pred).argmax(axis=1), true=np.asarray(true),
                                classes=list(ws.data.classes))
                 self._pred = out
+                self._save_predictions(out)
             return self._pred
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        from core.probing._base import model_hash
+
+        return self.cache_dir / f"predictions-{model_hash(self.ws.model)}.npz"
+
+    def _load_predictions(self) -> dict | None:
+        path = self._cache_file()
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+            out["metric"], out["task"] = float(out["metric"]), str(out["task"])
+            for k in ("target",):
+                if k in out:
+                    out[k] = str(out[k])
+            if "classes" in out:
+                out["classes"] = [str(c) for c in out["classes"]]
+            return out
+        except Exception:  # noqa: BLE001 - a broken cache only costs a recomputation
+            logger.warning("ignoring unreadable prediction cache %s", path)
+            return None
+
+    def _save_predictions(self, out: dict) -> None:
+        path = self._cache_file()
+        if path is None:
+            return
+        try:
+            import io
+
+            from core.training import atomic_write_bytes
+
+            buf = io.BytesIO()
+            np.savez(buf, **{k: np.asarray(v) for k, v in out.items()})
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError:
+            logger.warning("cannot write the prediction cache %s", path)
 
     def probe_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Training windows and aligned targets for probing: X (W, C, T), y."""
@@ -217,7 +261,10 @@ class DemoProvider:
 
         self._notify()
         ws = Workspace.demo(model=self.model, progress=self._on_progress)
-        dec = Decoder(ws, label=f"Demo reaching recording ({'Deep4' if self.model == 'deep4' else 'Shallow'})")
+        from core.workspace import default_cache_dir
+
+        dec = Decoder(ws, label=f"Demo reaching recording ({'Deep4' if self.model == 'deep4' else 'Shallow'})",
+                      cache_dir=default_cache_dir())  # [A] test predictions cached per model hash
         dec.predictions()
         self.probe = dec.shipped_probe()
         self.decoder = dec

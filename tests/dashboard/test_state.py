@@ -219,3 +219,16 @@ def test_most_activating_windows_are_the_top_activations(tiny_decoder):
     seg = unit_segments(X, top, li.name, 4)
     w, s = top.window[li.name][4, 0], top.start[li.name][4, 0]
     np.testing.assert_array_equal(seg[0], X[w, :, s:s + li.receptive_field])
+
+
+def test_prediction_cache_round_trip(tiny_ws, tmp_path):
+    from dashboard.decoder import Decoder
+
+    first = Decoder(tiny_ws, label="a", cache_dir=tmp_path).predictions()
+    assert len(list(tmp_path.glob("predictions-*.npz"))) == 1
+    again = Decoder(tiny_ws, label="b", cache_dir=tmp_path)
+    cached = again._load_predictions()
+    assert cached is not None and cached["metric"] == pytest.approx(first["metric"])
+    np.testing.assert_array_equal(cached["pred"], first["pred"])
+    np.testing.assert_array_equal(cached["time"], first["time"])
+    assert cached["task"] == "regression" and cached["target"] == first["target"]
