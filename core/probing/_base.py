@@ -219,7 +219,7 @@ def centred_unit_norm(a: torch.Tensor) -> torch.Tensor:
     return (a - mean) * scale
 
 
-def similarity(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+def similarity(z: torch.Tensor, a: torch.Tensor, z_sum: torch.Tensor | None = None) -> torch.Tensor:
     """Pearson r over the last axis between unit-norm centred ``z`` and raw ``a``.
 
     Two passes over ``a`` (a dot product and a fused variance); flat ``a`` gives 0.
@@ -229,14 +229,17 @@ def similarity(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     z : torch.Tensor, shape (..., n_times)
         Output of :func:`centred_unit_norm`.
     a : torch.Tensor, shape (..., n_times)
+    z_sum : torch.Tensor, shape (...) | None
+        ``z.sum(-1)`` if known (float32 round-off leaves it slightly off 0).
 
     Returns
     -------
     r : torch.Tensor, shape (...)
     """
     var, mean = torch.var_mean(a, dim=-1, correction=0)  # (...)
-    # z is centred, so <z, a - mean> = <z, a>
-    return torch.linalg.vecdot(z, a) * _inverse_norm(var, mean, a.shape[-1])
+    z_sum = z.sum(-1) if z_sum is None else z_sum
+    # <z, a - mean> = <z, a> - mean * sum(z), without a centred copy of a
+    return (torch.linalg.vecdot(z, a) - mean * z_sum) * _inverse_norm(var, mean, a.shape[-1])
 
 
 def _inverse_norm(var: torch.Tensor, mean: torch.Tensor, n_times: int) -> torch.Tensor:

@@ -140,14 +140,16 @@ class ProbeRun:
         """Activations of the unperturbed windows: time means and normalised time courses."""
         W = self.X.shape[0]
         keep = any(p.needs_timecourses for p in self.probes)
-        orig = {"mean": torch.zeros(W, int(self.offsets[-1])), "tc": [None] * len(self.layers)}
+        orig = {"mean": torch.zeros(W, int(self.offsets[-1])), "tc": [None] * len(self.layers),
+                "tc_sum": torch.zeros(W, int(self.offsets[-1]))}
 
         def on_act(i, a, rows):
             orig["mean"][rows, self.offsets[i]:self.offsets[i + 1]] = a.mean(-1)
             if keep:
                 if orig["tc"][i] is None:
                     orig["tc"][i] = torch.empty(W, a.shape[1], a.shape[2])
-                orig["tc"][i][rows] = centred_unit_norm(a)
+                orig["tc"][i][rows] = z = centred_unit_norm(a)
+                orig["tc_sum"][rows, self.offsets[i]:self.offsets[i + 1]] = z.sum(-1)
 
         orig["pred"] = self._forward(self.X, on_act).numpy()
         return orig
@@ -183,8 +185,9 @@ class ProbeRun:
         D = torch.empty(W, int(self.offsets[-1]))
 
         def on_act(i, a, rows):
-            D[rows, self.offsets[i]:self.offsets[i + 1]] = probe._response(
-                a, {"mean": self._orig["mean"][rows, self.offsets[i]:self.offsets[i + 1]],
+            cols = slice(self.offsets[i], self.offsets[i + 1])
+            D[rows, cols] = probe._response(
+                a, {"mean": self._orig["mean"][rows, cols], "tc_sum": self._orig["tc_sum"][rows, cols],
                     "tc": None if self._orig["tc"][i] is None else self._orig["tc"][i][rows]}, rows)
 
         pred = self._forward(Xp, on_act)

@@ -73,7 +73,7 @@ class PhaseProbe(Probe):
         return Zp, delta.abs().reshape(W, -1)  # |shift| (W, C*F) or (W, F)
 
     def _response(self, act: torch.Tensor, orig: dict, rows: slice) -> torch.Tensor:
-        return similarity(orig["tc"], act)  # (B, U): Pearson r over time
+        return similarity(orig["tc"], act, orig["tc_sum"])  # (B, U): Pearson r over time
 
     def _attrs(self) -> dict:
         return {"variant": self.variant, "shift": "uniform(-pi, pi)",

@@ -133,3 +133,18 @@ def test_untouched_model_state(small_deep4):
     PhaseProbe(small_deep4, sfreq=250.0, layers="conv_time_spat", n_iterations=1).run(X)
     for k, v in small_deep4.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_similarity_is_pearson_r_even_with_large_offsets(rng):
+    from core.probing._base import centred_unit_norm, similarity
+
+    a = rng.standard_normal((3, 4, 500))
+    b = 0.6 * a + 0.8 * rng.standard_normal((3, 4, 500))
+    expected = np.array([[np.corrcoef(x, y)[0, 1] for x, y in zip(ra, rb)] for ra, rb in zip(a, b)])
+    z = centred_unit_norm(torch.as_tensor(a + 1000.0, dtype=torch.float32))
+    actual = similarity(z, torch.as_tensor(b - 500.0, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(actual, expected, atol=2e-3)
+    # flat time courses (round-off around a constant) have similarity 0, not amplified noise
+    flat = torch.full((2, 500), 3.0) + 1e-7 * torch.as_tensor(rng.standard_normal((2, 500)), dtype=torch.float32)
+    assert torch.all(centred_unit_norm(flat) == 0)
+    assert torch.all(similarity(z[0, :2], flat) == 0)
