@@ -5,9 +5,10 @@ every hidden block, its activation at the mask point (unmasked) and the output o
 that reads it. After a mask change only what lies downstream of the first changed layer is
 recomputed; when few units of that layer changed, the next conv's output is *updated*
 instead of recomputed (a conv is linear in its input: masking unit u subtracts
-``conv(a_u, W[:, u])``). Toggling a ``conv_4`` unit therefore costs one 200-channel
-single-input conv plus the classifier; toggling a ``conv_time_spat`` unit costs the
-``conv_3`` and ``conv_4`` blocks. :meth:`MaskEvaluator.full_evaluate` is the plain reference
+``conv(a_u, W[:, u])``). Toggling a ``conv_4`` unit therefore costs a rank-2 update of the
+classifier output; a ``conv_3`` unit, a rank-10 update of ``conv_4`` plus its ELU/pool and the
+classifier; a ``conv_time_spat`` unit, the ``conv_3`` and ``conv_4`` blocks in full.
+Masks on a conv's input are applied by zeroing weight columns (no pass over the data). :meth:`MaskEvaluator.full_evaluate` is the plain reference
 (the hooked model on every window) and the two agree within float tolerance (tested).
 
 [A] Dense windows whose predictions tile a contiguous stretch of the recording (consecutive

@@ -34,6 +34,13 @@ def test_units_mode_prints_changes_and_saves_the_mask(run_dir, tmp_path, capsys)
     assert "with 6 units masked" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_finetune_after_pruning(run_dir, capsys):
+    rc = main(["prune", str(run_dir), "--layer", "conv_4", "--units", "0-99", "--finetune", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and re.search(r"fine-tune \(\d+ steps\): -?\d\.\d{4} -> -?\d\.\d{4}", out)
+
+
 def test_curve_mode_writes_netcdf(run_dir, tmp_path, capsys):
     scores = xr.Dataset({"amp_stat_all": ("unit", np.linspace(0, 1, 375)),
                          "phase_stat_all": ("unit", np.linspace(1, 0, 375))},

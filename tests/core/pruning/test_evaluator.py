@@ -74,6 +74,12 @@ def test_incremental_and_recomputed_paths_agree(deep4, dense_set):
     full = MaskEvaluator(deep4, *dense_set, incremental=False)
     for _, masks in _random_toggles(inc, np.random.default_rng(1), 10):
         assert inc.evaluate(masks) == pytest.approx(full.evaluate(masks), abs=TOL)
+    # eight conv_3 units at once: still incremental (<= a quarter), through the conv path
+    several = inc.masks.copy().toggle("conv_3", 0)
+    for u in range(1, 9):
+        several.toggle("conv_3", u)
+    assert inc.evaluate(several) == pytest.approx(full.evaluate(several), abs=TOL)
+    assert inc._n_incr[3] > 0
 
 
 def test_classification_and_shallow(shallow):
