@@ -90,7 +90,8 @@ class UnitsView(pn.viewable.Viewer):
         self.layer = pn.widgets.Select(label="Layer", options=list(s.layer_names),
                                        value=s.layer if s.layer in s.layer_names else None, width=180)
         self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=110)
-        self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100)
+        self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
+                                                       css_classes=["us-iterations"])
         self.run_btn = pn.widgets.Button(label="Run probe", color="primary", width=120)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
         self.progress = pn.indicators.Progress(value=0, max=1000, width=260, height=18, bar_color="primary")

@@ -134,6 +134,17 @@ def test_train_briefly_and_stop(server, app_page):
     assert "test Pearson r" in text
     app_page.locator(".bk-tab:text-is('Units')").click()
     wait_text(app_page, "Probe not run yet", timeout=60)  # the new decoder has no probe yet
+    # probe it from the app: start, stop after the first pass, resume to the end
+    box = app_page.locator(".us-iterations input").first
+    box.fill("3")
+    box.press("Enter")
+    app_page.locator("button:text-is('Run probe')").click()
+    wait_text(app_page, "Probe running:", timeout=300)  # live estimate after the first iteration
+    app_page.locator("button:text-is('Stop')").click()
+    wait_text(app_page, "Probe stopped", timeout=300)
+    app_page.locator("button:text-is('Resume probe')").click()
+    wait_text(app_page, "Probe done", timeout=600)
+    wait_titles(app_page, ["conv_2:"] + unit_needles("conv_2", 0), timeout=60)
     no_traceback(app_page)
 
 
