@@ -1,14 +1,11 @@
 """Overview: decoding on the test block, a multichannel signal browser, unit classes per layer."""
 from __future__ import annotations
 
-import weakref
-
 import holoviews as hv
 import numpy as np
 import panel as pn
 import param
 from holoviews.operation.downsample import downsample1d
-from holoviews.plotting.links import RangeToolLink
 
 from ..state import Session
 from ._common import CSS, esc, placeholder
@@ -43,47 +40,85 @@ def prediction_plot(pred: dict):
     return hm * hv.Labels(hm).opts(text_color="black")
 
 
-_CURVES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # decoder -> (curves, minimap)
+class SignalBrowser:
+    """Stacked channels with a minimap (plain Bokeh) [A].
 
-
-def _browser_elements(decoder, max_chans: int):
-    """Channel curves and the minimap image of a decoder's recording (built once, shared).
-
-    HoloViews elements are immutable, so sessions showing the same (demo) decoder share them.
+    The main plot shows the visible time range only, reduced on the server to a min/max
+    envelope of at most ``n_px`` points per channel whenever the range changes (dragging
+    the box in the minimap or panning), so it stays fast on the full recording. The
+    minimap is an RMS image of the whole recording.
     """
-    if decoder in _CURVES:
-        return _CURVES[decoder]
-    sig = decoder.ws.recording.signals
-    names = [str(c) for c in sig["channel"].values][:max_chans]
-    data = sig.values[: len(names)]  # (chans, times), standardised
-    t = sig["time"].values
-    curves = [hv.Curve(np.column_stack([t, data[i]]), "time", "amplitude", label=f"{i}: {name}").opts(
-        subcoordinate_y=True, subcoordinate_scale=2.5, line_width=0.8, color="#1f3b57")
-        for i, name in enumerate(names)]
-    n_bins = min(2000, len(t))
-    edges = np.linspace(0, len(t), n_bins + 1).astype(int)
-    env = np.sqrt(np.add.reduceat(data.astype(np.float64) ** 2, edges[:-1], axis=1)
-                  / np.diff(edges)[None])  # (chans, bins) RMS per bin
-    tb = t[(edges[:-1] + edges[1:]) // 2]
-    minimap = hv.Image((tb, np.arange(len(names)), env), ["time", "channel"], "rms")
-    _CURVES[decoder] = (curves, minimap, float(t[0]))
-    return _CURVES[decoder]
+
+    def __init__(self, decoder, *, window_s: float = 10.0, max_chans: int = 64, n_px: int = 1200):
+        from bokeh.layouts import column
+        from bokeh.models import ColumnDataSource, FixedTicker, Range1d, RangeTool
+        from bokeh.palettes import Greys256
+        from bokeh.plotting import figure
+
+        sig = decoder.ws.recording.signals
+        self.names = [str(c) for c in sig["channel"].values][:max_chans]
+        self.data = sig.values[: len(self.names)]  # (chans, times), standardised
+        self.t = sig["time"].values
+        self.n_px = n_px
+        n = len(self.names)
+        self.offsets = 3.0 * np.arange(n)[::-1]  # first channel on top
+        t0, t1 = float(self.t[0]), float(self.t[-1])
+        self.src = ColumnDataSource(dict(xs=[], ys=[], channel=[]))
+        main = figure(x_range=Range1d(t0, min(t0 + window_s, t1), bounds=(t0, t1)),
+                      y_range=Range1d(-3, 3 * n), height=520, sizing_mode="stretch_width",
+                      tools="xpan,xwheel_zoom,reset,save", active_drag="xpan", active_scroll="xwheel_zoom",
+                      title="Signals (standardised); drag the box in the minimap to move", x_axis_label="time (s)")
+        main.multi_line("xs", "ys", source=self.src, line_width=0.8, color="#1f3b57")
+        main.yaxis.ticker = FixedTicker(ticks=list(self.offsets))
+        main.yaxis.major_label_overrides = {float(o): name for o, name in zip(self.offsets, self.names)}
+        main.ygrid.visible = False
+        n_bins = min(2000, len(self.t))
+        edges = np.linspace(0, len(self.t), n_bins + 1).astype(int)
+        env = np.sqrt(np.add.reduceat(self.data.astype(np.float64) ** 2, edges[:-1], axis=1)
+                      / np.diff(edges)[None])  # (chans, bins) RMS per bin
+        mini = figure(x_range=Range1d(t0, t1), y_range=Range1d(-0.5, n - 0.5), height=110,
+                      sizing_mode="stretch_width", toolbar_location=None, tools="", x_axis_label="time (s)")
+        mini.image(image=[env[::-1].astype(np.float32)], x=t0, y=-0.5, dw=t1 - t0, dh=n,
+                   palette=list(reversed(Greys256)))
+        mini.yaxis.visible = False
+        tool = RangeTool(x_range=main.x_range)
+        mini.add_tools(tool)
+        self.main, self.mini = main, mini
+        self.layout = column(main, mini, sizing_mode="stretch_width")
+        main.x_range.on_change("start", self._moved)
+        main.x_range.on_change("end", self._moved)
+        self._draw()
+
+    def _moved(self, attr, old, new):
+        self._draw()
+
+    def _draw(self):
+        """Min/max envelope of the visible range, at most ``n_px`` bins per channel."""
+        r = self.main.x_range
+        sfreq = 1.0 / (self.t[1] - self.t[0]) if len(self.t) > 1 else 1.0
+        i0 = max(int((r.start - self.t[0]) * sfreq) - 1, 0)
+        i1 = min(int((r.end - self.t[0]) * sfreq) + 2, len(self.t))
+        seg = self.data[:, i0:i1]  # (chans, samples)
+        t = self.t[i0:i1]
+        step = max(1, int(np.ceil(seg.shape[1] / self.n_px)))
+        if step > 1:
+            m = seg.shape[1] // step * step
+            blocks = seg[:, :m].reshape(seg.shape[0], -1, step)  # (chans, bins, step)
+            lo, hi = blocks.min(-1), blocks.max(-1)
+            y = np.stack([lo, hi], axis=-1).reshape(seg.shape[0], -1)  # (chans, 2 * bins)
+            tt = np.repeat(t[:m].reshape(-1, step)[:, 0], 2)
+        else:
+            y, tt = seg, t
+        self.src.data = dict(xs=[tt] * len(self.names), ys=[y[i] + self.offsets[i] for i in range(len(self.names))],
+                             channel=self.names)
 
 
 def signal_browser(decoder, *, window_s: float = 10.0, max_chans: int = 64):
-    """Stacked channels (LTTB-downsampled on zoom) with a minimap of the whole recording."""
-    curves, minimap, t0 = _browser_elements(decoder, max_chans)
-    main = downsample1d(hv.Overlay(curves, kdims="channel"), width=1000).opts(
-        hv.opts.Overlay(show_legend=False, responsive=True, height=520, xlabel="time (s)", xlim=(t0, t0 + window_s),
-                        title="Signals (standardised); drag the box in the minimap to move",
-                        tools=["xwheel_zoom", "xpan"], active_tools=["xpan"]),
-        hv.opts.Curve(tools=["hover"]))
-    minimap = minimap.clone().opts(
-        cmap="Greys", responsive=True, height=110, yaxis=None, xlabel="time (s)", toolbar=None,
-        default_tools=[], title="")
-    RangeToolLink(minimap, main, axes=["x"], boundsx=(t0, t0 + window_s))
-    return pn.Column(pn.pane.HoloViews(main, sizing_mode="stretch_width"),
-                     pn.pane.HoloViews(minimap, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+    """The signal browser of a decoder's recording as a Panel pane."""
+    sb = SignalBrowser(decoder, window_s=window_s, max_chans=max_chans)
+    pane = pn.pane.Bokeh(sb.layout, sizing_mode="stretch_width")
+    pane.browser = sb
+    return pane
 
 
 def fraction_table(ds):

@@ -179,3 +179,16 @@ def test_launch_builds_the_app(monkeypatch, demo_cache):
     assert "build_app" in ns
     provider = dd.demo_provider()
     assert provider._job.join(120) and provider.state == "ready", provider.error
+
+
+def test_signal_browser_envelope_follows_the_range(tiny_decoder):
+    from dashboard.views.overview import SignalBrowser
+
+    sb = SignalBrowser(tiny_decoder, window_s=10.0, n_px=200)
+    xs, ys = sb.src.data["xs"], sb.src.data["ys"]
+    assert len(ys) == 32 and xs[0].max() <= 10.1 and len(xs[0]) <= 2 * 200 + 2
+    raw = tiny_decoder.ws.recording.signals.values[0, :2500]
+    # the envelope keeps the extremes of the window (channel 0 is drawn at the top offset)
+    assert ys[0].max() - sb.offsets[0] == pytest.approx(raw[: len(raw) // 13 * 13].max(), rel=1e-5)
+    sb.main.x_range.update(start=20.0, end=60.0)  # as the minimap's box does
+    assert sb.src.data["xs"][0].min() >= 19.9 and sb.src.data["xs"][0].max() <= 60.1
