@@ -70,6 +70,7 @@ class Session(param.Parameterized):
     probe_source = param.String(default="", doc="Where the probe result comes from (shipped, run here).")
     probe_iterations = param.Integer(default=24, bounds=(1, 500),
                                      doc="Perturbation draws per pass (noise floor about 1/sqrt(windows x iterations)).")
+    probe_control = param.Boolean(default=True, doc="Also probe an untrained network of the same architecture.")
     top_ready = param.Boolean(default=False, doc="Most-activating windows of the decoder are available.")
 
     # ---- messages ------------------------------------------------------------------------
@@ -317,7 +318,7 @@ class Session(param.Parameterized):
             job.stop()
 
     # ---- probing ---------------------------------------------------------------------------
-    def run_probe(self, *, config=None, control: bool = True) -> None:
+    def run_probe(self, *, config=None, control: bool | None = None) -> None:
         """Probe the decoder (and then an untrained twin) in a worker thread; resumes a stopped run."""
         dec = self.decoder
         if dec is None:
@@ -330,6 +331,7 @@ class Session(param.Parameterized):
         import copy
 
         cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations))
+        control = self.probe_control if control is None else control
         run0 = self._probe_run
         resume = run0 if (run0 is not None and self._probe_run_decoder is dec and not run0.finished
                           and self.probe_state == "stopped") else None

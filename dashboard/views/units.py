@@ -92,6 +92,8 @@ class UnitsView(pn.viewable.Viewer):
         self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=110)
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
+        self.control = pn.widgets.Checkbox.from_param(s.param.probe_control, label="with untrained control",
+                                                      css_classes=["us-control"], width=170)
         self.run_btn = pn.widgets.Button(label="Run probe", color="primary", width=120)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
         self.progress = pn.indicators.Progress(value=0, max=1000, width=260, height=18, bar_color="primary")
@@ -339,6 +341,7 @@ class UnitsView(pn.viewable.Viewer):
             self._doc = pn.state.curdoc
         controls = pn.Row(self.layer, self.unit, self.iterations,
                           pn.Column(pn.Spacer(height=12), pn.Row(self.run_btn, self.stop_btn)),
+                          pn.Column(pn.Spacer(height=22), self.control),
                           pn.Column(pn.Spacer(height=22), self.progress), sizing_mode="stretch_width")
         none_yet = placeholder("Probe not run yet: no unit maps to show. Press Run probe above; the maps refine "
                                "live while it runs.", visible=s.param.probe.rx().rx.is_(None))

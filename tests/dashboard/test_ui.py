@@ -136,8 +136,9 @@ def test_train_briefly_and_stop(server, app_page):
     wait_text(app_page, "Probe not run yet", timeout=60)  # the new decoder has no probe yet
     # probe it from the app: start, stop after the first pass, resume to the end
     box = app_page.locator(".us-iterations input").first
-    box.fill("3")
+    box.fill("2")
     box.press("Enter")
+    app_page.locator(".us-control input").first.uncheck()  # the control is covered by the component tests
     app_page.locator("button:text-is('Run probe')").click()
     wait_text(app_page, "Probe running:", timeout=300)  # live estimate after the first iteration
     app_page.locator("button:text-is('Stop')").click()
