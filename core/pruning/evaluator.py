@@ -8,8 +8,13 @@ instead of recomputed (a conv is linear in its input: masking unit u subtracts
 ``conv(a_u, W[:, u])``). Toggling a ``conv_4`` unit therefore costs a rank-2 update of the
 classifier output; a ``conv_3`` unit, a rank-10 update of ``conv_4`` plus its ELU/pool and the
 classifier; a ``conv_time_spat`` unit, the ``conv_3`` and ``conv_4`` blocks in full.
-Masks on a conv's input are applied by zeroing weight columns (no pass over the data). :meth:`MaskEvaluator.full_evaluate` is the plain reference
-(the hooked model on every window) and the two agree within float tolerance (tested).
+Masks on a conv's input are applied by zeroing weight columns (no pass over the data).
+:meth:`MaskEvaluator.full_evaluate` is the plain reference (the hooked model on every window)
+and the two agree within float tolerance (tested).
+
+One evaluator serves one caller (a dashboard session, a script): calls are serialised by a
+lock, and curves / ablations restore the mask state they found. The cache holds two
+tensors per block, about 100 MB for the demo's 2-minute test block.
 
 [A] Dense windows whose predictions tile a contiguous stretch of the recording (consecutive
 windows overlap by ``receptive_field - 1`` input samples, as ``Workspace.eval_set`` makes
