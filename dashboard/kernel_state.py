@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 
+import numpy as np
 import param
 
 from core._validation import UnitScopeError
@@ -87,19 +88,34 @@ class SharedKernels:
         try:
             if signal not in self.fits:
                 engine = self.engine()
-                self._acquire(self._lock, stop)
-                try:
-                    with work_queue().slot(kind="long", label=f"kernels of {signal}", stop=stop,
+                if signal == "output":  # the decoder's own predictions (see output_series)
+                    from .prune_state import shared_pruning
+
+                    pred = shared_pruning(self.decoder).evaluator().predict()
+                    with work_queue().slot(kind="long", label="kernels of output", stop=stop,
                                            on_position=on_position):
-                        self.fits[signal] = engine.run(signal)
-                finally:
-                    self._lock.release()
+                        self.fits[signal] = fit_series(engine, output_series(self.decoder, pred))
+                else:
+                    self._acquire(self._lock, stop)
+                    try:
+                        with work_queue().slot(kind="long", label=f"kernels of {signal}", stop=stop,
+                                               on_position=on_position):
+                            self.fits[signal] = engine.run(signal)
+                    finally:
+                        self._lock.release()
             return self.fits[signal]
         finally:
             key_lock.release()
 
+    def refit_output(self, pred, masks, *, stop=None, on_position=None):
+        """Output kernels for predictions ``pred`` of a pruned (or fine-tuned) decoder, warm-started."""
+        initial = self.initial("output", stop=stop, on_position=on_position)
+        engine = self.engine()
+        with work_queue().slot(kind="interactive", label="refit output", stop=stop, on_position=on_position):
+            return fit_series(engine, output_series(self.decoder, pred), previous=initial, masks=masks)
+
     def refit(self, signal: str, masks, *, stop=None, on_position=None):
-        """Kernels of ``signal`` under ``masks``, warm-started from the unpruned kernels."""
+        """Kernels of a unit ``signal`` under ``masks``, warm-started from the unpruned kernels."""
         initial = self.initial(signal, stop=stop, on_position=on_position)
         engine = self.engine()
         self._acquire(self._lock, stop)
@@ -108,6 +124,50 @@ class SharedKernels:
                 return engine.refit(initial, masks=masks)
         finally:
             self._lock.release()
+
+
+def output_series(decoder, pred) -> np.ndarray:
+    """The decoder output over the deconvolved block from held-out predictions.
+
+    Parameters
+    ----------
+    decoder : dashboard.decoder.Decoder
+    pred : ndarray, shape (n_windows, n_preds)
+        Dense predictions of the test windows (``MaskEvaluator.predict``), z-scored units.
+
+    Returns
+    -------
+    series : ndarray, shape (n_block_samples,), float32
+        Prediction at each sample of the block (the sample it belongs to), NaN before the
+        first full receptive field and after the last window.
+    """
+    ws = decoder.ws
+    d, blk = ws.data, ws.blocks[BLOCK]
+    starts = d.window_starts(BLOCK)
+    idx = starts[:, None] + d.receptive_field - 1 + np.arange(d.n_preds)[None]  # (W, n_preds) sample index
+    out = np.full(blk.stop - blk.start, np.nan, dtype=np.float32)
+    out[idx.ravel() - blk.start] = np.asarray(pred, dtype=np.float32).ravel()
+    return out
+
+
+def fit_series(engine, series, *, previous=None, masks=None):
+    """DUNL kernels of the decoder output ``series`` (warm-started from ``previous``).
+
+    [A] The decoder output of a pruned network is the pruning evaluator's own prediction
+    (already computed by the re-measurement, identical to a forward pass within float
+    tolerance), so a refit costs only the fit. This uses the engine's fit on a given series
+    (``EventDeconvolution._fit``), which has no public name yet.
+    """
+    from core.deconv.apply import parse_signal
+
+    t0 = time.perf_counter()
+    kernels = None if previous is None else previous["kernels"].values
+    epochs = None if previous is None else engine.refit_epochs
+    result = engine._fit(parse_signal("output"), series, kernels=kernels, epochs=epochs, progress=None,
+                         masks=masks, full_batch=previous is not None)
+    if previous is not None:
+        result.attrs.update(refit="warm_start", refit_seconds=time.perf_counter() - t0)
+    return result
 
 
 _SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -230,14 +290,18 @@ class KernelState(param.Parameterized):
             signal = self.selected_signal()
             try:
                 results = {}
+                unpruned = (masks is None or masks.n_pruned == 0) and not self.prune.finetuned
                 for name in dict.fromkeys(["output", signal]):
-                    own = self._engine_for(model) if model is not None else None
-                    if own is not None:  # a fine-tuned copy: its own engine, always refit
+                    if unpruned:
+                        results[name] = shared.initial(name, stop=stop, on_position=pos)
+                    elif name == "output":  # from the session's own evaluator (pruned / fine-tuned)
+                        results[name] = shared.refit_output(self.prune.predictions(masks), masks, stop=stop,
+                                                            on_position=pos)
+                    elif self.prune.finetuned:  # a fine-tuned copy: its own engine, always refit
+                        own = self._engine_for(model)
                         initial = shared.initial(name, stop=stop, on_position=pos)
                         with work_queue().slot(kind="interactive", label=f"refit {name}", stop=stop, on_position=pos):
                             results[name] = own.refit(initial, masks=masks, model=model)
-                    elif masks is None or masks.n_pruned == 0:
-                        results[name] = shared.initial(name, stop=stop, on_position=pos)
                     else:
                         results[name] = shared.refit(name, masks, stop=stop, on_position=pos)
             except Cancelled:

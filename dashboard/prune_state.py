@@ -302,6 +302,18 @@ class PruneState(param.Parameterized):
             return self._model
         return None if self._decoder is None else self._decoder.ws.model
 
+    def predictions(self, masks=None):
+        """Held-out predictions of the session's decoder with ``masks`` (default: its own mask).
+
+        Returns
+        -------
+        pred : ndarray, shape (n_windows, n_preds) (regression) or (n_trials, n_classes)
+        """
+        self._require()
+        with self._lock:
+            ev, masks = self._ev, (self._masks.copy() if masks is None else masks)
+        return ev.predict(masks)
+
     def masks(self):
         """A copy of the session's MaskSet (None before the evaluator is ready)."""
         with self._lock:
@@ -381,7 +393,7 @@ class PruneState(param.Parameterized):
         m = self._masks
         self.param.update(pruned={k: m.pruned(k).tolist() for k in m.layers if len(m.pruned(k))},
                           n_undo=len(self._undo), mask_version=version, last_change=text,
-                          metric_previous=self.metric)
+                          metric_previous=self.metric, measuring=True)
         self._measure()
 
     def toggle(self, layer: str, unit: int) -> bool:

@@ -226,6 +226,9 @@ def run(*, quick: bool = False, progress=None) -> dict:
                 wait_titles(page, [f"{name}:", f"{name}/"], timeout=30)
                 switches.append((time.perf_counter() - t0) * 1000)
             say(f"layer switches (ms): {[round(s) for s in switches]}")
+            from .app_prune import measure_part2  # issue 7 keys: prune, kernels, five sessions
+
+            result.update(measure_part2(browser, url, quick=quick, say=say))
     result.update(
         unit_click_ms=round(statistics.median(clicks), 1),
         layer_switch_ms=round(statistics.median(switches), 1),
@@ -234,6 +237,7 @@ def run(*, quick: bool = False, progress=None) -> dict:
         server="panel serve launch.py --num-threads 2",
         demo_decoder_shipped=shipped_model, demo_probe_shipped=shipped_probe,
         quick=quick, torch_threads=threads, device="cpu",
-        targets={"cold_start_s": 15, "unit_click_ms": 500, "layer_switch_ms": 1000},
+        targets={"cold_start_s": 15, "unit_click_ms": 500, "layer_switch_ms": 1000, "prune_click_ms": 300,
+                 "kernel_refit_ms": 1500, "concurrent_prune_ms_p95": 1000, "session_rss_mb": 100},
     )
     return result

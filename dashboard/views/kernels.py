@@ -121,10 +121,20 @@ class KernelsView(pn.viewable.Viewer):
         self.ps = ks.prune
         self.fit_btn = pn.widgets.Button(label="Fit kernels", color="primary", width=140)
         self.fit_btn.on_click(lambda e: ks.start())
+        # prune from here too, to watch the kernels change (same state as the Prune view)
+        self.metric = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.toggle_btn = pn.widgets.Button(label="Prune unit", color="primary", width=190)
+        self.undo_btn = pn.widgets.Button(label="Undo", width=80)
+        self.toggle_btn.on_click(self._toggle)
+        self.undo_btn.on_click(lambda e: self.ps.undo())
+        self.ps.param.watch(self._sync_prune, ["ready", "metric", "metric_base", "measuring", "queue_position",
+                                               "pruned", "last_change", "finetuned", "n_undo"])
+        s.param.watch(self._sync_prune, ["layer", "unit"])
         self.status = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         ks.param.watch(self._sync, ["state", "message", "queue_position", "tracking", "fitted_version", "output"])
         s.param.watch(self._view_changed, "view")
         self._sync()
+        self._sync_prune()
         deps = dict(result=ks.param.output, previous=ks.param.output_previous, version=ks.param.fitted_version)
         self.output_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="output", **deps)),
                                                sizing_mode="stretch_width")
@@ -137,6 +147,24 @@ class KernelsView(pn.viewable.Viewer):
                                             sizing_mode="stretch_width")
         if s.view == "kernels":
             ks.start()
+
+    def _toggle(self, *_):
+        s = self.session
+        if s.layer == "conv_classifier":
+            s.alert("The output layer cannot be pruned: choose a unit of a hidden layer (Units or Prune view).",
+                    "warning")
+            return
+        self.ps.toggle(s.layer, s.unit)
+
+    def _sync_prune(self, *_):
+        from .prune import metric_html
+
+        s, ps = self.session, self.ps
+        self.metric.object = metric_html(ps) if ps.ready else ""
+        is_pruned = s.unit in ps.pruned.get(s.layer, [])
+        self.toggle_btn.label = f"{'Restore' if is_pruned else 'Prune'} {s.layer}/{s.unit}"
+        self.toggle_btn.disabled = s.decoder is None or s.layer == "conv_classifier"
+        self.undo_btn.disabled = ps.n_undo == 0
 
     def _view_changed(self, event):
         if event.new == "kernels" and not self.ks.tracking:
@@ -185,6 +213,7 @@ class KernelsView(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"),
+                         pn.Row(self.toggle_btn, self.undo_btn, self.metric, sizing_mode="stretch_width"),
                          pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
                          pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")

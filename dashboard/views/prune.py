@@ -6,6 +6,11 @@ whole layer. Every edit re-measures the held-out metric at once (incremental
 re-measurement, :class:`core.pruning.MaskEvaluator`); undo, reset, a mask file in and out,
 and a short masked fine-tune show how much decoding recovers. The state lives in
 :class:`dashboard.prune_state.PruneState`; this module only renders it.
+
+[A] The view's plots are plain Bokeh figures whose data sources are updated in place (a
+prune changes one colour), so a click never rebuilds a plot; the HoloViews versions below
+(:func:`effect_bars`, :func:`prune_scatter`, :func:`curve_plot`) draw the same data for the
+PNG/SVG export. Changes go through ``doc.add_next_tick_callback`` from any thread.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
-from holoviews import streams
+from bokeh.events import Tap
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, TapTool
+from bokeh.plotting import figure
 
 from ..prune_state import PruneState
 from ..state import Session
@@ -214,8 +221,8 @@ class PruneView(pn.viewable.Viewer):
                                            "last_change", "finetuned", "n_undo"])
         ps.param.watch(self._sync_progress, ["effects_progress", "curves_progress", "effects", "curves",
                                              "effects_layer", "curves_layer"])
-        ps.param.watch(self._sync_finetune, ["finetune_state", "finetune_progress", "finetune_result", "finetuned",
-                                             "queue_position"])
+        ps.param.watch(self._sync_finetune, ["finetune_state", "finetune_progress", "finetune_result", "finetuned"])
+        ps.param.watch(lambda e: ps.finetune_state == "queued" and self._sync_finetune(), "queue_position")
         s.param.watch(self._view_changed, "view")
         self._sync_selection()
         self._sync_metric()
@@ -224,19 +231,165 @@ class PruneView(pn.viewable.Viewer):
         if s.view == "prune":
             ps.activate()
 
-        bars = hv.DynamicMap(pn.bind(self._bars, layer=s.param.layer, pruned=ps.param.pruned, effects=ps.param.effects,
-                                     version=s.param.decoder_version))
-        self.bar_tap = streams.Tap(source=bars, x=None, y=None)
-        self.bar_tap.param.watch(self._bar_clicked, ["x", "y"])
-        self.bars = pn.pane.HoloViews(bars, sizing_mode="stretch_width")
-        scatter = hv.DynamicMap(pn.bind(self._scatter, layer=s.param.layer, pruned=ps.param.pruned,
-                                        probe=s.param.probe))
-        self.scatter_tap = streams.Tap(source=scatter, x=None, y=None)
-        self.scatter_tap.param.watch(self._scatter_clicked, ["x", "y"])
-        self.scatter = pn.pane.HoloViews(scatter, sizing_mode="stretch_width")
-        self.curves = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._curves, layer=s.param.layer, curves=ps.param.curves, metric=ps.param.metric,
-            pruned=ps.param.pruned)), sizing_mode="stretch_width")
+        self._doc = None
+        self._build_figures()
+        s.param.watch(self._redraw_units, ["layer", "probe", "decoder_version"])
+        ps.param.watch(self._redraw_units, ["effects", "effects_layer", "ready"])
+        ps.param.watch(self._recolor, ["pruned"])
+        ps.param.watch(self._redraw_curves, ["curves", "curves_layer", "metric"])
+        s.param.watch(self._redraw_curves, ["layer"])
+        self._draw_units()
+        self._draw_curves()
+
+    # ---- figures ---------------------------------------------------------------------------
+    @staticmethod
+    def _fig(title: str, **kw):
+        f = figure(title=title, sizing_mode="stretch_width", toolbar_location="right",
+                   tools="pan,wheel_zoom,box_zoom,reset,save", **kw)
+        f.title.text_font_size = "11pt"
+        return f
+
+    def _build_figures(self):
+        self.pts_src = ColumnDataSource(dict(amp=[], phase=[], index=[], cls=[], color=[]))
+        self.x_src = ColumnDataSource(dict(amp=[], phase=[]))
+        f = self._fig("Units (run the probe to place them)", height=320, x_axis_label="amplitude sensitivity",
+                      y_axis_label="phase sensitivity")
+        f.add_tools(HoverTool(tooltips=[("unit", "@index"), ("class", "@cls"), ("amplitude", "@amp{0.000}"),
+                                        ("phase", "@phase{0.000}")]))
+        f.add_tools(TapTool())
+        f.scatter("amp", "phase", source=self.pts_src, size=10, fill_color="color", line_color="white",
+                  legend_field="cls", nonselection_fill_alpha=1.0, nonselection_line_alpha=1.0,
+                  selection_fill_color="color")
+        f.scatter("amp", "phase", source=self.x_src, marker="x", size=14, line_color=PRUNED_COLOR, line_width=2)
+        f.legend.location = "top_left"
+        f.legend.label_text_font_size = "8pt"
+        self.pts_src.selected.on_change("indices", self._on_point)
+        self.scatter_fig = f
+        self.bar_src = ColumnDataSource(dict(unit=[], drop=[], color=[], index=[]))
+        fb = self._fig("ablation effects", height=250, x_range=FactorRange(factors=["-"]), x_axis_label="unit",
+                       y_axis_label="metric drop")
+        fb.vbar(x="unit", top="drop", width=0.8, source=self.bar_src, fill_color="color", line_alpha=0)
+        fb.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("drop", "@drop{0.0000}")]))
+        fb.xaxis.major_label_orientation = 1.5708
+        fb.xaxis.major_label_text_font_size = "6pt"
+        fb.on_event(Tap, self._on_bar)
+        self.bar_fig = fb
+        self.band_src = ColumnDataSource(dict(q=[], lo=[], hi=[]))
+        self.curve_srcs = {o: ColumnDataSource(dict(q=[], m=[])) for o in ORDER_STYLE}
+        self.star_src = ColumnDataSource(dict(q=[], m=[]))
+        fc = self._fig("Pruning curves: not computed yet", height=320,
+                       x_axis_label="fraction of the layer's units pruned", y_axis_label="held-out metric")
+        fc.varea("q", "lo", "hi", source=self.band_src, color="#7f7f7f", alpha=0.25, legend_label="random (95% band)")
+        for order, (color, label) in ORDER_STYLE.items():
+            fc.line("q", "m", source=self.curve_srcs[order], color=color, line_width=2.5, legend_label=label)
+        fc.scatter("q", "m", source=self.star_src, marker="star", size=18, color="black", legend_label="this session")
+        fc.legend.location = "bottom_left"
+        fc.legend.label_text_font_size = "8pt"
+        self.curve_fig = fc
+        self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width")
+        self.bars = pn.pane.Bokeh(self.bar_fig, sizing_mode="stretch_width")
+        self.curves = pn.pane.Bokeh(self.curve_fig, sizing_mode="stretch_width")
+
+    def _apply(self, fn):
+        """Run a change of Bokeh models under the document lock (any thread)."""
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(fn)
+        else:
+            fn()
+
+    def _units_data(self):
+        """(layer, scatter table or None, bar drops, n_units) for the session's layer."""
+        s, ps = self.session, self.ps
+        dec = s.decoder
+        layer = s.layer
+        n = dec.n_units.get(layer, 0) if dec is not None and layer in self._prunable() else 0
+        table = None
+        if s.probe is not None and n and layer in set(s.probe["layer"].values):
+            from .units import unit_table
+
+            table = unit_table(s.probe, layer)
+        drop = np.zeros(n)
+        effects = ps.effects if ps.effects_layer == layer else None
+        if effects is not None and n:
+            sel = effects.where(effects["layer"] == layer, drop=True)
+            drop[sel["index"].values.astype(int)] = np.nan_to_num(sel.values.astype(float))
+        return layer, table, drop, n, effects is not None
+
+    def _redraw_units(self, *_):
+        self._apply(self._draw_units)
+
+    def _draw_units(self):
+        layer, table, drop, n, has_effects = self._units_data()
+        pruned = set(self.ps.pruned.get(layer, []))
+        self._shown = (layer, n)
+        units = [str(i) for i in range(n)] or ["-"]
+        self.bar_fig.x_range.factors = units
+        self.bar_src.data = dict(unit=units, drop=list(drop) if n else [0.0], index=list(range(n)) or [0],
+                                 color=[PRUNED_COLOR if i in pruned else "#ff7f0e" for i in range(n)] or ["#ff7f0e"])
+        self.bar_fig.xaxis.axis_label = f"unit of {layer}"
+        self.bar_fig.title.text = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / "
+                                   "restore)" if has_effects else
+                                   f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
+        if table is None:
+            self.pts_src.data = dict(amp=[], phase=[], index=[], cls=[], color=[])
+            self.scatter_fig.title.text = "Units (run the probe to place them)"
+        else:
+            self.pts_src.data = dict(amp=table["amp"], phase=table["phase"], index=table["index"], cls=table["cls"],
+                                     color=[CLASS_COLORS.get(c, "#999999") for c in table["cls"]])
+            self.scatter_fig.title.text = f"{layer}: click a unit to prune / restore it (× pruned)"
+        self._draw_crosses(table, pruned)
+
+    def _draw_crosses(self, table, pruned):
+        if table is None:
+            self.x_src.data = dict(amp=[], phase=[])
+            return
+        m = np.isin(table["index"], list(pruned))
+        self.x_src.data = dict(amp=table["amp"][m], phase=table["phase"][m])
+
+    def _recolor(self, *_):
+        def fn():
+            layer, n = getattr(self, "_shown", (None, 0))
+            if layer != self.session.layer:
+                self._draw_units()
+                return
+            pruned = set(self.ps.pruned.get(layer, []))
+            if n:
+                self.bar_src.data["color"] = [PRUNED_COLOR if i in pruned else "#ff7f0e" for i in range(n)]
+            table = None
+            if len(self.pts_src.data["index"]):
+                table = {k: np.asarray(self.pts_src.data[k]) for k in ("amp", "phase", "index")}
+            self._draw_crosses(table, pruned)
+        self._apply(fn)
+
+    def _redraw_curves(self, *_):
+        if self.ps.curves is None and not len(self.star_src.data["q"]):
+            return  # nothing drawn and nothing to draw (the common case while pruning)
+        self._apply(self._draw_curves)
+
+    def _draw_curves(self):
+        ps, s = self.ps, self.session
+        curves = ps.curves if ps.curves_layer == s.layer else None
+        if curves is None:
+            if len(self.star_src.data["q"]) or len(self.band_src.data["q"]):  # only clear what is drawn
+                for src in self.curve_srcs.values():
+                    src.data = dict(q=[], m=[])
+                self.band_src.data = dict(q=[], lo=[], hi=[])
+                self.star_src.data = dict(q=[], m=[])
+            self.curve_fig.title.text = "Pruning curves: not computed yet"
+            return
+        q = curves["fraction"].values
+        for order, src in self.curve_srcs.items():
+            m = curves["metric"].sel(order=order).values if order in curves["order"].values else []
+            src.data = dict(q=q if len(m) else [], m=m)
+        if "random_lo" in curves:
+            self.band_src.data = dict(q=q, lo=curves["random_lo"].values, hi=curves["random_hi"].values)
+        n = s.decoder.n_units.get(s.layer, 1) if s.decoder is not None else 1
+        cur = (len(ps.pruned.get(s.layer, [])) / n, ps.metric)
+        self.star_src.data = dict(q=[cur[0]], m=[cur[1]]) if all(map(math.isfinite, cur)) else dict(q=[], m=[])
+        by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
+        self.curve_fig.title.text = (f"Pruning curves of {s.layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} "
+                                     "random orders)")
 
     # ---- widgets <-> state -----------------------------------------------------------
     def _view_changed(self, event):
@@ -336,59 +489,32 @@ class PruneView(pn.viewable.Viewer):
             self.ps.load_mask(event.new)
 
     # ---- clicks on plots ---------------------------------------------------------------
-    def _bar_clicked(self, *_):
-        x = self.bar_tap.x
-        if x is None:
+    def _on_bar(self, event):
+        """A click in a unit's column of the bar chart (categorical x: unit k spans [k, k+1])."""
+        layer, n = getattr(self, "_shown", (None, 0))
+        if event.x is None or not n or layer != self.session.layer:
             return
-        try:
-            unit = int(round(float(x)))
-        except (TypeError, ValueError):
-            return
-        s = self.session
-        if 0 <= unit < s.n_units():
-            s.unit = unit
-            self.ps.toggle(s.layer, unit)
+        unit = int(math.floor(event.x))
+        if 0 <= unit < n:
+            self._toggle_unit(unit)
 
-    def _scatter_clicked(self, *_):
-        x, y = self.scatter_tap.x, self.scatter_tap.y
-        probe = self.session.probe
-        if x is None or y is None or probe is None:
+    def _on_point(self, attr, old, new):
+        if not new:
             return
-        from .units import unit_table
+        unit = int(self.pts_src.data["index"][new[0]])
+        self._apply(lambda: setattr(self.pts_src.selected, "indices", []))  # the next click on it fires again
+        self._toggle_unit(unit)
 
+    def _toggle_unit(self, unit: int) -> None:
         s = self.session
-        if s.layer not in set(probe["layer"].values):
-            return
-        t = unit_table(probe, s.layer)
-        sx = max(float(np.ptp(t["amp"])), 1e-9)
-        sy = max(float(np.ptp(t["phase"])), 1e-9)
-        d = ((t["amp"] - x) / sx) ** 2 + ((t["phase"] - y) / sy) ** 2  # snap to the nearest unit
-        k = int(np.argmin(d))
-        if d[k] > 0.05 ** 2 * 2:  # a click far from every unit does nothing
-            return
-        unit = int(t["index"][k])
         s.unit = unit
         self.ps.toggle(s.layer, unit)
 
-    # ---- plots -----------------------------------------------------------------------------
-    def _bars(self, layer, pruned, effects, version):
-        dec = self.session.decoder
-        n = dec.n_units.get(layer, 0) if dec is not None and layer in self._prunable() else 0
-        drop = effects if (effects is not None and self.ps.effects_layer == layer) else None
-        return effect_bars(drop, layer, pruned.get(layer, []), n)
-
-    def _scatter(self, layer, pruned, probe):
-        return prune_scatter(probe, layer, pruned.get(layer, []))
-
-    def _curves(self, layer, curves, metric, pruned):
-        dec = self.session.decoder
-        if curves is None or self.ps.curves_layer != layer or dec is None:
-            return curve_plot(None)
-        n = dec.n_units.get(layer, 1)
-        return curve_plot(curves, current=(len(pruned.get(layer, [])) / n, metric))
-
     def __panel__(self):
         s = self.session
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
+
         def low(w):
             return pn.Column(pn.Spacer(height=18), w, margin=0)
 

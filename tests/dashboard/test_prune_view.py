@@ -263,26 +263,50 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     assert ps.pruned == {"conv_3": [12]}
     assert view.toggle_btn.label == "Restore conv_3/12"
     assert fmt_metric(ps.metric) in view.metric.object and not view.undo_btn.disabled
-    bars = view._bars("conv_3", ps.pruned, None, 1)
-    assert len(bars) == 100 and list(bars.dimension_values("state")).count("pruned") == 1
-    sc = view._scatter("conv_3", ps.pruned, s.probe)
-    assert len(sc.get(1)) == 1  # the pruned unit is crossed
+    colors = view.bar_src.data["color"]
+    assert len(colors) == 100 and colors[12] == "#222222" and colors.count("#222222") == 1
+    sel = s.probe.sel(unit="conv_3/12")
+    assert list(view.x_src.data["amp"]) == [pytest.approx(float(sel["amp_stat_all"]))]  # the pruned unit is crossed
     view.undo_btn.clicks += 1
     ps.join()
     assert ps.pruned == {} and view.toggle_btn.label == "Prune conv_3/12"
+    assert "#222222" not in view.bar_src.data["color"] and len(view.x_src.data["amp"]) == 0
 
 
 def test_clicking_a_bar_or_a_point_toggles_that_unit(sessions, tiny_probe):
+    from types import SimpleNamespace
+
     s, ps = sessions()
     view = PruneView(session=s)
     s.layer = "conv_4"
-    view.bar_tap.event(x="17", y=0.0)
+    assert list(view.bar_fig.x_range.factors) == [str(i) for i in range(200)]
+    view._on_bar(SimpleNamespace(x=17.4, y=0.0))  # a click anywhere in unit 17's column
     ps.join()
     assert ps.pruned == {"conv_4": [17]} and s.unit == 17
-    sel = tiny_probe.sel(unit="conv_4/33")
-    view.scatter_tap.event(x=float(sel["amp_stat_all"]), y=float(sel["phase_stat_all"]))
+    k = list(view.pts_src.data["index"]).index(33)
+    view.pts_src.selected.indices = [k]  # a click on unit 33's point
     ps.join()
-    assert 33 in ps.pruned["conv_4"] and s.unit == 33
+    assert 33 in ps.pruned["conv_4"] and s.unit == 33 and view.pts_src.selected.indices == []
+    view._on_bar(SimpleNamespace(x=17.9, y=0.1))  # a second click restores
+    ps.join()
+    assert ps.pruned == {"conv_4": [33]}
+
+
+def test_curves_and_effects_reach_the_plots(sessions):
+    s, ps = sessions()
+    view = PruneView(session=s)
+    s.layer = "conv_4"
+    ps.compute_effects("conv_4")
+    ps.join()
+    np.testing.assert_allclose(view.bar_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
+    assert view.bar_fig.title.text.startswith("conv_4: drop of the metric")
+    ps.compute_curves("conv_4")
+    ps.join()
+    np.testing.assert_allclose(view.curve_srcs["most"].data["m"], ps.curves["metric"].sel(order="most").values)
+    assert view.star_src.data["q"] == [0.0] and view.curve_fig.title.text.startswith("Pruning curves of conv_4")
+    ps.prune("conv_4", list(range(20)))
+    ps.join()
+    assert view.star_src.data["q"] == [pytest.approx(0.1)] and view.star_src.data["m"] == [pytest.approx(ps.metric)]
 
 
 def test_output_layer_disables_pruning(sessions):
