@@ -6,7 +6,6 @@ import copy
 import numpy as np
 import panel as pn
 import pytest
-import torch
 
 from core.deconv.apply import EventDeconvolution
 from core.pruning import MaskSet

@@ -18,7 +18,7 @@ import torch
 from core._validation import UnitScopeError
 from core.metrics import score
 from core.pruning import MaskSet
-from dashboard.prune_state import SharedPruning, fork_evaluator, shared_pruning
+from dashboard.prune_state import fork_evaluator, shared_pruning
 from dashboard.queue import Cancelled, WorkQueue
 from dashboard.state import Session
 from dashboard.views.prune import PruneView, curve_plot, effect_bars, fmt_metric, metric_html, prune_state_of
