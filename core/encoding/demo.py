@@ -5,7 +5,8 @@ data set (:mod:`core.encoding._data`):
 
 * signals: each channel's amplitude envelope (band-pass, Hilbert magnitude) in its role's
   band (``band_lo``-``band_hi`` coords: high gamma 60-90 Hz, beta 15-25 Hz, low frequency
-  1-4 Hz); noise channels use the high-gamma band [A]; envelopes are decimated to ``sfreq``;
+  1-4 Hz); noise channels use the high-gamma band [A]; envelopes are low-passed at 4 Hz
+  and decimated to ``sfreq``;
 * epochs locked to every movement onset, ``tmin`` to ``tmax``;
 * forcings: ``movement`` (1 while any movement in the window is under way), ``peak_speed``
   (each movement's peak speed over its duration), ``speed`` (the hand speed trace, a
@@ -29,8 +30,8 @@ __all__ = ["reaching_epochs", "band_envelopes"]
 _NOISE_BAND = (60.0, 90.0)
 
 
-def band_envelopes(signals: xr.DataArray, *, sfreq: float) -> xr.DataArray:
-    """Amplitude envelope of every channel in its band, decimated to ``sfreq``.
+def band_envelopes(signals: xr.DataArray, *, sfreq: float, smooth: float = 4.0) -> xr.DataArray:
+    """Amplitude envelope of every channel in its band, low-passed and decimated to ``sfreq``.
 
     Parameters
     ----------
@@ -39,6 +40,9 @@ def band_envelopes(signals: xr.DataArray, *, sfreq: float) -> xr.DataArray:
         high-gamma band).
     sfreq : float
         Output sampling frequency in Hz; must divide the input rate.
+    smooth : float
+        Low-pass cut-off (Hz) applied to the envelopes [A]: the raw Hilbert magnitude of a
+        band-limited signal fluctuates far faster than its amplitude modulation.
 
     Returns
     -------
@@ -63,6 +67,7 @@ def band_envelopes(signals: xr.DataArray, *, sfreq: float) -> xr.DataArray:
             raise UnitScopeError(f"Band {band} Hz needs a sampling rate above {2 * band[1]} Hz.")
         filt = mne.filter.filter_data(x[idx], sfreq_in, band[0], band[1], verbose="error")
         env[idx] = np.abs(hilbert(filt, axis=1))
+    env = mne.filter.filter_data(env, sfreq_in, None, smooth, verbose="error")
     env = resample_poly(env, 1, int(round(factor)), axis=1)  # (chans, times / factor)
     coords = {k: v for k, v in signals["channel"].coords.items()}
     return xr.DataArray(env.astype(np.float32), dims=("channel", "time"),

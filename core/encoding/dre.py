@@ -53,6 +53,9 @@ class DREConfig:
     batch_size: int = 64        # [A] paper 32
     n_epochs: int = 20          # [A] passes over the training set (paper 60)
     max_seconds: float | None = None  # [A] stop training after this wall time
+    cosine: bool = True         # [A] cosine learning-rate decay to 0 over n_epochs (paper: constant)
+    dropout: float = 0.0        # [A] dropout on the LSTM's input and between its layers
+    weight_decay: float = 0.0   # [A] decoupled weight decay (AdamW); 0: plain Adam
     loss_on_init: bool = True   # training loss also on the given samples (paper); False: t >= meg_init
     seed: int = 42
 
@@ -76,6 +79,8 @@ class DREConfig:
         for name in ("hidden", "lstm_layers", "batch_size", "n_epochs"):
             check_range(name, getattr(self, name), low=1)
         check_range("lr", self.lr, low=0, low_inclusive=False)
+        check_range("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
+        check_range("weight_decay", self.weight_decay, low=0.0)
         return self
 
 
@@ -98,8 +103,9 @@ class DRENet(nn.Module):
         for i in range(config.conv_layers):
             enc += [nn.Conv1d(n_in if i == 0 else h, h, 4, stride=2, padding=1), nn.ReLU()]
         self.encoder = nn.Sequential(*enc)
+        self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(h if config.conv_layers else n_in, h, config.lstm_layers,
-                            batch_first=True)
+                            batch_first=True, dropout=config.dropout if config.lstm_layers > 1 else 0.0)
         dec = []
         for i in range(config.conv_layers):
             last = i == config.conv_layers - 1
@@ -123,7 +129,7 @@ class DRENet(nn.Module):
         pad = (-T) % stride
         x = nn.functional.pad(x, (0, pad))  # (B, n_in, T + pad)
         x = self.encoder(x)  # (B, hidden, (T + pad) / stride)
-        x, _ = self.lstm(x.transpose(1, 2))  # (B, T', hidden)
+        x, _ = self.lstm(self.dropout(x.transpose(1, 2)))  # (B, T', hidden)
         x = self.decoder(x.transpose(1, 2))  # (B, C, T + pad)
         return x[:, :, :T]
 
@@ -178,11 +184,22 @@ class DeepRecurrentEncoder(Encoder):
         self._setup(train, valid)
         meg, forcing, sidx = self.prepare(train)
         vmeg, vforcing, vsidx = self.prepare(valid)
+        # torch's global RNG (initialisation, dropout) is seeded here and restored on exit
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            net = DRENet(meg.shape[1], forcing.shape[1], len(self.subjects_), cfg)
+            self._train(cfg, (meg, forcing, sidx), (vmeg, vforcing, vsidx), progress, stop)
+        return self
+
+    def _train(self, cfg, train, valid, progress, stop) -> None:
+        meg, forcing, sidx = train
+        vmeg, vforcing, vsidx = valid
+        net = DRENet(meg.shape[1], forcing.shape[1], len(self.subjects_), cfg)
         rng = np.random.default_rng(cfg.seed)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        opt = (torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+               if cfg.weight_decay else torch.optim.Adam(net.parameters(), lr=cfg.lr))
+        n_batches = max(1, len(sidx) // cfg.batch_size)
+        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.n_epochs * n_batches)
+                 if cfg.cosine else None)
         t_loss = 0 if cfg.loss_on_init else cfg.meg_init
         tensors = [torch.from_numpy(a) for a in (meg, forcing, sidx)]
         best, best_state, self.history_ = np.inf, None, []
@@ -190,14 +207,15 @@ class DeepRecurrentEncoder(Encoder):
         for epoch in range(cfg.n_epochs):
             net.train()
             total, n_seen = 0.0, 0
-            for batch in np.array_split(rng.permutation(len(sidx)),
-                                        max(1, len(sidx) // cfg.batch_size)):
+            for batch in np.array_split(rng.permutation(len(sidx)), n_batches):
                 m, f, s = (t[batch] for t in tensors)
                 pred = net(m, f, s)
                 loss = nn.functional.mse_loss(pred[:, :, t_loss:], m[:, :, t_loss:])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 total += float(loss.detach()) * len(batch)
                 n_seen += len(batch)
             net.eval()
@@ -218,7 +236,6 @@ class DeepRecurrentEncoder(Encoder):
         net.load_state_dict(best_state)
         self.net_ = net.eval()
         self.best_valid_loss_ = best
-        return self
 
     @staticmethod
     @torch.no_grad()

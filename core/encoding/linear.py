@@ -228,14 +228,12 @@ class RTRF(Encoder):
         drive = _lag_stack(forcing, self.n_flags_) @ coef[p * C:].astype(np.float32)  # (E, T, C)
         drive = drive + icpt.astype(np.float32)
         out = np.zeros((len(meg), T, C), np.float64)  # (E, T, C)
-        start = max(self.meg_init, p)
+        start = self.meg_init  # >= p (checked at construction)
         out[:, :start] = meg[:, :, :start].transpose(0, 2, 1)
         with np.errstate(over="ignore", invalid="ignore"):
             for t in range(start, T):
                 past = out[:, t - p:t][:, ::-1].reshape(len(meg), p * C)  # (E, p*C), lag 1 first
                 out[:, t] = drive[:, t] + past @ ar
-        if self.meg_init < p:  # fewer true samples than lags: those were not known
-            out[:, self.meg_init:p] = drive[:, self.meg_init:p]
         return out.transpose(0, 2, 1).astype(np.float32)  # (E, C, T)
 
     def predict_arrays(self, meg, forcing, subject) -> np.ndarray:

@@ -11,7 +11,8 @@ netCDF and the dashboard's Encoding view reads:
 * ``loss_increase`` (feature) and ``r_drop`` (feature, subject, time, channel);
 * ``predicted`` (model, example, channel, time) and ``actual`` (example, channel, time):
   a few test epochs in sensor units, for predicted-vs-actual plots;
-* attrs: the DRE config, fit seconds per model, the data's provenance and ground truth.
+* attrs: the DRE config, fit wall and CPU seconds per model, the data's provenance and
+  ground truth.
 """
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ class EncodingStudy:
         cfg = self.config
         yield "dre", lambda: DeepRecurrentEncoder(cfg)
         for b in self.baselines:
-            yield b, (lambda: TRF()) if b == "trf" else (lambda: RTRF(meg_init=max(cfg.meg_init, 1)))
+            init = max(cfg.meg_init, 1)
+            yield b, (lambda: TRF()) if b == "trf" else (
+                lambda: RTRF(meg_init=init, ar_lags=min(10, init)))
         for a in self.ablations:
             change = {"meg_init": 0} if a == "no_init" else {"subject_dim": 0}
             yield a, lambda change=change: DeepRecurrentEncoder(replace(cfg, **change))
@@ -109,17 +112,18 @@ class EncodingStudy:
         rng = np.random.default_rng(self.seed)
         examples = np.sort(rng.choice(test.sizes["epoch"], min(self.n_examples, test.sizes["epoch"]),
                                       replace=False))
-        maps, scores, preds, seconds, fitted = [], {}, [], {}, {}
+        maps, scores, preds, seconds, cpu, fitted = [], {}, [], {}, {}, {}
         for name, make in self._models():
             model = make()
             say(f"fitting {name}")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if isinstance(model, DeepRecurrentEncoder):
                 model.fit(splits["train"], splits["valid"], progress=lambda info, n=name: say(
                     f"{n} epoch {info['epoch']}/{info['n_epochs']}: valid loss {info['valid_loss']:.4f}"))
             else:
                 model.fit(splits["train"], splits["valid"])
             seconds[name] = time.perf_counter() - t0
+            cpu[name] = time.process_time() - c0
             pred = model.predict(test)
             r = correlation_map(pred, test["meg"])
             scores[name] = post_onset_mean(r)
@@ -144,6 +148,7 @@ class EncodingStudy:
             "method": "Deep Recurrent Encoder (Chehab et al. 2022) with linear baselines",
             "dre_config": json.dumps(self.config.to_dict()),
             "fit_seconds": json.dumps({k: round(v, 3) for k, v in seconds.items()}),
+            "fit_cpu_seconds": json.dumps({k: round(v, 3) for k, v in cpu.items()}),
             "data_source": str(data.attrs.get("source", "")),
             "sfreq": float(data.attrs["sfreq"]),
             "meg_init": int(self.config.meg_init),
