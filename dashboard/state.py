@@ -381,7 +381,7 @@ class Session(param.Parameterized):
                 crun.run(progress=cprogress)
                 if crun.finished and dec is self.decoder:
                     self.control = finish(crun)
-            return "done" if not stop.is_set() else "stopped"
+            return "done"  # the decoder's probe is complete (a stopped control is simply absent)
 
         def done(state):
             if state is not None:
