@@ -7,8 +7,10 @@ importance on the test split.
 
 Keys (issue 8): ``dre_r``, ``trf_r``, ``rtrf_r`` (post-onset mean R), ``dre_over_trf``,
 ``importance_peak_error_ms`` (largest |latency of the importance peak - true response
-latency| over word length and word frequency), ``no_init_r``, ``no_subject_r``,
-``fit_seconds`` (wall time of the DRE's training). Also: ``fit_cpu_seconds`` (its CPU
+latency| over word length and word frequency; the peak of the loss-increase time course,
+see :func:`core.encoding.peak_latency`), ``no_init_r``, ``no_subject_r``,
+``fit_seconds`` (wall time of the DRE's training). Also: ``importance_peak_r_drop_ms``
+(the peaks of the R-drop time courses, for comparison), ``fit_cpu_seconds`` (its CPU
 time: on a shared machine the wall time also counts other people's work), ``importance_peak_ms`` and
 ``truth_latency_ms`` per feature, ``meg_importance_early_over_late`` (mean R drop from
 permuting the initial state over 0-0.25 s divided by that over 0.75-1.5 s; METHODS.md 3.9
@@ -42,12 +44,13 @@ def measure(*, n_subjects: int, n_words: int, config, progress=None) -> dict:
     data = simulate_reading(n_subjects=n_subjects, n_words=n_words, seed=0)
     say(f"synthetic reading: {n_subjects} subjects x {n_words} words; DRE {cfg.to_dict()}")
     t0 = time.perf_counter()
-    result = EncodingStudy(cfg, ablations=ABLATIONS, seed=0).run(data, progress=say)
+    result = EncodingStudy(cfg, ablations=ABLATIONS, n_repeats=2, seed=0).run(data, progress=say)
     total = time.perf_counter() - t0
     score = {str(m): float(result["score"].sel(model=m)) for m in result["model"].values}
-    peaks, truth = {}, {}
+    peaks, peaks_r, truth = {}, {}, {}
     for feature in ("word_length", "word_freq"):
         peaks[feature] = peak_latency(result, feature)
+        peaks_r[feature] = peak_latency(result, feature, measure="r")
         truth[feature] = float(data.attrs[f"truth_latency_{feature}"])
     error_ms = 1000 * max(abs(peaks[f] - truth[f]) for f in peaks)
     meg = result["r_drop"].sel(feature="meg").mean(("subject", "channel"))
@@ -65,6 +68,7 @@ def measure(*, n_subjects: int, n_words: int, config, progress=None) -> dict:
         "no_subject_r": round(score["no_subject"], 4),
         "fit_seconds": round(fit_seconds["dre"], 2),
         "importance_peak_ms": {f: round(1000 * v, 1) for f, v in peaks.items()},
+        "importance_peak_r_drop_ms": {f: round(1000 * v, 1) for f, v in peaks_r.items()},
         "truth_latency_ms": {f: round(1000 * v, 1) for f, v in truth.items()},
         "meg_importance_early_over_late": round(early / late, 2) if late > 0 else None,
         "fit_cpu_seconds": round(fit_cpu["dre"], 2),

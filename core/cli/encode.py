@@ -109,7 +109,7 @@ def run(args) -> int:
         for f in result["feature"].values:
             line = f"importance {f}: loss +{float(result['loss_increase'].sel(feature=f)):.2f}%"
             if f not in ("meg", "subject"):
-                line += f", r drop peaks at {1000 * peak_latency(result, str(f)):.0f} ms"
+                line += f", peaks at {1000 * peak_latency(result, str(f)):.0f} ms"
             print(line)
     print(f"wrote {args.out}")
     return 0

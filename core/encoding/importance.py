@@ -14,7 +14,12 @@ The test set is predicted once as is, then once per permuted input:
   (the data stay scaled with their true subject).
 
 Importance is the relative loss increase ``100 (L_perm - L_ref) / L_ref`` (MSE on scaled
-signals, t >= meg_init) and the drop of R[t, c] (:mod:`core.encoding.evaluate`).
+signals, t >= meg_init), overall and resolved over (subject, time, channel), and the drop
+of R[t, c] (:mod:`core.encoding.evaluate`). [A] The loss-increase map is the squared change
+of the prediction plus a cross term that averages out, so its time course follows the
+response a feature drives; the R drop is that change divided by the predicted and actual
+variance at each time, which flattens and shifts its peaks where other sources dominate.
+:func:`peak_latency` therefore reads latencies from the loss-increase map by default.
 
 The permutation runs across the **whole test set**, not within mini-batches of 32 as in the
 published code, whose results depend on batch size and test-set order (METHODS.md 3.10).
@@ -94,9 +99,11 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
     Returns
     -------
     importance : xarray.Dataset
-        ``loss_increase`` (feature), percent; ``r_drop`` (feature, subject, time, channel),
-        R_ref - R_perm; ``r_ref`` (subject, time, channel); attrs ``method``, ``model``,
-        ``n_repeats``, ``meg_init``.
+        ``loss_increase`` (feature), percent; ``loss_increase_map`` (feature, subject, time,
+        channel), the increase of the mean squared error over that subject's epochs at each
+        (time, channel), in percent of the overall reference loss; ``r_drop`` (feature,
+        subject, time, channel), R_ref - R_perm; ``r_ref`` (subject, time, channel); attrs
+        ``method``, ``model``, ``n_repeats``, ``meg_init``, ``reference_loss``.
     """
     rng = np.random.default_rng(rng)
     n_repeats = ensure_int("n_repeats", n_repeats)
@@ -120,19 +127,23 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
     present = np.unique(sidx)
 
     def score(pred):
-        loss = float(np.mean((pred[:, :, t0:] - meg[:, :, t0:]) ** 2))
-        return loss, correlation_arrays(pred, meg, sidx, present)
+        err = (pred - meg) ** 2  # (epochs, chans, times)
+        per_subject = np.stack([err[sidx == s].mean(axis=0).T for s in present])  # (S, T, C)
+        return (float(np.mean(err[:, :, t0:])), per_subject,
+                correlation_arrays(pred, meg, sidx, present))
 
-    ref_loss, ref_r = score(model.predict_arrays(meg, forcing, sidx))
-    losses, drops = [], []
+    ref_loss, ref_map, ref_r = score(model.predict_arrays(meg, forcing, sidx))
+    losses, maps, drops = [], [], []
     for k, name in enumerate(features):
-        loss_k, r_k = 0.0, 0.0
+        loss_k, map_k, r_k = 0.0, 0.0, 0.0
         for _ in range(n_repeats):
             perm = rng.permutation(len(sidx))
-            loss, r = score(model.predict_arrays(*_permute(name, perm, meg, forcing, sidx, **opts)))
+            loss, lmap, r = score(model.predict_arrays(*_permute(name, perm, meg, forcing, sidx, **opts)))
             loss_k += loss / n_repeats
+            map_k = map_k + lmap / n_repeats
             r_k = r_k + r / n_repeats
         losses.append(100.0 * (loss_k - ref_loss) / ref_loss)
+        maps.append(100.0 * (map_k - ref_map) / ref_loss)
         drops.append(ref_r - r_k)
         logger.info("importance of %s: loss +%.2f %%", name, losses[-1])
         if progress is not None:
@@ -142,6 +153,8 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
     dims = ("subject", "time", "channel")
     return xr.Dataset(
         {"loss_increase": (("feature",), np.array(losses)),
+         "loss_increase_map": (("feature", *dims), np.stack(maps) if maps else
+                               np.zeros((0,) + ref_r.shape)),
          "r_drop": (("feature", *dims), np.stack(drops) if drops else
                     np.zeros((0,) + ref_r.shape)),
          "r_ref": (dims, ref_r)},
@@ -152,12 +165,29 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
     )
 
 
-def peak_latency(importance: xr.Dataset, feature: str, *, tmin: float = 0.0) -> float:
-    """Latency (s) at which ``feature``'s R drop, averaged over subjects and channels, peaks
-    at or after ``tmin``."""
+def peak_latency(importance: xr.Dataset, feature: str, *, measure: str = "loss",
+                 tmin: float = 0.0) -> float:
+    """Latency (s) at or after ``tmin`` where ``feature``'s importance time course peaks.
+
+    Parameters
+    ----------
+    importance : xarray.Dataset
+        The result of :func:`permutation_importance` (or an encoding study's result).
+    feature : str
+        A permuted feature.
+    measure : {"loss", "r"}
+        Time course of the loss-increase map (default) or of the R drop, each averaged over
+        subjects and channels.
+    tmin : float
+        Earliest latency considered, seconds.
+    """
+    from .._validation import check_option
+
+    check_option("measure", measure, ("loss", "r"))
     if feature not in importance["feature"].values:
         raise UnitScopeError(
             f"No importance for {feature!r}; computed: {list(importance['feature'].values)}.")
-    course = importance["r_drop"].sel(feature=feature).mean(("subject", "channel"))
+    var = "loss_increase_map" if measure == "loss" else "r_drop"
+    course = importance[var].sel(feature=feature).mean(("subject", "channel"))
     course = course.sel(time=slice(tmin - 1e-9, None))
     return float(course["time"].values[int(np.nanargmax(course.values))])

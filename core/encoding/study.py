@@ -8,7 +8,8 @@ importance (METHODS.md 3.7). The result is one ``xarray.Dataset`` that the CLI w
 netCDF and the dashboard's Encoding view reads:
 
 * ``r`` (model, subject, time, channel) and ``score`` (model): post-onset mean R;
-* ``loss_increase`` (feature) and ``r_drop`` (feature, subject, time, channel);
+* ``loss_increase`` (feature), ``loss_increase_map`` and ``r_drop`` (feature, subject,
+  time, channel): the DRE's permutation importance (:mod:`core.encoding.importance`);
 * ``predicted`` (model, example, channel, time) and ``actual`` (example, channel, time):
   a few test epochs in sensor units, for predicted-vs-actual plots;
 * attrs: the DRE config, fit wall and CPU seconds per model, the data's provenance and
@@ -141,8 +142,8 @@ class EncodingStudy:
         if self.importance:
             say("permutation importance of the DRE")
             imp = permutation_importance(fitted["dre"], test, n_repeats=self.n_repeats, rng=rng)
-            result["loss_increase"] = imp["loss_increase"]
-            result["r_drop"] = imp["r_drop"]
+            for var in ("loss_increase", "loss_increase_map", "r_drop"):
+                result[var] = imp[var]
         truth = {k: v for k, v in data.attrs.items() if k.startswith("truth_")}
         result.attrs.update({
             "method": "Deep Recurrent Encoder (Chehab et al. 2022) with linear baselines",

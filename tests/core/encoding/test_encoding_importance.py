@@ -55,6 +55,15 @@ def test_importance_finds_the_driving_feature_at_its_latency():
     assert imp["loss_increase"].sel(feature="a") > 100  # loss more than doubles
     assert abs(float(imp["loss_increase"].sel(feature="b"))) < 1e-6
     assert peak_latency(imp, "a") == pytest.approx(0.3)
+    assert peak_latency(imp, "a", measure="r") == pytest.approx(0.3)
+    # the loss-increase map follows the squared response: it peaks at 0.3 s in every channel
+    course = imp["loss_increase_map"].sel(feature="a").mean(("subject", "channel"))
+    assert course.sel(time=0.3, method="nearest") > 10 * course.sel(time=0.6, method="nearest")
+    # and it averages to the overall loss increase (equal-sized subjects, t >= meg_init)
+    assert float(imp["loss_increase_map"].sel(feature="a").mean()) == pytest.approx(
+        float(imp["loss_increase"].sel(feature="a")), rel=1e-6)
+    with pytest.raises(UnitScopeError, match="Allowed values are 'loss' and 'r'"):
+        peak_latency(imp, "a", measure="power")
     drop_b = imp["r_drop"].sel(feature="b").values
     np.testing.assert_allclose(drop_b[np.isfinite(drop_b)], 0, atol=1e-12)
     with pytest.raises(UnitScopeError, match="No importance for 'c'"):
