@@ -25,7 +25,7 @@ from ._validation import UnitScopeError, check_option, check_range, ensure_int
 from .metrics import score
 
 __all__ = ["TrainConfig", "TrainResult", "train", "set_seeds", "resolve_device", "configure_threads",
-           "atomic_write_bytes", "atomic_write_json", "save_state", "load_state", "predict"]
+           "atomic_write_bytes", "atomic_write_json", "atomic_write_netcdf", "save_state", "load_state", "predict"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_netcdf(ds, path: Path) -> None:
+    """Write an xarray Dataset/DataArray to netCDF (h5netcdf) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,10 +9,8 @@ refits warm-started under the saved pruning mask and writes the refit.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from .._validation import UnitScopeError
@@ -39,19 +37,6 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: DUNL's small tensors run fastest on one)")
     p.set_defaults(func=run)
-
-
-def _write_netcdf(ds, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _summary(ds) -> list[str]:
@@ -108,6 +93,7 @@ def run(args) -> int:
               f"{result.attrs['refit_seconds']:.2f} s):")
     print("\n".join(_summary(result)))
     out = Path(args.out) if args.out else Path(args.run_dir) / f"deconv_{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(spec))}.nc"
-    _write_netcdf(result, out)
+    from ..training import atomic_write_netcdf
+    atomic_write_netcdf(result, out)
     print(f"wrote {out}")
     return 0

@@ -7,9 +7,7 @@ attr below 1).
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -46,20 +44,6 @@ def add_parser(sub) -> None:
 def _bar(fraction: float, width: int = 30) -> str:
     n = int(round(fraction * width))
     return "[" + "#" * n + "." * (width - n) + "]"
-
-
-def write_netcdf(ds, path: Path) -> None:
-    """Write ``ds`` via a temporary file in the same folder, then rename (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(args) -> int:
@@ -99,7 +83,8 @@ def run(args) -> int:
     ds.attrs["run_dir"] = str(Path(args.run_dir).resolve())
     ds.attrs["block"] = args.block
     ds.attrs["untrained"] = int(args.untrained)
-    write_netcdf(ds, out)
+    from ..training import atomic_write_netcdf
+    atomic_write_netcdf(ds, out)
     if "unit_class_all" in ds:
         frac = class_fractions(ds)
         for layer in frac["layer"].values:

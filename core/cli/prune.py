@@ -15,10 +15,8 @@ Two modes:
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from .._validation import UnitScopeError
@@ -71,19 +69,6 @@ def parse_units(text: str) -> list[int]:
     if not out:
         raise UnitScopeError(f"Invalid unit list {text!r}: no unit given.")
     return out
-
-
-def _write_netcdf(ds, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _scores(args, ws) -> tuple[dict, str]:
@@ -185,7 +170,8 @@ def _curve_mode(args, ws, ev, masks) -> int:
         curves["ablation_drop"] = drop
     curves.attrs.update(run_dir=str(Path(args.run_dir).resolve()), block=args.block, scores=source)
     out = Path(args.out) if args.out else Path(args.run_dir) / "prune_curves.nc"
-    _write_netcdf(curves, out)
+    from ..training import atomic_write_netcdf
+    atomic_write_netcdf(curves, out)
     head = "".join(f"{o:>9}" for o in curves["order"].values)
     print(f"{args.block} {ev.metric_name} (baseline {curves.attrs['baseline']:.4f}); ranked by {source}; "
           f"layers {curves.attrs['layers']}")
