@@ -9,7 +9,8 @@ turn, with their position in line shown to their session.
 Two kinds of work [A]:
 
 * ``"interactive"`` (a prune re-measurement, a kernel refit: well under a second) is served
-  first, in arrival order, and may take any free slot;
+  first, in arrival order, and may hold at most ``max_interactive`` slots (default: all but
+  one, so the server's event loop, which delivers every result, keeps a core);
 * ``"long"`` (fine-tune, curves, ablation sweep: seconds to minutes) waits behind every
   interactive request and may hold at most ``max_long`` slots (default: all but one), so a
   click is never stuck behind other students' fine-tunes.
@@ -59,17 +60,21 @@ class WorkQueue:
         Jobs running at once (default ``UNITSCOPE_WORK_SLOTS`` or the number of cores).
     max_long : int, optional
         Slots long jobs may hold at once (default ``max(1, n_slots - 1)``).
+    max_interactive : int, optional
+        Slots interactive jobs may hold at once (default ``max(1, n_slots - 1)``).
     poll : float
         Seconds between checks of a waiting request's stop event.
     """
 
-    def __init__(self, n_slots: int | None = None, *, max_long: int | None = None, poll: float = 0.1):
+    def __init__(self, n_slots: int | None = None, *, max_long: int | None = None,
+                 max_interactive: int | None = None, poll: float = 0.1):
         if n_slots is None:
             n_slots = int(os.environ.get("UNITSCOPE_WORK_SLOTS", os.cpu_count() or 2))
         if n_slots < 1:
             raise UnitScopeError(f"{n_slots=} must be at least 1.")
         self.n_slots = int(n_slots)
         self.max_long = max(1, self.n_slots - 1) if max_long is None else int(max_long)
+        self.max_interactive = max(1, self.n_slots - 1) if max_interactive is None else int(max_interactive)
         self.poll = float(poll)
         self._cond = threading.Condition()
         self._waiting: list[_Ticket] = []
@@ -98,9 +103,8 @@ class WorkQueue:
     def _admissible(self, t: _Ticket) -> bool:
         if len(self._running) >= self.n_slots:
             return False
-        if t.kind == "long" and sum(r.kind == "long" for r in self._running) >= self.max_long:
-            return False
-        return True
+        limit = self.max_long if t.kind == "long" else self.max_interactive
+        return sum(r.kind == t.kind for r in self._running) < limit
 
     def _next(self) -> _Ticket | None:
         """The request served next: the first admissible one in (kind, arrival) order."""

@@ -160,6 +160,8 @@ class KernelsView(pn.viewable.Viewer):
         from .prune import metric_html
 
         s, ps = self.session, self.ps
+        if s.view != "kernels" and _:
+            return  # updated when the view is shown: hidden widgets cost the server time on every prune
         self.metric.object = metric_html(ps) if ps.ready else ""
         is_pruned = s.unit in ps.pruned.get(s.layer, [])
         self.toggle_btn.label = f"{'Restore' if is_pruned else 'Prune'} {s.layer}/{s.unit}"
@@ -167,6 +169,8 @@ class KernelsView(pn.viewable.Viewer):
         self.undo_btn.disabled = ps.n_undo == 0
 
     def _view_changed(self, event):
+        if event.new == "kernels":
+            self._sync_prune()
         if event.new == "kernels" and not self.ks.tracking:
             self.ks.start()
 

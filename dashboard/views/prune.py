@@ -14,7 +14,9 @@ PNG/SVG export. Changes go through ``doc.add_next_tick_callback`` from any threa
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import holoviews as hv
 import numpy as np
@@ -33,6 +35,7 @@ __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_ht
            "prune_state_of"]
 
 PRUNED_COLOR = "#222222"
+_nullcontext = contextlib.nullcontext
 ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4", "least sensitive first"),
                "random": ("#7f7f7f", "random (mean)")}
 
@@ -217,8 +220,8 @@ class PruneView(pn.viewable.Viewer):
         self.ft_stop.on_click(lambda e: ps.stop_finetune())
         self.ft_discard.on_click(lambda e: ps.discard_finetune())
         s.param.watch(self._sync_selection, ["layer", "unit", "layer_names", "decoder_version"])
-        ps.param.watch(self._sync_metric, ["ready", "metric", "metric_base", "measuring", "queue_position", "pruned",
-                                           "last_change", "finetuned", "n_undo"])
+        ps.param.watch(self._on_state, ["ready", "metric", "metric_base", "measuring", "queue_position", "pruned",
+                                        "last_change", "finetuned", "n_undo"])
         ps.param.watch(self._sync_progress, ["effects_progress", "curves_progress", "effects", "curves",
                                              "effects_layer", "curves_layer"])
         ps.param.watch(self._sync_finetune, ["finetune_state", "finetune_progress", "finetune_result", "finetuned"])
@@ -232,10 +235,12 @@ class PruneView(pn.viewable.Viewer):
             ps.activate()
 
         self._doc = None
+        self._dirty: set = set()
+        self._render_lock = threading.Lock()
+        self._render_pending = False
         self._build_figures()
         s.param.watch(self._redraw_units, ["layer", "probe", "decoder_version"])
         ps.param.watch(self._redraw_units, ["effects", "effects_layer", "ready"])
-        ps.param.watch(self._recolor, ["pruned"])
         ps.param.watch(self._redraw_curves, ["curves", "curves_layer", "metric"])
         s.param.watch(self._redraw_curves, ["layer"])
         self._draw_units()
@@ -250,25 +255,24 @@ class PruneView(pn.viewable.Viewer):
         return f
 
     def _build_figures(self):
-        self.pts_src = ColumnDataSource(dict(amp=[], phase=[], index=[], cls=[], color=[]))
-        self.x_src = ColumnDataSource(dict(amp=[], phase=[]))
+        # one row per unit of the layer, shared by the scatter and the bars: a prune is one patch
+        self.unit_src = ColumnDataSource(self._empty_units())
         f = self._fig("Units (run the probe to place them)", height=320, x_axis_label="amplitude sensitivity",
                       y_axis_label="phase sensitivity")
         f.add_tools(HoverTool(tooltips=[("unit", "@index"), ("class", "@cls"), ("amplitude", "@amp{0.000}"),
                                         ("phase", "@phase{0.000}")]))
         f.add_tools(TapTool())
-        f.scatter("amp", "phase", source=self.pts_src, size=10, fill_color="color", line_color="white",
-                  legend_field="cls", nonselection_fill_alpha=1.0, nonselection_line_alpha=1.0,
-                  selection_fill_color="color")
-        f.scatter("amp", "phase", source=self.x_src, marker="x", size=14, line_color=PRUNED_COLOR, line_width=2)
+        f.scatter("amp", "phase", source=self.unit_src, size=11, marker="marker", fill_color="color",
+                  line_color="line", line_width="lw", legend_field="cls", nonselection_fill_alpha=1.0,
+                  nonselection_line_alpha=1.0, selection_fill_color="color", selection_line_color="line")
         f.legend.location = "top_left"
         f.legend.label_text_font_size = "8pt"
-        self.pts_src.selected.on_change("indices", self._on_point)
+        self.unit_src.selected.on_change("indices", self._on_point)
         self.scatter_fig = f
-        self.bar_src = ColumnDataSource(dict(unit=[], drop=[], color=[], index=[]))
         fb = self._fig("ablation effects", height=250, x_range=FactorRange(factors=["-"]), x_axis_label="unit",
                        y_axis_label="metric drop")
-        fb.vbar(x="unit", top="drop", width=0.8, source=self.bar_src, fill_color="color", line_alpha=0)
+        fb.vbar(x="unit", top="drop", width=0.8, source=self.unit_src, fill_color="bar", line_alpha=0,
+                nonselection_fill_alpha=1.0, selection_fill_color="bar")
         fb.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("drop", "@drop{0.0000}")]))
         fb.xaxis.major_label_orientation = 1.5708
         fb.xaxis.major_label_text_font_size = "6pt"
@@ -319,48 +323,81 @@ class PruneView(pn.viewable.Viewer):
     def _redraw_units(self, *_):
         self._apply(self._draw_units)
 
+    @staticmethod
+    def _empty_units() -> dict:
+        return dict(unit=["-"], index=[0], drop=[0.0], amp=[np.nan], phase=[np.nan], cls=["none"],
+                    color=["#ff7f0e"], bar=["#ff7f0e"], marker=["circle"], line=["white"], lw=[1.0])
+
+    @staticmethod
+    def _look(pruned: bool) -> dict:
+        """Glyph properties of a unit: pruned units are dark bars and crosses."""
+        if pruned:
+            return {"bar": PRUNED_COLOR, "marker": "x", "line": PRUNED_COLOR, "lw": 2.5}
+        return {"bar": "#ff7f0e", "marker": "circle", "line": "white", "lw": 1.0}
+
     def _draw_units(self):
         layer, table, drop, n, has_effects = self._units_data()
         pruned = set(self.ps.pruned.get(layer, []))
-        self._shown = (layer, n)
-        units = [str(i) for i in range(n)] or ["-"]
-        self.bar_fig.x_range.factors = units
-        self.bar_src.data = dict(unit=units, drop=list(drop) if n else [0.0], index=list(range(n)) or [0],
-                                 color=[PRUNED_COLOR if i in pruned else "#ff7f0e" for i in range(n)] or ["#ff7f0e"])
+        self._shown = (layer, n, frozenset(pruned))
+        if not n:
+            self.bar_fig.x_range.factors = ["-"]
+            self.unit_src.data = self._empty_units()
+        else:
+            looks = [self._look(i in pruned) for i in range(n)]
+            amp = table["amp"] if table is not None else np.full(n, np.nan)
+            phase = table["phase"] if table is not None else np.full(n, np.nan)
+            cls = list(table["cls"]) if table is not None else ["unclassified"] * n
+            units = [str(i) for i in range(n)]
+            self.bar_fig.x_range.factors = units
+            self.unit_src.data = dict(unit=units, index=list(range(n)), drop=list(drop), amp=amp, phase=phase,
+                                      cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
+                                      **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
         self.bar_fig.xaxis.axis_label = f"unit of {layer}"
         self.bar_fig.title.text = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / "
                                    "restore)" if has_effects else
                                    f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
-        if table is None:
-            self.pts_src.data = dict(amp=[], phase=[], index=[], cls=[], color=[])
-            self.scatter_fig.title.text = "Units (run the probe to place them)"
-        else:
-            self.pts_src.data = dict(amp=table["amp"], phase=table["phase"], index=table["index"], cls=table["cls"],
-                                     color=[CLASS_COLORS.get(c, "#999999") for c in table["cls"]])
-            self.scatter_fig.title.text = f"{layer}: click a unit to prune / restore it (× pruned)"
-        self._draw_crosses(table, pruned)
+        self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
+                                       f"{layer}: click a unit to prune / restore it (× pruned)")
 
-    def _draw_crosses(self, table, pruned):
-        if table is None:
-            self.x_src.data = dict(amp=[], phase=[])
+    def _recolor(self):
+        """Patch the looks of the units whose state changed (one event for both plots)."""
+        layer, n, shown = getattr(self, "_shown", (None, 0, frozenset()))
+        if layer != self.session.layer:
+            self._draw_units()
             return
-        m = np.isin(table["index"], list(pruned))
-        self.x_src.data = dict(amp=table["amp"][m], phase=table["phase"][m])
+        pruned = frozenset(self.ps.pruned.get(layer, []))
+        changed = sorted(i for i in shown ^ pruned if i < n)
+        if changed:
+            looks = {i: self._look(i in pruned) for i in changed}
+            self.unit_src.patch({k: [(i, looks[i][k]) for i in changed] for k in ("bar", "marker", "line", "lw")})
+        self._shown = (layer, n, pruned)
 
-    def _recolor(self, *_):
-        def fn():
-            layer, n = getattr(self, "_shown", (None, 0))
-            if layer != self.session.layer:
-                self._draw_units()
+    def _on_state(self, *events):
+        """Every change of the prune state is drawn in one go: one message to the browser [A].
+
+        Bokeh serialises each change event against the whole document, so the metric card,
+        the buttons and the unit glyphs are updated together under ``pn.io.hold`` in one
+        callback holding the document lock (coalesced when changes arrive faster).
+        """
+        if any(e.name == "pruned" for e in events):
+            self._dirty.add("units")
+        self._dirty.add("metric")
+        with self._render_lock:
+            if self._render_pending:
                 return
-            pruned = set(self.ps.pruned.get(layer, []))
-            if n:
-                self.bar_src.data["color"] = [PRUNED_COLOR if i in pruned else "#ff7f0e" for i in range(n)]
-            table = None
-            if len(self.pts_src.data["index"]):
-                table = {k: np.asarray(self.pts_src.data[k]) for k in ("amp", "phase", "index")}
-            self._draw_crosses(table, pruned)
-        self._apply(fn)
+            self._render_pending = True
+        self._apply(self._render)
+
+    def _render(self):
+        with self._render_lock:
+            self._render_pending = False
+            dirty, self._dirty = self._dirty, set()
+        doc = self._doc if (self._doc is not None and self._doc.session_context is not None) else None
+        with pn.io.hold(doc, freeze=True) if doc is not None else _nullcontext():
+            if "units" in dirty:
+                self._recolor()
+            if "metric" in dirty:
+                self._sync_metric(True)
 
     def _redraw_curves(self, *_):
         if self.ps.curves is None and not len(self.star_src.data["q"]):
@@ -395,6 +432,7 @@ class PruneView(pn.viewable.Viewer):
     def _view_changed(self, event):
         if event.new == "prune":
             self.ps.activate()
+            self._sync_metric()
 
     def _prunable(self) -> list[str]:
         return [n for n in self.session.layer_names if n != "conv_classifier"]
@@ -438,6 +476,8 @@ class PruneView(pn.viewable.Viewer):
         self.reset_btn.disabled = not ps.pruned and not ps.finetuned
 
     def _sync_metric(self, *_):
+        if self.session.view != "prune" and _:
+            return  # updated when the view is shown: hidden widgets cost the server time on every prune
         self.metric.object = metric_html(self.ps)
         self._sync_toggle_label()
 
@@ -491,7 +531,7 @@ class PruneView(pn.viewable.Viewer):
     # ---- clicks on plots ---------------------------------------------------------------
     def _on_bar(self, event):
         """A click in a unit's column of the bar chart (categorical x: unit k spans [k, k+1])."""
-        layer, n = getattr(self, "_shown", (None, 0))
+        layer, n, _ = getattr(self, "_shown", (None, 0, None))
         if event.x is None or not n or layer != self.session.layer:
             return
         unit = int(math.floor(event.x))
@@ -501,8 +541,8 @@ class PruneView(pn.viewable.Viewer):
     def _on_point(self, attr, old, new):
         if not new:
             return
-        unit = int(self.pts_src.data["index"][new[0]])
-        self._apply(lambda: setattr(self.pts_src.selected, "indices", []))  # the next click on it fires again
+        unit = int(self.unit_src.data["index"][new[0]])
+        self._apply(lambda: setattr(self.unit_src.selected, "indices", []))  # the next click on it fires again
         self._toggle_unit(unit)
 
     def _toggle_unit(self, unit: int) -> None:

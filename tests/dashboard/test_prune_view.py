@@ -253,6 +253,7 @@ def test_fork_shares_the_unpruned_cache(tiny_decoder):
 # ---- the view ----------------------------------------------------------------------------------
 def test_prune_view_renders_and_follows_the_state(sessions):
     s, ps = sessions()
+    s.view = "prune"
     view = PruneView(session=s)
     assert isinstance(view.__panel__(), pn.Column)
     s.param.update(layer="conv_3", unit=12)
@@ -263,30 +264,32 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     assert ps.pruned == {"conv_3": [12]}
     assert view.toggle_btn.label == "Restore conv_3/12"
     assert fmt_metric(ps.metric) in view.metric.object and not view.undo_btn.disabled
-    colors = view.bar_src.data["color"]
-    assert len(colors) == 100 and colors[12] == "#222222" and colors.count("#222222") == 1
+    bars = view.unit_src.data["bar"]
+    assert len(bars) == 100 and bars[12] == "#222222" and bars.count("#222222") == 1
+    assert view.unit_src.data["marker"][12] == "x" and view.unit_src.data["marker"].count("x") == 1  # crossed
     sel = s.probe.sel(unit="conv_3/12")
-    assert list(view.x_src.data["amp"]) == [pytest.approx(float(sel["amp_stat_all"]))]  # the pruned unit is crossed
+    assert view.unit_src.data["amp"][12] == pytest.approx(float(sel["amp_stat_all"]))
     view.undo_btn.clicks += 1
     ps.join()
     assert ps.pruned == {} and view.toggle_btn.label == "Prune conv_3/12"
-    assert "#222222" not in view.bar_src.data["color"] and len(view.x_src.data["amp"]) == 0
+    assert "#222222" not in view.unit_src.data["bar"] and "x" not in view.unit_src.data["marker"]
 
 
 def test_clicking_a_bar_or_a_point_toggles_that_unit(sessions, tiny_probe):
     from types import SimpleNamespace
 
     s, ps = sessions()
+    s.view = "prune"
     view = PruneView(session=s)
     s.layer = "conv_4"
     assert list(view.bar_fig.x_range.factors) == [str(i) for i in range(200)]
     view._on_bar(SimpleNamespace(x=17.4, y=0.0))  # a click anywhere in unit 17's column
     ps.join()
     assert ps.pruned == {"conv_4": [17]} and s.unit == 17
-    k = list(view.pts_src.data["index"]).index(33)
-    view.pts_src.selected.indices = [k]  # a click on unit 33's point
+    k = list(view.unit_src.data["index"]).index(33)
+    view.unit_src.selected.indices = [k]  # a click on unit 33's point
     ps.join()
-    assert 33 in ps.pruned["conv_4"] and s.unit == 33 and view.pts_src.selected.indices == []
+    assert 33 in ps.pruned["conv_4"] and s.unit == 33 and view.unit_src.selected.indices == []
     view._on_bar(SimpleNamespace(x=17.9, y=0.1))  # a second click restores
     ps.join()
     assert ps.pruned == {"conv_4": [33]}
@@ -294,11 +297,12 @@ def test_clicking_a_bar_or_a_point_toggles_that_unit(sessions, tiny_probe):
 
 def test_curves_and_effects_reach_the_plots(sessions):
     s, ps = sessions()
+    s.view = "prune"
     view = PruneView(session=s)
     s.layer = "conv_4"
     ps.compute_effects("conv_4")
     ps.join()
-    np.testing.assert_allclose(view.bar_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
+    np.testing.assert_allclose(view.unit_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
     assert view.bar_fig.title.text.startswith("conv_4: drop of the metric")
     ps.compute_curves("conv_4")
     ps.join()
@@ -311,6 +315,7 @@ def test_curves_and_effects_reach_the_plots(sessions):
 
 def test_output_layer_disables_pruning(sessions):
     s, ps = sessions()
+    s.view = "prune"
     view = PruneView(session=s)
     s.layer = "conv_classifier"
     assert view.toggle_btn.disabled and view.layer.value is None
@@ -411,3 +416,15 @@ def test_part2_views_render_to_bokeh_models(tmp_path, monkeypatch, tiny_decoder,
             assert model is not None
     finally:
         s.close()
+
+
+def test_a_hidden_prune_view_catches_up_when_shown(sessions):
+    s, ps = sessions()
+    s.view = "overview"
+    view = PruneView(session=s)
+    before = view.metric.object
+    ps.toggle("conv_4", 2)
+    ps.join()
+    assert view.metric.object == before  # no work for widgets nobody sees
+    s.view = "prune"
+    assert "last change: pruned conv_4/2" in view.metric.object and fmt_metric(ps.metric) in view.metric.object
