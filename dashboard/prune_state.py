@@ -1,9 +1,7 @@
-"""Pruning state of one browser session, and the per-decoder pruning data all sessions share.
+"""Pruning state of one browser session.
 
-:class:`SharedPruning` (one per trained decoder, process-wide, read-only for sessions) holds
-the held-out evaluation set, a pristine :class:`core.pruning.MaskEvaluator` and the results
-that do not depend on a session's own mask: single-unit ablation effects and pruning curves
-around the unpruned network. A class of students therefore computes each of them once.
+The per-decoder data all sessions share (evaluation set, pristine evaluator, ablation
+effects, pruning curves) live in :mod:`dashboard.prune_shared`.
 
 :class:`PruneState` (one per session, no Panel code) holds that session's
 :class:`core.pruning.MaskSet`, an undo stack, the held-out metric before and after, and an
@@ -17,193 +15,24 @@ first take a slot of the process-wide :func:`dashboard.queue.work_queue`.
 """
 from __future__ import annotations
 
-import copy
-import hashlib
 import logging
 import threading
 import time
-import weakref
 
 import numpy as np
 import param
 
 from core._validation import UnitScopeError, check_option, suggest
 
+from .prune_shared import CURVE_REPEATS, SharedPruning, fork_evaluator, shared_pruning
 from .queue import Cancelled, work_queue
 from .state import Session
 
-__all__ = ["PruneState", "SharedPruning", "shared_pruning", "fork_evaluator", "FINETUNE_STATES"]
+__all__ = ["PruneState", "SharedPruning", "shared_pruning", "fork_evaluator", "FINETUNE_STATES", "CURVE_REPEATS"]
 
 logger = logging.getLogger(__name__)
 
 FINETUNE_STATES = ("none", "queued", "running", "done", "stopped", "error")
-CURVE_REPEATS = 10  # random orders of the random curve [A] (the engine's default is 20)
-
-
-def fork_evaluator(ev):
-    """A new :class:`~core.pruning.MaskEvaluator` at ``ev``'s current state sharing its caches.
-
-    The evaluator never modifies a cached tensor in place (an update builds new tensors and
-    swaps dictionaries), so the fork only stores the activations its own masks change. [A]
-    It relies on the evaluator's private layout; a public ``fork()`` in ``core.pruning``
-    would be the clean home for it.
-    """
-    with ev._lock:
-        new = copy.copy(ev)
-        new._lock = threading.RLock()
-        new._a, new._z, new._n_incr = dict(ev._a), dict(ev._z), dict(ev._n_incr)
-        new._state = ev._state.copy()
-    return new
-
-
-def _fingerprint(probe) -> str:
-    if probe is None:
-        return "none"
-    h = hashlib.sha1()
-    for var in ("amp_stat_all", "phase_stat_all"):
-        if var in probe:
-            h.update(np.ascontiguousarray(probe[var].values).tobytes())
-    return h.hexdigest()[:16]
-
-
-class SharedPruning:
-    """Pruning data of one decoder, shared read-only by every session that shows it.
-
-    Parameters
-    ----------
-    decoder : dashboard.decoder.Decoder
-    block : str
-        Held-out block measured (default "test", the metric shown everywhere in the app).
-    """
-
-    def __init__(self, decoder, *, block: str = "test"):
-        self.decoder, self.block = decoder, block
-        self._lock = threading.Lock()
-        self._keys: dict = {}
-        self._evaluator = None
-        self.cache: dict = {}       # ("ablation", layer) / ("curves", layer, by, probe) -> result
-        self.progress: dict = {}    # same keys -> fraction done while computing
-
-    @property
-    def metric_name(self) -> str:
-        return "pearson_r" if self.decoder.task == "regression" else "balanced_accuracy"
-
-    def eval_set(self):
-        return self.decoder.ws.eval_set(self.block)
-
-    def evaluator(self):
-        """The pristine evaluator (built once, ~1 s for the demo); never used to compute."""
-        with self._lock:
-            if self._evaluator is None:
-                from core.pruning import MaskEvaluator
-
-                X, y = self.eval_set()
-                self._evaluator = MaskEvaluator(self.decoder.ws.model, X, y, task=self.decoder.task)
-            return self._evaluator
-
-    @property
-    def baseline(self) -> float:
-        return float(self.evaluator().baseline)
-
-    def fork(self):
-        """A session's own evaluator (cheap: shares the unpruned activations)."""
-        return fork_evaluator(self.evaluator())
-
-    def _key_lock(self, key) -> threading.Lock:
-        with self._lock:
-            return self._keys.setdefault(key, threading.Lock())
-
-    def compute(self, key, fn, *, stop: threading.Event | None = None, on_progress=None, label: str = ""):
-        """The cached result of ``fn(progress, cancel)`` under ``key``, computed once.
-
-        Concurrent callers wait for the first one (following its progress) instead of
-        computing the same thing again; the computing caller takes a long-work queue slot.
-        An incomplete result (cancelled) is returned to its caller but not cached.
-        """
-        lock = self._key_lock(key)
-        while not lock.acquire(timeout=0.2):
-            if stop is not None and stop.is_set():
-                raise Cancelled(f"{label} cancelled.")
-            if on_progress is not None and key in self.progress:
-                on_progress({"fraction": self.progress[key], "shared": True})
-        try:
-            if key in self.cache:
-                return self.cache[key]
-            with work_queue().slot(kind="long", label=label, stop=stop,
-                                   on_position=(lambda pos: on_progress({"queue": pos})) if on_progress else None):
-                def progress(p):
-                    self.progress[key] = float(p.get("fraction", 0.0))
-                    if on_progress is not None:
-                        on_progress(p)
-
-                result = fn(progress, stop)
-            complete = bool(result.attrs.get("complete", 1)) and not (stop is not None and stop.is_set())
-            if complete:
-                self.cache[key] = result
-            return result
-        finally:
-            self.progress.pop(key, None)
-            lock.release()
-
-    def ablation(self, layer: str, *, stop=None, on_progress=None):
-        """Metric drop when each unit of ``layer`` alone is masked (nothing else pruned).
-
-        Returns
-        -------
-        drop : xarray.DataArray, dims ("unit",)
-            See :func:`core.pruning.ablation_effects`.
-        """
-        from core.pruning import ablation_effects
-
-        def fn(progress, cancel):
-            out = ablation_effects(self.fork(), layers=layer, progress=progress, cancel=cancel)
-            out.attrs["complete"] = int(not (cancel is not None and cancel.is_set()))
-            return out
-
-        return self.compute(("ablation", layer), fn, stop=stop, on_progress=on_progress,
-                            label=f"ablation effects of {layer}")
-
-    def curves(self, layer: str, probe=None, *, by: str = "either", stop=None, on_progress=None):
-        """Pruning curves of ``layer`` (most / least sensitive first, random with its band).
-
-        Units are ranked by the probe's sensitivities when ``probe`` is given, else by the
-        single-unit ablation drop [A].
-
-        Returns
-        -------
-        curves : xarray.Dataset
-            See :func:`core.pruning.pruning_curve`.
-        """
-        from core.pruning import pruning_curve
-
-        if probe is None:
-            drop = self.ablation(layer, stop=stop, on_progress=on_progress)
-            kwargs, by = {"scores": drop}, "ablation"
-        else:
-            amp, ph = probe["amp_stat_all"], probe["phase_stat_all"]
-            kwargs = {"amplitude": amp, "phase": ph, "by": by}
-
-        def fn(progress, cancel):
-            out = pruning_curve(self.fork(), layers=layer, n_repeats=CURVE_REPEATS, rng=0, progress=progress,
-                                cancel=cancel, **kwargs)
-            out.attrs["ranked_by"] = by
-            return out
-
-        return self.compute(("curves", layer, by, _fingerprint(probe)), fn, stop=stop, on_progress=on_progress,
-                            label=f"pruning curves of {layer}")
-
-
-_SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_pruning(decoder) -> SharedPruning:
-    """The process-wide :class:`SharedPruning` of ``decoder`` (dropped with the decoder)."""
-    with _SHARED_LOCK:
-        sp = _SHARED.get(decoder)
-        if sp is None:
-            sp = _SHARED[decoder] = SharedPruning(decoder)
-        return sp
 
 
 class PruneState(param.Parameterized):

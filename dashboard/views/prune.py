@@ -8,9 +8,8 @@ and a short masked fine-tune show how much decoding recovers. The state lives in
 :class:`dashboard.prune_state.PruneState`; this module only renders it.
 
 [A] The view's plots are plain Bokeh figures whose data sources are updated in place (a
-prune changes one colour), so a click never rebuilds a plot; the HoloViews versions below
-(:func:`effect_bars`, :func:`prune_scatter`, :func:`curve_plot`) draw the same data for the
-PNG/SVG export. Changes go through ``doc.add_next_tick_callback`` from any thread.
+prune changes one colour), so a click never rebuilds a plot; the HoloViews versions in
+:mod:`dashboard.views.prune_plots` draw the same data for the PNG/SVG export. Changes go through ``doc.add_next_tick_callback`` from any thread.
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ import contextlib
 import math
 import threading
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
@@ -30,14 +28,12 @@ from ..prune_state import PruneState
 from ..state import Session
 from ._common import CSS, esc, placeholder
 from .overview import CLASS_COLORS
+from .prune_plots import ORDER_STYLE, PRUNED_COLOR, curve_plot, effect_bars, prune_scatter  # noqa: F401 - re-exported
 
 __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_html", "fmt_metric",
            "prune_state_of"]
 
-PRUNED_COLOR = "#222222"
 _nullcontext = contextlib.nullcontext
-ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4", "least sensitive first"),
-               "random": ("#7f7f7f", "random (mean)")}
 
 
 def prune_state_of(session: Session) -> PruneState:
@@ -86,86 +82,6 @@ def metric_html(ps: PruneState) -> str:
         f"<b class='us-metric-after' style='font-size:20px'>{fmt_metric(after)}</b> "
         f"(change <span class='us-metric-delta'>{delta}</span>) · "
         f"<span class='us-n-pruned'>{n}</span> unit(s) pruned{ft}{esc(state)}{prev}</div>{note}")
-
-
-def effect_bars(drop, layer: str, pruned, n_units: int) -> hv.Bars:
-    """Single-unit ablation drop of every unit of ``layer`` as bars (x: unit id strings).
-
-    Parameters
-    ----------
-    drop : xarray.DataArray (dims "unit") or None
-        :func:`core.pruning.ablation_effects` output; None draws zero-height bars.
-    pruned : sequence of int
-        Units masked in the session (drawn dark).
-    """
-    pruned = set(int(u) for u in pruned)
-    vals = np.zeros(n_units)
-    if drop is not None:
-        sel = drop.where(drop["layer"] == layer, drop=True)
-        vals[sel["index"].values.astype(int)] = np.nan_to_num(sel.values.astype(float))
-    data = {"unit": [str(i) for i in range(n_units)], "drop": vals,
-            "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
-    if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
-        data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
-    title = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / restore)"
-             if drop is not None else f"{layer}: ablation effects not computed yet (click a bar to prune / restore)")
-    return hv.Bars(data, "unit", ["drop", "state"]).opts(
-        color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
-        height=240, xlabel=f"unit of {layer}", ylabel="metric drop", title=title, show_legend=False,
-        xrotation=90, fontsize={"xticks": 6 if n_units > 60 else 8}, framewise=True,
-        line_alpha=0, nonselection_alpha=1.0)
-
-
-def prune_scatter(probe, layer: str, pruned) -> hv.Overlay:
-    """Units of ``layer``, amplitude vs phase sensitivity coloured by class; pruned ones crossed."""
-    from .units import unit_table
-
-    pruned = set(int(u) for u in pruned)
-    if probe is None or layer not in set(probe["layer"].values):
-        pts = hv.Points({"amp": [], "phase": [], "index": [], "cls": []}, ["amp", "phase"], ["index", "cls"])
-        return (pts * hv.Points([], ["amp", "phase"])).opts(
-            hv.opts.Points(framewise=True), hv.opts.Overlay(title="Units (run the probe to place them)", height=300,
-                                                           responsive=True, framewise=True))
-    t = unit_table(probe, layer)
-    pts = hv.Points(t, ["amp", "phase"], ["index", "cls"]).opts(
-        color="cls", cmap=CLASS_COLORS, size=9, tools=["hover", "tap"], line_color="white", show_legend=True,
-        legend_position="top_right", nonselection_alpha=1.0, framewise=True)
-    m = np.isin(t["index"], list(pruned))
-    crossed = hv.Points((t["amp"][m], t["phase"][m]), ["amp", "phase"]).opts(
-        marker="x", size=14, color=PRUNED_COLOR, line_width=2, framewise=True)
-    return (pts * crossed).opts(hv.opts.Overlay(
-        title=f"{layer}: click a unit to prune / restore it (× pruned)", responsive=True, height=300,
-        xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True))
-
-
-def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Overlay:
-    """Pruning curves: metric vs fraction pruned; random as mean with its 95% band.
-
-    ``current`` is (fraction pruned in the layer, metric) of the session, drawn as a star.
-    """
-    ydim = hv.Dimension("metric", label="held-out metric")
-    xdim = hv.Dimension("fraction", label="fraction of the layer's units pruned")
-    if curves is None:
-        return (hv.Curve([], xdim, ydim) * hv.Scatter([], xdim, ydim)).opts(
-            hv.opts.Overlay(title="Pruning curves: not computed yet", responsive=True, height=280))
-    q = curves["fraction"].values
-    parts = []
-    if "random_lo" in curves:
-        lo, hi = curves["random_lo"].values, curves["random_hi"].values
-        parts.append(hv.Area((q, lo, hi), xdim, [ydim, "hi"], label="random (95% band)").opts(
-            color="#7f7f7f", alpha=0.25, line_alpha=0))
-    for order in curves["order"].values:
-        color, label = ORDER_STYLE.get(str(order), ("#000000", str(order)))
-        parts.append(hv.Curve((q, curves["metric"].sel(order=order).values), xdim, ydim, label=label).opts(
-            color=color, line_width=2.5))
-    star = hv.Scatter([current] if current is not None and all(map(math.isfinite, current)) else [], xdim, ydim,
-                      label="this session").opts(marker="star", size=16, color="black")
-    layer = curves.attrs.get("layers", "")
-    by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
-    return hv.Overlay(parts + [star]).opts(
-        hv.opts.Curve(framewise=True), hv.opts.Scatter(framewise=True), hv.opts.Area(framewise=True),
-        hv.opts.Overlay(title=f"Pruning curves of {layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} random "
-                              "orders)", legend_position="bottom_left", responsive=True, height=300, framewise=True))
 
 
 class PruneView(pn.viewable.Viewer):
