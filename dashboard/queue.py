@@ -196,10 +196,23 @@ _QUEUE: WorkQueue | None = None
 _QUEUE_LOCK = threading.Lock()
 
 
+SWITCH_INTERVAL = 0.0005  # seconds; Python's default is 0.005 [A]
+
+
 def work_queue() -> WorkQueue:
-    """The process-wide queue shared by every browser session."""
+    """The process-wide queue shared by every browser session.
+
+    [A] On first use it also shortens Python's thread switch interval: a re-measurement runs
+    dozens of short torch operations, each releasing and re-taking the GIL, while the event
+    loop serialises other sessions' updates in Python; with the default 5 ms slices every
+    re-take can wait a full slice, which made a 50 ms re-measurement take several hundred.
+    """
     global _QUEUE
     with _QUEUE_LOCK:
         if _QUEUE is None:
+            import sys
+
+            if sys.getswitchinterval() > SWITCH_INTERVAL:
+                sys.setswitchinterval(SWITCH_INTERVAL)
             _QUEUE = WorkQueue()
         return _QUEUE
