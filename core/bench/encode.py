@@ -15,7 +15,8 @@ time: on a shared machine the wall time also counts other people's work), ``impo
 ``truth_latency_ms`` per feature, ``meg_importance_early_over_late`` (mean R drop from
 permuting the initial state over 0-0.25 s divided by that over 0.75-1.5 s; METHODS.md 3.9
 expects the initial state to matter early), ``fit_seconds_all`` per model,
-``total_seconds``, ``torch_threads``, ``device``, ``quick``.
+``total_seconds``, ``torch_threads`` (1, see :func:`run`), ``torch_threads_configured``,
+``device``, ``quick``.
 """
 from __future__ import annotations
 
@@ -26,12 +27,27 @@ import torch
 
 
 def run(*, quick: bool = False, progress=None) -> dict:
+    """Run the benchmark (``quick``: a smoke test whose scores are not the targets).
+
+    [A] Runs with one torch intra-op thread and one BLAS thread (restored afterwards): the
+    DRE's tensors are small (batches of 64 epochs x 120 samples, width 64), so a second
+    thread saves little, and on a loaded 2-core machine two threads made the DRE's fit
+    seven times slower (490 s instead of 67 s in one run). ``torch_threads_configured`` is
+    the setting found on entry.
+    """
     from ..encoding import DREConfig
+    from ..encoding.study import blas_threads
 
     n_subjects, n_words = (4, 300) if quick else (10, 800)
     cfg = DREConfig(n_epochs=6) if quick else DREConfig()
-    return {**measure(n_subjects=n_subjects, n_words=n_words, config=cfg, progress=progress),
-            "quick": quick}
+    configured = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with blas_threads(1):
+            result = measure(n_subjects=n_subjects, n_words=n_words, config=cfg, progress=progress)
+    finally:
+        torch.set_num_threads(configured)
+    return {**result, "torch_threads_configured": configured, "quick": quick}
 
 
 def measure(*, n_subjects: int, n_words: int, config, progress=None) -> dict:

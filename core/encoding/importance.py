@@ -31,7 +31,7 @@ import logging
 import numpy as np
 import xarray as xr
 
-from .._validation import UnitScopeError, ensure_int
+from .._validation import UnitScopeError, check_option, ensure_int
 from ._data import onset_index
 from .evaluate import correlation_arrays
 
@@ -112,7 +112,7 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
     meg, forcing, sidx = model.prepare(data)
     names = [str(f) for f in data["feature"].values]
     features = default_features(model, data) if features is None else list(features)
-    allowed = [n for n in names] + ["meg", "subject"]
+    allowed = [*names, "meg", "subject"]
     unknown = [f for f in features if f not in allowed]
     if unknown:
         raise UnitScopeError(f"Unknown features {unknown} to permute; allowed: {allowed}.")
@@ -181,8 +181,6 @@ def peak_latency(importance: xr.Dataset, feature: str, *, measure: str = "loss",
     tmin : float
         Earliest latency considered, seconds.
     """
-    from .._validation import check_option
-
     check_option("measure", measure, ("loss", "r"))
     if feature not in importance["feature"].values:
         raise UnitScopeError(

@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from .._validation import UnitScopeError, check_option, ensure_int
+from .._validation import check_option, ensure_int
 from ._data import check_epochs, split_epochs
 from .dre import DeepRecurrentEncoder, DREConfig
 from .evaluate import correlation_map, post_onset_mean
