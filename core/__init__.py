@@ -30,6 +30,18 @@ _EXPORTS = {
     # deconvolution (DUNL)
     "DUNL": ".deconv", "DeconvConfig": ".deconv", "EventDeconvolution": ".deconv",
     "simulate_a": ".deconv", "simulate_b": ".deconv",
+    # encoding (DRE)
+    "EncodingStudy": ".encoding",
+    "DREConfig": ".encoding",
+    "DeepRecurrentEncoder": ".encoding",
+    "TRF": ".encoding",
+    "RTRF": ".encoding",
+    "simulate_reading": ".encoding",
+    "reaching_epochs": ".encoding",
+    "load_epochs": ".encoding",
+    "correlation_map": ".encoding",
+    "permutation_importance": ".encoding",
+    "peak_latency": ".encoding",
 }
 
 __all__ = sorted(_EXPORTS)
