@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 BUILTIN = ("synthetic-reading", "demo")
@@ -60,20 +59,6 @@ def load_data(spec: str, *, quick: bool = False, subjects=None, words=None, seed
     return load_epochs(spec)
 
 
-def write_netcdf(ds, path: Path) -> None:
-    """Write ``ds`` via a temporary file in the same folder, then rename (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args) -> int:
     from .._validation import check_range
     from ..encoding import DREConfig, EncodingStudy, peak_latency
@@ -102,7 +87,8 @@ def run(args) -> int:
     with blas_threads(threads):
         result = study.run(data, progress=say)
     result.attrs["data"] = str(args.data)
-    write_netcdf(result, Path(args.out))
+    from ..training import atomic_write_netcdf
+    atomic_write_netcdf(result, Path(args.out))
     for model in result["model"].values:
         print(f"{model}: post-onset mean r {float(result['score'].sel(model=model)):.4f}")
     if "loss_increase" in result:
