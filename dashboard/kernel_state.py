@@ -94,7 +94,7 @@ class SharedKernels:
                     pred = shared_pruning(self.decoder).evaluator().predict()
                     with work_queue().slot(kind="long", label="kernels of output", stop=stop,
                                            on_position=on_position):
-                        self.fits[signal] = fit_series(engine, output_series(self.decoder, pred))
+                        self.fits[signal] = engine.fit_values(output_series(self.decoder, pred), signal="output")
                 else:
                     self._acquire(self._lock, stop)
                     try:
@@ -108,11 +108,17 @@ class SharedKernels:
             key_lock.release()
 
     def refit_output(self, pred, masks, *, stop=None, on_position=None):
-        """Output kernels for predictions ``pred`` of a pruned (or fine-tuned) decoder, warm-started."""
+        """Output kernels for predictions ``pred`` of a pruned (or fine-tuned) decoder, warm-started.
+
+        [A] The decoder output of a pruned network is the pruning evaluator's own prediction
+        (already computed by the re-measurement, identical to a forward pass within float
+        tolerance), so a refit costs only the fit
+        (:meth:`core.deconv.apply.EventDeconvolution.refit_values`).
+        """
         initial = self.initial("output", stop=stop, on_position=on_position)
         engine = self.engine()
         with work_queue().slot(kind="interactive", label="refit output", stop=stop, on_position=on_position):
-            return fit_series(engine, output_series(self.decoder, pred), previous=initial, masks=masks)
+            return engine.refit_values(initial, output_series(self.decoder, pred), masks=masks)
 
     def refit(self, signal: str, masks, *, stop=None, on_position=None):
         """Kernels of a unit ``signal`` under ``masks``, warm-started from the unpruned kernels."""
@@ -148,26 +154,6 @@ def output_series(decoder, pred) -> np.ndarray:
     out = np.full(blk.stop - blk.start, np.nan, dtype=np.float32)
     out[idx.ravel() - blk.start] = np.asarray(pred, dtype=np.float32).ravel()
     return out
-
-
-def fit_series(engine, series, *, previous=None, masks=None):
-    """DUNL kernels of the decoder output ``series`` (warm-started from ``previous``).
-
-    [A] The decoder output of a pruned network is the pruning evaluator's own prediction
-    (already computed by the re-measurement, identical to a forward pass within float
-    tolerance), so a refit costs only the fit. This uses the engine's fit on a given series
-    (``EventDeconvolution._fit``), which has no public name yet.
-    """
-    from core.deconv.apply import parse_signal
-
-    t0 = time.perf_counter()
-    kernels = None if previous is None else previous["kernels"].values
-    epochs = None if previous is None else engine.refit_epochs
-    result = engine._fit(parse_signal("output"), series, kernels=kernels, epochs=epochs, progress=None,
-                         masks=masks, full_batch=previous is not None)
-    if previous is not None:
-        result.attrs.update(refit="warm_start", refit_seconds=time.perf_counter() - t0)
-    return result
 
 
 _SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -4,13 +4,12 @@
 :class:`core.pruning.MaskEvaluator` (never used to compute) and the results that do not
 depend on a session's own mask: single-unit ablation effects and pruning curves around the
 unpruned network, each computed once per server (a class of students shares them). A
-session's own evaluator is a *fork* of the pristine one (:func:`fork_evaluator`): it shares
-the cached activations of the unpruned network and stores only what its mask changes. No
-Panel code.
+session's own evaluator is a *fork* of the pristine one
+(:meth:`core.pruning.MaskEvaluator.fork`): it shares the cached activations of the unpruned
+network and stores only what its mask changes. No Panel code.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import threading
@@ -20,27 +19,11 @@ import numpy as np
 
 from .queue import Cancelled, work_queue
 
-__all__ = ["SharedPruning", "shared_pruning", "fork_evaluator", "CURVE_REPEATS"]
+__all__ = ["SharedPruning", "shared_pruning", "CURVE_REPEATS"]
 
 logger = logging.getLogger(__name__)
 
 CURVE_REPEATS = 10  # random orders of the random curve [A] (the engine's default is 20)
-
-
-def fork_evaluator(ev):
-    """A new :class:`~core.pruning.MaskEvaluator` at ``ev``'s current state sharing its caches.
-
-    The evaluator never modifies a cached tensor in place (an update builds new tensors and
-    swaps dictionaries), so the fork only stores the activations its own masks change. [A]
-    It relies on the evaluator's private layout; a public ``fork()`` in ``core.pruning``
-    would be the clean home for it.
-    """
-    with ev._lock:
-        new = copy.copy(ev)
-        new._lock = threading.RLock()
-        new._a, new._z, new._n_incr = dict(ev._a), dict(ev._z), dict(ev._n_incr)
-        new._state = ev._state.copy()
-    return new
 
 
 def _fingerprint(probe) -> str:
@@ -94,7 +77,7 @@ class SharedPruning:
 
     def fork(self):
         """A session's own evaluator (cheap: shares the unpruned activations)."""
-        return fork_evaluator(self.evaluator())
+        return self.evaluator().fork()
 
     def _key_lock(self, key) -> threading.Lock:
         with self._lock:

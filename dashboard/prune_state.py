@@ -24,11 +24,11 @@ import param
 
 from core._validation import UnitScopeError, check_option, suggest
 
-from .prune_shared import CURVE_REPEATS, SharedPruning, fork_evaluator, shared_pruning
+from .prune_shared import CURVE_REPEATS, SharedPruning, shared_pruning
 from .queue import Cancelled, work_queue
 from .state import Session
 
-__all__ = ["PruneState", "SharedPruning", "shared_pruning", "fork_evaluator", "FINETUNE_STATES", "CURVE_REPEATS"]
+__all__ = ["PruneState", "SharedPruning", "shared_pruning", "FINETUNE_STATES", "CURVE_REPEATS"]
 
 logger = logging.getLogger(__name__)
 

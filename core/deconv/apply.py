@@ -547,6 +547,86 @@ class EventDeconvolution:
         result.attrs.update(refit="warm_start", refit_seconds=time.perf_counter() - t0)
         return result
 
+    def _check_values(self, values) -> np.ndarray:
+        v = np.asarray(getattr(values, "values", values), dtype=np.float32)
+        n = self.block.stop - self.block.start
+        if v.ndim != 1 or v.shape[0] != n:
+            raise UnitScopeError(f"values must be one time course over the block, shape ({n},) "
+                                 f"(samples {self.block.start}-{self.block.stop}); got shape {v.shape}.")
+        if not np.isfinite(v).any():
+            raise UnitScopeError("values hold no finite sample: nothing to deconvolve.")
+        return v
+
+    def fit_values(self, values, *, signal="output", kernels=None, epochs: int | None = None, masks=None,
+                   progress=None) -> xr.Dataset:
+        """Fit kernels and codes of a time course computed elsewhere (no decoder pass).
+
+        For a signal already at hand, e.g. a pruned decoder's predictions that the pruning
+        evaluator has just computed: the same segmentation, baseline and fit as :meth:`run`.
+
+        Parameters
+        ----------
+        values : ndarray or xarray.DataArray, shape (n_block_samples,)
+            The signal at every sample of the block, on the recording's sampling rate and
+            causally aligned like :meth:`signal` (NaN where undefined: not modelled).
+        signal : str or SignalSpec
+            The name recorded in ``attrs["signal"]`` (default "output").
+        kernels : ndarray, shape (n_kernels, kernel_length), optional
+            Warm start.
+        epochs : int, optional
+            Override the configured number of epochs.
+        masks : core.pruning.MaskSet, optional
+            The mask the values were computed with (recorded in ``attrs["masks"]`` only).
+        progress : callable, optional
+            Per-epoch callback (see :meth:`DUNL.fit`).
+
+        Returns
+        -------
+        result : xarray.Dataset
+            As :meth:`run`.
+        """
+        spec = parse_signal(signal) if isinstance(signal, str) else signal
+        return self._fit(spec, self._check_values(values), kernels=kernels, epochs=epochs, progress=progress,
+                         masks=masks)
+
+    def refit_values(self, previous: xr.Dataset, values, *, masks=None, epochs: int | None = None,
+                     progress=None) -> xr.Dataset:
+        """Warm-started refit of ``previous``'s signal on new values computed elsewhere.
+
+        As :meth:`refit` (same warm start from ``previous``'s kernels, ``refit_epochs``
+        full-batch epochs [A]) but the changed signal is given, e.g. the predictions of a
+        pruned decoder from :meth:`core.pruning.MaskEvaluator.predict`, so no decoder pass
+        is run here.
+
+        Parameters
+        ----------
+        previous : xarray.Dataset
+            A result of :meth:`run`, :meth:`fit_values` or a refit, for the same block.
+        values : ndarray or xarray.DataArray, shape (n_block_samples,)
+            The changed signal (see :meth:`fit_values`).
+        masks : core.pruning.MaskSet, optional
+            The mask the values were computed with (recorded in ``attrs["masks"]``).
+        epochs : int, optional
+            Warm-start epochs (default ``refit_epochs``).
+
+        Returns
+        -------
+        result : xarray.Dataset
+            As :meth:`run`, with ``attrs["refit"] = "warm_start"`` and
+            ``attrs["refit_seconds"]`` (the fit).
+        """
+        kernels = np.asarray(previous["kernels"].values)
+        if kernels.shape != (len(self.event_types), self.K):
+            raise UnitScopeError(f"previous holds kernels of shape {kernels.shape}; this deconvolution fits "
+                                 f"({len(self.event_types)}, {self.K}) (event types x lags).")
+        t0 = time.perf_counter()
+        values = self._check_values(values)
+        result = self._fit(parse_signal(previous.attrs["signal"]), values, kernels=kernels,
+                           epochs=self.refit_epochs if epochs is None else epochs, progress=progress,
+                           masks=masks, full_batch=True)
+        result.attrs.update(refit="warm_start", refit_seconds=time.perf_counter() - t0)
+        return result
+
     def _affected(self, spec: SignalSpec, masks) -> bool:
         if spec.kind == "channel" or masks is None or masks.n_pruned == 0:
             return False

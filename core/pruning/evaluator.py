@@ -14,7 +14,10 @@ and the two agree within float tolerance (tested).
 
 One evaluator serves one caller (a dashboard session, a script): calls are serialised by a
 lock, and curves / ablations restore the mask state they found. The cache holds two
-tensors per block, about 100 MB for the demo's 2-minute test block.
+tensors per block, about 100 MB for the demo's 2-minute test block. Several callers of one
+decoder (the browser sessions of a class) each take a :meth:`MaskEvaluator.fork`: it
+shares the frozen model, the evaluation set and the cached tensors of its parent and only
+stores the tensors its own masks change.
 
 [A] Dense windows whose predictions tile a contiguous stretch of the recording (consecutive
 windows overlap by ``receptive_field - 1`` input samples, as ``Workspace.eval_set`` makes
@@ -133,6 +136,7 @@ class MaskEvaluator:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.layers = maskable_layers(self.model)
         self._lock = threading.RLock()
+        self._model_lock = threading.Lock()  # shared with forks: full_evaluate hooks the shared model
         self.X = _as_tensor(X, "X")
         cfg = getattr(self.model, "unitscope_config", {}) or {}
         if cfg.get("n_chans") is not None and self.X.shape[1] != cfg["n_chans"]:
@@ -324,12 +328,40 @@ class MaskEvaluator:
             self._build_cache()
             return self.evaluate(state)
 
+    def fork(self) -> "MaskEvaluator":
+        """A new evaluator at this one's current mask state, sharing its read-only data.
+
+        The fork shares (never copies) the frozen model copy, the evaluation set, the compiled
+        steps with their folded weights and the cached tensors of the current state; it has
+        its own mask state, its own cache dictionaries and its own lock. No cached tensor is
+        ever modified in place (an evaluation builds new tensors and swaps dictionary
+        entries), so a fork costs a few dictionaries at first and afterwards only the
+        tensors its own masks change; masks set on the fork never reach the parent or other
+        forks, and a fork's metrics equal those of a fresh evaluator with the same masks.
+
+        Thread-safety: the parent and each of its forks may be used from different threads
+        at once (the steps and shared tensors are only read; :meth:`full_evaluate`, which
+        attaches hooks to the shared model, is serialised across the whole family by a
+        shared lock). One evaluator (parent or fork) serialises its own calls.
+
+        Returns
+        -------
+        fork : MaskEvaluator
+            With ``fork.masks == self.masks`` and ``fork.baseline == self.baseline``.
+        """
+        with self._lock:
+            new = copy.copy(self)  # shallow: model, X, y, steps, layout and cached tensors are shared
+            new._lock = threading.RLock()
+            new._a, new._z, new._n_incr = dict(self._a), dict(self._z), dict(self._n_incr)
+            new._state = self._state.copy()
+        return new
+
     @torch.no_grad()
     def full_evaluate(self, masks: MaskSet | None = None, *, batch_size: int = 64) -> float:
         """Reference: run the hooked model on every window (no cache); return the metric."""
         with self._lock:
             masks = self._state if masks is None else masks
-            with masks.apply(self.model):
+            with self._model_lock, masks.apply(self.model):
                 outs = [self.model(self.X[i:i + batch_size]) for i in range(0, len(self.X), batch_size)]
         out = torch.cat(outs)
         pred = out.numpy() if self.task == "classification" else out[:, 0].numpy()

@@ -9,7 +9,7 @@ import pytest
 
 from core.deconv.apply import EventDeconvolution
 from core.pruning import MaskSet
-from dashboard.kernel_state import fit_series, output_series, shared_kernels
+from dashboard.kernel_state import output_series, shared_kernels
 from dashboard.state import Session
 from dashboard.views.kernels import KernelsView, codes_plot, codes_r, kernel_plot, kernel_state_of, signal_label
 
@@ -64,7 +64,7 @@ def test_kernels_start_from_the_unpruned_fits_and_refit_after_a_prune(make_sessi
     ok = np.isfinite(series)
     assert ok.mean() > 0.5
     np.testing.assert_allclose(series[ok], truth[ok], atol=1e-4)
-    expected = fit_series(engine, series, previous=fitted[0], masks=masks)
+    expected = engine.refit_values(fitted[0], series, masks=masks)
     np.testing.assert_allclose(ks.output["kernels"].values, expected["kernels"].values, atol=1e-5)
     assert not np.allclose(ks.output["kernels"].values, fitted[0]["kernels"].values)
     assert not any(m._forward_hooks for m in tiny_decoder.ws.model.modules())

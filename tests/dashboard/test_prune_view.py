@@ -18,7 +18,7 @@ import torch
 from core._validation import UnitScopeError
 from core.metrics import score
 from core.pruning import MaskSet
-from dashboard.prune_state import fork_evaluator, shared_pruning
+from dashboard.prune_state import shared_pruning
 from dashboard.queue import Cancelled, WorkQueue
 from dashboard.state import Session
 from dashboard.views.prune import PruneView, curve_plot, effect_bars, fmt_metric, metric_html, prune_state_of
@@ -242,7 +242,7 @@ def test_closing_a_session_stops_its_workers(tmp_path, monkeypatch, tiny_decoder
 
 def test_fork_shares_the_unpruned_cache(tiny_decoder):
     ev = shared_pruning(tiny_decoder).evaluator()
-    f = fork_evaluator(ev)
+    f = ev.fork()
     assert all(f._a[k] is ev._a[k] for k in ev._a)
     value = f.evaluate(f.new_masks().prune("conv_4", [1, 2]))
     assert ev.masks.n_pruned == 0 and f.masks.n_pruned == 2

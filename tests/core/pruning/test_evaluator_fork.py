@@ -1,0 +1,108 @@
+"""MaskEvaluator.fork: per-session evaluators sharing one cache, isolated masks."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from core.pruning import MaskEvaluator
+
+TOL = 1e-5
+
+
+def _shared_storage(a, b) -> set:
+    """Cache entries (activations and conv outputs) whose tensor storage ``a`` and ``b`` share."""
+    out = set()
+    for name in ("_a", "_z"):
+        da, db = getattr(a, name), getattr(b, name)
+        out |= {(name, k) for k in da if k in db and da[k].data_ptr() == db[k].data_ptr()}
+    return out
+
+
+def test_fork_shares_the_cache_and_starts_at_the_parent_state(deep4, dense_set):
+    parent = MaskEvaluator(deep4, *dense_set)
+    state = parent.new_masks().prune("conv_2", [3, 4])
+    parent.evaluate(state)
+    fork = parent.fork()
+    assert fork.masks == state and fork.baseline == parent.baseline
+    assert fork.evaluate() == parent.evaluate()
+    assert fork.model is parent.model and fork.X is parent.X
+    n_entries = len(parent._a) + len(parent._z)
+    assert n_entries > 0 and len(_shared_storage(parent, fork)) == n_entries  # nothing copied
+
+
+def test_fork_masks_never_leak_to_the_parent_or_siblings(deep4, dense_set):
+    parent = MaskEvaluator(deep4, *dense_set)
+    base_pred = parent.predict().copy()
+    a, b = parent.fork(), parent.fork()
+    ma = a.new_masks().prune("conv_3", [1, 7]).prune("conv_4", 5)
+    mb = b.new_masks().prune("conv_time_spat", 2)
+    ra, rb = a.evaluate(ma), b.evaluate(mb)
+    assert a.toggle("conv_2", 9) != ra  # an incremental update on top of a's own state
+    ma.toggle("conv_2", 9)
+    # the parent and the sibling still hold their own state, cache and predictions
+    assert parent.masks == parent.new_masks() and parent.evaluate() == parent.baseline
+    np.testing.assert_array_equal(parent.predict(), base_pred)
+    assert b.masks == mb and b.evaluate() == rb
+    assert a.masks == ma
+    # and each equals a fresh evaluator built with its masks
+    for ev, masks in ((a, ma), (b, mb)):
+        fresh = MaskEvaluator(deep4, *dense_set, masks=masks)
+        assert ev.evaluate() == pytest.approx(fresh.evaluate(), abs=TOL)
+        np.testing.assert_allclose(ev.predict(), fresh.predict(), atol=1e-5)
+        assert ev.evaluate() == pytest.approx(ev.full_evaluate(), abs=TOL)
+
+
+def test_a_fork_of_a_fork_and_a_refresh_stay_isolated(deep4, dense_set):
+    parent = MaskEvaluator(deep4, *dense_set)
+    a = parent.fork()
+    a.evaluate(a.new_masks().prune("conv_3", 2))
+    aa = a.fork()
+    assert aa.masks == a.masks
+    aa.toggle("conv_3", 2)  # back to nothing pruned
+    assert aa.evaluate() == pytest.approx(parent.baseline, abs=TOL)
+    assert a.masks.pruned("conv_3").tolist() == [2]
+    r = a.evaluate()
+    assert a.refresh() == pytest.approx(r, abs=TOL)  # rebuilds a's cache only
+    assert parent.evaluate() == parent.baseline and aa.evaluate() == pytest.approx(parent.baseline, abs=TOL)
+
+
+def test_forks_used_from_threads_at_once_match_serial_results(deep4, dense_set):
+    torch.set_num_threads(1)
+    parent = MaskEvaluator(deep4, *dense_set)
+    rng = np.random.default_rng(5)
+    sizes = {l.name: l.n_units for l in parent.layers}
+    names = sorted(sizes)
+    plans = []
+    for _ in range(4):  # four sessions, six edits each
+        masks, seq = parent.new_masks(), []
+        for _ in range(6):
+            layer = names[rng.integers(len(names))]
+            masks = masks.copy().toggle(layer, int(rng.integers(sizes[layer])))
+            seq.append(masks)
+        plans.append(seq)
+    forks = [parent.fork() for _ in plans]
+    got = [[] for _ in plans]
+    full_refs = [None] * len(plans)
+    barrier = threading.Barrier(len(plans))
+
+    def session(i):
+        barrier.wait()
+        for masks in plans[i]:
+            got[i].append(forks[i].evaluate(masks))
+        full_refs[i] = forks[i].full_evaluate()  # hooks the shared model: serialised across the family
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(len(plans))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, seq in enumerate(plans):
+        serial = MaskEvaluator(deep4, *dense_set)
+        expected = [serial.evaluate(m) for m in seq]
+        np.testing.assert_allclose(got[i], expected, atol=TOL)
+        assert full_refs[i] == pytest.approx(expected[-1], abs=TOL)
+    assert parent.masks == parent.new_masks() and parent.evaluate() == parent.baseline
+    assert all(not m._forward_hooks for m in parent.model.modules())
