@@ -16,6 +16,7 @@ import panel as pn
 from .state import VIEWS, Session
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
 from .views._common import CSS, AlertsView, esc
+from .views.encoding import EncodingView
 
 __all__ = ["build_app", "configure_process", "VIEW_CLASSES"]
 
@@ -24,7 +25,9 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 # view key -> Viewer class, in tab order (a Prune or Kernels view is one more entry here)
 VIEW_CLASSES = {"data": DataView, "overview": OverviewView, "units": UnitsView, "prune": PruneView,
-                "kernels": KernelsView, "export": ExportView}
+                "kernels": KernelsView, "encoding": EncodingView, "export": ExportView}
+TABS = tuple(VIEW_CLASSES)  # tab order; also the URL's ?view= values
+Session.param.view.objects = list(dict.fromkeys([*VIEWS, *TABS]))  # views added here beyond state.VIEWS
 
 _CONFIGURED = False
 
@@ -80,6 +83,7 @@ def _sidebar(session: Session):
         "<b>Units</b>: click a unit to see what it is sensitive to.<br>"
         "<b>Prune</b>: silence units and watch decoding change.<br>"
         "<b>Kernels</b>: movement-locked kernels, refit after every prune.<br>"
+        "<b>Encoding</b>: which feature drives which channel when (DRE).<br>"
         "<b>Export</b>: results, plots, checkpoint and an HTML report.</p>", stylesheets=[CSS])
     return [status, demo_progress, guide]
 
@@ -105,10 +109,10 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
         demo_provider("deep4").start()
     session = session or Session()
     views = {key: cls(session=session) for key, cls in VIEW_CLASSES.items()}
-    tabs = pn.Tabs(*[(views[k].title, views[k]) for k in VIEWS], dynamic=True, sizing_mode="stretch_width")
-    tabs.active = list(VIEWS).index(session.view)
-    tabs.param.watch(lambda e: setattr(session, "view", list(VIEWS)[e.new]), "active")
-    session.param.watch(lambda e: setattr(tabs, "active", list(VIEWS).index(e.new)), "view")
+    tabs = pn.Tabs(*[(views[k].title, views[k]) for k in TABS], dynamic=True, sizing_mode="stretch_width")
+    tabs.active = list(TABS).index(session.view)
+    tabs.param.watch(lambda e: setattr(session, "view", list(TABS)[e.new]), "active")
+    session.param.watch(lambda e: setattr(tabs, "active", list(TABS).index(e.new)), "view")
     template = pn.template.FastListTemplate(
         title="UnitScope", sidebar=_sidebar(session), main=[pn.Column(AlertsView(session=session), tabs, sizing_mode="stretch_width")],
         logo=str(ASSETS / "logo.svg"), accent="#1f5f8b", sidebar_width=260, theme_toggle=False)

@@ -1,0 +1,378 @@
+"""Encoding: which stimulus/behaviour feature drives which channel when (Deep Recurrent Encoder).
+
+Four plots of one encoding result (:mod:`core.encoding.results`):
+
+* predicted vs actual signal of a chosen channel in a stored test epoch, the DRE beside the
+  TRF and ridge-ARX baselines, the given initial brain state shaded;
+* Pearson r across test epochs over time and channel for a chosen model (onset marked), with
+  the post-onset mean r of every model above it;
+* permutation-importance time courses per feature (loss increase, percent), with the true
+  response latencies of the synthetic data marked;
+* the selected feature's importance over time and channel.
+
+The result shown is the shipped synthetic-reading result at first; a results file from the data
+root or a fit run here replaces it. State: :class:`dashboard.encoding_state.EncodingState`.
+[A] Plain Bokeh figures whose data sources are updated in place (as in the Units and Prune
+views), under the document lock whichever thread the change comes from.
+"""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import BoxAnnotation, ColorBar, ColumnDataSource, FixedTicker, HoverTool, LabelSet, \
+    LinearColorMapper, Span
+from bokeh.palettes import RdBu11, Viridis256
+from bokeh.plotting import figure
+
+from ..encoding_state import ALL_SUBJECTS, FIT_PRESETS, MODEL_LABELS, encoding_state_of
+from ..state import Session
+from ._common import CSS, esc
+
+__all__ = ["EncodingView", "MODEL_COLORS", "FEATURE_COLORS", "score_html"]
+
+MODEL_COLORS = {"dre": "#1f5f8b", "trf": "#ff7f0e", "rtrf": "#2ca02c"}
+FEATURE_COLORS = ["#d62728", "#1f77b4", "#9467bd", "#8c564b", "#17becf", "#bcbd22", "#e377c2", "#7f7f7f"]
+NO_FILES = "(no .nc files under the data root)"
+
+
+def _fig(title: str, **kw):
+    f = figure(title=title, sizing_mode="stretch_width", toolbar_location="right",
+               tools="pan,wheel_zoom,box_zoom,reset,save", **kw)
+    f.title.text_font_size = "11pt"
+    return f
+
+
+def score_html(scores: dict) -> str:
+    """Post-onset mean r of each model as a row of cards (escaped)."""
+    if not scores:
+        return ""
+    cards = "".join(
+        f'<span class="us-enc-score" data-model="{esc(m)}" style="display:inline-block;margin-right:18px">'
+        f'<span class="us-muted">{esc(MODEL_LABELS.get(m, m))}</span> <b style="font-size:17px">{r:.3f}</b></span>'
+        for m, r in scores.items())
+    return f"<div><span class='us-muted'>post-onset mean r (test epochs):</span> {cards}</div>"
+
+
+def _epochs_text(value) -> str:
+    """``'{"train": 10, "valid": 3, "test": 5}'`` -> ``"5 test epochs (train 10, valid 3)"``."""
+    import json
+
+    try:
+        n = json.loads(value) if isinstance(value, str) else dict(value or {})
+        return f"{int(n['test'])} test epochs (train {int(n['train'])}, valid {int(n['valid'])})"
+    except (TypeError, ValueError, KeyError):
+        return ""
+
+
+class EncodingView(pn.viewable.Viewer):
+    """Encoding results: source controls, predicted vs actual, r maps and feature importance."""
+
+    session = param.ClassSelector(class_=Session)
+    title = "Encoding"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.es = es = encoding_state_of(self.session)
+        self._doc = None
+        self._syncing = False
+        # ---- source controls -------------------------------------------------------------
+        self.shipped_btn = pn.widgets.Button(
+            label="Shipped example", width=150,
+            description="Show the result shipped with UnitScope (synthetic reading data)")
+        self.file_select = pn.widgets.Select(css_classes=["us-enc-file"], label="Results file under the data root",
+                                             width=320)
+        self.load_btn = pn.widgets.Button(label="Load file", color="primary", width=110)
+        self.refresh_btn = pn.widgets.Button(label="↻", width=40, description="List the data root's .nc files again")
+        self.fit_data = pn.widgets.Select(css_classes=["us-enc-fitdata"], label="Fit on", value=es.fit_data,
+                                          options={p.label: k for k, p in FIT_PRESETS.items()}, width=330)
+        self.fit_btn = pn.widgets.Button(label="Fit", color="primary", width=80)
+        self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=80)
+        self.progress = pn.indicators.Progress(value=0, max=1000, width=240, height=18, bar_color="primary")
+        self.source_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.fit_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["us-enc-fit"])
+        self.scores = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        # ---- selection controls ------------------------------------------------------------
+        self.channel = pn.widgets.Select(css_classes=["us-enc-channel"], label="Channel", width=170)
+        self.example = pn.widgets.Select(css_classes=["us-enc-example"], label="Test epoch", width=190)
+        self.subject = pn.widgets.Select(css_classes=["us-enc-subject"], label="Subject (maps)", width=190)
+        self.model = pn.widgets.Select(css_classes=["us-enc-model"], label="r map of", width=200)
+        self.feature = pn.widgets.Select(css_classes=["us-enc-feature"], label="Feature", width=170)
+        self.at_channel = pn.widgets.Checkbox.from_param(es.param.imp_at_channel, width=230,
+                                                         label="importance at this channel only")
+        self.shipped_btn.on_click(lambda e: es.load_shipped())
+        self.load_btn.on_click(self._load)
+        self.refresh_btn.on_click(lambda e: self._list_files())
+        self.fit_btn.on_click(lambda e: es.fit())
+        self.stop_btn.on_click(lambda e: es.stop_fit())
+        self.fit_data.param.watch(lambda e: setattr(es, "fit_data", e.new), "value")
+        for w, name in ((self.channel, "channel"), (self.subject, "subject"), (self.model, "model"),
+                        (self.feature, "feature")):
+            w.param.watch(lambda e, name=name: self._chosen(name, e.new), "value")
+        self.example.param.watch(self._example_chosen, "value")
+        self._build_figures()
+        es.param.watch(self._sync_fit, ["fit_state", "fit_progress", "fit_message", "queue_position"])
+        es.param.watch(self._sync_selection, ["version", "channel", "subject", "model", "feature", "example"])
+        es.param.watch(self._redraw, ["version", "channel", "subject", "model", "feature", "example",
+                                      "imp_at_channel"])
+        self._list_files()
+        if es.result is None:
+            es.load_shipped()
+        self._sync_fit()
+        self._sync_selection()
+        self._draw()
+
+    # ---- figures ---------------------------------------------------------------------------
+    def _build_figures(self):
+        self.pred_srcs = {m: ColumnDataSource(dict(t=[], y=[])) for m in ("actual", *MODEL_COLORS)}
+        f = _fig("Predicted vs actual", height=300, x_axis_label="time from the event (s)",
+                 y_axis_label="signal")
+        f.line("t", "y", source=self.pred_srcs["actual"], color="black", line_width=2, legend_label="actual")
+        for m, color in MODEL_COLORS.items():
+            f.line("t", "y", source=self.pred_srcs[m], color=color, line_width=2, alpha=0.9,
+                   legend_label=MODEL_LABELS[m], line_dash="solid" if m == "dre" else "dashed")
+        self.init_box = BoxAnnotation(left=0, right=0, fill_color="#cccccc", fill_alpha=0.35)
+        f.add_layout(self.init_box)
+        f.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
+        f.legend.location = "top_left"
+        f.legend.click_policy = "hide"
+        f.legend.label_text_font_size = "9pt"
+        self.pred_fig = f
+        self.maps = {}
+        for kind, palette, title in (("r", list(RdBu11)[::-1], "r over time and channel"),
+                                     ("imp", list(Viridis256), "importance over time and channel")):
+            src = ColumnDataSource(dict(image=[np.zeros((1, 1))], x=[0.0], y=[-0.5], dw=[1.0], dh=[1.0]))
+            mapper = LinearColorMapper(palette=palette, low=-1, high=1, nan_color="#ffffff")
+            fm = _fig(title, height=380, x_axis_label="time from the event (s)", y_axis_label="channel")
+            fm.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src, color_mapper=mapper)
+            fm.add_tools(HoverTool(tooltips=[("time (s)", "$x{0.000}"), ("channel #", "$y{0}"),
+                                             ("value", "@image{0.000}")]))
+            fm.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+            fm.add_layout(Span(location=0, dimension="height", line_color="black", line_width=2, line_dash="dashed"))
+            onset = ColumnDataSource(dict(x=[0.0], y=[0.0], text=["onset: post-onset r counts from here"]))
+            if kind == "r":
+                fm.add_layout(LabelSet(x="x", y="y", text="text", source=onset, text_font_size="8pt",
+                                       x_offset=4, text_baseline="bottom"))
+            fm.x_range.range_padding = fm.y_range.range_padding = 0
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, onset=onset)
+        self.imp_src = ColumnDataSource(dict(xs=[], ys=[], feature=[], color=[], width=[], total=[]))
+        self.truth_src = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], color=[], text=[]))
+        fi = _fig("Permutation importance", height=300, x_axis_label="time from the event (s)",
+                  y_axis_label="loss increase (% of the reference loss)")
+        fi.multi_line("xs", "ys", source=self.imp_src, color="color", line_width="width", legend_field="feature")
+        fi.segment("x0", "y0", "x1", "y1", source=self.truth_src, color="color", line_dash="dashed", line_width=2)
+        fi.add_layout(LabelSet(x="x0", y="y1", text="text", source=self.truth_src, text_font_size="8pt",
+                               text_color="color", x_offset=3, text_baseline="top"))
+        fi.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
+        fi.add_tools(HoverTool(tooltips=[("feature", "@feature"), ("overall loss increase (%)", "@total{0.00}")]))
+        fi.legend.location = "top_right"
+        fi.legend.label_text_font_size = "9pt"
+        self.imp_fig = fi
+        self.pred_pane = pn.pane.Bokeh(self.pred_fig, sizing_mode="stretch_width")
+        self.r_pane = pn.pane.Bokeh(self.maps["r"]["fig"], sizing_mode="stretch_width")
+        self.imp_pane = pn.pane.Bokeh(self.imp_fig, sizing_mode="stretch_width")
+        self.imp_map_pane = pn.pane.Bokeh(self.maps["imp"]["fig"], sizing_mode="stretch_width")
+
+    def _apply(self, fn):
+        """Run a change of Bokeh models under the document lock (any thread)."""
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(fn)
+        else:
+            fn()
+
+    # ---- widgets <-> state -------------------------------------------------------------------
+    def _list_files(self):
+        files = self.es.files()
+        self.file_select.options = files or [NO_FILES]
+        self.file_select.value = self.es.path if self.es.path in files else (files[0] if files else NO_FILES)
+        self.file_select.disabled = self.load_btn.disabled = not files
+        self.load_btn.description = (None if files else
+                                     "No .nc files under the data root: write one with 'unitscope encode --out ...'")
+        self._source_text()
+
+    def _load(self, *_):
+        value = self.file_select.value
+        if not value or value == NO_FILES:
+            self.session.alert("No results file chosen: write one under the data root with 'unitscope encode "
+                               "--out FILE.nc', then press ↻.", "warning")
+            return
+        self.es.load_file(value)
+
+    def _chosen(self, name, value):
+        if self._syncing or value is None:
+            return
+        setattr(self.es, name, value)
+
+    def _example_chosen(self, event):
+        if self._syncing or event.new is None:
+            return
+        labels = self.es.examples()
+        if event.new in labels:
+            self.es.example = labels.index(event.new)
+
+    def _sync_selection(self, *_):
+        es = self.es
+        self._syncing = True  # programmatic widget updates must not write back
+        try:
+            ds = es.result
+            has = ds is not None
+            self.channel.param.update(options=es.channels(), value=es.channel or None, disabled=not has)
+            ex = es.examples()
+            self.example.param.update(options=ex, value=ex[min(es.example, len(ex) - 1)] if ex else None,
+                                      disabled=not ex)
+            self.subject.param.update(options=es.subjects(), value=es.subject if has else None, disabled=not has)
+            models = es.models()
+            self.model.param.update(options={MODEL_LABELS.get(m, m): m for m in models},
+                                    value=es.model if es.model in models else None, disabled=not has)
+            feats = es.features(ds)
+            self.feature.param.update(options=feats, value=es.feature if es.feature in feats else None,
+                                      disabled=not feats)
+        finally:
+            self._syncing = False
+        self.scores.object = score_html(es.scores())
+        self._source_text()
+
+    def _source_text(self):
+        es = self.es
+        ds = es.result
+        if ds is None:
+            text = "No encoding result yet: load a results file or press <b>Fit</b>."
+        else:
+            bits = [f"Showing: <b>{esc(es.label)}</b>"]
+            n = _epochs_text(ds.attrs.get("n_epochs"))
+            if n:
+                bits.append(esc(n))
+            if "example" not in ds.dims:
+                bits.append("this result stores no example epochs: no predicted-vs-actual plot")
+            if "loss_increase" not in ds:
+                bits.append("no permutation importance in this result (fitted with --no-importance)")
+            text = " · ".join(bits)
+        if self.load_btn.disabled:
+            text += (f"<br>No results files (.nc) under the data root {esc(self.session.root)}: write one with "
+                     "<code>unitscope encode --data synthetic-reading --out FILE.nc</code> there.")
+        self.source_text.object = f"<p class='us-muted'>{text}</p>"
+
+    def _sync_fit(self, *_):
+        es = self.es
+        active = es.fit_state in ("waiting", "running")
+        self.fit_btn.disabled = active
+        self.fit_btn.description = "A fit is running in this session; Stop it first" if active else (
+            "Fit the DRE, TRF and ridge ARX here (about a minute on two cores); the page stays usable")
+        self.stop_btn.disabled = not active
+        self.stop_btn.description = "Stop the running fit" if active else "Nothing to stop: no fit is running"
+        self.fit_data.disabled = active
+        self.progress.value = int(round(es.fit_progress * 1000))
+        self.progress.visible = es.fit_state != "idle"
+        msg = es.fit_message or ("Fit runs the encoder on the chosen data in the background, through the "
+                                 "server's work queue; other tabs stay responsive.")
+        self.fit_text.object = f"<span class='us-muted'>{esc(msg)}</span>"
+
+    # ---- drawing ----------------------------------------------------------------------------------
+    def _redraw(self, *_):
+        self._apply(self._draw)
+
+    def _draw(self):
+        self._draw_prediction()
+        self._draw_map("r", self.es.r_map())
+        self._draw_importance()
+        self._draw_map("imp", self.es.importance_map())
+
+    def _draw_prediction(self):
+        es = self.es
+        p = es.prediction()
+        f = self.pred_fig
+        if p is None:
+            for src in self.pred_srcs.values():
+                src.data = dict(t=[], y=[])
+            f.title.text = ("Predicted vs actual: no stored test epochs in this result" if es.result is not None
+                            else "Predicted vs actual: no result yet")
+            return
+        self.pred_srcs["actual"].data = dict(t=p["time"], y=p["actual"])
+        for m in MODEL_COLORS:
+            y = p["predicted"].get(m)
+            self.pred_srcs[m].data = dict(t=p["time"] if y is not None else [], y=y if y is not None else [])
+        if p["init_end"] is not None:
+            self.init_box.update(left=float(p["time"][0]), right=p["init_end"])
+        else:
+            self.init_box.update(left=0, right=0)
+        labels = es.examples()
+        ex = labels[min(es.example, len(labels) - 1)] if labels else ""
+        f.title.text = (f"Predicted vs actual: {es.channel}, test {ex}"
+                        + (" (grey: initial state given to the models)" if p["init_end"] is not None else ""))
+
+    def _channel_ticks(self, fig, names):
+        ax = fig.yaxis[0]
+        if len(names) <= 64:
+            step = 1 if len(names) <= 24 else 4
+            ax.ticker = FixedTicker(ticks=list(range(0, len(names), step)))
+            ax.major_label_overrides = {i: n for i, n in enumerate(names)}
+
+    def _draw_map(self, kind, da):
+        es, m = self.es, self.maps[kind]
+        who = es.subject if es.subject != ALL_SUBJECTS else "mean over subjects"
+        if da is None:
+            m["src"].data = dict(image=[np.zeros((1, 1))], x=[0.0], y=[-0.5], dw=[1.0], dh=[1.0])
+            m["fig"].title.text = ("r over time and channel: no result yet" if kind == "r" else
+                                   "Importance over time and channel: no importance in this result")
+            return
+        vals = da.values.T.astype(np.float32)  # (channel, time)
+        t = da["time"].values.astype(float)
+        dt = float(t[1] - t[0]) if len(t) > 1 else 1.0
+        m["src"].data = dict(image=[vals], x=[t[0] - dt / 2], y=[-0.5], dw=[dt * len(t)], dh=[float(vals.shape[0])])
+        finite = vals[np.isfinite(vals)]
+        lim = float(np.abs(finite).max()) if finite.size else 1.0
+        if kind == "r":
+            m["mapper"].update(low=-(lim or 1.0), high=lim or 1.0)
+            m["onset"].data = dict(x=[0.0], y=[float(vals.shape[0]) - 0.5 - 0.04 * vals.shape[0]],
+                                   text=["onset: post-onset r counts from here"])
+            score = es.scores().get(es.model, float("nan"))
+            m["fig"].title.text = (f"r of {MODEL_LABELS.get(es.model, es.model)} over time and channel ({who}); "
+                                   f"post-onset mean r {score:.3f}")
+        else:
+            m["mapper"].update(low=min(0.0, float(finite.min()) if finite.size else 0.0), high=lim or 1.0)
+            m["fig"].title.text = f"Importance of {es.feature} over time and channel ({who}), loss increase %"
+        self._channel_ticks(m["fig"], [str(c) for c in da["channel"].values])
+
+    def _draw_importance(self):
+        es = self.es
+        where = es.channel if es.imp_at_channel and es.channel else None
+        imp = es.importance(channel=where)
+        f = self.imp_fig
+        if imp is None:
+            self.imp_src.data = dict(xs=[], ys=[], feature=[], color=[], width=[], total=[])
+            self.truth_src.data = dict(x0=[], y0=[], x1=[], y1=[], color=[], text=[])
+            f.title.text = "Permutation importance: not in this result"
+            return
+        feats = list(imp["courses"])
+        colors = {ft: FEATURE_COLORS[i % len(FEATURE_COLORS)] for i, ft in enumerate(feats)}
+        self.imp_src.data = dict(xs=[imp["time"]] * len(feats), ys=[imp["courses"][ft] for ft in feats],
+                                 feature=[f"{ft} ({imp['total'][ft]:+.2f} %)" for ft in feats],
+                                 color=[colors[ft] for ft in feats],
+                                 width=[4.0 if ft == es.feature else 1.5 for ft in feats],
+                                 total=[imp["total"][ft] for ft in feats])
+        ys = np.concatenate([imp["courses"][ft] for ft in feats]) if feats else np.zeros(1)
+        ys = ys[np.isfinite(ys)]
+        lo, hi = (float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0)
+        truth = imp["truth"]
+        self.truth_src.data = dict(x0=list(truth.values()), x1=list(truth.values()), y0=[lo] * len(truth),
+                                   y1=[hi] * len(truth), color=[colors[ft] for ft in truth],
+                                   text=[f"true {ft} latency {1000 * v:.0f} ms" for ft, v in truth.items()])
+        who = es.subject if es.subject != ALL_SUBJECTS else "mean over subjects"
+        f.title.text = (f"Permutation importance per feature ({who}, {where or 'all channels'}); selected: {es.feature}"
+                        + ("; dashed: true response latency" if truth else ""))
+
+    def __panel__(self):
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
+        source = pn.Row(self.shipped_btn, self.file_select, pn.Column(pn.Spacer(height=18), pn.Row(
+            self.load_btn, self.refresh_btn)), sizing_mode="stretch_width")
+        fit = pn.Row(self.fit_data, pn.Column(pn.Spacer(height=18), pn.Row(self.fit_btn, self.stop_btn)),
+                     pn.Column(pn.Spacer(height=26), self.progress), pn.Column(pn.Spacer(height=20), self.fit_text),
+                     sizing_mode="stretch_width")
+        select = pn.Row(self.channel, self.example, self.subject, self.model, self.feature,
+                        pn.Column(pn.Spacer(height=24), self.at_channel), sizing_mode="stretch_width")
+        return pn.Column(source, fit, self.source_text, self.scores, select,
+                         pn.Row(self.pred_pane, self.r_pane, sizing_mode="stretch_width"),
+                         pn.Row(self.imp_pane, self.imp_map_pane, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")

@@ -1,0 +1,240 @@
+"""Encoding view and its per-session state: shipped result, files, selection, background fit."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dashboard import encoding_state as es_mod
+from dashboard.encoding_demo import ENCODING_ASSET, add_example_subjects, write_small
+from dashboard.encoding_state import ALL_SUBJECTS, SHIPPED_LABEL, FitPreset, _fraction, encoding_state_of, \
+    shipped_result
+from dashboard.queue import WorkQueue
+from dashboard.state import Session
+from dashboard.views.encoding import EncodingView, score_html
+
+
+@pytest.fixture()
+def make_view(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    made = []
+
+    def make():
+        s = Session()
+        v = EncodingView(session=s)
+        v.__panel__()
+        made.append(s)
+        return s, v
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_preset():
+    """A fit that takes seconds: 2 synthetic subjects, one DRE pass of width 8."""
+    from core.encoding import simulate_reading
+
+    class Tiny(FitPreset):
+        def load(self, key):
+            return simulate_reading(n_subjects=2, n_words=120, n_sensors=6, sfreq=50.0, seed=1)
+
+    return Tiny("tiny synthetic reading", n_epochs=1, hidden=8)
+
+
+def test_the_shipped_result_is_small_documented_and_valid():
+    assert ENCODING_ASSET.stat().st_size < 3e6
+    assert (ENCODING_ASSET.parent / "README.md").read_text().count("python -m dashboard.encoding_demo") >= 1
+    ds = shipped_result()
+    assert {"dre", "trf", "rtrf"} <= set(ds["model"].values) and "loss_increase_map" in ds
+    assert ds.attrs["truth_latency_word_length"] < ds.attrs["truth_latency_word_freq"]
+    assert shipped_result() is ds  # shared read-only by every session
+
+
+def test_the_tab_draws_the_shipped_result_at_once(make_view):
+    s, v = make_view()
+    es, ds = v.es, shipped_result()
+    assert es.result is ds and es.label == SHIPPED_LABEL and s.alerts == []
+    # predicted vs actual: the stored epoch's actual signal and every model's prediction at the channel
+    k, ch = es.example, es.channel
+    np.testing.assert_allclose(v.pred_srcs["actual"].data["y"], ds["actual"].isel(example=k).sel(channel=ch).values)
+    for m in ("dre", "trf", "rtrf"):
+        np.testing.assert_allclose(v.pred_srcs[m].data["y"],
+                                   ds["predicted"].sel(model=m).isel(example=k).sel(channel=ch).values)
+    assert v.pred_fig.title.text.startswith(f"Predicted vs actual: {ch}, test epoch {int(ds['example'][k])} (")
+    assert v.init_box.right == pytest.approx(float(ds["time"][ds.attrs["meg_init"]]))  # initial state shaded
+    # the default channel is the one the DRE predicts best after onset
+    post = ds["r"].sel(model="dre", time=slice(0, None)).mean(("subject", "time"))
+    assert ch == str(post["channel"].values[int(np.argmax(post.values))])
+    # r map: mean over subjects, channels on y, time on x; scores of the three models shown
+    image = v.maps["r"]["src"].data["image"][0]
+    np.testing.assert_allclose(image, ds["r"].sel(model="dre").mean("subject").values.T, rtol=1e-5)
+    for m in ("dre", "trf", "rtrf"):
+        assert f"{float(ds['score'].sel(model=m)):.3f}" in v.scores.object
+    # importance: one course per feature, the selected one bold, the true latencies marked
+    feats = list(ds["feature"].values)
+    assert v.imp_src.data["feature"][0].startswith(feats[0]) and len(v.imp_src.data["ys"]) == len(feats)
+    np.testing.assert_allclose(v.imp_src.data["ys"][feats.index("word_length")],
+                               ds["loss_increase_map"].sel(feature="word_length").mean(("subject", "channel")).values,
+                               rtol=1e-5)
+    assert sorted(v.truth_src.data["x0"]) == [0.15, 0.4]
+    assert v.imp_src.data["width"][feats.index(es.feature)] == 4.0
+
+
+def test_switching_channel_feature_subject_and_model_changes_the_plots(make_view):
+    s, v = make_view()
+    es, ds = v.es, shipped_result()
+    before = np.array(v.pred_srcs["dre"].data["y"])
+    other = next(c for c in es.channels() if c != es.channel)
+    v.channel.value = other  # through the widget, as a click would
+    assert es.channel == other and other in v.pred_fig.title.text
+    assert not np.allclose(before, v.pred_srcs["dre"].data["y"])
+    v.feature.value = "word_length"
+    np.testing.assert_allclose(v.maps["imp"]["src"].data["image"][0],
+                               ds["loss_increase_map"].sel(feature="word_length").mean("subject").values.T, rtol=1e-5)
+    assert v.maps["imp"]["fig"].title.text.startswith("Importance of word_length")
+    v.subject.value = "S02"
+    np.testing.assert_allclose(v.maps["r"]["src"].data["image"][0],
+                               ds["r"].sel(model="dre", subject="S02").values.T, rtol=1e-5)
+    v.model.value = "trf"
+    assert v.maps["r"]["fig"].title.text.startswith("r of TRF over time and channel (S02)")
+    v.example.value = v.example.options[3]
+    assert es.example == 3 and v.example.options[3] in v.pred_fig.title.text
+    es.imp_at_channel = True
+    np.testing.assert_allclose(
+        v.imp_src.data["ys"][list(ds["feature"].values).index("word_length")],
+        ds["loss_increase_map"].sel(feature="word_length", subject="S02", channel=other).values, rtol=1e-5)
+    assert other in v.imp_fig.title.text
+
+
+def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path):
+    (tmp_path / "notes.nc").write_text("not a netCDF file")
+    xr.Dataset({"amp_corr": (("unit", "freq"), np.zeros((2, 2)))}).to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
+    s, v = make_view()
+    shown = v.es.result
+    assert v.file_select.options == ["notes.nc", "probe.nc"] and not v.load_btn.disabled
+    v.file_select.value = "notes.nc"
+    v.load_btn.clicks += 1
+    assert s.alerts[-1][1].startswith("Encoding result not loaded: 'notes.nc' could not be read as netCDF")
+    v.es.load_file("probe.nc")
+    assert "'probe.nc' is not an encoding result: it lacks the variables ['r', 'score']" in s.alerts[-1][1]
+    v.es.load_file("../outside.nc")
+    assert "lies outside the data root" in s.alerts[-1][1]
+    assert v.es.result is shown and v.es.label == SHIPPED_LABEL
+
+
+def test_without_files_the_load_button_explains_itself(make_view):
+    s, v = make_view()
+    assert v.load_btn.disabled and "No .nc files under the data root" in v.load_btn.description
+    assert "unitscope encode" in v.source_text.object
+    assert v.stop_btn.disabled and "no fit is running" in v.stop_btn.description
+    v._load()
+    assert "No results file chosen" in s.alerts[-1][1]
+
+
+def test_a_results_file_under_the_data_root_is_shown(make_view, tmp_path):
+    ds = shipped_result()
+    small = ds.isel(channel=slice(0, 5), subject=[0, 2]).drop_vars("example_subject")
+    small["score"] = small["score"] * 0 + [0.5, 0.25, 0.125]
+    (tmp_path / "runs").mkdir()
+    write_small(small, tmp_path / "runs" / "mine.nc")
+    s, v = make_view()
+    v.refresh_btn.clicks += 1
+    assert v.file_select.options == ["runs/mine.nc"]
+    v.load_btn.clicks += 1
+    es = v.es
+    assert s.alerts == [] and es.label == "file runs/mine.nc"
+    assert es.channels() == [str(c) for c in ds["channel"].values[:5]] and es.channel in es.channels()
+    assert v.subject.options == [ALL_SUBJECTS, "S01", "S03"]
+    assert "0.500" in v.scores.object and "0.125" in v.scores.object
+    assert v.example.options[0] == f"epoch {int(ds['example'][0])}"  # no subjects stored: none shown
+    v.shipped_btn.clicks += 1
+    assert es.label == SHIPPED_LABEL
+
+
+def test_progress_fractions_follow_the_study_messages():
+    assert _fraction("dre epoch 3/6: valid loss 0.5", 3) == pytest.approx(0.3)
+    assert _fraction("fitting trf", 3) == 0.6 and _fraction("fitting dre", 3) is None
+    assert _fraction("permutation importance of the DRE", 3) == 0.95
+    assert _fraction("1200 epochs of 4 subjects", 3) is None
+
+
+def test_fit_runs_in_the_background_and_shows_its_result(make_view, monkeypatch, tiny_preset):
+    monkeypatch.setitem(es_mod.FIT_PRESETS, "synthetic-reading", tiny_preset)
+    s, v = make_view()
+    es = v.es
+    v.fit_btn.clicks += 1
+    assert es.fit_state in ("waiting", "running", "done")
+    assert es.join(120)
+    assert es.fit_state == "done" and es.fit_progress == 1.0, (es.fit_message, s.alerts)
+    assert es.label.startswith("fitted in this session") and es.result is not shipped_result()
+    assert list(es.result["model"].values) == ["dre", "trf", "rtrf"] and es.result.sizes["channel"] == 6
+    assert v.fit_btn.disabled is False and v.stop_btn.disabled is True
+    assert es.channel in es.channels() and "(S0" in v.example.options[0]  # example subjects kept
+    assert shipped_result()["channel"].size == 40  # the shared result is untouched
+
+
+def test_stop_ends_the_fit_and_keeps_the_result(make_view, monkeypatch, tiny_preset):
+    monkeypatch.setitem(es_mod.FIT_PRESETS, "synthetic-reading", tiny_preset)
+    s, v = make_view()
+    es = v.es
+    es.fit()
+    es.stop_fit()
+    assert es.join(120)
+    assert es.fit_state == "stopped" and es.label == SHIPPED_LABEL and s.alerts == []
+
+
+def test_the_fit_waits_for_a_free_slot_of_the_shared_queue(make_view, monkeypatch, tiny_preset):
+    queue = WorkQueue(n_slots=2, max_long=1)
+    monkeypatch.setattr(es_mod, "work_queue", lambda: queue)
+    monkeypatch.setitem(es_mod.FIT_PRESETS, "synthetic-reading", tiny_preset)
+    s, v = make_view()
+    es = v.es
+    queued, release, held = threading.Event(), threading.Event(), threading.Event()
+    es.param.watch(lambda e: queued.set() if e.new == 1 else None, "queue_position")
+
+    def other_session():
+        with queue.slot(kind="long", label="someone's fine-tune"):
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=other_session)
+    t.start()
+    assert held.wait(30)
+    es.fit()
+    assert queued.wait(30)
+    assert es.fit_state == "waiting" and "position 1" in v.fit_text.object and v.stop_btn.disabled is False
+    release.set()
+    t.join(30)
+    assert es.join(120) and es.fit_state == "done"
+
+
+def test_a_second_fit_while_one_runs_is_refused(make_view, monkeypatch, tiny_preset):
+    queue = WorkQueue(n_slots=2, max_long=1)
+    monkeypatch.setattr(es_mod, "work_queue", lambda: queue)
+    monkeypatch.setitem(es_mod.FIT_PRESETS, "synthetic-reading", tiny_preset)
+    s, v = make_view()
+    with queue.slot(kind="long", label="block"):
+        v.es.fit()
+        v.es.fit()
+        assert "already running" in s.alerts[-1][1]
+        v.es.stop_fit()
+    assert v.es.join(60) and v.es.fit_state == "stopped"
+
+
+def test_state_is_per_session_and_scores_render_escaped(make_view):
+    a, va = make_view()
+    b, vb = make_view()
+    va.channel.value = va.es.channels()[0]
+    vb.channel.value = vb.es.channels()[1]
+    assert va.es.channel != vb.es.channel and encoding_state_of(a) is va.es
+    assert "&lt;b&gt;" in score_html({"<b>x</b>": 0.5})
+
+
+def test_add_example_subjects_reads_them_from_the_data():
+    ds = xr.Dataset(coords={"example": [2, 0]})
+    data = xr.Dataset(coords={"epoch": [0, 1, 2], "subject": ("epoch", ["A", "B", "C"])})
+    assert list(add_example_subjects(ds, data)["example_subject"].values) == ["C", "A"]
