@@ -154,6 +154,7 @@ class EncodingState(param.Parameterized):
     feature = param.String(default="", doc="Feature whose importance map is shown.")
     model = param.String(default="dre", doc="Model whose r map is shown.")
     imp_at_channel = param.Boolean(default=False, doc="Importance time courses at the selected channel (else all).")
+    imp_context = param.Boolean(default=False, doc="Also draw the courses of the initial state and the subject.")
     path = param.String(default="", doc="Results file relative to the data root.")
     fit_data = param.Selector(default="synthetic-reading", objects=list(FIT_PRESETS), doc="Data the Fit button uses.")
     fit_state = param.Selector(default="idle", objects=list(FIT_STATES))
@@ -270,14 +271,20 @@ class EncodingState(param.Parameterized):
         act = ds["actual"].isel(example=k).sel(channel=self.channel)
         pred = {str(m): ds["predicted"].isel(example=k).sel(channel=self.channel, model=m).values.astype(float)
                 for m in ds["model"].values if str(m) in ("dre", "trf", "rtrf")}
-        t = ds["time"].values.astype(float)
-        meg_init = int(ds.attrs.get("meg_init", 0) or 0)
         from core.encoding.results import example_subjects
 
         subj = example_subjects(ds)
-        return {"time": t, "actual": act.values.astype(float), "predicted": pred,
-                "init_end": float(t[min(meg_init, len(t) - 1)]) if meg_init > 0 else None,
-                "subject": subj[k] if subj else None}
+        return {"time": ds["time"].values.astype(float), "actual": act.values.astype(float), "predicted": pred,
+                "init_end": self.init_end(), "subject": subj[k] if subj else None}
+
+    def init_end(self) -> float | None:
+        """Time (s) where the given initial brain state ends (``meg_init`` samples), or None."""
+        ds = self.result
+        meg_init = int(ds.attrs.get("meg_init", 0) or 0) if ds is not None else 0
+        if meg_init <= 0:
+            return None
+        t = ds["time"].values.astype(float)
+        return float(t[min(meg_init, len(t) - 1)])
 
     def _subject_mean(self, da):
         if self.subject != ALL_SUBJECTS and self.subject in [str(s) for s in da["subject"].values]:
@@ -307,7 +314,9 @@ class EncodingState(param.Parameterized):
         -------
         dict or None
             ``time`` (s), ``courses`` {feature: (n_times,)}, ``total`` {feature: overall loss
-            increase in percent}, ``truth`` {feature: true latency in s} (synthetic data).
+            increase in percent}, ``truth`` {feature: true latency in s} (synthetic data). The
+            initial state ("meg") and the subject only with ``imp_context`` [A]: their loss
+            increase is often ten times a stimulus feature's and would flatten those.
         """
         from core.encoding.results import truth_latencies
 
@@ -316,7 +325,7 @@ class EncodingState(param.Parameterized):
             return None
         da = self._subject_mean(ds["loss_increase_map"])  # (feature, [time, channel])
         da = da.sel(channel=channel) if channel else da.mean("channel", skipna=True)
-        feats = self.features(ds)
+        feats = [f for f in self.features(ds) if self.imp_context or f not in ("meg", "subject")]
         return {"time": ds["time"].values.astype(float),
                 "courses": {f: da.sel(feature=f).values.astype(float) for f in feats},
                 "total": {f: float(ds["loss_increase"].sel(feature=f)) for f in feats},

@@ -34,12 +34,13 @@ __all__ = ["EncodingView", "MODEL_COLORS", "FEATURE_COLORS", "score_html"]
 MODEL_COLORS = {"dre": "#1f5f8b", "trf": "#ff7f0e", "rtrf": "#2ca02c"}
 FEATURE_COLORS = ["#d62728", "#1f77b4", "#9467bd", "#8c564b", "#17becf", "#bcbd22", "#e377c2", "#7f7f7f"]
 NO_FILES = "(no .nc files under the data root)"
+CHOOSE = "choose a results file ..."
 
 
 def _fig(title: str, **kw):
     f = figure(title=title, sizing_mode="stretch_width", toolbar_location="right",
                tools="pan,wheel_zoom,box_zoom,reset,save", **kw)
-    f.title.text_font_size = "11pt"
+    f.title.text_font_size = "10pt"
     return f
 
 
@@ -82,10 +83,9 @@ class EncodingView(pn.viewable.Viewer):
             description="Show the result shipped with UnitScope (synthetic reading data)")
         self.file_select = pn.widgets.Select(css_classes=["us-enc-file"], label="Results file under the data root",
                                              width=320)
-        self.load_btn = pn.widgets.Button(label="Load file", color="primary", width=110)
         self.refresh_btn = pn.widgets.Button(label="↻", width=40, description="List the data root's .nc files again")
         self.fit_data = pn.widgets.Select(css_classes=["us-enc-fitdata"], label="Fit on", value=es.fit_data,
-                                          options={p.label: k for k, p in FIT_PRESETS.items()}, width=330)
+                                          options={p.label: k for k, p in FIT_PRESETS.items()}, width=440)
         self.fit_btn = pn.widgets.Button(label="Fit", color="primary", width=80)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=80)
         self.progress = pn.indicators.Progress(value=0, max=1000, width=240, height=18, bar_color="primary")
@@ -98,10 +98,13 @@ class EncodingView(pn.viewable.Viewer):
         self.subject = pn.widgets.Select(css_classes=["us-enc-subject"], label="Subject (maps)", width=190)
         self.model = pn.widgets.Select(css_classes=["us-enc-model"], label="r map of", width=200)
         self.feature = pn.widgets.Select(css_classes=["us-enc-feature"], label="Feature", width=170)
-        self.at_channel = pn.widgets.Checkbox.from_param(es.param.imp_at_channel, width=230,
-                                                         label="importance at this channel only")
+        self.at_channel = pn.widgets.Checkbox.from_param(es.param.imp_at_channel, width=320,
+                                                         label="importance at the selected channel only")
+        self.context = pn.widgets.Checkbox.from_param(es.param.imp_context, width=360,
+                                                      label="also the initial brain state and the subject")
+        self.caption = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.shipped_btn.on_click(lambda e: es.load_shipped())
-        self.load_btn.on_click(self._load)
+        self.file_select.param.watch(self._load, "value")  # [A] choosing a file loads it: one event, no race
         self.refresh_btn.on_click(lambda e: self._list_files())
         self.fit_btn.on_click(lambda e: es.fit())
         self.stop_btn.on_click(lambda e: es.stop_fit())
@@ -114,7 +117,8 @@ class EncodingView(pn.viewable.Viewer):
         es.param.watch(self._sync_fit, ["fit_state", "fit_progress", "fit_message", "queue_position"])
         es.param.watch(self._sync_selection, ["version", "channel", "subject", "model", "feature", "example"])
         es.param.watch(self._redraw, ["version", "channel", "subject", "model", "feature", "example",
-                                      "imp_at_channel"])
+                                      "imp_at_channel", "imp_context"])
+        es.param.watch(self._show_source, "label")
         self._list_files()
         if es.result is None:
             es.load_shipped()
@@ -135,11 +139,13 @@ class EncodingView(pn.viewable.Viewer):
         f.add_layout(self.init_box)
         f.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
         f.legend.location = "top_left"
+        f.legend.orientation = "horizontal"
+        f.legend.background_fill_alpha = 0.6
         f.legend.click_policy = "hide"
         f.legend.label_text_font_size = "9pt"
         self.pred_fig = f
         self.maps = {}
-        for kind, palette, title in (("r", list(RdBu11)[::-1], "r over time and channel"),
+        for kind, palette, title in (("r", list(RdBu11), "r over time and channel"),
                                      ("imp", list(Viridis256), "importance over time and channel")):
             src = ColumnDataSource(dict(image=[np.zeros((1, 1))], x=[0.0], y=[-0.5], dw=[1.0], dh=[1.0]))
             mapper = LinearColorMapper(palette=palette, low=-1, high=1, nan_color="#ffffff")
@@ -147,14 +153,13 @@ class EncodingView(pn.viewable.Viewer):
             fm.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src, color_mapper=mapper)
             fm.add_tools(HoverTool(tooltips=[("time (s)", "$x{0.000}"), ("channel #", "$y{0}"),
                                              ("value", "@image{0.000}")]))
-            fm.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+            fm.add_layout(ColorBar(color_mapper=mapper, width=10, title="r" if kind == "r" else "loss +%"), "right")
             fm.add_layout(Span(location=0, dimension="height", line_color="black", line_width=2, line_dash="dashed"))
-            onset = ColumnDataSource(dict(x=[0.0], y=[0.0], text=["onset: post-onset r counts from here"]))
-            if kind == "r":
-                fm.add_layout(LabelSet(x="x", y="y", text="text", source=onset, text_font_size="8pt",
-                                       x_offset=4, text_baseline="bottom"))
+            init = Span(location=0, dimension="height", line_color="#444444", line_width=1, line_dash="dotted",
+                        visible=False)
+            fm.add_layout(init)
             fm.x_range.range_padding = fm.y_range.range_padding = 0
-            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, onset=onset)
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, init=init)
         self.imp_src = ColumnDataSource(dict(xs=[], ys=[], feature=[], color=[], width=[], total=[]))
         self.truth_src = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], color=[], text=[]))
         fi = _fig("Permutation importance", height=300, x_axis_label="time from the event (s)",
@@ -165,7 +170,7 @@ class EncodingView(pn.viewable.Viewer):
                                text_color="color", x_offset=3, text_baseline="top"))
         fi.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
         fi.add_tools(HoverTool(tooltips=[("feature", "@feature"), ("overall loss increase (%)", "@total{0.00}")]))
-        fi.legend.location = "top_right"
+        fi.legend.location = "center_right"
         fi.legend.label_text_font_size = "9pt"
         self.imp_fig = fi
         self.pred_pane = pn.pane.Bokeh(self.pred_fig, sizing_mode="stretch_width")
@@ -184,20 +189,35 @@ class EncodingView(pn.viewable.Viewer):
     # ---- widgets <-> state -------------------------------------------------------------------
     def _list_files(self):
         files = self.es.files()
-        self.file_select.options = files or [NO_FILES]
-        self.file_select.value = self.es.path if self.es.path in files else (files[0] if files else NO_FILES)
-        self.file_select.disabled = self.load_btn.disabled = not files
-        self.load_btn.description = (None if files else
-                                     "No .nc files under the data root: write one with 'unitscope encode --out ...'")
+        self._syncing = True
+        try:
+            self.file_select.options = [CHOOSE, *files] if files else [NO_FILES]
+            shown = self.es.path if self.es.label.startswith("file ") else ""
+            self.file_select.value = shown if shown in files else (CHOOSE if files else NO_FILES)
+            self.file_select.disabled = not files
+            self.file_select.description = (
+                "Choosing a file loads it" if files else
+                "No .nc files under the data root: write one with 'unitscope encode --out ...', then press ↻")
+        finally:
+            self._syncing = False
         self._source_text()
 
-    def _load(self, *_):
-        value = self.file_select.value
-        if not value or value == NO_FILES:
-            self.session.alert("No results file chosen: write one under the data root with 'unitscope encode "
-                               "--out FILE.nc', then press ↻.", "warning")
+    def _show_source(self, *_):
+        """The file list shows the loaded file, or the prompt for another source."""
+        opts = self.file_select.options
+        shown = self.es.path if self.es.label.startswith("file ") and self.es.path in opts else None
+        self._syncing = True
+        try:
+            self.file_select.value = shown or (CHOOSE if CHOOSE in opts else NO_FILES)
+        finally:
+            self._syncing = False
+
+    def _load(self, event):
+        value = event.new
+        if self._syncing or not value or value in (NO_FILES, CHOOSE):
             return
-        self.es.load_file(value)
+        if not self.es.load_file(value):  # an alert says why; the list shows the choice again
+            self._list_files()
 
     def _chosen(self, name, value):
         if self._syncing or value is None:
@@ -248,7 +268,7 @@ class EncodingView(pn.viewable.Viewer):
             if "loss_increase" not in ds:
                 bits.append("no permutation importance in this result (fitted with --no-importance)")
             text = " · ".join(bits)
-        if self.load_btn.disabled:
+        if self.file_select.disabled:
             text += (f"<br>No results files (.nc) under the data root {esc(self.session.root)}: write one with "
                      "<code>unitscope encode --data synthetic-reading --out FILE.nc</code> there.")
         self.source_text.object = f"<p class='us-muted'>{text}</p>"
@@ -273,6 +293,7 @@ class EncodingView(pn.viewable.Viewer):
         self._apply(self._draw)
 
     def _draw(self):
+        self._caption()
         self._draw_prediction()
         self._draw_map("r", self.es.r_map())
         self._draw_importance()
@@ -298,8 +319,19 @@ class EncodingView(pn.viewable.Viewer):
             self.init_box.update(left=0, right=0)
         labels = es.examples()
         ex = labels[min(es.example, len(labels) - 1)] if labels else ""
-        f.title.text = (f"Predicted vs actual: {es.channel}, test {ex}"
-                        + (" (grey: initial state given to the models)" if p["init_end"] is not None else ""))
+        f.title.text = f"Predicted vs actual: {es.channel}, {ex}"
+
+    def _caption(self):
+        es = self.es
+        end = es.init_end()
+        parts = ["Dashed line: the event (t = 0); the post-onset mean r counts from there."]
+        if end is not None:
+            t0 = float(es.result["time"].values[0])
+            parts.append(f"Grey band / dotted line: the initial brain state given to the models "
+                         f"({1000 * (end - t0):.0f} ms), so r is high there by construction.")
+        if es.result is not None and es.importance() is not None and es.importance()["truth"]:
+            parts.append("Below, dashed verticals: the true response latency of each feature (synthetic data).")
+        self.caption.object = f"<p class='us-muted'>{' '.join(parts)}</p>" if es.result is not None else ""
 
     def _channel_ticks(self, fig, names):
         ax = fig.yaxis[0]
@@ -310,7 +342,7 @@ class EncodingView(pn.viewable.Viewer):
 
     def _draw_map(self, kind, da):
         es, m = self.es, self.maps[kind]
-        who = es.subject if es.subject != ALL_SUBJECTS else "mean over subjects"
+        who = es.subject if es.subject != ALL_SUBJECTS else "all subjects"
         if da is None:
             m["src"].data = dict(image=[np.zeros((1, 1))], x=[0.0], y=[-0.5], dw=[1.0], dh=[1.0])
             m["fig"].title.text = ("r over time and channel: no result yet" if kind == "r" else
@@ -322,16 +354,15 @@ class EncodingView(pn.viewable.Viewer):
         m["src"].data = dict(image=[vals], x=[t[0] - dt / 2], y=[-0.5], dw=[dt * len(t)], dh=[float(vals.shape[0])])
         finite = vals[np.isfinite(vals)]
         lim = float(np.abs(finite).max()) if finite.size else 1.0
+        end = es.init_end()
+        m["init"].update(location=end if end is not None else 0.0, visible=end is not None)
         if kind == "r":
             m["mapper"].update(low=-(lim or 1.0), high=lim or 1.0)
-            m["onset"].data = dict(x=[0.0], y=[float(vals.shape[0]) - 0.5 - 0.04 * vals.shape[0]],
-                                   text=["onset: post-onset r counts from here"])
             score = es.scores().get(es.model, float("nan"))
-            m["fig"].title.text = (f"r of {MODEL_LABELS.get(es.model, es.model)} over time and channel ({who}); "
-                                   f"post-onset mean r {score:.3f}")
+            m["fig"].title.text = f"r of {MODEL_LABELS.get(es.model, es.model)} ({who}); post-onset mean {score:.3f}"
         else:
             m["mapper"].update(low=min(0.0, float(finite.min()) if finite.size else 0.0), high=lim or 1.0)
-            m["fig"].title.text = f"Importance of {es.feature} over time and channel ({who}), loss increase %"
+            m["fig"].title.text = f"Importance of {es.feature} ({who})"
         self._channel_ticks(m["fig"], [str(c) for c in da["channel"].values])
 
     def _draw_importance(self):
@@ -355,24 +386,24 @@ class EncodingView(pn.viewable.Viewer):
         ys = ys[np.isfinite(ys)]
         lo, hi = (float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0)
         truth = imp["truth"]
+        top = [hi - 0.1 * i * (hi - lo) for i in range(len(truth))]  # labels one above the other
         self.truth_src.data = dict(x0=list(truth.values()), x1=list(truth.values()), y0=[lo] * len(truth),
-                                   y1=[hi] * len(truth), color=[colors[ft] for ft in truth],
+                                   y1=top, color=[colors[ft] for ft in truth],
                                    text=[f"true {ft} latency {1000 * v:.0f} ms" for ft, v in truth.items()])
-        who = es.subject if es.subject != ALL_SUBJECTS else "mean over subjects"
-        f.title.text = (f"Permutation importance per feature ({who}, {where or 'all channels'}); selected: {es.feature}"
-                        + ("; dashed: true response latency" if truth else ""))
+        who = es.subject if es.subject != ALL_SUBJECTS else "all subjects"
+        f.title.text = f"Importance over time ({who}, {where or 'all channels'}); bold: {es.feature}"
 
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
-        source = pn.Row(self.shipped_btn, self.file_select, pn.Column(pn.Spacer(height=18), pn.Row(
-            self.load_btn, self.refresh_btn)), sizing_mode="stretch_width")
+        source = pn.Row(self.shipped_btn, self.file_select, pn.Column(pn.Spacer(height=18), self.refresh_btn),
+                        sizing_mode="stretch_width")
         fit = pn.Row(self.fit_data, pn.Column(pn.Spacer(height=18), pn.Row(self.fit_btn, self.stop_btn)),
-                     pn.Column(pn.Spacer(height=26), self.progress), pn.Column(pn.Spacer(height=20), self.fit_text),
-                     sizing_mode="stretch_width")
+                     pn.Column(pn.Spacer(height=26), self.progress), sizing_mode="stretch_width")
         select = pn.Row(self.channel, self.example, self.subject, self.model, self.feature,
-                        pn.Column(pn.Spacer(height=24), self.at_channel), sizing_mode="stretch_width")
-        return pn.Column(source, fit, self.source_text, self.scores, select,
-                         pn.Row(self.pred_pane, self.r_pane, sizing_mode="stretch_width"),
+                        sizing_mode="stretch_width")
+        return pn.Column(source, fit, self.fit_text, self.source_text, self.scores, select,
+                         pn.Row(self.pred_pane, self.r_pane, sizing_mode="stretch_width"), self.caption,
+                         pn.Row(self.at_channel, self.context, sizing_mode="stretch_width"),
                          pn.Row(self.imp_pane, self.imp_map_pane, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")

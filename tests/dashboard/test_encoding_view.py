@@ -64,8 +64,10 @@ def test_the_tab_draws_the_shipped_result_at_once(make_view):
     for m in ("dre", "trf", "rtrf"):
         np.testing.assert_allclose(v.pred_srcs[m].data["y"],
                                    ds["predicted"].sel(model=m).isel(example=k).sel(channel=ch).values)
-    assert v.pred_fig.title.text.startswith(f"Predicted vs actual: {ch}, test epoch {int(ds['example'][k])} (")
-    assert v.init_box.right == pytest.approx(float(ds["time"][ds.attrs["meg_init"]]))  # initial state shaded
+    assert v.pred_fig.title.text.startswith(f"Predicted vs actual: {ch}, epoch {int(ds['example'][k])} (")
+    end = float(ds["time"][ds.attrs["meg_init"]])  # the given initial state: shaded, and dotted on the maps
+    assert v.init_box.right == pytest.approx(end) and v.maps["r"]["init"].location == pytest.approx(end)
+    assert "initial brain state given to the models (333 ms)" in v.caption.object
     # the default channel is the one the DRE predicts best after onset
     post = ds["r"].sel(model="dre", time=slice(0, None)).mean(("subject", "time"))
     assert ch == str(post["channel"].values[int(np.argmax(post.values))])
@@ -74,9 +76,9 @@ def test_the_tab_draws_the_shipped_result_at_once(make_view):
     np.testing.assert_allclose(image, ds["r"].sel(model="dre").mean("subject").values.T, rtol=1e-5)
     for m in ("dre", "trf", "rtrf"):
         assert f"{float(ds['score'].sel(model=m)):.3f}" in v.scores.object
-    # importance: one course per feature, the selected one bold, the true latencies marked
-    feats = list(ds["feature"].values)
-    assert v.imp_src.data["feature"][0].startswith(feats[0]) and len(v.imp_src.data["ys"]) == len(feats)
+    # importance: one course per stimulus feature, the selected one bold, the true latencies marked
+    feats = ["word_freq", "word_length"]
+    assert [f.split(" ")[0] for f in v.imp_src.data["feature"]] == feats
     np.testing.assert_allclose(v.imp_src.data["ys"][feats.index("word_length")],
                                ds["loss_increase_map"].sel(feature="word_length").mean(("subject", "channel")).values,
                                rtol=1e-5)
@@ -95,19 +97,21 @@ def test_switching_channel_feature_subject_and_model_changes_the_plots(make_view
     v.feature.value = "word_length"
     np.testing.assert_allclose(v.maps["imp"]["src"].data["image"][0],
                                ds["loss_increase_map"].sel(feature="word_length").mean("subject").values.T, rtol=1e-5)
-    assert v.maps["imp"]["fig"].title.text.startswith("Importance of word_length")
+    assert v.maps["imp"]["fig"].title.text.startswith("Importance of word_length (all subjects)")
     v.subject.value = "S02"
     np.testing.assert_allclose(v.maps["r"]["src"].data["image"][0],
                                ds["r"].sel(model="dre", subject="S02").values.T, rtol=1e-5)
     v.model.value = "trf"
-    assert v.maps["r"]["fig"].title.text.startswith("r of TRF over time and channel (S02)")
+    assert v.maps["r"]["fig"].title.text.startswith("r of TRF (S02); post-onset mean")
     v.example.value = v.example.options[3]
     assert es.example == 3 and v.example.options[3] in v.pred_fig.title.text
-    es.imp_at_channel = True
+    v.at_channel.value = True
     np.testing.assert_allclose(
-        v.imp_src.data["ys"][list(ds["feature"].values).index("word_length")],
+        v.imp_src.data["ys"][1],
         ds["loss_increase_map"].sel(feature="word_length", subject="S02", channel=other).values, rtol=1e-5)
-    assert other in v.imp_fig.title.text
+    assert v.imp_fig.title.text == f"Importance over time (S02, {other}); bold: word_length"
+    v.context.value = True  # the initial state and the subject join the courses
+    assert [f.split(" ")[0] for f in v.imp_src.data["feature"]] == list(ds["feature"].values)
 
 
 def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path):
@@ -115,10 +119,11 @@ def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path):
     xr.Dataset({"amp_corr": (("unit", "freq"), np.zeros((2, 2)))}).to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
     s, v = make_view()
     shown = v.es.result
-    assert v.file_select.options == ["notes.nc", "probe.nc"] and not v.load_btn.disabled
-    v.file_select.value = "notes.nc"
-    v.load_btn.clicks += 1
+    assert v.file_select.options == ["choose a results file ...", "notes.nc", "probe.nc"]
+    assert not v.file_select.disabled and s.alerts == []
+    v.file_select.value = "notes.nc"  # choosing a file loads it
     assert s.alerts[-1][1].startswith("Encoding result not loaded: 'notes.nc' could not be read as netCDF")
+    assert v.file_select.value == "choose a results file ..."
     v.es.load_file("probe.nc")
     assert "'probe.nc' is not an encoding result: it lacks the variables ['r', 'score']" in s.alerts[-1][1]
     v.es.load_file("../outside.nc")
@@ -126,13 +131,13 @@ def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path):
     assert v.es.result is shown and v.es.label == SHIPPED_LABEL
 
 
-def test_without_files_the_load_button_explains_itself(make_view):
+def test_without_files_the_file_list_explains_itself(make_view):
     s, v = make_view()
-    assert v.load_btn.disabled and "No .nc files under the data root" in v.load_btn.description
+    assert v.file_select.disabled and "No .nc files under the data root" in v.file_select.description
+    assert v.file_select.options == ["(no .nc files under the data root)"]
     assert "unitscope encode" in v.source_text.object
     assert v.stop_btn.disabled and "no fit is running" in v.stop_btn.description
-    v._load()
-    assert "No results file chosen" in s.alerts[-1][1]
+    assert s.alerts == []
 
 
 def test_a_results_file_under_the_data_root_is_shown(make_view, tmp_path):
@@ -143,8 +148,8 @@ def test_a_results_file_under_the_data_root_is_shown(make_view, tmp_path):
     write_small(small, tmp_path / "runs" / "mine.nc")
     s, v = make_view()
     v.refresh_btn.clicks += 1
-    assert v.file_select.options == ["runs/mine.nc"]
-    v.load_btn.clicks += 1
+    assert v.file_select.options == ["choose a results file ...", "runs/mine.nc"]
+    v.file_select.value = "runs/mine.nc"
     es = v.es
     assert s.alerts == [] and es.label == "file runs/mine.nc"
     assert es.channels() == [str(c) for c in ds["channel"].values[:5]] and es.channel in es.channels()
@@ -152,7 +157,7 @@ def test_a_results_file_under_the_data_root_is_shown(make_view, tmp_path):
     assert "0.500" in v.scores.object and "0.125" in v.scores.object
     assert v.example.options[0] == f"epoch {int(ds['example'][0])}"  # no subjects stored: none shown
     v.shipped_btn.clicks += 1
-    assert es.label == SHIPPED_LABEL
+    assert es.label == SHIPPED_LABEL and v.file_select.value == "choose a results file ..."
 
 
 def test_progress_fractions_follow_the_study_messages():
