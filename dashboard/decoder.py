@@ -155,13 +155,14 @@ class Decoder:
             return self._probe_X
 
     def top_windows(self, stop=None):
-        """Most-activating windows of every unit (see :mod:`dashboard.activations`)."""
+        """Most-activating windows of every unit of the probing windows
+        (:class:`core.activations.MostActivating`; None when stopped)."""
         with self._lock:
             if self._top is None:
-                from .activations import top_windows
+                from core.activations import MostActivating
 
                 X, _ = self.probe_inputs()
-                self._top = top_windows(self.ws.model, self.layers, X, stop=stop)
+                self._top = MostActivating(self.ws.model, self.layers).run(X, stop=stop)
             return self._top
 
     @property

@@ -12,8 +12,8 @@ the new layer/unit) and two animation frames have been painted since. The app ru
 ``panel serve launch.py --num-threads 2`` in a subprocess (the README's command); this
 module imports neither Panel nor the dashboard.
 
-The helpers :func:`serve_app`, :func:`launch_browser`, :func:`wait_titles`, :func:`click_unit`
-are shared with the browser tests.
+The helpers :func:`serve_app`, :func:`launch_browser`, :func:`wait_titles`, :func:`click_unit`,
+:func:`unit_point` are shared with the browser tests.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._validation import UnitScopeError
 
-__all__ = ["run", "serve_app", "launch_browser", "wait_titles", "click_unit", "select_layer",
+__all__ = ["run", "serve_app", "launch_browser", "wait_titles", "click_unit", "unit_point", "select_layer",
            "CHROMIUM", "CHROMIUM_ARGS", "ROOT"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,12 +153,21 @@ def plot_titles(page) -> list[str]:
     return page.evaluate(_TITLES_JS)
 
 
-def click_unit(page, layer: str, k: int) -> None:
-    """Click unit ``k`` in the scatter of ``layer`` (a real mouse click at its point)."""
+def unit_point(page, layer: str, k: int) -> tuple[float, float]:
+    """Page coordinates (CSS pixels) of unit ``k``'s point in the scatter of ``layer``."""
     xy = page.evaluate(_POINT_JS, [f"{layer}:", k])
     if xy is None:
         raise UnitScopeError(f"unit {k} of {layer} is not in the scatter")
-    page.mouse.click(xy[0], xy[1])
+    return float(xy[0]), float(xy[1])
+
+
+def click_unit(page, layer: str, k: int) -> None:
+    """Click unit ``k`` in the scatter of ``layer`` (a real mouse click at its point).
+
+    Clicks may follow each other faster than a person would (Bokeh then reads the second
+    as a double tap; the app selects on double taps too).
+    """
+    page.mouse.click(*unit_point(page, layer, k))
 
 
 def unit_needles(layer: str, k: int) -> list[str]:

@@ -72,3 +72,70 @@ def write_fif(path, ch_names, *, sfreq=250.0, seconds=60.0, seed=0, misc=("speed
     info = mne.create_info(names, sfreq, ["eeg"] * len(ch_names) + ["misc"] * len(misc))
     mne.io.RawArray(data, info, verbose="error").save(path, overwrite=True, verbose="error")
     return path
+
+
+# ---- browser tests (``--ui``): one served app per module, one Chromium, fresh pages ----------
+def app_tracebacks(log_text: str) -> list[str]:
+    """Traceback blocks of a server log raised by the app.
+
+    Tornado's write to a websocket that a closing browser tab already shut
+    (StreamClosedError / WebSocketClosedError) is not the app's, and a UnitScopeError is a
+    reported user error.
+    """
+    blocks = log_text.split("Traceback (most recent call last):")[1:]
+    benign = ("WebSocketClosedError", "StreamClosedError", "UnitScopeError")
+    return [b for b in blocks if not any(k in b for k in benign)]
+
+
+@pytest.fixture(scope="module")
+def ui_env(demo_cache):
+    """Environment of the served app; a module overrides it to add a data root and limits."""
+    return {"UNITSCOPE_CACHE": str(demo_cache)}
+
+
+@pytest.fixture(scope="module")
+def server(ui_env, tmp_path_factory):
+    """``panel serve launch.py`` with ``ui_env``; yields its URL. Afterwards the server log
+    must hold no traceback raised by the app."""
+    from core.bench.app import serve_app
+
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    with serve_app(env=ui_env, log_path=log) as (url, _):
+        yield url
+    text = log.read_text(errors="replace")
+    assert not app_tracebacks(text), text[-4000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (overrides pytest-playwright's fixture of the same name)."""
+    from core.bench.app import launch_browser
+
+    with launch_browser(height=1100) as (b, _):
+        yield b
+
+
+@pytest.fixture()
+def new_page(browser):
+    """``new_page()`` opens a page in a fresh browser context (1400 x 1100, downloads
+    accepted); ``page.dialogs`` collects the messages of dismissed JS dialogs. Contexts
+    are closed after the test."""
+    contexts = []
+
+    def make():
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.dialogs = []
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.fixture()
+def app_page(new_page):
+    """One fresh page (see ``new_page``)."""
+    return new_page()

@@ -195,29 +195,19 @@ def test_job_errors_become_messages():
     assert error_message(FileNotFoundError(2, "No such file", "a.edf")).startswith("[Errno 2]")
 
 
-def test_most_activating_windows_are_the_top_activations(tiny_decoder):
-    """The kept windows are those with the highest peak, best first (checked by a direct pass)."""
-    import torch
+def test_decoder_most_activating_windows_cover_every_unit(tiny_decoder):
+    """The decoder scans its probing windows once for every block (the method itself is
+    tested in tests/core/test_activations.py)."""
+    from core.activations import unit_segments
 
-    from core.models import get_layer
-    from dashboard.activations import top_windows, unit_segments
-
+    top = tiny_decoder.top_windows()
+    assert top is tiny_decoder.top_windows() and tiny_decoder.top_ready
+    assert top.sizes["unit"] == sum(tiny_decoder.n_units.values())
     X, _ = tiny_decoder.probe_inputs()
     li = tiny_decoder.layers[1]
-    top = top_windows(tiny_decoder.ws.model, [li], X, k=3)
-    acts = []
-    h = get_layer(tiny_decoder.ws.model, li.nonlin_module).register_forward_hook(lambda m, i, o: acts.append(o))
-    try:
-        with torch.no_grad():
-            tiny_decoder.ws.model(torch.as_tensor(X))
-    finally:
-        h.remove()
-    peak = acts[0].reshape(len(X), li.n_units, -1).amax(-1).numpy().T  # (units, windows)
-    expected = np.argsort(-peak, axis=1)[:, :3]
-    np.testing.assert_array_equal(top.window[li.name], expected)
-    np.testing.assert_allclose(top.value[li.name], np.take_along_axis(peak, expected, 1), rtol=1e-5)
-    seg = unit_segments(X, top, li.name, 4)
-    w, s = top.window[li.name][4, 0], top.start[li.name][4, 0]
+    seg = unit_segments(X, top, f"{li.name}/4")
+    assert seg.shape == (top.sizes["rank"], X.shape[1], li.receptive_field)
+    w, s = int(top["window"].sel(unit=f"{li.name}/4", rank=0)), int(top["start"].sel(unit=f"{li.name}/4", rank=0))
     np.testing.assert_array_equal(seg[0], X[w, :, s:s + li.receptive_field])
 
 

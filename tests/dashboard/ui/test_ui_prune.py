@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bench.app import CHROMIUM, launch_browser, serve_app, wait_titles
+from core.bench.app import CHROMIUM, wait_titles
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
 
@@ -37,15 +37,6 @@ def no_traceback(page) -> None:
     assert "Traceback" not in text and 'File "' not in text
 
 
-def app_tracebacks(log_text: str) -> list[str]:
-    """Traceback blocks of the server log raised by the app. Tornado's write to a websocket that a
-    closing browser tab already shut (StreamClosedError / WebSocketClosedError) is not the app's,
-    and a UnitScopeError is a reported user error."""
-    blocks = log_text.split("Traceback (most recent call last):")[1:]
-    benign = ("WebSocketClosedError", "StreamClosedError", "UnitScopeError")
-    return [b for b in blocks if not any(k in b for k in benign)]
-
-
 def metric_after(page) -> str:
     return page.locator(".us-metric-after").inner_text()
 
@@ -62,33 +53,9 @@ def data_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(data_root, demo_cache, tmp_path_factory):
-    log = tmp_path_factory.mktemp("log") / "serve.log"
-    env = {"UNITSCOPE_DATA_ROOT": str(data_root), "UNITSCOPE_CACHE": str(demo_cache)}
-    with serve_app(env=env, log_path=log) as (url, _):
-        yield url
-    text = log.read_text(errors="replace")
-    assert not app_tracebacks(text), text[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser(height=1100) as (browser, _):
-        yield browser
-
-
-@pytest.fixture()
-def new_page(browser):
-    contexts = []
-
-    def make():
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-        contexts.append(ctx)
-        return ctx.new_page()
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
+def ui_env(data_root, demo_cache):
+    """The served app (``server``, ``browser``, ``new_page``: tests/dashboard/conftest.py)."""
+    return {"UNITSCOPE_DATA_ROOT": str(data_root), "UNITSCOPE_CACHE": str(demo_cache)}
 
 
 def open_prune(page, url: str, layer: str = "conv_3", unit: int = 5) -> str:
