@@ -53,7 +53,7 @@ class FitPreset:
     label: str
     n_subjects: int = 4       # synthetic reading: subjects
     n_words: int = 300        # synthetic reading: words per subject
-    duration: float = 300.0   # demo reaching: seconds of recording
+    duration: float = 600.0   # demo reaching: seconds of recording
     n_epochs: int = 6         # DRE passes over the training set
     hidden: int = 64          # DRE width
     init_seconds: float = 1 / 3  # initial brain state given to the models (as ``unitscope encode``)
@@ -73,7 +73,7 @@ class FitPreset:
 
 FIT_PRESETS = {
     "synthetic-reading": FitPreset("synthetic reading data (4 subjects x 300 words, 6 DRE passes)"),
-    "demo": FitPreset("demo reaching recording (band envelopes, 300 s, 6 DRE passes)"),
+    "demo": FitPreset("demo reaching recording (band envelopes, 600 s, 20 DRE passes)", duration=600.0, n_epochs=20),
 }
 
 
@@ -121,21 +121,18 @@ def list_results(root, *, max_files: int = 200, max_depth: int = 4) -> list[str]
     return sorted(out)
 
 
-def _fraction(msg: str, n_models: int) -> float | None:
+def _fraction(msg: str, n_models: int, n_done: int) -> float | None:
     """Progress fraction from an :class:`~core.encoding.EncodingStudy` message [A].
 
-    The DRE's passes take the first 60 %, each further model an equal share of the next 35 %,
-    the permutation importance the rest.
+    The DRE's passes take the first 60 %; the other models (baselines, ablations) share the
+    next 35 %, counted as they finish (``n_done`` models have reported their score, this
+    message included); the permutation importance ends at 95 %. None: no change.
     """
     m = re.match(r"dre epoch (\d+)/(\d+)", msg)
     if m:
         return 0.6 * int(m.group(1)) / max(int(m.group(2)), 1)
-    m = re.match(r"fitting (\w+)", msg)
-    if m and m.group(1) != "dre":
-        return 0.6
-    m = re.match(r"(\w+): post-onset mean r", msg)
-    if m and m.group(1) != "dre":
-        return None
+    if re.match(r"\w+: post-onset mean r", msg):
+        return 0.6 + 0.35 * max(n_done - 1, 0) / max(n_models - 1, 1)
     if msg.startswith("permutation importance"):
         return 0.95
     return None
@@ -364,10 +361,14 @@ class EncodingState(param.Parameterized):
                     study = EncodingStudy(preset.config(float(data.attrs["sfreq"])), seed=0)
                     n_models = 1 + len(study.baselines) + len(study.ablations)
 
+                    done_models = [0]
+
                     def progress(msg: str) -> None:
                         if stop.is_set():
                             raise _Stopped()
-                        frac = _fraction(msg, n_models)
+                        if re.match(r"\w+: post-onset mean r", msg):
+                            done_models[0] += 1
+                        frac = _fraction(msg, n_models, done_models[0])
                         upd = {"fit_message": msg}
                         if frac is not None:
                             upd["fit_progress"] = max(self.fit_progress, frac)

@@ -161,10 +161,12 @@ def test_a_results_file_under_the_data_root_is_shown(make_view, tmp_path):
 
 
 def test_progress_fractions_follow_the_study_messages():
-    assert _fraction("dre epoch 3/6: valid loss 0.5", 3) == pytest.approx(0.3)
-    assert _fraction("fitting trf", 3) == 0.6 and _fraction("fitting dre", 3) is None
-    assert _fraction("permutation importance of the DRE", 3) == 0.95
-    assert _fraction("1200 epochs of 4 subjects", 3) is None
+    assert _fraction("dre epoch 3/6: valid loss 0.5", 3, 0) == pytest.approx(0.3)
+    assert _fraction("dre: post-onset mean r 0.15 (6.4 s)", 3, 1) == pytest.approx(0.6)
+    assert _fraction("trf: post-onset mean r 0.10 (5.1 s)", 3, 2) == pytest.approx(0.775)
+    assert _fraction("rtrf: post-onset mean r 0.21 (2.3 s)", 3, 3) == pytest.approx(0.95)
+    assert _fraction("permutation importance of the DRE", 3, 3) == 0.95
+    assert _fraction("fitting trf", 3, 1) is None and _fraction("1200 epochs of 4 subjects", 3, 0) is None
 
 
 def test_fit_runs_in_the_background_and_shows_its_result(make_view, monkeypatch, tiny_preset):
