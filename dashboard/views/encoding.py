@@ -115,7 +115,8 @@ class EncodingView(pn.viewable.Viewer):
         self.example.param.watch(self._example_chosen, "value")
         self._build_figures()
         es.param.watch(self._sync_fit, ["fit_state", "fit_progress", "fit_message", "queue_position"])
-        es.param.watch(self._sync_selection, ["version", "channel", "subject", "model", "feature", "example"])
+        es.param.watch(self._sync_selection, "version")
+        es.param.watch(self._sync_values, ["channel", "subject", "model", "feature", "example"])
         es.param.watch(self._redraw, ["version", "channel", "subject", "model", "feature", "example",
                                       "imp_at_channel", "imp_context"])
         es.param.watch(self._show_source, "label")
@@ -253,6 +254,26 @@ class EncodingView(pn.viewable.Viewer):
         self.scores.object = score_html(es.scores())
         self._source_text()
 
+    def _sync_values(self, *events):
+        """One selection changed: only the widgets' values follow (their options stay)."""
+        es = self.es
+        self._syncing = True
+        try:
+            for e in events:
+                if e.name == "example":
+                    ex = self.example.options
+                    if ex:
+                        self.example.value = ex[min(es.example, len(ex) - 1)]
+                elif e.name == "model":
+                    if es.model in self.model.options.values():
+                        self.model.value = es.model
+                else:
+                    widget = getattr(self, e.name)
+                    if e.new in widget.options:
+                        widget.value = e.new
+        finally:
+            self._syncing = False
+
     def _source_text(self):
         es = self.es
         ds = es.result
@@ -289,15 +310,32 @@ class EncodingView(pn.viewable.Viewer):
         self.fit_text.object = f"<span class='us-muted'>{esc(msg)}</span>"
 
     # ---- drawing ----------------------------------------------------------------------------------
-    def _redraw(self, *_):
-        self._apply(self._draw)
+    # which plots each change redraws [A]: a click sends only what changed
+    _DRAWS = {"channel": ("prediction", "importance"), "example": ("prediction",),
+              "subject": ("r", "importance", "imp"), "model": ("r",), "feature": ("importance", "imp"),
+              "imp_at_channel": ("importance",), "imp_context": ("importance",)}
 
-    def _draw(self):
-        self._caption()
-        self._draw_prediction()
-        self._draw_map("r", self.es.r_map())
-        self._draw_importance()
-        self._draw_map("imp", self.es.importance_map())
+    def _redraw(self, *events):
+        names = {e.name for e in events}
+        if not names or "version" in names:
+            self._apply(self._draw)
+            return
+        parts = {p for n in names for p in self._DRAWS.get(n, ())}
+        if "channel" in names and not self.es.imp_at_channel:
+            parts.discard("importance")
+        self._apply(lambda: self._draw(parts))
+
+    def _draw(self, parts=("prediction", "r", "importance", "imp")):
+        if "prediction" in parts and "r" in parts:  # everything: a new result
+            self._caption()
+        if "prediction" in parts:
+            self._draw_prediction()
+        if "r" in parts:
+            self._draw_map("r", self.es.r_map())
+        if "importance" in parts:
+            self._draw_importance()
+        if "imp" in parts:
+            self._draw_map("imp", self.es.importance_map())
 
     def _draw_prediction(self):
         es = self.es

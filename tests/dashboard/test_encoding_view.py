@@ -110,6 +110,13 @@ def test_switching_channel_feature_subject_and_model_changes_the_plots(make_view
         v.imp_src.data["ys"][1],
         ds["loss_increase_map"].sel(feature="word_length", subject="S02", channel=other).values, rtol=1e-5)
     assert v.imp_fig.title.text == f"Importance over time (S02, {other}); bold: word_length"
+    third = next(c for c in es.channels() if c not in (other, es.channel))
+    r_image = v.maps["r"]["src"].data["image"][0]
+    v.channel.value = third  # with "at the selected channel", the courses follow the channel ...
+    np.testing.assert_allclose(
+        v.imp_src.data["ys"][1],
+        ds["loss_increase_map"].sel(feature="word_length", subject="S02", channel=third).values, rtol=1e-5)
+    assert v.maps["r"]["src"].data["image"][0] is r_image  # ... and the r map, not concerned, is not resent
     v.context.value = True  # the initial state and the subject join the courses
     assert [f.split(" ")[0] for f in v.imp_src.data["feature"]] == list(ds["feature"].values)
 
