@@ -17,6 +17,7 @@ from pathlib import Path
 import param
 
 from core._validation import UnitScopeError
+from core.io import DATA_CH_TYPES
 
 from .decoder import Decoder, demo_provider
 from .files import data_root, list_recordings, resolve_in_root, save_upload
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 VIEWS = ("data", "overview", "units", "prune", "kernels", "export")
 PROBE_STATES = ("none", "running", "stopped", "done", "error")
+MIN_SFREQ = 8.0  # Hz; the lowest rate core.workspace.load_data accepts
 
 
 class Session(param.Parameterized):
@@ -48,6 +50,10 @@ class Session(param.Parameterized):
     path = param.String(default="", doc="Recording path relative to the data root.")
     recording_info = param.Dict(default={}, doc="Summary of the inspected recording (Recording.summary()).")
     target = param.String(default="", doc="Target: a channel name, 'events' or 'events:T1,T2'.")
+    picks = param.List(default=[], item_type=str, doc="Input channels of a user file (the target is never one).")
+    l_freq = param.Number(default=None, allow_None=True, doc="High-pass edge in Hz (None: off).")
+    h_freq = param.Number(default=None, allow_None=True, doc="Low-pass edge in Hz (None: off).")
+    resample_to = param.Number(default=None, allow_None=True, doc="Resample to this rate in Hz (None: keep).")
     model_kind = param.Selector(default="deep4", objects=["deep4", "shallow"], doc="Decoder architecture.")
     max_epochs = param.Integer(default=30, bounds=(1, 500), doc="Training epochs at most (early stopping may end sooner).")
 
@@ -231,7 +237,7 @@ class Session(param.Parameterized):
     def _inspect(self, full: Path, *, label: str) -> None:
         from core.io import read_recording
 
-        self.param.update(busy="inspecting", recording_info={}, target="")
+        self.param.update(busy="inspecting", recording_info={}, target="", picks=[])
 
         def work(stop):
             rec = read_recording(full)
@@ -240,9 +246,11 @@ class Session(param.Parameterized):
             return info
 
         def done(info):
-            misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in ("eeg", "ecog", "seeg", "meg", "mag", "grad", "dbs")]
+            misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
             default = misc[0] if misc else ("events" if len(info["events"]) >= 2 else "")
-            self.param.update(busy="", recording_info=info, target=default)
+            picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t in DATA_CH_TYPES and c != default]
+            self.param.update(busy="", recording_info=info, target=default, picks=picks, l_freq=None, h_freq=None,
+                              resample_to=None)
 
         self._start("inspect", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
 
@@ -252,10 +260,81 @@ class Session(param.Parameterized):
         if not info:
             return []
         names, types = info["ch_names"], info["ch_types_list"]
-        first = [c for c, t in zip(names, types) if t not in ("eeg", "ecog", "seeg", "meg", "mag", "grad", "dbs")]
+        first = [c for c, t in zip(names, types) if t not in DATA_CH_TYPES]
         rest = [c for c in names if c not in first]
         ev = ["events"] + [f"events:{k}" for k in info.get("events", {})] if info.get("events") else []
         return first + rest + ev
+
+    def pick_options(self) -> list[tuple[str, str]]:
+        """(channel, type) pairs the inspected file offers as inputs (every channel but the target)."""
+        info = self.recording_info
+        if not info:
+            return []
+        return [(c, t) for c, t in zip(info["ch_names"], info["ch_types_list"]) if c != self.target]
+
+    @param.depends("target", watch=True)
+    def _target_not_picked(self):
+        if self.target in self.picks:  # the target is split off the inputs
+            self.picks = [c for c in self.picks if c != self.target]
+
+    def prep_problems(self) -> list[str]:
+        """What is wrong with the channel picks, band-pass and resampling of a user file
+        (one sentence each; empty when all is well or for the demo)."""
+        info = self.recording_info
+        if self.source == "demo" or not info:
+            return []
+        out = []
+        known = set(info["ch_names"])
+        if not self.picks:
+            out.append("No input channel picked: choose at least one channel.")
+        unknown = [c for c in self.picks if c not in known]
+        if unknown:
+            out.append(f"Picked channel(s) {unknown[:5]} are not in the recording.")
+        if self.target in self.picks:
+            out.append(f"The target channel {self.target!r} cannot also be an input channel.")
+        rate = float(info["sfreq"])
+        fs, resampled = self.resample_to, False
+        if fs is not None:
+            if fs < MIN_SFREQ:
+                out.append(f"Resampling to {fs:g} Hz is too low for the decoders (at least {MIN_SFREQ:g} Hz).")
+            elif fs > rate:
+                out.append(f"Resampling to {fs:g} Hz is above the file's rate ({rate:g} Hz): upsampling adds "
+                           "nothing; leave it empty to keep the rate.")  # [A] no upsampling from the app
+            else:
+                rate, resampled = float(fs), True
+        nyq = rate / 2  # the filter runs after resampling (core.workspace.load_data)
+        where = f"({rate:g} Hz sampling{' after resampling' if resampled else ''})"
+        lo, hi = self.l_freq, self.h_freq
+        if lo is not None and lo <= 0:
+            out.append(f"l_freq={lo:g} Hz: the high-pass edge must be above 0 Hz (leave it empty for none).")
+        if hi is not None and hi <= 0:
+            out.append(f"h_freq={hi:g} Hz: the low-pass edge must be above 0 Hz (leave it empty for none).")
+        if hi is not None and hi >= nyq:
+            out.append(f"h_freq={hi:g} Hz is at or above the Nyquist frequency, {nyq:g} Hz {where}: "
+                       f"choose less than {nyq:g} Hz.")
+        if lo is not None and lo > 0 and lo >= nyq:
+            out.append(f"l_freq={lo:g} Hz is at or above the Nyquist frequency, {nyq:g} Hz {where}.")
+        if lo is not None and hi is not None and 0 < hi <= lo:
+            out.append(f"l_freq={lo:g} Hz must be below h_freq={hi:g} Hz.")
+        return out
+
+    def data_spec(self):
+        """The :class:`core.workspace.DataSpec` of the chosen data; raises UnitScopeError with
+        the first problem (see :meth:`prep_problems`)."""
+        from core.workspace import DataSpec
+
+        if self.source == "demo":
+            return DataSpec()
+        info = self.recording_info
+        if not info:
+            raise UnitScopeError("Choose and inspect a recording first (Data: file or upload).")
+        if not self.target:
+            raise UnitScopeError("Choose the target: a channel holding a continuous trace, or events.")
+        problems = self.prep_problems()
+        if problems:
+            raise UnitScopeError(problems[0])
+        return DataSpec(source=info["path"], target=self.target, picks=list(self.picks), l_freq=self.l_freq,
+                        h_freq=self.h_freq, sfreq=self.resample_to)
 
     # ---- training --------------------------------------------------------------------------
     def _train_progress_cb(self, p: dict) -> None:
@@ -273,22 +352,17 @@ class Session(param.Parameterized):
     def train(self) -> None:
         """Build a decoder on the chosen data and train it in a worker thread."""
         from core.training import TrainConfig
-        from core.workspace import DataSpec, Workspace
+        from core.workspace import Workspace
 
         if self.running("training"):
             self.alert("Training is already running.", "warning")
             return
-        if self.source == "demo":
-            spec, label = DataSpec(), "Demo reaching recording"
-        else:
-            info = self.recording_info
-            if not info:
-                self.alert("Choose and inspect a recording first (Data: file or upload).")
-                return
-            if not self.target:
-                self.alert("Choose the target: a channel holding a continuous trace, or events.")
-                return
-            spec, label = DataSpec(source=info["path"], target=self.target), info["label"]
+        try:
+            spec = self.data_spec()
+        except UnitScopeError as exc:
+            self.alert(str(exc))
+            return
+        label = "Demo reaching recording" if self.source == "demo" else self.recording_info["label"]
         config = TrainConfig(model=self.model_kind, max_epochs=int(self.max_epochs))
         kind = "Deep4" if self.model_kind == "deep4" else "Shallow"
         self._batches = []

@@ -1,4 +1,5 @@
-"""Data and model: choose the recording, the target and the architecture; train with live curves."""
+"""Data and model: choose the recording, the target, the input channels, band-pass and sampling
+rate, and the architecture; train with live curves."""
 from __future__ import annotations
 
 import holoviews as hv
@@ -44,7 +45,7 @@ class DataView(pn.viewable.Viewer):
             s.param.source, options={"Demo recording": "demo", "File under data root": "file", "Upload": "upload"},
             color="primary", variant="outline", label="")
         self.path = pn.widgets.AutocompleteInput(
-            name=f"Recording (relative to the data root {s.root})", options=[], restrict=False,
+            label=f"Recording (relative to the data root {s.root})", options=[], restrict=False,
             case_sensitive=False, min_characters=0, search_strategy="includes",
             placeholder="e.g. sub-01/ecog.fif", sizing_mode="stretch_width")
         self.refresh = pn.widgets.Button(label="List files", width=100)
@@ -54,6 +55,22 @@ class DataView(pn.viewable.Viewer):
                                               height=120, sizing_mode="stretch_width")
         self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
                                         sizing_mode="stretch_width")
+        # preparation of a user file: channel picks, band-pass, resampling (core.workspace.DataSpec)
+        self.picks = pn.widgets.MultiChoice(label="Input channels (type)", options={}, value=[],
+                                            delete_button=True, search_option_limit=30,
+                                            placeholder="search channels ...", sizing_mode="stretch_width",
+                                            css_classes=["us-picks"])
+        self.all_data = pn.widgets.Button(label="All data channels", width=150,
+                                          description="Pick every EEG/ECoG/sEEG/MEG channel but the target")
+        self.l_freq = pn.widgets.FloatInput.from_param(s.param.l_freq, label="High-pass l_freq (Hz)", width=160,
+                                                       placeholder="off", start=0.0, css_classes=["us-lfreq"])
+        self.h_freq = pn.widgets.FloatInput.from_param(s.param.h_freq, label="Low-pass h_freq (Hz)", width=160,
+                                                       placeholder="off", start=0.0, css_classes=["us-hfreq"])
+        self.resample = pn.widgets.FloatInput.from_param(s.param.resample_to, label="Resample to (Hz)",
+                                                         width=160, placeholder="keep", start=0.0,
+                                                         css_classes=["us-resample"])
+        self.prep_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self._syncing = False
         self.model = pn.widgets.RadioButtonGroup.from_param(
             s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label="")
         self.epochs = pn.widgets.IntInput.from_param(s.param.max_epochs, label="Max epochs", width=120,
@@ -70,11 +87,16 @@ class DataView(pn.viewable.Viewer):
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
         self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
         self.dropper.param.watch(self._uploaded, "value")
-        self.target.param.watch(lambda e: setattr(s, "target", e.new or ""), "value")
+        self.target.param.watch(lambda e: None if self._syncing else setattr(s, "target", e.new or ""), "value")
         self.train_btn.on_click(lambda e: s.train())
         self.stop_btn.on_click(lambda e: s.stop_training())
         self.demo_btn.on_click(self._back_to_demo)
         s.param.watch(self._sync_info, ["recording_info", "target"])
+        self.picks.param.watch(self._picked, "value")
+        self.all_data.on_click(self._pick_all_data)
+        s.param.watch(self._sync_prep, ["recording_info", "target", "picks", "l_freq", "h_freq", "resample_to",
+                                        "source"])
+        self._sync_prep()
         s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history"])
         self._sync_info()
         self._sync_busy()
@@ -106,7 +128,11 @@ class DataView(pn.viewable.Viewer):
         info = self.session.recording_info
         if not info:
             self.info.object = '<p class="us-muted">No recording inspected yet.</p>'
-            self.target.options = []
+            self._syncing = True
+            try:
+                self.target.options = []
+            finally:
+                self._syncing = False
             return
         rows = [("File", info.get("label", "")), ("Channels", info["n_chans"]),
                 ("Channel types", ", ".join(f"{k}: {v}" for k, v in info["ch_types"].items())),
@@ -115,9 +141,57 @@ class DataView(pn.viewable.Viewer):
         names = ", ".join(esc(c) for c in info["ch_names"])
         self.info.object = kv_table(rows) + f'<div class="us-chan">{names}</div>'
         opts = self.session.target_options()
-        self.target.options = opts
-        if self.session.target in opts:
-            self.target.value = self.session.target
+        # new options must not write the widget's fallback (the first option) back as the target
+        self._syncing = True
+        try:
+            self.target.param.update(options=opts,
+                                     value=self.session.target if self.session.target in opts else None)
+        finally:
+            self._syncing = False
+
+    def _picked(self, event):
+        if not self._syncing:
+            self.session.picks = list(event.new or [])
+
+    def _pick_all_data(self, event=None):
+        from core.io import DATA_CH_TYPES
+
+        self.session.picks = [c for c, t in self.session.pick_options() if t in DATA_CH_TYPES]
+
+    def _sync_prep(self, *_):
+        """Picks, band-pass and resampling: options from the file, live problems, or why they are off."""
+        s = self.session
+        info = s.recording_info if s.source != "demo" else {}
+        off = not info
+        for w in (self.picks, self.all_data, self.l_freq, self.h_freq, self.resample):
+            w.disabled = off
+        self._syncing = True  # programmatic updates must not write back
+        try:
+            # labels are rendered as HTML by the widget: escape them (values stay the raw names)
+            opts = {esc(f"{c} ({t})"): c for c, t in s.pick_options()} if info else {}
+            self.picks.param.update(options=opts, value=[c for c in s.picks if c in opts.values()])
+        finally:
+            self._syncing = False
+        if s.source == "demo":
+            self.prep_note.object = (
+                '<span class="us-muted">The demo recording comes prepared (32 simulated ECoG channels at 250 Hz, '
+                'no extra filtering), so channel picks, band-pass and resampling are off here; they apply to '
+                'your own recordings (File under data root or Upload).</span>')
+            return
+        if off:
+            self.prep_note.object = ('<span class="us-muted">Open a recording to choose its input channels, '
+                                     'band-pass and sampling rate.</span>')
+            return
+        problems = s.prep_problems()
+        if problems:
+            self.prep_note.object = "".join(
+                f'<div class="us-alert us-alert-danger us-prep-problem" role="alert">{esc(p)}</div>' for p in problems)
+            return
+        band = ("off" if s.l_freq is None and s.h_freq is None else
+                f"{'0' if s.l_freq is None else f'{s.l_freq:g}'}-{'Nyquist' if s.h_freq is None else f'{s.h_freq:g}'} Hz")
+        rate = f"{s.resample_to:g} Hz (resampled)" if s.resample_to else f"{info['sfreq']:g} Hz (as recorded)"
+        self.prep_note.object = (f'<span class="us-muted us-prep-ok">{len(s.picks)} of {info["n_chans"]} channels '
+                                 f'as input · band-pass {esc(band)} · sampling {esc(rate)}</span>')
 
     def _sync_busy(self, *_):
         s = self.session
@@ -152,11 +226,15 @@ class DataView(pn.viewable.Viewer):
             '250 Hz, target hand speed. High-gamma (60-90 Hz) and beta (15-25 Hz) amplitude and a 1-4 Hz '
             'movement-locked waveform carry the movement; the other channels are noise.</span>',
             stylesheets=[CSS], visible=self.session.param.source.rx() == "demo", sizing_mode="stretch_width")
+        prep = pn.Column(
+            pn.pane.HTML("<b>Channels and filtering</b>", stylesheets=[CSS]),
+            pn.Row(self.picks, pn.Column(pn.Spacer(height=18), self.all_data), sizing_mode="stretch_width"),
+            pn.Row(self.l_freq, self.h_freq, self.resample), self.prep_note, sizing_mode="stretch_width")
         data_card = pn.Column(
             pn.pane.Markdown("### 1. Data"), self.source, demo_box, file_box, upload_box,
             pn.Column(self.info, self.target, visible=self.session.param.source.rx() != "demo",
                       sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+            prep, sizing_mode="stretch_width")
         model_card = pn.Column(
             pn.pane.Markdown("### 2. Decoder"), pn.Row(self.model, self.epochs),
             pn.Row(self.train_btn, self.stop_btn, self.demo_btn),

@@ -222,3 +222,64 @@ def test_prediction_cache_round_trip(tiny_ws, tmp_path):
     np.testing.assert_array_equal(cached["pred"], first["pred"])
     np.testing.assert_array_equal(cached["time"], first["time"])
     assert cached["task"] == "regression" and cached["target"] == first["target"]
+
+
+INFO = {"label": "rec.edf", "path": "/data/rec.edf", "n_chans": 4, "sfreq": 128.0, "duration_s": 60.0,
+        "ch_names": ["Fp1", "C3", "<b>Cz</b>", "speed"], "ch_types_list": ["eeg", "eeg", "eeg", "misc"],
+        "ch_types": {"eeg": 3, "misc": 1}, "events": {}}
+
+
+def test_prep_problems_name_what_is_wrong(session):
+    from core._validation import UnitScopeError
+
+    session.param.update(source="file", recording_info=INFO, target="speed", picks=[])
+    assert session.pick_options() == [("Fp1", "eeg"), ("C3", "eeg"), ("<b>Cz</b>", "eeg")]
+    assert session.prep_problems() == ["No input channel picked: choose at least one channel."]
+    with pytest.raises(UnitScopeError, match="No input channel picked"):
+        session.data_spec()
+    session.param.update(picks=["C3", "T9"], h_freq=70.0)
+    problems = session.prep_problems()
+    assert problems[0] == "Picked channel(s) ['T9'] are not in the recording."
+    assert problems[1].startswith("h_freq=70 Hz is at or above the Nyquist frequency, 64 Hz (128 Hz sampling)")
+    session.param.update(picks=["C3"], resample_to=100.0, h_freq=55.0)
+    assert session.prep_problems() == ["h_freq=55 Hz is at or above the Nyquist frequency, 50 Hz (100 Hz sampling "
+                                       "after resampling): choose less than 50 Hz."]
+    session.param.update(resample_to=4.0, h_freq=None)
+    assert "too low for the decoders (at least 8 Hz)" in session.prep_problems()[0]
+    session.resample_to = 256.0
+    assert "above the file's rate (128 Hz)" in session.prep_problems()[0]
+    session.param.update(resample_to=None, l_freq=30.0, h_freq=20.0)
+    assert session.prep_problems() == ["l_freq=30 Hz must be below h_freq=20 Hz."]
+    session.param.update(l_freq=0.0, h_freq=None)
+    assert "must be above 0 Hz" in session.prep_problems()[0]
+    session.train()  # a problem becomes an alert, nothing starts
+    assert "must be above 0 Hz" in session.alerts[-1][1] and "training" not in session._jobs
+
+
+def test_data_spec_carries_picks_filter_and_rate(session):
+    session.param.update(source="file", recording_info=INFO, target="speed", picks=["<b>Cz</b>", "C3"],
+                         l_freq=1.0, h_freq=40.0, resample_to=100.0)
+    assert session.prep_problems() == []
+    spec = session.data_spec()
+    assert (spec.source, spec.target, spec.picks) == ("/data/rec.edf", "speed", ["<b>Cz</b>", "C3"])
+    assert (spec.l_freq, spec.h_freq, spec.sfreq) == (1.0, 40.0, 100.0)
+    session.target = "C3"  # a channel that becomes the target leaves the inputs
+    assert session.picks == ["<b>Cz</b>"] and ("C3", "eeg") not in session.pick_options()
+    session.source = "demo"  # the demo ignores the file's preparation
+    assert session.prep_problems() == [] and session.data_spec().source == "demo"
+    assert session.data_spec().picks is None
+
+
+def test_inspected_file_preparation_reaches_the_data(session, tmp_path, fif):
+    """Defaults after inspecting a file (data channels but the target, no filter), and a chosen
+    preparation is what core.workspace.load_data makes of the file."""
+    from core.workspace import load_data
+
+    fif(tmp_path / "prep_raw.fif", ["C3", "C4", "Cz"], seconds=30.0)
+    session.inspect("prep_raw.fif")
+    _join(session, "inspect")
+    assert session.target == "speed" and session.picks == ["C3", "C4", "Cz"]
+    assert (session.l_freq, session.h_freq, session.resample_to) == (None, None, None)
+    session.param.update(picks=["Cz", "C3"], l_freq=2.0, h_freq=40.0, resample_to=125.0)
+    rec, task, _, _ = load_data(session.data_spec())
+    assert task == "regression" and rec.ch_names == ["Cz", "C3"] and rec.sfreq == 125.0

@@ -177,10 +177,49 @@ def test_bad_input_becomes_alerts_and_markup_stays_text(server, app_page, data_r
     wait_text(app_page, "<script>alert(1)</script>")  # shown as text ...
     assert app_page.dialogs == []  # ... never run
     wait_text(app_page, "<b>C4</b>")
+    wait_text(app_page, "<script>alert(1)</script> (eeg)")  # the channel picks show names as text too
+    assert app_page.dialogs == []
     app_page.locator("button:text-is('Upload')").click()
     app_page.locator("input[type=file]").first.set_input_files(
         files=[{"name": "big.edf", "mimeType": "application/octet-stream", "buffer": b"x" * 200_000}])
     wait_text(app_page, "above the limit")  # checked on the server; FilePond also refuses > 1 MB
+    no_traceback(app_page)
+
+
+def test_user_file_channel_picks_and_filter(server, app_page, data_root, shared_data):
+    """A real EDF (64 EEG channels at 128 Hz): its channels are offered with their types, a
+    low-pass above Nyquist is a visible alert, resampling moves the limit, and the demo has the
+    controls off with a reason."""
+    import shutil
+
+    edf = shared_data / "eeg_motor_eegmmidb" / "test_edf_overlapping_annotations.edf"
+    if not edf.is_file():
+        pytest.skip(f"{edf} is absent")
+    shutil.copy(edf, data_root / "motor.edf")
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "demo recording comes prepared", timeout=120)
+    assert app_page.locator(".us-hfreq input").first.is_disabled()
+    app_page.locator("button:text-is('File under data root')").click()
+    path = app_page.locator("input[placeholder='e.g. sub-01/ecog.fif']")
+    path.fill("motor.edf")
+    path.press("Enter")
+    wait_text(app_page, "64 of 64 channels as input", timeout=120)
+    wait_text(app_page, "Fc5. (eeg)")
+    app_page.locator(".us-picks .choices__button").first.click()  # drop the first channel
+    wait_text(app_page, "63 of 64 channels as input")
+    hf = app_page.locator(".us-hfreq input").first
+    hf.fill("70")
+    hf.press("Enter")
+    wait_text(app_page, "h_freq=70 Hz is at or above the Nyquist frequency, 64 Hz (128 Hz sampling)")
+    hf.fill("40")
+    hf.press("Enter")
+    rs = app_page.locator(".us-resample input").first
+    rs.fill("64")
+    rs.press("Enter")
+    wait_text(app_page, "h_freq=40 Hz is at or above the Nyquist frequency, 32 Hz (64 Hz sampling after resampling)")
+    rs.fill("100")
+    rs.press("Enter")
+    wait_text(app_page, "63 of 64 channels as input · band-pass 0-40 Hz · sampling 100 Hz (resampled)")
     no_traceback(app_page)
 
 

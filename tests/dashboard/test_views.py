@@ -192,3 +192,50 @@ def test_signal_browser_envelope_follows_the_range(tiny_decoder):
     assert ys[0].max() - sb.offsets[0] == pytest.approx(raw[: len(raw) // 13 * 13].max(), rel=1e-5)
     sb.main.x_range.update(start=20.0, end=60.0)  # as the minimap's box does
     assert sb.src.data["xs"][0].min() >= 19.9 and sb.src.data["xs"][0].max() <= 60.1
+
+
+def test_data_prep_controls_are_off_for_the_demo_with_a_reason(session):
+    view = DataView(session=session)
+    assert session.source == "demo"
+    assert all(w.disabled for w in (view.picks, view.all_data, view.l_freq, view.h_freq, view.resample))
+    assert "demo recording comes prepared" in view.prep_note.object
+
+
+def test_data_prep_controls_follow_the_file(session):
+    view = DataView(session=session)
+    info = {"label": "rec.edf", "path": "/x", "n_chans": 4, "sfreq": 128.0, "duration_s": 60.0,
+            "ch_names": ["<img src=x onerror=alert(1)>", "C3", "Cz", "speed"],
+            "ch_types_list": ["eeg", "eeg", "eeg", "misc"], "ch_types": {"eeg": 3, "misc": 1}, "events": {}}
+    session.param.update(source="file", recording_info=info, target="speed",
+                         picks=["<img src=x onerror=alert(1)>", "C3", "Cz"])
+    assert not view.picks.disabled and not view.h_freq.disabled
+    # labels are escaped (the widget renders them as HTML); values are the raw channel names
+    assert view.picks.options == {"&lt;img src=x onerror=alert(1)&gt; (eeg)": "<img src=x onerror=alert(1)>",
+                                  "C3 (eeg)": "C3", "Cz (eeg)": "Cz"}
+    assert view.picks.value == ["<img src=x onerror=alert(1)>", "C3", "Cz"]
+    assert "3 of 4 channels as input" in view.prep_note.object
+    view.picks.value = ["Cz"]  # the user removes two channels
+    assert session.picks == ["Cz"]
+    view.h_freq.value = 70.0
+    assert session.h_freq == 70.0
+    note = view.prep_note.object
+    assert "us-alert-danger" in note and "h_freq=70 Hz is at or above the Nyquist frequency, 64 Hz" in note
+    view.picks.value = []
+    assert "No input channel picked" in view.prep_note.object
+    view.all_data.clicks += 1  # back to every data channel
+    assert session.picks == ["<img src=x onerror=alert(1)>", "C3", "Cz"]
+    view.h_freq.value = 40.0
+    assert "band-pass 0-40 Hz" in view.prep_note.object and "<img" not in view.prep_note.object
+
+
+def test_new_target_options_keep_the_sessions_target(session):
+    """Listing a file's targets must not turn the widget's first option (a channel) into the target."""
+    view = DataView(session=session)
+    info = {"label": "m.edf", "path": "/x", "n_chans": 2, "sfreq": 128.0, "duration_s": 60.0,
+            "ch_names": ["Fc5.", "C3.."], "ch_types_list": ["eeg", "eeg"], "ch_types": {"eeg": 2},
+            "events": {"T1": 3, "T2": 3}}
+    session.param.update(source="file", recording_info=info, target="events", picks=["Fc5.", "C3.."])
+    assert view.target.options[0] == "Fc5." and view.target.value == "events"
+    assert session.target == "events" and session.picks == ["Fc5.", "C3.."]
+    view.target.value = "C3.."  # a user's choice still goes through
+    assert session.target == "C3.." and session.picks == ["Fc5."]
