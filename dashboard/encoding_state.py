@@ -240,7 +240,7 @@ class EncodingState(param.Parameterized):
         from core.encoding.results import example_subjects
 
         ds = self.result
-        if ds is None or "example" not in ds.dims:
+        if ds is None or "predicted" not in ds:
             return []
         subj = example_subjects(ds)
         return [f"epoch {int(e)}" + (f" ({subj[i]})" if subj else "") for i, e in enumerate(ds["example"].values)]

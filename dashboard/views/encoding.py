@@ -249,6 +249,13 @@ class EncodingView(pn.viewable.Viewer):
             feats = es.features(ds)
             self.feature.param.update(options=feats, value=es.feature if es.feature in feats else None,
                                       disabled=not feats)
+            none = "No result yet: load a results file or press Fit"
+            self.channel.description = self.subject.description = self.model.description = None if has else none
+            self.example.description = None if ex else (none if not has else
+                                                        "This result stores no example test epochs")
+            self.feature.description = None if feats else (none if not has else
+                                                           "This result holds no permutation importance")
+            self.at_channel.disabled = self.context.disabled = not feats  # the caption says why
         finally:
             self._syncing = False
         self.scores.object = score_html(es.scores())
@@ -284,7 +291,7 @@ class EncodingView(pn.viewable.Viewer):
             n = _epochs_text(ds.attrs.get("n_epochs"))
             if n:
                 bits.append(esc(n))
-            if "example" not in ds.dims:
+            if "predicted" not in ds:
                 bits.append("this result stores no example epochs: no predicted-vs-actual plot")
             if "loss_increase" not in ds:
                 bits.append("no permutation importance in this result (fitted with --no-importance)")
@@ -303,6 +310,7 @@ class EncodingView(pn.viewable.Viewer):
         self.stop_btn.disabled = not active
         self.stop_btn.description = "Stop the running fit" if active else "Nothing to stop: no fit is running"
         self.fit_data.disabled = active
+        self.fit_data.description = "Locked while a fit runs" if active else "Data the Fit button uses"
         self.progress.value = int(round(es.fit_progress * 1000))
         self.progress.visible = es.fit_state != "idle"
         msg = es.fit_message or ("Fit runs the encoder on the chosen data in the background, through the "
@@ -399,7 +407,8 @@ class EncodingView(pn.viewable.Viewer):
             score = es.scores().get(es.model, float("nan"))
             m["fig"].title.text = f"r of {MODEL_LABELS.get(es.model, es.model)} ({who}); post-onset mean {score:.3f}"
         else:
-            m["mapper"].update(low=min(0.0, float(finite.min()) if finite.size else 0.0), high=lim or 1.0)
+            # [A] from 0: a negative loss increase is permutation noise, drawn like no importance
+            m["mapper"].update(low=0.0, high=max(float(finite.max()) if finite.size else 0.0, 1e-6))
             m["fig"].title.text = f"Importance of {es.feature} ({who})"
         self._channel_ticks(m["fig"], [str(c) for c in da["channel"].values])
 

@@ -252,3 +252,21 @@ def test_add_example_subjects_reads_them_from_the_data():
     ds = xr.Dataset(coords={"example": [2, 0]})
     data = xr.Dataset(coords={"epoch": [0, 1, 2], "subject": ("epoch", ["A", "B", "C"])})
     assert list(add_example_subjects(ds, data)["example_subject"].values) == ["C", "A"]
+
+
+def test_a_result_without_examples_or_importance_explains_the_empty_plots(make_view, tmp_path):
+    bare = shipped_result().drop_vars(["predicted", "actual", "example_subject", "loss_increase",
+                                       "loss_increase_map", "r_drop"])
+    write_small(bare, tmp_path / "bare.nc")
+    s, v = make_view()
+    v.refresh_btn.clicks += 1
+    v.file_select.value = "bare.nc"
+    assert s.alerts == [] and v.es.label == "file bare.nc"
+    assert v.pred_fig.title.text == "Predicted vs actual: no stored test epochs in this result"
+    assert v.imp_fig.title.text == "Permutation importance: not in this result"
+    assert v.maps["imp"]["fig"].title.text.endswith("no importance in this result")
+    assert v.maps["r"]["fig"].title.text.startswith("r of DRE (all subjects)")  # the r map is still there
+    assert v.feature.disabled and v.feature.description == "This result holds no permutation importance"
+    assert v.example.disabled and v.example.description == "This result stores no example test epochs"
+    assert v.at_channel.disabled and "no permutation importance in this result" in v.source_text.object
+    assert "no predicted-vs-actual plot" in v.source_text.object
