@@ -315,16 +315,16 @@ class EncodingState(param.Parameterized):
             initial state ("meg") and the subject only with ``imp_context`` [A]: their loss
             increase is often ten times a stimulus feature's and would flatten those.
         """
-        from core.encoding.results import truth_latencies
+        from core.encoding.results import importance_course, truth_latencies
 
         ds = self.result
         if ds is None or "loss_increase_map" not in ds:
             return None
-        da = self._subject_mean(ds["loss_increase_map"])  # (feature, [time, channel])
-        da = da.sel(channel=channel) if channel else da.mean("channel", skipna=True)
+        subject = self.subject if self.subject in [str(s) for s in ds["subject"].values] else None
         feats = [f for f in self.features(ds) if self.imp_context or f not in ("meg", "subject")]
         return {"time": ds["time"].values.astype(float),
-                "courses": {f: da.sel(feature=f).values.astype(float) for f in feats},
+                "courses": {f: importance_course(ds, f, subject=subject, channel=channel or None).values.astype(float)
+                            for f in feats},
                 "total": {f: float(ds["loss_increase"].sel(feature=f)) for f in feats},
                 "truth": {f: t for f, t in truth_latencies(ds).items() if f in feats}}
 

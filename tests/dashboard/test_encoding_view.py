@@ -270,3 +270,16 @@ def test_a_result_without_examples_or_importance_explains_the_empty_plots(make_v
     assert v.example.disabled and v.example.description == "This result stores no example test epochs"
     assert v.at_channel.disabled and "no permutation importance in this result" in v.source_text.object
     assert "no predicted-vs-actual plot" in v.source_text.object
+
+
+def test_packing_keeps_the_maps_to_a_ten_thousandth_of_their_range(tmp_path):
+    from core.encoding.results import load_results
+
+    rng = np.random.default_rng(0)
+    expected = shipped_result().copy(deep=True)
+    expected["r"] = expected["r"] + 0.01 * rng.standard_normal(expected["r"].shape)  # not already on the grid
+    actual = load_results(write_small(expected, tmp_path / "packed.nc"))
+    for var in ("r", "loss_increase_map", "r_drop", "predicted", "actual"):
+        span = float(np.nanmax(np.abs(expected[var].values)))
+        np.testing.assert_allclose(actual[var].values, expected[var].values, atol=1e-4 * span, rtol=0)
+    assert list(actual["example_subject"].values) == list(expected["example_subject"].values)
