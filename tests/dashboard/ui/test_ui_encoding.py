@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bench.app import CHROMIUM, launch_browser, plot_titles, serve_app, wait_titles
+from core.bench.app import CHROMIUM, plot_titles, wait_titles
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
 
@@ -50,46 +50,58 @@ def encoding_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def encoding_server(encoding_root, demo_cache, tmp_path_factory):
-    log = tmp_path_factory.mktemp("enclog") / "serve.log"
-    env = {"UNITSCOPE_DATA_ROOT": str(encoding_root), "UNITSCOPE_CACHE": str(demo_cache)}
-    with serve_app(env=env, log_path=log) as (url, _):
-        yield url
-    text = log.read_text(errors="replace")
-    ours = [ln for ln in text.splitlines() if ln.strip().startswith("File ") and ("/dashboard/" in ln or "/core/" in ln)]
-    assert not ours, text[-4000:]  # no traceback through UnitScope code in the server log
+def ui_env(encoding_root, demo_cache):
+    """The shared ``server`` fixture (tests/dashboard/conftest.py) serves the app with this data root."""
+    return {"UNITSCOPE_DATA_ROOT": str(encoding_root), "UNITSCOPE_CACHE": str(demo_cache)}
 
 
-def test_encoding_tab_draws_switches_and_rejects_a_bad_file(encoding_server, tmp_path):
-    with launch_browser(height=1500) as (browser, page):
-        page.goto(f"{encoding_server}?view=encoding")
-        wait_titles(page, ["Predicted vs actual: MEG", "r of DRE (all subjects); post-onset mean",
-                           "Importance over time (all subjects, all channels); bold: word_freq",
-                           "Importance of word_freq (all subjects)"], timeout=180)
-        wait_text(page, "post-onset mean r (test epochs)")
-        assert page.locator(".us-enc-score").count() == 3  # DRE, TRF, ridge ARX
-        out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
-        out.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out / "encoding.png"), full_page=True)
-        assert (out / "encoding.png").stat().st_size > 10_000
-        # another channel: the predicted-vs-actual plot follows
-        first = title_starting(page, "Predicted vs actual: ")
-        other = "MEG001" if "MEG001," not in first else "MEG002"
-        page.locator(".us-enc-channel select").select_option(other)
-        wait_titles(page, [f"Predicted vs actual: {other}, epoch"], timeout=30)
-        # another feature: the importance map and the bold course follow
-        page.locator(".us-enc-feature select").select_option("word_length")
-        wait_titles(page, ["Importance of word_length (all subjects)",
-                           "Importance over time (all subjects, all channels); bold: word_length"], timeout=30)
-        # another subject for the maps
-        page.locator(".us-enc-subject select").select_option("S02")
-        wait_titles(page, ["r of DRE (S02)", "Importance of word_length (S02)"], timeout=30)
-        # bad files: visible alerts, the result stays on screen
-        page.locator(".us-enc-file select").select_option("broken.nc")  # choosing a file loads it
-        wait_text(page, "Encoding result not loaded: 'broken.nc' could not be read as netCDF")
-        page.locator(".us-enc-file select").select_option("probe.nc")
-        wait_text(page, "'probe.nc' is not an encoding result")
-        assert page.locator("[role=alert]").count() >= 2
-        assert title_starting(page, "Predicted vs actual: ").startswith(f"Predicted vs actual: {other},")
-        text = all_text(page)
-        assert "Traceback" not in text and 'File "' not in text
+def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tmp_path):
+    page = new_page()
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(f"{server}?view=encoding")
+    wait_titles(page, ["Predicted vs actual: MEG", "r of DRE (all subjects); post-onset mean",
+                       "Importance over time (all subjects, all channels); bold: word_freq",
+                       "Importance of word_freq (all subjects)"], timeout=180)
+    wait_text(page, "post-onset mean r (test epochs)")
+    assert page.locator(".us-enc-score").count() == 3  # DRE, TRF, ridge ARX
+    out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "encoding.png"), full_page=True)
+    assert (out / "encoding.png").stat().st_size > 10_000
+    # another channel: the predicted-vs-actual plot follows
+    first = title_starting(page, "Predicted vs actual: ")
+    other = "MEG001" if "MEG001," not in first else "MEG002"
+    page.locator(".us-enc-channel select").select_option(other)
+    wait_titles(page, [f"Predicted vs actual: {other}, epoch"], timeout=30)
+    # another feature: the importance map and the bold course follow
+    page.locator(".us-enc-feature select").select_option("word_length")
+    wait_titles(page, ["Importance of word_length (all subjects)",
+                       "Importance over time (all subjects, all channels); bold: word_length"], timeout=30)
+    # another subject for the maps
+    page.locator(".us-enc-subject select").select_option("S02")
+    wait_titles(page, ["r of DRE (S02)", "Importance of word_length (S02)"], timeout=30)
+    # bad files: visible alerts, the result stays on screen
+    page.locator(".us-enc-file select").select_option("broken.nc")  # choosing a file loads it
+    wait_text(page, "Encoding result not loaded: 'broken.nc' could not be read as netCDF")
+    page.locator(".us-enc-file select").select_option("probe.nc")
+    wait_text(page, "'probe.nc' is not an encoding result")
+    assert page.locator("[role=alert]").count() >= 2
+    assert title_starting(page, "Predicted vs actual: ").startswith(f"Predicted vs actual: {other},")
+    text = all_text(page)
+    assert "Traceback" not in text and 'File "' not in text
+
+
+def test_fit_shows_progress_and_stops_while_another_tab_stays_usable(server, new_page):
+    a, b = new_page(), new_page()
+    for page in (a, b):
+        page.goto(f"{server}?view=encoding")
+        wait_titles(page, ["Predicted vs actual: MEG"], timeout=180)
+    a.locator("button:text-is('Fit')").click()
+    wait_text(a, "dre epoch", timeout=120)  # the study's progress lines reach the page live
+    # the other tab answers while the fit runs (its work is in a worker thread, through the queue)
+    b.locator(".us-enc-channel select").select_option("MEG005")
+    wait_titles(b, ["Predicted vs actual: MEG005, epoch"], timeout=30)
+    a.locator("button:text-is('Stop')").click()
+    wait_text(a, "Fit stopped; the result shown is unchanged.", timeout=120)
+    assert "shipped example" in all_text(a) and "shipped example" in all_text(b)
+    assert a.locator("button:text-is('Fit')").is_enabled()
