@@ -43,6 +43,7 @@ FIT_STATES = ("idle", "waiting", "running", "stopped", "done", "error")
 MODEL_LABELS = {"dre": "DRE", "trf": "TRF", "rtrf": "ridge ARX", "no_init": "DRE without initial state",
                 "no_subject": "DRE without subject"}
 ALL_SUBJECTS = "all subjects (mean)"
+MAX_RESULT_BYTES = 500e6  # [A] results files larger than this are refused (they are loaded into memory)
 SHIPPED_LABEL = "shipped example: synthetic reading data (python -m dashboard.encoding_demo)"
 
 
@@ -190,6 +191,10 @@ class EncodingState(param.Parameterized):
         text = self.path if path is None else path
         try:
             full = resolve_in_root(self.session.root, text)
+            size = full.stat().st_size if full.is_file() else 0
+            if size > MAX_RESULT_BYTES:
+                raise UnitScopeError(f"{text!r} is {size / 1e6:.0f} MB; an encoding result is a few MB (the app "
+                                     f"reads results up to {MAX_RESULT_BYTES / 1e6:.0f} MB).")
             ds = load_results(full)
         except (UnitScopeError, OSError, KeyError) as exc:
             self.session.alert(f"Encoding result not loaded: {exc}")

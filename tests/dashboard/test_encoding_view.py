@@ -121,7 +121,7 @@ def test_switching_channel_feature_subject_and_model_changes_the_plots(make_view
     assert [f.split(" ")[0] for f in v.imp_src.data["feature"]] == list(ds["feature"].values)
 
 
-def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path):
+def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path, monkeypatch):
     (tmp_path / "notes.nc").write_text("not a netCDF file")
     xr.Dataset({"amp_corr": (("unit", "freq"), np.zeros((2, 2)))}).to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
     s, v = make_view()
@@ -135,6 +135,10 @@ def test_bad_files_give_alerts_and_keep_the_result(make_view, tmp_path):
     assert "'probe.nc' is not an encoding result: it lacks the variables ['r', 'score']" in s.alerts[-1][1]
     v.es.load_file("../outside.nc")
     assert "lies outside the data root" in s.alerts[-1][1]
+    with monkeypatch.context() as m:
+        m.setattr(es_mod, "MAX_RESULT_BYTES", 10)
+        v.es.load_file("probe.nc")
+    assert "'probe.nc' is 0 MB; an encoding result is a few MB" in s.alerts[-1][1]
     assert v.es.result is shown and v.es.label == SHIPPED_LABEL
 
 
