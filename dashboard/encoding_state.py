@@ -34,8 +34,8 @@ from .files import resolve_in_root
 from .queue import Cancelled, work_queue
 from .state import Session
 
-__all__ = ["EncodingState", "FitPreset", "FIT_PRESETS", "FIT_STATES", "MODEL_LABELS", "ALL_SUBJECTS",
-           "shipped_result", "list_results"]
+__all__ = ["EncodingState", "encoding_state_of", "FitPreset", "FIT_PRESETS", "FIT_STATES", "MODEL_LABELS",
+           "ALL_SUBJECTS", "shipped_result", "list_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -428,5 +428,3 @@ def encoding_state_of(session: Session) -> EncodingState:
         session._encoding_state = state
     return state
 
-
-__all__.append("encoding_state_of")
