@@ -77,6 +77,7 @@ class PruneState(param.Parameterized):
         self._undo: list = []
         self._model = None  # the fine-tuned copy (None: the shared decoder)
         self._busy = False  # a measuring job is looping
+        self.timing: dict = {}  # where the last re-measurement's time went (ms; debug log, benchmark)
         self._active = False  # the evaluator is prepared once the Prune view has been shown
         self.session.param.watch(self._decoder_changed, "decoder_version")
         self._decoder_changed()
@@ -177,6 +178,23 @@ class PruneState(param.Parameterized):
     def _position(self, pos: int) -> None:
         self.queue_position = int(pos)
 
+    POSITION_EVERY = 0.25  # s between two queue positions shown for a re-measurement [A]
+
+    def _measure_position(self):
+        """A queue-position listener for one re-measurement that shows its place in line at once,
+        then at most every ``POSITION_EVERY`` seconds. [A] Five sessions pruning together made
+        up to ten position changes per round, each a render and a message to a browser on the
+        same two cores; the metric that follows within a second resets the position anyway."""
+        last = [None]
+
+        def cb(pos: int) -> None:
+            now = time.monotonic()
+            if last[0] is None or now - last[0] >= self.POSITION_EVERY:
+                last[0] = now
+                self.queue_position = int(pos)
+
+        return cb
+
     # ---- editing the mask ------------------------------------------------------------
     def _require(self):
         if self._masks is None and self._decoder is not None:
@@ -212,6 +230,7 @@ class PruneState(param.Parameterized):
                 self._undo.append(self._masks)
                 self._masks = new
                 version = self.mask_version + 1
+                self._t_edit = time.perf_counter()
             self._publish(version, text)
         except UnitScopeError as exc:
             self.session.alert(str(exc))
@@ -339,13 +358,16 @@ class PruneState(param.Parameterized):
         self.measuring = True
 
         def work(stop):
+            t_job = time.perf_counter()
             try:
                 with work_queue().slot(kind="interactive", label="prune re-measure", owner=self, stop=stop,
-                                       on_position=self._position):
+                                       on_position=self._measure_position()):
+                    t_slot = time.perf_counter()
                     while True:
                         with self._lock:
                             masks, version, ev = self._masks.copy(), self.mask_version, self._ev
                         value = ev.evaluate(masks)
+                        t_eval = time.perf_counter()
                         with self._lock:
                             if version == self.mask_version and ev is self._ev:
                                 self._busy = False
@@ -355,12 +377,21 @@ class PruneState(param.Parameterized):
                     self._busy = False
                 self.param.update(measuring=False, queue_position=0)
                 raise
+            t0 = getattr(self, "_t_edit", t_job)
+            self.timing = {"version": version, "edit_to_job_ms": 1e3 * (t_job - t0), "queue_ms": 1e3 * (t_slot - t_job),
+                           "evaluate_ms": 1e3 * (t_eval - t_slot), "measured_at": t_eval}
+            logger.debug("prune re-measure v%d: %s", version, self.timing)
             if version >= self.measured_version:  # a newer job may have published already
                 self.param.update(metric=float(value), measured_version=version, measuring=False, queue_position=0)
 
         def failed(msg):
             self.measuring = False
 
+        previous = self.session._jobs.get("prune-measure")
+        if previous is not None and previous.running:
+            # it has left its loop (it cleared _busy) and is only publishing its metric: starting
+            # now would be refused and this mask never measured, so let it finish first
+            previous.join(10)
         if self._run("prune-measure", work, on_error=failed) is None:
             with self._lock:
                 self._busy = False

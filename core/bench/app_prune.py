@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-__all__ = ["measure_part2", "server_rss_mb"]
+__all__ = ["measure_part2", "server_rss_mb", "wait_card"]
 
 _FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
@@ -114,14 +114,16 @@ def server_rss_mb(url: str) -> float:
     return float("nan")
 
 
-def _wait_card(page, needle: str, timeout: float = 60.0) -> None:
+def wait_card(page, needle: str, timeout: float = 60.0) -> None:
+    """Wait until a Prune metric card shows ``needle`` and is not measuring, then two frames."""
     page.wait_for_function(_CARD_READY_JS, arg=needle, timeout=timeout * 1000, polling="raf")
     page.evaluate(_FRAMES_JS)
 
 
+
 def _open_prune(page, url: str, layer: str, unit: int) -> None:
     page.goto(f"{url}?view=prune&layer={layer}&unit={unit}")
-    _wait_card(page, "unit(s) pruned", timeout=180)
+    wait_card(page, "unit(s) pruned", timeout=180)
     page.locator(f"button:text-is('Prune {layer}/{unit}')").wait_for(timeout=60000)
 
 
@@ -153,7 +155,7 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
                 _set_unit(page, layer, k)
             t0 = time.perf_counter()
             page.locator(f"button:text-is('Prune {layer}/{k}')").click()
-            _wait_card(page, f"last change: pruned {layer}/{k} (", timeout=60)
+            wait_card(page, f"last change: pruned {layer}/{k} (", timeout=60)
             clicks.append((time.perf_counter() - t0) * 1000)
         say(f"prune clicks (ms): {[round(c) for c in clicks]}")
 

@@ -147,12 +147,18 @@ class Step:
         return self.module.forward(x)  # bypasses hooks: masks are applied by the evaluator
 
     def _taps(self, t: torch.Tensor, w_taps: torch.Tensor, bias) -> torch.Tensor:
-        """Sum over taps of (batch, times', n_in) @ (n_in, n_out); returns (batch, times', n_out)."""
-        K, d = w_taps.shape[0], self.dilation
+        """Sum over taps of (batch, times', n_in) @ (n_in, n_out); returns (batch, times', n_out).
+
+        One product with every tap at once, (batch, times, n_in) @ (n_in, K * n_out), then a
+        sum of shifted slices of its small result: the large input is read once, not K times.
+        """
+        K, n_in, n_out = w_taps.shape
+        d = self.dilation
         n_t = t.shape[1] - (K - 1) * d
-        out = torch.matmul(t[:, :n_t], w_taps[0])
+        y = torch.matmul(t, w_taps.permute(1, 0, 2).reshape(n_in, K * n_out))  # (batch, times, K * n_out)
+        out = y[:, :n_t, :n_out].clone()
         for k in range(1, K):
-            out += torch.matmul(t[:, k * d:k * d + n_t], w_taps[k])
+            out += y[:, k * d:k * d + n_t, k * n_out:(k + 1) * n_out]
         if bias is not None:
             out += bias
         return out

@@ -66,9 +66,10 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) ->
     """
     lag = hv.Dimension("lag", label="time from onset", unit="s")
     amp = hv.Dimension("kernel", label="kernel (unit norm)")
-    parts = [hv.VLine(0.0).opts(color="#888888", line_dash="dotted")]
+    onset = hv.VLine(0.0).opts(color="#888888", line_dash="dotted")  # last: the first element names the axes
+    parts = []
     if result is None:
-        return hv.Overlay(parts + [hv.Curve([], lag, amp)]).opts(
+        return hv.Overlay([hv.Curve([], lag, amp), onset]).opts(
             hv.opts.Overlay(title=f"{title}: not fitted yet", responsive=True, height=260))
     for i, k in enumerate(result["kernel"].values):
         color = COLORS[i % len(COLORS)]
@@ -80,7 +81,7 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) ->
                               label=str(k)).opts(color=color, line_width=2.5))
     r2 = result.attrs.get("r2", float("nan"))
     how = {"warm_start": "refit", "unaffected": "unchanged by the mask"}.get(result.attrs.get("refit", ""), "fitted")
-    return hv.Overlay(parts).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
+    return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
         title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}", responsive=True, height=260,
         legend_position="top_right", framewise=True))
 

@@ -14,8 +14,10 @@ prune changes one colour), so a click never rebuilds a plot; the HoloViews versi
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
+import time
 
 import numpy as np
 import panel as pn
@@ -34,6 +36,7 @@ __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_ht
            "prune_state_of"]
 
 _nullcontext = contextlib.nullcontext
+logger = logging.getLogger(__name__)
 
 
 def prune_state_of(session: Session) -> PruneState:
@@ -291,9 +294,12 @@ class PruneView(pn.viewable.Viewer):
     def _on_state(self, *events):
         """Every change of the prune state is drawn in one go: one message to the browser [A].
 
-        Bokeh serialises each change event against the whole document, so the metric card,
-        the buttons and the unit glyphs are updated together under ``pn.io.hold`` in one
-        callback holding the document lock (coalesced when changes arrive faster).
+        The metric card, the buttons and the unit glyphs are updated together under
+        ``pn.io.hold`` in one callback holding the document lock (coalesced when changes
+        arrive faster). [A] Without ``freeze``: every change here is a string, a flag or a
+        column patch, none of which changes the document's model graph, while a freeze
+        makes Bokeh walk the whole document (every view of the app) when it ends: that walk
+        was most of a render's 50-200 ms on the event loop, twice per prune and session.
         """
         if any(e.name == "pruned" for e in events):
             self._dirty.add("units")
@@ -305,15 +311,22 @@ class PruneView(pn.viewable.Viewer):
         self._apply(self._render)
 
     def _render(self):
+        t0 = time.perf_counter()
         with self._render_lock:
             self._render_pending = False
             dirty, self._dirty = self._dirty, set()
         doc = self._doc if (self._doc is not None and self._doc.session_context is not None) else None
-        with pn.io.hold(doc, freeze=True) if doc is not None else _nullcontext():
+        with pn.io.hold(doc) if doc is not None else _nullcontext():
             if "units" in dirty:
                 self._recolor()
             if "metric" in dirty:
                 self._sync_metric(True)
+        if logger.isEnabledFor(logging.DEBUG):
+            t1 = time.perf_counter()
+            measured = self.ps.timing.get("measured_at", t1)
+            logger.debug("prune render v%d: %.1f ms after the measurement, %.1f ms to render (%s), %.1f ms after the edit",
+                         self.ps.measured_version, 1e3 * (t0 - measured), 1e3 * (t1 - t0), sorted(dirty),
+                         1e3 * (t1 - getattr(self.ps, "_t_edit", t1)))
 
     def _redraw_curves(self, *_):
         if self.ps.curves is None and not len(self.star_src.data["q"]):

@@ -1,14 +1,18 @@
 """Browser tests of dashboard part 2 (``--ui``): prune and undo, kernels redraw, report export,
 two sessions at once, bad input. The app is served and driven with the same helpers as the
-part-1 browser tests and the app benchmark (:mod:`core.bench.app`)."""
+part-1 browser tests and the app benchmark (:mod:`core.bench.app`).
+``UNITSCOPE_SCREENSHOT_DIR=assets/screenshots`` makes the screenshot test write the README's
+pictures of the Prune, Kernels and Export views there."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from core.bench.app import CHROMIUM, wait_titles
+from core.bench.app_prune import wait_card
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
 
@@ -171,4 +175,28 @@ def test_bad_input_in_the_app_gives_messages(server, new_page, tmp_path):
     folder.press("Enter")
     page.locator("button:text-is('Save report and results')").click()
     wait_text(page, "Export failed: Cannot write to the folder", timeout=120)
+    no_traceback(page)
+
+
+def test_screenshots_of_the_prune_kernels_and_export_views(server, new_page, tmp_path):
+    out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    page = new_page()
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    open_prune(page, server, "conv_3", 5)
+    page.locator("button:text-is('Compute ablation effects')").click()
+    wait_titles(page, ["conv_3: drop of the metric when each unit alone is pruned"], timeout=180)
+    prune_click(page, "conv_3", 5)
+    page.locator(".us-n-pruned:text-is('1')").wait_for(timeout=30000)
+    wait_card(page, "last change: pruned conv_3/5")  # measured, not "measuring ..."
+    page.screenshot(path=str(out / "prune.png"), full_page=True)
+    page.locator(".bk-tab:text-is('Kernels')").click()
+    wait_titles(page, ["Decoder output kernel [mask v1: 1 pruned]", "Decoder output codes vs",
+                       "Unit conv_3/5 kernel [mask v1: 1 pruned]", "Unit conv_3/5 codes vs"], timeout=240)
+    page.screenshot(path=str(out / "kernels.png"), full_page=True)
+    page.locator(".bk-tab:text-is('Export')").click()
+    page.locator("button:has-text('Session report (HTML)')").wait_for(timeout=60000)
+    page.screenshot(path=str(out / "export.png"), full_page=True)
+    for name in ("prune", "kernels", "export"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
     no_traceback(page)
