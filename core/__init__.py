@@ -21,6 +21,7 @@ _EXPORTS = {
     "TrainConfig": ".training", "train": ".training",
     "Workspace": ".workspace", "DataSpec": ".workspace",
     "pearson_r": ".metrics", "balanced_accuracy": ".metrics",
+    "MostActivating": ".activations", "unit_segments": ".activations",
     # probing
     "AmplitudeProbe": ".probing", "PhaseProbe": ".probing", "ProbeConfig": ".probing",
     "probe_units": ".probing", "start_probe": ".probing", "classify": ".probing",
@@ -42,6 +43,7 @@ _EXPORTS = {
     "correlation_map": ".encoding",
     "permutation_importance": ".encoding",
     "peak_latency": ".encoding",
+    "load_results": ".encoding.results",
 }
 
 __all__ = sorted(_EXPORTS)

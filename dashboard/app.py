@@ -13,7 +13,7 @@ from pathlib import Path
 import holoviews as hv
 import panel as pn
 
-from .state import VIEWS, Session
+from .state import Session
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
 from .views._common import CSS, AlertsView, esc
 from .views.encoding import EncodingView
@@ -27,7 +27,6 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VIEW_CLASSES = {"data": DataView, "overview": OverviewView, "units": UnitsView, "prune": PruneView,
                 "kernels": KernelsView, "encoding": EncodingView, "export": ExportView}
 TABS = tuple(VIEW_CLASSES)  # tab order; also the URL's ?view= values
-Session.param.view.objects = list(dict.fromkeys([*VIEWS, *TABS]))  # views added here beyond state.VIEWS
 
 _CONFIGURED = False
 

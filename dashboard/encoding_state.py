@@ -356,7 +356,7 @@ class EncodingState(param.Parameterized):
                           fit_message=f"Waiting for a free core to fit on the {preset.label} ...")
 
         def work(stop: threading.Event):
-            from core.encoding import EncodingStudy
+            from core.encoding import EncodingStopped, EncodingStudy
 
             try:
                 with work_queue().slot(kind="long", label=f"encoding fit ({key})", owner=self, stop=stop,
@@ -379,8 +379,8 @@ class EncodingState(param.Parameterized):
                             upd["fit_progress"] = max(self.fit_progress, frac)
                         self.param.update(**upd)
 
-                    result = study.run(data, progress=progress)
-            except (_Stopped, Cancelled):
+                    result = study.run(data, progress=progress, stop=stop)
+            except (_Stopped, EncodingStopped, Cancelled):
                 return None
             from .encoding_demo import add_example_subjects
 

@@ -27,7 +27,7 @@ __all__ = ["Session", "VIEWS", "PROBE_STATES"]
 
 logger = logging.getLogger(__name__)
 
-VIEWS = ("data", "overview", "units", "prune", "kernels", "export")
+VIEWS = ("data", "overview", "units", "prune", "kernels", "encoding", "export")
 PROBE_STATES = ("none", "running", "stopped", "done", "error")
 MIN_SFREQ = 8.0  # Hz; the lowest rate core.workspace.load_data accepts
 

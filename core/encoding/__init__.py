@@ -27,6 +27,7 @@ _EXPORTS = {
     "correlation_map": ".evaluate", "post_onset_mean": ".evaluate", "time_course": ".evaluate",
     "permutation_importance": ".importance", "peak_latency": ".importance",
     "EncodingStudy": ".study",
+    "EncodingStopped": ".study",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -34,7 +34,11 @@ from .evaluate import correlation_map, post_onset_mean
 from .importance import permutation_importance
 from .linear import RTRF, TRF
 
-__all__ = ["EncodingStudy", "BASELINES", "ABLATIONS", "blas_threads"]
+__all__ = ["EncodingStudy", "EncodingStopped", "BASELINES", "ABLATIONS", "blas_threads"]
+
+
+class EncodingStopped(RuntimeError):
+    """Raised by :meth:`EncodingStudy.run` when its ``stop`` flag was set; nothing is returned."""
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ class EncodingStudy:
             change = {"meg_init": 0} if a == "no_init" else {"subject_dim": 0}
             yield a, lambda change=change: DeepRecurrentEncoder(replace(cfg, **change))
 
-    def run(self, data: xr.Dataset, *, progress=None) -> xr.Dataset:
+    def run(self, data: xr.Dataset, *, progress=None, stop=None) -> xr.Dataset:
         """Fit, evaluate and explain; see the module docstring for the result's layout.
 
         Parameters
@@ -94,16 +98,20 @@ class EncodingStudy:
             An encoding data set (:mod:`core.encoding._data`).
         progress : callable, optional
             Called with one-line messages (str) as the run advances.
+        stop : threading.Event or callable, optional
+            Checked before every model and after every DRE epoch; when set, the run ends
+            with :class:`EncodingStopped` (no partial result).
         """
         import torch
 
         # [A] BLAS threads capped at torch's: on a shared machine, surplus BLAS threads
         # make the ridge baselines many times slower (restored on exit)
         with blas_threads(torch.get_num_threads()):
-            return self._run(data, progress)
+            return self._run(data, progress, stop)
 
-    def _run(self, data, progress):
+    def _run(self, data, progress, stop):
         say = progress or (lambda msg: None)
+        stopped = (lambda: False) if stop is None else (stop.is_set if hasattr(stop, "is_set") else stop)
         check_epochs(data)
         splits = split_epochs(data)
         test = splits["test"]
@@ -115,12 +123,17 @@ class EncodingStudy:
                                       replace=False))
         maps, scores, preds, seconds, cpu, fitted = [], {}, [], {}, {}, {}
         for name, make in self._models():
+            if stopped():
+                raise EncodingStopped(f"stopped before fitting {name}")
             model = make()
             say(f"fitting {name}")
             t0, c0 = time.perf_counter(), time.process_time()
             if isinstance(model, DeepRecurrentEncoder):
                 model.fit(splits["train"], splits["valid"], progress=lambda info, n=name: say(
-                    f"{n} epoch {info['epoch']}/{info['n_epochs']}: valid loss {info['valid_loss']:.4f}"))
+                    f"{n} epoch {info['epoch']}/{info['n_epochs']}: valid loss {info['valid_loss']:.4f}"),
+                          stop=stopped)
+                if stopped():
+                    raise EncodingStopped(f"stopped while fitting {name}")
             else:
                 model.fit(splits["train"], splits["valid"])
             seconds[name] = time.perf_counter() - t0
@@ -139,7 +152,10 @@ class EncodingStudy:
             ["sentence", "onset_time"], errors="ignore")
         result["actual"] = actual.rename(epoch="example").drop_vars(
             ["sentence", "onset_time"], errors="ignore")
+        result["example_subject"] = ("example", np.asarray(test["subject"].values).astype(str)[examples])
         if self.importance:
+            if stopped():
+                raise EncodingStopped("stopped before the permutation importance")
             say("permutation importance of the DRE")
             imp = permutation_importance(fitted["dre"], test, n_repeats=self.n_repeats, rng=rng)
             for var in ("loss_increase", "loss_increase_map", "r_drop"):

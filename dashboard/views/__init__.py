@@ -4,10 +4,11 @@ New views (e.g. Prune, Kernels) are added as one module here and one entry in
 :data:`dashboard.app.VIEW_CLASSES`.
 """
 from .data import DataView
+from .encoding import EncodingView
 from .export import ExportView
 from .kernels import KernelsView
 from .overview import OverviewView
 from .prune import PruneView
 from .units import UnitsView
 
-__all__ = ["DataView", "OverviewView", "UnitsView", "PruneView", "KernelsView", "ExportView"]
+__all__ = ["DataView", "OverviewView", "UnitsView", "PruneView", "KernelsView", "EncodingView", "ExportView"]

@@ -7,7 +7,7 @@ import xarray as xr
 from core._validation import UnitScopeError
 from core.cli import main
 from core.encoding.dre import DREConfig
-from core.encoding.study import EncodingStudy
+from core.encoding.study import EncodingStopped, EncodingStudy
 
 from conftest import one_thread
 
@@ -36,6 +36,39 @@ def test_result_layout(result, reading_small):
     # the examples are real test epochs: predicted and actual in the same units
     assert float(result["actual"].std()) > 0
     assert np.all(np.isfinite(result["predicted"].values))
+
+
+def test_examples_keep_their_subject(result, reading_small):
+    from core.encoding import split_epochs
+
+    test = split_epochs(reading_small)["test"]
+    subj = test["subject"].values.astype(str)
+    # each stored example's subject is the one whose test epoch it is (same actual data)
+    for k in range(result.sizes["example"]):
+        s = str(result["example_subject"].values[k])
+        assert s in set(subj)
+        match = [i for i in np.flatnonzero(subj == s)
+                 if np.allclose(test["meg"].values[i], result["actual"].values[k])]
+        assert match, f"example {k} is not a test epoch of subject {s}"
+
+
+def test_stop_flag_ends_the_run_without_a_result(reading_small):
+    import threading
+
+    calls = []
+    flag = threading.Event()
+
+    def progress(msg):
+        calls.append(msg)
+        if msg.startswith("dre epoch"):
+            flag.set()  # the user presses Stop during the first DRE epoch
+
+    study = EncodingStudy(TINY, baselines=("trf",), ablations=())
+    with one_thread(), pytest.raises(EncodingStopped, match="while fitting dre"):
+        study.run(reading_small, progress=progress, stop=flag)
+    assert not any(m.startswith("fitting trf") for m in calls)  # nothing ran after the stop
+    with pytest.raises(EncodingStopped, match="before fitting dre"):
+        study.run(reading_small, stop=lambda: True)
 
 
 def test_netcdf_round_trip(result, tmp_path):
