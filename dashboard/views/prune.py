@@ -156,7 +156,8 @@ class PruneView(pn.viewable.Viewer):
         self._doc = None
         self._dirty: set = set()
         self._render_lock = threading.Lock()
-        self._render_pending = False
+        self._render_pending = False  # an immediate render is scheduled
+        self._render_delayed = False  # a render of an edit waiting for its metric is scheduled
         self._build_figures()
         s.param.watch(self._redraw_units, ["layer", "probe", "decoder_version"])
         ps.param.watch(self._redraw_units, ["effects", "effects_layer", "ready"])
@@ -291,6 +292,8 @@ class PruneView(pn.viewable.Viewer):
             self.unit_src.patch({k: [(i, looks[i][k]) for i in changed] for k in ("bar", "marker", "line", "lw")})
         self._shown = (layer, n, pruned)
 
+    EDIT_RENDER_DELAY_MS = 150
+
     def _on_state(self, *events):
         """Every change of the prune state is drawn in one go: one message to the browser [A].
 
@@ -300,21 +303,34 @@ class PruneView(pn.viewable.Viewer):
         column patch, none of which changes the document's model graph, while a freeze
         makes Bokeh walk the whole document (every view of the app) when it ends: that walk
         was most of a render's 50-200 ms on the event loop, twice per prune and session.
+        [A] The render of an edit waits up to ``EDIT_RENDER_DELAY_MS`` for its metric, so a
+        quick re-measurement reaches the browser in the same message as the edit (one card
+        and glyph redraw per prune instead of a "measuring ..." state redrawn at once).
         """
         if any(e.name == "pruned" for e in events):
             self._dirty.add("units")
         self._dirty.add("metric")
+        doc = self._doc if (self._doc is not None and self._doc.session_context is not None) else None
+        delay = doc is not None and self.ps.measuring  # an edit (or a queue position) whose metric is on its way
         with self._render_lock:
-            if self._render_pending:
+            if self._render_pending or (delay and self._render_delayed):
                 return
-            self._render_pending = True
-        self._apply(self._render)
+            if delay:
+                self._render_delayed = True
+            else:
+                self._render_pending = True
+        if delay:  # add_next_tick_callback is the thread-safe entry; the timeout is set on the loop
+            doc.add_next_tick_callback(lambda: doc.add_timeout_callback(self._render, self.EDIT_RENDER_DELAY_MS))
+        else:
+            self._apply(self._render)
 
     def _render(self):
         t0 = time.perf_counter()
         with self._render_lock:
-            self._render_pending = False
+            self._render_pending = self._render_delayed = False
             dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return  # a delayed edit render whose metric was drawn first
         doc = self._doc if (self._doc is not None and self._doc.session_context is not None) else None
         with pn.io.hold(doc) if doc is not None else _nullcontext():
             if "units" in dirty:
