@@ -29,7 +29,7 @@ def _braindecode_seconds_per_epoch(ws, n_epochs: int) -> float:
     Xtr, ytr = data.batch(data.window_starts("train"))
     Xva, yva = data.eval_set("valid")
     valid = TensorDataset(torch.as_tensor(Xva), torch.as_tensor(yva[:, None, :]))
-    reg = EEGRegressor(model, criterion=torch.nn.MSELoss, optimizer=torch.optim.Adam, optimizer__lr=ws.config.lr,
+    reg = EEGRegressor(model, criterion=torch.nn.MSELoss, optimizer=torch.optim.Adam, optimizer__lr=ws.config.learning_rate,
                        batch_size=ws.config.batch_size, max_epochs=n_epochs, train_split=predefined_split(valid),
                        iterator_train__shuffle=True, iterator_train__drop_last=False,  # same crops as ours
                        verbose=0, device="cpu", callbacks=[])

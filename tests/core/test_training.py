@@ -103,6 +103,11 @@ def test_config_validation_and_devices():
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
     with pytest.raises(UnitScopeError, match="'lr' must lie in"):
         TrainConfig(lr=0).validate()
+    # the learning rate defaults per decoder; an explicit one wins
+    assert TrainConfig().learning_rate == 1e-3
+    assert TrainConfig(model="shallow").learning_rate == 4e-3
+    assert TrainConfig(model="shallow", lr=2e-3).learning_rate == 2e-3
+    assert TrainConfig.from_dict({"model": "shallow", "lr": None}).learning_rate == 4e-3
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(UnitScopeError, match="no CUDA GPU is available"):
