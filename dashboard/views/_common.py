@@ -9,7 +9,7 @@ import param
 
 from ..state import Session
 
-__all__ = ["esc", "CSS", "AlertsView", "placeholder", "kv_table"]
+__all__ = ["esc", "CSS", "AlertsView", "placeholder", "kv_table", "select_on_double_tap"]
 
 CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_text()
 
@@ -17,6 +17,36 @@ CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_te
 def esc(text) -> str:
     """HTML-escape text from files (channel names, annotations, paths, messages)."""
     return html.escape(str(text), quote=True)
+
+
+# JS (doubletap event): select the scatter point drawn on top within its radius of the cursor
+_DOUBLE_TAP_JS = """
+const d = src.data, xr = fig.x_range, yr = fig.y_range;
+const w = fig.inner_width, h = fig.inner_height;
+const xs = d[xcol], ys = d[ycol];
+if (!xs || !xs.length || !(w > 0) || !(h > 0)) return;
+const kx = w / (xr.end - xr.start), ky = h / (yr.end - yr.start);
+let best = -1;
+for (let i = 0; i < xs.length; i++) {
+  const dx = (xs[i] - cb_obj.x) * kx, dy = (ys[i] - cb_obj.y) * ky;
+  if (dx * dx + dy * dy <= r2) best = i;
+}
+if (best >= 0) src.selected.indices = [best];
+"""
+
+
+def select_on_double_tap(fig, src, *, x: str, y: str, size: float) -> None:
+    """Make a double tap select the scatter point under the cursor.
+
+    Bokeh reads a second tap within 300 ms as a double tap wherever it lands, and the
+    TapTool ignores double taps: clicking one point and then another quickly dropped the
+    second click. With this, the double tap selects the point drawn on top within its
+    radius (``size`` is the marker diameter in screen pixels).
+    """
+    from bokeh.models import CustomJS
+
+    code = CustomJS(args=dict(src=src, fig=fig, xcol=x, ycol=y, r2=(size / 2 + 1) ** 2), code=_DOUBLE_TAP_JS)
+    fig.js_on_event("doubletap", code)
 
 
 def placeholder(text: str, **kw) -> pn.pane.HTML:

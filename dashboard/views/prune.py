@@ -22,13 +22,13 @@ import time
 import numpy as np
 import panel as pn
 import param
-from bokeh.events import Tap
+from bokeh.events import DoubleTap, Tap
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool, TapTool
 from bokeh.plotting import figure
 
 from ..prune_state import PruneState
 from ..state import Session
-from ._common import CSS, esc, placeholder
+from ._common import CSS, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import ORDER_STYLE, PRUNED_COLOR, curve_plot, effect_bars, prune_scatter  # noqa: F401 - re-exported
 
@@ -182,6 +182,7 @@ class PruneView(pn.viewable.Viewer):
         f.add_tools(HoverTool(tooltips=[("unit", "@index"), ("class", "@cls"), ("amplitude", "@amp{0.000}"),
                                         ("phase", "@phase{0.000}")]))
         f.add_tools(TapTool())
+        select_on_double_tap(f, self.unit_src, x="amp", y="phase", size=11)  # quick second clicks
         f.scatter("amp", "phase", source=self.unit_src, size=11, marker="marker", fill_color="color",
                   line_color="line", line_width="lw", legend_field="cls", nonselection_fill_alpha=1.0,
                   nonselection_line_alpha=1.0, selection_fill_color="color", selection_line_color="line")
@@ -197,6 +198,7 @@ class PruneView(pn.viewable.Viewer):
         fb.xaxis.major_label_orientation = 1.5708
         fb.xaxis.major_label_text_font_size = "6pt"
         fb.on_event(Tap, self._on_bar)
+        fb.on_event(DoubleTap, self._on_bar)  # a second click within 300 ms arrives as a double tap
         self.bar_fig = fb
         self.band_src = ColumnDataSource(dict(q=[], lo=[], hi=[]))
         self.curve_srcs = {o: ColumnDataSource(dict(q=[], m=[])) for o in ORDER_STYLE}

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import (ColorBar, ColumnDataSource, CustomJS, FixedTicker, HoverTool, LabelSet, LinearColorMapper,
+from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, HoverTool, LabelSet, LinearColorMapper,
                           TapTool)
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
 from ..state import Session
-from ._common import CSS, esc, placeholder
+from ._common import CSS, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
@@ -65,20 +65,6 @@ def window_traces(segments: np.ndarray, channel: int) -> tuple[np.ndarray, np.nd
     q25, med, q75 = np.percentile(x, [25, 50, 75], axis=0)
     return x, med, q25, q75
 
-
-# JS (doubletap event): select the scatter point drawn on top within its radius of the cursor
-_DOUBLE_TAP_JS = """
-const d = src.data, xr = fig.x_range, yr = fig.y_range;
-const w = fig.inner_width, h = fig.inner_height;
-if (!d.amp || !d.amp.length || !(w > 0) || !(h > 0)) return;
-const kx = w / (xr.end - xr.start), ky = h / (yr.end - yr.start);
-let best = -1;
-for (let i = 0; i < d.amp.length; i++) {
-  const dx = (d.amp[i] - cb_obj.x) * kx, dy = (d.phase[i] - cb_obj.y) * ky;
-  if (dx * dx + dy * dy <= %(r2)s) best = i;
-}
-if (best >= 0) src.selected.indices = [best];
-""" % {"r2": (_POINT_SIZE / 2 + 1) ** 2}
 
 
 def _band_edges(ds) -> tuple[list, list]:
@@ -140,10 +126,7 @@ class UnitsView(pn.viewable.Viewer):
         f.add_tools(HoverTool(tooltips=[("unit", "@index"), ("class", "@cls"), ("amplitude", "@amp{0.000}"),
                                         ("phase", "@phase{0.000}")]))
         f.add_tools(TapTool())
-        # Bokeh reads a second tap within 300 ms as a double tap wherever it lands, and the
-        # TapTool ignores double taps: clicking one unit and then another quickly dropped the
-        # second click. The double tap selects the point under the cursor here instead.
-        f.js_on_event("doubletap", CustomJS(args=dict(src=self.pts_src, fig=f), code=_DOUBLE_TAP_JS))
+        select_on_double_tap(f, self.pts_src, x="amp", y="phase", size=_POINT_SIZE)  # quick second clicks
         f.scatter("amp", "phase", source=self.pts_src, size=_POINT_SIZE, fill_color="color", line_color="white",
                   legend_field="cls", selection_line_color="black", selection_line_width=3,
                   selection_fill_color="color", nonselection_fill_alpha=0.55, nonselection_line_alpha=0.3)
