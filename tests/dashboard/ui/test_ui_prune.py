@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bench.app import CHROMIUM, wait_titles
+from core.bench.app import _POINT_JS, CHROMIUM, unit_point, wait_titles
 from core.bench.app_prune import wait_card
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
@@ -90,6 +90,24 @@ def test_prune_a_unit_changes_the_metric_and_undo_restores_it(server, new_page):
     page.locator(".us-n-pruned:text-is('0')").wait_for(timeout=30000)
     page.locator(f".us-metric-after:text-is('{before}')").wait_for(timeout=30000)
     page.locator("button:text-is('Prune conv_time_spat/3')").wait_for(timeout=30000)
+    no_traceback(page)
+
+
+def test_two_quick_clicks_on_the_scatter_prune_two_units(server, new_page):
+    """A second click within 300 ms reaches Bokeh as a double tap: it must still prune."""
+    page = new_page()
+    open_prune(page, server, "conv_2", 0)
+    page.wait_for_function(f"(a) => ({_POINT_JS})(a) !== null", arg=["conv_2:", 49], timeout=60000)
+    pts = {k: unit_point(page, "conv_2", k) for k in range(50)}
+
+    def alone(k):  # no other point within two marker diameters
+        return all((pts[k][0] - x) ** 2 + (pts[k][1] - y) ** 2 > 22 ** 2 for j, (x, y) in pts.items() if j != k)
+
+    first, second = [k for k in range(50) if alone(k)][:2]
+    page.mouse.click(*pts[first])
+    page.mouse.click(*pts[second])  # within the double-tap window of the first click
+    page.locator(".us-n-pruned:text-is('2')").wait_for(timeout=60000)
+    page.locator(f"button:text-is('Restore conv_2/{second}')").wait_for(timeout=30000)
     no_traceback(page)
 
 
