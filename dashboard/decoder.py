@@ -276,6 +276,9 @@ class DemoProvider:
             self._notify(top_ready=True)
         except Exception:  # noqa: BLE001
             logger.exception("most-activating windows of the demo failed")
+        import gc
+
+        gc.freeze()  # the shared decoder lives as long as the server: keep it out of full collections
         return dec
 
     def _failed(self, message: str) -> None:
