@@ -18,6 +18,7 @@ import param
 
 from core._validation import UnitScopeError
 from core.io import DATA_CH_TYPES
+from core.training import TrainConfig
 
 from .decoder import Decoder, demo_provider
 from .files import data_root, list_recordings, resolve_in_root, save_upload
@@ -55,7 +56,7 @@ class Session(param.Parameterized):
     h_freq = param.Number(default=None, allow_None=True, doc="Low-pass edge in Hz (None: off).")
     resample_to = param.Number(default=None, allow_None=True, doc="Resample to this rate in Hz (None: keep).")
     model_kind = param.Selector(default="deep4", objects=["deep4", "shallow"], doc="Decoder architecture.")
-    max_epochs = param.Integer(default=30, bounds=(1, 500), doc="Training epochs at most (early stopping may end sooner).")
+    max_epochs = param.Integer(default=TrainConfig.max_epochs, bounds=(1, 500), doc="Training epochs at most (early stopping may end sooner).")
 
     # ---- decoder and training ----------------------------------------------------------
     decoder = param.ClassSelector(class_=Decoder, default=None, allow_None=True,
