@@ -32,7 +32,7 @@ TABS = tuple(VIEW_CLASSES)  # tab order; also the URL's ?view= values
 _CONFIGURED = False
 
 
-def _log_long_gc_pauses(threshold_s: float = 0.1) -> None:
+def _log_long_gc_pauses(threshold_s: float = 0.25) -> None:
     """Log garbage collections that pause the server for more than ``threshold_s`` seconds."""
     import gc
 
