@@ -21,6 +21,7 @@ _EXPORTS = {
     "TrainConfig": ".training", "train": ".training",
     "Workspace": ".workspace", "DataSpec": ".workspace",
     "pearson_r": ".metrics", "balanced_accuracy": ".metrics",
+    "plan_runs": ".batch", "run_batch": ".batch", "BatchRun": ".batch",
     "MostActivating": ".activations", "unit_segments": ".activations",
     # probing
     "AmplitudeProbe": ".probing", "PhaseProbe": ".probing", "ProbeConfig": ".probing",

@@ -1,0 +1,301 @@
+"""Batches of independent runs (recordings, decoders, seeds) on Dask distributed.
+
+Training and probing many subjects, models or seeds is embarrassingly parallel (DESIGN.md,
+"Beyond one machine"): each run is one task handed to an existing engine, Dask
+distributed, on a local cluster by default or on a lab cluster given its scheduler
+address. There is no home-made scheduler here: this module only describes the runs,
+executes one run in a worker (:func:`run_one`), and gathers the workers' summaries into
+one :class:`xarray.Dataset` (dim ``run``).
+
+Each run writes its own folder ``OUT/<name>/`` (``model.pt``, ``config.json`` and, with a
+probe, ``probe.nc``), so any run can be opened later with ``Workspace.load`` or the app.
+A run that fails (a missing file, a bad target) is reported in the summary's ``error``
+variable and does not stop the others.
+
+Dask is an optional dependency: ``pip install "unitscope[distributed]"``.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ._validation import UnitScopeError, check_option, ensure_int
+
+__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchRun:
+    """One run of a batch: data, training and (optionally) probing options.
+
+    ``probe`` is a :class:`core.probing.ProbeConfig` as a dict (None: no probe), so a run
+    travels to a worker as plain data.
+    """
+
+    name: str
+    data: dict
+    train: dict
+    probe: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "data": dict(self.data), "train": dict(self.train),
+                "probe": None if self.probe is None else dict(self.probe)}
+
+
+def _stem(source: str) -> str:
+    if source == "demo":
+        return "demo"
+    p = Path(source)
+    return p.name if p.is_dir() else p.stem
+
+
+def plan_runs(sources: Sequence[str], *, target: str | None = None, models: Sequence[str] = ("deep4",),
+              seeds: Sequence[int] | None = None, max_epochs: int | None = None,
+              duration: float | None = None, probe: dict | None = None) -> list[BatchRun]:
+    """Every combination of recording x decoder x seed, as :class:`BatchRun` s.
+
+    Parameters
+    ----------
+    sources : sequence of str
+        ``"demo"`` or recording paths (any format :func:`core.io.read_recording` reads).
+    target : str | None
+        As ``DataSpec.target`` (a channel, ``events`` or ``events:T1,T2``); None for the demo.
+    models : sequence of {"deep4", "shallow"}
+    seeds : sequence of int | None
+        Training seeds (default: the training default only).
+    max_epochs : int | None
+        Override of ``TrainConfig.max_epochs``.
+    duration : float | None
+        Length of the demo recording in seconds (default 600).
+    probe : dict | None
+        :class:`core.probing.ProbeConfig` options; when given (``{}`` for the defaults),
+        every run is probed after training.
+
+    Returns
+    -------
+    runs : list of BatchRun
+        Named ``<recording>-<model>-s<seed>``.
+    """
+    from .probing import ProbeConfig
+    from .training import TrainConfig
+    from .workspace import DataSpec
+
+    if not sources:
+        raise UnitScopeError("No recordings given: pass 'demo' or at least one recording path.")
+    models = list(models)
+    if not models:
+        raise UnitScopeError("No decoders given: pass deep4 and/or shallow.")
+    for m in models:
+        check_option("model", m, ("deep4", "shallow"))
+    seeds = [TrainConfig.seed] if seeds is None or len(seeds) == 0 else [ensure_int("seed", s) for s in seeds]
+    probe_cfg = None if probe is None else ProbeConfig(**probe).validate().to_dict()
+    runs, names = [], set()
+    for source, model, seed in itertools.product(sources, models, seeds):
+        spec = DataSpec(source=str(source), target=target)
+        if duration is not None:
+            spec.duration = float(duration)
+        train = TrainConfig(model=model, seed=int(seed))
+        if max_epochs is not None:
+            train.max_epochs = ensure_int("max_epochs", max_epochs)
+        train.validate()
+        name = f"{_stem(str(source))}-{model}-s{seed}"
+        if name in names:
+            raise UnitScopeError(f"Two runs would share the folder {name!r}: recordings need distinct file names "
+                                 f"(given {list(sources)}).")
+        names.add(name)
+        runs.append(BatchRun(name, spec.to_dict(), train.to_dict(), probe_cfg))
+    return runs
+
+
+def run_one(run: dict, out_dir: str, *, threads: int = 1) -> dict:
+    """Train (and probe) one run; executed in a Dask worker, usable on its own.
+
+    Parameters
+    ----------
+    run : dict
+        :meth:`BatchRun.to_dict`.
+    out_dir : str
+        The batch folder; the run writes ``out_dir/<name>/``.
+    threads : int
+        Torch intra-op threads for this run (one per worker thread is the sensible default).
+
+    Returns
+    -------
+    summary : dict
+        name, source, model, seed, task, valid, test (held-out metrics), epochs,
+        train_seconds, run_dir, and with a probe ``probe_seconds`` and ``class_fractions``
+        ({layer: {class: fraction}}).
+    """
+    from .probing import ProbeConfig, class_fractions, probe_units
+    from .probing.pipeline import workspace_windows
+    from .training import TrainConfig, atomic_write_netcdf, configure_threads
+    from .workspace import DataSpec, Workspace
+
+    configure_threads(threads)
+    run_dir = Path(out_dir) / run["name"]
+    ws = Workspace.create(DataSpec.from_dict(run["data"]), TrainConfig.from_dict(run["train"]))
+    t0 = time.perf_counter()
+    ws.train(run_dir=run_dir)
+    summary = {"name": run["name"], "source": run["data"]["source"], "model": run["train"]["model"],
+               "seed": int(run["train"]["seed"]), "task": ws.task, "valid": float(ws.metrics["valid"]),
+               "test": float(ws.metrics["test"]), "epochs": int(ws.metrics["epochs"]),
+               "train_seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
+    if run.get("probe") is not None:
+        t0 = time.perf_counter()
+        X, y = workspace_windows(ws, "train")
+        ds = probe_units(ws.model, X, sfreq=ws.recording.sfreq, config=ProbeConfig(**run["probe"]), y=y,
+                         task=ws.task, ch_names=ws.recording.ch_names)
+        ds.attrs["run_dir"] = str(run_dir.resolve())
+        atomic_write_netcdf(ds, run_dir / "probe.nc")
+        frac = class_fractions(ds)
+        summary["probe_seconds"] = time.perf_counter() - t0
+        summary["class_fractions"] = {str(layer): {str(c): float(frac.sel(layer=layer, **{"class": c}))
+                                                   for c in frac["class"].values}
+                                      for layer in frac["layer"].values}
+    return summary
+
+
+def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: int, processes: bool,
+            timeout: float):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise UnitScopeError('Batches need Dask distributed: pip install "unitscope[distributed]".') from exc
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise UnitScopeError(f"Could not reach the Dask scheduler {scheduler!r} within {timeout:g} s "
+                                 f"({type(exc).__name__}); expected an address like tcp://host:8786.") from exc
+    n = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
+    # [A] Dask's own web dashboard is off (its Bokeh server would clash with the app's)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
+                           dashboard_address=None)
+    return Client(cluster)
+
+
+def _summary_dataset(summaries: list[dict], names: list[str]) -> xr.Dataset:
+    by_name = {s["name"]: s for s in summaries}
+    get = lambda key, default=np.nan: [by_name[n].get(key, default) for n in names]  # noqa: E731
+    ds = xr.Dataset(
+        {"valid": ("run", np.asarray(get("valid"), float)), "test": ("run", np.asarray(get("test"), float)),
+         "epochs": ("run", np.asarray(get("epochs", -1), int)),
+         "train_seconds": ("run", np.asarray(get("train_seconds"), float)),
+         "error": ("run", np.asarray(get("error", ""), dtype=str))},
+        coords={"run": names, "source": ("run", get("source", "")), "model": ("run", get("model", "")),
+                "seed": ("run", np.asarray(get("seed", -1), int)), "task": ("run", get("task", "")),
+                "run_dir": ("run", get("run_dir", ""))},
+    )
+    fr = [by_name[n].get("class_fractions") for n in names]
+    if any(f is not None for f in fr):
+        layers = list(dict.fromkeys(layer for f in fr if f for layer in f))
+        classes = ["amplitude", "phase", "bimodal", "insensitive"]
+        arr = np.full((len(names), len(layers), len(classes)), np.nan)
+        for i, f in enumerate(fr):
+            for j, layer in enumerate(layers):
+                for k, c in enumerate(classes):
+                    if f and layer in f:
+                        arr[i, j, k] = f[layer].get(c, np.nan)
+        ds["class_fraction"] = (("run", "layer", "class"), arr)
+        ds = ds.assign_coords(layer=layers, **{"class": classes})
+        ds["probe_seconds"] = ("run", np.asarray(get("probe_seconds"), float))
+    ds["test"].attrs["long_name"] = "held-out metric (Pearson r or balanced accuracy)"
+    return ds
+
+
+def run_batch(runs: Sequence[BatchRun], out_dir: str | Path, *, scheduler: str | None = None,
+              n_workers: int | None = None, threads_per_worker: int = 1, processes: bool = True,
+              timeout: float = 10.0, progress: Callable[[dict], None] | None = None) -> xr.Dataset:
+    """Run every :class:`BatchRun` on Dask distributed and gather their summaries.
+
+    Parameters
+    ----------
+    runs : sequence of BatchRun
+        From :func:`plan_runs` (or built by hand); names must be unique.
+    out_dir : str or Path
+        Batch folder: one sub-folder per run and ``batch.nc`` (the returned summary). With a
+        remote scheduler it must be a path the workers can write (a shared file system).
+    scheduler : str | None
+        Address of a running Dask scheduler (``tcp://host:8786``); None starts a local
+        cluster of ``n_workers`` worker processes.
+    n_workers : int | None
+        Local workers (default: cores // threads_per_worker).
+    threads_per_worker : int
+        Threads per local worker; each run uses this many torch threads.
+    processes : bool
+        Local workers as processes (default). ``False`` runs them as threads of this
+        process (for tests and small jobs; concurrent runs then share torch's global
+        random generator and are not reproducible).
+    timeout : float
+        Seconds to wait for a remote scheduler.
+    progress : callable, optional
+        Called with ``{"done", "n", "name", "error"}`` as each run finishes.
+
+    Returns
+    -------
+    summary : xarray.Dataset
+        Dim ``run`` (the run names) with coords source, model, seed, task, run_dir and
+        variables valid, test, epochs, train_seconds, error (empty when the run succeeded);
+        with probes also ``class_fraction`` (run, layer, class) and ``probe_seconds``.
+        Also written atomically to ``out_dir/batch.nc``.
+    """
+    from .training import atomic_write_netcdf
+
+    runs = list(runs)
+    if not runs:
+        raise UnitScopeError("The batch is empty: plan at least one run.")
+    names = [r.name for r in runs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UnitScopeError(f"Run names must be unique; repeated: {dupes}.")
+    threads_per_worker = ensure_int("threads_per_worker", threads_per_worker)
+    if threads_per_worker < 1:
+        raise UnitScopeError(f"{threads_per_worker=} must be at least 1.")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnitScopeError(f"Cannot create the batch folder {str(out)!r}: {exc.strerror or exc}.") from exc
+    if not os.access(out, os.W_OK):
+        raise UnitScopeError(f"The batch folder {str(out)!r} is not writable.")
+    out_s = str(out.resolve())
+    summaries = []
+    client = _client(scheduler, n_workers, threads_per_worker, processes, timeout)
+    try:
+        from dask.distributed import as_completed
+
+        futures = {client.submit(run_one, r.to_dict(), out_s, threads=threads_per_worker, pure=False,
+                                 key=f"unitscope-{r.name}-{time.time_ns()}"): r for r in runs}
+        for k, fut in enumerate(as_completed(futures), start=1):
+            r = futures[fut]
+            try:
+                s = fut.result()
+                err = ""
+            except Exception as exc:  # noqa: BLE001 - one failed run must not stop the batch
+                err = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                logger.warning("run %s failed: %s", r.name, err)
+                s = {"name": r.name, "source": r.data.get("source", ""), "model": r.train.get("model", ""),
+                     "seed": r.train.get("seed", -1), "error": err}
+            summaries.append(s)
+            if progress is not None:
+                progress({"done": k, "n": len(runs), "name": r.name, "error": err})
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and scheduler is None:
+            cluster.close()
+    ds = _summary_dataset(summaries, names)
+    ds.attrs.update({"scheduler": scheduler or "local", "n_runs": len(runs),
+                     "n_failed": int(sum(bool(s.get("error")) for s in summaries))})
+    atomic_write_netcdf(ds, out / "batch.nc")
+    return ds

@@ -1,0 +1,61 @@
+"""``unitscope batch``: train (and probe) many recordings, decoders and seeds on Dask.
+
+Every combination of ``--data`` x ``--model`` x ``--seeds`` is one run, handed to Dask
+distributed (a local cluster by default, ``--scheduler tcp://host:8786`` for a lab cluster).
+Each run writes ``OUT/<recording>-<model>-s<seed>/`` (checkpoint, config, and ``probe.nc``
+with ``--probe``); ``OUT/batch.nc`` gathers the held-out metrics (and the probe's class
+fractions) along a ``run`` dimension. A failed run is reported and the others go on; the
+exit status is 1 when any run failed.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("batch", help="train (and probe) many recordings / decoders / seeds on Dask distributed")
+    p.add_argument("--data", nargs="+", required=True, metavar="SOURCE",
+                   help="'demo' and/or recording paths (one run per recording)")
+    p.add_argument("--target", default=None, help="channel, 'events' or 'events:T1,T2' (as for train)")
+    p.add_argument("--model", nargs="+", default=["deep4"], choices=("deep4", "shallow"))
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the training default)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per run")
+    p.add_argument("--duration", type=float, default=None, help="demo length in seconds (default 600)")
+    p.add_argument("--probe", action="store_true", help="probe every run after training (writes probe.nc)")
+    p.add_argument("--iterations", type=int, default=None, help="probe iterations per pass (with --probe)")
+    p.add_argument("--out", required=True, help="batch folder (one sub-folder per run, and batch.nc)")
+    p.add_argument("--scheduler", default=None, help="address of a Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: cores / threads per worker)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--no-processes", action="store_true",
+                   help="local workers as threads of this process (small jobs; not reproducible when concurrent)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..batch import plan_runs, run_batch
+
+    probe = None
+    if args.probe:
+        probe = {} if args.iterations is None else {"n_iterations": args.iterations}
+    runs = plan_runs(args.data, target=args.target, models=args.model, seeds=args.seeds,
+                     max_epochs=args.epochs, duration=args.duration, probe=probe)
+    where = args.scheduler or f"a local cluster ({'threads' if args.no_processes else 'processes'})"
+    print(f"unitscope batch: {len(runs)} runs on {where} -> {args.out}", file=sys.stderr)
+
+    def progress(info: dict) -> None:
+        status = f"FAILED: {info['error']}" if info["error"] else "done"
+        print(f"[{info['done']}/{info['n']}] {info['name']}: {status}", file=sys.stderr, flush=True)
+
+    ds = run_batch(runs, args.out, scheduler=args.scheduler, n_workers=args.workers,
+                   threads_per_worker=args.threads_per_worker, processes=not args.no_processes,
+                   progress=progress)
+    for name in ds["run"].values:
+        row = ds.sel(run=name)
+        if str(row["error"].values):
+            print(f"{name}: failed ({row['error'].values})")
+        else:
+            print(f"{name}: valid {float(row['valid']):.3f}, test {float(row['test']):.3f} "
+                  f"({int(row['epochs'])} epochs, {float(row['train_seconds']):.0f} s)")
+    print(f"wrote {args.out}/batch.nc")
+    return 1 if ds.attrs["n_failed"] else 0
