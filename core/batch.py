@@ -177,10 +177,12 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
         except (OSError, TimeoutError) as exc:
             raise UnitScopeError(f"Could not reach the Dask scheduler {scheduler!r} within {timeout:g} s "
                                  f"({type(exc).__name__}); expected an address like tcp://host:8786.") from exc
+    if not logger.isEnabledFor(logging.INFO):  # Dask's scheduler and nannies report at INFO level
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     n = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
     # [A] Dask's own web dashboard is off (its Bokeh server would clash with the app's)
     cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
-                           dashboard_address=None)
+                           dashboard_address=None, silence_logs=logging.WARNING)
     return Client(cluster)
 
 
