@@ -20,7 +20,9 @@ present, else the default probe of the training windows (cached on disk after th
 run; ``--quick`` without a cache uses a reduced probe), ranked by ``max(s_amp, s_phase)``
 (METHODS.md 1.7 item 4); the pruning engine's own band-amplitude sensitivity only if
 ``core.probing`` fails (``sensitivity_source`` says which). ``r_drop_20_by_amplitude`` and
-``r_drop_20_by_phase`` give the most/least drops of the single-sensitivity orders.
+``r_drop_20_by_phase`` give the most/least drops of the single-sensitivity orders;
+``r_drop_20_by_ablation`` the same cuts ranked by each unit's single-unit ablation effect on
+the test block (a reference: how much asymmetry the network allows at all).
 Extra keys: per-block toggle medians, the largest fast-vs-full metric difference over the
 toggles checked, the curve's random 95% band, timings of the sensitivity step.
 """
@@ -165,6 +167,14 @@ def run(*, quick: bool = False, progress=None) -> dict:
             c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), by=other, **kw)
             per_by[f"r_drop_20_by_{other}"] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
                                                for o in ("most", "least")}
+    # [A] reference: the same 20% cuts ranked by each unit's own ablation effect on the test
+    # block (an importance ranking measured on the very data it is scored on, so an upper
+    # bound): how large an asymmetry this network allows at all
+    from ..pruning import ablation_effects
+
+    c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), scores=ablation_effects(ev))
+    per_by["r_drop_20_by_ablation"] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
+                                       for o in ("most", "least")}
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
     naive_p50 = float(np.percentile(naive, 50))
     return {
