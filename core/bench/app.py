@@ -18,6 +18,7 @@ The helpers :func:`serve_app`, :func:`launch_browser`, :func:`wait_titles`, :fun
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import statistics
@@ -78,6 +79,48 @@ _POINT_JS = """([prefix, k]) => {
   }
   return null;
 }"""
+
+
+# JS: the text of the page including every shadow root (Panel renders into shadow DOM)
+_ALL_TEXT_JS = """() => {
+  const out = [];
+  const walk = (n) => {
+    if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(document.body);
+  return out.join(' ');
+}"""
+
+
+def all_text(page) -> str:
+    """Text of the page including every shadow root (Panel renders into shadow DOM)."""
+    return page.evaluate(_ALL_TEXT_JS)
+
+
+def wait_text(page, needle, timeout: float = 60.0) -> None:
+    """Wait until the page text (shadow roots included) contains ``needle`` (a str, or a
+    list of str: any of them).
+
+    On time-out, saves a screenshot to ``$TMPDIR/unitscope-ui-failure.png`` and raises
+    ``TimeoutError`` quoting the end of the page text.
+    """
+    needles = [needle] if isinstance(needle, str) else list(needle)
+    try:
+        page.wait_for_function(f"() => {{ const t = ({_ALL_TEXT_JS})(); "
+                               f"return {json.dumps(needles)}.some(n => t.includes(n)); }}",
+                               timeout=timeout * 1000, polling=200)
+    except Exception:
+        page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "unitscope-ui-failure.png"))
+        raise TimeoutError(f"{needle!r} did not appear; page text ends with: {all_text(page)[-1500:]!r}") from None
+
+
+def no_traceback(page) -> None:
+    """Fail when a Python traceback reached the page."""
+    text = all_text(page)
+    if "Traceback" in text or 'File "' in text:
+        raise AssertionError(f"a Python traceback reached the page: {text[-1500:]!r}")
 
 
 def _free_port() -> int:

@@ -13,42 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.bench.app import CHROMIUM, click_unit, open_units, select_layer, unit_needles, unit_point, wait_titles
+from core.bench.app import (CHROMIUM, all_text, click_unit, no_traceback, open_units, select_layer, unit_needles,
+                             unit_point, wait_text, wait_titles)
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
-
-ALL_TEXT_JS = """() => {
-  const out = [];
-  const walk = (n) => {
-    if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.childNodes) walk(c);
-  };
-  walk(document.body);
-  return out.join(' ');
-}"""
-
-
-def all_text(page) -> str:
-    """Text of the page including every shadow root (Panel renders into shadow DOM)."""
-    return page.evaluate(ALL_TEXT_JS)
-
-
-def wait_text(page, needle: str, timeout: float = 60.0) -> None:
-    """Wait until the page text (shadow roots included) contains ``needle``."""
-    import json
-
-    try:
-        page.wait_for_function(f"() => ({ALL_TEXT_JS})().includes({json.dumps(needle)})",
-                               timeout=timeout * 1000, polling=200)
-    except Exception:
-        page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "unitscope-ui-failure.png"))
-        raise AssertionError(f"{needle!r} did not appear; page text ends with: {all_text(page)[-1500:]!r}") from None
-
-
-def no_traceback(page) -> None:
-    text = all_text(page)
-    assert "Traceback" not in text and 'File "' not in text
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +104,7 @@ def test_train_briefly_and_stop(server, app_page):
     app_page.locator("button:text-is('Run probe')").click()
     wait_text(app_page, "Probe running:", timeout=300)  # live estimate after the first iteration
     app_page.locator("button:text-is('Stop')").click()
-    app_page.wait_for_function(f"() => {{ const t = ({ALL_TEXT_JS})(); "
-                               "return t.includes('Probe stopped') || t.includes('Probe done'); }",
-                               timeout=300_000, polling=200)
+    wait_text(app_page, ["Probe stopped", "Probe done"], timeout=300)
     if "Probe stopped" in all_text(app_page):  # Stop came before the last pass: resume it
         app_page.locator("button:text-is('Resume probe')").click()
     wait_text(app_page, "Probe done", timeout=600)

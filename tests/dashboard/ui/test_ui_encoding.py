@@ -3,36 +3,15 @@ channel and feature redraws the plots, a bad results file becomes an alert, no t
 ``UNITSCOPE_SCREENSHOT_DIR=assets/screenshots`` makes it write the README's ``encoding.png``."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.bench.app import CHROMIUM, plot_titles, wait_titles
+from core.bench.app import CHROMIUM, all_text, plot_titles, wait_text, wait_titles
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
-
-ALL_TEXT_JS = """() => {
-  const out = [];
-  const walk = (n) => {
-    if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.childNodes) walk(c);
-  };
-  walk(document.body);
-  return out.join(' ');
-}"""
-
-
-def all_text(page) -> str:
-    return page.evaluate(ALL_TEXT_JS)
-
-
-def wait_text(page, needle: str, timeout: float = 60.0) -> None:
-    page.wait_for_function(f"() => ({ALL_TEXT_JS})().includes({json.dumps(needle)})", timeout=timeout * 1000,
-                           polling=100)
 
 
 def title_starting(page, prefix: str) -> str:

@@ -11,34 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.bench.app import _POINT_JS, CHROMIUM, unit_point, wait_titles
+from core.bench.app import _POINT_JS, CHROMIUM, all_text, no_traceback, unit_point, wait_text, wait_titles
 from core.bench.app_prune import wait_card
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
-
-ALL_TEXT_JS = """() => {
-  const out = [];
-  const walk = (n) => {
-    if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.childNodes) walk(c);
-  };
-  walk(document.body);
-  return out.join(' ');
-}"""
-
-
-def all_text(page) -> str:
-    return page.evaluate(ALL_TEXT_JS)
-
-
-def wait_text(page, needle: str, timeout: float = 60.0) -> None:
-    page.wait_for_function(f"() => ({ALL_TEXT_JS})().includes({needle!r})", timeout=timeout * 1000, polling=100)
-
-
-def no_traceback(page) -> None:
-    text = all_text(page)
-    assert "Traceback" not in text and 'File "' not in text
 
 
 def metric_after(page) -> str:
