@@ -411,9 +411,10 @@ class EncodingState(param.Parameterized):
             self.fit_message = "Stopping at the end of the current step ..."
 
     def _position(self, pos: int) -> None:
-        self.queue_position = int(pos)
+        upd = {"queue_position": int(pos)}
         if pos:
-            self.fit_message = f"Waiting for a free core (position {pos} in line) ..."
+            upd["fit_message"] = f"Waiting for a free core (position {pos} in line) ..."
+        self.param.update(**upd)  # one event: watchers of either see both values
 
     def join(self, timeout: float = 300.0) -> bool:
         """Wait for the fit thread (tests); True when it has ended."""
