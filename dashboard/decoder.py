@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .jobs import Job
 
-__all__ = ["Decoder", "DemoProvider", "demo_provider", "PROBE_ASSETS"]
+__all__ = ["Decoder", "DemoProvider", "demo_provider", "PROBE_ASSETS", "PerDecoder"]
 
 logger = logging.getLogger(__name__)
 PROBE_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo-probe"
@@ -296,3 +297,22 @@ def demo_provider(model: str = "deep4") -> DemoProvider:
         if model not in _PROVIDERS:
             _PROVIDERS[model] = DemoProvider(model)
         return _PROVIDERS[model]
+
+
+class PerDecoder:
+    """One object per decoder, made on first use by ``factory(decoder)`` and dropped with it.
+
+    Calling it from several sessions' threads at once returns the same object.
+    """
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._objects: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, decoder):
+        with self._lock:
+            obj = self._objects.get(decoder)
+            if obj is None:
+                obj = self._objects[decoder] = self._factory(decoder)
+            return obj

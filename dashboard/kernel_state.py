@@ -18,13 +18,13 @@ import copy
 import logging
 import threading
 import time
-import weakref
 
 import numpy as np
 import param
 
 from core._validation import UnitScopeError
 
+from .decoder import PerDecoder
 from .prune_state import PruneState
 from .queue import Cancelled, work_queue
 from .state import Session
@@ -156,16 +156,7 @@ def output_series(decoder, pred) -> np.ndarray:
     return out
 
 
-_SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_kernels(decoder) -> SharedKernels:
-    with _SHARED_LOCK:
-        sk = _SHARED.get(decoder)
-        if sk is None:
-            sk = _SHARED[decoder] = SharedKernels(decoder)
-        return sk
+shared_kernels = PerDecoder(SharedKernels)  # the process-wide SharedKernels of a decoder
 
 
 class KernelState(param.Parameterized):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import weakref
 
 import numpy as np
 
+from .decoder import PerDecoder
 from .queue import Cancelled, work_queue
 
 __all__ = ["SharedPruning", "shared_pruning", "CURVE_REPEATS"]
@@ -163,14 +163,4 @@ class SharedPruning:
                             label=f"pruning curves of {layer}")
 
 
-_SHARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_pruning(decoder) -> SharedPruning:
-    """The process-wide :class:`SharedPruning` of ``decoder`` (dropped with the decoder)."""
-    with _SHARED_LOCK:
-        sp = _SHARED.get(decoder)
-        if sp is None:
-            sp = _SHARED[decoder] = SharedPruning(decoder)
-        return sp
+shared_pruning = PerDecoder(SharedPruning)  # the process-wide SharedPruning of a decoder

@@ -27,7 +27,7 @@ from bokeh.plotting import figure
 
 from ..encoding_state import ALL_SUBJECTS, FIT_PRESETS, MODEL_LABELS, encoding_state_of
 from ..state import Session
-from ._common import CSS, esc
+from ._common import CSS, apply_in_doc, esc
 
 __all__ = ["EncodingView", "MODEL_COLORS", "FEATURE_COLORS", "score_html"]
 
@@ -181,11 +181,7 @@ class EncodingView(pn.viewable.Viewer):
 
     def _apply(self, fn):
         """Run a change of Bokeh models under the document lock (any thread)."""
-        doc = self._doc
-        if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(fn)
-        else:
-            fn()
+        apply_in_doc(self._doc, fn)
 
     # ---- widgets <-> state -------------------------------------------------------------------
     def _list_files(self):

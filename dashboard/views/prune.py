@@ -28,7 +28,7 @@ from bokeh.plotting import figure
 
 from ..prune_state import PruneState
 from ..state import Session
-from ._common import CSS, esc, placeholder, select_on_double_tap
+from ._common import CSS, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import ORDER_STYLE, PRUNED_COLOR, curve_plot, effect_bars, prune_scatter  # noqa: F401 - re-exported
 
@@ -218,11 +218,7 @@ class PruneView(pn.viewable.Viewer):
 
     def _apply(self, fn):
         """Run a change of Bokeh models under the document lock (any thread)."""
-        doc = self._doc
-        if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(fn)
-        else:
-            fn()
+        apply_in_doc(self._doc, fn)
 
     def _units_data(self):
         """(layer, scatter table or None, bar drops, n_units) for the session's layer."""

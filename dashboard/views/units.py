@@ -16,7 +16,7 @@ from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
 from ..state import Session
-from ._common import CSS, esc, placeholder, select_on_double_tap
+from ._common import CSS, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
@@ -179,11 +179,7 @@ class UnitsView(pn.viewable.Viewer):
 
     def _apply(self, fn):
         """Run a change of Bokeh models under the document lock (any thread)."""
-        doc = self._doc
-        if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(fn)
-        else:
-            fn()
+        apply_in_doc(self._doc, fn)
 
     # ---- widgets <-> session ----------------------------------------------------------
     def _layer_chosen(self, event):
