@@ -19,7 +19,6 @@ summaries drawn by the view (:meth:`EncodingState.prediction`, :meth:`r_map`,
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -105,16 +104,12 @@ def shipped_result(path: Path | None = None):
 
 def list_results(root, *, max_files: int = 200, max_depth: int = 4) -> list[str]:
     """netCDF files (``.nc``) under ``root``, relative paths, sorted and bounded."""
+    from .files import walk_root
+
     root = Path(root).resolve()
     out: list[str] = []
-    if not root.is_dir():
-        return out
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))[:200]
-        if len(here.relative_to(root).parts) >= max_depth:
-            dirnames[:] = []
-        for f in sorted(filenames):
+    for here, filenames in walk_root(root, max_depth=max_depth):
+        for f in filenames:
             if f.lower().endswith(".nc"):
                 out.append(str((here / f).relative_to(root)))
                 if len(out) >= max_files:

@@ -69,21 +69,32 @@ def _is_recording(p: Path) -> bool:
     return any(name.endswith(s) for s in RECORDING_SUFFIXES)
 
 
+def walk_root(root: str | Path, *, max_depth: int = 4):
+    """Walk ``root`` in sorted order, without following links or entering hidden folders,
+    at most ``max_depth`` levels deep (200 sub-folders per folder at most).
+
+    Yields ``(folder, filenames)`` with ``folder`` a :class:`~pathlib.Path`; nothing when
+    ``root`` is not a folder.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))[:200]
+        if len(here.relative_to(root).parts) >= max_depth:
+            dirnames[:] = []
+        yield here, sorted(filenames)
+
+
 def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 4) -> list[str]:
     """Recordings and BIDS roots under ``root``, as paths relative to it (sorted, bounded)."""
     root = Path(root).resolve()
     out: list[str] = []
-    if not root.is_dir():
-        return out
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        depth = len(here.relative_to(root).parts)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))[:200]
-        if depth >= max_depth:
-            dirnames[:] = []
+    for here, filenames in walk_root(root, max_depth=max_depth):
         if (here / "dataset_description.json").is_file() and here != root:
             out.append(str(here.relative_to(root)) + "/")
-        for f in sorted(filenames):
+        for f in filenames:
             if _is_recording(here / f):
                 out.append(str((here / f).relative_to(root)))
                 if len(out) >= max_files:

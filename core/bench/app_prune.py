@@ -26,8 +26,8 @@ __all__ = ["measure_part2", "server_rss_mb", "wait_card"]
 
 _FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
-# JS: the text of the Prune metric card (searched through shadow roots)
-_CARD_JS = """() => {
+# JS: the texts of the Prune metric cards (searched through shadow roots)
+_CARD_TEXTS_JS = """() => {
   const found = [];
   const walk = (n) => {
     if (n.classList && n.classList.contains('us-prune-metric')) found.push(n.textContent);
@@ -35,19 +35,12 @@ _CARD_JS = """() => {
     for (const c of n.children || []) walk(c);
   };
   walk(document.body);
-  return found.join(' | ');
+  return found;
 }"""
+_CARD_JS = f"() => ({_CARD_TEXTS_JS})().join(' | ')"
+_CARD_READY_JS = (f"(needle) => ({_CARD_TEXTS_JS})().some(t => t.includes(needle) && !t.includes('measuring') "
+                  "&& !t.includes('waiting for a free core'))")
 
-_CARD_READY_JS = """(needle) => {
-  const found = [];
-  const walk = (n) => {
-    if (n.classList && n.classList.contains('us-prune-metric')) found.push(n.textContent);
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.children || []) walk(c);
-  };
-  walk(document.body);
-  return found.some(t => t.includes(needle) && !t.includes('measuring') && !t.includes('waiting for a free core'));
-}"""
 
 _HAS_TITLE_JS = """(needle) => {
   for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
