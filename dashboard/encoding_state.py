@@ -418,9 +418,5 @@ class EncodingState(param.Parameterized):
 
 def encoding_state_of(session: Session) -> EncodingState:
     """The session's :class:`EncodingState`, created on first use (one per session)."""
-    state = getattr(session, "_encoding_state", None)
-    if state is None:
-        state = EncodingState(session=session)
-        session._encoding_state = state
-    return state
+    return session.part("encoding", lambda: EncodingState(session=session))
 

@@ -205,7 +205,7 @@ def report_content(session):
 
     dec = _require_decoder(session)
     ps = _prune(session)
-    ks = getattr(session, "_kernel_state", None)
+    ks = session.part("kernels")
     units = [f"{session.layer}/{session.unit}"]
     for layer, idx in ps.pruned.items():
         units += [f"{layer}/{i}" for i in idx]

@@ -97,6 +97,17 @@ class Session(param.Parameterized):
         self._closed = False
         self._batches: list = []
         self._last_push = 0.0
+        self._parts: dict = {}
+        self._parts_lock = threading.RLock()  # a factory may ask for another part
+
+    def part(self, key: str, factory=None):
+        """The session's per-view state named ``key`` (e.g. the prune state), made by
+        ``factory()`` on first use, one per session; None when absent and no factory given."""
+        with self._parts_lock:
+            obj = self._parts.get(key)
+            if obj is None and factory is not None:
+                obj = self._parts[key] = factory()
+            return obj
 
     # ---- alerts --------------------------------------------------------------------------
     def alert(self, text: str, level: str = "danger") -> None:

@@ -27,11 +27,7 @@ COLORS = ["#1f5f8b", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 def kernel_state_of(session: Session) -> KernelState:
     """The session's :class:`KernelState`, created on first use (one per session)."""
-    state = getattr(session, "_kernel_state", None)
-    if state is None:
-        state = KernelState(session=session, prune=prune_state_of(session))
-        session._kernel_state = state
-    return state
+    return session.part("kernels", lambda: KernelState(session=session, prune=prune_state_of(session)))
 
 
 def signal_label(signal: str) -> str:

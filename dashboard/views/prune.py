@@ -41,11 +41,7 @@ logger = logging.getLogger(__name__)
 
 def prune_state_of(session: Session) -> PruneState:
     """The session's :class:`PruneState`, created on first use (one per session)."""
-    state = getattr(session, "_prune_state", None)
-    if state is None:
-        state = PruneState(session=session)
-        session._prune_state = state
-    return state
+    return session.part("prune", lambda: PruneState(session=session))
 
 
 def fmt_metric(value: float) -> str:
