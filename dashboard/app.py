@@ -63,6 +63,20 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _log_levels(spec: str) -> None:
+    """Apply ``UNITSCOPE_LOG``: a level for UnitScope's loggers (``DEBUG``) and/or
+    ``logger=LEVEL`` pairs, comma-separated (``dashboard.prune_state=DEBUG,core=INFO``).
+    A malformed entry is reported in the log and skipped; the server starts anyway."""
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, level = item.rpartition("=")
+        names = [name] if name else ["core", "dashboard"]
+        if not isinstance(logging.getLevelName(level.upper()), int):
+            logger.warning("UNITSCOPE_LOG: %r is not a logging level (DEBUG, INFO, WARNING, ERROR); ignored", level)
+            continue
+        for n in names:
+            logging.getLogger(n).setLevel(level.upper())
+
+
 def configure_process() -> int:
     """Once per process: torch threads, Panel/HoloViews extensions. Returns torch's thread count.
 
@@ -75,6 +89,7 @@ def configure_process() -> int:
     if not _CONFIGURED:
         if not logging.getLogger().handlers:  # tracebacks go to the server log, never to the page
             logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _log_levels(os.environ.get("UNITSCOPE_LOG", ""))
         n = int(os.environ.get("UNITSCOPE_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)))
         torch.set_num_threads(max(1, n))
         _log_long_gc_pauses()

@@ -244,6 +244,11 @@ class KernelState(param.Parameterized):
         def failed(msg):
             self.param.update(state="error", message=msg, queue_position=0)
 
+        previous = self.session._jobs.get("kernels")
+        if previous is not None and previous.running:
+            # it has left its loop (it cleared _busy) and is only returning: starting now would
+            # be refused and this change never fitted, so let it end first
+            previous.join(10)
         if self.session._start("kernels", work, on_error=failed) is None:
             with self._lock:
                 self._busy = False
@@ -298,12 +303,15 @@ class KernelState(param.Parameterized):
                 updates["unit_previous"] = self.unit if self.unit_signal == signal else None
             elif self.unit_signal != signal:
                 updates["unit_previous"] = None
+            # publish first, then decide under the lock whether this was the latest change: a
+            # change made meanwhile (even by a watcher of this update) sees _busy and is picked
+            # up by the next turn of this loop, never refused as a second "kernels" job
+            self.param.update(**updates)
             with self._lock:
                 done = version == self.prune.mask_version and signal == self.selected_signal() \
                     and model is self.prune.model
                 if done:
                     self._busy = False
-            self.param.update(**updates)
             if done:
                 return out
             t_start = time.perf_counter()

@@ -358,31 +358,39 @@ class PruneState(param.Parameterized):
         self.measuring = True
 
         def work(stop):
-            t_job = time.perf_counter()
             try:
-                with work_queue().slot(kind="interactive", label="prune re-measure", owner=self, stop=stop,
-                                       on_position=self._measure_position()):
-                    t_slot = time.perf_counter()
-                    while True:
-                        with self._lock:
-                            masks, version, ev = self._masks.copy(), self.mask_version, self._ev
-                        value = ev.evaluate(masks)
-                        t_eval = time.perf_counter()
-                        with self._lock:
-                            if version == self.mask_version and ev is self._ev:
-                                self._busy = False
-                                break
+                while True:
+                    t_job = time.perf_counter()
+                    with work_queue().slot(kind="interactive", label="prune re-measure", owner=self, stop=stop,
+                                           on_position=self._measure_position()):
+                        t_slot = time.perf_counter()
+                        while True:
+                            with self._lock:
+                                masks, version, ev = self._masks.copy(), self.mask_version, self._ev
+                            value = ev.evaluate(masks)
+                            t_eval = time.perf_counter()
+                            with self._lock:
+                                if version == self.mask_version and ev is self._ev:
+                                    break
+                    t0 = getattr(self, "_t_edit", t_job)
+                    self.timing = {"version": version, "edit_to_job_ms": 1e3 * (t_job - t0),
+                                   "queue_ms": 1e3 * (t_slot - t_job), "evaluate_ms": 1e3 * (t_eval - t_slot),
+                                   "measured_at": t_eval}
+                    logger.debug("prune re-measure v%d: %s", version, self.timing)
+                    if version >= self.measured_version:  # a newer job may have published already
+                        self.param.update(metric=float(value), measured_version=version,
+                                          measuring=version != self.mask_version, queue_position=0)
+                    # published first, then _busy cleared: a change made meanwhile (even by a
+                    # watcher of the metric) is measured by the next turn of this loop
+                    with self._lock:
+                        if version == self.mask_version and ev is self._ev:
+                            self._busy = False
+                            return
             except BaseException:
                 with self._lock:
                     self._busy = False
                 self.param.update(measuring=False, queue_position=0)
                 raise
-            t0 = getattr(self, "_t_edit", t_job)
-            self.timing = {"version": version, "edit_to_job_ms": 1e3 * (t_job - t0), "queue_ms": 1e3 * (t_slot - t_job),
-                           "evaluate_ms": 1e3 * (t_eval - t_slot), "measured_at": t_eval}
-            logger.debug("prune re-measure v%d: %s", version, self.timing)
-            if version >= self.measured_version:  # a newer job may have published already
-                self.param.update(metric=float(value), measured_version=version, measuring=False, queue_position=0)
 
         def failed(msg):
             self.measuring = False

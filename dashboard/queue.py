@@ -35,6 +35,20 @@ logger = logging.getLogger(__name__)
 KINDS = ("interactive", "long")
 
 
+def _env_int(name: str, default):
+    """An integer setting from the environment, with a clear error when it is not one."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UnitScopeError(f"{name}={text!r} is not a whole number; expected e.g. {name}=2.") from None
+    if value < 1:
+        raise UnitScopeError(f"{name}={value} must be at least 1.")
+    return value
+
+
 class Cancelled(Exception):
     """The request was withdrawn (its stop event was set) before it got a slot."""
 
@@ -61,7 +75,8 @@ class WorkQueue:
     max_long : int, optional
         Slots long jobs may hold at once (default ``max(1, n_slots - 1)``).
     max_interactive : int, optional
-        Slots interactive jobs may hold at once (default ``max(1, n_slots - 1)``).
+        Slots interactive jobs may hold at once (default ``UNITSCOPE_INTERACTIVE_SLOTS`` or
+        ``max(1, n_slots - 1)``).
     poll : float
         Seconds between checks of a waiting request's stop event.
     """
@@ -69,11 +84,13 @@ class WorkQueue:
     def __init__(self, n_slots: int | None = None, *, max_long: int | None = None,
                  max_interactive: int | None = None, poll: float = 0.1):
         if n_slots is None:
-            n_slots = int(os.environ.get("UNITSCOPE_WORK_SLOTS", os.cpu_count() or 2))
+            n_slots = _env_int("UNITSCOPE_WORK_SLOTS", os.cpu_count() or 2)
         if n_slots < 1:
             raise UnitScopeError(f"{n_slots=} must be at least 1.")
         self.n_slots = int(n_slots)
         self.max_long = max(1, self.n_slots - 1) if max_long is None else int(max_long)
+        if max_interactive is None:
+            max_interactive = _env_int("UNITSCOPE_INTERACTIVE_SLOTS", None)
         self.max_interactive = max(1, self.n_slots - 1) if max_interactive is None else int(max_interactive)
         self.poll = float(poll)
         self._cond = threading.Condition()

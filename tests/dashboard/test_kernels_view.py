@@ -70,6 +70,29 @@ def test_kernels_start_from_the_unpruned_fits_and_refit_after_a_prune(make_sessi
     assert not any(m._forward_hooks for m in tiny_decoder.ws.model.modules())
 
 
+def test_a_prune_while_the_kernels_are_being_published_is_refitted(make_session, fitted):
+    """A mask change that arrives while the kernel worker publishes its result (a user
+    clicking Undo the moment the kernel is drawn) gets its own refit, not a dead end."""
+    s, ks = make_session()
+    ks.start()
+    ks.join()
+    edits = []
+
+    def edit_once(event):  # runs in the worker thread, inside its publishing step
+        if not edits and event.new == ks.prune.mask_version and ks.prune.mask_version == 1:
+            edits.append(ks.prune.toggle("conv_3", 2))
+
+    ks.param.watch(edit_once, "fitted_version")
+    ks.prune.toggle("conv_3", 1)
+    for _ in range(3):  # the edit above starts a new measurement and refit: wait for all of them
+        ks.prune.join()
+        ks.join()
+    assert edits == [True]
+    assert ks.prune.mask_version == 2 and ks.prune.pruned == {"conv_3": [1, 2]}
+    assert ks.fitted_version == 2 and ks.state == "ready"
+    assert not any("already running" in text for _, text in s.alerts)
+
+
 def test_a_unit_the_mask_cannot_reach_keeps_its_kernel(make_session, fitted):
     s, ks = make_session()
     ks.start()

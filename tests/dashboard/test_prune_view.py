@@ -75,6 +75,27 @@ def test_prune_click_updates_the_metric_to_the_masked_decoder(sessions, tiny_dec
     assert fmt_metric(ps.metric) in html and fmt_metric(before) in html and "1</span> unit(s) pruned" in html
 
 
+def test_an_edit_while_the_metric_is_being_published_is_measured(sessions, tiny_decoder):
+    """An edit arriving while the measuring worker publishes its metric (here made by a
+    watcher of that very update) is measured too: no lost click, no "already running"."""
+    s, ps = sessions()
+    edits = []
+
+    def edit_once(event):  # runs in the worker thread, inside its publishing step
+        if not edits and ps.measured_version == 1:
+            edits.append(ps.toggle("conv_2", 4))
+
+    ps.param.watch(edit_once, "metric")
+    assert ps.toggle("conv_2", 3)
+    for _ in range(2):
+        assert ps.join()
+    assert edits == [True] and ps.pruned == {"conv_2": [3, 4]}
+    assert ps.measured_version == ps.mask_version == 2 and not ps.measuring
+    expected = _expected_metric(tiny_decoder, MaskSet.for_model(tiny_decoder.ws.model).prune("conv_2", [3, 4]))
+    assert ps.metric == pytest.approx(expected, abs=1e-4)
+    assert not any("already running" in text for _, text in s.alerts)
+
+
 def test_undo_reset_and_toggle_back(sessions, tiny_decoder):
     s, ps = sessions()
     base = ps.metric
@@ -428,3 +449,16 @@ def test_a_hidden_prune_view_catches_up_when_shown(sessions):
     assert view.metric.object == before  # no work for widgets nobody sees
     s.view = "prune"
     assert "last change: pruned conv_4/2" in view.metric.object and fmt_metric(ps.metric) in view.metric.object
+
+
+def test_queue_slot_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("UNITSCOPE_WORK_SLOTS", "4")
+    monkeypatch.delenv("UNITSCOPE_INTERACTIVE_SLOTS", raising=False)
+    q = WorkQueue()
+    assert (q.n_slots, q.max_interactive, q.max_long) == (4, 3, 3)
+    monkeypatch.setenv("UNITSCOPE_INTERACTIVE_SLOTS", "4")
+    assert WorkQueue().max_interactive == 4
+    assert WorkQueue(max_interactive=1).max_interactive == 1  # an explicit argument wins
+    monkeypatch.setenv("UNITSCOPE_INTERACTIVE_SLOTS", "many")
+    with pytest.raises(UnitScopeError, match="UNITSCOPE_INTERACTIVE_SLOTS"):
+        WorkQueue()

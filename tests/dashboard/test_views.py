@@ -259,3 +259,24 @@ def test_server_heap_is_frozen_and_long_gc_pauses_are_logged(caplog):
         assert any("garbage collection (generation 0) paused the server" in r.message for r in caplog.records)
     finally:
         del gc.callbacks[n:]
+
+
+def test_unitscope_log_sets_logger_levels_and_reports_bad_entries(caplog):
+    import logging
+
+    from dashboard.app import _log_levels
+
+    names = ["core", "dashboard", "dashboard.prune_state"]
+    saved = {n: logging.getLogger(n).level for n in names}
+    try:
+        _log_levels("dashboard.prune_state=debug")
+        assert logging.getLogger("dashboard.prune_state").level == logging.DEBUG
+        _log_levels("INFO")
+        assert logging.getLogger("core").level == logging.getLogger("dashboard").level == logging.INFO
+        with caplog.at_level(logging.WARNING, logger="dashboard.app"):
+            _log_levels("core=LOUD, ,dashboard=ERROR")
+        assert "'LOUD' is not a logging level" in caplog.text
+        assert logging.getLogger("core").level == logging.INFO and logging.getLogger("dashboard").level == logging.ERROR
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
