@@ -134,17 +134,25 @@ class Step:
         if in_keep is not None:
             x = x * in_keep.view(1, -1, *([1] * (x.dim() - 2)))
         if kind == "pool" and x.dim() == 4 and x.shape[-1] == 1:
-            t = _time_major(x)  # (batch, times, chans)
-            n_t = t.shape[1] - (self.k - 1) * self.dilation
-            y = torch.maximum(t[:, :n_t], t[:, self.dilation:self.dilation + n_t])
-            for k in range(2, self.k):
-                y = torch.maximum(y, t[:, k * self.dilation:k * self.dilation + n_t], out=y)
-            return _from_time_major(y)
+            return self._pool(x)
         if kind == "combined" and x.dim() == 4 and x.shape[1] == 1:
             x1 = x[:, 0].transpose(1, 2)  # (batch, chans, times)
             y = F.conv1d(x1, self.weight1d, self.bias).unsqueeze(-1)  # (batch, units, times, 1)
             return y.contiguous(memory_format=CL)
         return self.module.forward(x)  # bypasses hooks: masks are applied by the evaluator
+
+    def _pool(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Stride-1 max-pool as the max of shifted slices, into ``out`` (same shape as the
+        result, channels-last) when given."""
+        t = _time_major(x)  # (batch, times, chans)
+        n_t = t.shape[1] - (self.k - 1) * self.dilation
+        y = None if out is None else _time_major(out)
+        if y is not None and (tuple(y.shape) != (t.shape[0], n_t, t.shape[2]) or not y.is_contiguous()):
+            y = None
+        y = torch.maximum(t[:, :n_t], t[:, self.dilation:self.dilation + n_t], out=y)
+        for k in range(2, self.k):
+            y = torch.maximum(y, t[:, k * self.dilation:k * self.dilation + n_t], out=y)
+        return _from_time_major(y)
 
     def _taps(self, t: torch.Tensor, w_taps: torch.Tensor, bias) -> torch.Tensor:
         """Sum over taps of (batch, times', n_in) @ (n_in, n_out); returns (batch, times', n_out).
@@ -163,7 +171,8 @@ class Step:
             out += bias
         return out
 
-    def update(self, z: torch.Tensor, src: torch.Tensor, idx: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    def update(self, z: torch.Tensor, src: torch.Tensor, idx: torch.Tensor, sign: torch.Tensor,
+               *, inplace: bool = False) -> torch.Tensor:
         """``z + sign * (contribution of input channels idx of src)``, for a ``"conv"`` step.
 
         Parameters
@@ -175,18 +184,28 @@ class Step:
         idx : LongTensor, shape (n_idx,)
         sign : tensor, shape (n_idx,)
             +1 to add a channel's contribution (unmask), -1 to remove it (mask).
+        inplace : bool
+            Add into ``z`` itself (it must be channels-last contiguous, as the steps make it)
+            and return it: no new buffer, which for a large cached output saves more time
+            than the product costs (a fresh buffer is first-touched page by page).
         """
         w = self.weight1d.index_select(1, idx) * sign.view(1, -1, 1)  # (n_out, n_idx, K)
         n_out, n_idx, K = w.shape
+        if inplace and not z.is_contiguous(memory_format=CL):
+            inplace = False
         if n_idx * K > 64:
             x = src.index_select(1, idx).contiguous(memory_format=CL)
-            return z + F.conv2d(x, w.unsqueeze(-1).contiguous(memory_format=CL), None, dilation=(self.dilation, 1))
+            delta = F.conv2d(x, w.unsqueeze(-1).contiguous(memory_format=CL), None, dilation=(self.dilation, 1))
+            return z.add_(delta) if inplace else z + delta
         # few input channels: one GEMM on their stacked shifted slices, added to z in the same pass
         t = _time_major(src).index_select(2, idx)  # (batch, times, n_idx)
         B, n_t = t.shape[0], z.shape[2]
         cols = torch.cat([t[:, k * self.dilation:k * self.dilation + n_t] for k in range(K)], dim=2)  # (batch, times', K*n_idx)
         w_cols = w.permute(2, 1, 0).reshape(K * n_idx, n_out)  # row k*n_idx + i = w[:, i, k]
         zt = _time_major(z).reshape(B * n_t, n_out)  # (batch*times', n_out)
+        if inplace and zt.data_ptr() == z.data_ptr():  # a view of z's storage: add in place
+            zt.addmm_(cols.reshape(B * n_t, K * n_idx), w_cols)
+            return z
         out = torch.addmm(zt, cols.reshape(B * n_t, K * n_idx), w_cols)
         return _from_time_major(out.reshape(B, n_t, n_out))
 
@@ -199,8 +218,11 @@ class PoolThenElu(Step):
         super().__init__(f"{pool.path}+elu", nn.Identity())
         self.kind, self.k, self.dilation, self.pool = "pool_elu", pool.k, pool.dilation, pool
 
-    def __call__(self, x: torch.Tensor, in_keep=None) -> torch.Tensor:
-        return F.elu_(self.pool(x))
+    def __call__(self, x: torch.Tensor, in_keep=None, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``out``: an existing buffer of the result's shape (channels-last) to write into."""
+        if self.pool.kind != "pool" or x.dim() != 4 or x.shape[-1] != 1:
+            return F.elu_(self.pool(x))
+        return F.elu_(self.pool._pool(x, out))
 
 
 def optimize_chain(steps: list[Step]) -> list[Step]:
@@ -232,7 +254,13 @@ def build_steps(model: nn.Module, *, fast: bool = True) -> list[Step]:
     return [Step(path, m, fast=fast) for path, m in _leaves(model)]
 
 
-def run_steps(steps, x: torch.Tensor) -> torch.Tensor:
+def run_steps(steps, x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply ``steps`` in order. ``out``: a buffer the result may be written into, used when
+    the chain is one :class:`PoolThenElu` plus skips (a block's pool and nonlinearity);
+    any other chain ignores it (compare ``result.data_ptr()`` with ``out.data_ptr()``)."""
+    work = [s for s in steps if s.kind != "skip"]
+    if out is not None and len(work) == 1 and isinstance(work[0], PoolThenElu):
+        return work[0](x, out=out)
     for step in steps:
         x = step(x)
     return x

@@ -159,6 +159,7 @@ class MaskEvaluator:
             out = self.model(probe)
         self._prepare_layout(out, segment_len)
         self._state = MaskSet.for_model(self.model)
+        self._shared_ptrs: set[int] = set()  # storages of cached tensors shared with forks (never written)
         self._build_cache()
         self.baseline = self._metric_of(self._out)
         if masks is not None:
@@ -214,13 +215,23 @@ class MaskEvaluator:
         self._a[self._segments[0].out_layer] = x
         self._out = self._forward_from(0, {}, self._state, self._a, self._z, self._n_incr)
 
-    def _forward_from(self, first_seg: int, diff: dict, new: MaskSet, a: dict, z: dict, n_incr: dict):
-        """Recompute segments ``first_seg + 1`` .. end for mask state ``new``; fills a, z, n_incr."""
+    def _forward_from(self, first_seg: int, diff: dict, new: MaskSet, a: dict, z: dict, n_incr: dict,
+                      *, inplace: bool = False):
+        """Recompute segments ``first_seg + 1`` .. end for mask state ``new``; fills a, z, n_incr.
+
+        ``inplace``: cached hidden tensors this evaluator owns alone (:meth:`_private`) are
+        updated in their own buffers [A]. A fresh 20-MB buffer per step (the demo's
+        ``conv_4`` output) is first-touched page by page, which cost more than the
+        arithmetic of a one-unit update. The output segment is never written in place
+        (predictions handed out by :meth:`predict` may still be read).
+        """
         out = None
+        last = len(self._segments) - 1
         for s in range(first_seg + 1, len(self._segments)):
             seg = self._segments[s]
             src = a[seg.in_layer]
             idx = diff.get(seg.in_layer) if s == first_seg + 1 else None
+            mine = inplace and s < last
             if seg.conv is not None:
                 n_in = src.shape[1]
                 if (self.incremental and idx is not None and len(idx) <= max(1, n_in // 4)
@@ -228,13 +239,16 @@ class MaskEvaluator:
                     sign = torch.as_tensor(new._keep[seg.in_layer][idx].astype(np.float32)
                                            - self._state._keep[seg.in_layer][idx].astype(np.float32))
                     idx_t = torch.as_tensor(idx)
-                    z[s] = self._map(lambda zc, sc: seg.conv.update(zc, sc, idx_t, sign), z[s], src)
+                    own = mine and self._private(z[s], a, z)
+                    z[s] = self._map_into(z[s] if own else None,
+                                          lambda zc, sc: seg.conv.update(zc, sc, idx_t, sign, inplace=own), z[s], src)
                     n_incr[s] = n_incr.get(s, 0) + 1
                 else:
                     keep = self._keep_vector(new, seg.in_layer)
                     z[s] = self._map(lambda t: seg.conv(t, keep), src)
                     n_incr[s] = 0
-                y = self._map(lambda t: run_steps(seg.post, t), z[s])
+                buf = a.get(seg.out_layer) if mine and seg.out_layer in a and self._private(a[seg.out_layer], a, z) else None
+                y = self._map_into(buf, lambda t, b=None: run_steps(seg.post, t, out=b), z[s], with_out=buf is not None)
             else:
                 keep = self._keep_vector(new, seg.in_layer)
                 y = self._map(lambda t: run_steps(seg.post, t if keep is None else t * keep.view(1, -1, 1, 1)), src)
@@ -243,6 +257,38 @@ class MaskEvaluator:
             else:
                 a[seg.out_layer] = y
         return out
+
+    def _map_into(self, target, fn, *tensors, with_out: bool = False) -> torch.Tensor:
+        """:meth:`_map` whose chunks may be written into ``target`` (None: new tensors).
+
+        With ``with_out``, ``fn(*chunks, b)`` gets the matching chunk ``b`` of ``target`` as
+        its output buffer; otherwise ``fn`` updates its first chunk in place. If every chunk
+        landed in ``target``, ``target`` is returned; else the chunks are concatenated.
+        """
+        if target is None:
+            return self._map(fn, *tensors)
+        parts, kept = [], True
+        for sl in self._chunks():
+            chunks = [t[sl] for t in tensors]
+            b = target[sl]
+            r = fn(*chunks, b) if with_out else fn(*chunks)
+            kept = kept and r.data_ptr() == b.data_ptr() and r.shape == b.shape
+            parts.append(r)
+        if kept:
+            return target
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    @staticmethod
+    def _ptr(t: torch.Tensor) -> int:
+        return t.untyped_storage().data_ptr()
+
+    def _private(self, t: torch.Tensor, a: dict, z: dict) -> bool:
+        """True if ``t`` is a cached tensor no other evaluator can see and no other cache
+        entry shares (so it may be overwritten)."""
+        p = self._ptr(t)
+        if p in self._shared_ptrs:
+            return False
+        return sum(self._ptr(u) == p for u in list(a.values()) + list(z.values())) == 1
 
     @staticmethod
     def _keep_vector(masks: MaskSet, layer: str) -> torch.Tensor | None:
@@ -296,7 +342,13 @@ class MaskEvaluator:
                 return self._metric_of(self._out)
             first = min(self._layer_index(name) for name in diff)
             a, z, n_incr = dict(self._a), dict(self._z), dict(self._n_incr)
-            out = self._forward_from(first + 0, diff, masks, a, z, n_incr)
+            try:
+                out = self._forward_from(first + 0, diff, masks, a, z, n_incr, inplace=commit)
+            except BaseException:
+                if commit:  # a tensor may have been half updated in place: rebuild for the old state
+                    logger.warning("re-measurement failed; rebuilding the cache of the previous mask state")
+                    self._build_cache()  # full passes (no incremental update) with self._state's masks
+                raise
             if commit:
                 self._a, self._z, self._n_incr, self._out = a, z, n_incr, out
                 self._state = masks.copy()
@@ -333,9 +385,10 @@ class MaskEvaluator:
 
         The fork shares (never copies) the frozen model copy, the evaluation set, the compiled
         steps with their folded weights and the cached tensors of the current state; it has
-        its own mask state, its own cache dictionaries and its own lock. No cached tensor is
-        ever modified in place (an evaluation builds new tensors and swaps dictionary
-        entries), so a fork costs a few dictionaries at first and afterwards only the
+        its own mask state, its own cache dictionaries and its own lock. A shared tensor is
+        never modified in place (an evaluation builds new tensors and swaps dictionary
+        entries; only tensors an evaluator made itself after the fork are updated in their
+        own buffers), so a fork costs a few dictionaries at first and afterwards only the
         tensors its own masks change; masks set on the fork never reach the parent or other
         forks, and a fork's metrics equal those of a fresh evaluator with the same masks.
 
@@ -354,6 +407,9 @@ class MaskEvaluator:
             new._lock = threading.RLock()
             new._a, new._z, new._n_incr = dict(self._a), dict(self._z), dict(self._n_incr)
             new._state = self._state.copy()
+            # from now on both see these tensors: neither may update them in place
+            self._shared_ptrs |= {self._ptr(t) for t in list(self._a.values()) + list(self._z.values())}
+            new._shared_ptrs = set(self._shared_ptrs)
         return new
 
     @torch.no_grad()

@@ -106,3 +106,65 @@ def test_forks_used_from_threads_at_once_match_serial_results(deep4, dense_set):
         assert full_refs[i] == pytest.approx(expected[-1], abs=TOL)
     assert parent.masks == parent.new_masks() and parent.evaluate() == parent.baseline
     assert all(not m._forward_hooks for m in parent.model.modules())
+
+
+def _cache_copy(ev) -> dict:
+    return {(name, k): t.clone() for name in ("_a", "_z") for k, t in getattr(ev, name).items()}
+
+
+def test_in_place_updates_touch_only_an_evaluators_own_tensors(deep4, dense_set):
+    """A committed one-unit change updates the evaluator's own cached tensors in their
+    buffers; tensors shared with a parent or a fork, and predictions already handed out, never
+    change, and every metric still equals a fresh evaluator's."""
+    parent = MaskEvaluator(deep4, *dense_set)
+    parent.toggle("conv_3", 1)  # the parent's own tensors (no fork yet)
+    a = parent.fork()
+    shared = _cache_copy(parent)
+    pred = a.predict()
+    pred_copy = pred.copy()
+    masks = a.masks
+    for layer, unit in [("conv_3", 2), ("conv_3", 5), ("conv_2", 4), ("conv_3", 2), ("conv_4", 0)]:
+        masks.toggle(layer, unit)
+        a.evaluate(masks)
+    # a now owns its conv_4 conv output: the next conv_3 change is written into that buffer
+    key = max(a._z)  - 1  # the conv_4 segment (the last one is the output)
+    ptr = a._z[key].data_ptr()
+    masks.toggle("conv_3", 9)
+    a.evaluate(masks)
+    assert a._z[key].data_ptr() == ptr
+    np.testing.assert_array_equal(pred, pred_copy)
+    for (name, k), t in shared.items():  # the parent's cache is bit-for-bit what it was
+        assert torch.equal(getattr(parent, name)[k], t), (name, k)
+    fresh = MaskEvaluator(deep4, *dense_set, masks=masks)
+    assert a.evaluate() == pytest.approx(fresh.evaluate(), abs=TOL)
+    np.testing.assert_allclose(a.predict(), fresh.predict(), atol=1e-5)
+    # the parent, which shares with a, still measures its own state exactly
+    assert parent.evaluate() == pytest.approx(MaskEvaluator(deep4, *dense_set, masks=parent.masks).evaluate(), abs=TOL)
+    # a fork of a: neither may now write the tensors they share
+    b = a.fork()
+    before = _cache_copy(a)
+    mb = b.masks.toggle("conv_3", 11)
+    b.evaluate(mb)
+    for (name, k), t in before.items():
+        assert torch.equal(getattr(a, name)[k], t), (name, k)
+
+
+def test_a_failed_update_rebuilds_the_cache_of_the_previous_state(deep4, dense_set, monkeypatch):
+    ev = MaskEvaluator(deep4, *dense_set)
+    masks = ev.new_masks().prune("conv_3", [1, 2])
+    ev.evaluate(masks)
+    expected = ev.evaluate()
+    seg = ev._segments[-2]  # the conv_4 segment: its update runs in place on ev's own tensors
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(seg.conv, "update", broken)
+    with pytest.raises(RuntimeError, match="simulated"):
+        ev.evaluate(masks.copy().toggle("conv_3", 3))
+    monkeypatch.undo()
+    assert calls and ev.masks == masks and ev.evaluate() == pytest.approx(expected, abs=TOL)
+    assert ev.toggle("conv_3", 3) == pytest.approx(
+        MaskEvaluator(deep4, *dense_set, masks=masks.copy().toggle("conv_3", 3)).evaluate(), abs=TOL)
