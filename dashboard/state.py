@@ -22,7 +22,7 @@ from core.training import TrainConfig
 
 from .decoder import Decoder, demo_provider
 from .files import data_root, list_recordings, resolve_in_root, save_upload
-from .jobs import Job, error_message
+from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import resource
 import time
 
-import numpy as np
 import torch
 
 

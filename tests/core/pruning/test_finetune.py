@@ -1,7 +1,6 @@
 """Masked fine-tune: works on a copy, masked units stay silent, progress and cancel."""
 from __future__ import annotations
 
-import copy
 import threading
 
 import numpy as np
