@@ -66,7 +66,8 @@ _FIND_CARD_ROOT = """
 """
 
 # JS: click the button labelled `label` and time, in the page, until the metric card shows
-# `needle` re-measured (two painted frames later); the result lands in window.__usPruneMs.
+# `needle` re-measured (two painted frames later); the result lands in window.__usPruneMs and
+# resolves the promise window.__usPruneDone, which the harness awaits (no polling of the page).
 # A MutationObserver on the card's shadow root checks the card when it changes [A]: five
 # pages polling every 5 ms took CPU from the server they were timing (two cores for
 # everything); a 100 ms interval check is only a fallback and never decides the time.
@@ -78,17 +79,27 @@ _CLICK_AND_TIME_JS = """([label, needle]) => {""" + _FIND_CARD_ROOT + """
   walk(document.body);
   if (!buttons.length || !root) throw new Error('no button ' + label + ' or no metric card');
   window.__usPruneMs = null;
-  let done = false, fallback = null;
+  let resolveDone;
+  window.__usPruneDone = new Promise(r => { resolveDone = r; });
+  let done = false, fallback = null, current = root;
   const t0 = performance.now();
   const check = () => {
     if (done) return;
-    const e = root.querySelector('.us-prune-metric');
+    if (current.host && !current.host.isConnected) {  // the card was re-rendered elsewhere: follow it
+      current = findRoot() || current;
+      observer.disconnect();
+      observer.observe(current, {subtree: true, childList: true, characterData: true});
+    }
+    const e = current.querySelector('.us-prune-metric');
     const t = e ? e.textContent : '';
     if (t.includes(needle) && !t.includes('measuring') && !t.includes('waiting for a free core')) {
       done = true;
       observer.disconnect();
       clearInterval(fallback);
-      requestAnimationFrame(() => requestAnimationFrame(() => { window.__usPruneMs = performance.now() - t0; }));
+      requestAnimationFrame(() => requestAnimationFrame(() => {
+        window.__usPruneMs = performance.now() - t0;
+        resolveDone(window.__usPruneMs);
+      }));
     }
   };
   const observer = new MutationObserver(check);
@@ -97,6 +108,10 @@ _CLICK_AND_TIME_JS = """([label, needle]) => {""" + _FIND_CARD_ROOT + """
   buttons[0].click();
   return true;
 }"""
+
+
+# JS: the page's time from _CLICK_AND_TIME_JS once it is there, or null after `ms` milliseconds
+_AWAIT_DONE_JS = "(ms) => Promise.race([window.__usPruneDone, new Promise(r => setTimeout(() => r(null), ms))])"
 
 
 def server_rss_mb(url: str) -> float:
@@ -194,17 +209,12 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
                         _set_unit(p, layer, u)
                 for p, u in zip(pages, units):  # five clicks dispatched back to back, timed in each page
                     p.evaluate(_CLICK_AND_TIME_JS, [f"Prune {layer}/{u}", f"last change: pruned {layer}/{u} ("])
-                pending = list(pages)
-                deadline = time.monotonic() + 120
-                while pending and time.monotonic() < deadline:
-                    time.sleep(0.05)  # the pages time themselves; this only collects their results
-                    for p in list(pending):
-                        ms = p.evaluate("() => window.__usPruneMs")
-                        if ms is not None:
-                            times.append(float(ms))
-                            pending.remove(p)
-                if pending:
-                    raise TimeoutError(f"{len(pending)} session(s) did not show their metric within 120 s")
+                # each page times itself; awaiting its promise adds no load while the others work
+                for j, p in enumerate(pages):
+                    ms = p.evaluate(_AWAIT_DONE_JS, 120000)
+                    if ms is None:
+                        raise TimeoutError(f"session {j + 1} of 5 did not show its metric within 120 s")
+                    times.append(float(ms))
                 if rss1 is None:
                     rss1 = server_rss_mb(url)
             say(f"concurrent prunes (ms): {[round(t) for t in times]}")
