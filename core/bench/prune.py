@@ -109,6 +109,17 @@ def _sensitivity(ws, quick: bool, say) -> tuple[dict, str, dict]:
         return dict(amplitude=amp), "fallback band-amplitude sensitivity", {"error": str(exc)}
 
 
+def _spearman(a, b) -> float:
+    """Spearman rank correlation of two score vectors (average ranks for ties; NaN pairs dropped)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok])[0])
+
+
 def run(*, quick: bool = False, progress=None) -> dict:
     from ..pruning import MaskEvaluator, pruning_curve
     from ..workspace import Workspace
@@ -172,9 +183,20 @@ def run(*, quick: bool = False, progress=None) -> dict:
     # bound): how large an asymmetry this network allows at all
     from ..pruning import ablation_effects
 
-    c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), scores=ablation_effects(ev))
+    effects = ablation_effects(ev)
+    c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), scores=effects)
     per_by["r_drop_20_by_ablation"] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
                                        for o in ("most", "least")}
+    # how well the sensitivity ranking predicts each unit's own importance, per block: the
+    # Spearman correlation of the ranking score with the single-unit ablation drop (an
+    # asymmetry needs it clearly positive)
+    from ..pruning import select_scores
+
+    sizes = {l.name: l.n_units for l in ev.layers}
+    ranked, _ = select_scores(sizes, by=by, **kw)
+    drops, _ = select_scores(sizes, scores=effects)
+    per_by["spearman_sensitivity_vs_ablation"] = {
+        name: round(_spearman(ranked[name], drops[name]), 3) for name in sizes if name in ranked and name in drops}
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
     naive_p50 = float(np.percentile(naive, 50))
     return {
