@@ -63,6 +63,13 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+class UnitScopeTemplate(pn.template.FastListTemplate):
+    """Panel's FastListTemplate with UnitScope's page preamble (``dashboard/templates/unitscope.html``):
+    a script that keeps FilePond's animation loop off while no file dropper is shown."""
+
+    _template = Path(__file__).resolve().parent / "templates" / "unitscope.html"
+
+
 def _log_levels(spec: str) -> None:
     """Apply ``UNITSCOPE_LOG``: a level for UnitScope's loggers (``DEBUG``) and/or
     ``logger=LEVEL`` pairs, comma-separated (``dashboard.prune_state=DEBUG,core=INFO``).
@@ -161,7 +168,7 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     tabs.active = list(TABS).index(session.view)
     tabs.param.watch(lambda e: setattr(session, "view", list(TABS)[e.new]), "active")
     session.param.watch(lambda e: setattr(tabs, "active", list(TABS).index(e.new)), "view")
-    template = pn.template.FastListTemplate(
+    template = UnitScopeTemplate(
         title="UnitScope", sidebar=_sidebar(session), main=[pn.Column(AlertsView(session=session), tabs, sizing_mode="stretch_width")],
         logo=str(ASSETS / "logo.svg"), accent="#1f5f8b", sidebar_width=260, theme_toggle=False)
     template.session = session  # for tests and the benchmark

@@ -50,9 +50,8 @@ class DataView(pn.viewable.Viewer):
             placeholder="e.g. sub-01/ecog.fif", sizing_mode="stretch_width")
         self.refresh = pn.widgets.Button(label="List files", width=100)
         self.open = pn.widgets.Button(label="Open", color="primary", width=100)
-        mb = max_upload_bytes() / 1024 / 1024
-        self.dropper = pn.widgets.FileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=False,
-                                              height=120, sizing_mode="stretch_width")
+        self.dropper = None  # made when Upload is chosen (see _show_dropper)
+        self._dropper_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
                                         sizing_mode="stretch_width")
         # preparation of a user file: channel picks, band-pass, resampling (core.workspace.DataSpec)
@@ -86,7 +85,8 @@ class DataView(pn.viewable.Viewer):
         self.refresh.on_click(lambda e: self._list_files())
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
         self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
-        self.dropper.param.watch(self._uploaded, "value")
+        s.param.watch(self._show_dropper, "source")
+        self._show_dropper()
         self.target.param.watch(lambda e: None if self._syncing else setattr(s, "target", e.new or ""), "value")
         self.train_btn.on_click(lambda e: s.train())
         self.stop_btn.on_click(lambda e: s.stop_training())
@@ -116,6 +116,18 @@ class DataView(pn.viewable.Viewer):
         self.path.options = files
         if not files:
             self.session.alert(f"No recordings found under the data root {self.session.root}.", "info")
+
+    def _show_dropper(self, *_):
+        """Create the file dropper the first time Upload is chosen [A]: while a dropper is on the
+        page, FilePond animates at 60 frames per second (see dashboard/templates/unitscope.html),
+        which idle pages of a class should not pay for."""
+        if self.dropper is not None or self.session.source != "upload":
+            return
+        mb = max_upload_bytes() / 1024 / 1024
+        self.dropper = pn.widgets.FileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=False,
+                                              height=120, sizing_mode="stretch_width")
+        self.dropper.param.watch(self._uploaded, "value")
+        self._dropper_slot[:] = [self.dropper]
 
     def _uploaded(self, event):
         value = event.new or {}
@@ -220,7 +232,7 @@ class DataView(pn.viewable.Viewer):
         upload_box = pn.Column(
             pn.pane.HTML(f'<span class="us-muted">Files up to {max_upload_bytes() / 1e6:.3g} MB; larger '
                          'recordings go under the data root.</span>', stylesheets=[CSS]),
-            self.dropper, visible=self.session.param.source.rx() == "upload", sizing_mode="stretch_width")
+            self._dropper_slot, visible=self.session.param.source.rx() == "upload", sizing_mode="stretch_width")
         demo_box = pn.pane.HTML(
             '<span class="us-muted">Simulated ECoG reaching task: 32 channels on a 4 x 8 grid, 10 minutes at '
             '250 Hz, target hand speed. High-gamma (60-90 Hz) and beta (15-25 Hz) amplitude and a 1-4 Hz '

@@ -145,8 +145,12 @@ def test_bad_input_becomes_alerts_and_markup_stays_text(server, app_page, data_r
     wait_text(app_page, "<b>C4</b>")
     wait_text(app_page, "<script>alert(1)</script> (eeg)")  # the channel picks show names as text too
     assert app_page.dialogs == []
+    # FilePond's animation loop is off until a dropper exists, and runs while it is shown
+    assert app_page.evaluate("() => window.__unitscopePainter.running()") is False
+    assert app_page.locator("input.filepond--browser").count() == 0  # made only when Upload is chosen
     app_page.locator("button:text-is('Upload')").click()
-    app_page.locator("input[type=file]").first.set_input_files(
+    app_page.wait_for_function("() => window.__unitscopePainter.running()", timeout=30000)
+    app_page.locator("input.filepond--browser").first.set_input_files(
         files=[{"name": "big.edf", "mimeType": "application/octet-stream", "buffer": b"x" * 200_000}])
     wait_text(app_page, "above the limit")  # checked on the server; FilePond also refuses > 1 MB
     no_traceback(app_page)
