@@ -244,12 +244,8 @@ class KernelState(param.Parameterized):
         def failed(msg):
             self.param.update(state="error", message=msg, queue_position=0)
 
-        previous = self.session._jobs.get("kernels")
-        if previous is not None and previous.running:
-            # it has left its loop (it cleared _busy) and is only returning: starting now would
-            # be refused and this change never fitted, so let it end first
-            previous.join(10)
-        if self.session._start("kernels", work, on_error=failed) is None:
+        # a "kernels" job still running has left its loop (it cleared _busy): let it end
+        if self.session._start("kernels", work, on_error=failed, finishing=True) is None:
             with self._lock:
                 self._busy = False
 

@@ -395,12 +395,8 @@ class PruneState(param.Parameterized):
         def failed(msg):
             self.measuring = False
 
-        previous = self.session._jobs.get("prune-measure")
-        if previous is not None and previous.running:
-            # it has left its loop (it cleared _busy) and is only publishing its metric: starting
-            # now would be refused and this mask never measured, so let it finish first
-            previous.join(10)
-        if self._run("prune-measure", work, on_error=failed) is None:
+        # a "prune-measure" job still running has left its loop (it cleared _busy): let it end
+        if self._run("prune-measure", work, on_error=failed, finishing=True) is None:
             with self._lock:
                 self._busy = False
             self.measuring = False

@@ -119,10 +119,18 @@ class Session(param.Parameterized):
         self.alerts = [] if i is None else [a for j, a in enumerate(self.alerts) if j != i]
 
     # ---- jobs ----------------------------------------------------------------------------
-    def _start(self, name: str, fn, *, on_done=None, on_error=None) -> Job | None:
+    def _start(self, name: str, fn, *, on_done=None, on_error=None, finishing: bool = False) -> Job | None:
+        """Start job ``name`` in a worker thread; refused (None, with an alert) while one runs.
+
+        ``finishing=True``: the caller knows a running job of that name has left its work and
+        is only returning (a worker loop that re-checks for changes before it goes idle), so
+        it is waited for (at most 10 s) instead of refusing the new job, which would lose it.
+        """
         if self._closed:
             return None
         job = self._jobs.get(name)
+        if finishing and job is not None and job.running and threading.current_thread() is not job.thread:
+            job.join(10)
         if job is not None and job.running:
             self.alert(f"{name.capitalize()} is already running.", "warning")
             return None
