@@ -38,8 +38,9 @@ _CARD_TEXTS_JS = """() => {
   return found;
 }"""
 _CARD_JS = f"() => ({_CARD_TEXTS_JS})().join(' | ')"
-_CARD_READY_JS = (f"(needle) => ({_CARD_TEXTS_JS})().some(t => t.includes(needle) && !t.includes('measuring') "
-                  "&& !t.includes('waiting for a free core'))")
+# JS expression: card text `t` shows `needle` with its metric measured (not still waiting)
+_MEASURED_JS = "(t.includes(needle) && !t.includes('measuring') && !t.includes('waiting for a free core'))"
+_CARD_READY_JS = f"(needle) => ({_CARD_TEXTS_JS})().some(t => {_MEASURED_JS})"
 
 
 _HAS_TITLE_JS = """(needle) => {
@@ -92,7 +93,7 @@ _CLICK_AND_TIME_JS = """([label, needle]) => {""" + _FIND_CARD_ROOT + """
     }
     const e = current.querySelector('.us-prune-metric');
     const t = e ? e.textContent : '';
-    if (t.includes(needle) && !t.includes('measuring') && !t.includes('waiting for a free core')) {
+    if (""" + _MEASURED_JS + """) {
       done = true;
       observer.disconnect();
       clearInterval(fallback);
