@@ -113,6 +113,9 @@ class PruneState(param.Parameterized):
         with work_queue().slot(kind="interactive", label="prepare pruning", stop=stop,
                                on_position=self._position):
             ev = shared.fork()
+            # [A] the buffers the session's first prune would allocate, made now (while the view
+            # opens) so that the first prune is updated in place and as quick as the next ones
+            ev.reserve()
         with self._lock:
             if dec is not self._decoder:
                 return

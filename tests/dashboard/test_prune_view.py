@@ -65,6 +65,7 @@ def test_prune_click_updates_the_metric_to_the_masked_decoder(sessions, tiny_dec
     s, ps = sessions()
     before = ps.metric
     assert before == pytest.approx(tiny_decoder.predictions()["metric"], abs=1e-4)
+    assert ps._ev.reserve() == 0  # opening the view made the buffers of the first prune
     assert ps.toggle("conv_2", 3) and ps.join()
     expected = _expected_metric(tiny_decoder, MaskSet.for_model(tiny_decoder.ws.model).prune("conv_2", 3))
     assert ps.metric == pytest.approx(expected, abs=1e-4)

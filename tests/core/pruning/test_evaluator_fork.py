@@ -168,3 +168,36 @@ def test_a_failed_update_rebuilds_the_cache_of_the_previous_state(deep4, dense_s
     assert calls and ev.masks == masks and ev.evaluate() == pytest.approx(expected, abs=TOL)
     assert ev.toggle("conv_3", 3) == pytest.approx(
         MaskEvaluator(deep4, *dense_set, masks=masks.copy().toggle("conv_3", 3)).evaluate(), abs=TOL)
+
+
+def test_reserve_makes_the_first_change_of_a_fork_update_in_place(deep4, dense_set):
+    """``reserve`` copies what a change writes (the block before the output) ahead of time:
+    the fork's first conv_3 change then lands in those buffers, the parent's cache stays
+    bit-for-bit unchanged, and the metric equals a fresh evaluator's."""
+    parent = MaskEvaluator(deep4, *dense_set)
+    shared = _cache_copy(parent)
+    a = parent.fork()
+    key = max(a._z) - 1  # the conv_4 segment
+    assert a._z[key].data_ptr() == parent._z[key].data_ptr()
+    n = a.reserve()
+    assert n == a._z[key].numel() * 4 + a._a["conv_4"].numel() * 4
+    assert a._z[key].data_ptr() != parent._z[key].data_ptr()
+    ptr = a._z[key].data_ptr()
+    masks = a.new_masks().prune("conv_3", [2, 7])
+    value = a.evaluate(masks)
+    assert a._z[key].data_ptr() == ptr  # updated in place (the activation too where its steps allow)
+    assert a.reserve() == 0  # already its own
+    for (name, k), t in shared.items():
+        assert torch.equal(getattr(parent, name)[k], t), (name, k)
+    assert value == pytest.approx(MaskEvaluator(deep4, *dense_set, masks=masks).evaluate(), abs=TOL)
+    # a change further up still works (the blocks between are copied as usual)
+    masks.toggle("conv_2", 1)
+    assert a.evaluate(masks) == pytest.approx(MaskEvaluator(deep4, *dense_set, masks=masks).evaluate(), abs=TOL)
+    assert parent.evaluate() == pytest.approx(parent.baseline, abs=0)
+
+
+def test_reserve_names_the_valid_layers(deep4, dense_set):
+    ev = MaskEvaluator(deep4, *dense_set).fork()
+    with pytest.raises(Exception, match="Unknown layer 'conv_9'.*conv_time_spat"):
+        ev.reserve("conv_9")
+    assert ev.reserve("conv_time_spat") > 0
