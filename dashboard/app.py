@@ -174,6 +174,8 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     template.session = session  # for tests and the benchmark
     template.views = views
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        session.attach_document(pn.state.curdoc)
+        pn.state.onload(session.document_ready)
         if pn.state.location is not None:
             pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit"})
         pn.state.on_session_destroyed(lambda ctx: session.close(timeout=0))  # never block the server

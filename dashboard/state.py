@@ -99,6 +99,43 @@ class Session(param.Parameterized):
         self._last_push = 0.0
         self._parts: dict = {}
         self._parts_lock = threading.RLock()  # a factory may ask for another part
+        self._doc = None  # the served Bokeh document showing this session (see attach_document)
+        self._doc_ready = False
+        self._pending: list = []
+
+    def attach_document(self, doc) -> None:
+        """Tie the session to the served document that shows it (called by the app, which also
+        calls :meth:`document_ready` once the browser has loaded the page).
+
+        A decoder switch announced by a worker thread (the shared demo finished loading) then
+        runs on that document's event loop, and not before the page has loaded [A]: made
+        while the browser was still fetching the document, the new children of the views
+        never reached it and the Overview kept "The decoder is loading" for good (about one
+        fresh server start in ten, always when the demo became ready within a few hundred
+        milliseconds of the page's websocket opening).
+        """
+        self._doc = doc
+
+    def document_ready(self) -> None:
+        """The browser has loaded the page: changes held back until now go out."""
+        with self._parts_lock:
+            self._doc_ready = True
+            pending, self._pending = self._pending, []
+        for fn in pending:
+            self._in_doc(fn)
+
+    def _in_doc(self, fn) -> None:
+        """Run ``fn`` on the attached document's event loop (next tick) once the page has
+        loaded; at once when no document is attached (tests, scripts)."""
+        doc = self._doc
+        if doc is None or doc.session_context is None:
+            fn()
+            return
+        with self._parts_lock:
+            if not self._doc_ready:
+                self._pending.append(fn)
+                return
+        doc.add_next_tick_callback(fn)
 
     def part(self, key: str, factory=None):
         """The session's per-view state named ``key`` (e.g. the prune state), made by
@@ -219,10 +256,19 @@ class Session(param.Parameterized):
             if self.decoder is self._demo.decoder:
                 self.top_ready = True
         elif state == "ready" and (self.decoder is None and self.busy == "loading"):
-            self._use_demo()
+            self._in_doc(self._use_demo_once)
         elif state == "error":
-            self.busy = ""
-            self.alert(f"The demo decoder could not be loaded: {info.get('error')}")
+            error = info.get("error")
+
+            def show():
+                self.busy = ""
+                self.alert(f"The demo decoder could not be loaded: {error}")
+            self._in_doc(show)
+
+    def _use_demo_once(self) -> None:
+        """:meth:`_use_demo` unless a decoder was set meanwhile (or the session closed)."""
+        if not self._closed and self.decoder is None and self.busy == "loading":
+            self._use_demo()
 
     # ---- data source ---------------------------------------------------------------------
     def recordings(self) -> list[str]:

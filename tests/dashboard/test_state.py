@@ -283,3 +283,80 @@ def test_inspected_file_preparation_reaches_the_data(session, tmp_path, fif):
     session.param.update(picks=["Cz", "C3"], l_freq=2.0, h_freq=40.0, resample_to=125.0)
     rec, task, _, _ = load_data(session.data_spec())
     assert task == "regression" and rec.ch_names == ["Cz", "C3"] and rec.sfreq == 125.0
+
+
+class _LoadingDemo:
+    """A stand-in for the shared demo provider: loading until the test announces it."""
+
+    def __init__(self, decoder):
+        self.state, self.decoder, self.probe, self.listeners = "loading", decoder, (None, None), []
+
+    def subscribe(self, fn):
+        self.listeners.append(fn)
+
+    def unsubscribe(self, fn):
+        self.listeners.remove(fn)
+
+    def start(self):
+        pass
+
+    def announce(self, state, **info):
+        """Notify the listeners from a worker thread, as the provider's loader does."""
+        self.state = state
+        t = threading.Thread(target=lambda: [fn(state, info) for fn in list(self.listeners)])
+        t.start()
+        t.join()
+
+
+class _Doc:
+    """A served document's next-tick queue (what Session needs of a Bokeh document)."""
+
+    session_context = object()
+
+    def __init__(self):
+        self.ticks = []
+
+    def add_next_tick_callback(self, fn):
+        self.ticks.append(fn)
+
+
+def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(session, tiny_decoder):
+    """Announced by the loader thread, the demo decoder is set on the document's event loop
+    (its next tick) once the page has loaded, never from the worker."""
+    demo = session._demo = _LoadingDemo(tiny_decoder)
+    doc = _Doc()
+    session.attach_document(doc)
+    seen = []
+    session.param.watch(lambda e: seen.append(threading.current_thread()), "decoder_version")
+    session.load_demo()
+    assert session.busy == "loading" and session.decoder is None
+    demo.announce("ready")
+    # the page has not loaded yet: held back, nothing changed in the worker
+    assert session.decoder is None and doc.ticks == []
+    session.document_ready()
+    assert session.decoder is None and len(doc.ticks) == 1
+    doc.ticks.pop()()  # the document's loop runs it
+    assert session.decoder is tiny_decoder and session.busy == "" and seen == [threading.current_thread()]
+    demo.announce("ready")  # a late repeat does nothing once the decoder is set
+    for fn in doc.ticks:
+        fn()
+    assert session.decoder_version == 1
+
+
+def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_decoder):
+    demo = session._demo = _LoadingDemo(tiny_decoder)
+    doc = _Doc()
+    session.attach_document(doc)
+    session.document_ready()  # loaded before the error arrives: it goes out on the next tick
+    session.load_demo()
+    demo.announce("error", error="disk full")
+    assert session.alerts == [] and len(doc.ticks) == 1
+    doc.ticks.pop()()
+    assert session.busy == "" and "could not be loaded: disk full" in session.alerts[-1][1]
+
+
+def test_demo_ready_without_a_document_switches_at_once(session, tiny_decoder):
+    demo = session._demo = _LoadingDemo(tiny_decoder)
+    session.load_demo()
+    demo.announce("ready")
+    assert session.decoder is tiny_decoder
