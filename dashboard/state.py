@@ -253,8 +253,10 @@ class Session(param.Parameterized):
             self._train_progress_cb(p)
             self.status = "Training the demo decoder (first start; cached afterwards) ..."
         elif state == "ready" and info.get("top_ready"):
-            if self.decoder is self._demo.decoder:
-                self.top_ready = True
+            def ready():
+                if self.decoder is self._demo.decoder:
+                    self.top_ready = True
+            self._in_doc(ready)
         elif state == "ready" and (self.decoder is None and self.busy == "loading"):
             self._in_doc(self._use_demo_once)
         elif state == "error":
