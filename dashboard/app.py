@@ -84,6 +84,16 @@ def _log_levels(spec: str) -> None:
             logging.getLogger(n).setLevel(level.upper())
 
 
+def _no_font_download() -> None:
+    """[A] Pages use the system's sans-serif font instead of fetching Open Sans from
+    fonts.googleapis.com (Panel's Fast design asks for it). UnitScope must work offline (a
+    lab or classroom network without internet, CI): there the browser waited for the failed
+    lookup, a render-blocking stylesheet, about 5 s before the page appeared."""
+    from panel.theme.fast import Fast
+
+    Fast._resources = {**Fast._resources, "font": {}}
+
+
 def configure_process() -> int:
     """Once per process: torch threads, Panel/HoloViews extensions. Returns torch's thread count.
 
@@ -100,6 +110,7 @@ def configure_process() -> int:
         n = int(os.environ.get("UNITSCOPE_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)))
         torch.set_num_threads(max(1, n))
         _log_long_gc_pauses()
+        _no_font_download()
         pn.extension("filedropper", notifications=False, sizing_mode="stretch_width", raw_css=[CSS])
         hv.extension("bokeh", logo=False)
         _freeze_heap()

@@ -40,7 +40,12 @@ class Decoder:
     def __init__(self, ws, *, label: str, cache_dir: str | Path | None = None):
         self.ws, self.label = ws, label
         self.cache_dir = Path(cache_dir) if cache_dir else None  # on-disk cache of predictions
-        self._lock = threading.RLock()
+        # [A] one lock per derived result: the most-activating windows take seconds to compute
+        # (warmed in a worker when the demo loads) and must not hold up the predictions every
+        # new page asks for
+        self._pred_lock = threading.RLock()
+        self._inputs_lock = threading.RLock()
+        self._top_lock = threading.RLock()
         self._pred = None
         self._top = None
         self._probe_X = None
@@ -79,7 +84,7 @@ class Decoder:
             units), ``metric``. Classification: ``pred`` (class index), ``true``,
             ``classes``, ``metric``.
         """
-        with self._lock:
+        with self._pred_lock:
             if self._pred is None and self.cache_dir is not None:
                 self._pred = self._load_predictions()
             if self._pred is None:
@@ -144,7 +149,7 @@ class Decoder:
 
     def probe_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Training windows and aligned targets for probing: X (W, C, T), y."""
-        with self._lock:
+        with self._inputs_lock:
             if self._probe_X is None:
                 ws = self.ws
                 if ws.task == "regression":
@@ -158,7 +163,7 @@ class Decoder:
     def top_windows(self, stop=None):
         """Most-activating windows of every unit of the probing windows
         (:class:`core.activations.MostActivating`; None when stopped)."""
-        with self._lock:
+        with self._top_lock:
             if self._top is None:
                 from core.activations import MostActivating
 

@@ -180,7 +180,7 @@ class KernelState(param.Parameterized):
         super().__init__(**params)
         self._lock = threading.Lock()
         self._busy = False
-        self._decoder = None
+        self._decoder = self.session.decoder
         self._private = None  # (model, engine) for a fine-tuned copy
         self._wanted = False  # start() was asked for (the Kernels view was shown)
         self.session.param.watch(self._decoder_changed, "decoder_version")
@@ -189,6 +189,8 @@ class KernelState(param.Parameterized):
 
     # ---- triggers --------------------------------------------------------------------
     def _decoder_changed(self, *_):
+        if self.session.decoder is self._decoder:
+            return  # the same decoder drawn again (e.g. once the page has loaded): kernels stay valid
         with self._lock:
             self._decoder = self.session.decoder
             self._private = None

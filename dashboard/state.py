@@ -101,40 +101,37 @@ class Session(param.Parameterized):
         self._parts_lock = threading.RLock()  # a factory may ask for another part
         self._doc = None  # the served Bokeh document showing this session (see attach_document)
         self._doc_ready = False
-        self._pending: list = []
+        self._changed_while_loading = False
 
     def attach_document(self, doc) -> None:
         """Tie the session to the served document that shows it (called by the app, which also
         calls :meth:`document_ready` once the browser has loaded the page).
 
         A decoder switch announced by a worker thread (the shared demo finished loading) then
-        runs on that document's event loop, and not before the page has loaded [A]: made
-        while the browser was still fetching the document, the new children of the views
-        never reached it and the Overview kept "The decoder is loading" for good (about one
-        fresh server start in ten, always when the demo became ready within a few hundred
-        milliseconds of the page's websocket opening).
+        runs on that document's event loop, and if it happened while the browser was still
+        loading the page, the views are drawn once more when the page has loaded [A]: a
+        switch made then could miss the browser (the new children of the views never
+        arrived, and the Overview kept "The decoder is loading" for good: 8 of 78 fresh
+        server starts). Waiting for the page instead would cost every first visitor of a
+        fresh server about two seconds.
         """
         self._doc = doc
 
     def document_ready(self) -> None:
-        """The browser has loaded the page: changes held back until now go out."""
+        """The browser has loaded the page: redraw what changed while it was loading."""
         with self._parts_lock:
             self._doc_ready = True
-            pending, self._pending = self._pending, []
-        for fn in pending:
-            self._in_doc(fn)
+            redraw, self._changed_while_loading = self._changed_while_loading, False
+        if redraw and self.decoder is not None:
+            self._in_doc(lambda: self.param.trigger("decoder_version"))
 
     def _in_doc(self, fn) -> None:
-        """Run ``fn`` on the attached document's event loop (next tick) once the page has
-        loaded; at once when no document is attached (tests, scripts)."""
+        """Run ``fn`` on the attached document's event loop (next tick); at once when no
+        document is attached (tests, scripts)."""
         doc = self._doc
         if doc is None or doc.session_context is None:
             fn()
             return
-        with self._parts_lock:
-            if not self._doc_ready:
-                self._pending.append(fn)
-                return
         doc.add_next_tick_callback(fn)
 
     def part(self, key: str, factory=None):
@@ -270,6 +267,8 @@ class Session(param.Parameterized):
     def _use_demo_once(self) -> None:
         """:meth:`_use_demo` unless a decoder was set meanwhile (or the session closed)."""
         if not self._closed and self.decoder is None and self.busy == "loading":
+            with self._parts_lock:
+                self._changed_while_loading = self._doc is not None and not self._doc_ready
             self._use_demo()
 
     # ---- data source ---------------------------------------------------------------------

@@ -322,7 +322,8 @@ class _Doc:
 
 def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(session, tiny_decoder):
     """Announced by the loader thread, the demo decoder is set on the document's event loop
-    (its next tick) once the page has loaded, never from the worker."""
+    (its next tick), never from the worker; set while the page was loading, the views are
+    drawn again once it has loaded."""
     demo = session._demo = _LoadingDemo(tiny_decoder)
     doc = _Doc()
     session.attach_document(doc)
@@ -331,16 +332,34 @@ def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(ses
     session.load_demo()
     assert session.busy == "loading" and session.decoder is None
     demo.announce("ready")
-    # the page has not loaded yet: held back, nothing changed in the worker
-    assert session.decoder is None and doc.ticks == []
-    session.document_ready()
-    assert session.decoder is None and len(doc.ticks) == 1
+    assert session.decoder is None and len(doc.ticks) == 1  # nothing changed in the worker
     doc.ticks.pop()()  # the document's loop runs it
     assert session.decoder is tiny_decoder and session.busy == "" and seen == [threading.current_thread()]
+    # it happened while the page was loading: once loaded, the views are drawn again
+    session.document_ready()
+    assert len(doc.ticks) == 1
+    doc.ticks.pop()()
+    assert len(seen) == 2 and session.decoder_version == 1
+    session.document_ready()  # nothing more to redraw
     demo.announce("ready")  # a late repeat does nothing once the decoder is set
     for fn in doc.ticks:
         fn()
-    assert session.decoder_version == 1
+    assert len(seen) == 2 and session.decoder_version == 1
+
+
+def test_demo_ready_after_the_page_loaded_is_drawn_once(session, tiny_decoder):
+    demo = session._demo = _LoadingDemo(tiny_decoder)
+    doc = _Doc()
+    session.attach_document(doc)
+    seen = []
+    session.param.watch(lambda e: seen.append(e.new), "decoder_version")
+    session.load_demo()
+    session.document_ready()
+    assert doc.ticks == []  # nothing to redraw yet
+    demo.announce("ready")
+    doc.ticks.pop()()
+    session.document_ready()
+    assert doc.ticks == [] and seen == [1]
 
 
 def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_decoder):

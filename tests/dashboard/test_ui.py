@@ -35,12 +35,17 @@ def ui_env(data_root, demo_cache):
 
 
 def test_app_loads_demo_without_traceback(server, app_page):
+    requested = []
+    app_page.on("request", lambda r: requested.append(r.url))
     app_page.goto(server)
     wait_titles(app_page, ["Test block:"], timeout=180)
     wait_text(app_page, "test Pearson r")
     text = all_text(app_page)
     assert "Overview" in text and "Units" in text and "Data & model" in text
     no_traceback(app_page)
+    # the page works offline: nothing is fetched from anywhere but the UnitScope server
+    host = server.split("/")[2]
+    assert requested and [u for u in requested if u.split("/")[2] != host] == []
 
 
 def test_click_unit_shows_its_maps(server, app_page):
