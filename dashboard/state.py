@@ -118,12 +118,17 @@ class Session(param.Parameterized):
         self._doc = doc
 
     def document_ready(self) -> None:
-        """The browser has loaded the page: redraw what changed while it was loading."""
+        """The browser has loaded the page: what changed while it was loading (the decoder, an
+        alert) is drawn once more."""
         with self._parts_lock:
             self._doc_ready = True
             redraw, self._changed_while_loading = self._changed_while_loading, False
-        if redraw and self.decoder is not None:
-            self._in_doc(lambda: self.param.trigger("decoder_version"))
+        if redraw:
+            def again():
+                names = [n for n, on in (("decoder_version", self.decoder is not None), ("alerts", bool(self.alerts))) if on]
+                if names:
+                    self.param.trigger(*names)
+            self._in_doc(again)
 
     def _in_doc(self, fn) -> None:
         """Run ``fn`` on the attached document's event loop (next tick); at once when no
@@ -132,7 +137,13 @@ class Session(param.Parameterized):
         if doc is None or doc.session_context is None:
             fn()
             return
-        doc.add_next_tick_callback(fn)
+
+        def run():
+            with self._parts_lock:
+                if not self._doc_ready:
+                    self._changed_while_loading = True
+            fn()
+        doc.add_next_tick_callback(run)
 
     def part(self, key: str, factory=None):
         """The session's per-view state named ``key`` (e.g. the prune state), made by
@@ -267,8 +278,6 @@ class Session(param.Parameterized):
     def _use_demo_once(self) -> None:
         """:meth:`_use_demo` unless a decoder was set meanwhile (or the session closed)."""
         if not self._closed and self.decoder is None and self.busy == "loading":
-            with self._parts_lock:
-                self._changed_while_loading = self._doc is not None and not self._doc_ready
             self._use_demo()
 
     # ---- data source ---------------------------------------------------------------------

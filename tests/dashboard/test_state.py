@@ -374,6 +374,20 @@ def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_d
     assert session.busy == "" and "could not be loaded: disk full" in session.alerts[-1][1]
 
 
+def test_an_alert_made_while_the_page_loads_is_drawn_again_once_loaded(session, tiny_decoder):
+    demo = session._demo = _LoadingDemo(tiny_decoder)
+    doc = _Doc()
+    session.attach_document(doc)
+    shown = []
+    session.param.watch(lambda e: shown.append(list(e.new)), "alerts")
+    session.load_demo()
+    demo.announce("error", error="disk full")
+    doc.ticks.pop()()  # before the page has loaded
+    session.document_ready()
+    doc.ticks.pop()()
+    assert len(shown) == 2 and shown[0] == shown[1] and session.decoder_version == 0
+
+
 def test_demo_ready_without_a_document_switches_at_once(session, tiny_decoder):
     demo = session._demo = _LoadingDemo(tiny_decoder)
     session.load_demo()
