@@ -87,8 +87,9 @@ def _log_levels(spec: str) -> None:
 def _no_font_download() -> None:
     """[A] Pages use the system's sans-serif font instead of fetching Open Sans from
     fonts.googleapis.com (Panel's Fast design asks for it). UnitScope must work offline (a
-    lab or classroom network without internet, CI): there the browser waited for the failed
-    lookup, a render-blocking stylesheet, about 5 s before the page appeared."""
+    lab or classroom network without internet, CI): the link is a render-blocking
+    stylesheet, so there the page waits until the lookup fails, however long the network's
+    DNS takes to say so."""
     from panel.theme.fast import Fast
 
     Fast._resources = {**Fast._resources, "font": {}}

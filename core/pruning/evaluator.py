@@ -417,7 +417,7 @@ class MaskEvaluator:
 
         A fork shares its parent's cache, so its first change of a layer allocates new
         buffers for everything downstream (the demo's ``conv_4`` block: about 47 MB, first-
-        touched page by page, which under load made a session's first prune two to four
+        touched page by page, which under load made a session's first prune up to four
         times slower than the next ones). ``reserve`` makes those copies ahead of time (e.g.
         while a user opens the Prune view) so that the first change is updated in place
         like every later one [A]. It costs the memory the first change would take anyway.
