@@ -24,13 +24,25 @@ from .decoder import Decoder, demo_provider
 from .files import data_root, list_recordings, resolve_in_root, save_upload
 from .jobs import Job
 
-__all__ = ["Session", "VIEWS", "PROBE_STATES"]
+__all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
 
 logger = logging.getLogger(__name__)
 
 VIEWS = ("data", "overview", "units", "prune", "kernels", "encoding", "export")
 PROBE_STATES = ("none", "running", "stopped", "done", "error")
 MIN_SFREQ = 8.0  # Hz; the lowest rate core.workspace.load_data accepts
+
+
+def apply_in_doc(doc, fn) -> None:
+    """Run ``fn`` (a change of Bokeh models) under the document lock, from any thread.
+
+    A served document gets it on its next tick; without a session (tests, export) it runs
+    at once.
+    """
+    if doc is not None and doc.session_context is not None:
+        doc.add_next_tick_callback(fn)
+    else:
+        fn()
 
 
 class Session(param.Parameterized):
@@ -134,17 +146,12 @@ class Session(param.Parameterized):
     def _in_doc(self, fn) -> None:
         """Run ``fn`` on the attached document's event loop (next tick); at once when no
         document is attached (tests, scripts)."""
-        doc = self._doc
-        if doc is None or doc.session_context is None:
-            fn()
-            return
-
         def run():
             with self._parts_lock:
-                if not self._doc_ready:
+                if self._doc is not None and not self._doc_ready:
                     self._changed_while_loading = True
             fn()
-        doc.add_next_tick_callback(run)
+        apply_in_doc(self._doc, run)
 
     def part(self, key: str, factory=None):
         """The session's per-view state named ``key`` (e.g. the prune state), made by

@@ -7,7 +7,7 @@ from pathlib import Path
 import panel as pn
 import param
 
-from ..state import Session
+from ..state import Session, apply_in_doc
 
 __all__ = ["esc", "CSS", "AlertsView", "placeholder", "kv_table", "select_on_double_tap", "apply_in_doc"]
 
@@ -47,18 +47,6 @@ def select_on_double_tap(fig, src, *, x: str, y: str, size: float) -> None:
 
     code = CustomJS(args=dict(src=src, fig=fig, xcol=x, ycol=y, r2=(size / 2 + 1) ** 2), code=_DOUBLE_TAP_JS)
     fig.js_on_event("doubletap", code)
-
-
-def apply_in_doc(doc, fn) -> None:
-    """Run ``fn`` (a change of Bokeh models) under the document lock, from any thread.
-
-    A served document gets it on its next tick; without a session (tests, export) it runs
-    at once.
-    """
-    if doc is not None and doc.session_context is not None:
-        doc.add_next_tick_callback(fn)
-    else:
-        fn()
 
 
 def placeholder(text: str, **kw) -> pn.pane.HTML:
