@@ -187,8 +187,19 @@ def launch_browser(*, width: int = 1400, height: int = 1000):
 
 
 def wait_titles(page, needles, *, timeout: float = 60.0) -> None:
-    """Wait until every string in ``needles`` starts some Bokeh plot title, then two frames."""
-    page.wait_for_function(_HAS_TITLES_JS, arg=list(needles), timeout=timeout * 1000, polling="raf")
+    """Wait until every string in ``needles`` starts some Bokeh plot title, then two frames.
+
+    On time-out, raises ``TimeoutError`` quoting the titles the page has and the end of its text.
+    """
+    try:
+        page.wait_for_function(_HAS_TITLES_JS, arg=list(needles), timeout=timeout * 1000, polling="raf")
+    except Exception:
+        try:
+            titles, text = plot_titles(page), page.inner_text("body")[-600:]
+        except Exception as exc:  # the page itself is gone
+            titles, text = [], f"(page unreadable: {exc})"
+        raise TimeoutError(f"plot titles {list(needles)!r} did not all appear within {timeout:.0f} s; the page has "
+                           f"titles {titles!r}; its text ends with: {text!r}") from None
     page.evaluate(_FRAMES_JS)
 
 

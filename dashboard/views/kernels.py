@@ -17,7 +17,7 @@ import param
 
 from ..kernel_state import KernelState
 from ..state import Session
-from ._common import CSS, esc
+from ._common import CSS, apply_in_doc, esc
 from .prune import prune_state_of
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
@@ -109,6 +109,7 @@ class KernelsView(pn.viewable.Viewer):
     """Event-locked kernels and codes of the decoder output and of the selected unit."""
 
     session = param.ClassSelector(class_=Session)
+    shown = param.Integer(default=0, doc="Bumped when the plots are to show newer kernels (see _show).")
     title = "Kernels"
 
     def __init__(self, **params):
@@ -128,22 +129,44 @@ class KernelsView(pn.viewable.Viewer):
                                                "pruned", "last_change", "finetuned", "n_undo"])
         s.param.watch(self._sync_prune, ["layer", "unit"])
         self.status = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self._doc = None  # the served document (set in __panel__)
+        self._shown = self._snapshot()
         ks.param.watch(self._sync, ["state", "message", "queue_position", "tracking", "fitted_version", "output"])
+        ks.param.watch(self._results_changed, ["output", "output_previous", "unit", "unit_previous",
+                                               "fitted_version"])
         s.param.watch(self._view_changed, "view")
         self._sync()
         self._sync_prune()
-        deps = dict(result=ks.param.output, previous=ks.param.output_previous, version=ks.param.fitted_version)
-        self.output_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="output", **deps)),
+        # [A] The plots follow the view's own ``shown`` counter, bumped on the document's event
+        # loop (``apply_in_doc``), never the kernel worker's parameters directly: a result
+        # published by the worker while the tab's plots were being created (the worker starts
+        # when the tab is opened) could otherwise reach only the plots that already existed.
+        self.output_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="output", shown=self.param.shown)),
                                                sizing_mode="stretch_width")
-        self.output_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="output", **deps)),
+        self.output_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="output", shown=self.param.shown)),
                                               sizing_mode="stretch_width")
-        udeps = dict(result=ks.param.unit, previous=ks.param.unit_previous, version=ks.param.fitted_version)
-        self.unit_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="unit", **udeps)),
+        self.unit_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="unit", shown=self.param.shown)),
                                              sizing_mode="stretch_width")
-        self.unit_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="unit", **udeps)),
+        self.unit_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="unit", shown=self.param.shown)),
                                             sizing_mode="stretch_width")
         if s.view == "kernels":
             ks.start()
+
+    def _snapshot(self) -> dict:
+        ks = self.ks
+        return dict(output=ks.output, output_previous=ks.output_previous, unit=ks.unit,
+                    unit_previous=ks.unit_previous, unit_signal=ks.unit_signal, tag=self._tag())
+
+    def _results_changed(self, *_):
+        apply_in_doc(self._doc, self._show)
+
+    def _show(self):
+        """Draw the latest results (on the document's event loop when served)."""
+        shown = self._snapshot()
+        if any(shown[k] is not self._shown[k] for k in ("output", "output_previous", "unit", "unit_previous")) \
+                or shown["unit_signal"] != self._shown["unit_signal"] or shown["tag"] != self._shown["tag"]:
+            self._shown = shown
+            self.shown += 1
 
     def _toggle(self, *_):
         s = self.session
@@ -202,17 +225,21 @@ class KernelsView(pn.viewable.Viewer):
         return "event value"
 
     def _title(self, which: str) -> str:
-        return "Decoder output" if which == "output" else signal_label(self.ks.unit_signal or
+        return "Decoder output" if which == "output" else signal_label(self._shown["unit_signal"] or
                                                                       self.ks.selected_signal()).capitalize()
 
-    def _kernel(self, which, result, previous, version):
-        tag = self._tag() if result is not None else None
+    def _kernel(self, which, shown):
+        result, previous = self._shown[which], self._shown[f"{which}_previous"]
+        tag = self._shown["tag"] if result is not None else None
         return kernel_plot(result, previous, title=self._title(which), tag=tag)
 
-    def _codes(self, which, result, previous, version):
+    def _codes(self, which, shown):
+        result, previous = self._shown[which], self._shown[f"{which}_previous"]
         return codes_plot(result, previous, title=self._title(which), value_label=self._value_label())
 
     def __panel__(self):
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
         return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"),
                          pn.Row(self.toggle_btn, self.undo_btn, self.metric, sizing_mode="stretch_width"),
                          pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),

@@ -153,7 +153,7 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     assert ks.tracking
     ks.join()
     assert ks.state == "ready" and not view.fit_btn.visible
-    plot = view._kernel("output", ks.output, None, ks.fitted_version)
+    plot = view._kernel("output", view.shown)
     assert plot.opts.get().kwargs["title"].startswith(f"Decoder output kernel [mask v{ks.fitted_version}: 0 pruned]")
     assert "Kernels fitted for the current mask" in view.status.object
     # pruning from the Kernels view refits the kernels shown there
@@ -163,6 +163,41 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     ks.join()
     assert ks.prune.pruned == {"conv_3": [4]} and view.toggle_btn.label == "Restore conv_3/4"
     assert ks.fitted_version == ks.prune.mask_version and "us-metric-after" in view.metric.object
+
+
+class _Doc:
+    """A served document's next-tick queue (what the view needs of a Bokeh document)."""
+
+    session_context = object()
+
+    def __init__(self):
+        self.ticks = []
+
+    def add_next_tick_callback(self, fn):
+        self.ticks.append(fn)
+
+
+def _title(view, which="output"):
+    return view._kernel(which, view.shown).opts.get().kwargs["title"]
+
+
+def test_served_plots_take_new_kernels_on_the_documents_loop_only(make_session):
+    """A result the kernel worker publishes is drawn on the document's next tick, never from
+    the worker's thread (where it could race the tab's plots being created)."""
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    view._doc = doc = _Doc()
+    shown = view.shown
+    ks.start()
+    ks.join()
+    assert ks.state == "ready" and ks.output is not None
+    assert view.shown == shown and _title(view).endswith("not fitted yet")  # nothing drawn off the loop
+    assert doc.ticks
+    while doc.ticks:
+        doc.ticks.pop(0)()
+    assert view.shown == shown + 1  # several published fields, one redraw
+    assert _title(view).startswith(f"Decoder output kernel [mask v{ks.fitted_version}: 0 pruned]")
+    assert _title(view, "unit").startswith("Unit conv_3/4 kernel")
 
 
 def test_without_a_dense_decoder_the_messages_are_clear(tmp_path, monkeypatch):
