@@ -9,7 +9,7 @@ import param
 
 from ..files import max_upload_bytes
 from ..state import Session
-from ._common import CSS, esc, kv_table
+from ._common import CSS, apply_in_doc, esc, kv_table
 
 __all__ = ["DataView", "training_curves"]
 
@@ -36,6 +36,7 @@ class DataView(pn.viewable.Viewer):
     """Choose data and decoder, train with a live progress bar and curves, stop."""
 
     session = param.ClassSelector(class_=Session)
+    curves_shown = param.Integer(default=0, doc="Bumped on the document's event loop when the curves are to redraw.")
     title = "Data & model"
 
     def __init__(self, **params):
@@ -100,8 +101,18 @@ class DataView(pn.viewable.Viewer):
         s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history"])
         self._sync_info()
         self._sync_busy()
-        curves = hv.DynamicMap(pn.bind(self._curves, s.param.train_history, s.param.train_batches))
+        # [A] The training thread's updates redraw the curves on the document's event loop
+        # (the Kernels view's reason: a redraw from a worker can miss plots being created)
+        self._doc = None
+        s.param.watch(lambda *_: apply_in_doc(self._doc, self._bump_curves), ["train_history", "train_batches"])
+        curves = hv.DynamicMap(pn.bind(self._shown_curves, self.param.curves_shown))
         self.curves = pn.pane.HoloViews(curves, sizing_mode="stretch_width", height=280, linked_axes=False)
+
+    def _bump_curves(self):
+        self.curves_shown += 1
+
+    def _shown_curves(self, shown):
+        return self._curves(self.session.train_history, self.session.train_batches)
 
     def _curves(self, history, batches):
         name = "Pearson r" if (self.session.decoder is None or self.session.decoder.task == "regression") else "balanced accuracy"
@@ -227,6 +238,8 @@ class DataView(pn.viewable.Viewer):
             self.progress_text.object = ""
 
     def __panel__(self):
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
         file_box = pn.Column(pn.Row(self.path, self.refresh, self.open, sizing_mode="stretch_width"),
                              visible=self.session.param.source.rx() == "file", sizing_mode="stretch_width")
         upload_box = pn.Column(

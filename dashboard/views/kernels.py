@@ -18,7 +18,7 @@ import param
 from ..kernel_state import KernelState
 from ..state import Session
 from ._common import CSS, apply_in_doc, esc
-from .prune import prune_state_of
+from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
 
@@ -124,7 +124,7 @@ class KernelsView(pn.viewable.Viewer):
         self.toggle_btn = pn.widgets.Button(label="Prune unit", color="primary", width=190)
         self.undo_btn = pn.widgets.Button(label="Undo", width=80)
         self.toggle_btn.on_click(self._toggle)
-        self.undo_btn.on_click(lambda e: self.ps.undo())
+        self.undo_btn.on_click(lambda e: undo(s, self.ps))
         self.ps.param.watch(self._sync_prune, ["ready", "metric", "metric_base", "measuring", "queue_position",
                                                "pruned", "last_change", "finetuned", "n_undo"])
         s.param.watch(self._sync_prune, ["layer", "unit"])
@@ -186,7 +186,7 @@ class KernelsView(pn.viewable.Viewer):
         is_pruned = s.unit in ps.pruned.get(s.layer, [])
         self.toggle_btn.label = f"{'Restore' if is_pruned else 'Prune'} {s.layer}/{s.unit}"
         self.toggle_btn.disabled = s.decoder is None or s.layer == "conv_classifier"
-        self.undo_btn.disabled = ps.n_undo == 0
+        self.undo_btn.disabled = not ps.ready  # enabled throughout, as in the Prune view (see there)
 
     def _view_changed(self, event):
         if event.new == "kernels":

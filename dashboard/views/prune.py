@@ -71,7 +71,10 @@ def metric_html(ps: PruneState) -> str:
     ft = ""
     if ps.finetuned:
         ft = " · <b>fine-tuned copy</b>"
-    prev = ""
+    # [A] the second line is always there, so the card keeps its height on a session's first
+    # change: a taller card moved everything below it, and the browser re-laid out every plot
+    # of the view on that click (a long task the later clicks do not have)
+    prev = "<br><span class='us-muted'>last change: none yet</span>"
     if ps.last_change:
         prev = (f"<br><span class='us-muted'>last change: {esc(ps.last_change)} "
                 f"({fmt_metric(ps.metric_previous)} → {fmt_metric(after)})</span>")
@@ -81,6 +84,12 @@ def metric_html(ps: PruneState) -> str:
         f"<b class='us-metric-after' style='font-size:20px'>{fmt_metric(after)}</b> "
         f"(change <span class='us-metric-delta'>{delta}</span>) · "
         f"<span class='us-n-pruned'>{n}</span> unit(s) pruned{ft}{esc(state)}{prev}</div>{note}")
+
+
+def undo(session: Session, ps: PruneState) -> None:
+    """Undo the last change of the session's mask, or say there is none."""
+    if ps.ready and not ps.undo():
+        session.alert("Nothing to undo.", "info")
 
 
 class PruneView(pn.viewable.Viewer):
@@ -126,8 +135,8 @@ class PruneView(pn.viewable.Viewer):
         self.cls_btn.on_click(lambda e: ps.prune_class(s.layer, self.cls.value))
         self.top_btn.on_click(lambda e: ps.prune_top(s.layer, int(self.k.value or 1)))
         self.layer_btn.on_click(lambda e: ps.prune_layer(s.layer))
-        self.undo_btn.on_click(lambda e: ps.undo())
-        self.reset_btn.on_click(lambda e: ps.reset())
+        self.undo_btn.on_click(lambda e: undo(s, ps))
+        self.reset_btn.on_click(lambda e: self._reset())
         self.mask_in.param.watch(self._mask_loaded, "value")
         self.effects_btn.on_click(lambda e: ps.compute_effects(s.layer))
         self.curves_btn.on_click(lambda e: ps.compute_curves(s.layer))
@@ -411,8 +420,18 @@ class PruneView(pn.viewable.Viewer):
         for w in (self.toggle_btn, self.cls_btn, self.top_btn, self.layer_btn, self.effects_btn, self.curves_btn,
                   self.ft_btn):
             w.disabled = not ok
-        self.undo_btn.disabled = ps.n_undo == 0
-        self.reset_btn.disabled = not ps.pruned and not ps.finetuned
+        # [A] Undo and Reset stay enabled once the evaluator is ready and say so when there is
+        # nothing to undo: a button's state change makes the browser lay out the whole page
+        # again (Bokeh re-renders the button and computes the root layout), which on a
+        # session's first prune cost two extra layouts of every plot of the view
+        self.undo_btn.disabled = self.reset_btn.disabled = not ps.ready
+
+    def _reset(self):
+        ps = self.ps
+        if not ps.pruned and not ps.finetuned:
+            self.session.alert("Nothing to reset: no unit is pruned.", "info")
+            return
+        ps.reset()
 
     def _sync_metric(self, *_):
         if self.session.view != "prune" and _:

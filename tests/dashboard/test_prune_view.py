@@ -66,6 +66,8 @@ def test_prune_click_updates_the_metric_to_the_masked_decoder(sessions, tiny_dec
     before = ps.metric
     assert before == pytest.approx(tiny_decoder.predictions()["metric"], abs=1e-4)
     assert ps._ev.reserve() == 0  # opening the view made the buffers of the first prune
+    unpruned_html = metric_html(ps)
+    assert "last change: none yet" in unpruned_html
     assert ps.toggle("conv_2", 3) and ps.join()
     expected = _expected_metric(tiny_decoder, MaskSet.for_model(tiny_decoder.ws.model).prune("conv_2", 3))
     assert ps.metric == pytest.approx(expected, abs=1e-4)
@@ -74,6 +76,8 @@ def test_prune_click_updates_the_metric_to_the_masked_decoder(sessions, tiny_dec
     assert ps.metric_base == pytest.approx(before) and ps.metric_previous == pytest.approx(before)
     html = metric_html(ps)
     assert fmt_metric(ps.metric) in html and fmt_metric(before) in html and "1</span> unit(s) pruned" in html
+    assert "last change: pruned conv_2/3" in html
+    assert html.count("<br>") == unpruned_html.count("<br>")  # the card keeps its lines on the first change
 
 
 def test_an_edit_while_the_metric_is_being_published_is_measured(sessions, tiny_decoder):
@@ -295,6 +299,29 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     ps.join()
     assert ps.pruned == {} and view.toggle_btn.label == "Prune conv_3/12"
     assert "#222222" not in view.unit_src.data["bar"] and "x" not in view.unit_src.data["marker"]
+
+
+def test_undo_and_reset_stay_enabled_and_say_when_there_is_nothing_to_do(sessions):
+    """A change of a button's state makes the browser lay out the page again: Undo and Reset
+    keep theirs through a prune and explain a click that has nothing to undo."""
+    s, ps = sessions()
+    s.view = "prune"
+    view = PruneView(session=s)
+    view.__panel__()
+    s.param.update(layer="conv_3", unit=3)
+    assert ps.ready and not view.undo_btn.disabled and not view.reset_btn.disabled
+    changed = []
+    for b in (view.undo_btn, view.reset_btn):
+        b.param.watch(lambda e: changed.append(e.name), ["disabled", "label"])
+    view.undo_btn.clicks += 1
+    view.reset_btn.clicks += 1
+    assert [t for _, t in s.alerts[-2:]] == ["Nothing to undo.", "Nothing to reset: no unit is pruned."]
+    assert ps.mask_version == 0
+    view.toggle_btn.clicks += 1
+    ps.join()
+    view.undo_btn.clicks += 1
+    ps.join()
+    assert ps.pruned == {} and ps.mask_version == 2 and changed == []
 
 
 def test_clicking_a_bar_or_a_point_toggles_that_unit(sessions, tiny_probe):

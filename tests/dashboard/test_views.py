@@ -153,6 +153,26 @@ def test_data_view_buttons_follow_training_state(session):
                {"epoch": 1, "train_loss": 0.8, "valid_loss": 0.85, "valid_metric": 0.4}]
     layout = view._curves(history, [(0.5, 1.1), (1.0, 1.0)])
     assert isinstance(layout, hv.Layout) and len(layout) == 2
+    shown = view.curves_shown
+    session.param.update(train_history=history, train_batches=[(0.5, 1.1)])  # no document: redrawn at once
+    assert view.curves_shown == shown + 1
+
+
+def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session):
+    class Doc:
+        session_context = object()
+        ticks = []
+
+        def add_next_tick_callback(self, fn):
+            self.ticks.append(fn)
+
+    view = DataView(session=session)
+    view._doc = doc = Doc()
+    shown = view.curves_shown
+    session.train_history = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 0.9, "valid_metric": 0.3}]
+    assert view.curves_shown == shown and len(doc.ticks) == 1  # not from the training thread
+    doc.ticks.pop()()
+    assert view.curves_shown == shown + 1
 
 
 def test_build_app_assembles_one_page(session):
