@@ -2,10 +2,10 @@
 
 Called by :func:`core.bench.app.run` on its served app and browser:
 
-* ``prune_click_ms``: a click on "Prune conv_3/K" (Prune view) to the metric card showing the
+* ``prune_click_ms``: a click on "Prune / restore conv_3/K" (Prune view) to the metric card showing the
   re-measured metric of that mask, plus two painted frames; median of 10 (5 with --quick),
   each click pruning one more unit.
-* ``kernel_refit_ms``: in the Kernels view, a click on "Prune conv_3/5" to the decoder
+* ``kernel_refit_ms``: in the Kernels view, a click on "Prune / restore conv_3/5" to the decoder
   output's kernel redrawn for the new mask (its title names the mask version), plus two
   frames; median of 5 (3). Between two measurements Undo returns to the unpruned kernels.
 * ``concurrent_prune_ms_p95``: five more browser sessions (opened and idle) each click prune
@@ -22,7 +22,9 @@ import statistics
 import time
 from pathlib import Path
 
-__all__ = ["measure_part2", "server_rss_mb", "wait_card"]
+__all__ = ["measure_part2", "server_rss_mb", "wait_card", "TOGGLE"]
+
+TOGGLE = "Prune / restore"  # the toggle button's label before "LAYER/UNIT" (dashboard.views.prune.toggle_label)
 
 _FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
@@ -142,14 +144,14 @@ def wait_card(page, needle: str, timeout: float = 60.0) -> None:
 def _open_prune(page, url: str, layer: str, unit: int) -> None:
     page.goto(f"{url}?view=prune&layer={layer}&unit={unit}")
     wait_card(page, "unit(s) pruned", timeout=180)
-    page.locator(f"button:text-is('Prune {layer}/{unit}')").wait_for(timeout=60000)
+    page.locator(f"button:text-is('{TOGGLE} {layer}/{unit}')").wait_for(timeout=60000)
 
 
 def _set_unit(page, layer: str, unit: int) -> None:
     box = page.locator("input[placeholder='unit index']")
     box.fill(str(unit))
     box.press("Enter")
-    page.locator(f"button:text-is('Prune {layer}/{unit}')").wait_for(timeout=30000)
+    page.locator(f"button:text-is('{TOGGLE} {layer}/{unit}')").wait_for(timeout=30000)
 
 
 def _p95(values) -> float:
@@ -172,7 +174,7 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
             if k > 1:
                 _set_unit(page, layer, k)
             t0 = time.perf_counter()
-            page.locator(f"button:text-is('Prune {layer}/{k}')").click()
+            page.locator(f"button:text-is('{TOGGLE} {layer}/{k}')").click()
             wait_card(page, f"last change: pruned {layer}/{k} (", timeout=60)
             clicks.append((time.perf_counter() - t0) * 1000)
         say(f"prune clicks (ms): {[round(c) for c in clicks]}")
@@ -183,7 +185,7 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
         refits = []
         for i in range(n_refits):
             t0 = time.perf_counter()
-            page.locator(f"button:text-is('Prune {layer}/5')").click()
+            page.locator(f"button:text-is('{TOGGLE} {layer}/5')").click()
             page.wait_for_function(_HAS_TITLE_JS, arg=f"Decoder output kernel [mask v{2 * i + 1}: 1 pruned]: refit",
                                    timeout=120000, polling="raf")
             page.evaluate(_FRAMES_JS)
@@ -209,7 +211,7 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
                     for p, u in zip(pages, units):
                         _set_unit(p, layer, u)
                 for p, u in zip(pages, units):  # five clicks dispatched back to back, timed in each page
-                    p.evaluate(_CLICK_AND_TIME_JS, [f"Prune {layer}/{u}", f"last change: pruned {layer}/{u} ("])
+                    p.evaluate(_CLICK_AND_TIME_JS, [f"{TOGGLE} {layer}/{u}", f"last change: pruned {layer}/{u} ("])
                 # each page times itself; awaiting its promise adds no load while the others work
                 for j, p in enumerate(pages):
                     ms = p.evaluate(_AWAIT_DONE_JS, 120000)

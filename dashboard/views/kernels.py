@@ -121,7 +121,7 @@ class KernelsView(pn.viewable.Viewer):
         self.fit_btn.on_click(lambda e: ks.start())
         # prune from here too, to watch the kernels change (same state as the Prune view)
         self.metric = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
-        self.toggle_btn = pn.widgets.Button(label="Prune unit", color="primary", width=190)
+        self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=200)
         self.undo_btn = pn.widgets.Button(label="Undo", width=80)
         self.toggle_btn.on_click(self._toggle)
         self.undo_btn.on_click(lambda e: undo(s, self.ps))
@@ -177,14 +177,13 @@ class KernelsView(pn.viewable.Viewer):
         self.ps.toggle(s.layer, s.unit)
 
     def _sync_prune(self, *_):
-        from .prune import metric_html
+        from .prune import metric_html, toggle_label
 
         s, ps = self.session, self.ps
         if s.view != "kernels" and _:
             return  # updated when the view is shown: hidden widgets cost the server time on every prune
-        self.metric.object = metric_html(ps) if ps.ready else ""
-        is_pruned = s.unit in ps.pruned.get(s.layer, [])
-        self.toggle_btn.label = f"{'Restore' if is_pruned else 'Prune'} {s.layer}/{s.unit}"
+        self.metric.object = metric_html(ps, s.layer, s.unit) if ps.ready else ""
+        self.toggle_btn.label = toggle_label(s.layer, s.unit)  # the selection only (see toggle_label)
         self.toggle_btn.disabled = s.decoder is None or s.layer == "conv_classifier"
         self.undo_btn.disabled = not ps.ready  # enabled throughout, as in the Prune view (see there)
 

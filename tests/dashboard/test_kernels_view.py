@@ -157,11 +157,12 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     assert plot.opts.get().kwargs["title"].startswith(f"Decoder output kernel [mask v{ks.fitted_version}: 0 pruned]")
     assert "Kernels fitted for the current mask" in view.status.object
     # pruning from the Kernels view refits the kernels shown there
-    assert view.toggle_btn.label == "Prune conv_3/4"
+    assert view.toggle_btn.label == "Prune / restore conv_3/4" and "conv_3/4: in use" in view.metric.object
     view.toggle_btn.clicks += 1
     ks.prune.join()
     ks.join()
-    assert ks.prune.pruned == {"conv_3": [4]} and view.toggle_btn.label == "Restore conv_3/4"
+    assert ks.prune.pruned == {"conv_3": [4]} and view.toggle_btn.label == "Prune / restore conv_3/4"
+    assert "conv_3/4: pruned" in view.metric.object
     assert ks.fitted_version == ks.prune.mask_version and "us-metric-after" in view.metric.object
 
 

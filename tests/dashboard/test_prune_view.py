@@ -284,11 +284,14 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     assert isinstance(view.__panel__(), pn.Column)
     s.param.update(layer="conv_3", unit=12)
     assert view.layer.value == "conv_3" and view.unit.value == 12
-    assert view.toggle_btn.label == "Prune conv_3/12"
+    assert view.toggle_btn.label == "Prune / restore conv_3/12" and "conv_3/12: in use" in view.metric.object
     view.toggle_btn.clicks += 1
     ps.join()
     assert ps.pruned == {"conv_3": [12]}
-    assert view.toggle_btn.label == "Restore conv_3/12"
+    assert view.toggle_btn.label == "Prune / restore conv_3/12" and "conv_3/12: pruned" in view.metric.object
+    s.unit = 13  # the card follows the selection
+    assert "conv_3/13: in use" in view.metric.object and view.toggle_btn.label == "Prune / restore conv_3/13"
+    s.unit = 12
     assert fmt_metric(ps.metric) in view.metric.object and not view.undo_btn.disabled
     bars = view.unit_src.data["bar"]
     assert len(bars) == 100 and bars[12] == "#222222" and bars.count("#222222") == 1
@@ -297,13 +300,14 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     assert view.unit_src.data["amp"][12] == pytest.approx(float(sel["amp_stat_all"]))
     view.undo_btn.clicks += 1
     ps.join()
-    assert ps.pruned == {} and view.toggle_btn.label == "Prune conv_3/12"
+    assert ps.pruned == {} and "conv_3/12: in use" in view.metric.object
     assert "#222222" not in view.unit_src.data["bar"] and "x" not in view.unit_src.data["marker"]
 
 
-def test_undo_and_reset_stay_enabled_and_say_when_there_is_nothing_to_do(sessions):
-    """A change of a button's state makes the browser lay out the page again: Undo and Reset
-    keep theirs through a prune and explain a click that has nothing to undo."""
+def test_the_buttons_keep_their_state_through_a_prune(sessions):
+    """A change of a button's state or label makes the browser lay out the page again: the
+    toggle, Undo and Reset keep theirs through a prune and its undo (the card tells the
+    unit's state), and Undo/Reset explain a click that has nothing to do."""
     s, ps = sessions()
     s.view = "prune"
     view = PruneView(session=s)
@@ -311,7 +315,7 @@ def test_undo_and_reset_stay_enabled_and_say_when_there_is_nothing_to_do(session
     s.param.update(layer="conv_3", unit=3)
     assert ps.ready and not view.undo_btn.disabled and not view.reset_btn.disabled
     changed = []
-    for b in (view.undo_btn, view.reset_btn):
+    for b in (view.undo_btn, view.reset_btn, view.toggle_btn):
         b.param.watch(lambda e: changed.append(e.name), ["disabled", "label"])
     view.undo_btn.clicks += 1
     view.reset_btn.clicks += 1

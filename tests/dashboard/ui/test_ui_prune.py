@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.bench.app import _POINT_JS, CHROMIUM, all_text, no_traceback, unit_point, wait_text, wait_titles
-from core.bench.app_prune import wait_card
+from core.bench.app_prune import TOGGLE, wait_card
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
 
@@ -42,14 +42,19 @@ def open_prune(page, url: str, layer: str = "conv_3", unit: int = 5) -> str:
     """Open the Prune view on ``layer``/``unit``; returns the unpruned metric text."""
     page.goto(f"{url}?view=prune&layer={layer}&unit={unit}")
     wait_text(page, "Held-out Pearson r", timeout=180)
-    page.locator(f"button:text-is('Prune {layer}/{unit}')").wait_for(timeout=60000)
+    page.locator(f"button:text-is('{TOGGLE} {layer}/{unit}')").wait_for(timeout=60000)
     page.locator(".us-metric-after").wait_for(timeout=60000)
     return page.locator(".us-metric-before").inner_text()
 
 
+def unit_state(page, layer: str, unit: int, state: str, timeout: float = 30.0) -> None:
+    """Wait until the metric card says the unit is ``state`` ("pruned" or "in use")."""
+    page.locator(f".us-unit-state:text-is('{layer}/{unit}: {state}')").first.wait_for(timeout=timeout * 1000)
+
+
 def prune_click(page, layer: str, unit: int) -> None:
-    page.locator(f"button:text-is('Prune {layer}/{unit}')").click()
-    page.locator(f"button:text-is('Restore {layer}/{unit}')").wait_for(timeout=30000)
+    page.locator(f"button:text-is('{TOGGLE} {layer}/{unit}')").click()
+    unit_state(page, layer, unit, "pruned")
 
 
 def test_prune_a_unit_changes_the_metric_and_undo_restores_it(server, new_page):
@@ -65,7 +70,7 @@ def test_prune_a_unit_changes_the_metric_and_undo_restores_it(server, new_page):
     page.locator("button:text-is('Undo')").click()
     page.locator(".us-n-pruned:text-is('0')").wait_for(timeout=30000)
     page.locator(f".us-metric-after:text-is('{before}')").wait_for(timeout=30000)
-    page.locator("button:text-is('Prune conv_time_spat/3')").wait_for(timeout=30000)
+    unit_state(page, "conv_time_spat", 3, "in use")
     no_traceback(page)
 
 
@@ -83,7 +88,7 @@ def test_two_quick_clicks_on_the_scatter_prune_two_units(server, new_page):
     page.mouse.click(*pts[first])
     page.mouse.click(*pts[second])  # within the double-tap window of the first click
     page.locator(".us-n-pruned:text-is('2')").wait_for(timeout=60000)
-    page.locator(f"button:text-is('Restore conv_2/{second}')").wait_for(timeout=30000)
+    page.locator(f".us-unit-state:text-is('conv_2/{second}: pruned')").wait_for(timeout=30000)
     no_traceback(page)
 
 
@@ -137,7 +142,7 @@ def test_two_sessions_prune_independently(server, new_page):
     a.locator(".us-metric-after").filter(has_not_text=base_a).wait_for(timeout=30000)
     # session B has nothing pruned and still the unpruned metric
     assert n_pruned(b) == "0" and metric_after(b) == base_b
-    assert b.locator("button:text-is('Prune conv_time_spat/3')").count() == 1
+    assert b.locator(".us-unit-state:text-is('conv_time_spat/3: in use')").count() == 1
     unit = b.locator("input[placeholder='unit index']")
     unit.fill("9")
     unit.press("Enter")
