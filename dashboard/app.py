@@ -14,6 +14,7 @@ from pathlib import Path
 import holoviews as hv
 import panel as pn
 
+from .heap import heap_keeper
 from .state import Session
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
 from .views._common import CSS, AlertsView, esc
@@ -48,19 +49,6 @@ def _log_long_gc_pauses(threshold_s: float = 0.25) -> None:
             logger.warning("garbage collection (generation %d) paused the server for %.0f ms", gen, dt * 1000)
 
     gc.callbacks.append(watch)
-
-
-def _freeze_heap() -> None:
-    """Exempt what is loaded so far (modules, extensions, a loaded decoder) from garbage collection.
-
-    [A] A full collection scans every tracked object; with torch, MNE, Bokeh and Panel loaded
-    it paused the server for up to 0.8 s while five sessions pruned. Frozen objects are
-    never scanned (they are still freed by reference counting when dropped).
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 class UnitScopeTemplate(pn.template.FastListTemplate):
@@ -114,7 +102,7 @@ def configure_process() -> int:
         _no_font_download()
         pn.extension("filedropper", notifications=False, sizing_mode="stretch_width", raw_css=[CSS])
         hv.extension("bokeh", logo=False)
-        _freeze_heap()
+        heap_keeper().startup()  # see dashboard.heap
         _CONFIGURED = True
     return torch.get_num_threads()
 
@@ -188,9 +176,11 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         session.attach_document(pn.state.curdoc)
         pn.state.onload(session.document_ready)
+        pn.state.onload(heap_keeper().page_loaded)  # the page's objects leave the collector's scans
         if pn.state.location is not None:
             pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit"})
-        pn.state.on_session_destroyed(lambda ctx: session.close(timeout=0))  # never block the server
+        # never block the server: workers are told to stop, the page's objects collected when idle
+        pn.state.on_session_destroyed(lambda ctx: (session.close(timeout=0), heap_keeper().page_closed()))
     if load_demo:
         session.load_demo()
     return template

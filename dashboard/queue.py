@@ -25,6 +25,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from core._validation import UnitScopeError, check_option
@@ -98,6 +99,7 @@ class WorkQueue:
         self._running: list[_Ticket] = []
         self._seq = itertools.count()
         self._listeners: dict[int, Callable[[int], None]] = {}
+        self._last_active = time.monotonic()  # when a slot was last taken or given back
 
     # ---- queries ---------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -115,6 +117,13 @@ class WorkQueue:
     def n_waiting(self) -> int:
         with self._cond:
             return len(self._waiting)
+
+    def idle_seconds(self) -> float:
+        """Seconds since a slot was last taken or given back (0 while work runs or waits)."""
+        with self._cond:
+            if self._running or self._waiting:
+                return 0.0
+            return time.monotonic() - self._last_active
 
     # ---- scheduling ------------------------------------------------------------------
     def _admissible(self, t: _Ticket) -> bool:
@@ -180,6 +189,7 @@ class WorkQueue:
                     if self._next() is t:
                         self._waiting.remove(t)
                         self._running.append(t)
+                        self._last_active = time.monotonic()
                         calls = self._update_positions()
                         break
                     calls = self._update_positions()
@@ -203,6 +213,7 @@ class WorkQueue:
         finally:
             with self._cond:
                 self._running.remove(t)
+                self._last_active = time.monotonic()
                 self._listeners.pop(id(t), None)
                 calls = self._update_positions()
                 self._cond.notify_all()
