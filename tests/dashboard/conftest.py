@@ -55,6 +55,25 @@ def demo_cache(tmp_path_factory, tiny_ws):
     return root
 
 
+class ServedDoc:
+    """A served document's next-tick queue (what the app needs of a Bokeh document): the
+    callbacks the app schedules on the event loop wait in ``ticks`` until a test runs them."""
+
+    session_context = object()
+
+    def __init__(self):
+        self.ticks = []
+
+    def add_next_tick_callback(self, fn):
+        self.ticks.append(fn)
+
+
+@pytest.fixture()
+def served_doc():
+    """A fresh :class:`ServedDoc`."""
+    return ServedDoc()
+
+
 @pytest.fixture(scope="session")
 def fif():
     """``fif(path, ch_names, ...)`` writes a small FIF recording (see :func:`write_fif`)."""

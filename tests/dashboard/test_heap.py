@@ -30,8 +30,11 @@ class _Later:
 
 @pytest.fixture()
 def unfrozen():
+    """Leave the heap as the app keeps it: collected, then frozen."""
     yield
     gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def test_a_closed_pages_cycles_are_collected_only_when_the_server_is_idle(unfrozen):

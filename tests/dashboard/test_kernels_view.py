@@ -166,28 +166,16 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     assert ks.fitted_version == ks.prune.mask_version and "us-metric-after" in view.metric.object
 
 
-class _Doc:
-    """A served document's next-tick queue (what the view needs of a Bokeh document)."""
-
-    session_context = object()
-
-    def __init__(self):
-        self.ticks = []
-
-    def add_next_tick_callback(self, fn):
-        self.ticks.append(fn)
-
-
 def _title(view, which="output"):
     return view._kernel(which, view.shown).opts.get().kwargs["title"]
 
 
-def test_served_plots_take_new_kernels_on_the_documents_loop_only(make_session):
+def test_served_plots_take_new_kernels_on_the_documents_loop_only(make_session, served_doc):
     """A result the kernel worker publishes is drawn on the document's next tick, never from
     the worker's thread (where it could race the tab's plots being created)."""
     s, ks = make_session()
     view = KernelsView(session=s)
-    view._doc = doc = _Doc()
+    view._doc = doc = served_doc
     shown = view.shown
     ks.start()
     ks.join()

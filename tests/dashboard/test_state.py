@@ -308,24 +308,12 @@ class _LoadingDemo:
         t.join()
 
 
-class _Doc:
-    """A served document's next-tick queue (what Session needs of a Bokeh document)."""
-
-    session_context = object()
-
-    def __init__(self):
-        self.ticks = []
-
-    def add_next_tick_callback(self, fn):
-        self.ticks.append(fn)
-
-
-def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(session, tiny_decoder):
+def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(session, tiny_decoder, served_doc):
     """Announced by the loader thread, the demo decoder is set on the document's event loop
     (its next tick), never from the worker; set while the page was loading, the views are
     drawn again once it has loaded."""
     demo = session._demo = _LoadingDemo(tiny_decoder)
-    doc = _Doc()
+    doc = served_doc
     session.attach_document(doc)
     seen = []
     session.param.watch(lambda e: seen.append(threading.current_thread()), "decoder_version")
@@ -347,9 +335,9 @@ def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(ses
     assert len(seen) == 2 and session.decoder_version == 1
 
 
-def test_demo_ready_after_the_page_loaded_is_drawn_once(session, tiny_decoder):
+def test_demo_ready_after_the_page_loaded_is_drawn_once(session, tiny_decoder, served_doc):
     demo = session._demo = _LoadingDemo(tiny_decoder)
-    doc = _Doc()
+    doc = served_doc
     session.attach_document(doc)
     seen = []
     session.param.watch(lambda e: seen.append(e.new), "decoder_version")
@@ -362,9 +350,9 @@ def test_demo_ready_after_the_page_loaded_is_drawn_once(session, tiny_decoder):
     assert doc.ticks == [] and seen == [1]
 
 
-def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_decoder):
+def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_decoder, served_doc):
     demo = session._demo = _LoadingDemo(tiny_decoder)
-    doc = _Doc()
+    doc = served_doc
     session.attach_document(doc)
     session.document_ready()  # loaded before the error arrives: it goes out on the next tick
     session.load_demo()
@@ -374,9 +362,9 @@ def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_d
     assert session.busy == "" and "could not be loaded: disk full" in session.alerts[-1][1]
 
 
-def test_an_alert_made_while_the_page_loads_is_drawn_again_once_loaded(session, tiny_decoder):
+def test_an_alert_made_while_the_page_loads_is_drawn_again_once_loaded(session, tiny_decoder, served_doc):
     demo = session._demo = _LoadingDemo(tiny_decoder)
-    doc = _Doc()
+    doc = served_doc
     session.attach_document(doc)
     shown = []
     session.param.watch(lambda e: shown.append(list(e.new)), "alerts")

@@ -158,16 +158,9 @@ def test_data_view_buttons_follow_training_state(session):
     assert view.curves_shown == shown + 1
 
 
-def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session):
-    class Doc:
-        session_context = object()
-        ticks = []
-
-        def add_next_tick_callback(self, fn):
-            self.ticks.append(fn)
-
+def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session, served_doc):
     view = DataView(session=session)
-    view._doc = doc = Doc()
+    view._doc = doc = served_doc
     shown = view.curves_shown
     session.train_history = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 0.9, "valid_metric": 0.3}]
     assert view.curves_shown == shown and len(doc.ticks) == 1  # not from the training thread
