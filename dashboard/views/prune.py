@@ -55,7 +55,7 @@ def toggle_label(layer: str, unit: int) -> str:
     [A] The label names the selection, never the unit's state (the card says that): a
     button's label change makes the browser lay out the whole page again (Bokeh re-renders
     the button and computes the root layout, re-measuring every plot), which cost each page a
-    quarter of its script and layout time per prune (Chromium trace: 114 -> 86 ms median).
+    quarter of its script and layout time per prune (Chromium trace: 114 -> 81 ms median).
     """
     return f"Prune / restore {layer}/{unit}"
 
