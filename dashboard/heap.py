@@ -96,8 +96,8 @@ class HeapKeeper:
 
         Returns True when it ran.
         """
-        waited = time.monotonic() - self._since
-        if not self.idle() and waited < self.max_wait_s:
+        waited, idle = time.monotonic() - self._since, self.idle()
+        if not idle and waited < self.max_wait_s:
             self.later(self.retry_s, self.collect_when_idle)
             return False
         with self._lock:
@@ -108,7 +108,7 @@ class HeapKeeper:
         gc.freeze()
         self.collections += 1
         logger.info("closed pages: full garbage collection %s, %d objects freed, %.0f ms",
-                    "while idle" if self.idle() else f"after waiting {waited:.0f} s for an idle moment", found,
+                    "while idle" if idle else f"after waiting {waited:.0f} s for an idle moment", found,
                     1e3 * (time.perf_counter() - t0))
         return True
 
