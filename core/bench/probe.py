@@ -9,6 +9,9 @@ on amplitude-perturbed training windows over unperturbed, mean over iterations),
 ``class_fractions`` and ``untrained_class_fractions`` (per layer, all bands), plus
 ``gt_amp_auc_by_role``, ``validity_phase`` (phase-perturbed over unperturbed r; phase
 perturbation scrambles every bin, so it is expected to be low), ``untrained_gt_amp_auc``,
+``role_occlusion_r_drop`` (per role: test-block r minus r with the role's band removed from
+the role's channels, :func:`core.probing.validity.band_occlusion`; how much the decoder
+needs each coded population, which bounds what any probe of it can find),
 ``torch_threads`` and ``device``.
 
 Ground-truth AUC [A]: channel c's sensitivity in band b is the max over all units of
@@ -60,6 +63,7 @@ def run(*, quick: bool = False, progress=None) -> dict:
     from ..demo import ROLE_BANDS
     from ..probing import ProbeConfig, ground_truth_auc
     from ..probing.pipeline import untrained_twin, workspace_windows
+    from ..probing.validity import band_occlusion
     from ..workspace import Workspace
 
     say = progress or (lambda m: None)
@@ -72,6 +76,13 @@ def run(*, quick: bool = False, progress=None) -> dict:
     amp_roles = {k: ROLE_BANDS[k] for k in ("high_gamma", "beta")}
     say("untrained control")
     ds_u, _, _ = _probe(untrained_twin(ws.model, seed=cfg.seed + 1), X, y, ws, cfg, say, "untrained")
+    say("occluding each role's band on the test block")
+    Xt, yt = ws.eval_set("test")
+    occlusion = {}
+    for role, band in ROLE_BANDS.items():
+        occluded, reference = band_occlusion(ws.model, Xt, yt, sfreq=ws.recording.sfreq,
+                                             channels=(roles == role).nonzero()[0], band=band, task=ws.task)
+        occlusion[role] = round(reference - occluded, 4)
     return {
         "n_units": int(ds.sizes["unit"]),
         "n_windows": int(ds.attrs["n_windows"]),
@@ -89,6 +100,7 @@ def run(*, quick: bool = False, progress=None) -> dict:
         "class_fractions": _fractions(ds),
         "untrained_class_fractions": _fractions(ds_u),
         "untrained_gt_amp_auc": round(ground_truth_auc(ds_u, "amp_corr", roles, amp_roles), 4),
+        "role_occlusion_r_drop": occlusion,
         "torch_threads": torch.get_num_threads(),
         "device": "cpu",
     }

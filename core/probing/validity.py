@@ -9,6 +9,12 @@ probe's own forward passes (no extra computation), and flags a ratio below 0.95 
 
 For phase perturbations, which redraw every bin's phase, a low ratio is expected: they keep
 the power spectrum of each window and scramble its time course.
+
+:func:`band_occlusion` answers the question a sensitivity map cannot: does the decoder
+*need* a band of some channels? It removes the band from those channels and re-measures
+decoding [A]. A probe reports what a decoder responds to; where the decoder ignores a coded
+channel (the metric does not change when its band is removed), no probe of that decoder can
+rank the channel as coded.
 """
 from __future__ import annotations
 
@@ -16,10 +22,10 @@ import logging
 
 import numpy as np
 
-from .._validation import UnitScopeError, check_option
+from .._validation import UnitScopeError, check_option, check_range
 from ..metrics import TASKS, score
 
-__all__ = ["ValidityCheck", "decoding_metric", "VALIDITY_THRESHOLD"]
+__all__ = ["ValidityCheck", "decoding_metric", "band_occlusion", "VALIDITY_THRESHOLD"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +107,65 @@ class ValidityCheck:
     def valid(self) -> bool:
         """Whether the ratio reaches :data:`VALIDITY_THRESHOLD`."""
         return bool(self.ratio >= VALIDITY_THRESHOLD)
+
+
+def band_occlusion(model, X, y, *, sfreq: float, channels, band=None, task: str = "regression",
+                   batch_size: int = 64) -> tuple[float, float]:
+    """Decoding metric with a band removed from some channels, and without the removal.
+
+    Every window's rfft bins within ``band`` (inclusive edges) are set to zero on
+    ``channels``; ``band=None`` zeroes the channels altogether. Inputs are expected
+    standardised per channel, so zero is each channel's training mean.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Decoder; run in eval mode (its training mode is restored).
+    X : ndarray, shape (n_windows, n_chans, n_times)
+    y : ndarray
+        Targets aligned with the model output (see :func:`decoding_metric`).
+    sfreq : float
+        Sampling frequency in Hz.
+    channels : sequence of int
+        Indices of the channels to occlude (at least one).
+    band : (float, float) or None
+        Band edges in Hz, ``0 <= lo < hi``, ``lo`` below Nyquist.
+    task : {"regression", "classification"}
+    batch_size : int
+
+    Returns
+    -------
+    occluded, reference : float
+        The metric with the band removed, and on the unchanged windows.
+    """
+    from ..training import predict
+
+    check_option("task", task, TASKS)
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 3:
+        raise UnitScopeError(f"X must have shape (n_windows, n_chans, n_times), got {X.shape}.")
+    chans = np.unique(np.asarray(channels, dtype=int).ravel())
+    if not len(chans):
+        raise UnitScopeError("channels is empty: name at least one channel index to occlude.")
+    if chans.min() < 0 or chans.max() >= X.shape[1]:
+        raise UnitScopeError(f"Channel indices {chans.tolist()} are out of range for {X.shape[1]} channels.")
+    Xo = X.copy()
+    if band is None:
+        Xo[:, chans] = 0.0
+    else:
+        lo, hi = (float(v) for v in band)
+        nyq = check_range("sfreq", float(sfreq), low=0, low_inclusive=False) / 2
+        if not 0 <= lo < hi or lo >= nyq:
+            raise UnitScopeError(f"band must be (lo, hi) Hz with 0 <= lo < hi and lo below Nyquist "
+                                 f"({nyq:g} Hz), got {band!r}.")
+        freqs = np.fft.rfftfreq(X.shape[-1], 1 / sfreq)
+        inside = (freqs >= lo) & (freqs <= hi)
+        if not inside.any():
+            raise UnitScopeError(f"No frequency bin of windows of {X.shape[-1]} samples at {sfreq:g} Hz "
+                                 f"falls in {lo:g}-{hi:g} Hz.")
+        spec = np.fft.rfft(X[:, chans], axis=-1)
+        spec[..., inside] = 0
+        Xo[:, chans] = np.fft.irfft(spec, n=X.shape[-1], axis=-1)
+    occluded = decoding_metric(task, predict(model, Xo, batch_size=batch_size), y)
+    reference = decoding_metric(task, predict(model, X, batch_size=batch_size), y)
+    return occluded, reference

@@ -6,9 +6,9 @@ import torch
 from core._validation import UnitScopeError
 from core.metrics import pearson_r
 from core.probing import AmplitudeProbe, PhaseProbe, ProbeRun
-from core.probing.validity import ValidityCheck, decoding_metric
+from core.probing.validity import ValidityCheck, band_occlusion, decoding_metric
 
-from probing_toys import SFREQ, BandpassUnit
+from probing_toys import F0, SFREQ, BandpassUnit
 
 
 def test_decoding_metric(rng):
@@ -58,3 +58,51 @@ def test_without_targets_the_ratio_is_nan(tones):
     model = BandpassUnit()
     ds = AmplitudeProbe(model, sfreq=SFREQ, layers=model.layers, n_iterations=1).run(tones)
     assert np.isnan(float(ds["amp_validity"]))
+
+
+def test_band_occlusion_finds_the_band_and_channel_a_unit_needs(tones):
+    model = BandpassUnit(square=True)  # power at F0 on channel 0, blind to the others
+    with torch.no_grad():
+        y = model(torch.as_tensor(tones))[:, 0].numpy()  # its own output as target: r = 1
+    at_f0 = (F0 - 2, F0 + 2)
+    occluded, ref = band_occlusion(model, tones, y, sfreq=SFREQ, channels=[0], band=at_f0)
+    assert ref == pytest.approx(1.0)
+    assert abs(occluded) < 0.3  # the tone is gone: what is left does not follow it
+    # the same band of a channel the unit does not read, or a whole such channel: no change
+    assert band_occlusion(model, tones, y, sfreq=SFREQ, channels=[1, 2], band=at_f0)[0] == pytest.approx(1.0)
+    assert band_occlusion(model, tones, y, sfreq=SFREQ, channels=[2])[0] == pytest.approx(1.0)
+    # a band far from F0 on the unit's own channel barely matters
+    assert band_occlusion(model, tones, y, sfreq=SFREQ, channels=[0], band=(30, 40))[0] > 0.99
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(channels=[], band=(8, 12)), "channels is empty"),
+    (dict(channels=[3], band=(8, 12)), r"\[3\] are out of range for 3 channels"),
+    (dict(channels=[0], band=(70, 80)), r"below Nyquist \(64 Hz\), got \(70, 80\)"),
+    (dict(channels=[0], band=(12, 8)), "0 <= lo < hi"),
+    (dict(channels=[0], band=(10.1, 10.2)), "No frequency bin of windows of 256 samples"),
+])
+def test_band_occlusion_bad_input(tones, kwargs, message):
+    model = BandpassUnit(square=True)
+    y = np.zeros((len(tones), 1))
+    with pytest.raises(UnitScopeError, match=message):
+        band_occlusion(model, tones, y, sfreq=SFREQ, **kwargs)
+
+
+def test_the_shipped_demo_decoder_needs_its_high_gamma_band_and_not_that_of_noise_channels():
+    from core.demo import ROLE_BANDS
+    from core.workspace import Workspace
+
+    ws = Workspace.demo()
+    X, y = ws.eval_set("test")
+    roles = ws.recording.signals["role"].values
+    sf = ws.recording.sfreq
+
+    def drop(role, band):
+        occluded, reference = band_occlusion(ws.model, X, y, sfreq=sf, channels=(roles == role).nonzero()[0],
+                                             band=band)
+        assert reference == pytest.approx(ws.evaluate("test"), abs=1e-4)
+        return reference - occluded
+
+    assert drop("high_gamma", ROLE_BANDS["high_gamma"]) > 0.05  # the speed code it decodes from
+    assert abs(drop("noise", ROLE_BANDS["high_gamma"])) < 0.01  # background only
