@@ -5,7 +5,7 @@ import numpy as np
 
 from ._validation import check_option
 
-__all__ = ["pearson_r", "balanced_accuracy", "score", "TASKS"]
+__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "TASKS"]
 
 TASKS = ("regression", "classification")
 
@@ -18,6 +18,19 @@ def pearson_r(a, b) -> float:
     b = b - b.mean()
     denom = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+def spearman_r(a, b) -> float:
+    """Spearman rank correlation of two score vectors (average ranks for ties; pairs with a NaN
+    dropped); NaN with fewer than 3 pairs."""
+    from scipy.stats import spearmanr
+
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok])[0])
 
 
 def balanced_accuracy(y_true, y_pred) -> float:

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..metrics import spearman_r
+
 logger = logging.getLogger(__name__)
 
 
@@ -107,17 +109,6 @@ def _sensitivity(ws, quick: bool, say) -> tuple[dict, str, dict]:
         amp = amplitude_sensitivity(ws.model, X[:: max(1, len(X) // 48)], sfreq=ws.recording.sfreq,
                                     n_iter=4 if quick else 10, rng=0)
         return dict(amplitude=amp), "fallback band-amplitude sensitivity", {"error": str(exc)}
-
-
-def _spearman(a, b) -> float:
-    """Spearman rank correlation of two score vectors (average ranks for ties; NaN pairs dropped)."""
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok])[0])
 
 
 def run(*, quick: bool = False, progress=None) -> dict:
@@ -196,7 +187,7 @@ def run(*, quick: bool = False, progress=None) -> dict:
     ranked, _ = select_scores(sizes, by=by, **kw)
     drops, _ = select_scores(sizes, scores=effects)
     per_by["spearman_sensitivity_vs_ablation"] = {
-        name: round(_spearman(ranked[name], drops[name]), 3) for name in sizes if name in ranked and name in drops}
+        name: round(spearman_r(ranked[name], drops[name]), 3) for name in sizes if name in ranked and name in drops}
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
     naive_p50 = float(np.percentile(naive, 50))
     return {

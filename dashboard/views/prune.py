@@ -187,6 +187,7 @@ class PruneView(pn.viewable.Viewer):
         self._build_figures()
         s.param.watch(self._redraw_units, ["layer", "probe", "decoder_version"])
         ps.param.watch(self._redraw_units, ["effects", "effects_layer", "ready"])
+        ps.param.watch(self._retitle_bars, ["curves_by"])
         ps.param.watch(self._redraw_curves, ["curves", "curves_layer", "metric"])
         s.param.watch(self._redraw_curves, ["layer"])
         self._draw_units()
@@ -297,11 +298,31 @@ class PruneView(pn.viewable.Viewer):
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
         self.bar_fig.xaxis.axis_label = f"unit of {layer}"
-        self.bar_fig.title.text = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / "
-                                   "restore)" if has_effects else
-                                   f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
+        self._bar_title_of = (layer, table, drop if has_effects else None)
+        self.bar_fig.title.text = self._bar_title()
         self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
                                        f"{layer}: click a unit to prune / restore it (× pruned)")
+
+    def _bar_title(self) -> str:
+        """Title of the ablation bars; with the probe, how well the sensitivity that ranks the
+        pruning curves ("Ranked by") predicts each unit's own ablation drop (Spearman rho)."""
+        layer, table, drop = getattr(self, "_bar_title_of", (self.session.layer, None, None))
+        if drop is None:
+            return f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)"
+        text = f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / restore)"
+        by = self.ps.curves_by
+        if table is not None and by in ("amplitude", "phase", "either"):
+            from core.metrics import spearman_r
+
+            score = {"amplitude": table["amp"], "phase": table["phase"],
+                     "either": np.fmax(table["amp"], table["phase"])}[by]
+            rho = spearman_r(score, drop)
+            if np.isfinite(rho):
+                text += f" · rank correlation with {by} sensitivity: {rho:+.2f}"
+        return text
+
+    def _retitle_bars(self, *_):
+        self._apply(lambda: setattr(self.bar_fig.title, "text", self._bar_title()))
 
     def _recolor(self):
         """Patch the looks of the units whose state changed (one event for both plots)."""

@@ -366,6 +366,27 @@ def test_curves_and_effects_reach_the_plots(sessions):
     assert view.star_src.data["q"] == [pytest.approx(0.1)] and view.star_src.data["m"] == [pytest.approx(ps.metric)]
 
 
+def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(sessions, tiny_probe):
+    from scipy.stats import spearmanr
+
+    s, ps = sessions()
+    s.view = "prune"
+    view = PruneView(session=s)
+    s.layer = "conv_3"
+    assert "rank correlation" not in view.bar_fig.title.text  # no ablation effects yet
+    ps.compute_effects("conv_3")
+    ps.join()
+    sel = tiny_probe["layer"].values == "conv_3"
+    order = np.argsort(tiny_probe["index"].values[sel])
+    amp = tiny_probe["amp_stat_all"].values[sel][order]
+    phase = tiny_probe["phase_stat_all"].values[sel][order]
+    drop = np.nan_to_num(ps.effects.sel(unit=[f"conv_3/{i}" for i in range(len(amp))]).values)
+    for by, score in (("either", np.maximum(amp, phase)), ("amplitude", amp), ("phase", phase)):
+        ps.curves_by = by
+        rho = spearmanr(score, drop)[0]
+        assert view.bar_fig.title.text.endswith(f" · rank correlation with {by} sensitivity: {rho:+.2f}")
+
+
 def test_output_layer_disables_pruning(sessions):
     s, ps = sessions()
     s.view = "prune"
