@@ -381,9 +381,9 @@ def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(ses
     amp = tiny_probe["amp_stat_all"].values[sel][order]
     phase = tiny_probe["phase_stat_all"].values[sel][order]
     drop = np.nan_to_num(ps.effects.sel(unit=[f"conv_3/{i}" for i in range(len(amp))]).values)
-    for by, score in (("either", np.maximum(amp, phase)), ("amplitude", amp), ("phase", phase)):
+    for by, s_by in (("either", np.maximum(amp, phase)), ("amplitude", amp), ("phase", phase)):
         ps.curves_by = by
-        rho = spearmanr(score, drop)[0]
+        rho = spearmanr(s_by, drop)[0]
         assert view.bar_fig.title.text.endswith(f" · rank correlation with {by} sensitivity: {rho:+.2f}")
 
 
