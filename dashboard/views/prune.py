@@ -187,7 +187,7 @@ class PruneView(pn.viewable.Viewer):
         self._build_figures()
         s.param.watch(self._redraw_units, ["layer", "probe", "decoder_version"])
         ps.param.watch(self._redraw_units, ["effects", "effects_layer", "ready"])
-        ps.param.watch(self._retitle_bars, ["curves_by"])
+        ps.param.watch(self._relabel_bars, ["curves_by"])
         ps.param.watch(self._redraw_curves, ["curves", "curves_layer", "metric"])
         s.param.watch(self._redraw_curves, ["layer"])
         self._draw_units()
@@ -297,32 +297,33 @@ class PruneView(pn.viewable.Viewer):
             self.unit_src.data = dict(unit=units, index=list(range(n)), drop=list(drop), amp=amp, phase=phase,
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
-        self.bar_fig.xaxis.axis_label = f"unit of {layer}"
-        self._bar_title_of = (layer, table, drop if has_effects else None)
-        self.bar_fig.title.text = self._bar_title()
+        self._bars_shown = (layer, table, drop if has_effects else None)
+        self.bar_fig.xaxis.axis_label = self._bar_axis_label()
+        self.bar_fig.title.text = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / "
+                                   "restore)" if has_effects else
+                                   f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
         self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
                                        f"{layer}: click a unit to prune / restore it (× pruned)")
 
-    def _bar_title(self) -> str:
-        """Title of the ablation bars; with the probe, how well the sensitivity that ranks the
-        pruning curves ("Ranked by") predicts each unit's own ablation drop (Spearman rho)."""
-        layer, table, drop = getattr(self, "_bar_title_of", (self.session.layer, None, None))
-        if drop is None:
-            return f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)"
-        text = f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / restore)"
+    def _bar_axis_label(self) -> str:
+        """x-axis label of the ablation bars; with the probe and the effects, how well the
+        sensitivity that ranks the pruning curves ("Ranked by") predicts each unit's own
+        ablation drop (Spearman rank correlation over the layer's units)."""
+        layer, table, drop = getattr(self, "_bars_shown", (self.session.layer, None, None))
+        text = f"unit of {layer}"
         by = self.ps.curves_by
-        if table is not None and by in ("amplitude", "phase", "either"):
+        if drop is not None and table is not None and by in ("amplitude", "phase", "either"):
             from core.metrics import spearman_r
 
             score = {"amplitude": table["amp"], "phase": table["phase"],
                      "either": np.fmax(table["amp"], table["phase"])}[by]
             rho = spearman_r(score, drop)
             if np.isfinite(rho):
-                text += f" · rank correlation with {by} sensitivity: {rho:+.2f}"
+                text += f" · rank correlation of the drops with {by} sensitivity: {rho:+.2f}"
         return text
 
-    def _retitle_bars(self, *_):
-        self._apply(lambda: setattr(self.bar_fig.title, "text", self._bar_title()))
+    def _relabel_bars(self, *_):
+        self._apply(lambda: setattr(self.bar_fig.xaxis[0], "axis_label", self._bar_axis_label()))
 
     def _recolor(self):
         """Patch the looks of the units whose state changed (one event for both plots)."""
