@@ -22,7 +22,10 @@ run; ``--quick`` without a cache uses a reduced probe), ranked by ``max(s_amp, s
 ``core.probing`` fails (``sensitivity_source`` says which). ``r_drop_20_by_amplitude`` and
 ``r_drop_20_by_phase`` give the most/least drops of the single-sensitivity orders;
 ``r_drop_20_by_ablation`` the same cuts ranked by each unit's single-unit ablation effect on
-the test block (a reference: how much asymmetry the network allows at all).
+the test block (a reference: how much asymmetry the network allows at all);
+``r_drop_20_by_block`` the most/least/random drops when 20% of one block alone is cut, and
+``spearman_sensitivity_vs_ablation`` per block how well the ranking predicts each unit's own
+ablation drop.
 Extra keys: per-block toggle medians, the largest fast-vs-full metric difference over the
 toggles checked, the curve's random 95% band, timings of the sensitivity step.
 """
@@ -188,6 +191,12 @@ def run(*, quick: bool = False, progress=None) -> dict:
     drops, _ = select_scores(sizes, scores=effects)
     per_by["spearman_sensitivity_vs_ablation"] = {
         name: round(spearman_r(ranked[name], drops[name]), 3) for name in sizes if name in ranked and name in drops}
+    # where the drop comes from: the same 20% cut in one block at a time (the others intact)
+    per_by["r_drop_20_by_block"] = {}
+    for name in sizes:
+        c = pruning_curve(ev, fractions=[0.2], n_repeats=n_random, rng=0, by=by, layers=name, **kw)
+        per_by["r_drop_20_by_block"][name] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
+                                              for o in ("most", "least", "random")}
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
     naive_p50 = float(np.percentile(naive, 50))
     return {
