@@ -100,7 +100,7 @@ class UnitsView(pn.viewable.Viewer):
                                                       css_classes=["us-control"], width=170)
         self.run_btn = pn.widgets.Button(label="Run probe", color="primary", width=120)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
-        self.progress = pn.indicators.Progress(value=0, max=1000, width=260, height=18, bar_color="primary")
+        self.progress = pn.indicators.Progress(value=0, max=1000, width=160, height=18, bar_color="primary")
         self.probe_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.unit_header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self._syncing = False
