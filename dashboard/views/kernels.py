@@ -76,10 +76,10 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) ->
         parts.append(hv.Curve((result["lag"].values, result["kernels"].sel(kernel=k).values), lag, amp,
                               label=str(k)).opts(color=color, line_width=2.5))
     r2 = result.attrs.get("r2", float("nan"))
-    how = {"warm_start": "refit", "unaffected": "unchanged by the mask"}.get(result.attrs.get("refit", ""), "fitted")
+    how = {"warm_start": "refit", "unaffected": "unaffected"}.get(result.attrs.get("refit", ""), "fitted")
     return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
         title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}", responsive=True, height=260,
-        legend_position="top_right", framewise=True))
+        legend_position="top_left", framewise=True))
 
 
 def codes_plot(result, previous=None, *, title: str, value_label: str = "event value") -> hv.Overlay:
@@ -100,7 +100,7 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
                                 label=str(k)).opts(color=color, size=8, tools=["hover"]))
         r = codes_r(result, k)
         rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
-    return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True), hv.opts.Overlay(
+    return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
         title=f"{title} codes vs {value_label}: {', '.join(rs)}", responsive=True, height=260,
         legend_position="top_left", framewise=True))
 
@@ -141,14 +141,16 @@ class KernelsView(pn.viewable.Viewer):
         # loop (``apply_in_doc``), never the kernel worker's parameters directly: a result
         # published by the worker while the tab's plots were being created (the worker starts
         # when the tab is opened) could otherwise reach only the plots that already existed.
+        # [A] Axes not linked: Panel links panes' axes of the same dimension, and the output's and
+        # the unit's codes (and kernels) live on different scales, so one clipped the other.
         self.output_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="output", shown=self.param.shown)),
-                                               sizing_mode="stretch_width")
+                                               sizing_mode="stretch_width", linked_axes=False)
         self.output_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="output", shown=self.param.shown)),
-                                              sizing_mode="stretch_width")
+                                              sizing_mode="stretch_width", linked_axes=False)
         self.unit_kernel = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._kernel, which="unit", shown=self.param.shown)),
-                                             sizing_mode="stretch_width")
+                                             sizing_mode="stretch_width", linked_axes=False)
         self.unit_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="unit", shown=self.param.shown)),
-                                            sizing_mode="stretch_width")
+                                            sizing_mode="stretch_width", linked_axes=False)
         if s.view == "kernels":
             ks.start()
 

@@ -225,3 +225,18 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes vs peak speed: r = 1.00"
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
     assert "not fitted yet" in kernel_plot(None, title="X").opts.get().kwargs["title"]
+
+
+def test_the_output_and_unit_plots_keep_their_own_axes(make_session):
+    """The output's and the unit's codes live on different scales: one shared (linked) y range
+    hid the output's largest codes behind the unit's range."""
+    from bokeh.models import Plot
+
+    s, ks = make_session()
+    s.view = "kernels"
+    view = KernelsView(session=s)
+    ks.join()
+    root = view.__panel__().get_root()
+    plots = [p for p in root.select({"type": Plot}) if p.title is not None and " codes" in (p.title.text or "")]
+    assert len(plots) == 2
+    assert plots[0].y_range is not plots[1].y_range
