@@ -30,7 +30,8 @@ from ..prune_state import PruneState
 from ..state import Session
 from ._common import CSS, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
-from .prune_plots import ORDER_STYLE, PRUNED_COLOR, curve_plot, effect_bars, prune_scatter  # noqa: F401 - re-exported
+from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
+                          layer_drops, prune_scatter)
 
 __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_html", "toggle_label", "fmt_metric",
            "prune_state_of"]
@@ -258,12 +259,8 @@ class PruneView(pn.viewable.Viewer):
             from .units import unit_table
 
             table = unit_table(s.probe, layer)
-        drop = np.zeros(n)
         effects = ps.effects if ps.effects_layer == layer else None
-        if effects is not None and n:
-            sel = effects.where(effects["layer"] == layer, drop=True)
-            drop[sel["index"].values.astype(int)] = np.nan_to_num(sel.values.astype(float))
-        return layer, table, drop, n, effects is not None
+        return layer, table, layer_drops(effects, layer, n), n, effects is not None
 
     def _redraw_units(self, *_):
         self._apply(self._draw_units)
@@ -306,21 +303,8 @@ class PruneView(pn.viewable.Viewer):
                                        f"{layer}: click a unit to prune / restore it (× pruned)")
 
     def _bar_axis_label(self) -> str:
-        """x-axis label of the ablation bars; with the probe and the effects, how well the
-        sensitivity that ranks the pruning curves ("Ranked by") predicts each unit's own
-        ablation drop (Spearman rank correlation over the layer's units)."""
         layer, table, drop = getattr(self, "_bars_shown", (self.session.layer, None, None))
-        text = f"unit of {layer}"
-        by = self.ps.curves_by
-        if drop is not None and table is not None and by in ("amplitude", "phase", "either"):
-            from core.metrics import spearman_r
-
-            score = {"amplitude": table["amp"], "phase": table["phase"],
-                     "either": np.fmax(table["amp"], table["phase"])}[by]
-            rho = spearman_r(score, drop)
-            if np.isfinite(rho):
-                text += f" · rank correlation of the drops with {by} sensitivity: {rho:+.2f}"
-        return text
+        return bars_axis_label(layer, table, drop, self.ps.curves_by)
 
     def _relabel_bars(self, *_):
         self._apply(lambda: setattr(self.bar_fig.xaxis[0], "axis_label", self._bar_axis_label()))

@@ -12,14 +12,39 @@ import numpy as np
 
 from .overview import CLASS_COLORS
 
-__all__ = ["effect_bars", "prune_scatter", "curve_plot", "PRUNED_COLOR", "ORDER_STYLE"]
+__all__ = ["effect_bars", "bars_axis_label", "layer_drops", "prune_scatter", "curve_plot", "PRUNED_COLOR", "ORDER_STYLE"]
 
 PRUNED_COLOR = "#222222"
 ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4", "least sensitive first"),
                "random": ("#7f7f7f", "random (mean)")}
 
 
-def effect_bars(drop, layer: str, pruned, n_units: int) -> hv.Bars:
+def layer_drops(drop, layer: str, n_units: int) -> np.ndarray:
+    """Ablation drop of each unit of ``layer`` by unit index (0 where not measured)."""
+    vals = np.zeros(n_units)
+    if drop is not None and n_units:
+        sel = drop.where(drop["layer"] == layer, drop=True)
+        vals[sel["index"].values.astype(int)] = np.nan_to_num(sel.values.astype(float))
+    return vals
+
+
+def bars_axis_label(layer: str, table=None, drop=None, by: str = "either") -> str:
+    """x-axis label of the ablation bars; with the probe's ``table`` (``units.unit_table``) and
+    the layer's ablation ``drop`` (per unit index), how well the sensitivity ``by`` that ranks
+    the pruning curves predicts each unit's own drop (Spearman rank correlation)."""
+    text = f"unit of {layer}"
+    if drop is not None and table is not None and by in ("amplitude", "phase", "either"):
+        from core.metrics import spearman_r
+
+        score = {"amplitude": table["amp"], "phase": table["phase"],
+                 "either": np.fmax(table["amp"], table["phase"])}[by]
+        rho = spearman_r(score, drop)
+        if np.isfinite(rho):
+            text += f" · rank correlation of the drops with {by} sensitivity: {rho:+.2f}"
+    return text
+
+
+def effect_bars(drop, layer: str, pruned, n_units: int, *, xlabel: str | None = None) -> hv.Bars:
     """Single-unit ablation drop of every unit of ``layer`` as bars (x: unit id strings).
 
     Parameters
@@ -28,12 +53,11 @@ def effect_bars(drop, layer: str, pruned, n_units: int) -> hv.Bars:
         :func:`core.pruning.ablation_effects` output; None draws zero-height bars.
     pruned : sequence of int
         Units masked in the session (drawn dark).
+    xlabel : str, optional
+        Axis label (default ``"unit of LAYER"``; see :func:`bars_axis_label`).
     """
     pruned = set(int(u) for u in pruned)
-    vals = np.zeros(n_units)
-    if drop is not None:
-        sel = drop.where(drop["layer"] == layer, drop=True)
-        vals[sel["index"].values.astype(int)] = np.nan_to_num(sel.values.astype(float))
+    vals = layer_drops(drop, layer, n_units)
     data = {"unit": [str(i) for i in range(n_units)], "drop": vals,
             "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
     if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
@@ -42,7 +66,7 @@ def effect_bars(drop, layer: str, pruned, n_units: int) -> hv.Bars:
              if drop is not None else f"{layer}: ablation effects not computed yet (click a bar to prune / restore)")
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
-        height=240, xlabel=f"unit of {layer}", ylabel="metric drop", title=title, show_legend=False,
+        height=240, xlabel=xlabel or f"unit of {layer}", ylabel="metric drop", title=title, show_legend=False,
         xrotation=90, fontsize={"xticks": 6 if n_units > 60 else 8}, framewise=True,
         line_alpha=0, nonselection_alpha=1.0)
 

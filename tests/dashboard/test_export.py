@@ -84,6 +84,19 @@ def test_plots_export_as_png_and_svg(session, fmt, magic):
         export.plot_bytes(plot_for(session, "Predicted vs true (Overview)"), "gif")
 
 
+def test_the_exported_ablation_bars_carry_the_rank_correlation_the_view_shows(session):
+    from dashboard.views.prune import PruneView
+
+    ps = prune_state_of(session)
+    session.layer = "conv_3"
+    ps.compute_effects("conv_3")  # (or the effects another test's session left in the shared cache)
+    ps.join()
+    view = PruneView(session=session)
+    label = plot_for(session, "Ablation effects of the layer (Prune)").opts.get().kwargs["xlabel"]
+    assert "rank correlation of the drops with either sensitivity" in label
+    assert label == view.bar_fig.xaxis[0].axis_label
+
+
 def test_plots_not_computed_yet_say_so(session):
     with pytest.raises(UnitScopeError, match="No pruning curves yet"):
         plot_for(session, "Pruning curves (Prune)")

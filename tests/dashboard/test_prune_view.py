@@ -21,7 +21,8 @@ from core.pruning import MaskSet
 from dashboard.prune_state import shared_pruning
 from dashboard.queue import Cancelled, WorkQueue
 from dashboard.state import Session
-from dashboard.views.prune import PruneView, curve_plot, effect_bars, fmt_metric, metric_html, prune_state_of
+from dashboard.views.prune import (PruneView, bars_axis_label, curve_plot, effect_bars, fmt_metric, metric_html,
+                                   prune_state_of)
 
 
 def _session(decoder, probe=None):
@@ -373,7 +374,6 @@ def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(ses
     s.view = "prune"
     view = PruneView(session=s)
     s.layer = "conv_3"
-    assert view.bar_fig.xaxis[0].axis_label == "unit of conv_3"  # no ablation effects yet
     ps.compute_effects("conv_3")
     ps.join()
     sel = tiny_probe["layer"].values == "conv_3"
@@ -385,6 +385,9 @@ def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(ses
         ps.curves_by = by
         rho = spearmanr(s_by, drop)[0]
         assert view.bar_fig.xaxis[0].axis_label == f"unit of conv_3 · rank correlation of the drops with {by} sensitivity: {rho:+.2f}"
+    # without the effects, or without the probe, the label just names the layer
+    table = {"amp": amp, "phase": phase}
+    assert bars_axis_label("conv_3", table, None) == bars_axis_label("conv_3", None, drop) == "unit of conv_3"
 
 
 def test_output_layer_disables_pruning(sessions):
