@@ -349,13 +349,19 @@ def test_clicking_a_bar_or_a_point_toggles_that_unit(sessions, tiny_probe):
     assert ps.pruned == {"conv_4": [33]}
 
 
-def test_curves_and_effects_reach_the_plots(sessions):
+def _view_with_effects(sessions, layer):
+    """A session showing the Prune view of ``layer`` with its ablation effects computed."""
     s, ps = sessions()
     s.view = "prune"
     view = PruneView(session=s)
-    s.layer = "conv_4"
-    ps.compute_effects("conv_4")
+    s.layer = layer
+    ps.compute_effects(layer)
     ps.join()
+    return s, ps, view
+
+
+def test_curves_and_effects_reach_the_plots(sessions):
+    s, ps, view = _view_with_effects(sessions, "conv_4")
     np.testing.assert_allclose(view.unit_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
     assert view.bar_fig.title.text.startswith("conv_4: drop of the metric")
     ps.compute_curves("conv_4")
@@ -370,12 +376,7 @@ def test_curves_and_effects_reach_the_plots(sessions):
 def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(sessions, tiny_probe):
     from scipy.stats import spearmanr
 
-    s, ps = sessions()
-    s.view = "prune"
-    view = PruneView(session=s)
-    s.layer = "conv_3"
-    ps.compute_effects("conv_3")
-    ps.join()
+    s, ps, view = _view_with_effects(sessions, "conv_3")
     sel = tiny_probe["layer"].values == "conv_3"
     order = np.argsort(tiny_probe["index"].values[sel])
     amp = tiny_probe["amp_stat_all"].values[sel][order]
