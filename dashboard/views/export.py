@@ -66,17 +66,15 @@ def _scatter(s):
 
 def _bars(s):
     from ..export import _prune
-    from .prune import bars_axis_label, effect_bars, layer_drops
+    from .prune import effect_bars
     from .units import unit_table
 
     ps = _prune(s)
     dec = _decoder(s)
-    n = dec.n_units.get(s.layer, 0)
     drop = ps.effects if ps.effects_layer == s.layer else None
-    xlabel = None
-    if drop is not None and s.probe is not None and n and s.layer in set(s.probe["layer"].values):
-        xlabel = bars_axis_label(s.layer, unit_table(s.probe, s.layer), layer_drops(drop, s.layer, n), ps.curves_by)
-    return effect_bars(drop, s.layer, ps.pruned.get(s.layer, []), n, xlabel=xlabel)
+    table = unit_table(s.probe, s.layer) if s.probe is not None and s.layer in set(s.probe["layer"].values) else None
+    return effect_bars(drop, s.layer, ps.pruned.get(s.layer, []), dec.n_units.get(s.layer, 0), table=table,
+                       by=ps.curves_by)
 
 
 def _curves(s):

@@ -294,20 +294,20 @@ class PruneView(pn.viewable.Viewer):
             self.unit_src.data = dict(unit=units, index=list(range(n)), drop=list(drop), amp=amp, phase=phase,
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
-        self._bars_shown = (layer, table, drop if has_effects else None)
-        self.bar_fig.xaxis.axis_label = self._bar_axis_label()
+        self.bar_fig.xaxis.axis_label = bars_axis_label(layer, table, drop if has_effects else None, self.ps.curves_by)
         self.bar_fig.title.text = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / "
                                    "restore)" if has_effects else
                                    f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
         self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
                                        f"{layer}: click a unit to prune / restore it (× pruned)")
 
-    def _bar_axis_label(self) -> str:
-        layer, table, drop = getattr(self, "_bars_shown", (self.session.layer, None, None))
-        return bars_axis_label(layer, table, drop, self.ps.curves_by)
-
     def _relabel_bars(self, *_):
-        self._apply(lambda: setattr(self.bar_fig.xaxis[0], "axis_label", self._bar_axis_label()))
+        """"Ranked by" changed: the bars' label names the new ranking (see :func:`bars_axis_label`)."""
+        def relabel():
+            layer, table, drop, _n, has_effects = self._units_data()
+            self.bar_fig.xaxis.axis_label = bars_axis_label(layer, table, drop if has_effects else None,
+                                                            self.ps.curves_by)
+        self._apply(relabel)
 
     def _recolor(self):
         """Patch the looks of the units whose state changed (one event for both plots)."""

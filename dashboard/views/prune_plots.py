@@ -44,7 +44,7 @@ def bars_axis_label(layer: str, table=None, drop=None, by: str = "either") -> st
     return text
 
 
-def effect_bars(drop, layer: str, pruned, n_units: int, *, xlabel: str | None = None) -> hv.Bars:
+def effect_bars(drop, layer: str, pruned, n_units: int, *, table=None, by: str = "either") -> hv.Bars:
     """Single-unit ablation drop of every unit of ``layer`` as bars (x: unit id strings).
 
     Parameters
@@ -53,8 +53,9 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, xlabel: str | None = 
         :func:`core.pruning.ablation_effects` output; None draws zero-height bars.
     pruned : sequence of int
         Units masked in the session (drawn dark).
-    xlabel : str, optional
-        Axis label (default ``"unit of LAYER"``; see :func:`bars_axis_label`).
+    table, by
+        The probe's table of the layer (``units.unit_table``) and the ranking sensitivity: the
+        axis label then says how well it predicts the drops (see :func:`bars_axis_label`).
     """
     pruned = set(int(u) for u in pruned)
     vals = layer_drops(drop, layer, n_units)
@@ -64,9 +65,10 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, xlabel: str | None = 
         data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
     title = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / restore)"
              if drop is not None else f"{layer}: ablation effects not computed yet (click a bar to prune / restore)")
+    xlabel = bars_axis_label(layer, table, vals if drop is not None else None, by)
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
-        height=240, xlabel=xlabel or f"unit of {layer}", ylabel="metric drop", title=title, show_legend=False,
+        height=240, xlabel=xlabel, ylabel="metric drop", title=title, show_legend=False,
         xrotation=90, fontsize={"xticks": 6 if n_units > 60 else 8}, framewise=True,
         line_alpha=0, nonselection_alpha=1.0)
 

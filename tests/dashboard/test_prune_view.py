@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from core._validation import UnitScopeError
+from core.bench.app_prune import TOGGLE
 from core.metrics import score
 from core.pruning import MaskSet
 from dashboard.prune_state import shared_pruning
@@ -286,6 +287,7 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     s.param.update(layer="conv_3", unit=12)
     assert view.layer.value == "conv_3" and view.unit.value == 12
     assert view.toggle_btn.label == "Prune / restore conv_3/12" and "conv_3/12: in use" in view.metric.object
+    assert view.toggle_btn.label == f"{TOGGLE} conv_3/12"  # the label the benchmark clicks
     view.toggle_btn.clicks += 1
     ps.join()
     assert ps.pruned == {"conv_3": [12]}

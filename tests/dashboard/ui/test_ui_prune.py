@@ -88,7 +88,7 @@ def test_two_quick_clicks_on_the_scatter_prune_two_units(server, new_page):
     page.mouse.click(*pts[first])
     page.mouse.click(*pts[second])  # within the double-tap window of the first click
     page.locator(".us-n-pruned:text-is('2')").wait_for(timeout=60000)
-    page.locator(f".us-unit-state:text-is('conv_2/{second}: pruned')").wait_for(timeout=30000)
+    unit_state(page, "conv_2", second, "pruned")
     no_traceback(page)
 
 
