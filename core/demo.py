@@ -12,6 +12,13 @@ Ground truth a test can check (DESIGN.md, "The demo recording"):
   ``low_freq``: a 1-4 Hz movement-locked waveform of fixed amplitude whose shape (phase)
   carries the timing within the movement;
   ``noise``: background only.
+* ``ipsi_fraction`` (default 0): the share of movements made with the other hand
+  (ipsilateral to the grid). Beta drops on every movement (beta desynchronisation is
+  bilateral), but high gamma and the 1-4 Hz waveform follow only the contralateral ones,
+  so on ipsilateral movements beta alone marks the movement; the target is the speed of
+  either hand. The onsets of ipsilateral movements are kept in the signals' attrs
+  (``ipsi_onsets``). A what-if for teaching: does a decoder use a population that alone
+  carries part of the target? (ShallowFBCSPNet does; Deep4 does not learn to, see README.)
 """
 from __future__ import annotations
 
@@ -61,7 +68,8 @@ def _smooth(x: np.ndarray, sfreq: float, sigma_s: float) -> np.ndarray:
     return np.convolve(x, k / k.sum(), mode="same")
 
 
-def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 250.0) -> Recording:
+def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 250.0,
+                      ipsi_fraction: float = 0.0) -> Recording:
     """Simulate the demo ECoG reaching recording.
 
     Parameters
@@ -73,6 +81,9 @@ def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 
         Length in seconds (at least 30).
     sfreq : float
         Sampling frequency in Hz (at least 200, so that the 60-90 Hz band exists).
+    ipsi_fraction : float
+        Share of ipsilateral movements, 0-1 (module docstring). Drawn from a stream of its
+        own, so the behaviour and the noise are those of ``ipsi_fraction=0``.
 
     Returns
     -------
@@ -80,16 +91,20 @@ def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 
         ``signals`` in volts, dims ("channel", "time"), with channel coords ``ch_type``
         ("ecog"), ``role``, ``band_lo``, ``band_hi`` (Hz, NaN for noise), ``row``, ``col``,
         ``x``, ``y`` (metres); ``target`` hand speed in m/s; events "movement_onset" valued
-        by peak speed.
+        by peak speed (both hands).
     """
     check_range("duration", duration, low=30.0)
     check_range("sfreq", sfreq, low=200.0)
+    check_range("ipsi_fraction", ipsi_fraction, low=0.0, high=1.0)
     rng = np.random.default_rng(seed)
+    side_rng = np.random.default_rng([seed, 1])  # its own stream: the rest stays as it was
     n_times = int(round(duration * sfreq))
     t = np.arange(n_times) / sfreq
 
     # --- behaviour: minimum-jerk bouts ---------------------------------------------------
     onsets, peaks, speed = [], [], np.zeros(n_times)
+    contra_speed = np.zeros(n_times)  # speed of the movements the grid's hemisphere drives
+    ipsi_onsets = []
     phase_wave = np.zeros(n_times)  # the movement-locked low-frequency waveform
     onset = 2.0 + rng.uniform(0, 1)
     while onset + 3.0 < duration:
@@ -97,11 +112,17 @@ def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 
         peak = rng.uniform(0.15, 0.6)  # m/s
         i0, i1 = int(onset * sfreq), int((onset + dur) * sfreq)
         tau = (np.arange(i0, i1) / sfreq - onset) / dur
-        speed[i0:i1] += peak * 16 * tau**2 * (1 - tau) ** 2  # bell shape, peak at tau = 0.5
+        bell = peak * 16 * tau**2 * (1 - tau) ** 2  # bell shape, peak at tau = 0.5
+        speed[i0:i1] += bell
+        contra = side_rng.uniform() >= ipsi_fraction
+        if not contra:
+            ipsi_onsets.append(onset)
         # 2.5 Hz waveform locked to onset, Gaussian-windowed, from -0.3 s to +1.5 s
         j0, j1 = max(int((onset - 0.3) * sfreq), 0), min(int((onset + 1.5) * sfreq), n_times)
         rel = np.arange(j0, j1) / sfreq - onset
-        phase_wave[j0:j1] += np.sin(2 * np.pi * 2.5 * rel) * np.exp(-0.5 * ((rel - 0.45) / 0.4) ** 2)
+        if contra:
+            contra_speed[i0:i1] += bell
+            phase_wave[j0:j1] += np.sin(2 * np.pi * 2.5 * rel) * np.exp(-0.5 * ((rel - 0.45) / 0.4) ** 2)
         onsets.append(onset)
         peaks.append(peak)
         onset += dur + rng.uniform(1.5, 3.6)
@@ -113,7 +134,7 @@ def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 
     roles = np.array([_ROLE_OF[GRID_LAYOUT[r].split()[c]] for r, c in zip(rows, cols)])
     lead = int(0.1 * sfreq)  # neural activity leads movement by 100 ms
     speed_lead = np.r_[speed[lead:], np.zeros(lead)]
-    norm_speed = speed_lead / 0.6
+    norm_speed = np.r_[contra_speed[lead:], np.zeros(lead)] / 0.6
     movement = np.clip(_smooth((speed_lead > 0.02).astype(float), sfreq, 0.15) * 1.3, 0, 1)
 
     n_chans = 32
@@ -154,7 +175,9 @@ def simulate_reaching(*, seed: int = 0, duration: float = 600.0, sfreq: float = 
             "y": ("channel", -rows * _PITCH_M),
         },
         attrs={"sfreq": float(sfreq), "units": "V", "source": "unitscope demo reaching simulator",
-               "seed": int(seed), "duration": float(duration)},
+               "seed": int(seed), "duration": float(duration),
+               **({"ipsi_fraction": float(ipsi_fraction), "ipsi_onsets": np.array(ipsi_onsets, dtype=float)}
+                  if ipsi_fraction > 0 else {})},
         name="ecog",
     )
     target = xr.DataArray(speed.astype(np.float32), dims=("time",), coords={"time": t},

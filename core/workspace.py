@@ -54,6 +54,7 @@ class DataSpec:
     fractions: tuple = (0.6, 0.2, 0.2)   # contiguous train / valid / test blocks
     seed: int = 0                        # demo simulator seed
     duration: float = 600.0              # demo length in seconds
+    ipsi_fraction: float = 0.0           # demo: share of movements only beta marks (core.demo)
     bids: dict | None = None             # BIDS entities (subject, session, task, run)
 
     def to_dict(self) -> dict:
@@ -108,8 +109,11 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
         JSON-able statistics of the preprocessing (channel means/stds, target mean/std).
     """
     if spec.source == "demo":
-        rec = simulate_reaching(seed=spec.seed, duration=spec.duration)
+        rec = simulate_reaching(seed=spec.seed, duration=spec.duration, ipsi_fraction=spec.ipsi_fraction)
     else:
+        if spec.ipsi_fraction:
+            raise UnitScopeError(f"ipsi_fraction={spec.ipsi_fraction:g} applies to the demo recording only, "
+                                 f"not to {spec.source!r}; leave it at 0.")
         rec = read_recording(spec.source, bids=spec.bids)
     rec, task = _extract_target(rec, spec)
     picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES]

@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--sfreq", type=float, default=None, help="resample to this rate in Hz")
     p.add_argument("--tmin", type=float, default=0.0, help="label trials: start relative to events (s)")
     p.add_argument("--tmax", type=float, default=4.0, help="label trials: end relative to events (s)")
+    p.add_argument("--demo-ipsi-fraction", type=float, default=0.0,
+                   help="demo only: share of movements made with the other hand, marked by beta alone (0-1)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default from TrainConfig)")
     p.add_argument("--n-times", type=int, default=None, help="input window in samples (continuous targets)")
     p.add_argument("--seed", type=int, default=None)
@@ -41,7 +43,8 @@ def run(args) -> int:
     device = resolve_device(args.device)
     spec = DataSpec(source=args.data, target=args.target,
                     picks=args.picks.split(",") if args.picks else None,
-                    l_freq=args.l_freq, h_freq=args.h_freq, sfreq=args.sfreq, tmin=args.tmin, tmax=args.tmax)
+                    l_freq=args.l_freq, h_freq=args.h_freq, sfreq=args.sfreq, tmin=args.tmin, tmax=args.tmax,
+                    ipsi_fraction=args.demo_ipsi_fraction)
     cfg = TrainConfig(model=args.model, device=args.device)
     for name, val in (("max_epochs", args.epochs), ("n_times", args.n_times), ("seed", args.seed)):
         if val is not None:

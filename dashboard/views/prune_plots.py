@@ -68,7 +68,7 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, table=None, by: str =
     xlabel = bars_axis_label(layer, table, vals if drop is not None else None, by)
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
-        height=240, xlabel=xlabel, ylabel="metric drop", title=title, show_legend=False,
+        height=240, xlabel=xlabel, ylabel="metric drop", title=title, show_legend=False, yformatter="%.2g",
         xrotation=90, fontsize={"xticks": 6 if n_units > 60 else 8}, framewise=True,
         line_alpha=0, nonselection_alpha=1.0)
 
@@ -86,13 +86,14 @@ def prune_scatter(probe, layer: str, pruned) -> hv.Overlay:
     t = unit_table(probe, layer)
     pts = hv.Points(t, ["amp", "phase"], ["index", "cls"]).opts(
         color="cls", cmap=CLASS_COLORS, size=9, tools=["hover", "tap"], line_color="white", show_legend=True,
-        legend_position="top_right", nonselection_alpha=1.0, framewise=True)
+        nonselection_alpha=1.0, framewise=True)
     m = np.isin(t["index"], list(pruned))
     crossed = hv.Points((t["amp"][m], t["phase"][m]), ["amp", "phase"]).opts(
         marker="x", size=14, color=PRUNED_COLOR, line_width=2, framewise=True)
     return (pts * crossed).opts(hv.opts.Overlay(
         title=f"{layer}: click a unit to prune / restore it (× pruned)", responsive=True, height=300,
-        xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True))
+        xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True,
+        legend_position="right"))  # beside the plot: inside, it hid the units in its corner
 
 
 def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Overlay:

@@ -130,8 +130,8 @@ class UnitsView(pn.viewable.Viewer):
         f.scatter("amp", "phase", source=self.pts_src, size=_POINT_SIZE, fill_color="color", line_color="white",
                   legend_field="cls", selection_line_color="black", selection_line_width=3,
                   selection_fill_color="color", nonselection_fill_alpha=0.55, nonselection_line_alpha=0.3)
-        f.legend.location = "top_left"
         f.legend.label_text_font_size = "9pt"
+        f.add_layout(f.legend[0], "right")  # beside the plot: inside, it hid the units in its corner
         self.pts_src.selected.on_change("indices", self._on_select)
         self.scatter_fig = f
         self.maps = {}

@@ -80,3 +80,45 @@ def test_bad_arguments():
         simulate_reaching(duration=5.0)
     with pytest.raises(UnitScopeError, match="'sfreq' must lie in"):
         simulate_reaching(sfreq=100.0)
+    with pytest.raises(UnitScopeError, match="'ipsi_fraction' must lie in"):
+        simulate_reaching(duration=60.0, ipsi_fraction=1.5)
+
+
+def _locked_power(x, sf, lo, hi, onsets, start=0.0, stop=1.0):
+    """Mean band power of ``x`` from ``start`` to ``stop`` s after each onset."""
+    env = _band_envelope(x.astype(float), sf, lo, hi, smooth_s=0.1)
+    return np.array([env[int((o + start) * sf): int((o + stop) * sf)].mean() for o in onsets])
+
+
+def test_ipsilateral_movements_are_marked_by_beta_alone():
+    """With ipsi_fraction, the behaviour and the noise stay those of the plain demo; on the
+    ipsilateral movements beta still drops but high gamma and the 1-4 Hz waveform are absent."""
+    plain = simulate_reaching(seed=2, duration=300.0)
+    rec = simulate_reaching(seed=2, duration=300.0, ipsi_fraction=0.5)
+    assert "ipsi_onsets" not in plain.signals.attrs
+    np.testing.assert_array_equal(plain.target.values, rec.target.values)
+    np.testing.assert_array_equal(plain.events.onset, rec.events.onset)
+    ipsi_on = rec.signals.attrs["ipsi_onsets"]
+    assert rec.signals.attrs["ipsi_fraction"] == 0.5 and 0.3 < len(ipsi_on) / len(rec.events) < 0.7
+    ipsi = np.isin(rec.events.onset, ipsi_on)
+    assert ipsi.sum() == len(ipsi_on)
+    onsets, sf, roles = rec.events.onset, rec.sfreq, rec.signals.role.values
+    # noise channels are untouched
+    noise = roles == "noise"
+    np.testing.assert_array_equal(plain.signals.values[noise], rec.signals.values[noise])
+
+    def move_over_rest(role, lo, hi):
+        x = rec.signals.values[np.flatnonzero(roles == role)[0]]
+        return _locked_power(x, sf, lo, hi, onsets, 0.2, 0.8) / _locked_power(x, sf, lo, hi, onsets, -1.2, -0.6)
+
+    hg = move_over_rest("high_gamma", 60, 90)
+    beta = move_over_rest("beta", 15, 25)
+    assert np.median(hg[~ipsi]) > 2.0 and 0.7 < np.median(hg[ipsi]) < 1.3  # high gamma: contralateral only
+    assert np.median(beta[~ipsi]) < 0.6 and np.median(beta[ipsi]) < 0.6      # beta drops on both
+    # the 1-4 Hz waveform's event-locked average: present after contralateral onsets only
+    idx = np.flatnonzero(roles == "low_freq")[0]
+    spec = np.fft.rfft(rec.signals.values[idx].astype(float))
+    spec[np.fft.rfftfreq(rec.signals.sizes["time"], 1 / sf) > 5] = 0
+    x = np.fft.irfft(spec, n=rec.signals.sizes["time"])
+    seg = np.stack([x[int(o * sf): int(o * sf) + int(sf)] for o in onsets])
+    assert np.abs(seg[~ipsi].mean(0)).max() > 3 * np.abs(seg[ipsi].mean(0)).max()

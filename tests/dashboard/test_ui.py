@@ -203,7 +203,9 @@ def test_screenshots_of_each_view(server, app_page, tmp_path):
     out.mkdir(parents=True, exist_ok=True)
     app_page.set_viewport_size({"width": 1400, "height": 1500})
     app_page.goto(f"{server}?view=overview")
-    wait_titles(app_page, ["Test block:", "Signals"], timeout=120)
+    # the picture the README opens with: the decoder and its shipped probe, sidebar included
+    wait_titles(app_page, ["Test block:", "Signals", "Trained decoder"], timeout=120)
+    wait_text(app_page, "Probe: done", timeout=60)
     app_page.screenshot(path=str(out / "overview.png"))
     open_units(app_page, server, "conv_3")
     click_unit(app_page, "conv_3", 1)

@@ -65,6 +65,8 @@ def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
     (["info", "/no/such/file.edf"], "does not exist"),
     (["train", "--data", "demo", "--target", "G3", "--out", "x"], "is not in the recording"),
     (["bench", "trian"], "Unknown benchmark 'trian'"),
+    (["train", "--demo-ipsi-fraction", "1.5", "--out", "x"], "'ipsi_fraction' must lie in"),
+    (["train", "--data", "rec.edf", "--demo-ipsi-fraction", "0.5", "--out", "x"], "applies to the demo recording only"),
 ])
 def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2

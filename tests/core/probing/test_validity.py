@@ -106,3 +106,28 @@ def test_the_shipped_demo_decoder_needs_its_high_gamma_band_and_not_that_of_nois
 
     assert drop("high_gamma", ROLE_BANDS["high_gamma"]) > 0.05  # the speed code it decodes from
     assert abs(drop("noise", ROLE_BANDS["high_gamma"])) < 0.01  # background only
+
+
+def test_a_band_power_decoder_needs_beta_only_where_beta_alone_marks_movements():
+    """Ground truth for band occlusion on trained decoders: ShallowFBCSPNet (squaring and mean
+    pooling: band power) on the plain demo decodes from high gamma; when half of the movements
+    are ipsilateral (beta alone marks them, core.demo), removing beta costs it most."""
+    from core.demo import ROLE_BANDS
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    def drops(ipsi_fraction):
+        ws = Workspace.create(DataSpec(duration=300.0, ipsi_fraction=ipsi_fraction), TrainConfig(model="shallow", seed=1))
+        ws.train()
+        X, y = ws.eval_set("test")
+        roles = ws.recording.signals["role"].values
+        out = {}
+        for role in ("high_gamma", "beta"):
+            occluded, reference = band_occlusion(ws.model, X, y, sfreq=ws.recording.sfreq,
+                                                 channels=(roles == role).nonzero()[0], band=ROLE_BANDS[role])
+            out[role] = reference - occluded
+        return out
+
+    plain, ipsi = drops(0.0), drops(0.5)
+    assert plain["high_gamma"] > 0.15 and plain["beta"] < 0.1
+    assert ipsi["beta"] > 0.2 and ipsi["beta"] > ipsi["high_gamma"]
