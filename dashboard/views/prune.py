@@ -23,7 +23,7 @@ import numpy as np
 import panel as pn
 import param
 from bokeh.events import DoubleTap, Tap
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, TapTool
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, PrintfTickFormatter, TapTool
 from bokeh.plotting import figure
 
 from ..prune_state import PruneState
@@ -214,8 +214,8 @@ class PruneView(pn.viewable.Viewer):
         f.scatter("amp", "phase", source=self.unit_src, size=11, marker="marker", fill_color="color",
                   line_color="line", line_width="lw", legend_field="cls", nonselection_fill_alpha=1.0,
                   nonselection_line_alpha=1.0, selection_fill_color="color", selection_line_color="line")
-        f.legend.location = "top_left"
         f.legend.label_text_font_size = "8pt"
+        f.add_layout(f.legend[0], "right")  # beside the plot: inside, it hid the units in its corner
         self.unit_src.selected.on_change("indices", self._on_point)
         self.scatter_fig = f
         fb = self._fig("ablation effects", height=250, x_range=FactorRange(factors=["-"]), x_axis_label="unit",
@@ -223,6 +223,7 @@ class PruneView(pn.viewable.Viewer):
         fb.vbar(x="unit", top="drop", width=0.8, source=self.unit_src, fill_color="bar", line_alpha=0,
                 nonselection_fill_alpha=1.0, selection_fill_color="bar")
         fb.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("drop", "@drop{0.0000}")]))
+        fb.yaxis.formatter = PrintfTickFormatter(format="%.2g")  # 0.0005, not 5.000e-4
         fb.xaxis.major_label_orientation = 1.5708
         fb.xaxis.major_label_text_font_size = "6pt"
         fb.on_event(Tap, self._on_bar)
