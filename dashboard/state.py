@@ -92,6 +92,12 @@ class Session(param.Parameterized):
     probe_control = param.Boolean(default=True, doc="Also probe an untrained network of the same architecture.")
     top_ready = param.Boolean(default=False, doc="Most-activating windows of the decoder are available.")
 
+    # ---- band occlusion ------------------------------------------------------------------
+    occlusions = param.List(default=[], doc="Band-occlusion results of the current decoder, newest first (dicts).")
+    occluding = param.Boolean(default=False, doc="A band occlusion is queued or running.")
+    demo_ipsi = param.Number(default=0.0, bounds=(0.0, 1.0),
+                             doc="Demo only: share of ipsilateral movements, marked by beta alone (core.demo).")
+
     # ---- messages ------------------------------------------------------------------------
     alerts = param.List(default=[], doc="(level, text) pairs shown as alerts; text is escaped when shown.")
 
@@ -225,7 +231,7 @@ class Session(param.Parameterized):
         layer = self.layer if self.layer in names else (names[1] if len(names) > 1 else names[0])
         unit = min(self.unit, decoder.n_units[layer] - 1)
         self.param.update(
-            decoder=decoder, layer_names=names, layer=layer, unit=unit,
+            decoder=decoder, layer_names=names, layer=layer, unit=unit, occlusions=[],
             decoder_version=self.decoder_version + 1, probe=probe, control=control,
             probe_state="done" if probe is not None else "none",
             probe_progress=1.0 if probe is not None else 0.0, probe_source=probe_source,
@@ -408,7 +414,7 @@ class Session(param.Parameterized):
         from core.workspace import DataSpec
 
         if self.source == "demo":
-            return DataSpec()
+            return DataSpec(ipsi_fraction=float(self.demo_ipsi))
         info = self.recording_info
         if not info:
             raise UnitScopeError("Choose and inspect a recording first (Data: file or upload).")
@@ -446,7 +452,8 @@ class Session(param.Parameterized):
         except UnitScopeError as exc:
             self.alert(str(exc))
             return
-        label = "Demo reaching recording" if self.source == "demo" else self.recording_info["label"]
+        label = ("Demo reaching recording" + (f", {self.demo_ipsi:.0%} ipsilateral" if self.demo_ipsi else "")
+                 if self.source == "demo" else self.recording_info["label"])
         config = TrainConfig(model=self.model_kind, max_epochs=int(self.max_epochs))
         kind = "Deep4" if self.model_kind == "deep4" else "Shallow"
         self._batches = []
@@ -555,6 +562,64 @@ class Session(param.Parameterized):
             job.stop()
         if self._probe_run is not None:
             self._probe_run.stop()
+
+    # ---- band occlusion ------------------------------------------------------------------
+    def occlusion_presets(self) -> dict:
+        """``{role: (channel names, (lo, hi) Hz)}`` from the decoder's channel roles (the demo);
+        empty for recordings without roles."""
+        from core.probing.validity import role_cases
+
+        dec = self.decoder
+        if dec is None:
+            return {}
+        names = dec.ch_names
+        return {role: ([names[i] for i in idx], band)
+                for role, (idx, band) in role_cases(dec.ws.recording.signals).items()}
+
+    def occlude(self, cases: dict) -> None:
+        """Re-measure the test block with bands removed from channels, in a worker thread.
+
+        ``cases``: ``{label: (channel names, (lo, hi) Hz or None for the whole channels)}``.
+        Each result is put first in :attr:`occlusions`: label, channels, band, metric without
+        the band, reference metric and the drop. Bad input is an alert; nothing is lost.
+        """
+        from core.probing.validity import band_occlusions
+
+        from .queue import work_queue
+
+        dec = self.decoder
+        if dec is None:
+            self.alert("No decoder yet: load the demo or train one first.")
+            return
+        if self.running("occlusion"):
+            self.alert("A band occlusion is already running.", "warning")
+            return
+        names = dec.ch_names
+        idx_cases = {}
+        for label, (channels, band) in cases.items():
+            unknown = [c for c in channels if c not in names]
+            if not channels or unknown:
+                self.alert(f"Band occlusion '{label}': " + (f"channels {unknown} are not inputs of the decoder."
+                                                             if unknown else "choose at least one channel."))
+                return
+            idx_cases[label] = ([names.index(c) for c in channels], band)
+        self.occluding = True
+
+        def work(stop):
+            with work_queue().slot(kind="long", label="band occlusion", owner=self, stop=stop):
+                X, y = dec.ws.eval_set("test")
+                return band_occlusions(dec.ws.model, X, y, sfreq=dec.sfreq, cases=idx_cases, task=dec.task)
+
+        def done(out):
+            self.occluding = False
+            if dec is not self.decoder:
+                return
+            occluded, reference = out
+            rows = [dict(label=label, channels=list(cases[label][0]), band=cases[label][1], metric=occluded[label],
+                         reference=reference, drop=reference - occluded[label]) for label in cases]
+            self.occlusions = (rows + self.occlusions)[:12]
+
+        self._start("occlusion", work, on_done=done, on_error=lambda m: setattr(self, "occluding", False))
 
     _probe_run_decoder = None
     _control_run = None

@@ -63,7 +63,7 @@ def run(*, quick: bool = False, progress=None) -> dict:
     from ..demo import ROLE_BANDS
     from ..probing import ProbeConfig, ground_truth_auc
     from ..probing.pipeline import untrained_twin, workspace_windows
-    from ..probing.validity import band_occlusion
+    from ..probing.validity import band_occlusions
     from ..workspace import Workspace
 
     say = progress or (lambda m: None)
@@ -78,11 +78,9 @@ def run(*, quick: bool = False, progress=None) -> dict:
     ds_u, _, _ = _probe(untrained_twin(ws.model, seed=cfg.seed + 1), X, y, ws, cfg, say, "untrained")
     say("occluding each role's band on the test block")
     Xt, yt = ws.eval_set("test")
-    occlusion = {}
-    for role, band in ROLE_BANDS.items():
-        occluded, reference = band_occlusion(ws.model, Xt, yt, sfreq=ws.recording.sfreq,
-                                             channels=(roles == role).nonzero()[0], band=band, task=ws.task)
-        occlusion[role] = round(reference - occluded, 4)
+    cases = {role: ((roles == role).nonzero()[0], band) for role, band in ROLE_BANDS.items()}
+    occluded, reference = band_occlusions(ws.model, Xt, yt, sfreq=ws.recording.sfreq, cases=cases, task=ws.task)
+    occlusion = {role: round(reference - occluded[role], 4) for role in cases}
     return {
         "n_units": int(ds.sizes["unit"]),
         "n_windows": int(ds.attrs["n_windows"]),

@@ -25,7 +25,7 @@ import numpy as np
 from .._validation import UnitScopeError, check_option, check_range
 from ..metrics import TASKS, score
 
-__all__ = ["ValidityCheck", "decoding_metric", "band_occlusion", "VALIDITY_THRESHOLD"]
+__all__ = ["ValidityCheck", "decoding_metric", "band_occlusion", "band_occlusions", "role_cases", "VALIDITY_THRESHOLD"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,34 +138,87 @@ def band_occlusion(model, X, y, *, sfreq: float, channels, band=None, task: str 
     occluded, reference : float
         The metric with the band removed, and on the unchanged windows.
     """
+    occluded, reference = band_occlusions(model, X, y, sfreq=sfreq, cases={"case": (channels, band)}, task=task,
+                                          batch_size=batch_size)
+    return occluded["case"], reference
+
+
+def band_occlusions(model, X, y, *, sfreq: float, cases: dict, task: str = "regression",
+                    batch_size: int = 64) -> tuple[dict, float]:
+    """:func:`band_occlusion` for several cases, with one pass over the unchanged windows.
+
+    Parameters
+    ----------
+    cases : dict of str to (channels, band)
+        Each case's channel indices and band (None: the whole channels), as in
+        :func:`band_occlusion`; every case is checked before any forward pass.
+
+    Returns
+    -------
+    occluded : dict of str to float
+        The metric with each case's band removed.
+    reference : float
+        The metric on the unchanged windows.
+    """
     from ..training import predict
 
     check_option("task", task, TASKS)
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 3:
         raise UnitScopeError(f"X must have shape (n_windows, n_chans, n_times), got {X.shape}.")
+    if not cases:
+        raise UnitScopeError("cases is empty: give at least one (channels, band) to occlude.")
+    plans = {name: _occlusion_plan(X.shape, sfreq, channels, band) for name, (channels, band) in cases.items()}
+    occluded = {}
+    for name, (chans, inside) in plans.items():
+        Xo = X.copy()
+        if inside is None:
+            Xo[:, chans] = 0.0
+        else:
+            spec = np.fft.rfft(X[:, chans], axis=-1)
+            spec[..., inside] = 0
+            Xo[:, chans] = np.fft.irfft(spec, n=X.shape[-1], axis=-1)
+        occluded[name] = decoding_metric(task, predict(model, Xo, batch_size=batch_size), y)
+    reference = decoding_metric(task, predict(model, X, batch_size=batch_size), y)
+    return occluded, reference
+
+
+def _occlusion_plan(shape, sfreq, channels, band):
+    """Checked channel indices and the rfft bins to zero (None: the whole channels)."""
     chans = np.unique(np.asarray(channels, dtype=int).ravel())
     if not len(chans):
         raise UnitScopeError("channels is empty: name at least one channel index to occlude.")
-    if chans.min() < 0 or chans.max() >= X.shape[1]:
-        raise UnitScopeError(f"Channel indices {chans.tolist()} are out of range for {X.shape[1]} channels.")
-    Xo = X.copy()
+    if chans.min() < 0 or chans.max() >= shape[1]:
+        raise UnitScopeError(f"Channel indices {chans.tolist()} are out of range for {shape[1]} channels.")
     if band is None:
-        Xo[:, chans] = 0.0
-    else:
-        lo, hi = (float(v) for v in band)
-        nyq = check_range("sfreq", float(sfreq), low=0, low_inclusive=False) / 2
-        if not 0 <= lo < hi or lo >= nyq:
-            raise UnitScopeError(f"band must be (lo, hi) Hz with 0 <= lo < hi and lo below Nyquist "
-                                 f"({nyq:g} Hz), got {band!r}.")
-        freqs = np.fft.rfftfreq(X.shape[-1], 1 / sfreq)
-        inside = (freqs >= lo) & (freqs <= hi)
-        if not inside.any():
-            raise UnitScopeError(f"No frequency bin of windows of {X.shape[-1]} samples at {sfreq:g} Hz "
-                                 f"falls in {lo:g}-{hi:g} Hz.")
-        spec = np.fft.rfft(X[:, chans], axis=-1)
-        spec[..., inside] = 0
-        Xo[:, chans] = np.fft.irfft(spec, n=X.shape[-1], axis=-1)
-    occluded = decoding_metric(task, predict(model, Xo, batch_size=batch_size), y)
-    reference = decoding_metric(task, predict(model, X, batch_size=batch_size), y)
-    return occluded, reference
+        return chans, None
+    lo, hi = (float(v) for v in band)
+    nyq = check_range("sfreq", float(sfreq), low=0, low_inclusive=False) / 2
+    if not 0 <= lo < hi or lo >= nyq:
+        raise UnitScopeError(f"band must be (lo, hi) Hz with 0 <= lo < hi and lo below Nyquist "
+                             f"({nyq:g} Hz), got {band!r}.")
+    freqs = np.fft.rfftfreq(shape[-1], 1 / sfreq)
+    inside = (freqs >= lo) & (freqs <= hi)
+    if not inside.any():
+        raise UnitScopeError(f"No frequency bin of windows of {shape[-1]} samples at {sfreq:g} Hz "
+                             f"falls in {lo:g}-{hi:g} Hz.")
+    return chans, inside
+
+
+def role_cases(signals) -> dict:
+    """Occlusion cases from a recording's channel roles: ``{role: (channel indices, (lo, hi))}``.
+
+    Uses the ``role``, ``band_lo`` and ``band_hi`` channel coordinates (the demo recording
+    has them); roles without a band (``noise``) are left out; empty for recordings without
+    roles.
+    """
+    if not all(k in signals.coords for k in ("role", "band_lo", "band_hi")):
+        return {}
+    roles = np.asarray(signals["role"].values).astype(str)
+    lo, hi = np.asarray(signals["band_lo"].values, float), np.asarray(signals["band_hi"].values, float)
+    out = {}
+    for role in dict.fromkeys(roles):  # in channel order
+        idx = np.flatnonzero(roles == role)
+        if np.isfinite(lo[idx[0]]) and np.isfinite(hi[idx[0]]):
+            out[str(role)] = (idx, (float(lo[idx[0]]), float(hi[idx[0]])))
+    return out

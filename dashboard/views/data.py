@@ -70,6 +70,9 @@ class DataView(pn.viewable.Viewer):
                                                          width=160, placeholder="keep", start=0.0,
                                                          css_classes=["us-resample"])
         self.prep_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.ipsi = pn.widgets.FloatSlider.from_param(
+            s.param.demo_ipsi, label="Ipsilateral movements (share marked by beta alone)", step=0.05, width=320,
+            css_classes=["us-ipsi"])
         self._syncing = False
         self.model = pn.widgets.RadioButtonGroup.from_param(
             s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label="")
@@ -250,7 +253,14 @@ class DataView(pn.viewable.Viewer):
             '<span class="us-muted">Simulated ECoG reaching task: 32 channels on a 4 x 8 grid, 10 minutes at '
             '250 Hz, target hand speed. High-gamma (60-90 Hz) and beta (15-25 Hz) amplitude and a 1-4 Hz '
             'movement-locked waveform carry the movement; the other channels are noise.</span>',
-            stylesheets=[CSS], visible=self.session.param.source.rx() == "demo", sizing_mode="stretch_width")
+            stylesheets=[CSS], sizing_mode="stretch_width")
+        ipsi_note = pn.pane.HTML(
+            '<span class="us-muted">What-if: a share of the movements made with the other hand. Beta still drops '
+            '(its desynchronisation is bilateral), high gamma and the 1-4 Hz waveform stay silent, so beta alone '
+            'marks them. Train a decoder on it, then ask the Overview\'s band occlusion whether it needs beta '
+            '(Shallow learns to; Deep4 does not).</span>', stylesheets=[CSS], sizing_mode="stretch_width")
+        demo_box = pn.Column(demo_box, pn.Row(self.ipsi, ipsi_note, sizing_mode="stretch_width"),
+                             visible=self.session.param.source.rx() == "demo", sizing_mode="stretch_width")
         prep = pn.Column(
             pn.pane.HTML("<b>Channels and filtering</b>", stylesheets=[CSS]),
             pn.Row(self.picks, pn.Column(pn.Spacer(height=18), self.all_data), sizing_mode="stretch_width"),

@@ -1,4 +1,4 @@
-"""Overview: decoding on the test block, a multichannel signal browser, unit classes per layer."""
+"""Overview: decoding on the test block, unit classes per layer, band occlusion, a multichannel signal browser."""
 from __future__ import annotations
 
 import holoviews as hv
@@ -9,6 +9,7 @@ from holoviews.operation.downsample import downsample1d
 
 from ..state import Session
 from ._common import CSS, esc, placeholder
+from .occlusion import OcclusionPanel
 
 __all__ = ["OverviewView", "prediction_plot", "signal_browser", "fraction_table", "fraction_plot",
            "CLASS_COLORS"]
@@ -152,6 +153,7 @@ class OverviewView(pn.viewable.Viewer):
         self._signals = pn.Column(sizing_mode="stretch_width")
         self._fractions = pn.Column(sizing_mode="stretch_width")
         self._header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self._occlusion = OcclusionPanel(session=s)
         s.param.watch(self._render_decoder, "decoder_version")
         s.param.watch(self._render_fractions, ["probe", "control", "probe_state"])
         self._render_decoder()
@@ -194,4 +196,6 @@ class OverviewView(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(self._header, self._pred, pn.pane.Markdown("### Unit classes per layer"), self._fractions,
-                         pn.pane.Markdown("### Signal browser"), self._signals, sizing_mode="stretch_width")
+                         pn.pane.Markdown("### Which inputs does the decoder need? (band occlusion)"),
+                         self._occlusion, pn.pane.Markdown("### Signal browser"), self._signals,
+                         sizing_mode="stretch_width")

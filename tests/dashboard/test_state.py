@@ -381,3 +381,48 @@ def test_demo_ready_without_a_document_switches_at_once(session, tiny_decoder):
     session.load_demo()
     demo.announce("ready")
     assert session.decoder is tiny_decoder
+
+
+def test_band_occlusion_presets_results_and_bad_input(session, tiny_decoder):
+    from core.demo import ROLE_BANDS
+    from core.probing.validity import band_occlusions
+
+    session.occlude({"x": (["G01"], (60.0, 90.0))})
+    assert "No decoder yet" in session.alerts[-1][1]
+    session.set_decoder(tiny_decoder)
+    presets = session.occlusion_presets()
+    assert {k: v[1] for k, v in presets.items()} == ROLE_BANDS
+    roles = tiny_decoder.ws.recording.signals["role"].values
+    assert presets["beta"][0] == [tiny_decoder.ch_names[i] for i in np.flatnonzero(roles == "beta")]
+    cases = {f"{r} band": (chs, band) for r, (chs, band) in presets.items()}
+    session.occlude(cases)
+    _join(session, "occlusion")
+    assert not session.occluding and [r["label"] for r in session.occlusions] == list(cases)
+    X, y = tiny_decoder.ws.eval_set("test")
+    names = tiny_decoder.ch_names
+    expected, ref = band_occlusions(tiny_decoder.ws.model, X, y, sfreq=tiny_decoder.sfreq, task="regression",
+                                    cases={k: ([names.index(c) for c in chs], b) for k, (chs, b) in cases.items()})
+    for row in session.occlusions:
+        assert row["metric"] == pytest.approx(expected[row["label"]]) and row["reference"] == pytest.approx(ref)
+        assert row["drop"] == pytest.approx(ref - expected[row["label"]])
+    session.occlude({"whole G05": (["G05"], None)})  # newest first
+    _join(session, "occlusion")
+    assert session.occlusions[0]["label"] == "whole G05" and len(session.occlusions) == 4
+    # bad input: an alert, nothing lost, the session goes on
+    session.occlude({"none": ([], (1.0, 4.0))})
+    assert "choose at least one channel" in session.alerts[-1][1]
+    session.occlude({"typo": (["G99"], (1.0, 4.0))})
+    assert "['G99'] are not inputs of the decoder" in session.alerts[-1][1]
+    session.occlude({"high": (["G01"], (130.0, 140.0))})
+    _join(session, "occlusion")
+    assert "below Nyquist (125 Hz)" in session.alerts[-1][1] and not session.occluding
+    assert len(session.occlusions) == 4
+    session.set_decoder(tiny_decoder)  # results belong to one decoder
+    assert session.occlusions == []
+
+
+def test_demo_ipsi_share_reaches_the_data_spec(session):
+    session.demo_ipsi = 0.4
+    assert session.data_spec().ipsi_fraction == 0.4
+    session.demo_ipsi = 0.0
+    assert session.data_spec().ipsi_fraction == 0.0

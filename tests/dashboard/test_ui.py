@@ -48,6 +48,24 @@ def test_app_loads_demo_without_traceback(server, app_page):
     assert requested and [u for u in requested if u.split("/")[2] != host] == []
 
 
+def test_band_occlusion_of_each_role(server, app_page):
+    """One click measures what the shipped decoder needs: high gamma, not beta."""
+    import re
+
+    app_page.goto(f"{server}?view=overview")
+    wait_titles(app_page, ["Test block:"], timeout=120)
+    app_page.locator("button:text-is('Each role in its band')").click()
+    wait_text(app_page, "change (from 0.970)", timeout=60)
+    text = all_text(app_page)
+    change = {}
+    for role, band in (("high_gamma", "60-90 Hz"), ("beta", "15-25 Hz"), ("low_freq", "1-4 Hz")):
+        m = re.search(rf"{role} band\s+G[^\n]*?\s+{band}\s+([\d.]+)\s+([-+][\d.]+)", text)
+        assert m, f"no row for {role} in: {text[-800:]!r}"
+        change[role] = float(m.group(2))
+    assert change["high_gamma"] < -0.05 and abs(change["beta"]) < 0.01
+    no_traceback(app_page)
+
+
 def test_click_unit_shows_its_maps(server, app_page):
     open_units(app_page, server, "conv_2")
     click_unit(app_page, "conv_2", 5)

@@ -293,3 +293,43 @@ def test_unitscope_log_sets_logger_levels_and_reports_bad_entries(caplog):
     finally:
         for n, level in saved.items():
             logging.getLogger(n).setLevel(level)
+
+
+def test_occlusion_panel_presets_run_and_table(session, monkeypatch):
+    from dashboard.views.occlusion import OcclusionPanel, channels_text, occlusion_table
+
+    panel = OcclusionPanel(session=session)
+    assert panel.preset.visible and "beta channels, 15-25 Hz" in panel.preset.options
+    assert "G06 (beta)" in panel.channels.options and panel.band.end == 125.0
+    calls = []
+    monkeypatch.setattr(session, "occlude", lambda cases: calls.append(cases))
+    panel.preset.value = "beta"
+    beta = session.occlusion_presets()["beta"][0]
+    assert panel.channels.value == beta and panel.band.value == (15.0, 25.0)
+    panel.run_btn.clicks += 1
+    assert calls[-1] == {"beta band": (beta, (15.0, 25.0))}
+    panel.channels.value = beta[:2]  # no longer the preset: named by its channels
+    panel.whole.value = True
+    assert panel.band.disabled
+    panel.run_btn.clicks += 1
+    assert calls[-1] == {"2 channel(s)": (beta[:2], None)}
+    panel.roles_btn.clicks += 1
+    assert list(calls[-1]) == ["high_gamma band", "beta band", "low_freq band"]
+    # results: newest first, markup in names shown as text, a drop above 0.05 highlighted
+    rows = [dict(label="<b>x</b>", channels=["<i>C1</i>"], band=None, metric=0.5, reference=0.9, drop=0.4),
+            dict(label="hg", channels=[f"G{i}" for i in range(7)], band=(60.0, 90.0), metric=0.9, reference=0.9,
+                 drop=0.0)]
+    html = occlusion_table(rows, "Pearson r")
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<i>C1</i>" not in html and "&lt;i&gt;C1&lt;/i&gt;" in html
+    assert "-0.400" in html and "us-occ-strong" in html and html.count("us-occ-strong") == 1
+    assert "7 channels: G0, G1, G2, …" in html and "60-90 Hz" in html and "all frequencies" in html
+    assert channels_text(["a", "b"]) == "a, b"
+    session.occlusions = rows
+    assert "change (from 0.900)" in panel.result.object
+    assert "Nothing removed yet" in occlusion_table([], "Pearson r")
+
+
+def test_overview_has_band_occlusion(session):
+    view = OverviewView(session=session)
+    md = [str(p.object) for p in view.__panel__().select(pn.pane.Markdown)]
+    assert any("band occlusion" in m for m in md)

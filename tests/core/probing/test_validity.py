@@ -6,7 +6,7 @@ import torch
 from core._validation import UnitScopeError
 from core.metrics import pearson_r
 from core.probing import AmplitudeProbe, PhaseProbe, ProbeRun
-from core.probing.validity import ValidityCheck, band_occlusion, decoding_metric
+from core.probing.validity import ValidityCheck, band_occlusion, band_occlusions, decoding_metric, role_cases
 
 from probing_toys import F0, SFREQ, BandpassUnit
 
@@ -73,6 +73,33 @@ def test_band_occlusion_finds_the_band_and_channel_a_unit_needs(tones):
     assert band_occlusion(model, tones, y, sfreq=SFREQ, channels=[2])[0] == pytest.approx(1.0)
     # a band far from F0 on the unit's own channel barely matters
     assert band_occlusion(model, tones, y, sfreq=SFREQ, channels=[0], band=(30, 40))[0] > 0.99
+
+
+def test_band_occlusions_match_one_case_at_a_time_and_check_every_case_first(tones):
+    model = BandpassUnit(square=True)
+    with torch.no_grad():
+        y = model(torch.as_tensor(tones))[:, 0].numpy()
+    cases = {"own band": ([0], (F0 - 2, F0 + 2)), "other channels": ([1, 2], (F0 - 2, F0 + 2)), "whole other channel": ([2], None)}
+    occluded, ref = band_occlusions(model, tones, y, sfreq=SFREQ, cases=cases)
+    for name, (channels, band) in cases.items():
+        assert (occluded[name], ref) == pytest.approx(band_occlusion(model, tones, y, sfreq=SFREQ, channels=channels,
+                                                                     band=band))
+    assert occluded["own band"] < 0.3 and occluded["other channels"] == pytest.approx(1.0)
+    with pytest.raises(UnitScopeError, match="out of range"):  # the bad case is found before any forward pass
+        band_occlusions(model, tones, y, sfreq=SFREQ, cases={"ok": ([0], None), "bad": ([7], None)})
+    with pytest.raises(UnitScopeError, match="cases is empty"):
+        band_occlusions(model, tones, y, sfreq=SFREQ, cases={})
+
+
+def test_role_cases_from_channel_coordinates(short_demo):
+    from core.demo import ROLE_BANDS
+
+    cases = role_cases(short_demo.signals)
+    roles = short_demo.signals["role"].values
+    assert set(cases) == set(ROLE_BANDS)  # noise has no band
+    for role, (idx, band) in cases.items():
+        assert band == ROLE_BANDS[role] and (roles[idx] == role).all() and len(idx) == (roles == role).sum()
+    assert role_cases(short_demo.signals.drop_vars("role")) == {}
 
 
 @pytest.mark.parametrize("kwargs, message", [
