@@ -94,6 +94,10 @@ class ReportContent:
         Pruning curves (``core.pruning.pruning_curve`` outputs).
     kernels : list of (xarray.Dataset, xarray.Dataset or None)
         DUNL results (``core.deconv.apply``): current and, optionally, before the last change.
+    occlusions : list of dict
+        Band-occlusion results (``label``, ``channels``, ``band`` (lo, hi) Hz or None for
+        whole channels, ``metric`` without the band, ``reference``, ``drop``), as
+        :func:`core.probing.validity.band_occlusions` measures them.
     value_label : str
         What the events' values are (e.g. "peak speed"), for the codes plots.
     notes : list of str
@@ -114,6 +118,7 @@ class ReportContent:
     prediction: dict | None = None
     curves: list = field(default_factory=list)
     kernels: list = field(default_factory=list)
+    occlusions: list = field(default_factory=list)
     value_label: str = "event value"
     notes: list = field(default_factory=list)
     created: str = ""
@@ -351,6 +356,22 @@ def _section_layers(c: ReportContent) -> str:
     return out
 
 
+def _section_occlusion(c: ReportContent) -> str:
+    if not c.occlusions:
+        return ""
+    name = c.decoder.get("metric_name", "metric")
+    rows = []
+    for r in c.occlusions:
+        chans = [str(x) for x in r["channels"]]
+        band = "all frequencies" if r["band"] is None else f"{float(r['band'][0]):g}-{float(r['band'][1]):g} Hz"
+        rows.append((r["label"], ", ".join(chans) if len(chans) <= 8 else f"{len(chans)} channels: "
+                     + ", ".join(chans[:4]) + ", ...", band, _fmt(r["metric"]), _fmt(-float(r["drop"]))))
+    return ("<h2>Band occlusion</h2><p>What the unpruned decoder needs: the test-block "
+            f"{_esc(name)} with each band removed from the listed channels (every window's Fourier bins in the "
+            f"band set to zero), against {_fmt(c.occlusions[0]['reference'])} with nothing removed.</p>"
+            + _table(rows, ["removed", "channels", "band", f"{name} without", "change"]))
+
+
 def _section_units(c: ReportContent) -> str:
     if not c.selected_units:
         return ""
@@ -422,8 +443,8 @@ def render_report(content: ReportContent) -> str:
         raise UnitScopeError(f"Expected a ReportContent, got {type(content).__name__}.")
     created = content.created or _dt.datetime.now().isoformat(timespec="seconds")
     sections = []
-    for fn in (_section_recording, _section_decoder, _section_layers, _section_units, _section_pruning,
-               _section_kernels):
+    for fn in (_section_recording, _section_decoder, _section_layers, _section_occlusion, _section_units,
+               _section_pruning, _section_kernels):
         try:
             arg = content.recording if fn is _section_recording else content
             sections.append(fn(arg))

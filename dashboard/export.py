@@ -226,6 +226,7 @@ def report_content(session):
     return ReportContent.from_workspace(
         dec.ws, masks=masks, metric_after=after, probe=session.probe, control=session.control,
         selected_units=units, curves=curves, kernels=kernels, finetune=ft, title=f"UnitScope session: {dec.label}",
+        occlusions=list(session.occlusions),
         notes=[f"Probe: {session.probe_source}." if session.probe is not None else "No probe result in this session."])
 
 

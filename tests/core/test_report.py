@@ -162,3 +162,16 @@ def test_cli_writes_a_report(ws, tmp_path, capsys):
     (tmp_path / "other.json").write_text(MaskSet({"kind": "shallow", "units": {"conv_time_spat": 40}}).to_json())
     assert main(["report", str(run_dir), "--mask", str(tmp_path / "other.json")]) == 2
     assert "This mask was saved for" in capsys.readouterr().err
+
+
+def test_band_occlusion_section_lists_each_removal_escaped():
+    rows = [dict(label="high_gamma band", channels=[f"G{i:02d}" for i in range(6)], band=(60.0, 90.0), metric=0.826,
+                 reference=0.97, drop=0.144),
+            dict(label="<b>mine</b>", channels=[f"<i>C{i}</i>" for i in range(10)], band=None, metric=0.9,
+                 reference=0.97, drop=0.07)]
+    text = render_report(ReportContent(occlusions=rows, decoder={"metric_name": "Pearson r"}))
+    assert "<h2>Band occlusion</h2>" in text and "against 0.970 with nothing removed" in text
+    assert "<td>high_gamma band</td><td>G00, G01, G02, G03, G04, G05</td><td>60-90 Hz</td><td>0.826</td><td>-0.144</td>" in text
+    assert "&lt;b&gt;mine&lt;/b&gt;" in text and "<i>C0</i>" not in text and "10 channels: &lt;i&gt;C0" in text
+    assert "all frequencies" in text
+    assert "Band occlusion" not in render_report(ReportContent())

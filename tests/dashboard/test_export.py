@@ -119,7 +119,11 @@ def test_report_of_the_session_names_pruned_units_and_the_metric(session):
     assert "conv_3</td><td>2</td><td>2, 9" in html
     assert f"{ps.metric:.3f}" in html and f"{ps.metric_base:.3f}" in html
     assert "conv_3/40: class" in html and "conv_3/9: class" in html
-    assert "<script" not in html
+    assert "<script" not in html and "Band occlusion" not in html
+    session.occlude({"beta band": (session.occlusion_presets()["beta"][0], (15.0, 25.0))})
+    assert session._jobs["occlusion"].join(60)
+    html = export.report_html(session)
+    assert "<h2>Band occlusion</h2>" in html and "<td>beta band</td>" in html
 
 
 def test_save_to_folder_writes_under_the_data_root(session, tmp_path):
