@@ -43,6 +43,7 @@ def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tm
                        "Importance of word_freq (all subjects)"], timeout=180)
     wait_text(page, "post-onset mean r (test epochs)")
     assert page.locator(".us-enc-score").count() == 3  # DRE, TRF, ridge ARX
+    wait_text(page, "Probe: done", timeout=120)  # the README's picture: the sidebar done loading too
     out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out / "encoding.png"), full_page=True)
