@@ -90,6 +90,9 @@ class Session(param.Parameterized):
     probe_iterations = param.Integer(default=24, bounds=(1, 500),
                                      doc="Perturbation draws per pass (noise floor about 1/sqrt(windows x iterations)).")
     probe_control = param.Boolean(default=True, doc="Also probe an untrained network of the same architecture.")
+    probe_site = param.Selector(default="conv", objects=["conv", "nonlin"],
+                                doc="Where units are read: the conv output before BatchNorm (the seed paper) or "
+                                    "after the block's nonlinearity (for Shallow: the squared output, band power).")
     top_ready = param.Boolean(default=False, doc="Most-activating windows of the decoder are available.")
 
     # ---- band occlusion ------------------------------------------------------------------
@@ -495,11 +498,12 @@ class Session(param.Parameterized):
         from core.probing.pipeline import ProbeConfig, finish, start_probe, untrained_twin
         import copy
 
-        cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations))
+        cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations), site=self.probe_site)
         control = self.probe_control if control is None else control
         run0 = self._probe_run
         resume = run0 if (run0 is not None and self._probe_run_decoder is dec and not run0.finished
-                          and self.probe_state == "stopped") else None
+                          and self.probe_state == "stopped" and self.probe is not None
+                          and self.probe.attrs.get("site", "conv") == cfg.site) else None
         self.probe_state = "running"
         if resume is None:
             self.param.update(probe=None, control=None, probe_progress=0.0, probe_source="run in this session")

@@ -96,6 +96,12 @@ class UnitsView(pn.viewable.Viewer):
         self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=110)
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
+        self.site = pn.widgets.Select.from_param(
+            s.param.probe_site, label="Site", width=160, css_classes=["us-site"],
+            options={"before BatchNorm": "conv", "after nonlinearity": "nonlin"},
+            description="Where each unit is read. Before BatchNorm follows the seed paper; after the nonlinearity "
+                        "reads what the next block sees (for Shallow, the squared output: band power). The two "
+                        "give different amplitude/phase balances, so compare like with like.")
         self.control = pn.widgets.Checkbox.from_param(s.param.probe_control, label="with untrained control",
                                                       css_classes=["us-control"], width=170)
         self.run_btn = pn.widgets.Button(label="Run probe", color="primary", width=120)
@@ -111,7 +117,7 @@ class UnitsView(pn.viewable.Viewer):
         self.stop_btn.on_click(lambda e: s.stop_probe())
         self._build_figures()
         s.param.watch(self._sync_selection, ["layer", "unit", "layer_names", "decoder_version"])
-        s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version"])
+        s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site"])
         s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
         s.param.watch(self._redraw_unit, ["unit", "top_ready"])
         self._sync_selection()
@@ -228,7 +234,8 @@ class UnitsView(pn.viewable.Viewer):
         running = s.probe_state == "running"
         self.run_btn.disabled = running or s.decoder is None
         self.stop_btn.disabled = not running
-        self.run_btn.label = "Resume probe" if s.probe_state == "stopped" else (
+        same_site = s.probe is not None and s.probe.attrs.get("site", "conv") == s.probe_site
+        self.run_btn.label = "Resume probe" if s.probe_state == "stopped" and same_site else (
             "Run probe again" if s.probe_state == "done" else "Run probe")
         self.progress.value = int(round(s.probe_progress * 1000))
         if s.probe is None:
@@ -240,7 +247,9 @@ class UnitsView(pn.viewable.Viewer):
             src = esc(s.probe_source) if s.probe_source else ""
             state = {"running": "running", "stopped": "stopped (resume continues it)", "done": "done",
                      "error": "failed", "none": ""}[s.probe_state]
-            text = (f"Probe {state}: {it[0]} of {it[1]} iterations per pass, {s.probe_progress:.0%}"
+            site = {"conv": "units read before BatchNorm", "nonlin": "units read after the nonlinearity"}.get(
+                str(s.probe.attrs.get("site", "conv")), "")
+            text = (f"Probe {state}: {it[0]} of {it[1]} iterations per pass, {s.probe_progress:.0%} · {site}"
                     + (f" · {src}" if src else ""))
         self.probe_text.object = f'<span class="us-muted">{text}</span>'
         self._header()
@@ -344,15 +353,14 @@ class UnitsView(pn.viewable.Viewer):
         s = self.session
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
-        controls = pn.Row(self.layer, self.unit, self.iterations,
+        controls = pn.Row(self.layer, self.unit, self.iterations, self.site,
                           pn.Column(pn.Spacer(height=12), pn.Row(self.run_btn, self.stop_btn)),
-                          pn.Column(pn.Spacer(height=22), self.control),
-                          pn.Column(pn.Spacer(height=22), self.progress), sizing_mode="stretch_width")
+                          pn.Column(pn.Spacer(height=22), self.control), sizing_mode="stretch_width")
         none_yet = placeholder("Probe not run yet: no unit maps to show. Press Run probe above; the maps refine "
                                "live while it runs.", visible=s.param.probe.rx().rx.is_(None))
         has_probe = s.param.probe.rx().rx.is_not(None)
         details = pn.Column(pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
                             self.chan_map, sizing_mode="stretch_width", visible=has_probe)
-        return pn.Column(controls, self.probe_text, none_yet,
+        return pn.Column(controls, pn.Row(self.progress, self.probe_text, sizing_mode="stretch_width"), none_yet,
                          pn.Column(self.scatter, sizing_mode="stretch_width", visible=has_probe),
                          self.unit_header, details, self.windows, sizing_mode="stretch_width")

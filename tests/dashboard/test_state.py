@@ -157,6 +157,22 @@ def test_probe_runs_stops_and_resumes(session, tiny_decoder):
     _join(session, "probe")
     assert session._probe_run is run and run.done == [3, 3]
     assert session.probe_state == "done" and session.probe.attrs["amp_iterations"] == 3
+    assert session.probe.attrs["site"] == "conv"
+
+
+def test_probe_site_is_the_sessions_choice_and_a_stopped_run_of_another_site_starts_afresh(session, tiny_decoder):
+    session.set_decoder(tiny_decoder)
+    session.probe_iterations = 3
+    session.run_probe(control=False)
+    session.stop_probe()
+    _join(session, "probe")
+    stopped = session._probe_run
+    assert session.probe_state == "stopped" and session.probe.attrs["site"] == "conv"
+    session.probe_site = "nonlin"
+    session.run_probe(control=False)
+    _join(session, "probe")
+    assert session._probe_run is not stopped and session.probe_state == "done"
+    assert session.probe.attrs["site"] == "nonlin" and session.probe.attrs["amp_iterations"] == 3
 
 
 def test_new_decoder_drops_old_probe(session, tiny_decoder, tiny_probe):

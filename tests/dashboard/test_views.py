@@ -104,6 +104,16 @@ def test_units_view_without_probe_says_not_run(session, tiny_decoder):
     assert view.win_fig.title.text.startswith(f"{session.layer}/{session.unit} most-activating windows at")
 
 
+def test_units_view_names_the_probe_site_and_resumes_only_the_same_site(session, tiny_probe):
+    view = UnitsView(session=session)
+    assert "units read before BatchNorm" in view.probe_text.object
+    assert view.site.value == "conv" and set(view.site.options.values()) == {"conv", "nonlin"}
+    session.probe_state = "stopped"
+    assert view.run_btn.label == "Resume probe"
+    view.site.value = "nonlin"  # a stopped probe of the other site is not resumed
+    assert session.probe_site == "nonlin" and view.run_btn.label == "Run probe"
+
+
 def test_overview_shows_metric_and_fractions(session, tiny_probe):
     view = OverviewView(session=session)
     view.__panel__()
