@@ -232,7 +232,7 @@ class PruneView(pn.viewable.Viewer):
         self.band_src = ColumnDataSource(dict(q=[], lo=[], hi=[]))
         self.curve_srcs = {o: ColumnDataSource(dict(q=[], m=[])) for o in ORDER_STYLE}
         self.star_src = ColumnDataSource(dict(q=[], m=[]))
-        fc = self._fig("Pruning curves: not computed yet", height=320,
+        fc = self._fig("Pruning curves: not computed yet (Compute pruning curves, below)", height=320,
                        x_axis_label="fraction of the layer's units pruned", y_axis_label="held-out metric")
         fc.varea("q", "lo", "hi", source=self.band_src, color="#7f7f7f", alpha=0.25, legend_label="random (95% band)")
         for order, (color, label) in ORDER_STYLE.items():
@@ -240,6 +240,7 @@ class PruneView(pn.viewable.Viewer):
         fc.scatter("q", "m", source=self.star_src, marker="star", size=18, color="black", legend_label="this session")
         fc.legend.location = "bottom_left"
         fc.legend.label_text_font_size = "8pt"
+        fc.legend.visible = False  # shown with the curves
         self.curve_fig = fc
         self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width")
         self.bars = pn.pane.Bokeh(self.bar_fig, sizing_mode="stretch_width")
@@ -389,8 +390,10 @@ class PruneView(pn.viewable.Viewer):
                     src.data = dict(q=[], m=[])
                 self.band_src.data = dict(q=[], lo=[], hi=[])
                 self.star_src.data = dict(q=[], m=[])
-            self.curve_fig.title.text = "Pruning curves: not computed yet"
+            self.curve_fig.title.text = "Pruning curves: not computed yet (Compute pruning curves, below)"
+            self.curve_fig.legend.visible = False  # a legend of nothing drawn reads as a broken plot
             return
+        self.curve_fig.legend.visible = True
         q = curves["fraction"].values
         for order, src in self.curve_srcs.items():
             m = curves["metric"].sel(order=order).values if order in curves["order"].values else []

@@ -366,10 +366,12 @@ def test_curves_and_effects_reach_the_plots(sessions):
     s, ps, view = _view_with_effects(sessions, "conv_4")
     np.testing.assert_allclose(view.unit_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
     assert view.bar_fig.title.text.startswith("conv_4: drop of the metric")
+    assert not view.curve_fig.legend.visible and "not computed yet" in view.curve_fig.title.text
     ps.compute_curves("conv_4")
     ps.join()
     np.testing.assert_allclose(view.curve_srcs["most"].data["m"], ps.curves["metric"].sel(order="most").values)
     assert view.star_src.data["q"] == [0.0] and view.curve_fig.title.text.startswith("Pruning curves of conv_4")
+    assert view.curve_fig.legend.visible
     ps.prune("conv_4", list(range(20)))
     ps.join()
     assert view.star_src.data["q"] == [pytest.approx(0.1)] and view.star_src.data["m"] == [pytest.approx(ps.metric)]
