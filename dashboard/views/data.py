@@ -85,6 +85,7 @@ class DataView(pn.viewable.Viewer):
                                                bar_color="success")
         self.progress_text = pn.pane.HTML("", stylesheets=[CSS], margin=(0, 10))
         self.info = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.plan = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["us-plan"])
 
         self.refresh.on_click(lambda e: self._list_files())
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
@@ -102,6 +103,8 @@ class DataView(pn.viewable.Viewer):
                                         "source"])
         self._sync_prep()
         s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history"])
+        s.param.watch(self._sync_plan, ["source", "demo_ipsi", "model_kind", "max_epochs", "recording_info", "target"])
+        self._sync_plan()
         self._sync_info()
         self._sync_busy()
         # [A] The training thread's updates redraw the curves on the document's event loop
@@ -219,6 +222,19 @@ class DataView(pn.viewable.Viewer):
         self.prep_note.object = (f'<span class="us-muted us-prep-ok">{len(s.picks)} of {info["n_chans"]} channels '
                                  f'as input · band-pass {esc(band)} · sampling {esc(rate)}</span>')
 
+    def _sync_plan(self, *_):
+        """What Train will do, in one line (the server's view of the choices above)."""
+        s = self.session
+        kind = "Deep4" if s.model_kind == "deep4" else "Shallow"
+        if s.source == "demo":
+            data = "the demo recording" + (f" with {s.demo_ipsi:.0%} ipsilateral movements" if s.demo_ipsi else "")
+        elif s.recording_info:
+            data = esc(s.recording_info.get("label", "the recording")) + (f", target {esc(s.target)}" if s.target else "")
+        else:
+            data = "the recording you open above"
+        self.plan.object = (f"<span class='us-muted'>Train fits {kind} on {data}, up to {int(s.max_epochs)} epochs "
+                            "(early stopping on the validation block).</span>")
+
     def _sync_busy(self, *_):
         s = self.session
         training = s.busy == "training"
@@ -271,7 +287,7 @@ class DataView(pn.viewable.Viewer):
                       sizing_mode="stretch_width"),
             prep, sizing_mode="stretch_width")
         model_card = pn.Column(
-            pn.pane.Markdown("### 2. Decoder"), pn.Row(self.model, self.epochs),
+            pn.pane.Markdown("### 2. Decoder"), pn.Row(self.model, self.epochs), self.plan,
             pn.Row(self.train_btn, self.stop_btn, self.demo_btn),
             pn.Row(self.progress, sizing_mode="stretch_width"), self.progress_text,
             sizing_mode="stretch_width")

@@ -111,6 +111,34 @@ def _start_training(app_page, url, epochs: int):
     wait_text(app_page, "Training: epoch", timeout=120)
 
 
+def test_what_if_ipsilateral_movements_a_shallow_decoder_needs_beta(server, app_page):
+    """The classroom what-if end to end: half the demo's movements ipsilateral, a Shallow
+    decoder trained in the app, and the Overview's band occlusion shows it needs beta."""
+    import re
+
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "2. Decoder", timeout=120)
+    handle = app_page.locator(".us-ipsi .noUi-handle").first
+    handle.focus()
+    for _ in range(10):  # 0.05 per step
+        handle.press("ArrowRight")
+    app_page.locator("button:text-is('Shallow')").click()
+    box = app_page.locator(".us-epochs input").first
+    box.fill("4")
+    box.press("Enter")
+    # the server has every choice once it says so
+    wait_text(app_page, "Train fits Shallow on the demo recording with 50% ipsilateral movements, up to 4 epochs")
+    app_page.locator("button:text-is('Train')").click()
+    wait_text(app_page, "Training finished", timeout=300)
+    wait_text(app_page, "Demo reaching recording, 50% ipsilateral (Shallow)")
+    app_page.locator(".bk-tab:text-is('Overview')").click()
+    app_page.locator("button:text-is('Each role in its band')").click()
+    wait_text(app_page, "low_freq band", timeout=120)
+    m = re.search(r"beta band\s+G[^\n]*?\s+15-25 Hz\s+([\d.]+)\s+([-+][\d.]+)", all_text(app_page))
+    assert m and float(m.group(2)) < -0.15, all_text(app_page)[-800:]
+    no_traceback(app_page)
+
+
 def test_train_briefly_and_stop(server, app_page):
     _start_training(app_page, server, 2)
     app_page.locator("button:text-is('Stop')").click()

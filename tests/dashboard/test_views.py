@@ -343,3 +343,12 @@ def test_overview_has_band_occlusion(session):
     view = OverviewView(session=session)
     md = [str(p.object) for p in view.__panel__().select(pn.pane.Markdown)]
     assert any("band occlusion" in m for m in md)
+
+
+def test_data_view_says_what_train_will_fit(session):
+    view = DataView(session=session)
+    assert "Train fits Deep4 on the demo recording, up to 25 epochs" in view.plan.object
+    session.param.update(demo_ipsi=0.35, model_kind="shallow", max_epochs=4)
+    assert "Train fits Shallow on the demo recording with 35% ipsilateral movements, up to 4 epochs" in view.plan.object
+    session.source = "file"
+    assert "the recording you open above" in view.plan.object
