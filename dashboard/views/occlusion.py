@@ -59,12 +59,15 @@ class OcclusionPanel(pn.viewable.Viewer):
         self.channels = pn.widgets.MultiChoice(label="Channels", options=[], width=420, css_classes=["us-occ-channels"])
         self.band = pn.widgets.RangeSlider(label="Band (Hz)", start=0.0, end=125.0, value=(60.0, 90.0), step=0.5,
                                            width=260)
+        self.all_btn = pn.widgets.Button(label="All channels", width=120,
+                                         description="Choose every input channel (does the decoder need the band at all?)")
         self.whole = pn.widgets.Checkbox(label="all frequencies (zero the channels)", value=False)
         self.run_btn = pn.widgets.Button(label="Remove and re-measure", color="primary", width=200)
         self.roles_btn = pn.widgets.Button(label="Each role in its band", width=200)
         self.result = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.preset.param.watch(self._preset_chosen, "value")
         self.whole.param.watch(lambda e: setattr(self.band, "disabled", e.new), "value")
+        self.all_btn.on_click(lambda e: setattr(self.channels, "value", list(self.channels.options.values())))
         self.run_btn.on_click(lambda e: self._run())
         self.roles_btn.on_click(lambda e: self._run_roles())
         s.param.watch(self._sync_decoder, "decoder_version")
@@ -108,7 +111,8 @@ class OcclusionPanel(pn.viewable.Viewer):
         band = None if self.whole.value else tuple(float(v) for v in self.band.value)
         role = self.preset.value
         same = role in self._presets and list(self._presets[role][0]) == chs and self._presets[role][1] == band
-        label = f"{role} band" if same else f"{len(chs)} channel(s)"
+        every = self.session.decoder is not None and len(chs) == len(self.session.decoder.ch_names)
+        label = f"{role} band" if same else ("all channels" if every else f"{len(chs)} channel(s)")
         self.session.occlude({label: (chs, band)})
 
     def _run_roles(self):
@@ -120,7 +124,8 @@ class OcclusionPanel(pn.viewable.Viewer):
                          "from some channels (every test window's Fourier bins in the band set to zero) and "
                          "re-measuring shows what it <i>needs</i>. The unpruned decoder, test block.</p>",
                          stylesheets=[CSS], sizing_mode="stretch_width"),
-            pn.Row(self.preset, self.channels, sizing_mode="stretch_width"),
+            pn.Row(self.preset, self.channels, pn.Column(pn.Spacer(height=18), self.all_btn),
+                   sizing_mode="stretch_width"),
             pn.Row(self.band, pn.Column(pn.Spacer(height=12), self.whole), pn.Column(pn.Spacer(height=8), self.run_btn),
                    pn.Column(pn.Spacer(height=8), self.roles_btn)),
             self.result, sizing_mode="stretch_width")

@@ -325,6 +325,12 @@ def test_occlusion_panel_presets_run_and_table(session, monkeypatch):
     assert calls[-1] == {"2 channel(s)": (beta[:2], None)}
     panel.roles_btn.clicks += 1
     assert list(calls[-1]) == ["high_gamma band", "beta band", "low_freq band"]
+    panel.all_btn.clicks += 1
+    assert panel.channels.value == session.decoder.ch_names
+    panel.whole.value = False
+    panel.band.value = (8.0, 12.0)
+    panel.run_btn.clicks += 1
+    assert calls[-1] == {"all channels": (session.decoder.ch_names, (8.0, 12.0))}
     # results: newest first, markup in names shown as text, a drop above 0.05 highlighted
     rows = [dict(label="<b>x</b>", channels=["<i>C1</i>"], band=None, metric=0.5, reference=0.9, drop=0.4),
             dict(label="hg", channels=[f"G{i}" for i in range(7)], band=(60.0, 90.0), metric=0.9, reference=0.9,
