@@ -359,13 +359,14 @@ def _section_layers(c: ReportContent) -> str:
 def _section_occlusion(c: ReportContent) -> str:
     if not c.occlusions:
         return ""
+    from .probing.validity import band_text
+
     name = c.decoder.get("metric_name", "metric")
     rows = []
     for r in c.occlusions:
         chans = [str(x) for x in r["channels"]]
-        band = "all frequencies" if r["band"] is None else f"{float(r['band'][0]):g}-{float(r['band'][1]):g} Hz"
-        rows.append((r["label"], ", ".join(chans) if len(chans) <= 8 else f"{len(chans)} channels: "
-                     + ", ".join(chans[:4]) + ", ...", band, _fmt(r["metric"]), _fmt(-float(r["drop"]))))
+        shown = ", ".join(chans) if len(chans) <= 8 else f"{len(chans)} channels: " + ", ".join(chans[:4]) + ", ..."
+        rows.append((r["label"], shown, band_text(r["band"]), _fmt(r["metric"]), _fmt(-float(r["drop"]))))
     return ("<h2>Band occlusion</h2><p>What the unpruned decoder needs: the test-block "
             f"{_esc(name)} with each band removed from the listed channels (every window's Fourier bins in the "
             f"band set to zero), against {_fmt(c.occlusions[0]['reference'])} with nothing removed.</p>"

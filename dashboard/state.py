@@ -587,7 +587,7 @@ class Session(param.Parameterized):
         Each result is put first in :attr:`occlusions`: label, channels, band, metric without
         the band, reference metric and the drop. Bad input is an alert; nothing is lost.
         """
-        from core.probing.validity import band_occlusions
+        from core.probing.validity import band_occlusions, named_cases
 
         from .queue import work_queue
 
@@ -598,15 +598,11 @@ class Session(param.Parameterized):
         if self.running("occlusion"):
             self.alert("A band occlusion is already running.", "warning")
             return
-        names = dec.ch_names
-        idx_cases = {}
-        for label, (channels, band) in cases.items():
-            unknown = [c for c in channels if c not in names]
-            if not channels or unknown:
-                self.alert(f"Band occlusion '{label}': " + (f"channels {unknown} are not inputs of the decoder."
-                                                             if unknown else "choose at least one channel."))
-                return
-            idx_cases[label] = ([names.index(c) for c in channels], band)
+        try:
+            idx_cases = named_cases(dec.ch_names, cases)
+        except UnitScopeError as exc:
+            self.alert(f"Band occlusion: {exc}")
+            return
         self.occluding = True
 
         def work(stop):

@@ -32,22 +32,17 @@ def add_parser(sub) -> None:
 
 
 def _cases(args, ws) -> dict:
-    from ..probing.validity import role_cases
+    from ..probing.validity import band_text, named_cases, role_cases
 
     cases = {}
     if args.channels:
-        names = ws.recording.ch_names
         chans = [c.strip() for c in args.channels.split(",") if c.strip()]
-        unknown = [c for c in chans if c not in names]
-        if unknown:
-            raise UnitScopeError(f"Channels {unknown} are not inputs of the decoder; its channels are {names}.")
         if not chans:
             raise UnitScopeError(f"--channels {args.channels!r} names no channel.")
         if args.band is None and not args.whole:
             raise UnitScopeError("Give --band LO HI (Hz) or --whole with --channels.")
         band = None if args.whole else tuple(args.band)
-        label = ("all frequencies" if band is None else f"{band[0]:g}-{band[1]:g} Hz") + f" of {','.join(chans)}"
-        cases[label] = ([names.index(c) for c in chans], band)
+        cases = named_cases(ws.recording.ch_names, {f"{band_text(band)} of {','.join(chans)}": (chans, band)})
     elif args.band is not None or args.whole:
         raise UnitScopeError("--band and --whole need --channels NAMES.")
     if args.roles:
@@ -63,6 +58,7 @@ def _cases(args, ws) -> dict:
 
 def run(args) -> int:
     from ..probing.validity import band_occlusions
+    from ..pruning.evaluator import METRIC_NAMES
     from ..training import configure_threads
     from ..workspace import Workspace
 
@@ -71,7 +67,7 @@ def run(args) -> int:
     cases = _cases(args, ws)
     X, y = ws.eval_set(args.block)
     occluded, reference = band_occlusions(ws.model, X, y, sfreq=ws.recording.sfreq, cases=cases, task=ws.task)
-    name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
+    name = METRIC_NAMES[ws.task]
     if args.json:
         print(json.dumps({"block": args.block, "metric": name, "reference": round(reference, 4),
                           "occluded": {k: round(v, 4) for k, v in occluded.items()},

@@ -25,7 +25,8 @@ import numpy as np
 from .._validation import UnitScopeError, check_option, check_range
 from ..metrics import TASKS, score
 
-__all__ = ["ValidityCheck", "decoding_metric", "band_occlusion", "band_occlusions", "role_cases", "VALIDITY_THRESHOLD"]
+__all__ = ["ValidityCheck", "decoding_metric", "band_occlusion", "band_occlusions", "role_cases", "named_cases", "band_text",
+           "VALIDITY_THRESHOLD"]
 
 logger = logging.getLogger(__name__)
 
@@ -222,3 +223,26 @@ def role_cases(signals) -> dict:
         if np.isfinite(lo[idx[0]]) and np.isfinite(hi[idx[0]]):
             out[str(role)] = (idx, (float(lo[idx[0]]), float(hi[idx[0]])))
     return out
+
+
+def named_cases(ch_names, cases: dict) -> dict:
+    """Occlusion cases by channel name -> by channel index, for :func:`band_occlusions`.
+
+    ``cases``: ``{label: (channel names, band)}``. A name that is not among ``ch_names`` or a
+    case without channels is a :class:`UnitScopeError` naming it.
+    """
+    names = list(ch_names)
+    out = {}
+    for label, (channels, band) in cases.items():
+        unknown = [c for c in channels if c not in names]
+        if unknown:
+            raise UnitScopeError(f"Channels {unknown} are not inputs of the decoder; its channels are {names}.")
+        if not channels:
+            raise UnitScopeError(f"'{label}': choose at least one channel.")
+        out[label] = ([names.index(c) for c in channels], band)
+    return out
+
+
+def band_text(band) -> str:
+    """``"60-90 Hz"``, or ``"all frequencies"`` for ``None`` (a whole-channel occlusion)."""
+    return "all frequencies" if band is None else f"{float(band[0]):g}-{float(band[1]):g} Hz"

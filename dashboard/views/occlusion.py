@@ -13,6 +13,8 @@ import math
 import panel as pn
 import param
 
+from core.probing.validity import band_text
+
 from ..state import Session
 from ._common import CSS, esc
 
@@ -34,7 +36,7 @@ def occlusion_table(rows, metric_name: str) -> str:
                 "<i>Remove and re-measure</i>.</p>")
     body = []
     for r in rows:
-        band = "all frequencies" if r["band"] is None else f"{r['band'][0]:g}-{r['band'][1]:g} Hz"
+        band = band_text(r["band"])
         drop = r["drop"]
         change = "n/a" if not math.isfinite(drop) else f"{-drop:+.3f}"
         strong = " class='us-occ-strong'" if math.isfinite(drop) and drop > 0.05 else ""

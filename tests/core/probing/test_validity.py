@@ -6,7 +6,8 @@ import torch
 from core._validation import UnitScopeError
 from core.metrics import pearson_r
 from core.probing import AmplitudeProbe, PhaseProbe, ProbeRun
-from core.probing.validity import ValidityCheck, band_occlusion, band_occlusions, decoding_metric, role_cases
+from core.probing.validity import (ValidityCheck, band_occlusion, band_occlusions, band_text, decoding_metric,
+                                   named_cases, role_cases)
 
 from probing_toys import F0, SFREQ, BandpassUnit
 
@@ -89,6 +90,16 @@ def test_band_occlusions_match_one_case_at_a_time_and_check_every_case_first(ton
         band_occlusions(model, tones, y, sfreq=SFREQ, cases={"ok": ([0], None), "bad": ([7], None)})
     with pytest.raises(UnitScopeError, match="cases is empty"):
         band_occlusions(model, tones, y, sfreq=SFREQ, cases={})
+
+
+def test_named_cases_and_band_text():
+    assert named_cases(["A", "B", "C"], {"x": (["C", "A"], (8, 12)), "y": (["B"], None)}) == {
+        "x": ([2, 0], (8, 12)), "y": ([1], None)}
+    with pytest.raises(UnitScopeError, match=r"Channels \['Z'\] are not inputs of the decoder; its channels are"):
+        named_cases(["A"], {"x": (["A", "Z"], None)})
+    with pytest.raises(UnitScopeError, match="'x': choose at least one channel"):
+        named_cases(["A"], {"x": ([], (1, 4))})
+    assert band_text((60.0, 90.0)) == "60-90 Hz" and band_text(None) == "all frequencies"
 
 
 def test_role_cases_from_channel_coordinates(short_demo):
