@@ -52,6 +52,9 @@ class Decoder:
         self.layers = list(ws.layers)
         self.layer_names = [li.name for li in self.layers]
         self.n_units = {li.name: int(li.n_units) for li in self.layers}
+        # (fractional epoch, train loss) per batch, when this app trained the decoder (a
+        # checkpoint keeps only the per-epoch history, ``ws.history``)
+        self.batches: list = []
 
     # ---- basic facts ----------------------------------------------------------------
     @property

@@ -471,6 +471,7 @@ class Session(param.Parameterized):
 
         def done(out):
             dec, result = out
+            dec.batches = list(self._batches)
             self.busy = ""
             self.train_batches = list(self._batches)
             self.set_decoder(dec)

@@ -9,7 +9,8 @@ import param
 
 from ..state import Session, apply_in_doc
 
-__all__ = ["esc", "CSS", "AlertsView", "placeholder", "kv_table", "select_on_double_tap", "apply_in_doc"]
+__all__ = ["esc", "CSS", "AlertsView", "UnitPicker", "placeholder", "kv_table", "select_on_double_tap",
+           "apply_in_doc"]
 
 CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_text()
 
@@ -58,6 +59,58 @@ def kv_table(rows) -> str:
     """An HTML table of (key, value) rows; both escaped."""
     body = "".join(f"<tr><td><b>{esc(k)}</b></td><td>{esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="us-kv">{body}</table>'
+
+
+class UnitPicker:
+    """A Layer select and a Unit input bound both ways to the session's ``layer`` and ``unit``
+    (the selection every view shares).
+
+    Parameters
+    ----------
+    session : Session
+    hidden_only : bool
+        Offer the hidden layers only (not ``conv_classifier``, the output): the Select shows
+        nothing while the output is selected elsewhere. Otherwise every layer is offered.
+    on_sync : callable, optional
+        Called after the widgets follow a change of the session's selection.
+    """
+
+    def __init__(self, session: Session, *, hidden_only: bool = False, layer_width: int = 170,
+                 unit_width: int = 100, on_sync=None):
+        self.session, self.hidden_only, self._on_sync = session, hidden_only, on_sync
+        self.layer = pn.widgets.Select(label="Layer", options=[], width=layer_width)
+        self.unit = pn.widgets.IntInput(label="Unit", value=session.unit, start=0, width=unit_width,
+                                        placeholder="unit index")
+        self._syncing = False
+        self.layer.param.watch(self._layer_chosen, "value")
+        self.unit.param.watch(self._unit_chosen, "value")
+        session.param.watch(self.sync, ["layer", "unit", "layer_names", "decoder_version"])
+        self.sync()
+
+    def layers(self) -> list[str]:
+        names = list(self.session.layer_names)
+        return [n for n in names if n != "conv_classifier"] if self.hidden_only else names
+
+    def _layer_chosen(self, event):
+        if not self._syncing and event.new:
+            self.session.layer = event.new
+
+    def _unit_chosen(self, event):
+        if not self._syncing and event.new is not None:
+            self.session.unit = int(event.new)
+
+    def sync(self, *events):
+        s = self.session
+        self._syncing = True  # programmatic widget updates must not write back
+        try:
+            names = self.layers()
+            fallback = None if self.hidden_only or not names else names[0]
+            self.layer.param.update(options=names, value=s.layer if s.layer in names else fallback)
+            self.unit.param.update(end=max(s.n_units() - 1, 0), value=s.unit)
+        finally:
+            self._syncing = False
+        if events and self._on_sync is not None:  # (not on construction: the view is not built yet)
+            self._on_sync(*events)
 
 
 class AlertsView(pn.viewable.Viewer):

@@ -14,20 +14,26 @@ from ._common import CSS, apply_in_doc, esc, kv_table
 __all__ = ["DataView", "training_curves"]
 
 
-def training_curves(history: list, batches: list, metric_name: str = "validation metric") -> hv.Layout:
-    """Loss per batch (thin) and per epoch, and the validation metric per epoch."""
+def training_curves(history: list, batches: list, metric_name: str = "validation metric",
+                    best_epoch: int | None = None) -> hv.Layout:
+    """Loss per batch (thin) and per epoch, and the validation metric per epoch; a dashed line
+    marks ``best_epoch`` (0-based, the epoch whose weights were kept) when given."""
     b = np.asarray(batches, dtype=float).reshape(-1, 2)
     ep = np.array([h["epoch"] + 1 for h in history], dtype=float)
     tl = np.array([h["train_loss"] for h in history], dtype=float)
     vl = np.array([h["valid_loss"] for h in history], dtype=float)
     vm = np.array([h["valid_metric"] for h in history], dtype=float)
+    shown = len(ep) > 0 or len(b) > 0  # [A] no legend over empty axes
     loss = (hv.Curve((b[:, 0], b[:, 1]), "epoch", "loss", label="train (batch)").opts(color="#9ecae1", line_width=1)
             * hv.Curve((ep, tl), "epoch", "loss", label="train (epoch)").opts(color="#1f77b4", line_width=2)
             * hv.Curve((ep, vl), "epoch", "loss", label="validation").opts(color="#ff7f0e", line_width=2)
             * hv.Scatter((ep, vl), "epoch", "loss").opts(color="#ff7f0e", size=6))
     metric = (hv.Curve((ep, vm), "epoch", "metric", label=metric_name).opts(color="#2ca02c", line_width=2)
               * hv.Scatter((ep, vm), "epoch", "metric").opts(color="#2ca02c", size=6))
-    return (loss.opts(title="Loss", legend_position="top_right", framewise=True, responsive=True, height=260)
+    if best_epoch is not None and 0 <= best_epoch < len(ep):
+        metric = metric * hv.VLine(best_epoch + 1.0).opts(color="#555555", line_dash="dashed", line_width=1)
+    return (loss.opts(title="Loss", legend_position="top_right", framewise=True, responsive=True, height=260,
+                      show_legend=shown)
             + metric.opts(title="Validation metric", framewise=True, responsive=True, height=260,
                           show_legend=False)).cols(2)
 
@@ -110,7 +116,12 @@ class DataView(pn.viewable.Viewer):
         # [A] The training thread's updates redraw the curves on the document's event loop
         # (the Kernels view's reason: a redraw from a worker can miss plots being created)
         self._doc = None
-        s.param.watch(lambda *_: apply_in_doc(self._doc, self._bump_curves), ["train_history", "train_batches"])
+        s.param.watch(lambda *_: apply_in_doc(self._doc, self._bump_curves),
+                      ["train_history", "train_batches", "decoder", "busy"])
+        self.curves_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width",
+                                        css_classes=["us-curves-note"])
+        s.param.watch(self._sync_curves_note, ["decoder", "busy"])
+        self._sync_curves_note()
         curves = hv.DynamicMap(pn.bind(self._shown_curves, self.param.curves_shown))
         self.curves = pn.pane.HoloViews(curves, sizing_mode="stretch_width", height=280, linked_axes=False)
 
@@ -118,11 +129,33 @@ class DataView(pn.viewable.Viewer):
         self.curves_shown += 1
 
     def _shown_curves(self, shown):
-        return self._curves(self.session.train_history, self.session.train_batches)
+        s = self.session
+        if s.busy == "training":  # the run in progress
+            return self._curves(s.train_history, s.train_batches)
+        dec = s.decoder  # else the curves of the decoder in use, as saved with it
+        if dec is None:
+            return self._curves([], [])
+        return self._curves(dec.ws.history, dec.batches, dec.ws.metrics.get("best_epoch"))
 
-    def _curves(self, history, batches):
+    def _sync_curves_note(self, *_):
+        s, dec = self.session, self.session.decoder
+        if s.busy == "training":
+            txt = "The run in progress; the decoder in use stays until it finishes."
+        elif dec is None:
+            txt = "No decoder yet."
+        elif not dec.ws.history:
+            txt = f"{dec.label}: its checkpoint holds no training history."
+        else:
+            best = dec.ws.metrics.get("best_epoch")
+            txt = (f"{dec.label}: {len(dec.ws.history)} epoch(s)"
+                   + (f", weights of epoch {int(best) + 1} (best on the validation block, dashed)" if best is not None else "")
+                   + ("" if dec.batches else "; per-batch losses are kept only for decoders trained in this session")
+                   + ".")
+        self.curves_note.object = f'<span class="us-muted">{esc(txt)}</span>'
+
+    def _curves(self, history, batches, best_epoch=None):
         name = "Pearson r" if (self.session.decoder is None or self.session.decoder.task == "regression") else "balanced accuracy"
-        return training_curves(history, batches, name)
+        return training_curves(history, batches, name, best_epoch)
 
     def _back_to_demo(self, event=None):
         self.session.source = "demo"
@@ -291,4 +324,4 @@ class DataView(pn.viewable.Viewer):
             pn.Row(self.train_btn, self.stop_btn, self.demo_btn),
             pn.Row(self.progress, sizing_mode="stretch_width"), self.progress_text,
             sizing_mode="stretch_width")
-        return pn.Column(data_card, model_card, pn.pane.Markdown("### Training curves"), self.curves, sizing_mode="stretch_width")
+        return pn.Column(data_card, model_card, pn.pane.Markdown("### Training curves"), self.curves_note, self.curves, sizing_mode="stretch_width")

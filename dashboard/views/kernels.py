@@ -17,7 +17,7 @@ import param
 
 from ..kernel_state import KernelState
 from ..state import Session
-from ._common import CSS, apply_in_doc, esc
+from ._common import CSS, UnitPicker, apply_in_doc, esc
 from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
@@ -119,7 +119,9 @@ class KernelsView(pn.viewable.Viewer):
         self.ps = ks.prune
         self.fit_btn = pn.widgets.Button(label="Fit kernels", color="primary", width=140)
         self.fit_btn.on_click(lambda e: ks.start())
-        # prune from here too, to watch the kernels change (same state as the Prune view)
+        # the unit whose kernels are shown (the selection all views share), and prune from here
+        # too, to watch the kernels change (same state as the Prune view)
+        self.picker = UnitPicker(s, hidden_only=True)
         self.metric = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=200)
         self.undo_btn = pn.widgets.Button(label="Undo", width=80)
@@ -242,7 +244,10 @@ class KernelsView(pn.viewable.Viewer):
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
         return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"),
-                         pn.Row(self.toggle_btn, self.undo_btn, self.metric, sizing_mode="stretch_width"),
+                         pn.Row(self.picker.layer, self.picker.unit,
+                                pn.Column(pn.Spacer(height=18), pn.Row(self.toggle_btn, self.undo_btn, margin=0),
+                                          margin=0),
+                                self.metric, sizing_mode="stretch_width"),
                          pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
                          pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")

@@ -28,7 +28,7 @@ from bokeh.plotting import figure
 
 from ..prune_state import PruneState
 from ..state import Session
-from ._common import CSS, apply_in_doc, esc, placeholder, select_on_double_tap
+from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
                           layer_drops, prune_scatter)
@@ -124,8 +124,8 @@ class PruneView(pn.viewable.Viewer):
         super().__init__(**params)
         s = self.session
         self.ps = ps = prune_state_of(s)
-        self.layer = pn.widgets.Select(label="Layer", options=[], width=170)
-        self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=100, placeholder="unit index")
+        self.picker = UnitPicker(s, hidden_only=True, on_sync=self._selection_changed)
+        self.layer, self.unit = self.picker.layer, self.picker.unit
         self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=200)
         self.cls = pn.widgets.Select(label="Class", options=["amplitude", "phase", "bimodal", "insensitive"], width=130)
         self.cls_btn = pn.widgets.Button(label="Prune class", width=120)
@@ -149,10 +149,7 @@ class PruneView(pn.viewable.Viewer):
         self.ft_discard = pn.widgets.Button(label="Discard fine-tune", width=150, disabled=True)
         self.ft_progress = pn.indicators.Progress(value=0, max=1000, width=220, height=16, bar_color="primary")
         self.ft_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
-        self._syncing = False
 
-        self.layer.param.watch(self._layer_chosen, "value")
-        self.unit.param.watch(self._unit_chosen, "value")
         self.toggle_btn.on_click(lambda e: ps.toggle(s.layer, s.unit))
         self.cls_btn.on_click(lambda e: ps.prune_class(s.layer, self.cls.value))
         self.top_btn.on_click(lambda e: ps.prune_top(s.layer, int(self.k.value or 1)))
@@ -165,7 +162,6 @@ class PruneView(pn.viewable.Viewer):
         self.ft_btn.on_click(lambda e: ps.start_finetune())
         self.ft_stop.on_click(lambda e: ps.stop_finetune())
         self.ft_discard.on_click(lambda e: ps.discard_finetune())
-        s.param.watch(self._sync_selection, ["layer", "unit", "layer_names", "decoder_version"])
         ps.param.watch(self._on_state, ["ready", "metric", "metric_base", "measuring", "queue_position", "pruned",
                                         "last_change", "finetuned", "n_undo"])
         ps.param.watch(self._sync_progress, ["effects_progress", "curves_progress", "effects", "curves",
@@ -173,7 +169,7 @@ class PruneView(pn.viewable.Viewer):
         ps.param.watch(self._sync_finetune, ["finetune_state", "finetune_progress", "finetune_result", "finetuned"])
         ps.param.watch(lambda e: ps.finetune_state == "queued" and self._sync_finetune(), "queue_position")
         s.param.watch(self._view_changed, "view")
-        self._sync_selection()
+        self._selection_changed()
         self._sync_metric()
         self._sync_progress()
         self._sync_finetune()
@@ -414,27 +410,11 @@ class PruneView(pn.viewable.Viewer):
             self._sync_metric()
 
     def _prunable(self) -> list[str]:
-        return [n for n in self.session.layer_names if n != "conv_classifier"]
+        return self.picker.layers()
 
-    def _layer_chosen(self, event):
-        if not self._syncing and event.new:
-            self.session.layer = event.new
-
-    def _unit_chosen(self, event):
-        if not self._syncing and event.new is not None:
-            self.session.unit = int(event.new)
-
-    def _sync_selection(self, *_):
-        s = self.session
-        self._syncing = True
-        try:
-            names = self._prunable()
-            self.layer.param.update(options=names, value=s.layer if s.layer in names else None)
-            self.unit.param.update(end=max(s.n_units() - 1, 0), value=s.unit)
-        finally:
-            self._syncing = False
+    def _selection_changed(self, *_):
         self._sync_metric(*_)  # the card says whether the newly selected unit is pruned (hidden: when shown)
-        if s.layer in self._prunable():
+        if self.session.layer in self._prunable():
             self._auto_effects()
 
     def _auto_effects(self):

@@ -16,7 +16,7 @@ from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
 from ..state import Session
-from ._common import CSS, apply_in_doc, esc, placeholder, select_on_double_tap
+from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
@@ -91,9 +91,8 @@ class UnitsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         s = self.session
-        self.layer = pn.widgets.Select(label="Layer", options=list(s.layer_names),
-                                       value=s.layer if s.layer in s.layer_names else None, width=180)
-        self.unit = pn.widgets.IntInput(label="Unit", value=s.unit, start=0, width=110)
+        self.picker = UnitPicker(s, layer_width=180, unit_width=110, on_sync=lambda *_: self._header())
+        self.layer, self.unit = self.picker.layer, self.picker.unit
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
         self.site = pn.widgets.Select.from_param(
@@ -111,16 +110,13 @@ class UnitsView(pn.viewable.Viewer):
         self.unit_header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self._syncing = False
         self._doc = None
-        self.layer.param.watch(self._layer_chosen, "value")
-        self.unit.param.watch(self._unit_chosen, "value")
         self.run_btn.on_click(lambda e: s.run_probe())
         self.stop_btn.on_click(lambda e: s.stop_probe())
         self._build_figures()
-        s.param.watch(self._sync_selection, ["layer", "unit", "layer_names", "decoder_version"])
         s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site"])
         s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
         s.param.watch(self._redraw_unit, ["unit", "top_ready"])
-        self._sync_selection()
+        self._header()
         self._sync_probe()
         self._draw_all()
 
@@ -188,14 +184,6 @@ class UnitsView(pn.viewable.Viewer):
         apply_in_doc(self._doc, fn)
 
     # ---- widgets <-> session ----------------------------------------------------------
-    def _layer_chosen(self, event):
-        if not self._syncing and event.new:
-            self.session.layer = event.new
-
-    def _unit_chosen(self, event):
-        if not self._syncing and event.new is not None:
-            self.session.unit = int(event.new)
-
     def _on_select(self, attr, old, new):
         if not new or self._syncing:
             return
@@ -203,17 +191,6 @@ class UnitsView(pn.viewable.Viewer):
         unit = int(self.pts_src.data["index"][max(new)])
         if unit != self.session.unit:
             self.session.unit = unit
-
-    def _sync_selection(self, *_):
-        s = self.session
-        self._syncing = True  # programmatic widget updates must not write back
-        try:
-            names = list(s.layer_names)
-            self.layer.param.update(options=names, value=s.layer if s.layer in names else (names[0] if names else None))
-            self.unit.param.update(end=max(s.n_units() - 1, 0), value=s.unit)
-        finally:
-            self._syncing = False
-        self._header()
 
     def _header(self):
         s = self.session

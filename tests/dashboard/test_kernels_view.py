@@ -166,6 +166,26 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     assert ks.fitted_version == ks.prune.mask_version and "us-metric-after" in view.metric.object
 
 
+def test_the_kernels_view_chooses_its_unit_with_the_shared_selection(make_session, fitted):
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    view.__panel__()
+    picker = view.picker
+    assert "conv_classifier" not in picker.layer.options and picker.layer.options[0] == "conv_time_spat"
+    assert (picker.layer.value, picker.unit.value) == ("conv_3", 4)
+    s.view = "kernels"
+    ks.join()
+    picker.layer.value = "conv_2"  # chosen here: every view follows, and the unit's kernel refits
+    picker.unit.value = 7
+    assert (s.layer, s.unit) == ("conv_2", 7) and picker.unit.end == s.n_units() - 1
+    ks.join()
+    assert ks.unit_signal == "unit:conv_2:7" and view.toggle_btn.label == "Prune / restore conv_2/7"
+    s.unit = 3  # chosen elsewhere: the widgets follow without writing back
+    assert picker.unit.value == 3
+    s.layer = "conv_classifier"  # the output (shown above): no hidden layer is selected here
+    assert picker.layer.value is None and view.toggle_btn.disabled
+
+
 def _title(view, which="output"):
     return view._kernel(which, view.shown).opts.get().kwargs["title"]
 

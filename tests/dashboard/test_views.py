@@ -168,6 +168,40 @@ def test_data_view_buttons_follow_training_state(session):
     assert view.curves_shown == shown + 1
 
 
+def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session, tiny_ws, monkeypatch):
+    from dashboard.decoder import Decoder
+
+    view = DataView(session=session)
+    view.__panel__()
+    assert "holds no training history" in view.curves_note.object  # the untrained tiny decoder
+    empty = view._shown_curves(0)
+    loss_of = lambda layout: layout.Overlay.I  # noqa: E731 (loss panel, then the metric panel)
+    metric_of = lambda layout: list(layout.Overlay.II.values()[0].data["metric"])  # noqa: E731
+    assert len(loss_of(empty).values()[0].data) == 0
+    assert loss_of(empty).opts.get("plot").kwargs["show_legend"] is False  # no legend over empty axes
+    saved = [{"epoch": e, "train_loss": 1.0 - e / 10, "valid_loss": 0.9, "valid_metric": 0.1 * e} for e in range(3)]
+    monkeypatch.setattr(tiny_ws, "history", saved)
+    monkeypatch.setattr(tiny_ws, "metrics", {**tiny_ws.metrics, "best_epoch": 1})
+    dec = Decoder(tiny_ws, label="saved run")
+    shown = view.curves_shown
+    session.set_decoder(dec)
+    assert view.curves_shown > shown  # a new decoder redraws its curves
+    assert "saved run: 3 epoch(s), weights of epoch 2" in view.curves_note.object
+    assert "per-batch losses are kept only" in view.curves_note.object
+    curves = view._shown_curves(0)
+    assert metric_of(curves) == [0.0, 0.1, 0.2]
+    assert loss_of(curves).opts.get("plot").kwargs["show_legend"] is True
+    assert [v.data for v in curves.Overlay.II.values() if isinstance(v, hv.VLine)] == [2.0]  # best epoch
+    live = [{"epoch": 0, "train_loss": 2.0, "valid_loss": 1.5, "valid_metric": 0.05}]
+    session.param.update(busy="training", train_history=live, train_batches=[(0.5, 2.1)])
+    assert "run in progress" in view.curves_note.object
+    assert metric_of(view._shown_curves(0)) == [0.05]
+    dec.batches = [(0.5, 1.2), (1.0, 1.1)]  # a run of this session keeps its batches
+    session.busy = ""
+    assert "per-batch" not in view.curves_note.object
+    assert len(loss_of(view._shown_curves(0)).values()[0].data) == 2
+
+
 def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session, served_doc):
     view = DataView(session=session)
     view._doc = doc = served_doc
