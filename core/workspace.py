@@ -270,6 +270,68 @@ class Workspace:
             self.save(run_dir)
         return result
 
+    def load_weights(self, path: str | Path) -> None:
+        """Put weights trained elsewhere into this workspace's decoder, then measure them.
+
+        For model inspection: a braindecode Deep4Net / ShallowFBCSPNet trained outside
+        UnitScope, saved as its ``state_dict()`` (``torch.save(model.state_dict(), path)``,
+        skorch's ``save_params(f_params=...)``, or a dict holding it under ``model``,
+        ``state_dict`` or ``model_state_dict``, as UnitScope's own ``checkpoint.pt``). The file
+        loads with ``weights_only=True``; a ``module.`` prefix (DataParallel) is dropped. The
+        decoder built for these data (channels, outputs, window, dense or trial-wise) must have
+        the same parameter names (braindecode's older names are mapped as braindecode maps them)
+        and shapes; dropout is not a parameter and does not matter.
+
+        [A] The inputs are prepared as UnitScope prepares them (per-channel standardisation
+        fitted on the training block, the DataSpec's filtering and resampling); weights trained
+        on inputs prepared differently decode worse here, and the test metric shows it.
+
+        Raises
+        ------
+        UnitScopeError
+            Unreadable or unsafe file, no state dict in it, or parameters that do not fit.
+        """
+        from .training import load_state
+
+        path = Path(path)
+        state = load_state(path)
+        if isinstance(state, dict):
+            for key in ("model", "state_dict", "model_state_dict"):
+                if isinstance(state.get(key), dict):
+                    state = state[key]
+                    break
+        if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+            raise UnitScopeError(
+                f"{str(path)!r} holds no state dict (a mapping of parameter names to tensors); save the "
+                "trained network with torch.save(model.state_dict(), path).")
+        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+        legacy = getattr(self.model, "mapping", None) or {}  # braindecode's names before 0.8
+        state = {legacy.get(k, k): v for k, v in state.items()}
+        own = self.model.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [f"{k} {tuple(state[k].shape)} in the file vs {tuple(own[k].shape)} here"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shapes:
+            cfg = self.model.unitscope_config
+            def some(items, n, join=str):
+                return join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+            parts = ([f"missing {some(missing, 4)}"] if missing else []) + \
+                ([f"unexpected {some(unexpected, 4)}"] if unexpected else []) + \
+                ([f"shape mismatch: {some(shapes, 3, '; '.join)}"] if shapes else [])
+            raise UnitScopeError(
+                f"The weights in {str(path)!r} do not fit the {cfg['kind']} decoder of these data "
+                f"({cfg['n_chans']} channels, {cfg['n_outputs']} output(s), {cfg['n_times']}-sample windows, "
+                f"{'dense' if cfg['dense'] else 'trial-wise'}): {'; '.join(parts)}. Check --model, the channels "
+                "(--picks), the target and the window (--n-times, or --tmin/--tmax for labels).")
+        self.model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+        self.model.eval()
+        self.history = []
+        self.version += 1
+        self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
+                        "weights_from": str(path)}
+
     def save(self, run_dir: str | Path, **extra) -> Path:
         """Write ``model.pt`` and ``config.json`` atomically into ``run_dir``."""
         from .training import save_state

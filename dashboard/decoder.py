@@ -198,23 +198,31 @@ class Decoder:
 
     def shipped_probe(self):
         """The probe result shipped for the demo, when it matches this model; else (None, None)."""
-        path = PROBE_ASSETS / f"{self.model_kind}.nc"
+        return self.saved_probe(PROBE_ASSETS / f"{self.model_kind}.nc",
+                                PROBE_ASSETS / f"{self.model_kind}-control.nc")[:2]
+
+    def saved_probe(self, path: Path, control_path: Path | None = None):
+        """A probe result saved to ``path`` (and its untrained control), when made for this model.
+
+        Returns ``(probe, control, note)``: ``(None, None, note)`` when the file is missing,
+        unreadable or was made for other weights (``note`` says which; empty when missing).
+        """
+        path = Path(path)
         if not path.is_file():
-            return None, None
+            return None, None, ""
         import xarray as xr
         from core.probing._base import model_hash
 
         try:
             ds = xr.load_dataset(path)
-            control_path = PROBE_ASSETS / f"{self.model_kind}-control.nc"
-            control = xr.load_dataset(control_path) if control_path.is_file() else None
-        except Exception:  # noqa: BLE001 - a broken asset only means no shipped probe
+            control = xr.load_dataset(control_path) if control_path and Path(control_path).is_file() else None
+        except Exception as exc:  # noqa: BLE001 - a broken file only means no saved probe
             logger.exception("cannot read %s", path)
-            return None, None
+            return None, None, f"{path.name} could not be read ({exc.__class__.__name__})"
         if ds.attrs.get("model_hash") != model_hash(self.ws.model):
-            logger.info("shipped probe %s was made for another model; ignored", path)
-            return None, None
-        return ds, control
+            logger.info("probe %s was made for another model; ignored", path)
+            return None, None, f"{path.name} was made for other weights; ignored"
+        return ds, control, ""
 
 
 class DemoProvider:

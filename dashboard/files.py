@@ -16,7 +16,7 @@ from pathlib import Path
 from core._validation import UnitScopeError
 
 __all__ = ["RECORDING_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
-           "list_recordings", "save_upload"]
+           "list_recordings", "list_runs", "run_recording", "save_upload"]
 
 # Files MNE (or UnitScope's BCI2000 reader) can open; BIDS roots are listed as folders.
 RECORDING_SUFFIXES = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".cnt",
@@ -100,6 +100,57 @@ def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 
                 if len(out) >= max_files:
                     return sorted(out)
     return sorted(out)
+
+
+def _is_run(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.pt").is_file()
+
+
+def list_runs(root: str | Path, *, max_runs: int = 200, max_depth: int = 4) -> list[str]:
+    """Run folders under ``root`` (``config.json`` and ``model.pt``, as ``unitscope train
+    --out`` and ``unitscope batch`` write them), relative to it with a trailing ``/``."""
+    root = Path(root).resolve()
+    out: list[str] = []
+    for here, filenames in walk_root(root, max_depth=max_depth):
+        if "config.json" in filenames and "model.pt" in filenames:
+            out.append(("." if here == root else str(here.relative_to(root))) + "/")
+            if len(out) >= max_runs:
+                break
+    return sorted(out)
+
+
+def run_recording(root: str | Path, run_dir: Path, source: str) -> Path:
+    """The recording a run was trained on, found under the data root.
+
+    ``source`` is the path the run's ``config.json`` holds (absolute, or relative to where the
+    run was trained). It is looked for as given, then relative to the data root, to the run
+    folder and to the run folder's parent; the first that exists inside the data root wins.
+
+    Raises
+    ------
+    UnitScopeError
+        When none exists inside the data root (the app reads nothing outside it).
+    """
+    root = Path(root).resolve()
+    given = Path(str(source)).expanduser()
+    if given.is_absolute():
+        candidates = [given, root / given.name, run_dir / given.name, run_dir.parent / given.name]
+    else:
+        candidates = [root / given, run_dir / given, run_dir.parent / given, root / given.name]
+    outside = None
+    for c in candidates:
+        full = c.resolve()
+        if not full.exists():
+            continue
+        if full == root or root in full.parents:
+            return full
+        outside = outside or full
+    where = (f"it exists at {str(outside)!r}, outside the data root {str(root)!r}" if outside else
+             f"it is not under the data root {str(root)!r}")
+    raise UnitScopeError(
+        f"The decoder in {str(run_dir.name)!r} was trained on {str(source)!r}, but {where}; the app reads "
+        "only files under the data root: copy the recording there (beside the run folder, say), or set "
+        "UNITSCOPE_DATA_ROOT to a folder holding both.")
 
 
 def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_bytes: int | None = None) -> Path:

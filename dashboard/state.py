@@ -21,7 +21,7 @@ from core.io import DATA_CH_TYPES
 from core.training import TrainConfig
 
 from .decoder import Decoder, demo_provider
-from .files import data_root, list_recordings, resolve_in_root, save_upload
+from .files import data_root, list_recordings, list_runs, resolve_in_root, run_recording, save_upload
 from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
@@ -57,6 +57,64 @@ class Session(param.Parameterized):
     unit = param.Integer(default=0, bounds=(0, None), doc="Selected unit index within the block.")
     layer_names = param.List(default=[], item_type=str, doc="Blocks of the current decoder.")
 
+    # ---- decoders trained earlier ----------------------------------------------------------
+    def runs(self) -> list[str]:
+        """Run folders under the data root (``unitscope train --out``, ``unitscope batch``)."""
+        return list_runs(self.root)
+
+    def open_run(self, path: str) -> None:
+        """Open a run folder under the data root (in a thread): its decoder, on the recording it
+        was trained on (found under the data root), with ``probe.nc`` / ``probe_untrained.nc``
+        beside it as the probe result when they were made for these weights."""
+        import json
+
+        from core.workspace import DataSpec, Workspace
+
+        if self.running("training") or self.busy in ("training", "opening"):
+            self.alert("Wait for the training (or the decoder being opened) to finish first.", "warning")
+            return
+        try:
+            run = resolve_in_root(self.root, path)
+            if not (run / "config.json").is_file() or not (run / "model.pt").is_file():
+                raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
+                                     "(as `unitscope train --out RUN_DIR` writes them).")
+            try:
+                data = json.loads((run / "config.json").read_text())["data"]
+                spec = DataSpec.from_dict(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UnitScopeError(f"The run config {str(path)!r}/config.json cannot be read: {exc}") from exc
+            if spec.source != "demo":
+                spec = DataSpec.from_dict({**data, "source": str(run_recording(self.root, run, spec.source))})
+        except UnitScopeError as exc:
+            self.alert(str(exc))
+            return
+        name = run.name if run != self.root else self.root.name
+        self.param.update(busy="opening", status=f"Opening the decoder in {name} ...")
+
+        def work(stop):
+            ws = Workspace.load(run, spec=spec)
+            kind = "Deep4" if ws.model.unitscope_config.get("kind") == "deep4" else "Shallow"
+            dec = Decoder(ws, label=f"{name} ({kind})")
+            dec.predictions()
+            probe, control, note = dec.saved_probe(run / "probe.nc", run / "probe_untrained.nc")
+            return dec, probe, control, note
+
+        def done(out):
+            dec, probe, control, note = out
+            self.busy = ""
+            self.set_decoder(dec, probe=probe, control=control,
+                             probe_source=f"probe.nc of {name}" if probe is not None else "")
+            what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
+                    if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
+            self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
+                       "success")
+
+        def failed(msg):
+            self.busy = ""
+            self.status = f"{self.decoder.label}: still in use" if self.decoder is not None else ""
+
+        self._start("open", work, on_done=done, on_error=failed)
+
     # ---- data source ---------------------------------------------------------------------
     source = param.Selector(default="demo", objects=["demo", "file", "upload"],
                             doc="Demo recording, a file under the data root, or an upload.")
@@ -75,7 +133,7 @@ class Session(param.Parameterized):
                                   doc="The trained decoder every view shows.")
     decoder_version = param.Integer(default=0, bounds=(0, None), doc="Bumped whenever the decoder changes.")
     status = param.String(default="", doc="One-line status of the decoder (shown in the sidebar).")
-    busy = param.Selector(default="", objects=["", "loading", "inspecting", "training"],
+    busy = param.Selector(default="", objects=["", "loading", "inspecting", "training", "opening"],
                           doc="Long work running on the data/model side.")
     train_progress = param.Number(default=0.0, bounds=(0, 1), doc="Fraction of training done.")
     train_history = param.List(default=[], doc="One dict per epoch (train_loss, valid_loss, valid_metric).")

@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 # Subcommand modules, in the order ``unitscope --help`` lists them. A module that is not
 # present (a feature not installed) is skipped.
-SUBCOMMANDS = ("info", "train", "probe", "occlude", "prune", "deconv", "encode", "report", "batch", "bench")
+SUBCOMMANDS = ("info", "train", "import_weights", "probe", "occlude", "prune", "deconv", "encode", "report", "batch", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

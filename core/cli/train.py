@@ -6,13 +6,12 @@ import threading
 from pathlib import Path
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a Deep4/Shallow decoder and write a run folder")
+def add_data_args(p) -> None:
+    """The data and decoder options ``train`` and ``import`` share (see :func:`data_spec`)."""
     p.add_argument("--data", default="demo", help="'demo' or a recording path / BIDS folder")
     p.add_argument("--target", default=None,
                    help="continuous target channel, or 'events' / 'events:T1,T2' for labels (demo: hand speed)")
     p.add_argument("--model", default="deep4", choices=("deep4", "shallow"))
-    p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt, checkpoint.pt)")
     p.add_argument("--picks", default=None, help="comma-separated channel names")
     p.add_argument("--l-freq", type=float, default=None, help="band-pass low edge in Hz")
     p.add_argument("--h-freq", type=float, default=None, help="band-pass high edge in Hz")
@@ -21,8 +20,23 @@ def add_parser(sub) -> None:
     p.add_argument("--tmax", type=float, default=4.0, help="label trials: end relative to events (s)")
     p.add_argument("--demo-ipsi-fraction", type=float, default=0.0,
                    help="demo only: share of movements made with the other hand, marked by beta alone (0-1)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default from TrainConfig)")
     p.add_argument("--n-times", type=int, default=None, help="input window in samples (continuous targets)")
+
+
+def data_spec(args):
+    """The :class:`~core.workspace.DataSpec` of :func:`add_data_args`' options."""
+    from ..workspace import DataSpec
+
+    return DataSpec(source=args.data, target=args.target, picks=args.picks.split(",") if args.picks else None,
+                    l_freq=args.l_freq, h_freq=args.h_freq, sfreq=args.sfreq, tmin=args.tmin, tmax=args.tmax,
+                    ipsi_fraction=args.demo_ipsi_fraction)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a Deep4/Shallow decoder and write a run folder")
+    add_data_args(p)
+    p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt, checkpoint.pt)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default from TrainConfig)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -37,14 +51,11 @@ def _bar(fraction: float, width: int = 30) -> str:
 
 def run(args) -> int:
     from ..training import TrainConfig, configure_threads, resolve_device
-    from ..workspace import DataSpec, Workspace
+    from ..workspace import Workspace
 
     threads = configure_threads(args.threads)
     device = resolve_device(args.device)
-    spec = DataSpec(source=args.data, target=args.target,
-                    picks=args.picks.split(",") if args.picks else None,
-                    l_freq=args.l_freq, h_freq=args.h_freq, sfreq=args.sfreq, tmin=args.tmin, tmax=args.tmax,
-                    ipsi_fraction=args.demo_ipsi_fraction)
+    spec = data_spec(args)
     cfg = TrainConfig(model=args.model, device=args.device)
     for name, val in (("max_epochs", args.epochs), ("n_times", args.n_times), ("seed", args.seed)):
         if val is not None:

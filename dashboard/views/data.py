@@ -58,6 +58,15 @@ class DataView(pn.viewable.Viewer):
         self.refresh = pn.widgets.Button(label="List files", width=100)
         self.open = pn.widgets.Button(label="Open", color="primary", width=100)
         self.dropper = None  # made when Upload is chosen (see _show_dropper)
+        self.run_path = pn.widgets.AutocompleteInput(
+            label="Or open a decoder trained earlier: a run folder under the data root", options=[], restrict=False,
+            case_sensitive=False, min_characters=0, search_strategy="includes", placeholder="e.g. runs/sub-01/",
+            sizing_mode="stretch_width", css_classes=["us-run-path"],
+            description="A folder written by `unitscope train --out` or `unitscope batch` (config.json and model.pt). "
+                        "It opens on the recording it was trained on, which must lie under the data root too; a "
+                        "probe.nc beside it (`unitscope probe RUN_DIR`) is shown as its probe.")
+        self.list_runs = pn.widgets.Button(label="List runs", width=100)
+        self.open_run = pn.widgets.Button(label="Open decoder", color="primary", width=130)
         self._dropper_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
                                         sizing_mode="stretch_width")
@@ -94,6 +103,8 @@ class DataView(pn.viewable.Viewer):
         self.plan = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["us-plan"])
 
         self.refresh.on_click(lambda e: self._list_files())
+        self.list_runs.on_click(lambda e: self._list_runs())
+        self.open_run.on_click(lambda e: s.open_run(self.run_path.value_input or self.run_path.value))
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
         self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
         s.param.watch(self._show_dropper, "source")
@@ -166,6 +177,13 @@ class DataView(pn.viewable.Viewer):
         self.path.options = files
         if not files:
             self.session.alert(f"No recordings found under the data root {self.session.root}.", "info")
+
+    def _list_runs(self):
+        runs = self.session.runs()
+        self.run_path.options = runs
+        if not runs:
+            self.session.alert(f"No run folders (config.json and model.pt) found under the data root "
+                               f"{self.session.root}: write one with `unitscope train ... --out RUN_DIR` there.", "info")
 
     def _show_dropper(self, *_):
         """Create the file dropper the first time Upload is chosen [A]: while a dropper is on the
@@ -271,8 +289,9 @@ class DataView(pn.viewable.Viewer):
     def _sync_busy(self, *_):
         s = self.session
         training = s.busy == "training"
-        blocked = s.busy in ("inspecting", "training")  # loading the demo blocks nothing
+        blocked = s.busy in ("inspecting", "training", "opening")  # loading the demo blocks nothing
         self.train_btn.disabled = blocked
+        self.open_run.disabled = blocked
         self.stop_btn.disabled = not training
         self.open.disabled = blocked
         self.progress.value = int(round(s.train_progress * 1000)) if (training or s.train_history) else 0
@@ -323,5 +342,7 @@ class DataView(pn.viewable.Viewer):
             pn.pane.Markdown("### 2. Decoder"), pn.Row(self.model, self.epochs), self.plan,
             pn.Row(self.train_btn, self.stop_btn, self.demo_btn),
             pn.Row(self.progress, sizing_mode="stretch_width"), self.progress_text,
+            pn.Row(self.run_path, pn.Column(pn.Spacer(height=18), pn.Row(self.list_runs, self.open_run, margin=0),
+                                            margin=0), sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
         return pn.Column(data_card, model_card, pn.pane.Markdown("### Training curves"), self.curves_note, self.curves, sizing_mode="stretch_width")

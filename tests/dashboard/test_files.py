@@ -63,3 +63,23 @@ def test_upload_limit_and_names(tmp_path):
     p = save_upload(tmp_path, "../../<script>x.fif", b"abc", max_bytes=1000)
     assert p.parent == tmp_path and p.name.endswith(".fif") and "<" not in p.name and ".." not in p.name
     assert p.read_bytes() == b"abc"
+
+
+def test_run_folders_are_listed_and_their_recordings_found_under_the_root(tmp_path):
+    from dashboard.files import list_runs, run_recording
+
+    for folder in ("runs/a", "runs/b/deeper", ".hidden/c", "half"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+        if folder != "half":
+            (tmp_path / folder / "model.pt").write_bytes(b"")
+    assert list_runs(tmp_path) == ["runs/a/", "runs/b/deeper/"]  # not hidden, not without model.pt
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "s1_raw.fif").write_bytes(b"x")
+    run = tmp_path / "runs" / "a"
+    # a path relative to where the run was trained: tried under the root, then beside the run
+    assert run_recording(tmp_path, run, "data/s1_raw.fif") == tmp_path / "data" / "s1_raw.fif"
+    (run / "s2_raw.fif").write_bytes(b"x")
+    assert run_recording(tmp_path, run, "/gone/lab/s2_raw.fif") == run / "s2_raw.fif"  # moved: found by name
+    with pytest.raises(UnitScopeError, match=r"trained on 'nowhere.fif', but it is not under the data root"):
+        run_recording(tmp_path, run, "nowhere.fif")

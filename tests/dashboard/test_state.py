@@ -442,3 +442,69 @@ def test_demo_ipsi_share_reaches_the_data_spec(session):
     assert session.data_spec().ipsi_fraction == 0.4
     session.demo_ipsi = 0.0
     assert session.data_spec().ipsi_fraction == 0.0
+
+
+# ---- decoders trained earlier (run folders under the data root) --------------------------------
+def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, tiny_ws, tiny_probe):
+    run = tmp_path / "runs" / "demo-run"
+    tiny_ws.save(run)
+    tiny_probe.to_netcdf(run / "probe.nc")
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    (tmp_path / "runs" / "not-a-run" / "config.json").write_text("{}")
+    assert session.runs() == ["runs/demo-run/"]
+    session.open_run("runs/demo-run")
+    assert session.busy == "opening"
+    _join(session, "open")
+    dec = session.decoder
+    assert session.busy == "" and dec.label == "demo-run (Deep4)"
+    assert dec.predictions()["metric"] == pytest.approx(tiny_ws.evaluate("test"), abs=1e-6)
+    assert session.probe is not None and session.probe_state == "done"
+    assert session.probe_source == "probe.nc of demo-run" and session.probe.attrs == tiny_probe.attrs
+    level, text = session.alerts[-1]
+    assert level == "success" and text.startswith("Opened demo-run: test Pearson r") and "with its probe" in text
+    # a probe made for other weights is not shown as this decoder's
+    other = tiny_probe.copy()
+    other.attrs["model_hash"] = "other"
+    other.to_netcdf(run / "probe.nc")
+    session.open_run("runs/demo-run/")
+    _join(session, "open")
+    assert session.decoder is not dec and session.probe is None and session.probe_state == "none"
+    assert "probe.nc was made for other weights; ignored" in session.alerts[-1][1]
+
+
+def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws):
+    (tmp_path / "empty").mkdir()
+    session.open_run("empty")
+    assert "'empty' is not a run folder: it must hold config.json and model.pt" in session.alerts[-1][1]
+    session.open_run("../elsewhere")
+    assert "outside the data root" in session.alerts[-1][1]
+    run = tmp_path / "broken"
+    tiny_ws.save(run)
+    (run / "config.json").write_text("{not json")
+    session.open_run("broken")
+    assert "cannot be read" in session.alerts[-1][1] and session.busy == "" and session.decoder is None
+    (run / "config.json").write_text('{"data": {"source": "demo"}}')  # no model section: fails in the worker
+    session.open_run("broken")
+    _join(session, "open")
+    assert session.busy == "" and session.decoder is None and "Corrupt run config" in session.alerts[-1][1]
+
+
+def test_a_run_opens_on_its_recording_only_under_the_data_root(session, tmp_path, tmp_path_factory, fif):
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    outside = tmp_path_factory.mktemp("elsewhere") / "rec_raw.fif"
+    fif(outside, [f"E{i}" for i in range(6)], seconds=60.0)
+    ws = Workspace.create(DataSpec(source=str(outside), target="speed"), TrainConfig(max_epochs=1))
+    ws.save(tmp_path / "runs" / "file-run")
+    session.open_run("runs/file-run")
+    level, text = session.alerts[-1]
+    assert level == "danger" and f"it exists at {str(outside.resolve())!r}, outside the data root" in text
+    assert session.decoder is None
+    (tmp_path / "runs" / "rec_raw.fif").write_bytes(outside.read_bytes())  # copied beside the run folder
+    session.open_run("runs/file-run")
+    _join(session, "open")
+    assert session.decoder.label == "file-run (Deep4)"
+    assert session.decoder.ws.spec.source == str((tmp_path / "runs" / "rec_raw.fif").resolve())
+    assert session.decoder.ws.recording.ch_names == [f"E{i}" for i in range(6)]
+    assert "no probe.nc beside it" in session.alerts[-1][1]

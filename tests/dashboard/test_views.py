@@ -202,6 +202,22 @@ def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session,
     assert len(loss_of(view._shown_curves(0)).values()[0].data) == 2
 
 
+def test_data_view_lists_and_opens_run_folders(session, tmp_path, tiny_ws):
+    view = DataView(session=session)
+    view.__panel__()
+    view.list_runs.clicks += 1
+    assert "No run folders" in session.alerts[-1][1] and "unitscope train" in session.alerts[-1][1]
+    tiny_ws.save(tmp_path / "runs" / "r1")
+    view.list_runs.clicks += 1
+    assert view.run_path.options == ["runs/r1/"]
+    view.run_path.value = "runs/r1/"
+    view.open_run.clicks += 1
+    assert view.open_run.disabled and view.train_btn.disabled  # while it opens
+    assert session._jobs["open"].join(120)
+    assert session.decoder.label == "r1 (Deep4)" and not view.open_run.disabled
+    assert "r1 (Deep4)" in view.curves_note.object
+
+
 def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session, served_doc):
     view = DataView(session=session)
     view._doc = doc = served_doc

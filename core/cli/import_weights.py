@@ -1,0 +1,41 @@
+"""``unitscope import``: a decoder trained outside UnitScope, as a run folder.
+
+For model inspection: the weights of a braindecode Deep4Net / ShallowFBCSPNet (its
+``state_dict()``, loaded with ``weights_only=True``) go into the decoder UnitScope builds for
+the given data, are measured on the valid and test blocks, and are written as a run folder
+that ``unitscope probe / occlude / prune / deconv / report`` and the app (Data & model, a run
+folder under the data root) open like one trained here. See
+:meth:`core.workspace.Workspace.load_weights`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .train import add_data_args, data_spec
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("import", help="make a run folder of a braindecode decoder trained elsewhere (its state dict)")
+    p.add_argument("weights", help="state dict file (torch.save(model.state_dict(), path), skorch f_params)")
+    add_data_args(p)
+    p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..training import TrainConfig
+    from ..workspace import Workspace
+
+    cfg = TrainConfig(model=args.model)
+    if args.n_times is not None:
+        cfg.n_times = args.n_times
+    weights = Path(args.weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"No weights file {str(weights)!r}.")
+    ws = Workspace.create(data_spec(args), cfg)
+    ws.load_weights(weights)
+    ws.save(args.out)
+    name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
+    print(f"test {name} {ws.metrics['test']:.4f} (valid {ws.metrics['valid']:.4f}) with the weights of "
+          f"{weights.name}; wrote {args.out} (next: unitscope probe {args.out}, or open it in the app)")
+    return 0
