@@ -52,8 +52,9 @@ def _version_note(tag: str | None) -> str:
     return f" [{tag}]" if tag else ""
 
 
-def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) -> hv.Overlay:
-    """Kernels (lag in s) of ``result``; ``previous`` drawn faintly and dashed.
+def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pruned: bool = False) -> hv.Overlay:
+    """Kernels (lag in s) of ``result``; ``previous`` drawn faintly and dashed. ``pruned``: the
+    signal is a unit that is itself pruned (the title says why its kernel did not change).
 
     Parameters
     ----------
@@ -77,6 +78,8 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None) ->
                               label=str(k)).opts(color=color, line_width=2.5))
     r2 = result.attrs.get("r2", float("nan"))
     how = {"warm_start": "refit", "unaffected": "unaffected"}.get(result.attrs.get("refit", ""), "fitted")
+    if how == "unaffected":  # a block's mask acts after its activations, so only masks upstream reach a unit
+        how = "unaffected (pruned after it is read)" if pruned else "unaffected (no unit pruned upstream)"
     return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
         title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}", responsive=True, height=260,
         legend_position="top_left", framewise=True))
@@ -234,7 +237,12 @@ class KernelsView(pn.viewable.Viewer):
     def _kernel(self, which, shown):
         result, previous = self._shown[which], self._shown[f"{which}_previous"]
         tag = self._shown["tag"] if result is not None else None
-        return kernel_plot(result, previous, title=self._title(which), tag=tag)
+        pruned = False
+        signal = self._shown["unit_signal"] or ""
+        if which == "unit" and signal.startswith("unit:"):
+            _, layer, idx = signal.split(":")
+            pruned = int(idx) in self.ps.pruned.get(layer, [])
+        return kernel_plot(result, previous, title=self._title(which), tag=tag, pruned=pruned)
 
     def _codes(self, which, shown):
         result, previous = self._shown[which], self._shown[f"{which}_previous"]

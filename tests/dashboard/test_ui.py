@@ -244,6 +244,25 @@ def test_user_file_channel_picks_and_filter(server, app_page, data_root, shared_
     no_traceback(app_page)
 
 
+def test_a_run_folder_under_the_data_root_opens_with_its_probe(server, app_page, data_root, tiny_ws, tiny_probe):
+    """A decoder trained and probed headless (a run folder with probe.nc) opens in the app."""
+    run = data_root / "runs" / "tiny-run"
+    tiny_ws.save(run)
+    tiny_probe.to_netcdf(run / "probe.nc")
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "Or open a decoder trained earlier", timeout=120)
+    app_page.locator("button:text-is('List runs')").click()
+    field = app_page.locator(".us-run-path input").first
+    field.fill("runs/tiny-run/")
+    app_page.locator("button:text-is('Open decoder')").click()
+    wait_text(app_page, "Opened tiny-run: test Pearson r", timeout=120)
+    wait_text(app_page, "with its probe (probe.nc)")
+    wait_text(app_page, "tiny-run (Deep4): its checkpoint holds no training history.")  # the curves' note
+    app_page.locator(".bk-tab:text-is('Units')").click()
+    wait_text(app_page, "probe.nc of tiny-run", timeout=60)
+    no_traceback(app_page)
+
+
 def test_screenshots_of_each_view(server, app_page, tmp_path):
     out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
