@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import usual_file_mode
 from ._validation import UnitScopeError
 
 __all__ = ["ReportContent", "render_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
@@ -493,6 +494,7 @@ def write_report(content: ReportContent | str, path: str | Path) -> Path:
         raise UnitScopeError(f"Cannot write the report to the folder {str(folder)!r}: "
                              f"{exc.strerror or exc}. Choose a folder you can write to.") from exc
     try:
+        usual_file_mode(tmp)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

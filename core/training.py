@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._files import usual_file_mode
 from ._validation import UnitScopeError, check_option, check_range, ensure_int
 from .metrics import score
 
@@ -121,9 +122,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        usual_file_mode(tmp)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -142,9 +141,7 @@ def atomic_write_netcdf(ds, path: Path) -> None:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        usual_file_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core._files import usual_file_mode
 from core._validation import UnitScopeError, check_option
 
 from .files import data_root
@@ -259,6 +260,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
         raise UnitScopeError(f"Cannot write to the folder {str(path.parent)!r}: {exc.strerror or exc}. "
                              "Choose a folder you can write to.") from exc
     try:
+        usual_file_mode(tmp)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)

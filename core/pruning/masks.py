@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._files import usual_file_mode
 from .._validation import UnitScopeError, ensure_int, suggest
 from ..models import LayerInfo, get_layer, layer_map
 
@@ -250,6 +251,7 @@ class MaskSet:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            usual_file_mode(tmp)
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(self.to_dict(), indent=1))
             os.replace(tmp, path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -132,6 +133,9 @@ def test_save_to_folder_writes_under_the_data_root(session, tmp_path):
     assert names[0] == "unitscope-report.html" and "probe.nc" in names and "unitscope-run.zip" in names
     assert all(p.parent == tmp_path / "lab" / "exports" for p in paths)
     assert paths[0].read_text().startswith("<!DOCTYPE html>")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {oct(p.stat().st_mode & 0o777) for p in paths} == {oct(0o666 & ~umask)}  # shareable, not mkstemp's 0600
 
 
 def test_unwritable_or_outside_folders_give_clear_messages(session, tmp_path):
