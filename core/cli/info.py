@@ -1,12 +1,20 @@
-"""``unitscope info PATH``: channels, types, duration, sampling rate, events."""
+"""``unitscope info PATH``: channels, types, duration, sampling rate, events; or, for a run
+folder, its decoder, data, metrics and the result files beside it (from config.json alone)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from .._validation import UnitScopeError
+
+# result files a run folder may hold, and what writes them
+RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state (--resume)",
+             "probe.nc": "unitscope probe", "probe_untrained.nc": "unitscope probe --untrained"}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events)")
-    p.add_argument("path", help="recording file, BIDS folder, or 'demo'")
+    p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events) or a run folder")
+    p.add_argument("path", help="recording file, BIDS folder, 'demo', or a run folder (config.json)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
 
@@ -15,6 +23,8 @@ def run(args) -> int:
     from ..demo import simulate_reaching
     from ..io import read_recording
 
+    if args.path != "demo" and (Path(args.path) / "config.json").is_file():
+        return _run_info(Path(args.path), as_json=args.json)
     rec = simulate_reaching() if args.path == "demo" else read_recording(args.path)
     s = rec.summary()
     if args.json:
@@ -29,4 +39,60 @@ def run(args) -> int:
         print(f"target     {s['target']}")
     ev = s["events"]
     print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else ""))
+    return 0
+
+
+def run_summary(run_dir: Path) -> dict:
+    """What a run folder holds, from its ``config.json`` (no data are loaded)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+        model, data, metrics = cfg["model"], cfg["data"], cfg.get("metrics", {})
+        layers = {l["name"]: int(l["n_units"]) for l in cfg.get("layers", [])}
+        summary = {
+            "run": str(run_dir), "model": model["kind"], "dense": bool(model["dense"]),
+            "n_chans": int(model["n_chans"]), "n_outputs": int(model["n_outputs"]), "n_times": int(model["n_times"]),
+            "task": cfg["task"], "data": data, "metrics": metrics, "epochs": len(cfg.get("history", [])),
+            "layers": layers,
+            "files": sorted(f.name for f in Path(run_dir).iterdir() if f.is_file() and not f.name.startswith(".")),
+        }
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise UnitScopeError(f"Corrupt run config {str(path)!r}: {exc}") from exc
+    return summary
+
+
+def _run_info(run_dir: Path, *, as_json: bool) -> int:
+    s = run_summary(run_dir)
+    if as_json:
+        print(json.dumps(s))
+        return 0
+    m, d = s["metrics"], s["data"]
+    name = "pearson_r" if s["task"] == "regression" else "balanced_accuracy"
+    print(f"run        {s['run']}")
+    print(f"decoder    {s['model']} ({'dense' if s['dense'] else 'trial-wise'}), {s['n_chans']} channels, "
+          f"{s['n_outputs']} output(s), {s['n_times']}-sample windows")
+    prep = [f"target {d.get('target') or ('hand speed' if d['source'] == 'demo' else '?')}"]
+    if d.get("ipsi_fraction"):
+        prep.append(f"{float(d['ipsi_fraction']):.0%} ipsilateral movements")
+    if d.get("picks"):
+        prep.append(f"{len(d['picks'])} picked channels")
+    if d.get("l_freq") or d.get("h_freq"):
+        prep.append(f"band-pass {d.get('l_freq') or 0:g}-{d.get('h_freq') or 'Nyquist'} Hz")
+    if d.get("sfreq"):
+        prep.append(f"resampled to {d['sfreq']:g} Hz")
+    print(f"data       {d['source']} ({s['task']}; {', '.join(prep)})")
+    if "test" in m:
+        print(f"metric     test {name} {m['test']:.4f}, valid {m.get('valid', float('nan')):.4f}")
+    if m.get("weights_from"):
+        print(f"weights    imported from {m['weights_from']} (unitscope import)")
+    elif s["epochs"]:
+        kept = f", kept epoch {int(m['best_epoch']) + 1}" if m.get("best_epoch", -1) >= 0 else ""
+        secs = f", {float(m['train_seconds']):.0f} s" if "train_seconds" in m else ""
+        print(f"training   {s['epochs']} epoch(s){kept}{secs}{' (stopped)' if m.get('stopped') else ''}")
+    print(f"layers     {', '.join(f'{k} {v}' for k, v in s['layers'].items())}")
+    known = [f"{f} ({RUN_FILES[f]})" for f in s["files"] if f in RUN_FILES]
+    other = [f for f in s["files"] if f not in RUN_FILES and f != "config.json"]
+    print(f"files      {', '.join(known + other)}")
+    if "probe.nc" not in s["files"]:
+        print(f"next       unitscope probe {s['run']}")
     return 0

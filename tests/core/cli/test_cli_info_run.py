@@ -1,0 +1,44 @@
+"""``unitscope info RUN_DIR``: what a run folder holds, from its config.json alone."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.cli import main
+from core.training import TrainConfig
+from core.workspace import DataSpec, Workspace
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    ws = Workspace.create(DataSpec(duration=60.0, ipsi_fraction=0.25), TrainConfig(model="shallow", max_epochs=2))
+    folder = tmp_path_factory.mktemp("runs") / "s1"
+    ws.train(run_dir=folder)
+    (folder / "probe.nc").write_bytes(b"")  # only listed, never read
+    return ws, folder
+
+
+def test_info_describes_a_run_folder(run, capsys):
+    ws, folder = run
+    assert main(["info", str(folder)]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["decoder"] == "shallow (dense), 32 channels, 1 output(s), 1200-sample windows"
+    assert lines["data"] == "demo (regression; target hand speed, 25% ipsilateral movements)"
+    assert lines["metric"] == f"test pearson_r {ws.metrics['test']:.4f}, valid {ws.metrics['valid']:.4f}"
+    assert lines["training"].startswith(f"{len(ws.history)} epoch(s), kept epoch {ws.metrics['best_epoch'] + 1}, ")
+    assert lines["layers"] == "conv_time_spat 40, conv_classifier 1"
+    assert "probe.nc (unitscope probe)" in lines["files"] and "checkpoint.pt (training state" in lines["files"]
+    assert "next" not in lines  # a probe is there already
+
+
+def test_info_json_and_a_corrupt_run(run, tmp_path, capsys):
+    ws, folder = run
+    assert main(["info", str(folder), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["model"] == "shallow" and s["metrics"]["test"] == pytest.approx(ws.metrics["test"])
+    assert s["layers"] == {"conv_time_spat": 40, "conv_classifier": 1} and "model.pt" in s["files"]
+    (tmp_path / "config.json").write_text('{"model": {}}')
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unitscope info: error: Corrupt run config") and err.count("\n") == 1
