@@ -178,9 +178,9 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
         pn.state.onload(session.document_ready)
         pn.state.onload(heap_keeper().page_loaded)  # the page's objects leave the collector's scans
         if pn.state.location is not None:
-            pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit"})
+            pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit", "run": "run"})
         # never block the server: workers are told to stop, the page's objects collected when idle
         pn.state.on_session_destroyed(lambda ctx: (session.close(timeout=0), heap_keeper().page_closed()))
-    if load_demo:
+    if load_demo and not session.run:  # a link to a run folder opens it instead (the demo if it cannot)
         session.load_demo()
     return template

@@ -55,6 +55,8 @@ class Session(param.Parameterized):
     view = param.Selector(default="overview", objects=list(VIEWS), doc="The view shown.")
     layer = param.String(default="conv_2", doc="Selected block, by its braindecode name.")
     unit = param.Integer(default=0, bounds=(0, None), doc="Selected unit index within the block.")
+    run = param.String(default="", doc="Run folder under the data root whose decoder is shown ('' for the "
+                                        "demo or a decoder trained in the app); the URL carries it.")
     layer_names = param.List(default=[], item_type=str, doc="Blocks of the current decoder.")
 
     # ---- decoders trained earlier ----------------------------------------------------------
@@ -86,9 +88,10 @@ class Session(param.Parameterized):
             if spec.source != "demo":
                 spec = DataSpec.from_dict({**data, "source": str(run_recording(self.root, run, spec.source))})
         except UnitScopeError as exc:
-            self.alert(str(exc))
+            self._run_failed(str(exc))
             return
         name = run.name if run != self.root else self.root.name
+        shown = str(path).strip()
         self.param.update(busy="opening", status=f"Opening the decoder in {name} ...")
 
         def work(stop):
@@ -103,7 +106,7 @@ class Session(param.Parameterized):
             dec, probe, control, note = out
             self.busy = ""
             self.set_decoder(dec, probe=probe, control=control,
-                             probe_source=f"probe.nc of {name}" if probe is not None else "")
+                             probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
             what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
                     if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
             self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
@@ -111,9 +114,26 @@ class Session(param.Parameterized):
 
         def failed(msg):
             self.busy = ""
-            self.status = f"{self.decoder.label}: still in use" if self.decoder is not None else ""
+            self._run_failed(None)
 
         self._start("open", work, on_done=done, on_error=failed)
+
+    def _run_failed(self, message: str | None) -> None:
+        """A run folder did not open: say why (``message``, unless already said), keep the
+        decoder in use (the demo when there is none yet, e.g. a link to a run that is gone)."""
+        if message:
+            self.alert(message)
+        self.run = self._run_shown  # the URL names what is shown
+        if self.decoder is not None:
+            self.status = self._decoder_status(self.decoder)  # (it said "Opening ..." meanwhile)
+        elif self.busy != "loading":
+            self.load_demo()
+
+    @param.depends("run", watch=True)
+    def _run_requested(self):
+        """A run named by the URL (or set by a caller) opens; names already shown do nothing."""
+        if self.run and self.run != self._run_shown:
+            self.open_run(self.run)
 
     # ---- data source ---------------------------------------------------------------------
     source = param.Selector(default="demo", objects=["demo", "file", "upload"],
@@ -166,6 +186,7 @@ class Session(param.Parameterized):
     probe_interval = 2.0  # seconds between live updates of the probe maps (each costs a redraw) [A]
 
     def __init__(self, **params):
+        self._run_shown = ""  # the run folder of the decoder shown (see ``run``)
         super().__init__(**params)
         self.root = data_root()
         self._jobs: dict[str, Job] = {}
@@ -283,8 +304,15 @@ class Session(param.Parameterized):
             shutil.rmtree(self._upload_dir, ignore_errors=True)
 
     # ---- decoder ---------------------------------------------------------------------------
-    def set_decoder(self, decoder: Decoder, *, probe=None, control=None, probe_source: str = "") -> None:
-        """Make ``decoder`` the one all views show; drops probe results of the old one."""
+    @staticmethod
+    def _decoder_status(decoder: Decoder) -> str:
+        return f"{decoder.label}: test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}"
+
+    def set_decoder(self, decoder: Decoder, *, probe=None, control=None, probe_source: str = "",
+                    run: str = "") -> None:
+        """Make ``decoder`` the one all views show; drops probe results of the old one.
+        ``run``: the run folder it was opened from (relative to the data root), if any."""
+        self._run_shown = run
         if self._probe_run is not None:
             self._probe_run.stop()
             self._probe_run = None
@@ -296,8 +324,7 @@ class Session(param.Parameterized):
             decoder_version=self.decoder_version + 1, probe=probe, control=control,
             probe_state="done" if probe is not None else "none",
             probe_progress=1.0 if probe is not None else 0.0, probe_source=probe_source,
-            top_ready=decoder.top_ready,
-            status=f"{decoder.label}: test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}")
+            top_ready=decoder.top_ready, run=run, status=self._decoder_status(decoder))
         if not decoder.top_ready:
             self._start("activations", lambda stop: decoder.top_windows(stop=stop),
                         on_done=lambda top: self._top_done(decoder, top))

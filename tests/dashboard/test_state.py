@@ -472,7 +472,9 @@ def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, ti
     assert "probe.nc was made for other weights; ignored" in session.alerts[-1][1]
 
 
-def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws):
+def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws, monkeypatch):
+    demo_loads = []
+    monkeypatch.setattr(session, "load_demo", lambda: demo_loads.append(session.run))
     (tmp_path / "empty").mkdir()
     session.open_run("empty")
     assert "'empty' is not a run folder: it must hold config.json and model.pt" in session.alerts[-1][1]
@@ -483,10 +485,33 @@ def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, t
     (run / "config.json").write_text("{not json")
     session.open_run("broken")
     assert "cannot be read" in session.alerts[-1][1] and session.busy == "" and session.decoder is None
+    assert len(demo_loads) == 3  # nothing shown yet: the demo instead (each time)
     (run / "config.json").write_text('{"data": {"source": "demo"}}')  # no model section: fails in the worker
     session.open_run("broken")
     _join(session, "open")
     assert session.busy == "" and session.decoder is None and "Corrupt run config" in session.alerts[-1][1]
+    assert len(demo_loads) == 4
+    session.run = "gone/"  # a link to a run that is gone: said, the URL cleared, the demo instead
+    assert "does not exist under the data root" in session.alerts[-1][1]
+    assert session.run == "" and demo_loads[-1] == "" and len(demo_loads) == 5
+
+
+def test_the_run_shown_is_named_by_the_session_and_a_link_opens_it(session, tmp_path, tiny_ws, tiny_decoder):
+    tiny_ws.save(tmp_path / "runs" / "linked")
+    session.run = "runs/linked/"  # as a link ?run=runs/linked/ sets it
+    _join(session, "open")
+    opened = session.decoder
+    assert opened.label == "linked (Deep4)" and session.run == "runs/linked/"
+    session.run = "runs/linked/"  # the same name again: nothing reopens
+    assert session.decoder is opened
+    session.open_run("runs/missing")  # a failed open keeps the decoder and the name shown
+    assert session.decoder is opened and session.run == "runs/linked/"
+    assert session.status.startswith("linked (Deep4): test Pearson r")  # not "Opening ..." any more
+    session.set_decoder(tiny_decoder)  # another decoder (the demo, or one trained here): no run
+    assert session.run == ""
+    session.open_run("runs/linked")  # opened from the Data view: the URL gets its name
+    _join(session, "open")
+    assert session.run == "runs/linked" and session.decoder is not opened
 
 
 def test_a_run_opens_on_its_recording_only_under_the_data_root(session, tmp_path, tmp_path_factory, fif):

@@ -260,6 +260,15 @@ def test_a_run_folder_under_the_data_root_opens_with_its_probe(server, app_page,
     wait_text(app_page, "tiny-run (Deep4): its checkpoint holds no training history.")  # the curves' note
     app_page.locator(".bk-tab:text-is('Units')").click()
     wait_text(app_page, "probe.nc of tiny-run", timeout=60)
+    app_page.wait_for_function("() => ['run=runs', 'view=units'].every(t => window.location.search.includes(t))",
+                               timeout=30000)
+    link = app_page.url  # the URL names the run: the link opens it in a new session
+    app_page.goto(link)
+    wait_text(app_page, "probe.nc of tiny-run", timeout=120)
+    wait_text(app_page, "tiny-run (Deep4): test Pearson r")  # the sidebar
+    app_page.goto(f"{server}?view=overview&run=runs/gone/")  # a run that is gone: said, and the demo instead
+    wait_text(app_page, "does not exist under the data root", timeout=120)
+    wait_text(app_page, "Demo reaching recording (Deep4): test Pearson r", timeout=120)
     no_traceback(app_page)
 
 
