@@ -105,6 +105,7 @@ class DataView(pn.viewable.Viewer):
         self.refresh.on_click(lambda e: self._list_files())
         self.list_runs.on_click(lambda e: self._list_runs())
         self.open_run.on_click(lambda e: s.open_run(self.run_path.value_input or self.run_path.value))
+        self.run_path.param.watch(lambda e: e.new and s.open_run(e.new), "value")  # Enter opens too
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
         self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
         s.param.watch(self._show_dropper, "source")

@@ -216,6 +216,9 @@ def test_data_view_lists_and_opens_run_folders(session, tmp_path, tiny_ws):
     assert session._jobs["open"].join(120)
     assert session.decoder.label == "r1 (Deep4)" and not view.open_run.disabled
     assert "r1 (Deep4)" in view.curves_note.object
+    tiny_ws.save(tmp_path / "runs" / "r2")
+    view.run_path.value = "runs/r2/"  # Enter in the field opens too
+    assert session._jobs["open"].join(120) and session.decoder.label == "r2 (Deep4)"
 
 
 def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session, served_doc):
