@@ -109,6 +109,8 @@ class Session(param.Parameterized):
                              probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
             what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
                     if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
+            if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
+                what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
             self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
                        "success")
 

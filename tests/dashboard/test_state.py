@@ -470,6 +470,11 @@ def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, ti
     _join(session, "open")
     assert session.decoder is not dec and session.probe is None and session.probe_state == "none"
     assert "probe.nc was made for other weights; ignored" in session.alerts[-1][1]
+    assert "mask.json" not in session.alerts[-1][1]
+    (run / "mask.json").write_text("{}")  # an unzipped "Checkpoint and mask" export holds one
+    session.open_run("runs/demo-run/")
+    _join(session, "open")
+    assert "a mask.json is beside it: load it in the Prune view" in session.alerts[-1][1]
 
 
 def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws, monkeypatch):
