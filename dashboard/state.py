@@ -59,84 +59,6 @@ class Session(param.Parameterized):
                                         "demo or a decoder trained in the app); the URL carries it.")
     layer_names = param.List(default=[], item_type=str, doc="Blocks of the current decoder.")
 
-    # ---- decoders trained earlier ----------------------------------------------------------
-    def runs(self) -> list[str]:
-        """Run folders under the data root (``unitscope train --out``, ``unitscope batch``)."""
-        return list_runs(self.root)
-
-    def open_run(self, path: str) -> None:
-        """Open a run folder under the data root (in a thread): its decoder, on the recording it
-        was trained on (found under the data root), with ``probe.nc`` / ``probe_untrained.nc``
-        beside it as the probe result when they were made for these weights."""
-        import json
-
-        from core.workspace import DataSpec, Workspace
-
-        if self.running("training") or self.busy in ("training", "opening"):
-            self.alert("Wait for the training (or the decoder being opened) to finish first.", "warning")
-            return
-        try:
-            run = resolve_in_root(self.root, path)
-            if not (run / "config.json").is_file() or not (run / "model.pt").is_file():
-                raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
-                                     "(as `unitscope train --out RUN_DIR` writes them).")
-            try:
-                data = json.loads((run / "config.json").read_text())["data"]
-                spec = DataSpec.from_dict(data)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UnitScopeError(f"The run config {str(path)!r}/config.json cannot be read: {exc}") from exc
-            if spec.source != "demo":
-                spec = DataSpec.from_dict({**data, "source": str(run_recording(self.root, run, spec.source))})
-        except UnitScopeError as exc:
-            self._run_failed(str(exc))
-            return
-        name = run.name if run != self.root else self.root.name
-        shown = str(path).strip()
-        self.param.update(busy="opening", status=f"Opening the decoder in {name} ...")
-
-        def work(stop):
-            ws = Workspace.load(run, spec=spec)
-            kind = "Deep4" if ws.model.unitscope_config.get("kind") == "deep4" else "Shallow"
-            dec = Decoder(ws, label=f"{name} ({kind})")
-            dec.predictions()
-            probe, control, note = dec.saved_probe(run / "probe.nc", run / "probe_untrained.nc")
-            return dec, probe, control, note
-
-        def done(out):
-            dec, probe, control, note = out
-            self.busy = ""
-            self.set_decoder(dec, probe=probe, control=control,
-                             probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
-            what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
-                    if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
-            if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
-                what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
-            self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
-                       "success")
-
-        def failed(msg):
-            self.busy = ""
-            self._run_failed(None)
-
-        self._start("open", work, on_done=done, on_error=failed)
-
-    def _run_failed(self, message: str | None) -> None:
-        """A run folder did not open: say why (``message``, unless already said), keep the
-        decoder in use (the demo when there is none yet, e.g. a link to a run that is gone)."""
-        if message:
-            self.alert(message)
-        self.run = self._run_shown  # the URL names what is shown
-        if self.decoder is not None:
-            self.status = self._decoder_status(self.decoder)  # (it said "Opening ..." meanwhile)
-        elif self.busy != "loading":
-            self.load_demo()
-
-    @param.depends("run", watch=True)
-    def _run_requested(self):
-        """A run named by the URL (or set by a caller) opens; names already shown do nothing."""
-        if self.run and self.run != self._run_shown:
-            self.open_run(self.run)
-
     # ---- data source ---------------------------------------------------------------------
     source = param.Selector(default="demo", objects=["demo", "file", "upload"],
                             doc="Demo recording, a file under the data root, or an upload.")
@@ -515,6 +437,84 @@ class Session(param.Parameterized):
             raise UnitScopeError(problems[0])
         return DataSpec(source=info["path"], target=self.target, picks=list(self.picks), l_freq=self.l_freq,
                         h_freq=self.h_freq, sfreq=self.resample_to)
+
+    # ---- decoders trained earlier ----------------------------------------------------------
+    def runs(self) -> list[str]:
+        """Run folders under the data root (``unitscope train --out``, ``unitscope batch``)."""
+        return list_runs(self.root)
+
+    def open_run(self, path: str) -> None:
+        """Open a run folder under the data root (in a thread): its decoder, on the recording it
+        was trained on (found under the data root), with ``probe.nc`` / ``probe_untrained.nc``
+        beside it as the probe result when they were made for these weights."""
+        import json
+
+        from core.workspace import DataSpec, Workspace
+
+        if self.running("training") or self.busy in ("training", "opening"):
+            self.alert("Wait for the training (or the decoder being opened) to finish first.", "warning")
+            return
+        try:
+            run = resolve_in_root(self.root, path)
+            if not (run / "config.json").is_file() or not (run / "model.pt").is_file():
+                raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
+                                     "(as `unitscope train --out RUN_DIR` writes them).")
+            try:
+                data = json.loads((run / "config.json").read_text())["data"]
+                spec = DataSpec.from_dict(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UnitScopeError(f"The run config {str(path)!r}/config.json cannot be read: {exc}") from exc
+            if spec.source != "demo":
+                spec = DataSpec.from_dict({**data, "source": str(run_recording(self.root, run, spec.source))})
+        except UnitScopeError as exc:
+            self._run_failed(str(exc))
+            return
+        name = run.name if run != self.root else self.root.name
+        shown = str(path).strip()
+        self.param.update(busy="opening", status=f"Opening the decoder in {name} ...")
+
+        def work(stop):
+            ws = Workspace.load(run, spec=spec)
+            kind = "Deep4" if ws.model.unitscope_config.get("kind") == "deep4" else "Shallow"
+            dec = Decoder(ws, label=f"{name} ({kind})")
+            dec.predictions()
+            probe, control, note = dec.saved_probe(run / "probe.nc", run / "probe_untrained.nc")
+            return dec, probe, control, note
+
+        def done(out):
+            dec, probe, control, note = out
+            self.busy = ""
+            self.set_decoder(dec, probe=probe, control=control,
+                             probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
+            what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
+                    if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
+            if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
+                what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
+            self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
+                       "success")
+
+        def failed(msg):
+            self.busy = ""
+            self._run_failed(None)
+
+        self._start("open", work, on_done=done, on_error=failed)
+
+    def _run_failed(self, message: str | None) -> None:
+        """A run folder did not open: say why (``message``, unless already said), keep the
+        decoder in use (the demo when there is none yet, e.g. a link to a run that is gone)."""
+        if message:
+            self.alert(message)
+        self.run = self._run_shown  # the URL names what is shown
+        if self.decoder is not None:
+            self.status = self._decoder_status(self.decoder)  # (it said "Opening ..." meanwhile)
+        elif self.busy != "loading":
+            self.load_demo()
+
+    @param.depends("run", watch=True)
+    def _run_requested(self):
+        """A run named by the URL (or set by a caller) opens; names already shown do nothing."""
+        if self.run and self.run != self._run_shown:
+            self.open_run(self.run)
 
     # ---- training --------------------------------------------------------------------------
     def _train_progress_cb(self, p: dict) -> None:
