@@ -136,8 +136,8 @@ class SharedPruning:
     def curves(self, layer: str, probe=None, *, by: str = "either", stop=None, on_progress=None):
         """Pruning curves of ``layer`` (most / least sensitive first, random with its band).
 
-        Units are ranked by the probe's sensitivities when ``probe`` is given, else by the
-        single-unit ablation drop [A].
+        Units are ranked by the probe's sensitivities when ``probe`` is given and ``by`` is not
+        "ablation", else by the single-unit ablation drop [A].
 
         Returns
         -------
@@ -146,7 +146,7 @@ class SharedPruning:
         """
         from core.pruning import pruning_curve
 
-        if probe is None:
+        if probe is None or by == "ablation":
             drop = self.ablation(layer, stop=stop, on_progress=on_progress)
             kwargs, by = {"scores": drop}, "ablation"
         else:

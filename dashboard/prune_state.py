@@ -58,8 +58,10 @@ class PruneState(param.Parameterized):
     curves = param.Parameter(default=None, doc="Pruning curves (Dataset) of the layer shown, or None.")
     curves_layer = param.String(default="")
     curves_progress = param.Number(default=0.0, bounds=(0, 1))
-    curves_by = param.Selector(default="either", objects=["either", "amplitude", "phase"],
-                               doc="Sensitivity ranking the curves and the top-k selection.")
+    curves_by = param.Selector(default="either", objects=["either", "amplitude", "phase", "ablation"],
+                               doc="Ranking of the curves and the top-k selection: probe sensitivity (either, "
+                                   "amplitude, phase) or each unit's own ablation drop (an importance ranking "
+                                   "measured on the test block: what sensitivity is compared with).")
 
     finetune_state = param.Selector(default="none", objects=list(FINETUNE_STATES), doc="Fine-tune job state.")
     finetune_progress = param.Number(default=0.0, bounds=(0, 1))
@@ -301,13 +303,15 @@ class PruneState(param.Parameterized):
         k = min(int(k), n)
         probe = self.session.probe
         sizes = {layer: n}
-        if probe is not None and "amp_stat_all" in probe:
-            scores, _ = select_scores(sizes, amplitude=probe["amp_stat_all"], phase=probe["phase_stat_all"],
-                                      by=by or self.curves_by)
+        by = by or self.curves_by
+        if by != "ablation" and probe is not None and "amp_stat_all" in probe:
+            scores, _ = select_scores(sizes, amplitude=probe["amp_stat_all"], phase=probe["phase_stat_all"], by=by)
         elif self.effects is not None and self.effects_layer == layer:
             scores, _ = select_scores(sizes, scores=self.effects)
         else:
-            raise UnitScopeError("Ranking units needs the probe (Units view) or the ablation effects of this layer.")
+            raise UnitScopeError(f"Ranking by ablation needs the ablation effects of {layer}: Compute ablation effects "
+                                 "first." if by == "ablation" else
+                                 "Ranking units needs the probe (Units view) or the ablation effects of this layer.")
         return [int(i) for i in sensitivity_order(scores[layer])[:k]]
 
     def prune_top(self, layer: str, k: int, *, by: str | None = None) -> bool:
@@ -316,7 +320,8 @@ class PruneState(param.Parameterized):
         except UnitScopeError as exc:
             self.session.alert(str(exc))
             return False
-        return self._edit(lambda m: m.prune(layer, units), f"pruned the {len(units)} most sensitive unit(s) of {layer}")
+        what = "most important (ablation)" if (by or self.curves_by) == "ablation" else "most sensitive"
+        return self._edit(lambda m: m.prune(layer, units), f"pruned the {len(units)} {what} unit(s) of {layer}")
 
     def undo(self) -> bool:
         with self._lock:

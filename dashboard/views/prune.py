@@ -23,6 +23,7 @@ import numpy as np
 import panel as pn
 import param
 from bokeh.events import DoubleTap, Tap
+from bokeh.core.property.vectorization import Value
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool, PrintfTickFormatter, TapTool
 from bokeh.plotting import figure
 
@@ -31,7 +32,7 @@ from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
-                          layer_drops, prune_scatter)
+                          layer_drops, order_label, prune_scatter)
 
 __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_html", "toggle_label", "fmt_metric",
            "prune_state_of"]
@@ -231,8 +232,10 @@ class PruneView(pn.viewable.Viewer):
         fc = self._fig("Pruning curves: not computed yet (Compute pruning curves, below)", height=320,
                        x_axis_label="fraction of the layer's units pruned", y_axis_label="held-out metric")
         fc.varea("q", "lo", "hi", source=self.band_src, color="#7f7f7f", alpha=0.25, legend_label="random (95% band)")
+        self.curve_items = {}  # order -> its legend item (relabelled for a ranking by ablation)
         for order, (color, label) in ORDER_STYLE.items():
             fc.line("q", "m", source=self.curve_srcs[order], color=color, line_width=2.5, legend_label=label)
+            self.curve_items[order] = fc.legend[0].items[-1]
         fc.scatter("q", "m", source=self.star_src, marker="star", size=18, color="black", legend_label="this session")
         fc.legend.location = "bottom_left"
         fc.legend.label_text_font_size = "8pt"
@@ -402,6 +405,9 @@ class PruneView(pn.viewable.Viewer):
         by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
         self.curve_fig.title.text = (f"Pruning curves of {s.layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} "
                                      "random orders)")
+        for order, item in self.curve_items.items():
+            if item.label.value != order_label(order, by):
+                item.label = Value(order_label(order, by))
 
     # ---- widgets <-> state -----------------------------------------------------------
     def _view_changed(self, event):

@@ -12,11 +12,18 @@ import numpy as np
 
 from .overview import CLASS_COLORS
 
-__all__ = ["effect_bars", "bars_axis_label", "layer_drops", "prune_scatter", "curve_plot", "PRUNED_COLOR", "ORDER_STYLE"]
+__all__ = ["effect_bars", "bars_axis_label", "layer_drops", "prune_scatter", "curve_plot", "PRUNED_COLOR", "ORDER_STYLE",
+           "order_label"]
 
 PRUNED_COLOR = "#222222"
 ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4", "least sensitive first"),
                "random": ("#7f7f7f", "random (mean)")}
+
+
+def order_label(order: str, by: str = "either") -> str:
+    """Legend text of a pruning-curve order; a ranking by ablation ranks importance, not sensitivity."""
+    label = ORDER_STYLE.get(str(order), ("", str(order)))[1]
+    return label.replace("sensitive", "important") if by == "ablation" else label
 
 
 def layer_drops(drop, layer: str, n_units: int) -> np.ndarray:
@@ -113,7 +120,8 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
         parts.append(hv.Area((q, lo, hi), xdim, [ydim, "hi"], label="random (95% band)").opts(
             color="#7f7f7f", alpha=0.25, line_alpha=0))
     for order in curves["order"].values:
-        color, label = ORDER_STYLE.get(str(order), ("#000000", str(order)))
+        color = ORDER_STYLE.get(str(order), ("#000000", ""))[0]
+        label = order_label(str(order), curves.attrs.get("ranked_by", curves.attrs.get("by", "")))
         parts.append(hv.Curve((q, curves["metric"].sel(order=order).values), xdim, ydim, label=label).opts(
             color=color, line_width=2.5))
     star = hv.Scatter([current] if current is not None and all(map(math.isfinite, current)) else [], xdim, ydim,

@@ -395,6 +395,39 @@ def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(ses
     assert bars_axis_label("conv_3", table, None) == bars_axis_label("conv_3", None, drop) == "unit of conv_3"
 
 
+def test_ranking_by_ablation_compares_sensitivity_with_importance(sessions):
+    """"Ranked by: ablation": top-k and the curves follow each unit's own ablation drop, and the
+    curves' legend speaks of importance, not sensitivity."""
+    s, ps = sessions()
+    ps.curves_by = "ablation"
+    with pytest.raises(UnitScopeError, match="Ranking by ablation needs the ablation effects of conv_3"):
+        ps.top_units("conv_3", 3)
+    s, ps, view = _view_with_effects(sessions, "conv_3")
+    ps.curves_by = "ablation"
+    drop = np.nan_to_num(ps.effects.sel(unit=[f"conv_3/{i}" for i in range(100)]).values)
+    top = sorted(int(i) for i in np.argsort(-drop, kind="stable")[:3])
+    assert sorted(ps.top_units("conv_3", 3)) == top
+    assert ps.prune_top("conv_3", 3) and ps.join()
+    assert ps.pruned["conv_3"] == top and "most important (ablation)" in ps.last_change
+    ps.reset()
+    ps.compute_curves("conv_3")
+    ps.join()
+    curves = ps.curves
+    assert curves.attrs["ranked_by"] == "ablation"
+    first = float(curves["fraction"].values[1])  # the first cut (10%): the most important units go first
+    ev = ps.shared.fork()
+    most = [int(i) for i in np.argsort(-drop, kind="stable")[:10]]
+    assert float(curves["metric"].sel(order="most", fraction=first)) == pytest.approx(
+        ev.evaluate(ev.new_masks().prune("conv_3", most)), abs=1e-9)
+    assert view.curve_fig.title.text.startswith("Pruning curves of conv_3 (ranked by ablation")
+    assert [view.curve_items[o].label.value for o in ("most", "least")] == ["most important first",
+                                                                             "least important first"]
+    ps.curves_by = "either"
+    ps.compute_curves("conv_3")
+    ps.join()
+    assert view.curve_items["most"].label.value == "most sensitive first"
+
+
 def test_output_layer_disables_pruning(sessions):
     s, ps = sessions()
     s.view = "prune"
