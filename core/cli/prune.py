@@ -35,8 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--block", default="test", help="held-out block measured (default test)")
     p.add_argument("--mask", default=None, metavar="FILE", help="start from a mask saved as JSON")
     p.add_argument("--save-mask", default=None, metavar="FILE", help="write the resulting mask as JSON")
-    p.add_argument("--by", default=None, choices=("amplitude", "phase", "either"),
-                   help="sensitivity ranking the units (default: either when both are available)")
+    p.add_argument("--by", default=None, choices=("amplitude", "phase", "either", "ablation"),
+                   help="ranking of the units: probe sensitivity (default: either when both are available), or "
+                        "ablation: each unit's own single-unit drop on the measured block (importance)")
     p.add_argument("--reduce", default="max", choices=("max", "energy"),
                    help="per-unit summary of a probe map: max |r| over channels and bands (default) or "
                         "the sum of squares (total sensitivity)")
@@ -71,9 +72,16 @@ def parse_units(text: str) -> list[int]:
     return out
 
 
-def _scores(args, ws) -> tuple[dict, str]:
+def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
     """Keyword arguments of ``pruning_curve`` carrying the ranking, and where they came from."""
     import xarray as xr
+
+    if args.by == "ablation":  # importance: every unit's own drop, measured here
+        from ..pruning import ablation_effects
+
+        print("ranking by each unit's single-unit ablation drop", file=sys.stderr)
+        drop = ablation_effects(ev, layers=args.layer, base=masks)
+        return dict(scores=drop), f"single-unit ablation drop on the {args.block} block"
 
     path = Path(args.scores) if args.scores else Path(args.run_dir) / "probe.nc"
     if args.scores and not path.is_file():
@@ -158,7 +166,7 @@ def _curve_mode(args, ws, ev, masks) -> int:
         except ValueError as exc:
             raise UnitScopeError(f"Invalid --fractions {args.fractions!r}: expected numbers such as 0,0.2,0.5.") from exc
     orders = [o.strip() for o in args.orders.split(",") if o.strip()]
-    kw, source = _scores(args, ws) if {"most", "least"} & set(orders) else ({}, "none")
+    kw, source = _scores(args, ws, ev, masks) if {"most", "least"} & set(orders) else ({}, "none")
 
     def say(p):
         print(f"curves {100 * p['fraction']:5.1f}%", file=sys.stderr, flush=True)

@@ -60,6 +60,26 @@ def test_curve_mode_writes_netcdf(run_dir, tmp_path, capsys):
         np.testing.assert_allclose(ds["metric"].sel(fraction=0.0), ds.attrs["baseline"], atol=1e-6)
 
 
+def test_curves_ranked_by_each_units_own_ablation_drop(run_dir, tmp_path, capsys):
+    from core.pruning import MaskEvaluator, ablation_effects
+    from core.workspace import Workspace
+
+    out_nc = tmp_path / "curves.nc"
+    rc = main(["prune", str(run_dir), "--curve", "--layer", "conv_3", "--by", "ablation", "--fractions", "0,0.1",
+               "--orders", "most,least", "--out", str(out_nc)])
+    captured = capsys.readouterr()
+    assert rc == 0 and "ranked by single-unit ablation drop on the test block" in captured.out
+    ws = Workspace.load(run_dir)
+    X, y = ws.eval_set("test")
+    ev = MaskEvaluator(ws.model, X, y, task=ws.task)
+    drop = np.nan_to_num(ablation_effects(ev, layers="conv_3").values)
+    most, least = np.argsort(-drop, kind="stable")[:10], np.argsort(drop, kind="stable")[:10]
+    with xr.open_dataset(out_nc, engine="h5netcdf") as ds:
+        for order, units in (("most", most), ("least", least)):
+            assert float(ds["metric"].sel(order=order, fraction=0.1)) == pytest.approx(
+                ev.evaluate(ev.new_masks().prune("conv_3", [int(u) for u in units])), abs=1e-6)
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--layer", "conv_5", "--units", "1"], r"Unknown layer 'conv_5'"),
     (["--layer", "conv_2", "--units", "50"], r"Unit index 50 is out of range for layer 'conv_2', which has 50 units"),
