@@ -21,7 +21,7 @@ import numpy as np
 
 from .jobs import Job
 
-__all__ = ["Decoder", "DemoProvider", "demo_provider", "PROBE_ASSETS", "PerDecoder"]
+__all__ = ["Decoder", "DemoProvider", "demo_provider", "run_decoder", "PROBE_ASSETS", "PerDecoder"]
 
 logger = logging.getLogger(__name__)
 PROBE_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo-probe"
@@ -313,6 +313,32 @@ def demo_provider(model: str = "deep4") -> DemoProvider:
         if model not in _PROVIDERS:
             _PROVIDERS[model] = DemoProvider(model)
         return _PROVIDERS[model]
+
+
+_RUNS: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_RUNS_LOCK = threading.Lock()
+
+
+def run_decoder(run_dir: Path, spec, *, label: str) -> Decoder:
+    """The decoder of a run folder, shared by every session that opens it (read-only, as the
+    demo's is) while one still shows it [A]: a class opening the same run loads its data once,
+    and pruning results computed for it (``PerDecoder``) serve all of them. Weights rewritten
+    since (another ``model.pt``) or other data make another decoder.
+    """
+    import json
+
+    from core.workspace import Workspace
+
+    run_dir = Path(run_dir).resolve()
+    st = (run_dir / "model.pt").stat()
+    key = (str(run_dir), st.st_mtime_ns, st.st_size, json.dumps(spec.to_dict(), sort_keys=True, default=str), label)
+    with _RUNS_LOCK:
+        dec = _RUNS.get(key)
+    if dec is not None:
+        return dec
+    dec = Decoder(Workspace.load(run_dir, spec=spec), label=label)  # (outside the lock: seconds of loading)
+    with _RUNS_LOCK:
+        return _RUNS.setdefault(key, dec)
 
 
 class PerDecoder:

@@ -20,7 +20,7 @@ from core._validation import UnitScopeError
 from core.io import DATA_CH_TYPES
 from core.training import TrainConfig
 
-from .decoder import Decoder, demo_provider
+from .decoder import Decoder, demo_provider, run_decoder
 from .files import data_root, list_recordings, list_runs, resolve_in_root, run_recording, save_upload
 from .jobs import Job
 
@@ -449,7 +449,7 @@ class Session(param.Parameterized):
         beside it as the probe result when they were made for these weights."""
         import json
 
-        from core.workspace import DataSpec, Workspace
+        from core.workspace import DataSpec
 
         if self.running("training") or self.busy in ("training", "opening"):
             self.alert("Wait for the training (or the decoder being opened) to finish first.", "warning")
@@ -460,7 +460,8 @@ class Session(param.Parameterized):
                 raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
                                      "(as `unitscope train --out RUN_DIR` writes them).")
             try:
-                data = json.loads((run / "config.json").read_text())["data"]
+                cfg = json.loads((run / "config.json").read_text())
+                data, model_kind = cfg["data"], str(cfg["model"]["kind"])
                 spec = DataSpec.from_dict(data)
             except (ValueError, KeyError, TypeError) as exc:
                 raise UnitScopeError(f"The run config {str(path)!r}/config.json cannot be read: {exc}") from exc
@@ -474,9 +475,8 @@ class Session(param.Parameterized):
         self.param.update(busy="opening", status=f"Opening the decoder in {name} ...")
 
         def work(stop):
-            ws = Workspace.load(run, spec=spec)
-            kind = "Deep4" if ws.model.unitscope_config.get("kind") == "deep4" else "Shallow"
-            dec = Decoder(ws, label=f"{name} ({kind})")
+            kind = {"deep4": "Deep4", "shallow": "Shallow"}.get(model_kind, model_kind)
+            dec = run_decoder(run, spec, label=f"{name} ({kind})")
             dec.predictions()
             probe, control, note = dec.saved_probe(run / "probe.nc", run / "probe_untrained.nc")
             return dec, probe, control, note

@@ -1,6 +1,8 @@
 """Session state without a browser: decoder wiring, selection, alerts, jobs, bad input."""
 from __future__ import annotations
 
+import json
+import os
 import threading
 
 import numpy as np
@@ -468,7 +470,8 @@ def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, ti
     other.to_netcdf(run / "probe.nc")
     session.open_run("runs/demo-run/")
     _join(session, "open")
-    assert session.decoder is not dec and session.probe is None and session.probe_state == "none"
+    assert session.decoder is dec  # the run's decoder is shared, reopened or not; its probe is read anew
+    assert session.probe is None and session.probe_state == "none"
     assert "probe.nc was made for other weights; ignored" in session.alerts[-1][1]
     assert "mask.json" not in session.alerts[-1][1]
     (run / "mask.json").write_text("{}")  # an unzipped "Checkpoint and mask" export holds one
@@ -491,14 +494,21 @@ def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, t
     session.open_run("broken")
     assert "cannot be read" in session.alerts[-1][1] and session.busy == "" and session.decoder is None
     assert len(demo_loads) == 3  # nothing shown yet: the demo instead (each time)
-    (run / "config.json").write_text('{"data": {"source": "demo"}}')  # no model section: fails in the worker
+    (run / "config.json").write_text('{"data": {"source": "demo"}}')
+    session.open_run("broken")
+    assert "cannot be read: 'model'" in session.alerts[-1][1]
+    tiny_ws.save(run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"]["kind"] = "shallow"  # weights of another architecture: found out in the worker
+    (run / "config.json").write_text(json.dumps(cfg))
     session.open_run("broken")
     _join(session, "open")
-    assert session.busy == "" and session.decoder is None and "Corrupt run config" in session.alerts[-1][1]
-    assert len(demo_loads) == 4
+    assert session.busy == "" and session.decoder is None
+    assert "does not match the shallow architecture" in session.alerts[-1][1]
+    assert len(demo_loads) == 5
     session.run = "gone/"  # a link to a run that is gone: said, the URL cleared, the demo instead
     assert "does not exist under the data root" in session.alerts[-1][1]
-    assert session.run == "" and demo_loads[-1] == "" and len(demo_loads) == 5
+    assert session.run == "" and demo_loads[-1] == "" and len(demo_loads) == 6
 
 
 def test_the_run_shown_is_named_by_the_session_and_a_link_opens_it(session, tmp_path, tiny_ws, tiny_decoder):
@@ -516,7 +526,7 @@ def test_the_run_shown_is_named_by_the_session_and_a_link_opens_it(session, tmp_
     assert session.run == ""
     session.open_run("runs/linked")  # opened from the Data view: the URL gets its name
     _join(session, "open")
-    assert session.run == "runs/linked" and session.decoder is not opened
+    assert session.run == "runs/linked" and session.decoder is opened  # (the same folder: one shared decoder)
 
 
 def test_a_run_opens_on_its_recording_only_under_the_data_root(session, tmp_path, tmp_path_factory, fif):
@@ -538,3 +548,25 @@ def test_a_run_opens_on_its_recording_only_under_the_data_root(session, tmp_path
     assert session.decoder.ws.spec.source == str((tmp_path / "runs" / "rec_raw.fif").resolve())
     assert session.decoder.ws.recording.ch_names == [f"E{i}" for i in range(6)]
     assert "no probe.nc beside it" in session.alerts[-1][1]
+
+
+def test_sessions_opening_the_same_run_share_its_decoder(tmp_path, monkeypatch, tiny_ws):
+    """A class opening one run loads it once (read-only and shared, as the demo); new weights
+    in the folder make a new decoder."""
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    tiny_ws.save(tmp_path / "shared-run")
+    a, b = Session(), Session()
+    try:
+        for s in (a, b):
+            s.open_run("shared-run")
+            _join(s, "open")
+        assert a.decoder is b.decoder and a.decoder.label == "shared-run (Deep4)"
+        model = tmp_path / "shared-run" / "model.pt"
+        model.write_bytes(model.read_bytes())  # rewritten (a new mtime): the folder's weights changed
+        os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 10**9))
+        b.open_run("shared-run")
+        _join(b, "open")
+        assert b.decoder is not a.decoder
+    finally:
+        a.close()
+        b.close()
