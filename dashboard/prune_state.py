@@ -450,6 +450,8 @@ class PruneState(param.Parameterized):
             if ds is None or shared is not self._shared:
                 return
             self.param.update(curves=ds, curves_layer=layer, curves_progress=1.0)
+            if ("ablation", layer) in shared.cache and self.session.layer == layer:
+                self.compute_effects(layer)  # ranked by ablation: the drops were measured, so the bars show them
 
         self._run("prune-curves", work, on_done=done)
 

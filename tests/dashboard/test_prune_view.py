@@ -400,8 +400,12 @@ def test_ranking_by_ablation_compares_sensitivity_with_importance(sessions):
     curves' legend speaks of importance, not sensitivity."""
     s, ps = sessions()
     ps.curves_by = "ablation"
-    with pytest.raises(UnitScopeError, match="Ranking by ablation needs the ablation effects of conv_3"):
-        ps.top_units("conv_3", 3)
+    with pytest.raises(UnitScopeError, match="Ranking by ablation needs the ablation effects of conv_2"):
+        ps.top_units("conv_2", 3)
+    s.layer = "conv_2"
+    ps.compute_curves("conv_2")  # ranked by ablation: the drops are measured, and the bars get them too
+    ps.join()
+    assert ps.effects_layer == "conv_2" and ps.effects is not None and len(ps.top_units("conv_2", 3)) == 3
     s, ps, view = _view_with_effects(sessions, "conv_3")
     ps.curves_by = "ablation"
     drop = np.nan_to_num(ps.effects.sel(unit=[f"conv_3/{i}" for i in range(100)]).values)
