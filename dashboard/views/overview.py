@@ -1,6 +1,8 @@
 """Overview: decoding on the test block, unit classes per layer, band occlusion, a multichannel signal browser."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -140,6 +142,19 @@ def fraction_plot(frac, title: str):
     return bars
 
 
+def provenance(ws) -> str:
+    """Where the decoder's weights come from, as "; ..." (empty when unknown): how it was
+    trained, or the file its weights were imported from (``unitscope import``)."""
+    m, parts = ws.metrics, []
+    if m.get("weights_from"):
+        parts.append(f"weights imported from {Path(m['weights_from']).name}")
+    elif ws.history:
+        best = m.get("best_epoch")
+        parts.append(f"trained {len(ws.history)} epoch(s)" + (f", weights of epoch {int(best) + 1}"
+                                                            if best is not None and best >= 0 else ""))
+    return "; " + ", ".join(parts) if parts else ""
+
+
 class OverviewView(pn.viewable.Viewer):
     """Decoding, signals and unit classes of the session's decoder."""
 
@@ -171,7 +186,7 @@ class OverviewView(pn.viewable.Viewer):
         self._header.object = (
             f"<h3>{esc(dec.label)}</h3><p class='us-muted'>{rec.n_chans} channels, "
             f"{rec.duration:.0f} s at {rec.sfreq:g} Hz; test {esc(dec.metric_name())} "
-            f"<b>{pred['metric']:.3f}</b></p>")
+            f"<b>{pred['metric']:.3f}</b>{esc(provenance(dec.ws))}</p>")
         self._pred[:] = [pn.pane.HoloViews(prediction_plot(pred), sizing_mode="stretch_width")]
         self._signals[:] = [signal_browser(dec)]
         self._render_fractions()

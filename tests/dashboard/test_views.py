@@ -411,3 +411,15 @@ def test_data_view_says_what_train_will_fit(session):
     assert "Train fits Shallow on the demo recording with 35% ipsilateral movements, up to 4 epochs" in view.plan.object
     session.source = "file"
     assert "the recording you open above" in view.plan.object
+
+
+def test_the_overview_says_where_the_decoders_weights_come_from():
+    from types import SimpleNamespace
+
+    from dashboard.views.overview import provenance
+
+    trained = SimpleNamespace(metrics={"best_epoch": 1}, history=[{}, {}, {}])
+    assert provenance(trained) == "; trained 3 epoch(s), weights of epoch 2"
+    imported = SimpleNamespace(metrics={"weights_from": "/lab/models/deep4_state.pt"}, history=[])
+    assert provenance(imported) == "; weights imported from deep4_state.pt"
+    assert provenance(SimpleNamespace(metrics={}, history=[])) == ""
