@@ -93,6 +93,33 @@ def _bci2000_recording(path: Path) -> Recording:
     return Recording(signals, None, events)
 
 
+def standard_positions(names, types) -> np.ndarray | None:
+    """Positions (n, 3; metres, head frame) of the standard 10-05 montage for a recording whose
+    EEG channels carry none, when every EEG channel is named by it (case, and the trailing dots
+    of EDF names such as ``Fc5.``, ignored); NaN for the other channels. None when any EEG
+    channel's name is not a 10-05 position, or there is no EEG channel.
+
+    [A] A file without positions but with 10-05 names is drawn on the standard head rather
+    than in reading order; the signals' ``attrs["positions"]`` says so.
+    """
+    eeg = [i for i, t in enumerate(types) if t == "eeg"]
+    if not eeg:
+        return None
+    import mne
+
+    builtin = mne.channels.get_builtin_montages()  # MNE 1.13 renamed standard_1005 to colin27_1005
+    name = "colin27_1005" if "colin27_1005" in builtin else "standard_1005"
+    ch_pos = mne.channels.make_standard_montage(name).get_positions()["ch_pos"]
+    by_name = {k.lower(): v for k, v in ch_pos.items()}
+    keys = [str(names[i]).strip().rstrip(".").lower() for i in eeg]
+    if not all(k in by_name for k in keys):
+        return None
+    pos = np.full((len(names), 3), np.nan)
+    for i, k in zip(eeg, keys):
+        pos[i] = by_name[k]
+    return pos
+
+
 def recording_from_raw(raw) -> Recording:
     """Convert an MNE ``Raw`` (preloaded) into a :class:`Recording` (all channels kept)."""
     import mne
@@ -102,10 +129,16 @@ def recording_from_raw(raw) -> Recording:
     ch_types = raw.get_channel_types()
     pos = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
     coords = {"channel": list(raw.ch_names), "time": raw.times, "ch_type": ("channel", ch_types)}
+    positions = ""
     if np.isfinite(pos).all() and np.abs(pos).sum() > 0:
+        positions = "from the file"
+    else:
+        pos = standard_positions(raw.ch_names, ch_types)
+        positions = "standard 10-05 montage, by channel name" if pos is not None else ""
+    if positions:
         coords.update(x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
     signals = xr.DataArray(data.astype(np.float32), dims=("channel", "time"), coords=coords,
-                           attrs={"sfreq": sfreq, "units": "SI (V or T)",
+                           attrs={"sfreq": sfreq, "units": "SI (V or T)", "positions": positions or "none",
                                   "source": str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""})
     if len(raw.annotations):
         ann = raw.annotations

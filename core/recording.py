@@ -118,7 +118,8 @@ class Recording:
         return ["misc"] * self.n_chans
 
     def summary(self) -> dict:
-        """A JSON-able description: channels, types, duration, sampling rate, events."""
+        """A JSON-able description: channels, types, duration, sampling rate, events, and
+        where the channel positions come from."""
         kinds, counts = np.unique(self.ch_types, return_counts=True)
         return {
             "n_chans": self.n_chans,
@@ -129,4 +130,6 @@ class Recording:
             "duration_s": round(self.duration, 3),
             "target": None if self.target is None else str(self.target.name),
             "events": self.events.counts(),
+            "positions": str(self.signals.attrs.get("positions", "given with the recording" if "x" in self.signals.coords
+                                                    else "none")),
         }

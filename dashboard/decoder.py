@@ -182,7 +182,9 @@ class Decoder:
         """Channel positions for the channel map: ``x``, ``y`` arrays and the ``kind``.
 
         ``kind`` is "grid" (row/col coordinates, the demo), "montage" (x/y positions read
-        from the file) or "index" (no positions: channels laid out in reading order).
+        from the file, or the standard 10-05 ones of its channel names: see
+        :func:`core.io.standard_positions`) or "index" (no positions: channels laid out in
+        reading order).
         """
         sig = self.ws.recording.signals
         n = sig.sizes["channel"]
@@ -210,12 +212,12 @@ class Decoder:
         path = Path(path)
         if not path.is_file():
             return None, None, ""
-        import xarray as xr
+        from core._files import load_netcdf
         from core.probing._base import model_hash
 
         try:
-            ds = xr.load_dataset(path)
-            control = xr.load_dataset(control_path) if control_path and Path(control_path).is_file() else None
+            ds = load_netcdf(path)
+            control = load_netcdf(control_path) if control_path and Path(control_path).is_file() else None
         except Exception as exc:  # noqa: BLE001 - a broken file only means no saved probe
             logger.exception("cannot read %s", path)
             return None, None, f"{path.name} could not be read ({exc.__class__.__name__})"

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from core._files import load_netcdf
+
 from .decoder import PROBE_ASSETS
 
 __all__ = ["shrink", "main"]
@@ -72,8 +74,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.from_file:
-        ds = xr.load_dataset(args.from_file)
-        control = xr.load_dataset(args.control_file) if args.control_file else None
+        ds = load_netcdf(args.from_file)
+        control = load_netcdf(args.control_file) if args.control_file else None
     else:
         from core.probing.pipeline import ProbeConfig, untrained_twin
         from core.workspace import Workspace

@@ -241,7 +241,8 @@ class Session(param.Parameterized):
             self._probe_run.stop()
             self._probe_run = None
         names = decoder.layer_names
-        layer = self.layer if self.layer in names else (names[1] if len(names) > 1 else names[0])
+        hidden = [n for n in names if n != "conv_classifier"] or names  # (Shallow: one hidden block)
+        layer = self.layer if self.layer in names else (hidden[1] if len(hidden) > 1 else hidden[0])
         unit = min(self.unit, decoder.n_units[layer] - 1)
         self.param.update(
             decoder=decoder, layer_names=names, layer=layer, unit=unit, occlusions=[],

@@ -8,7 +8,7 @@ from pathlib import Path
 from .._validation import UnitScopeError
 
 # result files a run folder may hold, and what writes them
-RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state (--resume)",
+RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resume",
              "probe.nc": "unitscope probe", "probe_untrained.nc": "unitscope probe --untrained"}
 
 
@@ -39,6 +39,7 @@ def run(args) -> int:
         print(f"target     {s['target']}")
     ev = s["events"]
     print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else ""))
+    print(f"positions  {s['positions']}")
     return 0
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .._files import load_netcdf
 from .._validation import UnitScopeError
 
 __all__ = ["make_epochs", "check_epochs", "split_epochs", "load_epochs", "onset_index",
@@ -223,7 +224,7 @@ def load_epochs(path) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"No such file: {str(path)!r}")
     if path.suffix == ".nc":
-        return check_epochs(xr.load_dataset(path))
+        return check_epochs(load_netcdf(path))
     if path.name.endswith(("-epo.fif", "_epo.fif", "-epo.fif.gz")):
         import mne
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .._files import load_netcdf
 from .._validation import UnitScopeError, check_option
 
 __all__ = ["check_results", "load_results", "truth_latencies", "importance_course", "example_subjects",
@@ -98,7 +99,7 @@ def load_results(path) -> xr.Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"No such results file: {str(path)!r}")
     try:
-        ds = xr.load_dataset(path)
+        ds = load_netcdf(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a netCDF file"
         raise UnitScopeError(
             f"{path.name!r} could not be read as netCDF ({type(exc).__name__}); expected an encoding "

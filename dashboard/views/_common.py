@@ -69,8 +69,8 @@ class UnitPicker:
     ----------
     session : Session
     hidden_only : bool
-        Offer the hidden layers only (not ``conv_classifier``, the output): the Select shows
-        nothing while the output is selected elsewhere. Otherwise every layer is offered.
+        Offer the hidden layers only (not ``conv_classifier``, the output): while the output is
+        selected elsewhere, the Select says so (value ""). Otherwise every layer is offered.
     on_sync : callable, optional
         Called after the widgets follow a change of the session's selection.
     """
@@ -104,8 +104,13 @@ class UnitPicker:
         self._syncing = True  # programmatic widget updates must not write back
         try:
             names = self.layers()
-            fallback = None if self.hidden_only or not names else names[0]
-            self.layer.param.update(options=names, value=s.layer if s.layer in names else fallback)
+            if s.layer in names or not names:
+                self.layer.param.update(options=names, value=s.layer if s.layer in names else None)
+            elif self.hidden_only and s.layer:  # the output, chosen in another view: say so, not a
+                # layer that is not selected (a Select shows its first option for a value it lacks)
+                self.layer.param.update(options={f"{s.layer} (the output)": "", **{n: n for n in names}}, value="")
+            else:
+                self.layer.param.update(options=names, value=names[0])
             self.unit.param.update(end=max(s.n_units() - 1, 0), value=s.unit)
         finally:
             self._syncing = False

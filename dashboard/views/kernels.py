@@ -231,8 +231,10 @@ class KernelsView(pn.viewable.Viewer):
         return "event value"
 
     def _title(self, which: str) -> str:
-        return "Decoder output" if which == "output" else signal_label(self._shown["unit_signal"] or
-                                                                      self.ks.selected_signal()).capitalize()
+        if which == "output":
+            return "Decoder output"
+        shown = self._shown["unit_signal"] if self._shown["unit"] is not None else None  # else: the selection
+        return signal_label(shown or self.ks.selected_signal()).capitalize()
 
     def _kernel(self, which, shown):
         result, previous = self._shown[which], self._shown[f"{which}_previous"]

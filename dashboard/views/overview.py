@@ -200,14 +200,15 @@ class OverviewView(pn.viewable.Viewer):
                    "Probe not run yet: start it in the Units view to classify every unit.")
             self._fractions[:] = [placeholder(msg)]
             return
-        plots = [fraction_plot(trained, "Trained decoder")]
+        panes = [pn.pane.HoloViews(fraction_plot(trained, "Trained decoder"), sizing_mode="stretch_width")]
         if control is not None:
-            plots.append(fraction_plot(control, "Untrained control (same architecture)"))
-        else:
-            plots.append(hv.Bars([], ["layer", "class"], "fraction").opts(
-                title="Untrained control: not probed yet", responsive=True, height=280))
-        self._fractions[:] = [pn.Row(*[pn.pane.HoloViews(p, sizing_mode="stretch_width") for p in plots],
-                                     sizing_mode="stretch_width")]
+            panes.append(pn.pane.HoloViews(fraction_plot(control, "Untrained control (same architecture)"),
+                                           sizing_mode="stretch_width"))
+        else:  # [A] words, not empty axes (which also stretched the linked y axis below 0)
+            panes.append(placeholder(
+                "Untrained control: not probed yet. Tick 'with untrained control' in the Units view and run the "
+                "probe (for a run folder: unitscope probe RUN_DIR --untrained writes probe_untrained.nc beside it)."))
+        self._fractions[:] = [pn.Row(*panes, sizing_mode="stretch_width")]
 
     def __panel__(self):
         return pn.Column(self._header, self._pred, pn.pane.Markdown("### Unit classes per layer"), self._fractions,

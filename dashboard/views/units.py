@@ -258,10 +258,11 @@ class UnitsView(pn.viewable.Viewer):
                 m["labels"].data = dict(x=[c for c, _ in centres], y=[n_ch - 0.5] * len(centres),
                                         text=[n for _, n in centres])
                 ax = m["fig"].yaxis[0]
-                if n_ch <= 64:
+                if n_ch <= 128:  # [A] every channel named up to 32 rows, then every k-th (labels would overlap)
                     names = [str(c) for c in probe["channel"].values]
-                    ax.ticker = FixedTicker(ticks=list(range(n_ch)))
-                    ax.major_label_overrides = {i: n for i, n in enumerate(names)}
+                    step = -(-n_ch // 32)
+                    ax.ticker = FixedTicker(ticks=list(range(0, n_ch, step)))
+                    ax.major_label_overrides = {i: names[i] for i in range(0, n_ch, step)}
         self._draw_unit()
 
     def _draw_unit(self):
@@ -294,6 +295,8 @@ class UnitsView(pn.viewable.Viewer):
             pos = dec.positions()
             kind_txt = {"grid": "grid positions", "montage": "montage positions",
                         "index": "no positions in the file: reading order"}[pos["kind"]]
+            if pos["kind"] == "montage" and "standard" in str(dec.ws.recording.signals.attrs.get("positions", "")):
+                kind_txt = "standard 10-05 positions, by channel name"
             amp, phase = channel_scores(probe, layer, unit)
             names = [str(c) for c in probe["channel"].values]
             for kind, score in (("amplitude", amp), ("phase", phase)):

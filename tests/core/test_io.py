@@ -19,6 +19,37 @@ def test_edf_with_annotations(shared_data):
     assert rec.events.counts() == {"T0": 19, "T1": 10, "T2": 9}
 
 
+def test_edf_without_positions_gets_the_standard_montage_by_channel_name(shared_data):
+    """EEGMMIDB's names ('Fc5.', 'C3..') are 10-05 positions: the channels are drawn on the head."""
+    sig = read_recording(shared_data / EDF).signals
+    assert sig.attrs["positions"] == "standard 10-05 montage, by channel name"
+    x = dict(zip(sig["channel"].values, sig["x"].values))
+    y = dict(zip(sig["channel"].values, sig["y"].values))
+    assert x["C3.."] < 0 < x["C4.."] and abs(x["Cz.."]) < 1e-3  # left, right, midline
+    assert y["Fpz."] > y["Cz.."] > y["Oz.."]  # front to back
+
+
+def test_standard_positions_only_for_eeg_named_by_the_montage(tmp_path):
+    import mne
+
+    from core.io import recording_from_raw, standard_positions
+
+    pos = standard_positions(["C3", "cz", "speed"], ["eeg", "eeg", "misc"])
+    assert np.isfinite(pos[:2]).all() and np.isnan(pos[2]).all() and pos[0, 0] < 0
+    assert standard_positions(["C3", "E17"], ["eeg", "eeg"]) is None  # one unknown name: none at all
+    assert standard_positions(["MEG0113"], ["grad"]) is None
+    info = mne.create_info(["C3", "C4", "Cz"], 100.0, "eeg")
+    raw = mne.io.RawArray(np.zeros((3, 200)), info, verbose="error")
+    assert recording_from_raw(raw).signals.attrs["positions"] == "standard 10-05 montage, by channel name"
+    raw.set_montage(mne.channels.make_dig_montage(
+        {"C3": [-0.05, 0.0, 0.05], "C4": [0.05, 0.0, 0.05], "Cz": [0.0, 0.0, 0.09]}, coord_frame="head"))
+    sig = recording_from_raw(raw).signals
+    assert sig.attrs["positions"] == "from the file" and sig["x"].values[0] == pytest.approx(-0.05)
+    odd = mne.io.RawArray(np.zeros((2, 200)), mne.create_info(["A1x", "B2x"], 100.0, "eeg"), verbose="error")
+    sig = recording_from_raw(odd).signals
+    assert sig.attrs["positions"] == "none" and "x" not in sig.coords
+
+
 def test_edf_label_target_trains_a_trialwise_decoder(shared_data):
     spec = DataSpec(source=str(shared_data / EDF), target="events:T1,T2", tmin=0.0, tmax=4.0)
     ws = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=2))

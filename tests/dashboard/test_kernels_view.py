@@ -191,7 +191,10 @@ def test_the_kernels_view_chooses_its_unit_with_the_shared_selection(make_sessio
     s.unit = 3  # chosen elsewhere: the widgets follow without writing back
     assert picker.unit.value == 3
     s.layer = "conv_classifier"  # the output (shown above): no hidden layer is selected here
-    assert picker.layer.value is None and view.toggle_btn.disabled
+    assert picker.layer.value == "" and view.toggle_btn.disabled  # the Select says the output is selected
+    assert list(picker.layer.options)[0] == "conv_classifier (the output)"
+    view._shown = {**view._shown, "unit": None, "unit_previous": None, "unit_signal": "unit:conv_2:7"}
+    assert _title(view, "unit") == "Decoder output: not fitted yet"  # nothing shown: the title follows the selection
 
 
 def _title(view, which="output"):

@@ -437,7 +437,9 @@ def test_output_layer_disables_pruning(sessions):
     s.view = "prune"
     view = PruneView(session=s)
     s.layer = "conv_classifier"
-    assert view.toggle_btn.disabled and view.layer.value is None
+    assert view.toggle_btn.disabled and view.layer.value == "" and "conv_classifier (the output)" in view.layer.options
+    s.layer = "conv_3"  # back to a hidden layer: the note goes
+    assert view.layer.value == "conv_3" and list(view.layer.options) == ["conv_time_spat", "conv_2", "conv_3", "conv_4"]
 
 
 def test_effect_bars_and_curve_plot_show_the_data(tiny_probe):

@@ -570,3 +570,14 @@ def test_sessions_opening_the_same_run_share_its_decoder(tmp_path, monkeypatch, 
     finally:
         a.close()
         b.close()
+
+
+def test_a_shallow_decoder_opens_on_its_hidden_block_not_the_output(session):
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+    from dashboard.decoder import Decoder
+
+    ws = Workspace.create(DataSpec(duration=60.0), TrainConfig(model="shallow", max_epochs=1))
+    session.layer = "conv_4"  # a Deep4 block (as a link may name): not in Shallow
+    session.set_decoder(Decoder(ws, label="shallow"))
+    assert session.layer_names == ["conv_time_spat", "conv_classifier"] and session.layer == "conv_time_spat"

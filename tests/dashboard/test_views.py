@@ -123,6 +123,7 @@ def test_overview_shows_metric_and_fractions(session, tiny_probe):
     np.testing.assert_allclose(frac.sum("class").values, 1.0)
     assert list(frac["layer"].values) == session.layer_names
     assert len(view._fractions[0]) == 2  # trained and control side by side
+    assert session.control is None and "Untrained control: not probed yet" in _html(view._fractions)
     session.probe = None
     assert "Probe not run yet" in _html(view._fractions)
 

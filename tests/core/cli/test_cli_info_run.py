@@ -28,7 +28,7 @@ def test_info_describes_a_run_folder(run, capsys):
     assert lines["metric"] == f"test pearson_r {ws.metrics['test']:.4f}, valid {ws.metrics['valid']:.4f}"
     assert lines["training"].startswith(f"{len(ws.history)} epoch(s), kept epoch {ws.metrics['best_epoch'] + 1}, ")
     assert lines["layers"] == "conv_time_spat 40, conv_classifier 1"
-    assert "probe.nc (unitscope probe)" in lines["files"] and "checkpoint.pt (training state" in lines["files"]
+    assert "probe.nc (unitscope probe)" in lines["files"] and "checkpoint.pt (training state, for --resume)" in lines["files"]
     assert "next" not in lines  # a probe is there already
 
 
