@@ -484,19 +484,26 @@ class Session(param.Parameterized):
 
         def done(out):
             dec, probe, control, note = out
-            self.busy = ""
-            self.set_decoder(dec, probe=probe, control=control,
-                             probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
             what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
                     if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
             if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
                 what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
-            self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
-                       "success")
+
+            def show():
+                self.busy = ""
+                self.set_decoder(dec, probe=probe, control=control,
+                                 probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
+                self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
+                           "success")
+            # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
+            # already open in another session opens at once, often while this page still loads
+            self._in_doc(show)
 
         def failed(msg):
-            self.busy = ""
-            self._run_failed(None)
+            def show():
+                self.busy = ""
+                self._run_failed(None)
+            self._in_doc(show)
 
         self._start("open", work, on_done=done, on_error=failed)
 

@@ -155,7 +155,7 @@ class UnitsView(pn.viewable.Viewer):
         for kind in ("amplitude", "phase"):
             src = ColumnDataSource(dict(x=[], y=[], channel=[], score=[]))
             mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
-            fc = _fig(f"{kind}: channel map", height=240)
+            fc = _fig(f"{kind}: channel map", height=240, match_aspect=True)  # a head keeps its shape
             fc.scatter("x", "y", source=src, size=18, fill_color={"field": "score", "transform": mapper},
                        line_color="#444444")
             fc.add_tools(HoverTool(tooltips=[("channel", "@channel"), ("sensitivity", "@score{0.000}")]))
@@ -296,7 +296,7 @@ class UnitsView(pn.viewable.Viewer):
             kind_txt = {"grid": "grid positions", "montage": "montage positions",
                         "index": "no positions in the file: reading order"}[pos["kind"]]
             if pos["kind"] == "montage" and "standard" in str(dec.ws.recording.signals.attrs.get("positions", "")):
-                kind_txt = "standard 10-05 positions, by channel name"
+                kind_txt = "standard 10-05, by name"
             amp, phase = channel_scores(probe, layer, unit)
             names = [str(c) for c in probe["channel"].values]
             for kind, score in (("amplitude", amp), ("phase", phase)):
