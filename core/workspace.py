@@ -314,6 +314,7 @@ class Workspace:
                   for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
         if missing or unexpected or shapes:
             cfg = self.model.unitscope_config
+
             def some(items, n, join=str):
                 return join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
