@@ -139,6 +139,7 @@ class ReportContent:
             Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
         """
         from .metrics import score
+        from .workspace import weights_provenance
 
         rec = ws.recording
         summary = rec.summary()
@@ -154,6 +155,7 @@ class ReportContent:
             "layers": [{"name": li.name, "n_units": int(li.n_units), "receptive_field": int(li.receptive_field)}
                        for li in ws.layers],
             "sfreq": float(rec.sfreq), "n_times": cfg.get("n_times"),
+            "weights": weights_provenance(ws.metrics or {}, ws.history or []),
         }
         prediction = None
         if ws.task == "regression":
@@ -319,6 +321,8 @@ def _section_decoder(c: ReportContent) -> str:
     rows = [("architecture", d.get("kind", "")), ("task", d.get("task", "")),
             ("metric", f"{d.get('metric_name', '')}: {metrics}"), ("parameters", d.get("n_params", "")),
             ("input window", f"{d.get('n_times', '')} samples")]
+    if d.get("weights"):
+        rows.append(("provenance", d["weights"]))
     out = "<h2>Decoder and metric</h2>" + _table(rows)
     if c.prediction is not None:
         out += _img(_prediction_fig(c.prediction), "Predicted and true target on the test block (first minute).")

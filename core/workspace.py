@@ -28,7 +28,7 @@ from .preprocessing import Standardizer, bandpass, check_signals, pick_channels,
 from .recording import Recording
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
-__all__ = ["DataSpec", "Workspace", "load_data", "default_cache_dir", "ASSETS_DIR"]
+__all__ = ["DataSpec", "Workspace", "load_data", "default_cache_dir", "ASSETS_DIR", "weights_provenance"]
 
 logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -161,6 +161,18 @@ def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSp
         data = TrialData(np.ascontiguousarray(X[keep]), y[keep], block_of[keep].astype(str), classes, n_times, rf)
     data.check_lengths(rec.sfreq)
     return data
+
+
+def weights_provenance(metrics: dict, history: list) -> str:
+    """Where a decoder's weights come from, in words ("" when unknown): the epochs it was
+    trained and the one kept, or the file they were imported from (``load_weights``)."""
+    if metrics.get("weights_from"):
+        return f"weights imported from {Path(metrics['weights_from']).name}"
+    if history:
+        best = metrics.get("best_epoch")
+        kept = f", weights of epoch {int(best) + 1}" if best is not None and best >= 0 else ""
+        return f"trained {len(history)} epoch(s){kept}"
+    return ""
 
 
 class Workspace:

@@ -1,8 +1,6 @@
 """Overview: decoding on the test block, unit classes per layer, band occlusion, a multichannel signal browser."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -143,16 +141,11 @@ def fraction_plot(frac, title: str):
 
 
 def provenance(ws) -> str:
-    """Where the decoder's weights come from, as "; ..." (empty when unknown): how it was
-    trained, or the file its weights were imported from (``unitscope import``)."""
-    m, parts = ws.metrics, []
-    if m.get("weights_from"):
-        parts.append(f"weights imported from {Path(m['weights_from']).name}")
-    elif ws.history:
-        best = m.get("best_epoch")
-        parts.append(f"trained {len(ws.history)} epoch(s)" + (f", weights of epoch {int(best) + 1}"
-                                                            if best is not None and best >= 0 else ""))
-    return "; " + ", ".join(parts) if parts else ""
+    """Where the decoder's weights come from, as "; ..." for the header (empty when unknown)."""
+    from core.workspace import weights_provenance
+
+    text = weights_provenance(ws.metrics, ws.history)
+    return f"; {text}" if text else ""
 
 
 class OverviewView(pn.viewable.Viewer):

@@ -175,3 +175,13 @@ def test_band_occlusion_section_lists_each_removal_escaped():
     assert "&lt;b&gt;mine&lt;/b&gt;" in text and "<i>C0</i>" not in text and "10 channels: &lt;i&gt;C0" in text
     assert "all frequencies" in text
     assert "Band occlusion" not in render_report(ReportContent())
+
+
+def test_the_report_says_where_the_weights_come_from(ws, monkeypatch):
+    assert "provenance" not in render_report(ReportContent.from_workspace(ws))  # untrained: nothing to say
+    monkeypatch.setattr(ws, "history", [{}, {}])
+    monkeypatch.setattr(ws, "metrics", {"best_epoch": 0})
+    assert "<td>provenance</td><td>trained 2 epoch(s), weights of epoch 1</td>" in render_report(
+        ReportContent.from_workspace(ws))
+    monkeypatch.setattr(ws, "metrics", {"weights_from": "/lab/deep4_state.pt"})
+    assert "weights imported from deep4_state.pt" in render_report(ReportContent.from_workspace(ws))
