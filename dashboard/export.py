@@ -270,6 +270,29 @@ def _atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
+def save_probe_beside_run(session) -> list[Path]:
+    """The session's probe result (and its untrained control) as ``probe.nc`` (and
+    ``probe_untrained.nc``) in the run folder shown, as ``unitscope probe RUN_DIR [--untrained]``
+    writes them, so the run opens with them next time; atomic, replacing earlier ones.
+
+    Raises
+    ------
+    UnitScopeError
+        No run folder shown, no probe result, or the folder cannot be written.
+    """
+    from .files import resolve_in_root
+
+    ds = probe_dataset(session)
+    if not session.run:
+        raise UnitScopeError("The decoder shown was not opened from a run folder: save the probe with the Export "
+                             "view instead.")
+    run = resolve_in_root(session.root, session.run)
+    written = [_atomic_write(run / "probe.nc", netcdf_bytes(ds))]
+    if session.control is not None:
+        written.append(_atomic_write(run / "probe_untrained.nc", netcdf_bytes(session.control)))
+    return written
+
+
 def save_to_folder(session, folder: str, *, root: str | Path | None = None) -> list[Path]:
     """Write the report and whatever results exist (probe, curves, kernels, checkpoint) to ``folder``.
 

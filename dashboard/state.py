@@ -524,6 +524,20 @@ class Session(param.Parameterized):
         if self.run and self.run != self._run_shown:
             self.open_run(self.run)
 
+    def save_probe_to_run(self) -> None:
+        """Write the probe result beside the run folder shown (see
+        :func:`dashboard.export.save_probe_beside_run`); says what it wrote, or why not."""
+        from .export import save_probe_beside_run
+
+        try:
+            paths = save_probe_beside_run(self)
+        except UnitScopeError as exc:
+            self.alert(f"Probe not saved: {exc}")
+            return
+        name = Path(self.run).name or self.run
+        self.probe_source = f"probe.nc of {name}"
+        self.alert(f"Saved {' and '.join(p.name for p in paths)} in {self.run}: the run opens with them.", "success")
+
     # ---- training --------------------------------------------------------------------------
     def _train_progress_cb(self, p: dict) -> None:
         now = time.monotonic()

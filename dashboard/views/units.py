@@ -105,6 +105,9 @@ class UnitsView(pn.viewable.Viewer):
                                                       css_classes=["us-control"], width=170)
         self.run_btn = pn.widgets.Button(label="Run probe", color="primary", width=120)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.save_btn = pn.widgets.Button(label="Save beside the run", width=170, visible=False,
+                                          description="Write this probe result (and its untrained control) into the "
+                                                      "run folder shown, as probe.nc, so the run opens with it")
         self.progress = pn.indicators.Progress(value=0, max=1000, width=160, height=18, bar_color="primary")
         self.probe_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.unit_header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
@@ -112,8 +115,10 @@ class UnitsView(pn.viewable.Viewer):
         self._doc = None
         self.run_btn.on_click(lambda e: s.run_probe())
         self.stop_btn.on_click(lambda e: s.stop_probe())
+        self.save_btn.on_click(lambda e: s.save_probe_to_run())
         self._build_figures()
-        s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site"])
+        s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site",
+                                         "run", "probe_source"])
         s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
         s.param.watch(self._redraw_unit, ["unit", "top_ready"])
         self._header()
@@ -211,6 +216,9 @@ class UnitsView(pn.viewable.Viewer):
         running = s.probe_state == "running"
         self.run_btn.disabled = running or s.decoder is None
         self.stop_btn.disabled = not running
+        # a probe run here for a decoder opened from a run folder can be kept with it
+        self.save_btn.visible = bool(s.run) and s.probe_state == "done" and s.probe is not None \
+            and not s.probe_source.startswith("probe.nc of")
         same_site = s.probe is not None and s.probe.attrs.get("site", "conv") == s.probe_site
         self.run_btn.label = "Resume probe" if s.probe_state == "stopped" and same_site else (
             "Run probe again" if s.probe_state == "done" else "Run probe")
@@ -341,6 +349,7 @@ class UnitsView(pn.viewable.Viewer):
         has_probe = s.param.probe.rx().rx.is_not(None)
         details = pn.Column(pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
                             self.chan_map, sizing_mode="stretch_width", visible=has_probe)
-        return pn.Column(controls, pn.Row(self.progress, self.probe_text, sizing_mode="stretch_width"), none_yet,
+        return pn.Column(controls, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
+                         none_yet,
                          pn.Column(self.scatter, sizing_mode="stretch_width", visible=has_probe),
                          self.unit_header, details, self.windows, sizing_mode="stretch_width")

@@ -581,3 +581,33 @@ def test_a_shallow_decoder_opens_on_its_hidden_block_not_the_output(session):
     session.layer = "conv_4"  # a Deep4 block (as a link may name): not in Shallow
     session.set_decoder(Decoder(ws, label="shallow"))
     assert session.layer_names == ["conv_time_spat", "conv_classifier"] and session.layer == "conv_time_spat"
+
+
+def test_a_probe_run_in_the_app_is_saved_beside_the_run_and_opens_with_it(session, tmp_path, tiny_ws, tiny_probe,
+                                                                        tiny_decoder):
+    from dashboard.views.units import UnitsView
+
+    session.set_decoder(tiny_decoder, probe=tiny_probe)  # the demo, or a decoder trained here: nowhere to save
+    session.save_probe_to_run()
+    assert session.alerts[-1][1].startswith("Probe not saved: The decoder shown was not opened from a run folder")
+    tiny_ws.save(tmp_path / "runs" / "p1")
+    session.open_run("runs/p1")
+    _join(session, "open")
+    view = UnitsView(session=session)
+    view.__panel__()
+    assert session.probe is None and not view.save_btn.visible
+    session.param.update(probe=tiny_probe, control=tiny_probe, probe_state="done", probe_source="run here")
+    assert view.save_btn.visible  # probed in the app: it can be kept with the run
+    view.save_btn.clicks += 1
+    assert {p.name for p in (tmp_path / "runs" / "p1").iterdir()} >= {"probe.nc", "probe_untrained.nc"}
+    level, text = session.alerts[-1]
+    assert level == "success" and "Saved probe.nc and probe_untrained.nc in runs/p1" in text
+    assert session.probe_source == "probe.nc of p1" and not view.save_btn.visible
+    other = Session()
+    try:
+        other.open_run("runs/p1")
+        _join(other, "open")
+        assert other.probe is not None and other.control is not None
+        np.testing.assert_allclose(other.probe["amp_corr"].values, tiny_probe["amp_corr"].values)
+    finally:
+        other.close()
