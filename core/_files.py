@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+from pathlib import Path
 
-__all__ = ["usual_file_mode", "load_netcdf"]
+__all__ = ["usual_file_mode", "atomic_write_bytes", "load_netcdf"]
 
 _NETCDF_LOCK = threading.Lock()
 
@@ -15,6 +17,25 @@ def usual_file_mode(path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, then rename: never a half-written file.
+    The file gets the usual mode (:func:`usual_file_mode`); OSError (folder not creatable or
+    not writable, disk full) propagates, with nothing left behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        usual_file_mode(tmp)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_netcdf(path):

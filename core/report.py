@@ -21,14 +21,13 @@ import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ._files import usual_file_mode
+from ._files import atomic_write_bytes
 from ._validation import UnitScopeError
 
 __all__ = ["ReportContent", "render_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
@@ -491,21 +490,18 @@ def write_report(content: ReportContent | str, path: str | Path) -> Path:
     if path.is_dir():
         raise UnitScopeError(f"The report path {str(path)!r} is a folder; give a file name such as "
                              f"{str(path / 'report.html')!r}.")
+    def folder_error(exc):
+        return UnitScopeError(f"Cannot write the report to the folder {str(folder)!r}: "
+                              f"{exc.strerror or exc}. Choose a folder you can write to.")
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise UnitScopeError(f"Cannot write the report to the folder {str(folder)!r}: "
-                             f"{exc.strerror or exc}. Choose a folder you can write to.") from exc
+        raise folder_error(exc) from exc
     try:
-        usual_file_mode(tmp)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if not os.access(folder, os.W_OK):  # the temporary file could not be made there
+            raise folder_error(exc) from exc
         raise UnitScopeError(f"Cannot write the report {str(path)!r}: {exc.strerror or exc}.") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

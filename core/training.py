@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._files import usual_file_mode
+from ._files import atomic_write_bytes, usual_file_mode
 from ._validation import UnitScopeError, check_option, check_range, ensure_int
 from .metrics import score
 
@@ -114,23 +114,6 @@ def configure_threads(n_threads: int | None = None) -> int:
     if n_threads is not None:
         torch.set_num_threads(max(1, ensure_int("n_threads", n_threads)))
     return torch.get_num_threads()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        usual_file_mode(tmp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_netcdf(ds, path: Path) -> None:

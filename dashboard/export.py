@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core._files import usual_file_mode
+from core._files import atomic_write_bytes
 from core._validation import UnitScopeError, check_option
 
 from .files import data_root
@@ -253,19 +253,14 @@ def resolve_export_folder(text: str, *, root: str | Path | None = None) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
+    """:func:`core._files.atomic_write_bytes`, its errors as one line naming the folder or file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write_bytes(path, data)
     except OSError as exc:
-        raise UnitScopeError(f"Cannot write to the folder {str(path.parent)!r}: {exc.strerror or exc}. "
-                             "Choose a folder you can write to.") from exc
-    try:
-        usual_file_mode(tmp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):  # no temporary file there
+            raise UnitScopeError(f"Cannot write to the folder {str(path.parent)!r}: {exc.strerror or exc}. "
+                                 "Choose a folder you can write to.") from exc
         raise UnitScopeError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
     return path
 

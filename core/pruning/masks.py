@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._files import usual_file_mode
+from .._files import atomic_write_bytes
 from .._validation import UnitScopeError, ensure_int, suggest
 from ..models import LayerInfo, get_layer, layer_map
 
@@ -248,16 +246,7 @@ class MaskSet:
     def save(self, path: str | Path) -> Path:
         """Write the mask as JSON atomically (temporary file, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            usual_file_mode(tmp)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(self.to_dict(), indent=1))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=1).encode())
         return path
 
     @classmethod
