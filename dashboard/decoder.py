@@ -21,10 +21,17 @@ import numpy as np
 
 from .jobs import Job
 
-__all__ = ["Decoder", "DemoProvider", "demo_provider", "run_decoder", "PROBE_ASSETS", "PerDecoder"]
+__all__ = ["Decoder", "DemoProvider", "demo_provider", "run_decoder", "PROBE_ASSETS", "PerDecoder", "KIND_LABELS",
+           "run_probe_source"]
 
 logger = logging.getLogger(__name__)
 PROBE_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo-probe"
+KIND_LABELS = {"deep4": "Deep4", "shallow": "Shallow"}  # core.models.MODEL_KINDS as the app names them
+
+
+def run_probe_source(run_name: str) -> str:
+    """``Session.probe_source`` of a probe read from (or saved to) a run folder's probe.nc."""
+    return f"probe.nc of {run_name}"
 
 
 class Decoder:

@@ -16,7 +16,9 @@ from pathlib import Path
 from core._validation import UnitScopeError
 
 __all__ = ["RECORDING_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
-           "list_recordings", "list_runs", "run_recording", "save_upload"]
+           "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload"]
+
+RUN_FOLDER_FILES = ("config.json", "model.pt")  # what makes a folder a run folder (``Workspace.save``)
 
 # Files MNE (or UnitScope's BCI2000 reader) can open; BIDS roots are listed as folders.
 RECORDING_SUFFIXES = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".cnt",
@@ -41,6 +43,11 @@ def max_upload_bytes() -> int:
     return int(max(mb, 0.001) * 1024 * 1024)
 
 
+def _inside(root: Path, full: Path) -> bool:
+    """``full`` (resolved) is ``root`` (resolved) or lies under it."""
+    return full == root or root in full.parents
+
+
 def resolve_in_root(root: str | Path, path: str | Path) -> Path:
     """Resolve ``path`` (relative to ``root``, or absolute) and check it stays inside ``root``.
 
@@ -55,7 +62,7 @@ def resolve_in_root(root: str | Path, path: str | Path) -> Path:
         raise UnitScopeError("No recording chosen: pick a file under the data root.")
     candidate = Path(text).expanduser()
     full = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if full != root and root not in full.parents:
+    if not _inside(root, full):
         raise UnitScopeError(
             f"The path {text!r} lies outside the data root {str(root)!r}; the app reads only files "
             "under it (set UNITSCOPE_DATA_ROOT to change it).")
@@ -102,8 +109,9 @@ def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 
     return sorted(out)
 
 
-def _is_run(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "model.pt").is_file()
+def is_run_folder(folder: Path) -> bool:
+    """``folder`` holds a saved decoder (:data:`RUN_FOLDER_FILES`)."""
+    return all((Path(folder) / f).is_file() for f in RUN_FOLDER_FILES)
 
 
 def list_runs(root: str | Path, *, max_runs: int = 200, max_depth: int = 4) -> list[str]:
@@ -112,7 +120,7 @@ def list_runs(root: str | Path, *, max_runs: int = 200, max_depth: int = 4) -> l
     root = Path(root).resolve()
     out: list[str] = []
     for here, filenames in walk_root(root, max_depth=max_depth):
-        if "config.json" in filenames and "model.pt" in filenames:
+        if all(f in filenames for f in RUN_FOLDER_FILES):
             out.append(("." if here == root else str(here.relative_to(root))) + "/")
             if len(out) >= max_runs:
                 break
@@ -142,7 +150,7 @@ def run_recording(root: str | Path, run_dir: Path, source: str) -> Path:
         full = c.resolve()
         if not full.exists():
             continue
-        if full == root or root in full.parents:
+        if _inside(root, full):
             return full
         outside = outside or full
     where = (f"it exists at {str(outside)!r}, outside the data root {str(root)!r}" if outside else

@@ -20,8 +20,8 @@ from core._validation import UnitScopeError
 from core.io import DATA_CH_TYPES
 from core.training import TrainConfig
 
-from .decoder import Decoder, demo_provider, run_decoder
-from .files import data_root, list_recordings, list_runs, resolve_in_root, run_recording, save_upload
+from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
+from .files import data_root, is_run_folder, list_recordings, list_runs, resolve_in_root, run_recording, save_upload
 from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
@@ -457,7 +457,7 @@ class Session(param.Parameterized):
             return
         try:
             run = resolve_in_root(self.root, path)
-            if not (run / "config.json").is_file() or not (run / "model.pt").is_file():
+            if not is_run_folder(run):
                 raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
                                      "(as `unitscope train --out RUN_DIR` writes them).")
             try:
@@ -471,12 +471,12 @@ class Session(param.Parameterized):
         except UnitScopeError as exc:
             self._run_failed(str(exc))
             return
-        name = run.name if run != self.root else self.root.name
+        name = run.name
         shown = str(path).strip()
         self.param.update(busy="opening", status=f"Opening the decoder in {name} ...")
 
         def work(stop):
-            kind = {"deep4": "Deep4", "shallow": "Shallow"}.get(model_kind, model_kind)
+            kind = KIND_LABELS.get(model_kind, model_kind)
             dec = run_decoder(run, spec, label=f"{name} ({kind})")
             dec.predictions()
             probe, control, note = dec.saved_probe(run / "probe.nc", run / "probe_untrained.nc")
@@ -492,7 +492,7 @@ class Session(param.Parameterized):
             def show():
                 self.busy = ""
                 self.set_decoder(dec, probe=probe, control=control,
-                                 probe_source=f"probe.nc of {name}" if probe is not None else "", run=shown)
+                                 probe_source=run_probe_source(name) if probe is not None else "", run=shown)
                 self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
                            "success")
             # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
@@ -534,8 +534,7 @@ class Session(param.Parameterized):
         except UnitScopeError as exc:
             self.alert(f"Probe not saved: {exc}")
             return
-        name = Path(self.run).name or self.run
-        self.probe_source = f"probe.nc of {name}"
+        self.probe_source = run_probe_source(paths[0].parent.name)
         self.alert(f"Saved {' and '.join(p.name for p in paths)} in {self.run}: the run opens with them.", "success")
 
     # ---- training --------------------------------------------------------------------------
@@ -567,7 +566,7 @@ class Session(param.Parameterized):
         label = ("Demo reaching recording" + (f", {self.demo_ipsi:.0%} ipsilateral" if self.demo_ipsi else "")
                  if self.source == "demo" else self.recording_info["label"])
         config = TrainConfig(model=self.model_kind, max_epochs=int(self.max_epochs))
-        kind = "Deep4" if self.model_kind == "deep4" else "Shallow"
+        kind = KIND_LABELS[self.model_kind]
         self._batches = []
         self.param.update(busy="training", train_progress=0.0, train_history=[], train_batches=[])
 

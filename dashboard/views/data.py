@@ -7,6 +7,7 @@ import numpy as np
 import panel as pn
 import param
 
+from ..decoder import KIND_LABELS
 from ..files import max_upload_bytes
 from ..state import Session
 from ._common import CSS, apply_in_doc, esc, kv_table
@@ -277,7 +278,7 @@ class DataView(pn.viewable.Viewer):
     def _sync_plan(self, *_):
         """What Train will do, in one line (the server's view of the choices above)."""
         s = self.session
-        kind = "Deep4" if s.model_kind == "deep4" else "Shallow"
+        kind = KIND_LABELS[s.model_kind]
         if s.source == "demo":
             data = "the demo recording" + (f" with {s.demo_ipsi:.0%} ipsilateral movements" if s.demo_ipsi else "")
         elif s.recording_info:

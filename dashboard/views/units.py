@@ -15,6 +15,7 @@ from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, HoverTool, La
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
+from ..decoder import run_probe_source
 from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
@@ -218,7 +219,7 @@ class UnitsView(pn.viewable.Viewer):
         self.stop_btn.disabled = not running
         # a probe run here for a decoder opened from a run folder can be kept with it
         self.save_btn.visible = bool(s.run) and s.probe_state == "done" and s.probe is not None \
-            and not s.probe_source.startswith("probe.nc of")
+            and not s.probe_source.startswith(run_probe_source(""))
         same_site = s.probe is not None and s.probe.attrs.get("site", "conv") == s.probe_site
         self.run_btn.label = "Resume probe" if s.probe_state == "stopped" and same_site else (
             "Run probe again" if s.probe_state == "done" else "Run probe")
