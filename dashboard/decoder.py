@@ -186,24 +186,11 @@ class Decoder:
         return self._top is not None
 
     def positions(self) -> dict:
-        """Channel positions for the channel map: ``x``, ``y`` arrays and the ``kind``.
+        """Channel positions for the channel map (:func:`core.layout.channel_layout`): ``x``,
+        ``y`` arrays and the ``kind`` ("grid", "head", "montage" or "index")."""
+        from core.layout import channel_layout
 
-        ``kind`` is "grid" (row/col coordinates, the demo), "montage" (x/y positions read
-        from the file, or the standard 10-05 ones of its channel names: see
-        :func:`core.io.standard_positions`) or "index" (no positions: channels laid out in
-        reading order).
-        """
-        sig = self.ws.recording.signals
-        n = sig.sizes["channel"]
-        if "row" in sig.coords and "col" in sig.coords:
-            return {"x": sig["col"].values.astype(float), "y": -sig["row"].values.astype(float), "kind": "grid"}
-        if "x" in sig.coords and "y" in sig.coords:
-            x, y = sig["x"].values.astype(float), sig["y"].values.astype(float)
-            if np.isfinite(x).all() and np.isfinite(y).all() and np.ptp(x) + np.ptp(y) > 0:
-                return {"x": x, "y": y, "kind": "montage"}
-        cols = int(np.ceil(np.sqrt(n)))
-        r, c = np.divmod(np.arange(n), cols)
-        return {"x": c.astype(float), "y": -r.astype(float), "kind": "index"}
+        return channel_layout(self.ws.recording.signals)
 
     def shipped_probe(self):
         """The probe result shipped for the demo, when it matches this model; else (None, None)."""

@@ -15,6 +15,8 @@ from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, HoverTool, La
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
+from core.layout import head_outline
+
 from ..decoder import run_probe_source
 from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
@@ -162,13 +164,15 @@ class UnitsView(pn.viewable.Viewer):
             src = ColumnDataSource(dict(x=[], y=[], channel=[], score=[]))
             mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
             fc = _fig(f"{kind}: channel map", height=240, match_aspect=True)  # a head keeps its shape
-            fc.scatter("x", "y", source=src, size=18, fill_color={"field": "score", "transform": mapper},
-                       line_color="#444444")
+            outline = ColumnDataSource(dict(xs=[], ys=[]))  # a head's outline (core.layout.head_outline)
+            fc.multi_line("xs", "ys", source=outline, color="#888888", line_width=1.5)
+            dots = fc.scatter("x", "y", source=src, size=18, fill_color={"field": "score", "transform": mapper},
+                              line_color="#444444")
             fc.add_tools(HoverTool(tooltips=[("channel", "@channel"), ("sensitivity", "@score{0.000}")]))
             fc.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
             fc.axis.visible = False
             fc.grid.visible = False
-            self.chans[kind] = dict(fig=fc, src=src, mapper=mapper)
+            self.chans[kind] = dict(fig=fc, src=src, mapper=mapper, outline=outline, dots=dots)
         self.win_traces = ColumnDataSource(dict(xs=[], ys=[]))
         self.win_stats = ColumnDataSource(dict(t=[], med=[], q25=[], q75=[]))
         fw = _fig("most-activating windows", height=270, x_axis_label="time before the activation peak (s)",
@@ -302,14 +306,20 @@ class UnitsView(pn.viewable.Viewer):
             m["fig"].title.text = f"{uid} {kind} sensitivity, {sign}"
         if has and dec is not None:
             pos = dec.positions()
-            kind_txt = {"grid": "grid positions", "montage": "montage positions",
+            kind_txt = {"grid": "grid positions", "head": "head", "montage": "montage positions",
                         "index": "no positions in the file: reading order"}[pos["kind"]]
-            if pos["kind"] == "montage" and "standard" in str(dec.ws.recording.signals.attrs.get("positions", "")):
-                kind_txt = "standard 10-05, by name"
+            if pos["kind"] in ("head", "montage") and "standard" in str(dec.ws.recording.signals.attrs.get("positions", "")):
+                kind_txt += ", 10-05 by name"
+            if not pos.get("placed", np.ones(1, bool)).all():
+                kind_txt += "; without a position: below"
             amp, phase = channel_scores(probe, layer, unit)
             names = [str(c) for c in probe["channel"].values]
+            outline = head_outline() if pos["kind"] == "head" else dict(xs=[], ys=[])
+            size = float(np.clip(18 * np.sqrt(32 / max(len(names), 1)), 6, 18))  # many channels: smaller dots
             for kind, score in (("amplitude", amp), ("phase", phase)):
                 c = self.chans[kind]
+                c["outline"].data = outline
+                c["dots"].glyph.size = size
                 c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score)
                 c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
                 c["fig"].title.text = f"{uid} {kind}: channel map ({kind_txt})"

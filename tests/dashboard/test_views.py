@@ -81,9 +81,34 @@ def test_units_view_follows_the_selection(session):
     assert len(view.win_traces.data["ys"]) == min(12, len(session.decoder.probe_inputs()[0]))
     chans = view.chans["phase"]["src"].data
     assert len(chans["channel"]) == 32 and chans["channel"][0] == "G01"
+    assert "(grid positions)" in view.chans["phase"]["fig"].title.text
+    assert view.chans["phase"]["outline"].data["xs"] == []  # an ECoG grid: no head drawn
     # band boundaries drawn at the band edges of the result
     edges = set(view.maps["phase"]["bands"].data["x0"])
     assert set(session.probe["band_lo"].values) <= edges
+
+
+def test_channel_map_of_a_head_montage_draws_the_head(session, monkeypatch):
+    """EEG positions on a head: the map draws the head's outline, names the layout, and says
+    where channels without a position went."""
+    from core.io import standard_positions
+    from core.layout import channel_layout
+
+    dec = session.decoder
+    names = ["Fp1", "Fpz", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7", "P3",
+             "Pz", "P4", "P8", "O1", "Oz", "O2", "T9", "T10", "Iz", "FC1", "FC2", "CP1", "CP2", "AF3", "AF4"]
+    pos = np.vstack([standard_positions(names, ["eeg"] * 30), [[0.0, 0, 0], [np.nan] * 3]])
+    sig = dec.ws.recording.signals.drop_vars(["row", "col"]).assign_coords(
+        x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
+    monkeypatch.setattr(type(dec), "positions", lambda self: channel_layout(sig))
+    view = UnitsView(session=session)
+    session.param.update(layer="conv_2", unit=3)
+    c = view.chans["amplitude"]
+    assert len(c["outline"].data["xs"]) == 4  # head, nose, two ears
+    assert "(head; without a position: below)" in c["fig"].title.text
+    assert c["dots"].glyph.size == pytest.approx(18.0)  # 32 channels
+    xy = np.c_[c["src"].data["x"], c["src"].data["y"]]
+    assert np.hypot(*xy[names.index("Cz")]) < 0.15 and xy[30:, 1].max() < xy[:30, 1].min()
 
 
 def test_tap_selects_the_clicked_unit(session):
