@@ -459,6 +459,9 @@ class PruneView(pn.viewable.Viewer):
         ps = self.ps
         self.effects_progress.value = int(round(ps.effects_progress * 1000))
         self.curves_progress.value = int(round(ps.curves_progress * 1000))
+        # an empty bar under an idle button reads as a broken widget: shown once work starts
+        self.effects_progress.visible = ps.effects_progress > 0
+        self.curves_progress.visible = ps.curves_progress > 0
 
     def _sync_finetune(self, *_):
         ps = self.ps
@@ -467,6 +470,7 @@ class PruneView(pn.viewable.Viewer):
         self.ft_stop.disabled = not running
         self.ft_discard.disabled = not ps.finetuned or running
         self.ft_progress.value = int(round(ps.finetune_progress * 1000))
+        self.ft_progress.visible = running or ps.finetune_progress > 0
         r = ps.finetune_result
         if ps.finetune_state == "queued":
             pos = ps.queue_position

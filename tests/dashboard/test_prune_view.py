@@ -367,8 +367,11 @@ def test_curves_and_effects_reach_the_plots(sessions):
     np.testing.assert_allclose(view.unit_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
     assert view.bar_fig.title.text.startswith("conv_4: drop of the metric")
     assert not view.curve_fig.legend.visible and "not computed yet" in view.curve_fig.title.text
+    assert view.effects_progress.visible and not view.curves_progress.visible  # no empty bar when idle
+    assert not view.ft_progress.visible
     ps.compute_curves("conv_4")
     ps.join()
+    assert view.curves_progress.visible and view.curves_progress.value == 1000
     np.testing.assert_allclose(view.curve_srcs["most"].data["m"], ps.curves["metric"].sel(order="most").values)
     assert view.star_src.data["q"] == [0.0] and view.curve_fig.title.text.startswith("Pruning curves of conv_4")
     assert view.curve_fig.legend.visible
