@@ -15,7 +15,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from core._files import load_netcdf
@@ -28,29 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 def shrink(ds: xr.Dataset, *, bin_hz: float = 1.0, maps: bool = True) -> xr.Dataset:
-    """A small copy of a probe result: maps in ``bin_hz`` bins, or no maps."""
-    keep = {k: v for k, v in ds.data_vars.items() if "freq" not in v.dims}
-    out = xr.Dataset(keep, coords={k: v for k, v in ds.coords.items() if "freq" not in v.dims}, attrs=dict(ds.attrs))
-    if maps:
-        freqs = ds["freq"].values
-        edges = np.arange(0.0, freqs[-1] + bin_hz, bin_hz)
-        which = np.clip(np.digitize(freqs, edges) - 1, 0, len(edges) - 1)
-        centres = []
-        for var in ("amp_corr", "phase_corr"):
-            if var not in ds:
-                continue
-            da = ds[var]
-            parts, centres = [], []
-            for b in np.unique(which):
-                m = which == b
-                with np.errstate(all="ignore"):
-                    parts.append(np.nanmean(da.values[..., m], axis=-1) if np.isfinite(da.values[..., m]).any()
-                                 else np.full(da.shape[:-1], np.nan))
-                centres.append(float(freqs[m].mean()))
-            out[var] = (da.dims, np.stack(parts, axis=-1).astype(np.float32))
-        out = out.assign_coords(freq=np.asarray(centres))
-        out.attrs["maps_binned_hz"] = float(bin_hz)
-    return out
+    """A small copy of a probe result: maps in ``bin_hz`` bins, or no maps
+    (:func:`core.probing.pipeline.bin_maps`)."""
+    from core.probing.pipeline import bin_maps
+
+    return bin_maps(ds, bin_hz if maps else None)
 
 
 def _probe(model, dec, config):

@@ -31,7 +31,7 @@ from .amplitude import NOISE_REFS, AmplitudeProbe
 from .phase import PHASE_VARIANTS, PhaseProbe
 from .stats import classify
 
-__all__ = ["ProbeConfig", "start_probe", "probe_units", "untrained_twin", "select_windows",
+__all__ = ["ProbeConfig", "start_probe", "probe_units", "untrained_twin", "select_windows", "bin_maps",
            "workspace_windows", "finish"]
 
 logger = logging.getLogger(__name__)
@@ -218,3 +218,42 @@ def workspace_windows(ws, block: str = "train") -> tuple[np.ndarray, np.ndarray]
     X = np.ascontiguousarray(data.X[:, idx].transpose(1, 0, 2), dtype=np.float32)  # (W, C, T)
     y = data.y[idx[:, rf - 1:]]  # (W, n_preds)
     return X, y
+
+
+def bin_maps(ds: xr.Dataset, bin_hz: float | None = 1.0) -> xr.Dataset:
+    """A smaller copy of a probe result: the (unit, channel, freq) maps averaged into
+    ``bin_hz`` bins (NaN bins skipped; the ``freq`` coordinate is each bin's mean
+    frequency), or without maps (``bin_hz=None``). Every other variable is kept as it is.
+
+    The maps are the bulk of a result: ``2 x units x channels x bins`` float32 (376 units of
+    Deep4, 306 MEG channels and 601 bins of a 1200-sample window: 553 MB; 1 Hz bins at
+    250 Hz: 116 MB). [A] Averaging neighbouring bins is averaging independent estimates
+    (each bin is perturbed independently), so binned maps are less noisy at a coarser
+    resolution; the statistics and classes were computed before and do not change.
+    """
+    if bin_hz is not None and not bin_hz > 0:
+        raise UnitScopeError(f"bin_hz must be a positive frequency in Hz or None (no maps), got {bin_hz!r}.")
+    keep = {k: v for k, v in ds.data_vars.items() if "freq" not in v.dims}
+    out = xr.Dataset(keep, coords={k: v for k, v in ds.coords.items() if "freq" not in v.dims}, attrs=dict(ds.attrs))
+    if bin_hz is None:
+        out.attrs["maps"] = "none"
+        return out
+    freqs = ds["freq"].values
+    edges = np.arange(0.0, freqs[-1] + bin_hz, bin_hz)
+    which = np.clip(np.digitize(freqs, edges) - 1, 0, len(edges) - 1)
+    centres = [float(freqs[which == b].mean()) for b in np.unique(which)]
+    for var in ("amp_corr", "phase_corr"):
+        if var not in ds:
+            continue
+        da = ds[var].transpose(..., "freq")
+        vals = da.values
+        parts = []
+        for b in np.unique(which):
+            chunk = vals[..., which == b]
+            with np.errstate(all="ignore"):
+                parts.append(np.nanmean(chunk, axis=-1) if np.isfinite(chunk).any() else np.full(da.shape[:-1], np.nan))
+        out[var] = (da.dims, np.stack(parts, axis=-1).astype(np.float32))
+    out = out.assign_coords(freq=np.asarray(centres))
+    out.attrs["maps_binned_hz"] = float(bin_hz)
+    return out
+

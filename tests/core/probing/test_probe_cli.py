@@ -1,6 +1,7 @@
 """``unitscope probe RUN_DIR``: writes the Dataset beside the checkpoint, with progress."""
 import re
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -29,6 +30,31 @@ def test_probe_writes_dataset_beside_the_checkpoint(run_dir, capsys):
         assert "unit_class_all" in ds and ds["channel"].values[0] == "G01"
         assert 0 < float(ds["amp_validity"]) <= 1.5  # targets were given: the ratio is reported
     assert not list(run_dir.glob(".probe.nc.*"))  # no temporary file left behind
+
+
+def test_maps_binned_or_left_out_and_the_size_said(run_dir, tmp_path, capsys):
+    """--map-bin 2 stores 2 Hz bins (the mean of the bins inside; statistics unchanged);
+    --no-maps none; every run says the file's size."""
+    base = ["probe", str(run_dir), "--iterations", "2", "--windows", "4", "--null", "2", "--layers", "conv_4",
+            "--threads", "1"]
+    assert main(base + ["--out", str(tmp_path / "full.nc")]) == 0
+    assert re.search(r"full\.nc \(\d+\.\d MB\)", capsys.readouterr().out)
+    assert main(base + ["--out", str(tmp_path / "bin.nc"), "--map-bin", "2"]) == 0
+    assert main(base + ["--out", str(tmp_path / "none.nc"), "--no-maps"]) == 0
+    with xr.open_dataset(tmp_path / "full.nc", engine="h5netcdf") as full, \
+            xr.open_dataset(tmp_path / "bin.nc", engine="h5netcdf") as binned, \
+            xr.open_dataset(tmp_path / "none.nc", engine="h5netcdf") as none:
+        f = full["freq"].values
+        assert binned.attrs["maps_binned_hz"] == 2.0 and binned.sizes["freq"] == len(np.unique(f // 2))
+        inside = (f >= 10) & (f < 12)
+        expected = np.nanmean(full["amp_corr"].values[..., inside], axis=-1)
+        k = int(np.flatnonzero(np.isclose(binned["freq"].values, f[inside].mean()))[0])
+        np.testing.assert_allclose(binned["amp_corr"].values[..., k], expected, rtol=1e-5)
+        np.testing.assert_array_equal(binned["unit_class_all"].values, full["unit_class_all"].values)
+        assert "amp_corr" not in none and "freq" not in none.dims and none.attrs["maps"] == "none"
+        np.testing.assert_array_equal(none["amp_stat_all"].values, full["amp_stat_all"].values)
+    assert main(base + ["--map-bin", "0"]) == 2
+    assert "--map-bin must be a positive frequency in Hz, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, match", [
