@@ -44,64 +44,93 @@ def prediction_plot(pred: dict):
 class SignalBrowser:
     """Stacked channels with a minimap (plain Bokeh) [A].
 
-    The main plot shows the visible time range only, reduced on the server to a min/max
-    envelope of at most ``n_px`` points per channel whenever the range changes (dragging
-    the box in the minimap or panning), so it stays fast on the full recording. The
-    minimap is an RMS image of the whole recording.
+    The main plot shows the visible time range and channels only, reduced on the server to a
+    min/max envelope of at most ``n_px`` points per channel whenever the view changes
+    (dragging or resizing the box in the minimap, panning), so it stays fast on a long
+    recording with hundreds of channels. The minimap is an RMS image of the whole recording,
+    every channel; its box selects the time range and the channels shown (``page``
+    channels at first). Channel labels are thinned to stay legible.
     """
 
-    def __init__(self, decoder, *, window_s: float = 10.0, max_chans: int = 64, n_px: int = 1200):
+    SPACING = 3.0  # offset between two channels, in standard deviations
+    LABEL_PX = 11  # at least this many pixels between two channel labels
+
+    def __init__(self, decoder, *, window_s: float = 10.0, page: int = 32, n_px: int = 1200,
+                 height: int = 520):
         from bokeh.layouts import column
         from bokeh.models import ColumnDataSource, FixedTicker, Range1d, RangeTool
         from bokeh.palettes import Greys256
         from bokeh.plotting import figure
 
         sig = decoder.ws.recording.signals
-        self.names = [str(c) for c in sig["channel"].values][:max_chans]
-        self.data = sig.values[: len(self.names)]  # (chans, times), standardised
+        self.names = [str(c) for c in sig["channel"].values]
+        self.data = sig.values  # (chans, times), standardised
         self.t = sig["time"].values
         self.n_px = n_px
+        self.height = height
         n = len(self.names)
-        self.offsets = 3.0 * np.arange(n)[::-1]  # first channel on top
+        self.offsets = self.SPACING * np.arange(n)[::-1]  # first channel on top
         t0, t1 = float(self.t[0]), float(self.t[-1])
+        top = self.SPACING * (n - 1)
+        shown = min(page, n)
+        lo_y, hi_y = -self.SPACING / 2, top + self.SPACING / 2  # the whole stack
         self.src = ColumnDataSource(dict(xs=[], ys=[], channel=[]))
         main = figure(x_range=Range1d(t0, min(t0 + window_s, t1), bounds=(t0, t1)),
-                      y_range=Range1d(-3, 3 * n), height=520, sizing_mode="stretch_width",
-                      tools="xpan,xwheel_zoom,reset,save", active_drag="xpan", active_scroll="xwheel_zoom",
-                      title="Signals (standardised); drag the box in the minimap to move", x_axis_label="time (s)")
+                      y_range=Range1d(top - self.SPACING * (shown - 0.5), hi_y, bounds=(lo_y, hi_y)),
+                      height=height, sizing_mode="stretch_width",
+                      tools="pan,xpan,xwheel_zoom,reset,save", active_drag="pan" if n > shown else "xpan",
+                      active_scroll="xwheel_zoom",
+                      title=self._title(shown, n), x_axis_label="time (s)")
         main.multi_line("xs", "ys", source=self.src, line_width=0.8, color="#1f3b57")
-        main.yaxis.ticker = FixedTicker(ticks=list(self.offsets))
+        main.yaxis.ticker = FixedTicker(ticks=[])
         main.yaxis.major_label_overrides = {float(o): name for o, name in zip(self.offsets, self.names)}
         main.ygrid.visible = False
         n_bins = min(2000, len(self.t))
         edges = np.linspace(0, len(self.t), n_bins + 1).astype(int)
         env = np.sqrt(np.add.reduceat(self.data.astype(np.float64) ** 2, edges[:-1], axis=1)
                       / np.diff(edges)[None])  # (chans, bins) RMS per bin
-        mini = figure(x_range=Range1d(t0, t1), y_range=Range1d(-0.5, n - 0.5), height=110,
+        # the minimap shares the main plot's y coordinates, so its box selects channels too
+        mini = figure(x_range=Range1d(t0, t1), y_range=Range1d(lo_y, hi_y), height=110 if n <= 64 else 160,
                       sizing_mode="stretch_width", toolbar_location=None, tools="", x_axis_label="time (s)")
-        mini.image(image=[env[::-1].astype(np.float32)], x=t0, y=-0.5, dw=t1 - t0, dh=n,
+        mini.image(image=[env[::-1].astype(np.float32)], x=t0, y=lo_y, dw=t1 - t0, dh=hi_y - lo_y,
                    palette=list(reversed(Greys256)))
         mini.yaxis.visible = False
-        tool = RangeTool(x_range=main.x_range)
+        tool = RangeTool(x_range=main.x_range, y_range=main.y_range if n > page else None)
         mini.add_tools(tool)
         self.main, self.mini = main, mini
         self.layout = column(main, mini, sizing_mode="stretch_width")
-        main.x_range.on_change("start", self._moved)
-        main.x_range.on_change("end", self._moved)
+        for r in (main.x_range, main.y_range):
+            r.on_change("start", self._moved)
+            r.on_change("end", self._moved)
         self._draw()
+
+    @staticmethod
+    def _title(shown: int, n: int) -> str:
+        if shown >= n:
+            return "Signals (standardised); drag the box in the minimap to move"
+        return (f"Signals (standardised), {shown} of {n} channels; drag the signals (or the minimap's box) "
+                "to move through time and channels")
 
     def _moved(self, attr, old, new):
         self._draw()
 
+    def visible_channels(self) -> np.ndarray:
+        """Indexes of the channels inside the main plot's y range."""
+        r = self.main.y_range
+        half = self.SPACING / 2  # a channel's trace reaches about this far from its offset
+        return np.flatnonzero((self.offsets > r.start - half) & (self.offsets < r.end + half))
+
     def _draw(self):
-        """Min/max envelope of the visible range, at most ``n_px`` bins per channel."""
+        """Min/max envelope of the visible range and channels, at most ``n_px`` bins each."""
         r = self.main.x_range
+        chans = self.visible_channels()
         sfreq = 1.0 / (self.t[1] - self.t[0]) if len(self.t) > 1 else 1.0
         i0 = max(int((r.start - self.t[0]) * sfreq) - 1, 0)
         i1 = min(int((r.end - self.t[0]) * sfreq) + 2, len(self.t))
-        seg = self.data[:, i0:i1]  # (chans, samples)
+        seg = self.data[chans, i0:i1]  # (visible chans, samples)
         t = self.t[i0:i1]
-        step = max(1, int(np.ceil(seg.shape[1] / self.n_px)))
+        n_px = max(200, int(self.n_px * min(1.0, 64 / max(len(chans), 1))))  # many lines: fewer points each
+        step = max(1, int(np.ceil(seg.shape[1] / n_px)))
         if step > 1:
             m = seg.shape[1] // step * step
             blocks = seg[:, :m].reshape(seg.shape[0], -1, step)  # (chans, bins, step)
@@ -110,13 +139,16 @@ class SignalBrowser:
             tt = np.repeat(t[:m].reshape(-1, step)[:, 0], 2)
         else:
             y, tt = seg, t
-        self.src.data = dict(xs=[tt] * len(self.names), ys=[y[i] + self.offsets[i] for i in range(len(self.names))],
-                             channel=self.names)
+        self.src.data = dict(xs=[tt] * len(chans), ys=[y[k] + self.offsets[c] for k, c in enumerate(chans)],
+                             channel=[self.names[c] for c in chans])
+        every = max(1, int(np.ceil(len(chans) * self.LABEL_PX / max(self.height - 60, 1))))
+        self.main.yaxis.ticker.ticks = [float(self.offsets[c]) for c in chans[::every]]
+        self.main.title.text = self._title(len(chans), len(self.names))
 
 
-def signal_browser(decoder, *, window_s: float = 10.0, max_chans: int = 64):
+def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
     """The signal browser of a decoder's recording as a Panel pane."""
-    sb = SignalBrowser(decoder, window_s=window_s, max_chans=max_chans)
+    sb = SignalBrowser(decoder, window_s=window_s, page=page)
     pane = pn.pane.Bokeh(sb.layout, sizing_mode="stretch_width")
     pane.browser = sb
     return pane

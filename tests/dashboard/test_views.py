@@ -296,6 +296,40 @@ def test_signal_browser_envelope_follows_the_range(tiny_decoder):
     assert sb.src.data["xs"][0].min() >= 19.9 and sb.src.data["xs"][0].max() <= 60.1
 
 
+def test_signal_browser_pages_through_many_channels(tiny_decoder):
+    """306 channels (an MEG system): 32 drawn at first; the minimap's box moves through the
+    channels (every channel reachable, none hidden), labels thinned, the title says how many."""
+    from types import SimpleNamespace
+
+    from bokeh.models import RangeTool
+
+    from dashboard.views.overview import SignalBrowser
+
+    sig = tiny_decoder.ws.recording.signals.isel(time=slice(0, 2500))
+    rng = np.random.default_rng(0)
+    many = sig.isel(channel=np.arange(306) % 32).copy(data=rng.standard_normal((306, 2500)).astype(np.float32))
+    many = many.assign_coords(channel=[f"MEG{i:04d}" for i in range(306)])
+    sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=many))), n_px=200)
+    assert sb.src.data["channel"] == [f"MEG{i:04d}" for i in range(32)]
+    assert sb.main.title.text.startswith("Signals (standardised), 32 of 306 channels")
+    tool = next(t for t in sb.mini.tools if isinstance(t, RangeTool))
+    assert tool.y_range is sb.main.y_range  # the box selects channels too
+    # the box dragged to the last channels: those are drawn, at their own offsets
+    span = sb.main.y_range.end - sb.main.y_range.start
+    sb.main.y_range.update(start=-1.5, end=-1.5 + span)
+    names = sb.src.data["channel"]
+    assert names[-1] == "MEG0305" and len(names) == 32
+    k = names.index("MEG0300")
+    drawn, raw = sb.src.data["ys"][k] - sb.offsets[300], many.values[300, : 2500 // 13 * 13]
+    assert (drawn.max(), drawn.min()) == pytest.approx((raw.max(), raw.min()), abs=1e-5)  # its envelope
+    # the box dragged over every channel: all drawn, labels thinned to stay legible
+    sb.main.y_range.update(start=-1.5, end=3.0 * 305 + 1.5)
+    assert len(sb.src.data["channel"]) == 306
+    ticks = sb.main.yaxis.ticker.ticks
+    assert 10 < len(ticks) < 60 and ticks[0] == sb.offsets[0]
+    assert sb.main.title.text.startswith("Signals (standardised); drag the box")  # all shown
+
+
 def test_data_prep_controls_are_off_for_the_demo_with_a_reason(session):
     view = DataView(session=session)
     assert session.source == "demo"
