@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, HoverTool, LabelSet, LinearColorMapper,
-                          TapTool)
+from bokeh.models import (ColorBar, ColumnDataSource, CustomJSHover, FixedTicker, HoverTool, LabelSet,
+                          LinearColorMapper, TapTool)
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
@@ -150,7 +150,11 @@ class UnitsView(pn.viewable.Viewer):
             mapper = LinearColorMapper(palette=list(RdBu11), low=-1, high=1, nan_color="#ffffff")  # red: r > 0
             fm = _fig(f"{kind}", height=420, x_axis_label="frequency (Hz)", y_axis_label="channel")
             fm.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src, color_mapper=mapper)
-            fm.add_tools(HoverTool(tooltips=[("freq (Hz)", "$x{0.1}"), ("channel #", "$y{0}"), ("r", "@image{0.000}")]))
+            # the hovered row's channel name (its index when names are not set yet)
+            names_js = CustomJSHover(args=dict(names=[]), code="const i = Math.round(value); "
+                                     "return (i >= 0 && i < names.length) ? names[i] : String(i);")
+            fm.add_tools(HoverTool(tooltips=[("freq (Hz)", "$x{0.1}"), ("channel", "$y{custom}"),
+                                             ("r", "@image{0.000}")], formatters={"$y": names_js}))
             fm.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
             bands = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[]))
             fm.segment("x0", "y0", "x1", "y1", source=bands, color="black", line_dash="dashed", line_width=1)
@@ -158,7 +162,7 @@ class UnitsView(pn.viewable.Viewer):
             fm.add_layout(LabelSet(x="x", y="y", text="text", source=labels, text_font_size="8pt",
                                    text_align="center", text_baseline="bottom"))
             fm.x_range.range_padding = fm.y_range.range_padding = 0
-            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels)
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels, names=names_js)
         self.chans = {}
         for kind in ("amplitude", "phase"):
             src = ColumnDataSource(dict(x=[], y=[], channel=[], score=[]))
@@ -270,6 +274,7 @@ class UnitsView(pn.viewable.Viewer):
                 m["bands"].data = dict(x0=edges, x1=edges, y0=[-0.5] * len(edges), y1=[n_ch - 0.5] * len(edges))
                 m["labels"].data = dict(x=[c for c, _ in centres], y=[n_ch - 0.5] * len(centres),
                                         text=[n for _, n in centres])
+                m["names"].args = dict(names=[str(c) for c in probe["channel"].values])
                 ax = m["fig"].yaxis[0]
                 if n_ch <= 128:  # [A] every channel named up to 32 rows, then every k-th (labels would overlap)
                     names = [str(c) for c in probe["channel"].values]

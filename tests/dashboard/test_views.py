@@ -81,6 +81,7 @@ def test_units_view_follows_the_selection(session):
     assert len(view.win_traces.data["ys"]) == min(12, len(session.decoder.probe_inputs()[0]))
     chans = view.chans["phase"]["src"].data
     assert len(chans["channel"]) == 32 and chans["channel"][0] == "G01"
+    assert view.maps["amplitude"]["names"].args["names"][:2] == ["G01", "G02"]  # the map's hover names rows
     assert "(grid positions)" in view.chans["phase"]["fig"].title.text
     assert view.chans["phase"]["outline"].data["xs"] == []  # an ECoG grid: no head drawn
     # band boundaries drawn at the band edges of the result
