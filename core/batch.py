@@ -29,9 +29,10 @@ import xarray as xr
 
 from ._validation import UnitScopeError, check_option, ensure_int
 
-__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch"]
+__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "BATCH_FILE"]
 
 logger = logging.getLogger(__name__)
+BATCH_FILE = "batch.nc"  # the summary a batch folder holds
 
 
 @dataclass
@@ -299,5 +300,74 @@ def run_batch(runs: Sequence[BatchRun], out_dir: str | Path, *, scheduler: str |
     ds = _summary_dataset(summaries, names)
     ds.attrs.update({"scheduler": scheduler or "local", "n_runs": len(runs),
                      "n_failed": int(sum(bool(s.get("error")) for s in summaries))})
-    atomic_write_netcdf(ds, out / "batch.nc")
+    atomic_write_netcdf(ds, out / BATCH_FILE)
     return ds
+
+
+def load_batch(folder: str | Path) -> xr.Dataset:
+    """The summary (``batch.nc``) of a batch folder written by :func:`run_batch`."""
+    from ._files import load_netcdf
+
+    path = Path(folder) / BATCH_FILE
+    if not path.is_file():
+        raise UnitScopeError(f"{str(folder)!r} is not a batch folder: it holds no {BATCH_FILE} "
+                             "(written by 'unitscope batch').")
+    try:
+        ds = load_netcdf(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise UnitScopeError(f"Cannot read {str(path)!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    missing = [k for k in ("test", "error") if k not in ds] + [k for k in ("model", "source") if k not in ds.coords]
+    if "run" not in ds.dims or missing:
+        raise UnitScopeError(f"{str(path)!r} is not a batch summary: expected dim 'run' and {missing or 'its'} "
+                             "variables (test, error, model, source).")
+    return ds
+
+
+def summarise_batch(ds: xr.Dataset) -> dict:
+    """Held-out metrics and unit classes of a batch, per recording and decoder.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A batch summary (:func:`run_batch`, :func:`load_batch`).
+
+    Returns
+    -------
+    summary : dict
+        ``groups``: one dict per (source, model) in the order the runs first name them, with
+        ``source``, ``model``, ``n`` (runs), ``n_failed``, and the test metric's ``mean``,
+        ``sd`` (ddof 1; NaN for one run), ``min``, ``max`` over the runs that finished;
+        ``fractions``: None (no finished run was probed), or a DataArray (model, layer,
+        class) of the mean class fraction over each model's finished, probed runs (NaN for a
+        model with none), and ``fractions_sd`` (the same, sd over runs).
+    """
+    ok = np.asarray([str(e) == "" for e in ds["error"].values])
+    test = np.asarray(ds["test"].values, float)
+    sources = [str(v) for v in ds["source"].values]
+    models = [str(v) for v in ds["model"].values]
+    groups = []
+    for src, model in dict.fromkeys(zip(sources, models)):
+        sel = np.array([(a, b) == (src, model) for a, b in zip(sources, models)])
+        vals = test[sel & ok & np.isfinite(test)]
+        groups.append({"source": src, "model": model, "n": int(sel.sum()), "n_failed": int((sel & ~ok).sum()),
+                       "mean": float(vals.mean()) if len(vals) else float("nan"),
+                       "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
+                       "min": float(vals.min()) if len(vals) else float("nan"),
+                       "max": float(vals.max()) if len(vals) else float("nan")})
+    out = {"groups": groups, "fractions": None, "fractions_sd": None}
+    if "class_fraction" in ds and np.isfinite(ds["class_fraction"].values[ok]).any():
+        frac = ds["class_fraction"].where(xr.DataArray(ok, dims="run"))
+        names = list(dict.fromkeys(models))
+        means, sds = [], []
+        for model in names:
+            f = frac.isel(run=np.flatnonzero(np.asarray(models) == model))
+            means.append(f.mean("run", skipna=True))
+            sds.append(f.std("run", ddof=1, skipna=True) if f.sizes["run"] > 1 else xr.full_like(f.isel(run=0), np.nan))
+        model_dim = xr.DataArray(names, dims="model", name="model")
+        keep = ["layer", "class"]  # the per-run coords (source, seed, ...) do not describe a mean
+        out["fractions"], out["fractions_sd"] = (
+            xr.concat([a.reset_coords(drop=True).assign_coords({k: a[k] for k in keep}) for a in parts],
+                      dim=model_dim, coords="minimal", compat="override")
+            for parts in (means, sds))
+    return out
+

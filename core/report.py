@@ -30,7 +30,7 @@ import numpy as np
 from ._files import atomic_write_bytes
 from ._validation import UnitScopeError
 
-__all__ = ["ReportContent", "render_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
+__all__ = ["ReportContent", "render_report", "render_batch_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
 
 logger = logging.getLogger(__name__)
 MAX_UNIT_MAPS = 12  # selected units drawn at most (the rest are listed) [A]
@@ -463,6 +463,110 @@ def render_report(content: ReportContent) -> str:
         f"<style>{_CSS}</style></head><body>"
         f"<h1>{_esc(content.title)}</h1><p class='muted'>Made by UnitScope on {_esc(created)}.</p>{notes}"
         + "".join(sections) + "</body></html>\n")
+
+
+def _fmt_or(value, digits: int = 3, blank: str = "-") -> str:
+    """``_fmt``, with ``blank`` for a missing (NaN) value."""
+    v = float(value)
+    return _fmt(v, digits) if math.isfinite(v) else blank
+
+
+def _batch_metric_fig(ds, groups) -> str:
+    """The held-out metric of every finished run, one column per (recording, decoder)."""
+    fig, ax = _figure(max(4.0, 1.3 * len(groups) + 2), 3.0)
+    ok = np.asarray([str(e) == "" for e in ds["error"].values])
+    test = np.asarray(ds["test"].values, float)
+    sources, models = [str(v) for v in ds["source"].values], [str(v) for v in ds["model"].values]
+    for i, g in enumerate(groups):
+        sel = np.array([(a, b) == (g["source"], g["model"]) for a, b in zip(sources, models)]) & ok
+        v = test[sel]
+        jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * 0.06
+        ax.scatter(i + jitter, v, color="#1f5f8b", zorder=3, s=22)
+        if np.isfinite(g["mean"]):
+            ax.hlines(g["mean"], i - 0.3, i + 0.3, color="#d62728", lw=2, zorder=2)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{Path(g['source']).name}\n{g['model']}" for g in groups], fontsize=8)
+    task = str(ds["task"].values[ok][0]) if "task" in ds.coords and ok.any() else ""
+    ax.set_ylabel("test balanced accuracy" if task == "classification" else "test Pearson r")
+    ax.grid(axis="y", alpha=0.3)
+    return figure_png(fig)
+
+
+def _batch_fractions_fig(frac) -> str:
+    from .probing import CLASSES
+
+    models = [str(m) for m in frac["model"].values]
+    fig, axes = _figure(4.5 * len(models), 3.0, ncols=len(models))
+    axes = np.atleast_1d(axes)
+    for ax, model in zip(axes, models):
+        f = frac.sel(model=model)
+        f = f.isel(layer=np.flatnonzero(np.isfinite(f.values).any(axis=-1)))  # this decoder's layers
+        layers = [str(x) for x in f["layer"].values]
+        bottom = np.zeros(len(layers))
+        for c in CLASSES:
+            v = np.nan_to_num(f.sel({"class": c}).values)
+            ax.bar(layers, v, bottom=bottom, color=CLASS_COLORS.get(c, "#999999"), label=c)
+            bottom += v
+        ax.set_title(f"{model}: mean over runs", fontsize=10)
+        ax.set_ylabel("fraction of units")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    axes[0].legend(fontsize=7, loc="lower left")
+    return figure_png(fig)
+
+
+def render_batch_report(ds, *, title: str | None = None, created: str | None = None) -> str:
+    """A batch's report (:func:`core.batch.run_batch`'s summary) as one HTML document:
+    the held-out metric per recording and decoder (mean, sd, range over seeds), every run,
+    and the unit classes per layer of each decoder (mean and sd over its probed runs).
+    Self-contained as :func:`render_report` is."""
+    from .batch import summarise_batch
+
+    summary = summarise_batch(ds)
+    groups = summary["groups"]
+    created = created or _dt.datetime.now().isoformat(timespec="seconds")
+    title = title or "UnitScope batch report"
+    n_failed = int(sum(g["n_failed"] for g in groups))
+    parts = [f"<h1>{_esc(title)}</h1><p class='muted'>Made by UnitScope on {_esc(created)}: "
+             f"{ds.sizes['run']} runs, {n_failed} failed; scheduler {_esc(ds.attrs.get('scheduler', ''))}.</p>"]
+    rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt(g["mean"]),
+             _fmt_or(g["sd"]), f"{_fmt(g['min'])} .. {_fmt(g['max'])}" if np.isfinite(g["min"]) else "-")
+            for g in groups]
+    parts.append("<h2>Held-out metric per recording and decoder</h2>"
+                 + _table(rows, ["recording", "decoder", "finished", "failed", "mean", "sd", "range"]))
+    if any(g["n"] > g["n_failed"] for g in groups):
+        parts.append(_img(_batch_metric_fig(ds, groups), "Test metric of every finished run (dots) and the "
+                          "mean of each recording and decoder (red)."))
+    frac, sd = summary["fractions"], summary["fractions_sd"]
+    if frac is not None:  # decoders none of whose runs finished a probe are left out
+        probed = [m for m in frac["model"].values if np.isfinite(frac.sel(model=m).values).any()]
+        frac, sd = frac.sel(model=probed), sd.sel(model=probed)
+        parts.append("<h2>Unit classes per layer</h2>" + _img(_batch_fractions_fig(frac),
+                     "Mean fraction of units per class in each layer, over the probed runs of each decoder."))
+        rows = []
+        for model in frac["model"].values:
+            for layer in frac["layer"].values:
+                at = dict(model=model, layer=layer)
+                if not np.isfinite(frac.sel(**at).values).any():
+                    continue  # a layer of another decoder
+                cells = [_fmt_or(float(frac.sel(**at, **{"class": c})), 2)
+                         + (f" ± {_fmt(v, 2)}" if np.isfinite(v := float(sd.sel(**at, **{"class": c}))) else "")
+                         for c in frac["class"].values]
+                rows.append([str(model), str(layer), *cells])
+        parts.append(_table(rows, ["decoder", "layer", *[str(c) for c in frac["class"].values]])
+                     + "<p class='muted'>Mean ± sd over runs (no sd with one run).</p>")
+    run_rows = []
+    for i, name in enumerate(ds["run"].values):
+        get = lambda k, d="": ds[k].values[i] if k in ds or k in ds.coords else d  # noqa: E731
+        run_rows.append([str(name), str(get("source")), str(get("model")), str(get("seed")),
+                         _fmt(float(get("valid", np.nan))), _fmt(float(get("test", np.nan))),
+                         str(get("epochs")), _fmt(float(get("train_seconds", np.nan)), 1), str(get("error")) or "-"])
+    parts.append("<h2>Runs</h2>" + _table(run_rows, ["run", "recording", "decoder", "seed", "valid", "test", "epochs",
+                                                      "train s", "error"])
+                 + "<p class='muted'>Each run's folder sits beside batch.nc: <code>unitscope report FOLDER/RUN</code> "
+                   "reports one run, and the app opens it (Data &amp; model, Or open a decoder trained earlier).</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body>" + "".join(parts) + "</body></html>\n")
 
 
 def write_report(content: ReportContent | str, path: str | Path) -> Path:

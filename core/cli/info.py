@@ -1,5 +1,6 @@
 """``unitscope info PATH``: channels, types, duration, sampling rate, events; or, for a run
-folder, its decoder, data, metrics and the result files beside it (from config.json alone)."""
+folder, its decoder, data, metrics and the result files beside it (from config.json alone);
+or, for a batch folder, the held-out metric per recording and decoder and the failed runs."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resu
 
 def add_parser(sub) -> None:
     p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events) or a run folder")
-    p.add_argument("path", help="recording file, BIDS folder, 'demo', or a run folder (config.json)")
+    p.add_argument("path", help="recording file, BIDS folder, 'demo', a run folder (config.json) or a batch "
+                   "folder (batch.nc)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
 
@@ -25,6 +27,10 @@ def run(args) -> int:
 
     if args.path != "demo" and (Path(args.path) / "config.json").is_file():
         return _run_info(Path(args.path), as_json=args.json)
+    from ..batch import BATCH_FILE
+
+    if args.path != "demo" and (Path(args.path) / BATCH_FILE).is_file():
+        return _batch_info(Path(args.path), as_json=args.json)
     rec = simulate_reaching() if args.path == "demo" else read_recording(args.path)
     s = rec.summary()
     if args.json:
@@ -40,6 +46,30 @@ def run(args) -> int:
     ev = s["events"]
     print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else ""))
     print(f"positions  {s['positions']}")
+    return 0
+
+
+def _batch_info(folder: Path, *, as_json: bool) -> int:
+    """A batch folder: the held-out metric per recording and decoder, and the failed runs."""
+    from ..batch import load_batch, summarise_batch
+
+    ds = load_batch(folder)
+    groups = summarise_batch(ds)["groups"]
+    failed = {str(r): str(e) for r, e in zip(ds["run"].values, ds["error"].values) if str(e)}
+    if as_json:
+        print(json.dumps({"batch": str(folder), "n_runs": int(ds.sizes["run"]), "groups": groups, "failed": failed,
+                          "probed": "class_fraction" in ds}))
+        return 0
+    print(f"batch      {folder}: {ds.sizes['run']} runs, {len(failed)} failed"
+          f"{', probed' if 'class_fraction' in ds else ''}")
+    for g in groups:
+        spread = f" ± {g['sd']:.4f}" if g["sd"] == g["sd"] else ""  # no sd with one run
+        lost = f", {g['n_failed']} failed" if g["n_failed"] else ""
+        print(f"           {g['source']} {g['model']}: test {g['mean']:.4f}{spread} over "
+              f"{g['n'] - g['n_failed']} run(s){lost}")
+    for run, err in failed.items():
+        print(f"failed     {run}: {err}")
+    print(f"next       unitscope report {folder}   (metrics and unit classes over the runs)")
     return 0
 
 

@@ -1,5 +1,9 @@
 """``unitscope report RUN_DIR --out report.html``: a self-contained HTML report of a run.
 
+A batch folder (``unitscope batch --out``, holding ``batch.nc``) gets a batch report instead:
+the held-out metric per recording and decoder over its runs, the unit classes per layer of
+each decoder, and every run (:func:`core.report.render_batch_report`).
+
 Gathers the run folder's results: the decoder and its metric, ``probe.nc`` (unit classes,
 maps of ``--units``), ``prune_curves.nc`` and a mask (``--mask FILE``: pruned units and the
 metric change), and with ``--kernels`` fits the DUNL kernels of the decoder output (and of the
@@ -14,8 +18,9 @@ from .._validation import UnitScopeError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="write a self-contained HTML report of a run (opens offline)")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run or a batch (opens offline)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train' (or a batch folder "
+                   "of 'unitscope batch': metrics and unit classes over its runs)")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--probe", default=None, metavar="FILE", help="probe result (default RUN_DIR/probe.nc if present)")
     p.add_argument("--curves", default=None, metavar="FILE",
@@ -61,7 +66,23 @@ def parse_units(text: str) -> list[str]:
     return out
 
 
+def _batch(args, run_dir: Path, out: Path) -> int:
+    """The report of a batch folder (``batch.nc``): metrics and unit classes over its runs."""
+    from ..batch import load_batch
+    from ..report import render_batch_report, write_report
+
+    given = [f"--{k}" for k in ("probe", "curves", "mask", "units", "kernels") if getattr(args, k)]
+    if given:
+        raise UnitScopeError(f"{', '.join(given)} report(s) one run; {str(run_dir)!r} is a batch folder. Report a "
+                             f"run of it instead, e.g. unitscope report {run_dir / '<run>'}.")
+    ds = load_batch(run_dir)
+    path = write_report(render_batch_report(ds, title=args.title or f"UnitScope batch report: {run_dir.name}"), out)
+    print(f"batch report of {ds.sizes['run']} runs written to {path}")
+    return 0
+
+
 def run(args) -> int:
+    from ..batch import BATCH_FILE
     from ..report import ReportContent, write_report
     from ..workspace import Workspace
 
@@ -69,6 +90,8 @@ def run(args) -> int:
     out = Path(args.out) if args.out else run_dir / "report.html"
     if out.is_dir():
         raise UnitScopeError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'report.html')!r}.")
+    if (run_dir / BATCH_FILE).is_file() and not (run_dir / "config.json").is_file():
+        return _batch(args, run_dir, out)
     ws = Workspace.load(run_dir)
     probe = _optional(run_dir, args.probe, "probe.nc", "probe result")
     curves = _optional(run_dir, args.curves, "prune_curves.nc", "pruning curves")
