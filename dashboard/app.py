@@ -19,6 +19,7 @@ from .state import Session
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
 from .views._common import CSS, AlertsView, esc
 from .views.encoding import EncodingView
+from .views.lesson import LessonView
 
 __all__ = ["build_app", "configure_process", "VIEW_CLASSES"]
 
@@ -140,7 +141,7 @@ def _sidebar(session: Session):
         "<b>Kernels</b>: movement-locked kernels, refit after every prune.<br>"
         "<b>Encoding</b>: which feature drives which channel when (DRE).<br>"
         "<b>Export</b>: results, plots, checkpoint and an HTML report.</p>", stylesheets=[CSS])
-    return [status, demo_progress, guide]
+    return [status, demo_progress, LessonView(session=session), guide]
 
 
 def build_app(session: Session | None = None, *, load_demo: bool = True):

@@ -46,6 +46,7 @@ class Decoder:
 
     def __init__(self, ws, *, label: str, cache_dir: str | Path | None = None):
         self.ws, self.label = ws, label
+        self.demo_model: str | None = None  # "deep4" / "shallow" for the demo's shipped decoders
         self.cache_dir = Path(cache_dir) if cache_dir else None  # on-disk cache of predictions
         # [A] one lock per derived result: the most-activating windows take seconds to compute
         # (warmed in a worker when the demo loads) and must not hold up the predictions every
@@ -279,6 +280,7 @@ class DemoProvider:
 
         dec = Decoder(ws, label=f"Demo reaching recording ({'Deep4' if self.model == 'deep4' else 'Shallow'})",
                       cache_dir=default_cache_dir())  # [A] test predictions cached per model hash
+        dec.demo_model = self.model
         dec.predictions()
         self.probe = dec.shipped_probe()
         self.decoder = dec

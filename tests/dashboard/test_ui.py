@@ -111,6 +111,24 @@ def _start_training(app_page, url, epochs: int):
     wait_text(app_page, "Training: epoch", timeout=120)
 
 
+def test_lesson_opens_units_at_the_step_s_layer_and_unit(server, app_page):
+    """The sidebar's lesson switches view, layer and unit in one click; the plots shown are
+    those of the new selection (a tab shown in the same tick as its plots change once kept
+    conv_2's scatter)."""
+    from core.bench.app import plot_titles
+
+    app_page.goto(f"{server}?view=overview")
+    wait_titles(app_page, ["Test block:"], timeout=120)
+    app_page.locator("button:text-is('2. What do units read?')").click()
+    wait_titles(app_page, ["conv_4: 200 units"], timeout=60)
+    assert "layer=conv_4" in app_page.url and "view=units" in app_page.url
+    unit = int(app_page.url.split("unit=")[1].split("&")[0])
+    wait_titles(app_page, [f"conv_4/{unit} amplitude sensitivity"], timeout=60)
+    assert not [t for t in plot_titles(app_page) if t.startswith("conv_2")]
+    wait_text(app_page, "lights the high-gamma channels")
+    no_traceback(app_page)
+
+
 def test_what_if_ipsilateral_movements_a_shallow_decoder_needs_beta(server, app_page):
     """The classroom what-if end to end: half the demo's movements ipsilateral, a Shallow
     decoder trained in the app, and the Overview's band occlusion shows it needs beta."""

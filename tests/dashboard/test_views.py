@@ -484,3 +484,25 @@ def test_the_overview_says_where_the_decoders_weights_come_from():
     imported = SimpleNamespace(metrics={"weights_from": "/lab/models/deep4_state.pt"}, history=[])
     assert provenance(imported) == "; weights imported from deep4_state.pt"
     assert provenance(SimpleNamespace(metrics={}, history=[])) == ""
+
+
+def test_lesson_opens_each_step_on_the_demo_only(session, tiny_decoder, tiny_probe, monkeypatch):
+    from dashboard.views.lesson import STEPS, LessonView
+    from dashboard.views.units import unit_table
+
+    lesson = LessonView(session=session)
+    assert not lesson.column.visible  # a decoder other than the demo's: its numbers would be wrong
+    monkeypatch.setattr(tiny_decoder, "demo_model", "deep4", raising=False)
+    session.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+    assert lesson.column.visible
+    lesson.buttons[1].clicks += 1  # step 2: Units, conv_4, its most amplitude-sensitive unit
+    t = unit_table(tiny_probe, "conv_4")
+    assert (session.view, session.layer) == ("units", "conv_4")
+    assert session.unit == int(t["index"][np.argmax(t["amp"])]) and session.unit != 0
+    assert lesson.buttons[1].color == "primary" and "high-gamma channels" in lesson.text.object
+    lesson.buttons[2].clicks += 1
+    assert (session.view, session.layer) == ("prune", "conv_4") and "ablation" in lesson.text.object
+    lesson.buttons[3].clicks += 1
+    assert session.view == "data" and session.layer == "conv_4" and lesson.step == len(STEPS) - 1
+    lesson.buttons[0].clicks += 1
+    assert session.view == "overview" and [b.color for b in lesson.buttons].count("primary") == 1

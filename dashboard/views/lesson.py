@@ -1,0 +1,86 @@
+"""The demo's lesson in the sidebar: four steps, each a button that opens its view with the
+right layer and unit, and says what to do and what to see (README, "A lesson in four steps").
+
+Shown only while the shipped demo Deep4 is the decoder in use: the numbers in the steps are
+that decoder's, measured (band occlusion, pruning curves; README).
+"""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+
+from ..state import Session, apply_in_doc
+from ._common import CSS
+from .units import unit_table
+
+__all__ = ["LessonView", "STEPS"]
+
+# (button, view, layer, what to do and what to see); layer None keeps the session's
+STEPS = (
+    ("1. What does it need?", "overview", None,
+     "The shipped Deep4 decodes hand speed (test r 0.97). Under <i>Which inputs does the decoder need?</i> "
+     "press <b>Each role in its band</b>: removing 60-90 Hz from the high-gamma channels costs 0.14, the "
+     "1-4 Hz waveform 0.06, beta nothing. The decoder ignores a population that does carry the movement."),
+    ("2. What do units read?", "units", "conv_4",
+     "The most amplitude-sensitive unit of conv_4 is selected: its channel map lights the high-gamma channels "
+     "(top rows), in 60-90 Hz. Pick conv_2 and click a blue (phase) unit: phase units read the 1-4 Hz channels. "
+     "The Overview sets the trained decoder's unit classes beside an untrained one's."),
+    ("3. Does sensitivity mean need?", "prune", "conv_4",
+     "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "
+     "<b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, then by <i>ablation</i>: the 10% most "
+     "important units take r from 0.97 to 0.18, the 10% most sensitive hardly move it (0.96). The Kernels "
+     "view refits the movement-locked kernels after every prune."),
+    ("4. What if beta mattered?", "data", None,
+     "Set <b>Ipsilateral movements</b> to 0.5 (beta alone marks them), choose Shallow, 4 epochs, "
+     "<b>Train</b> (about 20 s), then the Overview's band occlusion again: now beta is what the decoder "
+     "needs. (Deep4 trained the same way still ignores beta.)"),
+)
+
+
+class LessonView(pn.viewable.Viewer):
+    """Four buttons and the text of the step last chosen."""
+
+    session = param.ClassSelector(class_=Session)
+    step = param.Integer(default=-1, bounds=(-1, len(STEPS) - 1), doc="The step last opened (-1: none yet).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.buttons = [pn.widgets.Button(label=title, color="light", sizing_mode="stretch_width",
+                                          margin=(2, 5)) for title, *_ in STEPS]
+        for i, b in enumerate(self.buttons):
+            b.on_click(lambda _e, i=i: self.open(i))
+        self.text = pn.pane.HTML("<p class='us-muted'>A lesson on the demo in four steps (about 15 minutes): "
+                                 "each button opens its view.</p>", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.column = pn.Column(pn.pane.HTML("<b>Lesson</b>", margin=(10, 5, 0, 5)), *self.buttons, self.text,
+                                sizing_mode="stretch_width", visible=self._is_demo())
+        self.session.param.watch(lambda *_: setattr(self.column, "visible", self._is_demo()), "decoder_version")
+
+    def _is_demo(self) -> bool:
+        dec = self.session.decoder
+        return dec is not None and getattr(dec, "demo_model", None) == "deep4"
+
+    def open(self, i: int) -> None:
+        """Open step ``i``: its view, layer and (step 2) the most amplitude-sensitive unit."""
+        title, view, layer, text = STEPS[i]
+        s = self.session
+        update = {"view": view}
+        if layer is not None and s.decoder is not None and layer in s.decoder.layer_names:
+            update["layer"] = layer
+            if view == "units" and s.probe is not None:
+                t = unit_table(s.probe, layer)
+                if len(t["index"]):
+                    update["unit"] = int(t["index"][int(np.nanargmax(t["amp"]))])
+        view = update.pop("view")
+        s.param.update(**update)
+        # [A] the view is switched on the page's next tick, after the redraws the new layer and
+        # unit queued there: a tab first shown in the same tick as its plots change could keep
+        # the plots of the old selection in the browser (seen: conv_2's scatter under conv_4/53)
+        apply_in_doc(pn.state.curdoc, lambda: setattr(s, "view", view))
+        self.step = i
+        for k, b in enumerate(self.buttons):
+            b.color = "primary" if k == i else "light"
+        self.text.object = f"<p class='us-lesson'>{text}</p>"
+
+    def __panel__(self):
+        return self.column
