@@ -335,7 +335,7 @@ def summarise_batch(ds: xr.Dataset) -> dict:
     -------
     summary : dict
         ``groups``: one dict per (source, model) in the order the runs first name them, with
-        ``source``, ``model``, ``n`` (runs), ``n_failed``, and the test metric's ``mean``,
+        ``source``, ``model``, ``runs`` (their names), ``n``, ``n_failed``, and the test metric's ``mean``,
         ``sd`` (ddof 1; NaN for one run), ``min``, ``max`` over the runs that finished;
         ``fractions``: None (no finished run was probed), or a DataArray (model, layer,
         class) of the mean class fraction over each model's finished, probed runs (NaN for a
@@ -349,7 +349,8 @@ def summarise_batch(ds: xr.Dataset) -> dict:
     for src, model in dict.fromkeys(zip(sources, models)):
         sel = np.array([(a, b) == (src, model) for a, b in zip(sources, models)])
         vals = test[sel & ok & np.isfinite(test)]
-        groups.append({"source": src, "model": model, "n": int(sel.sum()), "n_failed": int((sel & ~ok).sum()),
+        groups.append({"source": src, "model": model, "runs": [str(r) for r in ds["run"].values[sel]],
+                       "n": int(sel.sum()), "n_failed": int((sel & ~ok).sum()),
                        "mean": float(vals.mean()) if len(vals) else float("nan"),
                        "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                        "min": float(vals.min()) if len(vals) else float("nan"),

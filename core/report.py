@@ -211,23 +211,29 @@ def _prediction_fig(pred: dict) -> str:
     return figure_png(fig)
 
 
+def _class_bars(ax, frac, title: str) -> None:
+    """Stacked bars of the unit-class fractions (DataArray layer x class) of one decoder."""
+    from .probing import CLASSES
+
+    layers = [str(x) for x in frac["layer"].values]
+    bottom = np.zeros(len(layers))
+    for c in CLASSES:
+        v = np.nan_to_num(frac.sel({"class": c}).values)
+        ax.bar(layers, v, bottom=bottom, color=CLASS_COLORS.get(c, "#999999"), label=c)
+        bottom += v
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("fraction of units")
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+
+
 def _fractions_fig(probe, control) -> str:
-    from .probing import CLASSES, class_fractions
+    from .probing import class_fractions
 
     sets = [("trained", probe)] + ([("untrained control", control)] if control is not None else [])
     fig, axes = _figure(4.5 * len(sets), 3.0, ncols=len(sets))
     axes = np.atleast_1d(axes)
     for ax, (label, ds) in zip(axes, sets):
-        frac = class_fractions(ds)
-        layers = [str(x) for x in frac["layer"].values]
-        bottom = np.zeros(len(layers))
-        for c in CLASSES:
-            v = frac.sel({"class": c}).values
-            ax.bar(layers, v, bottom=bottom, color=CLASS_COLORS.get(c, "#999999"), label=c)
-            bottom += v
-        ax.set_title(label, fontsize=10)
-        ax.set_ylabel("fraction of units")
-        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        _class_bars(ax, class_fractions(ds), label)
     axes[0].legend(fontsize=7, loc="lower left")
     return figure_png(fig)
 
@@ -457,12 +463,15 @@ def render_report(content: ReportContent) -> str:
             logger.exception("report section %s failed", fn.__name__)
             sections.append(f"<p class='muted'>This part could not be drawn: {_esc(exc)}</p>")
     notes = "".join(f"<p>{_esc(n)}</p>" for n in content.notes)
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(content.title)}</title>"
-        f"<style>{_CSS}</style></head><body>"
-        f"<h1>{_esc(content.title)}</h1><p class='muted'>Made by UnitScope on {_esc(created)}.</p>{notes}"
-        + "".join(sections) + "</body></html>\n")
+    return _document(content.title, f"<p class='muted'>Made by UnitScope on {_esc(created)}.</p>{notes}"
+                     + "".join(sections))
+
+
+def _document(title: str, body: str) -> str:
+    """One self-contained HTML page: the title as its heading, inline styles, no script."""
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>{body}</body></html>\n")
 
 
 def _fmt_or(value, digits: int = 3, blank: str = "-") -> str:
@@ -476,10 +485,8 @@ def _batch_metric_fig(ds, groups) -> str:
     fig, ax = _figure(max(4.0, 1.3 * len(groups) + 2), 3.0)
     ok = np.asarray([str(e) == "" for e in ds["error"].values])
     test = np.asarray(ds["test"].values, float)
-    sources, models = [str(v) for v in ds["source"].values], [str(v) for v in ds["model"].values]
     for i, g in enumerate(groups):
-        sel = np.array([(a, b) == (g["source"], g["model"]) for a, b in zip(sources, models)]) & ok
-        v = test[sel]
+        v = test[np.isin(ds["run"].values, g["runs"]) & ok]
         jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * 0.06
         ax.scatter(i + jitter, v, color="#1f5f8b", zorder=3, s=22)
         if np.isfinite(g["mean"]):
@@ -493,23 +500,13 @@ def _batch_metric_fig(ds, groups) -> str:
 
 
 def _batch_fractions_fig(frac) -> str:
-    from .probing import CLASSES
-
     models = [str(m) for m in frac["model"].values]
     fig, axes = _figure(4.5 * len(models), 3.0, ncols=len(models))
     axes = np.atleast_1d(axes)
     for ax, model in zip(axes, models):
         f = frac.sel(model=model)
         f = f.isel(layer=np.flatnonzero(np.isfinite(f.values).any(axis=-1)))  # this decoder's layers
-        layers = [str(x) for x in f["layer"].values]
-        bottom = np.zeros(len(layers))
-        for c in CLASSES:
-            v = np.nan_to_num(f.sel({"class": c}).values)
-            ax.bar(layers, v, bottom=bottom, color=CLASS_COLORS.get(c, "#999999"), label=c)
-            bottom += v
-        ax.set_title(f"{model}: mean over runs", fontsize=10)
-        ax.set_ylabel("fraction of units")
-        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        _class_bars(ax, f, f"{model}: mean over runs")
     axes[0].legend(fontsize=7, loc="lower left")
     return figure_png(fig)
 
@@ -526,7 +523,7 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     created = created or _dt.datetime.now().isoformat(timespec="seconds")
     title = title or "UnitScope batch report"
     n_failed = int(sum(g["n_failed"] for g in groups))
-    parts = [f"<h1>{_esc(title)}</h1><p class='muted'>Made by UnitScope on {_esc(created)}: "
+    parts = [f"<p class='muted'>Made by UnitScope on {_esc(created)}: "
              f"{ds.sizes['run']} runs, {n_failed} failed; scheduler {_esc(ds.attrs.get('scheduler', ''))}.</p>"]
     rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt(g["mean"]),
              _fmt_or(g["sd"]), f"{_fmt(g['min'])} .. {_fmt(g['max'])}" if np.isfinite(g["min"]) else "-")
@@ -557,16 +554,15 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     run_rows = []
     for i, name in enumerate(ds["run"].values):
         get = lambda k, d="": ds[k].values[i] if k in ds or k in ds.coords else d  # noqa: E731
+        epochs = int(get("epochs", -1))
         run_rows.append([str(name), str(get("source")), str(get("model")), str(get("seed")),
-                         _fmt(float(get("valid", np.nan))), _fmt(float(get("test", np.nan))),
-                         str(get("epochs")), _fmt(float(get("train_seconds", np.nan)), 1), str(get("error")) or "-"])
+                         _fmt_or(get("valid", np.nan)), _fmt_or(get("test", np.nan)), epochs if epochs >= 0 else "-",
+                         _fmt_or(get("train_seconds", np.nan), 1), str(get("error")) or "-"])
     parts.append("<h2>Runs</h2>" + _table(run_rows, ["run", "recording", "decoder", "seed", "valid", "test", "epochs",
                                                       "train s", "error"])
                  + "<p class='muted'>Each run's folder sits beside batch.nc: <code>unitscope report FOLDER/RUN</code> "
                    "reports one run, and the app opens it (Data &amp; model, Or open a decoder trained earlier).</p>")
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(title)}</title>"
-            f"<style>{_CSS}</style></head><body>" + "".join(parts) + "</body></html>\n")
+    return _document(title, "".join(parts))
 
 
 def write_report(content: ReportContent | str, path: str | Path) -> Path:

@@ -70,6 +70,7 @@ def test_batch_report_and_info_from_the_cli(batch_dir, capsys):
     html = (batch_dir / "report.html").read_text()
     assert "<script" not in html and "http" not in html.split("</style>", 1)[1]  # self-contained
     assert "&lt;b&gt;.edf" in html and "<b>.edf" not in html  # file names escaped
+    assert "undefined" not in html  # a failed run's missing numbers read "-"
     assert re.search(r"<td>deep4</td><td>3</td><td>0</td><td>0\.700</td><td>0\.100</td><td>0\.600 \.\. 0\.800</td>",
                      html)
     assert html.count("data:image/png;base64,") == 2  # the metrics and the class fractions
