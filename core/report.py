@@ -525,7 +525,7 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     n_failed = int(sum(g["n_failed"] for g in groups))
     parts = [f"<p class='muted'>Made by UnitScope on {_esc(created)}: "
              f"{ds.sizes['run']} runs, {n_failed} failed; scheduler {_esc(ds.attrs.get('scheduler', ''))}.</p>"]
-    rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt(g["mean"]),
+    rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt_or(g["mean"]),
              _fmt_or(g["sd"]), f"{_fmt(g['min'])} .. {_fmt(g['max'])}" if np.isfinite(g["min"]) else "-")
             for g in groups]
     parts.append("<h2>Held-out metric per recording and decoder</h2>"
