@@ -57,6 +57,7 @@ class Decoder:
         self._pred = None
         self._top = None
         self._probe_X = None
+        self._positions = None
         self.layers = list(ws.layers)
         self.layer_names = [li.name for li in self.layers]
         self.n_units = {li.name: int(li.n_units) for li in self.layers}
@@ -189,9 +190,11 @@ class Decoder:
     def positions(self) -> dict:
         """Channel positions for the channel map (:func:`core.layout.channel_layout`): ``x``,
         ``y`` arrays and the ``kind`` ("grid", "head", "montage" or "index")."""
-        from core.layout import channel_layout
+        if self._positions is None:  # the recording does not change: one layout per decoder
+            from core.layout import channel_layout
 
-        return channel_layout(self.ws.recording.signals)
+            self._positions = channel_layout(self.ws.recording.signals)
+        return self._positions
 
     def shipped_probe(self):
         """The probe result shipped for the demo, when it matches this model; else (None, None)."""
