@@ -171,7 +171,12 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     session.param.watch(lambda e: setattr(tabs, "active", list(TABS).index(e.new)), "view")
     template = UnitScopeTemplate(
         title="UnitScope", sidebar=_sidebar(session), main=[pn.Column(AlertsView(session=session), tabs, sizing_mode="stretch_width")],
-        logo=str(ASSETS / "logo.svg"), accent="#1f5f8b", sidebar_width=260, theme_toggle=False)
+        logo=str(ASSETS / "logo.svg"), accent="#1f5f8b", sidebar_width=260, theme_toggle=False,
+        # [A] no header spinner: Panel's busy state is one for the whole process (any page's
+        # callback spins every page's spinner, misleading a class), and a worker thread setting
+        # the spinner of a page that was closing raised AttributeError in the server log (seen
+        # once in a browser-test run); long work shows its own progress in every view
+        busy_indicator=None)
     template.session = session  # for tests and the benchmark
     template.views = views
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:

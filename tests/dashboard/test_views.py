@@ -269,6 +269,8 @@ def test_build_app_assembles_one_page(session):
     assert tabs.active == 2
     tabs.active = 0
     assert session.view == "data"
+    # no process-wide busy spinner: one page's callbacks must not touch another page's models
+    assert app.busy_indicator is None
 
 
 def test_launch_builds_the_app(monkeypatch, demo_cache):
