@@ -46,8 +46,8 @@ class LessonView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.buttons = [pn.widgets.Button(label=title, color="light", sizing_mode="stretch_width",
-                                          margin=(2, 5)) for title, *_ in STEPS]
+        self.buttons = [pn.widgets.Button(label=title, color="primary", variant="outline",
+                                          sizing_mode="stretch_width", margin=(2, 5)) for title, *_ in STEPS]
         for i, b in enumerate(self.buttons):
             b.on_click(lambda _e, i=i: self.open(i))
         self.text = pn.pane.HTML("<p class='us-muted'>A lesson on the demo in four steps (about 15 minutes): "
@@ -79,7 +79,7 @@ class LessonView(pn.viewable.Viewer):
         apply_in_doc(pn.state.curdoc, lambda: setattr(s, "view", view))
         self.step = i
         for k, b in enumerate(self.buttons):
-            b.color = "primary" if k == i else "light"
+            b.variant = "solid" if k == i else "outline"
         self.text.object = f"<p class='us-lesson'>{text}</p>"
 
     def __panel__(self):

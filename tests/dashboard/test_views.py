@@ -501,10 +501,10 @@ def test_lesson_opens_each_step_on_the_demo_only(session, tiny_decoder, tiny_pro
     t = unit_table(tiny_probe, "conv_4")
     assert (session.view, session.layer) == ("units", "conv_4")
     assert session.unit == int(t["index"][np.argmax(t["amp"])]) and session.unit != 0
-    assert lesson.buttons[1].color == "primary" and "high-gamma channels" in lesson.text.object
+    assert lesson.buttons[1].variant == "solid" and "high-gamma channels" in lesson.text.object
     lesson.buttons[2].clicks += 1
     assert (session.view, session.layer) == ("prune", "conv_4") and "ablation" in lesson.text.object
     lesson.buttons[3].clicks += 1
     assert session.view == "data" and session.layer == "conv_4" and lesson.step == len(STEPS) - 1
     lesson.buttons[0].clicks += 1
-    assert session.view == "overview" and [b.color for b in lesson.buttons].count("primary") == 1
+    assert session.view == "overview" and [b.variant for b in lesson.buttons].count("solid") == 1
