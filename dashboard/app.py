@@ -84,6 +84,24 @@ def _no_font_download() -> None:
     Fast._resources = {**Fast._resources, "font": {}}
 
 
+def _no_busy_tracking() -> None:
+    """[A] Events are handled without Panel's busy counter.
+
+    Panel counts every event of every page of the process in one busy counter (``state.busy``,
+    for a header spinner UnitScope does not show) and toggles its parameters' read-only flags
+    around each update, which is not thread-safe: with ``--num-threads``, two pages' events at
+    once raised "TypeError: Read-only parameter 'busy' cannot be modified" before the event was
+    handled, so a click was lost (seen in a browser test: Train pressed in one tab while another
+    trained; the server log held the traceback). Without the counter nothing is shared between
+    pages' events here.
+    """
+    from panel.io.state import state
+
+    for name in ("_add_busy_event", "_remove_busy_event"):
+        if hasattr(state, name):  # Panel 1.x; a later Panel without them needs nothing
+            setattr(state, name, lambda event_id: None)
+
+
 def configure_process() -> int:
     """Once per process: torch threads, Panel/HoloViews extensions. Returns torch's thread count.
 
@@ -101,6 +119,7 @@ def configure_process() -> int:
         torch.set_num_threads(max(1, n))
         _log_long_gc_pauses()
         _no_font_download()
+        _no_busy_tracking()
         pn.extension("filedropper", notifications=False, sizing_mode="stretch_width", raw_css=[CSS])
         hv.extension("bokeh", logo=False)
         heap_keeper().startup()  # see dashboard.heap

@@ -271,6 +271,13 @@ def test_build_app_assembles_one_page(session):
     assert session.view == "data"
     # no process-wide busy spinner: one page's callbacks must not touch another page's models
     assert app.busy_indicator is None
+    # nor Panel's process-wide busy counter, whose read-only toggling lost clicks across threads
+    from panel.io.state import state
+
+    before = list(state._busy_counter)
+    state._add_busy_event("an-event")
+    assert state._busy_counter == before and not state.busy
+    state._remove_busy_event("an-event")
 
 
 def test_launch_builds_the_app(monkeypatch, demo_cache):
