@@ -73,10 +73,10 @@ class SignalBrowser:
         t0, t1 = float(self.t[0]), float(self.t[-1])
         top = self.SPACING * (n - 1)
         shown = min(page, n)
-        lo_y, hi_y = -self.SPACING / 2, top + self.SPACING / 2  # the whole stack
+        lo_y, hi_y = -self.SPACING, top + self.SPACING  # the whole stack, with room for the outer traces
         self.src = ColumnDataSource(dict(xs=[], ys=[], channel=[]))
         main = figure(x_range=Range1d(t0, min(t0 + window_s, t1), bounds=(t0, t1)),
-                      y_range=Range1d(top - self.SPACING * (shown - 0.5), hi_y, bounds=(lo_y, hi_y)),
+                      y_range=Range1d(top - self.SPACING * shown, hi_y, bounds=(lo_y, hi_y)),
                       height=height, sizing_mode="stretch_width",
                       tools="pan,xpan,xwheel_zoom,reset,save", active_drag="pan" if n > shown else "xpan",
                       active_scroll="xwheel_zoom",
@@ -117,8 +117,7 @@ class SignalBrowser:
     def visible_channels(self) -> np.ndarray:
         """Indexes of the channels inside the main plot's y range."""
         r = self.main.y_range
-        half = self.SPACING / 2  # a channel's trace reaches about this far from its offset
-        return np.flatnonzero((self.offsets > r.start - half) & (self.offsets < r.end + half))
+        return np.flatnonzero((self.offsets > r.start) & (self.offsets < r.end))
 
     def _draw(self):
         """Min/max envelope of the visible range and channels, at most ``n_px`` bins each."""

@@ -326,7 +326,7 @@ def test_signal_browser_pages_through_many_channels(tiny_decoder):
     assert tool.y_range is sb.main.y_range  # the box selects channels too
     # the box dragged to the last channels: those are drawn, at their own offsets
     span = sb.main.y_range.end - sb.main.y_range.start
-    sb.main.y_range.update(start=-1.5, end=-1.5 + span)
+    sb.main.y_range.update(start=-3.0, end=-3.0 + span)
     names = sb.src.data["channel"]
     assert names[-1] == "MEG0305" and len(names) == 32
     k = names.index("MEG0300")
