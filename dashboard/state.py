@@ -108,6 +108,9 @@ class Session(param.Parameterized):
 
     live_interval = 0.5  # seconds between live updates of the training curves [A]
     probe_interval = 2.0  # seconds between live updates of the probe maps (each costs a redraw) [A]
+    # [A] a session keeps a probe's (unit, channel, freq) maps in 1 Hz bins above this size (the
+    # shipped demo probe's binning): Deep4 on 306 MEG channels holds 553 MB at full resolution
+    probe_maps_limit_mb = 64.0
 
     def __init__(self, **params):
         self._run_shown = ""  # the run folder of the decoder shown (see ``run``)
@@ -637,12 +640,12 @@ class Session(param.Parameterized):
                 self.probe_progress = share * frac
                 if now - last[0] > self.probe_interval or frac >= 1:
                     last[0] = now
-                    self.probe = finish(run)
+                    self.probe = self._kept(finish(run))
 
             run.run(progress=progress)
             if dec is not self.decoder:
                 return None
-            self.probe = finish(run)
+            self.probe = self._kept(finish(run))
             if not run.finished:
                 return "stopped"
             if control and not stop.is_set():
@@ -658,7 +661,7 @@ class Session(param.Parameterized):
 
                 crun.run(progress=cprogress)
                 if crun.finished and dec is self.decoder:
-                    self.control = finish(crun)
+                    self.control = self._kept(finish(crun))
             return "done"  # the decoder's probe is complete (a stopped control is simply absent)
 
         def done(state):
@@ -668,6 +671,16 @@ class Session(param.Parameterized):
                     self.probe_progress = 1.0
 
         self._start("probe", work, on_done=done, on_error=lambda m: setattr(self, "probe_state", "error"))
+
+    def _kept(self, ds):
+        """A probe result as the session keeps it: maps in 1 Hz bins when they pass
+        :attr:`probe_maps_limit_mb` (``attrs["maps_binned_hz"]`` says so), else as computed."""
+        size_mb = sum(ds[v].nbytes for v in ("amp_corr", "phase_corr") if v in ds) / 1e6
+        if size_mb <= self.probe_maps_limit_mb:
+            return ds
+        from core.probing.pipeline import bin_maps
+
+        return bin_maps(ds, 1.0)
 
     def stop_probe(self) -> None:
         job = self._jobs.get("probe")

@@ -162,6 +162,28 @@ def test_probe_runs_stops_and_resumes(session, tiny_decoder):
     assert session.probe.attrs["site"] == "conv"
 
 
+def test_large_probe_maps_are_kept_in_1_hz_bins(session, tiny_decoder, monkeypatch):
+    """Above the session's limit (306 MEG channels: 553 MB) the maps are kept in 1 Hz bins,
+    as the shipped demo probe is; the statistics and classes are those computed."""
+    session.set_decoder(tiny_decoder)
+    session.probe_iterations = 2
+    session.run_probe(control=False)
+    _join(session, "probe")
+    full = session.probe
+    assert "maps_binned_hz" not in full.attrs  # small: as computed
+    monkeypatch.setattr(session, "probe_maps_limit_mb", 0.0)
+    session.run_probe(control=True)
+    _join(session, "probe")
+    ds, control = session.probe, session.control
+    assert ds.attrs["maps_binned_hz"] == 1.0 and control.attrs["maps_binned_hz"] == 1.0
+    assert ds.sizes["freq"] < full.sizes["freq"] and np.diff(ds["freq"].values).min() > 0.5
+    np.testing.assert_array_equal(ds["unit_class_all"].values, full["unit_class_all"].values)
+    from dashboard.views.units import unit_maps
+
+    amp, _ = unit_maps(ds, "conv_2", 0)  # the Units view reads them as it reads the shipped probe
+    assert amp.dims == ("channel", "freq") and np.isfinite(amp.values).any()
+
+
 def test_probe_site_is_the_sessions_choice_and_a_stopped_run_of_another_site_starts_afresh(session, tiny_decoder):
     session.set_decoder(tiny_decoder)
     session.probe_iterations = 3
