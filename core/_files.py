@@ -1,12 +1,13 @@
 """File helpers without heavy imports (the report, masks and the app's exports use them)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["usual_file_mode", "atomic_write_bytes", "load_netcdf"]
+__all__ = ["usual_file_mode", "atomic_target", "atomic_write_bytes", "load_netcdf"]
 
 _NETCDF_LOCK = threading.Lock()
 
@@ -19,23 +20,31 @@ def usual_file_mode(path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written file.
-    The file gets the usual mode (:func:`usual_file_mode`); OSError (folder not creatable or
-    not writable, disk full) propagates, with nothing left behind."""
+@contextlib.contextmanager
+def atomic_target(path):
+    """Yield a temporary path beside ``path`` to write; on success it gets the usual mode
+    (:func:`usual_file_mode`) and is renamed to ``path``: never a half-written file. On any
+    error (folder not creatable or not writable, disk full) it is removed and the error
+    propagates."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
+        yield Path(tmp)
         usual_file_mode(tmp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_target`), flushed to disk first."""
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def load_netcdf(path):

@@ -335,8 +335,9 @@ def summarise_batch(ds: xr.Dataset) -> dict:
     -------
     summary : dict
         ``groups``: one dict per (source, model) in the order the runs first name them, with
-        ``source``, ``model``, ``runs`` (their names), ``n``, ``n_failed``, and the test metric's ``mean``,
-        ``sd`` (ddof 1; NaN for one run), ``min``, ``max`` over the runs that finished;
+        ``source``, ``model``, ``finished`` (the names of its runs that finished), ``n``, ``n_failed``,
+        and the test metric's ``mean``, ``sd`` (ddof 1; NaN for one run), ``min``, ``max`` over
+        the runs that finished; ``failed``: run name -> its error, for the runs that failed;
         ``fractions``: None (no finished run was probed), or a DataArray (model, layer,
         class) of the mean class fraction over each model's finished, probed runs (NaN for a
         model with none), and ``fractions_sd`` (the same, sd over runs).
@@ -349,13 +350,14 @@ def summarise_batch(ds: xr.Dataset) -> dict:
     for src, model in dict.fromkeys(zip(sources, models)):
         sel = np.array([(a, b) == (src, model) for a, b in zip(sources, models)])
         vals = test[sel & ok & np.isfinite(test)]
-        groups.append({"source": src, "model": model, "runs": [str(r) for r in ds["run"].values[sel]],
+        groups.append({"source": src, "model": model, "finished": [str(r) for r in ds["run"].values[sel & ok]],
                        "n": int(sel.sum()), "n_failed": int((sel & ~ok).sum()),
                        "mean": float(vals.mean()) if len(vals) else float("nan"),
                        "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                        "min": float(vals.min()) if len(vals) else float("nan"),
                        "max": float(vals.max()) if len(vals) else float("nan")})
-    out = {"groups": groups, "fractions": None, "fractions_sd": None}
+    failed = {str(r): str(e) for r, e, good in zip(ds["run"].values, ds["error"].values, ok) if not good}
+    out = {"groups": groups, "failed": failed, "fractions": None, "fractions_sd": None}
     if "class_fraction" in ds and np.isfinite(ds["class_fraction"].values[ok]).any():
         frac = ds["class_fraction"].where(xr.DataArray(ok, dims="run"))
         names = list(dict.fromkeys(models))

@@ -56,12 +56,12 @@ def _esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _fmt(value, digits: int = 3) -> str:
+def _fmt(value, digits: int = 3, missing: str = "undefined") -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
         return _esc(value)
-    return "undefined" if not math.isfinite(v) else f"{v:.{digits}f}"
+    return missing if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
 @dataclass
@@ -474,26 +474,20 @@ def _document(title: str, body: str) -> str:
             f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>{body}</body></html>\n")
 
 
-def _fmt_or(value, digits: int = 3, blank: str = "-") -> str:
-    """``_fmt``, with ``blank`` for a missing (NaN) value."""
-    v = float(value)
-    return _fmt(v, digits) if math.isfinite(v) else blank
-
-
 def _batch_metric_fig(ds, groups) -> str:
     """The held-out metric of every finished run, one column per (recording, decoder)."""
     fig, ax = _figure(max(4.0, 1.3 * len(groups) + 2), 3.0)
-    ok = np.asarray([str(e) == "" for e in ds["error"].values])
-    test = np.asarray(ds["test"].values, float)
+    test = ds["test"].astype(float)
+    finished = [r for g in groups for r in g["finished"]]
     for i, g in enumerate(groups):
-        v = test[np.isin(ds["run"].values, g["runs"]) & ok]
+        v = test.sel(run=g["finished"]).values
         jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * 0.06
         ax.scatter(i + jitter, v, color="#1f5f8b", zorder=3, s=22)
         if np.isfinite(g["mean"]):
             ax.hlines(g["mean"], i - 0.3, i + 0.3, color="#d62728", lw=2, zorder=2)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{Path(g['source']).name}\n{g['model']}" for g in groups], fontsize=8)
-    task = str(ds["task"].values[ok][0]) if "task" in ds.coords and ok.any() else ""
+    task = str(ds["task"].sel(run=finished[0]).values) if "task" in ds.coords and finished else ""
     ax.set_ylabel("test balanced accuracy" if task == "classification" else "test Pearson r")
     ax.grid(axis="y", alpha=0.3)
     return figure_png(fig)
@@ -522,11 +516,11 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     groups = summary["groups"]
     created = created or _dt.datetime.now().isoformat(timespec="seconds")
     title = title or "UnitScope batch report"
-    n_failed = int(sum(g["n_failed"] for g in groups))
+    n_failed = len(summary["failed"])
     parts = [f"<p class='muted'>Made by UnitScope on {_esc(created)}: "
              f"{ds.sizes['run']} runs, {n_failed} failed; scheduler {_esc(ds.attrs.get('scheduler', ''))}.</p>"]
-    rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt_or(g["mean"]),
-             _fmt_or(g["sd"]), f"{_fmt(g['min'])} .. {_fmt(g['max'])}" if np.isfinite(g["min"]) else "-")
+    rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt(g["mean"], missing="-"),
+             _fmt(g["sd"], missing="-"), f"{_fmt(g['min'])} .. {_fmt(g['max'])}" if np.isfinite(g["min"]) else "-")
             for g in groups]
     parts.append("<h2>Held-out metric per recording and decoder</h2>"
                  + _table(rows, ["recording", "decoder", "finished", "failed", "mean", "sd", "range"]))
@@ -545,7 +539,7 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
                 at = dict(model=model, layer=layer)
                 if not np.isfinite(frac.sel(**at).values).any():
                     continue  # a layer of another decoder
-                cells = [_fmt_or(float(frac.sel(**at, **{"class": c})), 2)
+                cells = [_fmt(float(frac.sel(**at, **{"class": c})), 2, missing="-")
                          + (f" ± {_fmt(v, 2)}" if np.isfinite(v := float(sd.sel(**at, **{"class": c}))) else "")
                          for c in frac["class"].values]
                 rows.append([str(model), str(layer), *cells])
@@ -556,8 +550,9 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
         get = lambda k, d="": ds[k].values[i] if k in ds or k in ds.coords else d  # noqa: E731
         epochs = int(get("epochs", -1))
         run_rows.append([str(name), str(get("source")), str(get("model")), str(get("seed")),
-                         _fmt_or(get("valid", np.nan)), _fmt_or(get("test", np.nan)), epochs if epochs >= 0 else "-",
-                         _fmt_or(get("train_seconds", np.nan), 1), str(get("error")) or "-"])
+                         _fmt(get("valid", np.nan), missing="-"), _fmt(get("test", np.nan), missing="-"),
+                         epochs if epochs >= 0 else "-",
+                         _fmt(get("train_seconds", np.nan), 1, missing="-"), str(get("error")) or "-"])
     parts.append("<h2>Runs</h2>" + _table(run_rows, ["run", "recording", "decoder", "seed", "valid", "test", "epochs",
                                                       "train s", "error"])
                  + "<p class='muted'>Each run's folder sits beside batch.nc: <code>unitscope report FOLDER/RUN</code> "

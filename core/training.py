@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._files import atomic_write_bytes, usual_file_mode
+from ._files import atomic_target, atomic_write_bytes
 from ._validation import UnitScopeError, check_option, check_range, ensure_int
 from .metrics import score
 
@@ -118,17 +116,8 @@ def configure_threads(n_threads: int | None = None) -> int:
 
 def atomic_write_netcdf(ds, path: Path) -> None:
     """Write an xarray Dataset/DataArray to netCDF (h5netcdf) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-        usual_file_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_json(path: Path, obj) -> None:

@@ -281,7 +281,7 @@ class DemoProvider:
         ws = Workspace.demo(model=self.model, progress=self._on_progress)
         from core.workspace import default_cache_dir
 
-        dec = Decoder(ws, label=f"Demo reaching recording ({'Deep4' if self.model == 'deep4' else 'Shallow'})",
+        dec = Decoder(ws, label=f"Demo reaching recording ({KIND_LABELS[self.model]})",
                       cache_dir=default_cache_dir())  # [A] test predictions cached per model hash
         dec.demo_model = self.model
         dec.predictions()

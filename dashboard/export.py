@@ -255,7 +255,6 @@ def resolve_export_folder(text: str, *, root: str | Path | None = None) -> Path:
 def _atomic_write(path: Path, data: bytes) -> Path:
     """:func:`core._files.atomic_write_bytes`, its errors as one line naming the folder or file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
     except OSError as exc:
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):  # no temporary file there

@@ -232,8 +232,12 @@ class Session(param.Parameterized):
 
     # ---- decoder ---------------------------------------------------------------------------
     @staticmethod
-    def _decoder_status(decoder: Decoder) -> str:
-        return f"{decoder.label}: test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}"
+    def _test_metric(decoder: Decoder) -> str:
+        return f"test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}"
+
+    @classmethod
+    def _decoder_status(cls, decoder: Decoder) -> str:
+        return f"{decoder.label}: {cls._test_metric(decoder)}"
 
     def set_decoder(self, decoder: Decoder, *, probe=None, control=None, probe_source: str = "",
                     run: str = "") -> None:
@@ -496,8 +500,7 @@ class Session(param.Parameterized):
                 self.busy = ""
                 self.set_decoder(dec, probe=probe, control=control,
                                  probe_source=run_probe_source(name) if probe is not None else "", run=shown)
-                self.alert(f"Opened {name}: test {dec.metric_name()} {dec.predictions()['metric']:.3f}; {what}.",
-                           "success")
+                self.alert(f"Opened {name}: {self._test_metric(dec)}; {what}.", "success")
             # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
             # already open in another session opens at once, often while this page still loads
             self._in_doc(show)
@@ -675,12 +678,9 @@ class Session(param.Parameterized):
     def _kept(self, ds):
         """A probe result as the session keeps it: maps in 1 Hz bins when they pass
         :attr:`probe_maps_limit_mb` (``attrs["maps_binned_hz"]`` says so), else as computed."""
-        size_mb = sum(ds[v].nbytes for v in ("amp_corr", "phase_corr") if v in ds) / 1e6
-        if size_mb <= self.probe_maps_limit_mb:
-            return ds
-        from core.probing.pipeline import bin_maps
+        from core.probing.pipeline import bin_maps, maps_mb
 
-        return bin_maps(ds, 1.0)
+        return ds if maps_mb(ds) <= self.probe_maps_limit_mb else bin_maps(ds, 1.0)
 
     def stop_probe(self) -> None:
         job = self._jobs.get("probe")

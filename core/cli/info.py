@@ -25,12 +25,14 @@ def run(args) -> int:
     from ..demo import simulate_reaching
     from ..io import read_recording
 
-    if args.path != "demo" and (Path(args.path) / "config.json").is_file():
-        return _run_info(Path(args.path), as_json=args.json)
-    from ..batch import BATCH_FILE
+    if args.path != "demo":
+        from ..batch import BATCH_FILE
 
-    if args.path != "demo" and (Path(args.path) / BATCH_FILE).is_file():
-        return _batch_info(Path(args.path), as_json=args.json)
+        folder = Path(args.path)
+        if (folder / "config.json").is_file():
+            return _run_info(folder, as_json=args.json)
+        if (folder / BATCH_FILE).is_file():
+            return _batch_info(folder, as_json=args.json)
     rec = simulate_reaching() if args.path == "demo" else read_recording(args.path)
     s = rec.summary()
     if args.json:
@@ -54,8 +56,8 @@ def _batch_info(folder: Path, *, as_json: bool) -> int:
     from ..batch import load_batch, summarise_batch
 
     ds = load_batch(folder)
-    groups = summarise_batch(ds)["groups"]
-    failed = {str(r): str(e) for r, e in zip(ds["run"].values, ds["error"].values) if str(e)}
+    summary = summarise_batch(ds)
+    groups, failed = summary["groups"], summary["failed"]
     if as_json:
         print(json.dumps({"batch": str(folder), "n_runs": int(ds.sizes["run"]), "groups": groups, "failed": failed,
                           "probed": "class_fraction" in ds}))

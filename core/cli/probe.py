@@ -99,10 +99,10 @@ def run(args) -> int:
     ds.attrs["run_dir"] = str(Path(args.run_dir).resolve())
     ds.attrs["block"] = args.block
     ds.attrs["untrained"] = int(args.untrained)
-    full_mb = sum(ds[v].nbytes for v in ("amp_corr", "phase_corr") if v in ds) / 1e6
-    if args.no_maps or args.map_bin is not None:
-        from ..probing.pipeline import bin_maps
+    from ..probing.pipeline import bin_maps, maps_mb
 
+    full_mb = maps_mb(ds)
+    if args.no_maps or args.map_bin is not None:
         ds = bin_maps(ds, None if args.no_maps else args.map_bin)
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(ds, out)

@@ -31,7 +31,7 @@ from .amplitude import NOISE_REFS, AmplitudeProbe
 from .phase import PHASE_VARIANTS, PhaseProbe
 from .stats import classify
 
-__all__ = ["ProbeConfig", "start_probe", "probe_units", "untrained_twin", "select_windows", "bin_maps",
+__all__ = ["ProbeConfig", "start_probe", "probe_units", "untrained_twin", "select_windows", "bin_maps", "maps_mb",
            "workspace_windows", "finish"]
 
 logger = logging.getLogger(__name__)
@@ -218,6 +218,11 @@ def workspace_windows(ws, block: str = "train") -> tuple[np.ndarray, np.ndarray]
     X = np.ascontiguousarray(data.X[:, idx].transpose(1, 0, 2), dtype=np.float32)  # (W, C, T)
     y = data.y[idx[:, rf - 1:]]  # (W, n_preds)
     return X, y
+
+
+def maps_mb(ds: xr.Dataset) -> float:
+    """Megabytes of a probe result's (unit, channel, freq) maps (``amp_corr``, ``phase_corr``)."""
+    return sum(ds[v].nbytes for v in ("amp_corr", "phase_corr") if v in ds) / 1e6
 
 
 def bin_maps(ds: xr.Dataset, bin_hz: float | None = 1.0) -> xr.Dataset:

@@ -15,6 +15,8 @@ import numpy as np
 import panel as pn
 import param
 
+from core.deconv.apply import parse_signal
+
 from ..kernel_state import KernelState
 from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc
@@ -242,8 +244,8 @@ class KernelsView(pn.viewable.Viewer):
         pruned = False
         signal = self._shown["unit_signal"] or ""
         if which == "unit" and signal.startswith("unit:"):
-            _, layer, idx = signal.split(":")
-            pruned = int(idx) in self.ps.pruned.get(layer, [])
+            spec = parse_signal(signal)
+            pruned = spec.index in self.ps.pruned.get(spec.layer, [])
         return kernel_plot(result, previous, title=self._title(which), tag=tag, pruned=pruned)
 
     def _codes(self, which, shown):

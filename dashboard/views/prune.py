@@ -32,7 +32,7 @@ from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
-                          layer_drops, order_label, prune_scatter)
+                          layer_drops, order_label, prune_scatter, ranked_by)
 
 __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_html", "toggle_label", "fmt_metric",
            "prune_state_of"]
@@ -402,7 +402,7 @@ class PruneView(pn.viewable.Viewer):
         n = s.decoder.n_units.get(s.layer, 1) if s.decoder is not None else 1
         cur = (len(ps.pruned.get(s.layer, [])) / n, ps.metric)
         self.star_src.data = dict(q=[cur[0]], m=[cur[1]]) if all(map(math.isfinite, cur)) else dict(q=[], m=[])
-        by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
+        by = ranked_by(curves)
         self.curve_fig.title.text = (f"Pruning curves of {s.layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} "
                                      "random orders)")
         for order, item in self.curve_items.items():

@@ -13,11 +13,16 @@ import numpy as np
 from .overview import CLASS_COLORS
 
 __all__ = ["effect_bars", "bars_axis_label", "layer_drops", "prune_scatter", "curve_plot", "PRUNED_COLOR", "ORDER_STYLE",
-           "order_label"]
+           "order_label", "ranked_by"]
 
 PRUNED_COLOR = "#222222"
 ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4", "least sensitive first"),
                "random": ("#7f7f7f", "random (mean)")}
+
+
+def ranked_by(curves) -> str:
+    """How a pruning-curves Dataset ranked the units (its ``ranked_by`` attr, or ``by``)."""
+    return str(curves.attrs.get("ranked_by", curves.attrs.get("by", "")))
 
 
 def order_label(order: str, by: str = "either") -> str:
@@ -121,7 +126,7 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
             color="#7f7f7f", alpha=0.25, line_alpha=0))
     for order in curves["order"].values:
         color = ORDER_STYLE.get(str(order), ("#000000", ""))[0]
-        label = order_label(str(order), curves.attrs.get("ranked_by", curves.attrs.get("by", "")))
+        label = order_label(str(order), ranked_by(curves))
         parts.append(hv.Curve((q, curves["metric"].sel(order=order).values), xdim, ydim, label=label).opts(
             color=color, line_width=2.5))
     star = hv.Scatter([current] if current is not None and all(map(math.isfinite, current)) else [], xdim, ydim,
