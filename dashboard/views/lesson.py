@@ -24,7 +24,8 @@ STEPS = (
      "1-4 Hz waveform 0.06, beta nothing. The decoder ignores a population that does carry the movement."),
     ("2. What do units read?", "units", "conv_4",
      "The most amplitude-sensitive unit of conv_4 is selected: its channel map lights the high-gamma channels "
-     "(top rows), in 60-90 Hz. Pick conv_2 and click a blue (phase) unit: phase units read the 1-4 Hz channels. "
+     "(green rings, top rows), in 60-90 Hz (the green boxes). Pick conv_2 and click a blue (phase) unit: phase "
+     "units read the 1-4 Hz channels (brown). Untick <i>show known roles</i> to let the class guess first. "
      "The Overview sets the trained decoder's unit classes beside an untrained one's."),
     ("3. Does sensitivity mean need?", "prune", "conv_4",
      "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "

@@ -24,7 +24,12 @@ from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
 
-__all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces"]
+__all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "known_roles",
+           "ROLE_COLORS"]
+
+# known channel roles (the demo's ground truth), drawn over the maps; away from the class colours
+ROLE_COLORS = {"high_gamma": "#2ca02c", "beta": "#ff7f0e", "low_freq": "#8c564b"}
+_MORE_ROLE_COLORS = ("#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
 
 
 def unit_table(ds, layer: str) -> dict:
@@ -68,6 +73,40 @@ def window_traces(segments: np.ndarray, channel: int) -> tuple[np.ndarray, np.nd
     q25, med, q75 = np.percentile(x, [25, 50, 75], axis=0)
     return x, med, q25, q75
 
+
+def known_roles(signals) -> dict | None:
+    """The channels' known roles, when the recording stores them (the demo's ground truth).
+
+    Uses the ``role``, ``band_lo`` and ``band_hi`` channel coordinates
+    (:func:`core.probing.validity.role_cases`); roles without a band (``noise``) are not
+    drawn. None for recordings without roles.
+
+    Returns
+    -------
+    dict | None
+        ``roles`` (the role of every channel, "" where none), ``legend`` (role -> (label,
+        colour)) and ``boxes``: one rectangle per run of adjacent rows of a role over its band
+        on a (channel, freq) map (``left``, ``right``, ``bottom``, ``top``, ``color``).
+    """
+    from core.probing.validity import role_cases
+
+    cases = role_cases(signals)
+    if not cases:
+        return None
+    n_ch = signals.sizes["channel"]
+    roles = np.asarray(signals["role"].values).astype(str)
+    extra = iter(_MORE_ROLE_COLORS * (1 + len(cases) // len(_MORE_ROLE_COLORS)))
+    legend, boxes = {}, dict(left=[], right=[], bottom=[], top=[], color=[], role=[])
+    for role, (idx, (lo, hi)) in cases.items():
+        color = ROLE_COLORS.get(role) or next(extra)
+        legend[role] = (f"{role.replace('_', ' ')} {lo:g}-{hi:g} Hz", color)
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)  # adjacent rows: one box
+        for r in runs:
+            boxes["left"].append(lo), boxes["right"].append(hi)
+            boxes["bottom"].append(float(r[0]) - 0.5), boxes["top"].append(float(r[-1]) + 0.5)
+            boxes["color"].append(color), boxes["role"].append(role)
+    shown = np.array([r if r in legend else "" for r in roles]) if len(roles) == n_ch else np.full(n_ch, "")
+    return {"roles": shown, "legend": legend, "boxes": boxes}
 
 
 def _band_edges(ds) -> tuple[list, list]:
@@ -114,6 +153,10 @@ class UnitsView(pn.viewable.Viewer):
         self.progress = pn.indicators.Progress(value=0, max=1000, width=160, height=18, bar_color="primary")
         self.probe_text = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.unit_header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        # off: a class guesses from the maps first, then looks
+        self.show_roles = pn.widgets.Checkbox(label="show known roles", value=True, width=150,
+                                              css_classes=["us-show-roles"])
+        self.roles_legend = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 10))
         self._syncing = False
         self._doc = None
         self.run_btn.on_click(lambda e: s.run_probe())
@@ -124,6 +167,7 @@ class UnitsView(pn.viewable.Viewer):
                                          "run", "probe_source"])
         s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
         s.param.watch(self._redraw_unit, ["unit", "top_ready"])
+        self.show_roles.param.watch(self._redraw_all, "value")
         self._header()
         self._sync_probe()
         self._draw_all()
@@ -158,25 +202,33 @@ class UnitsView(pn.viewable.Viewer):
             fm.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
             bands = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[]))
             fm.segment("x0", "y0", "x1", "y1", source=bands, color="black", line_dash="dashed", line_width=1)
+            roles = ColumnDataSource(dict(left=[], right=[], bottom=[], top=[], color=[], role=[]))
+            fm.quad(left="left", right="right", bottom="bottom", top="top", source=roles, fill_alpha=0,
+                    line_color="color", line_width=2.5)  # known roles: each over its band
             labels = ColumnDataSource(dict(x=[], y=[], text=[]))
             fm.add_layout(LabelSet(x="x", y="y", text="text", source=labels, text_font_size="8pt",
                                    text_align="center", text_baseline="bottom"))
             fm.x_range.range_padding = fm.y_range.range_padding = 0
-            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels, names=names_js)
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels, names=names_js,
+                                   roles=roles)
         self.chans = {}
         for kind in ("amplitude", "phase"):
-            src = ColumnDataSource(dict(x=[], y=[], channel=[], score=[]))
+            src = ColumnDataSource(dict(x=[], y=[], channel=[], score=[], role=[]))
+            halos = ColumnDataSource(dict(x=[], y=[], color=[]))  # known roles: a ring around the dot
             mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
             fc = _fig(f"{kind}: channel map", height=240, match_aspect=True)  # a head keeps its shape
             outline = ColumnDataSource(dict(xs=[], ys=[]))  # a head's outline (core.layout.head_outline)
             fc.multi_line("xs", "ys", source=outline, color="#888888", line_width=1.5)
+            halo = fc.scatter("x", "y", source=halos, size=28, fill_alpha=0, line_color="color", line_width=3)
             dots = fc.scatter("x", "y", source=src, size=18, fill_color={"field": "score", "transform": mapper},
                               line_color="#444444")
-            fc.add_tools(HoverTool(tooltips=[("channel", "@channel"), ("sensitivity", "@score{0.000}")]))
+            fc.add_tools(HoverTool(tooltips=[("channel", "@channel"), ("sensitivity", "@score{0.000}"),
+                                             ("known role", "@role")]))
             fc.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
             fc.axis.visible = False
             fc.grid.visible = False
-            self.chans[kind] = dict(fig=fc, src=src, mapper=mapper, outline=outline, dots=dots)
+            self.chans[kind] = dict(fig=fc, src=src, mapper=mapper, outline=outline, dots=dots, halo=halo,
+                                    halos=halos)
         self.win_traces = ColumnDataSource(dict(xs=[], ys=[]))
         self.win_stats = ColumnDataSource(dict(t=[], med=[], q25=[], q75=[]))
         fw = _fig("most-activating windows", height=270, x_axis_label="time before the activation peak (s)",
@@ -269,19 +321,46 @@ class UnitsView(pn.viewable.Viewer):
                                            "(click a unit)")
             edges, centres = _band_edges(probe)
             n_ch = probe.sizes["channel"]
+            known = self._known_roles(n_ch)
+            names = [str(c) for c in probe["channel"].values]
+            hover_names = names if known is None else [
+                f"{n} ({r.replace('_', ' ')})" if r else n for n, r in zip(names, known["roles"])]
+            boxes = known["boxes"] if known is not None and self.show_roles.value else \
+                dict(left=[], right=[], bottom=[], top=[], color=[], role=[])
             for kind in ("amplitude", "phase"):
                 m = self.maps[kind]
                 m["bands"].data = dict(x0=edges, x1=edges, y0=[-0.5] * len(edges), y1=[n_ch - 0.5] * len(edges))
                 m["labels"].data = dict(x=[c for c, _ in centres], y=[n_ch - 0.5] * len(centres),
                                         text=[n for _, n in centres])
-                m["names"].args = dict(names=[str(c) for c in probe["channel"].values])
+                m["names"].args = dict(names=hover_names)
+                m["roles"].data = boxes
                 ax = m["fig"].yaxis[0]
                 if n_ch <= 128:  # [A] every channel named up to 32 rows, then every k-th (labels would overlap)
-                    names = [str(c) for c in probe["channel"].values]
                     step = -(-n_ch // 32)
                     ax.ticker = FixedTicker(ticks=list(range(0, n_ch, step)))
                     ax.major_label_overrides = {i: names[i] for i in range(0, n_ch, step)}
+        self._draw_roles_legend()
         self._draw_unit()
+
+    def _known_roles(self, n_ch: int) -> dict | None:
+        """The decoder's known channel roles when they fit ``n_ch`` channels, else None."""
+        dec = self.session.decoder
+        if dec is None:
+            return None
+        known = known_roles(dec.ws.recording.signals)
+        return known if known is not None and len(known["roles"]) == n_ch else None
+
+    def _draw_roles_legend(self):
+        s = self.session
+        known = None if s.probe is None else self._known_roles(s.probe.sizes["channel"])
+        self.show_roles.visible = known is not None
+        if known is None or not self.show_roles.value:
+            self.roles_legend.object = ""
+            return
+        keys = "".join(f'<span class="us-role"><span class="us-role-box" style="border-color:{esc(c)}"></span>'
+                       f"{esc(label)}</span>" for label, c in known["legend"].values())
+        self.roles_legend.object = (f'<p class="us-muted">Known roles of the channels (the recording\'s ground '
+                                    f"truth), outlined over their bands and ringed on the channel maps: {keys}</p>")
 
     def _draw_unit(self):
         s = self.session
@@ -321,11 +400,19 @@ class UnitsView(pn.viewable.Viewer):
             names = [str(c) for c in probe["channel"].values]
             outline = head_outline() if pos["kind"] == "head" else dict(xs=[], ys=[])
             size = float(np.clip(18 * np.sqrt(32 / max(len(names), 1)), 6, 18))  # many channels: smaller dots
+            known = self._known_roles(len(names))
+            role = known["roles"] if known is not None else np.full(len(names), "")
+            ringed = np.flatnonzero(role != "") if known is not None and self.show_roles.value else []
+            halos = dict(x=np.asarray(pos["x"])[ringed], y=np.asarray(pos["y"])[ringed],
+                         color=[known["legend"][role[i]][1] for i in ringed])
+            role = [r.replace("_", " ") if r else "none known" for r in role]
             for kind, score in (("amplitude", amp), ("phase", phase)):
                 c = self.chans[kind]
                 c["outline"].data = outline
                 c["dots"].glyph.size = size
-                c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score)
+                c["halo"].glyph.size = size + 8
+                c["halos"].data = halos
+                c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score, role=role)
                 c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
                 c["fig"].title.text = f"{uid} {kind}: channel map ({kind_txt})"
         self._draw_windows(layer, unit, probe, has, dec, uid)
@@ -363,7 +450,8 @@ class UnitsView(pn.viewable.Viewer):
         none_yet = placeholder("Probe not run yet: no unit maps to show. Press Run probe above; the maps refine "
                                "live while it runs.", visible=s.param.probe.rx().rx.is_(None))
         has_probe = s.param.probe.rx().rx.is_not(None)
-        details = pn.Column(pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
+        details = pn.Column(pn.Row(self.roles_legend, self.show_roles, sizing_mode="stretch_width"),
+                            pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
                             self.chan_map, sizing_mode="stretch_width", visible=has_probe)
         return pn.Column(controls, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
                          none_yet,

@@ -13,7 +13,7 @@ from dashboard.state import Session
 from dashboard.views import DataView, OverviewView, UnitsView
 from dashboard.views._common import AlertsView
 from dashboard.views.overview import fraction_table, prediction_plot
-from dashboard.views.units import channel_scores, unit_maps, unit_table, window_traces
+from dashboard.views.units import ROLE_COLORS, channel_scores, known_roles, unit_maps, unit_table, window_traces
 
 
 @pytest.fixture()
@@ -110,6 +110,55 @@ def test_channel_map_of_a_head_montage_draws_the_head(session, monkeypatch):
     assert c["dots"].glyph.size == pytest.approx(18.0)  # 32 channels
     xy = np.c_[c["src"].data["x"], c["src"].data["y"]]
     assert np.hypot(*xy[names.index("Cz")]) < 0.15 and xy[30:, 1].max() < xy[:30, 1].min()
+
+
+def test_known_roles_outline_each_role_over_its_band():
+    """The demo's roles: every role channel's row lies in exactly one box of its role, over
+    its band; noise rows and rows of other roles in none; a recording without roles: None."""
+    from core.demo import ROLE_BANDS, simulate_reaching
+
+    sig = simulate_reaching(seed=0, duration=30.0).signals
+    known = known_roles(sig)
+    roles = sig["role"].values.astype(str)
+    assert list(known["roles"]) == [r if r != "noise" else "" for r in roles]
+    assert set(known["legend"]) == set(ROLE_BANDS) and known["legend"]["beta"] == ("beta 15-25 Hz", ROLE_COLORS["beta"])
+    b = known["boxes"]
+    for i, role in enumerate(roles):
+        inside = [k for k in range(len(b["role"])) if b["bottom"][k] < i < b["top"][k]]
+        if role == "noise":
+            assert inside == []
+        else:
+            assert len(inside) == 1 and b["role"][inside[0]] == role
+            assert (b["left"][inside[0]], b["right"][inside[0]]) == ROLE_BANDS[role]
+    assert sum(t - bo for t, bo in zip(b["top"], b["bottom"])) == (roles != "noise").sum()  # no row twice
+    assert known_roles(sig.drop_vars("role")) is None
+
+
+def test_units_view_shows_known_roles_and_hides_them_on_request(session, monkeypatch):
+    view = UnitsView(session=session)
+    session.param.update(layer="conv_2", unit=3)
+    roles = session.decoder.ws.recording.signals["role"].values.astype(str)
+    amp, ring = view.maps["amplitude"], view.chans["amplitude"]["src"].data
+    assert view.show_roles.visible and "beta 15-25 Hz" in view.roles_legend.object
+    assert len(amp["roles"].data["left"]) > 0 and amp["roles"].data == view.maps["phase"]["roles"].data
+    g03 = list(roles).index("high_gamma")
+    assert amp["names"].args["names"][g03].endswith("(high gamma)")
+    assert ring["role"][g03] == "high gamma" and ring["role"][0] == "none known"  # G01: noise
+    halos = view.chans["amplitude"]["halos"].data  # a ring around each role channel, in its colour
+    assert len(halos["x"]) == (roles != "noise").sum()
+    at = [i for i in range(len(halos["x"])) if (halos["x"][i], halos["y"][i]) == (ring["x"][g03], ring["y"][g03])]
+    assert [halos["color"][i] for i in at] == [ROLE_COLORS["high_gamma"]]
+    view.show_roles.value = False  # a quiz: guess first
+    assert amp["roles"].data["left"] == [] and view.roles_legend.object == ""
+    assert len(view.chans["amplitude"]["halos"].data["x"]) == 0
+    view.show_roles.value = True
+    assert len(amp["roles"].data["left"]) > 0
+    # a recording without roles: nothing drawn, no checkbox
+    sig = session.decoder.ws.recording.signals
+    monkeypatch.setattr(session.decoder.ws.recording, "signals", sig.drop_vars("role"))
+    plain = UnitsView(session=session)
+    assert not plain.show_roles.visible and plain.maps["amplitude"]["roles"].data["left"] == []
+    assert plain.maps["amplitude"]["names"].args["names"][g03] == str(sig["channel"].values[g03])
 
 
 def test_tap_selects_the_clicked_unit(session):
