@@ -290,8 +290,8 @@ class DemoProvider:
         self.state = "ready"
         self._notify()
         try:  # warm the most-activating windows so the first unit click is instant
-            dec.top_windows(stop=stop)
-            self._notify(top_ready=True)
+            if dec.top_windows(stop=stop) is not None:  # None: stopped (the server is exiting)
+                self._notify(top_ready=True)
         except Exception:  # noqa: BLE001
             logger.exception("most-activating windows of the demo failed")
         import gc

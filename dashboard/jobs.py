@@ -5,19 +5,29 @@ A :class:`Job` runs ``fn(stop_event)`` in a daemon thread. ``on_done(result)`` o
 changes made there to the browser. Cancel is cooperative: :meth:`Job.stop` sets the event
 the work checks (every training batch, every probe pass).
 
+At interpreter exit every job still running is asked to stop and given a few seconds to
+end (:func:`stop_all`): a daemon thread killed inside torch at finalization aborts the
+process ("terminate called without an active exception", exit status 134).
+
 Errors never reach the page as tracebacks: a :class:`~core._validation.UnitScopeError` (or
 another ``ValueError``/``OSError``) becomes its one-line message; anything else is logged
 with its traceback on the server and reported as "Unexpected error ...".
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import time
+import weakref
 from typing import Callable
 
-__all__ = ["Job", "error_message"]
+__all__ = ["Job", "error_message", "stop_all"]
 
 logger = logging.getLogger(__name__)
+
+_RUNNING: "weakref.WeakSet[Job]" = weakref.WeakSet()  # jobs started and not yet ended
+EXIT_GRACE_S = 10.0  # [A] how long the interpreter's exit waits for running jobs, in all
 
 
 def error_message(exc: BaseException) -> str:
@@ -52,10 +62,17 @@ class Job:
         self.thread = threading.Thread(target=self._main, name=f"unitscope-{name}", daemon=True)
 
     def start(self) -> "Job":
+        _RUNNING.add(self)
         self.thread.start()
         return self
 
     def _main(self) -> None:
+        try:
+            self._run()
+        finally:
+            _RUNNING.discard(self)
+
+    def _run(self) -> None:
         try:
             self.result = self.fn(self.stop_event)
         except BaseException as exc:  # noqa: BLE001 - every error becomes a visible alert
@@ -91,3 +108,24 @@ class Job:
             return True
         self.thread.join(timeout)
         return not self.thread.is_alive()
+
+
+def stop_all(timeout: float = EXIT_GRACE_S) -> list[str]:
+    """Ask every running job to stop and wait up to ``timeout`` seconds in all for them.
+
+    Registered to run at interpreter exit. Returns the names of jobs still running after
+    the wait (their work does not check its stop event often enough; logged).
+    """
+    jobs = list(_RUNNING)
+    for job in jobs:
+        job.stop()
+    deadline = time.monotonic() + timeout
+    for job in jobs:
+        job.join(max(0.0, deadline - time.monotonic()))
+    left = [job.name for job in jobs if job.running]
+    if left:
+        logger.warning("jobs still running at exit after %.0f s: %s", timeout, ", ".join(left))
+    return left
+
+
+atexit.register(stop_all)

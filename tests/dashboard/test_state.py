@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dashboard.jobs import Job, error_message
+from dashboard.jobs import Job, error_message, stop_all
 from dashboard.state import Session
 
 
@@ -233,6 +234,56 @@ def test_job_errors_become_messages():
     job.start().join(10)
     assert msgs[-1].startswith("Unexpected error (ZeroDivisionError") and "Traceback" not in msgs[-1]
     assert error_message(FileNotFoundError(2, "No such file", "a.edf")).startswith("[Errno 2]")
+
+
+def test_running_jobs_are_stopped_and_awaited_at_exit():
+    """``stop_all`` (registered with atexit) stops every running job and waits for it: a
+    daemon thread killed inside torch at exit aborts the process (status 134). A job that
+    does not check its stop event is named once the wait is over."""
+    started, release = threading.Event(), threading.Event()
+
+    def polite(stop):
+        started.set()
+        stop.wait()
+        return "stopped"
+
+    def deaf(stop):
+        release.wait()
+
+    a = Job("polite", polite).start()
+    b = Job("deaf", deaf).start()
+    assert started.wait(10)
+    try:
+        assert stop_all(timeout=0.2) == ["deaf"]
+        assert not a.running and a.result == "stopped" and b.stop_event.is_set()
+    finally:
+        release.set()
+        b.join(10)
+    assert stop_all(timeout=0.2) == []  # ended jobs are forgotten
+
+
+def test_a_job_running_torch_ends_cleanly_when_the_interpreter_exits(tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ended"
+    code = f"""
+import threading, torch
+from dashboard.jobs import Job
+busy = threading.Event()
+def work(stop):
+    a = torch.randn(256, 256)
+    while not stop.is_set():
+        a = torch.tanh(a @ a)
+        busy.set()
+    open({str(marker)!r}, "w").write("stopped")
+Job("torch", work).start()
+busy.wait(60)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert marker.read_text() == "stopped"  # the job saw its stop event before the exit
 
 
 def test_decoder_most_activating_windows_cover_every_unit(tiny_decoder):
