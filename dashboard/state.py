@@ -610,7 +610,7 @@ class Session(param.Parameterized):
         if self.running("probe"):
             self.alert("The probe is already running.", "warning")
             return
-        from core.probing.pipeline import ProbeConfig, finish, start_probe, untrained_twin
+        from core.probing.pipeline import ProbeConfig, start_probe, untrained_twin
         import copy
 
         cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations), site=self.probe_site)
@@ -643,12 +643,12 @@ class Session(param.Parameterized):
                 self.probe_progress = share * frac
                 if now - last[0] > self.probe_interval or frac >= 1:
                     last[0] = now
-                    self.probe = self._kept(finish(run))
+                    self.probe = self._kept(run)
 
             run.run(progress=progress)
             if dec is not self.decoder:
                 return None
-            self.probe = self._kept(finish(run))
+            self.probe = self._kept(run)
             if not run.finished:
                 return "stopped"
             if control and not stop.is_set():
@@ -664,7 +664,7 @@ class Session(param.Parameterized):
 
                 crun.run(progress=cprogress)
                 if crun.finished and dec is self.decoder:
-                    self.control = self._kept(finish(crun))
+                    self.control = self._kept(crun)
             return "done"  # the decoder's probe is complete (a stopped control is simply absent)
 
         def done(state):
@@ -675,12 +675,13 @@ class Session(param.Parameterized):
 
         self._start("probe", work, on_done=done, on_error=lambda m: setattr(self, "probe_state", "error"))
 
-    def _kept(self, ds):
-        """A probe result as the session keeps it: maps in 1 Hz bins when they pass
-        :attr:`probe_maps_limit_mb` (``attrs["maps_binned_hz"]`` says so), else as computed."""
-        from core.probing.pipeline import bin_maps, maps_mb
+    def _kept(self, run):
+        """A probe run's result as the session keeps it: maps in 1 Hz bins when the full maps
+        would pass :attr:`probe_maps_limit_mb` (``attrs["maps_binned_hz"]`` says so; made
+        without the full maps in memory), else as computed."""
+        from core.probing.pipeline import finish, maps_mb
 
-        return ds if maps_mb(ds) <= self.probe_maps_limit_mb else bin_maps(ds, 1.0)
+        return finish(run, map_bin=1.0 if maps_mb(run) > self.probe_maps_limit_mb else None)
 
     def stop_probe(self) -> None:
         job = self._jobs.get("probe")

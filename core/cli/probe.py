@@ -95,15 +95,13 @@ def run(args) -> int:
         print("\ninterrupted: writing the partial result", file=sys.stderr)
     if tty:
         print(file=sys.stderr)
-    ds = finish(run_)
+    from ..probing.pipeline import maps_mb
+
+    full_mb = maps_mb(run_)
+    ds = finish(run_, map_bin=args.map_bin, maps=not args.no_maps)  # binned without the full maps in memory
     ds.attrs["run_dir"] = str(Path(args.run_dir).resolve())
     ds.attrs["block"] = args.block
     ds.attrs["untrained"] = int(args.untrained)
-    from ..probing.pipeline import bin_maps, maps_mb
-
-    full_mb = maps_mb(ds)
-    if args.no_maps or args.map_bin is not None:
-        ds = bin_maps(ds, None if args.no_maps else args.map_bin)
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(ds, out)
     if "unit_class_all" in ds:

@@ -22,7 +22,7 @@ import xarray as xr
 from .._validation import UnitScopeError
 from ..models import get_layer, layer_map
 from ._base import Probe, centred_unit_norm, model_hash
-from .bands import band_masks
+from .bands import band_masks, freq_bins
 from .validity import ValidityCheck
 
 __all__ = ["ProbeRun"]
@@ -223,8 +223,13 @@ class ProbeRun:
         return self.result()
 
     # --- the running estimate ---------------------------------------------------------
-    def result(self) -> xr.Dataset:
+    def result(self, *, map_bin: float | None = None, maps: bool = True) -> xr.Dataset:
         """The running estimate as an ``xarray.Dataset``.
+
+        ``map_bin`` (Hz) stores the (unit, channel, freq) maps averaged into bins of that width
+        and ``maps=False`` stores none, as :func:`~core.probing.pipeline.bin_maps` would make
+        them from the full result, but without building the full-resolution maps first (with
+        many channels they are most of the memory: 553 MB for Deep4 on 306 MEG channels).
 
         Dims ``unit`` (coords ``layer`` str, ``index`` int; values "layer/index"),
         ``channel``, ``freq`` (Hz), ``band`` (coords ``band_lo``, ``band_hi`` in Hz) and
@@ -243,9 +248,8 @@ class ProbeRun:
         * ``p_validity`` and ``p_metric`` (scalars): mean ratio of the decoding metric on
           perturbed over unperturbed inputs, and the mean perturbed metric (NaN without y).
         """
-        with self._lock:
-            accs = [(a.clone(), b.clone()) for a, b in zip(self._acc, self._acc_null)]
-            done = list(self.done)
+        if map_bin is not None and not map_bin > 0:
+            raise UnitScopeError(f"map_bin must be a positive frequency in Hz or None, got {map_bin!r}.")
         first = self.probes[0]
         unit_ids = [f"{li.name}/{k}" for li in self.layers for k in range(li.n_units)]
         coords = {
@@ -253,7 +257,6 @@ class ProbeRun:
             "layer": ("unit", [li.name for li in self.layers for _ in range(li.n_units)]),
             "index": ("unit", np.concatenate([np.arange(li.n_units) for li in self.layers])),
             "channel": self.ch_names,
-            "freq": self.freqs,
             "band": list(first.bands),
             "band_lo": ("band", [float(v[0]) for v in first.bands.values()]),
             "band_hi": ("band", [float(v[1]) for v in first.bands.values()]),
@@ -275,10 +278,23 @@ class ProbeRun:
             "metric_unperturbed": float("nan"),
             "correlation": "Pearson r across windows per iteration, averaged over iterations",
         }
+        bins = None
+        if not maps:
+            attrs["maps"] = "none"
+        elif map_bin is not None:
+            bins = freq_bins(self.freqs, map_bin)
+            coords["freq"] = bins[1]
+            attrs["maps_binned_hz"] = float(map_bin)
+        else:
+            coords["freq"] = self.freqs
         for j, p in enumerate(self.probes):
-            data.update(self._probe_vars(j, *accs[j], done[j]))
+            with self._lock:  # [A] one probe at a time: only its mean maps are held besides the sums
+                n_done = self.done[j]
+                scale = 1.0 / n_done if n_done else float("nan")
+                acc, acc_null = self._acc[j] * scale, self._acc_null[j] * scale
+            data.update(self._probe_vars(j, acc, acc_null, maps=maps, bins=bins))
             attrs.update({f"{p.prefix}_{k}": v for k, v in p._attrs().items()})
-            attrs[f"{p.prefix}_iterations"] = int(done[j])
+            attrs[f"{p.prefix}_iterations"] = int(n_done)
             attrs[f"{p.prefix}_n_iterations"] = int(p.n_iterations)
             attrs[f"{p.prefix}_n_null"] = int(p.n_null)
             v = self.validity[j]
@@ -298,16 +314,17 @@ class ProbeRun:
         wts = torch.from_numpy(keep.T.astype(np.float32))
         return wts / wts.sum(0)
 
-    def _probe_vars(self, j: int, acc: torch.Tensor, acc_null: torch.Tensor, k: int) -> dict:
+    def _probe_vars(self, j: int, R: torch.Tensor, R_null: torch.Tensor, *, maps: bool = True,
+                    bins: tuple | None = None) -> dict:
+        """Variables of probe ``j`` from its mean maps ``R`` (Q, U) and null ``R_null``."""
         p, wts = self.probes[j], self._wts[j]
         C, F, U, B, n = len(self.ch_names), len(self.freqs), int(self.offsets[-1]), len(p.bands), p.n_null
         excluded = torch.from_numpy(p._excluded(self.freqs, self.X.shape[-1]))  # (F,)
-        scale = 1.0 / k if k else float("nan")
-        R = (acc * scale).reshape(-1, F, U)  # (C or 1, F, U): mean r over iterations
+        R = R.reshape(-1, F, U)  # (C or 1, F, U): mean r over iterations
         Rb = torch.einsum("cfu,fb->cbu", R, wts)  # (C or 1, B, U): band means
         if p.resolution == "band":
             stat = Rb.abs().amax(dim=0)  # (B, U): max over channels of |band mean|
-            null = (acc_null * scale).reshape(-1, B, n, U).abs().amax(dim=0)  # (B, n, U)
+            null = R_null.reshape(-1, B, n, U).abs().amax(dim=0)  # (B, n, U)
             # [A] over bands, weigh by sqrt(n_bins): a band mean's null sd is 1/sqrt(n_bins)
             # times a bin's, so narrow bands would otherwise dominate the max by their noise
             z = (wts > 0).sum(0).float().sqrt()  # (B,)
@@ -316,24 +333,44 @@ class ProbeRun:
         else:
             masks = torch.from_numpy(self.band_mask) & ~excluded[None]  # (B, F)
             absR = R.abs().masked_fill(excluded[None, :, None], 0)
-            absN = (acc_null * scale).reshape(-1, F, n, U).abs().masked_fill(excluded[None, :, None, None], 0)
+            absN = R_null.reshape(-1, F, n, U).abs().masked_fill(excluded[None, :, None, None], 0)
             stat = torch.stack([absR[:, m].amax(dim=(0, 1)) for m in masks])  # (B, U)
             null = torch.stack([absN[:, m].amax(dim=(0, 1)) for m in masks])  # (B, n, U)
             stat_all, null_all = absR.amax(dim=(0, 1)), absN.amax(dim=(0, 1))
-        corr = R.permute(2, 0, 1).numpy().copy()  # (U, C or 1, F)
-        corr[:, :, excluded.numpy()] = np.nan
         band = Rb.permute(2, 0, 1).numpy()  # (U, C or 1, B)
-        if corr.shape[1] != C:  # shared across channels: one map repeated over channels
-            corr, band = np.repeat(corr, C, axis=1), np.repeat(band, C, axis=1)
+        if band.shape[1] != C:  # shared across channels: one map repeated over channels
+            band = np.repeat(band, C, axis=1)
         pre = p.prefix
-        return {
-            f"{pre}_corr": (("unit", "channel", "freq"), corr.astype(np.float32)),
+        out = {}
+        if maps:
+            out[f"{pre}_corr"] = (("unit", "channel", "freq"), self._maps(R, excluded, bins, C))
+        return out | {
             f"{pre}_band": (("unit", "channel", "band"), band.astype(np.float32)),
             f"{pre}_stat": (("unit", "band"), stat.T.numpy().astype(np.float32)),
             f"{pre}_stat_all": (("unit",), stat_all.numpy().astype(np.float32)),
             f"{pre}_null": (("null", "unit", "band"), null.permute(1, 2, 0).numpy().astype(np.float32)),
             f"{pre}_null_all": (("null", "unit"), null_all.numpy().astype(np.float32)),
         }
+
+    @staticmethod
+    def _maps(R: torch.Tensor, excluded: torch.Tensor, bins: tuple | None, C: int) -> np.ndarray:
+        """The (unit, channel, freq) float32 maps from ``R`` (C or 1, F, U): NaN on excluded
+        bins; with ``bins`` (see :func:`~core.probing.bands.freq_bins`) the mean of the included
+        bins of each wide bin (NaN where none is included), as ``bin_maps`` computes it."""
+        if bins is None:
+            corr = R.permute(2, 0, 1).numpy().copy()  # (U, C or 1, F)
+            corr[:, :, excluded.numpy()] = np.nan
+        else:
+            which = torch.from_numpy(bins[0])
+            avg = torch.zeros(R.shape[1], len(bins[1]))  # (F, F_wide): means of the included bins
+            avg[torch.arange(R.shape[1]), which] = (~excluded).float()
+            n = avg.sum(0)
+            avg = avg / n.clamp_min(1)
+            corr = torch.einsum("cfu,fb->ucb", R, avg).numpy()  # (U, C or 1, F_wide)
+            corr[:, :, (n == 0).numpy()] = np.nan
+        if corr.shape[1] != C:  # shared across channels: one map repeated over channels
+            corr = np.repeat(corr, C, axis=1)
+        return corr.astype(np.float32, copy=False)
 
 
 def _unit_columns(M: torch.Tensor) -> torch.Tensor:

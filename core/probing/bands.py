@@ -16,7 +16,7 @@ import xarray as xr
 
 from .._validation import UnitScopeError, check_option
 
-__all__ = ["BANDS", "resolve_bands", "band_masks", "band_mean"]
+__all__ = ["BANDS", "resolve_bands", "band_masks", "band_mean", "freq_bins"]
 
 BANDS: dict[str, tuple[float, float]] = {
     "delta_theta": (1.0, 7.0),
@@ -115,3 +115,24 @@ def band_mean(da: xr.DataArray, bands: Mapping[str, tuple[float, float]]) -> xr.
     out = out.transpose(*["band" if d == "freq" else d for d in da.dims])  # band where freq was
     return out.assign_coords(band=list(bands), band_lo=("band", [float(v[0]) for v in bands.values()]),
                              band_hi=("band", [float(v[1]) for v in bands.values()]))
+
+
+def freq_bins(freqs: np.ndarray, bin_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Group frequency bins into ``bin_hz``-wide bins starting at 0 Hz.
+
+    Returns
+    -------
+    which : ndarray of int, shape (n_freqs,)
+        The wide bin of every frequency bin, numbered 0, 1, ... over the wide bins that hold
+        at least one frequency bin.
+    centres : ndarray, shape (n_wide,)
+        The mean frequency of the bins in each wide bin.
+    """
+    if not bin_hz > 0:
+        raise UnitScopeError(f"bin_hz must be a positive frequency in Hz, got {bin_hz!r}.")
+    freqs = np.asarray(freqs, dtype=float)
+    edges = np.arange(0.0, freqs[-1] + bin_hz, bin_hz)
+    raw = np.clip(np.digitize(freqs, edges) - 1, 0, len(edges) - 1)
+    used, which = np.unique(raw, return_inverse=True)
+    centres = np.array([freqs[which == b].mean() for b in range(len(used))])
+    return which, centres

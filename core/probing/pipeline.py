@@ -28,6 +28,7 @@ from .._validation import UnitScopeError, check_option, check_range, ensure_int
 from ._base import RESOLUTIONS, SITES
 from ._run import ProbeRun
 from .amplitude import NOISE_REFS, AmplitudeProbe
+from .bands import freq_bins
 from .phase import PHASE_VARIANTS, PhaseProbe
 from .stats import classify
 
@@ -136,9 +137,13 @@ def start_probe(model: nn.Module, X, *, sfreq: float, config: ProbeConfig | None
     return run
 
 
-def finish(run: ProbeRun) -> xr.Dataset:
-    """The run's current result with classes (when it holds a null) and the config in attrs."""
-    ds = run.result()
+def finish(run: ProbeRun, *, map_bin: float | None = None, maps: bool = True) -> xr.Dataset:
+    """The run's current result with classes (when it holds a null) and the config in attrs.
+
+    ``map_bin`` and ``maps`` are those of :meth:`ProbeRun.result`: maps in wider frequency
+    bins, or none, as :func:`bin_maps` makes them, without the full-resolution maps in memory.
+    """
+    ds = run.result(map_bin=map_bin, maps=maps)
     config = getattr(run, "config", None)
     if config is not None:
         ds.attrs["config"] = _json(config.to_dict())
@@ -220,8 +225,11 @@ def workspace_windows(ws, block: str = "train") -> tuple[np.ndarray, np.ndarray]
     return X, y
 
 
-def maps_mb(ds: xr.Dataset) -> float:
-    """Megabytes of a probe result's (unit, channel, freq) maps (``amp_corr``, ``phase_corr``)."""
+def maps_mb(ds: xr.Dataset | ProbeRun) -> float:
+    """Megabytes of a probe result's (unit, channel, freq) maps (``amp_corr``, ``phase_corr``),
+    or of the full-resolution maps a :class:`ProbeRun`'s result holds."""
+    if isinstance(ds, ProbeRun):
+        return len(ds.probes) * int(ds.offsets[-1]) * len(ds.ch_names) * len(ds.freqs) * 4 / 1e6
     return sum(ds[v].nbytes for v in ("amp_corr", "phase_corr") if v in ds) / 1e6
 
 
@@ -243,22 +251,18 @@ def bin_maps(ds: xr.Dataset, bin_hz: float | None = 1.0) -> xr.Dataset:
     if bin_hz is None:
         out.attrs["maps"] = "none"
         return out
-    freqs = ds["freq"].values
-    edges = np.arange(0.0, freqs[-1] + bin_hz, bin_hz)
-    which = np.clip(np.digitize(freqs, edges) - 1, 0, len(edges) - 1)
-    centres = [float(freqs[which == b].mean()) for b in np.unique(which)]
+    which, centres = freq_bins(ds["freq"].values, bin_hz)
     for var in ("amp_corr", "phase_corr"):
         if var not in ds:
             continue
         da = ds[var].transpose(..., "freq")
         vals = da.values
         parts = []
-        for b in np.unique(which):
+        for b in range(len(centres)):
             chunk = vals[..., which == b]
             with np.errstate(all="ignore"):
                 parts.append(np.nanmean(chunk, axis=-1) if np.isfinite(chunk).any() else np.full(da.shape[:-1], np.nan))
         out[var] = (da.dims, np.stack(parts, axis=-1).astype(np.float32))
-    out = out.assign_coords(freq=np.asarray(centres))
+    out = out.assign_coords(freq=centres)
     out.attrs["maps_binned_hz"] = float(bin_hz)
     return out
-

@@ -7,7 +7,7 @@ import torch
 
 from core._validation import UnitScopeError
 from core.probing import CLASSES, ProbeConfig, probe_units, untrained_twin
-from core.probing.pipeline import select_windows, workspace_windows
+from core.probing.pipeline import bin_maps, finish, maps_mb, select_windows, start_probe, workspace_windows
 
 
 def test_config_round_trip_and_validation():
@@ -39,6 +39,36 @@ def test_probe_units_classifies_every_unit(small_deep4):
     assert ds["unit_class"].dims == ("unit", "band")
     with pytest.raises(UnitScopeError, match="y has 3 entries but X has 8 windows"):
         probe_units(small_deep4, X, sfreq=250.0, config=cfg, y=np.zeros((3, 39)))
+
+
+@pytest.mark.parametrize("variant", ["channel", "shared"])
+def test_binned_maps_of_a_run_equal_binning_its_full_result(small_deep4, variant):
+    """``finish(run, map_bin=...)`` builds the binned maps without the full ones: the same
+    numbers as :func:`bin_maps` of the full result (the phase maps' excluded DC and Nyquist
+    bins skipped), and the same statistics; ``maps=False`` drops the maps only."""
+    X = np.random.default_rng(1).standard_normal((8, 4, 560)).astype(np.float32)
+    cfg = ProbeConfig(n_iterations=2, n_null=2, layers=["conv_2", "conv_3"], phase_variant=variant)
+    run = start_probe(small_deep4, X, sfreq=250.0, config=cfg)
+    run.run()
+    full = finish(run)
+    assert maps_mb(run) == pytest.approx(maps_mb(full))
+    for hz in (0.45, 2.0, 7.0):  # under one bin (0.45 Hz) keeps each bin alone, bar its edges
+        binned, expected = finish(run, map_bin=hz), bin_maps(full, hz)
+        assert binned.attrs["maps_binned_hz"] == hz
+        np.testing.assert_allclose(binned["freq"].values, expected["freq"].values)
+        for var in ("amp_corr", "phase_corr"):
+            assert binned[var].dims == ("unit", "channel", "freq") and binned[var].dtype == np.float32
+            np.testing.assert_allclose(binned[var].values, expected[var].values, rtol=1e-5, atol=1e-7)
+            assert np.array_equal(np.isnan(binned[var].values), np.isnan(expected[var].values))
+        assert np.isnan(binned["phase_corr"].values[..., 0]).all() == (hz < 250.0 / 560)  # DC alone: NaN
+        np.testing.assert_array_equal(binned["unit_class_all"].values, full["unit_class_all"].values)
+    none = finish(run, maps=False)
+    assert "amp_corr" not in none and "freq" not in none.dims and none.attrs["maps"] == "none"
+    assert set(none.data_vars) == set(bin_maps(full, None).data_vars)
+    np.testing.assert_array_equal(none["phase_stat_all"].values, full["phase_stat_all"].values)
+    np.testing.assert_array_equal(finish(run)["amp_corr"].values, full["amp_corr"].values)  # sums untouched
+    with pytest.raises(UnitScopeError, match="map_bin must be a positive frequency in Hz or None, got 0"):
+        run.result(map_bin=0)
 
 
 def test_untrained_twin_is_a_fresh_copy_of_the_architecture(small_deep4):
