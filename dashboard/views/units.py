@@ -25,7 +25,7 @@ from .overview import CLASS_COLORS
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
 
 __all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "known_roles",
-           "ROLE_COLORS"]
+           "channel_ticks", "ROLE_COLORS"]
 
 # known channel roles (the demo's ground truth), drawn over the maps; away from the class colours
 ROLE_COLORS = {"high_gamma": "#2ca02c", "beta": "#ff7f0e", "low_freq": "#8c564b"}
@@ -107,6 +107,13 @@ def known_roles(signals) -> dict | None:
             boxes["color"].append(color), boxes["role"].append(role)
     shown = np.array([r if r in legend else "" for r in roles]) if len(roles) == n_ch else np.full(n_ch, "")
     return {"roles": shown, "legend": legend, "boxes": boxes}
+
+
+def channel_ticks(names, most: int = 32) -> dict[int, str]:
+    """Row -> channel name of the rows labelled on a (channel, freq) map: every row up to
+    ``most`` channels, else every k-th, so that at most ``most`` labels share the axis [A]."""
+    step = -(-len(names) // most)
+    return {i: str(names[i]) for i in range(0, len(names), step)}
 
 
 def _band_edges(ds) -> tuple[list, list]:
@@ -335,10 +342,9 @@ class UnitsView(pn.viewable.Viewer):
                 m["names"].args = dict(names=hover_names)
                 m["roles"].data = boxes
                 ax = m["fig"].yaxis[0]
-                if n_ch <= 128:  # [A] every channel named up to 32 rows, then every k-th (labels would overlap)
-                    step = -(-n_ch // 32)
-                    ax.ticker = FixedTicker(ticks=list(range(0, n_ch, step)))
-                    ax.major_label_overrides = {i: names[i] for i in range(0, n_ch, step)}
+                ticks = channel_ticks(names)
+                ax.ticker = FixedTicker(ticks=list(ticks))
+                ax.major_label_overrides = ticks
         self._draw_roles_legend()
         self._draw_unit()
 

@@ -13,7 +13,7 @@ from dashboard.state import Session
 from dashboard.views import DataView, OverviewView, UnitsView
 from dashboard.views._common import AlertsView
 from dashboard.views.overview import fraction_table, prediction_plot
-from dashboard.views.units import ROLE_COLORS, channel_scores, known_roles, unit_maps, unit_table, window_traces
+from dashboard.views.units import ROLE_COLORS, channel_scores, channel_ticks, known_roles, unit_maps, unit_table, window_traces
 
 
 @pytest.fixture()
@@ -82,6 +82,7 @@ def test_units_view_follows_the_selection(session):
     chans = view.chans["phase"]["src"].data
     assert len(chans["channel"]) == 32 and chans["channel"][0] == "G01"
     assert view.maps["amplitude"]["names"].args["names"][:2] == ["G01", "G02"]  # the map's hover names rows
+    assert view.maps["amplitude"]["fig"].yaxis[0].major_label_overrides[31] == "G32"  # every row labelled
     assert "(grid positions)" in view.chans["phase"]["fig"].title.text
     assert view.chans["phase"]["outline"].data["xs"] == []  # an ECoG grid: no head drawn
     # band boundaries drawn at the band edges of the result
@@ -110,6 +111,14 @@ def test_channel_map_of_a_head_montage_draws_the_head(session, monkeypatch):
     assert c["dots"].glyph.size == pytest.approx(18.0)  # 32 channels
     xy = np.c_[c["src"].data["x"], c["src"].data["y"]]
     assert np.hypot(*xy[names.index("Cz")]) < 0.15 and xy[30:, 1].max() < xy[:30, 1].min()
+
+
+def test_channel_ticks_name_every_row_up_to_32_then_every_kth():
+    names = [f"MEG {i:04d}" for i in range(306)]  # a Neuromag montage: labels, not row numbers
+    ticks = channel_ticks(names)
+    assert list(ticks) == list(range(0, 306, 10)) and ticks[10] == "MEG 0010" and len(ticks) <= 32
+    assert channel_ticks(names[:32]) == dict(enumerate(names[:32]))
+    assert list(channel_ticks(names[:33])) == list(range(0, 33, 2))
 
 
 def test_known_roles_outline_each_role_over_its_band():
