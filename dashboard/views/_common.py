@@ -4,15 +4,55 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import numpy as np
 import panel as pn
 import param
 
 from ..state import Session, apply_in_doc
 
 __all__ = ["esc", "CSS", "AlertsView", "UnitPicker", "placeholder", "kv_table", "select_on_double_tap",
-           "apply_in_doc"]
+           "apply_in_doc", "known_roles", "ROLE_COLORS"]
 
 CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_text()
+
+# known channel roles (the demo's ground truth), drawn over the maps; away from the class colours
+ROLE_COLORS = {"high_gamma": "#2ca02c", "beta": "#ff7f0e", "low_freq": "#8c564b"}
+_MORE_ROLE_COLORS = ("#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
+
+
+def known_roles(signals) -> dict | None:
+    """The channels' known roles, when the recording stores them (the demo's ground truth).
+
+    Uses the ``role``, ``band_lo`` and ``band_hi`` channel coordinates
+    (:func:`core.probing.validity.role_cases`); roles without a band (``noise``) are not
+    drawn. None for recordings without roles.
+
+    Returns
+    -------
+    dict | None
+        ``roles`` (the role of every channel, "" where none), ``legend`` (role -> (label,
+        colour)) and ``boxes``: one rectangle per run of adjacent rows of a role over its band
+        on a (channel, freq) map (``left``, ``right``, ``bottom``, ``top``, ``color``).
+    """
+    from core.probing.validity import role_cases
+
+    cases = role_cases(signals)
+    if not cases:
+        return None
+    n_ch = signals.sizes["channel"]
+    roles = np.asarray(signals["role"].values).astype(str)
+    extra = iter(_MORE_ROLE_COLORS * (1 + len(cases) // len(_MORE_ROLE_COLORS)))
+    legend, boxes = {}, dict(left=[], right=[], bottom=[], top=[], color=[], role=[])
+    for role, (idx, (lo, hi)) in cases.items():
+        color = ROLE_COLORS.get(role) or next(extra)
+        legend[role] = (f"{role.replace('_', ' ')} {lo:g}-{hi:g} Hz", color)
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)  # adjacent rows: one box
+        for r in runs:
+            boxes["left"].append(lo), boxes["right"].append(hi)
+            boxes["bottom"].append(float(r[0]) - 0.5), boxes["top"].append(float(r[-1]) + 0.5)
+            boxes["color"].append(color), boxes["role"].append(role)
+    shown = np.array([r if r in legend else "" for r in roles]) if len(roles) == n_ch else np.full(n_ch, "")
+    return {"roles": shown, "legend": legend, "boxes": boxes}
 
 
 def esc(text) -> str:

@@ -21,7 +21,9 @@ STEPS = (
     ("1. What does it need?", "overview", None,
      "The shipped Deep4 decodes hand speed (test r 0.97). Under <i>Which inputs does the decoder need?</i> "
      "press <b>Each role in its band</b>: removing 60-90 Hz from the high-gamma channels costs 0.14, the "
-     "1-4 Hz waveform 0.06, beta nothing. The decoder ignores a population that does carry the movement."),
+     "1-4 Hz waveform 0.06, beta nothing. The decoder ignores a population that does carry the movement: in the "
+     "<b>Signal browser</b> below, show the <i>beta envelope</i>: the orange channels dip after each movement "
+     "onset (dashed), as the <i>high gamma envelope</i> of the green ones rises."),
     ("2. What do units read?", "units", "conv_4",
      "The most amplitude-sensitive unit of conv_4 is selected: its channel map lights the high-gamma channels "
      "(green rings, top rows), in 60-90 Hz (the green boxes). Pick conv_2 and click a blue (phase) unit: phase "

@@ -8,7 +8,7 @@ import param
 from holoviews.operation.downsample import downsample1d
 
 from ..state import Session
-from ._common import CSS, esc, placeholder
+from ._common import CSS, apply_in_doc, esc, known_roles, placeholder
 from .occlusion import OcclusionPanel
 
 __all__ = ["OverviewView", "prediction_plot", "signal_browser", "fraction_table", "fraction_plot",
@@ -50,7 +50,16 @@ class SignalBrowser:
     recording with hundreds of channels. The minimap is an RMS image of the whole recording,
     every channel; its box selects the time range and the channels shown (``page``
     channels at first). Channel labels are thinned to stay legible.
+
+    For teaching, the traces of channels with a known role (the demo's ground truth) take
+    the role's colour, events (the demo's movement onsets) are dashed lines, and
+    :meth:`show` swaps the signals for their amplitude envelope in a band
+    (:func:`core.preprocessing.band_envelope`, z-scored per channel): the demo's high-gamma
+    channels rise at every movement, its beta channels drop.
     """
+
+    RAW = "signals"
+    SMOOTH_S = 0.2  # [A] Gaussian smoothing of a shown envelope (s): a movement's rise, not the band's ripple
 
     SPACING = 3.0  # offset between two channels, in standard deviations
     LABEL_PX = 11  # at least this many pixels between two channel labels
@@ -62,10 +71,29 @@ class SignalBrowser:
         from bokeh.palettes import Greys256
         from bokeh.plotting import figure
 
-        sig = decoder.ws.recording.signals
+        rec = decoder.ws.recording
+        sig = rec.signals
         self.names = [str(c) for c in sig["channel"].values]
-        self.data = sig.values  # (chans, times), standardised
+        self.raw = self.data = sig.values  # (chans, times), standardised
         self.t = sig["time"].values
+        self.sfreq = 1.0 / (self.t[1] - self.t[0]) if len(self.t) > 1 else 1.0
+        self.shown = self.RAW
+        self._envelopes = {}
+        known = known_roles(sig)
+        roles = known["roles"] if known is not None else np.full(len(self.names), "")
+        self.colors = [known["legend"][r][1] if r else "#1f3b57" for r in roles]
+        self.options = {self.RAW: None}  # what show() offers: label -> band (Hz) or None
+        if known is not None:
+            for role, (label, _) in known["legend"].items():
+                lo, hi = _role_band(sig, role)
+                self.options[f"{role.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
+        else:
+            from core.probing.bands import resolve_bands
+
+            for name, (lo, hi) in resolve_bands(None, sfreq=self.sfreq).items():
+                self.options[f"{name.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
+        events = getattr(rec, "events", None)
+        self.onsets = np.asarray(events.onset, float) if events is not None else np.zeros(0)
         self.n_px = n_px
         self.height = height
         n = len(self.names)
@@ -74,25 +102,25 @@ class SignalBrowser:
         top = self.SPACING * (n - 1)
         shown = min(page, n)
         lo_y, hi_y = -self.SPACING, top + self.SPACING  # the whole stack, with room for the outer traces
-        self.src = ColumnDataSource(dict(xs=[], ys=[], channel=[]))
+        self.src = ColumnDataSource(dict(xs=[], ys=[], channel=[], color=[]))
         main = figure(x_range=Range1d(t0, min(t0 + window_s, t1), bounds=(t0, t1)),
                       y_range=Range1d(top - self.SPACING * shown, hi_y, bounds=(lo_y, hi_y)),
                       height=height, sizing_mode="stretch_width",
                       tools="pan,xpan,xwheel_zoom,reset,save", active_drag="pan" if n > shown else "xpan",
                       active_scroll="xwheel_zoom",
                       title=self._title(shown, n), x_axis_label="time (s)")
-        main.multi_line("xs", "ys", source=self.src, line_width=0.8, color="#1f3b57")
+        if len(self.onsets):  # events (the demo's movement onsets): dashed lines behind the traces
+            main.segment(x0=self.onsets, x1=self.onsets, y0=lo_y, y1=hi_y, color="#555555", line_dash="dashed",
+                         line_width=1.5, alpha=0.8)
+        main.multi_line("xs", "ys", source=self.src, line_width=0.8, color="color")
         main.yaxis.ticker = FixedTicker(ticks=[])
         main.yaxis.major_label_overrides = {float(o): name for o, name in zip(self.offsets, self.names)}
         main.ygrid.visible = False
-        n_bins = min(2000, len(self.t))
-        edges = np.linspace(0, len(self.t), n_bins + 1).astype(int)
-        env = np.sqrt(np.add.reduceat(self.data.astype(np.float64) ** 2, edges[:-1], axis=1)
-                      / np.diff(edges)[None])  # (chans, bins) RMS per bin
         # the minimap shares the main plot's y coordinates, so its box selects channels too
         mini = figure(x_range=Range1d(t0, t1), y_range=Range1d(lo_y, hi_y), height=110 if n <= 64 else 160,
                       sizing_mode="stretch_width", toolbar_location=None, tools="", x_axis_label="time (s)")
-        mini.image(image=[env[::-1].astype(np.float32)], x=t0, y=lo_y, dw=t1 - t0, dh=hi_y - lo_y,
+        self.mini_src = ColumnDataSource(dict(image=[self._overview_image()]))
+        mini.image(image="image", source=self.mini_src, x=t0, y=lo_y, dw=t1 - t0, dh=hi_y - lo_y,
                    palette=list(reversed(Greys256)))
         mini.yaxis.visible = False
         tool = RangeTool(x_range=main.x_range, y_range=main.y_range if n > page else None)
@@ -104,11 +132,45 @@ class SignalBrowser:
             r.on_change("end", self._moved)
         self._draw()
 
-    @staticmethod
-    def _title(shown: int, n: int) -> str:
+    def _overview_image(self) -> np.ndarray:
+        """The minimap in up to 2000 time bins, first channel on top: the RMS of the signals, or
+        the mean of an envelope (its rises dark, its drops light)."""
+        n_bins = min(2000, len(self.t))
+        edges = np.linspace(0, len(self.t), n_bins + 1).astype(int)
+        x = self.data.astype(np.float64)
+        if self.shown == self.RAW:
+            img = np.sqrt(np.add.reduceat(x ** 2, edges[:-1], axis=1) / np.diff(edges)[None])  # (chans, bins)
+        else:
+            img = np.add.reduceat(x, edges[:-1], axis=1) / np.diff(edges)[None]
+        return img[::-1].astype(np.float32)
+
+    def show(self, label: str) -> None:
+        """Show the standardised signals (:attr:`RAW`) or one of :attr:`options`' envelopes."""
+        if label not in self.options:
+            raise KeyError(f"{label!r} is not one of {list(self.options)}")
+        band = self.options[label]
+        if band is None:
+            self.data = self.raw
+        else:
+            if label not in self._envelopes:  # [A] z-scored per channel, so the stack's spacing holds
+                from core.preprocessing import band_envelope
+
+                env = band_envelope(self.raw, self.sfreq, *band, smooth_s=self.SMOOTH_S)
+                env -= env.mean(axis=1, keepdims=True)
+                env /= np.maximum(env.std(axis=1, keepdims=True), 1e-12)
+                self._envelopes = {label: env}  # one envelope at a time: memory of one recording
+            self.data = self._envelopes[label]
+        self.shown = label
+        self.mini_src.data = dict(image=[self._overview_image()])
+        self._draw()
+
+    def _title(self, shown: int, n: int) -> str:
+        what = "Signals (standardised)" if self.shown == self.RAW else f"{self.shown[0].upper()}{self.shown[1:]}, z-scored"
+        if len(self.onsets):
+            what += "; dashed: events"
         if shown >= n:
-            return "Signals (standardised); drag the box in the minimap to move"
-        return (f"Signals (standardised), {shown} of {n} channels; drag the signals (or the minimap's box) "
+            return f"{what}; drag the box in the minimap to move"
+        return (f"{what}, {shown} of {n} channels; drag the signals (or the minimap's box) "
                 "to move through time and channels")
 
     def _moved(self, attr, old, new):
@@ -123,9 +185,8 @@ class SignalBrowser:
         """Min/max envelope of the visible range and channels, at most ``n_px`` bins each."""
         r = self.main.x_range
         chans = self.visible_channels()
-        sfreq = 1.0 / (self.t[1] - self.t[0]) if len(self.t) > 1 else 1.0
-        i0 = max(int((r.start - self.t[0]) * sfreq) - 1, 0)
-        i1 = min(int((r.end - self.t[0]) * sfreq) + 2, len(self.t))
+        i0 = max(int((r.start - self.t[0]) * self.sfreq) - 1, 0)
+        i1 = min(int((r.end - self.t[0]) * self.sfreq) + 2, len(self.t))
         seg = self.data[chans, i0:i1]  # (visible chans, samples)
         t = self.t[i0:i1]
         n_px = max(200, int(self.n_px * min(1.0, 64 / max(len(chans), 1))))  # many lines: fewer points each
@@ -139,18 +200,41 @@ class SignalBrowser:
         else:
             y, tt = seg, t
         self.src.data = dict(xs=[tt] * len(chans), ys=[y[k] + self.offsets[c] for k, c in enumerate(chans)],
-                             channel=[self.names[c] for c in chans])
+                             channel=[self.names[c] for c in chans], color=[self.colors[c] for c in chans])
         every = max(1, int(np.ceil(len(chans) * self.LABEL_PX / max(self.height - 60, 1))))
         self.main.yaxis.ticker.ticks = [float(self.offsets[c]) for c in chans[::every]]
         self.main.title.text = self._title(len(chans), len(self.names))
 
 
+def _role_band(signals, role: str) -> tuple[float, float]:
+    """The band of a channel role (the ``band_lo`` / ``band_hi`` coordinates of its channels)."""
+    i = int(np.flatnonzero(np.asarray(signals["role"].values).astype(str) == role)[0])
+    return float(signals["band_lo"].values[i]), float(signals["band_hi"].values[i])
+
+
 def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
-    """The signal browser of a decoder's recording as a Panel pane."""
+    """The signal browser of a decoder's recording as a Panel pane (``.browser``), with a
+    choice of what it shows above it (``.choice``): the signals or a band's envelope."""
     sb = SignalBrowser(decoder, window_s=window_s, page=page)
+    choice = pn.widgets.Select(label="Show", options=list(sb.options), value=sb.RAW, width=300,
+                               css_classes=["us-signal-choice"])
+    doc = pn.state.curdoc
+
+    def show(event):
+        apply_in_doc(doc, lambda: sb.show(event.new))
+
+    choice.param.watch(show, "value")
+    legend = ""
+    if len(set(sb.colors)) > 1:
+        known = known_roles(decoder.ws.recording.signals)
+        keys = "".join(f'<span class="us-role"><span class="us-role-box" style="border-color:{esc(c)}"></span>'
+                       f"{esc(label)}</span>" for label, c in known["legend"].values())
+        legend = f"<p class='us-muted'>Traces coloured by the channels' known roles: {keys}</p>"
     pane = pn.pane.Bokeh(sb.layout, sizing_mode="stretch_width")
-    pane.browser = sb
-    return pane
+    col = pn.Column(pn.Row(choice, pn.pane.HTML(legend, stylesheets=[CSS], sizing_mode="stretch_width")),
+                    pane, sizing_mode="stretch_width")
+    col.browser, col.choice = sb, choice
+    return col
 
 
 def fraction_table(ds):

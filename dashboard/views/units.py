@@ -19,17 +19,13 @@ from core.layout import head_outline
 
 from ..decoder import run_probe_source
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
+from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
 
-__all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "known_roles",
-           "channel_ticks", "ROLE_COLORS"]
+__all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "channel_ticks"]
 
-# known channel roles (the demo's ground truth), drawn over the maps; away from the class colours
-ROLE_COLORS = {"high_gamma": "#2ca02c", "beta": "#ff7f0e", "low_freq": "#8c564b"}
-_MORE_ROLE_COLORS = ("#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
 
 
 def unit_table(ds, layer: str) -> dict:
@@ -72,41 +68,6 @@ def window_traces(segments: np.ndarray, channel: int) -> tuple[np.ndarray, np.nd
     x = (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-12)
     q25, med, q75 = np.percentile(x, [25, 50, 75], axis=0)
     return x, med, q25, q75
-
-
-def known_roles(signals) -> dict | None:
-    """The channels' known roles, when the recording stores them (the demo's ground truth).
-
-    Uses the ``role``, ``band_lo`` and ``band_hi`` channel coordinates
-    (:func:`core.probing.validity.role_cases`); roles without a band (``noise``) are not
-    drawn. None for recordings without roles.
-
-    Returns
-    -------
-    dict | None
-        ``roles`` (the role of every channel, "" where none), ``legend`` (role -> (label,
-        colour)) and ``boxes``: one rectangle per run of adjacent rows of a role over its band
-        on a (channel, freq) map (``left``, ``right``, ``bottom``, ``top``, ``color``).
-    """
-    from core.probing.validity import role_cases
-
-    cases = role_cases(signals)
-    if not cases:
-        return None
-    n_ch = signals.sizes["channel"]
-    roles = np.asarray(signals["role"].values).astype(str)
-    extra = iter(_MORE_ROLE_COLORS * (1 + len(cases) // len(_MORE_ROLE_COLORS)))
-    legend, boxes = {}, dict(left=[], right=[], bottom=[], top=[], color=[], role=[])
-    for role, (idx, (lo, hi)) in cases.items():
-        color = ROLE_COLORS.get(role) or next(extra)
-        legend[role] = (f"{role.replace('_', ' ')} {lo:g}-{hi:g} Hz", color)
-        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)  # adjacent rows: one box
-        for r in runs:
-            boxes["left"].append(lo), boxes["right"].append(hi)
-            boxes["bottom"].append(float(r[0]) - 0.5), boxes["top"].append(float(r[-1]) + 0.5)
-            boxes["color"].append(color), boxes["role"].append(role)
-    shown = np.array([r if r in legend else "" for r in roles]) if len(roles) == n_ch else np.full(n_ch, "")
-    return {"roles": shown, "legend": legend, "boxes": boxes}
 
 
 def channel_ticks(names, most: int = 32) -> dict[int, str]:

@@ -13,7 +13,8 @@ from dashboard.state import Session
 from dashboard.views import DataView, OverviewView, UnitsView
 from dashboard.views._common import AlertsView
 from dashboard.views.overview import fraction_table, prediction_plot
-from dashboard.views.units import ROLE_COLORS, channel_scores, channel_ticks, known_roles, unit_maps, unit_table, window_traces
+from dashboard.views._common import ROLE_COLORS, known_roles
+from dashboard.views.units import channel_scores, channel_ticks, unit_maps, unit_table, window_traces
 
 
 @pytest.fixture()
@@ -364,6 +365,51 @@ def test_signal_browser_envelope_follows_the_range(tiny_decoder):
     assert sb.src.data["xs"][0].min() >= 19.9 and sb.src.data["xs"][0].max() <= 60.1
 
 
+def test_signal_browser_colours_roles_marks_events_and_shows_band_envelopes(tiny_decoder):
+    """The demo's ground truth in the browser: role channels in their colours, movement onsets
+    as dashed lines, and the 60-90 Hz envelope, which follows hand speed on the high-gamma
+    channels (the simulator's amplitude code) and not on the noise channels."""
+    from bokeh.models import Segment
+
+    from core.preprocessing import band_envelope
+    from dashboard.views.overview import SignalBrowser, signal_browser
+
+    rec = tiny_decoder.ws.recording
+    roles = rec.signals["role"].values.astype(str)
+    sb = SignalBrowser(tiny_decoder, window_s=10.0, n_px=200)
+    hg = int(np.flatnonzero(roles == "high_gamma")[0])
+    assert sb.colors[hg] == ROLE_COLORS["high_gamma"] and sb.colors[0] == "#1f3b57"  # G01: noise
+    assert sb.src.data["color"][hg] == ROLE_COLORS["high_gamma"]
+    seg = [r for r in sb.main.renderers if isinstance(r.glyph, Segment)]
+    assert len(seg) == 1 and list(seg[0].data_source.data["x0"]) == list(rec.events.onset)
+    assert "dashed: events" in sb.main.title.text
+    label = "high gamma envelope (60-90 Hz)"
+    assert list(sb.options)[:2] == ["signals", label]
+    image = sb.mini_src.data["image"][0].copy()
+    sb.show(label)
+    env = sb.data
+    np.testing.assert_allclose(env.mean(axis=1), 0, atol=1e-3)
+    np.testing.assert_allclose(env.std(axis=1), 1, atol=1e-3)
+    raw = band_envelope(rec.signals.values, rec.sfreq, 60, 90, smooth_s=sb.SMOOTH_S)
+    assert np.corrcoef(env[hg], raw[hg])[0, 1] > 0.9999  # z-scored, the same envelope
+    speed = rec.target.values
+    r = np.array([np.corrcoef(e, speed)[0, 1] for e in env])
+    assert r[roles == "high_gamma"].min() > 0.6 and np.abs(r[roles == "noise"]).max() < 0.3  # 0.86 and 0.16 measured
+    assert not np.array_equal(sb.mini_src.data["image"][0], image)  # the minimap follows
+    assert sb.main.title.text.startswith("High gamma envelope (60-90 Hz), z-scored")
+    np.testing.assert_allclose(sb.src.data["ys"][hg].max() - sb.offsets[hg], env[hg, :2500].max(), rtol=1e-5)
+    sb.show("signals")
+    assert sb.data is sb.raw and sb.main.title.text.startswith("Signals (standardised)")
+    with pytest.raises(KeyError, match="'alpha' is not one of"):
+        sb.show("alpha")
+    pane = signal_browser(tiny_decoder)
+    pane.choice.value = "beta envelope (15-25 Hz)"  # outside a served page the change applies at once
+    assert pane.browser.shown == "beta envelope (15-25 Hz)"
+    r = np.array([np.corrcoef(e, speed)[0, 1] for e in pane.browser.data])  # beta drops in movement
+    assert r[roles == "beta"].max() < -0.3 and np.abs(r[roles == "noise"]).max() < 0.3
+    assert "Traces coloured by the channels' known roles" in _html(pane)
+
+
 def test_signal_browser_pages_through_many_channels(tiny_decoder):
     """306 channels (an MEG system): 32 drawn at first; the minimap's box moves through the
     channels (every channel reachable, none hidden), labels thinned, the title says how many."""
@@ -396,6 +442,9 @@ def test_signal_browser_pages_through_many_channels(tiny_decoder):
     ticks = sb.main.yaxis.ticker.ticks
     assert 10 < len(ticks) < 60 and ticks[0] == sb.offsets[0]
     assert sb.main.title.text.startswith("Signals (standardised); drag the box")  # all shown
+    plain = many.drop_vars(["role", "band_lo", "band_hi"])  # no known roles: the standard bands, one colour
+    sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=plain))), n_px=200)
+    assert list(sb.options)[1] == "delta theta envelope (1-7 Hz)" and set(sb.colors) == {"#1f3b57"}
 
 
 def test_data_prep_controls_are_off_for_the_demo_with_a_reason(session):
