@@ -1,6 +1,9 @@
 """Overview: decoding on the test block, unit classes per layer, band occlusion, a multichannel signal browser."""
 from __future__ import annotations
 
+import threading
+import weakref
+
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -78,7 +81,6 @@ class SignalBrowser:
         self.t = sig["time"].values
         self.sfreq = 1.0 / (self.t[1] - self.t[0]) if len(self.t) > 1 else 1.0
         self.shown = self.RAW
-        self._envelopes = {}
         known = known_roles(sig)
         roles = known["roles"] if known is not None else np.full(len(self.names), "")
         self.colors = [known["legend"][r][1] if r else "#1f3b57" for r in roles]
@@ -152,14 +154,7 @@ class SignalBrowser:
         if band is None:
             self.data = self.raw
         else:
-            if label not in self._envelopes:  # [A] z-scored per channel, so the stack's spacing holds
-                from core.preprocessing import band_envelope
-
-                env = band_envelope(self.raw, self.sfreq, *band, smooth_s=self.SMOOTH_S)
-                env -= env.mean(axis=1, keepdims=True)
-                env /= np.maximum(env.std(axis=1, keepdims=True), 1e-12)
-                self._envelopes = {label: env}  # one envelope at a time: memory of one recording
-            self.data = self._envelopes[label]
+            self.data = shown_envelope(self.raw, self.sfreq, band, self.SMOOTH_S)
         self.shown = label
         self.mini_src.data = dict(image=[self._overview_image()])
         self._draw()
@@ -204,6 +199,33 @@ class SignalBrowser:
         every = max(1, int(np.ceil(len(chans) * self.LABEL_PX / max(self.height - 60, 1))))
         self.main.yaxis.ticker.ticks = [float(self.offsets[c]) for c in chans[::every]]
         self.main.title.text = self._title(len(chans), len(self.names))
+
+
+_ENVELOPES: dict = {}  # (id of the signals, band, smoothing) -> (weakref to the signals, envelope)
+_ENVELOPES_LOCK = threading.Lock()
+_ENVELOPES_KEPT = 4  # [A] the envelopes kept for all sessions (a class shares the demo's)
+
+
+def shown_envelope(raw: np.ndarray, sfreq: float, band: tuple, smooth_s: float) -> np.ndarray:
+    """A band's envelope of ``raw`` (channels, times), z-scored per channel so the browser's
+    spacing holds [A]; shared by every session showing the same recording (the demo's
+    signals are one array for all sessions), the last few kept."""
+    key = (id(raw), tuple(band), smooth_s)
+    with _ENVELOPES_LOCK:
+        hit = _ENVELOPES.get(key)
+        if hit is not None and hit[0]() is raw:
+            return hit[1]
+    from core.preprocessing import band_envelope
+
+    env = band_envelope(raw, sfreq, *band, smooth_s=smooth_s)
+    env -= env.mean(axis=1, keepdims=True)
+    env /= np.maximum(env.std(axis=1, keepdims=True), 1e-12)
+    env.setflags(write=False)
+    with _ENVELOPES_LOCK:
+        _ENVELOPES[key] = (weakref.ref(raw), env)
+        while len(_ENVELOPES) > _ENVELOPES_KEPT:
+            _ENVELOPES.pop(next(iter(_ENVELOPES)))
+    return env
 
 
 def _role_band(signals, role: str) -> tuple[float, float]:

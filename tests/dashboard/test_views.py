@@ -400,6 +400,9 @@ def test_signal_browser_colours_roles_marks_events_and_shows_band_envelopes(tiny
     np.testing.assert_allclose(sb.src.data["ys"][hg].max() - sb.offsets[hg], env[hg, :2500].max(), rtol=1e-5)
     sb.show("signals")
     assert sb.data is sb.raw and sb.main.title.text.startswith("Signals (standardised)")
+    other = SignalBrowser(tiny_decoder, window_s=10.0, n_px=200)  # another session: the same envelope
+    other.show(label)
+    assert other.data is env and not env.flags.writeable
     with pytest.raises(KeyError, match="'alpha' is not one of"):
         sb.show("alpha")
     pane = signal_browser(tiny_decoder)
