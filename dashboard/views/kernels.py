@@ -19,7 +19,7 @@ from core.deconv.apply import parse_signal
 
 from ..kernel_state import KernelState
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc
+from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder
 from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
@@ -142,7 +142,9 @@ class KernelsView(pn.viewable.Viewer):
         ks.param.watch(self._results_changed, ["output", "output_previous", "unit", "unit_previous",
                                                "fitted_version"])
         s.param.watch(self._view_changed, "view")
-        self._sync()
+        # a unit not fitted yet is titled by the selection: redraw its empty plots when it changes
+        s.param.watch(self._results_changed, ["layer", "unit"])
+        s.param.watch(self._sync, "decoder_version")
         self._sync_prune()
         # [A] The plots follow the view's own ``shown`` counter, bumped on the document's event
         # loop (``apply_in_doc``), never the kernel worker's parameters directly: a result
@@ -158,13 +160,25 @@ class KernelsView(pn.viewable.Viewer):
                                              sizing_mode="stretch_width", linked_axes=False)
         self.unit_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="unit", shown=self.param.shown)),
                                             sizing_mode="stretch_width", linked_axes=False)
+        self.plots = pn.Column(
+            pn.Row(self.picker.layer, self.picker.unit,
+                   pn.Column(pn.Spacer(height=18), pn.Row(self.toggle_btn, self.undo_btn, margin=0), margin=0),
+                   self.metric, sizing_mode="stretch_width"),
+            pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
+            pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        self.unavailable = placeholder(
+            "This decoder classifies trials, so it has no output time course to deconvolve. Event-locked kernels "
+            "need a decoder of a continuous target: the demo (hand speed), or a recording trained with its "
+            "Target set to a channel in Data & model (unitscope train --target CHANNEL).")
+        self._sync()
         if s.view == "kernels":
             ks.start()
 
     def _snapshot(self) -> dict:
         ks = self.ks
         return dict(output=ks.output, output_previous=ks.output_previous, unit=ks.unit,
-                    unit_previous=ks.unit_previous, unit_signal=ks.unit_signal, tag=self._tag())
+                    unit_previous=ks.unit_previous, unit_signal=ks.unit_signal, tag=self._tag(),
+                    selection=ks.selected_signal() if ks.unit is None else "")
 
     def _results_changed(self, *_):
         apply_in_doc(self._doc, self._show)
@@ -173,7 +187,7 @@ class KernelsView(pn.viewable.Viewer):
         """Draw the latest results (on the document's event loop when served)."""
         shown = self._snapshot()
         if any(shown[k] is not self._shown[k] for k in ("output", "output_previous", "unit", "unit_previous")) \
-                or shown["unit_signal"] != self._shown["unit_signal"] or shown["tag"] != self._shown["tag"]:
+                or any(shown[k] != self._shown[k] for k in ("unit_signal", "tag", "selection")):
             self._shown = shown
             self.shown += 1
 
@@ -209,7 +223,11 @@ class KernelsView(pn.viewable.Viewer):
 
     def _sync(self, *_):
         ks = self.ks
-        self.fit_btn.visible = not ks.tracking
+        dec = self.session.decoder
+        available = dec is None or dec.task == "regression"
+        self.plots.visible = available
+        self.unavailable.visible = not available
+        self.fit_btn.visible = not ks.tracking and available
         if ks.message:
             text = esc(ks.message)
         elif ks.state == "fitting":
@@ -255,11 +273,5 @@ class KernelsView(pn.viewable.Viewer):
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
-        return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"),
-                         pn.Row(self.picker.layer, self.picker.unit,
-                                pn.Column(pn.Spacer(height=18), pn.Row(self.toggle_btn, self.undo_btn, margin=0),
-                                          margin=0),
-                                self.metric, sizing_mode="stretch_width"),
-                         pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
-                         pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width")
+        return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"), self.unavailable,
+                         self.plots, sizing_mode="stretch_width")

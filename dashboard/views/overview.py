@@ -161,12 +161,10 @@ class SignalBrowser:
 
     def _title(self, shown: int, n: int) -> str:
         what = "Signals (standardised)" if self.shown == self.RAW else f"{self.shown[0].upper()}{self.shown[1:]}, z-scored"
-        if len(self.onsets):
-            what += "; dashed: events"
-        if shown >= n:
-            return f"{what}; drag the box in the minimap to move"
-        return (f"{what}, {shown} of {n} channels; drag the signals (or the minimap's box) "
-                "to move through time and channels")
+        parts = [what] + ([f"{shown} of {n} channels"] if shown < n else []) + (
+            ["dashed: events"] if len(self.onsets) else [])
+        drag = "drag the box in the minimap to move" if shown >= n else "drag the signals or the minimap's box to move"
+        return " · ".join(parts) + f"; {drag}"
 
     def _moved(self, attr, old, new):
         self._draw()

@@ -220,6 +220,33 @@ def test_served_plots_take_new_kernels_on_the_documents_loop_only(make_session, 
     assert _title(view, "unit").startswith("Unit conv_3/4 kernel")
 
 
+def test_the_unit_plots_are_titled_by_the_selection_until_fitted(make_session):
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    assert _title(view, "unit") == "Unit conv_3/4: not fitted yet"
+    shown = view.shown
+    s.param.update(layer="conv_2", unit=5)  # chosen in another view before any fit
+    assert view.shown > shown and _title(view, "unit") == "Unit conv_2/5: not fitted yet"
+
+
+def test_a_decoder_of_trials_shows_why_there_are_no_kernels(make_session, tiny_decoder, monkeypatch):
+    """No dead end: a classification decoder hides the empty plots and the Fit button and
+    says what kernels need; the demo's decoder brings them back."""
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    view.__panel__()
+    assert view.plots.visible and not view.unavailable.visible and view.fit_btn.visible
+    monkeypatch.setattr(type(tiny_decoder), "task", property(lambda self: "classification"))
+    s.decoder_version += 1  # as opening another decoder announces it
+    assert not view.plots.visible and view.unavailable.visible and not view.fit_btn.visible
+    assert "classifies trials" in view.unavailable.object and "--target CHANNEL" in view.unavailable.object
+    s.view = "kernels"
+    assert not ks.tracking and "continuous target" in view.status.object
+    monkeypatch.undo()
+    s.decoder_version += 1
+    assert view.plots.visible and not view.unavailable.visible
+
+
 def test_without_a_dense_decoder_the_messages_are_clear(tmp_path, monkeypatch):
     from types import SimpleNamespace
 

@@ -69,7 +69,7 @@ def test_band_occlusion_of_each_role(server, app_page):
 def test_signal_browser_shows_a_band_envelope(server, app_page):
     """The Show menu swaps the browser's traces for a band's envelope in the page."""
     app_page.goto(f"{server}?view=overview")
-    wait_titles(app_page, ["Test block:", "Signals (standardised); dashed: events"], timeout=120)
+    wait_titles(app_page, ["Test block:", "Signals (standardised) · dashed: events"], timeout=120)
     app_page.locator(".us-signal-choice select").select_option("beta envelope (15-25 Hz)")
     wait_titles(app_page, ["Beta envelope (15-25 Hz), z-scored"], timeout=60)
     wait_text(app_page, "Traces coloured by the channels' known roles")

@@ -428,7 +428,7 @@ def test_signal_browser_pages_through_many_channels(tiny_decoder):
     many = many.assign_coords(channel=[f"MEG{i:04d}" for i in range(306)])
     sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=many))), n_px=200)
     assert sb.src.data["channel"] == [f"MEG{i:04d}" for i in range(32)]
-    assert sb.main.title.text.startswith("Signals (standardised), 32 of 306 channels")
+    assert sb.main.title.text.startswith("Signals (standardised) · 32 of 306 channels")
     tool = next(t for t in sb.mini.tools if isinstance(t, RangeTool))
     assert tool.y_range is sb.main.y_range  # the box selects channels too
     # the box dragged to the last channels: those are drawn, at their own offsets
