@@ -39,9 +39,16 @@ def _prune(session):
     return prune_state_of(session)
 
 
+NO_KERNELS_FOR_TRIALS = ("This decoder classifies trials: it has no kernels (they deconvolve the time course "
+                         "of a decoder of a continuous target).")
+
+
 def _kernels(session):
     from .views.kernels import kernel_state_of
 
+    dec = session.decoder
+    if dec is not None and dec.task != "regression":
+        raise UnitScopeError(NO_KERNELS_FOR_TRIALS)
     return kernel_state_of(session)
 
 

@@ -103,6 +103,12 @@ def test_plots_not_computed_yet_say_so(session):
         plot_for(session, "Pruning curves (Prune)")
     with pytest.raises(UnitScopeError, match="No kernels yet"):
         plot_for(session, "Decoder output kernel (Kernels)")
+    with pytest.MonkeyPatch.context() as mp:  # a decoder of trials has none to fit: say so, not "open the view"
+        mp.setattr(type(session.decoder), "task", property(lambda self: "classification"))
+        for make in (lambda: plot_for(session, "Decoder output kernel (Kernels)"),
+                     lambda: export.kernels_dataset(session)):
+            with pytest.raises(UnitScopeError, match="This decoder classifies trials: it has no kernels"):
+                make()
     view = ExportView(session=session)
     view.plot.value = "Pruning curves (Prune)"
     view.fmt.value = "svg"
