@@ -13,8 +13,7 @@ import numpy as np
 from ._validation import UnitScopeError, check_range, suggest
 from .recording import Recording
 
-__all__ = ["pick_channels", "bandpass", "resample", "split_blocks", "Standardizer", "check_signals",
-           "band_envelope"]
+__all__ = ["pick_channels", "bandpass", "resample", "split_blocks", "Standardizer", "check_signals"]
 
 
 def _log_step(rec: Recording, step: dict) -> None:
@@ -75,59 +74,6 @@ def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None) -> Reco
                                   verbose="error")
     out = _copy(rec, rec.signals.copy(data=data.astype(np.float32)))
     _log_step(out, {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq})
-    return out
-
-
-def band_envelope(x: np.ndarray, sfreq: float, lo: float, hi: float, *, smooth_s: float = 0.0,
-                  chunk: int = 16) -> np.ndarray:
-    """Amplitude envelope of each row of ``x`` in the band ``lo``-``hi`` Hz.
-
-    The analytic signal of the band: the Fourier bins with ``lo <= |f| <= hi`` kept (positive
-    frequencies doubled, negative ones dropped; zero phase, no transition band), inverse
-    transformed, and its magnitude. A tone of amplitude a(t) inside the band gives a(t) (slow
-    a, away from the ends); power outside the band gives nothing. For display and teaching
-    (the signal browser) [A]: a brick-wall band rings near sharp onsets, which a FIR filter
-    (:func:`bandpass`) would smear instead.
-
-    Parameters
-    ----------
-    x : ndarray, shape (n_rows, n_times)
-    sfreq : float
-        Sampling frequency in Hz.
-    lo, hi : float
-        Band edges in Hz, ``0 <= lo < hi <= sfreq / 2``.
-    smooth_s : float
-        Standard deviation in seconds of a Gaussian smoothing of the envelope (0: none); the
-        envelope of a band B Hz wide fluctuates on a 1/B s scale even without a modulation.
-    chunk : int
-        Rows transformed at once (memory only).
-
-    Returns
-    -------
-    env : ndarray of float32, shape (n_rows, n_times)
-    """
-    import scipy.fft
-
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise UnitScopeError(f"x must have shape (n_rows, n_times), got {x.shape}.")
-    nyq = sfreq / 2
-    check_range("lo", lo, low=0.0, high=nyq, high_inclusive=False)
-    check_range("hi", hi, low=0.0, high=nyq, low_inclusive=False)
-    if not lo < hi:
-        raise UnitScopeError(f"The band must have lo < hi, got {lo!r}-{hi!r} Hz.")
-    check_range("smooth_s", smooth_s, low=0.0)
-    n = x.shape[1]
-    f = scipy.fft.fftfreq(n, 1.0 / sfreq)
-    gain = np.where((f >= lo) & (f <= hi), 2.0, 0.0).astype(np.float32)  # analytic: positive side doubled
-    out = np.empty(x.shape, dtype=np.float32)
-    for s in range(0, x.shape[0], chunk):
-        spec = scipy.fft.fft(x[s:s + chunk].astype(np.float32), axis=1) * gain
-        out[s:s + chunk] = np.abs(scipy.fft.ifft(spec, axis=1))
-    if smooth_s > 0:
-        from scipy.ndimage import gaussian_filter1d
-
-        out = gaussian_filter1d(out, smooth_s * sfreq, axis=1, mode="reflect")
     return out
 
 

@@ -57,7 +57,7 @@ class SignalBrowser:
     For teaching, the traces of channels with a known role (the demo's ground truth) take
     the role's colour, events (the demo's movement onsets) are dashed lines, and
     :meth:`show` swaps the signals for their amplitude envelope in a band
-    (:func:`core.preprocessing.band_envelope`, z-scored per channel): the demo's high-gamma
+    (:func:`core.deconv.apply.band_envelope`, smoothed and z-scored per channel): the demo's high-gamma
     channels rise at every movement, its beta channels drop.
     """
 
@@ -93,7 +93,9 @@ class SignalBrowser:
             from core.probing.bands import resolve_bands
 
             for name, (lo, hi) in resolve_bands(None, sfreq=self.sfreq).items():
-                self.options[f"{name.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
+                hi = min(hi, round(0.45 * self.sfreq, 1))  # [A] a band-pass edge stays below Nyquist
+                if lo < hi:
+                    self.options[f"{name.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
         events = getattr(rec, "events", None)
         self.onsets = np.asarray(events.onset, float) if events is not None else np.zeros(0)
         self.n_px = n_px
@@ -213,9 +215,9 @@ def shown_envelope(raw: np.ndarray, sfreq: float, band: tuple, smooth_s: float) 
         hit = _ENVELOPES.get(key)
         if hit is not None and hit[0]() is raw:
             return hit[1]
-    from core.preprocessing import band_envelope
+    from core.deconv.apply import band_envelope
 
-    env = band_envelope(raw, sfreq, *band, smooth_s=smooth_s)
+    env = band_envelope(raw, sfreq, band, smooth_s=smooth_s).astype(np.float32)
     env -= env.mean(axis=1, keepdims=True)
     env /= np.maximum(env.std(axis=1, keepdims=True), 1e-12)
     env.setflags(write=False)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from core._validation import UnitScopeError
-from core.preprocessing import (Standardizer, band_envelope, bandpass, check_signals, pick_channels, resample,
-                                split_blocks)
+from core.preprocessing import Standardizer, bandpass, check_signals, pick_channels, resample, split_blocks
 
 
 def test_split_blocks_contiguous_and_complete():
@@ -59,27 +58,3 @@ def test_nan_and_flat_channels_are_named(short_demo):
     with pytest.raises(UnitScopeError, match=r"\['G08'\] are flat"):
         check_signals(flat)
 
-
-def test_band_envelope_recovers_an_amplitude_modulation_inside_the_band_only():
-    sfreq, t = 250.0, np.arange(0, 20, 1 / 250.0)
-    a = 1 + 0.5 * np.sin(2 * np.pi * 0.3 * t)  # slow amplitude a(t)
-    x = np.vstack([a * np.sin(2 * np.pi * 75 * t), a * np.sin(2 * np.pi * 20 * t), a * np.sin(2 * np.pi * 75 * t)])
-    env = band_envelope(x, sfreq, 60, 90, chunk=2)  # chunks of rows give the same rows
-    inner = slice(500, -500)
-    np.testing.assert_allclose(env[0, inner], a[inner], atol=1e-3)
-    assert np.abs(env[1]).max() < 1e-3  # 20 Hz: outside the band
-    np.testing.assert_array_equal(env[2], env[0])
-    assert env.dtype == np.float32 and env.shape == x.shape
-    smooth = band_envelope(x, sfreq, 60, 90, smooth_s=0.1)  # a Gaussian of sd s scales a sine by exp(-(2 pi f s)^2 / 2)
-    a_smooth = 1 + 0.5 * np.exp(-(2 * np.pi * 0.3 * 0.1) ** 2 / 2) * np.sin(2 * np.pi * 0.3 * t)
-    np.testing.assert_allclose(smooth[0, inner], a_smooth[inner], atol=1e-3)
-    noise = np.random.default_rng(0).standard_normal((1, len(t)))
-    assert band_envelope(noise, sfreq, 60, 90, smooth_s=0.1).std() < 0.5 * band_envelope(noise, sfreq, 60, 90).std()
-    with pytest.raises(UnitScopeError, match="'smooth_s' must lie in"):
-        band_envelope(x, sfreq, 60, 90, smooth_s=-1)
-    with pytest.raises(UnitScopeError, match="lo < hi"):
-        band_envelope(x, sfreq, 90, 60)
-    with pytest.raises(UnitScopeError, match="'hi' must lie in"):
-        band_envelope(x, sfreq, 60, 200)
-    with pytest.raises(UnitScopeError, match=r"x must have shape \(n_rows, n_times\)"):
-        band_envelope(x[0], sfreq, 60, 90)

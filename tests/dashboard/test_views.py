@@ -371,7 +371,7 @@ def test_signal_browser_colours_roles_marks_events_and_shows_band_envelopes(tiny
     channels (the simulator's amplitude code) and not on the noise channels."""
     from bokeh.models import Segment
 
-    from core.preprocessing import band_envelope
+    from core.deconv.apply import band_envelope
     from dashboard.views.overview import SignalBrowser, signal_browser
 
     rec = tiny_decoder.ws.recording
@@ -390,7 +390,7 @@ def test_signal_browser_colours_roles_marks_events_and_shows_band_envelopes(tiny
     env = sb.data
     np.testing.assert_allclose(env.mean(axis=1), 0, atol=1e-3)
     np.testing.assert_allclose(env.std(axis=1), 1, atol=1e-3)
-    raw = band_envelope(rec.signals.values, rec.sfreq, 60, 90, smooth_s=sb.SMOOTH_S)
+    raw = band_envelope(rec.signals.values, rec.sfreq, (60, 90), smooth_s=sb.SMOOTH_S)
     assert np.corrcoef(env[hg], raw[hg])[0, 1] > 0.9999  # z-scored, the same envelope
     speed = rec.target.values
     r = np.array([np.corrcoef(e, speed)[0, 1] for e in env])
@@ -448,6 +448,7 @@ def test_signal_browser_pages_through_many_channels(tiny_decoder):
     plain = many.drop_vars(["role", "band_lo", "band_hi"])  # no known roles: the standard bands, one colour
     sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=plain))), n_px=200)
     assert list(sb.options)[1] == "delta theta envelope (1-7 Hz)" and set(sb.colors) == {"#1f3b57"}
+    assert list(sb.options)[-1] == "high gamma envelope (60-112.5 Hz)"  # below Nyquist (125 Hz)
 
 
 def test_data_prep_controls_are_off_for_the_demo_with_a_reason(session):

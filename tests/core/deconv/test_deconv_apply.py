@@ -70,6 +70,30 @@ def test_band_envelope_recovers_amplitude_modulation():
         band_envelope(x, SFREQ, (100, 130))
 
 
+def test_band_envelope_of_many_rows_smoothed():
+    """Rows are independent (filtered in chunks), power outside the band gives no envelope,
+    and the Gaussian smoothing scales a slow modulation as it scales a sine."""
+    t = np.arange(int(20 * SFREQ)) / SFREQ
+    a = 1 + 0.5 * np.sin(2 * np.pi * 0.3 * t)
+    x = np.vstack([a * np.sin(2 * np.pi * 75 * t), a * np.sin(2 * np.pi * 20 * t), a * np.sin(2 * np.pi * 75 * t)])
+    env = band_envelope(x, SFREQ, (60, 90), chunk=2)
+    inner = slice(750, -750)
+    assert env.shape == x.shape
+    np.testing.assert_allclose(env[0], band_envelope(x[0], SFREQ, (60, 90)))
+    np.testing.assert_allclose(env[2], env[0])
+    np.testing.assert_allclose(env[0, inner], a[inner], atol=0.02)
+    assert np.abs(env[1, inner]).max() < 0.02  # 20 Hz: outside the band
+    smooth = band_envelope(x, SFREQ, (60, 90), smooth_s=0.1)  # a Gaussian of sd s scales a sine by exp(-(2 pi f s)^2 / 2)
+    a_smooth = 1 + 0.5 * np.exp(-(2 * np.pi * 0.3 * 0.1) ** 2 / 2) * np.sin(2 * np.pi * 0.3 * t)
+    np.testing.assert_allclose(smooth[0, inner], a_smooth[inner], atol=0.02)
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    assert band_envelope(noise, SFREQ, (60, 90), smooth_s=0.1).std() < 0.5 * band_envelope(noise, SFREQ, (60, 90)).std()
+    with pytest.raises(UnitScopeError, match="'smooth_s' must lie in"):
+        band_envelope(x, SFREQ, (60, 90), smooth_s=-1)
+    with pytest.raises(UnitScopeError, match=r"x must have shape \(n_times,\) or \(n_rows, n_times\)"):
+        band_envelope(x[None], SFREQ, (60, 90))
+
+
 def test_channel_envelope_kernels_and_codes_match_the_truth(tiny_model):
     rng = np.random.default_rng(0)
     rec, bump = _recording(rng)
