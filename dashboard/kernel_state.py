@@ -52,20 +52,20 @@ class SharedKernels:
         self._engine = None
         self.fits: dict = {}                 # signal -> Dataset of the unpruned network
 
-    def _check(self) -> None:
-        if self.decoder.ws.task != "regression":
+    def _check(self, signal: str = "output") -> None:
+        """Output and unit kernels need a dense decoder; a channel's envelope (the input) does not."""
+        if not signal.startswith("channel:") and self.decoder.ws.task != "regression":
             raise UnitScopeError("Kernels need a decoder of a continuous target (dense output); this decoder "
                                  "classifies trials.")
 
     def _make_engine(self, model):
         from core.deconv.apply import EventDeconvolution
 
-        self._check()
         ws = self.decoder.ws
         return EventDeconvolution(model, ws.recording, block=BLOCK, blocks=ws.blocks)
 
-    def engine(self):
-        self._check()
+    def engine(self, signal: str = "output"):
+        self._check(signal)
         with self._keys_lock:
             if self._engine is None:
                 self._engine = self._make_engine(copy.deepcopy(self.decoder.ws.model).eval())
@@ -73,6 +73,7 @@ class SharedKernels:
 
     def private_engine(self, model):
         """An engine bound to a session's own (fine-tuned) model."""
+        self._check()
         return self._make_engine(model)
 
     def _acquire(self, lock, stop):
@@ -87,7 +88,7 @@ class SharedKernels:
         self._acquire(key_lock, stop)
         try:
             if signal not in self.fits:
-                engine = self.engine()
+                engine = self.engine(signal)
                 if signal == "output":  # the decoder's own predictions (see output_series)
                     from .prune_state import shared_pruning
 

@@ -19,7 +19,7 @@ from core.deconv.apply import parse_signal
 
 from ..kernel_state import KernelState
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder
+from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder
 from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
@@ -33,10 +33,14 @@ def kernel_state_of(session: Session) -> KernelState:
 
 
 def signal_label(signal: str) -> str:
-    """``"unit:conv_3:5"`` -> ``"unit conv_3/5"``; ``"output"`` -> ``"decoder output"``."""
+    """``"unit:conv_3:5"`` -> ``"unit conv_3/5"``; ``"output"`` -> ``"decoder output"``;
+    ``"channel:G03:60-90"`` -> ``"channel G03, 60-90 Hz envelope"``."""
     if signal.startswith("unit:"):
         _, layer, idx = signal.split(":")
         return f"unit {layer}/{idx}"
+    if signal.startswith("channel:"):
+        _, name, band = signal.split(":", 2)
+        return f"channel {name}, {band}{' Hz' if band[:1].isdigit() else ''} envelope"
     return "decoder output" if signal.startswith("output") else signal
 
 
@@ -110,11 +114,45 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
         legend_position="top_left", framewise=True))
 
 
+def channel_bands(decoder) -> dict:
+    """Bands offered for a channel's envelope kernels: ``{label: "LO-HI"}``, the recording's
+    known roles first (the demo's), then the standard bands below Nyquist."""
+    from core.deconv.apply import BANDS
+
+    sig = decoder.ws.recording.signals
+    nyq = decoder.ws.recording.sfreq / 2
+    out = {}
+    known = known_roles(sig)
+    if known is not None:
+        roles = np.asarray(sig["role"].values).astype(str)
+        for role in known["legend"]:
+            i = int(np.flatnonzero(roles == role)[0])
+            lo, hi = float(sig["band_lo"].values[i]), float(sig["band_hi"].values[i])
+            if 0 < lo < hi < nyq:
+                out[f"{role.replace('_', ' ')} role, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
+    for name, (lo, hi) in BANDS.items():
+        if hi < nyq and f"{lo:g}-{hi:g}" not in out.values():
+            out[f"{name.replace('_', ' ')}, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
+    return out
+
+
+def default_channel(decoder) -> str:
+    """The channel first offered: the first with a known role (the demo's G03), else the first."""
+    known = known_roles(decoder.ws.recording.signals)
+    names = list(decoder.ch_names)
+    if known is not None:
+        with_role = [n for n, r in zip(names, known["roles"]) if r]
+        if with_role:
+            return with_role[0]
+    return names[0]
+
+
 class KernelsView(pn.viewable.Viewer):
     """Event-locked kernels and codes of the decoder output and of the selected unit."""
 
     session = param.ClassSelector(class_=Session)
     shown = param.Integer(default=0, doc="Bumped when the plots are to show newer kernels (see _show).")
+    channel_result = param.Parameter(default=None, doc="Kernels of the chosen input channel's envelope.")
     title = "Kernels"
 
     def __init__(self, **params):
@@ -166,10 +204,31 @@ class KernelsView(pn.viewable.Viewer):
                    self.metric, sizing_mode="stretch_width"),
             pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
             pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        # the input's own kernels: a channel's band envelope, for any decoder (pruning never changes it)
+        self.ch_select = pn.widgets.Select(label="Input channel", options=[], width=140, css_classes=["us-ch-kernel"])
+        self.band_select = pn.widgets.Select(label="Band", options={}, width=230, css_classes=["us-band-kernel"])
+        self.ch_btn = pn.widgets.Button(label="Fit channel kernels", width=170)
+        self.ch_btn.on_click(lambda e: self.fit_channel())
+        self.ch_status = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.ch_kernel = pn.pane.HoloViews(kernel_plot(None, title="Input channel"), sizing_mode="stretch_width",
+                                           linked_axes=False)
+        self.ch_codes = pn.pane.HoloViews(codes_plot(None, title="Input channel"), sizing_mode="stretch_width",
+                                          linked_axes=False)
+        self.channels = pn.Column(
+            pn.pane.Markdown("### The input's own kernels"),
+            pn.pane.HTML("<p class='us-muted'>DUNL on a channel's band envelope, locked to the same events: what the "
+                         "input itself does at each event, beside what the decoder's output and units do. Pruning "
+                         "never changes it.</p>", stylesheets=[CSS], sizing_mode="stretch_width"),
+            pn.Row(self.ch_select, self.band_select, pn.Column(pn.Spacer(height=18), self.ch_btn, margin=0),
+                   self.ch_status, sizing_mode="stretch_width"),
+            pn.Row(self.ch_kernel, self.ch_codes, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        s.param.watch(self._sync_channels, "decoder_version")
+        self._sync_channels()
         self.unavailable = placeholder(
-            "This decoder classifies trials, so it has no output time course to deconvolve. Event-locked kernels "
-            "need a decoder of a continuous target: the demo (hand speed), or a recording trained with its "
-            "Target set to a channel in Data & model (unitscope train --target CHANNEL).")
+            "This decoder classifies trials, so its output and units have no time course to deconvolve: their "
+            "event-locked kernels need a decoder of a continuous target (the demo's hand speed, or a recording "
+            "trained with its Target set to a channel in Data & model; unitscope train --target CHANNEL). The "
+            "input's own kernels, below, work for any decoder.")
         self._sync()
         if s.view == "kernels":
             ks.start()
@@ -244,6 +303,68 @@ class KernelsView(pn.viewable.Viewer):
             text += f" Waiting for a free core (position {ks.queue_position})."
         self.status.object = f"<p class='us-muted'>{text}</p>"
 
+    # ---- the input's own kernels ------------------------------------------------------
+    def _sync_channels(self, *_):
+        """Channel and band choices of the decoder shown; its earlier channel kernels dropped."""
+        dec = self.session.decoder
+        self.channel_result = None
+        self.ch_btn.disabled = dec is None
+        if dec is None:
+            self.ch_select.options, self.band_select.options = [], {}
+            return
+        self.ch_select.options = list(dec.ch_names)
+        self.ch_select.value = default_channel(dec)
+        bands = channel_bands(dec)
+        self.band_select.options = bands
+        first = default_channel(dec)
+        known = known_roles(dec.ws.recording.signals)
+        role = known["roles"][list(dec.ch_names).index(first)] if known is not None else ""
+        self.band_select.value = next((v for k, v in bands.items() if role and k.startswith(role.replace("_", " "))),
+                                      next(iter(bands.values()), None))
+        self.ch_status.object = ""
+        apply_in_doc(self._doc, self._draw_channel)
+
+    def channel_signal(self) -> str:
+        return f"channel:{self.ch_select.value}:{self.band_select.value}"
+
+    def fit_channel(self) -> None:
+        """Fit the chosen channel's envelope kernels in a worker (cached per decoder and signal)."""
+        s, dec, signal = self.session, self.session.decoder, self.channel_signal()
+        if dec is None or not self.ch_select.value or not self.band_select.value:
+            return
+        from ..kernel_state import shared_kernels
+
+        self.ch_btn.disabled = True
+        self.ch_status.object = f"<span class='us-muted'>Fitting the kernels of {esc(signal_label(signal))} ...</span>"
+
+        def work(stop):
+            return dec, signal, shared_kernels(dec).initial(signal, stop=stop)
+
+        def done(result):
+            got_dec, got_signal, ds = result
+            self.ch_btn.disabled = False
+            if got_dec is not self.session.decoder:
+                return  # the decoder changed meanwhile
+            self.channel_result = ds
+            self.ch_status.object = (f"<span class='us-muted'>{esc(signal_label(got_signal))}: R² "
+                                     f"{ds.attrs.get('r2', float('nan')):.2f} over {ds.sizes['event']} events of the "
+                                     "test block</span>")
+            apply_in_doc(self._doc, self._draw_channel)
+
+        def failed(msg):
+            self.ch_btn.disabled = False
+            self.ch_status.object = ""
+
+        if s._start("channel kernels", work, on_done=done, on_error=failed) is None:
+            self.ch_btn.disabled = False
+
+    def _draw_channel(self):
+        ds = self.channel_result
+        label = signal_label(ds.attrs.get("signal", "")) if ds is not None else "input channel"
+        title = label[:1].upper() + label[1:]  # (str.capitalize would lower the channel's name)
+        self.ch_kernel.object = kernel_plot(ds, title=title)
+        self.ch_codes.object = codes_plot(ds, title=title, value_label=self._value_label())
+
     def _value_label(self) -> str:
         dec = self.session.decoder
         if dec is not None and dec.ws.spec.source == "demo":
@@ -274,4 +395,4 @@ class KernelsView(pn.viewable.Viewer):
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
         return pn.Column(pn.Row(self.fit_btn, self.status, sizing_mode="stretch_width"), self.unavailable,
-                         self.plots, sizing_mode="stretch_width")
+                         self.plots, self.channels, sizing_mode="stretch_width")

@@ -88,7 +88,8 @@ class SignalBrowser:
         if known is not None:
             for role, (label, _) in known["legend"].items():
                 lo, hi = _role_band(sig, role)
-                self.options[f"{role.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
+                if 0 < lo < hi < self.sfreq / 2:  # a band the band-pass can take
+                    self.options[f"{role.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
         else:
             from core.probing.bands import resolve_bands
 

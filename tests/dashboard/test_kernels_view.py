@@ -247,6 +247,42 @@ def test_a_decoder_of_trials_shows_why_there_are_no_kernels(make_session, tiny_d
     assert view.plots.visible and not view.unavailable.visible
 
 
+def test_the_input_channels_own_kernels(make_session, tiny_decoder, monkeypatch):
+    """A channel's band envelope, DUNL-deconvolved on the same events: the demo's G03 (high
+    gamma) first, in its role's band; its kernel rises after the movement onset and explains
+    more of the envelope than a noise channel's; offered for decoders of trials too."""
+    from dashboard.kernel_state import SharedKernels, shared_kernels
+    from dashboard.views.kernels import channel_bands
+
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    view.__panel__()
+    assert view.ch_select.value == "G03" and view.band_select.value == "60-90"
+    bands = channel_bands(tiny_decoder)
+    assert list(bands)[:3] == ["high gamma role, 60-90 Hz", "beta role, 15-25 Hz", "low freq role, 1-4 Hz"]
+    assert "delta, 1-4 Hz" not in bands and bands["alpha, 8-13 Hz"] == "8-13"  # one entry per band
+    view.fit_channel()
+    assert s._jobs["channel kernels"].join(120)
+    ds = view.channel_result
+    assert ds is shared_kernels(tiny_decoder).initial("channel:G03:60-90")  # cached per decoder
+    lag = ds["lag"].values[int(np.argmax(ds["kernels"].values[0]))]
+    assert 0 < lag < 1.0  # the envelope rises after the onset (speed peaks about 0.4 s later)
+    noise = shared_kernels(tiny_decoder).initial("channel:G01:60-90")
+    assert ds.attrs["r2"] > noise.attrs["r2"]
+    assert _plot_title(view.ch_kernel).startswith("Channel G03, 60-90 Hz envelope kernel")
+    assert "R²" in view.ch_status.object and not view.ch_btn.disabled
+    # a decoder of trials: output and unit kernels refused, the input's own allowed
+    monkeypatch.setattr(type(tiny_decoder.ws), "task", property(lambda self: "classification"), raising=False)
+    shared = SharedKernels(tiny_decoder)
+    with pytest.raises(Exception, match="continuous target"):
+        shared.engine("output")
+    assert shared.engine("channel:G03:60-90") is not None
+
+
+def _plot_title(pane):
+    return pane.object.opts.get().kwargs["title"]
+
+
 def test_without_a_dense_decoder_the_messages_are_clear(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
@@ -282,6 +318,8 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     c = codes_plot(cur, None, title="Unit conv_3/4", value_label="peak speed")
     assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes vs peak speed: r = 1.00"
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
+    assert signal_label("channel:G03:60-90") == "channel G03, 60-90 Hz envelope"
+    assert signal_label("channel:C3:beta") == "channel C3, beta envelope"
     assert "not fitted yet" in kernel_plot(None, title="X").opts.get().kwargs["title"]
 
 
@@ -296,5 +334,5 @@ def test_the_output_and_unit_plots_keep_their_own_axes(make_session):
     ks.join()
     root = view.__panel__().get_root()
     plots = [p for p in root.select({"type": Plot}) if p.title is not None and " codes" in (p.title.text or "")]
-    assert len(plots) == 2
-    assert plots[0].y_range is not plots[1].y_range
+    assert len(plots) == 3  # the output's, the unit's and the input channel's
+    assert len({id(p.y_range) for p in plots}) == 3

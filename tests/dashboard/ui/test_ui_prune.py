@@ -192,6 +192,9 @@ def test_screenshots_of_the_prune_kernels_and_export_views(server, new_page, tmp
     page.locator(".bk-tab:text-is('Kernels')").click()
     wait_titles(page, ["Decoder output kernel [mask v1: 1 pruned]", "Decoder output codes vs",
                        "Unit conv_3/5 kernel [mask v1: 1 pruned]", "Unit conv_3/5 codes vs"], timeout=240)
+    page.locator("button:text-is('Fit channel kernels')").click()  # the input's own: G03's high gamma
+    wait_titles(page, ["Channel G03, 60-90 Hz envelope kernel: fitted", "Channel G03, 60-90 Hz envelope codes vs"],
+                timeout=120)
     page.screenshot(path=str(out / "kernels.png"), full_page=True)
     page.locator(".bk-tab:text-is('Export')").click()
     page.locator("button:has-text('Session report (HTML)')").wait_for(timeout=60000)
