@@ -143,17 +143,22 @@ def curves_dataset(session):
 
 
 def kernels_dataset(session):
-    """The session's DUNL results: ``output_*`` and ``unit_*`` variables (kernels, codes)."""
+    """The session's DUNL results: ``output_*``, ``unit_*`` and ``channel_*`` variables
+    (kernels, codes) of those fitted."""
     import xarray as xr
 
-    ks = _kernels(session)
-    if ks.output is None:
+    from .views.kernels import kernel_state_of
+
+    ks = kernel_state_of(session)
+    parts = [(n, r) for n, r in (("output", ks.output), ("unit", ks.unit), ("channel", ks.channel)) if r is not None]
+    if not parts:
+        dec = session.decoder
+        if dec is not None and dec.task != "regression":
+            raise UnitScopeError(NO_KERNELS_FOR_TRIALS + " Fit the input's own kernels in the Kernels view.")
         raise UnitScopeError("No kernels yet: open the Kernels view and fit them first.")
     out = xr.Dataset(attrs={"method": "dunl", "unit_signal": ks.unit_signal,
                             "mask_version": int(ks.fitted_version), "pruned": json.dumps(_prune(session).pruned)})
-    for name, res in (("output", ks.output), ("unit", ks.unit)):
-        if res is None:
-            continue
+    for name, res in parts:
         ren = {d: f"{name}_{d}" for d in ("kernel", "lag", "event", "time") if d in res.dims}
         r = res.rename(ren)
         r = r.rename({c: f"{name}_{c}" for c in ("onset", "type", "value") if c in r.coords})
@@ -228,6 +233,8 @@ def report_content(session):
         kernels.append((ks.output, ks.output_previous))
         if ks.unit is not None and ks.unit_signal != "output":
             kernels.append((ks.unit, ks.unit_previous))
+    if ks is not None and ks.channel is not None:  # the input's own kernels (any decoder)
+        kernels.append((ks.channel, None))
     ft = dict(ps.finetune_result) if ps.finetune_result else None
     masks = ps.masks()
     after = ps.metric if ps.ready else None

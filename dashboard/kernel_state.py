@@ -174,6 +174,8 @@ class KernelState(param.Parameterized):
     unit = param.Parameter(default=None, doc="DUNL result of the selected unit, current mask.")
     unit_previous = param.Parameter(default=None)
     unit_signal = param.String(default="", doc="Signal name of the unit shown (unit:LAYER:INDEX).")
+    channel = param.Parameter(default=None, doc="DUNL result of an input channel's band envelope (pruning "
+                                                "never changes it; set by the Kernels view).")
     fitted_version = param.Integer(default=-1, doc="Prune state version the shown kernels belong to.")
     refit_seconds = param.Number(default=float("nan"), doc="Wall time of the last refit (prune to kernels).")
 
@@ -196,7 +198,7 @@ class KernelState(param.Parameterized):
             self._decoder = self.session.decoder
             self._private = None
         self.param.update(tracking=False, state="idle", message="", output=None, output_previous=None, unit=None,
-                          unit_previous=None, unit_signal="", fitted_version=-1)
+                          unit_previous=None, unit_signal="", fitted_version=-1, channel=None)
         if self._wanted and self.session.decoder is not None:
             self.start()  # the view asked before the decoder was ready (e.g. a link to the Kernels view)
 

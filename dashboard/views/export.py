@@ -90,14 +90,22 @@ def _curves(s):
 def _kernel(which, part):
     def make(s):
         from ..export import _kernels
-        from .kernels import codes_plot, kernel_plot, signal_label
+        from .kernels import codes_plot, kernel_plot, kernel_state_of, signal_label
 
-        ks = _kernels(s)
-        res = ks.output if which == "output" else ks.unit
-        prev = ks.output_previous if which == "output" else ks.unit_previous
-        if res is None:
-            raise UnitScopeError("No kernels yet: open the Kernels view first.")
-        title = "Decoder output" if which == "output" else signal_label(ks.unit_signal).capitalize()
+        if which == "channel":  # the input's own kernels: any decoder
+            ks = kernel_state_of(s)
+            res, prev = ks.channel, None
+            if res is None:
+                raise UnitScopeError("No input channel kernels yet: fit them in the Kernels view first.")
+            label = signal_label(res.attrs.get("signal", "channel"))
+            title = label[:1].upper() + label[1:]
+        else:
+            ks = _kernels(s)
+            res = ks.output if which == "output" else ks.unit
+            prev = ks.output_previous if which == "output" else ks.unit_previous
+            if res is None:
+                raise UnitScopeError("No kernels yet: open the Kernels view first.")
+            title = "Decoder output" if which == "output" else signal_label(ks.unit_signal).capitalize()
         return kernel_plot(res, prev, title=title) if part == "kernel" else codes_plot(res, prev, title=title)
     return make
 
@@ -115,6 +123,8 @@ PLOTS = {
     "Decoder output codes (Kernels)": _kernel("output", "codes"),
     "Selected unit kernel (Kernels)": _kernel("unit", "kernel"),
     "Selected unit codes (Kernels)": _kernel("unit", "codes"),
+    "Input channel kernel (Kernels)": _kernel("channel", "kernel"),
+    "Input channel codes (Kernels)": _kernel("channel", "codes"),
 }
 
 

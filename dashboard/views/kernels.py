@@ -152,7 +152,6 @@ class KernelsView(pn.viewable.Viewer):
 
     session = param.ClassSelector(class_=Session)
     shown = param.Integer(default=0, doc="Bumped when the plots are to show newer kernels (see _show).")
-    channel_result = param.Parameter(default=None, doc="Kernels of the chosen input channel's envelope.")
     title = "Kernels"
 
     def __init__(self, **params):
@@ -307,7 +306,6 @@ class KernelsView(pn.viewable.Viewer):
     def _sync_channels(self, *_):
         """Channel and band choices of the decoder shown; its earlier channel kernels dropped."""
         dec = self.session.decoder
-        self.channel_result = None
         self.ch_btn.disabled = dec is None
         if dec is None:
             self.ch_select.options, self.band_select.options = [], {}
@@ -345,7 +343,7 @@ class KernelsView(pn.viewable.Viewer):
             self.ch_btn.disabled = False
             if got_dec is not self.session.decoder:
                 return  # the decoder changed meanwhile
-            self.channel_result = ds
+            self.ks.channel = ds
             self.ch_status.object = (f"<span class='us-muted'>{esc(signal_label(got_signal))}: R² "
                                      f"{ds.attrs.get('r2', float('nan')):.2f} over {ds.sizes['event']} events of the "
                                      "test block</span>")
@@ -358,8 +356,13 @@ class KernelsView(pn.viewable.Viewer):
         if s._start("channel kernels", work, on_done=done, on_error=failed) is None:
             self.ch_btn.disabled = False
 
+    @property
+    def channel_result(self):
+        """The input channel's kernels shown (kept in the session's :class:`KernelState`)."""
+        return self.ks.channel
+
     def _draw_channel(self):
-        ds = self.channel_result
+        ds = self.ks.channel
         label = signal_label(ds.attrs.get("signal", "")) if ds is not None else "input channel"
         title = label[:1].upper() + label[1:]  # (str.capitalize would lower the channel's name)
         self.ch_kernel.object = kernel_plot(ds, title=title)

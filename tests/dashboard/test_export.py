@@ -103,12 +103,30 @@ def test_plots_not_computed_yet_say_so(session):
         plot_for(session, "Pruning curves (Prune)")
     with pytest.raises(UnitScopeError, match="No kernels yet"):
         plot_for(session, "Decoder output kernel (Kernels)")
+    with pytest.raises(UnitScopeError, match="No input channel kernels yet"):
+        plot_for(session, "Input channel kernel (Kernels)")
     with pytest.MonkeyPatch.context() as mp:  # a decoder of trials has none to fit: say so, not "open the view"
         mp.setattr(type(session.decoder), "task", property(lambda self: "classification"))
         for make in (lambda: plot_for(session, "Decoder output kernel (Kernels)"),
                      lambda: export.kernels_dataset(session)):
             with pytest.raises(UnitScopeError, match="This decoder classifies trials: it has no kernels"):
                 make()
+
+
+def test_the_input_channels_kernels_export_for_any_decoder(session, tiny_decoder, monkeypatch):
+    from dashboard.kernel_state import shared_kernels
+    from dashboard.views.kernels import kernel_state_of
+
+    ks = kernel_state_of(session)
+    ks.channel = res = shared_kernels(tiny_decoder).initial("channel:G03:60-90")
+    monkeypatch.setattr(type(session.decoder), "task", property(lambda self: "classification"))
+    ds = xr.load_dataset(io.BytesIO(export.netcdf_bytes(export.kernels_dataset(session))), engine="h5netcdf")
+    assert "output_kernels" not in ds and ds.attrs["channel_signal"] == "channel:G03:60-90"
+    np.testing.assert_allclose(ds["channel_kernels"].values, res["kernels"].values)
+    assert plot_for(session, "Input channel kernel (Kernels)").opts.get().kwargs["title"].startswith(
+        "Channel G03, 60-90 Hz envelope kernel")
+    assert "codes vs" in plot_for(session, "Input channel codes (Kernels)").opts.get().kwargs["title"]
+    assert "channel:G03:60-90: kernels locked to" in export.report_html(session)  # in the report too
     view = ExportView(session=session)
     view.plot.value = "Pruning curves (Prune)"
     view.fmt.value = "svg"
