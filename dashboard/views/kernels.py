@@ -319,7 +319,12 @@ class KernelsView(pn.viewable.Viewer):
         role = known["roles"][list(dec.ch_names).index(first)] if known is not None else ""
         self.band_select.value = next((v for k, v in bands.items() if role and k.startswith(role.replace("_", " "))),
                                       next(iter(bands.values()), None))
-        self.ch_status.object = ""
+        events = getattr(dec.ws.recording, "events", None)
+        if events is None or not len(events.onset):
+            self.ch_btn.disabled = True
+            self.ch_status.object = "<span class='us-muted'>The recording has no events to lock kernels to.</span>"
+        else:
+            self.ch_status.object = ""
         apply_in_doc(self._doc, self._draw_channel)
 
     def channel_signal(self) -> str:

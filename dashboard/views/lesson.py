@@ -33,7 +33,8 @@ STEPS = (
      "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "
      "<b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, then by <i>ablation</i>: the 10% most "
      "important units take r from 0.97 to 0.18, the 10% most sensitive hardly move it (0.96). The Kernels "
-     "view refits the movement-locked kernels after every prune."),
+     "view refits the movement-locked kernels after every prune; <b>Fit channel kernels</b> there sets them beside "
+     "the input's own (G03's high gamma rises 0.45 s after onset, its codes follow peak speed)."),
     ("4. What if beta mattered?", "data", None,
      "Set <b>Ipsilateral movements</b> to 0.5 (beta alone marks them), choose Shallow, 4 epochs, "
      "<b>Train</b> (about 20 s), then the Overview's band occlusion again: now beta is what the decoder "

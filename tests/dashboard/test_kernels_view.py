@@ -277,6 +277,10 @@ def test_the_input_channels_own_kernels(make_session, tiny_decoder, monkeypatch)
     with pytest.raises(Exception, match="continuous target"):
         shared.engine("output")
     assert shared.engine("channel:G03:60-90") is not None
+    rec = tiny_decoder.ws.recording  # a recording without events: nothing to lock kernels to, said
+    monkeypatch.setattr(rec, "events", type(rec.events)(onset=[], type=[], value=[]))
+    s.decoder_version += 1
+    assert view.ch_btn.disabled and "no events" in view.ch_status.object
 
 
 def _plot_title(pane):
