@@ -68,10 +68,11 @@ def run(args) -> int:
     configure_threads(args.threads)
     spec = parse_signal(args.signal)
     ws = Workspace.load(args.run_dir)
-    if ws.task != "regression":
+    if ws.task != "regression" and spec.kind != "channel":  # a channel's envelope is the input: any decoder
         raise UnitScopeError(
-            f"Deconvolution needs a dense decoder of a continuous target; the run in {args.run_dir!r} "
-            f"decodes labels ({ws.task}).")
+            f"Deconvolving the {spec.kind} needs a dense decoder of a continuous target; the run in "
+            f"{args.run_dir!r} decodes labels ({ws.task}). A channel's band envelope works for any run: "
+            "--signal channel:NAME:BAND.")
     n_kernels = len(args.events) if args.events else len(set(ws.recording.events.type.tolist()))
     config = DeconvConfig(n_kernels=max(n_kernels, 1), likelihood=args.likelihood, n_iter=20, epochs=args.epochs,
                           batch_size=8, lr=0.02, code_sign=(2 if args.two_sided else 1,) * max(n_kernels, 1))

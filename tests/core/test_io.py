@@ -118,3 +118,23 @@ def test_missing_corrupt_and_unsupported_files(tmp_path):
     dat.write_bytes(b"garbage\nmore")
     with pytest.raises(UnitScopeError, match="not a readable BCI2000"):
         read_recording(dat)
+
+
+def test_deconv_of_a_trialwise_run_takes_channel_envelopes_only(shared_data, tmp_path, capsys):
+    """A decoder of trials has no output time course to deconvolve, but a channel's band
+    envelope is the input: ``unitscope deconv --signal channel:...`` works for its run."""
+    import xarray as xr
+
+    from core.cli import main
+
+    spec = DataSpec(source=str(shared_data / EDF), target="events:T1,T2", tmin=0.0, tmax=4.0)
+    run = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=1)).save(tmp_path / "run")
+    out = tmp_path / "c3.nc"
+    assert main(["deconv", str(run), "--signal", "channel:C3..:8-13", "--epochs", "2", "--block", "all",
+                 "--out", str(out)]) == 0
+    assert "kernel T1:" in capsys.readouterr().out
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert list(ds["kernel"].values) == ["T0", "T1", "T2"] and ds.attrs["signal"] == "channel:C3..:8-13"
+    assert main(["deconv", str(run), "--signal", "output"]) == 2
+    err = capsys.readouterr().err
+    assert "Deconvolving the output needs a dense decoder" in err and "--signal channel:NAME:BAND" in err
