@@ -24,7 +24,8 @@ from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
 
-__all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "channel_ticks"]
+__all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "channel_ticks",
+           "strongest"]
 
 
 
@@ -57,6 +58,21 @@ def channel_scores(ds, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
     amp = np.nan_to_num(np.abs(ds["amp_band"].sel(unit=uid).values)).max(axis=-1)  # (channel,)
     phase = np.nan_to_num(np.abs(ds["phase_band"].sel(unit=uid).values)).max(axis=-1)
     return amp, phase
+
+
+def strongest(ds, layer: str, unit: int) -> dict:
+    """Where each sensitivity of a unit peaks: ``{"amplitude": (channel, band, r), "phase": ...}``,
+    the (channel, band) of the largest |band-mean r| x sqrt(band width), as the unit's
+    statistic weighs bands (a band mean's null sd falls as 1/sqrt(its bins)) [A]; ``r`` is
+    that band mean."""
+    uid = f"{layer}/{unit}"
+    width = np.sqrt(np.maximum(ds["band_hi"].values.astype(float) - ds["band_lo"].values.astype(float), 1e-9))
+    out = {}
+    for kind, var in (("amplitude", "amp_band"), ("phase", "phase_band")):
+        vals = np.nan_to_num(ds[var].sel(unit=uid).values.astype(float))  # (channel, band)
+        c, b = np.unravel_index(int(np.argmax(np.abs(vals) * width[None, :])), vals.shape)
+        out[kind] = (str(ds["channel"].values[c]), str(ds["band"].values[b]), float(vals[c, b]))
+    return out
 
 
 def window_traces(segments: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -235,9 +251,12 @@ class UnitsView(pn.viewable.Viewer):
         if s.probe is not None and f"{s.layer}/{s.unit}" in s.probe["unit"].values:
             row = s.probe.sel(unit=f"{s.layer}/{s.unit}")
             cls = str(row["unit_class_all"].values) if "unit_class_all" in s.probe else "not classified yet"
+            peak = strongest(s.probe, s.layer, s.unit)
+            where = " · ".join(f"{kind} strongest at {esc(ch)} in {esc(band.replace('_', ' '))} (r {r:+.3f})"
+                               for kind, (ch, band, r) in peak.items())
             txt += (f"<p class='us-muted'>class <b>{esc(cls)}</b> · amplitude sensitivity "
                     f"{float(row['amp_stat_all']):.3f} · phase sensitivity {float(row['phase_stat_all']):.3f} "
-                    f"(max over channels of |band-mean r|)</p>")
+                    f"(max over channels of |band-mean r|)<br>{where}</p>")
         self.unit_header.object = txt
 
     def _sync_probe(self, *_):

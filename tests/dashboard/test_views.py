@@ -14,7 +14,7 @@ from dashboard.views import DataView, OverviewView, UnitsView
 from dashboard.views._common import AlertsView
 from dashboard.views.overview import fraction_table, prediction_plot
 from dashboard.views._common import ROLE_COLORS, known_roles
-from dashboard.views.units import channel_scores, channel_ticks, unit_maps, unit_table, window_traces
+from dashboard.views.units import channel_scores, channel_ticks, strongest, unit_maps, unit_table, window_traces
 
 
 @pytest.fixture()
@@ -54,6 +54,21 @@ def test_unit_maps_and_channel_scores(tiny_probe):
     assert a.shape == (32,)
 
 
+def test_strongest_names_the_channel_and_band_the_statistic_weighs_most(tiny_probe):
+    """The unit's statistic (resolution "band") is the max over (channel, band) of |band mean|
+    x sqrt(bins in the band): the place named is that argmax (bins ~ band width)."""
+    ds = tiny_probe.sel(unit="conv_2/3")
+    assert tiny_probe.attrs["resolution"] == "band"
+    freqs = np.fft.rfftfreq(ds.attrs["n_times"], 1 / ds.attrs["sfreq"])
+    n_bins = np.array([((freqs >= lo) & (freqs < hi)).sum() for lo, hi in zip(ds["band_lo"].values, ds["band_hi"].values)])
+    z = np.abs(ds["amp_band"].values) * np.sqrt(n_bins)[None, :]
+    assert z.max() == pytest.approx(float(ds["amp_stat_all"]), rel=0.02)  # what the statistic is
+    c, b = np.unravel_index(int(np.argmax(z)), z.shape)
+    peak = strongest(tiny_probe, "conv_2", 3)
+    assert peak["amplitude"] == (str(ds["channel"].values[c]), str(ds["band"].values[b]),
+                                 pytest.approx(float(ds["amp_band"].values[c, b])))
+
+
 def test_window_traces_are_z_scored():
     rng = np.random.default_rng(0)
     seg = rng.standard_normal((6, 3, 50)) * 5 + 2
@@ -69,6 +84,8 @@ def test_units_view_follows_the_selection(session):
     session.param.update(layer="conv_3", unit=12)
     assert view.layer.value == "conv_3" and view.unit.value == 12 and view.unit.end == 99
     assert "Unit conv_3/12" in view.unit_header.object
+    ch, band, _ = strongest(session.probe, "conv_3", 12)["amplitude"]
+    assert f"amplitude strongest at {ch} in {band.replace('_', ' ')}" in view.unit_header.object
     amp = view.maps["amplitude"]
     assert amp["fig"].title.text.startswith("conv_3/12 amplitude sensitivity")
     np.testing.assert_allclose(amp["src"].data["image"][0],
