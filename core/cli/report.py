@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
                    help="pruning curves (default RUN_DIR/prune_curves.nc if present)")
     p.add_argument("--mask", default=None, metavar="FILE", help="pruning mask (JSON) whose effect is reported")
     p.add_argument("--units", default="", help="units whose maps are drawn, e.g. conv_3/5,conv_4/17")
-    p.add_argument("--kernels", action="store_true", help="fit DUNL kernels of the decoder output (test block)")
+    p.add_argument("--kernels", action="store_true", help="fit DUNL kernels of the decoder output (test block); "
+                   "results of 'unitscope deconv' in RUN_DIR (deconv_*.nc) are reported in any case")
     p.add_argument("--title", default=None, help="report title")
     p.set_defaults(func=run)
 
@@ -119,6 +120,11 @@ def run(args) -> int:
                 kernels.append((deconv.refit(base, masks=masks), base))
             else:
                 kernels.append((base, None))
+    fitted = {k.attrs.get("signal") for k, _ in kernels}
+    for path in sorted(run_dir.glob("deconv_*.nc")):  # written by 'unitscope deconv' beside the run
+        ds = _load_nc(path, "deconvolution result")
+        if "kernels" in ds and ds.attrs.get("signal") not in fitted:
+            kernels.append((ds, None))
     content = ReportContent.from_workspace(
         ws, masks=masks, probe=probe, selected_units=units, kernels=kernels,
         curves=[curves] if curves is not None else [],

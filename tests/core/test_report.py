@@ -157,6 +157,12 @@ def test_cli_writes_a_report(ws, tmp_path, capsys):
                  str(tmp_path / "mask.json")]) == 0
     text = out.read_text()
     assert "conv_4/1: class phase" in text and "conv_4</td><td>2</td><td>1, 2" in text
+    assert "Event-locked kernels" not in text
+    # a deconvolution written beside the run by 'unitscope deconv' is reported (no refit)
+    assert main(["deconv", str(run_dir), "--signal", "channel:G03:high_gamma", "--epochs", "2", "--block", "all"]) == 0
+    assert (run_dir / "deconv_channel_G03_60-90.nc").is_file()
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    assert "channel:G03:60-90: kernels locked to movement_onset" in out.read_text()
     assert main(["report", str(run_dir), "--units", "conv_9/1"]) == 2
     assert "Unknown unit 'conv_9/1'" in capsys.readouterr().err
     (tmp_path / "other.json").write_text(MaskSet({"kind": "shallow", "units": {"conv_time_spat": 40}}).to_json())
