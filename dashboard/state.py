@@ -96,6 +96,8 @@ class Session(param.Parameterized):
                                 doc="Where units are read: the conv output before BatchNorm (the seed paper) or "
                                     "after the block's nonlinearity (for Shallow: the squared output, band power).")
     top_ready = param.Boolean(default=False, doc="Most-activating windows of the decoder are available.")
+    channel_map_band = param.String(default="", doc="What the Units view's channel maps show: '' the strongest band "
+                                                    "of each channel, a band of the probe result, or 'LO-HI' in Hz.")
 
     # ---- band occlusion ------------------------------------------------------------------
     occlusions = param.List(default=[], doc="Band-occlusion results of the current decoder, newest first (dicts).")

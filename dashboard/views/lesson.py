@@ -17,6 +17,7 @@ from .units import unit_table
 __all__ = ["LessonView", "STEPS"]
 
 # (button, view, layer, what to do and what to see); layer None keeps the session's
+STEP2_BAND = "60-90"  # the demo's high-gamma role band: step 2's channel maps
 STEPS = (
     ("1. What does it need?", "overview", None,
      "The shipped Deep4 decodes hand speed (test r 0.97). Under <i>Which inputs does the decoder need?</i> "
@@ -25,10 +26,12 @@ STEPS = (
      "<b>Signal browser</b> below, show the <i>beta envelope</i>: the orange channels dip after each movement "
      "onset (dashed), as the <i>high gamma envelope</i> of the green ones rises."),
     ("2. What do units read?", "units", "conv_4",
-     "The most amplitude-sensitive unit of conv_4 is selected: its channel map lights the high-gamma channels "
-     "(green rings, top rows), in 60-90 Hz (the green boxes). Pick conv_2 and click a blue (phase) unit: phase "
-     "units read the 1-4 Hz channels (brown). Untick <i>show known roles</i> to let the class guess first. "
-     "The Overview sets the trained decoder's unit classes beside an untrained one's."),
+     "The most amplitude-sensitive of conv_4's amplitude units (red) is selected, its channel maps showing the "
+     "high-gamma role band (60-90 Hz): they light the high-gamma channels (green rings, top rows), as for 95% of "
+     "conv_4's amplitude units (5 of their 6 strongest channels). With <i>strongest band of each channel</i> the "
+     "1-4 Hz channels come first: amplitude noise on the slow waveform reaches the units too. Pick conv_2, a blue "
+     "(phase) unit and the 1-4 Hz role band: phase units read the 1-4 Hz channels (brown). Untick <i>show known "
+     "roles</i> to let the class guess first. The Overview sets the unit classes beside an untrained network's."),
     ("3. Does sensitivity mean need?", "prune", "conv_4",
      "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "
      "<b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, then by <i>ablation</i>: the 10% most "
@@ -73,8 +76,12 @@ class LessonView(pn.viewable.Viewer):
             update["layer"] = layer
             if view == "units" and s.probe is not None:
                 t = unit_table(s.probe, layer)
-                if len(t["index"]):
+                amp_units = t["cls"] == "amplitude"
+                if amp_units.any():  # the class's own (red) units: the strongest of them
+                    update["unit"] = int(t["index"][amp_units][int(np.nanargmax(t["amp"][amp_units]))])
+                elif len(t["index"]):
                     update["unit"] = int(t["index"][int(np.nanargmax(t["amp"]))])
+                update["channel_map_band"] = STEP2_BAND
         view = update.pop("view")
         s.param.update(**update)
         # [A] the view is switched on the page's next tick, after the redraws the new layer and

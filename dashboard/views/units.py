@@ -15,6 +15,7 @@ from bokeh.models import (ColorBar, ColumnDataSource, CustomJSHover, FixedTicker
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
+from core._validation import UnitScopeError
 from core.layout import head_outline
 
 from ..decoder import run_probe_source
@@ -25,7 +26,7 @@ from .overview import CLASS_COLORS
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
 
 __all__ = ["UnitsView", "unit_table", "unit_maps", "channel_scores", "window_traces", "channel_ticks",
-           "strongest"]
+           "strongest", "map_bands", "parse_hz_range"]
 
 
 
@@ -52,25 +53,67 @@ def unit_maps(ds, layer: str, unit: int):
     return ds["amp_corr"].sel(unit=uid), ds["phase_corr"].sel(unit=uid)
 
 
-def channel_scores(ds, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel sensitivity of one unit: max over bands of |band mean r|, (amp, phase)."""
+def channel_scores(ds, layer: str, unit: int, band: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel sensitivity of one unit, (amp, phase): |band mean r| in ``band``.
+
+    ``band``: "" the largest over the result's bands; one of the result's bands; or "LO-HI"
+    (Hz), the mean of the maps' bins from LO to HI (a role's band of the demo, say).
+    """
     uid = f"{layer}/{unit}"
-    amp = np.nan_to_num(np.abs(ds["amp_band"].sel(unit=uid).values)).max(axis=-1)  # (channel,)
-    phase = np.nan_to_num(np.abs(ds["phase_band"].sel(unit=uid).values)).max(axis=-1)
-    return amp, phase
+    out = []
+    for prefix in ("amp", "phase"):
+        if band and band in ds["band"].values:
+            vals = np.abs(ds[f"{prefix}_band"].sel(unit=uid, band=band).values)
+        elif band:
+            lo, hi = parse_hz_range(band)
+            f = ds["freq"].values
+            inside = (f >= lo) & (f <= hi)
+            if not inside.any():
+                raise UnitScopeError(f"No frequency of the probe's maps lies in {band} Hz.")
+            with np.errstate(all="ignore"):
+                vals = np.abs(np.nanmean(ds[f"{prefix}_corr"].sel(unit=uid).values[:, inside], axis=-1))
+        else:
+            vals = np.abs(ds[f"{prefix}_band"].sel(unit=uid).values).max(axis=-1)
+        out.append(np.nan_to_num(vals))  # (channel,)
+    return out[0], out[1]
+
+
+def parse_hz_range(text: str) -> tuple[float, float]:
+    """``"60-90"`` -> (60.0, 90.0)."""
+    lo, sep, hi = str(text).partition("-")
+    try:
+        lo_f, hi_f = float(lo), float(hi)
+    except ValueError:
+        lo_f = hi_f = float("nan")
+    if not sep or not lo_f < hi_f:
+        raise UnitScopeError(f"Expected a band as 'LO-HI' in Hz with LO < HI, got {text!r}.")
+    return lo_f, hi_f
+
+
+def map_bands(ds, signals=None) -> dict:
+    """Channel-map choices: ``{label: value}`` for :func:`channel_scores` (the strongest band,
+    the known roles' bands of ``signals``, the probe's bands)."""
+    out = {"strongest band of each channel": ""}
+    known = known_roles(signals) if signals is not None else None
+    if known is not None:
+        roles = np.asarray(signals["role"].values).astype(str)
+        for role in known["legend"]:
+            i = int(np.flatnonzero(roles == role)[0])
+            lo, hi = float(signals["band_lo"].values[i]), float(signals["band_hi"].values[i])
+            out[f"{role.replace('_', ' ')} role band, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
+    for name, lo, hi in zip(ds["band"].values, ds["band_lo"].values, ds["band_hi"].values):
+        out[f"{str(name).replace('_', ' ')}, {float(lo):g}-{float(hi):g} Hz"] = str(name)
+    return out
 
 
 def strongest(ds, layer: str, unit: int) -> dict:
     """Where each sensitivity of a unit peaks: ``{"amplitude": (channel, band, r), "phase": ...}``,
-    the (channel, band) of the largest |band-mean r| x sqrt(band width), as the unit's
-    statistic weighs bands (a band mean's null sd falls as 1/sqrt(its bins)) [A]; ``r`` is
-    that band mean."""
+    the (channel, band) of the largest |band-mean r| (as the channel maps' strongest band)."""
     uid = f"{layer}/{unit}"
-    width = np.sqrt(np.maximum(ds["band_hi"].values.astype(float) - ds["band_lo"].values.astype(float), 1e-9))
     out = {}
     for kind, var in (("amplitude", "amp_band"), ("phase", "phase_band")):
         vals = np.nan_to_num(ds[var].sel(unit=uid).values.astype(float))  # (channel, band)
-        c, b = np.unravel_index(int(np.argmax(np.abs(vals) * width[None, :])), vals.shape)
+        c, b = np.unravel_index(int(np.argmax(np.abs(vals))), vals.shape)
         out[kind] = (str(ds["channel"].values[c]), str(ds["band"].values[b]), float(vals[c, b]))
     return out
 
@@ -141,6 +184,9 @@ class UnitsView(pn.viewable.Viewer):
         self.show_roles = pn.widgets.Checkbox(label="show known roles", value=True, width=150,
                                               css_classes=["us-show-roles"])
         self.roles_legend = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 10))
+        self.map_band = pn.widgets.Select(label="Channel maps show", options={"strongest band of each channel": ""},
+                                          width=280, css_classes=["us-map-band"])
+        self.map_band.param.watch(self._on_map_band, "value")
         self._syncing = False
         self._doc = None
         self.run_btn.on_click(lambda e: s.run_probe())
@@ -150,7 +196,7 @@ class UnitsView(pn.viewable.Viewer):
         s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site",
                                          "run", "probe_source"])
         s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
-        s.param.watch(self._redraw_unit, ["unit", "top_ready"])
+        s.param.watch(self._redraw_unit, ["unit", "top_ready", "channel_map_band"])
         self.show_roles.param.watch(self._redraw_all, "value")
         self._header()
         self._sync_probe()
@@ -242,6 +288,32 @@ class UnitsView(pn.viewable.Viewer):
         if unit != self.session.unit:
             self.session.unit = unit
 
+    def _on_map_band(self, event):
+        if not self._syncing:
+            self.session.channel_map_band = event.new or ""
+
+    def _sync_map_band(self, probe):
+        """The channel-map choices of this probe (and the decoder's known roles)."""
+        dec = self.session.decoder
+        options = map_bands(probe, dec.ws.recording.signals if dec is not None else None)
+        wanted = self.session.channel_map_band
+        self._syncing = True
+        try:
+            if self.map_band.options != options:
+                self.map_band.options = options
+            value = wanted if wanted in options.values() else ""
+            if self.map_band.value != value:
+                self.map_band.value = value
+        finally:
+            self._syncing = False
+
+    def _map_band(self, probe) -> tuple[str, str]:
+        """The channel maps' band (the session's choice when this probe offers it) and its label."""
+        dec = self.session.decoder
+        options = map_bands(probe, dec.ws.recording.signals if dec is not None else None)
+        band = self.session.channel_map_band if self.session.channel_map_band in options.values() else ""
+        return band, next(k for k, v in options.items() if v == band)
+
     def _header(self):
         s = self.session
         if s.decoder is None:
@@ -325,6 +397,7 @@ class UnitsView(pn.viewable.Viewer):
                 ticks = channel_ticks(names)
                 ax.ticker = FixedTicker(ticks=list(ticks))
                 ax.major_label_overrides = ticks
+            self._sync_map_band(probe)
         self._draw_roles_legend()
         self._draw_unit()
 
@@ -382,7 +455,9 @@ class UnitsView(pn.viewable.Viewer):
                 kind_txt += ", 10-05 by name"
             if not pos.get("placed", np.ones(1, bool)).all():
                 kind_txt += "; without a position: below"
-            amp, phase = channel_scores(probe, layer, unit)
+            self._sync_map_band(probe)  # the choice may come from elsewhere (the lesson)
+            band, band_txt = self._map_band(probe)
+            amp, phase = channel_scores(probe, layer, unit, band)
             names = [str(c) for c in probe["channel"].values]
             outline = head_outline() if pos["kind"] == "head" else dict(xs=[], ys=[])
             size = float(np.clip(18 * np.sqrt(32 / max(len(names), 1)), 6, 18))  # many channels: smaller dots
@@ -400,7 +475,7 @@ class UnitsView(pn.viewable.Viewer):
                 c["halos"].data = halos
                 c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score, role=role)
                 c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
-                c["fig"].title.text = f"{uid} {kind}: channel map ({kind_txt})"
+                c["fig"].title.text = f"{uid} {kind}: |band-mean r|, {band_txt} ({kind_txt})"
         self._draw_windows(layer, unit, probe, has, dec, uid)
         self._header()
 
@@ -415,8 +490,10 @@ class UnitsView(pn.viewable.Viewer):
         X, _ = dec.probe_inputs()
         seg = unit_segments(X, dec.top_windows(), uid)  # (k, C, rf)
         if has:
-            amp, phase = channel_scores(probe, layer, unit)
-            ch, why = int(np.argmax(np.maximum(amp, phase))), "most sensitive channel"
+            band, band_txt = self._map_band(probe)
+            amp, phase = channel_scores(probe, layer, unit, band)
+            ch = int(np.argmax(np.maximum(amp, phase)))
+            why = "most sensitive channel" + ("" if not band else f" in the {band_txt.split(',')[0]}")
         else:
             ch, why = int(np.argmax(seg.mean(axis=0).std(axis=-1))), "channel with the largest mean waveform"
         traces, med, q25, q75 = window_traces(seg, ch)
@@ -438,7 +515,8 @@ class UnitsView(pn.viewable.Viewer):
         has_probe = s.param.probe.rx().rx.is_not(None)
         details = pn.Column(pn.Row(self.roles_legend, self.show_roles, sizing_mode="stretch_width"),
                             pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
-                            self.chan_map, sizing_mode="stretch_width", visible=has_probe)
+                            pn.Row(self.map_band, sizing_mode="stretch_width"), self.chan_map,
+                            sizing_mode="stretch_width", visible=has_probe)
         return pn.Column(controls, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
                          none_yet,
                          pn.Column(self.scatter, sizing_mode="stretch_width", visible=has_probe),
