@@ -671,6 +671,32 @@ def test_the_lessons_step_2_is_true_of_the_shipped_probe():
     assert set(top(channel_scores(ds, "conv_2", u2, "1-4")[1], 4)) == {"low_freq"}
 
 
+@pytest.mark.slow
+def test_the_lessons_step_1_is_true_of_the_demo():
+    """Step 1's numbers on the full demo: the beta channels' beta envelope (as the signal
+    browser smooths it) falls with hand speed (r -0.61), the high-gamma one rises (0.87); G14's
+    beta-band kernel on the test block dips about 0.6 s after onset and explains more than a
+    noise channel's."""
+    from core.deconv.apply import EventDeconvolution, band_envelope
+    from core.workspace import Workspace
+    from dashboard.views.lesson import STEPS
+    from dashboard.views.overview import SignalBrowser
+
+    ws = Workspace.demo()
+    sig, speed = ws.recording.signals, ws.recording.target.values
+    roles = sig["role"].values.astype(str)
+    for role, band, said in (("beta", (15, 25), "-0.61"), ("high_gamma", (60, 90), "0.87")):
+        env = band_envelope(sig.values[roles == role], ws.recording.sfreq, band, smooth_s=SignalBrowser.SMOOTH_S)
+        r = np.mean([np.corrcoef(e, speed)[0, 1] for e in env])
+        assert r == pytest.approx(float(said), abs=0.03) and f"r {said}" in STEPS[0][3]
+    eng = EventDeconvolution(ws.model, ws.recording, block="test", blocks=ws.blocks)
+    beta, noise = eng.run("channel:G14:15-25"), eng.run("channel:G01:15-25")
+    k = beta["kernels"].values[0]
+    assert roles[list(sig["channel"].values).index("G14")] == "beta"
+    assert 0.4 <= beta["lag"].values[np.argmin(k)] <= 0.8 and k.min() < -2 * max(k.max(), 0)  # a dip
+    assert beta.attrs["r2"] > 2 * noise.attrs["r2"] and "a dip 0.6 s after" in STEPS[0][3]
+
+
 def test_the_overview_says_where_the_decoders_weights_come_from():
     from types import SimpleNamespace
 
