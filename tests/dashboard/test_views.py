@@ -697,6 +697,34 @@ def test_the_lessons_step_1_is_true_of_the_demo():
     assert beta.attrs["r2"] > 2 * noise.attrs["r2"] and "a dip 0.6 s after" in STEPS[0][3]
 
 
+@pytest.mark.slow
+def test_the_lessons_step_3_is_true_of_the_demo(tmp_path, capsys):
+    """Step 3's pruning numbers for conv_4 of the shipped decoder (test r): ranked by each
+    unit's own drop, the 10% most important take it from 0.97 to 0.18; ranked by either
+    sensitivity (the shipped probe) 10% hardly move it (0.96), 30% give 0.80 against 0.93."""
+    import shutil
+
+    import xarray as xr
+
+    from core.cli import main
+    from dashboard.views.lesson import STEPS
+
+    assets = Path(__file__).resolve().parents[2] / "assets"
+    run = shutil.copytree(assets / "demo-deep4", tmp_path / "demo")
+    curves = {}
+    for by, extra in (("ablation", []), ("either", ["--scores", str(assets / "demo-probe" / "deep4.nc")])):
+        out = tmp_path / f"{by}.nc"
+        assert main(["prune", str(run), "--curve", "--layer", "conv_4", "--by", by, "--fractions", "0,0.1,0.3",
+                     "--orders", "most,least", "--out", str(out), "--threads", "1"] + extra) == 0
+        with xr.open_dataset(out, engine="h5netcdf") as ds:
+            curves[by] = {str(o): np.round(ds["metric"].sel(order=o).values.ravel(), 2) for o in ds["order"].values}
+    capsys.readouterr()
+    text = STEPS[2][3]
+    assert curves["ablation"]["most"][:2].tolist() == [0.97, 0.18] and "from 0.97 to 0.18" in text
+    assert curves["either"]["most"][1] == 0.96 and "hardly move it (0.96)" in text
+    assert (curves["either"]["most"][2], curves["either"]["least"][2]) == (0.80, 0.93)
+
+
 def test_the_overview_says_where_the_decoders_weights_come_from():
     from types import SimpleNamespace
 
