@@ -78,6 +78,13 @@ def channel_scores(ds, layer: str, unit: int, band: str = "") -> tuple[np.ndarra
     return out[0], out[1]
 
 
+def _short_band(band: str) -> str:
+    """A channel-map band in a few words (plot titles): "strongest band", "beta band", "60-90 Hz"."""
+    if not band:
+        return "strongest band"
+    return f"{band} Hz" if band[:1].isdigit() else f"{band.replace('_', ' ')} band"
+
+
 def parse_hz_range(text: str) -> tuple[float, float]:
     """``"60-90"`` -> (60.0, 90.0)."""
     lo, sep, hi = str(text).partition("-")
@@ -475,7 +482,7 @@ class UnitsView(pn.viewable.Viewer):
                 c["halos"].data = halos
                 c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score, role=role)
                 c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
-                c["fig"].title.text = f"{uid} {kind}: |band-mean r|, {band_txt} ({kind_txt})"
+                c["fig"].title.text = f"{uid} {kind} |r|, {_short_band(band)} ({kind_txt})"
         self._draw_windows(layer, unit, probe, has, dec, uid)
         self._header()
 
