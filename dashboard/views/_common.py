@@ -31,8 +31,9 @@ def known_roles(signals) -> dict | None:
     -------
     dict | None
         ``roles`` (the role of every channel, "" where none), ``legend`` (role -> (label,
-        colour)) and ``boxes``: one rectangle per run of adjacent rows of a role over its band
-        on a (channel, freq) map (``left``, ``right``, ``bottom``, ``top``, ``color``).
+        colour)), ``bands`` (role -> (lo, hi) Hz), in channel order, and ``boxes``: one
+        rectangle per run of adjacent rows of a role over its band on a (channel, freq) map
+        (``left``, ``right``, ``bottom``, ``top``, ``color``).
     """
     from core.probing.validity import role_cases
 
@@ -43,6 +44,7 @@ def known_roles(signals) -> dict | None:
     roles = np.asarray(signals["role"].values).astype(str)
     extra = iter(_MORE_ROLE_COLORS * (1 + len(cases) // len(_MORE_ROLE_COLORS)))
     legend, boxes = {}, dict(left=[], right=[], bottom=[], top=[], color=[], role=[])
+    bands = {role: band for role, (_, band) in cases.items()}
     for role, (idx, (lo, hi)) in cases.items():
         color = ROLE_COLORS.get(role) or next(extra)
         legend[role] = (f"{role.replace('_', ' ')} {lo:g}-{hi:g} Hz", color)
@@ -52,7 +54,7 @@ def known_roles(signals) -> dict | None:
             boxes["bottom"].append(float(r[0]) - 0.5), boxes["top"].append(float(r[-1]) + 0.5)
             boxes["color"].append(color), boxes["role"].append(role)
     shown = np.array([r if r in legend else "" for r in roles]) if len(roles) == n_ch else np.full(n_ch, "")
-    return {"roles": shown, "legend": legend, "boxes": boxes}
+    return {"roles": shown, "legend": legend, "bands": bands, "boxes": boxes}
 
 
 def esc(text) -> str:

@@ -119,17 +119,12 @@ def channel_bands(decoder) -> dict:
     known roles first (the demo's), then the standard bands below Nyquist."""
     from core.deconv.apply import BANDS
 
-    sig = decoder.ws.recording.signals
     nyq = decoder.ws.recording.sfreq / 2
     out = {}
-    known = known_roles(sig)
-    if known is not None:
-        roles = np.asarray(sig["role"].values).astype(str)
-        for role in known["legend"]:
-            i = int(np.flatnonzero(roles == role)[0])
-            lo, hi = float(sig["band_lo"].values[i]), float(sig["band_hi"].values[i])
-            if 0 < lo < hi < nyq:
-                out[f"{role.replace('_', ' ')} role, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
+    known = known_roles(decoder.ws.recording.signals)
+    for role, (lo, hi) in (known["bands"] if known is not None else {}).items():
+        if 0 < lo < hi < nyq:
+            out[f"{role.replace('_', ' ')} role, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
     for name, (lo, hi) in BANDS.items():
         if hi < nyq and f"{lo:g}-{hi:g}" not in out.values():
             out[f"{name.replace('_', ' ')}, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
@@ -310,15 +305,16 @@ class KernelsView(pn.viewable.Viewer):
         if dec is None:
             self.ch_select.options, self.band_select.options = [], {}
             return
+        first = default_channel(dec)
         self.ch_select.options = list(dec.ch_names)
-        self.ch_select.value = default_channel(dec)
+        self.ch_select.value = first
         bands = channel_bands(dec)
         self.band_select.options = bands
-        first = default_channel(dec)
         known = known_roles(dec.ws.recording.signals)
         role = known["roles"][list(dec.ch_names).index(first)] if known is not None else ""
-        self.band_select.value = next((v for k, v in bands.items() if role and k.startswith(role.replace("_", " "))),
-                                      next(iter(bands.values()), None))
+        lo_hi = known["bands"].get(role) if role else None  # the first channel's role band, else the first band
+        wanted = f"{lo_hi[0]:g}-{lo_hi[1]:g}" if lo_hi else None
+        self.band_select.value = wanted if wanted in bands.values() else next(iter(bands.values()), None)
         events = getattr(dec.ws.recording, "events", None)
         if events is None or not len(events.onset):
             self.ch_btn.disabled = True

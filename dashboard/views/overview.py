@@ -86,8 +86,7 @@ class SignalBrowser:
         self.colors = [known["legend"][r][1] if r else "#1f3b57" for r in roles]
         self.options = {self.RAW: None}  # what show() offers: label -> band (Hz) or None
         if known is not None:
-            for role, (label, _) in known["legend"].items():
-                lo, hi = _role_band(sig, role)
+            for role, (lo, hi) in known["bands"].items():
                 if 0 < lo < hi < self.sfreq / 2:  # a band the band-pass can take
                     self.options[f"{role.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
         else:
@@ -227,12 +226,6 @@ def shown_envelope(raw: np.ndarray, sfreq: float, band: tuple, smooth_s: float) 
         while len(_ENVELOPES) > _ENVELOPES_KEPT:
             _ENVELOPES.pop(next(iter(_ENVELOPES)))
     return env
-
-
-def _role_band(signals, role: str) -> tuple[float, float]:
-    """The band of a channel role (the ``band_lo`` / ``band_hi`` coordinates of its channels)."""
-    i = int(np.flatnonzero(np.asarray(signals["role"].values).astype(str) == role)[0])
-    return float(signals["band_lo"].values[i]), float(signals["band_hi"].values[i])
 
 
 def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):

@@ -102,12 +102,8 @@ def map_bands(ds, signals=None) -> dict:
     the known roles' bands of ``signals``, the probe's bands)."""
     out = {"strongest band of each channel": ""}
     known = known_roles(signals) if signals is not None else None
-    if known is not None:
-        roles = np.asarray(signals["role"].values).astype(str)
-        for role in known["legend"]:
-            i = int(np.flatnonzero(roles == role)[0])
-            lo, hi = float(signals["band_lo"].values[i]), float(signals["band_hi"].values[i])
-            out[f"{role.replace('_', ' ')} role band, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
+    for role, (lo, hi) in (known["bands"] if known is not None else {}).items():
+        out[f"{role.replace('_', ' ')} role band, {lo:g}-{hi:g} Hz"] = f"{lo:g}-{hi:g}"
     for name, lo, hi in zip(ds["band"].values, ds["band_lo"].values, ds["band_hi"].values):
         out[f"{str(name).replace('_', ' ')}, {float(lo):g}-{float(hi):g} Hz"] = str(name)
     return out
@@ -299,26 +295,21 @@ class UnitsView(pn.viewable.Viewer):
         if not self._syncing:
             self.session.channel_map_band = event.new or ""
 
-    def _sync_map_band(self, probe):
-        """The channel-map choices of this probe (and the decoder's known roles)."""
+    def _map_band(self, probe) -> tuple[str, str]:
+        """The channel maps' band (the session's choice when this probe offers it, else the
+        strongest) and its label; the widget is set to this probe's choices and that band (the
+        choice may come from elsewhere: the lesson)."""
         dec = self.session.decoder
         options = map_bands(probe, dec.ws.recording.signals if dec is not None else None)
-        wanted = self.session.channel_map_band
+        band = self.session.channel_map_band if self.session.channel_map_band in options.values() else ""
         self._syncing = True
         try:
             if self.map_band.options != options:
                 self.map_band.options = options
-            value = wanted if wanted in options.values() else ""
-            if self.map_band.value != value:
-                self.map_band.value = value
+            if self.map_band.value != band:
+                self.map_band.value = band
         finally:
             self._syncing = False
-
-    def _map_band(self, probe) -> tuple[str, str]:
-        """The channel maps' band (the session's choice when this probe offers it) and its label."""
-        dec = self.session.decoder
-        options = map_bands(probe, dec.ws.recording.signals if dec is not None else None)
-        band = self.session.channel_map_band if self.session.channel_map_band in options.values() else ""
         return band, next(k for k, v in options.items() if v == band)
 
     def _header(self):
@@ -404,7 +395,7 @@ class UnitsView(pn.viewable.Viewer):
                 ticks = channel_ticks(names)
                 ax.ticker = FixedTicker(ticks=list(ticks))
                 ax.major_label_overrides = ticks
-            self._sync_map_band(probe)
+            self._map_band(probe)
         self._draw_roles_legend()
         self._draw_unit()
 
@@ -462,8 +453,7 @@ class UnitsView(pn.viewable.Viewer):
                 kind_txt += ", 10-05 by name"
             if not pos.get("placed", np.ones(1, bool)).all():
                 kind_txt += "; without a position: below"
-            self._sync_map_band(probe)  # the choice may come from elsewhere (the lesson)
-            band, band_txt = self._map_band(probe)
+            band, _ = self._map_band(probe)
             amp, phase = channel_scores(probe, layer, unit, band)
             names = [str(c) for c in probe["channel"].values]
             outline = head_outline() if pos["kind"] == "head" else dict(xs=[], ys=[])
