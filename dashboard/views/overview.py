@@ -10,6 +10,7 @@ import panel as pn
 import param
 from holoviews.operation.downsample import downsample1d
 
+from ..jobs import Job
 from ..state import Session
 from ._common import CSS, apply_in_doc, esc, known_roles, placeholder
 from .occlusion import OcclusionPanel
@@ -206,10 +207,18 @@ _ENVELOPES_LOCK = threading.Lock()
 _ENVELOPES_KEPT = 4  # [A] the envelopes kept for all sessions (a class shares the demo's)
 
 
+def envelope_cached(raw: np.ndarray, band: tuple, smooth_s: float) -> bool:
+    """Whether :func:`shown_envelope` has this envelope at hand (no computing)."""
+    with _ENVELOPES_LOCK:
+        hit = _ENVELOPES.get((id(raw), tuple(band), smooth_s))
+        return hit is not None and hit[0]() is raw
+
+
 def shown_envelope(raw: np.ndarray, sfreq: float, band: tuple, smooth_s: float) -> np.ndarray:
     """A band's envelope of ``raw`` (channels, times), z-scored per channel so the browser's
     spacing holds [A]; shared by every session showing the same recording (the demo's
-    signals are one array for all sessions), the last few kept."""
+    signals are one array for all sessions), the last few kept. Seconds for hundreds of
+    channels (306 MEG channels, 6 min: 5 s): the browser computes it in a worker."""
     key = (id(raw), tuple(band), smooth_s)
     with _ENVELOPES_LOCK:
         hit = _ENVELOPES.get(key)
@@ -235,9 +244,26 @@ def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
     choice = pn.widgets.Select(label="Show", options=list(sb.options), value=sb.RAW, width=300,
                                css_classes=["us-signal-choice"])
     doc = pn.state.curdoc
+    col = pn.Column(sizing_mode="stretch_width")
+    col.job = None
 
     def show(event):
-        apply_in_doc(doc, lambda: sb.show(event.new))
+        label, band = event.new, sb.options.get(event.new)
+        if band is None or envelope_cached(sb.raw, band, sb.SMOOTH_S):
+            apply_in_doc(doc, lambda: sb.show(label))
+            return
+        # [A] computed in a worker (seconds for hundreds of channels), then drawn on the page's loop
+        apply_in_doc(doc, lambda: setattr(sb.main.title, "text", f"Computing the {label} ..."))
+
+        def done(_):
+            if choice.value == label:  # not overtaken by a later choice
+                apply_in_doc(doc, lambda: sb.show(label))
+
+        def failed(msg):
+            apply_in_doc(doc, lambda: setattr(sb.main.title, "text", f"The {label} could not be computed: {msg}"))
+
+        col.job = Job("envelope", lambda stop: shown_envelope(sb.raw, sb.sfreq, band, sb.SMOOTH_S),
+                      on_done=done, on_error=failed).start()
 
     choice.param.watch(show, "value")
     legend = ""
@@ -247,8 +273,7 @@ def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
                        f"{esc(label)}</span>" for label, c in known["legend"].values())
         legend = f"<p class='us-muted'>Traces coloured by the channels' known roles: {keys}</p>"
     pane = pn.pane.Bokeh(sb.layout, sizing_mode="stretch_width")
-    col = pn.Column(pn.Row(choice, pn.pane.HTML(legend, stylesheets=[CSS], sizing_mode="stretch_width")),
-                    pane, sizing_mode="stretch_width")
+    col[:] = [pn.Row(choice, pn.pane.HTML(legend, stylesheets=[CSS], sizing_mode="stretch_width")), pane]
     col.browser, col.choice = sb, choice
     return col
 

@@ -421,7 +421,10 @@ def test_signal_browser_colours_roles_marks_events_and_shows_band_envelopes(tiny
     from bokeh.models import Segment
 
     from core.deconv.apply import band_envelope
+    from dashboard.views import overview
     from dashboard.views.overview import SignalBrowser, signal_browser
+
+    overview._ENVELOPES.clear()  # what is computed below, and when, is part of the test
 
     rec = tiny_decoder.ws.recording
     roles = rec.signals["role"].values.astype(str)
@@ -455,7 +458,10 @@ def test_signal_browser_colours_roles_marks_events_and_shows_band_envelopes(tiny
     with pytest.raises(KeyError, match="'alpha' is not one of"):
         sb.show("alpha")
     pane = signal_browser(tiny_decoder)
-    pane.choice.value = "beta envelope (15-25 Hz)"  # outside a served page the change applies at once
+    pane.choice.value = label  # computed already (above): drawn at once
+    assert pane.browser.shown == label and pane.job is None
+    pane.choice.value = "beta envelope (15-25 Hz)"  # not yet: computed in a worker, then drawn
+    assert pane.job is not None and pane.job.join(60)
     assert pane.browser.shown == "beta envelope (15-25 Hz)"
     r = np.array([np.corrcoef(e, speed)[0, 1] for e in pane.browser.data])  # beta drops in movement
     assert r[roles == "beta"].max() < -0.3 and np.abs(r[roles == "noise"]).max() < 0.3
