@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import (ColorBar, ColumnDataSource, CustomJSHover, FixedTicker, HoverTool, LabelSet,
+from bokeh.models import (BoxAnnotation, ColorBar, ColumnDataSource, CustomJSHover, FixedTicker, HoverTool, LabelSet,
                           LinearColorMapper, TapTool)
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
@@ -83,6 +83,17 @@ def _short_band(band: str) -> str:
     if not band:
         return "strongest band"
     return f"{band} Hz" if band[:1].isdigit() else f"{band.replace('_', ' ')} band"
+
+
+def band_range(ds, band: str) -> tuple[float, float] | None:
+    """The edges in Hz of a channel-map band (a band of ``ds`` or "LO-HI"); None for the
+    strongest band of each channel."""
+    if not band:
+        return None
+    if band in ds["band"].values:
+        row = ds.sel(band=band)
+        return float(row["band_lo"]), float(row["band_hi"])
+    return parse_hz_range(band)
 
 
 def parse_hz_range(text: str) -> tuple[float, float]:
@@ -242,7 +253,10 @@ class UnitsView(pn.viewable.Viewer):
             fm.add_layout(LabelSet(x="x", y="y", text="text", source=labels, text_font_size="8pt",
                                    text_align="center", text_baseline="bottom"))
             fm.x_range.range_padding = fm.y_range.range_padding = 0
-            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels, names=names_js,
+            shade = BoxAnnotation(fill_color="#444444", fill_alpha=0.08, line_color="#444444", line_alpha=0.5,
+                                  line_dash="dotted", visible=False)  # the channel maps' band, when one is chosen
+            fm.add_layout(shade)
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, bands=bands, labels=labels, names=names_js, shade=shade,
                                    roles=roles)
         self.chans = {}
         for kind in ("amplitude", "phase"):
@@ -455,6 +469,12 @@ class UnitsView(pn.viewable.Viewer):
                 kind_txt += "; without a position: below"
             band, _ = self._map_band(probe)
             amp, phase = channel_scores(probe, layer, unit, band)
+            lo_hi = band_range(probe, band)
+            for kind in ("amplitude", "phase"):  # the maps shade the band the channel maps summarise
+                shade = self.maps[kind]["shade"]
+                shade.visible = lo_hi is not None
+                if lo_hi is not None:
+                    shade.left, shade.right = lo_hi
             names = [str(c) for c in probe["channel"].values]
             outline = head_outline() if pos["kind"] == "head" else dict(xs=[], ys=[])
             size = float(np.clip(18 * np.sqrt(32 / max(len(names), 1)), 6, 18))  # many channels: smaller dots

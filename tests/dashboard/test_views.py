@@ -164,11 +164,15 @@ def test_channel_maps_show_the_chosen_band(session):
     np.testing.assert_allclose(view.chans["amplitude"]["src"].data["score"], amp)
     assert "conv_3/7 amplitude |r|, 60-90 Hz (grid positions)" in view.chans["amplitude"]["fig"].title.text
     assert "most sensitive channel in the high gamma role band" in view.win_fig.title.text
+    shade = view.maps["phase"]["shade"]  # the ch x freq maps shade the band summarised
+    assert shade.visible and (shade.left, shade.right) == (60.0, 90.0)
     session.channel_map_band = "beta"  # set elsewhere (the lesson): the widget follows
     assert view.map_band.value == "beta"
     assert "conv_3/7 phase |r|, beta band" in view.chans["phase"]["fig"].title.text
+    lo, hi = (float(session.probe.sel(band="beta")[k]) for k in ("band_lo", "band_hi"))
+    assert (shade.left, shade.right) == (lo, hi)
     session.channel_map_band = "7-9"  # not offered by this probe: the strongest band
-    assert "amplitude |r|, strongest band" in view.chans["amplitude"]["fig"].title.text
+    assert "amplitude |r|, strongest band" in view.chans["amplitude"]["fig"].title.text and not shade.visible
 
 
 def test_known_roles_outline_each_role_over_its_band():
