@@ -32,7 +32,8 @@ STEPS = (
      "conv_4's amplitude units (5 of their 6 strongest channels). With <i>strongest band of each channel</i> the "
      "1-4 Hz channels come first: amplitude noise on the slow waveform reaches the units too. Pick conv_2, a blue "
      "(phase) unit and the 1-4 Hz role band: phase units read the 1-4 Hz channels (brown). Untick <i>show known "
-     "roles</i> to let the class guess first. The Overview sets the unit classes beside an untrained network's."),
+     "roles</i> to let the class guess first. The grey crosses are an untrained network's units of the same block: "
+     "training raised conv_4's amplitude sensitivity 2.5-fold (median)."),
     ("3. Does sensitivity mean need?", "prune", "conv_4",
      "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "
      "<b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, then by <i>ablation</i>: the 10% most "

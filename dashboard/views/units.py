@@ -209,7 +209,7 @@ class UnitsView(pn.viewable.Viewer):
         self._build_figures()
         s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site",
                                          "run", "probe_source"])
-        s.param.watch(self._redraw_all, ["layer", "probe", "decoder_version"])
+        s.param.watch(self._redraw_all, ["layer", "probe", "control", "decoder_version"])
         s.param.watch(self._redraw_unit, ["unit", "top_ready", "channel_map_band"])
         self.show_roles.param.watch(self._redraw_all, "value")
         self._header()
@@ -221,13 +221,18 @@ class UnitsView(pn.viewable.Viewer):
         self.pts_src = ColumnDataSource(dict(amp=[], phase=[], index=[], cls=[], color=[]))
         f = _fig("Units (probe not run yet)", height=380, x_axis_label="amplitude sensitivity",
                  y_axis_label="phase sensitivity")
-        f.add_tools(HoverTool(tooltips=[("unit", "@index"), ("class", "@cls"), ("amplitude", "@amp{0.000}"),
-                                        ("phase", "@phase{0.000}")]))
-        f.add_tools(TapTool())
+        # the untrained control's units of the same block, behind (what training moved): not clickable
+        self.ctrl_src = ColumnDataSource(dict(amp=[], phase=[]))
+        f.scatter("amp", "phase", source=self.ctrl_src, size=7, marker="x", line_color="#8c8c8c", line_alpha=0.7,
+                  legend_label="untrained control")
         select_on_double_tap(f, self.pts_src, x="amp", y="phase", size=_POINT_SIZE)  # quick second clicks
-        f.scatter("amp", "phase", source=self.pts_src, size=_POINT_SIZE, fill_color="color", line_color="white",
-                  legend_field="cls", selection_line_color="black", selection_line_width=3,
-                  selection_fill_color="color", nonselection_fill_alpha=0.55, nonselection_line_alpha=0.3)
+        units = f.scatter("amp", "phase", source=self.pts_src, size=_POINT_SIZE, fill_color="color",
+                          line_color="white", legend_field="cls", selection_line_color="black",
+                          selection_line_width=3, selection_fill_color="color", nonselection_fill_alpha=0.55,
+                          nonselection_line_alpha=0.3)
+        f.add_tools(HoverTool(renderers=[units], tooltips=[("unit", "@index"), ("class", "@cls"),
+                                                           ("amplitude", "@amp{0.000}"), ("phase", "@phase{0.000}")]))
+        f.add_tools(TapTool(renderers=[units]))
         f.legend.label_text_font_size = "9pt"
         f.add_layout(f.legend[0], "right")  # beside the plot: inside, it hid the units in its corner
         self.pts_src.selected.on_change("indices", self._on_select)
@@ -381,6 +386,12 @@ class UnitsView(pn.viewable.Viewer):
     def _draw_all(self):
         s = self.session
         probe, layer = s.probe, s.layer
+        control = s.control
+        if control is not None and layer in set(control["layer"].values) and probe is not None:
+            c = unit_table(control, layer)
+            self.ctrl_src.data = dict(amp=c["amp"], phase=c["phase"])
+        else:
+            self.ctrl_src.data = dict(amp=[], phase=[])
         if probe is None or layer not in set(probe["layer"].values):
             self.pts_src.data = dict(amp=[], phase=[], index=[], cls=[], color=[])
             self.scatter_fig.title.text = "Units (probe not run yet)"

@@ -224,6 +224,27 @@ def test_units_view_shows_known_roles_and_hides_them_on_request(session, monkeyp
     assert plain.maps["amplitude"]["names"].args["names"][g03] == str(sig["channel"].values[g03])
 
 
+def test_the_scatter_sets_the_untrained_controls_units_behind(session, tiny_probe):
+    """With an untrained control, its units of the block are drawn behind (what training
+    moved); only the trained units answer hover and clicks."""
+    from bokeh.models import HoverTool, TapTool
+
+    view = UnitsView(session=session)
+    session.layer = "conv_3"
+    assert len(view.ctrl_src.data["amp"]) == 0  # no control
+    control = tiny_probe.copy()
+    control["amp_stat_all"] = control["amp_stat_all"] * 0.5  # a stand-in with other numbers
+    session.control = control
+    t = unit_table(control, "conv_3")
+    np.testing.assert_allclose(view.ctrl_src.data["amp"], t["amp"])
+    np.testing.assert_allclose(view.ctrl_src.data["phase"], t["phase"])
+    tools = [t for t in view.scatter_fig.tools if isinstance(t, (HoverTool, TapTool))]
+    assert tools and all(t.renderers != "auto" and len(t.renderers) == 1
+                         and t.renderers[0].data_source is view.pts_src for t in tools)
+    session.control = None
+    assert len(view.ctrl_src.data["amp"]) == 0
+
+
 def test_tap_selects_the_clicked_unit(session):
     view = UnitsView(session=session)
     session.layer = "conv_2"
@@ -680,6 +701,9 @@ def test_the_lessons_step_2_is_true_of_the_shipped_probe():
     phase_units = t2["cls"] == "phase"
     u2 = int(t2["index"][phase_units][np.argmax(t2["phase"][phase_units])])
     assert set(top(channel_scores(ds, "conv_2", u2, "1-4")[1], 4)) == {"low_freq"}
+    control = xr.load_dataset(path.with_name("deep4-control.nc"), engine="h5netcdf")
+    ratio = np.median(t["amp"]) / np.median(unit_table(control, "conv_4")["amp"])
+    assert round(ratio, 1) == 2.5 and "amplitude sensitivity 2.5-fold (median)" in STEPS[1][3]  # measured 2.53
 
 
 @pytest.mark.slow
