@@ -174,8 +174,9 @@ class KernelsView(pn.viewable.Viewer):
         ks.param.watch(self._results_changed, ["output", "output_previous", "unit", "unit_previous",
                                                "fitted_version"])
         s.param.watch(self._view_changed, "view")
-        # a unit not fitted yet is titled by the selection: redraw its empty plots when it changes
-        s.param.watch(self._results_changed, ["layer", "unit"])
+        # a unit not fitted yet is titled by the selection: redraw its empty plots when it changes,
+        # while the view is shown (a prune click elsewhere selects a unit: hidden plots wait)
+        s.param.watch(self._selection_changed, ["layer", "unit"])
         s.param.watch(self._sync, "decoder_version")
         self._sync_prune()
         # [A] The plots follow the view's own ``shown`` counter, bumped on the document's event
@@ -236,6 +237,10 @@ class KernelsView(pn.viewable.Viewer):
     def _results_changed(self, *_):
         apply_in_doc(self._doc, self._show)
 
+    def _selection_changed(self, *_):
+        if self.session.view == "kernels":
+            apply_in_doc(self._doc, self._show)
+
     def _show(self):
         """Draw the latest results (on the document's event loop when served)."""
         shown = self._snapshot()
@@ -266,6 +271,7 @@ class KernelsView(pn.viewable.Viewer):
     def _view_changed(self, event):
         if event.new == "kernels":
             self._sync_prune()
+            apply_in_doc(self._doc, self._show)  # a selection made elsewhere meanwhile
         if event.new == "kernels" and not self.ks.tracking:
             self.ks.start()
 

@@ -220,13 +220,19 @@ def test_served_plots_take_new_kernels_on_the_documents_loop_only(make_session, 
     assert _title(view, "unit").startswith("Unit conv_3/4 kernel")
 
 
-def test_the_unit_plots_are_titled_by_the_selection_until_fitted(make_session):
+def test_the_unit_plots_are_titled_by_the_selection_until_fitted(make_session, monkeypatch):
     s, ks = make_session()
+    monkeypatch.setattr(ks, "start", lambda: None)  # no fit: the titles come from the selection only
     view = KernelsView(session=s)
     assert _title(view, "unit") == "Unit conv_3/4: not fitted yet"
     shown = view.shown
-    s.param.update(layer="conv_2", unit=5)  # chosen in another view before any fit
+    s.param.update(layer="conv_2", unit=5)  # chosen in another view (hidden here: nothing redrawn)
+    assert view.shown == shown
+    s.view = "kernels"  # shown: the plots follow the selection
     assert view.shown > shown and _title(view, "unit") == "Unit conv_2/5: not fitted yet"
+    shown = view.shown
+    s.unit = 6
+    assert view.shown > shown and _title(view, "unit") == "Unit conv_2/6: not fitted yet"
 
 
 def test_a_decoder_of_trials_shows_why_there_are_no_kernels(make_session, tiny_decoder, monkeypatch):
