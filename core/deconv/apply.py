@@ -62,6 +62,13 @@ class SignalSpec:
         return f"channel:{self.channel}:{self.band[0]:g}-{self.band[1]:g}"
 
 
+def hz_band(text: str) -> tuple[float, float] | None:
+    """``"60-90"`` (spaces allowed) -> (60.0, 90.0); None when ``text`` is not 'LO-HI'.
+    A malformed number ("1.2.3-5") raises ValueError."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*-\s*([0-9.]+)\s*", str(text))
+    return (float(m[1]), float(m[2])) if m else None
+
+
 def parse_signal(text: str) -> SignalSpec:
     """Parse ``"output"``, ``"output:I"``, ``"unit:LAYER:INDEX"`` or ``"channel:NAME:BAND"``."""
     parts = str(text).split(":")
@@ -75,11 +82,11 @@ def parse_signal(text: str) -> SignalSpec:
             band = parts[2]
             if band in BANDS:
                 return SignalSpec("channel", channel=parts[1], band=BANDS[band])
-            m = re.fullmatch(r"\s*([0-9.]+)\s*-\s*([0-9.]+)\s*", band)
-            if not m:
+            hz = hz_band(band)
+            if hz is None:
                 raise UnitScopeError(
                     f"Unknown band {band!r}: use one of {sorted(BANDS)} or 'LO-HI' in Hz.{suggest(band, BANDS)}")
-            return SignalSpec("channel", channel=parts[1], band=(float(m[1]), float(m[2])))
+            return SignalSpec("channel", channel=parts[1], band=hz)
     except ValueError as exc:
         if isinstance(exc, UnitScopeError):
             raise

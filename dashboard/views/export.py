@@ -90,22 +90,21 @@ def _curves(s):
 def _kernel(which, part):
     def make(s):
         from ..export import _kernels
-        from .kernels import codes_plot, kernel_plot, kernel_state_of, signal_label
+        from .kernels import codes_plot, kernel_plot, kernel_state_of, signal_title
 
         if which == "channel":  # the input's own kernels: any decoder
             ks = kernel_state_of(s)
             res, prev = ks.channel, None
             if res is None:
                 raise UnitScopeError("No input channel kernels yet: fit them in the Kernels view first.")
-            label = signal_label(res.attrs.get("signal", "channel"))
-            title = label[:1].upper() + label[1:]
+            title = signal_title(res.attrs.get("signal", "channel"))
         else:
             ks = _kernels(s)
             res = ks.output if which == "output" else ks.unit
             prev = ks.output_previous if which == "output" else ks.unit_previous
             if res is None:
                 raise UnitScopeError("No kernels yet: open the Kernels view first.")
-            title = "Decoder output" if which == "output" else signal_label(ks.unit_signal).capitalize()
+            title = "Decoder output" if which == "output" else signal_title(ks.unit_signal)
         return kernel_plot(res, prev, title=title) if part == "kernel" else codes_plot(res, prev, title=title)
     return make
 

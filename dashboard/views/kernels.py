@@ -44,6 +44,13 @@ def signal_label(signal: str) -> str:
     return "decoder output" if signal.startswith("output") else signal
 
 
+def signal_title(signal: str) -> str:
+    """:func:`signal_label` starting with a capital, for a plot title (the rest as it is:
+    ``str.capitalize`` would lower a channel's name)."""
+    label = signal_label(signal)
+    return label[:1].upper() + label[1:]
+
+
 def codes_r(result, kernel) -> float:
     """Pearson r of the codes of ``kernel`` with the events' values (NaN when undefined)."""
     c = result["codes"].sel(kernel=kernel).values.astype(float)
@@ -363,15 +370,9 @@ class KernelsView(pn.viewable.Viewer):
         if s._start("channel kernels", work, on_done=done, on_error=failed) is None:
             self.ch_btn.disabled = False
 
-    @property
-    def channel_result(self):
-        """The input channel's kernels shown (kept in the session's :class:`KernelState`)."""
-        return self.ks.channel
-
     def _draw_channel(self):
         ds = self.ks.channel
-        label = signal_label(ds.attrs.get("signal", "")) if ds is not None else "input channel"
-        title = label[:1].upper() + label[1:]  # (str.capitalize would lower the channel's name)
+        title = signal_title(ds.attrs.get("signal", "")) if ds is not None else "Input channel"
         self.ch_kernel.object = kernel_plot(ds, title=title)
         self.ch_codes.object = codes_plot(ds, title=title, value_label=self._value_label())
 
@@ -385,7 +386,7 @@ class KernelsView(pn.viewable.Viewer):
         if which == "output":
             return "Decoder output"
         shown = self._shown["unit_signal"] if self._shown["unit"] is not None else None  # else: the selection
-        return signal_label(shown or self.ks.selected_signal()).capitalize()
+        return signal_title(shown or self.ks.selected_signal())
 
     def _kernel(self, which, shown):
         result, previous = self._shown[which], self._shown[f"{which}_previous"]

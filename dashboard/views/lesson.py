@@ -10,6 +10,8 @@ import numpy as np
 import panel as pn
 import param
 
+from core.demo import ROLE_BANDS
+
 from ..state import Session, apply_in_doc
 from ._common import CSS
 from .units import unit_table
@@ -17,7 +19,7 @@ from .units import unit_table
 __all__ = ["LessonView", "STEPS"]
 
 # (button, view, layer, what to do and what to see); layer None keeps the session's
-STEP2_BAND = "60-90"  # the demo's high-gamma role band: step 2's channel maps
+STEP2_BAND = "{:g}-{:g}".format(*ROLE_BANDS["high_gamma"])  # the demo's high-gamma role band: step 2's maps
 STEPS = (
     ("1. What does it need?", "overview", None,
      "The shipped Deep4 decodes hand speed (test r 0.97). Under <i>Which inputs does the decoder need?</i> "

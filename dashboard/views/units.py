@@ -97,15 +97,16 @@ def band_range(ds, band: str) -> tuple[float, float] | None:
 
 
 def parse_hz_range(text: str) -> tuple[float, float]:
-    """``"60-90"`` -> (60.0, 90.0)."""
-    lo, sep, hi = str(text).partition("-")
+    """``"60-90"`` -> (60.0, 90.0) (:func:`core.deconv.apply.hz_band`), with LO < HI."""
+    from core.deconv.apply import hz_band
+
     try:
-        lo_f, hi_f = float(lo), float(hi)
+        band = hz_band(text)
     except ValueError:
-        lo_f = hi_f = float("nan")
-    if not sep or not lo_f < hi_f:
+        band = None
+    if band is None or not band[0] < band[1]:
         raise UnitScopeError(f"Expected a band as 'LO-HI' in Hz with LO < HI, got {text!r}.")
-    return lo_f, hi_f
+    return band
 
 
 def map_bands(ds, signals=None) -> dict:

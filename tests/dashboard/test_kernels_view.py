@@ -269,7 +269,7 @@ def test_the_input_channels_own_kernels(make_session, tiny_decoder, monkeypatch)
     assert "delta, 1-4 Hz" not in bands and bands["alpha, 8-13 Hz"] == "8-13"  # one entry per band
     view.fit_channel()
     assert s._jobs["channel kernels"].join(120)
-    ds = view.channel_result
+    ds = view.ks.channel
     assert ds is shared_kernels(tiny_decoder).initial("channel:G03:60-90")  # cached per decoder
     lag = ds["lag"].values[int(np.argmax(ds["kernels"].values[0]))]
     assert 0 < lag < 1.0  # the envelope rises after the onset (speed peaks about 0.4 s later)
