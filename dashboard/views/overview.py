@@ -318,8 +318,12 @@ class OverviewView(pn.viewable.Viewer):
         self._fractions = pn.Column(sizing_mode="stretch_width")
         self._header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self._occlusion = OcclusionPanel(session=s)
-        s.param.watch(self._render_decoder, "decoder_version")
-        s.param.watch(self._render_fractions, ["probe", "control", "probe_state"])
+        self._doc = None  # the served document (set in __panel__)
+        # [A] rendered on the page's event loop: a probe or training worker sets these, and Panel
+        # objects built in that thread raced Panel's per-document state (a probe failed with
+        # AttributeError in config.theme in a browser-test run)
+        s.param.watch(lambda *_: apply_in_doc(self._doc, self._render_decoder), "decoder_version")
+        s.param.watch(lambda *_: apply_in_doc(self._doc, self._render_fractions), ["probe", "control", "probe_state"])
         self._render_decoder()
 
     def _render_decoder(self, *_):
@@ -360,6 +364,8 @@ class OverviewView(pn.viewable.Viewer):
         self._fractions[:] = [pn.Row(*panes, sizing_mode="stretch_width")]
 
     def __panel__(self):
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
         return pn.Column(self._header, self._pred, pn.pane.Markdown("### Unit classes per layer"), self._fractions,
                          pn.pane.Markdown("### Which inputs does the decoder need? (band occlusion)"),
                          self._occlusion, pn.pane.Markdown("### Signal browser"), self._signals,

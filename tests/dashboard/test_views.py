@@ -391,6 +391,23 @@ def test_training_curves_of_a_served_page_redraw_on_its_event_loop(session, serv
     assert view.curves_shown == shown + 1
 
 
+def test_the_overview_of_a_served_page_renders_on_its_event_loop(session, served_doc, tiny_probe):
+    """A probe worker setting the session's probe does not build the class-fraction panes in its
+    own thread (Panel objects made there raced Panel's per-document state): the page's next
+    tick does."""
+    view = OverviewView(session=session)
+    view._doc = doc = served_doc
+    before = view._fractions.objects
+    session.probe = None
+    assert view._fractions.objects == before and len(doc.ticks) == 1
+    doc.ticks.pop()()
+    assert "Probe not run yet" in _html(view._fractions)
+    session.probe = tiny_probe
+    assert "Probe not run yet" in _html(view._fractions) and len(doc.ticks) == 1
+    doc.ticks.pop()()
+    assert "Probe not run yet" not in _html(view._fractions)
+
+
 def test_build_app_assembles_one_page(session):
     from dashboard.app import VIEW_CLASSES, build_app
 
