@@ -16,7 +16,7 @@ import xarray as xr
 from ._validation import UnitScopeError
 from .recording import Events, Recording
 
-__all__ = ["read_recording", "read_bci2000", "recording_from_raw", "DATA_CH_TYPES"]
+__all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
@@ -153,6 +153,62 @@ def recording_from_raw(raw) -> Recording:
     return Recording(signals, None, events)
 
 
+def _vhdr_companions(path: Path) -> tuple[list[str], list[str]]:
+    """The data file (required) and marker file (optional: MNE reads the data without it, with
+    no events) a BrainVision header names (``DataFile=``, ``MarkerFile=``)."""
+    text = path.read_bytes()[:65536].decode("latin1")
+
+    def named(key):
+        found = re.findall(rf"^\s*{key}\s*=\s*(.+?)\s*$", text, flags=re.M | re.I)
+        return [Path(n.replace("\\", "/")).name for n in found[:1]]
+
+    marker = named("MarkerFile")
+    if marker and not (path.parent / marker[0]).exists() and path.with_suffix(".vmrk").exists():
+        marker = []  # MNE falls back to the .vmrk of the header's own name
+    return named("DataFile"), marker
+
+
+def _set_companions(path: Path) -> list[str]:
+    """The ``.fdt`` an EEGLAB ``.set`` keeps its data in, when not embedded (``EEG.data`` a
+    file name). MNE also takes the ``.fdt`` of the set's own name, so that one satisfies it."""
+    if path.with_suffix(".fdt").exists():
+        return []
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False, variable_names=["EEG", "data"])
+    except Exception:  # MATLAB v7.3 (HDF5) or not a .set at all: the reader says what is wrong
+        return []
+    data = getattr(mat["EEG"], "data", None) if "EEG" in mat else mat.get("data")
+    return [path.with_suffix(".fdt").name] if isinstance(data, str) else []
+
+
+def missing_companions(path: str | Path) -> dict[str, list[str]]:
+    """Files a recording needs beside it that are not there.
+
+    A BrainVision header (``.vhdr``) names its data (``.eeg``, required) and its markers
+    (``.vmrk``, optional: without them the recording has no events); an EEGLAB ``.set`` may
+    keep its data in a ``.fdt`` (required). Other formats need nothing.
+
+    Returns
+    -------
+    missing : dict
+        ``{"required": [names], "optional": [names]}``, file names only.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    required, optional = [], []
+    if path.is_file() and suffix == ".vhdr":
+        required, optional = _vhdr_companions(path)
+    elif path.is_file() and suffix == ".set":
+        required = _set_companions(path)
+
+    def absent(names):
+        return [n for n in names if not (path.parent / n).exists()]
+
+    return {"required": absent(required), "optional": absent(optional)}
+
+
 def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     """Read a recording from any format MNE reads, a BIDS folder, or a BCI2000 ``.dat``.
 
@@ -198,6 +254,11 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
         return recording_from_raw(raw)
     if path.suffix.lower() == ".dat":
         return _bci2000_recording(path)
+    missing = missing_companions(path)["required"]
+    if missing:
+        raise UnitScopeError(
+            f"{path.name!r} keeps its data in another file, not found beside it: {', '.join(missing)}. "
+            f"Put it in the same folder ({str(path.parent)!r}), or upload the files together.")
     try:
         raw = mne.io.read_raw(path, preload=True, verbose="error")
     except ValueError as exc:

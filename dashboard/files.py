@@ -15,14 +15,20 @@ from pathlib import Path
 
 from core._validation import UnitScopeError
 
-__all__ = ["RECORDING_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
-           "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload"]
+__all__ = ["RECORDING_SUFFIXES", "COMPANION_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
+           "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload", "unpack_zip",
+           "upload_choice"]
 
 RUN_FOLDER_FILES = ("config.json", "model.pt")  # what makes a folder a run folder (``Workspace.save``)
 
 # Files MNE (or UnitScope's BCI2000 reader) can open; BIDS roots are listed as folders.
 RECORDING_SUFFIXES = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".cnt",
                       ".dat", ".mff", ".nxe", ".egi", ".con", ".sqd", ".ds", ".nwb", ".snirf")
+# Files that hold part of a recording another file names: BrainVision's data and markers
+# (beside its .vhdr), EEGLAB's data (beside its .set). Uploaded with it, never opened alone.
+COMPANION_SUFFIXES = (".eeg", ".vmrk", ".fdt")
+ZIP_UNPACK_FACTOR = 4  # [A] a .zip may unpack to at most this many times the upload limit
+ZIP_MAX_MEMBERS = 20000
 
 
 def data_root() -> Path:
@@ -164,8 +170,11 @@ def run_recording(root: str | Path, run_dir: Path, source: str) -> Path:
 def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_bytes: int | None = None) -> Path:
     """Write an uploaded file into ``folder`` (a new temporary folder when None).
 
-    The name keeps only safe characters and the recording suffix; the size limit is checked
-    before anything is written.
+    Recordings (:data:`RECORDING_SUFFIXES`), the files that belong to one
+    (:data:`COMPANION_SUFFIXES`) and ``.zip`` archives are taken. The name keeps only safe
+    characters and its suffix (the usual names of a recording's files are kept as they are,
+    so a BrainVision header still finds its data file); the size limit is checked before
+    anything is written.
     """
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     size = len(data)
@@ -175,14 +184,115 @@ def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_by
             "(UNITSCOPE_MAX_UPLOAD_MB); put large files under the data root instead.")
     if size == 0:
         raise UnitScopeError(f"The upload {filename!r} is empty.")
-    base = Path(str(filename)).name
-    suffix = next((s for s in RECORDING_SUFFIXES if base.lower().endswith(s)), None)
+    base = Path(str(filename).replace("\\", "/")).name
+    suffix = next((s for s in RECORDING_SUFFIXES + COMPANION_SUFFIXES + (".zip",) if base.lower().endswith(s)), None)
     if suffix is None:
         raise UnitScopeError(
-            f"Unsupported file type {base!r}; upload one of {', '.join(RECORDING_SUFFIXES)}.")
+            f"Unsupported file type {base!r}; upload one of {', '.join(RECORDING_SUFFIXES)}, the files "
+            f"that go with one ({', '.join(COMPANION_SUFFIXES)}), or a .zip of them (a BIDS folder, say).")
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", base[: -len(suffix)])[:80].strip("._") or "upload"
     folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="unitscope-upload-"))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}{suffix}"
+    path = folder / f"{stem}{base[-len(suffix):]}"
     path.write_bytes(data)
     return path
+
+
+def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = None) -> Path:
+    """Unpack an uploaded ``.zip`` into a new folder ``dest/<stem>`` and return it.
+
+    Refused, with nothing written: a member whose path is absolute or climbs out (``..``), a
+    link, more than :data:`ZIP_MAX_MEMBERS` members, or more than :data:`ZIP_UNPACK_FACTOR`
+    times the upload limit once unpacked.
+    """
+    import shutil
+    import stat
+    import zipfile
+
+    path = Path(path)
+    limit = (max_upload_bytes() if max_bytes is None else max_bytes) * ZIP_UNPACK_FACTOR
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnitScopeError(f"{path.name!r} is not a readable .zip archive ({exc}).") from exc
+    with zf:
+        members = zf.infolist()
+        if len(members) > ZIP_MAX_MEMBERS:
+            raise UnitScopeError(f"{path.name!r} holds {len(members)} files; at most {ZIP_MAX_MEMBERS} are unpacked.")
+        total = sum(m.file_size for m in members)
+        if total > limit:
+            raise UnitScopeError(
+                f"{path.name!r} unpacks to {total / 1e6:.1f} MB, above {limit / 1e6:.1f} MB "
+                f"({ZIP_UNPACK_FACTOR} x the upload limit); put large recordings under the data root instead.")
+        for m in members:
+            parts = Path(m.filename.replace("\\", "/")).parts
+            if m.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                raise UnitScopeError(f"{path.name!r} holds a file outside its own folder ({m.filename!r}); refused.")
+            if stat.S_ISLNK(m.external_attr >> 16):
+                raise UnitScopeError(f"{path.name!r} holds a link ({m.filename!r}); refused.")
+        out = Path(dest) / (path.name[: -len(".zip")] or "archive")
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        zf.extractall(out)
+    return out
+
+
+def _recordings_in(folder: Path) -> tuple[list[Path], Path | None]:
+    """Recording files and folders under ``folder`` (sorted) and its shallowest BIDS root."""
+    bids, found = None, []
+    for here, filenames in walk_root(folder, max_depth=6):
+        if bids is None and (here / "dataset_description.json").is_file():
+            bids = here
+        if _is_recording(here) and here != folder:  # a CTF .ds folder, say
+            found.append(here)
+        found += [here / f for f in filenames if _is_recording(here / f)]
+    return sorted(set(found)), bids
+
+
+def upload_choice(folder: str | Path, order: list[str]) -> tuple[Path | None, str]:
+    """Which of a session's uploads to open, and what to tell the user.
+
+    ``order`` lists the saved files' names under ``folder``, oldest first. The newest
+    recording (or unpacked ``.zip``) is chosen. A recording whose data file has not arrived
+    is not opened yet (``None`` and what to drop); one missing only its markers is opened,
+    with a note.
+
+    Returns
+    -------
+    path : Path or None
+        The recording file or BIDS folder to open.
+    note : str
+        What the user should know (what is still missing, which of several was opened), or "".
+    """
+    from core.io import missing_companions
+
+    folder = Path(folder)
+    for name in reversed(order):
+        full = folder / name
+        if name.lower().endswith(".zip"):
+            unpacked = folder / name[: -len(".zip")]
+            files, bids = _recordings_in(unpacked)
+            if bids is not None:
+                return bids, f"Opened the BIDS folder {bids.relative_to(folder)}/ from {name} (its first recording)."
+            files = [f for f in files if not missing_companions(f)["required"]]
+            if not files:
+                return None, (f"{name} holds no recording UnitScope reads (one of "
+                              f"{', '.join(RECORDING_SUFFIXES)} with its files, or a BIDS folder).")
+            note = "" if len(files) == 1 else (
+                f"{name} holds {len(files)} recordings; opened {files[0].relative_to(folder)}. To choose "
+                "another, put the archive's files under the data root (File under data root).")
+            return files[0], note
+        if not _is_recording(full):
+            continue
+        missing = missing_companions(full)
+        if missing["required"]:
+            return None, (f"{name} keeps its data in {', '.join(missing['required'])}: drop that file too "
+                          "(or all the recording's files at once).")
+        note = (f"Opened {name} without its markers ({', '.join(missing['optional'])} not uploaded): no "
+                "events. Drop it too to add them." if missing["optional"] else "")
+        return full, note
+    if order:
+        return None, (f"{order[-1]} is part of a recording: drop its header too (a BrainVision .vhdr, "
+                      "an EEGLAB .set), or all the recording's files at once.")
+    return None, ""

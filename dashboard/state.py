@@ -21,7 +21,8 @@ from core.io import DATA_CH_TYPES
 from core.training import TrainConfig
 
 from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
-from .files import data_root, is_run_folder, list_recordings, list_runs, resolve_in_root, run_recording, save_upload
+from .files import (data_root, is_run_folder, list_recordings, list_runs, resolve_in_root, run_recording, save_upload,
+                    unpack_zip, upload_choice)
 from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
@@ -121,6 +122,12 @@ class Session(param.Parameterized):
         self._jobs: dict[str, Job] = {}
         self._probe_run = None
         self._upload_dir: Path | None = None
+        self._uploads: dict[str, int] = {}  # uploaded name -> size, for the files already saved
+        self._upload_order: list[str] = []  # saved names, oldest first
+        self._upload_opened = None  # (path, markers missing) of the upload shown
+        self._upload_pending = False  # files came while the upload worker ran
+        self._upload_active = False  # the upload worker runs (see ``_open_upload``)
+        self._upload_lock = threading.RLock()  # uploads arrive in several server threads at once
         self._demo = demo_provider("deep4")
         self._demo_listener = None
         self._closed = False
@@ -333,18 +340,98 @@ class Session(param.Parameterized):
         self._inspect(full, label=text)
 
     def upload(self, filename: str, data: bytes) -> None:
-        """Store an uploaded file for this session and inspect it."""
-        try:
+        """Store one uploaded file for this session and open it (see :meth:`upload_files`)."""
+        self.upload_files({filename: data})
+
+    def upload_files(self, files: dict) -> None:
+        """Store uploaded files (``{name: bytes}``; names already stored with the same size are
+        skipped, so a dropper's growing value can be passed whole) and open the newest
+        recording among the session's uploads once the files it keeps its data in are there.
+
+        A recording may come as several files (BrainVision: .vhdr, .vmrk, .eeg; EEGLAB: .set
+        and .fdt), which arrive one by one, or as a .zip (a BIDS folder, a CTF .ds folder).
+        """
+        new, errors = False, []
+        with self._upload_lock:  # a server's threads may each bring one file of a recording at once
             if self._upload_dir is None:
                 import tempfile
 
                 self._upload_dir = Path(tempfile.mkdtemp(prefix="unitscope-session-"))
-            full = save_upload(self._upload_dir, filename, data)
-        except UnitScopeError as exc:
-            self.alert(str(exc))
-            return
-        self.source = "upload"
-        self._inspect(full, label=filename)
+            for name, data in files.items():
+                if isinstance(data, str):
+                    data = data.encode()
+                if self._uploads.get(name) == len(data):
+                    continue
+                self._uploads[name] = len(data)
+                try:
+                    full = save_upload(self._upload_dir, name, data)
+                except UnitScopeError as exc:
+                    errors.append(str(exc))
+                    continue
+                self._upload_order = [n for n in self._upload_order if n != full.name] + [full.name]
+                new = True
+        for msg in errors:
+            self.alert(msg)
+        if new:
+            self.source = "upload"
+            self._open_upload()
+
+    def _open_upload(self) -> None:
+        """Unpack new archives, choose the upload to show (:func:`upload_choice`) and read it,
+        in the inspect worker; files that arrive meanwhile are looked at by the same worker
+        before it ends (files of one recording arrive one by one)."""
+        with self._upload_lock:
+            if self._upload_active:
+                self._upload_pending = True
+                return
+            self._upload_active = True
+        self.busy = "inspecting"
+        if self._start("inspect", self._upload_worker, on_error=self._upload_failed) is None:
+            with self._upload_lock:
+                self._upload_active = False
+            self.busy = ""
+
+    def _upload_failed(self, msg: str) -> None:
+        with self._upload_lock:
+            self._upload_active = self._upload_pending = False
+        self.busy = ""
+
+    def _upload_worker(self, stop) -> None:
+        from core.io import missing_companions, read_recording
+
+        folder = self._upload_dir
+        while not stop.is_set():
+            with self._upload_lock:
+                order, self._upload_pending = list(self._upload_order), False
+            for name in order:
+                if name.lower().endswith(".zip") and not (folder / name[:-4]).is_dir():
+                    try:
+                        unpack_zip(folder / name, folder)
+                    except UnitScopeError as exc:
+                        with self._upload_lock:
+                            self._upload_order.remove(name)
+                        (folder / name).unlink(missing_ok=True)
+                        self.alert(str(exc))
+                        order = [n for n in order if n != name]
+            path, note = upload_choice(folder, order)
+            key = None if path is None else (str(path), tuple(missing_companions(path)["optional"]))
+            if key is not None and key != self._upload_opened:
+                self.param.update(recording_info={}, target="", picks=[])
+                rec = read_recording(path)
+                info = rec.summary()
+                info.update(path=str(path), label=str(path.relative_to(folder)) + ("/" if path.is_dir() else ""),
+                            ch_types_list=rec.ch_types)
+                self._upload_opened = key
+                self._apply_info(info)
+                if note:
+                    self.alert(note, "info")
+            elif path is None and note:
+                self.alert(note, "info")
+            with self._upload_lock:
+                if not self._upload_pending:
+                    self._upload_active = False
+                    break
+        self.busy = ""
 
     def _inspect(self, full: Path, *, label: str) -> None:
         from core.io import read_recording
@@ -357,14 +444,15 @@ class Session(param.Parameterized):
             info.update(path=str(full), label=label, ch_types_list=rec.ch_types)
             return info
 
-        def done(info):
-            misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
-            default = misc[0] if misc else ("events" if len(info["events"]) >= 2 else "")
-            picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t in DATA_CH_TYPES and c != default]
-            self.param.update(busy="", recording_info=info, target=default, picks=picks, l_freq=None, h_freq=None,
-                              resample_to=None)
+        self._start("inspect", work, on_done=self._apply_info, on_error=lambda m: setattr(self, "busy", ""))
 
-        self._start("inspect", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
+    def _apply_info(self, info: dict) -> None:
+        """Show a recording just read: its channels, a default target and the input picks."""
+        misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
+        default = misc[0] if misc else ("events" if len(info["events"]) >= 2 else "")
+        picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t in DATA_CH_TYPES and c != default]
+        self.param.update(busy="", recording_info=info, target=default, picks=picks, l_freq=None, h_freq=None,
+                          resample_to=None)
 
     def target_options(self) -> list[str]:
         """Targets the inspected file offers: non-data channels first, then all channels, events."""

@@ -194,17 +194,14 @@ class DataView(pn.viewable.Viewer):
         if self.dropper is not None or self.session.source != "upload":
             return
         mb = max_upload_bytes() / 1024 / 1024
-        self.dropper = pn.widgets.FileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=False,
+        self.dropper = pn.widgets.FileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=True,
                                               height=120, sizing_mode="stretch_width")
         self.dropper.param.watch(self._uploaded, "value")
         self._dropper_slot[:] = [self.dropper]
 
     def _uploaded(self, event):
-        value = event.new or {}
-        for name, data in value.items():
-            if isinstance(data, str):
-                data = data.encode()
-            self.session.upload(name, data)
+        # the dropper's value holds every file dropped so far; the session stores new ones only
+        self.session.upload_files(dict(event.new or {}))
 
     def _sync_info(self, *_):
         info = self.session.recording_info
@@ -316,7 +313,9 @@ class DataView(pn.viewable.Viewer):
         file_box = pn.Column(pn.Row(self.path, self.refresh, self.open, sizing_mode="stretch_width"),
                              visible=self.session.param.source.rx() == "file", sizing_mode="stretch_width")
         upload_box = pn.Column(
-            pn.pane.HTML(f'<span class="us-muted">Files up to {max_upload_bytes() / 1e6:.3g} MB; larger '
+            pn.pane.HTML(f'<span class="us-muted">One file (EDF, FIF, ...), all the files of a recording at once '
+                         '(BrainVision .vhdr, .vmrk and .eeg; EEGLAB .set and .fdt), or a .zip of them (a BIDS '
+                         f'folder, a CTF .ds folder). Files up to {max_upload_bytes() / 1e6:.3g} MB; larger '
                          'recordings go under the data root.</span>', stylesheets=[CSS]),
             self._dropper_slot, visible=self.session.param.source.rx() == "upload", sizing_mode="stretch_width")
         demo_box = pn.pane.HTML(

@@ -138,3 +138,65 @@ def test_deconv_of_a_trialwise_run_takes_channel_envelopes_only(shared_data, tmp
     assert main(["deconv", str(run), "--signal", "output"]) == 2
     err = capsys.readouterr().err
     assert "Deconvolving the output needs a dense decoder" in err and "--signal channel:NAME:BAND" in err
+
+
+def _small_raw(seconds=20.0, sfreq=100.0):
+    """Three EEG channels with two kinds of annotated events (an MNE Raw)."""
+    import mne
+
+    rng = np.random.default_rng(0)
+    raw = mne.io.RawArray(rng.standard_normal((3, int(seconds * sfreq))) * 1e-5,
+                          mne.create_info(["C3", "C4", "Cz"], sfreq, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations([2.0, 5.0, 9.0], [0.5, 0.5, 0.5], ["left", "right", "left"]))
+    return raw
+
+
+def _eeglab_with_fdt(raw, path):
+    """Write ``raw`` as an EEGLAB .set that keeps its data in a .fdt (EEGLAB's two-file save)."""
+    import mne
+    import scipy.io
+
+    embedded = path.with_name("embedded.set")
+    mne.export.export_raw(embedded, raw, fmt="eeglab", verbose="error")
+    mat = {k: v for k, v in scipy.io.loadmat(embedded).items() if not k.startswith("__")}
+    data = np.asarray(mat["data"], dtype=np.float32)  # (channels, samples)
+    data.T.tofile(path.with_suffix(".fdt"))  # samples of all channels, one after another
+    mat["data"] = path.with_suffix(".fdt").name
+    scipy.io.savemat(path, mat)
+    embedded.unlink()
+
+
+def test_brainvision_and_eeglab_files(tmp_path):
+    """BrainVision (header, markers, data) and EEGLAB (data embedded or in a .fdt) read to the
+    same signals and events; a missing data file is one clear error naming it."""
+    pytest.importorskip("pybv")
+    pytest.importorskip("eeglabio")
+    import mne
+
+    from core.io import missing_companions
+
+    raw = _small_raw()
+    mne.export.export_raw(tmp_path / "bv.vhdr", raw, fmt="brainvision", verbose="error")
+    mne.export.export_raw(tmp_path / "one.set", raw, fmt="eeglab", verbose="error")
+    _eeglab_with_fdt(raw, tmp_path / "two.set")
+    want = raw.get_data()
+    for name in ("bv.vhdr", "one.set", "two.set"):
+        rec = read_recording(tmp_path / name)
+        assert rec.ch_names == ["C3", "C4", "Cz"] and rec.sfreq == 100.0
+        np.testing.assert_allclose(rec.signals.values, want, rtol=1e-5, atol=1e-10)
+        kinds = {k.split("/")[-1]: v for k, v in rec.events.counts().items()}  # BrainVision: 'Comment/left'
+        assert kinds == {"left": 2, "right": 1}, name
+        np.testing.assert_allclose(np.sort(rec.events.onset), [2.0, 5.0, 9.0], atol=0.011)
+    assert missing_companions(tmp_path / "bv.vhdr") == {"required": [], "optional": []}
+    assert missing_companions(tmp_path / "one.set") == {"required": [], "optional": []}
+
+    (tmp_path / "two.fdt").unlink()
+    assert missing_companions(tmp_path / "two.set")["required"] == ["two.fdt"]
+    with pytest.raises(UnitScopeError, match=r"'two.set' keeps its data in another file.*two\.fdt"):
+        read_recording(tmp_path / "two.set")
+    (tmp_path / "bv.vmrk").unlink()  # markers missing: the signals are read, without events
+    assert missing_companions(tmp_path / "bv.vhdr") == {"required": [], "optional": ["bv.vmrk"]}
+    assert read_recording(tmp_path / "bv.vhdr").events.counts() == {}
+    (tmp_path / "bv.eeg").unlink()
+    with pytest.raises(UnitScopeError, match=r"'bv.vhdr' keeps its data in another file.*bv\.eeg"):
+        read_recording(tmp_path / "bv.vhdr")

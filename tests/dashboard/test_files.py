@@ -83,3 +83,85 @@ def test_run_folders_are_listed_and_their_recordings_found_under_the_root(tmp_pa
     assert run_recording(tmp_path, run, "/gone/lab/s2_raw.fif") == run / "s2_raw.fif"  # moved: found by name
     with pytest.raises(UnitScopeError, match=r"trained on 'nowhere.fif', but it is not under the data root"):
         run_recording(tmp_path, run, "nowhere.fif")
+
+
+def _zip(path, members: dict):
+    """A .zip holding ``{name: bytes}``; a value None makes a link member."""
+    import stat
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            if data is None:
+                info = zipfile.ZipInfo(name)
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+                zf.writestr(info, "/etc/passwd")
+            else:
+                zf.writestr(name, data)
+    return path
+
+
+def test_companion_files_and_archives_are_taken_with_their_names(tmp_path):
+    """A BrainVision header names its data file: usual names are saved unchanged."""
+    for name in ("sub-01_task-reach_eeg.vhdr", "sub-01_task-reach_eeg.vmrk", "sub-01_task-reach_eeg.eeg",
+                 "s1.set", "s1.fdt", "bids.zip", "Rec.VHDR"):
+        assert save_upload(tmp_path, name, b"x", max_bytes=1000).name == name
+    assert save_upload(tmp_path, "my rec.eeg", b"x", max_bytes=1000).name == "my_rec.eeg"
+    with pytest.raises(UnitScopeError, match=r"files that go with one \(\.eeg, \.vmrk, \.fdt\)"):
+        save_upload(tmp_path, "notes.txt", b"x", max_bytes=1000)
+
+
+@pytest.mark.parametrize("members, match", [
+    ({"../evil.edf": b"x"}, "outside its own folder"),
+    ({"a/../../evil.edf": b"x"}, "outside its own folder"),
+    ({"/abs.edf": b"x"}, "outside its own folder"),
+    ({"link.edf": None}, "holds a link"),
+    ({"big.edf": b"0" * 5000}, r"unpacks to .* above"),
+])
+def test_unsafe_or_oversized_archives_are_refused_with_nothing_written(tmp_path, members, match):
+    from dashboard.files import unpack_zip
+
+    z = _zip(tmp_path / "up.zip", members)
+    with pytest.raises(UnitScopeError, match=match):
+        unpack_zip(z, tmp_path / "out", max_bytes=1000)  # unpacks to at most 4000 bytes
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.edf").exists()
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(UnitScopeError, match="not a readable .zip"):
+        unpack_zip(tmp_path / "bad.zip", tmp_path / "out", max_bytes=1000)
+
+
+def test_upload_choice_waits_for_data_files_and_opens_the_newest(tmp_path):
+    """The newest recording is opened once its data file is there; missing markers are said."""
+    from dashboard.files import unpack_zip, upload_choice
+
+    (tmp_path / "a.edf").write_bytes(b"x")
+    assert upload_choice(tmp_path, ["a.edf"]) == (tmp_path / "a.edf", "")
+    (tmp_path / "r.vhdr").write_text("[Common Infos]\nDataFile=r.eeg\nMarkerFile=r.vmrk\n")
+    path, note = upload_choice(tmp_path, ["a.edf", "r.vhdr"])
+    assert path is None and "r.vhdr keeps its data in r.eeg: drop that file too" in note
+    (tmp_path / "r.eeg").write_bytes(b"x")
+    path, note = upload_choice(tmp_path, ["a.edf", "r.vhdr", "r.eeg"])
+    assert path == tmp_path / "r.vhdr" and "without its markers (r.vmrk not uploaded)" in note
+    (tmp_path / "r.vmrk").write_text("x")
+    assert upload_choice(tmp_path, ["a.edf", "r.vhdr", "r.eeg", "r.vmrk"]) == (tmp_path / "r.vhdr", "")
+    path, note = upload_choice(tmp_path, ["r.vmrk"])
+    assert path is None and "part of a recording: drop its header too" in note
+
+    (tmp_path / "bids" / "sub-01" / "eeg").mkdir(parents=True)
+    (tmp_path / "bids" / "dataset_description.json").write_text("{}")
+    (tmp_path / "bids" / "sub-01" / "eeg" / "x_eeg.edf").write_bytes(b"x")
+    import shutil
+
+    shutil.make_archive(str(tmp_path / "bids"), "zip", root_dir=tmp_path, base_dir="bids")
+    shutil.rmtree(tmp_path / "bids")
+    unpack_zip(tmp_path / "bids.zip", tmp_path)
+    path, note = upload_choice(tmp_path, ["a.edf", "bids.zip"])
+    assert path == tmp_path / "bids" / "bids" and "BIDS folder bids/bids/" in note
+    _zip(tmp_path / "two.zip", {"x/one.edf": b"x", "x/two.fif": b"x", "readme.txt": b"x"})
+    unpack_zip(tmp_path / "two.zip", tmp_path)
+    path, note = upload_choice(tmp_path, ["two.zip"])
+    assert path == tmp_path / "two" / "x" / "one.edf" and "holds 2 recordings; opened two/x/one.edf" in note
+    _zip(tmp_path / "none.zip", {"readme.txt": b"x"})
+    unpack_zip(tmp_path / "none.zip", tmp_path)
+    path, note = upload_choice(tmp_path, ["a.edf", "none.zip"])
+    assert path is None and "none.zip holds no recording" in note

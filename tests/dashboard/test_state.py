@@ -684,3 +684,123 @@ def test_a_probe_run_in_the_app_is_saved_beside_the_run_and_opens_with_it(sessio
         np.testing.assert_allclose(other.probe["amp_corr"].values, tiny_probe["amp_corr"].values)
     finally:
         other.close()
+
+
+def _brainvision(tmp_path):
+    """{name: bytes} of a small BrainVision recording (3 EEG channels, 'left'/'right' events)."""
+    pytest.importorskip("pybv")
+    import mne
+
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 3000)) * 1e-5,
+                          mne.create_info(["C3", "C4", "Cz"], 100.0, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations([2.0, 5.0, 9.0], [0.5, 0.5, 0.5], ["left", "right", "left"]))
+    out = tmp_path / "bv_src"
+    out.mkdir()
+    mne.export.export_raw(out / "rec.vhdr", raw, fmt="brainvision", verbose="error")
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}, raw
+
+
+def test_upload_of_a_recording_in_several_files(session, tmp_path):
+    """BrainVision's three files arrive one by one: nothing is read until the data file is
+    there, the recording opens without markers (said), then again with its events."""
+    files, _ = _brainvision(tmp_path)
+    session.upload_files({"rec.vhdr": files["rec.vhdr"]})
+    _join(session, "inspect")
+    assert session.source == "upload" and session.recording_info == {}
+    assert "rec.vhdr keeps its data in rec.eeg: drop that file too" in session.alerts[-1][1]
+    session.upload_files({"rec.vhdr": files["rec.vhdr"], "rec.eeg": files["rec.eeg"]})  # a dropper's whole value
+    _join(session, "inspect")
+    assert session.recording_info["ch_names"] == ["C3", "C4", "Cz"] and session.recording_info["events"] == {}
+    assert "without its markers (rec.vmrk not uploaded)" in session.alerts[-1][1]
+    session.upload_files(dict(files))
+    _join(session, "inspect")
+    info = session.recording_info
+    assert info["label"] == "rec.vhdr" and info["events"] == {"Comment/left": 2, "Comment/right": 1}
+    assert "events:Comment/left" in session.target_options()
+    n_alerts = len(session.alerts)
+    session.upload_files(dict(files))  # nothing new: nothing read again, nothing said
+    assert "inspect" not in [n for n, j in session._jobs.items() if j.running] and len(session.alerts) == n_alerts
+
+
+def test_files_arriving_while_an_upload_is_read_are_looked_at(session, tmp_path, monkeypatch, fif):
+    """The worker is held inside its look at a first recording; a second recording's three
+    files arrive meanwhile and are taken by the same worker before it ends: the newest is
+    shown (no 'already running' refusal, nothing lost)."""
+    import dashboard.state as state_mod
+
+    files, _ = _brainvision(tmp_path)
+    first = fif(tmp_path / "first_raw.fif", ["C1", "C2"], seconds=10.0).read_bytes()
+    entered, release = threading.Event(), threading.Event()
+    real = state_mod.upload_choice
+
+    def held(folder, order):
+        entered.set()
+        assert release.wait(30)
+        return real(folder, order)
+
+    monkeypatch.setattr(state_mod, "upload_choice", held)
+    session.upload_files({"first_raw.fif": first})
+    assert entered.wait(30)
+    for name in ("rec.vhdr", "rec.eeg", "rec.vmrk"):
+        session.upload_files({name: files[name]})
+    release.set()
+    _join(session, "inspect")
+    assert session.recording_info["label"] == "rec.vhdr"
+    assert session.recording_info["events"] == {"Comment/left": 2, "Comment/right": 1}
+    assert not any("already running" in text for _, text in session.alerts)
+    assert session.busy == ""
+
+
+def test_upload_of_a_zipped_bids_folder_and_of_a_bad_archive(session, tmp_path):
+    mne_bids = pytest.importorskip("mne_bids")
+    import shutil
+
+    _, raw = _brainvision(tmp_path)
+    root = tmp_path / "study"
+    mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject="01", task="reach", root=root), format="BrainVision",
+                            allow_preload=True, verbose="error")
+    archive = shutil.make_archive(str(tmp_path / "study"), "zip", root_dir=root)
+    session.upload_files({"study.zip": Path(archive).read_bytes()})
+    _join(session, "inspect")
+    info = session.recording_info
+    assert info["ch_names"] == ["C3", "C4", "Cz"] and info["label"] == "study/"
+    assert "Opened the BIDS folder study/ from study.zip" in session.alerts[-1][1]
+
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("../../escape.edf", b"x")
+    session.upload_files({"evil.zip": (tmp_path / "evil.zip").read_bytes()})
+    _join(session, "inspect")
+    assert "outside its own folder" in " ".join(t for _, t in session.alerts)
+    assert "evil.zip" not in session._upload_order and not (session._upload_dir / "evil.zip").exists()
+    assert session.recording_info["ch_names"] == ["C3", "C4", "Cz"]  # the BIDS recording stays open
+
+
+def test_files_brought_by_two_server_threads_at_once_land_in_one_folder(session, tmp_path, monkeypatch):
+    """`panel serve --num-threads` hands each finished file of a drop to its own thread: both
+    must land in the session's one upload folder (a race made two folders and lost a file).
+    mkdtemp is held until both threads could be in it (2 s at most, then it goes on)."""
+    import tempfile
+
+    files, _ = _brainvision(tmp_path)
+    barrier = threading.Barrier(2)
+    real = tempfile.mkdtemp
+
+    def held(*args, **kwargs):
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass  # the other thread is not here: it waits for the session's upload lock
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", held)
+    threads = [threading.Thread(target=session.upload_files, args=({n: files[n]},))
+               for n in ("rec.eeg", "rec.vhdr")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    _join(session, "inspect")
+    assert sorted(p.name for p in session._upload_dir.iterdir()) == ["rec.eeg", "rec.vhdr"]
+    assert session.recording_info["ch_names"] == ["C3", "C4", "Cz"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.bench.app import (CHROMIUM, all_text, click_unit, no_traceback, open_units, select_layer, unit_needles,
@@ -235,6 +236,28 @@ def test_bad_input_becomes_alerts_and_markup_stays_text(server, app_page, data_r
     app_page.locator("input.filepond--browser").first.set_input_files(
         files=[{"name": "big.edf", "mimeType": "application/octet-stream", "buffer": b"x" * 200_000}])
     wait_text(app_page, "above the limit")  # checked on the server; FilePond also refuses > 1 MB
+    no_traceback(app_page)
+
+
+def test_upload_of_a_brainvision_recording_in_three_files(server, app_page, tmp_path):
+    """The files of a BrainVision recording dropped at once (header, markers, data, in the
+    browser's order): the recording opens with its channels and events."""
+    pytest.importorskip("pybv")
+    import mne
+
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 1500)) * 1e-5,
+                          mne.create_info(["C3", "C4", "Cz"], 100.0, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations([2.0, 5.0, 9.0], [0.5, 0.5, 0.5], ["left", "right", "left"]))
+    mne.export.export_raw(tmp_path / "reach.vhdr", raw, fmt="brainvision", verbose="error")
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "1. Data", timeout=120)
+    app_page.locator("button:text-is('Upload')").click()
+    wait_text(app_page, "all the files of a recording at once")
+    app_page.locator("input.filepond--browser").first.set_input_files(
+        files=[{"name": p.name, "mimeType": "application/octet-stream", "buffer": p.read_bytes()}
+               for p in sorted(tmp_path.iterdir())])
+    wait_text(app_page, "3 of 3 channels as input", timeout=120)
+    wait_text(app_page, "Comment/left: 2")
     no_traceback(app_page)
 
 
