@@ -60,15 +60,47 @@ def _stem(source: str) -> str:
     return p.name if p.is_dir() else p.stem
 
 
+def _run_source(data: dict) -> str:
+    """The recording a run's summary names: its source, and a BIDS folder's recording label."""
+    from .io import bids_label
+
+    source = str(data.get("source", ""))
+    return f"{source} [{bids_label(data['bids'])}]" if data.get("bids") else source
+
+
+def _expand_bids(sources: Sequence[str], bids) -> list[tuple[str, dict | None, str]]:
+    """(source, BIDS entities, run-name stem) per recording: a BIDS folder gives one per
+    recording matching ``bids``; any other source itself."""
+    from .io import bids_recordings, parse_bids
+
+    want = parse_bids(bids)
+    out = []
+    for source in sources:
+        source = str(source)
+        if source != "demo" and (Path(source) / "dataset_description.json").is_file():
+            found = bids_recordings(source, want)
+            if not found:
+                raise UnitScopeError(f"No EEG/iEEG/MEG recording matching {want or 'anything'} in the BIDS folder "
+                                     f"{source!r}.")
+            out += [(source, r["entities"], f"{_stem(source)}-{r['label'].split()[0]}") for r in found]
+        else:
+            if want:
+                raise UnitScopeError(f"--bids chooses recordings of BIDS folders; {source!r} is not one "
+                                     "(no dataset_description.json).")
+            out.append((source, None, _stem(source)))
+    return out
+
+
 def plan_runs(sources: Sequence[str], *, target: str | None = None, models: Sequence[str] = ("deep4",),
               seeds: Sequence[int] | None = None, max_epochs: int | None = None,
-              duration: float | None = None, probe: dict | None = None) -> list[BatchRun]:
+              duration: float | None = None, probe: dict | None = None, bids=None) -> list[BatchRun]:
     """Every combination of recording x decoder x seed, as :class:`BatchRun` s.
 
     Parameters
     ----------
     sources : sequence of str
-        ``"demo"`` or recording paths (any format :func:`core.io.read_recording` reads).
+        ``"demo"``, recording paths (any format :func:`core.io.read_recording` reads) or BIDS
+        folders, each of which gives one run per recording (those matching ``bids``).
     target : str | None
         As ``DataSpec.target`` (a channel, ``events`` or ``events:T1,T2``); None for the demo.
     models : sequence of {"deep4", "shallow"}
@@ -81,11 +113,14 @@ def plan_runs(sources: Sequence[str], *, target: str | None = None, models: Sequ
     probe : dict | None
         :class:`core.probing.ProbeConfig` options; when given (``{}`` for the defaults),
         every run is probed after training.
+    bids : dict | str | None
+        BIDS entities choosing recordings of the BIDS folders (:func:`core.io.parse_bids`:
+        ``"task=reach"``, ``"sub-01"``); None: all of them.
 
     Returns
     -------
     runs : list of BatchRun
-        Named ``<recording>-<model>-s<seed>``.
+        Named ``<recording>-<model>-s<seed>`` (a BIDS folder's: ``<folder>-sub-01_run-1-<model>-s<seed>``).
     """
     from .probing import ProbeConfig
     from .training import TrainConfig
@@ -101,15 +136,15 @@ def plan_runs(sources: Sequence[str], *, target: str | None = None, models: Sequ
     seeds = [TrainConfig.seed] if seeds is None or len(seeds) == 0 else [ensure_int("seed", s) for s in seeds]
     probe_cfg = None if probe is None else ProbeConfig(**probe).validate().to_dict()
     runs, names = [], set()
-    for source, model, seed in itertools.product(sources, models, seeds):
-        spec = DataSpec(source=str(source), target=target)
+    for (source, entities, stem), model, seed in itertools.product(_expand_bids(sources, bids), models, seeds):
+        spec = DataSpec(source=source, target=target, bids=entities)
         if duration is not None:
             spec.duration = float(duration)
         train = TrainConfig(model=model, seed=int(seed))
         if max_epochs is not None:
             train.max_epochs = ensure_int("max_epochs", max_epochs)
         train.validate()
-        name = f"{_stem(str(source))}-{model}-s{seed}"
+        name = f"{stem}-{model}-s{seed}"
         if name in names:
             raise UnitScopeError(f"Two runs would share the folder {name!r}: recordings need distinct file names "
                                  f"(given {list(sources)}).")
@@ -147,7 +182,7 @@ def run_one(run: dict, out_dir: str, *, threads: int = 1) -> dict:
     ws = Workspace.create(DataSpec.from_dict(run["data"]), TrainConfig.from_dict(run["train"]))
     t0 = time.perf_counter()
     ws.train(run_dir=run_dir)
-    summary = {"name": run["name"], "source": run["data"]["source"], "model": run["train"]["model"],
+    summary = {"name": run["name"], "source": _run_source(run["data"]), "model": run["train"]["model"],
                "seed": int(run["train"]["seed"]), "task": ws.task, "valid": float(ws.metrics["valid"]),
                "test": float(ws.metrics["test"]), "epochs": int(ws.metrics["epochs"]),
                "train_seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
@@ -287,7 +322,7 @@ def run_batch(runs: Sequence[BatchRun], out_dir: str | Path, *, scheduler: str |
             except Exception as exc:  # noqa: BLE001 - one failed run must not stop the batch
                 err = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 logger.warning("run %s failed: %s", r.name, err)
-                s = {"name": r.name, "source": r.data.get("source", ""), "model": r.train.get("model", ""),
+                s = {"name": r.name, "source": _run_source(r.data), "model": r.train.get("model", ""),
                      "seed": r.train.get("seed", -1), "error": err}
             summaries.append(s)
             if progress is not None:

@@ -16,10 +16,15 @@ import xarray as xr
 from ._validation import UnitScopeError
 from .recording import Events, Recording
 
-__all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "DATA_CH_TYPES"]
+__all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "bids_recordings",
+           "parse_bids", "bids_label", "BIDS_ENTITIES", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
+# BIDS entities that choose a recording in a BIDS folder, and their short forms in file names
+BIDS_ENTITIES = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq", "run": "run",
+                 "datatype": None}
+_BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif", ".con", ".sqd", ".ds"]
 
 
 def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
@@ -209,6 +214,80 @@ def missing_companions(path: str | Path) -> dict[str, list[str]]:
     return {"required": absent(required), "optional": absent(optional)}
 
 
+def parse_bids(text: str | dict | None) -> dict:
+    """BIDS entities choosing recordings, from ``"subject=01,task=reach"`` or a file-name
+    style ``"sub-01_task-reach_run-1"`` (or a dict); empty for None or "".
+
+    Raises
+    ------
+    UnitScopeError
+        For an unknown entity or a part that is neither form (the valid entities listed).
+    """
+    if not text:
+        return {}
+    if isinstance(text, dict):
+        items = list(text.items())
+    else:
+        short = {v: k for k, v in BIDS_ENTITIES.items() if v}
+        items = []
+        for part in re.split(r"[,_]" if "=" not in text else ",", str(text).strip()):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition("=") if "=" in text else part.partition("-")
+            key = key.strip()
+            key = short.get(key, key)
+            if not sep or not value.strip():
+                raise UnitScopeError(
+                    f"Cannot read the BIDS choice {text!r}: give 'subject=01,task=reach' or 'sub-01_task-reach' "
+                    f"(entities {', '.join(BIDS_ENTITIES)}).")
+            items.append((key, value.strip()))
+    out = {}
+    for key, value in items:
+        if key not in BIDS_ENTITIES:
+            raise UnitScopeError(f"Unknown BIDS entity {key!r} in {text!r}; use {', '.join(BIDS_ENTITIES)}.")
+        out[key] = str(value)
+    return out
+
+
+def bids_label(entities: dict) -> str:
+    """``sub-01_ses-02_task-reach_run-1 (ieeg)`` for a recording's entities."""
+    name = "_".join(f"{short}-{entities[k]}" for k, short in BIDS_ENTITIES.items() if short and entities.get(k))
+    return f"{name} ({entities['datatype']})" if entities.get("datatype") else name
+
+
+def _bids_matches(root: Path, want: dict) -> list:
+    """mne-bids paths of the EEG/iEEG/MEG recordings under ``root`` matching ``want``, sorted."""
+    try:
+        import mne_bids
+    except ImportError as exc:  # pragma: no cover - extra not installed
+        raise ImportError("Reading BIDS folders needs mne-bids: pip install 'unitscope[bids]'") from exc
+    matches = mne_bids.find_matching_paths(
+        root, subjects=want.get("subject"), sessions=want.get("session"), tasks=want.get("task"),
+        acquisitions=want.get("acquisition"), runs=want.get("run"), datatypes=want.get("datatype"),
+        extensions=_BIDS_EXTENSIONS)
+    return sorted((m for m in matches if m.suffix in ("eeg", "ieeg", "meg")), key=lambda m: str(m.fpath))
+
+
+def bids_recordings(root: str | Path, bids: dict | str | None = None) -> list[dict]:
+    """The EEG/iEEG/MEG recordings of a BIDS folder that match ``bids`` (all when None).
+
+    Returns
+    -------
+    recordings : list of dict
+        One per recording, sorted by path: ``entities`` (those of subject, session, task,
+        acquisition, run and datatype its file name has), ``path`` (relative to ``root``) and
+        ``label`` (:func:`bids_label`).
+    """
+    import os
+
+    out = []
+    for m in _bids_matches(Path(root), parse_bids(bids)):
+        ent = {k: str(getattr(m, k)) for k in BIDS_ENTITIES if getattr(m, k, None)}
+        out.append({"entities": ent, "path": os.path.relpath(m.fpath, root), "label": bids_label(ent)})
+    return out
+
+
 def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     """Read a recording from any format MNE reads, a BIDS folder, or a BCI2000 ``.dat``.
 
@@ -217,9 +296,11 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     path : path
         A file (FIF, EDF/BDF, BrainVision ``.vhdr``, EEGLAB ``.set``, ...) or a BIDS root
         (a folder holding ``dataset_description.json``).
-    bids : dict, optional
-        BIDS entities to choose one recording (``subject``, ``session``, ``task``, ``run``,
-        ``datatype``); the first matching recording is used.
+    bids : dict or str, optional
+        BIDS entities choosing one recording of a BIDS folder (``subject``, ``session``,
+        ``task``, ``acquisition``, ``run``, ``datatype``; a dict, or text as
+        :func:`parse_bids` reads it); where several match, the first (by path) is read and
+        a warning names how many matched.
 
     Returns
     -------
@@ -237,20 +318,22 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
                 f"{str(path)!r} is a folder but not a BIDS root (no dataset_description.json); "
                 "give a recording file or a BIDS folder."
             )
-        try:
-            import mne_bids
-        except ImportError as exc:  # pragma: no cover - extra not installed
-            raise ImportError("Reading BIDS folders needs mne-bids: pip install 'unitscope[bids]'") from exc
-        bids = dict(bids or {})
-        matches = mne_bids.find_matching_paths(
-            path, subjects=bids.get("subject"), sessions=bids.get("session"), tasks=bids.get("task"),
-            runs=bids.get("run"), datatypes=bids.get("datatype"),
-            extensions=[".edf", ".bdf", ".vhdr", ".set", ".fif", ".con", ".sqd", ".ds"])
-        matches = [m for m in matches if m.suffix in ("eeg", "ieeg", "meg")]
+        import mne_bids
+
+        want = parse_bids(bids)
+        matches = _bids_matches(path, want)
         if not matches:
-            raise UnitScopeError(f"No EEG/iEEG/MEG recording matching {bids} in the BIDS folder {str(path)!r}.")
+            every = bids_recordings(path)
+            raise UnitScopeError(
+                f"No EEG/iEEG/MEG recording matching {want or 'anything'} in the BIDS folder {str(path)!r}"
+                + (f"; it holds {', '.join(r['label'] for r in every[:10])}{' ...' if len(every) > 10 else ''}."
+                   if every else "."))
+        if len(matches) > 1:
+            logger.warning("%d recordings in %s match %s; reading the first, %s (choose one by its BIDS "
+                           "entities: subject, session, task, run, ...)", len(matches), path, want or "anything",
+                           matches[0].basename)
         raw = mne_bids.read_raw_bids(matches[0], verbose="error")
-        raw.load_data()
+        raw.load_data(verbose="error")
         return recording_from_raw(raw)
     if path.suffix.lower() == ".dat":
         return _bci2000_recording(path)

@@ -274,7 +274,8 @@ def upload_choice(folder: str | Path, order: list[str]) -> tuple[Path | None, st
             unpacked = folder / name[: -len(".zip")]
             files, bids = _recordings_in(unpacked)
             if bids is not None:
-                return bids, f"Opened the BIDS folder {bids.relative_to(folder)}/ from {name} (its first recording)."
+                return bids, (f"Opened the BIDS folder {bids.relative_to(folder)}/ from {name}: its first recording; "
+                              "choose another under 'Recording in the BIDS folder'.")
             files = [f for f in files if not missing_companions(f)["required"]]
             if not files:
                 return None, (f"{name} holds no recording UnitScope reads (one of "

@@ -397,7 +397,7 @@ class Session(param.Parameterized):
         self.busy = ""
 
     def _upload_worker(self, stop) -> None:
-        from core.io import missing_companions, read_recording
+        from core.io import missing_companions
 
         folder = self._upload_dir
         while not stop.is_set():
@@ -417,10 +417,7 @@ class Session(param.Parameterized):
             key = None if path is None else (str(path), tuple(missing_companions(path)["optional"]))
             if key is not None and key != self._upload_opened:
                 self.param.update(recording_info={}, target="", picks=[])
-                rec = read_recording(path)
-                info = rec.summary()
-                info.update(path=str(path), label=str(path.relative_to(folder)) + ("/" if path.is_dir() else ""),
-                            ch_types_list=rec.ch_types)
+                info = self._read_info(path, str(path.relative_to(folder)) + ("/" if path.is_dir() else ""))
                 self._upload_opened = key
                 self._apply_info(info)
                 if note:
@@ -433,18 +430,35 @@ class Session(param.Parameterized):
                     break
         self.busy = ""
 
-    def _inspect(self, full: Path, *, label: str) -> None:
-        from core.io import read_recording
+    @staticmethod
+    def _read_info(path: Path, label: str, bids: dict | None = None) -> dict:
+        """Read a recording and describe it (``summary()``, path, label, channel types); a BIDS
+        folder's also lists its recordings (``bids_recordings``) and the one read
+        (``bids_chosen``: the first that ``bids`` matches)."""
+        from core.io import bids_recordings, read_recording
 
+        rec = read_recording(path, bids=bids or None)
+        info = rec.summary()
+        info.update(path=str(path), label=label, ch_types_list=rec.ch_types)
+        if path.is_dir():
+            info.update(bids_recordings=bids_recordings(path), bids_chosen=bids_recordings(path, bids)[0])
+        return info
+
+    def _inspect(self, full: Path, *, label: str, bids: dict | None = None) -> None:
         self.param.update(busy="inspecting", recording_info={}, target="", picks=[])
+        self._start("inspect", lambda stop: self._read_info(full, label, bids), on_done=self._apply_info,
+                    on_error=lambda m: setattr(self, "busy", ""))
 
-        def work(stop):
-            rec = read_recording(full)
-            info = rec.summary()
-            info.update(path=str(full), label=label, ch_types_list=rec.ch_types)
-            return info
-
-        self._start("inspect", work, on_done=self._apply_info, on_error=lambda m: setattr(self, "busy", ""))
+    def choose_bids(self, entities: dict) -> None:
+        """Read another recording of the BIDS folder shown (its entities, as listed in
+        ``recording_info["bids_recordings"]``)."""
+        info = self.recording_info
+        if not info.get("bids_recordings"):
+            self.alert("Choose a recording of a BIDS folder: the recording shown is not one.")
+            return
+        if entities == info["bids_chosen"]["entities"]:
+            return
+        self._inspect(Path(info["path"]), label=info["label"], bids=dict(entities))
 
     def _apply_info(self, info: dict) -> None:
         """Show a recording just read: its channels, a default target and the input picks."""
@@ -534,7 +548,8 @@ class Session(param.Parameterized):
         if problems:
             raise UnitScopeError(problems[0])
         return DataSpec(source=info["path"], target=self.target, picks=list(self.picks), l_freq=self.l_freq,
-                        h_freq=self.h_freq, sfreq=self.resample_to)
+                        h_freq=self.h_freq, sfreq=self.resample_to,
+                        bids=info["bids_chosen"]["entities"] if info.get("bids_chosen") else None)
 
     # ---- decoders trained earlier ----------------------------------------------------------
     def runs(self) -> list[str]:

@@ -45,3 +45,31 @@ def short_demo():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(12345)
+
+
+def write_bids_study(root: Path, recordings=(("01", "1"), ("02", "1"), ("02", "2")), *, seconds=60.0):
+    """A BIDS folder (BrainVision files, written by mne-bids) of small EEG recordings, one per
+    (subject, run): 3 channels at 100 Hz, 'left'/'right' events every 2 s, and the first
+    sample of C3 equal to 1e-5 * (10 * subject + run) so a test can tell which was read."""
+    import mne
+    import mne_bids
+
+    for sub, run in recordings:
+        rng = np.random.default_rng(int(sub) * 10 + int(run))
+        n = int(seconds * 100)
+        data = rng.standard_normal((3, n)) * 1e-5
+        data[0, 0] = 1e-5 * (10 * int(sub) + int(run))
+        raw = mne.io.RawArray(data, mne.create_info(["C3", "C4", "Cz"], 100.0, "eeg"), verbose="error")
+        onsets = np.arange(1.0, seconds - 3.0, 2.0)
+        raw.set_annotations(mne.Annotations(onsets, 0.5, np.where(np.arange(len(onsets)) % 2, "right", "left")))
+        path = mne_bids.BIDSPath(subject=sub, task="reach", run=run, datatype="eeg", root=root)
+        mne_bids.write_raw_bids(raw, path, format="BrainVision", allow_preload=True, overwrite=True, verbose="error")
+    return root
+
+
+@pytest.fixture()
+def bids_study(tmp_path):
+    """:func:`write_bids_study` under tmp_path: sub-01 run 1, sub-02 runs 1 and 2."""
+    pytest.importorskip("mne_bids")
+    pytest.importorskip("pybv")
+    return write_bids_study(tmp_path / "study")

@@ -1,6 +1,7 @@
 """``unitscope batch``: train (and probe) many recordings, decoders and seeds on Dask.
 
-Every combination of ``--data`` x ``--model`` x ``--seeds`` is one run, handed to Dask
+Every combination of ``--data`` x ``--model`` x ``--seeds`` is one run (a BIDS folder gives one
+per recording, or per recording ``--bids`` chooses), handed to Dask
 distributed (a local cluster by default, ``--scheduler tcp://host:8786`` for a lab cluster).
 Each run writes ``OUT/<recording>-<model>-s<seed>/`` (checkpoint, config, and ``probe.nc``
 with ``--probe``); ``OUT/batch.nc`` gathers the held-out metrics (and the probe's class
@@ -15,7 +16,11 @@ import sys
 def add_parser(sub) -> None:
     p = sub.add_parser("batch", help="train (and probe) many recordings / decoders / seeds on Dask distributed")
     p.add_argument("--data", nargs="+", required=True, metavar="SOURCE",
-                   help="'demo' and/or recording paths (one run per recording)")
+                   help="'demo', recording paths and/or BIDS folders (one run per recording; a BIDS folder's "
+                        "every recording, or those --bids chooses)")
+    p.add_argument("--bids", default=None, metavar="ENTITIES",
+                   help="the BIDS folders' recordings to run: 'task=reach', 'sub-01', 'subject=01,run=1' "
+                        "(default: all)")
     p.add_argument("--target", default=None, help="channel, 'events' or 'events:T1,T2' (as for train)")
     p.add_argument("--model", nargs="+", default=["deep4"], choices=("deep4", "shallow"))
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the training default)")
@@ -39,7 +44,7 @@ def run(args) -> int:
     if args.probe:
         probe = {} if args.iterations is None else {"n_iterations": args.iterations}
     runs = plan_runs(args.data, target=args.target, models=args.model, seeds=args.seeds,
-                     max_epochs=args.epochs, duration=args.duration, probe=probe)
+                     max_epochs=args.epochs, duration=args.duration, probe=probe, bids=args.bids)
     where = args.scheduler or f"a local cluster ({'threads' if args.no_processes else 'processes'})"
     print(f"unitscope batch: {len(runs)} runs on {where} -> {args.out}", file=sys.stderr)
 

@@ -17,13 +17,16 @@ def add_parser(sub) -> None:
     p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events) or a run folder")
     p.add_argument("path", help="recording file, BIDS folder, 'demo', a run folder (config.json) or a batch "
                    "folder (batch.nc)")
+    p.add_argument("--bids", default=None, metavar="ENTITIES",
+                   help="of a BIDS folder, the recording to describe: 'subject=01,run=1' or 'sub-01_run-1' "
+                        "(default: the first; every recording is listed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..demo import simulate_reaching
-    from ..io import read_recording
+    from ..io import bids_recordings, parse_bids, read_recording
 
     if args.path != "demo":
         from ..batch import BATCH_FILE
@@ -33,11 +36,27 @@ def run(args) -> int:
             return _run_info(folder, as_json=args.json)
         if (folder / BATCH_FILE).is_file():
             return _batch_info(folder, as_json=args.json)
-    rec = simulate_reaching() if args.path == "demo" else read_recording(args.path)
+    bids = parse_bids(getattr(args, "bids", None))
+    listed = []
+    if args.path != "demo" and (Path(args.path) / "dataset_description.json").is_file():
+        listed = bids_recordings(args.path)
+    elif bids:
+        raise UnitScopeError(f"--bids chooses a recording of a BIDS folder; {args.path!r} is not one "
+                             "(no dataset_description.json).")
+    rec = simulate_reaching() if args.path == "demo" else read_recording(args.path, bids=bids or None)
     s = rec.summary()
+    if listed:
+        chosen = bids_recordings(args.path, bids)[0]
+        s.update(bids_recordings=listed, bids_chosen=chosen)
     if args.json:
         print(json.dumps(s))
         return 0
+    if listed:
+        print(f"bids       {len(listed)} recording(s): " + ", ".join(r["label"] for r in listed[:40])
+              + (" ..." if len(listed) > 40 else ""))
+        other = next((r for r in listed if r["path"] != chosen["path"]), None)
+        hint = f"   (another: --bids {other['label'].split()[0]})" if other else ""
+        print(f"shown      {chosen['label']}: {chosen['path']}{hint}")
     names = s["ch_names"]
     print(f"channels   {s['n_chans']}: {', '.join(names[:16])}{' ...' if len(names) > 16 else ''}")
     print(f"types      {', '.join(f'{k} x{v}' for k, v in s['ch_types'].items())}")

@@ -9,6 +9,9 @@ from pathlib import Path
 def add_data_args(p) -> None:
     """The data and decoder options ``train`` and ``import`` share (see :func:`data_spec`)."""
     p.add_argument("--data", default="demo", help="'demo' or a recording path / BIDS folder")
+    p.add_argument("--bids", default=None, metavar="ENTITIES",
+                   help="a BIDS folder's recording: 'subject=01,run=1' or 'sub-01_run-1' (unitscope info FOLDER "
+                        "lists them; default: the first)")
     p.add_argument("--target", default=None,
                    help="continuous target channel, or 'events' / 'events:T1,T2' for labels (demo: hand speed)")
     p.add_argument("--model", default="deep4", choices=("deep4", "shallow"))
@@ -25,11 +28,12 @@ def add_data_args(p) -> None:
 
 def data_spec(args):
     """The :class:`~core.workspace.DataSpec` of :func:`add_data_args`' options."""
+    from ..io import parse_bids
     from ..workspace import DataSpec
 
     return DataSpec(source=args.data, target=args.target, picks=args.picks.split(",") if args.picks else None,
                     l_freq=args.l_freq, h_freq=args.h_freq, sfreq=args.sfreq, tmin=args.tmin, tmax=args.tmax,
-                    ipsi_fraction=args.demo_ipsi_fraction)
+                    ipsi_fraction=args.demo_ipsi_fraction, bids=parse_bids(args.bids) or None)
 
 
 def add_parser(sub) -> None:

@@ -71,6 +71,8 @@ class DataView(pn.viewable.Viewer):
         self._dropper_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
                                         sizing_mode="stretch_width")
+        self.bids_pick = pn.widgets.Select(label="Recording in the BIDS folder", options=[], visible=False,
+                                           sizing_mode="stretch_width", css_classes=["us-bids-pick"])
         # preparation of a user file: channel picks, band-pass, resampling (core.workspace.DataSpec)
         self.picks = pn.widgets.MultiChoice(label="Input channels (type)", options={}, value=[],
                                             delete_button=True, search_option_limit=30,
@@ -112,6 +114,7 @@ class DataView(pn.viewable.Viewer):
         s.param.watch(self._show_dropper, "source")
         self._show_dropper()
         self.target.param.watch(lambda e: None if self._syncing else setattr(s, "target", e.new or ""), "value")
+        self.bids_pick.param.watch(self._bids_picked, "value")
         self.train_btn.on_click(lambda e: s.train())
         self.stop_btn.on_click(lambda e: s.stop_training())
         self.demo_btn.on_click(self._back_to_demo)
@@ -203,8 +206,27 @@ class DataView(pn.viewable.Viewer):
         # the dropper's value holds every file dropped so far; the session stores new ones only
         self.session.upload_files(dict(event.new or {}))
 
+    def _bids_picked(self, event):
+        if self._syncing or not event.new:
+            return
+        found = {r["label"]: r["entities"] for r in self.session.recording_info.get("bids_recordings", [])}
+        if event.new in found:
+            self.session.choose_bids(found[event.new])
+
+    def _sync_bids(self, info: dict) -> None:
+        """The BIDS folder's recordings to choose from (hidden for anything else)."""
+        listed = [r["label"] for r in info.get("bids_recordings", [])]
+        self._syncing = True
+        try:
+            self.bids_pick.param.update(options=listed, visible=bool(listed),
+                                        value=info["bids_chosen"]["label"] if listed else None)
+        finally:
+            self._syncing = False
+
     def _sync_info(self, *_):
         info = self.session.recording_info
+        if self.session.busy != "inspecting" or info:
+            self._sync_bids(info)  # kept while another recording of the same folder is read
         if not info:
             self.info.object = '<p class="us-muted">No recording inspected yet.</p>'
             self._syncing = True
@@ -213,7 +235,9 @@ class DataView(pn.viewable.Viewer):
             finally:
                 self._syncing = False
             return
-        rows = [("File", info.get("label", "")), ("Channels", info["n_chans"]),
+        chosen = info.get("bids_chosen")
+        rows = [("File", info.get("label", ""))] + ([("Recording", f"{chosen['label']}: {chosen['path']}")]
+                                                    if chosen else []) + [("Channels", info["n_chans"]),
                 ("Channel types", ", ".join(f"{k}: {v}" for k, v in info["ch_types"].items())),
                 ("Sampling rate", f"{info['sfreq']:g} Hz"), ("Duration", f"{info['duration_s']:.1f} s"),
                 ("Events", ", ".join(f"{k}: {v}" for k, v in info["events"].items()) or "none")]
@@ -279,7 +303,10 @@ class DataView(pn.viewable.Viewer):
         if s.source == "demo":
             data = "the demo recording" + (f" with {s.demo_ipsi:.0%} ipsilateral movements" if s.demo_ipsi else "")
         elif s.recording_info:
-            data = esc(s.recording_info.get("label", "the recording")) + (f", target {esc(s.target)}" if s.target else "")
+            info = s.recording_info
+            data = esc(info.get("label", "the recording")) + (
+                f" ({esc(info['bids_chosen']['label'])})" if info.get("bids_chosen") else "") + (
+                f", target {esc(s.target)}" if s.target else "")
         else:
             data = "the recording you open above"
         self.plan.object = (f"<span class='us-muted'>Train fits {kind} on {data}, up to {int(s.max_epochs)} epochs "
@@ -336,7 +363,7 @@ class DataView(pn.viewable.Viewer):
             pn.Row(self.l_freq, self.h_freq, self.resample), self.prep_note, sizing_mode="stretch_width")
         data_card = pn.Column(
             pn.pane.Markdown("### 1. Data"), self.source, demo_box, file_box, upload_box,
-            pn.Column(self.info, self.target, visible=self.session.param.source.rx() != "demo",
+            pn.Column(self.bids_pick, self.info, self.target, visible=self.session.param.source.rx() != "demo",
                       sizing_mode="stretch_width"),
             prep, sizing_mode="stretch_width")
         model_card = pn.Column(

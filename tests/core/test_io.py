@@ -200,3 +200,33 @@ def test_brainvision_and_eeglab_files(tmp_path):
     (tmp_path / "bv.eeg").unlink()
     with pytest.raises(UnitScopeError, match=r"'bv.vhdr' keeps its data in another file.*bv\.eeg"):
         read_recording(tmp_path / "bv.vhdr")
+
+
+def test_bids_recordings_are_listed_and_chosen_by_their_entities(bids_study, caplog):
+    from core.io import bids_recordings, parse_bids
+
+    found = bids_recordings(bids_study)
+    assert [r["label"] for r in found] == ["sub-01_task-reach_run-1 (eeg)", "sub-02_task-reach_run-1 (eeg)",
+                                           "sub-02_task-reach_run-2 (eeg)"]
+    assert found[2]["entities"] == {"subject": "02", "task": "reach", "run": "2", "datatype": "eeg"}
+    assert found[0]["path"] == "sub-01/eeg/sub-01_task-reach_run-1_eeg.vhdr"
+    assert parse_bids("subject=02, run=2") == parse_bids("sub-02_run-2") == {"subject": "02", "run": "2"}
+    assert parse_bids(None) == parse_bids("") == {}
+    assert [r["label"] for r in bids_recordings(bids_study, "sub-02")][1] == "sub-02_task-reach_run-2 (eeg)"
+
+    def first_c3(rec):
+        return round(float(rec.signals.sel(channel="C3").values[0]) / 1e-5)
+
+    assert first_c3(read_recording(bids_study, bids="sub-02_run-2")) == 22
+    assert first_c3(read_recording(bids_study, bids={"subject": "02", "run": "1"})) == 21
+    assert read_recording(bids_study, bids="run-2").events.counts() == {"left": 14, "right": 14}
+    with caplog.at_level("WARNING", logger="core.io"):
+        assert first_c3(read_recording(bids_study, bids="subject=02")) == 21  # two match: the first, said
+    assert "2 recordings in" in caplog.text and "sub-02_task-reach_run-1_eeg" in caplog.text
+    with pytest.raises(UnitScopeError, match=r"Unknown BIDS entity 'subj'.*use subject, session, task"):
+        parse_bids("subj=01")
+    with pytest.raises(UnitScopeError, match="Cannot read the BIDS choice 'sub01'"):
+        parse_bids("sub01")
+    with pytest.raises(UnitScopeError, match=r"No EEG/iEEG/MEG recording matching \{'subject': '03'\}.*it holds "
+                                             r"sub-01_task-reach_run-1 \(eeg\), sub-02"):
+        read_recording(bids_study, bids="sub-03")

@@ -804,3 +804,25 @@ def test_files_brought_by_two_server_threads_at_once_land_in_one_folder(session,
     _join(session, "inspect")
     assert sorted(p.name for p in session._upload_dir.iterdir()) == ["rec.eeg", "rec.vhdr"]
     assert session.recording_info["ch_names"] == ["C3", "C4", "Cz"]
+
+
+def test_a_bids_folder_lists_its_recordings_and_one_is_chosen(session, tmp_path, bids_study):
+    assert bids_study == tmp_path / "study"  # under the session's data root
+    session.inspect("study")
+    _join(session, "inspect")
+    info = session.recording_info
+    assert [r["label"] for r in info["bids_recordings"]] == [
+        "sub-01_task-reach_run-1 (eeg)", "sub-02_task-reach_run-1 (eeg)", "sub-02_task-reach_run-2 (eeg)"]
+    assert info["bids_chosen"]["label"] == "sub-01_task-reach_run-1 (eeg)"
+    session.target = "events:left,right"
+    session.choose_bids(info["bids_recordings"][2]["entities"])
+    _join(session, "inspect")
+    info = session.recording_info
+    assert info["bids_chosen"]["path"] == "sub-02/eeg/sub-02_task-reach_run-2_eeg.vhdr"
+    session.target = "events:left,right"
+    spec = session.data_spec()
+    assert spec.source == str(tmp_path / "study") and spec.bids == info["bids_chosen"]["entities"]
+    from core.io import read_recording
+
+    first = read_recording(spec.source, bids=spec.bids).signals.sel(channel="C3").values[0]
+    assert round(float(first) / 1e-5) == 22  # sub-02's run 2, as the conftest writes it

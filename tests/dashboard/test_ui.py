@@ -261,6 +261,27 @@ def test_upload_of_a_brainvision_recording_in_three_files(server, app_page, tmp_
     no_traceback(app_page)
 
 
+def test_a_recording_of_a_bids_folder_is_chosen(server, app_page, data_root):
+    """A BIDS folder under the data root opens on its first recording; another is chosen from
+    the list of its recordings, and the page says which one is read."""
+    pytest.importorskip("mne_bids")
+    pytest.importorskip("pybv")
+    from tests.conftest import write_bids_study
+
+    write_bids_study(data_root / "study", seconds=20.0)
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "1. Data", timeout=120)
+    app_page.locator("button:text-is('File under data root')").click()
+    path = app_page.locator("input[placeholder='e.g. sub-01/ecog.fif']")
+    path.fill("study")
+    path.press("Enter")
+    wait_text(app_page, "sub-01_task-reach_run-1 (eeg): sub-01/eeg/sub-01_task-reach_run-1_eeg.vhdr", timeout=120)
+    app_page.locator(".us-bids-pick select").select_option(label="sub-02_task-reach_run-2 (eeg)")
+    wait_text(app_page, "sub-02_task-reach_run-2 (eeg): sub-02/eeg/sub-02_task-reach_run-2_eeg.vhdr", timeout=120)
+    wait_text(app_page, "3 of 3 channels as input")
+    no_traceback(app_page)
+
+
 def test_user_file_channel_picks_and_filter(server, app_page, data_root, shared_data):
     """A real EDF (64 EEG channels at 128 Hz): its channels are offered with their types, a
     low-pass above Nyquist is a visible alert, resampling moves the limit, and the demo has the
