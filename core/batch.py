@@ -61,11 +61,10 @@ def _stem(source: str) -> str:
 
 
 def _run_source(data: dict) -> str:
-    """The recording a run's summary names: its source, and a BIDS folder's recording label."""
-    from .io import bids_label
+    """The recording a run's summary names (:func:`core.io.source_label`)."""
+    from .io import source_label
 
-    source = str(data.get("source", ""))
-    return f"{source} [{bids_label(data['bids'])}]" if data.get("bids") else source
+    return source_label(str(data.get("source", "")), data.get("bids"))
 
 
 def _expand_bids(sources: Sequence[str], bids) -> list[tuple[str, dict | None, str]]:

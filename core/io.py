@@ -17,7 +17,7 @@ from ._validation import UnitScopeError
 from .recording import Events, Recording
 
 __all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "bids_recordings",
-           "parse_bids", "bids_label", "BIDS_ENTITIES", "DATA_CH_TYPES"]
+           "parse_bids", "bids_label", "source_label", "BIDS_ENTITIES", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
@@ -267,6 +267,12 @@ def _bids_matches(root: Path, want: dict) -> list:
         acquisitions=want.get("acquisition"), runs=want.get("run"), datatypes=want.get("datatype"),
         extensions=_BIDS_EXTENSIONS)
     return sorted((m for m in matches if m.suffix in ("eeg", "ieeg", "meg")), key=lambda m: str(m.fpath))
+
+
+def source_label(source: str, bids: dict | None = None) -> str:
+    """A recording's source as runs, batches and reports name it: the path, and for a BIDS
+    folder the recording chosen in it (``study [sub-01_task-reach_run-1 (eeg)]``)."""
+    return f"{source} [{bids_label(bids)}]" if bids else str(source)
 
 
 def bids_recordings(root: str | Path, bids: dict | str | None = None) -> list[dict]:

@@ -138,11 +138,13 @@ class ReportContent:
             Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
         """
         from .metrics import score
+        from .io import source_label
         from .workspace import weights_provenance
 
         rec = ws.recording
         summary = rec.summary()
-        summary["source"] = "demo (simulated reaching, ECoG grid)" if ws.spec.source == "demo" else str(ws.spec.source)
+        summary["source"] = ("demo (simulated reaching, ECoG grid)" if ws.spec.source == "demo"
+                             else source_label(ws.spec.source, ws.spec.bids))
         cfg = dict(getattr(ws.model, "unitscope_config", {}) or {})
         pred, true = ws.predict("test")
         before = float(score(ws.task, pred, true))

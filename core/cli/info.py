@@ -114,6 +114,8 @@ def run_summary(run_dir: Path) -> dict:
 
 
 def _run_info(run_dir: Path, *, as_json: bool) -> int:
+    from ..io import source_label
+
     s = run_summary(run_dir)
     if as_json:
         print(json.dumps(s))
@@ -132,7 +134,7 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
         prep.append(f"band-pass {d.get('l_freq') or 0:g}-{d.get('h_freq') or 'Nyquist'} Hz")
     if d.get("sfreq"):
         prep.append(f"resampled to {d['sfreq']:g} Hz")
-    print(f"data       {d['source']} ({s['task']}; {', '.join(prep)})")
+    print(f"data       {source_label(d['source'], d.get('bids'))} ({s['task']}; {', '.join(prep)})")
     if "test" in m:
         print(f"metric     test {name} {m['test']:.4f}, valid {m.get('valid', float('nan')):.4f}")
     if m.get("weights_from"):

@@ -38,6 +38,11 @@ def test_train_on_a_chosen_recording_keeps_the_choice_in_the_run(bids_study, tmp
     ws = Workspace.load(out)  # reopened on the same recording
     assert ws.spec.bids == {"subject": "02", "run": "2"}
     assert "sub-02_task-reach_run-2_eeg." in ws.recording.signals.attrs["source"]
+    # the run's summary and report name the recording, not only the folder
+    assert main(["info", str(out)]) == 0
+    assert f"data       {bids_study} [sub-02_run-2] (classification" in capsys.readouterr().out
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+    assert f"{bids_study} [sub-02_run-2]" in (tmp_path / "r.html").read_text()
 
 
 def test_batch_plans_one_run_per_recording_of_a_bids_folder(bids_study, tmp_path):
