@@ -6,6 +6,7 @@ microvolts and every state.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -144,6 +145,7 @@ def recording_from_raw(raw) -> Recording:
         coords.update(x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
     signals = xr.DataArray(data.astype(np.float32), dims=("channel", "time"), coords=coords,
                            attrs={"sfreq": sfreq, "units": "SI (V or T)", "positions": positions or "none",
+                                  "bads": json.dumps([str(c) for c in raw.info["bads"]]),
                                   "source": str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""})
     if len(raw.annotations):
         ann = raw.annotations

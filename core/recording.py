@@ -112,6 +112,15 @@ class Recording:
         return [str(c) for c in self.signals["channel"].values]
 
     @property
+    def bads(self) -> list[str]:
+        """Channels the file marks as bad (MNE's ``info["bads"]``, BIDS ``channels.tsv``
+        status), those still in the recording; kept in ``signals.attrs["bads"]`` (JSON)."""
+        import json
+
+        marked = set(json.loads(self.signals.attrs.get("bads", "[]")))
+        return [c for c in self.ch_names if c in marked]
+
+    @property
     def ch_types(self) -> list[str]:
         if "ch_type" in self.signals.coords:
             return [str(c) for c in self.signals["ch_type"].values]
@@ -130,6 +139,7 @@ class Recording:
             "duration_s": round(self.duration, 3),
             "target": None if self.target is None else str(self.target.name),
             "events": self.events.counts(),
+            "bads": self.bads,
             "positions": str(self.signals.attrs.get("positions", "given with the recording" if "x" in self.signals.coords
                                                     else "none")),
         }

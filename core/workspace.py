@@ -116,9 +116,16 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
                                  f"not to {spec.source!r}; leave it at 0.")
         rec = read_recording(spec.source, bids=spec.bids)
     rec, task = _extract_target(rec, spec)
-    picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES]
+    # [A] channels the file marks bad are left out unless picked by name (MNE's convention)
+    picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES and c not in rec.bads]
     if not picks:
-        raise UnitScopeError(f"No EEG/iEEG/MEG channels in the recording; its channel types are {set(rec.ch_types)}.")
+        bad = [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES]
+        raise UnitScopeError(
+            f"Every EEG/iEEG/MEG channel is marked bad in the file ({bad[:10]}{' ...' if len(bad) > 10 else ''}); "
+            "pick the channels to use by name." if bad else
+            f"No EEG/iEEG/MEG channels in the recording; its channel types are {set(rec.ch_types)}.")
+    if not spec.picks and rec.bads:
+        logger.info("left out %d channel(s) marked bad in the file: %s", len(rec.bads), ", ".join(rec.bads))
     rec = pick_channels(rec, picks)
     rec = resample(rec, spec.sfreq)
     if spec.h_freq is None and rec.sfreq < 2 * 4.0:
@@ -229,6 +236,12 @@ class Workspace:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise UnitScopeError(f"Corrupt run config {str(cfg_path)!r}: {exc}") from exc
         rec, task, blocks, prep = load_data(spec)
+        trained_on = mcfg.get("ch_names")
+        if spec.picks is None and trained_on and rec.ch_names != trained_on:
+            # a run trained before channels marked bad were left out by default, or on a file
+            # whose marks changed since: the channels the decoder was trained on, by name
+            spec = DataSpec.from_dict({**spec.to_dict(), "picks": list(trained_on)})
+            rec, task, blocks, prep = load_data(spec)
         if rec.ch_names != mcfg.get("ch_names", rec.ch_names) or rec.n_chans != mcfg["n_chans"]:
             raise UnitScopeError(
                 f"The checkpoint in {str(run_dir)!r} was trained on {mcfg['n_chans']} channels "

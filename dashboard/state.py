@@ -464,7 +464,9 @@ class Session(param.Parameterized):
         """Show a recording just read: its channels, a default target and the input picks."""
         misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
         default = misc[0] if misc else ("events" if len(info["events"]) >= 2 else "")
-        picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t in DATA_CH_TYPES and c != default]
+        bads = set(info.get("bads", []))  # [A] marked bad in the file: not an input unless picked
+        picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"])
+                 if t in DATA_CH_TYPES and c != default and c not in bads]
         self.param.update(busy="", recording_info=info, target=default, picks=picks, l_freq=None, h_freq=None,
                           resample_to=None)
 

@@ -67,6 +67,9 @@ def run(args) -> int:
     ev = s["events"]
     print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else ""))
     print(f"positions  {s['positions']}")
+    if s["bads"]:
+        print(f"bads       {len(s['bads'])} marked in the file: {', '.join(s['bads'][:20])}"
+              f"{' ...' if len(s['bads']) > 20 else ''} (left out of the inputs unless --picks names them)")
     return 0
 
 

@@ -79,7 +79,8 @@ class DataView(pn.viewable.Viewer):
                                             placeholder="search channels ...", sizing_mode="stretch_width",
                                             css_classes=["us-picks"])
         self.all_data = pn.widgets.Button(label="All data channels", width=150,
-                                          description="Pick every EEG/ECoG/sEEG/MEG channel but the target")
+                                          description="Pick every EEG/ECoG/sEEG/MEG channel but the target and "
+                                                      "those the file marks bad")
         self.l_freq = pn.widgets.FloatInput.from_param(s.param.l_freq, label="High-pass l_freq (Hz)", width=160,
                                                        placeholder="off", start=0.0, css_classes=["us-lfreq"])
         self.h_freq = pn.widgets.FloatInput.from_param(s.param.h_freq, label="Low-pass h_freq (Hz)", width=160,
@@ -241,6 +242,9 @@ class DataView(pn.viewable.Viewer):
                 ("Channel types", ", ".join(f"{k}: {v}" for k, v in info["ch_types"].items())),
                 ("Sampling rate", f"{info['sfreq']:g} Hz"), ("Duration", f"{info['duration_s']:.1f} s"),
                 ("Events", ", ".join(f"{k}: {v}" for k, v in info["events"].items()) or "none")]
+        if info.get("bads"):
+            rows.append(("Marked bad", f"{', '.join(info['bads'])} (in the file; left out of the inputs "
+                                       "unless you pick them)"))
         names = ", ".join(esc(c) for c in info["ch_names"])
         self.info.object = kv_table(rows) + f'<div class="us-chan">{names}</div>'
         opts = self.session.target_options()
@@ -259,7 +263,8 @@ class DataView(pn.viewable.Viewer):
     def _pick_all_data(self, event=None):
         from core.io import DATA_CH_TYPES
 
-        self.session.picks = [c for c, t in self.session.pick_options() if t in DATA_CH_TYPES]
+        bads = set(self.session.recording_info.get("bads", []))
+        self.session.picks = [c for c, t in self.session.pick_options() if t in DATA_CH_TYPES and c not in bads]
 
     def _sync_prep(self, *_):
         """Picks, band-pass and resampling: options from the file, live problems, or why they are off."""
@@ -271,7 +276,9 @@ class DataView(pn.viewable.Viewer):
         self._syncing = True  # programmatic updates must not write back
         try:
             # labels are rendered as HTML by the widget: escape them (values stay the raw names)
-            opts = {esc(f"{c} ({t})"): c for c, t in s.pick_options()} if info else {}
+            bads = set(info.get("bads", [])) if info else set()
+            opts = ({esc(f"{c} ({t}{', marked bad' if c in bads else ''})"): c for c, t in s.pick_options()}
+                    if info else {})
             self.picks.param.update(options=opts, value=[c for c in s.picks if c in opts.values()])
         finally:
             self._syncing = False

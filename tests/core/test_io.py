@@ -230,3 +230,53 @@ def test_bids_recordings_are_listed_and_chosen_by_their_entities(bids_study, cap
     with pytest.raises(UnitScopeError, match=r"No EEG/iEEG/MEG recording matching \{'subject': '03'\}.*it holds "
                                              r"sub-01_task-reach_run-1 \(eeg\), sub-02"):
         read_recording(bids_study, bids="sub-03")
+
+
+def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsys):
+    """A FIF's info['bads'] (and a BIDS channels.tsv's status) marks channels bad: they are
+    read and named, left out of the default inputs, used when picked by name; a run trained
+    before a channel was marked reopens on the channels it was trained on."""
+    import mne
+
+    from core.cli import main
+    from core.workspace import DataSpec, Workspace, load_data
+
+    rng = np.random.default_rng(0)
+    names = ["C3", "C4", "Cz", "Pz", "speed"]
+    data = rng.standard_normal((5, 100 * 60)) * 1e-5
+    raw = mne.io.RawArray(data, mne.create_info(names, 100.0, ["eeg"] * 4 + ["misc"]), verbose="error")
+    raw.save(tmp_path / "ok_raw.fif", verbose="error")
+    run = tmp_path / "run"
+    ws = Workspace.create(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed"),
+                          TrainConfig(model="shallow", max_epochs=1))
+    ws.train(run_dir=run)
+    raw.info["bads"] = ["C4", "Pz"]
+    raw.save(tmp_path / "ok_raw.fif", overwrite=True, verbose="error")
+
+    rec = read_recording(tmp_path / "ok_raw.fif")
+    assert rec.bads == ["C4", "Pz"] and rec.summary()["bads"] == ["C4", "Pz"] and rec.n_chans == 5
+    assert load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed"))[0].ch_names == ["C3", "Cz"]
+    picked = load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed", picks=["C3", "C4"]))[0]
+    assert picked.ch_names == ["C3", "C4"] and picked.bads == ["C4"]
+    assert Workspace.load(run).recording.ch_names == ["C3", "C4", "Cz", "Pz"]  # as trained
+    assert main(["info", str(tmp_path / "ok_raw.fif")]) == 0
+    assert "bads       2 marked in the file: C4, Pz (left out of the inputs" in capsys.readouterr().out
+
+    raw.info["bads"] = ["C3", "C4", "Cz", "Pz"]
+    raw.save(tmp_path / "all_raw.fif", verbose="error")
+    with pytest.raises(UnitScopeError, match=r"Every EEG/iEEG/MEG channel is marked bad in the file \(\['C3'"):
+        load_data(DataSpec(source=str(tmp_path / "all_raw.fif"), target="speed"))
+
+
+def test_bids_channel_status_marks_channels_bad(tmp_path):
+    mne_bids = pytest.importorskip("mne_bids")
+    pytest.importorskip("pybv")
+    import mne
+
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 3000)) * 1e-5,
+                          mne.create_info(["C3", "C4", "Cz"], 100.0, "eeg"), verbose="error")
+    raw.info["bads"] = ["Cz"]
+    mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject="01", task="rest", root=tmp_path / "b"),
+                            format="BrainVision", allow_preload=True, verbose="error")
+    assert "\tbad" in next((tmp_path / "b").rglob("*_channels.tsv")).read_text()
+    assert read_recording(tmp_path / "b").bads == ["Cz"]

@@ -826,3 +826,18 @@ def test_a_bids_folder_lists_its_recordings_and_one_is_chosen(session, tmp_path,
 
     first = read_recording(spec.source, bids=spec.bids).signals.sel(channel="C3").values[0]
     assert round(float(first) / 1e-5) == 22  # sub-02's run 2, as the conftest writes it
+
+
+def test_channels_marked_bad_are_not_picked_by_default(session, tmp_path, fif):
+    import mne
+
+    path = fif(tmp_path / "bads_raw.fif", ["C3", "C4", "Cz"], seconds=10.0)
+    raw = mne.io.read_raw_fif(path, preload=True, verbose="error")
+    raw.info["bads"] = ["C4"]
+    raw.save(path, overwrite=True, verbose="error")
+    session.inspect("bads_raw.fif")
+    _join(session, "inspect")
+    assert session.recording_info["bads"] == ["C4"]
+    assert session.target == "speed" and session.picks == ["C3", "Cz"]
+    session.picks = ["C3", "C4", "Cz"]  # picked by name: used
+    assert session.data_spec().picks == ["C3", "C4", "Cz"]
