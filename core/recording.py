@@ -13,7 +13,7 @@ import xarray as xr
 
 from ._validation import UnitScopeError
 
-__all__ = ["Events", "Recording"]
+__all__ = ["Events", "Recording", "label_targets", "MIN_EVENTS_PER_CLASS"]
 
 
 @dataclass
@@ -143,3 +143,25 @@ class Recording:
             "positions": str(self.signals.attrs.get("positions", "given with the recording" if "x" in self.signals.coords
                                                     else "none")),
         }
+
+
+MIN_EVENTS_PER_CLASS = 5  # [A] an event type with fewer is left out of the default label target
+
+
+def label_targets(counts: dict) -> list[str]:
+    """Label targets a recording's events offer (``DataSpec.target`` values), the default first.
+
+    Every choice names at least two event types (one type alone is no decoding problem): the
+    types with at least :data:`MIN_EVENTS_PER_CLASS` events each (a lone 'New Segment' marker
+    is not a class), all types (``events``), then every pair of types (up to 8 types), e.g.
+    EEGMMIDB's ``events:T1,T2`` (left against right fist).
+    """
+    types = [str(k) for k in counts]
+    if len(types) < 2:
+        return []
+    frequent = [k for k in types if counts[k] >= MIN_EVENTS_PER_CLASS]
+    out = [f"events:{','.join(frequent)}"] if 2 <= len(frequent) < len(types) else []
+    out.append("events")
+    if 2 < len(types) <= 8:
+        out += [f"events:{a},{b}" for i, a in enumerate(types) for b in types[i + 1:]]
+    return list(dict.fromkeys(out))

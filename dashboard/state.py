@@ -18,6 +18,7 @@ import param
 
 from core._validation import UnitScopeError
 from core.io import DATA_CH_TYPES
+from core.recording import label_targets
 from core.training import TrainConfig
 
 from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
@@ -463,7 +464,7 @@ class Session(param.Parameterized):
     def _apply_info(self, info: dict) -> None:
         """Show a recording just read: its channels, a default target and the input picks."""
         misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
-        default = misc[0] if misc else ("events" if len(info["events"]) >= 2 else "")
+        default = misc[0] if misc else (label_targets(info["events"]) or [""])[0]
         bads = set(info.get("bads", []))  # [A] marked bad in the file: not an input unless picked
         picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"])
                  if t in DATA_CH_TYPES and c != default and c not in bads]
@@ -478,8 +479,7 @@ class Session(param.Parameterized):
         names, types = info["ch_names"], info["ch_types_list"]
         first = [c for c, t in zip(names, types) if t not in DATA_CH_TYPES]
         rest = [c for c in names if c not in first]
-        ev = ["events"] + [f"events:{k}" for k in info.get("events", {})] if info.get("events") else []
-        return first + rest + ev
+        return first + rest + label_targets(info.get("events", {}))
 
     def pick_options(self) -> list[tuple[str, str]]:
         """(channel, type) pairs the inspected file offers as inputs (every channel but the target)."""

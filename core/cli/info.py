@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..demo import simulate_reaching
     from ..io import bids_recordings, parse_bids, read_recording
+    from ..recording import label_targets
 
     if args.path != "demo":
         from ..batch import BATCH_FILE
@@ -66,6 +67,9 @@ def run(args) -> int:
         print(f"target     {s['target']}")
     ev = s["events"]
     print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else ""))
+    targets = label_targets(ev)
+    if targets:
+        print(f"labels     --target {' | '.join(targets[:6])}{' | ...' if len(targets) > 6 else ''}")
     print(f"positions  {s['positions']}")
     if s["bads"]:
         print(f"bads       {len(s['bads'])} marked in the file: {', '.join(s['bads'][:20])}"

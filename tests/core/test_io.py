@@ -280,3 +280,10 @@ def test_bids_channel_status_marks_channels_bad(tmp_path):
                             format="BrainVision", allow_preload=True, verbose="error")
     assert "\tbad" in next((tmp_path / "b").rglob("*_channels.tsv")).read_text()
     assert read_recording(tmp_path / "b").bads == ["Cz"]
+
+
+def test_info_offers_label_targets_of_two_or_more_event_types(shared_data, capsys):
+    from core.cli import main
+
+    assert main(["info", str(shared_data / EDF)]) == 0
+    assert "labels     --target events | events:T0,T1 | events:T0,T2 | events:T1,T2\n" in capsys.readouterr().out

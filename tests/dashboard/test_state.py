@@ -716,7 +716,7 @@ def test_upload_of_a_recording_in_several_files(session, tmp_path):
     _join(session, "inspect")
     info = session.recording_info
     assert info["label"] == "rec.vhdr" and info["events"] == {"Comment/left": 2, "Comment/right": 1}
-    assert "events:Comment/left" in session.target_options()
+    assert session.target_options()[-1] == "events" and session.target == "events"
     n_alerts = len(session.alerts)
     session.upload_files(dict(files))  # nothing new: nothing read again, nothing said
     assert "inspect" not in [n for n, j in session._jobs.items() if j.running] and len(session.alerts) == n_alerts
@@ -841,3 +841,15 @@ def test_channels_marked_bad_are_not_picked_by_default(session, tmp_path, fif):
     assert session.target == "speed" and session.picks == ["C3", "Cz"]
     session.picks = ["C3", "C4", "Cz"]  # picked by name: used
     assert session.data_spec().picks == ["C3", "C4", "Cz"]
+
+
+def test_label_targets_name_two_or_more_event_types():
+    from core.recording import label_targets as event_targets
+
+    # EEGMMIDB: rest, left and right fist; all three, or any two
+    assert event_targets({"T0": 19, "T1": 10, "T2": 9}) == ["events", "events:T0,T1", "events:T0,T2", "events:T1,T2"]
+    # a lone marker is not a class: the default leaves it out
+    assert event_targets({"New Segment/": 1, "Stimulus/S  1": 40, "Stimulus/S  2": 38})[:2] == [
+        "events:Stimulus/S  1,Stimulus/S  2", "events"]
+    assert event_targets({"a": 3, "b": 4}) == ["events"]
+    assert event_targets({"only": 30}) == [] and event_targets({}) == []

@@ -305,11 +305,11 @@ def test_alerts_and_channel_names_are_escaped(session):
     session.recording_info = {"label": "<img src=x onerror=alert(1)>.fif", "n_chans": 2,
                               "ch_names": ["<script>evil()</script>", "C4"], "ch_types_list": ["eeg", "misc"],
                               "ch_types": {"eeg": 1, "misc": 1}, "sfreq": 250.0, "duration_s": 60.0,
-                              "events": {"<i>T1</i>": 3}, "path": "/x"}
+                              "events": {"<i>T1</i>": 3, "T2": 3, "T3": 3}, "path": "/x"}
     html = view.info.object
     assert "<script>" not in html and "<img" not in html and "<i>" not in html
     assert "&lt;script&gt;evil()&lt;/script&gt;" in html
-    assert view.target.options[0] == "C4" and "events:<i>T1</i>" in view.target.options
+    assert view.target.options[0] == "C4" and "events:<i>T1</i>,T2" in view.target.options
 
 
 def test_data_view_buttons_follow_training_state(session):

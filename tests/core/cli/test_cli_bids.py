@@ -13,6 +13,7 @@ def test_info_lists_the_recordings_and_describes_the_chosen_one(bids_study, caps
             "sub-02_task-reach_run-2 (eeg)") in out
     assert "shown      sub-02_task-reach_run-2 (eeg): sub-02/eeg/sub-02_task-reach_run-2_eeg.vhdr" in out
     assert "(another: --bids sub-01_task-reach_run-1)" in out and "channels   3: C3, C4, Cz" in out
+    assert "labels     --target events\n" in out  # two event types: one label target
     assert main(["info", str(bids_study), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert len(info["bids_recordings"]) == 3 and info["bids_chosen"]["entities"]["subject"] == "01"
