@@ -70,7 +70,7 @@ class DataView(pn.viewable.Viewer):
         self.open_run = pn.widgets.Button(label="Open decoder", color="primary", width=130)
         self._dropper_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
-                                        sizing_mode="stretch_width")
+                                        sizing_mode="stretch_width", css_classes=["us-target"])
         self.bids_pick = pn.widgets.Select(label="Recording in the BIDS folder", options=[], visible=False,
                                            sizing_mode="stretch_width", css_classes=["us-bids-pick"])
         # preparation of a user file: channel picks, band-pass, resampling (core.workspace.DataSpec)
