@@ -38,6 +38,7 @@ class ContinuousData:
     n_times: int
     receptive_field: int
     task: str = "regression"
+    bad: np.ndarray | None = None  # (n_samples,) bool: stretches the file marks bad (no window touches them)
 
     @property
     def n_preds(self) -> int:
@@ -53,12 +54,21 @@ class ContinuousData:
                     f"receptive field {self.receptive_field} samples). The recording must be at "
                     f"least {self.n_times * 5 / sfreq:.1f} s long with a 60/20/20 split."
                 )
+            if len(self.window_starts(name)) == 0:
+                raise UnitScopeError(
+                    f"Every window of the {name} block ({n / sfreq:.1f} s) touches a stretch the file marks "
+                    f"bad (BAD annotations); no {self.n_times}-sample window is left to decode.")
 
     def window_starts(self, block: str, *, offset: int = 0) -> np.ndarray:
-        """Starts of non-overlapping-prediction windows covering ``block``, shape (W,)."""
+        """Starts of non-overlapping-prediction windows covering ``block``, shape (W,); those
+        touching a stretch the file marks bad (``bad``) are left out."""
         blk = self.blocks[block]
         last = blk.stop - self.n_times
-        return np.arange(blk.start + offset, last + 1, self.n_preds)
+        starts = np.arange(blk.start + offset, last + 1, self.n_preds)
+        if self.bad is not None and self.bad.any():  # [A] windows touching a bad stretch are left out
+            hits = np.concatenate([[0], np.cumsum(self.bad)])
+            starts = starts[hits[starts + self.n_times] - hits[starts] == 0]
+        return starts
 
     def batch(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows and aligned targets: X (W, C, n_times), y (W, n_preds)."""

@@ -149,7 +149,12 @@ def recording_from_raw(raw) -> Recording:
                                   "source": str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""})
     if len(raw.annotations):
         ann = raw.annotations
-        events = Events(ann.onset - raw.first_time, ann.description, ann.duration)
+        onset = ann.onset - raw.first_time
+        # MNE's convention: 'BAD...' / 'EDGE...' annotations mark stretches to leave out, not events
+        bad = np.array([str(d).lower().startswith(("bad", "edge")) for d in ann.description], dtype=bool)
+        signals.attrs["bad_segments"] = json.dumps([[float(o), float(d), str(t)] for o, d, t in
+                                                    zip(onset[bad], ann.duration[bad], ann.description[bad])])
+        events = Events(onset[~bad], ann.description[~bad], ann.duration[~bad])
     else:
         stim = [raw.ch_names[i] for i, t in enumerate(ch_types) if t == "stim"]
         if stim:

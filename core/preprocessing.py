@@ -117,8 +117,16 @@ class Standardizer:
     Attributes after ``fit``: ``mean_`` and ``std_`` of shape (n_chans,).
     """
 
-    def fit(self, rec: Recording, block: slice) -> "Standardizer":
+    def fit(self, rec: Recording, block: slice, *, exclude: np.ndarray | None = None) -> "Standardizer":
+        """Fit on ``block``, leaving out the samples ``exclude`` marks (a (n_times,) mask:
+        the stretches the file marks bad, whose artefacts would set the scale)."""
         x = rec.signals.values[:, block].astype(np.float64)
+        if exclude is not None and exclude[block].any():
+            keep = ~exclude[block]
+            if keep.sum() < 2:
+                raise UnitScopeError("The whole training block is marked bad in the file (BAD annotations); "
+                                     "nothing is left to fit the standardisation on.")
+            x = x[:, keep]
         self.mean_ = x.mean(axis=1)
         self.std_ = x.std(axis=1)
         self.std_[self.std_ == 0] = 1.0

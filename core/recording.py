@@ -121,6 +121,24 @@ class Recording:
         return [c for c in self.ch_names if c in marked]
 
     @property
+    def bad_segments(self) -> list[tuple[float, float, str]]:
+        """Stretches the file marks bad: MNE's convention, annotations whose description starts
+        with 'bad' or 'edge' (any case). ``(onset, duration, description)``, seconds from the
+        recording's first sample; kept in ``signals.attrs["bad_segments"]`` (JSON)."""
+        import json
+
+        return [(float(o), float(d), str(t)) for o, d, t in json.loads(self.signals.attrs.get("bad_segments", "[]"))]
+
+    def bad_samples(self) -> np.ndarray:
+        """Boolean mask (n_times,): samples inside a :attr:`bad_segments` stretch."""
+        mask = np.zeros(self.n_times, dtype=bool)
+        for onset, duration, _ in self.bad_segments:
+            a = max(int(np.floor(onset * self.sfreq)), 0)
+            b = min(int(np.ceil((onset + duration) * self.sfreq)), self.n_times)
+            mask[a:max(b, a + 1)] = True  # a zero-length mark still marks its sample
+        return mask
+
+    @property
     def ch_types(self) -> list[str]:
         if "ch_type" in self.signals.coords:
             return [str(c) for c in self.signals["ch_type"].values]
@@ -140,6 +158,8 @@ class Recording:
             "target": None if self.target is None else str(self.target.name),
             "events": self.events.counts(),
             "bads": self.bads,
+            "bad_segments": len(self.bad_segments),
+            "bad_seconds": round(float(self.bad_samples().sum()) / self.sfreq, 3),
             "positions": str(self.signals.attrs.get("positions", "given with the recording" if "x" in self.signals.coords
                                                     else "none")),
         }

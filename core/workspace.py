@@ -133,11 +133,14 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
     rec = bandpass(rec, spec.l_freq, spec.h_freq)
     check_signals(rec)
     blocks = split_blocks(rec.n_times, spec.fractions)
-    std = Standardizer().fit(rec, blocks["train"])
+    bad = rec.bad_samples()  # stretches the file marks bad: left out of fits and windows
+    std = Standardizer().fit(rec, blocks["train"], exclude=bad)
     rec = std.transform(rec)
     prep = {"mean": std.mean_.tolist(), "std": std.std_.tolist(), "ch_names": rec.ch_names, "sfreq": rec.sfreq}
+    if bad.any():
+        prep["bad_seconds"] = round(float(bad.sum()) / rec.sfreq, 3)
     if task == "regression":
-        y = rec.target.values[blocks["train"]]
+        y = rec.target.values[blocks["train"]][~bad[blocks["train"]]]
         prep["target_mean"], prep["target_std"] = float(y.mean()), float(y.std() or 1.0)
     return rec, task, blocks, prep
 
@@ -146,7 +149,7 @@ def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSp
     rf = layer_map(model)[-1].receptive_field
     if task == "regression":
         y = (rec.target.values - prep["target_mean"]) / prep["target_std"]
-        data = ContinuousData(rec.signals.values, y.astype(np.float32), blocks, n_times, rf)
+        data = ContinuousData(rec.signals.values, y.astype(np.float32), blocks, n_times, rf, bad=rec.bad_samples())
     else:
         types = None if spec.target == "events" else spec.target.split(":", 1)[1].split(",")
         ev = rec.events if types is None else rec.events.select(np.isin(rec.events.type, types))
@@ -158,6 +161,14 @@ def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSp
             )
         start = np.round((ev.onset + spec.tmin) * rec.sfreq).astype(int)
         ok = (start >= 0) & (start + n_times <= rec.n_times)
+        bad = rec.bad_samples()
+        if bad.any():  # [A] as MNE's epochs (reject_by_annotation): a trial touching a bad stretch is dropped
+            hits = np.concatenate([[0], np.cumsum(bad)])
+            clipped = np.clip(start, 0, rec.n_times - n_times)
+            touched = ok & (hits[clipped + n_times] - hits[clipped] > 0)
+            if touched.any():
+                logger.info("dropped %d of %d trials that touch stretches marked bad", int(touched.sum()), int(ok.sum()))
+            ok &= ~touched
         idx = start[ok, None] + np.arange(n_times)[None]
         X = rec.signals.values[:, idx].transpose(1, 0, 2)  # (trials, chans, times)
         block_of = np.full(ok.sum(), "", dtype=object)
@@ -375,13 +386,18 @@ class Workspace:
 
     # ---- evaluation ------------------------------------------------------------------
     def windows(self, block: str = "train", *, n_times: int | None = None) -> np.ndarray:
-        """Non-overlapping windows of a block, shape (W, C, n_times), float32."""
+        """Non-overlapping windows of a block, shape (W, C, n_times), float32 (none touching a
+        stretch the file marks bad)."""
         self._check_block(block)
         if self.task == "classification":
             return self.data.eval_set(block)[0]
         n_times = n_times or self.data.n_times
         blk = self.blocks[block]
         starts = np.arange(blk.start, blk.stop - n_times + 1, n_times)
+        bad = self.data.bad
+        if bad is not None and bad.any():  # none touching a stretch the file marks bad
+            hits = np.concatenate([[0], np.cumsum(bad)])
+            starts = starts[hits[starts + n_times] - hits[starts] == 0]
         idx = starts[:, None] + np.arange(n_times)[None]
         return np.ascontiguousarray(self.data.X[:, idx].transpose(1, 0, 2))  # (W, C, T)
 

@@ -71,6 +71,9 @@ def run(args) -> int:
     if targets:
         print(f"labels     --target {' | '.join(targets[:6])}{' | ...' if len(targets) > 6 else ''}")
     print(f"positions  {s['positions']}")
+    if s.get("bad_segments"):
+        print(f"bad spans  {s['bad_segments']} marked in the file ({s['bad_seconds']:.1f} s; BAD/EDGE annotations): "
+              "left out of the standardisation, the windows and the trials")
     if s["bads"]:
         print(f"bads       {len(s['bads'])} marked in the file: {', '.join(s['bads'][:20])}"
               f"{' ...' if len(s['bads']) > 20 else ''} (left out of the inputs unless --picks names them)")

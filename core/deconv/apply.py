@@ -250,6 +250,15 @@ class EventDeconvolution:
         onset_bin = (onset_sample - start) // self.bin
         first = onset_bin + self.lag0  # code index of each event
         inside = (first >= 0) & (first + self.K <= n_bins)
+        bad = self.recording.bad_samples()
+        if bad.any():  # an event whose kernel window touches a stretch the file marks bad is left out
+            hits = np.concatenate([[0], np.cumsum(bad)])
+            a = np.clip(start + first * self.bin, 0, len(bad))
+            b = np.clip(a + self.K * self.bin, 0, len(bad))
+            touched = inside & (hits[b] - hits[a] > 0)
+            if touched.any():
+                logger.info("%d event(s) left out: their kernel window touches a stretch marked bad", int(touched.sum()))
+            inside &= ~touched
         idx = np.flatnonzero(keep)[inside]
         order = np.argsort(first[inside], kind="stable")
         if len(idx) == 0:

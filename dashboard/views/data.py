@@ -242,6 +242,9 @@ class DataView(pn.viewable.Viewer):
                 ("Channel types", ", ".join(f"{k}: {v}" for k, v in info["ch_types"].items())),
                 ("Sampling rate", f"{info['sfreq']:g} Hz"), ("Duration", f"{info['duration_s']:.1f} s"),
                 ("Events", ", ".join(f"{k}: {v}" for k, v in info["events"].items()) or "none")]
+        if info.get("bad_segments"):
+            rows.append(("Marked bad (time)", f"{info['bad_segments']} stretch(es), {info['bad_seconds']:.1f} s "
+                                              "(BAD annotations; no window or trial touches them)"))
         if info.get("bads"):
             rows.append(("Marked bad", f"{', '.join(info['bads'])} (in the file; left out of the inputs "
                                        "unless you pick them)"))

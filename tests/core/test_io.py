@@ -287,3 +287,68 @@ def test_info_offers_label_targets_of_two_or_more_event_types(shared_data, capsy
 
     assert main(["info", str(shared_data / EDF)]) == 0
     assert "labels     --target events | events:T0,T1 | events:T0,T2 | events:T1,T2\n" in capsys.readouterr().out
+
+
+def test_stretches_marked_bad_are_no_events_and_no_window_touches_them(tmp_path, capsys):
+    """MNE's BAD/EDGE annotations mark stretches, not events: they are listed as such, left
+    out of the standardisation's fit (an artefact inside must not set the scale), and no
+    decoding window (continuous) or trial (labels) touches them."""
+    import mne
+
+    from core.cli import main
+    from core.workspace import DataSpec, Workspace, load_data
+
+    sfreq, n = 100.0, 100 * 120
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((3, n)) * 1e-5
+    data[2] = np.sin(np.arange(n) / 10.0)  # a 'speed' channel
+    data[:2, 1000:1500] += 1e-2  # a huge artefact at 10-15 s, in the training block
+    raw = mne.io.RawArray(data, mne.create_info(["C3", "C4", "speed"], sfreq, ["eeg", "eeg", "misc"]), verbose="error")
+    onsets = np.arange(2.0, 110.0, 4.0)
+    kinds = ["right" if k % 2 else "left" for k in range(len(onsets))]
+    raw.set_annotations(mne.Annotations(onsets, 0.5, kinds))
+    raw.save(tmp_path / "unmarked_raw.fif", verbose="error")
+    raw.set_annotations(mne.Annotations(list(onsets) + [10.0, 40.0], [0.5] * len(onsets) + [5.0, 2.0],
+                                        kinds + ["BAD_muscle", "EDGE boundary"]))
+    raw.save(tmp_path / "a_raw.fif", verbose="error")
+
+    rec = read_recording(tmp_path / "a_raw.fif")
+    assert rec.events.counts() == {"left": 14, "right": 13}  # the marks are not events
+    assert rec.bad_segments == [(10.0, 5.0, "BAD_muscle"), (40.0, 2.0, "EDGE boundary")]
+    mask = rec.bad_samples()
+    assert mask.sum() == 700 and mask[1000:1500].all() and mask[4000:4200].all() and not mask[1500]
+    assert main(["info", str(tmp_path / "a_raw.fif")]) == 0
+    assert "bad spans  2 marked in the file (7.0 s; BAD/EDGE annotations)" in capsys.readouterr().out
+
+    spec = DataSpec(source=str(tmp_path / "a_raw.fif"), target="speed")
+    clean, _, blocks, prep = load_data(spec)
+    good = ~mask[blocks["train"]]
+    np.testing.assert_allclose(prep["std"], data[:2, blocks["train"]][:, good].std(axis=1), rtol=1e-5)
+    assert prep["bad_seconds"] == 7.0
+    ws = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=1))
+    d = ws.data
+    for block in ("train", "valid", "test"):
+        for s in d.window_starts(block):
+            assert not mask[s:s + d.n_times].any()
+    every = np.arange(blocks["train"].start, blocks["train"].stop - d.n_times + 1, d.n_preds)
+    assert 0 < len(d.window_starts("train")) < len(every)  # some were left out, not all
+    for w in ws.windows("train"):
+        assert np.abs(w).max() < 50  # standardised signals, the artefact (about 1000 sd) never inside
+
+    def n_trials(name):
+        ws = Workspace.create(DataSpec(source=str(tmp_path / name), target="events:left,right", tmax=1.0),
+                              TrainConfig(model="shallow", max_epochs=1))
+        return len(ws.data.y)
+
+    touching = [o for o in onsets if mask[int(round(o * sfreq)):int(round(o * sfreq)) + 100].any()]
+    assert touching == [10.0, 14.0]  # trials at 10 and 14 s lie in the artefact (10-15 s); 40-42 s has none
+    assert n_trials("a_raw.fif") == n_trials("unmarked_raw.fif") - 2
+    # kernels: an event whose kernel window (-0.5 to +1.5 s) touches a marked stretch is left out
+    from core.deconv.apply import EventDeconvolution
+
+    def n_events(name):
+        rec = read_recording(tmp_path / name)
+        return len(EventDeconvolution(None, rec, block="all")._select_events()["index"])
+
+    near = [o for o in onsets if mask[max(int(round((o - 0.5) * sfreq)), 0):int(round((o + 1.5) * sfreq))].any()]
+    assert near == [10.0, 14.0, 42.0] and n_events("a_raw.fif") == n_events("unmarked_raw.fif") - 3
