@@ -13,7 +13,10 @@ import numpy as np
 from ._validation import UnitScopeError, check_range, suggest
 from .recording import Recording
 
-__all__ = ["pick_channels", "bandpass", "resample", "split_blocks", "Standardizer", "check_signals"]
+__all__ = ["pick_channels", "bandpass", "resample", "split_blocks", "Standardizer", "check_signals",
+           "mark_missing_target", "MAX_MISSING_TARGET"]
+
+MAX_MISSING_TARGET = 0.5  # [A] above this share of missing target samples, training is refused
 
 
 def _log_step(rec: Recording, step: dict) -> None:
@@ -43,6 +46,38 @@ def check_signals(rec: Recording) -> None:
         raise UnitScopeError(f"Channels {names} are flat (zero variance); exclude them with picks.")
     if rec.target is not None and not np.isfinite(rec.target.values).all():
         raise UnitScopeError(f"The target {rec.target.name!r} contains NaN or Inf samples.")
+
+
+def mark_missing_target(rec: Recording) -> Recording:
+    """Treat the samples where a continuous target is missing (NaN/Inf: a behavioural trace's
+    dropouts) like stretches the file marks bad: added to ``bad_segments``
+    ('BAD_target_missing'), so no window and no fit uses them; the target is set to 0 there.
+
+    Raises
+    ------
+    UnitScopeError
+        When more than :data:`MAX_MISSING_TARGET` of the target is missing.
+    """
+    if rec.target is None:
+        return rec
+    y = rec.target.values
+    miss = ~np.isfinite(y)
+    if not miss.any():
+        return rec
+    if miss.mean() > MAX_MISSING_TARGET:
+        raise UnitScopeError(
+            f"The target {rec.target.name!r} is missing (NaN or Inf) in {miss.mean():.0%} of its samples; at most "
+            f"{MAX_MISSING_TARGET:.0%} can be left out. Choose another target or a stretch of the recording.")
+    edges = np.flatnonzero(np.diff(np.r_[0, miss.astype(np.int8), 0]))
+    runs = edges.reshape(-1, 2)  # [start, stop) sample of each missing run
+    segments = json.loads(rec.signals.attrs.get("bad_segments", "[]"))
+    segments += [[a / rec.sfreq, (b - a) / rec.sfreq, "BAD_target_missing"] for a, b in runs]
+    target = rec.target.copy(data=np.where(miss, 0.0, y).astype(y.dtype))
+    signals = rec.signals.copy()
+    signals.attrs = dict(rec.signals.attrs, bad_segments=json.dumps(segments))
+    out = Recording(signals, target, rec.events)
+    _log_step(out, {"step": "target_missing", "samples": int(miss.sum()), "stretches": int(len(runs))})
+    return out
 
 
 def pick_channels(rec: Recording, picks: list[str] | None) -> Recording:

@@ -24,7 +24,8 @@ from .demo import simulate_reaching
 from .io import DATA_CH_TYPES, read_recording
 from .metrics import score
 from .models import build_model, layer_map
-from .preprocessing import Standardizer, bandpass, check_signals, pick_channels, resample, split_blocks
+from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
+                            split_blocks)
 from .recording import Recording
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
@@ -131,6 +132,7 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
     if spec.h_freq is None and rec.sfreq < 2 * 4.0:
         raise UnitScopeError(f"A sampling rate of {rec.sfreq} Hz is too low for the decoders (at least 8 Hz).")
     rec = bandpass(rec, spec.l_freq, spec.h_freq)
+    rec = mark_missing_target(rec)
     check_signals(rec)
     blocks = split_blocks(rec.n_times, spec.fractions)
     bad = rec.bad_samples()  # stretches the file marks bad: left out of fits and windows

@@ -58,3 +58,41 @@ def test_nan_and_flat_channels_are_named(short_demo):
     with pytest.raises(UnitScopeError, match=r"\['G08'\] are flat"):
         check_signals(flat)
 
+
+
+def test_missing_target_samples_are_left_out_like_bad_stretches(tmp_path):
+    """A behavioural trace with dropouts (NaN): the missing samples become 'BAD_target_missing'
+    stretches, no window touches them, the target's z-scoring ignores them, and training runs
+    with finite losses; a target missing more than half the time is refused."""
+    import mne
+
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    sfreq, n = 100.0, 100 * 120
+    rng = np.random.default_rng(2)
+    speed = np.abs(np.sin(np.arange(n) / 50.0))
+    data = np.vstack([rng.standard_normal((2, n)) * 1e-5, speed])
+    data[2, 2000:3000] = np.nan  # a 10 s dropout in the training block
+    data[2, 5000] = np.nan  # and one lost sample
+    raw = mne.io.RawArray(data, mne.create_info(["C3", "C4", "speed"], sfreq, ["eeg", "eeg", "misc"]),
+                          verbose="error")
+    raw.save(tmp_path / "t_raw.fif", verbose="error")
+    ws = Workspace.create(DataSpec(source=str(tmp_path / "t_raw.fif"), target="speed"),
+                          TrainConfig(model="shallow", max_epochs=1))
+    assert ws.recording.bad_segments == [(20.0, 10.0, "BAD_target_missing"), (50.0, 0.01, "BAD_target_missing")]
+    missing = ~np.isfinite(data[2])
+    for block in ("train", "valid", "test"):
+        for s in ws.data.window_starts(block):
+            assert not missing[s:s + ws.data.n_times].any()
+    train = ws.blocks["train"]
+    good = speed[train][~missing[train]]
+    assert ws.prep["target_mean"] == pytest.approx(good.mean(), rel=1e-5)
+    ws.train()
+    assert np.isfinite(ws.metrics["test"]) and all(np.isfinite(h["train_loss"]) for h in ws.history)
+
+    data[2, : int(0.6 * n)] = np.nan
+    raw = mne.io.RawArray(data, raw.info, verbose="error")
+    raw.save(tmp_path / "gone_raw.fif", verbose="error")
+    with pytest.raises(UnitScopeError, match="The target 'speed' is missing \\(NaN or Inf\\) in 60% of its samples"):
+        Workspace.create(DataSpec(source=str(tmp_path / "gone_raw.fif"), target="speed"), TrainConfig(model="shallow"))
