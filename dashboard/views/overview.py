@@ -66,6 +66,7 @@ class SignalBrowser:
     SMOOTH_S = 0.2  # [A] Gaussian smoothing of a shown envelope (s): a movement's rise, not the band's ripple
 
     SPACING = 3.0  # offset between two channels, in standard deviations
+    BAD_COLOR = "#d62728"  # stretches the file marks bad (BAD/EDGE annotations), as MNE's browser shades them
     LABEL_PX = 11  # at least this many pixels between two channel labels
 
     def __init__(self, decoder, *, window_s: float = 10.0, page: int = 32, n_px: int = 1200,
@@ -99,6 +100,9 @@ class SignalBrowser:
                     self.options[f"{name.replace('_', ' ')} envelope ({lo:g}-{hi:g} Hz)"] = (lo, hi)
         events = getattr(rec, "events", None)
         self.onsets = np.asarray(events.onset, float) if events is not None else np.zeros(0)
+        t_first = float(self.t[0]) if len(self.t) else 0.0
+        self.bad_spans = np.array([(t_first + o, t_first + o + d) for o, d, _ in getattr(rec, "bad_segments", [])],
+                                  dtype=float).reshape(-1, 2)  # (start, stop) s of each stretch marked bad
         self.n_px = n_px
         self.height = height
         n = len(self.names)
@@ -117,6 +121,9 @@ class SignalBrowser:
         if len(self.onsets):  # events (the demo's movement onsets): dashed lines behind the traces
             main.segment(x0=self.onsets, x1=self.onsets, y0=lo_y, y1=hi_y, color="#555555", line_dash="dashed",
                          line_width=1.5, alpha=0.8)
+        if len(self.bad_spans):  # stretches marked bad: shaded red, here and in the minimap
+            main.quad(left=self.bad_spans[:, 0], right=self.bad_spans[:, 1], bottom=lo_y, top=hi_y,
+                      color=self.BAD_COLOR, alpha=0.15, line_alpha=0)
         main.multi_line("xs", "ys", source=self.src, line_width=0.8, color="color")
         main.yaxis.ticker = FixedTicker(ticks=[])
         main.yaxis.major_label_overrides = {float(o): name for o, name in zip(self.offsets, self.names)}
@@ -128,6 +135,9 @@ class SignalBrowser:
         mini.image(image="image", source=self.mini_src, x=t0, y=lo_y, dw=t1 - t0, dh=hi_y - lo_y,
                    palette=list(reversed(Greys256)))
         mini.yaxis.visible = False
+        if len(self.bad_spans):
+            mini.quad(left=self.bad_spans[:, 0], right=self.bad_spans[:, 1], bottom=lo_y, top=hi_y,
+                      color=self.BAD_COLOR, alpha=0.3, line_alpha=0)
         tool = RangeTool(x_range=main.x_range, y_range=main.y_range if n > page else None)
         mini.add_tools(tool)
         self.main, self.mini = main, mini
@@ -165,7 +175,7 @@ class SignalBrowser:
     def _title(self, shown: int, n: int) -> str:
         what = "Signals (standardised)" if self.shown == self.RAW else f"{self.shown[0].upper()}{self.shown[1:]}, z-scored"
         parts = [what] + ([f"{shown} of {n} channels"] if shown < n else []) + (
-            ["dashed: events"] if len(self.onsets) else [])
+            ["dashed: events"] if len(self.onsets) else []) + (["red: marked bad"] if len(self.bad_spans) else [])
         drag = "drag the box in the minimap to move" if shown >= n else "drag the signals or the minimap's box to move"
         return " · ".join(parts) + f"; {drag}"
 

@@ -811,3 +811,27 @@ def test_lesson_opens_each_step_on_the_demo_only(session, tiny_decoder, tiny_pro
     assert session.view == "data" and session.layer == "conv_4" and lesson.step == len(STEPS) - 1
     lesson.buttons[0].clicks += 1
     assert session.view == "overview" and [b.variant for b in lesson.buttons].count("solid") == 1
+
+
+def test_signal_browser_shades_stretches_marked_bad(tiny_decoder):
+    import json
+    from types import SimpleNamespace
+
+    from bokeh.models import Quad
+
+    from core.recording import Recording
+    from dashboard.views.overview import SignalBrowser
+
+    rec = tiny_decoder.ws.recording
+    assert SignalBrowser(tiny_decoder, window_s=10.0, n_px=200).bad_spans.shape == (0, 2)
+    signals = rec.signals.copy()
+    signals.attrs = dict(rec.signals.attrs, bad_segments=json.dumps([[5.0, 2.0, "BAD_muscle"], [30.0, 1.0, "EDGE x"]]))
+    marked = SimpleNamespace(ws=SimpleNamespace(recording=Recording(signals, rec.target, rec.events)))
+    sb = SignalBrowser(marked, window_s=10.0, n_px=200)
+    t0 = float(rec.signals["time"].values[0])
+    for fig in (sb.main, sb.mini):
+        quads = [r for r in fig.renderers if isinstance(r.glyph, Quad)]
+        assert len(quads) == 1
+        assert list(quads[0].data_source.data["left"]) == [t0 + 5.0, t0 + 30.0]
+        assert list(quads[0].data_source.data["right"]) == [t0 + 7.0, t0 + 31.0]
+    assert "red: marked bad" in sb.main.title.text
