@@ -17,7 +17,7 @@ from core._validation import UnitScopeError
 
 __all__ = ["RECORDING_SUFFIXES", "COMPANION_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
            "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload", "unpack_zip",
-           "upload_choice"]
+           "upload_choice", "archive_recordings"]
 
 RUN_FOLDER_FILES = ("config.json", "model.pt")  # what makes a folder a run folder (``Workspace.save``)
 
@@ -250,6 +250,15 @@ def _recordings_in(folder: Path) -> tuple[list[Path], Path | None]:
     return sorted(set(found)), bids
 
 
+def archive_recordings(folder: str | Path, name: str) -> list[Path]:
+    """The recordings UnitScope can open in an unpacked upload ``name`` (a ``.zip`` under
+    ``folder``, unpacked by :func:`unpack_zip`), sorted; those missing a data file left out."""
+    from core.io import missing_companions
+
+    files, _ = _recordings_in(Path(folder) / name[: -len(".zip")])
+    return [f for f in files if not missing_companions(f)["required"]]
+
+
 def upload_choice(folder: str | Path, order: list[str]) -> tuple[Path | None, str]:
     """Which of a session's uploads to open, and what to tell the user.
 
@@ -276,13 +285,13 @@ def upload_choice(folder: str | Path, order: list[str]) -> tuple[Path | None, st
             if bids is not None:
                 return bids, (f"Opened the BIDS folder {bids.relative_to(folder)}/ from {name}: its first recording; "
                               "choose another under 'Recording in the BIDS folder'.")
-            files = [f for f in files if not missing_companions(f)["required"]]
+            files = archive_recordings(folder, name)
             if not files:
                 return None, (f"{name} holds no recording UnitScope reads (one of "
                               f"{', '.join(RECORDING_SUFFIXES)} with its files, or a BIDS folder).")
             note = "" if len(files) == 1 else (
-                f"{name} holds {len(files)} recordings; opened {files[0].relative_to(folder)}. To choose "
-                "another, put the archive's files under the data root (File under data root).")
+                f"{name} holds {len(files)} recordings; opened {files[0].relative_to(folder)}: choose another "
+                "under 'Recording in the archive'.")
             return files[0], note
         if not _is_recording(full):
             continue

@@ -22,8 +22,8 @@ from core.recording import label_targets
 from core.training import TrainConfig
 
 from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
-from .files import (data_root, is_run_folder, list_recordings, list_runs, resolve_in_root, run_recording, save_upload,
-                    unpack_zip, upload_choice)
+from .files import (archive_recordings, data_root, is_run_folder, list_recordings, list_runs, resolve_in_root,
+                    run_recording, save_upload, unpack_zip, upload_choice)
 from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
@@ -419,6 +419,7 @@ class Session(param.Parameterized):
             if key is not None and key != self._upload_opened:
                 self.param.update(recording_info={}, target="", picks=[])
                 info = self._read_info(path, str(path.relative_to(folder)) + ("/" if path.is_dir() else ""))
+                info.update(self._archive_of(path))
                 self._upload_opened = key
                 self._apply_info(info)
                 if note:
@@ -430,6 +431,30 @@ class Session(param.Parameterized):
                     self._upload_active = False
                     break
         self.busy = ""
+
+    def _archive_of(self, path: Path) -> dict:
+        """For a recording unpacked from an uploaded .zip that holds several: the archive's name
+        and its recordings (``archive``, ``archive_recordings``: paths under the upload folder)."""
+        folder = self._upload_dir
+        if folder is None or folder not in path.parents:
+            return {}
+        first = path.relative_to(folder).parts[0]
+        if not (folder / f"{first}.zip").is_file():
+            return {}
+        found = [str(f.relative_to(folder)) for f in archive_recordings(folder, f"{first}.zip")]
+        return {"archive": f"{first}.zip", "archive_recordings": found} if len(found) > 1 else {}
+
+    def choose_in_archive(self, relpath: str) -> None:
+        """Read another recording of the uploaded archive shown (one of
+        ``recording_info["archive_recordings"]``)."""
+        info = self.recording_info
+        if relpath not in info.get("archive_recordings", []):
+            self.alert(f"{relpath!r} is not a recording of the uploaded archive shown.")
+            return
+        if relpath == info["label"]:
+            return
+        self._inspect(self._upload_dir / relpath, label=relpath,
+                      extra={k: info[k] for k in ("archive", "archive_recordings")})
 
     @staticmethod
     def _read_info(path: Path, label: str, bids: dict | None = None) -> dict:
@@ -445,10 +470,10 @@ class Session(param.Parameterized):
             info.update(bids_recordings=bids_recordings(path), bids_chosen=bids_recordings(path, bids)[0])
         return info
 
-    def _inspect(self, full: Path, *, label: str, bids: dict | None = None) -> None:
+    def _inspect(self, full: Path, *, label: str, bids: dict | None = None, extra: dict | None = None) -> None:
         self.param.update(busy="inspecting", recording_info={}, target="", picks=[])
-        self._start("inspect", lambda stop: self._read_info(full, label, bids), on_done=self._apply_info,
-                    on_error=lambda m: setattr(self, "busy", ""))
+        self._start("inspect", lambda stop: {**self._read_info(full, label, bids), **(extra or {})},
+                    on_done=self._apply_info, on_error=lambda m: setattr(self, "busy", ""))
 
     def choose_bids(self, entities: dict) -> None:
         """Read another recording of the BIDS folder shown (its entities, as listed in

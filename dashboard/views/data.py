@@ -73,6 +73,8 @@ class DataView(pn.viewable.Viewer):
                                         sizing_mode="stretch_width", css_classes=["us-target"])
         self.bids_pick = pn.widgets.Select(label="Recording in the BIDS folder", options=[], visible=False,
                                            sizing_mode="stretch_width", css_classes=["us-bids-pick"])
+        self.archive_pick = pn.widgets.Select(label="Recording in the archive", options=[], visible=False,
+                                              sizing_mode="stretch_width", css_classes=["us-archive-pick"])
         # preparation of a user file: channel picks, band-pass, resampling (core.workspace.DataSpec)
         self.picks = pn.widgets.MultiChoice(label="Input channels (type)", options={}, value=[],
                                             delete_button=True, search_option_limit=30,
@@ -116,6 +118,8 @@ class DataView(pn.viewable.Viewer):
         self._show_dropper()
         self.target.param.watch(lambda e: None if self._syncing else setattr(s, "target", e.new or ""), "value")
         self.bids_pick.param.watch(self._bids_picked, "value")
+        self.archive_pick.param.watch(
+            lambda e: None if self._syncing or not e.new else s.choose_in_archive(e.new), "value")
         self.train_btn.on_click(lambda e: s.train())
         self.stop_btn.on_click(lambda e: s.stop_training())
         self.demo_btn.on_click(self._back_to_demo)
@@ -214,20 +218,24 @@ class DataView(pn.viewable.Viewer):
         if event.new in found:
             self.session.choose_bids(found[event.new])
 
-    def _sync_bids(self, info: dict) -> None:
-        """The BIDS folder's recordings to choose from (hidden for anything else)."""
+    def _sync_choices(self, info: dict) -> None:
+        """The BIDS folder's, or the uploaded archive's, recordings to choose from (hidden for
+        anything else)."""
         listed = [r["label"] for r in info.get("bids_recordings", [])]
+        packed = list(info.get("archive_recordings", []))
         self._syncing = True
         try:
             self.bids_pick.param.update(options=listed, visible=bool(listed),
                                         value=info["bids_chosen"]["label"] if listed else None)
+            self.archive_pick.param.update(options=packed, visible=bool(packed),
+                                           value=info["label"] if packed else None)
         finally:
             self._syncing = False
 
     def _sync_info(self, *_):
         info = self.session.recording_info
         if self.session.busy != "inspecting" or info:
-            self._sync_bids(info)  # kept while another recording of the same folder is read
+            self._sync_choices(info)  # kept while another recording of the same folder is read
         if not info:
             self.info.object = '<p class="us-muted">No recording inspected yet.</p>'
             self._syncing = True
@@ -373,7 +381,7 @@ class DataView(pn.viewable.Viewer):
             pn.Row(self.l_freq, self.h_freq, self.resample), self.prep_note, sizing_mode="stretch_width")
         data_card = pn.Column(
             pn.pane.Markdown("### 1. Data"), self.source, demo_box, file_box, upload_box,
-            pn.Column(self.bids_pick, self.info, self.target, visible=self.session.param.source.rx() != "demo",
+            pn.Column(self.archive_pick, self.bids_pick, self.info, self.target, visible=self.session.param.source.rx() != "demo",
                       sizing_mode="stretch_width"),
             prep, sizing_mode="stretch_width")
         model_card = pn.Column(

@@ -160,7 +160,7 @@ def test_upload_choice_waits_for_data_files_and_opens_the_newest(tmp_path):
     _zip(tmp_path / "two.zip", {"x/one.edf": b"x", "x/two.fif": b"x", "readme.txt": b"x"})
     unpack_zip(tmp_path / "two.zip", tmp_path)
     path, note = upload_choice(tmp_path, ["two.zip"])
-    assert path == tmp_path / "two" / "x" / "one.edf" and "holds 2 recordings; opened two/x/one.edf" in note
+    assert path == tmp_path / "two" / "x" / "one.edf" and "holds 2 recordings; opened two/x/one.edf: choose" in note
     _zip(tmp_path / "none.zip", {"readme.txt": b"x"})
     unpack_zip(tmp_path / "none.zip", tmp_path)
     path, note = upload_choice(tmp_path, ["a.edf", "none.zip"])

@@ -853,3 +853,26 @@ def test_label_targets_name_two_or_more_event_types():
         "events:Stimulus/S  1,Stimulus/S  2", "events"]
     assert event_targets({"a": 3, "b": 4}) == ["events"]
     assert event_targets({"only": 30}) == [] and event_targets({}) == []
+
+
+def test_a_zip_of_several_recordings_lists_them_and_one_is_chosen(session, tmp_path, fif):
+    import zipfile
+
+    for name, chans in (("a_raw.fif", ["C1", "C2"]), ("b_raw.fif", ["C3", "C4", "C5"])):
+        fif(tmp_path / name, chans, seconds=10.0)
+    with zipfile.ZipFile(tmp_path / "runs.zip", "w") as zf:
+        zf.write(tmp_path / "a_raw.fif", "s1/a_raw.fif")
+        zf.write(tmp_path / "b_raw.fif", "s1/b_raw.fif")
+    session.upload_files({"runs.zip": (tmp_path / "runs.zip").read_bytes()})
+    _join(session, "inspect")
+    info = session.recording_info
+    assert info["archive"] == "runs.zip" and info["archive_recordings"] == ["runs/s1/a_raw.fif", "runs/s1/b_raw.fif"]
+    assert info["label"] == "runs/s1/a_raw.fif" and info["n_chans"] == 3  # C1, C2 and speed
+    assert "holds 2 recordings; opened runs/s1/a_raw.fif: choose another" in session.alerts[-1][1]
+    session.choose_in_archive("runs/s1/b_raw.fif")
+    _join(session, "inspect")
+    info = session.recording_info
+    assert info["label"] == "runs/s1/b_raw.fif" and info["n_chans"] == 4
+    assert info["archive_recordings"] == ["runs/s1/a_raw.fif", "runs/s1/b_raw.fif"]  # still offered
+    session.choose_in_archive("../../etc/passwd")
+    assert "is not a recording of the uploaded archive shown" in session.alerts[-1][1]

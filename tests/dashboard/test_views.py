@@ -835,3 +835,19 @@ def test_signal_browser_shades_stretches_marked_bad(tiny_decoder):
         assert list(quads[0].data_source.data["left"]) == [t0 + 5.0, t0 + 30.0]
         assert list(quads[0].data_source.data["right"]) == [t0 + 7.0, t0 + 31.0]
     assert "red: marked bad" in sb.main.title.text
+
+
+def test_data_view_offers_the_recordings_of_a_bids_folder_or_an_archive(session):
+    view = DataView(session=session)
+    base = {"n_chans": 1, "ch_names": ["C3"], "ch_types_list": ["eeg"], "ch_types": {"eeg": 1}, "sfreq": 100.0,
+            "duration_s": 10.0, "events": {}, "path": "/x"}
+    assert not view.bids_pick.visible and not view.archive_pick.visible
+    session.recording_info = {**base, "label": "up/b.fif", "archive": "up.zip",
+                              "archive_recordings": ["up/a.fif", "up/b.fif"]}
+    assert view.archive_pick.visible and view.archive_pick.options == ["up/a.fif", "up/b.fif"]
+    assert view.archive_pick.value == "up/b.fif" and not view.bids_pick.visible
+    chosen = {"label": "sub-02_run-1 (eeg)", "entities": {"subject": "02", "run": "1"}, "path": "sub-02/x.vhdr"}
+    session.recording_info = {**base, "label": "study/", "bids_chosen": chosen,
+                              "bids_recordings": [{"label": "sub-01_run-1 (eeg)", "entities": {"subject": "01"}}, chosen]}
+    assert view.bids_pick.visible and view.bids_pick.value == "sub-02_run-1 (eeg)" and not view.archive_pick.visible
+    assert "sub-02_run-1 (eeg): sub-02/x.vhdr" in view.info.object
