@@ -362,8 +362,9 @@ class Workspace:
             raise UnitScopeError(
                 f"The weights in {str(path)!r} do not fit the {cfg['kind']} decoder of these data "
                 f"({cfg['n_chans']} channels, {cfg['n_outputs']} output(s), {cfg['n_times']}-sample windows, "
-                f"{'dense' if cfg['dense'] else 'trial-wise'}): {'; '.join(parts)}. Check --model, the channels "
-                "(--picks), the target and the window (--n-times, or --tmin/--tmax for labels).")
+                f"{'dense' if cfg['dense'] else 'trial-wise'}): {'; '.join(parts)}. Check the decoder kind "
+                "(Deep4 or Shallow; --model), the input channels (--picks), the target and the window (--n-times, "
+                "or --tmin/--tmax for labels).")
         self.model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
         self.model.eval()
         self.history = []

@@ -17,7 +17,7 @@ from core._validation import UnitScopeError
 
 __all__ = ["RECORDING_SUFFIXES", "COMPANION_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
            "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload", "unpack_zip",
-           "upload_choice", "archive_recordings"]
+           "upload_choice", "archive_recordings", "list_weights", "WEIGHTS_SUFFIXES"]
 
 RUN_FOLDER_FILES = ("config.json", "model.pt")  # what makes a folder a run folder (``Workspace.save``)
 
@@ -109,6 +109,24 @@ def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 
             out.append(str(here.relative_to(root)) + "/")
         for f in filenames:
             if _is_recording(here / f):
+                out.append(str((here / f).relative_to(root)))
+                if len(out) >= max_files:
+                    return sorted(out)
+    return sorted(out)
+
+
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt")  # torch.save state dicts, skorch's f_params
+
+
+def list_weights(root: str | Path, *, max_files: int = 200, max_depth: int = 4) -> list[str]:
+    """State dict files under ``root`` (:data:`WEIGHTS_SUFFIXES`), relative to it, sorted;
+    the ``model.pt`` / ``checkpoint.pt`` of run folders are left out (a run opens as a run)."""
+    root = Path(root).resolve()
+    out: list[str] = []
+    for here, filenames in walk_root(root, max_depth=max_depth):
+        in_run = is_run_folder(here)
+        for f in filenames:
+            if f.lower().endswith(WEIGHTS_SUFFIXES) and not (in_run and f in ("model.pt", "checkpoint.pt")):
                 out.append(str((here / f).relative_to(root)))
                 if len(out) >= max_files:
                     return sorted(out)

@@ -22,8 +22,8 @@ from core.recording import label_targets
 from core.training import TrainConfig
 
 from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
-from .files import (archive_recordings, data_root, is_run_folder, list_recordings, list_runs, resolve_in_root,
-                    run_recording, save_upload, unpack_zip, upload_choice)
+from .files import (WEIGHTS_SUFFIXES, archive_recordings, data_root, is_run_folder, list_recordings, list_runs, list_weights,
+                    resolve_in_root, run_recording, save_upload, unpack_zip, upload_choice)
 from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
@@ -79,7 +79,7 @@ class Session(param.Parameterized):
                                   doc="The trained decoder every view shows.")
     decoder_version = param.Integer(default=0, bounds=(0, None), doc="Bumped whenever the decoder changes.")
     status = param.String(default="", doc="One-line status of the decoder (shown in the sidebar).")
-    busy = param.Selector(default="", objects=["", "loading", "inspecting", "training", "opening"],
+    busy = param.Selector(default="", objects=["", "loading", "inspecting", "training", "opening", "importing"],
                           doc="Long work running on the data/model side.")
     train_progress = param.Number(default=0.0, bounds=(0, 1), doc="Fraction of training done.")
     train_history = param.List(default=[], doc="One dict per epoch (train_loss, valid_loss, valid_metric).")
@@ -726,6 +726,50 @@ class Session(param.Parameterized):
                        f"{dec.metric_name()} {dec.predictions()['metric']:.3f}.", "success")
 
         self._start("training", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
+
+    def weights_files(self) -> list[str]:
+        """State dict files under the data root (see :func:`dashboard.files.list_weights`)."""
+        return list_weights(self.root)
+
+    def import_weights(self, path: str) -> None:
+        """Put weights trained elsewhere (a braindecode Deep4Net / ShallowFBCSPNet state dict,
+        a file under the data root) into the decoder built for the chosen data and decoder
+        kind, measure them and show that decoder (``unitscope import`` in the app;
+        :meth:`core.workspace.Workspace.load_weights`)."""
+        from core.training import TrainConfig
+        from core.workspace import Workspace
+
+        if self.busy in ("inspecting", "training", "opening", "importing"):
+            self.alert(f"Wait until {self.busy} is done.", "warning")
+            return
+        try:
+            full = resolve_in_root(self.root, path)
+            if not full.is_file():
+                raise UnitScopeError(f"{str(path)!r} is a folder; choose a weights file (a state dict: "
+                                     f"{', '.join(WEIGHTS_SUFFIXES)}), or open a run folder above.")
+            spec = self.data_spec()
+        except UnitScopeError as exc:
+            self.alert(str(exc))
+            return
+        label = "Demo reaching recording" if self.source == "demo" else self.recording_info["label"]
+        config = TrainConfig(model=self.model_kind)
+        kind = KIND_LABELS[self.model_kind]
+        self.busy = "importing"
+
+        def work(stop):
+            ws = Workspace.create(spec, config)
+            ws.load_weights(full)
+            dec = Decoder(ws, label=f"{label} ({kind}, weights of {full.name})")
+            dec.predictions()
+            return dec
+
+        def done(dec):
+            self.busy = ""
+            self.set_decoder(dec)
+            self.alert(f"The weights of {full.name} in a {kind} decoder: test {dec.metric_name()} "
+                       f"{dec.predictions()['metric']:.3f}.", "success")
+
+        self._start("import", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
 
     def stop_training(self) -> None:
         job = self._jobs.get("training")

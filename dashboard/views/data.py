@@ -8,7 +8,7 @@ import panel as pn
 import param
 
 from ..decoder import KIND_LABELS
-from ..files import max_upload_bytes
+from ..files import WEIGHTS_SUFFIXES, max_upload_bytes
 from ..state import Session
 from ._common import CSS, apply_in_doc, esc, kv_table
 
@@ -68,6 +68,15 @@ class DataView(pn.viewable.Viewer):
                         "probe.nc beside it (`unitscope probe RUN_DIR`) is shown as its probe.")
         self.list_runs = pn.widgets.Button(label="List runs", width=100)
         self.open_run = pn.widgets.Button(label="Open decoder", color="primary", width=130)
+        self.weights_path = pn.widgets.AutocompleteInput(
+            label="Or weights trained elsewhere: a state dict file under the data root", options=[],
+            restrict=False, case_sensitive=False, min_characters=0, search_strategy="includes",
+            placeholder="e.g. models/deep4_sub-01.pt", sizing_mode="stretch_width", css_classes=["us-weights-path"],
+            description="A braindecode Deep4Net / ShallowFBCSPNet saved with torch.save(model.state_dict(), path) "
+                        "(or skorch's save_params): its weights go into the decoder chosen above, built for the data "
+                        "of section 1, and are measured on the valid and test blocks (as `unitscope import`).")
+        self.list_weights = pn.widgets.Button(label="List files", width=100)
+        self.use_weights = pn.widgets.Button(label="Use weights", color="primary", width=130)
         self._dropper_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.target = pn.widgets.Select(label="Target (continuous channel or event labels)", options=[],
                                         sizing_mode="stretch_width", css_classes=["us-target"])
@@ -112,6 +121,8 @@ class DataView(pn.viewable.Viewer):
         self.list_runs.on_click(lambda e: self._list_runs())
         self.open_run.on_click(lambda e: s.open_run(self.run_path.value_input or self.run_path.value))
         self.run_path.param.watch(lambda e: e.new and s.open_run(e.new), "value")  # Enter opens too
+        self.list_weights.on_click(lambda e: self._list_weights())
+        self.use_weights.on_click(lambda e: s.import_weights(self.weights_path.value_input or self.weights_path.value))
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
         self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
         s.param.watch(self._show_dropper, "source")
@@ -194,6 +205,13 @@ class DataView(pn.viewable.Viewer):
         if not runs:
             self.session.alert(f"No run folders (config.json and model.pt) found under the data root "
                                f"{self.session.root}: write one with `unitscope train ... --out RUN_DIR` there.", "info")
+
+    def _list_weights(self):
+        files = self.session.weights_files()
+        self.weights_path.options = files
+        if not files:
+            self.session.alert(f"No weights files ({', '.join(WEIGHTS_SUFFIXES)}) found under the data root "
+                               f"{self.session.root} (run folders' own model.pt are opened as runs above).", "info")
 
     def _show_dropper(self, *_):
         """Create the file dropper the first time Upload is chosen [A]: while a dropper is on the
@@ -333,9 +351,10 @@ class DataView(pn.viewable.Viewer):
     def _sync_busy(self, *_):
         s = self.session
         training = s.busy == "training"
-        blocked = s.busy in ("inspecting", "training", "opening")  # loading the demo blocks nothing
+        blocked = s.busy in ("inspecting", "training", "opening", "importing")  # loading the demo blocks nothing
         self.train_btn.disabled = blocked
         self.open_run.disabled = blocked
+        self.use_weights.disabled = blocked
         self.stop_btn.disabled = not training
         self.open.disabled = blocked
         self.progress.value = int(round(s.train_progress * 1000)) if (training or s.train_history) else 0
@@ -390,5 +409,8 @@ class DataView(pn.viewable.Viewer):
             pn.Row(self.progress, sizing_mode="stretch_width"), self.progress_text,
             pn.Row(self.run_path, pn.Column(pn.Spacer(height=18), pn.Row(self.list_runs, self.open_run, margin=0),
                                             margin=0), sizing_mode="stretch_width"),
+            pn.Row(self.weights_path, pn.Column(pn.Spacer(height=18),
+                                                pn.Row(self.list_weights, self.use_weights, margin=0), margin=0),
+                   sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
         return pn.Column(data_card, model_card, pn.pane.Markdown("### Training curves"), self.curves_note, self.curves, sizing_mode="stretch_width")

@@ -876,3 +876,35 @@ def test_a_zip_of_several_recordings_lists_them_and_one_is_chosen(session, tmp_p
     assert info["archive_recordings"] == ["runs/s1/a_raw.fif", "runs/s1/b_raw.fif"]  # still offered
     session.choose_in_archive("../../etc/passwd")
     assert "is not a recording of the uploaded archive shown" in session.alerts[-1][1]
+
+
+def test_weights_trained_elsewhere_are_imported_into_the_chosen_decoder(session, tmp_path):
+    """The shipped demo decoder's state dict, as a file under the data root, put into a Deep4
+    built for the demo recording: the same test r as the shipped decoder (0.970)."""
+    import shutil
+
+    from dashboard.files import list_weights
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "models").mkdir()
+    shutil.copy(root / "assets" / "demo-deep4" / "model.pt", tmp_path / "models" / "deep4_demo.pt")
+    (tmp_path / "run").mkdir()
+    for f in ("model.pt", "config.json"):
+        (tmp_path / "run" / f).write_text("x")
+    assert list_weights(tmp_path) == ["models/deep4_demo.pt"]  # a run's own model.pt opens as a run
+    session.import_weights("models")
+    assert "is a folder; choose a weights file" in session.alerts[-1][1]
+    session.import_weights("../outside.pt")
+    assert "outside the data root" in session.alerts[-1][1]
+    session.param.update(source="demo", model_kind="deep4")
+    session.import_weights("models/deep4_demo.pt")
+    assert session.busy == "importing"
+    _join(session, "import", timeout=300)
+    assert session.busy == "" and session.decoder is not None
+    assert session.decoder.predictions()["metric"] == pytest.approx(0.970, abs=0.0015)
+    assert "The weights of deep4_demo.pt in a Deep4 decoder: test Pearson r 0.970" in session.alerts[-1][1]
+    session.param.update(model_kind="shallow")  # the wrong architecture: said, the decoder kept
+    session.import_weights("models/deep4_demo.pt")
+    _join(session, "import", timeout=300)
+    assert session.busy == "" and "deep4_demo.pt" in session.decoder.label
+    assert "do not fit the shallow decoder of these data" in session.alerts[-1][1]

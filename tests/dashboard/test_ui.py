@@ -282,6 +282,23 @@ def test_a_recording_of_a_bids_folder_is_chosen(server, app_page, data_root):
     no_traceback(app_page)
 
 
+def test_weights_trained_elsewhere_are_used_from_the_data_view(server, app_page, data_root):
+    """A braindecode state dict under the data root (the shipped demo decoder's) goes into a
+    Deep4 built for the demo recording: the page shows its test r and where the weights came from."""
+    import shutil
+
+    (data_root / "models").mkdir(exist_ok=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / "assets" / "demo-deep4" / "model.pt",
+                data_root / "models" / "deep4_lab.pt")
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "1. Data", timeout=120)
+    app_page.locator(".us-weights-path input").fill("models/deep4_lab.pt")
+    app_page.locator("button:text-is('Use weights')").click()
+    wait_text(app_page, "The weights of deep4_lab.pt in a Deep4 decoder: test Pearson r 0.970", timeout=240)
+    wait_text(app_page, "Demo reaching recording (Deep4, weights of deep4_lab.pt)")  # the decoder shown
+    no_traceback(app_page)
+
+
 def test_user_file_channel_picks_and_filter(server, app_page, data_root, shared_data):
     """A real EDF (64 EEG channels at 128 Hz): its channels are offered with their types, a
     low-pass above Nyquist is a visible alert, resampling moves the limit, and the demo has the
