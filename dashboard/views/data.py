@@ -123,6 +123,7 @@ class DataView(pn.viewable.Viewer):
         self.run_path.param.watch(lambda e: e.new and s.open_run(e.new), "value")  # Enter opens too
         self.list_weights.on_click(lambda e: self._list_weights())
         self.use_weights.on_click(lambda e: s.import_weights(self.weights_path.value_input or self.weights_path.value))
+        self.weights_path.param.watch(lambda e: e.new and s.import_weights(e.new), "value")  # Enter uses them too
         self.open.on_click(lambda e: s.inspect(self.path.value_input or self.path.value))
         self.path.param.watch(lambda e: e.new and s.inspect(e.new), "value")  # Enter opens too
         s.param.watch(self._show_dropper, "source")
@@ -193,25 +194,25 @@ class DataView(pn.viewable.Viewer):
         self.session.source = "demo"
         self.session.load_demo()
 
+    def _offer(self, widget, found: list, missing: str) -> None:
+        """Offer ``found`` (paths under the data root) in ``widget``, or say ``missing``."""
+        widget.options = found
+        if not found:
+            self.session.alert(missing, "info")
+
     def _list_files(self):
-        files = self.session.recordings()
-        self.path.options = files
-        if not files:
-            self.session.alert(f"No recordings found under the data root {self.session.root}.", "info")
+        self._offer(self.path, self.session.recordings(),
+                    f"No recordings found under the data root {self.session.root}.")
 
     def _list_runs(self):
-        runs = self.session.runs()
-        self.run_path.options = runs
-        if not runs:
-            self.session.alert(f"No run folders (config.json and model.pt) found under the data root "
-                               f"{self.session.root}: write one with `unitscope train ... --out RUN_DIR` there.", "info")
+        self._offer(self.run_path, self.session.runs(),
+                    f"No run folders (config.json and model.pt) found under the data root {self.session.root}: "
+                    "write one with `unitscope train ... --out RUN_DIR` there.")
 
     def _list_weights(self):
-        files = self.session.weights_files()
-        self.weights_path.options = files
-        if not files:
-            self.session.alert(f"No weights files ({', '.join(WEIGHTS_SUFFIXES)}) found under the data root "
-                               f"{self.session.root} (run folders' own model.pt are opened as runs above).", "info")
+        self._offer(self.weights_path, self.session.weights_files(),
+                    f"No weights files ({', '.join(WEIGHTS_SUFFIXES)}) found under the data root "
+                    f"{self.session.root} (run folders' own model.pt are opened as runs above).")
 
     def _show_dropper(self, *_):
         """Create the file dropper the first time Upload is chosen [A]: while a dropper is on the

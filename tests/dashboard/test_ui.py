@@ -35,6 +35,16 @@ def ui_env(data_root, demo_cache):
             "UNITSCOPE_MAX_UPLOAD_MB": "0.05"}
 
 
+def open_under_root(page, server: str, path: str) -> None:
+    """Data & model → File under data root → ``path``, opened with Enter (see the bad-input test)."""
+    page.goto(f"{server}?view=data")
+    wait_text(page, "1. Data", timeout=120)
+    page.locator("button:text-is('File under data root')").click()
+    field = page.locator("input[placeholder='e.g. sub-01/ecog.fif']")
+    field.fill(path)
+    field.press("Enter")
+
+
 def test_app_loads_demo_without_traceback(server, app_page):
     requested = []
     app_page.on("request", lambda r: requested.append(r.url))
@@ -269,12 +279,7 @@ def test_a_recording_of_a_bids_folder_is_chosen(server, app_page, data_root):
     from tests.conftest import write_bids_study
 
     write_bids_study(data_root / "study", seconds=20.0)
-    app_page.goto(f"{server}?view=data")
-    wait_text(app_page, "1. Data", timeout=120)
-    app_page.locator("button:text-is('File under data root')").click()
-    path = app_page.locator("input[placeholder='e.g. sub-01/ecog.fif']")
-    path.fill("study")
-    path.press("Enter")
+    open_under_root(app_page, server, "study")
     wait_text(app_page, "sub-01_task-reach_run-1 (eeg): sub-01/eeg/sub-01_task-reach_run-1_eeg.vhdr", timeout=120)
     app_page.locator(".us-bids-pick select").select_option(label="sub-02_task-reach_run-2 (eeg)")
     wait_text(app_page, "sub-02_task-reach_run-2 (eeg): sub-02/eeg/sub-02_task-reach_run-2_eeg.vhdr", timeout=120)
@@ -292,8 +297,9 @@ def test_weights_trained_elsewhere_are_used_from_the_data_view(server, app_page,
                 data_root / "models" / "deep4_lab.pt")
     app_page.goto(f"{server}?view=data")
     wait_text(app_page, "1. Data", timeout=120)
-    app_page.locator(".us-weights-path input").fill("models/deep4_lab.pt")
-    app_page.locator("button:text-is('Use weights')").click()
+    field = app_page.locator(".us-weights-path input")
+    field.fill("models/deep4_lab.pt")
+    field.press("Enter")  # as a file is opened (see the bad-input test); the button does the same
     wait_text(app_page, "The weights of deep4_lab.pt in a Deep4 decoder: test Pearson r 0.970", timeout=240)
     wait_text(app_page, "Demo reaching recording (Deep4, weights of deep4_lab.pt)")  # the decoder shown
     no_traceback(app_page)
