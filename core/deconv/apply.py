@@ -285,7 +285,9 @@ class EventDeconvolution:
         Returns
         -------
         signal : xarray.DataArray, dims ("time",)
-            NaN where the decoder's receptive field reaches before the recording.
+            NaN where the decoder's receptive field reaches before the recording, and where the
+            file marks the input bad (for the decoder's signals: where its receptive field
+            reaches a stretch marked bad); NaN samples are left out of the fit.
         """
         spec = parse_signal(spec) if isinstance(spec, str) else spec
         start, stop = self.block.start, self.block.stop
@@ -300,6 +302,14 @@ class EventDeconvolution:
         else:
             values = self._decoder_signal(spec, masks=masks, model=model or self.model)
             units = "activation" if spec.kind == "unit" else "decoder output"
+        bad = self.recording.bad_samples()
+        if bad.any():  # not modelled where the file marks the input bad (or, for the decoder, its field reaches it)
+            reach = 0 if spec.kind == "channel" else self._offset(model or self.model, self._module_path(spec, model or self.model))
+            if reach:
+                hits = np.concatenate([[0], np.cumsum(bad)])
+                t = np.arange(len(bad))
+                bad = hits[t + 1] - hits[np.maximum(t - reach, 0)] > 0  # a bad sample within [t - reach, t]
+            values = np.where(bad[start:stop], np.nan, values)
         return xr.DataArray(values.astype(np.float32), dims=("time",), coords={"time": times},
                             name=str(spec), attrs={"signal": str(spec), "units": units})
 

@@ -352,3 +352,13 @@ def test_stretches_marked_bad_are_no_events_and_no_window_touches_them(tmp_path,
 
     near = [o for o in onsets if mask[max(int(round((o - 0.5) * sfreq)), 0):int(round((o + 1.5) * sfreq))].any()]
     assert near == [10.0, 14.0, 42.0] and n_events("a_raw.fif") == n_events("unmarked_raw.fif") - 3
+    # the deconvolved signals are not modelled on marked stretches (NaN: left out of the fit),
+    # the decoder's also where its receptive field reaches one
+    dec = EventDeconvolution.from_workspace(ws, block="all", event_types=["left", "right"])
+    env = dec.signal("channel:C3:8-13").values
+    assert np.array_equal(np.isnan(env), mask)
+    out = dec.signal("output").values
+    reach = dec._offset(ws.model, "")
+    assert np.isnan(out[1000:1500 + reach]).all() and np.isfinite(out[1500 + reach:3900]).all()
+    fit = dec.run("channel:C3:8-13")
+    assert np.isfinite(fit["kernels"].values).all() and 0 < len(fit["codes"]) < len(onsets)
