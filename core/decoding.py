@@ -64,11 +64,23 @@ class ContinuousData:
         touching a stretch the file marks bad (``bad``) are left out."""
         blk = self.blocks[block]
         last = blk.stop - self.n_times
-        starts = np.arange(blk.start + offset, last + 1, self.n_preds)
-        if self.bad is not None and self.bad.any():  # [A] windows touching a bad stretch are left out
-            hits = np.concatenate([[0], np.cumsum(self.bad)])
-            starts = starts[hits[starts + self.n_times] - hits[starts] == 0]
-        return starts
+        # [A] windows touching a stretch marked bad are left out
+        return self._clean(np.arange(blk.start + offset, last + 1, self.n_preds), self.n_times)
+
+    def tiling_starts(self, block: str, n_times: int | None = None) -> np.ndarray:
+        """Starts of back-to-back windows of ``n_times`` samples (default the decoder's) from the
+        start of ``block`` (the probe's windows), shape (W,); those touching a stretch the file
+        marks bad (``bad``) are left out."""
+        n = n_times or self.n_times
+        blk = self.blocks[block]
+        return self._clean(np.arange(blk.start, blk.stop - n + 1, n), n)
+
+    def _clean(self, starts: np.ndarray, n: int) -> np.ndarray:
+        """``starts`` of ``n``-sample windows that touch no sample marked bad."""
+        if self.bad is None or not self.bad.any():
+            return starts
+        hits = np.concatenate([[0], np.cumsum(self.bad)])
+        return starts[hits[starts + n] - hits[starts] == 0]
 
     def batch(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows and aligned targets: X (W, C, n_times), y (W, n_preds)."""

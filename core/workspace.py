@@ -395,12 +395,7 @@ class Workspace:
         if self.task == "classification":
             return self.data.eval_set(block)[0]
         n_times = n_times or self.data.n_times
-        blk = self.blocks[block]
-        starts = np.arange(blk.start, blk.stop - n_times + 1, n_times)
-        bad = self.data.bad
-        if bad is not None and bad.any():  # none touching a stretch the file marks bad
-            hits = np.concatenate([[0], np.cumsum(bad)])
-            starts = starts[hits[starts + n_times] - hits[starts] == 0]
+        starts = self.data.tiling_starts(block, n_times)
         idx = starts[:, None] + np.arange(n_times)[None]
         return np.ascontiguousarray(self.data.X[:, idx].transpose(1, 0, 2))  # (W, C, T)
 

@@ -163,13 +163,9 @@ class Decoder:
         """Training windows and aligned targets for probing: X (W, C, T), y."""
         with self._inputs_lock:
             if self._probe_X is None:
-                ws = self.ws
-                if ws.task == "regression":
-                    blk, n = ws.blocks["train"], ws.data.n_times
-                    starts = np.arange(blk.start, blk.stop - n + 1, n)
-                    self._probe_X = ws.data.batch(starts)
-                else:
-                    self._probe_X = ws.eval_set("train")
+                from core.probing.pipeline import workspace_windows
+
+                self._probe_X = workspace_windows(self.ws, "train")
             return self._probe_X
 
     def top_windows(self, stop=None):

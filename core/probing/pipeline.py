@@ -204,7 +204,7 @@ def workspace_windows(ws, block: str = "train") -> tuple[np.ndarray, np.ndarray]
     """Probe windows of a :class:`~core.workspace.Workspace` block and their targets.
 
     Regression: non-overlapping windows of the decoder's ``n_times`` samples from the start
-    of the block, ``X`` (W, C, n_times), and the z-scored targets of their predictions,
+    of the block (none touching a stretch marked bad), ``X`` (W, C, n_times), and the z-scored targets of their predictions,
     ``y`` (W, n_preds) (prediction i of a window starting at s belongs to sample
     s + receptive_field - 1 + i). Classification: the block's trials and labels.
     """
@@ -214,11 +214,11 @@ def workspace_windows(ws, block: str = "train") -> tuple[np.ndarray, np.ndarray]
         raise UnitScopeError(f"Unknown block {block!r}; the blocks are {list(ws.blocks)}.")
     data = ws.data
     blk, T, rf = ws.blocks[block], data.n_times, data.receptive_field
-    starts = np.arange(blk.start, blk.stop - T + 1, T)
+    starts = data.tiling_starts(block)
     if len(starts) < 3:
         raise UnitScopeError(
             f"The {block} block has {blk.stop - blk.start} samples: fewer than 3 windows of "
-            f"n_times={T}; correlations across windows need at least 3.")
+            f"n_times={T} (that touch no stretch marked bad); correlations across windows need at least 3.")
     idx = starts[:, None] + np.arange(T)[None]  # (W, T)
     X = np.ascontiguousarray(data.X[:, idx].transpose(1, 0, 2), dtype=np.float32)  # (W, C, T)
     y = data.y[idx[:, rf - 1:]]  # (W, n_preds)

@@ -362,3 +362,10 @@ def test_stretches_marked_bad_are_no_events_and_no_window_touches_them(tmp_path,
     assert np.isnan(out[1000:1500 + reach]).all() and np.isfinite(out[1500 + reach:3900]).all()
     fit = dec.run("channel:C3:8-13")
     assert np.isfinite(fit["kernels"].values).all() and 0 < len(fit["codes"]) < len(onsets)
+    # the probe's windows touch no marked stretch either
+    from core.probing.pipeline import workspace_windows
+
+    Xp, _ = workspace_windows(ws, "train")
+    starts = ws.data.tiling_starts("train")
+    assert len(Xp) == len(starts) and all(not mask[s:s + ws.data.n_times].any() for s in starts)
+    assert len(starts) < (blocks["train"].stop - blocks["train"].start) // ws.data.n_times
