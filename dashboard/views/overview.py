@@ -22,14 +22,28 @@ CLASS_COLORS = {"amplitude": "#d62728", "phase": "#1f77b4", "bimodal": "#9467bd"
                 "insensitive": "#c7c7c7", "unclassified": "#e0e0e0"}
 
 
+def with_gaps(t: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``t`` and ``ys`` with a NaN sample inserted wherever ``t`` jumps (windows left out, e.g.
+    touching a stretch marked bad), so that lines break there instead of bridging the gap."""
+    t = np.asarray(t, dtype=np.float64)
+    if len(t) < 3:
+        return (t, *ys)
+    step = np.diff(t)
+    at = np.flatnonzero(step > 1.5 * np.median(step)) + 1
+    if not len(at):
+        return (t, *ys)
+    gap_t = (t[at - 1] + t[at]) / 2
+    return (np.insert(t, at, gap_t), *(np.insert(np.asarray(y, dtype=np.float64), at, np.nan) for y in ys))
+
+
 def prediction_plot(pred: dict):
     """Predicted vs true target on the test block (regression) or a confusion matrix (labels)."""
     if pred["task"] == "regression":
-        t = pred["time"]
+        t, y_true, y_pred = with_gaps(pred["time"], pred["true"], pred["pred"])
         tdim = hv.Dimension("test_time", label="time", unit="s")  # not linked to the signal browser
         ydim = hv.Dimension("target", label=pred.get("target", "target"))
-        true = hv.Curve((t, pred["true"]), tdim, ydim, label="true").opts(color="#333333")
-        est = hv.Curve((t, pred["pred"]), tdim, ydim, label="predicted").opts(color="#d62728")
+        true = hv.Curve((t, y_true), tdim, ydim, label="true").opts(color="#333333")
+        est = hv.Curve((t, y_pred), tdim, ydim, label="predicted").opts(color="#d62728")
         return downsample1d(true * est, width=1200).opts(
             hv.opts.Curve(line_width=1.2, responsive=True, height=260, tools=["xwheel_zoom"]),
             hv.opts.Overlay(legend_position="top_right", title=f"Test block: Pearson r = {pred['metric']:.3f}"))

@@ -851,3 +851,16 @@ def test_data_view_offers_the_recordings_of_a_bids_folder_or_an_archive(session)
                               "bids_recordings": [{"label": "sub-01_run-1 (eeg)", "entities": {"subject": "01"}}, chosen]}
     assert view.bids_pick.visible and view.bids_pick.value == "sub-02_run-1 (eeg)" and not view.archive_pick.visible
     assert "sub-02_run-1 (eeg): sub-02/x.vhdr" in view.info.object
+
+
+def test_prediction_lines_break_where_windows_were_left_out():
+    from dashboard.views.overview import prediction_plot, with_gaps
+
+    t = np.r_[np.arange(0, 1, 0.01), np.arange(3, 4, 0.01)]  # windows of 1-3 s left out
+    y = np.ones_like(t)
+    tt, yy = with_gaps(t, y)
+    assert len(tt) == len(t) + 1 and np.isnan(yy).sum() == 1 and tt[100] == pytest.approx(1.995)
+    assert np.all(np.diff(tt) > 0)
+    assert with_gaps(np.arange(0, 1, 0.01), y[:100])[1].tolist() == y[:100].tolist()  # no gap: unchanged
+    plot = prediction_plot({"task": "regression", "time": t, "true": y, "pred": y, "metric": 1.0})
+    assert plot is not None  # builds with the NaN breaks (downsampling keeps them)
