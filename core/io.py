@@ -18,7 +18,7 @@ from ._validation import UnitScopeError
 from .recording import Events, Recording
 
 __all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "bids_recordings",
-           "parse_bids", "bids_label", "source_label", "BIDS_ENTITIES", "DATA_CH_TYPES"]
+           "parse_bids", "bids_label", "source_label", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
@@ -26,6 +26,7 @@ DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
 BIDS_ENTITIES = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq", "run": "run",
                  "datatype": None}
 _BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif", ".con", ".sqd", ".ds"]
+FOLDER_FORMATS = (".ds", ".mff")  # recordings kept as a folder: CTF MEG, EGI (MNE reads them by the folder)
 
 
 def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
@@ -325,11 +326,11 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     path = Path(path)
     if not path.exists():
         raise UnitScopeError(f"Recording {str(path)!r} does not exist.")
-    if path.is_dir():
+    if path.is_dir() and not path.name.lower().endswith(FOLDER_FORMATS):
         if not (path / "dataset_description.json").exists():
             raise UnitScopeError(
-                f"{str(path)!r} is a folder but not a BIDS root (no dataset_description.json); "
-                "give a recording file or a BIDS folder."
+                f"{str(path)!r} is a folder but not a BIDS root (no dataset_description.json) nor a recording "
+                f"kept as a folder ({', '.join(FOLDER_FORMATS)}); give a recording file or a BIDS folder."
             )
         import mne_bids
 

@@ -105,8 +105,8 @@ def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 
     root = Path(root).resolve()
     out: list[str] = []
     for here, filenames in walk_root(root, max_depth=max_depth):
-        if (here / "dataset_description.json").is_file() and here != root:
-            out.append(str(here.relative_to(root)) + "/")
+        if here != root and ((here / "dataset_description.json").is_file() or _is_recording(here)):
+            out.append(str(here.relative_to(root)) + "/")  # a BIDS root, or a CTF .ds / EGI .mff folder
         for f in filenames:
             if _is_recording(here / f):
                 out.append(str((here / f).relative_to(root)))

@@ -466,7 +466,7 @@ class Session(param.Parameterized):
         rec = read_recording(path, bids=bids or None)
         info = rec.summary()
         info.update(path=str(path), label=label, ch_types_list=rec.ch_types)
-        if path.is_dir():
+        if (path / "dataset_description.json").is_file():  # a BIDS folder (a CTF .ds folder is none)
             info.update(bids_recordings=bids_recordings(path), bids_chosen=bids_recordings(path, bids)[0])
         return info
 

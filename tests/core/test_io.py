@@ -114,6 +114,10 @@ def test_missing_corrupt_and_unsupported_files(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(UnitScopeError, match="not a BIDS root"):
         read_recording(tmp_path / "folder")
+    (tmp_path / "meg.ds").mkdir()  # a CTF recording is a folder: MNE's reader is asked, and says what is missing
+    (tmp_path / "meg.ds" / "meg.meg4").write_bytes(b"junk")
+    with pytest.raises(UnitScopeError, match=r"Cannot read .*meg\.ds' \(OSError: Standard file .*meg\.res4 not found"):
+        read_recording(tmp_path / "meg.ds")
     dat = tmp_path / "bad.dat"
     dat.write_bytes(b"garbage\nmore")
     with pytest.raises(UnitScopeError, match="not a readable BCI2000"):

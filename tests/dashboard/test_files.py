@@ -165,3 +165,11 @@ def test_upload_choice_waits_for_data_files_and_opens_the_newest(tmp_path):
     unpack_zip(tmp_path / "none.zip", tmp_path)
     path, note = upload_choice(tmp_path, ["a.edf", "none.zip"])
     assert path is None and "none.zip holds no recording" in note
+
+
+def test_recordings_kept_as_folders_are_listed(tmp_path):
+    (tmp_path / "sub" / "meg.ds").mkdir(parents=True)
+    (tmp_path / "sub" / "meg.ds" / "meg.meg4").write_bytes(b"x")
+    (tmp_path / "net.mff").mkdir()
+    (tmp_path / "a.edf").write_bytes(b"x")
+    assert list_recordings(tmp_path) == ["a.edf", "net.mff/", "sub/meg.ds/"]

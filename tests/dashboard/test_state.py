@@ -908,3 +908,13 @@ def test_weights_trained_elsewhere_are_imported_into_the_chosen_decoder(session,
     _join(session, "import", timeout=300)
     assert session.busy == "" and "deep4_demo.pt" in session.decoder.label
     assert "do not fit the shallow decoder of these data" in session.alerts[-1][1]
+
+
+def test_a_recording_kept_as_a_folder_is_read_as_one(session, tmp_path):
+    """A CTF .ds folder is read by MNE's reader (here a broken one: its error, not a BIDS listing)."""
+    (tmp_path / "meg.ds").mkdir()
+    (tmp_path / "meg.ds" / "meg.meg4").write_bytes(b"junk")
+    session.inspect("meg.ds/")
+    _join(session, "inspect")
+    assert "Cannot read" in session.alerts[-1][1] and "meg.res4 not found" in session.alerts[-1][1]
+    assert session.busy == ""
