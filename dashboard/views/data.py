@@ -227,8 +227,13 @@ class DataView(pn.viewable.Viewer):
         self._dropper_slot[:] = [self.dropper]
 
     def _uploaded(self, event):
-        # the dropper's value holds every file dropped so far; the session stores new ones only
-        self.session.upload_files(dict(event.new or {}))
+        files = dict(event.new or {})
+        if not files:
+            return
+        self.session.upload_files(files)
+        # [A] the session has saved them: the dropper lets go of their bytes (a class's sessions
+        # would otherwise each hold every file dropped in memory until they end)
+        self.dropper.param.update(value={}, mime_type={})
 
     def _bids_picked(self, event):
         if self._syncing or not event.new:

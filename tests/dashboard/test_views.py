@@ -864,3 +864,15 @@ def test_prediction_lines_break_where_windows_were_left_out():
     assert with_gaps(np.arange(0, 1, 0.01), y[:100])[1].tolist() == y[:100].tolist()  # no gap: unchanged
     plot = prediction_plot({"task": "regression", "time": t, "true": y, "pred": y, "metric": 1.0})
     assert plot is not None  # builds with the NaN breaks (downsampling keeps them)
+
+
+def test_the_dropper_lets_go_of_files_the_session_saved(session):
+    view = DataView(session=session)
+    session.source = "upload"  # the dropper is made when Upload is chosen
+    assert view.dropper is not None
+    view.dropper.value = {"rec.vhdr": "[Common Infos]\nDataFile=rec.eeg\n"}  # text arrives as str
+    assert view.dropper.value == {} and view.dropper.mime_type == {}
+    assert (session._upload_dir / "rec.vhdr").read_text().startswith("[Common Infos]")
+    job = session._jobs["inspect"]
+    assert job.join(60)
+    assert "rec.vhdr keeps its data in rec.eeg" in session.alerts[-1][1]
