@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
 # BIDS entities that choose a recording in a BIDS folder, and their short forms in file names
 BIDS_ENTITIES = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq", "run": "run",
-                 "datatype": None}
+                 "processing": "proc", "recording": "rec", "datatype": None}
 _BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif", ".con", ".sqd", ".ds"]
 FOLDER_FORMATS = (".ds", ".mff")  # recordings kept as a folder: CTF MEG, EGI (MNE reads them by the folder)
 
@@ -272,9 +272,11 @@ def _bids_matches(root: Path, want: dict) -> list:
         raise ImportError("Reading BIDS folders needs mne-bids: pip install 'unitscope[bids]'") from exc
     matches = mne_bids.find_matching_paths(
         root, subjects=want.get("subject"), sessions=want.get("session"), tasks=want.get("task"),
-        acquisitions=want.get("acquisition"), runs=want.get("run"), datatypes=want.get("datatype"),
-        extensions=_BIDS_EXTENSIONS)
-    return sorted((m for m in matches if m.suffix in ("eeg", "ieeg", "meg")), key=lambda m: str(m.fpath))
+        acquisitions=want.get("acquisition"), runs=want.get("run"), processings=want.get("processing"),
+        recordings=want.get("recording"), datatypes=want.get("datatype"), extensions=_BIDS_EXTENSIONS)
+    # a recording split into several files (split-01, split-02, ...) is read from its first
+    keep = (m for m in matches if m.suffix in ("eeg", "ieeg", "meg") and m.split in (None, "01", "1"))
+    return sorted(keep, key=lambda m: str(m.fpath))
 
 
 def source_label(source: str, bids: dict | None = None) -> str:
