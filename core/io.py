@@ -265,7 +265,8 @@ def bids_label(entities: dict) -> str:
 
 
 def _bids_matches(root: Path, want: dict) -> list:
-    """mne-bids paths of the EEG/iEEG/MEG recordings under ``root`` matching ``want``, sorted."""
+    """mne-bids paths of the EEG/iEEG/MEG recordings under ``root`` matching ``want``: those with no
+    entity beyond ``want``'s first, then by path."""
     try:
         import mne_bids
     except ImportError as exc:  # pragma: no cover - extra not installed
@@ -275,8 +276,12 @@ def _bids_matches(root: Path, want: dict) -> list:
         acquisitions=want.get("acquisition"), runs=want.get("run"), processings=want.get("processing"),
         recordings=want.get("recording"), datatypes=want.get("datatype"), extensions=_BIDS_EXTENSIONS)
     # a recording split into several files (split-01, split-02, ...) is read from its first
-    keep = (m for m in matches if m.suffix in ("eeg", "ieeg", "meg") and m.split in (None, "01", "1"))
-    return sorted(keep, key=lambda m: str(m.fpath))
+    keep = [m for m in matches if m.suffix in ("eeg", "ieeg", "meg") and m.split in (None, "01", "1")]
+
+    def exact(m) -> bool:  # no entity beyond those asked for (the listing's full choices pick one)
+        return {k for k in BIDS_ENTITIES if getattr(m, k, None)} <= set(want)
+
+    return sorted(keep, key=lambda m: (not exact(m), str(m.fpath)))
 
 
 def source_label(source: str, bids: dict | None = None) -> str:

@@ -375,21 +375,25 @@ def test_stretches_marked_bad_are_no_events_and_no_window_touches_them(tmp_path,
     assert len(starts) < (blocks["train"].stop - blocks["train"].start) // ws.data.n_times
 
 
-def test_bids_recordings_told_apart_by_processing(tmp_path):
+def test_bids_recordings_told_apart_by_acquisition_and_processing(tmp_path):
     mne_bids = pytest.importorskip("mne_bids")
     pytest.importorskip("pybv")
     import mne
 
     from core.io import bids_recordings
 
-    for proc, first in ((None, 1.0), ("filt", 2.0)):
+    for acq, proc, first in ((None, None, 1.0), (None, "filt", 2.0), ("a", None, 3.0)):
         data = np.random.default_rng(0).standard_normal((2, 2000)) * 1e-5
         data[0, 0] = first * 1e-5
         raw = mne.io.RawArray(data, mne.create_info(["C3", "C4"], 100.0, "eeg"), verbose="error")
-        mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject="01", task="rest", processing=proc, datatype="eeg",
-                                                       root=tmp_path / "b"),
+        mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject="01", task="rest", acquisition=acq, processing=proc,
+                                                       datatype="eeg", root=tmp_path / "b"),
                                 format="BrainVision", allow_preload=True, verbose="error")
     labels = [r["label"] for r in bids_recordings(tmp_path / "b")]
-    assert sorted(labels) == ["sub-01_task-rest (eeg)", "sub-01_task-rest_proc-filt (eeg)"]
+    assert labels == ["sub-01_task-rest_acq-a (eeg)", "sub-01_task-rest (eeg)", "sub-01_task-rest_proc-filt (eeg)"]
     rec = read_recording(tmp_path / "b", bids="proc-filt")
     assert round(float(rec.signals.values[0, 0]) / 1e-5) == 2
+    # the listing's entities choose exactly their recording, the unprocessed one too
+    plain = next(r for r in bids_recordings(tmp_path / "b") if r["label"] == "sub-01_task-rest (eeg)")
+    rec = read_recording(tmp_path / "b", bids=plain["entities"])
+    assert round(float(rec.signals.values[0, 0]) / 1e-5) == 1
