@@ -317,6 +317,11 @@ def _section_recording(rec: Mapping) -> str:
             ("channel types", rec.get("ch_types", "")), ("sampling rate", f"{rec.get('sfreq', '')} Hz"),
             ("duration", f"{rec.get('duration_s', '')} s"), ("target", rec.get("target") or "event labels"),
             ("events", rec.get("events", ""))]
+    if rec.get("bad_segments"):
+        rows.append(("left out", f"{rec['bad_segments']} stretch(es) marked bad, {rec.get('bad_seconds', 0):g} s "
+                                 "(no window or trial touches them)"))
+    if rec.get("bads"):
+        rows.append(("marked bad in the file, picked", ", ".join(rec["bads"])))
     return "<h2>Recording</h2>" + _table(rows)
 
 

@@ -373,6 +373,10 @@ def test_stretches_marked_bad_are_no_events_and_no_window_touches_them(tmp_path,
     starts = ws.data.tiling_starts("train")
     assert len(Xp) == len(starts) and all(not mask[s:s + ws.data.n_times].any() for s in starts)
     assert len(starts) < (blocks["train"].stop - blocks["train"].start) // ws.data.n_times
+    # the run's report says what was left out
+    ws.save(tmp_path / "run")
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "r.html")]) == 0
+    assert "2 stretch(es) marked bad, 7 s (no window or trial touches them)" in (tmp_path / "r.html").read_text()
 
 
 def test_bids_recordings_told_apart_by_acquisition_and_processing(tmp_path):
