@@ -373,6 +373,40 @@ def test_a_run_folder_under_the_data_root_opens_with_its_probe(server, app_page,
     no_traceback(app_page)
 
 
+def test_a_run_on_a_recording_with_stretches_marked_bad(server, app_page, data_root):
+    """A decoder of a recording whose file marks a stretch of the test block bad: the Overview
+    shades it, the predictions break around it, and the Prune view measures the same metric."""
+    import mne
+
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    sfreq, n = 250.0, 250 * 120
+    t = np.arange(n) / sfreq
+    speed = np.clip(np.sin(2 * np.pi * t / 4.0), 0, None)
+    data = np.random.default_rng(3).standard_normal((3, n)) * 1e-5
+    data[0] += 3e-5 * speed * np.random.default_rng(4).standard_normal(n)
+    raw = mne.io.RawArray(np.vstack([data, speed]), mne.create_info(["C3", "C4", "Cz", "speed"], sfreq,
+                                                                    ["eeg"] * 3 + ["misc"]), verbose="error")
+    raw.set_annotations(mne.Annotations([100.0], [2.0], ["BAD_artefact"]))  # in the test block (96-120 s)
+    raw.save(data_root / "marked_raw.fif", overwrite=True, verbose="error")
+    ws = Workspace.create(DataSpec(source=str(data_root / "marked_raw.fif"), target="speed"),
+                          TrainConfig(model="shallow", max_epochs=1))
+    ws.train()
+    ws.save(data_root / "runs" / "marked")
+    metric = f"{ws.metrics['test']:.3f}"
+    app_page.goto(f"{server}?view=overview&run=runs/marked/")
+    wait_text(app_page, f"Opened marked: test Pearson r {metric}", timeout=120)
+    wait_titles(app_page, [f"Test block: Pearson r = {metric}",
+                           "Signals (standardised) · red: marked bad; drag the box in the minimap to move"], timeout=60)
+    app_page.goto(f"{server}?view=prune&run=runs/marked/")
+    wait_text(app_page, "Held-out Pearson r", timeout=120)
+    before = app_page.locator(".us-metric-before")
+    before.wait_for(timeout=60000)
+    assert before.inner_text() == f"{ws.metrics['test']:.4f}"  # measured on the same test windows
+    no_traceback(app_page)
+
+
 def test_screenshots_of_each_view(server, app_page, tmp_path):
     out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
