@@ -281,6 +281,9 @@ def _curves_fig(ds) -> str:
 
 
 def _kernels_fig(current, previous, value_label: str) -> str:
+    from .deconv.apply import codes_axis
+
+    x = codes_axis(current)
     fig, axes = _figure(10, 3.0, ncols=2)
     colors = ["#1f5f8b", "#d62728", "#2ca02c", "#9467bd"]
     for i, k in enumerate(current["kernel"].values):
@@ -288,15 +291,15 @@ def _kernels_fig(current, previous, value_label: str) -> str:
         if previous is not None and k in previous["kernel"].values:
             axes[0].plot(previous["lag"].values, previous["kernels"].sel(kernel=k).values, color=c, alpha=0.35,
                          ls="--", label=f"{k} (before)")
-            axes[1].scatter(previous["value"].values, previous["codes"].sel(kernel=k).values, color=c, alpha=0.25,
+            axes[1].scatter(previous[x].values, previous["codes"].sel(kernel=k).values, color=c, alpha=0.25,
                             s=12)
         axes[0].plot(current["lag"].values, current["kernels"].sel(kernel=k).values, color=c, lw=2, label=str(k))
-        axes[1].scatter(current["value"].values, current["codes"].sel(kernel=k).values, color=c, s=16, label=str(k))
+        axes[1].scatter(current[x].values, current["codes"].sel(kernel=k).values, color=c, s=16, label=str(k))
     axes[0].axvline(0, color="#888888", ls=":")
     axes[0].set_xlabel("time from onset (s)")
     axes[0].set_ylabel("kernel (unit norm)")
     axes[0].legend(fontsize=7)
-    axes[1].set_xlabel(value_label)
+    axes[1].set_xlabel(value_label if x == "value" else "event onset (s)")
     axes[1].set_ylabel("code")
     return figure_png(fig)
 

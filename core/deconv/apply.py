@@ -36,7 +36,7 @@ from .config import DeconvConfig
 from .metrics import r2
 from .unrolled import DUNL
 
-__all__ = ["EventDeconvolution", "SignalSpec", "parse_signal", "BANDS", "band_envelope"]
+__all__ = ["EventDeconvolution", "SignalSpec", "parse_signal", "BANDS", "band_envelope", "codes_axis"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,14 @@ def band_envelope(x: np.ndarray, sfreq: float, band: tuple, *, smooth_s: float =
 
         out = gaussian_filter1d(out, smooth_s * sfreq, axis=-1, mode="reflect")
     return out.reshape(x.shape)
+
+
+def codes_axis(result) -> str:
+    """What a fit's per-event codes are drawn against: ``"value"`` (the events' values, e.g. the
+    demo's peak speed) or, [A] where those do not vary (events read from a file carry their
+    duration, often all the same), ``"onset"``: how each event's amplitude goes over the session."""
+    values = np.asarray(result["value"].values, dtype=float)
+    return "value" if np.isfinite(values).sum() > 1 and np.nanstd(values) > 0 else "onset"
 
 
 class EventDeconvolution:

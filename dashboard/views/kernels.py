@@ -99,26 +99,32 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
 
 
 def codes_plot(result, previous=None, *, title: str, value_label: str = "event value") -> hv.Overlay:
-    """Per-event codes against the events' values; ``previous`` faint."""
-    vdim = hv.Dimension("value", label=value_label)
+    """Per-event codes against the events' values, or their onsets where the values do not vary
+    (:func:`core.deconv.apply.codes_axis`); ``previous`` faint."""
     cdim = hv.Dimension("code", label="code (event amplitude)")
     if result is None:
-        return hv.Overlay([hv.Scatter([], vdim, cdim)]).opts(
+        return hv.Overlay([hv.Scatter([], hv.Dimension("value", label=value_label), cdim)]).opts(
             hv.opts.Overlay(title=f"{title} codes: not fitted yet", responsive=True, height=260))
+    from core.deconv.apply import codes_axis
+
+    x = codes_axis(result)
+    over_time = x == "onset"
+    vdim = hv.Dimension(x, label="event onset (s)" if over_time else value_label)
     parts = []
     rs = []
     for i, k in enumerate(result["kernel"].values):
         color = COLORS[i % len(COLORS)]
-        if previous is not None and k in previous["kernel"].values:
-            parts.append(hv.Scatter((previous["value"].values, previous["codes"].sel(kernel=k).values), vdim, cdim,
+        if previous is not None and k in previous["kernel"].values and x in previous.coords:
+            parts.append(hv.Scatter((previous[x].values, previous["codes"].sel(kernel=k).values), vdim, cdim,
                                     label=f"{k} (before)").opts(color=color, alpha=0.25, size=6))
-        parts.append(hv.Scatter((result["value"].values, result["codes"].sel(kernel=k).values), vdim, cdim,
+        parts.append(hv.Scatter((result[x].values, result["codes"].sel(kernel=k).values), vdim, cdim,
                                 label=str(k)).opts(color=color, size=8, tools=["hover"]))
-        r = codes_r(result, k)
-        rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
+        if not over_time:
+            r = codes_r(result, k)
+            rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
+    what = "over the session (every event has the same value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
     return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
-        title=f"{title} codes vs {value_label}: {', '.join(rs)}", responsive=True, height=260,
-        legend_position="top_left", framewise=True))
+        title=f"{title} codes {what}", responsive=True, height=260, legend_position="top_left", framewise=True))
 
 
 def channel_bands(decoder) -> dict:

@@ -327,6 +327,12 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     assert k.opts.get().kwargs["title"] == "Decoder output kernel [mask v2: 1 pruned]: refit, R² 0.80"
     c = codes_plot(cur, None, title="Unit conv_3/4", value_label="peak speed")
     assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes vs peak speed: r = 1.00"
+    # events whose values do not vary (a file's annotations carry their duration): codes over the session
+    same = cur.assign_coords(value=("event", np.full(4, 0.5)), onset=("event", [3.0, 9.0, 14.0, 20.0]))
+    c = codes_plot(same, None, title="Unit conv_3/4", value_label="event value")
+    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes over the session (every event has the same value)"
+    scatter = [el for el in c if type(el).__name__ == "Scatter"][0]
+    assert scatter.kdims[0].label == "event onset (s)" and list(scatter.dimension_values(0)) == [3.0, 9.0, 14.0, 20.0]
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
     assert signal_label("channel:G03:60-90") == "channel G03, 60-90 Hz envelope"
     assert signal_label("channel:C3:beta") == "channel C3, beta envelope"

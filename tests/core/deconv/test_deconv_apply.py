@@ -234,3 +234,14 @@ def test_cli_deconv_writes_netcdf(tmp_path, capsys):
         assert ds["kernels"].dims == ("kernel", "lag") and ds.attrs["signal"] == "channel:G04:60-90"
     assert main(["deconv", str(DEMO_RUN), "--signal", "unit:conv_9:1"]) == 2
     assert "Unknown layer 'conv_9'" in capsys.readouterr().err
+
+
+def test_codes_are_drawn_against_values_that_vary_else_onsets():
+    from core.deconv.apply import codes_axis
+
+    def fit(values):
+        return xr.Dataset(coords={"event": np.arange(3), "value": ("event", values), "onset": ("event", [1.0, 2.0, 3.0])})
+
+    assert codes_axis(fit([0.2, 0.5, 0.4])) == "value"  # the demo's peak speeds
+    assert codes_axis(fit([0.5, 0.5, 0.5])) == "onset"  # a file's annotations: all the same duration
+    assert codes_axis(fit([np.nan, np.nan, 0.3])) == "onset"
