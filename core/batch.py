@@ -70,13 +70,13 @@ def _run_source(data: dict) -> str:
 def _expand_bids(sources: Sequence[str], bids) -> list[tuple[str, dict | None, str]]:
     """(source, BIDS entities, run-name stem) per recording: a BIDS folder gives one per
     recording matching ``bids``; any other source itself."""
-    from .io import bids_recordings, parse_bids
+    from .io import bids_recordings, is_bids_root, parse_bids
 
     want = parse_bids(bids)
     out = []
     for source in sources:
         source = str(source)
-        if source != "demo" and (Path(source) / "dataset_description.json").is_file():
+        if source != "demo" and is_bids_root(source):
             found = bids_recordings(source, want)
             if not found:
                 raise UnitScopeError(f"No EEG/iEEG/MEG recording matching {want or 'anything'} in the BIDS folder "

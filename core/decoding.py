@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import UnitScopeError
+from .recording import touches
 
 __all__ = ["ContinuousData", "TrialData"]
 
@@ -79,8 +80,7 @@ class ContinuousData:
         """``starts`` of ``n``-sample windows that touch no sample marked bad."""
         if self.bad is None or not self.bad.any():
             return starts
-        hits = np.concatenate([[0], np.cumsum(self.bad)])
-        return starts[hits[starts + n] - hits[starts] == 0]
+        return starts[~touches(self.bad, starts, starts + n)]
 
     def batch(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows and aligned targets: X (W, C, n_times), y (W, n_preds)."""

@@ -18,7 +18,7 @@ from ._validation import UnitScopeError
 from .recording import Events, Recording
 
 __all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "bids_recordings",
-           "parse_bids", "bids_label", "source_label", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
+           "parse_bids", "bids_label", "is_bids_root", "source_label", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
@@ -222,6 +222,11 @@ def missing_companions(path: str | Path) -> dict[str, list[str]]:
     return {"required": absent(required), "optional": absent(optional)}
 
 
+def is_bids_root(path: str | Path) -> bool:
+    """``path`` is a BIDS folder (it holds ``dataset_description.json``)."""
+    return (Path(path) / "dataset_description.json").is_file()
+
+
 def parse_bids(text: str | dict | None) -> dict:
     """BIDS entities choosing recordings, from ``"subject=01,task=reach"`` or a file-name
     style ``"sub-01_task-reach_run-1"`` (or a dict); empty for None or "".
@@ -334,7 +339,7 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     if not path.exists():
         raise UnitScopeError(f"Recording {str(path)!r} does not exist.")
     if path.is_dir() and not path.name.lower().endswith(FOLDER_FORMATS):
-        if not (path / "dataset_description.json").exists():
+        if not is_bids_root(path):
             raise UnitScopeError(
                 f"{str(path)!r} is a folder but not a BIDS root (no dataset_description.json) nor a recording "
                 f"kept as a folder ({', '.join(FOLDER_FORMATS)}); give a recording file or a BIDS folder."

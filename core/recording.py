@@ -13,7 +13,7 @@ import xarray as xr
 
 from ._validation import UnitScopeError
 
-__all__ = ["Events", "Recording", "label_targets", "MIN_EVENTS_PER_CLASS"]
+__all__ = ["Events", "Recording", "label_targets", "touches", "MIN_EVENTS_PER_CLASS"]
 
 
 @dataclass
@@ -185,3 +185,11 @@ def label_targets(counts: dict) -> list[str]:
     if 2 < len(types) <= 8:
         out += [f"events:{a},{b}" for i, a in enumerate(types) for b in types[i + 1:]]
     return list(dict.fromkeys(out))
+
+
+def touches(mask: np.ndarray, start, stop) -> np.ndarray:
+    """Whether each sample range ``[start, stop)`` (arrays; clipped to the mask) holds a sample
+    ``mask`` marks, e.g. a window touching a stretch marked bad (:meth:`Recording.bad_samples`)."""
+    hits = np.concatenate([[0], np.cumsum(mask)])
+    n = len(mask)
+    return hits[np.clip(stop, 0, n)] - hits[np.clip(start, 0, n)] > 0

@@ -26,7 +26,7 @@ from .metrics import score
 from .models import build_model, layer_map
 from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
                             split_blocks)
-from .recording import Recording
+from .recording import Recording, touches
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
 __all__ = ["DataSpec", "Workspace", "load_data", "default_cache_dir", "ASSETS_DIR", "weights_provenance"]
@@ -165,9 +165,7 @@ def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSp
         ok = (start >= 0) & (start + n_times <= rec.n_times)
         bad = rec.bad_samples()
         if bad.any():  # [A] as MNE's epochs (reject_by_annotation): a trial touching a bad stretch is dropped
-            hits = np.concatenate([[0], np.cumsum(bad)])
-            clipped = np.clip(start, 0, rec.n_times - n_times)
-            touched = ok & (hits[clipped + n_times] - hits[clipped] > 0)
+            touched = ok & touches(bad, start, start + n_times)
             if touched.any():
                 logger.info("dropped %d of %d trials that touch stretches marked bad", int(touched.sum()), int(ok.sum()))
             ok &= ~touched

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from core._validation import UnitScopeError
+from core.io import is_bids_root, missing_companions
 
 __all__ = ["RECORDING_SUFFIXES", "COMPANION_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
            "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload", "unpack_zip",
@@ -105,7 +106,7 @@ def list_recordings(root: str | Path, *, max_files: int = 500, max_depth: int = 
     root = Path(root).resolve()
     out: list[str] = []
     for here, filenames in walk_root(root, max_depth=max_depth):
-        if here != root and ((here / "dataset_description.json").is_file() or _is_recording(here)):
+        if here != root and (is_bids_root(here) or _is_recording(here)):
             out.append(str(here.relative_to(root)) + "/")  # a BIDS root, or a CTF .ds / EGI .mff folder
         for f in filenames:
             if _is_recording(here / f):
@@ -260,7 +261,7 @@ def _recordings_in(folder: Path) -> tuple[list[Path], Path | None]:
     """Recording files and folders under ``folder`` (sorted) and its shallowest BIDS root."""
     bids, found = None, []
     for here, filenames in walk_root(folder, max_depth=6):
-        if bids is None and (here / "dataset_description.json").is_file():
+        if bids is None and is_bids_root(here):
             bids = here
         if _is_recording(here) and here != folder:  # a CTF .ds folder, say
             found.append(here)
@@ -268,13 +269,15 @@ def _recordings_in(folder: Path) -> tuple[list[Path], Path | None]:
     return sorted(set(found)), bids
 
 
+def _readable(files: list[Path]) -> list[Path]:
+    """``files`` but those missing a data file (:func:`core.io.missing_companions`)."""
+    return [f for f in files if not missing_companions(f)["required"]]
+
+
 def archive_recordings(folder: str | Path, name: str) -> list[Path]:
     """The recordings UnitScope can open in an unpacked upload ``name`` (a ``.zip`` under
     ``folder``, unpacked by :func:`unpack_zip`), sorted; those missing a data file left out."""
-    from core.io import missing_companions
-
-    files, _ = _recordings_in(Path(folder) / name[: -len(".zip")])
-    return [f for f in files if not missing_companions(f)["required"]]
+    return _readable(_recordings_in(Path(folder) / name[: -len(".zip")])[0])
 
 
 def upload_choice(folder: str | Path, order: list[str]) -> tuple[Path | None, str]:
@@ -292,18 +295,16 @@ def upload_choice(folder: str | Path, order: list[str]) -> tuple[Path | None, st
     note : str
         What the user should know (what is still missing, which of several was opened), or "".
     """
-    from core.io import missing_companions
-
     folder = Path(folder)
     for name in reversed(order):
         full = folder / name
         if name.lower().endswith(".zip"):
             unpacked = folder / name[: -len(".zip")]
-            files, bids = _recordings_in(unpacked)
+            found, bids = _recordings_in(unpacked)
             if bids is not None:
                 return bids, (f"Opened the BIDS folder {bids.relative_to(folder)}/ from {name}: its first recording; "
                               "choose another under 'Recording in the BIDS folder'.")
-            files = archive_recordings(folder, name)
+            files = _readable(found)
             if not files:
                 return None, (f"{name} holds no recording UnitScope reads (one of "
                               f"{', '.join(RECORDING_SUFFIXES)} with its files, or a BIDS folder).")

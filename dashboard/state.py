@@ -461,12 +461,12 @@ class Session(param.Parameterized):
         """Read a recording and describe it (``summary()``, path, label, channel types); a BIDS
         folder's also lists its recordings (``bids_recordings``) and the one read
         (``bids_chosen``: the first that ``bids`` matches)."""
-        from core.io import bids_recordings, read_recording
+        from core.io import bids_recordings, is_bids_root, read_recording
 
         rec = read_recording(path, bids=bids or None)
         info = rec.summary()
         info.update(path=str(path), label=label, ch_types_list=rec.ch_types)
-        if (path / "dataset_description.json").is_file():  # a BIDS folder (a CTF .ds folder is none)
+        if is_bids_root(path):  # (a CTF .ds folder is none)
             info.update(bids_recordings=bids_recordings(path), bids_chosen=bids_recordings(path, bids)[0])
         return info
 

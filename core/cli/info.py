@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..demo import simulate_reaching
-    from ..io import bids_recordings, parse_bids, read_recording
+    from ..io import bids_recordings, is_bids_root, parse_bids, read_recording
     from ..recording import label_targets
 
     if args.path != "demo":
@@ -39,7 +39,7 @@ def run(args) -> int:
             return _batch_info(folder, as_json=args.json)
     bids = parse_bids(getattr(args, "bids", None))
     listed = []
-    if args.path != "demo" and (Path(args.path) / "dataset_description.json").is_file():
+    if args.path != "demo" and is_bids_root(args.path):
         listed = bids_recordings(args.path)
     elif bids:
         raise UnitScopeError(f"--bids chooses a recording of a BIDS folder; {args.path!r} is not one "

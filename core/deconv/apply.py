@@ -32,6 +32,7 @@ import xarray as xr
 
 from .._validation import UnitScopeError, check_option, check_range, suggest
 from ..models import get_layer, layer_map, receptive_field
+from ..recording import touches
 from .config import DeconvConfig
 from .metrics import r2
 from .unrolled import DUNL
@@ -260,10 +261,8 @@ class EventDeconvolution:
         inside = (first >= 0) & (first + self.K <= n_bins)
         bad = self.recording.bad_samples()
         if bad.any():  # an event whose kernel window touches a stretch the file marks bad is left out
-            hits = np.concatenate([[0], np.cumsum(bad)])
-            a = np.clip(start + first * self.bin, 0, len(bad))
-            b = np.clip(a + self.K * self.bin, 0, len(bad))
-            touched = inside & (hits[b] - hits[a] > 0)
+            a = start + first * self.bin
+            touched = inside & touches(bad, a, a + self.K * self.bin)
             if touched.any():
                 logger.info("%d event(s) left out: their kernel window touches a stretch marked bad", int(touched.sum()))
             inside &= ~touched
@@ -314,9 +313,8 @@ class EventDeconvolution:
         if bad.any():  # not modelled where the file marks the input bad (or, for the decoder, its field reaches it)
             reach = 0 if spec.kind == "channel" else self._offset(model or self.model, self._module_path(spec, model or self.model))
             if reach:
-                hits = np.concatenate([[0], np.cumsum(bad)])
                 t = np.arange(len(bad))
-                bad = hits[t + 1] - hits[np.maximum(t - reach, 0)] > 0  # a bad sample within [t - reach, t]
+                bad = touches(bad, t - reach, t + 1)  # a bad sample within [t - reach, t]
             values = np.where(bad[start:stop], np.nan, values)
         return xr.DataArray(values.astype(np.float32), dims=("time",), coords={"time": times},
                             name=str(spec), attrs={"signal": str(spec), "units": units})
