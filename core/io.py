@@ -127,12 +127,21 @@ def standard_positions(names, types) -> np.ndarray | None:
     return pos
 
 
+_READ_CHUNK_BYTES = 64 * 2 ** 20  # float64 samples read from a file at a time
+
+
 def recording_from_raw(raw) -> Recording:
-    """Convert an MNE ``Raw`` (preloaded) into a :class:`Recording` (all channels kept)."""
+    """Convert an MNE ``Raw`` (preloaded or not) into a :class:`Recording` (all channels kept).
+
+    The samples are read a stretch at a time into one float32 array: a recording not preloaded
+    is never held in float64 as a whole (see :func:`core.preprocessing.rowwise`)."""
     import mne
 
     sfreq = float(raw.info["sfreq"])
-    data = raw.get_data()
+    data = np.empty((len(raw.ch_names), raw.n_times), dtype=np.float32)
+    step = max(1, _READ_CHUNK_BYTES // (8 * max(len(raw.ch_names), 1)))
+    for start in range(0, raw.n_times, step):
+        data[:, start:start + step] = raw.get_data(start=start, stop=min(start + step, raw.n_times))
     ch_types = raw.get_channel_types()
     pos = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
     coords = {"channel": list(raw.ch_names), "time": raw.times, "ch_type": ("channel", ch_types)}
@@ -144,7 +153,7 @@ def recording_from_raw(raw) -> Recording:
         positions = "standard 10-05 montage, by channel name" if pos is not None else ""
     if positions:
         coords.update(x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
-    signals = xr.DataArray(data.astype(np.float32), dims=("channel", "time"), coords=coords,
+    signals = xr.DataArray(data, dims=("channel", "time"), coords=coords,
                            attrs={"sfreq": sfreq, "units": "SI (V or T)", "positions": positions or "none",
                                   "bads": json.dumps([str(c) for c in raw.info["bads"]]),
                                   "source": str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""})
@@ -359,7 +368,6 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
                            "entities: subject, session, task, run, ...)", len(matches), path, want or "anything",
                            matches[0].basename)
         raw = mne_bids.read_raw_bids(matches[0], verbose="error")
-        raw.load_data(verbose="error")
         return recording_from_raw(raw)
     if path.suffix.lower() == ".dat":
         return _bci2000_recording(path)
@@ -369,9 +377,14 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
             f"{path.name!r} keeps its data in another file, not found beside it: {', '.join(missing)}. "
             f"Put it in the same folder ({str(path.parent)!r}), or upload the files together.")
     try:
-        raw = mne.io.read_raw(path, preload=True, verbose="error")
+        raw = mne.io.read_raw(path, preload=False, verbose="error")  # the samples: a stretch at a time
     except ValueError as exc:
         raise UnitScopeError(f"Unsupported or unreadable recording {str(path)!r}: {exc}") from exc
     except Exception as exc:  # corrupt files raise many different errors inside readers
         raise UnitScopeError(f"Cannot read {str(path)!r} ({type(exc).__name__}: {exc}).") from exc
-    return recording_from_raw(raw)
+    try:
+        return recording_from_raw(raw)
+    except UnitScopeError:
+        raise
+    except Exception as exc:  # a file whose header reads but whose samples do not (truncated, say)
+        raise UnitScopeError(f"Cannot read the samples of {str(path)!r} ({type(exc).__name__}: {exc}).") from exc

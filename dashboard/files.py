@@ -18,7 +18,7 @@ from core.io import is_bids_root, missing_companions
 
 __all__ = ["RECORDING_SUFFIXES", "COMPANION_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
            "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload", "unpack_zip",
-           "upload_choice", "archive_recordings", "list_weights", "WEIGHTS_SUFFIXES"]
+           "upload_choice", "archive_recordings", "list_weights", "WEIGHTS_SUFFIXES", "session_room"]
 
 RUN_FOLDER_FILES = ("config.json", "model.pt")  # what makes a folder a run folder (``Workspace.save``)
 
@@ -30,6 +30,9 @@ RECORDING_SUFFIXES = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set"
 COMPANION_SUFFIXES = (".eeg", ".vmrk", ".fdt")
 ZIP_UNPACK_FACTOR = 4  # [A] a .zip may unpack to at most this many times the upload limit
 ZIP_MAX_MEMBERS = 20000
+# [A] all of one browser session's uploads together (files kept, archives unpacked): at most
+# this many times the upload limit, so a drop of many files cannot hold many times the limit.
+SESSION_UPLOAD_FACTOR = 4
 
 
 def data_root() -> Path:
@@ -186,14 +189,35 @@ def run_recording(root: str | Path, run_dir: Path, source: str) -> Path:
         "UNITSCOPE_DATA_ROOT to a folder holding both.")
 
 
-def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_bytes: int | None = None) -> Path:
+def session_room(folder: str | Path | None, *, max_bytes: int | None = None) -> int:
+    """Bytes a session's upload ``folder`` may still take: :data:`SESSION_UPLOAD_FACTOR` times
+    the upload limit, less the files already under it (archives unpacked included)."""
+    limit = (max_upload_bytes() if max_bytes is None else max_bytes) * SESSION_UPLOAD_FACTOR
+    used = 0
+    if folder is not None and Path(folder).is_dir():
+        for here, _, names in os.walk(folder):
+            used += sum((Path(here) / n).lstat().st_size for n in names)
+    return limit - used
+
+
+def _over_room(what: str, size: int, room: int) -> UnitScopeError:
+    limit = max_upload_bytes() * SESSION_UPLOAD_FACTOR
+    return UnitScopeError(
+        f"{what} ({size / 1e6:.1f} MB) would take this session's uploads past {limit / 1e6:.1f} MB "
+        f"({SESSION_UPLOAD_FACTOR} x the upload limit, UNITSCOPE_MAX_UPLOAD_MB; {max(room, 0) / 1e6:.1f} MB "
+        "left): reload the page for a new session, or put large files under the data root.")
+
+
+def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_bytes: int | None = None,
+                room: int | None = None) -> Path:
     """Write an uploaded file into ``folder`` (a new temporary folder when None).
 
     Recordings (:data:`RECORDING_SUFFIXES`), the files that belong to one
     (:data:`COMPANION_SUFFIXES`) and ``.zip`` archives are taken. The name keeps only safe
     characters and its suffix (the usual names of a recording's files are kept as they are,
-    so a BrainVision header still finds its data file); the size limit is checked before
-    anything is written.
+    so a BrainVision header still finds its data file); the size limit, and ``room`` (the
+    bytes the session may still take, :func:`session_room`; a file replaced counts as freed),
+    are checked before anything is written.
     """
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     size = len(data)
@@ -213,16 +237,20 @@ def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_by
     folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="unitscope-upload-"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}{base[-len(suffix):]}"
+    if room is not None and size - (path.stat().st_size if path.is_file() else 0) > room:
+        raise _over_room(f"The upload {filename!r}", size, room)
     path.write_bytes(data)
     return path
 
 
-def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = None) -> Path:
+def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = None,
+               room: int | None = None) -> Path:
     """Unpack an uploaded ``.zip`` into a new folder ``dest/<stem>`` and return it.
 
     Refused, with nothing written: a member whose path is absolute or climbs out (``..``), a
-    link, more than :data:`ZIP_MAX_MEMBERS` members, or more than :data:`ZIP_UNPACK_FACTOR`
-    times the upload limit once unpacked.
+    link, more than :data:`ZIP_MAX_MEMBERS` members, more than :data:`ZIP_UNPACK_FACTOR`
+    times the upload limit once unpacked, or more than ``room`` (the bytes the session may
+    still take, :func:`session_room`).
     """
     import shutil
     import stat
@@ -243,6 +271,8 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
             raise UnitScopeError(
                 f"{path.name!r} unpacks to {total / 1e6:.1f} MB, above {limit / 1e6:.1f} MB "
                 f"({ZIP_UNPACK_FACTOR} x the upload limit); put large recordings under the data root instead.")
+        if room is not None and total > room:
+            raise _over_room(f"{path.name!r} unpacked", total, room)
         for m in members:
             parts = Path(m.filename.replace("\\", "/")).parts
             if m.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):

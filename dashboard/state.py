@@ -23,7 +23,8 @@ from core.training import TrainConfig
 
 from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
 from .files import (WEIGHTS_SUFFIXES, archive_recordings, data_root, is_run_folder, list_recordings, list_runs, list_weights,
-                    resolve_in_root, run_recording, save_upload, unpack_zip, upload_choice)
+                    resolve_in_root, run_recording, save_upload, session_room, unpack_zip,
+                    upload_choice)
 from .jobs import Job
 
 __all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
@@ -365,7 +366,7 @@ class Session(param.Parameterized):
                     continue
                 self._uploads[name] = len(data)
                 try:
-                    full = save_upload(self._upload_dir, name, data)
+                    full = save_upload(self._upload_dir, name, data, room=session_room(self._upload_dir))
                 except UnitScopeError as exc:
                     errors.append(str(exc))
                     continue
@@ -407,7 +408,7 @@ class Session(param.Parameterized):
             for name in order:
                 if name.lower().endswith(".zip") and not (folder / name[:-4]).is_dir():
                     try:
-                        unpack_zip(folder / name, folder)
+                        unpack_zip(folder / name, folder, room=session_room(folder))
                     except UnitScopeError as exc:
                         with self._upload_lock:
                             self._upload_order.remove(name)

@@ -401,3 +401,28 @@ def test_bids_recordings_told_apart_by_acquisition_and_processing(tmp_path):
     plain = next(r for r in bids_recordings(tmp_path / "b") if r["label"] == "sub-01_task-rest (eeg)")
     rec = read_recording(tmp_path / "b", bids=plain["entities"])
     assert round(float(rec.signals.values[0, 0]) / 1e-5) == 1
+
+
+def test_files_are_read_a_stretch_at_a_time_into_float32(tmp_path, monkeypatch):
+    """A recording is never held in float64 as a whole: its samples are read from the file a
+    stretch at a time into one float32 array, equal to MNE's whole read (events from the stim
+    channel included); a file whose samples stop short is a clear error naming it."""
+    import mne
+
+    import core.io as io
+
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((4, 2500)) * 1e-5
+    data[3] = 0.0
+    data[3, [400, 1300, 2200]] = 1.0
+    info = mne.create_info(["A", "B", "C", "STI"], 250.0, ["eeg", "eeg", "eeg", "stim"])
+    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "rec_raw.fif", verbose=False)
+    monkeypatch.setattr(io, "_READ_CHUNK_BYTES", 8 * 4 * 300)  # 300 samples a stretch: 9 stretches
+    rec = read_recording(tmp_path / "rec_raw.fif")
+    whole = mne.io.read_raw(tmp_path / "rec_raw.fif", preload=True, verbose="error").get_data()
+    assert rec.signals.dtype == np.float32 and np.array_equal(rec.signals.values, whole.astype(np.float32))
+    np.testing.assert_allclose(rec.events.onset, [1.6, 5.2, 8.8])
+    blob = (tmp_path / "rec_raw.fif").read_bytes()
+    (tmp_path / "cut_raw.fif").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(UnitScopeError, match=r"cut_raw\.fif"):
+        read_recording(tmp_path / "cut_raw.fif")

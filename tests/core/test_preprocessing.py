@@ -96,3 +96,29 @@ def test_missing_target_samples_are_left_out_like_bad_stretches(tmp_path):
     raw.save(tmp_path / "gone_raw.fif", verbose="error")
     with pytest.raises(UnitScopeError, match="The target 'speed' is missing \\(NaN or Inf\\) in 60% of its samples"):
         Workspace.create(DataSpec(source=str(tmp_path / "gone_raw.fif"), target="speed"), TrainConfig(model="shallow"))
+
+
+def test_steps_a_few_channels_at_a_time_equal_the_whole_array(short_demo, monkeypatch):
+    """Long recordings are filtered, resampled and standardised a chunk of channels at a time
+    (float32 kept, float64 only per chunk); each channel is processed alone, so the result is
+    the whole-array float64 computation's, bit for bit."""
+    import mne
+
+    import core.preprocessing as prep
+
+    monkeypatch.setattr(prep, "_CHUNK_BYTES", 3 * 8 * short_demo.n_times)  # 3 channels a chunk: 32 = 10 x 3 + 2
+    x64 = short_demo.signals.values.astype(np.float64)
+    whole = mne.filter.filter_data(x64, short_demo.sfreq, 2.0, 40.0, verbose="error").astype(np.float32)
+    assert np.array_equal(bandpass(short_demo, 2.0, 40.0).signals.values, whole)
+    whole = mne.filter.resample(x64, 100.0, short_demo.sfreq, verbose="error").astype(np.float32)
+    down = resample(short_demo, 100.0)
+    assert down.signals.dtype == np.float32 and np.array_equal(down.signals.values, whole)
+    block = split_blocks(short_demo.n_times)["train"]
+    std = Standardizer().fit(short_demo, block)
+    np.testing.assert_array_equal(std.mean_, x64[:, block].mean(axis=1))
+    np.testing.assert_array_equal(std.std_, x64[:, block].std(axis=1))
+    whole = ((x64 - std.mean_[:, None]) / std.std_[:, None]).astype(np.float32)
+    assert np.array_equal(std.transform(short_demo).signals.values, whole)
+    calls = []
+    assert prep.rowwise(x64[:7], lambda x, rows: calls.append(rows) or x * 2).dtype == np.float32
+    assert calls == [slice(0, 3), slice(3, 6), slice(6, 7)]

@@ -173,3 +173,30 @@ def test_recordings_kept_as_folders_are_listed(tmp_path):
     (tmp_path / "net.mff").mkdir()
     (tmp_path / "a.edf").write_bytes(b"x")
     assert list_recordings(tmp_path) == ["a.edf", "net.mff/", "sub/meg.ds/"]
+
+
+def test_all_of_a_sessions_uploads_together_are_limited(tmp_path):
+    """Each file is checked against the upload limit, and all of a session's files together
+    (archives unpacked included) against SESSION_UPLOAD_FACTOR times it: a drop of many files
+    cannot hold many times the limit. A refused file writes nothing; one replaced counts as freed."""
+    import zipfile
+
+    from dashboard.files import SESSION_UPLOAD_FACTOR, session_room, unpack_zip
+
+    limit = 1000
+    assert session_room(None, max_bytes=limit) == session_room(tmp_path / "none", max_bytes=limit) == 4000
+    assert SESSION_UPLOAD_FACTOR == 4
+    for i in range(4):
+        save_upload(tmp_path, f"r{i}.edf", b"x" * 900, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
+    assert session_room(tmp_path, max_bytes=limit) == 400
+    with pytest.raises(UnitScopeError, match=r"'r4\.edf' \(0\.0 MB\) would take this session's uploads past"):
+        save_upload(tmp_path, "r4.edf", b"x" * 900, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
+    assert not (tmp_path / "r4.edf").exists()
+    save_upload(tmp_path, "r0.edf", b"y" * 950, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
+    assert (tmp_path / "r0.edf").read_bytes() == b"y" * 950  # replaced: 900 freed, 950 taken
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
+        zf.writestr("a/rec.edf", b"z" * 600)
+    with pytest.raises(UnitScopeError, match=r"'a\.zip' unpacked .* would take this session's uploads past"):
+        unpack_zip(tmp_path / "a.zip", tmp_path, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
+    assert not (tmp_path / "a").exists()
+    assert unpack_zip(tmp_path / "a.zip", tmp_path, max_bytes=limit, room=None) == tmp_path / "a"

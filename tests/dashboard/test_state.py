@@ -97,6 +97,11 @@ def test_upload_over_limit_is_an_alert(session, monkeypatch):
     monkeypatch.setenv("UNITSCOPE_MAX_UPLOAD_MB", "0.001")
     session.upload("big.edf", b"x" * 5000)
     assert "above the limit" in session.alerts[-1][1]
+    # each file within the limit (1048 bytes), five together past the session's 4 x the limit
+    session.upload_files({f"part{i}.edf": b"x" * 1000 for i in range(5)})
+    _join(session, "inspect")  # (the newest kept file is then read, and is no EDF)
+    assert any("'part4.edf' (0.0 MB) would take this session's uploads past 0.0 MB" in t for _, t in session.alerts)
+    assert sorted(p.name for p in session._upload_dir.iterdir()) == [f"part{i}.edf" for i in range(4)]
 
 
 def test_train_without_target_is_an_alert(session, tmp_path, fif):
