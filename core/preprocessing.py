@@ -27,7 +27,7 @@ def _log_step(rec: Recording, step: dict) -> None:
 
 # [A] Long recordings are processed a few channels at a time in float64 and kept in float32, so
 # a step holds one float32 copy of the signals plus a chunk, not two float64 copies (a 20-min,
-# 64-channel 1 kHz FIF: peak memory of load_data from 1.8 GB to ~0.9 GB). Each channel is
+# 64-channel 1 kHz FIF: peak memory of load_data from 1.83 GB to 1.08 GB). Each channel is
 # processed alone by every step here, so the results equal the whole-array computation bit for bit.
 _CHUNK_BYTES = 64 * 2 ** 20
 
