@@ -163,6 +163,20 @@ def _sidebar(session: Session):
     return [status, demo_progress, LessonView(session=session), guide]
 
 
+def _mend_address(session) -> None:
+    """Panel cannot split an address holding a second '?' (``?view=units?layer=conv_4``): the
+    page stayed blank, with a traceback in the server log. Such an address is read as the '&'
+    it stands for (the request this page's document was made from is changed), and said."""
+    request = getattr(pn.state.curdoc.session_context.request, "_request", None)
+    uri = getattr(request, "uri", None)
+    if not isinstance(uri, str) or uri.count("?") < 2:
+        return
+    head, _, query = uri.partition("?")
+    request.uri = f"{head}?{query.replace('?', '&')}"
+    session.alert(f"The address held more than one '?' ({uri!r}); it was read as {request.uri!r}. "
+                  "Settings in an address are joined with '&'.", "info")
+
+
 def build_app(session: Session | None = None, *, load_demo: bool = True):
     """Build the app for one browser session.
 
@@ -202,6 +216,7 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
         session.attach_document(pn.state.curdoc)
         pn.state.onload(session.document_ready)
         pn.state.onload(heap_keeper().page_loaded)  # the page's objects leave the collector's scans
+        _mend_address(session)
         if pn.state.location is not None:
             pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit", "run": "run"})
         # never block the server: workers are told to stop, the page's objects collected when idle

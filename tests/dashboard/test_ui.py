@@ -59,6 +59,16 @@ def test_app_loads_demo_without_traceback(server, app_page):
     assert requested and [u for u in requested if u.split("/")[2] != host] == []
 
 
+def test_an_address_with_two_question_marks_opens_its_view_and_says_so(server, app_page):
+    """Panel cannot split such an address: the page stayed blank (a traceback in the log). It is
+    read as the '&' it stands for: the Units view of conv_4 opens, and the page says so."""
+    app_page.goto(f"{server}?view=units?layer=conv_4&unit=2")
+    wait_titles(app_page, ["conv_4:"] + unit_needles("conv_4", 2), timeout=180)
+    wait_text(app_page, "The address held more than one '?'", timeout=30)
+    assert "it was read as '/launch?view=units&layer=conv_4&unit=2'" in all_text(app_page)
+    no_traceback(app_page)
+
+
 def test_band_occlusion_of_each_role(server, app_page):
     """One click measures what the shipped decoder needs: high gamma, not beta."""
     import re
