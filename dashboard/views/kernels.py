@@ -17,13 +17,18 @@ import param
 
 from core.deconv.apply import parse_signal
 
-from ..kernel_state import KernelState
+from ..kernel_state import NO_EVENTS, KernelState
 from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder
 from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
 
+TRIALWISE = (
+    "This decoder classifies trials, so its output and units have no time course to deconvolve: their "
+    "event-locked kernels need a decoder of a continuous target (the demo's hand speed, or a recording "
+    "trained with its Target set to a channel in Data & model; unitscope train --target CHANNEL). The "
+    "input's own kernels, below, work for any decoder.")
 COLORS = ["#1f5f8b", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
@@ -232,11 +237,7 @@ class KernelsView(pn.viewable.Viewer):
             pn.Row(self.ch_kernel, self.ch_codes, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         s.param.watch(self._sync_channels, "decoder_version")
         self._sync_channels()
-        self.unavailable = placeholder(
-            "This decoder classifies trials, so its output and units have no time course to deconvolve: their "
-            "event-locked kernels need a decoder of a continuous target (the demo's hand speed, or a recording "
-            "trained with its Target set to a channel in Data & model; unitscope train --target CHANNEL). The "
-            "input's own kernels, below, work for any decoder.")
+        self.unavailable = placeholder(TRIALWISE)
         self._sync()
         if s.view == "kernels":
             ks.start()
@@ -296,7 +297,10 @@ class KernelsView(pn.viewable.Viewer):
     def _sync(self, *_):
         ks = self.ks
         dec = self.session.decoder
-        available = dec is None or dec.task == "regression"
+        events = None if dec is None else getattr(dec.ws.recording, "events", None)
+        no_events = dec is not None and (events is None or not len(events.onset))
+        available = dec is None or (dec.task == "regression" and not no_events)
+        self.unavailable.object = placeholder(NO_EVENTS if no_events else TRIALWISE).object
         self.plots.visible = available
         self.unavailable.visible = not available
         self.fit_btn.visible = not ks.tracking and available

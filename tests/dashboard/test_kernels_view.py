@@ -253,6 +253,28 @@ def test_a_decoder_of_trials_shows_why_there_are_no_kernels(make_session, tiny_d
     assert view.plots.visible and not view.unavailable.visible
 
 
+def test_a_recording_without_events_shows_why_there_are_no_kernels(make_session, tiny_decoder, monkeypatch):
+    """A decoder of a continuous target whose recording has no events: nothing to lock kernels
+    to. The view says so in place of four empty plots, and showing it raises no alert (every
+    visit to the view put a red alert on the page)."""
+    from dashboard.kernel_state import NO_EVENTS
+
+    s, ks = make_session()
+    view = KernelsView(session=s)
+    view.__panel__()
+    rec = tiny_decoder.ws.recording
+    monkeypatch.setattr(rec, "events", type(rec.events)(onset=[], type=[], value=[]))
+    s.decoder_version += 1
+    assert not view.plots.visible and view.unavailable.visible and not view.fit_btn.visible
+    assert "no events to lock kernels to" in view.unavailable.object
+    n_alerts = len(s.alerts)
+    s.view = "kernels"
+    assert not ks.tracking and ks.message == NO_EVENTS and len(s.alerts) == n_alerts
+    monkeypatch.undo()
+    s.decoder_version += 1
+    assert view.plots.visible and not view.unavailable.visible
+
+
 def test_the_input_channels_own_kernels(make_session, tiny_decoder, monkeypatch):
     """A channel's band envelope, DUNL-deconvolved on the same events: the demo's G03 (high
     gamma) first, in its role's band; its kernel rises after the movement onset and explains
