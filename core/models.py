@@ -22,12 +22,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from ._validation import UnitScopeError, check_option, ensure_int
 
-__all__ = ["LayerInfo", "MODEL_KINDS", "build_model", "layer_map", "receptive_field", "receptive_fields", "get_layer"]
+__all__ = ["LayerInfo", "MODEL_KINDS", "build_model", "layer_map", "receptive_field", "receptive_fields", "get_layer",
+           "describe_model"]
 
 MODEL_KINDS = ("deep4", "shallow")
 
@@ -89,7 +91,8 @@ def _kind_of(model: nn.Module) -> str:
         return kind
     raise UnitScopeError(
         f"Unsupported model class {name!r}: UnitScope knows Deep4Net and ShallowFBCSPNet "
-        "(or a module with a 'unitscope_kind' attribute of 'deep4' or 'shallow')."
+        "(or a module with a 'unitscope_kind' attribute of 'deep4' or 'shallow'); describe the conv blocks "
+        "of any other decoder with core.models.describe_model."
     )
 
 
@@ -231,14 +234,150 @@ def layer_map(model: nn.Module) -> list[LayerInfo]:
         ``conv_time_spat``, ``conv_2`` ... for Deep4Net; ``conv_time_spat`` for Shallow; the
         last entry is ``conv_classifier`` (the decoder output, ``n_units = n_outputs``).
     """
-    kind = _kind_of(model)
-    cached = getattr(model, "_unitscope_layer_map", None)
+    cached = getattr(model, "_unitscope_layer_map", None)  # (set here, or by describe_model)
     if cached is not None:
         return list(cached)
+    kind = _kind_of(model)
     out = "final_layer.conv_classifier"
     rfs = receptive_fields(model, [b[1] for b in _BLOCKS[kind]] + [out])
     layers = [LayerInfo(name, conv, nonlin, mask, int(getattr(model, attr)), rfs[conv])
               for name, conv, nonlin, mask, attr in _BLOCKS[kind]]
     layers.append(LayerInfo("conv_classifier", out, out, out, int(model.n_outputs), rfs[out]))
     model._unitscope_layer_map = tuple(layers)
+    return layers
+
+
+_NONLINEAR = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.PReLU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid,
+              nn.Softplus, nn.Hardtanh, nn.Mish, nn.LogSoftmax, nn.Softmax)
+
+
+class _MeanPool(nn.Module):
+    """A max-pool's geometry (kernel, stride, padding, dilation) as a mean over the window
+    (nn.AvgPool has no dilation, which dense decoders' pools use)."""
+
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.pool, self.two_d = pool, isinstance(pool, nn.MaxPool2d)
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        p = self.pool
+        n = 2 if self.two_d else 1
+        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * n  # noqa: E731
+        k, d, pad = pair(p.kernel_size), pair(p.dilation), pair(p.padding)
+        stride = pair(p.stride if p.stride is not None else p.kernel_size)
+        w = torch.ones((x.shape[1], 1) + k, dtype=x.dtype, device=x.device) / float(np.prod(k))
+        conv = F.conv2d if self.two_d else F.conv1d
+        return conv(x, w, stride=stride, padding=pad, dilation=d, groups=x.shape[1])
+
+
+def _linear_twin(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with positive weights, the nonlinearities made identities and
+    max-pools made means over the same windows: gradients then reach every input sample a unit
+    sees (its structural receptive field, whatever the trained weights)."""
+    import copy
+
+    twin = copy.deepcopy(model).eval()
+    with torch.no_grad():  # positive weights summing to one per output: no tap of zero weight, no
+        for module in twin.modules():  # cancellation hides an input sample, and nothing overflows
+            w = getattr(module, "weight", None)
+            if isinstance(w, torch.Tensor) and w.is_floating_point():
+                w.fill_(1.0 / w[0].numel() if w.dim() > 1 else 1.0)
+    for name, module in list(twin.named_modules()):
+        repl = None
+        if isinstance(module, _NONLINEAR):
+            repl = nn.Identity()
+        elif isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
+            repl = _MeanPool(module)
+        if repl is not None and name:
+            parent, _, leaf = name.rpartition(".")
+            setattr(twin.get_submodule(parent) if parent else twin, leaf, repl)
+    return twin
+
+
+def describe_model(model: nn.Module, blocks, *, n_chans: int, n_times: int, output: str) -> list[LayerInfo]:
+    """Make any decoder with conv blocks one UnitScope can probe, prune and scan (Python API).
+
+    [A] DESIGN asks that any ``nn.Module`` with conv blocks can be wrapped. The blocks are
+    named by the caller; UnitScope measures each block's units and receptive field and keeps
+    the layer map on the model (``layer_map`` then returns it), so :func:`core.probing.probe_units`,
+    :class:`core.pruning.MaskEvaluator`, ``pruning_curve``, ``ablation_effects`` and
+    :class:`core.activations.MostActivating` take the model as they take Deep4Net. Pruning
+    needs a model whose forward pass runs its modules one after the other (``nn.Sequential``,
+    nested ones included); ``MaskEvaluator`` says so when a model is not.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Input (batch, n_chans, n_times) float32; output (batch, n_outputs, n_preds) for a
+        dense decoder of a continuous target, (batch, n_classes) for a trial-wise one.
+    blocks : list of (name, conv, nonlin, mask) tuples
+        Per block, in forward order: its name, the dotted module paths of its conv (probed
+        before BatchNorm, as in the seed paper), of its nonlinearity (the "after the
+        nonlinearity" probe site) and of the module after which a pruning mask silences a
+        unit (after the nonlinearity and pooling). Units are the conv's output channels.
+    n_chans, n_times : int
+        The input the model takes (a window or a trial).
+    output : str
+        Dotted path of the module producing the decoder output (named ``conv_classifier``
+        in the layer map, as braindecode names it).
+
+    Returns
+    -------
+    layers : list of LayerInfo
+        The blocks then the output, each with its units and receptive field (input samples
+        one unit of the block sees, measured by the gradient of a linear twin of the model:
+        positive weights, nonlinearities as identities, max-pools as means).
+    """
+    n_chans, n_times = ensure_int("n_chans", n_chans), ensure_int("n_times", n_times)
+    rows = [tuple(b) for b in blocks]
+    if not rows:
+        raise UnitScopeError("blocks is empty: name at least one conv block as (name, conv, nonlin, mask).")
+    if any(len(r) != 4 for r in rows):
+        raise UnitScopeError(f"Each block is (name, conv, nonlin, mask) module paths; got {rows!r}.")
+    names = [r[0] for r in rows]
+    if len(set(names)) != len(names) or "conv_classifier" in names:
+        raise UnitScopeError(f"Block names must be distinct and not 'conv_classifier' (the output); got {names}.")
+    for r in rows:
+        for path in r[1:]:
+            get_layer(model, path)
+    get_layer(model, output)
+    twin = _linear_twin(model)
+    paths = [r[1] for r in rows] + [output]
+    shapes, grads = {}, {}
+    x = torch.randn(1, n_chans, n_times, generator=torch.Generator().manual_seed(0), requires_grad=True)
+
+    def keep(path):
+        def hook(module, inputs, out):
+            shapes[path] = tuple(out.shape)
+            grads[path] = out
+        return hook
+
+    handles = [twin.get_submodule(p).register_forward_hook(keep(p)) for p in paths]
+    try:
+        twin(x)
+    except RuntimeError as exc:
+        raise UnitScopeError(f"The model cannot take input of shape (1, {n_chans}, {n_times}): "
+                             f"{str(exc).splitlines()[0]}") from exc
+    finally:
+        for h in handles:
+            h.remove()
+    rfs = {}
+    for p in paths:  # the span of input samples one unit (its middle position) sees
+        out = grads[p]
+        if out.dim() < 3:  # (batch, units): a trial-wise output sees the whole trial
+            rfs[p] = n_times
+            continue
+        unit = out[0, 0]
+        g, = torch.autograd.grad(unit[tuple(n // 2 for n in unit.shape)], x, retain_graph=True)
+        seen = torch.nonzero(g[0].abs().sum(0) > 0).flatten()
+        rfs[p] = int(seen.max() - seen.min() + 1) if len(seen) else n_times
+    layers = [LayerInfo(name, conv, nonlin, mask, int(shapes[conv][1]), rfs[conv]) for name, conv, nonlin, mask in rows]
+    n_out = int(shapes[output][1])
+    layers.append(LayerInfo("conv_classifier", output, output, output, n_out, rfs[output]))
+    model._unitscope_layer_map = tuple(layers)
+    dense = len(shapes[output]) >= 3 and shapes[output][2] > 1
+    model.unitscope_config = {**(getattr(model, "unitscope_config", None) or {}), "kind": type(model).__name__,
+                              "n_chans": n_chans, "n_outputs": n_out, "n_times": n_times, "dense": dense}
     return layers

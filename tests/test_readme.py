@@ -28,3 +28,16 @@ def test_the_probing_and_pruning_example_runs_as_written(tmp_path, monkeypatch):
     from core.pruning import MaskSet
 
     assert MaskSet.load(tmp_path / "mask.json", model=namespace["ws"].model).pruned("conv_4").tolist() == [1, 2, 5]
+
+
+def test_the_any_other_decoder_example_runs_as_written():
+    code = _block_after("Any other decoder with conv blocks")
+    assert code.count('task="classification")') == 1
+    code = code.replace('task="classification")', 'task="classification", config=ProbeConfig(n_iterations=2, n_null=2))')
+    rng = np.random.default_rng(0)
+    namespace = {"X": rng.standard_normal((12, 22, 1000)).astype(np.float32), "y": rng.integers(0, 4, 12)}
+    exec(compile("from core.probing import ProbeConfig, probe_units\n" + code, "<README: any other decoder>", "exec"),
+         namespace)
+    ds = namespace["ds"]
+    assert list(dict.fromkeys(ds["layer"].values)) == ["block_1", "block_2", "conv_classifier"]
+    assert ds.sizes["unit"] == 16 + 16 + 4 and ds.sizes["channel"] == 22

@@ -147,13 +147,26 @@ class MaskEvaluator:
         steps = build_steps(self.model)
         probe = self.X[:2]
         try:
-            ok = check_steps(self.model, steps, probe)
+            with torch.no_grad():
+                self.model(probe)
         except RuntimeError as exc:
             raise UnitScopeError(f"The model cannot process windows of n_times={self.X.shape[2]} samples: "
                                  f"{str(exc).splitlines()[0]}") from exc
-        if not ok:
+
+        def reproduces(chain) -> bool:
+            try:
+                return check_steps(self.model, chain, probe)
+            except RuntimeError:  # the modules do not even chain (a model with a forward of its own)
+                return False
+
+        if not reproduces(steps):
             logger.warning("fast 1-D steps do not reproduce the model; using its modules as they are")
             steps = build_steps(self.model, fast=False)
+            if not reproduces(steps):
+                raise UnitScopeError(
+                    f"{type(self.model).__name__}'s modules, run one after the other, do not reproduce its output: "
+                    "pruning re-measures decoding from a chain of the modules, so it needs a model whose forward "
+                    "pass runs them in order (nn.Sequential, nested ones included), without skip connections.")
         self._segments = _split_segments(steps, self.layers)
         with torch.no_grad():
             out = self.model(probe)
@@ -251,7 +264,7 @@ class MaskEvaluator:
                 y = self._map_into(buf, lambda t, b=None: run_steps(seg.post, t, out=b), z[s], with_out=buf is not None)
             else:
                 keep = self._keep_vector(new, seg.in_layer)
-                y = self._map(lambda t: run_steps(seg.post, t if keep is None else t * keep.view(1, -1, 1, 1)), src)
+                y = self._map(lambda t: run_steps(seg.post, t if keep is None else t * keep.view(1, -1, *([1] * (t.dim() - 2)))), src)
             if seg.out_layer is None:
                 out = y
             else:
