@@ -109,6 +109,13 @@ def test_a_described_model_is_probed_and_pruned_as_its_units_say():
     amp = nonlin["amp_corr"].sel(unit=nonlin["layer"] == "band").isel(unit=0)
     assert int(np.nanargmax(np.abs(amp.values))) == np.ravel_multi_index((0, f0), amp.shape)  # squared: amplitude-coded
 
+    from core.activations import MostActivating
+
+    top = MostActivating(net, layers="band", k=5).run(X)  # unit 0 peaks on the loudest F0 tones
+    loud = np.argsort(-np.abs(np.fft.rfft(X[:, 0], axis=-1))[:, int(F0 * N_TIMES / SFREQ)])[:5]
+    assert set(top["window"].sel(unit="band/0").values) == set(loud)
+    assert int(top["receptive_field"].sel(unit="band/0")) == K
+
     ev = MaskEvaluator(net, X, y, task="classification")
     assert ev.baseline > 0.95
     without_0 = ev.masks.prune("band", [0])
