@@ -200,8 +200,8 @@ def session_room(folder: str | Path | None, *, max_bytes: int | None = None) -> 
     return limit - used
 
 
-def _over_room(what: str, size: int, room: int) -> UnitScopeError:
-    limit = max_upload_bytes() * SESSION_UPLOAD_FACTOR
+def _over_room(what: str, size: int, room: int, file_limit: int) -> UnitScopeError:
+    limit = file_limit * SESSION_UPLOAD_FACTOR
     return UnitScopeError(
         f"{what} ({size / 1e6:.1f} MB) would take this session's uploads past {limit / 1e6:.1f} MB "
         f"({SESSION_UPLOAD_FACTOR} x the upload limit, UNITSCOPE_MAX_UPLOAD_MB; {max(room, 0) / 1e6:.1f} MB "
@@ -238,7 +238,7 @@ def save_upload(folder: str | Path | None, filename: str, data: bytes, *, max_by
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}{base[-len(suffix):]}"
     if room is not None and size - (path.stat().st_size if path.is_file() else 0) > room:
-        raise _over_room(f"The upload {filename!r}", size, room)
+        raise _over_room(f"The upload {filename!r}", size, room, limit)
     path.write_bytes(data)
     return path
 
@@ -272,7 +272,7 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
                 f"{path.name!r} unpacks to {total / 1e6:.1f} MB, above {limit / 1e6:.1f} MB "
                 f"({ZIP_UNPACK_FACTOR} x the upload limit); put large recordings under the data root instead.")
         if room is not None and total > room:
-            raise _over_room(f"{path.name!r} unpacked", total, room)
+            raise _over_room(f"{path.name!r} unpacked", total, room, limit // ZIP_UNPACK_FACTOR)
         for m in members:
             parts = Path(m.filename.replace("\\", "/")).parts
             if m.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):

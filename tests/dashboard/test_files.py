@@ -189,7 +189,7 @@ def test_all_of_a_sessions_uploads_together_are_limited(tmp_path):
     for i in range(4):
         save_upload(tmp_path, f"r{i}.edf", b"x" * 900, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
     assert session_room(tmp_path, max_bytes=limit) == 400
-    with pytest.raises(UnitScopeError, match=r"'r4\.edf' \(0\.0 MB\) would take this session's uploads past"):
+    with pytest.raises(UnitScopeError, match=r"'r4\.edf' \(0\.0 MB\) would take this session's uploads past 0\.0 MB \(4 x the upload limit"):
         save_upload(tmp_path, "r4.edf", b"x" * 900, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
     assert not (tmp_path / "r4.edf").exists()
     save_upload(tmp_path, "r0.edf", b"y" * 950, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
