@@ -374,6 +374,8 @@ class OverviewView(pn.viewable.Viewer):
         if trained is None:
             msg = ("The probe is running; class fractions appear when its first passes are done."
                    if s.probe_state == "running" else
+                   "Unit classes appear with the decoder (and its probe, where it has one)."
+                   if s.decoder is None else  # (a run folder's probe comes with its decoder)
                    "Probe not run yet: start it in the Units view to classify every unit.")
             self._fractions[:] = [placeholder(msg)]
             return

@@ -285,6 +285,9 @@ def test_overview_shows_metric_and_fractions(session, tiny_probe):
     assert session.control is None and "Untrained control: not probed yet" in _html(view._fractions)
     session.probe = None
     assert "Probe not run yet" in _html(view._fractions)
+    session.decoder = None  # a run folder's decoder still loading: its probe comes with it
+    session.decoder_version += 1
+    assert "Unit classes appear with the decoder" in _html(view._fractions)
 
 
 def test_prediction_plot_regression(tiny_decoder):
