@@ -46,6 +46,18 @@ def test_eegnet_blocks_see_what_their_kernels_and_pools_say():
                          n_chans=8, n_times=256, output="final_layer.conv_classifier")
     assert [(li.name, li.n_units, li.receptive_field) for li in got] == [
         ("block_1", 16, 64), ("block_2", 16, 127), ("conv_classifier", 2, 256)]
+    from core.pruning import MaskEvaluator
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((24, 8, 256)).astype(np.float32), np.arange(24) % 2
+    ev = MaskEvaluator(net.eval(), X, y, task="classification")
+    masks = ev.masks.prune("block_1", [0, 3]).prune("block_2", range(8))
+    ev.evaluate(masks)
+    with masks.apply(net):  # the masks' hooks on the model itself: what the incremental evaluator computes
+        with torch.no_grad():
+            hooked = net(torch.as_tensor(X)).numpy()
+    np.testing.assert_allclose(ev.predict(masks), hooked, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(ev.predict(ev.new_masks()), hooked)
 
 
 class Square(nn.Module):
