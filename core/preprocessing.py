@@ -32,15 +32,18 @@ def _log_step(rec: Recording, step: dict) -> None:
 _CHUNK_BYTES = 64 * 2 ** 20
 
 
-def rowwise(values: np.ndarray, fn, n_out: int | None = None) -> np.ndarray:
-    """``fn(x, rows)`` (float64 rows ``x`` of ``values[rows]`` -> float64 rows) applied to a few
-    rows of ``values`` at a time; returns float32 of shape (n_rows, n_out or n_cols)."""
+def rowwise(values: np.ndarray, fn) -> np.ndarray:
+    """``fn(x, rows)`` (float64 rows ``x`` of ``values[rows]`` -> float64 rows, any length, the
+    same for all) applied to a few rows of ``values`` at a time; returns float32 (n_rows, length)."""
     n_rows, n_cols = values.shape
-    out = np.empty((n_rows, n_cols if n_out is None else n_out), dtype=np.float32)
+    out = None
     step = max(1, _CHUNK_BYTES // (8 * max(n_cols, 1)))
     for s in range(0, n_rows, step):
         rows = slice(s, min(s + step, n_rows))
-        out[rows] = fn(values[rows].astype(np.float64), rows)
+        y = fn(values[rows].astype(np.float64), rows)
+        if out is None:
+            out = np.empty((n_rows, y.shape[1]), dtype=np.float32)
+        out[rows] = y
     return out
 
 
@@ -139,9 +142,8 @@ def resample(rec: Recording, sfreq: float | None) -> Recording:
     import mne
     import xarray as xr
 
-    values = rec.signals.values
-    n = mne.filter.resample(values[:1, :].astype(np.float64), sfreq, rec.sfreq, verbose="error").shape[1]
-    data = rowwise(values, lambda x, _: mne.filter.resample(x, sfreq, rec.sfreq, verbose="error"), n_out=n)
+    data = rowwise(rec.signals.values, lambda x, _: mne.filter.resample(x, sfreq, rec.sfreq, verbose="error"))
+    n = data.shape[1]
     t = np.arange(n) / sfreq
     coords = {k: v for k, v in rec.signals.coords.items() if "time" not in v.dims}
     signals = xr.DataArray(data, dims=("channel", "time"), coords={**coords, "time": t},

@@ -160,6 +160,12 @@ def output_series(decoder, pred) -> np.ndarray:
 shared_kernels = PerDecoder(SharedKernels)  # the process-wide SharedKernels of a decoder
 
 
+def has_events(decoder) -> bool:
+    """The decoder's recording has events to lock kernels to."""
+    events = getattr(decoder.ws.recording, "events", None)
+    return events is not None and len(events.onset) > 0
+
+
 NO_EVENTS = ("The recording has no events to lock kernels to: DUNL learns a kernel locked to each event "
              "type (a file's annotations, or a stim channel's pulses). Open a recording with events in Data & model "
              "to see the kernels of its decoder's output and units.")
@@ -225,8 +231,7 @@ class KernelState(param.Parameterized):
             self.param.update(message="Kernels need a decoder of a continuous target; this decoder classifies trials.",
                               state="error")
             return
-        events = getattr(self.session.decoder.ws.recording, "events", None)
-        if events is None or not len(events.onset):  # said in the view, not as an alert on every visit
+        if not has_events(self.session.decoder):  # said in the view, not as an alert on every visit
             self.param.update(message=NO_EVENTS, state="error")
             return
         self.prune.activate()

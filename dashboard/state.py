@@ -491,11 +491,20 @@ class Session(param.Parameterized):
         """Show a recording just read: its channels, a default target and the input picks."""
         misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
         default = misc[0] if misc else (label_targets(info["events"]) or [""])[0]
-        bads = set(info.get("bads", []))  # [A] marked bad in the file: not an input unless picked
-        picks = [c for c, t in zip(info["ch_names"], info["ch_types_list"])
-                 if t in DATA_CH_TYPES and c != default and c not in bads]
-        self.param.update(busy="", recording_info=info, target=default, picks=picks, l_freq=None, h_freq=None,
-                          resample_to=None)
+        self.param.update(busy="", recording_info=info, target=default, picks=self._inputs_of(info, default),
+                          l_freq=None, h_freq=None, resample_to=None)
+
+    @staticmethod
+    def _inputs_of(info: dict, target: str) -> list[str]:
+        """The default inputs of a recording read: its data channels but the target and, [A] as
+        MNE does, those the file marks bad (used only when picked by name)."""
+        bads = set(info.get("bads", []))
+        return [c for c, t in zip(info["ch_names"], info["ch_types_list"])
+                if t in DATA_CH_TYPES and c != target and c not in bads]
+
+    def default_picks(self) -> list[str]:
+        """:meth:`_inputs_of` the recording inspected, for the target chosen."""
+        return self._inputs_of(self.recording_info, self.target) if self.recording_info else []
 
     def target_options(self) -> list[str]:
         """Targets the inspected file offers: non-data channels first, then all channels, events."""

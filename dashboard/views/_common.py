@@ -10,7 +10,7 @@ import param
 
 from ..state import Session, apply_in_doc
 
-__all__ = ["esc", "CSS", "AlertsView", "UnitPicker", "placeholder", "kv_table", "select_on_double_tap",
+__all__ = ["esc", "CSS", "AlertsView", "UnitPicker", "placeholder", "placeholder_html", "kv_table", "select_on_double_tap",
            "apply_in_doc", "known_roles", "ROLE_COLORS"]
 
 CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_text()
@@ -92,9 +92,13 @@ def select_on_double_tap(fig, src, *, x: str, y: str, size: float) -> None:
     fig.js_on_event("doubletap", code)
 
 
+def placeholder_html(text: str) -> str:
+    """The HTML of a :func:`placeholder` (text escaped), to set on one already shown."""
+    return f'<div class="us-placeholder">{esc(text)}</div>'
+
+
 def placeholder(text: str, **kw) -> pn.pane.HTML:
-    return pn.pane.HTML(f'<div class="us-placeholder">{esc(text)}</div>', stylesheets=[CSS],
-                        sizing_mode="stretch_width", **kw)
+    return pn.pane.HTML(placeholder_html(text), stylesheets=[CSS], sizing_mode="stretch_width", **kw)
 
 
 def kv_table(rows) -> str:

@@ -296,10 +296,7 @@ class DataView(pn.viewable.Viewer):
             self.session.picks = list(event.new or [])
 
     def _pick_all_data(self, event=None):
-        from core.io import DATA_CH_TYPES
-
-        bads = set(self.session.recording_info.get("bads", []))
-        self.session.picks = [c for c, t in self.session.pick_options() if t in DATA_CH_TYPES and c not in bads]
+        self.session.picks = self.session.default_picks()
 
     def _sync_prep(self, *_):
         """Picks, band-pass and resampling: options from the file, live problems, or why they are off."""

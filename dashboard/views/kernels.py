@@ -17,9 +17,9 @@ import param
 
 from core.deconv.apply import parse_signal
 
-from ..kernel_state import NO_EVENTS, KernelState
+from ..kernel_state import NO_EVENTS, KernelState, has_events
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder
+from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder, placeholder_html
 from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
@@ -297,10 +297,9 @@ class KernelsView(pn.viewable.Viewer):
     def _sync(self, *_):
         ks = self.ks
         dec = self.session.decoder
-        events = None if dec is None else getattr(dec.ws.recording, "events", None)
-        no_events = dec is not None and (events is None or not len(events.onset))
+        no_events = dec is not None and not has_events(dec)
         available = dec is None or (dec.task == "regression" and not no_events)
-        self.unavailable.object = placeholder(NO_EVENTS if no_events else TRIALWISE).object
+        self.unavailable.object = placeholder_html(NO_EVENTS if no_events else TRIALWISE)
         self.plots.visible = available
         self.unavailable.visible = not available
         self.fit_btn.visible = not ks.tracking and available
@@ -338,8 +337,7 @@ class KernelsView(pn.viewable.Viewer):
         lo_hi = known["bands"].get(role) if role else None  # the first channel's role band, else the first band
         wanted = f"{lo_hi[0]:g}-{lo_hi[1]:g}" if lo_hi else None
         self.band_select.value = wanted if wanted in bands.values() else next(iter(bands.values()), None)
-        events = getattr(dec.ws.recording, "events", None)
-        if events is None or not len(events.onset):
+        if not has_events(dec):
             self.ch_btn.disabled = True
             self.ch_status.object = "<span class='us-muted'>The recording has no events to lock kernels to.</span>"
         else:
