@@ -201,13 +201,14 @@ class Decoder:
         """A probe result saved to ``path`` (and its untrained control), when made for this model.
 
         Returns ``(probe, control, note)``: ``(None, None, note)`` when the file is missing,
-        unreadable or was made for other weights (``note`` says which; empty when missing).
+        unreadable or was made for other weights (``note`` says which; empty when missing). A
+        probe computed by other probing code (``code_version``) is returned with a note saying so.
         """
         path = Path(path)
         if not path.is_file():
             return None, None, ""
         from core._files import load_netcdf
-        from core.probing._base import model_hash
+        from core.probing._base import code_version, model_hash
 
         try:
             ds = load_netcdf(path)
@@ -218,6 +219,9 @@ class Decoder:
         if ds.attrs.get("model_hash") != model_hash(self.ws.model):
             logger.info("probe %s was made for another model; ignored", path)
             return None, None, f"{path.name} was made for other weights; ignored"
+        if ds.attrs.get("code_version") != code_version():
+            return ds, control, (f"{path.name} was computed by other probing code (an earlier UnitScope): "
+                                 "run the probe again in the Units view to update it")
         return ds, control, ""
 
 

@@ -635,6 +635,8 @@ class Session(param.Parameterized):
             dec, probe, control, note = out
             what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
                     if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
+            if probe is not None and note:
+                what += f"; {note}"
             if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
                 what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
 

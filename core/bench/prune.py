@@ -53,16 +53,6 @@ def _model_hash(model) -> str:
     return h.hexdigest()[:12]
 
 
-def _probing_version() -> str:
-    """Hash of the probing engine's source: a cached probe is reused only by the same code."""
-    from .. import probing
-
-    h = hashlib.sha1()
-    for f in sorted(Path(probing.__file__).parent.glob("*.py")):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:8]
-
-
 def _probe(ws, quick: bool, say) -> tuple[object, str, dict]:
     """Probe result with ``amp_stat_all`` / ``phase_stat_all``, its source, and details.
 
@@ -79,10 +69,11 @@ def _probe(ws, quick: bool, say) -> tuple[object, str, dict]:
         with xr.open_dataset(path, engine="h5netcdf") as f:
             return f[["amp_stat_all", "phase_stat_all"]].load(), "probe.nc of the demo run", {}
     from ..probing import ProbeConfig, probe_units
+    from ..probing._base import code_version
     from ..probing.pipeline import workspace_windows
 
     full = ProbeConfig()
-    cache = Path(default_cache_dir()) / "bench" / f"prune-probe-{_model_hash(ws.model)}-{_probing_version()}.nc"
+    cache = Path(default_cache_dir()) / "bench" / f"prune-probe-{_model_hash(ws.model)}-{code_version()}.nc"
     if cache.is_file():
         with xr.open_dataset(cache, engine="h5netcdf") as f:
             return f.load(), "core.probing default probe (cached)", {"probe_config": full.to_dict()}

@@ -18,7 +18,9 @@ stop after the current pass (``run()`` resumes).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from .._validation import UnitScopeError, check_option, check_range, ensure_int,
 from ..models import LayerInfo, get_layer, layer_map
 from .bands import resolve_bands
 
-__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "centred_unit_norm",
+__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "code_version", "centred_unit_norm",
            "similarity"]
 
 SITES = ("conv", "nonlin")  # conv output before BatchNorm (seed paper) | after the nonlinearity
@@ -59,6 +61,21 @@ def resolve_layers(model: nn.Module, layers=None) -> list:
     if not wanted:
         raise UnitScopeError(f"'layers' is empty; give at least one of {names}.")
     return [li for li in known if li.name in wanted]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """SHA-1 of the probing engine's source files (``core/probing/*.py``), for provenance attrs.
+
+    A probe result records it (``code_version``) so that a result computed by other probing
+    code can be told apart: the demo probe shipped with UnitScope is checked against it by the
+    tests, and ``unitscope bench prune`` reuses a cached probe only from the same code.
+    """
+    h = hashlib.sha1()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def model_hash(model: nn.Module) -> str:

@@ -21,7 +21,7 @@ import xarray as xr
 
 from .._validation import UnitScopeError
 from ..models import get_layer, layer_map
-from ._base import Probe, centred_unit_norm, model_hash
+from ._base import Probe, centred_unit_norm, code_version, model_hash
 from .bands import band_masks, freq_bins
 from .validity import ValidityCheck
 
@@ -274,6 +274,7 @@ class ProbeRun:
             "resolution": first.resolution,
             "bands": json.dumps(first.bands),
             "model_hash": model_hash(self.model),
+            "code_version": code_version(),
             "progress": float(self.progress),
             "metric_unperturbed": float("nan"),
             "correlation": "Pearson r across windows per iteration, averaged over iterations",

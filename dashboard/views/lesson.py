@@ -39,7 +39,8 @@ STEPS = (
     ("3. Does sensitivity mean need?", "prune", "conv_4",
      "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "
      "<b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, then by <i>ablation</i>: the 10% most "
-     "important units take r from 0.97 to 0.18, the 10% most sensitive hardly move it (0.96). The Kernels "
+     "important units take r from 0.97 to 0.18, the 10% most sensitive to 0.91, no further than 10% chosen at "
+     "random (0.91). The Kernels "
      "view refits the movement-locked kernels after every prune; <b>Fit channel kernels</b> there sets them beside "
      "the input's own (G03's high gamma rises 0.45 s after onset, its codes follow peak speed)."),
     ("4. What if beta mattered?", "data", None,

@@ -542,6 +542,16 @@ def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, ti
     assert session.probe_source == "probe.nc of demo-run" and session.probe.attrs == tiny_probe.attrs
     level, text = session.alerts[-1]
     assert level == "success" and text.startswith("Opened demo-run: test Pearson r") and "with its probe" in text
+    assert "other probing code" not in text
+    # a probe computed by other probing code is shown, and said to be so
+    older = tiny_probe.copy()
+    older.attrs["code_version"] = "0123456789ab"
+    older.to_netcdf(run / "probe.nc")
+    session.open_run("runs/demo-run/")
+    _join(session, "open")
+    assert session.probe is not None and session.probe.attrs["code_version"] == "0123456789ab"
+    assert ("with its probe (probe.nc); probe.nc was computed by other probing code (an earlier UnitScope): "
+            "run the probe again in the Units view to update it.") in session.alerts[-1][1]
     # a probe made for other weights is not shown as this decoder's
     other = tiny_probe.copy()
     other.attrs["model_hash"] = "other"
