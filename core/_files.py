@@ -7,7 +7,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["usual_file_mode", "atomic_target", "atomic_write_bytes", "load_netcdf"]
+__all__ = ["usual_file_mode", "source_version", "atomic_target", "atomic_write_bytes", "load_netcdf"]
 
 _NETCDF_LOCK = threading.Lock()
 
@@ -18,6 +18,18 @@ def usual_file_mode(path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def source_version(package_file) -> str:
+    """SHA-1 (12 hex digits) of the ``*.py`` files beside ``package_file`` (a package's
+    ``__file__``): which code computed a result, for its provenance attrs."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for f in sorted(Path(package_file).resolve().parent.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 @contextlib.contextmanager

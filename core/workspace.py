@@ -109,6 +109,12 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
     prep : dict
         JSON-able statistics of the preprocessing (channel means/stds, target mean/std).
     """
+    rec, task = _read(spec)
+    return _prepare(rec, task, spec, _picks(rec, spec))
+
+
+def _read(spec: DataSpec):
+    """The recording of ``spec`` with its target extracted (not yet picked or prepared)."""
     if spec.source == "demo":
         rec = simulate_reaching(seed=spec.seed, duration=spec.duration, ipsi_fraction=spec.ipsi_fraction)
     else:
@@ -116,7 +122,11 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
             raise UnitScopeError(f"ipsi_fraction={spec.ipsi_fraction:g} applies to the demo recording only, "
                                  f"not to {spec.source!r}; leave it at 0.")
         rec = read_recording(spec.source, bids=spec.bids)
-    rec, task = _extract_target(rec, spec)
+    return _extract_target(rec, spec)
+
+
+def _picks(rec: Recording, spec: DataSpec) -> list[str]:
+    """The input channels: ``spec.picks``, else the data channels the file does not mark bad."""
     # [A] channels the file marks bad are left out unless picked by name (MNE's convention)
     picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES and c not in rec.bads]
     if not picks:
@@ -125,6 +135,11 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
             f"Every EEG/iEEG/MEG channel is marked bad in the file ({bad[:10]}{' ...' if len(bad) > 10 else ''}); "
             "pick the channels to use by name." if bad else
             f"No EEG/iEEG/MEG channels in the recording; its channel types are {set(rec.ch_types)}.")
+    return picks
+
+
+def _prepare(rec: Recording, task: str, spec: DataSpec, picks: list[str]):
+    """Pick, resample, band-pass and standardise ``rec`` (see :func:`load_data`)."""
     if not spec.picks and rec.bads:
         logger.info("left out %d channel(s) marked bad in the file: %s", len(rec.bads), ", ".join(rec.bads))
     rec = pick_channels(rec, picks)
@@ -246,13 +261,19 @@ class Workspace:
             mcfg = cfg["model"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise UnitScopeError(f"Corrupt run config {str(cfg_path)!r}: {exc}") from exc
-        rec, task, blocks, prep = load_data(spec)
+        rec, task = _read(spec)
         trained_on = mcfg.get("ch_names")
-        if spec.picks is None and trained_on and rec.ch_names != trained_on:
-            # a run trained before channels marked bad were left out by default, or on a file
-            # whose marks changed since: the channels the decoder was trained on, by name
-            spec = DataSpec.from_dict({**spec.to_dict(), "picks": list(trained_on)})
-            rec, task, blocks, prep = load_data(spec)
+        if spec.picks is None and trained_on:
+            try:
+                default = _picks(rec, spec)
+            except UnitScopeError:  # e.g. every channel marked bad since: the trained ones by name
+                default = None
+            if default != list(trained_on):
+                # a run trained before channels marked bad were left out by default, or on a file
+                # whose marks changed since: the channels the decoder was trained on, by name
+                # (read once: the same recording, picked otherwise)
+                spec = DataSpec.from_dict({**spec.to_dict(), "picks": list(trained_on)})
+        rec, task, blocks, prep = _prepare(rec, task, spec, _picks(rec, spec))
         if rec.ch_names != mcfg.get("ch_names", rec.ch_names) or rec.n_chans != mcfg["n_chans"]:
             raise UnitScopeError(
                 f"The checkpoint in {str(run_dir)!r} was trained on {mcfg['n_chans']} channels "

@@ -13,11 +13,12 @@ netCDF and the dashboard's Encoding view reads:
 * ``predicted`` (model, example, channel, time) and ``actual`` (example, channel, time):
   a few test epochs in sensor units, for predicted-vs-actual plots;
 * attrs: the DRE config, fit wall and CPU seconds per model, the data's provenance and
-  ground truth.
+  ground truth, and ``code_version`` (:func:`core._files.source_version` of ``core/encoding``).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
+from .._files import source_version
 from .._validation import check_option, ensure_int
 from ._data import check_epochs, split_epochs
 from .dre import DeepRecurrentEncoder, DREConfig
@@ -34,7 +36,7 @@ from .evaluate import correlation_map, post_onset_mean
 from .importance import permutation_importance
 from .linear import RTRF, TRF
 
-__all__ = ["EncodingStudy", "EncodingStopped", "BASELINES", "ABLATIONS", "blas_threads"]
+__all__ = ["EncodingStudy", "EncodingStopped", "BASELINES", "ABLATIONS", "blas_threads", "code_version"]
 
 
 class EncodingStopped(RuntimeError):
@@ -163,6 +165,7 @@ class EncodingStudy:
         truth = {k: v for k, v in data.attrs.items() if k.startswith("truth_")}
         result.attrs.update({
             "method": "Deep Recurrent Encoder (Chehab et al. 2022) with linear baselines",
+            "code_version": code_version(),
             "dre_config": json.dumps(self.config.to_dict()),
             "fit_seconds": json.dumps({k: round(v, 3) for k, v in seconds.items()}),
             "fit_cpu_seconds": json.dumps({k: round(v, 3) for k, v in cpu.items()}),
@@ -174,6 +177,14 @@ class EncodingStudy:
         })
         self.models_ = fitted
         return result
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Which encoding code computed a result (``attrs["code_version"]``):
+    :func:`core._files.source_version` of ``core/encoding``. The result shipped for the Encoding
+    view is held to it by the tests; the view says when a results file came from other code."""
+    return source_version(__file__)
 
 
 @contextlib.contextmanager

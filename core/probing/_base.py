@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
+from .._files import source_version
 from .._validation import UnitScopeError, check_option, check_range, ensure_int, validate_type
 from ..models import LayerInfo, get_layer, layer_map
 from .bands import resolve_bands
@@ -65,17 +65,12 @@ def resolve_layers(model: nn.Module, layers=None) -> list:
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """SHA-1 of the probing engine's source files (``core/probing/*.py``), for provenance attrs.
-
-    A probe result records it (``code_version``) so that a result computed by other probing
-    code can be told apart: the demo probe shipped with UnitScope is checked against it by the
-    tests, and ``unitscope bench prune`` reuses a cached probe only from the same code.
+    """Which probing code computed a result: :func:`core._files.source_version` of
+    ``core/probing``, kept in a probe result's attrs (``code_version``). The demo probe shipped
+    with UnitScope is held to it by the tests; ``unitscope bench prune`` reuses a cached probe
+    only from the same code; the app says when a run folder's probe.nc came from other code.
     """
-    h = hashlib.sha1()
-    for f in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+    return source_version(__file__)
 
 
 def model_hash(model: nn.Module) -> str:

@@ -278,6 +278,8 @@ class EncodingView(pn.viewable.Viewer):
             self._syncing = False
 
     def _source_text(self):
+        from core.encoding.study import code_version as encoding_code_version
+
         es = self.es
         ds = es.result
         if ds is None:
@@ -291,6 +293,8 @@ class EncodingView(pn.viewable.Viewer):
                 bits.append("this result stores no example epochs: no predicted-vs-actual plot")
             if "loss_increase" not in ds:
                 bits.append("no permutation importance in this result (fitted with --no-importance)")
+            if ds.attrs.get("code_version") != encoding_code_version():
+                bits.append("computed by other encoding code (an earlier UnitScope): fit again to update it")
             text = " · ".join(bits)
         if self.file_select.disabled:
             text += (f"<br>No results files (.nc) under the data root {esc(self.session.root)}: write one with "

@@ -236,12 +236,14 @@ def test_bids_recordings_are_listed_and_chosen_by_their_entities(bids_study, cap
         read_recording(bids_study, bids="sub-03")
 
 
-def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsys):
+def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsys, monkeypatch):
     """A FIF's info['bads'] (and a BIDS channels.tsv's status) marks channels bad: they are
     read and named, left out of the default inputs, used when picked by name; a run trained
-    before a channel was marked reopens on the channels it was trained on."""
+    before a channel was marked reopens on the channels it was trained on (the file read once),
+    even when every one of them is marked bad since."""
     import mne
 
+    import core.workspace as workspace
     from core.cli import main
     from core.workspace import DataSpec, Workspace, load_data
 
@@ -262,7 +264,15 @@ def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsy
     assert load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed"))[0].ch_names == ["C3", "Cz"]
     picked = load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed", picks=["C3", "C4"]))[0]
     assert picked.ch_names == ["C3", "C4"] and picked.bads == ["C4"]
-    assert Workspace.load(run).recording.ch_names == ["C3", "C4", "Cz", "Pz"]  # as trained
+    reads = []
+    read = workspace.read_recording
+    monkeypatch.setattr(workspace, "read_recording", lambda *a, **k: reads.append(a) or read(*a, **k))
+    reopened = Workspace.load(run)
+    assert reopened.recording.ch_names == ["C3", "C4", "Cz", "Pz"] and len(reads) == 1  # as trained, read once
+    assert reopened.spec.picks == ["C3", "C4", "Cz", "Pz"]
+    assert Workspace.load(run, spec=DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed",
+                                             picks=["C3", "C4", "Cz", "Pz"])).spec.picks == ["C3", "C4", "Cz", "Pz"]
+    monkeypatch.undo()
     assert main(["info", str(tmp_path / "ok_raw.fif")]) == 0
     assert "bads       2 marked in the file: C4, Pz (left out of the inputs" in capsys.readouterr().out
 
@@ -270,6 +280,8 @@ def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsy
     raw.save(tmp_path / "all_raw.fif", verbose="error")
     with pytest.raises(UnitScopeError, match=r"Every EEG/iEEG/MEG channel is marked bad in the file \(\['C3'"):
         load_data(DataSpec(source=str(tmp_path / "all_raw.fif"), target="speed"))
+    raw.save(tmp_path / "ok_raw.fif", overwrite=True, verbose="error")  # the run's file, every channel marked
+    assert Workspace.load(run).recording.ch_names == ["C3", "C4", "Cz", "Pz"]
 
 
 def test_bids_channel_status_marks_channels_bad(tmp_path):

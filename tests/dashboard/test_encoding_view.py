@@ -54,6 +54,16 @@ def test_the_shipped_result_is_small_documented_and_valid():
     assert shipped_result() is ds  # shared read-only by every session
 
 
+def test_the_shipped_result_is_what_the_current_encoding_code_computes():
+    """The Encoding view shows it as what the engine computes: a change to core/encoding needs
+    ``python -m dashboard.encoding_demo`` to remake it."""
+    from core.encoding.study import code_version
+
+    assert shipped_result().attrs.get("code_version") == code_version(), (
+        "assets/demo-encoding/synthetic-reading.nc was computed by other encoding code: "
+        "run python -m dashboard.encoding_demo")
+
+
 def test_the_tab_draws_the_shipped_result_at_once(make_view):
     s, v = make_view()
     es, ds = v.es, shipped_result()
@@ -166,6 +176,14 @@ def test_a_results_file_under_the_data_root_is_shown(make_view, tmp_path):
     assert es.channels() == [str(c) for c in ds["channel"].values[:5]] and es.channel in es.channels()
     assert v.subject.options == [ALL_SUBJECTS, "S01", "S03"]
     assert "0.500" in v.scores.object and "0.125" in v.scores.object
+    assert "other encoding code" not in v.source_text.object
+    small.attrs["code_version"] = "0123456789ab"  # a file of an earlier UnitScope
+    write_small(small, tmp_path / "runs" / "older.nc")
+    v.refresh_btn.clicks += 1
+    v.file_select.value = "runs/older.nc"
+    assert ("computed by other encoding code (an earlier UnitScope): fit again to update it"
+            in v.source_text.object)
+    v.file_select.value = "runs/mine.nc"
     assert v.example.options[0] == f"epoch {int(ds['example'][0])}"  # no subjects stored: none shown
     v.shipped_btn.clicks += 1
     assert es.label == SHIPPED_LABEL and v.file_select.value == "choose a results file ..."
