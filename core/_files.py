@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import threading
@@ -20,6 +21,7 @@ def usual_file_mode(path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+@functools.lru_cache(maxsize=16)
 def source_version(package_file) -> str:
     """SHA-1 (12 hex digits) of the ``*.py`` files beside ``package_file`` (a package's
     ``__file__``): which code computed a result, for its provenance attrs."""

@@ -122,9 +122,13 @@ class Decoder:
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
             return None
+        import core.workspace
+        from core._files import source_version
         from core.probing._base import model_hash
 
-        return self.cache_dir / f"predictions-{model_hash(self.ws.model)}.npz"
+        # [A] keyed by the weights and by the code that reads, prepares and windows the data
+        # (core/*.py): predictions cached by an earlier UnitScope are never shown
+        return self.cache_dir / f"predictions-{model_hash(self.ws.model)}-{source_version(core.workspace.__file__)}.npz"
 
     def _load_predictions(self) -> dict | None:
         path = self._cache_file()

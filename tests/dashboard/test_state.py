@@ -307,7 +307,7 @@ def test_decoder_most_activating_windows_cover_every_unit(tiny_decoder):
     np.testing.assert_array_equal(seg[0], X[w, :, s:s + li.receptive_field])
 
 
-def test_prediction_cache_round_trip(tiny_ws, tmp_path):
+def test_prediction_cache_round_trip(tiny_ws, tmp_path, monkeypatch):
     from dashboard.decoder import Decoder
 
     first = Decoder(tiny_ws, label="a", cache_dir=tmp_path).predictions()
@@ -318,6 +318,13 @@ def test_prediction_cache_round_trip(tiny_ws, tmp_path):
     np.testing.assert_array_equal(cached["pred"], first["pred"])
     np.testing.assert_array_equal(cached["time"], first["time"])
     assert cached["task"] == "regression" and cached["target"] == first["target"]
+    import core.workspace
+    from core._files import source_version
+
+    # keyed by the code that prepares the data too: a cache of other code is not read
+    assert source_version(core.workspace.__file__) in again._cache_file().name
+    monkeypatch.setattr("core._files.source_version", lambda f: "0123456789ab")
+    assert again._load_predictions() is None
 
 
 INFO = {"label": "rec.edf", "path": "/data/rec.edf", "n_chans": 4, "sfreq": 128.0, "duration_s": 60.0,
