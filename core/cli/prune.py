@@ -72,6 +72,22 @@ def parse_units(text: str) -> list[int]:
     return out
 
 
+def _check_probe(ds, path: Path, ws, run_dir) -> None:
+    """A probe result ranks this decoder's units only if it was made for these weights (a run
+    folder retrained since keeps its old probe.nc); one from other probing code is noted."""
+    from ..probing._base import code_version, model_hash
+
+    made_for = ds.attrs.get("model_hash")
+    if made_for is None:  # per-unit scores of the user's own: taken as given
+        return
+    if made_for != model_hash(ws.model):
+        raise UnitScopeError(f"{str(path)!r} was made for other weights than the decoder in {str(run_dir)!r} "
+                             f"(trained again since?): run 'unitscope probe {run_dir}' to rank its own units.")
+    if ds.attrs.get("code_version") != code_version():
+        print(f"note: {path.name} was computed by other probing code (an earlier UnitScope); "
+              f"'unitscope probe {run_dir}' updates it", file=sys.stderr)
+
+
 def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
     """Keyword arguments of ``pruning_curve`` carrying the ranking, and where they came from."""
     import xarray as xr
@@ -92,6 +108,7 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
                 ds = f.load()
         except (OSError, ValueError) as exc:
             raise UnitScopeError(f"Cannot read scores file {str(path)!r}: {exc}") from exc
+        _check_probe(ds, path, ws, args.run_dir)
         if args.reduce == "energy" and "amp_band" in ds:  # the (unit, channel, band) maps
             given = {"amplitude": ds.get("amp_band"), "phase": ds.get("phase_band")}
         else:

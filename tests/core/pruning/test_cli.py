@@ -60,6 +60,31 @@ def test_curve_mode_writes_netcdf(run_dir, tmp_path, capsys):
         np.testing.assert_allclose(ds["metric"].sel(fraction=0.0), ds.attrs["baseline"], atol=1e-6)
 
 
+def test_a_probe_of_other_weights_is_refused_and_one_of_other_code_noted(run_dir, tmp_path, capsys):
+    """A run folder trained again keeps its old probe.nc: ranking by it would rank other units."""
+    from core.probing import ProbeConfig, probe_units
+    from core.probing._base import model_hash
+    from core.workspace import Workspace
+
+    ws = Workspace.load(run_dir)
+    X = ws.windows("train")[:8]
+    ds = probe_units(ws.model, X, sfreq=ws.recording.sfreq, config=ProbeConfig(n_iterations=1, n_windows=8, n_null=1))
+    argv = ["prune", str(run_dir), "--curve", "--layer", "conv_4", "--fractions", "0,0.5", "--orders", "most,least",
+            "--scores", str(tmp_path / "probe.nc"), "--out", str(tmp_path / "c.nc")]
+    ds.to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
+    assert main(argv) == 0 and "other probing code" not in capsys.readouterr().err
+    ds.attrs["code_version"] = "0123456789ab"  # an earlier UnitScope's probe
+    ds.to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
+    assert main(argv) == 0
+    assert "note: probe.nc was computed by other probing code (an earlier UnitScope)" in capsys.readouterr().err
+    ds.attrs["model_hash"] = "f" * 16
+    assert ds.attrs["model_hash"] != model_hash(ws.model)
+    ds.to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "was made for other weights than the decoder in" in err and err.count("\n") == 1
+
+
 def test_curves_ranked_by_each_units_own_ablation_drop(run_dir, tmp_path, capsys):
     from core.pruning import MaskEvaluator, ablation_effects
     from core.workspace import Workspace
