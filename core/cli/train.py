@@ -87,4 +87,7 @@ def run(args) -> int:
     m = ws.metrics
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
     print(f"test {name} {m['test']:.4f} (valid {m['valid']:.4f}, best epoch {m['best_epoch'] + 1}); wrote {args.out}")
+    if (Path(args.out) / "probe.nc").is_file():  # of the weights trained before, into the same folder
+        print(f"note: {Path(args.out) / 'probe.nc'} probed the earlier weights: run 'unitscope probe {args.out}' "
+              "again (the app and unitscope prune ignore it until then)", file=sys.stderr)
     return 0
