@@ -212,7 +212,7 @@ class Decoder:
         if not path.is_file():
             return None, None, ""
         from core._files import load_netcdf
-        from core.probing._base import code_version, model_hash
+        from core.probing._base import stale_probe
 
         try:
             ds = load_netcdf(path)
@@ -220,10 +220,11 @@ class Decoder:
         except Exception as exc:  # noqa: BLE001 - a broken file only means no saved probe
             logger.exception("cannot read %s", path)
             return None, None, f"{path.name} could not be read ({exc.__class__.__name__})"
-        if ds.attrs.get("model_hash") != model_hash(self.ws.model):
+        why = stale_probe(ds, self.ws.model) if "model_hash" in ds.attrs else "weights"
+        if why == "weights":
             logger.info("probe %s was made for another model; ignored", path)
             return None, None, f"{path.name} was made for other weights; ignored"
-        if ds.attrs.get("code_version") != code_version():
+        if why == "code":
             return ds, control, (f"{path.name} was computed by other probing code (an earlier UnitScope): "
                                  "run the probe again in the Units view to update it")
         return ds, control, ""

@@ -73,17 +73,15 @@ def parse_units(text: str) -> list[int]:
 
 
 def _check_probe(ds, path: Path, ws, run_dir) -> None:
-    """A probe result ranks this decoder's units only if it was made for these weights (a run
-    folder retrained since keeps its old probe.nc); one from other probing code is noted."""
-    from ..probing._base import code_version, model_hash
+    """A probe result ranks this decoder's units only if it was made for these weights
+    (:func:`core.probing._base.stale_probe`); one from other probing code is noted."""
+    from ..probing._base import stale_probe
 
-    made_for = ds.attrs.get("model_hash")
-    if made_for is None:  # per-unit scores of the user's own: taken as given
-        return
-    if made_for != model_hash(ws.model):
+    why = stale_probe(ds, ws.model)
+    if why == "weights":
         raise UnitScopeError(f"{str(path)!r} was made for other weights than the decoder in {str(run_dir)!r} "
                              f"(trained again since?): run 'unitscope probe {run_dir}' to rank its own units.")
-    if ds.attrs.get("code_version") != code_version():
+    if why == "code":
         print(f"note: {path.name} was computed by other probing code (an earlier UnitScope); "
               f"'unitscope probe {run_dir}' updates it", file=sys.stderr)
 

@@ -95,6 +95,21 @@ def run(args) -> int:
         return _batch(args, run_dir, out)
     ws = Workspace.load(run_dir)
     probe = _optional(run_dir, args.probe, "probe.nc", "probe result")
+    if probe is not None:
+        from ..probing._base import stale_probe
+
+        why = stale_probe(probe, ws.model)
+        name = args.probe or str(run_dir / "probe.nc")
+        if why == "weights" and args.probe:
+            raise UnitScopeError(f"The probe result {name!r} was made for other weights than the decoder in "
+                                 f"{str(run_dir)!r}; probe this decoder: unitscope probe {run_dir}.")
+        if why == "weights":  # a run folder trained again keeps its old probe.nc
+            print(f"note: {name} was made for the weights trained before: left out of the report "
+                  f"(unitscope probe {run_dir} probes these)", file=sys.stderr)
+            probe = None
+        elif why == "code":
+            print(f"note: {name} was computed by other probing code (an earlier UnitScope); "
+                  f"unitscope probe {run_dir} updates it", file=sys.stderr)
     curves = _optional(run_dir, args.curves, "prune_curves.nc", "pruning curves")
     masks = None
     if args.mask:

@@ -31,7 +31,7 @@ from .._validation import UnitScopeError, check_option, check_range, ensure_int,
 from ..models import LayerInfo, get_layer, layer_map
 from .bands import resolve_bands
 
-__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "code_version", "centred_unit_norm",
+__all__ = ["Probe", "SITES", "RESOLUTIONS", "resolve_layers", "model_hash", "code_version", "stale_probe", "centred_unit_norm",
            "similarity"]
 
 SITES = ("conv", "nonlin")  # conv output before BatchNorm (seed paper) | after the nonlinearity
@@ -71,6 +71,22 @@ def code_version() -> str:
     only from the same code; the app says when a run folder's probe.nc came from other code.
     """
     return source_version(__file__)
+
+
+def stale_probe(ds: xr.Dataset, model: nn.Module) -> str:
+    """Why a saved probe result does not describe ``model`` as this UnitScope would, or "".
+
+    ``"weights"``: it was made for other weights (``model_hash``: e.g. a run folder trained
+    again since, which keeps its old probe.nc), so its units are other units; ``"code"``: the
+    same weights, probed by other probing code (``code_version``: an earlier UnitScope).
+    A result without ``model_hash`` (per-unit scores of the user's own) is taken as given.
+    """
+    made_for = ds.attrs.get("model_hash")
+    if made_for is None:
+        return ""
+    if made_for != model_hash(model):
+        return "weights"
+    return "code" if ds.attrs.get("code_version") != code_version() else ""
 
 
 def model_hash(model: nn.Module) -> str:

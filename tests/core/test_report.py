@@ -170,6 +170,26 @@ def test_cli_writes_a_report(ws, tmp_path, capsys):
     assert "This mask was saved for" in capsys.readouterr().err
 
 
+def test_a_probe_of_other_weights_is_not_reported_as_this_decoders(ws, tmp_path, capsys):
+    """A run folder trained again keeps its old probe.nc: its classes belong to other units."""
+    from core.cli import main
+    from core.probing._base import code_version, model_hash
+
+    run_dir = ws.save(tmp_path / "run")
+    probe = fake_probe(ws).assign_attrs(model_hash=model_hash(ws.model), code_version=code_version())
+    out = tmp_path / "r.html"
+    for attrs, said, classes in (({}, "", True),
+                                 ({"code_version": "0123456789ab"}, "was computed by other probing code", True),
+                                 ({"model_hash": "f" * 16}, "was made for the weights trained before: left out", False)):
+        probe.assign_attrs(**attrs).to_netcdf(run_dir / "probe.nc", engine="h5netcdf")
+        assert main(["report", str(run_dir), "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert (said in err) if said else "note:" not in err
+        assert ("unit classes (probe)" in out.read_text()) == classes
+    assert main(["report", str(run_dir), "--out", str(out), "--probe", str(run_dir / "probe.nc")]) == 2
+    assert "was made for other weights than the decoder in" in capsys.readouterr().err
+
+
 def test_band_occlusion_section_lists_each_removal_escaped():
     rows = [dict(label="high_gamma band", channels=[f"G{i:02d}" for i in range(6)], band=(60.0, 90.0), metric=0.826,
                  reference=0.97, drop=0.144),
