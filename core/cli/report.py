@@ -53,6 +53,24 @@ def _optional(run_dir: Path, given: str | None, default: str, what: str):
     return _load_nc(path, what) if path.is_file() else None
 
 
+def _this_decoders(ds, ws, run_dir: Path, name, *, given: bool, redo: str):
+    """``ds`` when made with the run's weights (or not saying: ``model_hash`` absent), else None
+    with a note (a run folder trained again keeps the results of the weights before), or, for a
+    file given by name, an error."""
+    if ds is None or "model_hash" not in ds.attrs:
+        return ds
+    from ..probing._base import model_hash
+
+    if ds.attrs["model_hash"] == model_hash(ws.model):
+        return ds
+    if given:
+        raise UnitScopeError(f"{str(name)!r} was made for other weights than the decoder in {str(run_dir)!r}; "
+                             f"remake it for this decoder: {redo}.")
+    print(f"note: {name} was made for the weights trained before: left out of the report ({redo} remakes it)",
+          file=sys.stderr)
+    return None
+
+
 def parse_units(text: str) -> list[str]:
     """``"conv_3/5, conv_4/17"`` -> ["conv_3/5", "conv_4/17"]."""
     out = []
@@ -94,23 +112,17 @@ def run(args) -> int:
     if (run_dir / BATCH_FILE).is_file() and not (run_dir / "config.json").is_file():
         return _batch(args, run_dir, out)
     ws = Workspace.load(run_dir)
-    probe = _optional(run_dir, args.probe, "probe.nc", "probe result")
+    probe = _this_decoders(_optional(run_dir, args.probe, "probe.nc", "probe result"), ws, run_dir,
+                           args.probe or run_dir / "probe.nc", given=bool(args.probe), redo=f"unitscope probe {run_dir}")
     if probe is not None:
         from ..probing._base import stale_probe
 
-        why = stale_probe(probe, ws.model)
-        name = args.probe or str(run_dir / "probe.nc")
-        if why == "weights" and args.probe:
-            raise UnitScopeError(f"The probe result {name!r} was made for other weights than the decoder in "
-                                 f"{str(run_dir)!r}; probe this decoder: unitscope probe {run_dir}.")
-        if why == "weights":  # a run folder trained again keeps its old probe.nc
-            print(f"note: {name} was made for the weights trained before: left out of the report "
-                  f"(unitscope probe {run_dir} probes these)", file=sys.stderr)
-            probe = None
-        elif why == "code":
-            print(f"note: {name} was computed by other probing code (an earlier UnitScope); "
-                  f"unitscope probe {run_dir} updates it", file=sys.stderr)
-    curves = _optional(run_dir, args.curves, "prune_curves.nc", "pruning curves")
+        if stale_probe(probe, ws.model) == "code":
+            print(f"note: {args.probe or run_dir / 'probe.nc'} was computed by other probing code (an earlier "
+                  f"UnitScope); unitscope probe {run_dir} updates it", file=sys.stderr)
+    curves = _this_decoders(_optional(run_dir, args.curves, "prune_curves.nc", "pruning curves"), ws, run_dir,
+                            args.curves or run_dir / "prune_curves.nc", given=bool(args.curves),
+                            redo=f"unitscope prune {run_dir} --curve")
     masks = None
     if args.mask:
         from ..pruning import MaskSet
@@ -137,7 +149,10 @@ def run(args) -> int:
                 kernels.append((base, None))
     fitted = {k.attrs.get("signal") for k, _ in kernels}
     for path in sorted(run_dir.glob("deconv_*.nc")):  # written by 'unitscope deconv' beside the run
-        ds = _load_nc(path, "deconvolution result")
+        ds = _this_decoders(_load_nc(path, "deconvolution result"), ws, run_dir, path, given=False,
+                            redo=f"unitscope deconv {run_dir}")
+        if ds is None:
+            continue
         if "kernels" in ds and ds.attrs.get("signal") not in fitted:
             kernels.append((ds, None))
     content = ReportContent.from_workspace(

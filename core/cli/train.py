@@ -87,7 +87,13 @@ def run(args) -> int:
     m = ws.metrics
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
     print(f"test {name} {m['test']:.4f} (valid {m['valid']:.4f}, best epoch {m['best_epoch'] + 1}); wrote {args.out}")
-    if (Path(args.out) / "probe.nc").is_file():  # of the weights trained before, into the same folder
-        print(f"note: {Path(args.out) / 'probe.nc'} probed the earlier weights: run 'unitscope probe {args.out}' "
-              "again (the app and unitscope prune ignore it until then)", file=sys.stderr)
+    out = Path(args.out)
+    if (out / "probe.nc").is_file():  # of the weights trained before, into the same folder
+        print(f"note: {out / 'probe.nc'} probed the earlier weights: run 'unitscope probe {args.out}' "
+              "again (the app, unitscope prune and unitscope report ignore it until then)", file=sys.stderr)
+    earlier = [f.name for f in sorted(out.glob("*.nc")) if f.name == "prune_curves.nc"
+               or (f.name.startswith("deconv_") and not f.name.startswith("deconv_channel_"))]
+    if earlier:
+        print(f"note: {', '.join(earlier)} in {args.out} came from the earlier weights (unitscope report leaves "
+              "them out)", file=sys.stderr)
     return 0

@@ -512,12 +512,17 @@ class EventDeconvolution:
             ``codes`` (event, kernel): per-event amplitudes (NaN for kernels an event does not
             drive), with event coords ``onset`` (s), ``type``, ``value``; ``observed`` and
             ``fitted`` (time): the binned signal and its reconstruction (NaN where not
-            modelled). ``attrs``: method, signal, config (JSON), fit statistics.
+            modelled). ``attrs``: method, signal, config (JSON), fit statistics and, for the
+            decoder's signals, ``model_hash`` (the weights, unpruned, that gave the signal).
         """
         spec = parse_signal(spec) if isinstance(spec, str) else spec
         signal = self.signal(spec, masks=masks, model=model)
-        return self._fit(spec, signal.values, kernels=kernels, epochs=epochs, progress=progress,
-                         masks=masks)
+        result = self._fit(spec, signal.values, kernels=kernels, epochs=epochs, progress=progress, masks=masks)
+        if spec.kind != "channel":  # the decoder's weights the signal came from (a channel's is the input's own)
+            from ..probing._base import model_hash
+
+            result.attrs["model_hash"] = model_hash(model or self.model)
+        return result
 
     def _fit(self, spec, values, *, kernels, epochs, progress, masks, full_batch=False) -> xr.Dataset:
         binned, y, mask, support, where, starts = self._segments(values)

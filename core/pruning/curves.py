@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int, suggest
+from ..probing._base import model_hash
 from .evaluator import MaskEvaluator
 from .masks import MaskSet
 
@@ -290,7 +291,8 @@ def pruning_curve(
         "method": "pruning_curve", "metric": evaluator.metric_name, "task": evaluator.task,
         "baseline": float(baseline), "by": by, "reduce": reduce, "layers": ",".join(names), "n_repeats": int(n_repeats),
         "band": "2.5th-97.5th percentile of random repeats", "n_base_pruned": int(base.n_pruned),
-        "mask_site": "after each block's nonlinearity and pooling", "complete": int(complete)})
+        "mask_site": "after each block's nonlinearity and pooling", "complete": int(complete),
+        "model_hash": model_hash(evaluator.model)})
 
 
 def ablation_effects(

@@ -180,7 +180,8 @@ def test_a_probe_of_other_weights_is_not_reported_as_this_decoders(ws, tmp_path,
     out = tmp_path / "r.html"
     for attrs, said, classes in (({}, "", True),
                                  ({"code_version": "0123456789ab"}, "was computed by other probing code", True),
-                                 ({"model_hash": "f" * 16}, "was made for the weights trained before: left out", False)):
+                                 ({"model_hash": "f" * 16}, "probe.nc was made for the weights trained before: left "
+                                  f"out of the report (unitscope probe {run_dir} remakes it)", False)):
         probe.assign_attrs(**attrs).to_netcdf(run_dir / "probe.nc", engine="h5netcdf")
         assert main(["report", str(run_dir), "--out", str(out)]) == 0
         err = capsys.readouterr().err
@@ -188,6 +189,23 @@ def test_a_probe_of_other_weights_is_not_reported_as_this_decoders(ws, tmp_path,
         assert ("unit classes (probe)" in out.read_text()) == classes
     assert main(["report", str(run_dir), "--out", str(out), "--probe", str(run_dir / "probe.nc")]) == 2
     assert "was made for other weights than the decoder in" in capsys.readouterr().err
+    (run_dir / "probe.nc").unlink()
+    # pruning curves and a unit's kernels written beside the run record the weights too
+    assert main(["prune", str(run_dir), "--curve", "--layer", "conv_4", "--fractions", "0,0.5", "--orders", "random",
+                 "--repeats", "1", "--out", str(run_dir / "prune_curves.nc")]) == 0
+    assert main(["deconv", str(run_dir), "--signal", "unit:conv_4:3", "--epochs", "1"]) == 0
+    deconv = next(run_dir.glob("deconv_unit*.nc"))
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "note:" not in capsys.readouterr().err and "Pruning curves of conv_4" in text and "unit:conv_4:3" in text
+    for path in (run_dir / "prune_curves.nc", deconv):
+        ds = xr.load_dataset(path, engine="h5netcdf")
+        ds.assign_attrs(model_hash="f" * 16).to_netcdf(path, engine="h5netcdf")
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    err, text = capsys.readouterr().err, out.read_text()
+    assert f"note: {run_dir / 'prune_curves.nc'} was made for the weights trained before" in err
+    assert f"note: {deconv} was made for the weights trained before" in err
+    assert "unit:conv_4:3" not in text and "Pruning curves of conv_4" not in text
 
 
 def test_band_occlusion_section_lists_each_removal_escaped():

@@ -44,10 +44,13 @@ def test_train_writes_a_run_folder(tmp_path, demo_fif, capsys):
     assert cfg["task"] == "regression" and cfg["model"]["n_chans"] == 32
     assert (out / "model.pt").is_file() and (out / "checkpoint.pt").is_file()
     assert "probed the earlier weights" not in captured.err
-    (out / "probe.nc").write_bytes(b"")  # a probe of these weights: training again makes it stale
+    for name in ("probe.nc", "prune_curves.nc", "deconv_unit_conv_4_3.nc", "deconv_channel_G03_60-90.nc"):
+        (out / name).write_bytes(b"")  # results of these weights (but the channel's): training again makes them stale
     assert main(["train", "--data", str(demo_fif), "--target", "speed", "--model", "shallow", "--epochs", "1",
                  "--n-times", "700", "--out", str(out), "--threads", "1", "--seed", "3"]) == 0
-    assert f"note: {out / 'probe.nc'} probed the earlier weights: run 'unitscope probe {out}' again" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"note: {out / 'probe.nc'} probed the earlier weights: run 'unitscope probe {out}' again" in err
+    assert f"note: deconv_unit_conv_4_3.nc, prune_curves.nc in {out} came from the earlier weights" in err
 
 
 def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
