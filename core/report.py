@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from ._files import atomic_write_bytes
 from ._validation import UnitScopeError
 
@@ -137,8 +138,9 @@ class ReportContent:
         **fields
             Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
         """
-        from .metrics import score
         from .io import source_label
+        from .metrics import score
+        from .probing._base import model_hash
         from .workspace import weights_provenance
 
         rec = ws.recording
@@ -157,6 +159,7 @@ class ReportContent:
                        for li in ws.layers],
             "sfreq": float(rec.sfreq), "n_times": cfg.get("n_times"),
             "weights": weights_provenance(ws.metrics or {}, ws.history or []),
+            "model_hash": model_hash(ws.model),
         }
         prediction = None
         if ws.task == "regression":
@@ -338,6 +341,11 @@ def _section_decoder(c: ReportContent) -> str:
             ("input window", f"{d.get('n_times', '')} samples")]
     if d.get("weights"):
         rows.append(("provenance", d["weights"]))
+    if d.get("model_hash"):  # results files of these weights carry the same model_hash attr
+        rows.append(("weights' hash", d["model_hash"]))
+    code = getattr(c.probe, "attrs", {}).get("code_version")
+    if code:
+        rows.append(("probe", f"computed by probing code {code}"))
     out = "<h2>Decoder and metric</h2>" + _table(rows)
     if c.prediction is not None:
         out += _img(_prediction_fig(c.prediction), "Predicted and true target on the test block (first minute).")
@@ -473,7 +481,7 @@ def render_report(content: ReportContent) -> str:
             logger.exception("report section %s failed", fn.__name__)
             sections.append(f"<p class='muted'>This part could not be drawn: {_esc(exc)}</p>")
     notes = "".join(f"<p>{_esc(n)}</p>" for n in content.notes)
-    return _document(content.title, f"<p class='muted'>Made by UnitScope on {_esc(created)}.</p>{notes}"
+    return _document(content.title, f"<p class='muted'>Made by UnitScope {_esc(__version__)} on {_esc(created)}.</p>{notes}"
                      + "".join(sections))
 
 

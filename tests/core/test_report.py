@@ -172,6 +172,7 @@ def test_cli_writes_a_report(ws, tmp_path, capsys):
 
 def test_a_probe_of_other_weights_is_not_reported_as_this_decoders(ws, tmp_path, capsys):
     """A run folder trained again keeps its old probe.nc: its classes belong to other units."""
+    from core import __version__
     from core.cli import main
     from core.probing._base import code_version, model_hash
 
@@ -187,6 +188,10 @@ def test_a_probe_of_other_weights_is_not_reported_as_this_decoders(ws, tmp_path,
         err = capsys.readouterr().err
         assert (said in err) if said else "note:" not in err
         assert ("unit classes (probe)" in out.read_text()) == classes
+        text = out.read_text()  # provenance: the version, the weights' hash (as the results' attrs), the probe's code
+        assert f"Made by UnitScope {__version__} on" in text and f"<td>{model_hash(ws.model)}</td>" in text
+        shown = attrs.get("code_version", code_version()) if classes else None  # the probe's, when reported
+        assert (f"computed by probing code {shown}" in text) if shown else "computed by probing code" not in text
     assert main(["report", str(run_dir), "--out", str(out), "--probe", str(run_dir / "probe.nc")]) == 2
     assert "was made for other weights than the decoder in" in capsys.readouterr().err
     (run_dir / "probe.nc").unlink()
