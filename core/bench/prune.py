@@ -31,7 +31,6 @@ toggles checked, the curve's random 95% band, timings of the sensitivity step.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -43,14 +42,6 @@ import torch
 from ..metrics import spearman_r
 
 logger = logging.getLogger(__name__)
-
-
-def _model_hash(model) -> str:
-    h = hashlib.sha1()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def _probe(ws, quick: bool, say) -> tuple[object, str, dict]:
@@ -69,11 +60,11 @@ def _probe(ws, quick: bool, say) -> tuple[object, str, dict]:
         with xr.open_dataset(path, engine="h5netcdf") as f:
             return f[["amp_stat_all", "phase_stat_all"]].load(), "probe.nc of the demo run", {}
     from ..probing import ProbeConfig, probe_units
-    from ..probing._base import code_version
+    from ..probing._base import code_version, model_hash
     from ..probing.pipeline import workspace_windows
 
     full = ProbeConfig()
-    cache = Path(default_cache_dir()) / "bench" / f"prune-probe-{_model_hash(ws.model)}-{code_version()}.nc"
+    cache = Path(default_cache_dir()) / "bench" / f"prune-probe-{model_hash(ws.model)}-{code_version()}.nc"
     if cache.is_file():
         with xr.open_dataset(cache, engine="h5netcdf") as f:
             return f.load(), "core.probing default probe (cached)", {"probe_config": full.to_dict()}
