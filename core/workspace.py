@@ -34,6 +34,11 @@ __all__ = ["DataSpec", "Workspace", "load_data", "default_cache_dir", "ASSETS_DI
 logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEMO_VERSION = 1  # bump when the simulator or the default training changes
+# The recipe of the demo decoder shipped in assets/demo-deep4/ (its config.json's "train"; a test
+# holds them equal): Workspace.demo() retrains with it when the shipped run is missing, so the
+# lesson's decoder is trained as the shipped one was (TrainConfig's defaults differ: 25 epochs,
+# cosine learning rate)
+DEMO_TRAIN = {"deep4": {"max_epochs": 30, "scheduler": "none", "lr": 1e-3}}
 
 
 def default_cache_dir() -> Path:
@@ -299,15 +304,15 @@ class Workspace:
         """The trained decoder of the demo recording.
 
         Looks for a shipped run in ``assets/demo-<model>/``, then in
-        ``<cache_dir>/demo-<model>-v<N>/``; trains (a few minutes on 2 cores) and caches it
-        when neither exists.
+        ``<cache_dir>/demo-<model>-v<N>/``; trains (the shipped run's recipe, ``DEMO_TRAIN``;
+        about 17 minutes for Deep4 on 2 cores) and caches it when neither exists.
         """
         for folder in (ASSETS_DIR / f"demo-{model}", Path(cache_dir or default_cache_dir()) / f"demo-{model}-v{DEMO_VERSION}"):
             if (folder / "model.pt").is_file() and (folder / "config.json").is_file():
                 cfg = json.loads((folder / "config.json").read_text())
                 if cfg.get("demo_version") == DEMO_VERSION:
                     return cls.load(folder)
-        ws = cls.create(DataSpec(), TrainConfig(model=model))
+        ws = cls.create(DataSpec(), TrainConfig(model=model, **DEMO_TRAIN.get(model, {})))
         ws.train(progress=progress, stop=stop)
         ws.save(folder, demo_version=DEMO_VERSION)
         return ws

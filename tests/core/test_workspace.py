@@ -66,3 +66,27 @@ def test_bad_targets_and_short_recordings():
     ws = Workspace.create(DataSpec(duration=60.0), TrainConfig(model="shallow", n_times=700))
     with pytest.raises(UnitScopeError, match="Unknown block 'tset'.*Did you mean 'test'"):
         ws.evaluate("tset")
+
+
+def test_the_demo_retrains_with_the_shipped_decoders_recipe(tmp_path, monkeypatch):
+    """Without the shipped run, Workspace.demo() trains the lesson's decoder as the shipped one
+    was trained (its config.json), not with TrainConfig's defaults."""
+    import json
+
+    import core.workspace as workspace
+
+    shipped = json.loads((workspace.ASSETS_DIR / "demo-deep4" / "config.json").read_text())["train"]
+    assert TrainConfig(model="deep4", **workspace.DEMO_TRAIN["deep4"]).to_dict() == shipped
+    assert TrainConfig(model="deep4").to_dict() != shipped  # the defaults are another recipe
+
+    class Trained(Exception):
+        pass
+
+    def create(spec, config):
+        raise Trained(config)
+
+    monkeypatch.setattr(workspace, "ASSETS_DIR", tmp_path / "no-assets")
+    monkeypatch.setattr(workspace.Workspace, "create", staticmethod(create))
+    with pytest.raises(Trained) as got:
+        workspace.Workspace.demo(cache_dir=tmp_path / "cache")
+    assert got.value.args[0].to_dict() == shipped
