@@ -36,7 +36,8 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEMO_VERSION = 1  # bump when the simulator or the default training changes
 # The recipe of the demo decoder shipped in assets/demo-deep4/ (its config.json's "train"; a test
 # holds them equal): Workspace.demo() retrains with it when the shipped run is missing, and gets
-# the shipped weights bit for bit on CPU (TrainConfig's defaults differ: 25 epochs, cosine lr)
+# the shipped weights bit for bit on the 2-core CPU machines it was measured on (TrainConfig's
+# defaults differ: 25 epochs, cosine lr)
 DEMO_TRAIN = {"deep4": {"max_epochs": 30, "scheduler": "none", "lr": 1e-3}}
 
 
@@ -304,7 +305,7 @@ class Workspace:
 
         Looks for a shipped run in ``assets/demo-<model>/``, then in
         ``<cache_dir>/demo-<model>-v<N>/``; trains (the shipped run's recipe, ``DEMO_TRAIN``;
-        for Deep4 about 2.5 minutes on 2 cores, and the very weights shipped: measured, the
+        for Deep4 about 2.5 minutes on 2 cores, and, measured there, the very weights shipped: the
         same ``model_hash``) and caches it when neither exists.
         """
         for folder in (ASSETS_DIR / f"demo-{model}", Path(cache_dir or default_cache_dir()) / f"demo-{model}-v{DEMO_VERSION}"):
