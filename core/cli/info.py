@@ -1,5 +1,6 @@
 """``unitscope info PATH``: channels, types, duration, sampling rate, events; or, for a run
-folder, its decoder, data, metrics and the result files beside it (from config.json alone);
+folder, its decoder, data, metrics and the result files beside it (from config.json; a probe.nc
+of other weights or other probing code is named, from its attrs and model.pt);
 or, for a batch folder, the held-out metric per recording and decoder and the failed runs."""
 from __future__ import annotations
 
@@ -159,4 +160,41 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     print(f"files      {', '.join(known + other)}")
     if "probe.nc" not in s["files"]:
         print(f"next       unitscope probe {s['run']}")
+    else:
+        why = probe_status(run_dir)
+        if why:
+            print(f"note       {why}")
     return 0
+
+
+def probe_status(run_dir: Path) -> str:
+    """What keeps a run folder's probe.nc from describing its decoder as this UnitScope would
+    (:func:`core.probing._base.stale_probe`), in words; "" when nothing does. Reads the probe's
+    attrs and the weights (model.pt), not the data."""
+    import xarray as xr
+
+    from ..models import build_model
+    from ..probing._base import stale_probe
+    from ..training import load_state
+
+    run_dir = Path(run_dir)
+    try:
+        with xr.open_dataset(run_dir / "probe.nc", engine="h5netcdf") as f:
+            probe = xr.Dataset(attrs=dict(f.attrs))
+    except Exception as exc:  # noqa: BLE001 - a file that cannot be read is said, not raised
+        return f"probe.nc cannot be read ({exc.__class__.__name__})"
+    if "model_hash" not in probe.attrs:
+        return ""
+    m = json.loads((run_dir / "config.json").read_text())["model"]
+    model = build_model(m["kind"], n_chans=m["n_chans"], n_outputs=m["n_outputs"], n_times=m["n_times"],
+                        dense=m["dense"], drop_prob=m["drop_prob"])
+    try:
+        model.load_state_dict(load_state(run_dir / "model.pt"))
+    except (UnitScopeError, RuntimeError) as exc:
+        return f"model.pt cannot be read into the {m['kind']} decoder ({str(exc).splitlines()[0]})"
+    why = stale_probe(probe, model)
+    if why == "weights":
+        return f"probe.nc was made for the weights trained before: unitscope probe {run_dir} probes these"
+    if why == "code":
+        return f"probe.nc was computed by other probing code (an earlier UnitScope): unitscope probe {run_dir} updates it"
+    return ""

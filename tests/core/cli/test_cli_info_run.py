@@ -42,3 +42,27 @@ def test_info_json_and_a_corrupt_run(run, tmp_path, capsys):
     assert main(["info", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("unitscope info: error: Corrupt run config") and err.count("\n") == 1
+
+
+def test_info_says_when_the_probe_is_not_this_decoders(run, tmp_path, capsys):
+    """A run folder trained again keeps its old probe.nc; info reads the probe's attrs and the
+    weights (not the data) to say so."""
+    import shutil
+
+    from core.probing import ProbeConfig, probe_units
+
+    ws, folder = run
+    here = shutil.copytree(folder, tmp_path / "run")
+    probe = probe_units(ws.model, ws.windows("train")[:8], sfreq=ws.recording.sfreq,
+                        config=ProbeConfig(n_iterations=1, n_windows=8, n_null=1))
+    said = {}
+    for case, attrs in (("fresh", {}), ("code", {"code_version": "0123456789ab"}), ("weights", {"model_hash": "f" * 16})):
+        probe.assign_attrs(**attrs).to_netcdf(here / "probe.nc", engine="h5netcdf")
+        assert main(["info", str(here)]) == 0
+        said[case] = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines()).get("note")
+    assert said["fresh"] is None
+    assert said["code"] == f"probe.nc was computed by other probing code (an earlier UnitScope): unitscope probe {here} updates it"
+    assert said["weights"] == f"probe.nc was made for the weights trained before: unitscope probe {here} probes these"
+    (here / "probe.nc").write_bytes(b"")
+    assert main(["info", str(here)]) == 0
+    assert "note       probe.nc cannot be read (" in capsys.readouterr().out
