@@ -195,6 +195,9 @@ def probe_status(run_dir: Path) -> str:
     why = stale_probe(probe, model)
     if why == "weights":
         return f"probe.nc was made for the weights trained before: unitscope probe {run_dir} probes these"
-    if why == "code":
-        return f"probe.nc was computed by other probing code (an earlier UnitScope): unitscope probe {run_dir} updates it"
-    return ""
+    return other_code_note("probe.nc", run_dir) if why == "code" else ""
+
+
+def other_code_note(name, run_dir) -> str:
+    """The words for a probe result of these weights computed by other probing code."""
+    return f"{name} was computed by other probing code (an earlier UnitScope): unitscope probe {run_dir} updates it"

@@ -82,8 +82,9 @@ def _check_probe(ds, path: Path, ws, run_dir) -> None:
         raise UnitScopeError(f"{str(path)!r} was made for other weights than the decoder in {str(run_dir)!r} "
                              f"(trained again since?): run 'unitscope probe {run_dir}' to rank its own units.")
     if why == "code":
-        print(f"note: {path.name} was computed by other probing code (an earlier UnitScope); "
-              f"'unitscope probe {run_dir}' updates it", file=sys.stderr)
+        from .info import other_code_note
+
+        print(f"note: {other_code_note(path.name, run_dir)}", file=sys.stderr)
 
 
 def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:

@@ -117,9 +117,10 @@ def run(args) -> int:
     if probe is not None:
         from ..probing._base import stale_probe
 
+        from .info import other_code_note
+
         if stale_probe(probe, ws.model) == "code":
-            print(f"note: {args.probe or run_dir / 'probe.nc'} was computed by other probing code (an earlier "
-                  f"UnitScope); unitscope probe {run_dir} updates it", file=sys.stderr)
+            print(f"note: {other_code_note(args.probe or run_dir / 'probe.nc', run_dir)}", file=sys.stderr)
     curves = _this_decoders(_optional(run_dir, args.curves, "prune_curves.nc", "pruning curves"), ws, run_dir,
                             args.curves or run_dir / "prune_curves.nc", given=bool(args.curves),
                             redo=f"unitscope prune {run_dir} --curve")
