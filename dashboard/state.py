@@ -569,6 +569,15 @@ class Session(param.Parameterized):
             out.append(f"l_freq={lo:g} Hz must be below h_freq={hi:g} Hz.")
         return out
 
+    def train_config(self):
+        """The :class:`core.training.TrainConfig` that **Train** uses: the chosen decoder and
+        epochs; on the plain demo, with the shipped decoder's recipe (``core.workspace.DEMO_TRAIN``:
+        a constant learning rate), so that retraining Deep4 there gives the shipped weights again."""
+        from core.workspace import DEMO_TRAIN
+
+        recipe = DEMO_TRAIN.get(self.model_kind, {}) if self.source == "demo" and not self.demo_ipsi else {}
+        return TrainConfig(model=self.model_kind, **{**recipe, "max_epochs": int(self.max_epochs)})
+
     def data_spec(self):
         """The :class:`core.workspace.DataSpec` of the chosen data; raises UnitScopeError with
         the first problem (see :meth:`prep_problems`)."""
@@ -702,7 +711,6 @@ class Session(param.Parameterized):
 
     def train(self) -> None:
         """Build a decoder on the chosen data and train it in a worker thread."""
-        from core.training import TrainConfig
         from core.workspace import Workspace
 
         if self.running("training"):
@@ -715,7 +723,7 @@ class Session(param.Parameterized):
             return
         label = ("Demo reaching recording" + (f", {self.demo_ipsi:.0%} ipsilateral" if self.demo_ipsi else "")
                  if self.source == "demo" else self.recording_info["label"])
-        config = TrainConfig(model=self.model_kind, max_epochs=int(self.max_epochs))
+        config = self.train_config()
         kind = KIND_LABELS[self.model_kind]
         self._batches = []
         self.param.update(busy="training", train_progress=0.0, train_history=[], train_batches=[])

@@ -686,10 +686,24 @@ def test_overview_has_band_occlusion(session):
 
 
 def test_data_view_says_what_train_will_fit(session):
+    import json
+
+    from core.workspace import ASSETS_DIR, DEMO_TRAIN
+    from dashboard.views.data import SHIPPED_BEST_EPOCH
+
     view = DataView(session=session)
-    assert "Train fits Deep4 on the demo recording, up to 25 epochs" in view.plan.object
+    assert ("Train fits Deep4 on the demo recording, up to 25 epochs (early stopping on the validation block), "
+            "with the shipped decoder's recipe (a constant learning rate): with 23 or more epochs, the shipped "
+            "decoder again (test r 0.970)") in view.plan.object
+    shipped = json.loads((ASSETS_DIR / "demo-deep4" / "config.json").read_text())
+    assert shipped["metrics"]["best_epoch"] + 1 == SHIPPED_BEST_EPOCH == 23
+    config = session.train_config()  # the shipped run's recipe but the epochs chosen here
+    assert config.to_dict() == {**shipped["train"], "max_epochs": 25} and DEMO_TRAIN["deep4"]["scheduler"] == "none"
     session.param.update(demo_ipsi=0.35, model_kind="shallow", max_epochs=4)
     assert "Train fits Shallow on the demo recording with 35% ipsilateral movements, up to 4 epochs" in view.plan.object
+    assert "recipe" not in view.plan.object and session.train_config().scheduler == "cosine"  # TrainConfig's default
+    session.param.update(demo_ipsi=0.35, model_kind="deep4")
+    assert "recipe" not in view.plan.object and session.train_config().scheduler == "cosine"  # not the shipped data
     session.source = "file"
     assert "the recording you open above" in view.plan.object
 
