@@ -572,7 +572,9 @@ class Session(param.Parameterized):
     def train_config(self):
         """The :class:`core.training.TrainConfig` that **Train** uses: the chosen decoder and
         epochs; on the plain demo, with the shipped decoder's recipe (``core.workspace.DEMO_TRAIN``:
-        a constant learning rate), so that retraining Deep4 there gives the shipped weights again."""
+        a constant learning rate), so that retraining Deep4 there for 23 or more epochs trains the
+        shipped decoder again (its weights bit for bit with two torch threads; the last bits differ
+        with one)."""
         from core.workspace import DEMO_TRAIN
 
         recipe = DEMO_TRAIN.get(self.model_kind, {}) if self.source == "demo" and not self.demo_ipsi else {}
