@@ -653,8 +653,9 @@ class Session(param.Parameterized):
 
             def show():
                 self.busy = ""
-                self.set_decoder(dec, probe=probe, control=control,
-                                 probe_source=run_probe_source(name) if probe is not None else "", run=shown)
+                source = "" if probe is None else run_probe_source(name) + (
+                    ", computed by other probing code" if note else "")  # said wherever the probe is named
+                self.set_decoder(dec, probe=probe, control=control, probe_source=source, run=shown)
                 self.alert(f"Opened {name}: {self._test_metric(dec)}; {what}.", "success")
             # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
             # already open in another session opens at once, often while this page still loads

@@ -557,6 +557,7 @@ def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, ti
     session.open_run("runs/demo-run/")
     _join(session, "open")
     assert session.probe is not None and session.probe.attrs["code_version"] == "0123456789ab"
+    assert session.probe_source == "probe.nc of demo-run, computed by other probing code"  # sidebar, Units view
     assert ("with its probe (probe.nc); probe.nc was computed by other probing code (an earlier UnitScope): "
             "run the probe again in the Units view to update it.") in session.alerts[-1][1]
     # a probe made for other weights is not shown as this decoder's
