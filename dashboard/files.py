@@ -257,7 +257,8 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
     import zipfile
 
     path = Path(path)
-    limit = (max_upload_bytes() if max_bytes is None else max_bytes) * ZIP_UNPACK_FACTOR
+    file_limit = max_upload_bytes() if max_bytes is None else max_bytes
+    limit = file_limit * ZIP_UNPACK_FACTOR
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -272,7 +273,7 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
                 f"{path.name!r} unpacks to {total / 1e6:.1f} MB, above {limit / 1e6:.1f} MB "
                 f"({ZIP_UNPACK_FACTOR} x the upload limit); put large recordings under the data root instead.")
         if room is not None and total > room:
-            raise _over_room(f"{path.name!r} unpacked", total, room, limit // ZIP_UNPACK_FACTOR)
+            raise _over_room(f"{path.name!r} unpacked", total, room, file_limit)
         for m in members:
             parts = Path(m.filename.replace("\\", "/")).parts
             if m.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):

@@ -569,16 +569,19 @@ class Session(param.Parameterized):
             out.append(f"l_freq={lo:g} Hz must be below h_freq={hi:g} Hz.")
         return out
 
-    def train_config(self):
-        """The :class:`core.training.TrainConfig` that **Train** uses: the chosen decoder and
-        epochs; on the plain demo, with the shipped decoder's recipe (``core.workspace.DEMO_TRAIN``:
-        a constant learning rate), so that retraining Deep4 there for 23 or more epochs trains the
-        shipped decoder again (its weights bit for bit with two torch threads; the last bits differ
-        with one)."""
+    def demo_recipe(self) -> dict:
+        """The shipped decoder's recipe (``core.workspace.DEMO_TRAIN``: a constant learning rate)
+        when the choices are the plain demo and a decoder shipped for it, else {}."""
         from core.workspace import DEMO_TRAIN
 
-        recipe = DEMO_TRAIN.get(self.model_kind, {}) if self.source == "demo" and not self.demo_ipsi else {}
-        return TrainConfig(model=self.model_kind, **{**recipe, "max_epochs": int(self.max_epochs)})
+        return DEMO_TRAIN.get(self.model_kind, {}) if self.source == "demo" and not self.demo_ipsi else {}
+
+    def train_config(self):
+        """The :class:`core.training.TrainConfig` that **Train** uses: the chosen decoder and
+        epochs, with :meth:`demo_recipe`, so that retraining Deep4 on the plain demo for 23 or more
+        epochs trains the shipped decoder again (its weights bit for bit with two torch threads;
+        the last bits differ with one)."""
+        return TrainConfig(model=self.model_kind, **{**self.demo_recipe(), "max_epochs": int(self.max_epochs)})
 
     def data_spec(self):
         """The :class:`core.workspace.DataSpec` of the chosen data; raises UnitScopeError with

@@ -53,15 +53,11 @@ def _optional(run_dir: Path, given: str | None, default: str, what: str):
     return _load_nc(path, what) if path.is_file() else None
 
 
-def _this_decoders(ds, ws, run_dir: Path, name, *, given: bool, redo: str):
-    """``ds`` when made with the run's weights (or not saying: ``model_hash`` absent), else None
-    with a note (a run folder trained again keeps the results of the weights before), or, for a
-    file given by name, an error."""
-    if ds is None or "model_hash" not in ds.attrs:
-        return ds
-    from ..probing._base import model_hash
-
-    if ds.attrs["model_hash"] == model_hash(ws.model):
+def _this_decoders(ds, weights: str, run_dir: Path, name, *, given: bool, redo: str):
+    """``ds`` when made with the run's weights (``weights``: their model_hash; or not saying:
+    ``model_hash`` absent), else None with a note (a run folder trained again keeps the results
+    of the weights before), or, for a file given by name, an error."""
+    if ds is None or ds.attrs.get("model_hash", weights) == weights:
         return ds
     if given:
         raise UnitScopeError(f"{str(name)!r} was made for other weights than the decoder in {str(run_dir)!r}; "
@@ -112,7 +108,10 @@ def run(args) -> int:
     if (run_dir / BATCH_FILE).is_file() and not (run_dir / "config.json").is_file():
         return _batch(args, run_dir, out)
     ws = Workspace.load(run_dir)
-    probe = _this_decoders(_optional(run_dir, args.probe, "probe.nc", "probe result"), ws, run_dir,
+    from ..probing._base import model_hash
+
+    weights = model_hash(ws.model)
+    probe = _this_decoders(_optional(run_dir, args.probe, "probe.nc", "probe result"), weights, run_dir,
                            args.probe or run_dir / "probe.nc", given=bool(args.probe), redo=f"unitscope probe {run_dir}")
     if probe is not None:
         from ..probing._base import stale_probe
@@ -121,7 +120,7 @@ def run(args) -> int:
 
         if stale_probe(probe, ws.model) == "code":
             print(f"note: {other_code_note(args.probe or run_dir / 'probe.nc', run_dir)}", file=sys.stderr)
-    curves = _this_decoders(_optional(run_dir, args.curves, "prune_curves.nc", "pruning curves"), ws, run_dir,
+    curves = _this_decoders(_optional(run_dir, args.curves, "prune_curves.nc", "pruning curves"), weights, run_dir,
                             args.curves or run_dir / "prune_curves.nc", given=bool(args.curves),
                             redo=f"unitscope prune {run_dir} --curve")
     masks = None
@@ -150,7 +149,7 @@ def run(args) -> int:
                 kernels.append((base, None))
     fitted = {k.attrs.get("signal") for k, _ in kernels}
     for path in sorted(run_dir.glob("deconv_*.nc")):  # written by 'unitscope deconv' beside the run
-        ds = _this_decoders(_load_nc(path, "deconvolution result"), ws, run_dir, path, given=False,
+        ds = _this_decoders(_load_nc(path, "deconvolution result"), weights, run_dir, path, given=False,
                             redo=f"unitscope deconv {run_dir}")
         if ds is None:
             continue

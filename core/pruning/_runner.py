@@ -267,9 +267,11 @@ def run_steps(steps, x: torch.Tensor, *, out: torch.Tensor | None = None) -> tor
 
 
 @torch.no_grad()
-def check_steps(model: nn.Module, steps: list[Step], X: torch.Tensor) -> bool:
-    """True if the chain of ``steps`` reproduces ``model(X)`` (eval mode) within float tolerance."""
-    expected = model(X)
+def check_steps(model: nn.Module, steps: list[Step], X: torch.Tensor, expected: torch.Tensor | None = None) -> bool:
+    """True if the chain of ``steps`` reproduces ``model(X)`` (eval mode; ``expected`` when the
+    caller has it already) within float tolerance."""
+    if expected is None:
+        expected = model(X)
     actual = run_steps(steps, X)
     if expected.shape != actual.shape:
         logger.warning("step chain output %s differs from model output %s", tuple(actual.shape), tuple(expected.shape))

@@ -148,14 +148,14 @@ class MaskEvaluator:
         probe = self.X[:2]
         try:
             with torch.no_grad():
-                self.model(probe)
+                out = self.model(probe)
         except RuntimeError as exc:
             raise UnitScopeError(f"The model cannot process windows of n_times={self.X.shape[2]} samples: "
                                  f"{str(exc).splitlines()[0]}") from exc
 
         def reproduces(chain) -> bool:
             try:
-                return check_steps(self.model, chain, probe)
+                return check_steps(self.model, chain, probe, expected=out)
             except RuntimeError:  # the modules do not even chain (a model with a forward of its own)
                 return False
 
@@ -168,8 +168,6 @@ class MaskEvaluator:
                     "pruning re-measures decoding from a chain of the modules, so it needs a model whose forward "
                     "pass runs them in order (nn.Sequential, nested ones included), without skip connections.")
         self._segments = _split_segments(steps, self.layers)
-        with torch.no_grad():
-            out = self.model(probe)
         self._prepare_layout(out, segment_len)
         self._state = MaskSet.for_model(self.model)
         self._shared_ptrs: set[int] = set()  # storages of cached tensors shared with forks (never written)

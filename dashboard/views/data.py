@@ -354,7 +354,7 @@ class DataView(pn.viewable.Viewer):
         else:
             data = "the recording you open above"
         recipe = ""
-        if s.train_config().scheduler == "none":  # the plain demo: the shipped decoder's recipe
+        if s.demo_recipe():
             recipe = (f", with the shipped decoder's recipe (a constant learning rate): with {SHIPPED_BEST_EPOCH} or "
                       "more epochs, the shipped decoder again (test r 0.970) in about 3 minutes")
         self.plan.object = (f"<span class='us-muted'>Train fits {kind} on {data}, up to {int(s.max_epochs)} epochs "
