@@ -27,6 +27,8 @@ from bokeh.core.property.vectorization import Value
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool, PrintfTickFormatter, TapTool
 from bokeh.plotting import figure
 
+from core.probing.stats import CLASSES
+
 from ..prune_state import PruneState
 from ..state import Session
 from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
@@ -209,9 +211,18 @@ class PruneView(pn.viewable.Viewer):
         f.add_tools(TapTool())
         select_on_double_tap(f, self.unit_src, x="amp", y="phase", size=11)  # quick second clicks
         f.scatter("amp", "phase", source=self.unit_src, size=11, marker="marker", fill_color="color",
-                  line_color="line", line_width="lw", legend_field="cls", nonselection_fill_alpha=1.0,
+                  line_color="line", line_width="lw", nonselection_fill_alpha=1.0,
                   nonselection_line_alpha=1.0, selection_fill_color="color", selection_line_color="line")
+        # The legend is drawn by glyphs of its own: grouped by the units' "cls" column, a class's entry
+        # took the looks of its first unit, and turned into a dark cross once that unit was pruned. Each
+        # holds one point at NaN, which draws nothing (the browser draws no legend glyph without data).
+        for cls in CLASSES:
+            f.scatter([np.nan], [np.nan], size=11, marker="circle", fill_color=CLASS_COLORS[cls],
+                      line_color="white", legend_label=cls)
+        f.scatter([np.nan], [np.nan], size=11, marker="x", line_color=PRUNED_COLOR, line_width=2.5,
+                  legend_label="pruned")
         f.legend.label_text_font_size = "8pt"
+        f.legend.visible = False  # shown with a probe's classes
         f.add_layout(f.legend[0], "right")  # beside the plot: inside, it hid the units in its corner
         self.unit_src.selected.on_change("indices", self._on_point)
         self.scatter_fig = f
@@ -301,6 +312,7 @@ class PruneView(pn.viewable.Viewer):
                                    f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
         self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
                                        f"{layer}: click a unit to prune / restore it (× pruned)")
+        self.scatter_fig.legend.visible = table is not None
 
     def _relabel_bars(self, *_):
         """"Ranked by" changed: the bars' label names the new ranking (see :func:`bars_axis_label`)."""

@@ -307,6 +307,54 @@ def test_prune_view_renders_and_follows_the_state(sessions):
     assert "#222222" not in view.unit_src.data["bar"] and "x" not in view.unit_src.data["marker"]
 
 
+def _legend_looks(fig) -> dict:
+    """label -> (marker, fill colour, line colour) of each legend entry as the browser draws it."""
+    out = {}
+    for item in fig.legend[0].items:
+        g = item.renderers[0].glyph
+        label = item.label.value if hasattr(item.label, "value") else item.label
+        out[label] = tuple(getattr(p, "value", p) for p in (g.marker, g.fill_color, g.line_color))
+    return out
+
+
+def test_the_scatter_legend_keeps_its_looks_when_a_class_first_unit_is_pruned(sessions, tiny_probe):
+    """The classes' legend entries do not take the looks of a unit: grouped by the units' class,
+    an entry was drawn from the class's first unit and became a dark cross once it was pruned."""
+    from dashboard.views.overview import CLASS_COLORS
+    from dashboard.views.units import unit_table
+
+    s, ps = sessions()
+    s.view = "prune"
+    view = PruneView(session=s)
+    view.__panel__()
+    s.layer = "conv_3"
+    assert view.scatter_fig.legend.visible
+    before = _legend_looks(view.scatter_fig)
+    assert before == {**{c: ("circle", CLASS_COLORS[c], "white") for c in ("amplitude", "phase", "bimodal",
+                                                                          "insensitive")},
+                      "pruned": ("x", before["pruned"][1], "#222222")}
+    cls = list(unit_table(tiny_probe, "conv_3")["cls"])
+    firsts = sorted({cls.index(c) for c in set(cls)})
+    for i in firsts:
+        ps.toggle("conv_3", i)
+        ps.join()
+    assert sorted(ps.pruned["conv_3"]) == firsts and view.unit_src.data["marker"].count("x") == len(firsts)
+    assert _legend_looks(view.scatter_fig) == before
+
+
+def test_the_scatter_legend_is_hidden_without_a_probe(tmp_path, monkeypatch, tiny_decoder):
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = _session(tiny_decoder)
+    try:
+        s.view = "prune"
+        view = PruneView(session=s)
+        view.__panel__()
+        s.layer = "conv_3"
+        assert not view.scatter_fig.legend.visible and "run the probe" in view.scatter_fig.title.text
+    finally:
+        s.close()
+
+
 def test_the_buttons_keep_their_state_through_a_prune(sessions):
     """A change of a button's state or label makes the browser lay out the page again: the
     toggle, Undo and Reset keep theirs through a prune and its undo (the card tells the
