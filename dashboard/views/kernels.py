@@ -96,10 +96,12 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
                               label=str(k)).opts(color=color, line_width=2.5))
     r2 = result.attrs.get("r2", float("nan"))
     how = {"warm_start": "refit", "unaffected": "unaffected"}.get(result.attrs.get("refit", ""), "fitted")
+    why = ""
     if how == "unaffected":  # a block's mask acts after its activations, so only masks upstream reach a unit
-        how = "unaffected (pruned after it is read)" if pruned else "unaffected (no unit pruned upstream)"
+        # on a line of its own: in one line the title ran past a half-width plot and was cut off
+        why = "\n(the unit is pruned after it is read)" if pruned else "\n(no unit pruned upstream of it)"
     return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
-        title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}", responsive=True, height=260,
+        title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}{why}", responsive=True, height=260,
         legend_position="top_left", framewise=True))
 
 

@@ -165,13 +165,13 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     assert "conv_3/4: pruned" in view.metric.object
     assert ks.fitted_version == ks.prune.mask_version and "us-metric-after" in view.metric.object
     view._show()  # (no document: drawn at once)
-    assert _title(view, "unit").endswith("unaffected (pruned after it is read), R² " + f"{ks.unit.attrs['r2']:.2f}")
+    assert _title(view, "unit").endswith(f"unaffected, R² {ks.unit.attrs['r2']:.2f}\n(the unit is pruned after it is read)")
     view.toggle_btn.clicks += 1  # restored; another block's unit pruned downstream of conv_3
     ks.prune.prune("conv_4", [1])
     ks.prune.join()
     ks.join()
     view._show()
-    assert "unaffected (no unit pruned upstream)" in _title(view, "unit")
+    assert _title(view, "unit").endswith("unaffected, R² " f"{ks.unit.attrs['r2']:.2f}\n(no unit pruned upstream of it)")
 
 
 def test_the_kernels_view_chooses_its_unit_with_the_shared_selection(make_session, fitted):
