@@ -139,11 +139,12 @@ class EncodingView(pn.viewable.Viewer):
         self.init_box = BoxAnnotation(left=0, right=0, fill_color="#cccccc", fill_alpha=0.35)
         f.add_layout(self.init_box)
         f.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
-        f.legend.location = "top_left"
         f.legend.orientation = "horizontal"
-        f.legend.background_fill_alpha = 0.6
         f.legend.click_policy = "hide"
         f.legend.label_text_font_size = "9pt"
+        f.legend.border_line_alpha = 0
+        f.legend.padding = f.legend.margin = 2
+        f.add_layout(f.legend[0], "above")  # above the frame: inside, it hid the curves' first half second
         self.pred_fig = f
         self.maps = {}
         for kind, palette, title in (("r", list(RdBu11), "r over time and channel"),
