@@ -30,7 +30,11 @@ def training_curves(history: list, batches: list, metric_name: str = "validation
     vl = np.array([h["valid_loss"] for h in history], dtype=float)
     vm = np.array([h["valid_metric"] for h in history], dtype=float)
     shown = len(ep) > 0 or len(b) > 0  # [A] no legend over empty axes
-    loss = (hv.Curve((b[:, 0], b[:, 1]), "epoch", "loss", label="train (batch)").opts(color="#9ecae1", line_width=1)
+    # per-batch losses exist only for decoders trained in this session: without them, no legend entry
+    # (the browser draws an entry of no data as a label without its line)
+    batch = [hv.Curve((b[:, 0], b[:, 1]), "epoch", "loss", label="train (batch)").opts(color="#9ecae1", line_width=1)
+             ] if len(b) else []
+    loss = (hv.Overlay(batch)
             * hv.Curve((ep, tl), "epoch", "loss", label="train (epoch)").opts(color="#1f77b4", line_width=2)
             * hv.Curve((ep, vl), "epoch", "loss", label="validation").opts(color="#ff7f0e", line_width=2)
             * hv.Scatter((ep, vl), "epoch", "loss").opts(color="#ff7f0e", size=6))

@@ -354,6 +354,8 @@ def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session,
     curves = view._shown_curves(0)
     assert metric_of(curves) == [0.0, 0.1, 0.2]
     assert loss_of(curves).opts.get("plot").kwargs["show_legend"] is True
+    labels = lambda layout: [v.label for v in loss_of(layout).values()]  # noqa: E731
+    assert "train (batch)" not in labels(curves)  # no batches of a saved run: no legend entry without a line
     assert [v.data for v in curves.Overlay.II.values() if isinstance(v, hv.VLine)] == [2.0]  # best epoch
     live = [{"epoch": 0, "train_loss": 2.0, "valid_loss": 1.5, "valid_metric": 0.05}]
     session.param.update(busy="training", train_history=live, train_batches=[(0.5, 2.1)])
@@ -363,6 +365,7 @@ def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session,
     session.busy = ""
     assert "per-batch" not in view.curves_note.object
     assert len(loss_of(view._shown_curves(0)).values()[0].data) == 2
+    assert labels(view._shown_curves(0))[0] == "train (batch)"
 
 
 def test_data_view_lists_and_opens_run_folders(session, tmp_path, tiny_ws):
