@@ -101,6 +101,22 @@ def placeholder(text: str, **kw) -> pn.pane.HTML:
     return pn.pane.HTML(placeholder_html(text), stylesheets=[CSS], sizing_mode="stretch_width", **kw)
 
 
+def controls(*objs, **kw) -> pn.FlexBox:
+    """A row of widgets and buttons that wraps onto a second line where the page is narrow (a
+    projector at 1024 pixels, a zoomed browser): a plain Row cut its last buttons off, out of reach.
+    Items of fixed width only, and no nested layouts (see :func:`lowered`): a Column in it, drawn
+    while its tab was hidden, took a line of its own at any width."""
+    return pn.FlexBox(*objs, flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width", **kw)
+
+
+def lowered(*widgets, top: int = 18) -> tuple:
+    """``widgets`` (buttons, a checkbox) moved down by ``top`` pixels to line up with the inputs
+    beside them in a :func:`controls` row, whose inputs carry their label above them."""
+    for w in widgets:
+        w.margin = (5 + top, 10, 5, 10)
+    return widgets
+
+
 def kv_table(rows) -> str:
     """An HTML table of (key, value) rows; both escaped."""
     body = "".join(f"<tr><td><b>{esc(k)}</b></td><td>{esc(v)}</td></tr>" for k, v in rows)

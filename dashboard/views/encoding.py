@@ -27,7 +27,7 @@ from bokeh.plotting import figure
 
 from ..encoding_state import ALL_SUBJECTS, FIT_PRESETS, MODEL_LABELS, encoding_state_of
 from ..state import Session
-from ._common import CSS, apply_in_doc, esc
+from ._common import CSS, apply_in_doc, controls, esc
 
 __all__ = ["EncodingView", "MODEL_COLORS", "FEATURE_COLORS", "score_html"]
 
@@ -448,8 +448,7 @@ class EncodingView(pn.viewable.Viewer):
                         sizing_mode="stretch_width")
         fit = pn.Row(self.fit_data, pn.Column(pn.Spacer(height=18), pn.Row(self.fit_btn, self.stop_btn)),
                      pn.Column(pn.Spacer(height=26), self.progress), sizing_mode="stretch_width")
-        select = pn.Row(self.channel, self.example, self.subject, self.model, self.feature,
-                        sizing_mode="stretch_width")
+        select = controls(self.channel, self.example, self.subject, self.model, self.feature)
         return pn.Column(source, fit, self.fit_text, self.source_text, self.scores, select,
                          pn.Row(self.pred_pane, self.r_pane, sizing_mode="stretch_width"), self.caption,
                          pn.Row(self.at_channel, self.context, sizing_mode="stretch_width"),

@@ -19,7 +19,7 @@ from core.deconv.apply import parse_signal
 
 from ..kernel_state import NO_EVENTS, KernelState, has_events
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder, placeholder_html
+from ._common import CSS, UnitPicker, apply_in_doc, controls, esc, known_roles, lowered, placeholder, placeholder_html
 from .prune import prune_state_of, undo
 
 __all__ = ["KernelsView", "kernel_plot", "codes_plot", "kernel_state_of", "signal_label", "codes_r"]
@@ -214,9 +214,8 @@ class KernelsView(pn.viewable.Viewer):
         self.unit_codes = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._codes, which="unit", shown=self.param.shown)),
                                             sizing_mode="stretch_width", linked_axes=False)
         self.plots = pn.Column(
-            pn.Row(self.picker.layer, self.picker.unit,
-                   pn.Column(pn.Spacer(height=18), pn.Row(self.toggle_btn, self.undo_btn, margin=0), margin=0),
-                   self.metric, sizing_mode="stretch_width"),
+            controls(self.picker.layer, self.picker.unit, *lowered(self.toggle_btn, self.undo_btn)),
+            self.metric,
             pn.Row(self.output_kernel, self.output_codes, sizing_mode="stretch_width"),
             pn.Row(self.unit_kernel, self.unit_codes, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         # the input's own kernels: a channel's band envelope, for any decoder (pruning never changes it)
@@ -234,8 +233,8 @@ class KernelsView(pn.viewable.Viewer):
             pn.pane.HTML("<p class='us-muted'>DUNL on a channel's band envelope, locked to the same events: what the "
                          "input itself does at each event, beside what the decoder's output and units do. Pruning "
                          "never changes it.</p>", stylesheets=[CSS], sizing_mode="stretch_width"),
-            pn.Row(self.ch_select, self.band_select, pn.Column(pn.Spacer(height=18), self.ch_btn, margin=0),
-                   self.ch_status, sizing_mode="stretch_width"),
+            controls(self.ch_select, self.band_select, *lowered(self.ch_btn)),
+            self.ch_status,
             pn.Row(self.ch_kernel, self.ch_codes, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         s.param.watch(self._sync_channels, "decoder_version")
         self._sync_channels()

@@ -16,7 +16,7 @@ import param
 from core.probing.validity import band_text
 
 from ..state import Session
-from ._common import CSS, esc
+from ._common import CSS, controls, esc, lowered
 
 __all__ = ["OcclusionPanel", "occlusion_table", "channels_text"]
 
@@ -128,6 +128,5 @@ class OcclusionPanel(pn.viewable.Viewer):
                          stylesheets=[CSS], sizing_mode="stretch_width"),
             pn.Row(self.preset, self.channels, pn.Column(pn.Spacer(height=18), self.all_btn),
                    sizing_mode="stretch_width"),
-            pn.Row(self.band, pn.Column(pn.Spacer(height=12), self.whole), pn.Column(pn.Spacer(height=8), self.run_btn),
-                   pn.Column(pn.Spacer(height=8), self.roles_btn)),
+            controls(self.band, *lowered(self.whole, top=12), *lowered(self.run_btn, self.roles_btn, top=8)),
             self.result, sizing_mode="stretch_width")

@@ -31,7 +31,7 @@ from core.probing.stats import CLASSES
 
 from ..prune_state import PruneState
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc, placeholder, select_on_double_tap
+from ._common import CSS, UnitPicker, apply_in_doc, controls, esc, lowered, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
                           layer_drops, order_label, prune_scatter, ranked_by)
@@ -545,14 +545,9 @@ class PruneView(pn.viewable.Viewer):
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
 
-        def low(w):
-            return pn.Column(pn.Spacer(height=18), w, margin=0)
-
-        row1 = pn.Row(self.layer, self.unit, low(self.toggle_btn), low(self.layer_btn), low(self.undo_btn),
-                      low(self.reset_btn), sizing_mode="stretch_width")
-        row2 = pn.Row(self.cls, low(self.cls_btn), self.k, self.by, low(self.top_btn), sizing_mode="stretch_width")
-        row3 = pn.Row(pn.pane.HTML("<b>Mask file</b>", margin=(12, 5, 5, 5), width=80), self.mask_in, self.mask_out,
-                      sizing_mode="stretch_width")
+        row1 = controls(self.layer, self.unit, *lowered(self.toggle_btn, self.layer_btn, self.undo_btn, self.reset_btn))
+        row2 = controls(self.cls, *lowered(self.cls_btn), self.k, self.by, *lowered(self.top_btn))
+        row3 = controls(pn.pane.HTML("<b>Mask file</b>", margin=(12, 5, 5, 5), width=80), self.mask_in, self.mask_out)
         no_decoder = placeholder("No decoder yet: load the demo or train one (Data & model).",
                                  visible=s.param.decoder.rx().rx.is_(None))
         output_note = pn.pane.HTML("<p class='us-muted'>The output layer (conv_classifier) cannot be pruned: "

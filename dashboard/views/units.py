@@ -20,7 +20,7 @@ from core.layout import head_outline
 
 from ..decoder import run_probe_source
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, esc, known_roles, placeholder, select_on_double_tap
+from ._common import CSS, UnitPicker, apply_in_doc, controls, esc, known_roles, lowered, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
@@ -175,7 +175,7 @@ class UnitsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         s = self.session
-        self.picker = UnitPicker(s, layer_width=180, unit_width=110, on_sync=lambda *_: self._header())
+        self.picker = UnitPicker(s, layer_width=170, unit_width=100, on_sync=lambda *_: self._header())
         self.layer, self.unit = self.picker.layer, self.picker.unit
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
@@ -536,9 +536,8 @@ class UnitsView(pn.viewable.Viewer):
         s = self.session
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
-        controls = pn.Row(self.layer, self.unit, self.iterations, self.site,
-                          pn.Column(pn.Spacer(height=12), pn.Row(self.run_btn, self.stop_btn)),
-                          pn.Column(pn.Spacer(height=22), self.control), sizing_mode="stretch_width")
+        row = controls(self.layer, self.unit, self.iterations, self.site, *lowered(self.run_btn, self.stop_btn, top=12),
+                       *lowered(self.control, top=22))
         none_yet = placeholder("Probe not run yet: no unit maps to show. Press Run probe above; the maps refine "
                                "live while it runs.", visible=s.param.probe.rx().rx.is_(None))
         has_probe = s.param.probe.rx().rx.is_not(None)
@@ -546,7 +545,7 @@ class UnitsView(pn.viewable.Viewer):
                             pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
                             pn.Row(self.map_band, sizing_mode="stretch_width"), self.chan_map,
                             sizing_mode="stretch_width", visible=has_probe)
-        return pn.Column(controls, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
+        return pn.Column(row, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
                          none_yet,
                          pn.Column(self.scatter, sizing_mode="stretch_width", visible=has_probe),
                          self.unit_header, details, self.windows, sizing_mode="stretch_width")

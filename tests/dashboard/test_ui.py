@@ -417,6 +417,28 @@ def test_a_run_on_a_recording_with_stretches_marked_bad(server, app_page, data_r
     no_traceback(app_page)
 
 
+def test_every_control_is_in_reach_on_a_projector(server, app_page):
+    """At 1024 pixels (a projector, a zoomed browser) the rows of controls wrap: as plain rows they
+    ran past the page's edge, and Undo, Reset or Stop could not be reached."""
+    width = 1024
+    app_page.set_viewport_size({"width": width, "height": 768})
+    views = {"units": (["conv_4:"], ["Stop", "Run probe again"], [".us-control"]),  # the control's checkbox
+             "prune": (["conv_4:"], ["Undo", "Reset", "Prune whole layer", "Prune top-k"], []),
+             "kernels": ([], ["Undo"], [])}
+    for view, (titles, buttons, others) in views.items():
+        app_page.goto(f"{server}?view={view}&layer=conv_4&unit=3")
+        wait_text(app_page, "Prune / restore conv_4/3" if view != "units" else "Unit conv_4/3", timeout=120)
+        if titles:
+            wait_titles(app_page, titles, timeout=120)
+        found = [app_page.locator(f"button:text-is('{b}')").filter(visible=True) for b in buttons]
+        found += [app_page.locator(css).filter(visible=True) for css in others]
+        for name, loc in zip(buttons + others, found):
+            assert loc.count() == 1, (view, name, loc.count())
+            box = loc.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (view, name, box)
+    no_traceback(app_page)
+
+
 def test_screenshots_of_each_view(server, app_page, tmp_path):
     out = Path(os.environ.get("UNITSCOPE_SCREENSHOT_DIR", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
