@@ -23,29 +23,39 @@ __all__ = ["DataView", "training_curves"]
 def training_curves(history: list, batches: list, metric_name: str = "validation metric",
                     best_epoch: int | None = None) -> hv.Layout:
     """Loss per batch (thin) and per epoch, and the validation metric per epoch; a dashed line
-    marks ``best_epoch`` (0-based, the epoch whose weights were kept) when given."""
+    marks ``best_epoch`` (0-based, the epoch whose weights were kept) when given.
+
+    Every call returns the same elements with the same options, whatever the data [A]: the app
+    draws the calls' results as frames of one DynamicMap, which keeps the elements and options of
+    its first frame. A page opened before its decoder had loaded showed empty axes ever after
+    (no best-epoch line, no legend, the curves not redrawn). So the best-epoch line is always
+    there (at NaN, drawn nowhere, without one), and an empty curve holds one NaN point: the
+    browser draws the legend entry of a curve without data as a label without its line.
+    """
+    def xy(x, y):
+        return (x, y) if len(x) else ([np.nan], [np.nan])
+
     b = np.asarray(batches, dtype=float).reshape(-1, 2)
     ep = np.array([h["epoch"] + 1 for h in history], dtype=float)
     tl = np.array([h["train_loss"] for h in history], dtype=float)
     vl = np.array([h["valid_loss"] for h in history], dtype=float)
     vm = np.array([h["valid_metric"] for h in history], dtype=float)
-    shown = len(ep) > 0 or len(b) > 0  # [A] no legend over empty axes
-    # per-batch losses exist only for decoders trained in this session: without them, no legend entry
-    # (the browser draws an entry of no data as a label without its line)
-    batch = [hv.Curve((b[:, 0], b[:, 1]), "epoch", "loss", label="train (batch)").opts(color="#9ecae1", line_width=1)
-             ] if len(b) else []
-    loss = (hv.Overlay(batch)
-            * hv.Curve((ep, tl), "epoch", "loss", label="train (epoch)").opts(color="#1f77b4", line_width=2)
-            * hv.Curve((ep, vl), "epoch", "loss", label="validation").opts(color="#ff7f0e", line_width=2)
-            * hv.Scatter((ep, vl), "epoch", "loss").opts(color="#ff7f0e", size=6))
-    metric = (hv.Curve((ep, vm), "epoch", "metric", label=metric_name).opts(color="#2ca02c", line_width=2)
-              * hv.Scatter((ep, vm), "epoch", "metric").opts(color="#2ca02c", size=6))
-    if best_epoch is not None and 0 <= best_epoch < len(ep):
-        metric = metric * hv.VLine(best_epoch + 1.0).opts(color="#555555", line_dash="dashed", line_width=1)
-    return (loss.opts(title="Loss", legend_position="top_right", framewise=True, responsive=True, height=260,
-                      show_legend=shown)
-            + metric.opts(title="Validation metric", framewise=True, responsive=True, height=260,
-                          show_legend=False)).cols(2)
+    # per-batch losses exist only for decoders trained in this session: the thin line, not in the legend
+    loss = (hv.Curve(xy(b[:, 0], b[:, 1]), "epoch", "loss", label="train (batch)").opts(
+                color="#9ecae1", line_width=1, show_legend=False)
+            * hv.Curve(xy(ep, tl), "epoch", "loss", label="train (epoch)").opts(color="#1f77b4", line_width=2)
+            * hv.Curve(xy(ep, vl), "epoch", "loss", label="validation").opts(color="#ff7f0e", line_width=2)
+            * hv.Scatter(xy(ep, vl), "epoch", "loss").opts(color="#ff7f0e", size=6))
+    best = best_epoch + 1.0 if best_epoch is not None and 0 <= best_epoch < len(ep) else np.nan
+    metric = (hv.Curve(xy(ep, vm), "epoch", "metric", label=metric_name).opts(color="#2ca02c", line_width=2)
+              * hv.Scatter(xy(ep, vm), "epoch", "metric").opts(color="#2ca02c", size=6)
+              * hv.VLine(best).opts(color="#555555", line_dash="dashed", line_width=1))
+    # framewise on the elements: set on the overlays only, the axes kept the first frame's ranges
+    each = [hv.opts.Curve(framewise=True), hv.opts.Scatter(framewise=True)]
+    return (loss.opts(*each, hv.opts.Overlay(title="Loss", legend_position="top_right", framewise=True,
+                                             responsive=True, height=260))
+            + metric.opts(*each, hv.opts.Overlay(title="Validation metric", framewise=True, responsive=True,
+                                                 height=260, show_legend=False))).cols(2)
 
 
 class DataView(pn.viewable.Viewer):
