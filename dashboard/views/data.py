@@ -192,7 +192,7 @@ class DataView(pn.viewable.Viewer):
     def _sync_curves_note(self, *_):
         s, dec = self.session, self.session.decoder
         if s.busy == "training":
-            txt = "The run in progress; the decoder in use stays until it finishes."
+            txt = "The run in progress (the thin line: the loss of each batch); the decoder in use stays until it finishes."
         elif dec is None:
             txt = "No decoder yet."
         elif not dec.ws.history:
@@ -201,7 +201,8 @@ class DataView(pn.viewable.Viewer):
             best = dec.ws.metrics.get("best_epoch")
             txt = (f"{dec.label}: {len(dec.ws.history)} epoch(s)"
                    + (f", weights of epoch {int(best) + 1} (best on the validation block, dashed)" if best is not None else "")
-                   + ("" if dec.batches else "; per-batch losses are kept only for decoders trained in this session")
+                   + ("; the thin line: the loss of each batch" if dec.batches else
+                      "; per-batch losses are kept only for decoders trained in this session")
                    + ".")
         self.curves_note.object = f'<span class="us-muted">{esc(txt)}</span>'
 

@@ -361,7 +361,7 @@ def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session,
     assert metric_of(view._shown_curves(0)) == [0.05]
     dec.batches = [(0.5, 1.2), (1.0, 1.1)]  # a run of this session keeps its batches
     session.busy = ""
-    assert "per-batch" not in view.curves_note.object
+    assert "per-batch" not in view.curves_note.object and "the thin line: the loss of each batch" in view.curves_note.object
     full = view._shown_curves(0)
     assert list(loss_of(full).values()[0].data["loss"]) == [1.2, 1.1]
 
