@@ -84,6 +84,7 @@ class Session(param.Parameterized):
                           doc="Long work running on the data/model side.")
     train_progress = param.Number(default=0.0, bounds=(0, 1), doc="Fraction of training done.")
     train_history = param.List(default=[], doc="One dict per epoch (train_loss, valid_loss, valid_metric).")
+    train_outcome = param.String(default="", doc="How the last run of this session ended (shown under its bar).")
     train_batches = param.List(default=[], doc="(fractional epoch, train loss) per batch of the current run.")
 
     # ---- probe ---------------------------------------------------------------------------
@@ -732,7 +733,7 @@ class Session(param.Parameterized):
         config = self.train_config()
         kind = KIND_LABELS[self.model_kind]
         self._batches = []
-        self.param.update(busy="training", train_progress=0.0, train_history=[], train_batches=[])
+        self.param.update(busy="training", train_progress=0.0, train_history=[], train_batches=[], train_outcome="")
 
         def work(stop):
             ws = Workspace.create(spec, config)
@@ -748,10 +749,19 @@ class Session(param.Parameterized):
             self.train_batches = list(self._batches)
             self.set_decoder(dec)
             how = "stopped" if result.stopped else "finished"
+            n = len(result.history)
+            why = (" (stopped by you)" if result.stopped else
+                   f" (early stopping: the validation metric had not improved for {config.patience} epochs)"
+                   if result.early_stopped else "")
+            self.train_outcome = (f"Last run: {how} after {n} of at most {config.max_epochs} epochs{why}; "
+                                  f"weights of epoch {result.best_epoch + 1} kept.")
             self.alert(f"Training {how} after {len(result.history)} epoch(s): test "
                        f"{dec.metric_name()} {dec.predictions()['metric']:.3f}.", "success")
 
-        self._start("training", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
+        def failed(message):
+            self.param.update(busy="", train_outcome=f"Last run: failed ({message}).")
+
+        self._start("training", work, on_done=done, on_error=failed)
 
     def weights_files(self) -> list[str]:
         """State dict files under the data root (see :func:`dashboard.files.list_weights`)."""

@@ -160,7 +160,7 @@ class DataView(pn.viewable.Viewer):
         s.param.watch(self._sync_prep, ["recording_info", "target", "picks", "l_freq", "h_freq", "resample_to",
                                         "source"])
         self._sync_prep()
-        s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history"])
+        s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history", "train_outcome"])
         s.param.watch(self._sync_plan, ["source", "demo_ipsi", "model_kind", "max_epochs", "recording_info", "target"])
         self._sync_plan()
         self._sync_info()
@@ -395,8 +395,8 @@ class DataView(pn.viewable.Viewer):
             self.progress_text.object = f'<span class="us-muted">{esc(txt)}</span>'
         elif s.busy:
             self.progress_text.object = f'<span class="us-muted">{esc(s.busy.capitalize())} ...</span>'
-        else:
-            self.progress_text.object = ""
+        else:  # how the last run ended: its bar stays where it stopped (17 of 25 epochs: 68%)
+            self.progress_text.object = f'<span class="us-muted">{esc(s.train_outcome)}</span>' if s.train_outcome else ""
 
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:

@@ -125,6 +125,11 @@ def test_training_error_too_short_is_an_alert(session, tmp_path, fif):
     _join(session, "training")
     assert session.busy == ""
     assert "block has" in session.alerts[-1][1] and session.decoder is None
+    assert session.train_outcome.startswith("Last run: failed (") and "block has" in session.train_outcome
+    from dashboard.views.data import DataView
+
+    view = DataView(session=session)
+    assert "Last run: failed" in view.progress_text.object  # under the bar, after the alert has gone
 
 
 @pytest.mark.slow
@@ -142,6 +147,8 @@ def test_train_and_stop_on_user_file(session, tmp_path, fif):
     assert session.decoder is not None and session.decoder.model_kind == "shallow"
     assert session.busy == "" and len(session.train_history) < 50
     assert session.alerts[-1][0] == "success" and "stopped" in session.alerts[-1][1]
+    n = len(session.train_history)
+    assert session.train_outcome.startswith(f"Last run: stopped after {n} of at most 50 epochs (stopped by you)")
     assert session.layer in session.layer_names
 
 

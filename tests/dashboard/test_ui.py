@@ -181,6 +181,7 @@ def test_what_if_ipsilateral_movements_a_shallow_decoder_needs_beta(server, app_
     app_page.locator("button:text-is('Train')").click()
     wait_text(app_page, "Training finished", timeout=300)
     wait_text(app_page, "Demo reaching recording, 50% ipsilateral (Shallow)")
+    wait_text(app_page, "Last run: finished after 4 of at most 4 epochs")  # under the bar, after the alert
     app_page.locator(".bk-tab:text-is('Overview')").click()
     app_page.locator("button:text-is('Each role in its band')").click()
     wait_text(app_page, "low_freq band", timeout=120)
