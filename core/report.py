@@ -231,6 +231,12 @@ def _class_bars(ax, frac, title: str) -> None:
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
 
 
+def _class_legend(ax) -> None:
+    """The classes' legend beside the last panel: stacked fractions fill every bar to 1, so inside
+    the axes it covered the bars."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+
+
 def _fractions_fig(probe, control) -> str:
     from .probing import class_fractions
 
@@ -239,7 +245,7 @@ def _fractions_fig(probe, control) -> str:
     axes = np.atleast_1d(axes)
     for ax, (label, ds) in zip(axes, sets):
         _class_bars(ax, class_fractions(ds), label)
-    axes[0].legend(fontsize=7, loc="lower left")
+    _class_legend(axes[-1])
     return figure_png(fig)
 
 
@@ -519,7 +525,7 @@ def _batch_fractions_fig(frac) -> str:
         f = frac.sel(model=model)
         f = f.isel(layer=np.flatnonzero(np.isfinite(f.values).any(axis=-1)))  # this decoder's layers
         _class_bars(ax, f, f"{model}: mean over runs")
-    axes[0].legend(fontsize=7, loc="lower left")
+    _class_legend(axes[-1])
     return figure_png(fig)
 
 

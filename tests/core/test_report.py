@@ -234,3 +234,22 @@ def test_the_report_says_where_the_weights_come_from(ws, monkeypatch):
         ReportContent.from_workspace(ws))
     monkeypatch.setattr(ws, "metrics", {"weights_from": "/lab/deep4_state.pt"})
     assert "weights imported from deep4_state.pt" in render_report(ReportContent.from_workspace(ws))
+
+
+def test_the_class_legend_sits_beside_the_bars_not_on_them():
+    """Stacked class fractions fill every bar to 1: a legend inside the axes covered bars."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from core.report import _class_bars, _class_legend, _figure
+
+    frac = xr.DataArray([[0.2, 0.3, 0.4, 0.1], [1.0, 0.0, 0.0, 0.0]], dims=("layer", "class"),
+                        coords={"layer": ["conv_2", "conv_classifier"],
+                                "class": ["amplitude", "phase", "bimodal", "insensitive"]})
+    fig, axes = _figure(9.0, 3.0, ncols=2)
+    for ax in axes:
+        _class_bars(ax, frac, "t")
+    _class_legend(axes[-1])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend = axes[-1].get_legend().get_window_extent(renderer)
+    assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["amplitude", "phase", "bimodal", "insensitive"]
+    assert all(not legend.overlaps(ax.get_window_extent(renderer)) for ax in axes)
