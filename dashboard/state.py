@@ -755,7 +755,7 @@ class Session(param.Parameterized):
                    if result.early_stopped else "")
             self.train_outcome = (f"Last run: {how} after {n} of at most {config.max_epochs} epochs{why}; "
                                   f"weights of epoch {result.best_epoch + 1} kept.")
-            self.alert(f"Training {how} after {len(result.history)} epoch(s): test "
+            self.alert(f"Training {how} after {n} epoch(s): test "
                        f"{dec.metric_name()} {dec.predictions()['metric']:.3f}.", "success")
 
         def failed(message):
