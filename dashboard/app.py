@@ -17,7 +17,7 @@ import panel as pn
 from .heap import heap_keeper
 from .state import Session
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
-from .views._common import CSS, AlertsView, esc
+from .views._common import CSS, AlertsView, Shown, esc
 from .views.encoding import EncodingView
 from .views.lesson import LessonView
 
@@ -149,8 +149,8 @@ def _sidebar(session: Session):
     session.param.watch(render, ["status", "busy", "train_progress", "probe_state", "probe_progress", "probe"])
     render()
     demo_progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", height=16,
-                                           bar_color="warning",
-                                           visible=session.param.busy.rx() == "loading")
+                                           bar_color="warning")
+    Shown(session, ["busy"]).set((demo_progress, lambda: session.busy == "loading"))
     session.param.watch(lambda e: setattr(demo_progress, "value", int(e.new * 1000)), "train_progress")
     guide = pn.pane.HTML(
         "<p class='us-muted'><b>Data &amp; model</b>: choose a recording and train.<br>"

@@ -79,6 +79,9 @@ class Session(param.Parameterized):
     decoder = param.ClassSelector(class_=Decoder, default=None, allow_None=True,
                                   doc="The trained decoder every view shows.")
     decoder_version = param.Integer(default=0, bounds=(0, None), doc="Bumped whenever the decoder changes.")
+    page_redrawn = param.Integer(default=0, bounds=(0, None), doc=(
+        "Bumped on the page's event loop once it has loaded, when what changed while it loaded was drawn again: "
+        "views send the visibility of their parts again (see dashboard.views._common.Shown)."))
     status = param.String(default="", doc="One-line status of the decoder (shown in the sidebar).")
     busy = param.Selector(default="", objects=["", "loading", "inspecting", "training", "opening", "importing"],
                           doc="Long work running on the data/model side.")
@@ -168,6 +171,11 @@ class Session(param.Parameterized):
                 names = [n for n, on in (("decoder_version", self.decoder is not None), ("alerts", bool(self.alerts))) if on]
                 if names:
                     self.param.trigger(*names)
+                # a part shown or hidden while the page loaded can keep its old visibility in the
+                # browser (seen once in 48 pages opened at once on a fresh server: the Units view
+                # without its scatter and maps, the sidebar without the lesson); triggering the
+                # decoder again sets the same value, which sends nothing
+                self.page_redrawn += 1
             self._in_doc(again)
 
     def _in_doc(self, fn) -> None:

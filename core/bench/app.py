@@ -204,7 +204,40 @@ def wait_titles(page, needles, *, timeout: float = 60.0) -> None:
 
 
 def plot_titles(page) -> list[str]:
+    """Titles of every plot of the page's documents, shown or not."""
     return page.evaluate(_TITLES_JS)
+
+
+# JS: titles of the plots drawn with a size on the page (a hidden plot's canvas has none)
+_SHOWN_TITLES_JS = """() => {
+  const views = [];
+  const walk = (v) => { if (!v) return; views.push(v); if (v.child_views) for (const c of v.child_views) walk(c); };
+  for (const v of (window.Bokeh ? (Bokeh.index.values ? Bokeh.index.values() : Object.values(Bokeh.index)) : [])) walk(v);
+  const out = [];
+  for (const v of views) {
+    const m = v.model;
+    if (!m || !m.title || typeof m.title.text !== 'string' || !v.canvas_view) continue;
+    const r = v.canvas_view.el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0) out.push(m.title.text);
+  }
+  return out;
+}"""
+
+
+def shown_plot_titles(page) -> list[str]:
+    """Titles of the plots the page shows (:func:`plot_titles` also names hidden ones)."""
+    return page.evaluate(_SHOWN_TITLES_JS)
+
+
+def wait_shown_titles(page, needles, *, timeout: float = 60.0) -> None:
+    """Wait until every string in ``needles`` starts the title of a plot the page shows; on
+    time-out, raises ``TimeoutError`` quoting the titles shown and all titles."""
+    js = f"(needles) => {{ const t = ({_SHOWN_TITLES_JS})(); return needles.every(n => t.some(x => x.startsWith(n))); }}"
+    try:
+        page.wait_for_function(js, arg=list(needles), timeout=timeout * 1000, polling=250)
+    except Exception:
+        raise TimeoutError(f"plots {list(needles)!r} were not all shown within {timeout:.0f} s; shown: "
+                           f"{shown_plot_titles(page)!r}; all: {plot_titles(page)!r}") from None
 
 
 def unit_point(page, layer: str, k: int) -> tuple[float, float]:

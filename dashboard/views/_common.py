@@ -117,6 +117,35 @@ def lowered(*widgets, top: int = 18) -> tuple:
     return widgets
 
 
+class Shown:
+    """Parts of a view shown or hidden by rules on the session's state: ``rules`` are
+    ``(part, rule)`` pairs, ``rule()`` true where the part is to be shown. Set on every change of
+    the session's ``params``, and sent to the browser again (hidden and shown, or the reverse)
+    when the page has drawn again what changed while it loaded (``Session.page_redrawn``):
+    setting the same value again sends nothing. Watchers are made once; :meth:`set` takes the
+    parts of each ``__panel__`` call."""
+
+    def __init__(self, session, params=()):
+        self.rules = []
+        if params:  # (none: the view sets the parts itself; they are only sent again)
+            session.param.watch(self.sync, list(params))
+        session.param.watch(self.resend, "page_redrawn")
+
+    def set(self, *rules) -> None:
+        self.rules = list(rules)
+        self.sync()
+
+    def sync(self, *_) -> None:
+        for part, rule in self.rules:
+            part.visible = bool(rule())
+
+    def resend(self, *_) -> None:
+        for part, rule in self.rules:
+            shown = bool(rule())
+            part.visible = not shown
+            part.visible = shown
+
+
 def kv_table(rows) -> str:
     """An HTML table of (key, value) rows; both escaped."""
     body = "".join(f"<tr><td><b>{esc(k)}</b></td><td>{esc(v)}</td></tr>" for k, v in rows)

@@ -13,7 +13,7 @@ import param
 from core.demo import ROLE_BANDS
 
 from ..state import Session, apply_in_doc
-from ._common import CSS
+from ._common import CSS, Shown
 from .units import unit_table
 
 __all__ = ["LessonView", "STEPS"]
@@ -65,8 +65,9 @@ class LessonView(pn.viewable.Viewer):
         self.text = pn.pane.HTML("<p class='us-muted'>A lesson on the demo in four steps (about 15 minutes): "
                                  "each button opens its view.</p>", stylesheets=[CSS], sizing_mode="stretch_width")
         self.column = pn.Column(pn.pane.HTML("<b>Lesson</b>", margin=(10, 5, 0, 5)), *self.buttons, self.text,
-                                sizing_mode="stretch_width", visible=self._is_demo())
-        self.session.param.watch(lambda *_: setattr(self.column, "visible", self._is_demo()), "decoder_version")
+                                sizing_mode="stretch_width")
+        self.shown = Shown(self.session, ["decoder_version"])
+        self.shown.set((self.column, self._is_demo))
 
     def _is_demo(self) -> bool:
         dec = self.session.decoder

@@ -16,7 +16,7 @@ import param
 from core.probing.validity import band_text
 
 from ..state import Session
-from ._common import CSS, controls, esc, lowered
+from ._common import CSS, Shown, controls, esc, lowered
 
 __all__ = ["OcclusionPanel", "occlusion_table", "channels_text"]
 
@@ -75,6 +75,8 @@ class OcclusionPanel(pn.viewable.Viewer):
         s.param.watch(self._sync_decoder, "decoder_version")
         s.param.watch(self._sync_results, ["occlusions", "occluding"])
         self._sync_decoder()
+        self.shown = Shown(s)  # set with the decoder (the demo's roles: "Each role in its band")
+        self.shown.set((self.preset, lambda: bool(self._presets)), (self.roles_btn, lambda: bool(self._presets)))
 
     def _sync_decoder(self, *_):
         s, dec = self.session, self.session.decoder

@@ -31,7 +31,7 @@ from core.probing.stats import CLASSES
 
 from ..prune_state import PruneState
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, controls, esc, lowered, placeholder, select_on_double_tap
+from ._common import CSS, Shown, UnitPicker, apply_in_doc, controls, esc, lowered, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
                           layer_drops, order_label, prune_scatter, ranked_by)
@@ -129,6 +129,7 @@ class PruneView(pn.viewable.Viewer):
         self.ps = ps = prune_state_of(s)
         self.picker = UnitPicker(s, hidden_only=True, on_sync=self._selection_changed)
         self.layer, self.unit = self.picker.layer, self.picker.unit
+        self.shown = Shown(s, ["decoder", "layer"])  # "no decoder yet", "the output layer cannot be pruned"
         self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=200)
         self.cls = pn.widgets.Select(label="Class", options=["amplitude", "phase", "bimodal", "insensitive"], width=130)
         self.cls_btn = pn.widgets.Button(label="Prune class", width=120)
@@ -548,10 +549,10 @@ class PruneView(pn.viewable.Viewer):
         row1 = controls(self.layer, self.unit, *lowered(self.toggle_btn, self.layer_btn, self.undo_btn, self.reset_btn))
         row2 = controls(self.cls, *lowered(self.cls_btn), self.k, self.by, *lowered(self.top_btn))
         row3 = controls(pn.pane.HTML("<b>Mask file</b>", margin=(12, 5, 5, 5), width=80), self.mask_in, self.mask_out)
-        no_decoder = placeholder("No decoder yet: load the demo or train one (Data & model).",
-                                 visible=s.param.decoder.rx().rx.is_(None))
+        no_decoder = placeholder("No decoder yet: load the demo or train one (Data & model).")
         output_note = pn.pane.HTML("<p class='us-muted'>The output layer (conv_classifier) cannot be pruned: "
-                                   "choose a hidden layer.</p>", visible=s.param.layer.rx() == "conv_classifier")
+                                   "choose a hidden layer.</p>")
+        self.shown.set((no_decoder, lambda: s.decoder is None), (output_note, lambda: s.layer == "conv_classifier"))
         analyses = pn.Row(pn.Column(self.effects_btn, self.effects_progress),
                           pn.Column(self.curves_btn, self.curves_progress), sizing_mode="stretch_width")
         finetune = pn.Column(pn.pane.HTML("<h4>Recover by fine-tuning</h4>", margin=(0, 5)),

@@ -20,7 +20,7 @@ from core.layout import head_outline
 
 from ..decoder import run_probe_source
 from ..state import Session
-from ._common import CSS, UnitPicker, apply_in_doc, controls, esc, known_roles, lowered, placeholder, select_on_double_tap
+from ._common import CSS, Shown, UnitPicker, apply_in_doc, controls, esc, known_roles, lowered, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
@@ -176,6 +176,7 @@ class UnitsView(pn.viewable.Viewer):
         super().__init__(**params)
         s = self.session
         self.picker = UnitPicker(s, layer_width=170, unit_width=100, on_sync=lambda *_: self._header())
+        self.shown = Shown(s, ["probe"])  # the placeholder, or the scatter and the unit's maps
         self.layer, self.unit = self.picker.layer, self.picker.unit
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
@@ -539,13 +540,15 @@ class UnitsView(pn.viewable.Viewer):
         row = controls(self.layer, self.unit, self.iterations, self.site, *lowered(self.run_btn, self.stop_btn, top=12),
                        *lowered(self.control, top=22))
         none_yet = placeholder("Probe not run yet: no unit maps to show. Press Run probe above; the maps refine "
-                               "live while it runs.", visible=s.param.probe.rx().rx.is_(None))
-        has_probe = s.param.probe.rx().rx.is_not(None)
+                               "live while it runs.")
         details = pn.Column(pn.Row(self.roles_legend, self.show_roles, sizing_mode="stretch_width"),
                             pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
                             pn.Row(self.map_band, sizing_mode="stretch_width"), self.chan_map,
-                            sizing_mode="stretch_width", visible=has_probe)
+                            sizing_mode="stretch_width")
+        scatter = pn.Column(self.scatter, sizing_mode="stretch_width")
+        self.shown.set((none_yet, lambda: s.probe is None), (scatter, lambda: s.probe is not None),
+                       (details, lambda: s.probe is not None),
+                       (self.show_roles, lambda: s.probe is not None
+                        and self._known_roles(s.probe.sizes["channel"]) is not None))
         return pn.Column(row, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
-                         none_yet,
-                         pn.Column(self.scatter, sizing_mode="stretch_width", visible=has_probe),
-                         self.unit_header, details, self.windows, sizing_mode="stretch_width")
+                         none_yet, scatter, self.unit_header, details, self.windows, sizing_mode="stretch_width")

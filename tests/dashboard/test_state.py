@@ -438,6 +438,7 @@ def test_demo_ready_from_a_worker_switches_the_decoder_on_the_documents_loop(ses
     assert len(doc.ticks) == 1
     doc.ticks.pop()()
     assert len(seen) == 2 and session.decoder_version == 1
+    assert session.page_redrawn == 1  # the views send their parts' visibility again
     session.document_ready()  # nothing more to redraw
     demo.announce("ready")  # a late repeat does nothing once the decoder is set
     for fn in doc.ticks:
@@ -457,7 +458,7 @@ def test_demo_ready_after_the_page_loaded_is_drawn_once(session, tiny_decoder, s
     demo.announce("ready")
     doc.ticks.pop()()
     session.document_ready()
-    assert doc.ticks == [] and seen == [1]
+    assert doc.ticks == [] and seen == [1] and session.page_redrawn == 0
 
 
 def test_demo_error_from_a_worker_is_shown_on_the_documents_loop(session, tiny_decoder, served_doc):

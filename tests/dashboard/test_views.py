@@ -263,6 +263,46 @@ def test_units_view_without_probe_says_not_run(session, tiny_decoder):
     assert view.win_fig.title.text.startswith(f"{session.layer}/{session.unit} most-activating windows at")
 
 
+def _visible_events(part) -> list:
+    seen = []
+    part.param.watch(lambda e: seen.append(e.new), "visible")
+    return seen
+
+
+def test_parts_shown_by_the_session_state_are_sent_again_once_the_page_has_loaded(session, tiny_decoder, tiny_probe):
+    """The Units view's placeholder, scatter and maps follow the probe; once the page has drawn
+    again what changed while it loaded (``page_redrawn``), each part is hidden and shown (or the
+    reverse) so that the browser gets its visibility again: setting the same value sends nothing,
+    and once in 48 pages opened at once the Units view stayed without its scatter and maps."""
+    from dashboard.views.lesson import LessonView
+    from dashboard.views.prune import PruneView
+
+    session.set_decoder(tiny_decoder)  # no probe
+    view = UnitsView(session=session)
+    page = view.__panel__()
+    (none_yet, _), (scatter, _), (details, _), _roles = view.shown.rules
+    assert none_yet in page.objects and scatter in page.objects and details in page.objects
+    assert none_yet.visible and not scatter.visible and not details.visible
+    session.probe = tiny_probe
+    assert not none_yet.visible and scatter.visible and details.visible
+    events = [_visible_events(p) for p in (none_yet, scatter, details)]
+    lesson = LessonView(session=session)
+    lesson_events = _visible_events(lesson.column)
+    prune = PruneView(session=session)
+    prune.__panel__()
+    prune_events = [_visible_events(p) for p, _ in prune.shown.rules]
+    from dashboard.views.occlusion import OcclusionPanel
+
+    occlusion = OcclusionPanel(session=session)
+    assert occlusion.roles_btn.visible  # the demo's known roles: "Each role in its band"
+    roles_events = _visible_events(occlusion.roles_btn)
+    session.page_redrawn += 1
+    assert events == [[True, False], [False, True], [False, True]]
+    assert lesson_events == [not lesson.column.visible, lesson.column.visible]
+    assert prune_events == [[True, False], [True, False]]  # a decoder, a hidden layer: both hidden again
+    assert roles_events == [False, True]
+
+
 def test_units_view_names_the_probe_site_and_resumes_only_the_same_site(session, tiny_probe):
     view = UnitsView(session=session)
     assert "units read before BatchNorm" in view.probe_text.object
