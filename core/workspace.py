@@ -29,7 +29,7 @@ from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_
 from .recording import Recording, touches
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
-__all__ = ["DataSpec", "Workspace", "load_data", "default_cache_dir", "ASSETS_DIR", "weights_provenance"]
+__all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "default_cache_dir", "ASSETS_DIR", "weights_provenance"]
 
 logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -39,6 +39,22 @@ DEMO_VERSION = 1  # bump when the simulator or the default training changes
 # the shipped weights bit for bit on the 2-core CPU machines it was measured on (TrainConfig's
 # defaults differ: 25 epochs, cosine lr)
 DEMO_TRAIN = {"deep4": {"max_epochs": 30, "scheduler": "none", "lr": 1e-3}}
+
+
+def load_run_model(run_dir: str | Path, mcfg: dict) -> torch.nn.Module:
+    """The decoder of a run folder, in eval mode: built from its config.json's ``"model"``
+    (``mcfg``) and loaded with its model.pt; no data read. Raises UnitScopeError when the
+    weights do not fit that architecture (the RuntimeError as its cause)."""
+    run_dir = Path(run_dir)
+    model = build_model(mcfg["kind"], n_chans=mcfg["n_chans"], n_outputs=mcfg["n_outputs"],
+                        n_times=mcfg["n_times"], dense=mcfg["dense"], drop_prob=mcfg["drop_prob"])
+    state = load_state(run_dir / "model.pt")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UnitScopeError(f"The checkpoint {str(run_dir / 'model.pt')!r} does not match the {mcfg['kind']} "
+                             f"architecture: {str(exc).splitlines()[0]}") from exc
+    return model.eval()
 
 
 def default_cache_dir() -> Path:
@@ -284,15 +300,7 @@ class Workspace:
                 f"The checkpoint in {str(run_dir)!r} was trained on {mcfg['n_chans']} channels "
                 f"{mcfg.get('ch_names', [])[:8]}... but the data have {rec.n_chans} channels {rec.ch_names[:8]}..."
             )
-        model = build_model(mcfg["kind"], n_chans=mcfg["n_chans"], n_outputs=mcfg["n_outputs"],
-                            n_times=mcfg["n_times"], dense=mcfg["dense"], drop_prob=mcfg["drop_prob"])
-        state = load_state(run_dir / "model.pt")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise UnitScopeError(f"The checkpoint {str(run_dir / 'model.pt')!r} does not match the {mcfg['kind']} "
-                                 f"architecture: {str(exc).splitlines()[0]}") from exc
-        model.eval()
+        model = load_run_model(run_dir, mcfg)
         data = _make_data(rec, task, blocks, prep, spec, model, mcfg["n_times"])
         ws = cls(spec, config, rec, task, blocks, prep, model, data, run_dir)
         ws.metrics, ws.history = cfg.get("metrics", {}), cfg.get("history", [])

@@ -173,9 +173,8 @@ def probe_status(run_dir: Path) -> str:
     attrs and the weights (model.pt), not the data."""
     import xarray as xr
 
-    from ..models import build_model
     from ..probing._base import stale_probe
-    from ..training import load_state
+    from ..workspace import load_run_model
 
     run_dir = Path(run_dir)
     try:
@@ -186,12 +185,10 @@ def probe_status(run_dir: Path) -> str:
     if "model_hash" not in probe.attrs:
         return ""
     m = json.loads((run_dir / "config.json").read_text())["model"]
-    model = build_model(m["kind"], n_chans=m["n_chans"], n_outputs=m["n_outputs"], n_times=m["n_times"],
-                        dense=m["dense"], drop_prob=m["drop_prob"])
     try:
-        model.load_state_dict(load_state(run_dir / "model.pt"))
-    except (UnitScopeError, RuntimeError) as exc:
-        return f"model.pt cannot be read into the {m['kind']} decoder ({str(exc).splitlines()[0]})"
+        model = load_run_model(run_dir, m)
+    except UnitScopeError as exc:  # unreadable, or weights of another architecture: the loader's words
+        return str(exc).splitlines()[0]
     why = stale_probe(probe, model)
     if why == "weights":
         return f"probe.nc was made for the weights trained before: unitscope probe {run_dir} probes these"

@@ -434,9 +434,13 @@ class UnitsView(pn.viewable.Viewer):
         known = known_roles(dec.ws.recording.signals)
         return known if known is not None and len(known["roles"]) == n_ch else None
 
+    def _probe_roles(self) -> dict | None:
+        """The known roles of the probe's channels (see :meth:`_known_roles`), or None."""
+        probe = self.session.probe
+        return None if probe is None else self._known_roles(probe.sizes["channel"])
+
     def _draw_roles_legend(self):
-        s = self.session
-        known = None if s.probe is None else self._known_roles(s.probe.sizes["channel"])
+        known = self._probe_roles()
         self.show_roles.visible = known is not None
         if known is None or not self.show_roles.value:
             self.roles_legend.object = ""
@@ -548,7 +552,6 @@ class UnitsView(pn.viewable.Viewer):
         scatter = pn.Column(self.scatter, sizing_mode="stretch_width")
         self.shown.set((none_yet, lambda: s.probe is None), (scatter, lambda: s.probe is not None),
                        (details, lambda: s.probe is not None),
-                       (self.show_roles, lambda: s.probe is not None
-                        and self._known_roles(s.probe.sizes["channel"]) is not None))
+                       (self.show_roles, lambda: self._probe_roles() is not None))
         return pn.Column(row, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
                          none_yet, scatter, self.unit_header, details, self.windows, sizing_mode="stretch_width")

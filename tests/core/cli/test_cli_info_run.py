@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from core.cli import main
 from core.training import TrainConfig
@@ -63,6 +64,10 @@ def test_info_says_when_the_probe_is_not_this_decoders(run, tmp_path, capsys):
     assert said["fresh"] is None
     assert said["code"] == f"probe.nc was computed by other probing code (an earlier UnitScope): unitscope probe {here} updates it"
     assert said["weights"] == f"probe.nc was made for the weights trained before: unitscope probe {here} probes these"
+    probe.to_netcdf(here / "probe.nc", engine="h5netcdf")
+    torch.save({"conv_time_spat.weight": torch.zeros(1)}, here / "model.pt")  # weights of another network
+    assert main(["info", str(here)]) == 0
+    assert f"note       The checkpoint {str(here / 'model.pt')!r} does not match the" in capsys.readouterr().out
     (here / "probe.nc").write_bytes(b"")
     assert main(["info", str(here)]) == 0
     assert "note       probe.nc cannot be read (" in capsys.readouterr().out
