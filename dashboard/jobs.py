@@ -7,7 +7,11 @@ the work checks (every training batch, every probe pass).
 
 At interpreter exit every job still running is asked to stop and given a few seconds to
 end (:func:`stop_all`): a daemon thread killed inside torch at finalization aborts the
-process ("terminate called without an active exception", exit status 134).
+process ("terminate called without an active exception", exit status 134). This runs
+before any library's own exit handler: h5py's unregisters its type converters, and a job
+still reading a netCDF file then failed with tracebacks in the server log ("Conversion
+function not found", "Can't decrement id ref count"), measured when a server was stopped
+a few seconds after a page opened.
 
 Errors never reach the page as tracebacks: a :class:`~core._validation.UnitScopeError` (or
 another ``ValueError``/``OSError``) becomes its one-line message; anything else is logged
@@ -16,6 +20,7 @@ with its traceback on the server and reported as "Unexpected error ...".
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import threading
 import time
@@ -25,6 +30,16 @@ from typing import Callable
 __all__ = ["Job", "error_message", "stop_all"]
 
 logger = logging.getLogger(__name__)
+
+# [A] Imported here, by the thread that imports this module (before any job thread runs): xarray
+# imports dask lazily, on its first check of whether an array is a dask one, and a job and a
+# page's callback doing that first check at once once failed with "ImportError: cannot import
+# name 'is_dask_collection' from 'dask.base'" (a module two threads import at once can be seen
+# half made; seen once in the server log of a browser test). 0.06 s.
+try:
+    importlib.import_module("dask.base")
+except ImportError:  # dask is optional (the "distributed" extra); without it, nothing to race
+    pass
 
 _RUNNING: "weakref.WeakSet[Job]" = weakref.WeakSet()  # jobs started and not yet ended
 EXIT_GRACE_S = 10.0  # [A] how long the interpreter's exit waits for running jobs, in all
@@ -128,4 +143,8 @@ def stop_all(timeout: float = EXIT_GRACE_S) -> list[str]:
     return left
 
 
-atexit.register(stop_all)
+# [A] threading's exit hooks run when the main thread ends, before every atexit handler;
+# atexit alone runs handlers last-registered-first, so a library imported after this module
+# (h5py: lazily, with the first netCDF read) tore down its state while jobs still ran.
+# ``threading._register_atexit`` is private (concurrent.futures uses it); atexit otherwise.
+getattr(threading, "_register_atexit", atexit.register)(stop_all)

@@ -10,7 +10,7 @@ import param
 from ..decoder import KIND_LABELS
 from ..files import WEIGHTS_SUFFIXES, max_upload_bytes
 from ..state import Session
-from ._common import CSS, apply_in_doc, esc, kv_table
+from ._common import CSS, apply_in_doc, choice, esc, kv_table
 
 # the shipped demo Deep4's kept epoch (assets/demo-deep4/config.json; a test holds it): retrained
 # with its recipe for at least this many epochs, the demo gives the shipped decoder again (measured:
@@ -68,9 +68,9 @@ class DataView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         s = self.session
-        self.source = pn.widgets.RadioButtonGroup.from_param(
+        self.source = choice(pn.widgets.RadioButtonGroup.from_param(
             s.param.source, options={"Demo recording": "demo", "File under data root": "file", "Upload": "upload"},
-            color="primary", variant="outline", label="")
+            label=""))
         self.path = pn.widgets.AutocompleteInput(
             label=f"Recording (relative to the data root {s.root})", options=[], restrict=False,
             case_sensitive=False, min_characters=0, search_strategy="includes",
@@ -123,8 +123,8 @@ class DataView(pn.viewable.Viewer):
             s.param.demo_ipsi, label="Ipsilateral movements (share marked by beta alone)", step=0.05, width=320,
             css_classes=["us-ipsi"])
         self._syncing = False
-        self.model = pn.widgets.RadioButtonGroup.from_param(
-            s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label="")
+        self.model = choice(pn.widgets.RadioButtonGroup.from_param(
+            s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label=""))
         self.epochs = pn.widgets.IntInput.from_param(s.param.max_epochs, label="Max epochs", width=120,
                                                    css_classes=["us-epochs"])
         self.train_btn = pn.widgets.Button(label="Train", color="success", width=110)

@@ -17,7 +17,7 @@ from core._validation import UnitScopeError
 
 from .. import export
 from ..state import Session
-from ._common import CSS, esc
+from ._common import CSS, choice, controls, esc, lowered
 
 __all__ = ["ExportView", "PLOTS", "plot_for"]
 
@@ -144,7 +144,7 @@ class ExportView(pn.viewable.Viewer):
         super().__init__(**params)
         s = self.session
         self.plot = pn.widgets.Select(label="Plot", options=list(PLOTS), width=360)
-        self.fmt = pn.widgets.RadioButtonGroup(options=["png", "svg"], value="png", width=140)
+        self.fmt = choice(pn.widgets.RadioButtonGroup(options=["png", "svg"], value="png", width=140))
         self.plot_dl = pn.widgets.FileDownload(label="Download plot", filename="unitscope-plot.png",
                                                callback=self._plot_file, width=200)
         self.fmt.param.watch(self._fmt_changed, "value")
@@ -212,7 +212,7 @@ class ExportView(pn.viewable.Viewer):
             pn.FlexBox(*self.downloads),
             pn.pane.HTML("<h4>A plot as PNG or SVG</h4><p class='us-muted'>Every plot's toolbar also saves a PNG "
                          "of what is on screen.</p>", stylesheets=[CSS]),
-            pn.Row(self.plot, pn.Column(pn.Spacer(height=22), self.fmt), pn.Column(pn.Spacer(height=18), self.plot_dl)),
+            controls(self.plot, *lowered(self.fmt, self.plot_dl)),
             pn.pane.HTML("<h4>Save everything on the server</h4>", stylesheets=[CSS]),
-            pn.Row(self.folder, pn.Column(pn.Spacer(height=18), self.save_btn)), self.saved,
+            controls(self.folder, *lowered(self.save_btn)), self.saved,
             sizing_mode="stretch_width")

@@ -298,6 +298,38 @@ busy.wait(60)
     assert marker.read_text() == "stopped"  # the job saw its stop event before the exit
 
 
+def test_jobs_stop_at_exit_before_libraries_imported_later_tear_down(tmp_path):
+    """Jobs are stopped before any library's exit handler runs, whenever it was imported. h5py
+    registers one when first imported (after dashboard.jobs) that unregisters its type
+    converters; atexit runs the last registered first, so a job still reading a netCDF file
+    printed tracebacks when the server stopped (before: 5 of 5 runs of such a script)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "result.nc"
+    code = f"""
+import atexit, threading
+import numpy as np, xarray as xr
+from dashboard.jobs import Job
+from core._files import load_netcdf
+torn_down = []
+atexit.register(torn_down.append, "a library's exit handler")  # registered after dashboard.jobs
+xr.Dataset({{"a": ("x", np.arange(1000.0))}}, attrs={{"note": "text"}}).to_netcdf({str(path)!r}, engine="h5netcdf")
+read = threading.Event()
+def work(stop):
+    while not stop.is_set():
+        load_netcdf({str(path)!r})  # h5py, imported here for the first time
+        read.set()
+    print("stopped after", torn_down or "nothing", flush=True)
+Job("reader", work).start()
+read.wait(60)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-2000:]
+    assert done.stdout.strip() == "stopped after nothing"
+
+
 def test_decoder_most_activating_windows_cover_every_unit(tiny_decoder):
     """The decoder scans its probing windows once for every block (the method itself is
     tested in tests/core/test_activations.py)."""

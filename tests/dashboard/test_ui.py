@@ -425,18 +425,57 @@ def test_every_control_is_in_reach_on_a_projector(server, app_page):
     app_page.set_viewport_size({"width": width, "height": 768})
     views = {"units": (["conv_4:"], ["Stop", "Run probe again"], [".us-control"]),  # the control's checkbox
              "prune": (["conv_4:"], ["Undo", "Reset", "Prune whole layer", "Prune top-k"], []),
-             "kernels": ([], ["Undo"], [])}
+             "kernels": ([], ["Undo"], []),
+             "export": ([], ["Download plot", "Save report and results", "svg"], [])}
+    ready = {"units": "Unit conv_4/3", "export": "Save everything on the server"}
     for view, (titles, buttons, others) in views.items():
         app_page.goto(f"{server}?view={view}&layer=conv_4&unit=3")
-        wait_text(app_page, "Prune / restore conv_4/3" if view != "units" else "Unit conv_4/3", timeout=120)
+        wait_text(app_page, ready.get(view, "Prune / restore conv_4/3"), timeout=120)
         if titles:
             wait_titles(app_page, titles, timeout=120)
-        found = [app_page.locator(f"button:text-is('{b}')").filter(visible=True) for b in buttons]
+        found = [app_page.locator(f".bk-btn:has-text('{b}')").filter(visible=True) for b in buttons]
         found += [app_page.locator(css).filter(visible=True) for css in others]
         for name, loc in zip(buttons + others, found):
             assert loc.count() == 1, (view, name, loc.count())
             box = loc.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (view, name, box)
+    no_traceback(app_page)
+
+
+def _luminance(css: str) -> float:
+    """WCAG relative luminance of a computed CSS colour; a transparent one is the white card under it."""
+    parts = [float(v) for v in css[css.index("(") + 1:-1].split(",")]
+    if len(parts) == 4 and parts[3] == 0:
+        parts = [255.0, 255.0, 255.0]
+    lin = [c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in parts[:3]]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_the_chosen_option_of_a_choice_reads_from_the_back_of_the_room(server, app_page):
+    """Deep4 | Shallow, the data source, png | svg: the chosen button stands apart from the others
+    and its label is legible on it (WCAG's 4.5:1). Before: Deep4 chosen was one grey shade off
+    Shallow (234 vs 229), the chosen source dark text on the accent colour (2.9:1)."""
+    groups = {"data": ("2. Decoder", ["Deep4", "Shallow", "Demo recording", "Upload"]),
+              "export": ("A plot as PNG or SVG", ["png", "svg"])}
+    for view, (ready, labels) in groups.items():
+        app_page.goto(f"{server}?view={view}")
+        wait_text(app_page, ready, timeout=120)
+        looks = {}
+        for label in labels:
+            loc = app_page.locator(f"button:text-is('{label}')").filter(visible=True)
+            assert loc.count() == 1, (view, label)
+            looks[label] = loc.evaluate("b => [b.classList.contains('bk-active'), getComputedStyle(b).color, "
+                                        "getComputedStyle(b).backgroundColor]")
+        for first, second in zip(labels[::2], labels[1::2]):  # one chosen, one not, of each group
+            (on, fg, bg), (off, _, bg_off) = looks[first], looks[second]
+            assert on and not off, (view, first, second, looks)
+            assert _contrast(fg, bg) >= 4.5, (view, first, fg, bg)
+            assert _contrast(bg, bg_off) >= 3, (view, first, second, bg, bg_off)
     no_traceback(app_page)
 
 
