@@ -176,7 +176,8 @@ class ReportContent:
 
                 X, y = ws.eval_set("test")
                 metric_after = MaskEvaluator(ws.model, X, y, task=ws.task).evaluate(masks)
-        fields.setdefault("value_label", "peak speed" if ws.spec.source == "demo" else "event value")
+        fields.setdefault("value_label", "peak speed" if ws.spec.source == "demo" else
+                          "event value (an annotation's duration, a trigger's code)")
         return cls(recording=summary, decoder=decoder, prediction=prediction, pruned=pruned, metric_before=before,
                    metric_after=before if metric_after is None else float(metric_after), **fields)
 
@@ -458,11 +459,16 @@ def _section_kernels(c: ReportContent) -> str:
         return ""
     out = "<h2>Event-locked kernels (DUNL)</h2>"
     for current, previous in c.kernels:
+        from .deconv.apply import codes_axis
+
         sig = current.attrs.get("signal", "signal")
-        masks = current.attrs.get("masks", "{}")
-        caption = (f"{sig}: kernels locked to {', '.join(map(str, current['kernel'].values))} (left; dashed: before "
-                   f"the last change) and per-event codes against {c.value_label} (right). R² "
-                   f"{_fmt(current.attrs.get('r2'), 2)}; mask {masks}.")
+        masks = str(current.attrs.get("masks", "{}"))
+        against = (c.value_label if codes_axis(current) == "value" else
+                   "event onset (the events' values do not vary)")
+        before = "; dashed: before the last change" if previous is not None else ""
+        caption = (f"{sig}: kernels locked to {', '.join(map(str, current['kernel'].values))} (left{before}) and "
+                   f"per-event codes against {against} (right). R² {_fmt(current.attrs.get('r2'), 2)}; "
+                   f"{'no unit pruned' if masks.strip() in ('', '{}') else 'mask ' + masks}.")
         out += _img(_kernels_fig(current, previous, c.value_label), caption)
     return out
 

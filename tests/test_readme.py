@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -25,6 +26,10 @@ def test_the_probing_and_pruning_example_runs_as_written(tmp_path, monkeypatch):
     assert set(np.unique(ds["unit_class_all"].values)) <= {"amplitude", "phase", "bimodal", "insensitive"}
     assert ev.evaluate(masks) < ev.evaluate(ev.new_masks())  # the three silenced units cost some test r
     assert curves.sizes["fraction"] == 4 and drops.sizes["unit"] == 200
+    by_need = namespace["by_need"]  # ranked by the validation block's drops, measured on the test block
+    assert float(by_need["metric"].sel(order="most", fraction=0.0)) == pytest.approx(ev.baseline, abs=1e-6)
+    assert float(by_need["metric"].sel(order="most", fraction=0.1)) < float(by_need["metric"].sel(order="random",
+                                                                                                    fraction=0.1))
     from core.pruning import MaskSet
 
     assert MaskSet.load(tmp_path / "mask.json", model=namespace["ws"].model).pruned("conv_4").tolist() == [1, 2, 5]

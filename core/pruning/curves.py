@@ -189,7 +189,9 @@ def pruning_curve(
     amplitude, phase : xarray.DataArray or dict, optional
         Per-unit amplitude / phase sensitivity (see :func:`unit_scores`).
     scores : xarray.DataArray or dict, optional
-        Any other per-unit score (overrides ``by``).
+        Any other per-unit score (overrides ``by``). Scores measured on data (e.g.
+        :func:`ablation_effects`) must come from another block than the evaluator's: ranked on
+        the block they then measure, units are chosen for its noise.
     by : {"amplitude", "phase", "either"}
         Which sensitivity ranks the units; "either" uses ``max(s_amp, s_phase)``.
     reduce : {"max", "energy"}

@@ -37,10 +37,11 @@ STEPS = (
      "roles</i> to let the class guess first. The grey crosses are an untrained network's units of the same block: "
      "training raised conv_4's amplitude sensitivity 2.5-fold (median)."),
     ("3. Does sensitivity mean need?", "prune", "conv_4",
-     "Click units to silence them and watch the test r. <b>Compute ablation effects</b>, then "
-     "<b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, then by <i>ablation</i>: the 10% most "
-     "important units take r from 0.97 to 0.18, the 10% most sensitive to 0.91, no further than 10% chosen at "
-     "random (0.91). The Kernels "
+     "Click units to silence them and watch the test r. <b>Compute ablation effects</b> (each unit's own drop, "
+     "measured on the validation block), then <b>Compute pruning curves</b> ranked by <i>either</i> sensitivity, "
+     "then by <i>ablation</i>: the 10% most important units take r from 0.97 to 0.28, the 10% most sensitive to "
+     "0.91, no further than 10% chosen at random (0.91). Single-unit drops do not add up: the 10% least "
+     "important cost more than 10% at random (0.56). The Kernels "
      "view refits the movement-locked kernels after every prune; <b>Fit channel kernels</b> there sets them beside "
      "the input's own (G03's high gamma rises 0.45 s after onset, its codes follow peak speed)."),
     ("4. What if beta mattered?", "data", None,

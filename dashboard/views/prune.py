@@ -228,7 +228,7 @@ class PruneView(pn.viewable.Viewer):
         self.unit_src.selected.on_change("indices", self._on_point)
         self.scatter_fig = f
         fb = self._fig("ablation effects", height=250, x_range=FactorRange(factors=["-"]), x_axis_label="unit",
-                       y_axis_label="metric drop")
+                       y_axis_label="metric drop (validation)")
         fb.vbar(x="unit", top="drop", width=0.8, source=self.unit_src, fill_color="bar", line_alpha=0,
                 nonselection_fill_alpha=1.0, selection_fill_color="bar")
         fb.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("drop", "@drop{0.0000}")]))
@@ -242,7 +242,7 @@ class PruneView(pn.viewable.Viewer):
         self.curve_srcs = {o: ColumnDataSource(dict(q=[], m=[])) for o in ORDER_STYLE}
         self.star_src = ColumnDataSource(dict(q=[], m=[]))
         fc = self._fig("Pruning curves: not computed yet (Compute pruning curves, below)", height=320,
-                       x_axis_label="fraction of the layer's units pruned", y_axis_label="held-out metric")
+                       x_axis_label="fraction of the layer's units pruned", y_axis_label="test block metric")
         fc.varea("q", "lo", "hi", source=self.band_src, color="#7f7f7f", alpha=0.25, legend_label="random (95% band)")
         self.curve_items = {}  # order -> its legend item (relabelled for a ranking by ablation)
         for order, (color, label) in ORDER_STYLE.items():
@@ -308,7 +308,7 @@ class PruneView(pn.viewable.Viewer):
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
         self.bar_fig.xaxis.axis_label = bars_axis_label(layer, table, drop if has_effects else None, self.ps.curves_by)
-        self.bar_fig.title.text = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / "
+        self.bar_fig.title.text = (f"{layer}: drop on the validation block when each unit alone is pruned (click a bar to prune / "
                                    "restore)" if has_effects else
                                    f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
         self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else

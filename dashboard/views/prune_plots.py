@@ -75,12 +75,12 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, table=None, by: str =
             "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
     if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
         data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
-    title = (f"{layer}: drop of the metric when each unit alone is pruned (click a bar to prune / restore)"
+    title = (f"{layer}: drop on the validation block when each unit alone is pruned (click a bar to prune / restore)"
              if drop is not None else f"{layer}: ablation effects not computed yet (click a bar to prune / restore)")
     xlabel = bars_axis_label(layer, table, vals if drop is not None else None, by)
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
-        height=240, xlabel=xlabel, ylabel="metric drop", title=title, show_legend=False, yformatter="%.2g",
+        height=240, xlabel=xlabel, ylabel="metric drop (validation)", title=title, show_legend=False, yformatter="%.2g",
         xrotation=90, fontsize={"xticks": 6 if n_units > 60 else 8}, framewise=True,
         line_alpha=0, nonselection_alpha=1.0)
 
@@ -113,7 +113,7 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
 
     ``current`` is (fraction pruned in the layer, metric) of the session, drawn as a star.
     """
-    ydim = hv.Dimension("metric", label="held-out metric")
+    ydim = hv.Dimension("metric", label="test block metric")
     xdim = hv.Dimension("fraction", label="fraction of the layer's units pruned")
     if curves is None:
         return (hv.Curve([], xdim, ydim) * hv.Scatter([], xdim, ydim)).opts(

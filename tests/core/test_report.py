@@ -123,6 +123,13 @@ def test_kernels_and_curves_sections_draw_the_results():
     assert "<h2>Event-locked kernels (DUNL)</h2>" in text and "against peak speed" in text
     assert "Pruning curves of conv_3" in text
     assert text.count("<img") == 2
+    assert "dashed: before the last change" in text and "no unit pruned" in text and "mask {}" not in text
+    # no change made, and events whose values do not vary (a file's annotations of one length)
+    same = k.assign_coords(value=("event", [5.12, 5.12]), onset=("event", [10.0, 30.0]))
+    same = same.assign_attrs(masks='{"conv_4": [3]}')
+    text = render_report(ReportContent(kernels=[(same, None)], value_label="event value"))
+    assert "against event onset (the events&#x27; values do not vary)" in text and "against event value" not in text
+    assert "dashed" not in text and 'mask {&quot;conv_4&quot;: [3]}' in text
 
 
 def test_write_report_is_atomic_and_reports_unwritable_folders(tmp_path):
@@ -160,7 +167,8 @@ def test_cli_writes_a_report(ws, tmp_path, capsys):
     assert "Event-locked kernels" not in text
     # a deconvolution written beside the run by 'unitscope deconv' is reported (no refit)
     assert main(["deconv", str(run_dir), "--signal", "channel:G03:high_gamma", "--epochs", "2", "--block", "all"]) == 0
-    assert (run_dir / "deconv_channel_G03_60-90.nc").is_file()
+    assert (run_dir / "deconv_channel_G03_60-90_all.nc").is_file()  # not the test block's file
+    assert not (run_dir / "deconv_channel_G03_60-90.nc").exists()
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     assert "channel:G03:60-90: kernels locked to movement_onset" in out.read_text()
     assert main(["report", str(run_dir), "--units", "conv_9/1"]) == 2

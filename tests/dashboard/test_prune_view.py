@@ -213,10 +213,16 @@ def test_ablation_effects_and_curves_are_shared_between_sessions(sessions, tiny_
     pa.join()
     drop = pa.effects
     assert drop.sizes["unit"] == 200 and pa.effects_layer == "conv_4"
-    # the drop of unit 7 is the metric change of pruning it alone
-    pb.toggle("conv_4", 7)
+    # the drop of unit 7 is the change of the validation block's metric when it alone is pruned
+    # (the drops rank units for the curves, which measure the test block: never the same block)
+    assert drop.attrs["block"] == "valid"
+    valid = shared_pruning(tiny_decoder).evaluator("valid").fork()
+    assert float(drop.sel(unit="conv_4/7")) == pytest.approx(
+        valid.baseline - valid.evaluate(valid.new_masks().prune("conv_4", 7)), abs=1e-6)
+    pb.toggle("conv_4", 7)  # the session's metric: the test block
     pb.join()
-    assert float(drop.sel(unit="conv_4/7")) == pytest.approx(pb.metric_base - pb.metric, abs=1e-4)
+    assert pb.metric_base == pytest.approx(tiny_decoder.ws.evaluate("test"), abs=1e-4)
+    assert pb.metric_base != pytest.approx(valid.baseline, abs=1e-4)
     assert shared_pruning(tiny_decoder).cache[("ablation", "conv_4")] is drop
     pb.compute_effects("conv_4")  # served from the shared cache, no job
     assert pb.effects is drop
@@ -413,7 +419,7 @@ def _view_with_effects(sessions, layer):
 def test_curves_and_effects_reach_the_plots(sessions):
     s, ps, view = _view_with_effects(sessions, "conv_4")
     np.testing.assert_allclose(view.unit_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
-    assert view.bar_fig.title.text.startswith("conv_4: drop of the metric")
+    assert view.bar_fig.title.text.startswith("conv_4: drop on the validation block")
     assert not view.curve_fig.legend.visible and "not computed yet" in view.curve_fig.title.text
     assert view.effects_progress.visible and not view.curves_progress.visible  # no empty bar when idle
     assert not view.ft_progress.visible
@@ -447,8 +453,9 @@ def test_the_ablation_bars_say_how_well_sensitivity_predicts_each_units_drop(ses
 
 
 def test_ranking_by_ablation_compares_sensitivity_with_importance(sessions):
-    """"Ranked by: ablation": top-k and the curves follow each unit's own ablation drop, and the
-    curves' legend speaks of importance, not sensitivity."""
+    """"Ranked by: ablation": top-k and the curves follow each unit's own ablation drop (on the
+    validation block; the curve measures the test block), and the curves' legend speaks of
+    importance, not sensitivity."""
     s, ps = sessions()
     ps.curves_by = "ablation"
     with pytest.raises(UnitScopeError, match="Ranking by ablation needs the ablation effects of conv_2"):
@@ -468,7 +475,7 @@ def test_ranking_by_ablation_compares_sensitivity_with_importance(sessions):
     ps.compute_curves("conv_3")
     ps.join()
     curves = ps.curves
-    assert curves.attrs["ranked_by"] == "ablation"
+    assert curves.attrs["ranked_by"] == "ablation" and curves.attrs["ranked_on_block"] == "valid"
     first = float(curves["fraction"].values[1])  # the first cut (10%): the most important units go first
     ev = ps.shared.fork()
     most = [int(i) for i in np.argsort(-drop, kind="stable")[:10]]

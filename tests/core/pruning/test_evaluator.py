@@ -82,6 +82,22 @@ def test_incremental_and_recomputed_paths_agree(deep4, dense_set):
     assert inc._n_incr[3] > 0
 
 
+def test_a_layer_pruned_unit_by_unit_gives_the_constant_output_of_a_full_evaluation(deep4, dense_set):
+    """With every unit of conv_4 masked the output is the classifier's bias, the same for every
+    window: Pearson r is undefined (NaN), as in a full evaluation. Updated unit by unit, the
+    rounding left of the subtracted units made up an r of noise (the demo's: -0.14)."""
+    ev = MaskEvaluator(deep4, *dense_set, resync_every=1000)
+    masks = ev.new_masks()
+    n = next(l.n_units for l in ev.layers if l.name == "conv_4")
+    for u in range(n):
+        masks = masks.copy().prune("conv_4", u)
+        ev.evaluate(masks)
+    assert np.isnan(ev.evaluate()) and np.isnan(ev.full_evaluate(masks))
+    assert np.ptp(ev.predict()) == 0
+    assert ev.evaluate(masks.copy().restore("conv_4", 0)) == pytest.approx(
+        ev.full_evaluate(masks.copy().restore("conv_4", 0)), abs=TOL)
+
+
 def test_classification_and_shallow(shallow):
     rng = np.random.default_rng(3)
     clf = build_model("deep4", n_chans=4, n_outputs=3, n_times=600, dense=False, seed=0)

@@ -184,7 +184,7 @@ def test_screenshots_of_the_prune_kernels_and_export_views(server, new_page, tmp
     page.set_viewport_size({"width": 1400, "height": 1500})
     open_prune(page, server, "conv_3", 5)
     page.locator("button:text-is('Compute ablation effects')").click()
-    wait_titles(page, ["conv_3: drop of the metric when each unit alone is pruned"], timeout=180)
+    wait_titles(page, ["conv_3: drop on the validation block when each unit alone is pruned"], timeout=180)
     prune_click(page, "conv_3", 5)
     page.locator(".us-n-pruned:text-is('1')").wait_for(timeout=30000)
     wait_card(page, "last change: pruned conv_3/5")  # measured, not "measuring ..."
