@@ -25,8 +25,11 @@ class UnitScopeError(ValueError):
 
 
 def suggest(value: str, options: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
-    match = difflib.get_close_matches(str(value), [str(o) for o in options], n=1, cutoff=0.5)
+    """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string: an option
+    equal to ``value`` but for case first, else the closest by :func:`difflib.get_close_matches`."""
+    options = [str(o) for o in options]
+    same = [o for o in options if o.casefold() == str(value).casefold()]
+    match = same or difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
     return f" Did you mean {match[0]!r}?" if match else ""
 
 

@@ -18,7 +18,7 @@ from ._validation import UnitScopeError
 from .recording import Events, Recording
 
 __all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "bids_recordings",
-           "parse_bids", "bids_label", "is_bids_root", "source_label", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
+           "parse_bids", "bids_label", "is_bids_root", "source_label", "channel_key", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
@@ -100,6 +100,12 @@ def _bci2000_recording(path: Path) -> Recording:
     return Recording(signals, None, events)
 
 
+def channel_key(name) -> str:
+    """A channel name as matched to a standard position or to a name the user typed: case,
+    outer spaces and the trailing dots of EDF names (``C3..``, ``Fc5.``) ignored."""
+    return str(name).strip().rstrip(".").lower()
+
+
 def standard_positions(names, types) -> np.ndarray | None:
     """Positions (n, 3; metres, head frame) of the standard 10-05 montage for a recording whose
     EEG channels carry none, when every EEG channel is named by it (case, and the trailing dots
@@ -118,7 +124,7 @@ def standard_positions(names, types) -> np.ndarray | None:
     name = "colin27_1005" if "colin27_1005" in builtin else "standard_1005"
     ch_pos = mne.channels.make_standard_montage(name).get_positions()["ch_pos"]
     by_name = {k.lower(): v for k, v in ch_pos.items()}
-    keys = [str(names[i]).strip().rstrip(".").lower() for i in eeg]
+    keys = [channel_key(names[i]) for i in eeg]
     if not all(k in by_name for k in keys):
         return None
     pos = np.full((len(names), 3), np.nan)

@@ -35,12 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    parser.subcommands = dict(sub.choices)  # name -> its parser, for _unrecognized
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args, extra: list[str]) -> int:
+    """Argparse's "unrecognized arguments" (it exits), but for a subcommand that reads its
+    recording from --data, a path given in its place gets one line saying so (returns 2)."""
+    command = getattr(args, "command", None)
+    sub = parser.subcommands.get(command)
+    paths = [a for a in extra if not a.startswith("-")]
+    if sub is not None and paths and any("--data" in a.option_strings for a in sub._actions):
+        print(f"unitscope {command}: error: unrecognized argument {paths[0]!r}: give a recording with --data PATH "
+              f"(unitscope {command} --data {paths[0]} ...)", file=sys.stderr)
+        return 2
+    return (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and set(extra) & {"-v", "--verbose"}:  # -v after the subcommand's name: the same option
+        args.verbose = True
+        extra = [a for a in extra if a not in ("-v", "--verbose")]
+    if extra:
+        return _unrecognized(parser, args, extra)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):

@@ -4,16 +4,20 @@ SIGNAL is ``output``, ``unit:LAYER:INDEX`` (e.g. ``unit:conv_3:5``) or ``channel
 (e.g. ``channel:G03:high_gamma`` or ``channel:G03:60-90``). The signal of a block (default
 the test block) is deconvolved with known timing at the recording's events; the result
 (kernels over lag, codes per event, observed and fitted traces) is written as netCDF
-(default ``RUN_DIR/deconv_<signal>.nc``). ``--mask FILE`` first fits the intact decoder, then
-refits warm-started under the saved pruning mask and writes the refit.
+(default ``RUN_DIR/deconv_<signal>.nc``; ``deconv_<signal>_<block>.nc`` for another block than
+test). ``--mask FILE`` first fits the intact decoder, then refits warm-started under the saved
+pruning mask and writes the refit. A channel's name matches as ``unitscope info`` matches names
+(case and trailing dots ignored: ``C3`` is EEGMMIDB's ``C3..``); a band must lie below Nyquist,
+its edges in order.
 """
 from __future__ import annotations
 
 import re
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .._validation import UnitScopeError
+from ._common import Progress, bar, check_band, resolve_channels
 
 
 def add_parser(sub) -> None:
@@ -33,7 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("--mask", default=None, metavar="FILE", help="pruning mask (JSON): refit warm-started under it")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output netCDF (default RUN_DIR/deconv_<signal>.nc)")
+    p.add_argument("--out", default=None, help="output netCDF (default RUN_DIR/deconv_<signal>.nc; "
+                                                "deconv_<signal>_<block>.nc for another --block than test)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: DUNL's small tensors run fastest on one)")
     p.set_defaults(func=run)
@@ -68,6 +73,11 @@ def run(args) -> int:
     configure_threads(args.threads)
     spec = parse_signal(args.signal)
     ws = Workspace.load(args.run_dir)
+    if spec.kind == "channel":  # C3 for C3..; a band the recording holds (said before any fit)
+        check_band(*spec.band, ws.recording.sfreq, given=f"--signal {args.signal}", below_nyquist=True)
+        if spec.band[0] == 0:
+            raise UnitScopeError(f"--signal {args.signal}: a band-pass band needs a low edge above 0 Hz.")
+        spec = replace(spec, channel=resolve_channels([spec.channel], ws.recording.ch_names)[0])
     if ws.task != "regression" and spec.kind != "channel":  # a channel's envelope is the input: any decoder
         raise UnitScopeError(
             f"Deconvolving the {spec.kind} needs a dense decoder of a continuous target; the run in "
@@ -80,10 +90,15 @@ def run(args) -> int:
         ws, block=args.block, event_types=args.events, lag_start=args.lag_start,
         kernel_seconds=args.kernel_seconds, bin_seconds=args.bin_seconds, config=config, rng=args.seed)
 
-    def say(p) -> None:
-        print(f"deconv {100 * p['fraction']:5.1f}% valid loss {p['valid_loss']:.4g}", file=sys.stderr, flush=True)
+    show = Progress()
 
-    result = dec.run(spec, progress=say)
+    def say(p) -> None:
+        show(p["fraction"], f"deconv {bar(p['fraction'])} {100 * p['fraction']:5.1f}% valid loss {p['valid_loss']:.4g}")
+
+    try:
+        result = dec.run(spec, progress=say)
+    finally:
+        show.close()
     if args.mask:
         from ..pruning import MaskSet
 
@@ -93,7 +108,10 @@ def run(args) -> int:
         print(f"refit under {masks.n_pruned} masked units ({result.attrs['refit']}, "
               f"{result.attrs['refit_seconds']:.2f} s):")
     print("\n".join(_summary(result)))
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"deconv_{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(spec))}.nc"
+    # another block than the default test block gets its own file: --block all no longer
+    # overwrote the test block's result
+    name = str(spec) if args.block == "test" else f"{spec}_{args.block}"
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"deconv_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.nc"
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(result, out)
     print(f"wrote {out}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .train import add_data_args, data_spec
+from ._common import held_out_counts, metric_cautions, on_count
+from .train import add_data_args, create_workspace, data_spec
 
 
 def add_parser(sub) -> None:
@@ -23,19 +24,27 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..training import TrainConfig
-    from ..workspace import Workspace
+    import sys
 
-    cfg = TrainConfig(model=args.model)
+    from ..training import TrainConfig
+
+    cfg = TrainConfig()
+    if args.model is not None:
+        cfg.model = args.model
     if args.n_times is not None:
         cfg.n_times = args.n_times
     weights = Path(args.weights)
     if not weights.is_file():
         raise FileNotFoundError(f"No weights file {str(weights)!r}.")
-    ws = Workspace.create(data_spec(args), cfg)
+    ws = create_workspace(args, data_spec(args), cfg)
     ws.load_weights(weights)
+    ws.metrics.update(held_out_counts(ws))
     ws.save(args.out)
+    m = ws.metrics
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
-    print(f"test {name} {ws.metrics['test']:.4f} (valid {ws.metrics['valid']:.4f}) with the weights of "
-          f"{weights.name}; wrote {args.out} (next: unitscope probe {args.out}, or open it in the app)")
+    print(f"test {name} {m['test']:.4f}{on_count(m, 'test')} (valid {m['valid']:.4f}{on_count(m, 'valid')}) "
+          f"with the weights of {weights.name}; wrote {args.out} (next: unitscope probe {args.out}, or open it "
+          "in the app)")
+    for text in metric_cautions(ws.task, m):
+        print(f"caution: {text}", file=sys.stderr)
     return 0

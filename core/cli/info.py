@@ -126,6 +126,7 @@ def run_summary(run_dir: Path) -> dict:
 
 def _run_info(run_dir: Path, *, as_json: bool) -> int:
     from ..io import source_label
+    from ._common import metric_cautions, on_count
 
     s = run_summary(run_dir)
     if as_json:
@@ -147,7 +148,10 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
         prep.append(f"resampled to {d['sfreq']:g} Hz")
     print(f"data       {source_label(d['source'], d.get('bids'))} ({s['task']}; {', '.join(prep)})")
     if "test" in m:
-        print(f"metric     test {name} {m['test']:.4f}, valid {m.get('valid', float('nan')):.4f}")
+        print(f"metric     test {name} {m['test']:.4f}{on_count(m, 'test')}, valid {m.get('valid', float('nan')):.4f}"
+              f"{on_count(m, 'valid')}")
+        for text in metric_cautions(s["task"], m):
+            print(f"caution    {text}")
     if m.get("weights_from"):
         print(f"weights    imported from {m['weights_from']} (unitscope import)")
     elif s["epochs"]:

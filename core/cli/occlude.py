@@ -4,7 +4,9 @@ Removes a band from some channels of every held-out window (the rfft bins in the
 to zero; ``core.probing.validity.band_occlusions``) and prints the held-out metric with and
 without it, one line per case:
 
-* ``--channels G03,G04 --band 60 90`` (or ``--whole``: zero the channels altogether);
+* ``--channels G03,G04 --band 60 90`` (or ``--whole``: zero the channels altogether; without
+  ``--channels``, every input channel). Names match as ``unitscope info`` matches them to
+  10-05 positions (case and trailing dots ignored: ``C3`` is EEGMMIDB's ``C3..``);
 * ``--roles``: each channel role's band from that role's channels (recordings whose channels
   carry ``role``/``band_lo``/``band_hi`` coordinates, such as the demo).
 
@@ -15,14 +17,18 @@ from __future__ import annotations
 import json
 
 from .._validation import UnitScopeError
+from ._common import check_band, resolve_channels
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("occlude", help="remove a band from channels and re-measure decoding (what the decoder needs)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
-    p.add_argument("--channels", default=None, help="comma-separated channel names")
+    p.add_argument("--channels", default=None,
+                   help="comma-separated channel names for --band / --whole (default: every input channel; "
+                        "case and trailing dots ignored, so C3 is C3..)")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--band", nargs=2, type=float, metavar=("LO", "HI"), help="band edges in Hz")
+    what.add_argument("--band", nargs=2, type=float, metavar=("LO", "HI"),
+                      help="band edges in Hz, from 0 up to Nyquist (half the sampling rate)")
     what.add_argument("--whole", action="store_true", help="zero the channels at all frequencies")
     p.add_argument("--roles", action="store_true", help="each channel role's band from its channels (the demo)")
     p.add_argument("--block", default="test", help="held-out block measured (default test)")
@@ -35,16 +41,20 @@ def _cases(args, ws) -> dict:
     from ..probing.validity import band_text, named_cases, role_cases
 
     cases = {}
-    if args.channels:
-        chans = [c.strip() for c in args.channels.split(",") if c.strip()]
-        if not chans:
-            raise UnitScopeError(f"--channels {args.channels!r} names no channel.")
-        if args.band is None and not args.whole:
-            raise UnitScopeError("Give --band LO HI (Hz) or --whole with --channels.")
-        band = None if args.whole else tuple(args.band)
-        cases = named_cases(ws.recording.ch_names, {f"{band_text(band)} of {','.join(chans)}": (chans, band)})
-    elif args.band is not None or args.whole:
-        raise UnitScopeError("--band and --whole need --channels NAMES.")
+    if args.channels is not None and args.band is None and not args.whole:
+        raise UnitScopeError("Give --band LO HI (Hz) or --whole with --channels.")
+    if args.band is not None or args.whole:
+        band = None
+        if args.band is not None:
+            band = check_band(*args.band, ws.recording.sfreq, given=f"--band {args.band[0]:g} {args.band[1]:g}")
+        if args.channels is None:
+            chans, label = list(ws.recording.ch_names), "all channels"
+        else:
+            chans = resolve_channels([c.strip() for c in args.channels.split(",") if c.strip()], ws.recording.ch_names)
+            if not chans:
+                raise UnitScopeError(f"--channels {args.channels!r} names no channel.")
+            label = ",".join(chans)
+        cases = named_cases(ws.recording.ch_names, {f"{band_text(band)} of {label}": (chans, band)})
     if args.roles:
         roles = role_cases(ws.recording.signals)
         if not roles:
@@ -52,7 +62,8 @@ def _cases(args, ws) -> dict:
                                  "this recording has none: use --channels and --band.")
         cases.update({f"{role} band": case for role, case in roles.items()})
     if not cases:
-        raise UnitScopeError("Nothing to do: give --channels NAMES with --band LO HI or --whole, and/or --roles.")
+        raise UnitScopeError("Nothing to do: give --band LO HI or --whole (of --channels NAMES, default all), "
+                             "and/or --roles.")
     return cases
 
 

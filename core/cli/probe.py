@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ._common import Progress, bar
+
 
 def add_parser(sub) -> None:
     from ..probing import ProbeConfig
@@ -20,8 +22,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("probe", help="probe every unit's amplitude and phase sensitivity (writes probe.nc)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
     p.add_argument("--out", default=None, help="output file (default RUN_DIR/probe.nc)")
-    p.add_argument("--iterations", type=int, default=d.n_iterations, help="perturbations per pass")
-    p.add_argument("--windows", type=int, default=d.n_windows, help="at most this many windows")
+    p.add_argument("--iterations", type=int, default=d.n_iterations,
+                   help=f"perturbations per pass (default {d.n_iterations})")
+    p.add_argument("--windows", type=int, default=d.n_windows, help=f"at most this many windows (default {d.n_windows})")
     p.add_argument("--block", default="train", help="block whose windows are probed (default train)")
     p.add_argument("--layers", default=None, help="comma-separated block names (default all)")
     p.add_argument("--site", default=d.site, choices=("conv", "nonlin"),
@@ -29,14 +32,15 @@ def add_parser(sub) -> None:
     p.add_argument("--variant", default=d.phase_variant, choices=("channel", "shared"),
                    help="phase shifts per channel (default) or shared by all channels")
     p.add_argument("--noise", default=d.noise, choices=("std", "mad", "raw"),
-                   help="amplitude noise reference per (channel, bin)")
-    p.add_argument("--noise-scale", type=float, default=d.noise_scale, help="amplitude noise sd / reference")
+                   help=f"amplitude noise reference per (channel, bin) (default {d.noise})")
+    p.add_argument("--noise-scale", type=float, default=d.noise_scale,
+                   help=f"amplitude noise sd / reference (default {d.noise_scale:g})")
     p.add_argument("--null", type=int, default=d.n_null,
                    help="permutation-null replicates per iteration (default 16, or 4 with --resolution freq)")
     p.add_argument("--resolution", default=d.resolution, choices=("band", "freq"),
                    help="max-statistic over band means (default) or single bins")
-    p.add_argument("--alpha", type=float, default=d.alpha, help="false-discovery rate across units")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--alpha", type=float, default=d.alpha, help=f"false-discovery rate across units (default {d.alpha:g})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"(default {d.seed})")
     maps = p.add_mutually_exclusive_group()
     maps.add_argument("--map-bin", type=float, default=None, metavar="HZ",
                       help="store the (unit, channel, freq) maps averaged into HZ-wide bins (default: every "
@@ -51,11 +55,6 @@ def add_parser(sub) -> None:
 
 
 MAPS_HINT_MB = 100  # maps larger than this: say how to store them smaller
-
-
-def _bar(fraction: float, width: int = 30) -> str:
-    n = int(round(fraction * width))
-    return "[" + "#" * n + "." * (width - n) + "]"
 
 
 def run(args) -> int:
@@ -84,17 +83,16 @@ def run(args) -> int:
           f"{cfg.n_iterations} iterations x 2 passes, torch_threads={threads}", file=sys.stderr)
     run_ = start_probe(model, X, sfreq=ws.recording.sfreq, config=cfg, y=y, task=ws.task,
                        ch_names=ws.recording.ch_names)
-    tty = sys.stderr.isatty()
+    show = Progress()
     interrupted = False
     try:
         for r in run_:
-            print(f"\r{_bar(r.progress)} {100 * r.progress:5.1f}%", end="" if tty else "\n",
-                  file=sys.stderr, flush=True)
+            show(r.progress, f"{bar(r.progress)} {100 * r.progress:5.1f}%")
     except KeyboardInterrupt:
         interrupted = True
-        print("\ninterrupted: writing the partial result", file=sys.stderr)
-    if tty:
-        print(file=sys.stderr)
+        show.close()
+        print("interrupted: writing the partial result", file=sys.stderr)
+    show.close()
     from ..probing.pipeline import maps_mb
 
     full_mb = maps_mb(run_)

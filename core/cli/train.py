@@ -1,93 +1,266 @@
-"""``unitscope train``: train a decoder on the demo or a recording, with terminal progress."""
+"""``unitscope train``: train a decoder on the demo or a recording, with terminal progress.
+
+``--resume`` continues from ``OUT/checkpoint.pt``; without ``--data`` it trains on the data the
+run folder's config.json names (with its training options), and a checkpoint that does not
+fit the decoder of the data is refused before training.
+"""
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from pathlib import Path
 
+from .._validation import UnitScopeError
+from ._common import Progress, bar, held_out_counts, metric_cautions, on_count
+
+DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
+
 
 def add_data_args(p) -> None:
-    """The data and decoder options ``train`` and ``import`` share (see :func:`data_spec`)."""
-    p.add_argument("--data", default="demo", help="'demo' or a recording path / BIDS folder")
+    """The data and decoder options ``train`` and ``import`` share (see :func:`data_spec`).
+    Their defaults are None here and said in the help: ``train --resume`` takes the run's own
+    values for the options not given."""
+    from ..training import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help=f"recording file or BIDS folder; 'demo' or left out: {DEMO_TEXT}")
     p.add_argument("--bids", default=None, metavar="ENTITIES",
                    help="a BIDS folder's recording: 'subject=01,run=1' or 'sub-01_run-1' (unitscope info FOLDER "
                         "lists them; default: the first)")
     p.add_argument("--target", default=None,
                    help="continuous target channel, or 'events' / 'events:T1,T2' for labels (demo: hand speed)")
-    p.add_argument("--model", default="deep4", choices=("deep4", "shallow"))
-    p.add_argument("--picks", default=None, help="comma-separated channel names")
-    p.add_argument("--l-freq", type=float, default=None, help="band-pass low edge in Hz")
-    p.add_argument("--h-freq", type=float, default=None, help="band-pass high edge in Hz")
-    p.add_argument("--sfreq", type=float, default=None, help="resample to this rate in Hz")
-    p.add_argument("--tmin", type=float, default=0.0, help="label trials: start relative to events (s)")
-    p.add_argument("--tmax", type=float, default=4.0, help="label trials: end relative to events (s)")
-    p.add_argument("--demo-ipsi-fraction", type=float, default=0.0,
-                   help="demo only: share of movements made with the other hand, marked by beta alone (0-1)")
-    p.add_argument("--n-times", type=int, default=None, help="input window in samples (continuous targets)")
+    p.add_argument("--model", default=None, choices=("deep4", "shallow"), help=f"decoder (default {d.model})")
+    p.add_argument("--picks", default=None, help="comma-separated channel names (default: the data channels)")
+    p.add_argument("--l-freq", type=float, default=None, help="band-pass low edge in Hz (default: none)")
+    p.add_argument("--h-freq", type=float, default=None, help="band-pass high edge in Hz (default: none)")
+    p.add_argument("--sfreq", type=float, default=None, help="resample to this rate in Hz (default: keep)")
+    p.add_argument("--tmin", type=float, default=None, help="label trials: start relative to events, s (default 0)")
+    p.add_argument("--tmax", type=float, default=None, help="label trials: end relative to events, s (default 4)")
+    p.add_argument("--demo-ipsi-fraction", type=float, default=None,
+                   help="demo only: share of movements made with the other hand, marked by beta alone, 0-1 "
+                        "(default 0)")
+    p.add_argument("--n-times", type=int, default=None,
+                   help=f"input window in samples, continuous targets (default {d.n_times})")
 
 
-def data_spec(args):
-    """The :class:`~core.workspace.DataSpec` of :func:`add_data_args`' options."""
+def data_spec(args, base: dict | None = None):
+    """The :class:`~core.workspace.DataSpec` of :func:`add_data_args`' options: those given,
+    over ``base`` (a run's ``config.json`` "data") or the DataSpec defaults."""
     from ..io import parse_bids
     from ..workspace import DataSpec
 
-    return DataSpec(source=args.data, target=args.target, picks=args.picks.split(",") if args.picks else None,
-                    l_freq=args.l_freq, h_freq=args.h_freq, sfreq=args.sfreq, tmin=args.tmin, tmax=args.tmax,
-                    ipsi_fraction=args.demo_ipsi_fraction, bids=parse_bids(args.bids) or None)
+    given = {"source": args.data, "target": args.target, "picks": args.picks.split(",") if args.picks else None,
+             "l_freq": args.l_freq, "h_freq": args.h_freq, "sfreq": args.sfreq, "tmin": args.tmin,
+             "tmax": args.tmax, "ipsi_fraction": args.demo_ipsi_fraction, "bids": parse_bids(args.bids) or None}
+    return DataSpec.from_dict({**(base or {}), **{k: v for k, v in given.items() if v is not None}})
+
+
+def create_workspace(args, spec, cfg):
+    """``Workspace.create(spec, cfg)``, its errors about the target or the data told in
+    terms of the command line: which recording was read when ``--data`` was left out, and
+    ``events:T1,T2`` for a target that names event types."""
+    from ..workspace import Workspace
+
+    try:
+        return Workspace.create(spec, cfg)
+    except UnitScopeError as exc:
+        if not str(exc).startswith(("Target channel", "No target given")):
+            raise
+        events = _event_types_named(spec) if spec.target else []
+        if events:
+            raise UnitScopeError(f"Target channel {spec.target!r} is not in the recording, but it names event types: "
+                                 f"for label decoding write --target events:{','.join(events)}.") from exc
+        if args.data is None and spec.source == "demo":
+            raise UnitScopeError(f"{exc} No --data was given, so this is {DEMO_TEXT}; give --data PATH for a "
+                                 "recording.") from exc
+        raise
+
+
+def _event_types_named(spec) -> list[str]:
+    """The event types the comma-separated target names, when they all are event types of
+    the recording, else []."""
+    from ..demo import simulate_reaching
+    from ..io import read_recording
+
+    parts = [t.strip() for t in spec.target.split(",") if t.strip()]
+    try:
+        rec = (simulate_reaching(seed=spec.seed, duration=spec.duration) if spec.source == "demo"
+               else read_recording(spec.source, bids=spec.bids))
+    except (UnitScopeError, OSError):
+        return []
+    types = set(rec.events.type.tolist())
+    return parts if parts and all(t in types for t in parts) else []
 
 
 def add_parser(sub) -> None:
+    from ..training import TrainConfig
+
+    d = TrainConfig()
     p = sub.add_parser("train", help="train a Deep4/Shallow decoder and write a run folder")
     add_data_args(p)
     p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt, checkpoint.pt)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default from TrainConfig)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--epochs", type=int, default=None, help=f"maximum epochs (default {d.max_epochs})")
+    p.add_argument("--patience", type=int, default=None,
+                   help=f"stop after this many epochs without validation improvement (default {d.patience})")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default: the decoder's own, "
+                        + ", ".join(f"{k} {TrainConfig(model=k).learning_rate:g}" for k in ("deep4", "shallow"))
+                        + ")")
+    p.add_argument("--seed", type=int, default=None, help=f"training seed (default {d.seed})")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default auto)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt; without --data, on the data (and with the training "
+                        "options) that OUT/config.json names")
     p.set_defaults(func=run)
 
 
-def _bar(fraction: float, width: int = 30) -> str:
-    n = int(round(fraction * width))
-    return "[" + "#" * n + "." * (width - n) + "]"
+def _run_config(out: Path) -> dict | None:
+    """The run folder's config.json, or None when it has none."""
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        cfg = json.loads(path.read_text())
+        if not isinstance(cfg.get("data"), dict) or not isinstance(cfg.get("train"), dict):
+            raise KeyError("data/train")
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise UnitScopeError(f"Corrupt run config {str(path)!r}: {exc}") from exc
+    return cfg
+
+
+def _trained_on(run_cfg: dict | None) -> str:
+    """The data a run was trained on, in words (from its config.json)."""
+    if run_cfg is None:
+        return "data its folder does not record (no config.json)"
+    from ..io import source_label
+
+    d = run_cfg["data"]
+    source = DEMO_TEXT if d.get("source") == "demo" else repr(source_label(d.get("source"), d.get("bids")))
+    return f"{source} with --target {d.get('target') or '(the default)'}"
+
+
+def _resume_spec(args, out: Path, run_cfg: dict | None):
+    """The DataSpec of ``train --resume``: the command line's when it names --data, else the
+    run's own data, readable."""
+    if args.data is not None:
+        return data_spec(args)
+    if run_cfg is None:
+        raise UnitScopeError(f"--resume without --data needs the data the run was trained on, and {str(out)!r} "
+                             "records none (no config.json: training stopped before its end?); give the --data "
+                             "and --target it was trained on.")
+    source = run_cfg["data"].get("source", "demo")
+    if source != "demo" and not Path(source).exists():
+        raise UnitScopeError(f"--resume without --data trains on the recording {str(out)!r} was trained on, "
+                             f"{source!r}, which does not exist (any more); give --data PATH.")
+    return data_spec(args, base=run_cfg["data"])
+
+
+def _check_checkpoint(ckpt: Path, model, run_cfg: dict | None, max_epochs: int) -> None:
+    """Refuse a checkpoint whose parameters do not fit ``model`` (the decoder of the data), or
+    one that has trained ``max_epochs`` already."""
+    from ..training import load_state
+
+    state = load_state(ckpt)
+    saved = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        raise UnitScopeError(f"{str(ckpt)!r} is not a UnitScope training checkpoint (no 'model' entry).")
+    own = model.state_dict()
+    wrong = [f"{k} {tuple(saved[k].shape)} there vs {tuple(own[k].shape)} here" for k in own
+             if k in saved and tuple(saved[k].shape) != tuple(own[k].shape)]
+    wrong += [f"{k} only here" for k in own if k not in saved] + [f"{k} only there" for k in saved if k not in own]
+    if wrong:
+        cfg = model.unitscope_config
+        raise UnitScopeError(
+            f"The checkpoint {str(ckpt)!r} does not fit the {cfg['kind']} decoder of these data ({cfg['n_chans']} "
+            f"channels, {cfg['n_outputs']} output(s), {cfg['n_times']}-sample windows): {wrong[0]}"
+            f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}. The run was trained on "
+            f"{_trained_on(run_cfg)}: resume on those data (leave out --data to use them), or train into "
+            "another --out.")
+    done = int(state.get("epoch", -1)) + 1
+    if done >= max_epochs:
+        raise UnitScopeError(f"The checkpoint {str(ckpt)!r} has trained {done} epoch(s) and --epochs allows "
+                             f"{max_epochs}: nothing to resume; give --epochs above {done}.")
+
+
+def _train_config(args, run_cfg: dict | None):
+    """TrainConfig: the options given, over the run's own (``--resume``) or the defaults."""
+    from ..training import TrainConfig
+
+    cfg = TrainConfig.from_dict(run_cfg["train"]) if run_cfg is not None else TrainConfig()
+    given = {"model": args.model, "max_epochs": args.epochs, "n_times": args.n_times, "seed": args.seed,
+             "patience": args.patience, "lr": args.lr, "device": args.device}
+    for name, val in given.items():
+        if val is not None:
+            setattr(cfg, name, val)
+    return cfg
+
+
+def stopped_early_line(result, config) -> str:
+    """``stopped early after epoch 7 of 30: ...``, or "" when training ran to its end."""
+    if not result.early_stopped or not result.history:
+        return ""
+    last, best = int(result.history[-1]["epoch"]) + 1, result.best_epoch + 1
+    return (f"stopped early after epoch {last} of {config.max_epochs}: no validation improvement for "
+            f"{last - best} epoch{'s' if last - best != 1 else ''} (--patience {config.patience}); "
+            f"weights of epoch {best} kept")
 
 
 def run(args) -> int:
-    from ..training import TrainConfig, configure_threads, resolve_device
-    from ..workspace import Workspace
+    from ..training import configure_threads, resolve_device
 
+    out = Path(args.out)
+    run_cfg = None
+    if args.resume:
+        ckpt = out / "checkpoint.pt"
+        if not ckpt.is_file():
+            raise UnitScopeError(f"--resume continues from {str(ckpt)!r}, which does not exist; leave out "
+                                 "--resume to train from the start.")
+        run_cfg = _run_config(out)
+        spec = _resume_spec(args, out, run_cfg)
+    else:
+        spec = data_spec(args)
+    cfg = _train_config(args, run_cfg)
     threads = configure_threads(args.threads)
-    device = resolve_device(args.device)
-    spec = data_spec(args)
-    cfg = TrainConfig(model=args.model, device=args.device)
-    for name, val in (("max_epochs", args.epochs), ("n_times", args.n_times), ("seed", args.seed)):
-        if val is not None:
-            setattr(cfg, name, val)
-    ws = Workspace.create(spec, cfg)
-    print(f"unitscope train: {args.model} on {args.data} ({ws.task}, {ws.recording.n_chans} channels, "
-          f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}", file=sys.stderr)
-    tty = sys.stderr.isatty()
+    device = resolve_device(cfg.device)
+    ws = create_workspace(args, spec, cfg)
+    if args.resume:
+        _check_checkpoint(ckpt, ws.model, run_cfg, cfg.max_epochs)
+    what = "the built-in demo recording" if spec.source == "demo" else spec.source
+    print(f"unitscope train: {cfg.model} on {what} ({ws.task}, {ws.recording.n_chans} channels, "
+          f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
+          f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
+    show = Progress()
 
     def progress(p: dict) -> None:
+        head = f"epoch {p['epoch'] + 1}/{p['n_epochs']} {bar(p['fraction'])}"
         if p.get("end_of_epoch"):
-            print(f"\repoch {p['epoch'] + 1}/{p['n_epochs']} {_bar(p['fraction'])} train loss "
-                  f"{p['train_loss']:.4f}  valid loss {p['valid_loss']:.4f}  valid metric {p['valid_metric']:.3f}",
-                  file=sys.stderr, flush=True)
-        elif tty:
-            print(f"\repoch {p['epoch'] + 1}/{p['n_epochs']} {_bar(p['fraction'])} batch {p['batch']}/{p['n_batches']}",
-                  end="", file=sys.stderr, flush=True)
+            show.line(f"{head} train loss {p['train_loss']:.4f}  valid loss {p['valid_loss']:.4f}  "
+                      f"valid metric {p['valid_metric']:.3f}")
+        elif show.tty:  # elsewhere, one line per epoch is enough
+            show(p["fraction"], f"{head} batch {p['batch']}/{p['n_batches']}")
 
     stop = threading.Event()
     try:
-        ws.train(progress=progress, stop=stop, resume=args.resume, run_dir=Path(args.out))
+        result = ws.train(progress=progress, stop=stop, resume=args.resume, run_dir=out)
     except KeyboardInterrupt:
         stop.set()
         raise
+    finally:
+        show.close()
+    ws.metrics.update(held_out_counts(ws))
+    ws.save(out)  # the counts beside the metrics, for unitscope info
     m = ws.metrics
+    early = stopped_early_line(result, cfg)
+    if early:
+        print(early)
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
-    print(f"test {name} {m['test']:.4f} (valid {m['valid']:.4f}, best epoch {m['best_epoch'] + 1}); wrote {args.out}")
-    out = Path(args.out)
+    print(f"test {name} {m['test']:.4f}{on_count(m, 'test')} (valid {m['valid']:.4f}{on_count(m, 'valid')}, "
+          f"best epoch {m['best_epoch'] + 1}); wrote {args.out}")
+    for text in metric_cautions(ws.task, m):
+        print(f"caution: {text}", file=sys.stderr)
     if (out / "probe.nc").is_file():  # of the weights trained before, into the same folder
         print(f"note: {out / 'probe.nc'} probed the earlier weights: run 'unitscope probe {args.out}' "
               "again (the app, unitscope prune and unitscope report ignore it until then)", file=sys.stderr)

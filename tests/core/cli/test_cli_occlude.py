@@ -32,7 +32,7 @@ def test_roles_and_channels_match_the_engine(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--channels", "G99", "--band", "1", "4"], "Channels ['G99'] are not inputs of the decoder"),
     (["--channels", "G01"], "Give --band LO HI (Hz) or --whole with --channels"),
-    (["--band", "1", "4"], "--band and --whole need --channels NAMES"),
+    (["--channels", "G01", "--band", "8", "4"], "the band edges are reversed"),
     ([], "Nothing to do"),
     (["--channels", "G01", "--band", "130", "140"], "below Nyquist (125 Hz)"),
 ])

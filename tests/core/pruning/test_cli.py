@@ -86,6 +86,8 @@ def test_a_probe_of_other_weights_is_refused_and_one_of_other_code_noted(run_dir
 
 
 def test_curves_ranked_by_each_units_own_ablation_drop(run_dir, tmp_path, capsys):
+    """The drops that rank the units are measured on the validation block, the curves on the
+    test block: ranked on the block they then measure, the units follow its noise."""
     from core.pruning import MaskEvaluator, ablation_effects
     from core.workspace import Workspace
 
@@ -93,16 +95,26 @@ def test_curves_ranked_by_each_units_own_ablation_drop(run_dir, tmp_path, capsys
     rc = main(["prune", str(run_dir), "--curve", "--layer", "conv_3", "--by", "ablation", "--fractions", "0,0.1",
                "--orders", "most,least", "--out", str(out_nc)])
     captured = capsys.readouterr()
-    assert rc == 0 and "ranked by single-unit ablation drop on the test block" in captured.out
+    assert rc == 0 and "ranked by single-unit ablation drop on the valid block" in captured.out
     ws = Workspace.load(run_dir)
-    X, y = ws.eval_set("test")
-    ev = MaskEvaluator(ws.model, X, y, task=ws.task)
-    drop = np.nan_to_num(ablation_effects(ev, layers="conv_3").values)
+    ev_valid = MaskEvaluator(ws.model, *ws.eval_set("valid"), task=ws.task)
+    ev = MaskEvaluator(ws.model, *ws.eval_set("test"), task=ws.task)
+    drop = np.nan_to_num(ablation_effects(ev_valid, layers="conv_3").values)
+    assert not np.allclose(drop, np.nan_to_num(ablation_effects(ev, layers="conv_3").values))
     most, least = np.argsort(-drop, kind="stable")[:10], np.argsort(drop, kind="stable")[:10]
     with xr.open_dataset(out_nc, engine="h5netcdf") as ds:
+        assert float(ds["metric"].sel(order="most", fraction=0.0)) == pytest.approx(ev.baseline, abs=1e-6)
         for order, units in (("most", most), ("least", least)):
             assert float(ds["metric"].sel(order=order, fraction=0.1)) == pytest.approx(
                 ev.evaluate(ev.new_masks().prune("conv_3", [int(u) for u in units])), abs=1e-6)
+    # measured on the validation block, ranked on the test block; never ranked where measured
+    assert main(["prune", str(run_dir), "--curve", "--layer", "conv_3", "--by", "ablation", "--block", "valid",
+                 "--fractions", "0,0.1", "--orders", "most", "--out", str(out_nc)]) == 0
+    assert "ablation drop on the test block" in capsys.readouterr().out
+    assert main(["prune", str(run_dir), "--curve", "--by", "ablation", "--rank-block", "test"]) == 2
+    assert "--rank-block test is the measured block" in capsys.readouterr().err
+    assert main(["prune", str(run_dir), "--curve", "--rank-block", "valid"]) == 2
+    assert "it goes with --by ablation" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -1,0 +1,129 @@
+"""What several subcommands share: progress on stderr, channel names matched as ``unitscope
+info`` matches them, band checks, and the number of trials or windows a held-out metric rests on.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from .._validation import UnitScopeError
+
+# a balanced accuracy on fewer test trials than this gets a caution
+FEW_TRIALS = 20
+
+
+def bar(fraction: float, width: int = 30) -> str:
+    """``[#####.....]``: ``fraction`` (0-1) of ``width`` characters filled."""
+    n = int(round(min(max(fraction, 0.0), 1.0) * width))
+    return "[" + "#" * n + "." * (width - n) + "]"
+
+
+class Progress:
+    """Progress lines on stderr.
+
+    On a terminal one line is rewritten in place at every call. Elsewhere (a log file, a
+    pipe) a new line is written only when the work has advanced by ``step`` (a fraction of
+    it) or ``seconds`` have passed since the last line, and once at the end: about ten
+    lines per task, however many steps it has.
+    """
+
+    def __init__(self, *, step: float = 0.1, seconds: float = 5.0, clock=time.monotonic):
+        self.step, self.seconds, self.clock = step, seconds, clock
+        self.tty = sys.stderr.isatty()
+        self._last_fraction = None
+        self._last_time = None
+        self._open = False  # a terminal line waits for its newline
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if self.tty:
+            print(f"\r{text}", end="", file=sys.stderr, flush=True)
+            self._open = True
+            return
+        now = self.clock()
+        due = (self._last_fraction is None or fraction >= 1.0 > self._last_fraction
+               or fraction - self._last_fraction >= self.step - 1e-9 or now - self._last_time >= self.seconds)
+        if due:
+            print(text, file=sys.stderr, flush=True)
+            self._last_fraction, self._last_time = fraction, now
+
+    def line(self, text: str) -> None:
+        """A line that is always written (the end of an epoch), after any line in progress."""
+        print(f"\r{text}" if self._open else text, file=sys.stderr, flush=True)
+        self._open = False
+
+    def close(self) -> None:
+        """End the terminal line in progress, if any."""
+        if self._open:
+            print(file=sys.stderr, flush=True)
+            self._open = False
+
+
+def resolve_channels(requested, ch_names) -> list[str]:
+    """Channel names as ``unitscope info`` matches names to 10-05 positions
+    (:func:`core.io.channel_key`: case and the trailing dots of EDF names ignored): ``C3`` is
+    EEGMMIDB's ``C3..``. An exact name wins; a loose one that matches several channels is an
+    error; a name that matches none is returned as given, for the caller's own message."""
+    from ..io import channel_key
+
+    names = [str(n) for n in ch_names]
+    out = []
+    for name in requested:
+        if name in names:
+            out.append(name)
+            continue
+        hits = [n for n in names if channel_key(n) == channel_key(name)]
+        if len(hits) > 1:
+            raise UnitScopeError(f"Channel {name!r} matches {hits} (case and trailing dots ignored); "
+                                 "give the exact name.")
+        out.append(hits[0] if hits else name)
+    return out
+
+
+def check_band(lo: float, hi: float, sfreq: float, *, given: str, below_nyquist: bool = False) -> tuple:
+    """``(lo, hi)`` in Hz when it is a band the data hold, else a UnitScopeError naming
+    ``given`` (the option as typed). ``below_nyquist``: the upper edge must lie strictly below
+    Nyquist (a band-pass filter), else it may reach it (rfft bins)."""
+    lo, hi = float(lo), float(hi)
+    nyq = sfreq / 2
+    if lo < 0 or hi < 0:
+        raise UnitScopeError(f"{given}: band edges are frequencies in Hz and cannot be negative.")
+    if lo > hi:
+        raise UnitScopeError(f"{given}: the band edges are reversed (low edge {lo:g} Hz above the high edge "
+                             f"{hi:g} Hz); give the low edge first: {hi:g} then {lo:g}.")
+    if lo == hi:
+        raise UnitScopeError(f"{given}: the band is empty (both edges {lo:g} Hz); give a low edge below the high edge.")
+    if hi > nyq or (below_nyquist and hi >= nyq):
+        raise UnitScopeError(f"{given}: the band must lie below Nyquist ({nyq:g} Hz) at this run's sampling rate "
+                             f"of {sfreq:g} Hz, but its high edge is {hi:g} Hz; lower it "
+                             f"{'below' if below_nyquist else 'to at most'} {nyq:g} Hz.")
+    return lo, hi
+
+
+def held_out_counts(ws) -> dict:
+    """How many trials (labels) or windows (continuous targets) the valid and test metrics
+    rest on, to store beside them in a run's metrics: ``n_valid``, ``n_test``, ``count_of``."""
+    return {"n_valid": int(len(ws.eval_set("valid")[0])), "n_test": int(len(ws.eval_set("test")[0])),
+            "count_of": "trials" if ws.task == "classification" else "windows"}
+
+
+def on_count(metrics: dict, block: str) -> str:
+    """``" on 3 trials"`` for ``block`` ("valid", "test"), or "" when the run does not say."""
+    n = metrics.get(f"n_{block}")
+    return f" on {int(n)} {metrics.get('count_of', 'windows')}" if n is not None else ""
+
+
+def metric_cautions(task: str, metrics: dict) -> list[str]:
+    """What to keep in mind when reading a run's test metric, one sentence each: too few test
+    trials for a stable balanced accuracy; a correlation at or below zero."""
+    test = metrics.get("test")
+    if test is None:
+        return []
+    out = []
+    n = metrics.get("n_test")
+    if task == "classification" and n is not None and n < FEW_TRIALS:
+        out.append(f"the test balanced_accuracy rests on {int(n)} trial(s) only: with fewer than {FEW_TRIALS} "
+                   "trials it is very uncertain")
+    if task == "regression" and test == test and test <= 0:
+        out.append(f"test pearson_r {test:.4f} is not above 0: the decoder predicts no better than chance "
+                   "on the test block")
+    return out

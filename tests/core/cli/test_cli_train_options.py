@@ -1,0 +1,154 @@
+"""``unitscope train``: --resume on the run's own data, early stopping said, the count under
+the test metric, hints for a path without --data and for targets, defaults in --help."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from core.cli import main
+
+GAZE = ["--target", "EyetrackerLeftEyeGazeX", "--picks", "C3..,C4..,Cz..,Fc3.,Fc4.,Cp3.,Cp4.,Cpz.",
+        "--model", "shallow", "--n-times", "700", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def gaze_run(edf_like, tmp_path_factory):
+    """A shallow regression decoder of 8 picked channels, one epoch (the demo's 32 do not fit it)."""
+    out = tmp_path_factory.mktemp("runs") / "gaze"
+    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+def _one_line_error(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"unitscope {command}: error:") and err.count("\n") == 1, err
+    return err
+
+
+def test_resume_without_data_trains_on_the_runs_own_recording(gaze_run, edf_like, tmp_path, capsys):
+    run = shutil.copytree(gaze_run, tmp_path / "gaze")
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"shallow on {edf_like} (regression, 8 channels" in err and "resuming from" in err
+    assert "epoch 2/2" in err and "epoch 1/2" not in err  # epoch 1 came from the checkpoint
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["source"] == str(edf_like) and len(cfg["history"]) == 2 and cfg["train"]["model"] == "shallow"
+
+
+def test_a_checkpoint_that_does_not_fit_the_data_is_one_line_and_exit_2(gaze_run, tmp_path, capsys):
+    run = shutil.copytree(gaze_run, tmp_path / "gaze")
+    assert main(["train", "--out", str(run), "--resume", "--data", "demo", "--epochs", "2"]) == 2
+    err = _one_line_error(capsys, "train")
+    assert f"The checkpoint {str(run / 'checkpoint.pt')!r} does not fit the shallow decoder of these data (32 " in err
+    assert " there vs " in err  # the first parameter whose shape differs
+    assert "trained on '" in err and "with --target EyetrackerLeftEyeGazeX" in err and "leave out --data" in err
+    assert main(["train", "--out", str(run), "--resume"]) == 2  # the run's own --epochs 1: done
+    assert "has trained 1 epoch(s) and --epochs allows 1: nothing to resume; give --epochs above 1." in \
+        _one_line_error(capsys, "train")
+    (run / "config.json").unlink()  # training stopped before its end: the folder names no data
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    assert "--resume without --data needs the data the run was trained on" in _one_line_error(capsys, "train")
+    assert main(["train", "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "checkpoint.pt', which does not exist; leave out --resume" in _one_line_error(capsys, "train")
+
+
+def test_early_stopping_is_said_and_patience_and_lr_are_options(edf_like, tmp_path, monkeypatch, capsys):
+    from core import workspace
+    from core.training import TrainResult
+
+    seen = {}
+
+    def fake_train(model, data, config, **kw):
+        seen.update(patience=config.patience, lr=config.lr)
+        history = [{"epoch": i, "train_loss": 1.0, "valid_loss": 1.0, "valid_metric": 0.1, "seconds": 0.0}
+                   for i in range(3)]
+        return TrainResult(history=history, best_epoch=0, early_stopped=True)
+
+    monkeypatch.setattr(workspace, "train", fake_train)
+    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "10", "--patience", "2", "--lr", "0.01",
+                 "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert seen == {"patience": 2, "lr": 0.01}
+    assert ("stopped early after epoch 3 of 10: no validation improvement for 2 epochs (--patience 2); "
+            "weights of epoch 1 kept") in out
+
+
+def test_the_test_metric_says_how_many_trials_it_rests_on(label_run, capsys):
+    out_dir, out, err = label_run
+    cfg = json.loads((out_dir / "config.json").read_text())
+    n_test, n_valid = cfg["metrics"]["n_test"], cfg["metrics"]["n_valid"]
+    assert 0 < n_test < 20 and cfg["metrics"]["count_of"] == "trials"
+    assert f"on {n_test} trials (valid " in out and f"on {n_valid} trials, best epoch 1)" in out
+    assert f"caution: the test balanced_accuracy rests on {n_test} trial(s) only" in err
+    assert main(["info", str(out_dir)]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["metric"].endswith(f"on {n_test} trials, valid {cfg['metrics']['valid']:.4f} on {n_valid} trials")
+    assert "very uncertain" in lines["caution"]
+
+
+def test_a_correlation_at_or_below_zero_is_called_chance(gaze_run, tmp_path, capsys):
+    run = shutil.copytree(gaze_run, tmp_path / "gaze")
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["metrics"]["test"] = -0.2
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["info", str(run)]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["metric"].startswith("test pearson_r -0.2000 on ") and " windows, valid " in lines["metric"]
+    assert lines["caution"] == ("test pearson_r -0.2000 is not above 0: the decoder predicts no better than "
+                                "chance on the test block")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "rec.edf", "--out", "x"],
+    ["import", "w.pt", "rec.edf", "--out", "x"],
+    ["batch", "rec.edf", "--data", "other.edf", "--out", "x"],
+])
+def test_a_recording_given_without_data_gets_a_hint(argv, capsys):
+    assert main(argv) == 2
+    err = _one_line_error(capsys, argv[0])
+    assert "unrecognized argument 'rec.edf': give a recording with --data PATH" in err
+
+
+def test_verbose_after_the_subcommand(capsys):
+    assert main(["info", "demo", "-v"]) == 0
+    assert "channels   32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("target, message", [
+    ("eyetrackerlefteyegazex", "Did you mean 'EyetrackerLeftEyeGazeX'?"),
+    ("T1,T2", "'T1,T2' is not in the recording, but it names event types: for label decoding write "
+              "--target events:T1,T2."),
+])
+def test_target_hints(edf_like, target, message, capsys):
+    assert main(["train", "--data", str(edf_like), "--target", target, "--out", "x"]) == 2
+    assert message in _one_line_error(capsys, "train")
+
+
+def test_a_target_missing_from_the_demo_says_the_demo_was_read(capsys):
+    assert main(["train", "--target", "EyetrackerLeftEyeGazeX", "--out", "x"]) == 2
+    assert "No --data was given, so this is the built-in demo recording" in _one_line_error(capsys, "train")
+
+
+def _help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+
+
+def test_help_says_the_demo_and_the_defaults(capsys):
+    from core.probing import ProbeConfig
+    from core.training import TrainConfig
+
+    d = TrainConfig()
+    text = _help("train", capsys)
+    assert "'demo' or left out: the built-in demo recording" in text
+    for expected in (f"decoder (default {d.model})", f"maximum epochs (default {d.max_epochs})",
+                     "start relative to events, s (default 0)", "end relative to events, s (default 4)",
+                     f"(default {d.n_times})", f"improvement (default {d.patience})", "Adam learning rate (default"):
+        assert expected in text
+    p = ProbeConfig()
+    text = _help("probe", capsys)
+    assert f"perturbations per pass (default {p.n_iterations})" in text
+    assert f"at most this many windows (default {p.n_windows})" in text
