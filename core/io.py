@@ -91,9 +91,13 @@ def _bci2000_recording(path: Path) -> Recording:
         data.append(v[None])
         names.append(name)
         types.append("misc")
-    signals = xr.DataArray(np.concatenate(data).astype(np.float32), dims=("channel", "time"),
-                           coords={"channel": names, "time": t, "ch_type": ("channel", types)},
-                           attrs={"sfreq": sfreq, "units": "V", "source": str(path)})
+    coords = {"channel": names, "time": t, "ch_type": ("channel", types)}
+    pos = standard_positions(names, types)  # BCI2000 files carry names only (e.g. Fz, Cz, PO7)
+    if pos is not None:
+        coords.update(x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
+    signals = xr.DataArray(np.concatenate(data).astype(np.float32), dims=("channel", "time"), coords=coords,
+                           attrs={"sfreq": sfreq, "units": "V", "source": str(path),
+                                  "positions": "standard 10-05 montage, by channel name" if pos is not None else "none"})
     code = states.get("StimulusCode", np.zeros(n, int))
     on = np.flatnonzero(np.diff(code, prepend=0) > 0)
     events = Events(on / sfreq, code[on].astype(str), np.full(len(on), np.nan))

@@ -58,8 +58,14 @@ class Events:
         return Events(self.onset[mask], self.type[mask], self.value[mask])
 
     def counts(self) -> dict[str, int]:
+        """Events per type, in natural order: trigger codes as numbers (2 before 10), T2 before T10."""
+        import re
+
         kinds, n = np.unique(self.type, return_counts=True)
-        return {str(k): int(c) for k, c in zip(kinds, n)}
+        pairs = sorted(zip(kinds.tolist(), n.tolist()),
+                       key=lambda kc: [(0, int(p), "") if p.isdigit() else (1, 0, p)
+                                       for p in re.split(r"(\d+)", str(kc[0])) if p])
+        return {str(k): int(c) for k, c in pairs}
 
 
 @dataclass

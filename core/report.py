@@ -147,6 +147,10 @@ class ReportContent:
         summary = rec.summary()
         summary["source"] = ("demo (simulated reaching, ECoG grid)" if ws.spec.source == "demo"
                              else source_label(ws.spec.source, ws.spec.bids))
+        if ws.task == "classification":  # which events, and the trials cut around them
+            kinds = ws.spec.target.split(":", 1)[1].replace(",", ", ") if ":" in (ws.spec.target or "") else "every type"
+            summary["target"] = (f"labels of the events {kinds} (trials {ws.spec.tmin:g} to {ws.spec.tmax:g} s "
+                                 "from each onset)")
         cfg = dict(getattr(ws.model, "unitscope_config", {}) or {})
         pred, true = ws.predict("test")
         before = float(score(ws.task, pred, true))
@@ -321,15 +325,22 @@ def _table(rows: Sequence[Sequence], header: Sequence[str] | None = None) -> str
     return f"<table>{head}{body}</table>"
 
 
+def _counts(value) -> str:
+    """``{"eeg": 64, "misc": 2}`` as "eeg 64, misc 2" (anything else as text)."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
 def _section_recording(rec: Mapping) -> str:
     if not rec:
         return ""
     names = list(rec.get("ch_names", []))
     shown = ", ".join(names[:40]) + (f" ... ({len(names)} in all)" if len(names) > 40 else "")
     rows = [("source", rec.get("source", "")), ("channels", f"{rec.get('n_chans', len(names))}: {shown}"),
-            ("channel types", rec.get("ch_types", "")), ("sampling rate", f"{rec.get('sfreq', '')} Hz"),
+            ("channel types", _counts(rec.get("ch_types", ""))), ("sampling rate", f"{rec.get('sfreq', '')} Hz"),
             ("duration", f"{rec.get('duration_s', '')} s"), ("target", rec.get("target") or "event labels"),
-            ("events", rec.get("events", ""))]
+            ("events", _counts(rec.get("events", "")) or "none")]
     if rec.get("bad_segments"):
         rows.append(("left out", f"{rec['bad_segments']} stretch(es) marked bad, {rec.get('bad_seconds', 0):g} s "
                                  "(no window or trial touches them)"))

@@ -79,6 +79,18 @@ def test_bci2000_gaze_as_continuous_target(shared_data):
     assert np.isfinite(ws.metrics["test"])
 
 
+def test_bci2000_eeg_named_by_10_05_positions_is_placed_on_the_standard_head(shared_data):
+    """eeg3's EEG channels are named Fz, Cz, P3, ... (no positions in the file): placed as the
+    EDF reader places EEGMMIDB's (it said "positions none"); the misc states stay unplaced."""
+    rec = read_recording(shared_data / BCI)
+    sig = rec.signals
+    assert sig.attrs["positions"] == "standard 10-05 montage, by channel name"
+    eeg = [i for i, t in enumerate(rec.ch_types) if t == "eeg"]
+    assert np.isfinite(sig["x"].values[eeg]).all() and np.isnan(sig["x"].values[len(eeg):]).all()
+    cz, fz = (rec.ch_names.index(n) for n in ("Cz", "Fz"))
+    assert sig["y"].values[fz] > sig["y"].values[cz]  # Fz lies in front of Cz
+
+
 def test_fif_meg_events_as_labels(shared_data):
     rec = read_recording(shared_data / FIF)
     assert set(rec.ch_types) == {"mag", "grad", "stim"} and len(rec.events) == 162
@@ -438,3 +450,11 @@ def test_files_are_read_a_stretch_at_a_time_into_float32(tmp_path, monkeypatch):
     (tmp_path / "cut_raw.fif").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(UnitScopeError, match=r"cut_raw\.fif"):
         read_recording(tmp_path / "cut_raw.fif")
+
+
+def test_event_counts_come_in_natural_order():
+    """Trigger codes read as numbers (2 before 10; ``unitscope info`` listed 1, 10, 11, 2)."""
+    from core.recording import Events
+
+    events = Events(np.arange(8.0), ["1", "10", "11", "2", "T10", "T2", "b", "a"], np.zeros(8))
+    assert list(events.counts()) == ["1", "2", "10", "11", "T2", "T10", "a", "b"]

@@ -32,6 +32,16 @@ def test_probe_writes_dataset_beside_the_checkpoint(run_dir, capsys):
     assert not list(run_dir.glob(".probe.nc.*"))  # no temporary file left behind
 
 
+def test_a_probe_in_which_no_unit_passes_says_why_it_may_have_no_power(run_dir, tmp_path, capsys):
+    """Three windows x two iterations: no unit passes, and the note names the numbers to raise."""
+    rc = main(["probe", str(run_dir), "--iterations", "2", "--windows", "3", "--null", "2", "--layers",
+               "conv_classifier", "--threads", "1", "--out", str(tmp_path / "p.nc")])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "conv_classifier: amplitude 0%, phase 0%, bimodal 0%, insensitive 100%" in out
+    assert "note: no unit passed the test (false-discovery rate 0.05). With 3 windows x 2 iterations" in err
+    assert "spread is about 0.408" in err and "--windows; the train block has" in err
+
+
 def test_maps_binned_or_left_out_and_the_size_said(run_dir, tmp_path, capsys):
     """--map-bin 2 stores 2 Hz bins (the mean of the bins inside; statistics unchanged);
     --no-maps none; every run says the file's size."""
