@@ -10,6 +10,8 @@ from .._validation import UnitScopeError
 
 # a balanced accuracy on fewer test trials than this gets a caution
 FEW_TRIALS = 20
+# a test block whose mean target lies this many training SDs off the training mean gets a caution
+SHIFT_SD = 1.0
 
 
 def bar(fraction: float, width: int = 30) -> str:
@@ -101,9 +103,17 @@ def check_band(lo: float, hi: float, sfreq: float, *, given: str, below_nyquist:
 
 def held_out_counts(ws) -> dict:
     """How many trials (labels) or windows (continuous targets) the valid and test metrics
-    rest on, to store beside them in a run's metrics: ``n_valid``, ``n_test``, ``count_of``."""
-    return {"n_valid": int(len(ws.eval_set("valid")[0])), "n_test": int(len(ws.eval_set("test")[0])),
-            "count_of": "trials" if ws.task == "classification" else "windows"}
+    rest on, to store beside them in a run's metrics: ``n_valid``, ``n_test``, ``count_of``;
+    for a continuous target also ``test_target_shift``: the test block's mean target in SDs of
+    the training block's from its mean (the targets are standardised on the training block)."""
+    import numpy as np
+
+    _, y_test = ws.eval_set("test")
+    out = {"n_valid": int(len(ws.eval_set("valid")[0])), "n_test": int(len(y_test)),
+           "count_of": "trials" if ws.task == "classification" else "windows"}
+    if ws.task == "regression" and np.size(y_test):
+        out["test_target_shift"] = round(float(np.nanmean(y_test)), 3)
+    return out
 
 
 def on_count(metrics: dict, block: str) -> str:
@@ -126,4 +136,9 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
     if task == "regression" and test == test and test <= 0:
         out.append(f"test pearson_r {test:.4f} is not above 0: the decoder predicts no better than chance "
                    "on the test block")
+    shift = metrics.get("test_target_shift")
+    if task == "regression" and shift is not None and abs(shift) >= SHIFT_SD:
+        out.append(f"the target's mean on the test block lies {shift:+.1f} SDs (of the training block) from its "
+                   "mean on the training block: the blocks differ (a drifting or step-wise target), so the test "
+                   "metric says little about how well the decoder would do on data like its training block")
     return out

@@ -100,6 +100,26 @@ def test_a_correlation_at_or_below_zero_is_called_chance(gaze_run, tmp_path, cap
                                 "chance on the test block")
 
 
+def test_a_test_block_whose_target_drifted_gets_a_caution(gaze_run, tmp_path, capsys):
+    """The test block's mean target, in training SDs from the training mean, is stored with the
+    metrics (measured here against the recording's own target); from 1 SD on it is a caution."""
+    from core.workspace import Workspace
+
+    ws = Workspace.load(gaze_run)
+    shift = json.loads((gaze_run / "config.json").read_text())["metrics"]["test_target_shift"]
+    train = ws.recording.target.values[ws.blocks["train"]]
+    _, truth = ws.predict("test")  # the test targets the metric rests on, in the target's units
+    assert shift == pytest.approx((truth.mean() - train.mean()) / train.std(), abs=2e-3)
+    assert abs(shift) < 1  # the simulated speed does not drift: no caution
+    run = shutil.copytree(gaze_run, tmp_path / "gaze")
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["metrics"]["test_target_shift"] = 1.56
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "caution    the target's mean on the test block lies +1.6 SDs (of the training block)" in out
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "rec.edf", "--out", "x"],
     ["import", "w.pt", "rec.edf", "--out", "x"],
