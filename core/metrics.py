@@ -5,9 +5,12 @@ import numpy as np
 
 from ._validation import check_option
 
-__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "TASKS"]
+__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "TASKS", "FEW_TRIALS"]
 
 TASKS = ("regression", "classification")
+# [A] a balanced accuracy on fewer test trials than this is said to be very uncertain (with 20
+# trials of two balanced classes, chance alone reaches 0.70 or more one time in 17)
+FEW_TRIALS = 20
 
 
 def pearson_r(a, b) -> float:

@@ -8,8 +8,7 @@ import time
 
 from .._validation import UnitScopeError
 
-# a balanced accuracy on fewer test trials than this gets a caution
-FEW_TRIALS = 20
+from ..metrics import FEW_TRIALS  # a balanced accuracy on fewer test trials gets a caution
 # a test block whose mean target lies this many training SDs off the training mean gets a caution
 SHIFT_SD = 1.0
 

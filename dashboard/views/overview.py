@@ -10,6 +10,8 @@ import panel as pn
 import param
 from holoviews.operation.downsample import downsample1d
 
+from core.metrics import FEW_TRIALS
+
 from ..jobs import Job
 from ..state import Session
 from ._common import CSS, apply_in_doc, esc, known_roles, placeholder
@@ -53,9 +55,12 @@ def prediction_plot(pred: dict):
     for a, b in zip(pred["true"], pred["pred"]):
         cm[int(a), int(b)] += 1
     rows = [(classes[i], classes[j], cm[i, j]) for i in range(n) for j in range(n)]
+    n_trials = int(cm.sum())
+    title = f"{n_trials} test trials: balanced accuracy = {pred['metric']:.3f}"
+    if n_trials < FEW_TRIALS:
+        title += f"\n(fewer than {FEW_TRIALS} trials: very uncertain)"
     hm = hv.HeatMap(rows, ["true", "predicted"], "trials").opts(
-        cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380,
-        title=f"Test trials: balanced accuracy = {pred['metric']:.3f}")
+        cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380, title=title)
     return hm * hv.Labels(hm).opts(text_color="black")
 
 

@@ -968,3 +968,15 @@ def test_the_dropper_lets_go_of_files_the_session_saved(session):
     job = session._jobs["inspect"]
     assert job.join(60)
     assert "rec.vhdr keeps its data in rec.eeg" in session.alerts[-1][1]
+
+
+def test_a_confusion_matrix_says_how_many_test_trials_it_rests_on():
+    """Few test trials (a short recording's labels): the title counts them and says the number is
+    very uncertain; from 20 trials on it only counts them."""
+    from dashboard.views.overview import prediction_plot
+
+    few = {"task": "classification", "classes": ["T1", "T2"], "true": [0, 1, 1], "pred": [0, 0, 1], "metric": 0.75}
+    title = prediction_plot(few).get(0).opts.get().kwargs["title"]  # the heat map under its labels
+    assert title == "3 test trials: balanced accuracy = 0.750\n(fewer than 20 trials: very uncertain)"
+    many = dict(few, true=[0, 1] * 10, pred=[0, 1] * 10, metric=1.0)
+    assert prediction_plot(many).get(0).opts.get().kwargs["title"] == "20 test trials: balanced accuracy = 1.000"
