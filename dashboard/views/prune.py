@@ -241,7 +241,7 @@ class PruneView(pn.viewable.Viewer):
         self.band_src = ColumnDataSource(dict(q=[], lo=[], hi=[]))
         self.curve_srcs = {o: ColumnDataSource(dict(q=[], m=[])) for o in ORDER_STYLE}
         self.star_src = ColumnDataSource(dict(q=[], m=[]))
-        fc = self._fig("Pruning curves: not computed yet (Compute pruning curves, below)", height=320,
+        fc = self._fig("Pruning curves: not computed yet\n(Compute pruning curves, below)", height=320,
                        x_axis_label="fraction of the layer's units pruned", y_axis_label="test block metric")
         fc.varea("q", "lo", "hi", source=self.band_src, color="#7f7f7f", alpha=0.25, legend_label="random (95% band)")
         self.curve_items = {}  # order -> its legend item (relabelled for a ranking by ablation)
@@ -308,11 +308,11 @@ class PruneView(pn.viewable.Viewer):
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
         self.bar_fig.xaxis.axis_label = bars_axis_label(layer, table, drop if has_effects else None, self.ps.curves_by)
-        self.bar_fig.title.text = (f"{layer}: drop on the validation block when each unit alone is pruned (click a bar to prune / "
-                                   "restore)" if has_effects else
-                                   f"{layer}: ablation effects not computed yet (click a unit's column to prune / restore)")
+        self.bar_fig.title.text = (f"{layer}: drop on the validation block when each unit alone is pruned\n(click a bar to "
+                                   "prune / restore)" if has_effects else
+                                   f"{layer}: ablation effects not computed yet\n(click a unit's column to prune / restore)")
         self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
-                                       f"{layer}: click a unit to prune / restore it (× pruned)")
+                                       f"{layer}: click a unit\nto prune / restore it (× pruned)")
         self.scatter_fig.legend.visible = table is not None
 
     def _relabel_bars(self, *_):
@@ -402,7 +402,7 @@ class PruneView(pn.viewable.Viewer):
                     src.data = dict(q=[], m=[])
                 self.band_src.data = dict(q=[], lo=[], hi=[])
                 self.star_src.data = dict(q=[], m=[])
-            self.curve_fig.title.text = "Pruning curves: not computed yet (Compute pruning curves, below)"
+            self.curve_fig.title.text = "Pruning curves: not computed yet\n(Compute pruning curves, below)"
             self.curve_fig.legend.visible = False  # a legend of nothing drawn reads as a broken plot
             return
         self.curve_fig.legend.visible = True
@@ -416,8 +416,8 @@ class PruneView(pn.viewable.Viewer):
         cur = (len(ps.pruned.get(s.layer, [])) / n, ps.metric)
         self.star_src.data = dict(q=[cur[0]], m=[cur[1]]) if all(map(math.isfinite, cur)) else dict(q=[], m=[])
         by = ranked_by(curves)
-        self.curve_fig.title.text = (f"Pruning curves of {s.layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} "
-                                     "random orders)")
+        self.curve_fig.title.text = (f"Pruning curves of {s.layer}\n(ranked by {by}; "
+                                     f"{curves.attrs.get('n_repeats', 0)} random orders)")
         for order, item in self.curve_items.items():
             if item.label.value != order_label(order, by):
                 item.label = Value(order_label(order, by))

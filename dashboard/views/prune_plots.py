@@ -75,8 +75,8 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, table=None, by: str =
             "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
     if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
         data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
-    title = (f"{layer}: drop on the validation block when each unit alone is pruned (click a bar to prune / restore)"
-             if drop is not None else f"{layer}: ablation effects not computed yet (click a bar to prune / restore)")
+    title = (f"{layer}: drop on the validation block when each unit alone is pruned\n(click a bar to prune / restore)"
+             if drop is not None else f"{layer}: ablation effects not computed yet\n(click a bar to prune / restore)")
     xlabel = bars_axis_label(layer, table, vals if drop is not None else None, by)
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
@@ -103,7 +103,7 @@ def prune_scatter(probe, layer: str, pruned) -> hv.Overlay:
     crossed = hv.Points((t["amp"][m], t["phase"][m]), ["amp", "phase"]).opts(
         marker="x", size=14, color=PRUNED_COLOR, line_width=2, framewise=True)
     return (pts * crossed).opts(hv.opts.Overlay(
-        title=f"{layer}: click a unit to prune / restore it (× pruned)", responsive=True, height=300,
+        title=f"{layer}: click a unit\nto prune / restore it (× pruned)", responsive=True, height=300,
         xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True,
         legend_position="right"))  # beside the plot: inside, it hid the units in its corner
 
@@ -135,5 +135,5 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
     by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
     return hv.Overlay(parts + [star]).opts(
         hv.opts.Curve(framewise=True), hv.opts.Scatter(framewise=True), hv.opts.Area(framewise=True),
-        hv.opts.Overlay(title=f"Pruning curves of {layer} (ranked by {by}; {curves.attrs.get('n_repeats', 0)} random "
+        hv.opts.Overlay(title=f"Pruning curves of {layer}\n(ranked by {by}; {curves.attrs.get('n_repeats', 0)} random "
                               "orders)", legend_position="bottom_left", responsive=True, height=300, framewise=True))

@@ -481,7 +481,7 @@ def test_ranking_by_ablation_compares_sensitivity_with_importance(sessions):
     most = [int(i) for i in np.argsort(-drop, kind="stable")[:10]]
     assert float(curves["metric"].sel(order="most", fraction=first)) == pytest.approx(
         ev.evaluate(ev.new_masks().prune("conv_3", most)), abs=1e-9)
-    assert view.curve_fig.title.text.startswith("Pruning curves of conv_3 (ranked by ablation")
+    assert view.curve_fig.title.text.startswith("Pruning curves of conv_3\n(ranked by ablation")
     assert [view.curve_items[o].label.value for o in ("most", "least")] == ["most important first",
                                                                              "least important first"]
     ps.curves_by = "either"
