@@ -181,17 +181,17 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
 
         say("kernels: fitting the unpruned kernels once (shared by every session)")
         page.goto(f"{url}?view=kernels&layer={layer}&unit=5")
-        page.wait_for_function(_HAS_TITLE_JS, arg="Decoder output kernel [mask v0: 0 pruned]", timeout=600000)
+        page.wait_for_function(_HAS_TITLE_JS, arg="Decoder output kernel:\n[mask v0: 0 pruned]", timeout=600000)
         refits = []
         for i in range(n_refits):
             t0 = time.perf_counter()
             page.locator(f"button:text-is('{TOGGLE} {layer}/5')").click()
-            page.wait_for_function(_HAS_TITLE_JS, arg=f"Decoder output kernel [mask v{2 * i + 1}: 1 pruned]: refit",
+            page.wait_for_function(_HAS_TITLE_JS, arg=f"Decoder output kernel:\n[mask v{2 * i + 1}: 1 pruned] refit",
                                    timeout=120000, polling="raf")
             page.evaluate(_FRAMES_JS)
             refits.append((time.perf_counter() - t0) * 1000)
             page.locator("button:text-is('Undo')").click()
-            page.wait_for_function(_HAS_TITLE_JS, arg=f"Decoder output kernel [mask v{2 * i + 2}: 0 pruned]",
+            page.wait_for_function(_HAS_TITLE_JS, arg=f"Decoder output kernel:\n[mask v{2 * i + 2}: 0 pruned]",
                                    timeout=120000)
         say(f"kernel refits (ms): {[round(r) for r in refits]}")
 

@@ -67,7 +67,7 @@ def codes_r(result, kernel) -> float:
 
 
 def _version_note(tag: str | None) -> str:
-    return f" [{tag}]" if tag else ""
+    return f"[{tag}] " if tag else ""
 
 
 def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pruned: bool = False) -> hv.Overlay:
@@ -98,10 +98,10 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
     how = {"warm_start": "refit", "unaffected": "unaffected"}.get(result.attrs.get("refit", ""), "fitted")
     why = ""
     if how == "unaffected":  # a block's mask acts after its activations, so only masks upstream reach a unit
-        # on a line of its own: in one line the title ran past a half-width plot and was cut off
+        # lines of their own: in one line the title ran past a half-width plot and was cut off
         why = "\n(the unit is pruned after it is read)" if pruned else "\n(no unit pruned upstream of it)"
     return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
-        title=f"{title} kernel{_version_note(tag)}: {how}, R² {r2:.2f}{why}", responsive=True, height=260,
+        title=f"{title} kernel:\n{_version_note(tag)}{how}, R² {r2:.2f}{why}", responsive=True, height=260,
         legend_position="top_left", framewise=True))
 
 
@@ -129,9 +129,10 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
         if not over_time:
             r = codes_r(result, k)
             rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
-    what = "over the session (every event has the same value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
+    what = "over the session (all events have one value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
     return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
-        title=f"{title} codes {what}", responsive=True, height=260, legend_position="top_left", framewise=True))
+        title=f"{title} codes\n{what}",  # two lines: one ran past a half-width plot at 1024 pixels
+        responsive=True, height=260, legend_position="top_left", framewise=True))
 
 
 def channel_bands(decoder) -> dict:

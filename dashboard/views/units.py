@@ -475,7 +475,7 @@ class UnitsView(pn.viewable.Viewer):
             m["src"].data = dict(image=[vals], x=[freqs[0] - df / 2], y=[-0.5], dw=[df * len(freqs)],
                                  dh=[float(vals.shape[0])])
             m["mapper"].update(low=-(lim or 1.0), high=lim or 1.0)
-            m["fig"].title.text = f"{uid} {kind} sensitivity, {sign}"
+            m["fig"].title.text = f"{uid} {kind} sensitivity,\n{sign}"  # one line ran past the plot at 1024 px
         if has and dec is not None:
             pos = dec.positions()
             kind_txt = {"grid": "grid positions", "head": "head", "montage": "montage positions",
@@ -509,7 +509,7 @@ class UnitsView(pn.viewable.Viewer):
                 c["halos"].data = halos
                 c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score, role=role)
                 c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
-                c["fig"].title.text = f"{uid} {kind} |r|, {_short_band(band)} ({kind_txt})"
+                c["fig"].title.text = f"{uid} {kind} |r|,\n{_short_band(band)} ({kind_txt})"
         self._draw_windows(layer, unit, probe, has, dec, uid)
         self._header()
 
@@ -534,7 +534,7 @@ class UnitsView(pn.viewable.Viewer):
         t = (np.arange(seg.shape[-1]) - seg.shape[-1] + 1) / dec.sfreq
         self.win_traces.data = dict(xs=[t] * len(traces), ys=list(traces))
         self.win_stats.data = dict(t=t, med=med, q25=q25, q75=q75)
-        self.win_fig.title.text = (f"{uid} most-activating windows at {dec.ch_names[ch]} ({why}): "
+        self.win_fig.title.text = (f"{uid} most-activating windows at {dec.ch_names[ch]} ({why}):\n"
                                    f"{len(traces)} windows, median and IQR")
 
     def __panel__(self):

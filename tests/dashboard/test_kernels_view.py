@@ -154,7 +154,7 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     ks.join()
     assert ks.state == "ready" and not view.fit_btn.visible
     plot = view._kernel("output", view.shown)
-    assert plot.opts.get().kwargs["title"].startswith(f"Decoder output kernel [mask v{ks.fitted_version}: 0 pruned]")
+    assert plot.opts.get().kwargs["title"].startswith(f"Decoder output kernel:\n[mask v{ks.fitted_version}: 0 pruned]")
     assert "Kernels fitted for the current mask" in view.status.object
     # pruning from the Kernels view refits the kernels shown there
     assert view.toggle_btn.label == "Prune / restore conv_3/4" and "conv_3/4: in use" in view.metric.object
@@ -216,7 +216,7 @@ def test_served_plots_take_new_kernels_on_the_documents_loop_only(make_session, 
     while doc.ticks:
         doc.ticks.pop(0)()
     assert view.shown == shown + 1  # several published fields, one redraw
-    assert _title(view).startswith(f"Decoder output kernel [mask v{ks.fitted_version}: 0 pruned]")
+    assert _title(view).startswith(f"Decoder output kernel:\n[mask v{ks.fitted_version}: 0 pruned]")
     assert _title(view, "unit").startswith("Unit conv_3/4 kernel")
 
 
@@ -346,13 +346,13 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     k = kernel_plot(cur, prev, title="Decoder output", tag="mask v2: 1 pruned")
     curves = [el for el in k if type(el).__name__ == "Curve"]
     assert len(curves) == 2 and curves[0].opts.get().kwargs["alpha"] == 0.3
-    assert k.opts.get().kwargs["title"] == "Decoder output kernel [mask v2: 1 pruned]: refit, R² 0.80"
+    assert k.opts.get().kwargs["title"] == "Decoder output kernel:\n[mask v2: 1 pruned] refit, R² 0.80"
     c = codes_plot(cur, None, title="Unit conv_3/4", value_label="peak speed")
-    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes vs peak speed: r = 1.00"
+    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nvs peak speed: r = 1.00"
     # events whose values do not vary (a file's annotations carry their duration): codes over the session
     same = cur.assign_coords(value=("event", np.full(4, 0.5)), onset=("event", [3.0, 9.0, 14.0, 20.0]))
     c = codes_plot(same, None, title="Unit conv_3/4", value_label="event value")
-    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes over the session (every event has the same value)"
+    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nover the session (all events have one value)"
     scatter = [el for el in c if type(el).__name__ == "Scatter"][0]
     assert scatter.kdims[0].label == "event onset (s)" and list(scatter.dimension_values(0)) == [3.0, 9.0, 14.0, 20.0]
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"

@@ -156,7 +156,7 @@ def test_lesson_opens_units_at_the_step_s_layer_and_unit(server, app_page):
     unit = int(app_page.url.split("unit=")[1].split("&")[0])
     wait_titles(app_page, [f"conv_4/{unit} amplitude sensitivity"], timeout=60)
     assert not [t for t in plot_titles(app_page) if t.startswith("conv_2")]
-    wait_titles(app_page, [f"conv_4/{unit} amplitude |r|, 60-90 Hz"], timeout=60)
+    wait_titles(app_page, [f"conv_4/{unit} amplitude |r|,\n60-90 Hz"], timeout=60)
     wait_text(app_page, "they light the high-gamma channels")
     no_traceback(app_page)
 

@@ -157,22 +157,22 @@ def test_channel_maps_show_the_chosen_band(session):
     labels = list(view.map_band.options)
     assert labels[:4] == ["strongest band of each channel", "high gamma role band, 60-90 Hz",
                           "beta role band, 15-25 Hz", "low freq role band, 1-4 Hz"]
-    assert "conv_3/7 amplitude |r|, strongest band (grid positions)" in view.chans["amplitude"]["fig"].title.text
+    assert "conv_3/7 amplitude |r|,\nstrongest band (grid positions)" in view.chans["amplitude"]["fig"].title.text
     view.map_band.value = "60-90"
     assert session.channel_map_band == "60-90"
     amp, _ = channel_scores(session.probe, "conv_3", 7, "60-90")
     np.testing.assert_allclose(view.chans["amplitude"]["src"].data["score"], amp)
-    assert "conv_3/7 amplitude |r|, 60-90 Hz (grid positions)" in view.chans["amplitude"]["fig"].title.text
+    assert "conv_3/7 amplitude |r|,\n60-90 Hz (grid positions)" in view.chans["amplitude"]["fig"].title.text
     assert "most sensitive channel in the high gamma role band" in view.win_fig.title.text
     shade = view.maps["phase"]["shade"]  # the ch x freq maps shade the band summarised
     assert shade.visible and (shade.left, shade.right) == (60.0, 90.0)
     session.channel_map_band = "beta"  # set elsewhere (the lesson): the widget follows
     assert view.map_band.value == "beta"
-    assert "conv_3/7 phase |r|, beta band" in view.chans["phase"]["fig"].title.text
+    assert "conv_3/7 phase |r|,\nbeta band" in view.chans["phase"]["fig"].title.text
     lo, hi = (float(session.probe.sel(band="beta")[k]) for k in ("band_lo", "band_hi"))
     assert (shade.left, shade.right) == (lo, hi)
     session.channel_map_band = "7-9"  # not offered by this probe: the strongest band
-    assert "amplitude |r|, strongest band" in view.chans["amplitude"]["fig"].title.text and not shade.visible
+    assert "amplitude |r|,\nstrongest band" in view.chans["amplitude"]["fig"].title.text and not shade.visible
 
 
 def test_known_roles_outline_each_role_over_its_band():

@@ -95,13 +95,13 @@ def test_two_quick_clicks_on_the_scatter_prune_two_units(server, new_page):
 def test_kernels_redraw_after_a_prune(server, new_page):
     page = new_page()
     page.goto(f"{server}?view=kernels&layer=conv_3&unit=5")
-    wait_titles(page, ["Decoder output kernel [mask v0: 0 pruned]", "Unit conv_3/5 kernel [mask v0: 0 pruned]"],
+    wait_titles(page, ["Decoder output kernel:\n[mask v0: 0 pruned]", "Unit conv_3/5 kernel:\n[mask v0: 0 pruned]"],
                 timeout=240)
     page.locator(".bk-tab:text-is('Prune')").click()
     page.locator("select").first.select_option("conv_2")
     prune_click(page, "conv_2", 5)
     page.locator(".bk-tab:text-is('Kernels')").click()
-    wait_titles(page, ["Decoder output kernel [mask v1: 1 pruned]: refit"], timeout=120)
+    wait_titles(page, ["Decoder output kernel:\n[mask v1: 1 pruned] refit"], timeout=120)
     # the kernels from before the prune are drawn faintly beside the refit ones
     wait_text(page, "the faint dashed lines are the kernels before the last change")
     no_traceback(page)
@@ -190,10 +190,10 @@ def test_screenshots_of_the_prune_kernels_and_export_views(server, new_page, tmp
     wait_card(page, "last change: pruned conv_3/5")  # measured, not "measuring ..."
     page.screenshot(path=str(out / "prune.png"), full_page=True)
     page.locator(".bk-tab:text-is('Kernels')").click()
-    wait_titles(page, ["Decoder output kernel [mask v1: 1 pruned]", "Decoder output codes vs",
-                       "Unit conv_3/5 kernel [mask v1: 1 pruned]", "Unit conv_3/5 codes vs"], timeout=240)
+    wait_titles(page, ["Decoder output kernel:\n[mask v1: 1 pruned]", "Decoder output codes\nvs",
+                       "Unit conv_3/5 kernel:\n[mask v1: 1 pruned]", "Unit conv_3/5 codes\nvs"], timeout=240)
     page.locator("button:text-is('Fit channel kernels')").click()  # the input's own: G03's high gamma
-    wait_titles(page, ["Channel G03, 60-90 Hz envelope kernel: fitted", "Channel G03, 60-90 Hz envelope codes vs"],
+    wait_titles(page, ["Channel G03, 60-90 Hz envelope kernel:\nfitted", "Channel G03, 60-90 Hz envelope codes\nvs"],
                 timeout=120)
     page.screenshot(path=str(out / "kernels.png"), full_page=True)
     page.locator(".bk-tab:text-is('Export')").click()
