@@ -128,7 +128,6 @@ class OcclusionPanel(pn.viewable.Viewer):
                          "from some channels (every test window's Fourier bins in the band set to zero) and "
                          "re-measuring shows what it <i>needs</i>. The unpruned decoder, test block.</p>",
                          stylesheets=[CSS], sizing_mode="stretch_width"),
-            pn.Row(self.preset, self.channels, pn.Column(pn.Spacer(height=18), self.all_btn),
-                   sizing_mode="stretch_width"),
+            controls(self.preset, self.channels, *lowered(self.all_btn)),
             controls(self.band, *lowered(self.whole, top=12), *lowered(self.run_btn, self.roles_btn, top=8)),
             self.result, sizing_mode="stretch_width")

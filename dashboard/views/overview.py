@@ -320,8 +320,10 @@ def fraction_plot(frac, title: str):
     rows = [(str(l), str(c), float(frac.sel(layer=l, **{"class": c})))
             for l in frac["layer"].values for c in frac["class"].values]
     bars = hv.Bars(rows, ["layer", "class"], "fraction").opts(
-        stacked=True, cmap=CLASS_COLORS, color="class", height=280, responsive=True, ylim=(0, 1),
-        title=title, tools=["hover"], legend_position="right", xrotation=20)
+        stacked=True, cmap=CLASS_COLORS, color="class", height=380, responsive=True, ylim=(0, 1),
+        # legend on top, two by two: on the right it squeezed the five bars until their names
+        # overlapped (1024 px); in one row it ran past a half-width plot
+        title=title, tools=["hover"], legend_position="top", legend_cols=2, xrotation=35)
     return bars
 
 
@@ -386,7 +388,7 @@ class OverviewView(pn.viewable.Viewer):
             return
         panes = [pn.pane.HoloViews(fraction_plot(trained, "Trained decoder"), sizing_mode="stretch_width")]
         if control is not None:
-            panes.append(pn.pane.HoloViews(fraction_plot(control, "Untrained control (same architecture)"),
+            panes.append(pn.pane.HoloViews(fraction_plot(control, "Untrained control\n(same architecture)"),
                                            sizing_mode="stretch_width"))
         else:  # [A] words, not empty axes (which also stretched the linked y axis below 0)
             panes.append(placeholder(

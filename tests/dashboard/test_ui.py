@@ -426,8 +426,9 @@ def test_every_control_is_in_reach_on_a_projector(server, app_page):
     views = {"units": (["conv_4:"], ["Stop", "Run probe again"], [".us-control"]),  # the control's checkbox
              "prune": (["conv_4:"], ["Undo", "Reset", "Prune whole layer", "Prune top-k"], []),
              "kernels": ([], ["Undo"], []),
-             "export": ([], ["Download plot", "Save report and results", "svg"], [])}
-    ready = {"units": "Unit conv_4/3", "export": "Save everything on the server"}
+             "export": ([], ["Download plot", "Save report and results", "svg"], []),
+             "overview": ([], ["All channels", "Remove and re-measure", "Each role in its band"], [".us-occ-channels"])}
+    ready = {"units": "Unit conv_4/3", "export": "Save everything on the server", "overview": "Which inputs does"}
     for view, (titles, buttons, others) in views.items():
         app_page.goto(f"{server}?view={view}&layer=conv_4&unit=3")
         wait_text(app_page, ready.get(view, "Prune / restore conv_4/3"), timeout=120)
