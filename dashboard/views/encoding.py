@@ -366,7 +366,7 @@ class EncodingView(pn.viewable.Viewer):
             self.init_box.update(left=0, right=0)
         labels = es.examples()
         ex = labels[min(es.example, len(labels) - 1)] if labels else ""
-        f.title.text = f"Predicted vs actual: {es.channel}, {ex}"
+        f.title.text = f"Predicted vs actual:\n{es.channel}, {ex}"  # two lines: one ran past the plot at 1024 px
 
     def _caption(self):
         es = self.es
@@ -406,7 +406,7 @@ class EncodingView(pn.viewable.Viewer):
         if kind == "r":
             m["mapper"].update(low=-(lim or 1.0), high=lim or 1.0)
             score = es.scores().get(es.model, float("nan"))
-            m["fig"].title.text = f"r of {MODEL_LABELS.get(es.model, es.model)} ({who}); post-onset mean {score:.3f}"
+            m["fig"].title.text = f"r of {MODEL_LABELS.get(es.model, es.model)} ({who});\npost-onset mean {score:.3f}"
         else:
             # [A] from 0: a negative loss increase is permutation noise, drawn like no importance
             m["mapper"].update(low=0.0, high=max(float(finite.max()) if finite.size else 0.0, 1e-6))
@@ -439,7 +439,7 @@ class EncodingView(pn.viewable.Viewer):
                                    y1=top, color=[colors[ft] for ft in truth],
                                    text=[f"true {ft} latency {1000 * v:.0f} ms" for ft, v in truth.items()])
         who = es.subject if es.subject != ALL_SUBJECTS else "all subjects"
-        f.title.text = f"Importance over time ({who}, {where or 'all channels'}); bold: {es.feature}"
+        f.title.text = f"Importance over time ({who}, {where or 'all channels'});\nbold: {es.feature}"
 
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:

@@ -74,7 +74,7 @@ def test_the_tab_draws_the_shipped_result_at_once(make_view):
     for m in ("dre", "trf", "rtrf"):
         np.testing.assert_allclose(v.pred_srcs[m].data["y"],
                                    ds["predicted"].sel(model=m).isel(example=k).sel(channel=ch).values)
-    assert v.pred_fig.title.text.startswith(f"Predicted vs actual: {ch}, epoch {int(ds['example'][k])} (")
+    assert v.pred_fig.title.text.startswith(f"Predicted vs actual:\n{ch}, epoch {int(ds['example'][k])} (")
     end = float(ds["time"][ds.attrs["meg_init"]])  # the given initial state: shaded, and dotted on the maps
     assert v.init_box.right == pytest.approx(end) and v.maps["r"]["init"].location == pytest.approx(end)
     assert "initial brain state given to the models (333 ms)" in v.caption.object
@@ -112,14 +112,14 @@ def test_switching_channel_feature_subject_and_model_changes_the_plots(make_view
     np.testing.assert_allclose(v.maps["r"]["src"].data["image"][0],
                                ds["r"].sel(model="dre", subject="S02").values.T, rtol=1e-5)
     v.model.value = "trf"
-    assert v.maps["r"]["fig"].title.text.startswith("r of TRF (S02); post-onset mean")
+    assert v.maps["r"]["fig"].title.text.startswith("r of TRF (S02);\npost-onset mean")
     v.example.value = v.example.options[3]
     assert es.example == 3 and v.example.options[3] in v.pred_fig.title.text
     v.at_channel.value = True
     np.testing.assert_allclose(
         v.imp_src.data["ys"][1],
         ds["loss_increase_map"].sel(feature="word_length", subject="S02", channel=other).values, rtol=1e-5)
-    assert v.imp_fig.title.text == f"Importance over time (S02, {other}); bold: word_length"
+    assert v.imp_fig.title.text == f"Importance over time (S02, {other});\nbold: word_length"
     third = next(c for c in es.channels() if c not in (other, es.channel))
     r_image = v.maps["r"]["src"].data["image"][0]
     v.channel.value = third  # with "at the selected channel", the courses follow the channel ...

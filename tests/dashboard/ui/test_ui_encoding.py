@@ -38,8 +38,8 @@ def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tm
     page = new_page()
     page.set_viewport_size({"width": 1400, "height": 1500})
     page.goto(f"{server}?view=encoding")
-    wait_titles(page, ["Predicted vs actual: MEG", "r of DRE (all subjects); post-onset mean",
-                       "Importance over time (all subjects, all channels); bold: word_freq",
+    wait_titles(page, ["Predicted vs actual:\nMEG", "r of DRE (all subjects);\npost-onset mean",
+                       "Importance over time (all subjects, all channels);\nbold: word_freq",
                        "Importance of word_freq (all subjects)"], timeout=180)
     wait_text(page, "post-onset mean r (test epochs)")
     assert page.locator(".us-enc-score").count() == 3  # DRE, TRF, ridge ARX
@@ -49,14 +49,14 @@ def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tm
     page.screenshot(path=str(out / "encoding.png"), full_page=True)
     assert (out / "encoding.png").stat().st_size > 10_000
     # another channel: the predicted-vs-actual plot follows
-    first = title_starting(page, "Predicted vs actual: ")
+    first = title_starting(page, "Predicted vs actual:\n")
     other = "MEG001" if "MEG001," not in first else "MEG002"
     page.locator(".us-enc-channel select").select_option(other)
-    wait_titles(page, [f"Predicted vs actual: {other}, epoch"], timeout=30)
+    wait_titles(page, [f"Predicted vs actual:\n{other}, epoch"], timeout=30)
     # another feature: the importance map and the bold course follow
     page.locator(".us-enc-feature select").select_option("word_length")
     wait_titles(page, ["Importance of word_length (all subjects)",
-                       "Importance over time (all subjects, all channels); bold: word_length"], timeout=30)
+                       "Importance over time (all subjects, all channels);\nbold: word_length"], timeout=30)
     # another subject for the maps
     page.locator(".us-enc-subject select").select_option("S02")
     wait_titles(page, ["r of DRE (S02)", "Importance of word_length (S02)"], timeout=30)
@@ -66,7 +66,7 @@ def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tm
     page.locator(".us-enc-file select").select_option("probe.nc")
     wait_text(page, "'probe.nc' is not an encoding result")
     assert page.locator("[role=alert]").count() >= 2
-    assert title_starting(page, "Predicted vs actual: ").startswith(f"Predicted vs actual: {other},")
+    assert title_starting(page, "Predicted vs actual:\n").startswith(f"Predicted vs actual:\n{other},")
     text = all_text(page)
     assert "Traceback" not in text and 'File "' not in text
 
@@ -75,12 +75,12 @@ def test_fit_shows_progress_and_stops_while_another_tab_stays_usable(server, new
     a, b = new_page(), new_page()
     for page in (a, b):
         page.goto(f"{server}?view=encoding")
-        wait_titles(page, ["Predicted vs actual: MEG"], timeout=180)
+        wait_titles(page, ["Predicted vs actual:\nMEG"], timeout=180)
     a.locator("button:text-is('Fit')").click()
     wait_text(a, "dre epoch", timeout=120)  # the study's progress lines reach the page live
     # the other tab answers while the fit runs (its work is in a worker thread, through the queue)
     b.locator(".us-enc-channel select").select_option("MEG005")
-    wait_titles(b, ["Predicted vs actual: MEG005, epoch"], timeout=30)
+    wait_titles(b, ["Predicted vs actual:\nMEG005, epoch"], timeout=30)
     a.locator("button:text-is('Stop')").click()
     wait_text(a, "Fit stopped; the result shown is unchanged.", timeout=120)
     assert "shipped example" in all_text(a) and "shipped example" in all_text(b)
