@@ -22,7 +22,9 @@ run; ``--quick`` without a cache uses a reduced probe), ranked by ``max(s_amp, s
 ``core.probing`` fails (``sensitivity_source`` says which). ``r_drop_20_by_amplitude`` and
 ``r_drop_20_by_phase`` give the most/least drops of the single-sensitivity orders;
 ``r_drop_20_by_ablation`` the same cuts ranked by each unit's single-unit ablation effect on
-the test block (a reference: how much asymmetry the network allows at all);
+the test block (a reference: how much asymmetry the network allows at all, an upper bound as
+it is ranked on the data it is scored on), ``r_drop_20_by_ablation_valid`` ranked by the
+effects on the validation block (as the app and ``unitscope prune --by ablation`` rank);
 ``r_drop_20_by_block`` the most/least/random drops when 20% of one block alone is cut, and
 ``spearman_sensitivity_vs_ablation`` per block how well the ranking predicts each unit's own
 ablation drop.
@@ -163,6 +165,12 @@ def run(*, quick: bool = False, progress=None) -> dict:
     c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), scores=effects)
     per_by["r_drop_20_by_ablation"] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
                                        for o in ("most", "least")}
+    # the same ranking measured on the validation block, as the app and `unitscope prune --by
+    # ablation` rank: what an importance ranking does on data it was not chosen on
+    ev_valid = MaskEvaluator(ws.model, *ws.eval_set("valid"), task=ws.task)
+    c = pruning_curve(ev, fractions=[0.2], orders=("most", "least"), scores=ablation_effects(ev_valid))
+    per_by["r_drop_20_by_ablation_valid"] = {o: round(base - float(c["metric"].sel(order=o, fraction=0.2)), 4)
+                                             for o in ("most", "least")}
     # how well the sensitivity ranking predicts each unit's own importance, per block: the
     # Spearman correlation of the ranking score with the single-unit ablation drop (an
     # asymmetry needs it clearly positive)
