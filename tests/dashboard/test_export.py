@@ -125,7 +125,7 @@ def test_the_input_channels_kernels_export_for_any_decoder(session, tiny_decoder
     np.testing.assert_allclose(ds["channel_kernels"].values, res["kernels"].values)
     assert plot_for(session, "Input channel kernel (Kernels)").opts.get().kwargs["title"].startswith(
         "Channel G03, 60-90 Hz envelope kernel")
-    assert "codes vs" in plot_for(session, "Input channel codes (Kernels)").opts.get().kwargs["title"]
+    assert "codes\nvs" in plot_for(session, "Input channel codes (Kernels)").opts.get().kwargs["title"]
     assert "channel:G03:60-90: kernels locked to" in export.report_html(session)  # in the report too
     view = ExportView(session=session)
     view.plot.value = "Pruning curves (Prune)"
