@@ -79,7 +79,8 @@ def test_the_test_metric_says_how_many_trials_it_rests_on(label_run, capsys):
     out_dir, out, err = label_run
     cfg = json.loads((out_dir / "config.json").read_text())
     n_test, n_valid = cfg["metrics"]["n_test"], cfg["metrics"]["n_valid"]
-    assert 0 < n_test < 20 and cfg["metrics"]["count_of"] == "trials"
+    # T1/T2 every 3 s from 1 s on, the test block the last 20% of 60 s: onsets 49, 52 and 55 s
+    assert n_test == 3 and cfg["metrics"]["count_of"] == "trials"
     assert f"on {n_test} trials (valid " in out and f"on {n_valid} trials, best epoch 1)" in out
     assert f"caution: the test balanced_accuracy rests on {n_test} trial(s) only" in err
     assert main(["info", str(out_dir)]) == 0
