@@ -141,3 +141,17 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
                    "mean on the training block: the blocks differ (a drifting or step-wise target), so the test "
                    "metric says little about how well the decoder would do on data like its training block")
     return out
+
+
+def chance_caution(ev, block: str) -> str:
+    """A caution when the unpruned decoder measured by ``ev`` (a MaskEvaluator) decodes at or
+    below chance on ``block`` (Pearson r 0; balanced accuracy 1 / the classes present), else "".
+    Pruning such a decoder ranks nothing: what a unit "costs" is noise, or inverted by the sign."""
+    import numpy as np
+
+    base = float(ev.baseline)
+    chance = 0.0 if ev.task == "regression" else 1.0 / max(len(np.unique(np.asarray(ev.y))), 1)
+    if base == base and base > chance:
+        return ""
+    return (f"caution: the unpruned decoder's {block} {ev.metric_name} is {base:.4f}, not above chance ({chance:g}): "
+            "what pruning takes from it says nothing about what a decoder that works needs")

@@ -143,3 +143,31 @@ def test_mask_of_another_architecture_is_refused(run_dir, tmp_path, capsys):
 
 def test_parse_units():
     assert parse_units("3, 1-3,9") == [3, 1, 2, 3, 9]
+
+
+def test_a_decoder_at_chance_gets_a_caution(run_dir, tmp_path, capsys):
+    """The same decoder with its output's sign as it is and flipped: one has a test r above 0,
+    the other below; only the one below is said to decode at chance (curves and units alike)."""
+    import shutil
+
+    import torch
+
+    from core.pruning import MaskEvaluator
+    from core.workspace import Workspace
+
+    ws = Workspace.load(run_dir)
+    r = MaskEvaluator(ws.model, *ws.eval_set("test"), task=ws.task).baseline
+    flipped = shutil.copytree(run_dir, tmp_path / "flipped")
+    state = torch.load(flipped / "model.pt", weights_only=True)
+    for key in ("final_layer.conv_classifier.weight", "final_layer.conv_classifier.bias"):
+        state[key] = -state[key]  # the output negated: test r becomes -r
+    torch.save(state, flipped / "model.pt")
+    above, below = (run_dir, flipped) if r > 0 else (flipped, run_dir)
+    curve = ["--curve", "--layer", "conv_4", "--fractions", "0,0.5", "--orders", "random", "--repeats", "2"]
+    assert main(["prune", str(below), *curve, "--out", str(tmp_path / "a.nc")]) == 0
+    err = capsys.readouterr().err
+    assert f"caution: the unpruned decoder's test pearson_r is {-abs(r):.4f}, not above chance (0)" in err
+    assert main(["prune", str(below), "--layer", "conv_4", "--units", "1"]) == 0
+    assert "not above chance" in capsys.readouterr().err
+    assert main(["prune", str(above), *curve, "--out", str(tmp_path / "b.nc")]) == 0
+    assert "caution" not in capsys.readouterr().err
