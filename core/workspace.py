@@ -29,7 +29,8 @@ from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_
 from .recording import Recording, touches
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
-__all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "default_cache_dir", "ASSETS_DIR", "weights_provenance"]
+__all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "state_mismatches", "default_cache_dir",
+           "ASSETS_DIR", "weights_provenance"]
 
 logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -55,6 +56,17 @@ def load_run_model(run_dir: str | Path, mcfg: dict) -> torch.nn.Module:
         raise UnitScopeError(f"The checkpoint {str(run_dir / 'model.pt')!r} does not match the {mcfg['kind']} "
                              f"architecture: {str(exc).splitlines()[0]}") from exc
     return model.eval()
+
+
+def state_mismatches(state: dict, own: dict, *, there: str = "in the file") -> tuple[list, list, list]:
+    """How a state dict ``state`` fails to fit a model's ``own``: parameter names missing from it,
+    names it has that the model lacks, and ``"name (shape) {there} vs (shape) here"`` for each
+    parameter of another shape. Three empty lists when it fits."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} {there} vs {tuple(own[k].shape)} here"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    return missing, unexpected, shapes
 
 
 def default_cache_dir() -> Path:
@@ -379,10 +391,7 @@ class Workspace:
         legacy = getattr(self.model, "mapping", None) or {}  # braindecode's names before 0.8
         state = {legacy.get(k, k): v for k, v in state.items()}
         own = self.model.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        shapes = [f"{k} {tuple(state[k].shape)} in the file vs {tuple(own[k].shape)} here"
-                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        missing, unexpected, shapes = state_mismatches(state, own)
         if missing or unexpected or shapes:
             cfg = self.model.unitscope_config
 

@@ -194,8 +194,9 @@ def _units_mode(args, ws, ev, masks) -> int:
     name = ev.metric_name
     start = ev.evaluate(masks)
     print(f"{args.block} {name}: {start:.4f} ({'baseline' if masks.n_pruned == 0 else f'{masks.n_pruned} units already masked'})")
-    if chance_caution(ev, args.block):
-        print(chance_caution(ev, args.block), file=sys.stderr)
+    caution = chance_caution(ev, args.block)
+    if caution:
+        print(caution, file=sys.stderr)
     current = start
     for layer, text in zip(layers, args.units):
         units = parse_units(text)
@@ -259,8 +260,9 @@ def _curve_mode(args, ws, ev, masks) -> int:
     head = "".join(f"{o:>9}" for o in curves["order"].values)
     print(f"{args.block} {ev.metric_name} (baseline {curves.attrs['baseline']:.4f}); ranked by {source}; "
           f"layers {curves.attrs['layers']}")
-    if chance_caution(ev, args.block):
-        print(chance_caution(ev, args.block), file=sys.stderr)
+    caution = chance_caution(ev, args.block)
+    if caution:
+        print(caution, file=sys.stderr)
     print(f"fraction{head}" + ("   random 95% band" if "random_lo" in curves else ""))
     for i, q in enumerate(curves["fraction"].values):
         row = "".join(f"{v:9.4f}" for v in curves["metric"].values[:, i])

@@ -162,15 +162,14 @@ def _check_checkpoint(ckpt: Path, model, run_cfg: dict | None, max_epochs: int) 
     """Refuse a checkpoint whose parameters do not fit ``model`` (the decoder of the data), or
     one that has trained ``max_epochs`` already."""
     from ..training import load_state
+    from ..workspace import state_mismatches
 
     state = load_state(ckpt)
     saved = state.get("model") if isinstance(state, dict) else None
     if not isinstance(saved, dict):
         raise UnitScopeError(f"{str(ckpt)!r} is not a UnitScope training checkpoint (no 'model' entry).")
-    own = model.state_dict()
-    wrong = [f"{k} {tuple(saved[k].shape)} there vs {tuple(own[k].shape)} here" for k in own
-             if k in saved and tuple(saved[k].shape) != tuple(own[k].shape)]
-    wrong += [f"{k} only here" for k in own if k not in saved] + [f"{k} only there" for k in saved if k not in own]
+    missing, unexpected, shapes = state_mismatches(saved, model.state_dict(), there="there")
+    wrong = shapes + [f"{k} only here" for k in missing] + [f"{k} only there" for k in unexpected]
     if wrong:
         cfg = model.unitscope_config
         raise UnitScopeError(
