@@ -5,7 +5,8 @@ import numpy as np
 
 from ._validation import check_option
 
-__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "TASKS", "FEW_TRIALS"]
+__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "chance_note", "TASKS",
+           "FEW_TRIALS"]
 
 TASKS = ("regression", "classification")
 # [A] a balanced accuracy on fewer test trials than this is said to be very uncertain (with 20
@@ -62,3 +63,25 @@ def score(task: str, pred, y) -> float:
     pred = np.asarray(pred)
     labels = pred.argmax(axis=1) if pred.ndim == 2 else pred
     return balanced_accuracy(y, labels)
+
+
+def chance_level(task: str, n_classes: int | None = None) -> float:
+    """The score of a decoder that has learnt nothing: Pearson r 0, balanced accuracy
+    1 / ``n_classes`` (the classes present in the true labels, whose recalls it averages)."""
+    check_option("task", task, TASKS)
+    if task == "regression":
+        return 0.0
+    return 1.0 / n_classes if n_classes else float("nan")
+
+
+def chance_note(task: str, metric: float, n_classes: int | None = None) -> str:
+    """``"at or below chance, 1/8 = 0.125"`` when ``metric`` (a score of ``task``) is at or below
+    :func:`chance_level`, or what a NaN means (a constant output); else ``""``."""
+    if metric != metric:
+        return "undefined: the output does not vary"
+    chance = chance_level(task, n_classes)
+    if not (chance == chance and metric <= chance):
+        return ""
+    if task == "regression":
+        return "at or below chance, r = 0"
+    return f"at or below chance, 1/{n_classes} = {chance:.3f}"

@@ -13,7 +13,15 @@ import xarray as xr
 
 from ._validation import UnitScopeError
 
-__all__ = ["Events", "Recording", "label_targets", "touches", "MIN_EVENTS_PER_CLASS"]
+__all__ = ["Events", "Recording", "label_targets", "natural_key", "touches", "MIN_EVENTS_PER_CLASS"]
+
+
+def natural_key(name) -> list:
+    """Sort key of an event type or class name in natural order: trigger codes as numbers
+    (2 before 10), T2 before T10."""
+    import re
+
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", str(name)) if p]
 
 
 @dataclass
@@ -58,13 +66,9 @@ class Events:
         return Events(self.onset[mask], self.type[mask], self.value[mask])
 
     def counts(self) -> dict[str, int]:
-        """Events per type, in natural order: trigger codes as numbers (2 before 10), T2 before T10."""
-        import re
-
+        """Events per type, in natural order (:func:`natural_key`)."""
         kinds, n = np.unique(self.type, return_counts=True)
-        pairs = sorted(zip(kinds.tolist(), n.tolist()),
-                       key=lambda kc: [(0, int(p), "") if p.isdigit() else (1, 0, p)
-                                       for p in re.split(r"(\d+)", str(kc[0])) if p])
+        pairs = sorted(zip(kinds.tolist(), n.tolist()), key=lambda kc: natural_key(kc[0]))
         return {str(k): int(c) for k, c in pairs}
 
 

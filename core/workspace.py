@@ -121,6 +121,12 @@ def _extract_target(rec: Recording, spec: DataSpec) -> tuple[Recording, str]:
             f"Target channel {spec.target!r} is not in the recording.{suggest(spec.target, rec.ch_names)} "
             f"Channels: {rec.ch_names[:30]}{' ...' if rec.n_chans > 30 else ''}"
         )
+    if rec.ch_types[rec.ch_names.index(spec.target)] == "stim":
+        raise UnitScopeError(
+            f"Target channel {spec.target!r} is a stim (trigger) channel: it holds event codes, not a continuous "
+            "trace to decode. Decode its events as labels instead: --target events (every type) or "
+            f"events:TYPE1,TYPE2. Events: {rec.events.counts() or 'none found'}"
+        )
     import xarray as xr
 
     y = rec.signals.sel(channel=spec.target)

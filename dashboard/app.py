@@ -132,7 +132,7 @@ def _sidebar(session: Session):
 
     def render(*_):
         s = session
-        parts = [f"<p><b>Decoder</b><br>{esc(s.status or 'none yet')}</p>"]
+        parts = [f"<p class='us-wrap'><b>Decoder</b><br>{esc(s.status or 'none yet')}</p>"]
         if s.busy == "training":
             parts.append(f"<p>Training: {s.train_progress:.0%}</p>")
         elif s.busy:
@@ -143,7 +143,7 @@ def _sidebar(session: Session):
             parts.append(f"<p>Probe: {esc(s.probe_state)}{' (' + esc(s.probe_source) + ')' if s.probe_source else ''}</p>")
         else:
             parts.append("<p>Probe: not run yet</p>")
-        parts.append(f"<p class='us-muted'>Data root: {esc(s.root)}</p>")
+        parts.append(f"<p class='us-muted us-wrap'>Data root: {esc(s.root)}</p>")
         status.object = "".join(parts)
 
     session.param.watch(render, ["status", "busy", "train_progress", "probe_state", "probe_progress", "probe"])

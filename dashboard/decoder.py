@@ -85,6 +85,15 @@ class Decoder:
     def metric_name(self) -> str:
         return "Pearson r" if self.task == "regression" else "balanced accuracy"
 
+    def chance_note(self) -> str:
+        """What the test metric means when it is no better than chance (e.g. "at or below
+        chance, 1/8 = 0.125"), else "" (:func:`core.metrics.chance_note`)."""
+        from core.metrics import chance_note
+
+        pred = self.predictions()
+        k = len(np.unique(np.asarray(pred["true"]))) if self.task == "classification" else None
+        return chance_note(self.task, pred["metric"], k)
+
     # ---- derived data (computed once) -------------------------------------------------
     def predictions(self) -> dict:
         """Test-block predictions.

@@ -130,6 +130,12 @@ class PruneState(param.Parameterized):
     def shared(self) -> SharedPruning | None:
         return self._shared
 
+    def chance_note(self) -> str:
+        """What the unpruned test metric means when it is no better than chance, else ""
+        (:meth:`dashboard.decoder.Decoder.chance_note`)."""
+        dec = self._decoder
+        return dec.chance_note() if dec is not None and self.ready else ""
+
     @property
     def model(self):
         """The model this session measures: its fine-tuned copy, or the shared decoder's (read-only)."""

@@ -253,7 +253,8 @@ class Session(param.Parameterized):
     # ---- decoder ---------------------------------------------------------------------------
     @staticmethod
     def _test_metric(decoder: Decoder) -> str:
-        return f"test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}"
+        note = decoder.chance_note()
+        return f"test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}" + (f" ({note})" if note else "")
 
     @classmethod
     def _decoder_status(cls, decoder: Decoder) -> str:
@@ -498,7 +499,9 @@ class Session(param.Parameterized):
 
     def _apply_info(self, info: dict) -> None:
         """Show a recording just read: its channels, a default target and the input picks."""
-        misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in DATA_CH_TYPES]
+        # [A] a continuous channel first (e.g. a speed or gaze trace), else event labels: never a stim
+        # channel, whose values are trigger codes (its events are the labels)
+        misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in (*DATA_CH_TYPES, "stim")]
         default = misc[0] if misc else (label_targets(info["events"]) or [""])[0]
         self.param.update(busy="", recording_info=info, target=default, picks=self._inputs_of(info, default),
                           l_freq=None, h_freq=None, resample_to=None)
@@ -516,13 +519,14 @@ class Session(param.Parameterized):
         return self._inputs_of(self.recording_info, self.target) if self.recording_info else []
 
     def target_options(self) -> list[str]:
-        """Targets the inspected file offers: non-data channels first, then all channels, events."""
+        """Targets the inspected file offers: non-data channels first, then data channels, events.
+        Stim channels are left out: their trigger codes are offered as the events' labels."""
         info = self.recording_info
         if not info:
             return []
         names, types = info["ch_names"], info["ch_types_list"]
-        first = [c for c, t in zip(names, types) if t not in DATA_CH_TYPES]
-        rest = [c for c in names if c not in first]
+        first = [c for c, t in zip(names, types) if t not in (*DATA_CH_TYPES, "stim")]
+        rest = [c for c, t in zip(names, types) if t in DATA_CH_TYPES]
         return first + rest + label_targets(info.get("events", {}))
 
     def pick_options(self) -> list[tuple[str, str]]:
@@ -763,8 +767,10 @@ class Session(param.Parameterized):
                    if result.early_stopped else "")
             self.train_outcome = (f"Last run: {how} after {n} of at most {config.max_epochs} epochs{why}; "
                                   f"weights of epoch {result.best_epoch + 1} kept.")
-            self.alert(f"Training {how} after {n} epoch(s): test "
-                       f"{dec.metric_name()} {dec.predictions()['metric']:.3f}.", "success")
+            note = dec.chance_note()
+            self.alert(f"Training {how} after {n} epoch(s): {self._test_metric(dec)}"
+                       + (": the decoder has learnt nothing that holds on the test block." if note else "."),
+                       "warning" if note else "success")
 
         def failed(message):
             self.param.update(busy="", train_outcome=f"Last run: failed ({message}).")
@@ -810,8 +816,8 @@ class Session(param.Parameterized):
         def done(dec):
             self.busy = ""
             self.set_decoder(dec)
-            self.alert(f"The weights of {full.name} in a {kind} decoder: test {dec.metric_name()} "
-                       f"{dec.predictions()['metric']:.3f}.", "success")
+            self.alert(f"The weights of {full.name} in a {kind} decoder: {self._test_metric(dec)}.",
+                       "warning" if dec.chance_note() else "success")
 
         self._start("import", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
 

@@ -8,7 +8,8 @@ import time
 
 from .._validation import UnitScopeError
 
-from ..metrics import FEW_TRIALS  # a balanced accuracy on fewer test trials gets a caution
+# a balanced accuracy on fewer than FEW_TRIALS test trials gets a caution
+from ..metrics import FEW_TRIALS, chance_level, chance_note
 # a test block whose mean target lies this many training SDs off the training mean gets a caution
 SHIFT_SD = 1.0
 
@@ -112,6 +113,8 @@ def held_out_counts(ws) -> dict:
            "count_of": "trials" if ws.task == "classification" else "windows"}
     if ws.task == "regression" and np.size(y_test):
         out["test_target_shift"] = round(float(np.nanmean(y_test)), 3)
+    if ws.task == "classification":
+        out["n_test_classes"] = int(len(np.unique(y_test)))
     return out
 
 
@@ -135,6 +138,10 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
     if task == "regression" and test == test and test <= 0:
         out.append(f"test pearson_r {test:.4f} is not above 0: the decoder predicts no better than chance "
                    "on the test block")
+    k = metrics.get("n_test_classes")
+    if task == "classification" and k and test == test and test <= chance_level(task, k):
+        out.append(f"test balanced_accuracy {test:.4f} is {chance_note(task, test, k)}: the decoder predicts no "
+                   "better than chance on the test block")
     shift = metrics.get("test_target_shift")
     if task == "regression" and shift is not None and abs(shift) >= SHIFT_SD:
         out.append(f"the target's mean on the test block lies {shift:+.1f} SDs (of the training block) from its "
@@ -150,7 +157,7 @@ def chance_caution(ev, block: str) -> str:
     import numpy as np
 
     base = float(ev.baseline)
-    chance = 0.0 if ev.task == "regression" else 1.0 / max(len(np.unique(np.asarray(ev.y))), 1)
+    chance = chance_level(ev.task, len(np.unique(np.asarray(ev.y))))
     if base == base and base > chance:
         return ""
     return (f"caution: the unpruned decoder's {block} {ev.metric_name} is {base:.4f}, not above chance ({chance:g}): "

@@ -13,6 +13,7 @@ import math
 import panel as pn
 import param
 
+from core.probing.bands import BANDS
 from core.probing.validity import band_text
 
 from ..state import Session
@@ -93,7 +94,11 @@ class OcclusionPanel(pn.viewable.Viewer):
             self.channels.options = {f"{c} ({roles[c]})" if c in roles else c: c for c in dec.ch_names}
             nyq = dec.sfreq / 2
             lo, hi = self.band.value
-            self.band.param.update(end=nyq, value=(min(lo, nyq - 1), min(hi, nyq)))
+            if hi > nyq:
+                # [A] a band past this recording's Nyquist (the demo's 60-90 Hz on 128 Hz EEG) becomes the
+                # beta band, classic for motor EEG (or 1-7 Hz where even beta does not fit)
+                lo, hi = next((b for b in (BANDS["beta"], BANDS["delta_theta"]) if b[1] <= nyq), (0.0, nyq))
+            self.band.param.update(end=nyq, value=(lo, hi))
         self._sync_results()
 
     def _sync_results(self, *_):

@@ -10,7 +10,8 @@ import panel as pn
 import param
 from holoviews.operation.downsample import downsample1d
 
-from core.metrics import FEW_TRIALS
+from core.metrics import FEW_TRIALS, chance_note
+from core.recording import natural_key
 
 from ..jobs import Job
 from ..state import Session
@@ -46,9 +47,11 @@ def prediction_plot(pred: dict):
         ydim = hv.Dimension("target", label=pred.get("target", "target"))
         true = hv.Curve((t, y_true), tdim, ydim, label="true").opts(color="#333333")
         est = hv.Curve((t, y_pred), tdim, ydim, label="predicted").opts(color="#d62728")
+        note = chance_note("regression", pred["metric"])
         return downsample1d(true * est, width=1200).opts(
             hv.opts.Curve(line_width=1.2, responsive=True, height=260, tools=["xwheel_zoom"]),
-            hv.opts.Overlay(legend_position="top_right", title=f"Test block: Pearson r = {pred['metric']:.3f}"))
+            hv.opts.Overlay(legend_position="top_right",
+                            title=f"Test block: Pearson r = {pred['metric']:.3f}" + (f" ({note})" if note else "")))
     classes = pred["classes"]
     n = len(classes)
     cm = np.zeros((n, n), dtype=int)
@@ -59,7 +62,12 @@ def prediction_plot(pred: dict):
     title = f"{n_trials} test trials: balanced accuracy = {pred['metric']:.3f}"
     if n_trials < FEW_TRIALS:
         title += f"\n(fewer than {FEW_TRIALS} trials: very uncertain)"
-    hm = hv.HeatMap(rows, ["true", "predicted"], "trials").opts(
+    note = chance_note("classification", pred["metric"], len(np.unique(np.asarray(pred["true"]))))
+    if note:
+        title += f"\n({note})"
+    order = sorted(classes, key=natural_key)  # trigger codes as numbers: 2 before 16
+    axes = [hv.Dimension("true", values=order), hv.Dimension("predicted", values=order)]
+    hm = hv.HeatMap(rows, axes, "trials").opts(
         cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380, title=title)
     return hm * hv.Labels(hm).opts(text_color="black")
 
@@ -327,6 +335,12 @@ def fraction_plot(frac, title: str):
     return bars
 
 
+def chance_aside(dec) -> str:
+    """" (at or below chance, ...)" after the test metric of a decoder no better than chance."""
+    note = dec.chance_note()
+    return f" ({note})" if note else ""
+
+
 def provenance(ws) -> str:
     """Where the decoder's weights come from, as "; ..." for the header (empty when unknown)."""
     from core.workspace import weights_provenance
@@ -370,7 +384,7 @@ class OverviewView(pn.viewable.Viewer):
         self._header.object = (
             f"<h3>{esc(dec.label)}</h3><p class='us-muted'>{rec.n_chans} channels, "
             f"{rec.duration:.0f} s at {rec.sfreq:g} Hz; test {esc(dec.metric_name())} "
-            f"<b>{pred['metric']:.3f}</b>{esc(provenance(dec.ws))}</p>")
+            f"<b>{pred['metric']:.3f}</b>{esc(chance_aside(dec))}{esc(provenance(dec.ws))}</p>")
         self._pred[:] = [pn.pane.HoloViews(prediction_plot(pred), sizing_mode="stretch_width")]
         self._signals[:] = [signal_browser(dec)]
         self._render_fractions()

@@ -85,9 +85,13 @@ def metric_html(ps: PruneState, layer: str | None = None, unit: int | None = Non
     else:
         delta = "n/a"
     note = ""
+    chance = ps.chance_note()
+    if chance:
+        note = (f"<p class='us-muted us-prune-chance'>The unpruned decoder's test {esc(name)} is {esc(chance)}: "
+                "what pruning takes from it says nothing about what a decoder that works needs.</p>")
     if not math.isfinite(after):
-        note = ("<p class='us-muted'>The metric is undefined: with these units pruned the decoder's output no "
-                "longer varies (nothing reaches the output).</p>")
+        note += ("<p class='us-muted'>The metric is undefined: with these units pruned the decoder's output no "
+                 "longer varies (nothing reaches the output).</p>")
     state = ""
     if ps.measuring:
         state = (f" · waiting for a free core (position {ps.queue_position})" if ps.queue_position
@@ -130,7 +134,8 @@ class PruneView(pn.viewable.Viewer):
         self.picker = UnitPicker(s, hidden_only=True, on_sync=self._selection_changed)
         self.layer, self.unit = self.picker.layer, self.picker.unit
         self.shown = Shown(s, ["decoder", "layer"])  # "no decoder yet", "the output layer cannot be pruned"
-        self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=200)
+        # wide enough for the longest label, "Prune / restore conv_time_spat/39"
+        self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=250)
         self.cls = pn.widgets.Select(label="Class", options=["amplitude", "phase", "bimodal", "insensitive"], width=130)
         self.cls_btn = pn.widgets.Button(label="Prune class", width=120)
         self.k = pn.widgets.IntInput(label="k", value=5, start=1, width=80)

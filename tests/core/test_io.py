@@ -458,3 +458,9 @@ def test_event_counts_come_in_natural_order():
 
     events = Events(np.arange(8.0), ["1", "10", "11", "2", "T10", "T2", "b", "a"], np.zeros(8))
     assert list(events.counts()) == ["1", "2", "10", "11", "T2", "T10", "a", "b"]
+
+
+def test_natural_key_orders_codes_as_numbers():
+    from core.recording import natural_key
+
+    assert sorted(["128", "16", "2", "1", "T10", "T2"], key=natural_key) == ["1", "2", "16", "128", "T2", "T10"]

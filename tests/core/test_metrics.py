@@ -17,3 +17,23 @@ def test_spearman_of_sensitivity_and_ablation_scores():
     b = np.array([0.2, np.nan, 0.1, 0.4, 0.3])
     assert spearman_r(a, b) == pytest.approx(spearman_r(a[[0, 2, 3, 4]], b[[0, 2, 3, 4]]))  # NaN pairs dropped
     assert math.isnan(spearman_r([1.0, np.nan], [2.0, 3.0]))  # too few pairs
+
+
+def test_chance_level_and_note():
+    """Chance is r 0 for a trace and 1 / the classes present for balanced accuracy; a score at or
+    below it, or a NaN (a constant output), gets a note; one above it gets none."""
+    from core.metrics import balanced_accuracy, chance_level, chance_note
+
+    assert chance_level("regression") == 0.0 and chance_level("classification", 8) == 0.125
+    assert math.isnan(chance_level("classification", 0))
+    # a decoder that always says the first class: balanced accuracy is exactly chance
+    y = np.repeat(np.arange(4), 5)
+    assert balanced_accuracy(y, np.zeros_like(y)) == chance_level("classification", 4)
+    assert chance_note("classification", 0.25, 4) == "at or below chance, 1/4 = 0.250"
+    assert chance_note("classification", 0.0, 8) == "at or below chance, 1/8 = 0.125"
+    assert chance_note("classification", 0.3, 4) == ""
+    assert chance_note("regression", -0.21) == "at or below chance, r = 0"
+    assert chance_note("regression", 0.0) != "" and chance_note("regression", 0.05) == ""
+    assert chance_note("regression", float("nan")) == "undefined: the output does not vary"
+    with pytest.raises(Exception, match="task"):
+        chance_level("regresion")

@@ -90,3 +90,21 @@ def test_the_demo_retrains_with_the_shipped_decoders_recipe(tmp_path, monkeypatc
     with pytest.raises(Trained) as got:
         workspace.Workspace.demo(cache_dir=tmp_path / "cache")
     assert got.value.args[0].to_dict() == shipped
+
+
+def test_a_stim_channel_is_refused_as_a_continuous_target(tmp_path):
+    """A stim channel holds trigger codes (steps from 0 to a code and back): decoding it as a
+    trace is no decoding problem; the error points to its events as labels."""
+    import mne
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((4, 250 * 60)) * 1e-5
+    data[3] = 0.0
+    for k, at in enumerate(range(500, 250 * 58, 700)):
+        data[3, at:at + 5] = 1 + k % 2
+    info = mne.create_info(["A", "B", "C", "STI"], 250.0, ["eeg", "eeg", "eeg", "stim"])
+    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "rec_raw.fif", verbose=False)
+    with pytest.raises(UnitScopeError, match=r"Target channel 'STI' is a stim \(trigger\) channel: it holds event "
+                                             r"codes.*--target events .*Events: \{'1': 10, '2': 10\}"):
+        Workspace.create(DataSpec(source=str(tmp_path / "rec_raw.fif"), target="STI"),
+                         TrainConfig(model="shallow", n_times=250))

@@ -620,3 +620,32 @@ def test_queue_slot_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("UNITSCOPE_INTERACTIVE_SLOTS", "many")
     with pytest.raises(UnitScopeError, match="UNITSCOPE_INTERACTIVE_SLOTS"):
         WorkQueue()
+
+
+def test_the_card_says_when_the_unpruned_decoder_is_at_chance(tmp_path, monkeypatch, tiny_ws):
+    """The untrained decoder and its twin with the output's sign flipped (test r of opposite
+    signs): the card of the one at or below r 0 says that pruning it means nothing, the other's
+    does not; the session's status says the same beside the metric."""
+    from dashboard.decoder import Decoder
+
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    flipped_ws = copy.deepcopy(tiny_ws)
+    with torch.no_grad():
+        for p in flipped_ws.model.final_layer.conv_classifier.parameters():
+            p.neg_()
+    decoders = [Decoder(tiny_ws, label="tiny"), Decoder(flipped_ws, label="flipped")]
+    r = [d.predictions()["metric"] for d in decoders]
+    assert r[0] == pytest.approx(-r[1], abs=1e-5) and r[0] != pytest.approx(0.0, abs=1e-3)
+    for dec, metric in zip(decoders, r):
+        s = _session(dec, None)
+        try:
+            ps = prune_state_of(s)
+            ps.activate()
+            assert ps.join() and ps.ready
+            html = metric_html(ps)
+            assert ("us-prune-chance" in html) == (metric <= 0), (metric, html)
+            assert ("at or below chance, r = 0" in s.status) == (metric <= 0)
+            if metric <= 0:
+                assert "The unpruned decoder's test Pearson r is at or below chance, r = 0: what pruning" in html
+        finally:
+            s.close()

@@ -85,6 +85,25 @@ def test_corrupt_file_is_an_alert_and_session_keeps_working(session, tmp_path, f
     assert session.target_options()[0] == "speed"
 
 
+def test_a_stim_channel_is_not_offered_as_a_target(session, tmp_path):
+    """A recording with MEG sensors and a stim channel (as an Elekta FIF): the default target is
+    its events as labels, not the stim channel's trigger codes as a trace (which the app chose
+    before), and the stim channel is not among the targets offered."""
+    import mne
+
+    data = np.random.default_rng(0).standard_normal((3, 250 * 40)) * 1e-12
+    data[2] = 0.0
+    for k, at in enumerate(range(500, 250 * 38, 600)):
+        data[2, at:at + 5] = 1 + k % 2
+    info = mne.create_info(["MEG0111", "MEG2643", "STI101"], 250.0, ["mag", "grad", "stim"])
+    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "meg_raw.fif", verbose=False)
+    session.inspect("meg_raw.fif")
+    _join(session, "inspect")
+    assert session.recording_info["events"] == {"1": 8, "2": 7}
+    assert session.target == "events" and session.target_options() == ["MEG0111", "MEG2643", "events"]
+    assert session.picks == ["MEG0111", "MEG2643"]
+
+
 def test_markup_channel_names_are_kept_as_data(session, tmp_path, fif):
     names = ["<script>alert(1)</script>", "<b>C4</b>"]
     fif(tmp_path / "markup_raw.fif", names)

@@ -735,6 +735,25 @@ def test_occlusion_panel_presets_run_and_table(session, monkeypatch):
     assert "Nothing removed yet" in occlusion_table([], "Pearson r")
 
 
+def test_occlusion_band_fits_a_recording_with_a_low_nyquist(session, tmp_path, fif):
+    """EEG at 128 Hz (EEGMMIDB's rate): the demo's 60-90 Hz band became 60-64 Hz, a sliver at
+    Nyquist; it is the beta band, 13-30 Hz, and a band that fits is kept."""
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+    from dashboard.decoder import Decoder
+    from dashboard.views.occlusion import OcclusionPanel
+
+    panel = OcclusionPanel(session=session)
+    assert panel.band.value == (60.0, 90.0) and panel.band.end == 125.0  # the demo
+    path = fif(tmp_path / "eeg128_raw.fif", ["C3", "C4", "Cz"], sfreq=128.0)
+    ws = Workspace.create(DataSpec(source=str(path), target="speed"), TrainConfig(model="shallow", n_times=600))
+    session.set_decoder(Decoder(ws, label="128 Hz"))
+    assert panel.band.end == 64.0 and panel.band.value == (13.0, 30.0)
+    panel.band.value = (8.0, 12.0)
+    session.set_decoder(Decoder(ws, label="again"))
+    assert panel.band.value == (8.0, 12.0)
+
+
 def test_overview_has_band_occlusion(session):
     view = OverviewView(session=session)
     md = [str(p.object) for p in view.__panel__().select(pn.pane.Markdown)]
@@ -980,3 +999,27 @@ def test_a_confusion_matrix_says_how_many_test_trials_it_rests_on():
     assert title == "3 test trials: balanced accuracy = 0.750\n(fewer than 20 trials: very uncertain)"
     many = dict(few, true=[0, 1] * 10, pred=[0, 1] * 10, metric=1.0)
     assert prediction_plot(many).get(0).opts.get().kwargs["title"] == "20 test trials: balanced accuracy = 1.000"
+
+
+def test_a_confusion_matrix_orders_codes_as_numbers_and_says_chance():
+    """Trigger codes as classes (an Elekta FIF's 1 ... 128, which the decoder holds in string order):
+    both axes run 1, 2, 16, 128, not 1, 128, 16, 2; a balanced accuracy at or below chance says so,
+    and so does a Pearson r at or below 0."""
+    import holoviews as hv
+
+    from core.metrics import balanced_accuracy
+    from dashboard.views.overview import prediction_plot
+
+    true = np.repeat(np.arange(4), 6)
+    pred = (true + 1) % 4  # every trial called the next class
+    cm = {"task": "classification", "classes": ["1", "128", "16", "2"], "true": true, "pred": pred,
+          "metric": balanced_accuracy(true, pred)}
+    plot = hv.render(prediction_plot(cm))
+    assert list(plot.x_range.factors) == list(plot.y_range.factors) == ["1", "2", "16", "128"]
+    title = prediction_plot(cm).get(0).opts.get().kwargs["title"]
+    assert title == "24 test trials: balanced accuracy = 0.000\n(at or below chance, 1/4 = 0.250)"
+    good = dict(cm, pred=true, metric=1.0)
+    assert prediction_plot(good).get(0).opts.get().kwargs["title"] == "24 test trials: balanced accuracy = 1.000"
+    t = np.arange(50.0)
+    reg = {"task": "regression", "time": t, "true": np.sin(t), "pred": -np.sin(t), "metric": -1.0}
+    assert hv.render(prediction_plot(reg)).title.text == "Test block: Pearson r = -1.000 (at or below chance, r = 0)"

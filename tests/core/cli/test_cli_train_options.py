@@ -84,9 +84,10 @@ def test_the_test_metric_says_how_many_trials_it_rests_on(label_run, capsys):
     assert f"on {n_test} trials (valid " in out and f"on {n_valid} trials, best epoch 1)" in out
     assert f"caution: the test balanced_accuracy rests on {n_test} trial(s) only" in err
     assert main(["info", str(out_dir)]) == 0
-    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    pairs = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    lines = dict(pairs)
     assert lines["metric"].endswith(f"on {n_test} trials, valid {cfg['metrics']['valid']:.4f} on {n_valid} trials")
-    assert "very uncertain" in lines["caution"]
+    assert any("very uncertain" in text for key, text in pairs if key == "caution")
 
 
 def test_a_correlation_at_or_below_zero_is_called_chance(gaze_run, tmp_path, capsys):
@@ -99,6 +100,21 @@ def test_a_correlation_at_or_below_zero_is_called_chance(gaze_run, tmp_path, cap
     assert lines["metric"].startswith("test pearson_r -0.2000 on ") and " windows, valid " in lines["metric"]
     assert lines["caution"] == ("test pearson_r -0.2000 is not above 0: the decoder predicts no better than "
                                 "chance on the test block")
+
+
+def test_a_balanced_accuracy_at_or_below_chance_is_called_chance(label_run, tmp_path, capsys):
+    """The classes of the test block are stored beside its trial count; a balanced accuracy at or
+    below 1 / classes gets a caution (an Elekta FIF's 8 trigger codes gave 0.000 with no word)."""
+    run = shutil.copytree(label_run[0], tmp_path / "labels")
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["metrics"]["n_test_classes"] == 2
+    for test, said in ((0.5, True), (0.25, True), (0.75, False)):
+        cfg["metrics"]["test"] = test
+        (run / "config.json").write_text(json.dumps(cfg))
+        assert main(["info", str(run)]) == 0
+        out = capsys.readouterr().out
+        assert (f"test balanced_accuracy {test:.4f} is at or below chance, 1/2 = 0.500: the decoder predicts no "
+                "better than chance on the test block" in out) == said
 
 
 def test_a_test_block_whose_target_drifted_gets_a_caution(gaze_run, tmp_path, capsys):
