@@ -139,7 +139,7 @@ class ReportContent:
             Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
         """
         from .io import source_label
-        from .metrics import score
+        from .metrics import chance_note, score
         from .probing._base import model_hash
         from .workspace import weights_provenance
 
@@ -164,6 +164,7 @@ class ReportContent:
             "sfreq": float(rec.sfreq), "n_times": cfg.get("n_times"),
             "weights": weights_provenance(ws.metrics or {}, ws.history or []),
             "model_hash": model_hash(ws.model),
+            "chance": chance_note(ws.task, before, len(np.unique(true)) if ws.task == "classification" else None),
         }
         prediction = None
         if ws.task == "regression":
@@ -357,6 +358,9 @@ def _section_decoder(c: ReportContent) -> str:
     rows = [("architecture", d.get("kind", "")), ("task", d.get("task", "")),
             ("metric", f"{d.get('metric_name', '')}: {metrics}"), ("parameters", d.get("n_params", "")),
             ("input window", f"{d.get('n_times', '')} samples")]
+    if d.get("chance"):
+        rows.append(("caution", f"test {d.get('metric_name', 'metric')} {_fmt(c.metric_before)} is {d['chance']}: "
+                                "the decoder has learnt nothing that holds on the test block"))
     if d.get("weights"):
         rows.append(("provenance", d["weights"]))
     if d.get("model_hash"):  # results files of these weights carry the same model_hash attr

@@ -261,3 +261,20 @@ def test_the_class_legend_sits_beside_the_bars_not_on_them():
     legend = axes[-1].get_legend().get_window_extent(renderer)
     assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["amplitude", "phase", "bimodal", "insensitive"]
     assert all(not legend.overlaps(ax.get_window_extent(renderer)) for ax in axes)
+
+
+def test_the_report_says_when_the_decoder_is_at_chance(ws):
+    """The untrained decoder and its twin with the output's sign flipped (test r of opposite
+    signs): the one at or below r 0 gets a caution row, the other none."""
+    flipped = copy.deepcopy(ws)
+    with torch.no_grad():
+        for p in flipped.model.final_layer.conv_classifier.parameters():
+            p.neg_()
+    for w in (ws, flipped):
+        content = ReportContent.from_workspace(w)
+        html = render_report(content)
+        r = content.metric_before
+        assert r == r and abs(r) > 1e-3
+        said = (f"<td>caution</td><td>test Pearson r {r:.3f} is at or below chance, r = 0: the decoder has learnt "
+                "nothing that holds on the test block</td>")
+        assert (said in html) == (r <= 0) and ("<td>caution</td>" in html) == (r <= 0)
