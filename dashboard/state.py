@@ -126,6 +126,7 @@ class Session(param.Parameterized):
         super().__init__(**params)
         self.root = data_root()
         self._jobs: dict[str, Job] = {}
+        self._inspect_key = None  # ((path, BIDS entities), label) of the recording the inspect job reads
         self._probe_run = None
         self._upload_dir: Path | None = None
         self._uploads: dict[str, int] = {}  # uploaded name -> size, for the files already saved
@@ -482,6 +483,14 @@ class Session(param.Parameterized):
         return info
 
     def _inspect(self, full: Path, *, label: str, bids: dict | None = None, extra: dict | None = None) -> None:
+        key = (str(full), repr(bids))
+        if self.running("inspect"):
+            # the same file asked for again while it is read (Enter in the path box, then Open) is
+            # the same request; another waits (the inputs shown still belong to the one being read)
+            if self._inspect_key[0] != key:
+                self.alert(f"Still reading {self._inspect_key[1]}: open {label} when it is shown.", "warning")
+            return
+        self._inspect_key = (key, label)
         self.param.update(busy="inspecting", recording_info={}, target="", picks=[])
         self._start("inspect", lambda stop: {**self._read_info(full, label, bids), **(extra or {})},
                     on_done=self._apply_info, on_error=lambda m: setattr(self, "busy", ""))

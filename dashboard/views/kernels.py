@@ -16,6 +16,7 @@ import panel as pn
 import param
 
 from core.deconv.apply import parse_signal
+from core.recording import natural_key
 
 from ..kernel_state import NO_EVENTS, KernelState, has_events
 from ..state import Session
@@ -70,6 +71,12 @@ def _version_note(tag: str | None) -> str:
     return f"[{tag}] " if tag else ""
 
 
+def legend_place(n_kernels: int) -> str:
+    """Where the legend of ``n_kernels`` kernels goes: inside the plot's corner for a few, beside
+    it for more (twelve trigger codes' legend covered the curves)."""
+    return "top_left" if n_kernels <= 3 else "right"
+
+
 def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pruned: bool = False) -> hv.Overlay:
     """Kernels (lag in s) of ``result``; ``previous`` drawn faintly and dashed. ``pruned``: the
     signal is a unit that is itself pruned (the title says why its kernel did not change).
@@ -86,7 +93,8 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
     if result is None:
         return hv.Overlay([hv.Curve([], lag, amp), onset]).opts(
             hv.opts.Overlay(title=f"{title}: not fitted yet", responsive=True, height=260))
-    for i, k in enumerate(result["kernel"].values):
+    kernels = sorted(result["kernel"].values, key=natural_key)  # trigger codes as numbers: 2 before 10
+    for i, k in enumerate(kernels):
         color = COLORS[i % len(COLORS)]
         if previous is not None and k in previous["kernel"].values:
             parts.append(hv.Curve((previous["lag"].values, previous["kernels"].sel(kernel=k).values), lag, amp,
@@ -102,7 +110,7 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
         why = "\n(the unit is pruned after it is read)" if pruned else "\n(no unit pruned upstream of it)"
     return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
         title=f"{title} kernel:\n{_version_note(tag)}{how}, R² {r2:.2f}{why}", responsive=True, height=260,
-        legend_position="top_left", framewise=True))
+        legend_position=legend_place(len(kernels)), framewise=True))
 
 
 def codes_plot(result, previous=None, *, title: str, value_label: str = "event value") -> hv.Overlay:
@@ -119,7 +127,8 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
     vdim = hv.Dimension(x, label="event onset (s)" if over_time else value_label)
     parts = []
     rs = []
-    for i, k in enumerate(result["kernel"].values):
+    kernels = sorted(result["kernel"].values, key=natural_key)
+    for i, k in enumerate(kernels):
         color = COLORS[i % len(COLORS)]
         if previous is not None and k in previous["kernel"].values and x in previous.coords:
             parts.append(hv.Scatter((previous[x].values, previous["codes"].sel(kernel=k).values), vdim, cdim,
@@ -129,10 +138,10 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
         if not over_time:
             r = codes_r(result, k)
             rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
-    what = "over the session (all events have one value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
+    what = "over time (all events have one value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
     return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
         title=f"{title} codes\n{what}",  # two lines: one ran past a half-width plot at 1024 pixels
-        responsive=True, height=260, legend_position="top_left", framewise=True))
+        responsive=True, height=260, legend_position=legend_place(len(kernels)), framewise=True))
 
 
 def channel_bands(decoder) -> dict:
@@ -181,7 +190,8 @@ class KernelsView(pn.viewable.Viewer):
         # too, to watch the kernels change (same state as the Prune view)
         self.picker = UnitPicker(s, hidden_only=True)
         self.metric = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
-        self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=200)
+        # wide enough for the longest label, "Prune / restore conv_time_spat/39"
+        self.toggle_btn = pn.widgets.Button(label="Prune / restore unit", color="primary", width=250)
         self.undo_btn = pn.widgets.Button(label="Undo", width=80)
         self.toggle_btn.on_click(self._toggle)
         self.undo_btn.on_click(lambda e: undo(s, self.ps))

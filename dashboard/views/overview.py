@@ -49,8 +49,9 @@ def prediction_plot(pred: dict):
         est = hv.Curve((t, y_pred), tdim, ydim, label="predicted").opts(color="#d62728")
         note = chance_note("regression", pred["metric"])
         return downsample1d(true * est, width=1200).opts(
-            hv.opts.Curve(line_width=1.2, responsive=True, height=260, tools=["xwheel_zoom"]),
-            hv.opts.Overlay(legend_position="top_right",
+            hv.opts.Curve(line_width=1.2, responsive=True, height=285, tools=["xwheel_zoom"]),
+            # the legend above the plot, in one row: inside, it covered the traces (a gaze target fills the plot)
+            hv.opts.Overlay(legend_position="top", legend_cols=2,
                             title=f"Test block: Pearson r = {pred['metric']:.3f}" + (f" ({note})" if note else "")))
     classes = pred["classes"]
     n = len(classes)

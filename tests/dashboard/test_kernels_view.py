@@ -352,13 +352,34 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     # events whose values do not vary (a file's annotations carry their duration): codes over the session
     same = cur.assign_coords(value=("event", np.full(4, 0.5)), onset=("event", [3.0, 9.0, 14.0, 20.0]))
     c = codes_plot(same, None, title="Unit conv_3/4", value_label="event value")
-    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nover the session (all events have one value)"
+    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nover time (all events have one value)"
     scatter = [el for el in c if type(el).__name__ == "Scatter"][0]
     assert scatter.kdims[0].label == "event onset (s)" and list(scatter.dimension_values(0)) == [3.0, 9.0, 14.0, 20.0]
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
     assert signal_label("channel:G03:60-90") == "channel G03, 60-90 Hz envelope"
     assert signal_label("channel:C3:beta") == "channel C3, beta envelope"
     assert "not fitted yet" in kernel_plot(None, title="X").opts.get().kwargs["title"]
+
+
+def test_many_kernels_come_in_natural_order_with_the_legend_beside():
+    """Twelve trigger codes (BCI2000's P300 speller): kernels listed 1, 2, ... 12 (they came as
+    1, 10, 11, 12, 2), and their legend beside the plot, where inside it covered the curves;
+    one kernel keeps its legend in the corner."""
+    import xarray as xr
+
+    lag = np.linspace(-0.5, 1.5, 10)
+    names = [str(k) for k in sorted(range(1, 13), key=str)]  # the order np.unique gives: 1, 10, 11, 12, 2, ...
+    assert names[:5] == ["1", "10", "11", "12", "2"]
+    many = xr.Dataset({"kernels": (("kernel", "lag"), np.ones((12, 10))),
+                       "codes": (("event", "kernel"), np.ones((4, 12)))},
+                      coords={"kernel": names, "lag": lag, "event": np.arange(4),
+                              "value": ("event", [0.1, 0.2, 0.3, 0.4])}, attrs={"r2": 0.5})
+    for plot in (kernel_plot(many, title="Decoder output"), codes_plot(many, title="Decoder output")):
+        labels = [el.label for el in plot if type(el).__name__ in ("Curve", "Scatter")]
+        assert labels == [str(k) for k in range(1, 13)]
+        assert plot.opts.get().kwargs["legend_position"] == "right"
+    one = many.isel(kernel=[0])
+    assert kernel_plot(one, title="Decoder output").opts.get().kwargs["legend_position"] == "top_left"
 
 
 def test_the_output_and_unit_plots_keep_their_own_axes(make_session):

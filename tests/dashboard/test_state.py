@@ -85,6 +85,38 @@ def test_corrupt_file_is_an_alert_and_session_keeps_working(session, tmp_path, f
     assert session.target_options()[0] == "speed"
 
 
+def test_the_same_file_asked_for_while_it_is_read_is_not_a_warning(session, tmp_path, fif, monkeypatch):
+    """Enter in the path box opens the file, and so does the Open button after it: the second
+    ask, while the first read runs, said "Inspect is already running." in yellow. It is now
+    taken as the same request; another file asked for meanwhile is refused, saying which file is
+    being read, and the inputs shown are left as they are."""
+    entered, release = threading.Event(), threading.Event()
+    read = Session._read_info
+
+    def held(path, label, bids=None):
+        entered.set()
+        release.wait(30)
+        return read(path, label, bids)
+
+    monkeypatch.setattr(Session, "_read_info", staticmethod(held))
+    fif(tmp_path / "a_raw.fif", ["C3", "C4"])
+    fif(tmp_path / "b_raw.fif", ["C3", "C4"])
+    try:
+        session.inspect("a_raw.fif")
+        assert entered.wait(30)
+        session.inspect("a_raw.fif")
+        assert session.alerts == []
+        session.inspect("b_raw.fif")
+        assert session.alerts[-1] == ("warning", "Still reading a_raw.fif: open b_raw.fif when it is shown.")
+    finally:
+        release.set()
+    _join(session, "inspect")
+    assert session.recording_info["label"] == "a_raw.fif" and session.busy == ""
+    session.inspect("b_raw.fif")  # once read, another file opens
+    _join(session, "inspect")
+    assert session.recording_info["label"] == "b_raw.fif"
+
+
 def test_a_stim_channel_is_not_offered_as_a_target(session, tmp_path):
     """A recording with MEG sensors and a stim channel (as an Elekta FIF): the default target is
     its events as labels, not the stim channel's trigger codes as a trace (which the app chose

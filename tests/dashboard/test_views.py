@@ -1022,4 +1022,6 @@ def test_a_confusion_matrix_orders_codes_as_numbers_and_says_chance():
     assert prediction_plot(good).get(0).opts.get().kwargs["title"] == "24 test trials: balanced accuracy = 1.000"
     t = np.arange(50.0)
     reg = {"task": "regression", "time": t, "true": np.sin(t), "pred": -np.sin(t), "metric": -1.0}
-    assert hv.render(prediction_plot(reg)).title.text == "Test block: Pearson r = -1.000 (at or below chance, r = 0)"
+    fig = hv.render(prediction_plot(reg))
+    assert fig.title.text == "Test block: Pearson r = -1.000 (at or below chance, r = 0)"
+    assert fig.legend[0] in fig.above  # above the traces, not over them
