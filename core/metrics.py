@@ -5,13 +5,16 @@ import numpy as np
 
 from ._validation import check_option
 
-__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "chance_note", "TASKS",
-           "FEW_TRIALS"]
+__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "chance_note", "shift_note",
+           "TASKS", "FEW_TRIALS", "SHIFT_SD"]
 
 TASKS = ("regression", "classification")
 # [A] a balanced accuracy on fewer test trials than this is said to be very uncertain (with 20
 # trials of two balanced classes, chance alone reaches 0.70 or more one time in 17)
 FEW_TRIALS = 20
+# [A] a test block whose mean target lies this many SDs (of the training block) off the training
+# block's mean is said to differ from it
+SHIFT_SD = 1.0
 
 
 def pearson_r(a, b) -> float:
@@ -85,3 +88,13 @@ def chance_note(task: str, metric: float, n_classes: int | None = None) -> str:
     if task == "regression":
         return "at or below chance, r = 0"
     return f"at or below chance, 1/{n_classes} = {chance:.3f}"
+
+
+def shift_note(shift: float | None) -> str:
+    """What a test block's mean target ``shift`` (in SDs of the training block, from its mean;
+    the targets are standardised on the training block) means from :data:`SHIFT_SD` on, else ""."""
+    if shift is None or not abs(shift) >= SHIFT_SD:
+        return ""
+    return (f"the target's mean on the test block lies {shift:+.1f} SDs (of the training block) from its mean on "
+            "the training block: the blocks differ (a drifting or step-wise target), so the test metric says "
+            "little about how well the decoder would do on data like its training block")

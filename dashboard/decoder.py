@@ -94,6 +94,15 @@ class Decoder:
         k = len(np.unique(np.asarray(pred["true"]))) if self.task == "classification" else None
         return chance_note(self.task, pred["metric"], k)
 
+    def target_shift(self) -> float | None:
+        """The test block's mean target in SDs of the training block, from its mean (None for
+        labels), as ``unitscope train`` stores it (``test_target_shift``)."""
+        if self.task != "regression":
+            return None
+        true = np.asarray(self.predictions()["true"], dtype=np.float64)
+        prep = self.ws.prep
+        return float((np.nanmean(true) - prep["target_mean"]) / prep["target_std"]) if true.size else None
+
     # ---- derived data (computed once) -------------------------------------------------
     def predictions(self) -> dict:
         """Test-block predictions.

@@ -9,9 +9,7 @@ import time
 from .._validation import UnitScopeError
 
 # a balanced accuracy on fewer than FEW_TRIALS test trials gets a caution
-from ..metrics import FEW_TRIALS, chance_level, chance_note
-# a test block whose mean target lies this many training SDs off the training mean gets a caution
-SHIFT_SD = 1.0
+from ..metrics import FEW_TRIALS, chance_level, chance_note, shift_note
 
 
 def bar(fraction: float, width: int = 30) -> str:
@@ -142,11 +140,9 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
     if task == "classification" and k and test == test and test <= chance_level(task, k):
         out.append(f"test balanced_accuracy {test:.4f} is {chance_note(task, test, k)}: the decoder predicts no "
                    "better than chance on the test block")
-    shift = metrics.get("test_target_shift")
-    if task == "regression" and shift is not None and abs(shift) >= SHIFT_SD:
-        out.append(f"the target's mean on the test block lies {shift:+.1f} SDs (of the training block) from its "
-                   "mean on the training block: the blocks differ (a drifting or step-wise target), so the test "
-                   "metric says little about how well the decoder would do on data like its training block")
+    note = shift_note(metrics.get("test_target_shift")) if task == "regression" else ""
+    if note:
+        out.append(note)
     return out
 
 

@@ -10,7 +10,7 @@ import panel as pn
 import param
 from holoviews.operation.downsample import downsample1d
 
-from core.metrics import FEW_TRIALS, chance_note
+from core.metrics import FEW_TRIALS, chance_note, shift_note
 from core.recording import natural_key
 
 from ..jobs import Job
@@ -342,6 +342,13 @@ def chance_aside(dec) -> str:
     return f" ({note})" if note else ""
 
 
+def shift_caution(dec) -> str:
+    """A caution paragraph when the test block's mean target drifted from the training block's
+    (:func:`core.metrics.shift_note`), else ""."""
+    note = shift_note(dec.target_shift())
+    return f"<p class='us-muted us-caution'>Caution: {esc(note)}.</p>" if note else ""
+
+
 def provenance(ws) -> str:
     """Where the decoder's weights come from, as "; ..." for the header (empty when unknown)."""
     from core.workspace import weights_provenance
@@ -385,7 +392,8 @@ class OverviewView(pn.viewable.Viewer):
         self._header.object = (
             f"<h3>{esc(dec.label)}</h3><p class='us-muted'>{rec.n_chans} channels, "
             f"{rec.duration:.0f} s at {rec.sfreq:g} Hz; test {esc(dec.metric_name())} "
-            f"<b>{pred['metric']:.3f}</b>{esc(chance_aside(dec))}{esc(provenance(dec.ws))}</p>")
+            f"<b>{pred['metric']:.3f}</b>{esc(chance_aside(dec))}{esc(provenance(dec.ws))}</p>"
+            + shift_caution(dec))
         self._pred[:] = [pn.pane.HoloViews(prediction_plot(pred), sizing_mode="stretch_width")]
         self._signals[:] = [signal_browser(dec)]
         self._render_fractions()

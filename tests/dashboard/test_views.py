@@ -303,6 +303,37 @@ def test_parts_shown_by_the_session_state_are_sent_again_once_the_page_has_loade
     assert roles_events == [False, True]
 
 
+def test_overview_cautions_when_the_test_blocks_target_drifted(session, tmp_path):
+    """A target that steps up in its last fifth (the test block), as BCI2000's eye gaze does:
+    the header says how many training SDs the test block's mean lies off, as unitscope info
+    does; the demo's speed, which does not drift, gets no caution."""
+    import mne
+
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+    from dashboard.decoder import Decoder
+
+    view = OverviewView(session=session)
+    view.__panel__()
+    assert "Caution" not in view._header.object and abs(session.decoder.target_shift()) < 1
+    rng = np.random.default_rng(0)
+    n = 128 * 60
+    speed = rng.standard_normal(n) * 0.1 + np.where(np.arange(n) >= 0.8 * n, 2.0, 0.0)
+    info = mne.create_info(["C3", "C4", "Cz", "speed"], 128.0, ["eeg"] * 3 + ["misc"])
+    data = np.vstack([rng.standard_normal((3, n)) * 1e-5, speed])
+    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "drift_raw.fif", verbose=False)
+    ws = Workspace.create(DataSpec(source=str(tmp_path / "drift_raw.fif"), target="speed"),
+                          TrainConfig(model="shallow", n_times=600))
+    dec = Decoder(ws, label="drift")
+    train = ws.recording.target.values[ws.blocks["train"]]
+    truth = dec.predictions()["true"]
+    shift = dec.target_shift()
+    assert shift == pytest.approx((truth.mean() - train.mean()) / train.std(), abs=1e-3) and shift > 2
+    session.set_decoder(dec)
+    assert (f"Caution: the target&#x27;s mean on the test block lies +{shift:.1f} SDs (of the training block)"
+            in view._header.object)
+
+
 def test_units_view_names_the_probe_site_and_resumes_only_the_same_site(session, tiny_probe):
     view = UnitsView(session=session)
     assert "units read before BatchNorm" in view.probe_text.object
