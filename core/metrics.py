@@ -5,16 +5,12 @@ import numpy as np
 
 from ._validation import check_option
 
-__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "chance_note", "shift_note",
-           "TASKS", "FEW_TRIALS", "SHIFT_SD"]
+__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "TASKS", "FEW_TRIALS"]
 
 TASKS = ("regression", "classification")
 # [A] a balanced accuracy on fewer test trials than this is said to be very uncertain (with 20
 # trials of two balanced classes, chance alone reaches 0.70 or more one time in 17)
 FEW_TRIALS = 20
-# [A] a test block whose mean target lies this many SDs (of the training block) off the training
-# block's mean is said to differ from it
-SHIFT_SD = 1.0
 
 
 def pearson_r(a, b) -> float:
@@ -76,25 +72,3 @@ def chance_level(task: str, n_classes: int | None = None) -> float:
         return 0.0
     return 1.0 / n_classes if n_classes else float("nan")
 
-
-def chance_note(task: str, metric: float, n_classes: int | None = None) -> str:
-    """``"at or below chance, 1/8 = 0.125"`` when ``metric`` (a score of ``task``) is at or below
-    :func:`chance_level`, or what a NaN means (a constant output); else ``""``."""
-    if metric != metric:
-        return "undefined: the output does not vary"
-    chance = chance_level(task, n_classes)
-    if not (chance == chance and metric <= chance):
-        return ""
-    if task == "regression":
-        return "at or below chance, r = 0"
-    return f"at or below chance, 1/{n_classes} = {chance:.3f}"
-
-
-def shift_note(shift: float | None) -> str:
-    """What a test block's mean target ``shift`` (in SDs of the training block, from its mean;
-    the targets are standardised on the training block) means from :data:`SHIFT_SD` on, else ""."""
-    if shift is None or not abs(shift) >= SHIFT_SD:
-        return ""
-    return (f"the target's mean on the test block lies {shift:+.1f} SDs (of the training block) from its mean on "
-            "the training block: the blocks differ (a drifting or step-wise target), so the test metric says "
-            "little about how well the decoder would do on data like its training block")

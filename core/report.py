@@ -139,7 +139,8 @@ class ReportContent:
             Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
         """
         from .io import source_label
-        from .metrics import chance_note, score
+        from .cautions import chance_note
+        from .metrics import score
         from .probing._base import model_hash
         from .workspace import weights_provenance
 

@@ -8,8 +8,9 @@ import time
 
 from .._validation import UnitScopeError
 
+from ..cautions import chance_note, shift_note
 # a balanced accuracy on fewer than FEW_TRIALS test trials gets a caution
-from ..metrics import FEW_TRIALS, chance_level, chance_note, shift_note
+from ..metrics import FEW_TRIALS, chance_level
 
 
 def bar(fraction: float, width: int = 30) -> str:

@@ -58,6 +58,7 @@ MAPS_HINT_MB = 100  # maps larger than this: say how to store them smaller
 
 
 def run(args) -> int:
+    from ..cautions import no_discovery_note
     from ..probing import ProbeConfig, class_fractions, resolve_layers
     from ..probing.pipeline import finish, start_probe, untrained_twin, workspace_windows
     from ..training import configure_threads
@@ -108,12 +109,10 @@ def run(args) -> int:
             row = ", ".join(f"{c} {100 * float(frac.sel(layer=layer, **{'class': c})):.0f}%"
                             for c in frac["class"].values)
             print(f"{layer}: {row}")
-        if bool((frac.sel({"class": "insensitive"}) == 1).all()):
-            n_win = min(len(X), cfg.n_windows or len(X))
-            print(f"note: no unit passed the test (false-discovery rate {cfg.alpha:g}). With {n_win} windows x "
-                  f"{cfg.n_iterations} iterations a correlation's null spread is about "
-                  f"{1 / (n_win * cfg.n_iterations) ** 0.5:.3f}: probe more windows (--windows; the {args.block} block "
-                  f"has {len(X)}) or iterations (--iterations), or a longer recording", file=sys.stderr)
+        note = no_discovery_note(ds)
+        if note:
+            print(f"note: {note}: probe more windows (--windows; the {args.block} block has {len(X)}) or iterations "
+                  "(--iterations), or a longer recording", file=sys.stderr)
     size_mb = out.stat().st_size / 1e6
     print(f"validity: amplitude {float(ds['amp_validity']):.3f}, phase {float(ds['phase_validity']):.3f} "
           f"(perturbed / unperturbed metric); wrote {out} ({size_mb:.1f} MB)")

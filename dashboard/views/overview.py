@@ -10,7 +10,8 @@ import panel as pn
 import param
 from holoviews.operation.downsample import downsample1d
 
-from core.metrics import FEW_TRIALS, chance_note, shift_note
+from core.cautions import chance_note, shift_note
+from core.metrics import FEW_TRIALS
 from core.recording import natural_key
 
 from ..jobs import Job

@@ -17,6 +17,7 @@ from bokeh.plotting import figure
 
 from core._validation import UnitScopeError
 from core.layout import head_outline
+from core.cautions import no_discovery_note
 
 from ..decoder import run_probe_source
 from ..state import Session
@@ -243,7 +244,8 @@ class UnitsView(pn.viewable.Viewer):
         for kind in ("amplitude", "phase"):
             src = ColumnDataSource(dict(image=[np.zeros((1, 1))], x=[0.0], y=[-0.5], dw=[1.0], dh=[1.0]))
             mapper = LinearColorMapper(palette=list(RdBu11), low=-1, high=1, nan_color="#ffffff")  # red: r > 0
-            fm = _fig(f"{kind}", height=420, x_axis_label="frequency (Hz)", y_axis_label="channel")
+            fm = _fig(f"{kind}\n", height=420, x_axis_label="frequency (Hz)", y_axis_label="channel")
+            fm.title.text_font_size = "10pt"  # "conv_time_spat/39 amplitude sensitivity" in half of 1024 px
             fm.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src, color_mapper=mapper)
             # the hovered row's channel name (its index when names are not set yet)
             names_js = CustomJSHover(args=dict(names=[]), code="const i = Math.round(value); "
@@ -375,6 +377,10 @@ class UnitsView(pn.viewable.Viewer):
                 str(s.probe.attrs.get("site", "conv")), "")
             text = (f"Probe {state}: {it[0]} of {it[1]} iterations per pass, {s.probe_progress:.0%} · {site}"
                     + (f" · {src}" if src else ""))
+            note = no_discovery_note(s.probe) if s.probe_state != "running" else ""
+            if note:  # every unit insensitive: say why that may be a lack of power, not of sensitivity
+                text += (f"<br><span class='us-probe-power'>Note: {esc(note)}: raise Iterations, or probe a "
+                         "longer recording (more windows).</span>")
         self.probe_text.object = f'<span class="us-muted">{text}</span>'
         self._header()
 
@@ -464,8 +470,10 @@ class UnitsView(pn.viewable.Viewer):
         for kind in ("amplitude", "phase"):
             m = self.maps[kind]
             sign = "r(noise, response)" if kind == "amplitude" else "r(|phase shift|, similarity)"
+            # [A] two lines in every state: a title that went from one line to two when the probe
+            # finished left a cut-off line drawn above the phase map
             if not has:
-                m["fig"].title.text = f"{uid} {kind}: probe not run yet"
+                m["fig"].title.text = f"{uid} {kind} sensitivity\n(probe not run yet)"
                 continue
             da = unit_maps(probe, layer, unit)[0 if kind == "amplitude" else 1]
             vals = da.values.astype(np.float32)  # (channel, freq)
@@ -475,7 +483,7 @@ class UnitsView(pn.viewable.Viewer):
             m["src"].data = dict(image=[vals], x=[freqs[0] - df / 2], y=[-0.5], dw=[df * len(freqs)],
                                  dh=[float(vals.shape[0])])
             m["mapper"].update(low=-(lim or 1.0), high=lim or 1.0)
-            m["fig"].title.text = f"{uid} {kind} sensitivity,\n{sign}"  # one line ran past the plot at 1024 px
+            m["fig"].title.text = f"{uid} {kind} sensitivity\n{sign}"  # one line ran past the plot at 1024 px
         if has and dec is not None:
             pos = dec.positions()
             kind_txt = {"grid": "grid positions", "head": "head", "montage": "montage positions",

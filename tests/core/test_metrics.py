@@ -22,7 +22,8 @@ def test_spearman_of_sensitivity_and_ablation_scores():
 def test_chance_level_and_note():
     """Chance is r 0 for a trace and 1 / the classes present for balanced accuracy; a score at or
     below it, or a NaN (a constant output), gets a note; one above it gets none."""
-    from core.metrics import balanced_accuracy, chance_level, chance_note
+    from core.cautions import chance_note
+    from core.metrics import balanced_accuracy, chance_level
 
     assert chance_level("regression") == 0.0 and chance_level("classification", 8) == 0.125
     assert math.isnan(chance_level("classification", 0))

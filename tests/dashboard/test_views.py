@@ -97,7 +97,7 @@ def test_units_view_follows_the_selection(session):
     ch, band, _ = strongest(session.probe, "conv_3", 12)["amplitude"]
     assert f"amplitude strongest at {ch} in {band.replace('_', ' ')}" in view.unit_header.object
     amp = view.maps["amplitude"]
-    assert amp["fig"].title.text.startswith("conv_3/12 amplitude sensitivity")
+    assert amp["fig"].title.text == "conv_3/12 amplitude sensitivity\nr(noise, response)"
     np.testing.assert_allclose(amp["src"].data["image"][0],
                                session.probe["amp_corr"].sel(unit="conv_3/12").values, rtol=1e-6)
     assert view.maps["phase"]["fig"].title.text.startswith("conv_3/12 phase sensitivity")
@@ -253,13 +253,32 @@ def test_tap_selects_the_clicked_unit(session):
     assert view.maps["amplitude"]["fig"].title.text.startswith("conv_2/7 ")
 
 
+def test_a_probe_in_which_no_unit_passed_says_why_it_may_lack_power(session, tiny_probe):
+    """Every unit insensitive (a short recording's few trials): the probe's line says the windows
+    and iterations it rests on and the null spread of a correlation, as unitscope probe does; a
+    probe with units that passed says nothing of the kind."""
+    from core.cautions import no_discovery_note
+
+    view = UnitsView(session=session)
+    assert (tiny_probe["unit_class_all"] == "insensitive").all()  # 7 windows x 2 iterations
+    n_win, n_it = tiny_probe.attrs["n_windows"], tiny_probe.attrs["amp_iterations"]
+    assert (f"Note: no unit passed the test (false-discovery rate 0.05). With {n_win} windows x {n_it} iterations "
+            f"a correlation&#x27;s null spread is about {1 / (n_win * n_it) ** 0.5:.3f}: raise Iterations"
+            in view.probe_text.object)
+    some = tiny_probe.copy()
+    some["unit_class_all"] = ("unit", np.where(np.arange(some.sizes["unit"]) == 3, "amplitude", "insensitive"))
+    session.param.update(probe=some, probe_state="done")
+    assert no_discovery_note(some) == "" and "Note:" not in view.probe_text.object
+
+
 def test_units_view_without_probe_says_not_run(session, tiny_decoder):
     session.set_decoder(tiny_decoder)  # drops the probe
     view = UnitsView(session=session)
     assert "Probe not run yet" in view.probe_text.object
     assert view.run_btn.label == "Run probe" and not view.run_btn.disabled
     assert len(view.pts_src.data["index"]) == 0
-    assert "probe not run yet" in view.maps["phase"]["fig"].title.text
+    # two lines, as with a probe: a title growing from one line to two left a cut-off line drawn
+    assert view.maps["phase"]["fig"].title.text == f"{session.layer}/{session.unit} phase sensitivity\n(probe not run yet)"
     assert view.win_fig.title.text.startswith(f"{session.layer}/{session.unit} most-activating windows at")
 
 

@@ -1,0 +1,51 @@
+"""Cautions: one sentence each on what a number means when it means little (a test metric at
+chance, a test block unlike the training block, a probe in which no unit passed), shared by the
+command line, the app and the report."""
+from __future__ import annotations
+
+from .metrics import chance_level
+
+__all__ = ["chance_note", "shift_note", "no_discovery_note", "SHIFT_SD"]
+
+# [A] a test block whose mean target lies this many SDs (of the training block) off the training
+# block's mean is said to differ from it
+SHIFT_SD = 1.0
+
+
+def chance_note(task: str, metric: float, n_classes: int | None = None) -> str:
+    """``"at or below chance, 1/8 = 0.125"`` when ``metric`` (a score of ``task``) is at or below
+    :func:`chance_level`, or what a NaN means (a constant output); else ``""``."""
+    if metric != metric:
+        return "undefined: the output does not vary"
+    chance = chance_level(task, n_classes)
+    if not (chance == chance and metric <= chance):
+        return ""
+    if task == "regression":
+        return "at or below chance, r = 0"
+    return f"at or below chance, 1/{n_classes} = {chance:.3f}"
+
+
+def shift_note(shift: float | None) -> str:
+    """What a test block's mean target ``shift`` (in SDs of the training block, from its mean;
+    the targets are standardised on the training block) means from :data:`SHIFT_SD` on, else ""."""
+    if shift is None or not abs(shift) >= SHIFT_SD:
+        return ""
+    return (f"the target's mean on the test block lies {shift:+.1f} SDs (of the training block) from its mean on "
+            "the training block: the blocks differ (a drifting or step-wise target), so the test metric says "
+            "little about how well the decoder would do on data like its training block")
+
+
+def no_discovery_note(ds) -> str:
+    """Why a classified probe (a Dataset with ``unit_class_all``) in which no unit passed the test
+    may lack power, or "" when some unit passed: the windows and iterations it rests on and the
+    null spread of one unit's correlation, about 1 / sqrt(windows x iterations)."""
+    if "unit_class_all" not in ds or bool((ds["unit_class_all"] != "insensitive").any()):
+        return ""
+    n_win = int(ds.attrs.get("n_windows", 0))
+    n_it = int(ds.attrs.get("amp_iterations", ds.attrs.get("amp_n_iterations", 0)))
+    alpha = ds.attrs.get("alpha", 0.05)
+    out = f"no unit passed the test (false-discovery rate {float(alpha):g})"
+    if n_win and n_it:
+        out += (f". With {n_win} windows x {n_it} iterations a correlation's null spread is about "
+                f"{1 / (n_win * n_it) ** 0.5:.3f}")
+    return out
