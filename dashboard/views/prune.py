@@ -228,6 +228,7 @@ class PruneView(pn.viewable.Viewer):
         f.scatter([np.nan], [np.nan], size=11, marker="x", line_color=PRUNED_COLOR, line_width=2.5,
                   legend_label="pruned")
         f.legend.label_text_font_size = "8pt"
+        f.legend.update(padding=4, spacing=0, glyph_width=12, label_height=14, glyph_height=14)  # more room for units
         f.legend.visible = False  # shown with a probe's classes
         f.add_layout(f.legend[0], "right")  # beside the plot: inside, it hid the units in its corner
         self.unit_src.selected.on_change("indices", self._on_point)
@@ -256,6 +257,10 @@ class PruneView(pn.viewable.Viewer):
         fc.scatter("q", "m", source=self.star_src, marker="star", size=18, color="black", legend_label="this session")
         fc.legend.location = "bottom_left"
         fc.legend.label_text_font_size = "8pt"
+        # compact and see-through, and a click on an entry hides its curve: at 1024 pixels the legend
+        # covered the curves in the plot's corner (outside it, it squeezed the plot to a strip)
+        fc.legend.update(background_fill_alpha=0.55, border_line_alpha=0.3, padding=4, spacing=0, label_height=14,
+                         glyph_height=14, click_policy="hide")
         fc.legend.visible = False  # shown with the curves
         self.curve_fig = fc
         self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width")

@@ -428,7 +428,8 @@ def test_curves_and_effects_reach_the_plots(sessions):
     assert view.curves_progress.visible and view.curves_progress.value == 1000
     np.testing.assert_allclose(view.curve_srcs["most"].data["m"], ps.curves["metric"].sel(order="most").values)
     assert view.star_src.data["q"] == [0.0] and view.curve_fig.title.text.startswith("Pruning curves of conv_4")
-    assert view.curve_fig.legend.visible
+    legend = view.curve_fig.legend[0]
+    assert legend.visible and legend.click_policy == "hide" and legend.background_fill_alpha < 1  # curves show through
     ps.prune("conv_4", list(range(20)))
     ps.join()
     assert view.star_src.data["q"] == [pytest.approx(0.1)] and view.star_src.data["m"] == [pytest.approx(ps.metric)]
