@@ -172,8 +172,12 @@ class EncodingView(pn.viewable.Viewer):
                                text_color="color", x_offset=3, text_baseline="top"))
         fi.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
         fi.add_tools(HoverTool(tooltips=[("feature", "@feature"), ("overall loss increase (%)", "@total{0.00}")]))
-        fi.legend.location = "center_right"
-        fi.legend.label_text_font_size = "9pt"
+        fi.legend.orientation = "horizontal"
+        fi.legend.click_policy = "hide"
+        fi.legend.label_text_font_size = "8pt"
+        fi.legend.border_line_alpha = 0
+        fi.legend.padding = fi.legend.margin = 2
+        fi.add_layout(fi.legend[0], "above")  # above the frame: inside, it covered the courses at 1024 pixels
         self.imp_fig = fi
         self.pred_pane = pn.pane.Bokeh(self.pred_fig, sizing_mode="stretch_width")
         self.r_pane = pn.pane.Bokeh(self.maps["r"]["fig"], sizing_mode="stretch_width")
@@ -437,9 +441,10 @@ class EncodingView(pn.viewable.Viewer):
         top = [hi - 0.1 * i * (hi - lo) for i in range(len(truth))]  # labels one above the other
         self.truth_src.data = dict(x0=list(truth.values()), x1=list(truth.values()), y0=[lo] * len(truth),
                                    y1=top, color=[colors[ft] for ft in truth],
-                                   text=[f"true {ft} latency {1000 * v:.0f} ms" for ft, v in truth.items()])
+                                   # short: "true word_freq latency 400 ms" ran past a half-width plot
+                                   text=[f"{ft}: true {1000 * v:.0f} ms" for ft, v in truth.items()])
         who = es.subject if es.subject != ALL_SUBJECTS else "all subjects"
-        f.title.text = f"Importance over time ({who}, {where or 'all channels'});\nbold: {es.feature}"
+        f.title.text = f"Importance over time\n({who}, {where or 'all channels'})\nbold: {es.feature}"
 
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:

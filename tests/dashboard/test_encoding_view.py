@@ -93,6 +93,8 @@ def test_the_tab_draws_the_shipped_result_at_once(make_view):
                                ds["loss_increase_map"].sel(feature="word_length").mean(("subject", "channel")).values,
                                rtol=1e-5)
     assert sorted(v.truth_src.data["x0"]) == [0.15, 0.4]
+    assert sorted(v.truth_src.data["text"]) == ["word_freq: true 400 ms", "word_length: true 150 ms"]
+    assert v.imp_fig.legend[0] in v.imp_fig.above  # above the courses, not over them
     assert v.imp_src.data["width"][feats.index(es.feature)] == 4.0
 
 
@@ -119,7 +121,7 @@ def test_switching_channel_feature_subject_and_model_changes_the_plots(make_view
     np.testing.assert_allclose(
         v.imp_src.data["ys"][1],
         ds["loss_increase_map"].sel(feature="word_length", subject="S02", channel=other).values, rtol=1e-5)
-    assert v.imp_fig.title.text == f"Importance over time (S02, {other});\nbold: word_length"
+    assert v.imp_fig.title.text == f"Importance over time\n(S02, {other})\nbold: word_length"
     third = next(c for c in es.channels() if c not in (other, es.channel))
     r_image = v.maps["r"]["src"].data["image"][0]
     v.channel.value = third  # with "at the selected channel", the courses follow the channel ...

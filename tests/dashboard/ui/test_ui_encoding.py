@@ -39,7 +39,7 @@ def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tm
     page.set_viewport_size({"width": 1400, "height": 1500})
     page.goto(f"{server}?view=encoding")
     wait_titles(page, ["Predicted vs actual:\nMEG", "r of DRE (all subjects);\npost-onset mean",
-                       "Importance over time (all subjects, all channels);\nbold: word_freq",
+                       "Importance over time\n(all subjects, all channels)\nbold: word_freq",
                        "Importance of word_freq (all subjects)"], timeout=180)
     wait_text(page, "post-onset mean r (test epochs)")
     assert page.locator(".us-enc-score").count() == 3  # DRE, TRF, ridge ARX
@@ -56,7 +56,7 @@ def test_encoding_tab_draws_switches_and_rejects_a_bad_file(server, new_page, tm
     # another feature: the importance map and the bold course follow
     page.locator(".us-enc-feature select").select_option("word_length")
     wait_titles(page, ["Importance of word_length (all subjects)",
-                       "Importance over time (all subjects, all channels);\nbold: word_length"], timeout=30)
+                       "Importance over time\n(all subjects, all channels)\nbold: word_length"], timeout=30)
     # another subject for the maps
     page.locator(".us-enc-subject select").select_option("S02")
     wait_titles(page, ["r of DRE (S02)", "Importance of word_length (S02)"], timeout=30)
