@@ -71,10 +71,14 @@ def _version_note(tag: str | None) -> str:
     return f"[{tag}] " if tag else ""
 
 
-def legend_place(n_kernels: int) -> str:
-    """Where the legend of ``n_kernels`` kernels goes: inside the plot's corner for a few, beside
-    it for more (twelve trigger codes' legend covered the curves)."""
-    return "top_left" if n_kernels <= 3 else "right"
+def legend_opts(n_kernels: int) -> dict:
+    """The legend of ``n_kernels`` kernels: none for one (the title names the signal, the view's
+    text the faint dashed line; the demo's "movement_onset" covered the kernel's rise at 1024
+    pixels), in the plot's corner for a few, beside it for more (twelve trigger codes' legend
+    covered the curves)."""
+    if n_kernels <= 1:
+        return dict(show_legend=False)
+    return dict(show_legend=True, legend_position="top_left" if n_kernels <= 3 else "right")
 
 
 def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pruned: bool = False) -> hv.Overlay:
@@ -110,7 +114,7 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
         why = "\n(the unit is pruned after it is read)" if pruned else "\n(no unit pruned upstream of it)"
     return hv.Overlay(parts + [onset]).opts(hv.opts.Curve(framewise=True), hv.opts.Overlay(
         title=f"{title} kernel:\n{_version_note(tag)}{how}, R² {r2:.2f}{why}", responsive=True, height=260,
-        legend_position=legend_place(len(kernels)), framewise=True))
+        framewise=True, **legend_opts(len(kernels))))
 
 
 def codes_plot(result, previous=None, *, title: str, value_label: str = "event value") -> hv.Overlay:
@@ -141,7 +145,7 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
     what = "over time (all events have one value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
     return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
         title=f"{title} codes\n{what}",  # two lines: one ran past a half-width plot at 1024 pixels
-        responsive=True, height=260, legend_position=legend_place(len(kernels)), framewise=True))
+        responsive=True, height=260, framewise=True, **legend_opts(len(kernels))))
 
 
 def channel_bands(decoder) -> dict:

@@ -363,8 +363,8 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
 
 def test_many_kernels_come_in_natural_order_with_the_legend_beside():
     """Twelve trigger codes (BCI2000's P300 speller): kernels listed 1, 2, ... 12 (they came as
-    1, 10, 11, 12, 2), and their legend beside the plot, where inside it covered the curves;
-    one kernel keeps its legend in the corner."""
+    1, 10, 11, 12, 2), and their legend beside the plot, where inside it covered the curves; a
+    few keep it in the corner, and one has none."""
     import xarray as xr
 
     lag = np.linspace(-0.5, 1.5, 10)
@@ -378,8 +378,10 @@ def test_many_kernels_come_in_natural_order_with_the_legend_beside():
         labels = [el.label for el in plot if type(el).__name__ in ("Curve", "Scatter")]
         assert labels == [str(k) for k in range(1, 13)]
         assert plot.opts.get().kwargs["legend_position"] == "right"
-    one = many.isel(kernel=[0])
-    assert kernel_plot(one, title="Decoder output").opts.get().kwargs["legend_position"] == "top_left"
+    one = many.isel(kernel=[0])  # the demo's movement onsets: no legend over the kernel's rise
+    assert kernel_plot(one, title="Decoder output").opts.get().kwargs["show_legend"] is False
+    three = many.isel(kernel=[0, 1, 2])
+    assert codes_plot(three, title="Decoder output").opts.get().kwargs["legend_position"] == "top_left"
 
 
 def test_the_output_and_unit_plots_keep_their_own_axes(make_session):
