@@ -167,6 +167,10 @@ class Recording:
             "duration_s": round(self.duration, 3),
             "target": None if self.target is None else str(self.target.name),
             "events": self.events.counts(),
+            # median time between consecutive onsets (s), None with fewer than 2 events: longer
+            # label trials overlap the next events
+            "event_spacing_s": (round(float(np.median(np.diff(np.sort(self.events.onset)))), 3)
+                                if len(self.events) > 1 else None),
             "bads": self.bads,
             "bad_segments": len(self.bad_segments),
             "bad_seconds": round(float(self.bad_samples().sum()) / self.sfreq, 3),

@@ -149,8 +149,9 @@ class ReportContent:
         summary["source"] = ("demo (simulated reaching, ECoG grid)" if ws.spec.source == "demo"
                              else source_label(ws.spec.source, ws.spec.bids))
         if ws.task == "classification":  # which events, and the trials cut around them
-            kinds = ws.spec.target.split(":", 1)[1].replace(",", ", ") if ":" in (ws.spec.target or "") else "every type"
-            summary["target"] = (f"labels of the events {kinds} (trials {ws.spec.tmin:g} to {ws.spec.tmax:g} s "
+            kinds = (f"the events {ws.spec.target.split(':', 1)[1].replace(',', ', ')}"
+                     if ":" in (ws.spec.target or "") else "every event type")
+            summary["target"] = (f"labels of {kinds} (trials {ws.spec.tmin:g} to {ws.spec.tmax:g} s "
                                  "from each onset)")
         cfg = dict(getattr(ws.model, "unitscope_config", {}) or {})
         pred, true = ws.predict("test")

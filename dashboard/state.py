@@ -20,6 +20,7 @@ from core._validation import UnitScopeError
 from core.io import DATA_CH_TYPES
 from core.recording import label_targets
 from core.training import TrainConfig
+from core.workspace import DataSpec
 
 from .decoder import KIND_LABELS, Decoder, demo_provider, run_decoder, run_probe_source
 from .files import (WEIGHTS_SUFFIXES, archive_recordings, data_root, is_run_folder, list_recordings, list_runs, list_weights,
@@ -72,6 +73,8 @@ class Session(param.Parameterized):
     l_freq = param.Number(default=None, allow_None=True, doc="High-pass edge in Hz (None: off).")
     h_freq = param.Number(default=None, allow_None=True, doc="Low-pass edge in Hz (None: off).")
     resample_to = param.Number(default=None, allow_None=True, doc="Resample to this rate in Hz (None: keep).")
+    tmin = param.Number(default=DataSpec.tmin, doc="Label trials: start, in s from each event's onset.")
+    tmax = param.Number(default=DataSpec.tmax, doc="Label trials: end, in s from each event's onset.")
     model_kind = param.Selector(default="deep4", objects=["deep4", "shallow"], doc="Decoder architecture.")
     max_epochs = param.Integer(default=TrainConfig.max_epochs, bounds=(1, 500), doc="Training epochs at most (early stopping may end sooner).")
 
@@ -589,7 +592,28 @@ class Session(param.Parameterized):
             out.append(f"l_freq={lo:g} Hz is at or above the Nyquist frequency, {nyq:g} Hz {where}.")
         if lo is not None and hi is not None and 0 < hi <= lo:
             out.append(f"l_freq={lo:g} Hz must be below h_freq={hi:g} Hz.")
+        if self.target.startswith("events"):
+            if self.tmin is None or self.tmax is None or self.tmax <= self.tmin:
+                out.append(f"The trial window must end after it starts: from {self.tmin} to {self.tmax} s.")
+            elif self.tmax - self.tmin > info["duration_s"]:
+                out.append(f"Trials of {self.tmax - self.tmin:g} s are longer than the recording "
+                           f"({info['duration_s']:g} s).")
         return out
+
+    def trial_overlap(self) -> str:
+        """For label targets, when the trials are longer than the time between events (median),
+        e.g. 4-s trials of auditory stimuli 0.5 s apart: each trial then holds the next events,
+        in one sentence; else ""."""
+        info = self.recording_info
+        gap = info.get("event_spacing_s") if info else None
+        if not self.target.startswith("events") or not gap or self.tmin is None or self.tmax is None:
+            return ""
+        length = self.tmax - self.tmin
+        if length <= gap:
+            return ""
+        return (f"The events are {gap:g} s apart (median), so trials of {length:g} s also hold the next "
+                f"{min(int(length // gap), 99)} or so events: shorten the trial window to what one event is "
+                "followed by.")
 
     def demo_recipe(self) -> dict:
         """The shipped decoder's recipe (``core.workspace.DEMO_TRAIN``: a constant learning rate)
@@ -608,8 +632,6 @@ class Session(param.Parameterized):
     def data_spec(self):
         """The :class:`core.workspace.DataSpec` of the chosen data; raises UnitScopeError with
         the first problem (see :meth:`prep_problems`)."""
-        from core.workspace import DataSpec
-
         if self.source == "demo":
             return DataSpec(ipsi_fraction=float(self.demo_ipsi))
         info = self.recording_info
@@ -621,7 +643,7 @@ class Session(param.Parameterized):
         if problems:
             raise UnitScopeError(problems[0])
         return DataSpec(source=info["path"], target=self.target, picks=list(self.picks), l_freq=self.l_freq,
-                        h_freq=self.h_freq, sfreq=self.resample_to,
+                        h_freq=self.h_freq, sfreq=self.resample_to, tmin=float(self.tmin), tmax=float(self.tmax),
                         bids=info["bids_chosen"]["entities"] if info.get("bids_chosen") else None)
 
     # ---- decoders trained earlier ----------------------------------------------------------

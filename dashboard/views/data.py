@@ -10,7 +10,7 @@ import param
 from ..decoder import KIND_LABELS
 from ..files import WEIGHTS_SUFFIXES, max_upload_bytes
 from ..state import Session
-from ._common import CSS, apply_in_doc, choice, esc, kv_table
+from ._common import CSS, Shown, apply_in_doc, choice, esc, kv_table
 
 # the shipped demo Deep4's kept epoch (assets/demo-deep4/config.json; a test holds it): retrained
 # with its recipe for at least this many epochs, the demo gives the shipped decoder again (measured:
@@ -118,6 +118,12 @@ class DataView(pn.viewable.Viewer):
         self.resample = pn.widgets.FloatInput.from_param(s.param.resample_to, label="Resample to (Hz)",
                                                          width=160, placeholder="keep", start=0.0,
                                                          css_classes=["us-resample"])
+        # label trials (core.workspace.DataSpec tmin/tmax): shown for a target of event labels
+        self.tmin = pn.widgets.FloatInput.from_param(s.param.tmin, label="Trials from (s after onset)", width=180,
+                                                     step=0.1, css_classes=["us-tmin"])
+        self.tmax = pn.widgets.FloatInput.from_param(s.param.tmax, label="to (s after onset)", width=160, step=0.1,
+                                                     css_classes=["us-tmax"])
+        self.trials = pn.Row(self.tmin, self.tmax)
         self.prep_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.ipsi = pn.widgets.FloatSlider.from_param(
             s.param.demo_ipsi, label="Ipsilateral movements (share marked by beta alone)", step=0.05, width=320,
@@ -158,7 +164,8 @@ class DataView(pn.viewable.Viewer):
         self.picks.param.watch(self._picked, "value")
         self.all_data.on_click(self._pick_all_data)
         s.param.watch(self._sync_prep, ["recording_info", "target", "picks", "l_freq", "h_freq", "resample_to",
-                                        "source"])
+                                        "source", "tmin", "tmax"])
+        Shown(s, ["target", "source"]).set((self.trials, lambda: s.source != "demo" and s.target.startswith("events")))
         self._sync_prep()
         s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history", "train_outcome"])
         s.param.watch(self._sync_plan, ["source", "demo_ipsi", "model_kind", "max_epochs", "recording_info", "target"])
@@ -323,7 +330,7 @@ class DataView(pn.viewable.Viewer):
         s = self.session
         info = s.recording_info if s.source != "demo" else {}
         off = not info
-        for w in (self.picks, self.all_data, self.l_freq, self.h_freq, self.resample):
+        for w in (self.picks, self.all_data, self.l_freq, self.h_freq, self.resample, self.tmin, self.tmax):
             w.disabled = off
         self._syncing = True  # programmatic updates must not write back
         try:
@@ -352,8 +359,12 @@ class DataView(pn.viewable.Viewer):
         band = ("off" if s.l_freq is None and s.h_freq is None else
                 f"{'0' if s.l_freq is None else f'{s.l_freq:g}'}-{'Nyquist' if s.h_freq is None else f'{s.h_freq:g}'} Hz")
         rate = f"{s.resample_to:g} Hz (resampled)" if s.resample_to else f"{info['sfreq']:g} Hz (as recorded)"
+        trials = f" · trials {s.tmin:g} to {s.tmax:g} s from each onset" if s.target.startswith("events") else ""
+        overlap = s.trial_overlap()
         self.prep_note.object = (f'<span class="us-muted us-prep-ok">{len(s.picks)} of {info["n_chans"]} channels '
-                                 f'as input · band-pass {esc(band)} · sampling {esc(rate)}</span>')
+                                 f'as input · band-pass {esc(band)} · sampling {esc(rate)}{esc(trials)}</span>'
+                                 + (f'<div class="us-alert us-alert-warning us-trial-overlap" role="alert">'
+                                    f'{esc(overlap)}</div>' if overlap else ""))
 
     def _sync_plan(self, *_):
         """What Train will do, in one line (the server's view of the choices above)."""
@@ -424,7 +435,7 @@ class DataView(pn.viewable.Viewer):
         prep = pn.Column(
             pn.pane.HTML("<b>Channels and filtering</b>", stylesheets=[CSS]),
             pn.Row(self.picks, pn.Column(pn.Spacer(height=18), self.all_data), sizing_mode="stretch_width"),
-            pn.Row(self.l_freq, self.h_freq, self.resample), self.prep_note, sizing_mode="stretch_width")
+            pn.Row(self.l_freq, self.h_freq, self.resample), self.trials, self.prep_note, sizing_mode="stretch_width")
         data_card = pn.Column(
             pn.pane.Markdown("### 1. Data"), self.source, demo_box, file_box, upload_box,
             pn.Column(self.archive_pick, self.bids_pick, self.info, self.target, visible=self.session.param.source.rx() != "demo",

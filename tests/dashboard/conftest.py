@@ -93,6 +93,27 @@ def write_fif(path, ch_names, *, sfreq=250.0, seconds=60.0, seed=0, misc=("speed
     return path
 
 
+@pytest.fixture(scope="session")
+def stim_fif():
+    """``stim_fif(path, ...)`` writes a small MEG FIF with a stim channel (see :func:`write_stim_fif`)."""
+    return write_stim_fif
+
+
+def write_stim_fif(path, *, sfreq=250.0, seconds=60.0, every=600, first=500):
+    """A small MEG FIF as an Elekta system writes it: a magnetometer, a gradiometer and a stim
+    channel STI101 whose triggers, every ``every`` samples from ``first`` on, alternate codes 1
+    and 2 (events read from it)."""
+    import mne
+
+    data = np.random.default_rng(0).standard_normal((3, int(sfreq * seconds))) * 1e-12
+    data[2] = 0.0
+    for k, at in enumerate(range(first, int(sfreq * (seconds - 2)), every)):
+        data[2, at:at + 5] = 1 + k % 2
+    info = mne.create_info(["MEG0111", "MEG2643", "STI101"], sfreq, ["mag", "grad", "stim"])
+    mne.io.RawArray(data, info, verbose=False).save(path, overwrite=True, verbose=False)
+    return path
+
+
 # ---- browser tests (``--ui``): one served app per module, one Chromium, fresh pages ----------
 def app_tracebacks(log_text: str) -> list[str]:
     """Traceback blocks of a server log raised by the app.

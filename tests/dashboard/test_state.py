@@ -117,23 +117,37 @@ def test_the_same_file_asked_for_while_it_is_read_is_not_a_warning(session, tmp_
     assert session.recording_info["label"] == "b_raw.fif"
 
 
-def test_a_stim_channel_is_not_offered_as_a_target(session, tmp_path):
+def test_a_stim_channel_is_not_offered_as_a_target(session, tmp_path, stim_fif):
     """A recording with MEG sensors and a stim channel (as an Elekta FIF): the default target is
     its events as labels, not the stim channel's trigger codes as a trace (which the app chose
     before), and the stim channel is not among the targets offered."""
-    import mne
-
-    data = np.random.default_rng(0).standard_normal((3, 250 * 40)) * 1e-12
-    data[2] = 0.0
-    for k, at in enumerate(range(500, 250 * 38, 600)):
-        data[2, at:at + 5] = 1 + k % 2
-    info = mne.create_info(["MEG0111", "MEG2643", "STI101"], 250.0, ["mag", "grad", "stim"])
-    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "meg_raw.fif", verbose=False)
+    stim_fif(tmp_path / "meg_raw.fif", seconds=40.0)
     session.inspect("meg_raw.fif")
     _join(session, "inspect")
     assert session.recording_info["events"] == {"1": 8, "2": 7}
     assert session.target == "events" and session.target_options() == ["MEG0111", "MEG2643", "events"]
     assert session.picks == ["MEG0111", "MEG2643"]
+
+
+def test_the_trial_window_of_label_targets(session, tmp_path, stim_fif):
+    """Events 0.6 s apart (an Elekta FIF's auditory stimuli): the default 4-s trials would each
+    hold the next six events, which the session says; the window chosen goes into the data
+    spec, and one that ends before it starts is a problem named before training."""
+    stim_fif(tmp_path / "meg_raw.fif", every=150, first=250)
+    session.inspect("meg_raw.fif")
+    _join(session, "inspect")
+    assert session.recording_info["event_spacing_s"] == 0.6 and session.target == "events"
+    assert (session.tmin, session.tmax) == (0.0, 4.0)  # DataSpec's defaults
+    assert session.trial_overlap() == ("The events are 0.6 s apart (median), so trials of 4 s also hold the next "
+                                       "6 or so events: shorten the trial window to what one event is followed by.")
+    session.param.update(tmin=0.0, tmax=0.5)
+    assert session.trial_overlap() == "" and session.prep_problems() == []
+    spec = session.data_spec()
+    assert (spec.tmin, spec.tmax, spec.target) == (0.0, 0.5, "events")
+    session.tmax = -0.1
+    assert session.prep_problems() == ["The trial window must end after it starts: from 0.0 to -0.1 s."]
+    session.param.update(tmax=0.5, target="MEG0111")  # a trace target has no trials
+    assert session.trial_overlap() == "" and session.prep_problems() == []
 
 
 def test_markup_channel_names_are_kept_as_data(session, tmp_path, fif):

@@ -421,6 +421,27 @@ def test_data_view_buttons_follow_training_state(session):
     assert view.curves_shown == shown + 1
 
 
+def test_data_view_trial_window_shows_for_event_labels_and_warns_of_overlap(session, tmp_path, monkeypatch,
+                                                                             stim_fif):
+    """Trial start and end appear for a target of event labels only; the line under the inputs
+    names the window, and trials longer than the time between events get a warning."""
+    monkeypatch.setattr(session, "root", tmp_path)
+    view = DataView(session=session)
+    view.__panel__()
+    assert not view.trials.visible  # the demo
+    stim_fif(tmp_path / "meg_raw.fif", every=150, first=250)  # events 0.6 s apart
+    session.inspect("meg_raw.fif")
+    assert session._jobs["inspect"].join(60)
+    assert session.target == "events" and view.trials.visible
+    assert "trials 0 to 4 s from each onset" in view.prep_note.object
+    assert "us-trial-overlap" in view.prep_note.object and "0.6 s apart (median)" in view.prep_note.object
+    view.tmax.value = 0.5  # through the widget
+    assert session.tmax == 0.5 and "us-trial-overlap" not in view.prep_note.object
+    assert "trials 0 to 0.5 s from each onset" in view.prep_note.object
+    session.target = "MEG0111"
+    assert not view.trials.visible and "trials" not in view.prep_note.object
+
+
 def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session, tiny_ws, monkeypatch):
     from dashboard.decoder import Decoder
 
