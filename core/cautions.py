@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .metrics import chance_level
 
-__all__ = ["chance_note", "shift_note", "no_discovery_note", "SHIFT_SD"]
+__all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "SHIFT_SD"]
 
 # [A] a test block whose mean target lies this many SDs (of the training block) off the training
 # block's mean is said to differ from it
@@ -49,3 +49,14 @@ def no_discovery_note(ds) -> str:
         out += (f". With {n_win} windows x {n_it} iterations a correlation's null spread is about "
                 f"{1 / (n_win * n_it) ** 0.5:.3f}")
     return out
+
+
+def trial_overlap_note(spacing_s: float | None, tmin: float, tmax: float) -> str:
+    """When label trials from ``tmin`` to ``tmax`` s are longer than the median time between
+    events ``spacing_s`` (:meth:`core.recording.Recording.summary`'s ``event_spacing_s``), e.g.
+    4-s trials of auditory stimuli 0.5 s apart: each trial also holds the next events; else ""."""
+    if not spacing_s or tmin is None or tmax is None or tmax - tmin <= spacing_s:
+        return ""
+    length = tmax - tmin
+    return (f"the events are {spacing_s:g} s apart (median), so trials of {length:g} s also hold the next "
+            f"{min(int(length // spacing_s), 99)} or so events")

@@ -602,18 +602,15 @@ class Session(param.Parameterized):
 
     def trial_overlap(self) -> str:
         """For label targets, when the trials are longer than the time between events (median),
-        e.g. 4-s trials of auditory stimuli 0.5 s apart: each trial then holds the next events,
-        in one sentence; else ""."""
+        e.g. 4-s trials of auditory stimuli 0.5 s apart, in one sentence
+        (:func:`core.cautions.trial_overlap_note`); else ""."""
+        from core.cautions import trial_overlap_note
+
         info = self.recording_info
-        gap = info.get("event_spacing_s") if info else None
-        if not self.target.startswith("events") or not gap or self.tmin is None or self.tmax is None:
+        if not info or not self.target.startswith("events"):
             return ""
-        length = self.tmax - self.tmin
-        if length <= gap:
-            return ""
-        return (f"The events are {gap:g} s apart (median), so trials of {length:g} s also hold the next "
-                f"{min(int(length // gap), 99)} or so events: shorten the trial window to what one event is "
-                "followed by.")
+        note = trial_overlap_note(info.get("event_spacing_s"), self.tmin, self.tmax)
+        return f"{note[0].upper()}{note[1:]}: shorten the trial window to what one event is followed by." if note else ""
 
     def demo_recipe(self) -> dict:
         """The shipped decoder's recipe (``core.workspace.DEMO_TRAIN``: a constant learning rate)

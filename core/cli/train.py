@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from .._validation import UnitScopeError
+from ..cautions import trial_overlap_note
 from ._common import Progress, bar, held_out_counts, metric_cautions, on_count
 
 DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
@@ -231,6 +232,10 @@ def run(args) -> int:
     print(f"unitscope train: {cfg.model} on {what} ({ws.task}, {ws.recording.n_chans} channels, "
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
           f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
+    if ws.task == "classification":
+        overlap = trial_overlap_note(ws.recording.summary()["event_spacing_s"], spec.tmin, spec.tmax)
+        if overlap:
+            print(f"caution: {overlap}: shorten them (--tmin/--tmax)", file=sys.stderr)
     show = Progress()
 
     def progress(p: dict) -> None:

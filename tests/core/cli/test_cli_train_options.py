@@ -75,6 +75,23 @@ def test_early_stopping_is_said_and_patience_and_lr_are_options(edf_like, tmp_pa
             "weights of epoch 1 kept") in out
 
 
+def test_trials_longer_than_the_time_between_events_get_a_caution(edf_like, label_run, tmp_path, monkeypatch,
+                                                                   capsys):
+    """T1/T2 every 3 s: trials of 2 s (the label run) get no caution, trials of 4 s (the default)
+    hold the next event, which is said before training."""
+    from core import workspace
+    from core.training import TrainResult
+
+    assert "hold the next" not in label_run[2]
+    history = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 1.0, "valid_metric": 0.5, "seconds": 0.0}]
+    monkeypatch.setattr(workspace, "train", lambda *a, **k: TrainResult(history=history, best_epoch=0))
+    assert main(["train", "--data", str(edf_like), "--target", "events:T1,T2", "--model", "shallow",
+                 "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert ("caution: the events are 3 s apart (median), so trials of 4 s also hold the next 1 or so events: "
+            "shorten them (--tmin/--tmax)") in err
+
+
 def test_the_test_metric_says_how_many_trials_it_rests_on(label_run, capsys):
     out_dir, out, err = label_run
     cfg = json.loads((out_dir / "config.json").read_text())
