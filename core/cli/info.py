@@ -67,7 +67,9 @@ def run(args) -> int:
     if s["target"]:
         print(f"target     {s['target']}")
     ev = s["events"]
-    print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else ""))
+    spacing = s.get("event_spacing_s")
+    print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else "")
+          + (f" ({spacing:g} s apart, median)" if spacing is not None else ""))
     targets = label_targets(ev)
     if targets:
         print(f"labels     --target {' | '.join(targets[:6])}{' | ...' if len(targets) > 6 else ''}")

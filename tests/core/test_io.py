@@ -464,3 +464,21 @@ def test_natural_key_orders_codes_as_numbers():
     from core.recording import natural_key
 
     assert sorted(["128", "16", "2", "1", "T10", "T2"], key=natural_key) == ["1", "2", "16", "128", "T2", "T10"]
+
+
+def test_info_says_how_far_apart_the_events_are(tmp_path, capsys):
+    """Triggers every 0.6 s (150 samples at 250 Hz): the median spacing is summarised and printed,
+    since label trials longer than it hold the next events."""
+    import mne
+
+    from core.cli import main
+
+    data = np.zeros((2, 250 * 30))
+    data[0] = np.random.default_rng(0).standard_normal(250 * 30) * 1e-5
+    for k, at in enumerate(range(250, 250 * 28, 150)):
+        data[1, at:at + 5] = 1 + k % 2
+    info = mne.create_info(["Cz", "STI"], 250.0, ["eeg", "stim"])
+    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "ev_raw.fif", verbose=False)
+    assert read_recording(tmp_path / "ev_raw.fif").summary()["event_spacing_s"] == 0.6
+    assert main(["info", str(tmp_path / "ev_raw.fif")]) == 0
+    assert "events     45: 1 x23, 2 x22 (0.6 s apart, median)\n" in capsys.readouterr().out
