@@ -168,7 +168,8 @@ class DataView(pn.viewable.Viewer):
         Shown(s, ["target", "source"]).set((self.trials, lambda: s.source != "demo" and s.target.startswith("events")))
         self._sync_prep()
         s.param.watch(self._sync_busy, ["busy", "train_progress", "train_history", "train_outcome"])
-        s.param.watch(self._sync_plan, ["source", "demo_ipsi", "model_kind", "max_epochs", "recording_info", "target"])
+        s.param.watch(self._sync_plan, ["source", "demo_ipsi", "model_kind", "max_epochs", "recording_info", "target",
+                                        "tmin", "tmax"])
         self._sync_plan()
         self._sync_info()
         self._sync_busy()
@@ -376,7 +377,8 @@ class DataView(pn.viewable.Viewer):
             info = s.recording_info
             data = esc(info.get("label", "the recording")) + (
                 f" ({esc(info['bids_chosen']['label'])})" if info.get("bids_chosen") else "") + (
-                f", target {esc(s.target)}" if s.target else "")
+                f", target {esc(s.target)}" if s.target else "") + (
+                f" (trials {s.tmin:g} to {s.tmax:g} s from each onset)" if s.target.startswith("events") else "")
         else:
             data = "the recording you open above"
         recipe = ""

@@ -438,6 +438,7 @@ def test_data_view_trial_window_shows_for_event_labels_and_warns_of_overlap(sess
     view.tmax.value = 0.5  # through the widget
     assert session.tmax == 0.5 and "us-trial-overlap" not in view.prep_note.object
     assert "trials 0 to 0.5 s from each onset" in view.prep_note.object
+    assert "target events (trials 0 to 0.5 s from each onset), up to" in view.plan.object  # what Train will do
     session.target = "MEG0111"
     assert not view.trials.visible and "trials" not in view.prep_note.object
 
