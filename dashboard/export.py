@@ -181,8 +181,70 @@ def plot_bytes(obj, fmt: str = "png") -> bytes:
     with _MPL_LOCK:
         import holoviews.plotting.mpl  # noqa: F401 - registers the matplotlib renderer
 
-        hv.save(obj, buf, fmt=fmt, backend="matplotlib")
+        hv.renderer("matplotlib").instance(dpi=EXPORT_DPI).save(_app_looks(obj), buf, fmt=fmt)
     return buf.getvalue()
+
+
+EXPORT_DPI = 120  # [A] a PNG sharp enough for a slide (matplotlib's 72 gave 290-pixel plots)
+# Bokeh style options the matplotlib renderer takes under another name (or the same)
+_STYLE_NAMES = {"color": "color", "cmap": "cmap", "alpha": "alpha", "line_width": "linewidth",
+                "line_dash": "linestyle", "size": "s"}
+_PLOT_NAMES = ("stacked", "xrotation", "yrotation", "xlim", "ylim", "logx", "logy", "invert_yaxis")  # the same
+
+
+def _app_looks(obj):
+    """``obj`` (drawn by the app with Bokeh) with the app's looks carried over to the
+    matplotlib renderer [A]: its title, and each element's colour, colour map, line width and
+    dash. A confusion matrix's counts are written in its cells by the HeatMap itself: the
+    app's hv.Labels over the cells cannot be placed by matplotlib on categorical axes (the
+    export of every label decoder's matrix failed)."""
+    import holoviews as hv
+    from matplotlib.colors import is_color_like
+
+    def bokeh(el, group):
+        return hv.Store.lookup_options("bokeh", el, group).kwargs
+
+    title = bokeh(obj, "plot").get("title")
+    if isinstance(obj, hv.Overlay):
+        heat = [el for el in obj if isinstance(el, hv.HeatMap)]
+        if heat and any(isinstance(el, hv.Labels) for el in obj):
+            title = title or bokeh(heat[0], "plot").get("title")
+            obj = heat[0].clone().opts(show_values=True, backend="matplotlib")
+    mpl_options = hv.Store.options(backend="matplotlib")
+    for el in obj.traverse(lambda x: x, [hv.Element]):
+        style = bokeh(el, "style")
+        try:
+            allowed = set(mpl_options[type(el).__name__].groups["style"].allowed_keywords)
+        except (KeyError, AttributeError):
+            continue
+        mpl = {new: style[old] for old, new in _STYLE_NAMES.items() if old in style and new in allowed}
+        colour = mpl.get("color")
+        if isinstance(colour, str) and colour in el.dimensions("all", label=True) and isinstance(
+                style.get("cmap"), dict):  # a class per colour (the unit classes' bars and scatter)
+            mpl["color"] = hv.dim(colour).categorize(style["cmap"], default="#999999")
+        elif "color" in mpl and not (isinstance(colour, str) and is_color_like(colour)):
+            mpl.pop("color")  # a colour mapped from a column otherwise: left to matplotlib
+        if isinstance(el, hv.Area) and "color" in mpl:  # its fill follows a colour cycle of its own
+            mpl["facecolor"] = mpl["color"]
+        if style.get("line_alpha") == 0 and "edgecolor" in allowed:
+            mpl["edgecolor"] = "none"
+        if not isinstance(el, (hv.HeatMap, hv.Image, hv.QuadMesh)):
+            mpl.pop("cmap", None)
+        if mpl.get("linestyle") not in (None, "solid", "dashed", "dotted", "dashdot"):
+            mpl.pop("linestyle")  # a Bokeh dash pattern of numbers
+        if isinstance(el, hv.Scatter) and "s" in mpl and isinstance(mpl["s"], (int, float)):
+            mpl["s"] = mpl["s"] ** 2  # marker size: Bokeh's is a diameter, matplotlib's an area
+        else:
+            mpl.pop("s", None)
+        plot_allowed = set(mpl_options[type(el).__name__].groups["plot"].allowed_keywords)
+        mpl.update({k: v for k, v in bokeh(el, "plot").items() if k in _PLOT_NAMES and k in plot_allowed})
+        if mpl:
+            el.opts(backend="matplotlib", **mpl)
+        if isinstance(el, hv.HeatMap) and "cmap" in mpl:
+            el.opts(backend="matplotlib", colorbar=True)
+    if title:
+        obj = obj.opts(backend="matplotlib", title=title)
+    return obj
 
 
 # ---- checkpoint --------------------------------------------------------------------------------

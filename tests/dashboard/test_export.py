@@ -181,3 +181,61 @@ def test_unwritable_or_outside_folders_give_clear_messages(session, tmp_path):
 
 def test_every_listed_plot_has_a_builder():
     assert all(callable(fn) for fn in PLOTS.values()) and len(PLOTS) >= 10
+
+
+def test_a_confusion_matrix_exports_with_the_apps_title_counts_and_colours():
+    """The export of a label decoder's confusion matrix failed (matplotlib cannot place the app's
+    count labels on categorical axes); it is now drawn with its counts in the cells, and every
+    exported plot keeps the app's title and colours (the matplotlib renderer's defaults drew
+    'true' and 'predicted' in blue and orange, and no title)."""
+    import holoviews as hv
+
+    from dashboard.views.overview import prediction_plot
+
+    true = np.repeat(np.arange(4), 6)
+    cm = {"task": "classification", "classes": ["1", "128", "16", "2"], "true": true, "pred": (true + 1) % 4,
+          "metric": 0.0}
+    for fmt, magic in (("png", b"\x89PNG"), ("svg", b"<?xml")):
+        assert export.plot_bytes(prediction_plot(cm), fmt).startswith(magic)
+    import holoviews.plotting.mpl  # noqa: F401
+
+    looks = export._app_looks(prediction_plot(cm))
+    assert isinstance(looks, hv.HeatMap)
+    assert hv.Store.lookup_options("matplotlib", looks, "plot").kwargs["show_values"] is True
+    assert hv.Store.lookup_options("matplotlib", looks, "plot").kwargs["title"] == (
+        "24 test trials: balanced accuracy = 0.000\n(at or below chance, 1/4 = 0.250)")
+    assert hv.Store.lookup_options("matplotlib", looks, "style").kwargs["cmap"] == "Blues"
+    t = np.arange(100.0)
+    reg = prediction_plot({"task": "regression", "time": t, "true": np.sin(t), "pred": np.cos(t), "metric": 0.1})
+    reg = export._app_looks(reg[()] if isinstance(reg, hv.DynamicMap) else reg)  # as plot_bytes does
+    assert hv.Store.lookup_options("matplotlib", reg, "plot").kwargs["title"] == "Test block: Pearson r = 0.100"
+    colours = {el.label: hv.Store.lookup_options("matplotlib", el, "style").kwargs.get("color") for el in reg}
+    assert colours == {"true": "#333333", "predicted": "#d62728"}
+
+
+def test_exported_plots_keep_the_class_colours_stacking_and_grey_band():
+    """The unit classes' bars came out side by side in the renderer's colour cycle, and the
+    pruning curves' random band in light blue: the classes keep their colours and stack, the
+    band is grey without an edge."""
+    import holoviews as hv
+    import holoviews.plotting.mpl  # noqa: F401
+    import xarray as xr
+
+    from dashboard.views.overview import CLASS_COLORS, fraction_plot
+    from dashboard.views.prune_plots import curve_plot
+
+    frac = xr.DataArray(np.full((2, 4), 0.25), dims=("layer", "class"),
+                        coords={"layer": ["conv_2", "conv_3"], "class": list(CLASS_COLORS)[:4]})
+    bars = export._app_looks(fraction_plot(frac, "Unit classes"))
+    plot, style = (hv.Store.lookup_options("matplotlib", bars, g).kwargs for g in ("plot", "style"))
+    assert plot["stacked"] is True and plot["title"] == "Unit classes"
+    colour = style["color"]
+    assert isinstance(colour, hv.dim) and list(colour.apply(bars)) == [CLASS_COLORS[c] for c in bars["class"]]
+    q = np.linspace(0, 1, 5)
+    curves = xr.Dataset({"metric": (("order", "fraction"), np.ones((2, 5))), "random_lo": ("fraction", q),
+                         "random_hi": ("fraction", q + 0.1)},
+                        coords={"order": ["most", "least"], "fraction": q}, attrs={"layers": "conv_4"})
+    band = [el for el in export._app_looks(curve_plot(curves)) if isinstance(el, hv.Area)][0]
+    style = hv.Store.lookup_options("matplotlib", band, "style").kwargs
+    assert (style["facecolor"], style["edgecolor"]) == ("#7f7f7f", "none")
+    assert export.plot_bytes(fraction_plot(frac, "Unit classes"), "png").startswith(b"\x89PNG")
