@@ -1,6 +1,6 @@
 """Cautions: one sentence each on what a number means when it means little (a test metric at
-chance, a test block unlike the training block, a probe in which no unit passed), shared by the
-command line, the app and the report."""
+chance, a test block unlike the training block, a probe in which no unit passed, label trials
+that hold more than one event), shared by the command line, the app and the report."""
 from __future__ import annotations
 
 from .metrics import chance_level

@@ -71,4 +71,3 @@ def chance_level(task: str, n_classes: int | None = None) -> float:
     if task == "regression":
         return 0.0
     return 1.0 / n_classes if n_classes else float("nan")
-

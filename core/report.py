@@ -138,8 +138,8 @@ class ReportContent:
         **fields
             Any other :class:`ReportContent` field (probe, selected_units, curves, ...).
         """
-        from .io import source_label
         from .cautions import chance_note
+        from .io import source_label
         from .metrics import score
         from .probing._base import model_hash
         from .workspace import weights_provenance

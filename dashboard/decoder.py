@@ -87,7 +87,7 @@ class Decoder:
 
     def chance_note(self) -> str:
         """What the test metric means when it is no better than chance (e.g. "at or below
-        chance, 1/8 = 0.125"), else "" (:func:`core.metrics.chance_note`)."""
+        chance, 1/8 = 0.125"), else "" (:func:`core.cautions.chance_note`)."""
         from core.cautions import chance_note
 
         pred = self.predictions()

@@ -197,7 +197,8 @@ def _app_looks(obj):
     matplotlib renderer [A]: its title, and each element's colour, colour map, line width and
     dash. A confusion matrix's counts are written in its cells by the HeatMap itself: the
     app's hv.Labels over the cells cannot be placed by matplotlib on categorical axes (the
-    export of every label decoder's matrix failed)."""
+    export of every label decoder's matrix failed). Sets the matplotlib options of ``obj``'s
+    elements in place (the plots of :data:`dashboard.views.export.PLOTS` are made for each export)."""
     import holoviews as hv
     from matplotlib.colors import is_color_like
 

@@ -345,7 +345,7 @@ def chance_aside(dec) -> str:
 
 def shift_caution(dec) -> str:
     """A caution paragraph when the test block's mean target drifted from the training block's
-    (:func:`core.metrics.shift_note`), else ""."""
+    (:func:`core.cautions.shift_note`), else ""."""
     note = shift_note(dec.target_shift())
     return f"<p class='us-muted us-caution'>Caution: {esc(note)}.</p>" if note else ""
 
