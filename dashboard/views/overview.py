@@ -71,7 +71,9 @@ def prediction_plot(pred: dict):
     axes = [hv.Dimension("true", values=order), hv.Dimension("predicted", values=order)]
     hm = hv.HeatMap(rows, axes, "trials").opts(
         cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380, title=title)
-    return hm * hv.Labels(hm).opts(text_color="black")
+    # white counts on the dark cells (above half the largest count): black on navy did not read
+    dark = (hv.dim("trials") > max(int(cm.max()), 1) / 2).categorize({True: "white", False: "black"})
+    return hm * hv.Labels(hm).opts(text_color=dark)
 
 
 class SignalBrowser:

@@ -1088,6 +1088,9 @@ def test_a_confusion_matrix_orders_codes_as_numbers_and_says_chance():
           "metric": balanced_accuracy(true, pred)}
     plot = hv.render(prediction_plot(cm))
     assert list(plot.x_range.factors) == list(plot.y_range.factors) == ["1", "2", "16", "128"]
+    text = [r for r in plot.renderers if type(r.glyph).__name__ == "Text"][0].data_source.data
+    # the counts read on every cell: white on the dark ones (6 trials), black on the pale ones (0)
+    assert {(str(n), c) for n, c in zip(text["trials"], text["text_color"])} == {("6", "white"), ("0", "black")}
     title = prediction_plot(cm).get(0).opts.get().kwargs["title"]
     assert title == "24 test trials: balanced accuracy = 0.000\n(at or below chance, 1/4 = 0.250)"
     good = dict(cm, pred=true, metric=1.0)
