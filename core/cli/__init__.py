@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 from .._validation import UnitScopeError
 
@@ -39,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _takes_data(parser: argparse.ArgumentParser, args) -> bool:
+    """Whether the subcommand of ``args`` reads one recording from an optional ``--data`` that
+    was not given (``train``, ``import``): an existing path given alone in its place is taken."""
+    sub = parser.subcommands.get(getattr(args, "command", None))
+    action = next((a for a in getattr(sub, "_actions", []) if "--data" in a.option_strings), None)
+    return action is not None and not action.required and action.nargs is None and getattr(args, "data", 0) is None
+
+
 def _unrecognized(parser: argparse.ArgumentParser, args, extra: list[str]) -> int:
     """Argparse's "unrecognized arguments" (it exits), but for a subcommand that reads its
     recording from --data, a path given in its place gets one line saying so (returns 2)."""
@@ -58,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra and set(extra) & {"-v", "--verbose"}:  # -v after the subcommand's name: the same option
         args.verbose = True
         extra = [a for a in extra if a not in ("-v", "--verbose")]
+    if len(extra) == 1 and _takes_data(parser, args) and Path(extra[0]).exists():
+        args.data, extra = extra[0], []  # `unitscope train rec.edf ...`: the recording, as --data names it
     if extra:
         return _unrecognized(parser, args, extra)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

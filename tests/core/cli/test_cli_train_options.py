@@ -165,6 +165,22 @@ def test_a_recording_given_without_data_gets_a_hint(argv, capsys):
     assert "unrecognized argument 'rec.edf': give a recording with --data PATH" in err
 
 
+def test_an_existing_recording_given_in_place_of_data_is_taken(edf_like, tmp_path, monkeypatch, capsys):
+    """`unitscope train rec.fif --target ...`, as one types it: an existing path given alone is the
+    recording (a path that does not exist keeps the hint above; --data given too is refused)."""
+    from core import workspace
+    from core.training import TrainResult
+
+    history = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 1.0, "valid_metric": 0.5, "seconds": 0.0}]
+    monkeypatch.setattr(workspace, "train", lambda *a, **k: TrainResult(history=history, best_epoch=0))
+    assert main(["train", str(edf_like), "--target", "events:T1,T2", "--tmax", "2", "--model", "shallow",
+                 "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert f"unitscope train: shallow on {edf_like} (classification, " in err
+    assert main(["train", str(edf_like), "--data", str(edf_like), "--out", str(tmp_path / "s")]) == 2
+    assert "give a recording with --data PATH" in _one_line_error(capsys, "train")
+
+
 def test_verbose_after_the_subcommand(capsys):
     assert main(["info", "demo", "-v"]) == 0
     assert "channels   32" in capsys.readouterr().out
