@@ -53,7 +53,7 @@ def no_discovery_note(ds) -> str:
 
 def trial_overlap_note(spacing_s: float | None, tmin: float, tmax: float) -> str:
     """When label trials from ``tmin`` to ``tmax`` s are longer than the median time between
-    events ``spacing_s`` (:meth:`core.recording.Recording.summary`'s ``event_spacing_s``), e.g.
+    events ``spacing_s`` (:meth:`core.recording.Events.median_spacing`), e.g.
     4-s trials of auditory stimuli 0.5 s apart: each trial also holds the next events; else ""."""
     if not spacing_s or tmin is None or tmax is None or tmax - tmin <= spacing_s:
         return ""

@@ -65,6 +65,13 @@ class Events:
         mask = np.asarray(mask)
         return Events(self.onset[mask], self.type[mask], self.value[mask])
 
+    def median_spacing(self) -> float | None:
+        """Median time between consecutive onsets (s, to the ms), None with fewer than 2 events:
+        label trials longer than it hold the next events."""
+        if len(self) < 2:
+            return None
+        return round(float(np.median(np.diff(np.sort(self.onset)))), 3)
+
     def counts(self) -> dict[str, int]:
         """Events per type, in natural order (:func:`natural_key`)."""
         kinds, n = np.unique(self.type, return_counts=True)
@@ -167,10 +174,7 @@ class Recording:
             "duration_s": round(self.duration, 3),
             "target": None if self.target is None else str(self.target.name),
             "events": self.events.counts(),
-            # median time between consecutive onsets (s), None with fewer than 2 events: longer
-            # label trials overlap the next events
-            "event_spacing_s": (round(float(np.median(np.diff(np.sort(self.events.onset)))), 3)
-                                if len(self.events) > 1 else None),
+            "event_spacing_s": self.events.median_spacing(),
             "bads": self.bads,
             "bad_segments": len(self.bad_segments),
             "bad_seconds": round(float(self.bad_samples().sum()) / self.sfreq, 3),

@@ -511,9 +511,8 @@ class Session(param.Parameterized):
 
     def _apply_info(self, info: dict) -> None:
         """Show a recording just read: its channels, a default target and the input picks."""
-        # [A] a continuous channel first (e.g. a speed or gaze trace), else event labels: never a stim
-        # channel, whose values are trigger codes (its events are the labels)
-        misc = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in (*DATA_CH_TYPES, "stim")]
+        # [A] a continuous channel first (e.g. a speed or gaze trace), else event labels
+        misc = self._trace_channels(info)
         default = misc[0] if misc else (label_targets(info["events"]) or [""])[0]
         self.param.update(busy="", recording_info=info, target=default, picks=self._inputs_of(info, default),
                           l_freq=None, h_freq=None, resample_to=None)
@@ -536,10 +535,14 @@ class Session(param.Parameterized):
         info = self.recording_info
         if not info:
             return []
-        names, types = info["ch_names"], info["ch_types_list"]
-        first = [c for c, t in zip(names, types) if t not in (*DATA_CH_TYPES, "stim")]
-        rest = [c for c, t in zip(names, types) if t in DATA_CH_TYPES]
-        return first + rest + label_targets(info.get("events", {}))
+        rest = [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t in DATA_CH_TYPES]
+        return self._trace_channels(info) + rest + label_targets(info.get("events", {}))
+
+    @staticmethod
+    def _trace_channels(info: dict) -> list[str]:
+        """The recording's channels that are neither data nor stim (e.g. a speed or gaze trace): a
+        stim channel's values are trigger codes, offered as the events' labels instead."""
+        return [c for c, t in zip(info["ch_names"], info["ch_types_list"]) if t not in (*DATA_CH_TYPES, "stim")]
 
     def pick_options(self) -> list[tuple[str, str]]:
         """(channel, type) pairs the inspected file offers as inputs (every channel but the target)."""

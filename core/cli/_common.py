@@ -138,9 +138,10 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
         out.append(f"test pearson_r {test:.4f} is not above 0: the decoder predicts no better than chance "
                    "on the test block")
     k = metrics.get("n_test_classes")
-    if task == "classification" and k and test == test and test <= chance_level(task, k):
-        out.append(f"test balanced_accuracy {test:.4f} is {chance_note(task, test, k)}: the decoder predicts no "
-                   "better than chance on the test block")
+    chance = chance_note(task, test, k) if task == "classification" and k and test == test else ""
+    if chance:
+        out.append(f"test balanced_accuracy {test:.4f} is {chance}: the decoder predicts no better than chance on "
+                   "the test block")
     note = shift_note(metrics.get("test_target_shift")) if task == "regression" else ""
     if note:
         out.append(note)
@@ -153,9 +154,9 @@ def chance_caution(ev, block: str) -> str:
     Pruning such a decoder ranks nothing: what a unit "costs" is noise, or inverted by the sign."""
     import numpy as np
 
-    base = float(ev.baseline)
-    chance = chance_level(ev.task, len(np.unique(np.asarray(ev.y))))
-    if base == base and base > chance:
+    base, k = float(ev.baseline), len(np.unique(np.asarray(ev.y)))
+    if not chance_note(ev.task, base, k):
         return ""
+    chance = chance_level(ev.task, k)
     return (f"caution: the unpruned decoder's {block} {ev.metric_name} is {base:.4f}, not above chance ({chance:g}): "
             "what pruning takes from it says nothing about what a decoder that works needs")

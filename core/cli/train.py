@@ -233,7 +233,7 @@ def run(args) -> int:
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
           f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
     if ws.task == "classification":
-        overlap = trial_overlap_note(ws.recording.summary()["event_spacing_s"], spec.tmin, spec.tmax)
+        overlap = trial_overlap_note(ws.recording.events.median_spacing(), spec.tmin, spec.tmax)
         if overlap:
             print(f"caution: {overlap}: shorten them (--tmin/--tmax)", file=sys.stderr)
     show = Progress()

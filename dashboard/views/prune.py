@@ -33,8 +33,8 @@ from ..prune_state import PruneState
 from ..state import Session
 from ._common import CSS, Shown, UnitPicker, apply_in_doc, controls, esc, lowered, placeholder, select_on_double_tap
 from .overview import CLASS_COLORS
-from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, curve_plot, effect_bars,  # noqa: F401 - re-exported
-                          layer_drops, order_label, prune_scatter, ranked_by)
+from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, bars_title, curve_plot,  # noqa: F401 - re-exported
+                          curves_title, effect_bars, layer_drops, order_label, prune_scatter, ranked_by, scatter_title)
 
 __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_html", "toggle_label", "fmt_metric",
            "prune_state_of"]
@@ -318,11 +318,8 @@ class PruneView(pn.viewable.Viewer):
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
         self.bar_fig.xaxis.axis_label = bars_axis_label(layer, table, drop if has_effects else None, self.ps.curves_by)
-        self.bar_fig.title.text = (f"{layer}: drop on the validation block when each unit alone is pruned\n(click a bar to "
-                                   "prune / restore)" if has_effects else
-                                   f"{layer}: ablation effects not computed yet\n(click a unit's column to prune / restore)")
-        self.scatter_fig.title.text = ("Units (run the probe to place them)" if table is None else
-                                       f"{layer}: click a unit\nto prune / restore it (× pruned)")
+        self.bar_fig.title.text = bars_title(layer, has_effects, click="a unit's column")
+        self.scatter_fig.title.text = "Units (run the probe to place them)" if table is None else scatter_title(layer)
         self.scatter_fig.legend.visible = table is not None
 
     def _relabel_bars(self, *_):
@@ -426,8 +423,7 @@ class PruneView(pn.viewable.Viewer):
         cur = (len(ps.pruned.get(s.layer, [])) / n, ps.metric)
         self.star_src.data = dict(q=[cur[0]], m=[cur[1]]) if all(map(math.isfinite, cur)) else dict(q=[], m=[])
         by = ranked_by(curves)
-        self.curve_fig.title.text = (f"Pruning curves of {s.layer}\n(ranked by {by}; "
-                                     f"{curves.attrs.get('n_repeats', 0)} random orders)")
+        self.curve_fig.title.text = curves_title(curves, s.layer)
         for order, item in self.curve_items.items():
             if item.label.value != order_label(order, by):
                 item.label = Value(order_label(order, by))

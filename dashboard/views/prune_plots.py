@@ -13,7 +13,7 @@ import numpy as np
 from .overview import CLASS_COLORS
 
 __all__ = ["effect_bars", "bars_axis_label", "layer_drops", "prune_scatter", "curve_plot", "PRUNED_COLOR", "ORDER_STYLE",
-           "order_label", "ranked_by"]
+           "order_label", "ranked_by", "curves_title", "bars_title", "scatter_title"]
 
 PRUNED_COLOR = "#222222"
 ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4", "least sensitive first"),
@@ -23,6 +23,25 @@ ORDER_STYLE = {"most": ("#d62728", "most sensitive first"), "least": ("#1f77b4",
 def ranked_by(curves) -> str:
     """How a pruning-curves Dataset ranked the units (its ``ranked_by`` attr, or ``by``)."""
     return str(curves.attrs.get("ranked_by", curves.attrs.get("by", "")))
+
+
+def curves_title(curves, layer: str | None = None) -> str:
+    """Title of the pruning curves of ``curves`` (the view's figure and the exported plot)."""
+    layer = curves.attrs.get("layers", "") if layer is None else layer
+    return f"Pruning curves of {layer}\n(ranked by {ranked_by(curves)}; {curves.attrs.get('n_repeats', 0)} random orders)"
+
+
+def bars_title(layer: str, computed: bool, *, click: str = "a bar") -> str:
+    """Title of the ablation bars of ``layer``; before they are computed, ``click`` names what a
+    click prunes (the view's empty figure has no bars yet: "a unit's column")."""
+    if computed:
+        return f"{layer}: drop on the validation block when each unit alone is pruned\n(click a bar to prune / restore)"
+    return f"{layer}: ablation effects not computed yet\n(click {click} to prune / restore)"
+
+
+def scatter_title(layer: str) -> str:
+    """Title of the unit scatter of ``layer`` in the Prune view (and its exported plot)."""
+    return f"{layer}: click a unit\nto prune / restore it (× pruned)"
 
 
 def order_label(order: str, by: str = "either") -> str:
@@ -75,8 +94,7 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, table=None, by: str =
             "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
     if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
         data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
-    title = (f"{layer}: drop on the validation block when each unit alone is pruned\n(click a bar to prune / restore)"
-             if drop is not None else f"{layer}: ablation effects not computed yet\n(click a bar to prune / restore)")
+    title = bars_title(layer, drop is not None)
     xlabel = bars_axis_label(layer, table, vals if drop is not None else None, by)
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
@@ -103,7 +121,7 @@ def prune_scatter(probe, layer: str, pruned) -> hv.Overlay:
     crossed = hv.Points((t["amp"][m], t["phase"][m]), ["amp", "phase"]).opts(
         marker="x", size=14, color=PRUNED_COLOR, line_width=2, framewise=True)
     return (pts * crossed).opts(hv.opts.Overlay(
-        title=f"{layer}: click a unit\nto prune / restore it (× pruned)", responsive=True, height=300,
+        title=scatter_title(layer), responsive=True, height=300,
         xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True,
         legend_position="right"))  # beside the plot: inside, it hid the units in its corner
 
@@ -131,9 +149,7 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
             color=color, line_width=2.5))
     star = hv.Scatter([current] if current is not None and all(map(math.isfinite, current)) else [], xdim, ydim,
                       label="this session").opts(marker="star", size=16, color="black")
-    layer = curves.attrs.get("layers", "")
-    by = curves.attrs.get("ranked_by", curves.attrs.get("by", ""))
     return hv.Overlay(parts + [star]).opts(
         hv.opts.Curve(framewise=True), hv.opts.Scatter(framewise=True), hv.opts.Area(framewise=True),
-        hv.opts.Overlay(title=f"Pruning curves of {layer}\n(ranked by {by}; {curves.attrs.get('n_repeats', 0)} random "
-                              "orders)", legend_position="bottom_left", responsive=True, height=300, framewise=True))
+        hv.opts.Overlay(title=curves_title(curves), legend_position="bottom_left", responsive=True, height=300,
+                        framewise=True))
