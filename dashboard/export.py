@@ -192,6 +192,41 @@ _STYLE_NAMES = {"color": "color", "cmap": "cmap", "alpha": "alpha", "line_width"
 _PLOT_NAMES = ("stacked", "xrotation", "yrotation", "xlim", "ylim", "logx", "logy", "invert_yaxis")  # the same
 
 
+def _light_counts_on_dark(plot, element) -> None:
+    """matplotlib hook of an exported confusion matrix: counts above half the largest count
+    (its dark cells) in white, as the app draws them (black on navy does not read)."""
+    texts = list(plot.handles.get("annotations", {}).values())
+    values = []
+    for text in texts:
+        try:
+            values.append(float(text.get_text()))
+        except ValueError:  # "-" for a missing cell
+            values.append(float("nan"))
+    top = max([v for v in values if v == v] or [0.0])
+    for text, v in zip(texts, values):
+        text.set_color("white" if v == v and v > max(top, 1) / 2 else "black")
+
+
+def _indexed_heatmap(heat, style: dict):
+    """``heat`` (a HeatMap of categories in a set order, the confusion matrix) on integer cell
+    positions, labelled with its categories, counts in the cells: HoloViews' matplotlib renderer
+    labels categorical axes in the order the dimension sets but may grid the cells in another
+    (an export put the counts of predicted 1 beside the label 128)."""
+    import holoviews as hv
+
+    def order(i):
+        dim = heat.kdims[i]
+        return [str(v) for v in (dim.values or dict.fromkeys(heat.dimension_values(i)))]
+
+    xs, ys = order(0), order(1)
+    value = {(str(a), str(b)): v for a, b, v in zip(*(heat.dimension_values(i) for i in range(3)))}
+    rows = [(i, j, value.get((x, y), np.nan)) for i, x in enumerate(xs) for j, y in enumerate(ys)]
+    kdims = [hv.Dimension(d.name, label=d.label) for d in heat.kdims]
+    out = hv.HeatMap(rows, kdims, heat.vdims).opts(backend="bokeh", **style)
+    return out.opts(show_values=True, hooks=[_light_counts_on_dark], xticks=list(enumerate(xs)),
+                    yticks=list(enumerate(ys)), backend="matplotlib")
+
+
 def _app_looks(obj):
     """``obj`` (drawn by the app with Bokeh) with the app's looks carried over to the
     matplotlib renderer [A]: its title, and each element's colour, colour map, line width and
@@ -210,7 +245,7 @@ def _app_looks(obj):
         heat = [el for el in obj if isinstance(el, hv.HeatMap)]
         if heat and any(isinstance(el, hv.Labels) for el in obj):
             title = title or bokeh(heat[0], "plot").get("title")
-            obj = heat[0].clone().opts(show_values=True, backend="matplotlib")
+            obj = _indexed_heatmap(heat[0], bokeh(heat[0], "style"))
     mpl_options = hv.Store.options(backend="matplotlib")
     for el in obj.traverse(lambda x: x, [hv.Element]):
         style = bokeh(el, "style")

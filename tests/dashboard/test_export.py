@@ -213,6 +213,35 @@ def test_a_confusion_matrix_exports_with_the_apps_title_counts_and_colours():
     assert colours == {"true": "#333333", "predicted": "#d62728"}
 
 
+def test_an_exported_confusion_matrix_puts_each_count_in_its_cell_dark_cells_in_white():
+    """HoloViews' matplotlib renderer gridded the cells of a full matrix in another order than
+    its axis labels (the counts of predicted 1 were written beside the label 128); and the app
+    writes the counts of its dark cells (above half the largest count) in white, the export
+    wrote them all in black, which does not read on navy."""
+    import holoviews as hv
+    import holoviews.plotting.mpl  # noqa: F401
+
+    from dashboard.views.overview import prediction_plot
+
+    codes = ["1", "2", "16", "128"]
+    true = np.repeat(np.arange(4), [12, 6, 5, 3])
+    pred = np.r_[[0] * 7, 1, 2, 2, 2, 2, 1, 1, 1, 2, 3, 3, [2] * 5, [3] * 3]
+    matrix = np.zeros((4, 4), int)
+    np.add.at(matrix, (true, pred), 1)
+    assert matrix[0, 0] == 7 and matrix.min() == 0  # every cell present, as in a decoder's matrix
+    cm = {"task": "classification", "classes": codes, "true": true, "pred": pred, "metric": 0.6}
+    plot = hv.renderer("matplotlib").get_plot(export._app_looks(prediction_plot(cm)))
+    ax = plot.handles["axis"]
+    x_at = {round(t.get_position()[0]): t.get_text() for t in ax.get_xticklabels()}
+    y_at = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    assert [x_at[i] for i in range(4)] == codes and [y_at[i] for i in range(4)] == codes
+    for (x, y), text in plot.handles["annotations"].items():
+        i, j = codes.index(x_at[round(x)]), codes.index(y_at[round(y)])  # true, predicted
+        assert text.get_text() == str(matrix[i, j]), (x_at[round(x)], y_at[round(y)])
+        assert text.get_color() == ("white" if matrix[i, j] > 7 / 2 else "black")
+    plot.state.clf()
+
+
 def test_exported_plots_keep_the_class_colours_stacking_and_grey_band():
     """The unit classes' bars came out side by side in the renderer's colour cycle, and the
     pruning curves' random band in light blue: the classes keep their colours and stack, the
