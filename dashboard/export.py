@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -181,15 +182,25 @@ def plot_bytes(obj, fmt: str = "png") -> bytes:
     with _MPL_LOCK:
         import holoviews.plotting.mpl  # noqa: F401 - registers the matplotlib renderer
 
-        hv.renderer("matplotlib").instance(dpi=EXPORT_DPI).save(_app_looks(obj), buf, fmt=fmt)
+        with warnings.catch_warnings():  # HoloViews gives every marker an edge colour, crosses (x) have none
+            warnings.filterwarnings("ignore", message="You passed an? edgecolor", category=UserWarning)
+            hv.renderer("matplotlib").instance(dpi=EXPORT_DPI).save(_app_looks(obj), buf, fmt=fmt)
     return buf.getvalue()
 
 
 EXPORT_DPI = 120  # [A] a PNG sharp enough for a slide (matplotlib's 72 gave 290-pixel plots)
 # Bokeh style options the matplotlib renderer takes under another name (or the same)
 _STYLE_NAMES = {"color": "color", "cmap": "cmap", "alpha": "alpha", "line_width": "linewidth",
-                "line_dash": "linestyle", "size": "s"}
-_PLOT_NAMES = ("stacked", "xrotation", "yrotation", "xlim", "ylim", "logx", "logy", "invert_yaxis")  # the same
+                "line_dash": "linestyle", "size": "s", "marker": "marker"}
+# Bokeh marker names as matplotlib's (others are left to matplotlib's default)
+_MARKERS = {"circle": "o", "square": "s", "triangle": "^", "inverted_triangle": "v", "diamond": "D", "star": "*",
+            "x": "x", "cross": "+", "plus": "P", "hex": "h", "dot": "."}
+_PLOT_NAMES = ("stacked", "xrotation", "yrotation", "xlim", "ylim", "logx", "logy", "invert_yaxis",  # the same
+               "clim", "colorbar", "xticks", "yticks", "xlabel", "ylabel", "aspect", "legend_cols")
+# the app's legend positions as matplotlib places them: above the plot is where matplotlib writes the title
+_LEGEND_PLACES = {"top": "right", **{p: p for p in ("right", "bottom", "left", "top_right", "top_left",
+                                                     "bottom_left", "bottom_right")}}
+_MOST_BAR_LABELS = 20  # [A] tick labels on an exported bar chart (200 units' labels ran into one black band)
 
 
 def _light_counts_on_dark(plot, element) -> None:
@@ -205,6 +216,16 @@ def _light_counts_on_dark(plot, element) -> None:
     top = max([v for v in values if v == v] or [0.0])
     for text, v in zip(texts, values):
         text.set_color("white" if v == v and v > max(top, 1) / 2 else "black")
+
+
+def _thin_bar_labels(plot, element) -> None:
+    """matplotlib hook of an exported bar chart of many bars: every k-th bar labelled, at most
+    :data:`_MOST_BAR_LABELS` labels."""
+    ax = plot.handles["axis"]
+    ticks, labels = ax.get_xticks(), ax.get_xticklabels()
+    step = -(-len(ticks) // _MOST_BAR_LABELS)
+    if step > 1:
+        ax.set_xticks(ticks[::step], labels[::step])
 
 
 def _indexed_heatmap(heat, style: dict):
@@ -264,8 +285,19 @@ def _app_looks(obj):
             mpl["facecolor"] = mpl["color"]
         if style.get("line_alpha") == 0 and "edgecolor" in allowed:
             mpl["edgecolor"] = "none"
+        if isinstance(el, hv.Rectangles) and style.get("fill_alpha") == 0:  # outlines only (the known roles)
+            line = style.get("line_color")
+            mpl.pop("color", None)
+            mpl["facecolor"] = "none"
+            mpl["edgecolor"] = hv.dim(line) if isinstance(line, str) and line in el.dimensions("all", label=True) \
+                else line
         if not isinstance(el, (hv.HeatMap, hv.Image, hv.QuadMesh)):
             mpl.pop("cmap", None)
+        if "marker" in mpl:
+            marker = mpl.pop("marker")
+            marker = _MARKERS.get(marker) if isinstance(marker, str) else None
+            if marker:
+                mpl["marker"] = marker
         if mpl.get("linestyle") not in (None, "solid", "dashed", "dotted", "dashdot"):
             mpl.pop("linestyle")  # a Bokeh dash pattern of numbers
         if isinstance(el, hv.Scatter) and "s" in mpl and isinstance(mpl["s"], (int, float)):
@@ -274,10 +306,22 @@ def _app_looks(obj):
             mpl.pop("s", None)
         plot_allowed = set(mpl_options[type(el).__name__].groups["plot"].allowed_keywords)
         mpl.update({k: v for k, v in bokeh(el, "plot").items() if k in _PLOT_NAMES and k in plot_allowed})
+        if bokeh(el, "plot").get("legend_position") in _LEGEND_PLACES:
+            mpl["legend_position"] = _LEGEND_PLACES[bokeh(el, "plot")["legend_position"]]
+        if isinstance(el, hv.Bars) and len(el.dimension_values(0, expanded=False)) > _MOST_BAR_LABELS:
+            mpl["hooks"] = [_thin_bar_labels]
         if mpl:
             el.opts(backend="matplotlib", **mpl)
         if isinstance(el, hv.HeatMap) and "cmap" in mpl:
             el.opts(backend="matplotlib", colorbar=True)
+    if isinstance(obj, hv.Overlay):  # an overlay's axis labels and legend (the traces, the curves, the units)
+        plot = bokeh(obj, "plot")
+        allowed = set(mpl_options["Overlay"].groups["plot"].allowed_keywords)
+        own = {k: v for k, v in plot.items() if k in _PLOT_NAMES and k in allowed}
+        if plot.get("legend_position") in _LEGEND_PLACES:
+            own["legend_position"] = _LEGEND_PLACES[plot["legend_position"]]
+        if own:
+            obj.opts(backend="matplotlib", **own)
     if title:
         obj = obj.opts(backend="matplotlib", title=title)
     return obj

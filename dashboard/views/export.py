@@ -44,16 +44,34 @@ def _fractions(s):
 
 def _unit_map(kind):
     def make(s):
-        from .units import unit_maps
+        from ._common import known_roles
+        from .units import _band_edges, channel_ticks, unit_maps
 
         if s.probe is None or f"{s.layer}/{s.unit}" not in s.probe["unit"].values:
             raise UnitScopeError(f"No probe maps for {s.layer}/{s.unit}: run the probe (Units view).")
         amp, phase = unit_maps(s.probe, s.layer, s.unit)
         da = amp if kind == "amplitude" else phase
-        vals = np.nan_to_num(da.values.astype(float))
+        vals = np.nan_to_num(da.values.astype(float))  # (channel, freq)
         lim = float(np.abs(vals).max()) or 1.0
-        return hv.Image((da["freq"].values, np.arange(da.sizes["channel"]), vals), ["freq", "channel"], "r").opts(
-            cmap="RdBu_r", clim=(-lim, lim), colorbar=True, title=f"{s.layer}/{s.unit} {kind} sensitivity")
+        freqs = da["freq"].values.astype(float)
+        df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
+        n_ch = vals.shape[0]
+        # as the app draws it: rows named by channel, the colour's sign symmetric about 0 (red: r > 0),
+        # the probe's bands dashed, the channels' known roles outlined over their bands
+        sign = "r(noise, response)" if kind == "amplitude" else "r(|phase shift|, similarity)"
+        image = hv.Image(vals[::-1], ["freq", "channel"], "r",
+                         bounds=(freqs[0] - df / 2, -0.5, freqs[0] - df / 2 + df * len(freqs), n_ch - 0.5)).opts(
+            cmap="RdBu_r", clim=(-lim, lim), colorbar=True, xlabel="frequency (Hz)", ylabel="channel",
+            yticks=list(channel_ticks([str(c) for c in da["channel"].values], most=16).items()), aspect=1.1)
+        edges, _ = _band_edges(s.probe)
+        parts = [image] + [hv.VLine(e).opts(color="black", line_dash="dashed", line_width=1) for e in edges]
+        known = known_roles(s.decoder.ws.recording.signals) if s.decoder is not None else None
+        if known is not None and len(known["roles"]) == n_ch:
+            b = known["boxes"]
+            parts.append(hv.Rectangles([(b["left"][i], b["bottom"][i], b["right"][i], b["top"][i], b["color"][i])
+                                        for i in range(len(b["left"]))], vdims="color").opts(
+                color="color", line_color="color", fill_alpha=0, line_width=2.5))
+        return hv.Overlay(parts).opts(title=f"{s.layer}/{s.unit} {kind} sensitivity\n{sign}")
     return make
 
 

@@ -85,6 +85,62 @@ def test_plots_export_as_png_and_svg(session, fmt, magic):
         export.plot_bytes(plot_for(session, "Predicted vs true (Overview)"), "gif")
 
 
+def test_an_exported_unit_map_reads_as_the_apps(session):
+    """The exported sensitivity maps numbered their rows 0..31 instead of naming the channels,
+    lost the app's colour scale symmetric about 0 (matplotlib stretched it from the map's
+    minimum to its maximum, so a map of small positive r came out red and blue alike), its
+    colour bar, its band edges and the known roles' outlines."""
+    import holoviews as hv
+    import holoviews.plotting.mpl  # noqa: F401
+
+    from dashboard.views.units import unit_maps
+
+    session.layer, session.unit = "conv_3", 1
+    amp = unit_maps(session.probe, "conv_3", 1)[0]
+    looks = export._app_looks(plot_for(session, "Amplitude map of the selected unit (Units)"))
+    image = looks.get(0)
+    assert isinstance(image, hv.Image)
+    lim = float(np.abs(np.nan_to_num(amp.values)).max())
+    plot_opts = hv.Store.lookup_options("matplotlib", image, "plot").kwargs
+    assert plot_opts["clim"] == pytest.approx((-lim, lim)) and plot_opts["colorbar"] is True
+    assert plot_opts["yticks"][0] == (0, "G01")
+    freqs = amp["freq"].values
+    for ch in (0, 5, amp.sizes["channel"] - 1):  # each row where its channel is named
+        for k in (0, 7):
+            assert image[float(freqs[k]), float(ch)] == pytest.approx(float(amp.values[ch, k]))
+    assert sum(isinstance(el, hv.VLine) for el in looks) == len(set(session.probe["band_lo"].values.tolist())
+                                                                  | set(session.probe["band_hi"].values.tolist()))
+    boxes = [el for el in looks if isinstance(el, hv.Rectangles)]
+    assert len(boxes) == 1 and len(boxes[0]) > 0  # the demo's roles
+    assert hv.Store.lookup_options("matplotlib", boxes[0], "style").kwargs["facecolor"] == "none"
+    assert hv.Store.lookup_options("matplotlib", looks, "plot").kwargs["title"] == (
+        "conv_3/1 amplitude sensitivity\nr(noise, response)")
+    assert export.plot_bytes(plot_for(session, "Phase map of the selected unit (Units)"), "png").startswith(b"\x89PNG")
+
+
+def test_exported_bars_label_some_units_and_legends_leave_the_title_alone():
+    """The exported ablation bars of 200 units wrote 200 labels into one black band; legends the
+    app draws above a plot came out inside it (over the class bars), and matplotlib's place
+    above a plot is the title's."""
+    import holoviews as hv
+    import holoviews.plotting.mpl  # noqa: F401
+    import xarray as xr
+
+    from dashboard.views.overview import CLASS_COLORS, fraction_plot
+    from dashboard.views.prune_plots import effect_bars
+
+    plot = hv.renderer("matplotlib").get_plot(export._app_looks(effect_bars(None, "conv_4", [3], 200)))
+    labels = [t.get_text() for t in plot.handles["axis"].get_xticklabels()]
+    assert labels[:3] == ["0", "10", "20"] and len(labels) == 20
+    few = hv.renderer("matplotlib").get_plot(export._app_looks(effect_bars(None, "conv_2", [], 12)))
+    assert len(few.handles["axis"].get_xticklabels()) == 12  # a few bars: each labelled
+    frac = xr.DataArray(np.full((2, 4), 0.25), dims=("layer", "class"),
+                        coords={"layer": ["conv_2", "conv_3"], "class": list(CLASS_COLORS)[:4]})
+    bars = export._app_looks(fraction_plot(frac, "Unit classes"))
+    assert hv.Store.lookup_options("bokeh", bars, "plot").kwargs["legend_position"] == "top"
+    assert hv.Store.lookup_options("matplotlib", bars, "plot").kwargs["legend_position"] == "right"
+
+
 def test_the_exported_ablation_bars_carry_the_rank_correlation_the_view_shows(session):
     from dashboard.views.prune import PruneView
 
@@ -268,3 +324,7 @@ def test_exported_plots_keep_the_class_colours_stacking_and_grey_band():
     style = hv.Store.lookup_options("matplotlib", band, "style").kwargs
     assert (style["facecolor"], style["edgecolor"]) == ("#7f7f7f", "none")
     assert export.plot_bytes(fraction_plot(frac, "Unit classes"), "png").startswith(b"\x89PNG")
+    # the session's own point, a Bokeh "star" (matplotlib: "*"), and the pruned units' crosses
+    now = [el for el in export._app_looks(curve_plot(curves, current=(0.2, 0.9))) if isinstance(el, hv.Scatter)]
+    assert hv.Store.lookup_options("matplotlib", now[-1], "style").kwargs["marker"] == "*"
+    assert export.plot_bytes(curve_plot(curves, current=(0.2, 0.9)), "png").startswith(b"\x89PNG")
