@@ -90,7 +90,9 @@ class ReportContent:
     finetune : dict, optional
         ``before``, ``after``, ``n_steps``, ``history`` of a masked fine-tune.
     prediction : dict, optional
-        ``time`` (s), ``true``, ``pred`` arrays of the test block (regression) for a plot.
+        ``time`` (s), ``true``, ``pred`` arrays of the test block (regression) for a plot; or
+        ``classes``, ``true`` and ``pred`` (class indices) of the test trials (labels) for a
+        confusion matrix.
     curves : list of xarray.Dataset
         Pruning curves (``core.pruning.pruning_curve`` outputs).
     kernels : list of (xarray.Dataset, xarray.Dataset or None)
@@ -169,6 +171,9 @@ class ReportContent:
             "chance": chance_note(ws.task, before, len(np.unique(true)) if ws.task == "classification" else None),
         }
         prediction = None
+        if ws.task == "classification":  # the confusion matrix of the test trials
+            prediction = {"classes": [str(c) for c in ws.data.classes], "true": np.asarray(true),
+                          "pred": np.asarray(pred).argmax(axis=1)}
         if ws.task == "regression":
             d = ws.data
             starts = d.window_starts("test")
@@ -221,6 +226,41 @@ def _prediction_fig(pred: dict) -> str:
     ax.set_xlabel("time (s)")
     ax.set_ylabel(str(pred.get("target", "target")))
     ax.legend(loc="upper right", fontsize=8)
+    return figure_png(fig)
+
+
+def confusion_counts(pred: dict) -> tuple[list[str], np.ndarray]:
+    """The class names in natural order (trigger codes as numbers: 2 before 16) and the test
+    trials per (predicted, true) class in that order, rows predicted (the app's axes)."""
+    from .recording import natural_key
+
+    classes = [str(c) for c in pred["classes"]]
+    order = sorted(range(len(classes)), key=lambda i: natural_key(classes[i]))
+    where = {c: k for k, c in enumerate(order)}
+    cm = np.zeros((len(classes),) * 2, dtype=int)
+    for t, p in zip(np.asarray(pred["true"]).astype(int), np.asarray(pred["pred"]).astype(int)):
+        cm[where[p], where[t]] += 1
+    return [classes[i] for i in order], cm
+
+
+def _confusion_fig(pred: dict) -> str:
+    """Test trials per (true, predicted) class (:func:`confusion_counts`), counts in the
+    cells: white on the dark ones, as the app draws them."""
+    names, cm = confusion_counts(pred)
+    n = len(names)
+    size = min(3.0 + 0.35 * n, 9.0)
+    fig, ax = _figure(size + 1.0, size)
+    im = ax.imshow(cm, origin="lower", cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
+    if n <= 20:  # [A] counts stay legible up to 20 classes
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > max(int(cm.max()), 1) / 2 else "black")
+    ax.set_xticks(range(n), names, rotation=90 if n > 8 else 0)
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    fig.colorbar(im, ax=ax, label="trials")
     return figure_png(fig)
 
 
@@ -371,7 +411,10 @@ def _section_decoder(c: ReportContent) -> str:
     if code:
         rows.append(("probe", f"computed by probing code {code}"))
     out = "<h2>Decoder and metric</h2>" + _table(rows)
-    if c.prediction is not None:
+    if c.prediction is not None and "classes" in c.prediction:
+        n = len(c.prediction["true"])
+        out += _img(_confusion_fig(c.prediction), f"Confusion matrix of the {n} test trials.")
+    elif c.prediction is not None:
         out += _img(_prediction_fig(c.prediction), "Predicted and true target on the test block (first minute).")
     return out
 

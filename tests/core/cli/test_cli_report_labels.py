@@ -13,3 +13,44 @@ def test_the_report_of_a_label_decoder_names_its_events_and_trials(label_run, tm
     assert "labels of the events T1, T2 (trials 0 to 2 s from each onset)" in text
     assert "<td>eeg 32</td>" in text and "<td>T1 9, T2 10</td>" in text
     assert "{&#x27;" not in text and "{'" not in text  # no Python dict printed
+
+
+def test_the_report_of_a_label_decoder_draws_its_confusion_matrix(label_run, tmp_path, capsys):
+    """A label decoder's report drew no figure of its decoding (the regression's predicted
+    trace has no counterpart for trials): it now draws the confusion matrix of the test
+    trials, classes in natural order, as the app does."""
+    import re
+
+    import numpy as np
+
+    from core.report import ReportContent, confusion_counts
+    from core.workspace import Workspace
+
+    run, _, _ = label_run
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    capsys.readouterr()
+    ws = Workspace.load(run)
+    pred, true = ws.predict("test")
+    text = out.read_text()
+    assert f"Confusion matrix of the {len(true)} test trials." in text
+    decoder_section = text.split("<h2>Decoder and metric</h2>", 1)[1].split("<h2>", 1)[0]
+    assert re.search(r'<img src="data:image/png;base64,[^"]+"', decoder_section)
+    assert "Confusion matrix of the" in decoder_section
+    content = ReportContent.from_workspace(ws)
+    names, cm = confusion_counts(content.prediction)
+    assert names == ["T1", "T2"] and cm.sum() == len(true)
+    guess = np.asarray(pred).argmax(axis=1)
+    for i, p in enumerate(names):  # rows predicted, columns true
+        for j, t in enumerate(names):
+            k_p, k_t = list(ws.data.classes).index(p), list(ws.data.classes).index(t)
+            assert cm[i, j] == int(np.sum((guess == k_p) & (np.asarray(true) == k_t)))
+
+
+def test_confusion_counts_order_trigger_codes_as_numbers():
+    from core.report import confusion_counts
+
+    names, cm = confusion_counts({"classes": ["128", "16", "2"], "true": [0, 1, 2, 2], "pred": [0, 2, 2, 1]})
+    assert names == ["2", "16", "128"]
+    # rows predicted, columns true: 2 was predicted for a 2 and a 16, 16 for a 2, 128 for the 128
+    assert cm.tolist() == [[1, 1, 0], [1, 0, 0], [0, 0, 1]]
