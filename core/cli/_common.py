@@ -148,15 +148,23 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
     return out
 
 
-def chance_caution(ev, block: str) -> str:
+def chance_caution(ev, block: str, *, doing: str = "pruning takes from it") -> str:
     """A caution when the unpruned decoder measured by ``ev`` (a MaskEvaluator) decodes at or
     below chance on ``block`` (Pearson r 0; balanced accuracy 1 / the classes present), else "".
     Pruning such a decoder ranks nothing: what a unit "costs" is noise, or inverted by the sign."""
+    return metric_chance_caution(ev.task, float(ev.baseline), ev.y, block, ev.metric_name, doing=doing,
+                                 whose="the unpruned decoder's")
+
+
+def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: str, *, doing: str,
+                          whose: str = "the decoder's") -> str:
+    """:func:`chance_caution` of any measurement of a decoder scoring ``metric`` against the
+    targets ``y`` of ``block``; ``doing`` says what the measurement takes away (a band, units)."""
     import numpy as np
 
-    base, k = float(ev.baseline), len(np.unique(np.asarray(ev.y)))
-    if not chance_note(ev.task, base, k):
+    k = len(np.unique(np.asarray(y)))
+    if not chance_note(task, metric, k):
         return ""
-    chance = chance_level(ev.task, k)
-    return (f"caution: the unpruned decoder's {block} {ev.metric_name} is {base:.4f}, not above chance ({chance:g}): "
-            "what pruning takes from it says nothing about what a decoder that works needs")
+    chance = chance_level(task, k)
+    return (f"caution: {whose} {block} {metric_name} is {metric:.4f}, not above chance ({chance:g}): "
+            f"what {doing} says nothing about what a decoder that works needs")

@@ -15,9 +15,10 @@ without it, one line per case:
 from __future__ import annotations
 
 import json
+import sys
 
 from .._validation import UnitScopeError
-from ._common import check_band, resolve_channels
+from ._common import check_band, metric_chance_caution, resolve_channels
 
 
 def add_parser(sub) -> None:
@@ -79,6 +80,9 @@ def run(args) -> int:
     X, y = ws.eval_set(args.block)
     occluded, reference = band_occlusions(ws.model, X, y, sfreq=ws.recording.sfreq, cases=cases, task=ws.task)
     name = METRIC_NAMES[ws.task]
+    caution = metric_chance_caution(ws.task, reference, y, args.block, name, doing="removing a band changes")
+    if caution:  # on stderr, as unitscope prune's: --json keeps stdout one JSON object
+        print(caution, file=sys.stderr)
     if args.json:
         print(json.dumps({"block": args.block, "metric": name, "reference": round(reference, 4),
                           "occluded": {k: round(v, 4) for k, v in occluded.items()},

@@ -171,3 +171,11 @@ def test_a_decoder_at_chance_gets_a_caution(run_dir, tmp_path, capsys):
     assert "not above chance" in capsys.readouterr().err
     assert main(["prune", str(above), *curve, "--out", str(tmp_path / "b.nc")]) == 0
     assert "caution" not in capsys.readouterr().err
+    # removing a band of the decoder at chance: the same caution (stdout stays one JSON object)
+    assert main(["occlude", str(below), "--band", "8", "30", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["reference"] == pytest.approx(-abs(r), abs=1e-4)
+    assert (f"caution: the decoder's test pearson_r is {-abs(r):.4f}, not above chance (0): what removing a band "
+            "changes says nothing") in err
+    assert main(["occlude", str(above), "--band", "8", "30"]) == 0
+    assert "caution" not in capsys.readouterr().err
