@@ -264,10 +264,14 @@ def _curve_mode(args, ws, ev, masks) -> int:
     if caution:
         print(caution, file=sys.stderr)
     print(f"fraction{head}" + ("   random 95% band" if "random_lo" in curves else ""))
+    undefined = False
     for i, q in enumerate(curves["fraction"].values):
-        row = "".join(f"{v:9.4f}" for v in curves["metric"].values[:, i])
+        row = "".join(f"{v:9.4f}" if v == v else f"{'-':>9}" for v in curves["metric"].values[:, i])
+        undefined |= "-" in row
         band = f"   [{float(curves['random_lo'][i]):.4f}, {float(curves['random_hi'][i]):.4f}]" if "random_lo" in curves else ""
-        print(f"{q:8.2f}{row}{band}")
+        print(f"{q:8.2f}{row}{band}".replace("[nan, nan]", "-"))
+    if undefined:
+        print("-: undefined: the decoder's output does not vary (with every unit of a block pruned it is a constant)")
     if args.ablation:
         top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
         print("largest single-unit drops: " + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}" for i in top))

@@ -179,3 +179,15 @@ def test_a_decoder_at_chance_gets_a_caution(run_dir, tmp_path, capsys):
             "changes says nothing") in err
     assert main(["occlude", str(above), "--band", "8", "30"]) == 0
     assert "caution" not in capsys.readouterr().err
+
+
+def test_a_curve_to_every_unit_pruned_prints_undefined_not_nan(run_dir, tmp_path, capsys):
+    """With every unit of conv_4 pruned the output is a constant and Pearson r undefined: the
+    table printed 'nan' with no word; it prints '-' and says why."""
+    assert main(["prune", str(run_dir), "--curve", "--layer", "conv_4", "--fractions", "0,1", "--orders", "most",
+                 "--repeats", "2", "--out", str(tmp_path / "c.nc")]) == 0
+    out = capsys.readouterr().out
+    last = [line for line in out.splitlines() if line.strip().startswith("1.00")][0]
+    assert last.split()[1:] == ["-"] and "nan" not in out  # the one order asked for
+    assert "-: undefined: the decoder's output does not vary" in out
+    assert np.isnan(xr.load_dataset(tmp_path / "c.nc")["metric"].sel(fraction=1.0).values).all()
