@@ -17,7 +17,7 @@ import xarray as xr
 from ._validation import UnitScopeError
 from .recording import Events, Recording
 
-__all__ = ["read_recording", "read_bci2000", "recording_from_raw", "missing_companions", "bids_recordings",
+__all__ = ["read_recording", "read_bci2000", "edf_cut_short", "recording_from_raw", "missing_companions", "bids_recordings",
            "parse_bids", "bids_label", "is_bids_root", "source_label", "channel_key", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
@@ -42,17 +42,32 @@ def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
     ch_names : list of str
     """
     raw = Path(path).read_bytes()
+
+    def field(pattern: str, text: str, what: str) -> str:
+        m = re.search(pattern, text)
+        if m is None:
+            raise UnitScopeError(f"{str(path)!r} is not a readable BCI2000 .dat file: its header has no {what}.")
+        return m.group(1)
+
     try:
         head = raw[: raw.index(b"\n")].decode("latin1")
-        hlen, nch, svl = (int(re.search(k + r"=\s*(\d+)", head).group(1))
-                          for k in ("HeaderLen", "SourceCh", "StatevectorLen"))
-        hdr = raw[:hlen].decode("latin1").replace("\r", "")
-        sfreq = float(re.search(r"SamplingRate=\s*([\d.]+)", hdr).group(1))
-        gain = np.array(re.search(r"SourceChGain=\s*\d+((?:\s+[-\d.eE]+){%d})" % nch, hdr).group(1).split(), float)
-        offs = np.array(re.search(r"SourceChOffset=\s*\d+((?:\s+[-\d.eE]+){%d})" % nch, hdr).group(1).split(), float)
-        block = hdr.split("[ State Vector Definition ]")[1].split("[")[0]
-    except (ValueError, AttributeError, IndexError) as exc:
-        raise UnitScopeError(f"{str(path)!r} is not a readable BCI2000 .dat file (header: {exc}).") from exc
+    except ValueError as exc:
+        raise UnitScopeError(f"{str(path)!r} is not a readable BCI2000 .dat file: no header line "
+                             f"({len(raw)} bytes).") from exc
+    hlen, nch, svl = (int(field(k + r"=\s*(\d+)", head, k)) for k in ("HeaderLen", "SourceCh", "StatevectorLen"))
+    if len(raw) < hlen:
+        raise UnitScopeError(f"Cannot read {str(path)!r}: its header is cut short: HeaderLen says {hlen} bytes, the "
+                             f"file holds {len(raw)} (an unfinished copy or upload?).")
+    hdr = raw[:hlen].decode("latin1").replace("\r", "")
+    sfreq = float(field(r"SamplingRate=\s*([\d.]+)", hdr, "SamplingRate"))
+    gain = np.array(field(r"SourceChGain=\s*\d+((?:\s+[-\d.eE]+){%d})" % nch, hdr,
+                          f"SourceChGain of {nch} channels").split(), float)
+    offs = np.array(field(r"SourceChOffset=\s*\d+((?:\s+[-\d.eE]+){%d})" % nch, hdr,
+                          f"SourceChOffset of {nch} channels").split(), float)
+    if "[ State Vector Definition ]" not in hdr:
+        raise UnitScopeError(f"{str(path)!r} is not a readable BCI2000 .dat file: its header has no "
+                             "[ State Vector Definition ] section.")
+    block = hdr.split("[ State Vector Definition ]")[1].split("[")[0]
     states = {ln.split()[0]: tuple(map(int, ln.split()[1:5])) for ln in block.strip().split("\n") if ln.strip()}
     m = re.search(r"ChannelNames=\s*(\d+)((?:\s+\S+){%d})" % nch, hdr)
     ch_names = m.group(2).split() if m and int(m.group(1)) == nch else [f"Ch{i + 1}" for i in range(nch)]
@@ -333,6 +348,49 @@ def bids_recordings(root: str | Path, bids: dict | str | None = None) -> list[di
     return out
 
 
+_EDF_SUFFIXES = {".edf": 2, ".bdf": 3}  # bytes per sample
+
+
+def edf_cut_short(path: str | Path) -> tuple[str, str]:
+    """An EDF/BDF file shorter than its header says: ``(error, note)``.
+
+    ``error`` when the header itself is cut short (nothing can be read); ``note`` when the
+    data records are fewer than the header announces: MNE then reads what the file holds,
+    silently (an unfinished copy or upload read as a shorter recording). Both "" for a
+    whole file, another format, or a header that does not say (records -1: unknown).
+    """
+    path = Path(path)
+    width = _EDF_SUFFIXES.get(path.suffix.lower())
+    if width is None or not path.is_file():
+        return "", ""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(256)
+        try:
+            n_rec, dur, ns = int(head[236:244]), float(head[244:252]), int(head[252:256])
+        except ValueError:
+            if len(head) < 256:
+                kind = path.suffix[1:].upper()
+                return (f"its header is cut short: the file holds {size} bytes, {'an' if kind == 'EDF' else 'a'} "
+                        f"{kind} header alone takes at least 256"), ""
+            return "", ""  # not a header we can read: left to MNE
+        need = 256 * (ns + 1)
+        if size < need:
+            return (f"its header is cut short: {ns} signals need {need} bytes of header, the file holds {size} "
+                    "(an unfinished copy or upload?)"), ""
+        f.seek(256 + ns * 216)
+        try:
+            per_record = sum(int(f.read(8)) for _ in range(ns))
+        except ValueError:
+            return "", ""
+    rec_bytes = per_record * width
+    if n_rec <= 0 or rec_bytes <= 0 or size >= need + n_rec * rec_bytes:
+        return "", ""
+    held = (size - need) // rec_bytes
+    return "", (f"the file holds {held} of the {n_rec} data records its header announces ({held * dur:g} of "
+                f"{n_rec * dur:g} s): it was cut short (an unfinished copy or upload?); only what it holds is read")
+
+
 def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     """Read a recording from any format MNE reads, a BIDS folder, or a BCI2000 ``.dat``.
 
@@ -379,8 +437,13 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
                            matches[0].basename)
         raw = mne_bids.read_raw_bids(matches[0], verbose="error")
         return recording_from_raw(raw)
+    if path.is_file() and path.stat().st_size == 0:
+        raise UnitScopeError(f"{str(path)!r} is empty (0 bytes): an unfinished copy or upload? Copy it again.")
     if path.suffix.lower() == ".dat":
         return _bci2000_recording(path)
+    error, note = edf_cut_short(path)
+    if error:
+        raise UnitScopeError(f"Cannot read {str(path)!r}: {error}.")
     missing = missing_companions(path)["required"]
     if missing:
         raise UnitScopeError(
@@ -393,8 +456,14 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     except Exception as exc:  # corrupt files raise many different errors inside readers
         raise UnitScopeError(f"Cannot read {str(path)!r} ({type(exc).__name__}: {exc}).") from exc
     try:
-        return recording_from_raw(raw)
+        rec = recording_from_raw(raw)
     except UnitScopeError:
         raise
     except Exception as exc:  # a file whose header reads but whose samples do not (truncated, say)
-        raise UnitScopeError(f"Cannot read the samples of {str(path)!r} ({type(exc).__name__}: {exc}).") from exc
+        raise UnitScopeError(f"Cannot read the samples of {str(path)!r} ({type(exc).__name__}: {exc}); a file "
+                             f"cut short (an unfinished copy or upload) fails so: it holds {path.stat().st_size} "
+                             "bytes.") from exc
+    if note:
+        logger.warning("%s: %s", path.name, note)
+        rec.signals.attrs["read_note"] = note
+    return rec

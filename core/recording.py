@@ -180,6 +180,7 @@ class Recording:
             "bad_seconds": round(float(self.bad_samples().sum()) / self.sfreq, 3),
             "positions": str(self.signals.attrs.get("positions", "given with the recording" if "x" in self.signals.coords
                                                     else "none")),
+            "read_note": str(self.signals.attrs.get("read_note", "")),  # e.g. a file cut short
         }
 
 

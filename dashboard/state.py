@@ -516,6 +516,8 @@ class Session(param.Parameterized):
         default = misc[0] if misc else (label_targets(info["events"]) or [""])[0]
         self.param.update(busy="", recording_info=info, target=default, picks=self._inputs_of(info, default),
                           l_freq=None, h_freq=None, resample_to=None)
+        if info.get("read_note"):  # e.g. a file cut short, read as a shorter recording
+            self.alert(f"{info.get('label', 'The recording')}: {info['read_note']}.", "warning")
 
     @staticmethod
     def _inputs_of(info: dict, target: str) -> list[str]:

@@ -73,3 +73,30 @@ def bids_study(tmp_path):
     pytest.importorskip("mne_bids")
     pytest.importorskip("pybv")
     return write_bids_study(tmp_path / "study")
+
+
+def _write_edf(path, *, n_records=10, sfreq=100, names=("C3", "C4")):
+    """A plain EDF (no annotations): ``n_records`` records of 1 s, int16 sine waves."""
+    ns = len(names)
+
+    def field(values, width):
+        return "".join(str(v)[:width].ljust(width) for v in values)
+
+    head = (field(["0"], 8) + field(["X X X X"], 80) + field(["Startdate 01-JAN-2020 X X X"], 80)
+            + "01.01.20" + "00.00.00" + field([256 * (ns + 1)], 8) + " " * 44 + field([n_records], 8)
+            + field([1], 8) + field([ns], 4))
+    head += (field(names, 16) + field(["AgAgCl"] * ns, 80) + field(["uV"] * ns, 8) + field([-3200] * ns, 8)
+             + field([3200] * ns, 8) + field([-32768] * ns, 8) + field([32767] * ns, 8) + field([""] * ns, 80)
+             + field([sfreq] * ns, 8) + field([""] * ns, 32))
+    assert len(head) == 256 * (ns + 1)
+    t = np.arange(n_records * sfreq) / sfreq
+    data = (np.sin(2 * np.pi * 10 * t) * 10000).astype("<i2").reshape(n_records, 1, sfreq)
+    body = np.concatenate([data] * ns, axis=1).tobytes()  # record by record, channel by channel
+    path.write_bytes(head.encode("ascii") + body)
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_edf():
+    """``write_edf(path, n_records=10, sfreq=100, names=("C3", "C4"))``: a small plain EDF file."""
+    return _write_edf

@@ -64,6 +64,8 @@ def run(args) -> int:
     print(f"types      {', '.join(f'{k} x{v}' for k, v in s['ch_types'].items())}")
     print(f"sfreq      {s['sfreq']:g} Hz")
     print(f"duration   {s['duration_s']:.1f} s ({s['n_times']} samples)")
+    if s.get("read_note"):
+        print(f"caution    {s['read_note']}")
     if s["target"]:
         print(f"target     {s['target']}")
     ev = s["events"]

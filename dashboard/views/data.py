@@ -302,6 +302,8 @@ class DataView(pn.viewable.Viewer):
                 ("Channel types", ", ".join(f"{k}: {v}" for k, v in info["ch_types"].items())),
                 ("Sampling rate", f"{info['sfreq']:g} Hz"), ("Duration", f"{info['duration_s']:.1f} s"),
                 ("Events", ", ".join(f"{k}: {v}" for k, v in info["events"].items()) or "none")]
+        if info.get("read_note"):
+            rows.append(("Caution", info["read_note"]))
         if info.get("bad_segments"):
             rows.append(("Marked bad (time)", f"{info['bad_segments']} stretch(es), {info['bad_seconds']:.1f} s "
                                               "(BAD annotations; no window or trial touches them)"))

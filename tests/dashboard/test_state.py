@@ -85,6 +85,25 @@ def test_corrupt_file_is_an_alert_and_session_keeps_working(session, tmp_path, f
     assert session.target_options()[0] == "speed"
 
 
+def test_a_file_cut_short_opens_with_a_warning_saying_how_much_it_holds(session, tmp_path, write_edf):
+    """An EDF cut short (an unfinished upload) opened as a shorter recording with no word."""
+    from dashboard.views.data import DataView
+
+    whole = write_edf(tmp_path / "whole.edf").read_bytes()
+    (tmp_path / "cut.edf").write_bytes(whole[: 256 * 3 + 6 * 400])
+    session.inspect("cut.edf")
+    _join(session, "inspect")
+    level, text = session.alerts[-1]
+    assert level == "warning" and text.startswith("cut.edf: the file holds 6 of the 10 data records")
+    assert session.recording_info["duration_s"] == pytest.approx(6.0, abs=0.02)
+    view = DataView(session=session)
+    assert "<b>Caution</b></td><td>the file holds 6 of the 10 data records" in view.info.object
+    session.inspect("whole.edf")
+    _join(session, "inspect")
+    assert session.alerts[-1] == (level, text)  # nothing new: the whole file opens without a word
+    assert "Caution" not in DataView(session=session).info.object
+
+
 def test_the_same_file_asked_for_while_it_is_read_is_not_a_warning(session, tmp_path, fif, monkeypatch):
     """Enter in the path box opens the file, and so does the Open button after it: the second
     ask, while the first read runs, said "Inspect is already running." in yellow. It is now

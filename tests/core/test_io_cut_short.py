@@ -1,0 +1,71 @@
+"""Files cut short (an unfinished copy or upload): an EDF whose data records are fewer than its
+header announces was read, silently, as a shorter recording; an empty file or a header cut
+short gave a reader's internal error."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core._validation import UnitScopeError
+from core.io import edf_cut_short, read_recording
+
+
+def test_a_whole_edf_reads_without_a_note(tmp_path, write_edf):
+    path = write_edf(tmp_path / "whole.edf")
+    assert edf_cut_short(path) == ("", "")
+    rec = read_recording(path)
+    assert rec.duration == pytest.approx(10.0, abs=0.02) and rec.summary()["read_note"] == ""
+
+
+def test_an_edf_cut_short_says_how_much_it_holds(tmp_path, write_edf, caplog, capsys):
+    from core.cli import main
+
+    whole = write_edf(tmp_path / "whole.edf").read_bytes()
+    path = tmp_path / "cut.edf"
+    path.write_bytes(whole[: 256 * 3 + 4 * 400 + 123])  # 4 whole records of 2 x 100 int16, and a piece
+    error, note = edf_cut_short(path)
+    assert error == ""
+    assert note.startswith("the file holds 4 of the 10 data records its header announces (4 of 10 s): it was cut "
+                           "short")
+    rec = read_recording(path)
+    assert rec.duration == pytest.approx(4.0, abs=0.02)  # what it holds, as MNE reads it
+    assert rec.summary()["read_note"] == note
+    assert note in caplog.text  # a warning every command shows
+    assert main(["info", str(path)]) == 0
+    assert f"caution    {note}" in capsys.readouterr().out
+
+
+def test_an_empty_file_or_a_header_cut_short_is_one_clear_error(tmp_path, write_edf):
+    whole = write_edf(tmp_path / "whole.edf").read_bytes()
+    (tmp_path / "empty.fif").write_bytes(b"")
+    with pytest.raises(UnitScopeError, match=r"'.*empty.fif' is empty \(0 bytes\)"):
+        read_recording(tmp_path / "empty.fif")
+    (tmp_path / "head.edf").write_bytes(whole[:500])
+    with pytest.raises(UnitScopeError, match="its header is cut short: 2 signals need 768 bytes of header, the file "
+                                             "holds 500"):
+        read_recording(tmp_path / "head.edf")
+    (tmp_path / "tiny.bdf").write_bytes(whole[:100])
+    with pytest.raises(UnitScopeError, match="its header is cut short: the file holds 100 bytes, a BDF header"):
+        read_recording(tmp_path / "tiny.bdf")
+
+
+def test_a_bci2000_file_says_what_its_header_lacks_or_that_it_is_cut_short(tmp_path):
+    """A BCI2000 header the reader could not parse said "'NoneType' object has no attribute
+    'group'"; it names what is missing, and a header cut short says so with its length."""
+    header = ("HeaderLen= {n:5d} SourceCh= 2 StatevectorLen= 1\n[ State Vector Definition ]\nRunning 1 0 0 0\n"
+              "[ Parameter Definition ]\nSource int SamplingRate= 100Hz\n"
+              "Source floatlist SourceChGain= 2 1 1\nSource floatlist SourceChOffset= 2 0 0\n")
+    text = header.format(n=len(header.format(n=0)))
+    samples = np.zeros((50, 5), np.uint8).tobytes()  # 2 int16 channels and 1 state byte per sample
+    whole = tmp_path / "whole.dat"
+    whole.write_bytes(text.encode("latin1") + samples)
+    assert read_recording(whole).n_times == 50
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(text.encode("latin1")[:100])
+    with pytest.raises(UnitScopeError, match=f"its header is cut short: HeaderLen says {len(text)} bytes, the file "
+                                             "holds 100"):
+        read_recording(cut)
+    lacking = tmp_path / "lacking.dat"
+    lacking.write_bytes(text.replace("SamplingRate", "Rate").encode("latin1") + samples)
+    with pytest.raises(UnitScopeError, match="not a readable BCI2000 .dat file: its header has no SamplingRate"):
+        read_recording(lacking)
