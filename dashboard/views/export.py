@@ -1,5 +1,6 @@
-"""Export: download results (netCDF), any plot (PNG or SVG), the checkpoint with its mask, and a
-self-contained HTML report; or save them all to a folder under the data root.
+"""Export: download results (netCDF), any plot (PNG or SVG; previewed as the download draws
+it), the checkpoint with its mask, and a self-contained HTML report; or save them all to a
+folder under the data root.
 
 The exports themselves live in :mod:`dashboard.export`; this view renders buttons and turns
 errors into alerts.
@@ -167,6 +168,16 @@ class ExportView(pn.viewable.Viewer):
                                                callback=self._plot_file, width=200)
         self.fmt.param.watch(self._fmt_changed, "value")
         self.plot.param.watch(self._fmt_changed, "value")
+        # the plot as the download draws it (matplotlib, not the app's Bokeh): drawn in a thread
+        # on asking, then again for each plot chosen
+        self.preview_btn = pn.widgets.Button(label="Preview", width=120)
+        self.preview_btn.on_click(lambda e: self.show_preview())
+        self.preview = pn.pane.PNG(None, width=560, visible=False)
+        self.preview_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.preview_job = None
+        self._preview_seq = 0
+        self.plot.param.watch(lambda e: self.show_preview() if self.preview_job is not None else None, "value")
+        s.param.watch(self._preview_stale, ["layer", "unit", "probe", "decoder_version"])
         self.downloads = [
             pn.widgets.FileDownload(label="Probe result (netCDF)", filename="unitscope-probe.nc",
                                     callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.probe_dataset(s)))),
@@ -205,6 +216,38 @@ class ExportView(pn.viewable.Viewer):
         stem = self.plot.value.split(" (")[0].lower().replace(" ", "-")
         self.plot_dl.filename = f"unitscope-{stem}.{self.fmt.value}"
 
+    def show_preview(self) -> None:
+        """Draw the chosen plot as its PNG download, in a worker thread; a plot that cannot be
+        drawn yet says why in place of the preview."""
+        from ..jobs import Job
+
+        self._preview_seq += 1
+        seq, name, s = self._preview_seq, self.plot.value, self.session
+        self.preview_note.object = f"<p class='us-muted'>Drawing {esc(name)} ...</p>"
+
+        def done(png):
+            if seq == self._preview_seq:  # a later choice draws its own
+                self.preview.param.update(object=png, visible=True)
+                self.preview_note.object = (f"<p class='us-muted'>{esc(name)}, as the download draws it "
+                                            "(PNG shown; SVG alike):</p>")
+
+        def failed(message):
+            if seq == self._preview_seq:
+                self.preview.param.update(object=None, visible=False)
+                self.preview_note.object = f"<p class='us-muted'>No preview: {esc(message)}</p>"
+
+        self.preview_job = Job("export-preview", lambda stop: export.plot_bytes(plot_for(s, name), "png"),
+                               on_done=done, on_error=failed).start()
+
+    def _preview_stale(self, *_):
+        """The layer, unit, probe or decoder changed: a preview drawn before is put away (drawing
+        it again at every unit clicked would load the server for a plot no one looks at)."""
+        if self.preview.visible or (self.preview_job is not None and self.preview_job.running):
+            self._preview_seq += 1  # a drawing still running is not shown either
+            self.preview.param.update(object=None, visible=False)
+            self.preview_note.object = ("<p class='us-muted'>The plots changed since the preview: Preview draws "
+                                        "it again.</p>")
+
     def _plot_file(self):
         return self._guard(lambda: io.BytesIO(export.plot_bytes(plot_for(self.session, self.plot.value),
                                                                  self.fmt.value)))()
@@ -230,7 +273,8 @@ class ExportView(pn.viewable.Viewer):
             pn.FlexBox(*self.downloads),
             pn.pane.HTML("<h4>A plot as PNG or SVG</h4><p class='us-muted'>Every plot's toolbar also saves a PNG "
                          "of what is on screen.</p>", stylesheets=[CSS]),
-            controls(self.plot, *lowered(self.fmt, self.plot_dl)),
+            controls(self.plot, *lowered(self.fmt, self.plot_dl, self.preview_btn)),
+            self.preview_note, self.preview,
             pn.pane.HTML("<h4>Save everything on the server</h4>", stylesheets=[CSS]),
             controls(self.folder, *lowered(self.save_btn)), self.saved,
             sizing_mode="stretch_width")

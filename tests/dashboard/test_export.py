@@ -328,3 +328,30 @@ def test_exported_plots_keep_the_class_colours_stacking_and_grey_band():
     now = [el for el in export._app_looks(curve_plot(curves, current=(0.2, 0.9))) if isinstance(el, hv.Scatter)]
     assert hv.Store.lookup_options("matplotlib", now[-1], "style").kwargs["marker"] == "*"
     assert export.plot_bytes(curve_plot(curves, current=(0.2, 0.9)), "png").startswith(b"\x89PNG")
+
+
+def test_the_export_view_previews_the_plot_as_the_download_draws_it(session):
+    """One chose a plot and downloaded it blind: Preview draws it as the PNG download does, in
+    a thread, again for each plot chosen after; a plot not drawable yet says why in its place."""
+    view = ExportView(session=session)
+    assert view.preview_job is None and not view.preview.visible  # nothing drawn before asked
+    session.layer, session.unit = "conv_3", 1
+    view.plot.value = "Amplitude map of the selected unit (Units)"
+    assert view.preview_job is None  # choosing alone draws nothing
+    view.show_preview()
+    assert view.preview_job.join(60)
+    assert view.preview.visible and view.preview.object.startswith(b"\x89PNG")
+    assert view.preview.object == export.plot_bytes(plot_for(session, view.plot.value), "png")
+    assert "Amplitude map of the selected unit (Units), as the download draws it" in view.preview_note.object
+    session.unit = 2  # another unit: the preview of unit 1 is put away, not left as if it were unit 2's
+    assert not view.preview.visible and "Preview draws it again" in view.preview_note.object
+    view.show_preview()
+    assert view.preview_job.join(60) and view.preview.visible
+    ps = prune_state_of(session)
+    ps.curves = None
+    first = view.preview_job
+    view.plot.value = "Pruning curves (Prune)"  # after a first preview, each choice is drawn
+    assert view.preview_job is not first and view.preview_job.join(60)
+    assert not view.preview.visible and view.preview.object is None
+    assert "No preview: No pruning curves yet: compute them in the Prune view." in view.preview_note.object
+    assert session.alerts == [] or "Export failed" not in session.alerts[-1][1]  # a preview is no failed export
