@@ -426,7 +426,7 @@ def test_every_control_is_in_reach_on_a_projector(server, app_page):
     views = {"units": (["conv_4:"], ["Stop", "Run probe again"], [".us-control"]),  # the control's checkbox
              "prune": (["conv_4:"], ["Undo", "Reset", "Prune whole layer", "Prune top-k"], []),
              "kernels": ([], ["Undo"], []),
-             "export": ([], ["Download plot", "Save report and results", "svg"], []),
+             "export": ([], ["Download plot", "Preview", "Save report and results", "svg"], []),
              "overview": ([], ["All channels", "Remove and re-measure", "Each role in its band"], [".us-occ-channels"])}
     ready = {"units": "Unit conv_4/3", "export": "Save everything on the server", "overview": "Which inputs does"}
     for view, (titles, buttons, others) in views.items():
@@ -440,6 +440,22 @@ def test_every_control_is_in_reach_on_a_projector(server, app_page):
             assert loc.count() == 1, (view, name, loc.count())
             box = loc.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (view, name, box)
+    no_traceback(app_page)
+
+
+def test_the_export_view_previews_a_plot(server, app_page):
+    """Preview shows the chosen plot as its download draws it, and says why where there is none."""
+    app_page.goto(f"{server}?view=export&layer=conv_3&unit=1")
+    wait_text(app_page, "Save everything on the server", timeout=120)
+    app_page.locator("select").filter(visible=True).first.select_option("Amplitude map of the selected unit (Units)")
+    app_page.locator(".bk-btn:has-text('Preview')").filter(visible=True).click()
+    wait_text(app_page, "Amplitude map of the selected unit (Units), as the download draws it", timeout=120)
+    img = app_page.locator("img[src^='data:image/png']").filter(visible=True)
+    img.first.wait_for(timeout=30_000)
+    assert img.count() == 1 and img.first.bounding_box()["width"] > 300
+    app_page.locator("select").filter(visible=True).first.select_option("Input channel codes (Kernels)")
+    wait_text(app_page, "No preview: No input channel kernels yet", timeout=120)
+    assert app_page.locator("img[src^='data:image/png']").filter(visible=True).count() == 0
     no_traceback(app_page)
 
 
