@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import BoxAnnotation, ColorBar, ColumnDataSource, FixedTicker, HoverTool, LabelSet, \
+from bokeh.models import BoxAnnotation, ColorBar, ColumnDataSource, CustomJSHover, FixedTicker, HoverTool, LabelSet, \
     LinearColorMapper, Span
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
@@ -153,15 +153,18 @@ class EncodingView(pn.viewable.Viewer):
             mapper = LinearColorMapper(palette=palette, low=-1, high=1, nan_color="#ffffff")
             fm = _fig(title, height=380, x_axis_label="time from the event (s)", y_axis_label="channel")
             fm.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src, color_mapper=mapper)
-            fm.add_tools(HoverTool(tooltips=[("time (s)", "$x{0.000}"), ("channel #", "$y{0}"),
-                                             ("value", "@image{0.000}")]))
+            # the hovered row's channel name (its index before names are set), as on the Units maps
+            names_js = CustomJSHover(args=dict(names=[]), code="const i = Math.round(value); "
+                                     "return (i >= 0 && i < names.length) ? names[i] : String(i);")
+            fm.add_tools(HoverTool(tooltips=[("time (s)", "$x{0.000}"), ("channel", "$y{custom}"),
+                                             ("value", "@image{0.000}")], formatters={"$y": names_js}))
             fm.add_layout(ColorBar(color_mapper=mapper, width=10, title="r" if kind == "r" else "loss +%"), "right")
             fm.add_layout(Span(location=0, dimension="height", line_color="black", line_width=2, line_dash="dashed"))
             init = Span(location=0, dimension="height", line_color="#444444", line_width=1, line_dash="dotted",
                         visible=False)
             fm.add_layout(init)
             fm.x_range.range_padding = fm.y_range.range_padding = 0
-            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, init=init)
+            self.maps[kind] = dict(fig=fm, src=src, mapper=mapper, init=init, names=names_js)
         self.imp_src = ColumnDataSource(dict(xs=[], ys=[], feature=[], color=[], width=[], total=[]))
         self.truth_src = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], color=[], text=[]))
         fi = _fig("Permutation importance", height=300, x_axis_label="time from the event (s)",
@@ -416,6 +419,7 @@ class EncodingView(pn.viewable.Viewer):
             m["mapper"].update(low=0.0, high=max(float(finite.max()) if finite.size else 0.0, 1e-6))
             m["fig"].title.text = f"Importance of {es.feature} ({who})"
         self._channel_ticks(m["fig"], [str(c) for c in da["channel"].values])
+        m["names"].args = dict(names=[str(c) for c in da["channel"].values])
 
     def _draw_importance(self):
         es = self.es

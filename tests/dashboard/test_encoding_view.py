@@ -84,6 +84,8 @@ def test_the_tab_draws_the_shipped_result_at_once(make_view):
     # r map: mean over subjects, channels on y, time on x; scores of the three models shown
     image = v.maps["r"]["src"].data["image"][0]
     np.testing.assert_allclose(image, ds["r"].sel(model="dre").mean("subject").values.T, rtol=1e-5)
+    # hovering a row names its channel (it said "channel #" and the row's number)
+    assert v.maps["r"]["names"].args["names"] == [str(c) for c in ds["channel"].values]
     for m in ("dre", "trf", "rtrf"):
         assert f"{float(ds['score'].sel(model=m)):.3f}" in v.scores.object
     # importance: one course per stimulus feature, the selected one bold, the true latencies marked
