@@ -243,7 +243,7 @@ def _indexed_heatmap(heat, style: dict):
     value = {(str(a), str(b)): v for a, b, v in zip(*(heat.dimension_values(i) for i in range(3)))}
     rows = [(i, j, value.get((x, y), np.nan)) for i, x in enumerate(xs) for j, y in enumerate(ys)]
     kdims = [hv.Dimension(d.name, label=d.label) for d in heat.kdims]
-    out = hv.HeatMap(rows, kdims, heat.vdims).opts(backend="bokeh", **style)
+    out = hv.HeatMap(rows, kdims, heat.vdims[:1]).opts(backend="bokeh", **style)  # the counts
     return out.opts(show_values=True, hooks=[_light_counts_on_dark], xticks=list(enumerate(xs)),
                     yticks=list(enumerate(ys)), backend="matplotlib")
 

@@ -59,7 +59,10 @@ def prediction_plot(pred: dict):
     cm = np.zeros((n, n), dtype=int)
     for a, b in zip(pred["true"], pred["pred"]):
         cm[int(a), int(b)] += 1
-    rows = [(classes[i], classes[j], cm[i, j]) for i in range(n) for j in range(n)]
+    # hover: each cell's share of its true class's trials (the diagonal's are the recalls that
+    # balanced accuracy averages)
+    per_true = np.maximum(cm.sum(axis=1), 1)
+    rows = [(classes[i], classes[j], cm[i, j], 100.0 * cm[i, j] / per_true[i]) for i in range(n) for j in range(n)]
     n_trials = int(cm.sum())
     title = f"{n_trials} test trials: balanced accuracy = {pred['metric']:.3f}"
     if n_trials < FEW_TRIALS:
@@ -69,11 +72,14 @@ def prediction_plot(pred: dict):
         title += f"\n({note})"
     order = sorted(classes, key=natural_key)  # trigger codes as numbers: 2 before 16
     axes = [hv.Dimension("true", values=order), hv.Dimension("predicted", values=order)]
-    hm = hv.HeatMap(rows, axes, "trials").opts(
-        cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380, title=title)
+    share = hv.Dimension("share", label="of the true class's trials")  # in %
+    hm = hv.HeatMap(rows, axes, ["trials", share]).opts(
+        cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380, title=title,
+        hover_tooltips=[("true", "@true"), ("predicted", "@predicted"), ("trials", "@trials"),
+                        ("of the true class's trials", "@share{0}%")])
     # white counts on the dark cells (above half the largest count): black on navy did not read
     dark = (hv.dim("trials") > max(int(cm.max()), 1) / 2).categorize({True: "white", False: "black"})
-    return hm * hv.Labels(hm).opts(text_color=dark)
+    return hm * hv.Labels(hm, vdims="trials").opts(text_color=dark)
 
 
 class SignalBrowser:

@@ -1091,6 +1091,13 @@ def test_a_confusion_matrix_orders_codes_as_numbers_and_says_chance():
     text = [r for r in plot.renderers if type(r.glyph).__name__ == "Text"][0].data_source.data
     # the counts read on every cell: white on the dark ones (6 trials), black on the pale ones (0)
     assert {(str(n), c) for n, c in zip(text["trials"], text["text_color"])} == {("6", "white"), ("0", "black")}
+    # hovering a cell gives its share of the true class's trials (the diagonal's: each class's recall)
+    hover = [t for t in plot.tools if type(t).__name__ == "HoverTool"][0]
+    assert ("of the true class's trials", "@share{0}%") in hover.tooltips
+    heat = [r for r in plot.renderers if "share" in r.data_source.data][0].data_source.data
+    shares = {(t, p): float(v) for t, p, v in zip(heat["true"], heat["predicted"], heat["share"])}
+    # every trial called the next class in the decoder's order (1, 128, 16, 2): all "1" trials "128"
+    assert shares[("1", "128")] == 100.0 and shares[("1", "1")] == 0.0 and shares[("2", "1")] == 100.0
     title = prediction_plot(cm).get(0).opts.get().kwargs["title"]
     assert title == "24 test trials: balanced accuracy = 0.000\n(at or below chance, 1/4 = 0.250)"
     good = dict(cm, pred=true, metric=1.0)
