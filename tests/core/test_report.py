@@ -278,3 +278,20 @@ def test_the_report_says_when_the_decoder_is_at_chance(ws):
         said = (f"<td>caution</td><td>test Pearson r {r:.3f} is at or below chance, r = 0: the decoder has learnt "
                 "nothing that holds on the test block</td>")
         assert (said in html) == (r <= 0) and ("<td>caution</td>" in html) == (r <= 0)
+
+
+def test_unit_maps_of_many_channels_keep_some_channel_names(monkeypatch):
+    """A 64-channel map (EEG) was drawn with no channel names at all (names were written up to
+    40 channels only): every k-th row is named, at most 40."""
+    from core import report
+
+    drawn = []
+    monkeypatch.setattr(report, "figure_png", lambda fig, **kw: drawn.append(fig) or "data:image/png;base64,")
+    for n_ch, step in ((32, 1), (64, 2), (306, 8)):
+        names = [f"E{i}" for i in range(n_ch)]
+        ds = xr.Dataset({v: (("unit", "channel", "freq"), np.zeros((1, n_ch, 4))) for v in ("amp_corr", "phase_corr")},
+                        coords={"unit": ["conv_2/0"], "channel": names, "freq": [1.0, 2.0, 3.0, 4.0]})
+        report._unit_maps_fig(ds, "conv_2/0")
+        ax = drawn[-1].axes[0]
+        assert [t.get_text() for t in ax.get_yticklabels()] == names[::step]
+        assert len(names[::step]) <= 40
