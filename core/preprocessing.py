@@ -125,6 +125,10 @@ def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None) -> Reco
     for name, f in (("l_freq", l_freq), ("h_freq", h_freq)):
         if f is not None:
             check_range(name, f, low=0.0, high=nyq, low_inclusive=False, high_inclusive=False)
+    if l_freq is not None and h_freq is not None and l_freq >= h_freq:
+        # MNE takes l_freq > h_freq as a band-stop: edges given the wrong way round removed the band
+        raise UnitScopeError(f"l_freq={l_freq:g} Hz must be below h_freq={h_freq:g} Hz for a band-pass "
+                             "(the high-pass edge first, then the low-pass edge).")
     import mne
 
     data = rowwise(rec.signals.values,

@@ -161,7 +161,11 @@ def _read(spec: DataSpec):
             raise UnitScopeError(f"ipsi_fraction={spec.ipsi_fraction:g} applies to the demo recording only, "
                                  f"not to {spec.source!r}; leave it at 0.")
         rec = read_recording(spec.source, bids=spec.bids)
-    return _extract_target(rec, spec)
+    rec, task = _extract_target(rec, spec)
+    if task == "classification" and not spec.tmax > spec.tmin:
+        raise UnitScopeError(f"The trial window must end after it starts: tmin={spec.tmin:g} s, tmax={spec.tmax:g} s "
+                             "(relative to each event's onset; --tmin/--tmax).")
+    return rec, task
 
 
 def _picks(rec: Recording, spec: DataSpec) -> list[str]:

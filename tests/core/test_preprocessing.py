@@ -41,6 +41,9 @@ def test_pick_bandpass_resample(short_demo):
     assert spec[(f > 65) & (f < 85)].mean() > 20 * spec[(f > 5) & (f < 40)].mean()
     with pytest.raises(UnitScopeError, match="'h_freq' must lie in"):
         bandpass(rec, 1.0, 200.0)
+    # edges the wrong way round: MNE makes a band-stop of them (the band removed); refused
+    with pytest.raises(UnitScopeError, match="l_freq=90 Hz must be below h_freq=60 Hz for a band-pass"):
+        bandpass(rec, 90.0, 60.0)
     down = resample(rec, 125.0)
     assert down.sfreq == 125.0 and down.n_times == rec.n_times // 2
     assert down.target.sizes["time"] == down.n_times

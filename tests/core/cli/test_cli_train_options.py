@@ -222,3 +222,13 @@ def test_help_says_the_demo_and_the_defaults(capsys):
     text = _help("probe", capsys)
     assert f"perturbations per pass (default {p.n_iterations})" in text
     assert f"at most this many windows (default {p.n_windows})" in text
+
+
+def test_a_trial_window_that_ends_before_it_starts_is_one_line(edf_like, tmp_path, capsys):
+    """--tmin 1 --tmax 0.5 said "Cannot build deep4 for n_times=-64 samples"."""
+    assert main(["train", str(edf_like), "--target", "events:T1,T2", "--tmin", "1", "--tmax", "0.5",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert ("The trial window must end after it starts: tmin=1 s, tmax=0.5 s"
+            in _one_line_error(capsys, "train"))
+    assert not (tmp_path / "r").exists()
+
