@@ -1,7 +1,7 @@
 """``unitscope deconv RUN_DIR --signal SIGNAL``: event-locked kernels and per-event codes (DUNL).
 
-SIGNAL is ``output``, ``unit:LAYER:INDEX`` (e.g. ``unit:conv_3:5``) or ``channel:NAME:BAND``
-(e.g. ``channel:G03:high_gamma`` or ``channel:G03:60-90``). The signal of a block (default
+SIGNAL is ``output``, ``unit:LAYER:INDEX`` (e.g. ``unit:conv_3:5``, or the app's
+``unit:conv_3/5``) or ``channel:NAME:BAND`` (e.g. ``channel:G03:high_gamma`` or ``channel:G03:60-90``). The signal of a block (default
 the test block) is deconvolved with known timing at the recording's events; the result
 (kernels over lag, codes per event, observed and fitted traces) is written as netCDF
 (default ``RUN_DIR/deconv_<signal>.nc``; ``deconv_<signal>_<block>.nc`` for another block than
@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
                                       "kernels and per-event codes (netCDF)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
     p.add_argument("--signal", required=True,
-                   help="output | unit:LAYER:INDEX | channel:NAME:BAND (BAND a name such as high_gamma or LO-HI Hz)")
+                   help="output | unit:LAYER:INDEX (or LAYER/INDEX) | channel:NAME:BAND (BAND a name such as "
+                        "high_gamma or LO-HI Hz)")
     p.add_argument("--block", default="test", help="train, valid, test or all (default test)")
     p.add_argument("--events", action="append", default=None, metavar="TYPE",
                    help="event type to lock a kernel to (repeatable; default every type)")

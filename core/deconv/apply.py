@@ -71,8 +71,11 @@ def hz_band(text: str) -> tuple[float, float] | None:
 
 
 def parse_signal(text: str) -> SignalSpec:
-    """Parse ``"output"``, ``"output:I"``, ``"unit:LAYER:INDEX"`` or ``"channel:NAME:BAND"``."""
+    """Parse ``"output"``, ``"output:I"``, ``"unit:LAYER:INDEX"`` (or ``"unit:LAYER/INDEX"``, the
+    unit id the app and the probe's ``unit`` coordinate write) or ``"channel:NAME:BAND"``."""
     parts = str(text).split(":")
+    if len(parts) == 2 and parts[0] == "unit" and "/" in parts[1]:
+        parts = ["unit", *parts[1].rsplit("/", 1)]
     kind = check_option("signal kind", parts[0], ("output", "unit", "channel"))
     try:
         if kind == "output" and len(parts) <= 2:
@@ -92,7 +95,7 @@ def parse_signal(text: str) -> SignalSpec:
         if isinstance(exc, UnitScopeError):
             raise
     raise UnitScopeError(
-        f"Invalid signal {text!r}: expected 'output', 'unit:LAYER:INDEX' (e.g. unit:conv_3:5) or "
+        f"Invalid signal {text!r}: expected 'output', 'unit:LAYER:INDEX' (e.g. unit:conv_3:5 or unit:conv_3/5) or "
         "'channel:NAME:BAND' (e.g. channel:G03:high_gamma or channel:G03:60-90).")
 
 

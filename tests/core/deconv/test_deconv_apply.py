@@ -48,6 +48,10 @@ def test_parse_signal():
     assert parse_signal("output").kind == "output"
     assert parse_signal("unit:conv_3:5") == parse_signal("unit:conv_3:5")
     assert parse_signal("unit:conv_3:5").index == 5
+    assert parse_signal("unit:conv_3/5") == parse_signal("unit:conv_3:5")  # the app's unit id, copied
+    assert str(parse_signal("unit:conv_4/175")) == "unit:conv_4:175"
+    with pytest.raises(UnitScopeError, match="Invalid signal 'unit:conv_3/x'"):
+        parse_signal("unit:conv_3/x")
     assert parse_signal("channel:G03:high_gamma").band == (60.0, 90.0)
     assert parse_signal("channel:G03:60-90").band == (60.0, 90.0)
     assert str(parse_signal("channel:G03:beta")) == "channel:G03:15-25"
