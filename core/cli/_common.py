@@ -114,7 +114,26 @@ def held_out_counts(ws) -> dict:
         out["test_target_shift"] = round(float(np.nanmean(y_test)), 3)
     if ws.task == "classification":
         out["n_test_classes"] = int(len(np.unique(y_test)))
+        pred, true = ws.predict("test")
+        guess = np.asarray(pred).argmax(axis=1)
+        true = np.asarray(true).astype(int)
+        classes = [str(c) for c in ws.data.classes]
+        # per class: the test trials called right and the trials of the class (its recall), the
+        # numbers balanced accuracy averages
+        out["test_per_class"] = {c: [int(np.sum((true == k) & (guess == k))), int(np.sum(true == k))]
+                                 for k, c in enumerate(classes)}
     return out
+
+
+def per_class_line(metrics: dict) -> str:
+    """``"1 3/5, 2 0/4, 16 2/6"``: each class's test trials called right out of its trials, in
+    natural order (the recalls balanced accuracy averages), or "" when the run does not say."""
+    from ..recording import natural_key
+
+    per = metrics.get("test_per_class")
+    if not per:
+        return ""
+    return ", ".join(f"{c} {k}/{n}" for c, (k, n) in sorted(per.items(), key=lambda kv: natural_key(kv[0])))
 
 
 def on_count(metrics: dict, block: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import held_out_counts, metric_cautions, on_count
+from ._common import held_out_counts, metric_cautions, on_count, per_class_line
 from .train import add_data_args, create_workspace, data_spec
 
 
@@ -45,6 +45,8 @@ def run(args) -> int:
     print(f"test {name} {m['test']:.4f}{on_count(m, 'test')} (valid {m['valid']:.4f}{on_count(m, 'valid')}) "
           f"with the weights of {weights.name}; wrote {args.out} (next: unitscope probe {args.out}, or open it "
           "in the app)")
+    if per_class_line(m):
+        print(f"test trials called right, per class: {per_class_line(m)}")
     for text in metric_cautions(ws.task, m):
         print(f"caution: {text}", file=sys.stderr)
     return 0

@@ -130,7 +130,7 @@ def run_summary(run_dir: Path) -> dict:
 
 def _run_info(run_dir: Path, *, as_json: bool) -> int:
     from ..io import source_label
-    from ._common import metric_cautions, on_count
+    from ._common import metric_cautions, on_count, per_class_line
 
     s = run_summary(run_dir)
     if as_json:
@@ -154,6 +154,8 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     if "test" in m:
         print(f"metric     test {name} {m['test']:.4f}{on_count(m, 'test')}, valid {m.get('valid', float('nan')):.4f}"
               f"{on_count(m, 'valid')}")
+        if per_class_line(m):
+            print(f"per class  test trials called right: {per_class_line(m)}")
         for text in metric_cautions(s["task"], m):
             print(f"caution    {text}")
     if m.get("weights_from"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .._validation import UnitScopeError
 from ..cautions import trial_overlap_note
-from ._common import Progress, bar, held_out_counts, metric_cautions, on_count
+from ._common import Progress, bar, held_out_counts, metric_cautions, on_count, per_class_line
 
 DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
 
@@ -263,6 +263,8 @@ def run(args) -> int:
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
     print(f"test {name} {m['test']:.4f}{on_count(m, 'test')} (valid {m['valid']:.4f}{on_count(m, 'valid')}, "
           f"best epoch {m['best_epoch'] + 1}); wrote {args.out}")
+    if per_class_line(m):
+        print(f"test trials called right, per class: {per_class_line(m)}")
     for text in metric_cautions(ws.task, m):
         print(f"caution: {text}", file=sys.stderr)
     if (out / "probe.nc").is_file():  # of the weights trained before, into the same folder

@@ -232,3 +232,23 @@ def test_a_trial_window_that_ends_before_it_starts_is_one_line(edf_like, tmp_pat
             in _one_line_error(capsys, "train"))
     assert not (tmp_path / "r").exists()
 
+
+
+def test_a_label_decoder_says_its_test_trials_called_right_per_class(label_run, capsys):
+    """Balanced accuracy averages each class's share of trials called right; train and info say
+    those numbers (a class without test trials shows 0/0), and they give the metric."""
+    import json
+    import re
+
+    import numpy as np
+
+    run, stdout, _ = label_run
+    line = [x for x in stdout.splitlines() if x.startswith("test trials called right, per class: ")][0]
+    counts = {c: (int(k), int(n)) for c, k, n in re.findall(r"(\S+) (\d+)/(\d+)", line.split(": ", 1)[1])}
+    assert list(counts) == ["T1", "T2"]
+    metrics = json.loads((run / "config.json").read_text())["metrics"]
+    assert sum(n for _, n in counts.values()) == metrics["n_test"]
+    recall = [k / n for k, n in counts.values() if n]
+    assert np.mean(recall) == pytest.approx(metrics["test"], abs=1e-6)
+    assert main(["info", str(run)]) == 0
+    assert f"per class  test trials called right: {line.split(': ', 1)[1]}" in capsys.readouterr().out
