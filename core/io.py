@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -349,6 +350,10 @@ def bids_recordings(root: str | Path, bids: dict | str | None = None) -> list[di
 
 
 _EDF_SUFFIXES = {".edf": 2, ".bdf": 3}  # bytes per sample
+# what MNE's readers say of a file whose data end before its header or markers say they do
+# (MNE reads what is there; a recording then opened shorter, its last events dropped, without a word)
+_CUT_SHORT_SIGNS = ("outside data range", "does not match the file size", "Invalid tag")  # not an annotation
+# whose duration runs past the end ("expanding outside the data range"): a whole file may hold one
 
 
 def edf_cut_short(path: str | Path) -> tuple[str, str]:
@@ -450,7 +455,9 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
             f"{path.name!r} keeps its data in another file, not found beside it: {', '.join(missing)}. "
             f"Put it in the same folder ({str(path.parent)!r}), or upload the files together.")
     try:
-        raw = mne.io.read_raw(path, preload=False, verbose="error")  # the samples: a stretch at a time
+        with warnings.catch_warnings(record=True) as said:  # what MNE says of a file cut short
+            warnings.simplefilter("always")
+            raw = mne.io.read_raw(path, preload=False, verbose="warning")  # the samples: a stretch at a time
     except ValueError as exc:
         raise UnitScopeError(f"Unsupported or unreadable recording {str(path)!r}: {exc}") from exc
     except Exception as exc:  # corrupt files raise many different errors inside readers
@@ -463,6 +470,10 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
         raise UnitScopeError(f"Cannot read the samples of {str(path)!r} ({type(exc).__name__}: {exc}); a file "
                              f"cut short (an unfinished copy or upload) fails so: it holds {path.stat().st_size} "
                              "bytes.") from exc
+    cut = [str(w.message).rstrip(".") for w in said if any(k in str(w.message) for k in _CUT_SHORT_SIGNS)]
+    if cut and not note:  # (an EDF's own check says it with its numbers)
+        note = (f"reading it, MNE said \"{'; '.join(cut)}\": the file may be cut short (an unfinished copy or "
+                "upload?) or its markers may not belong to it")
     if note:
         logger.warning("%s: %s", path.name, note)
         rec.signals.attrs["read_note"] = note

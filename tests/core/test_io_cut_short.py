@@ -69,3 +69,24 @@ def test_a_bci2000_file_says_what_its_header_lacks_or_that_it_is_cut_short(tmp_p
     lacking.write_bytes(text.replace("SamplingRate", "Rate").encode("latin1") + samples)
     with pytest.raises(UnitScopeError, match="not a readable BCI2000 .dat file: its header has no SamplingRate"):
         read_recording(lacking)
+
+
+def test_a_brainvision_file_cut_short_says_what_mne_dropped(tmp_path):
+    """A BrainVision header does not say how many samples follow: a data file cut short opened
+    as a shorter recording, its markers past the end dropped, without a word. What MNE says of
+    markers outside the data becomes the caution; a whole file has none."""
+    mne = pytest.importorskip("mne")
+    pytest.importorskip("pybv")
+    info = mne.create_info(["C3", "C4"], 250.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((2, 2500)) * 1e-5, info, verbose="error")
+    raw.set_annotations(mne.Annotations([1.0, 3.0, 5.0, 7.0, 9.0], 0.0, ["a", "b", "a", "b", "a"]))
+    mne.export.export_raw(tmp_path / "rec.vhdr", raw, fmt="brainvision", verbose="error")
+    whole = read_recording(tmp_path / "rec.vhdr")
+    assert whole.n_times == 2500 and whole.summary()["read_note"] == ""
+    data = (tmp_path / "rec.eeg").read_bytes()
+    (tmp_path / "rec.eeg").write_bytes(data[: len(data) // 2])
+    cut = read_recording(tmp_path / "rec.vhdr")
+    assert cut.n_times == 1250
+    assert cut.summary()["read_note"] == ('reading it, MNE said "Omitted 2 annotation(s) that were outside data '
+                                          'range": the file may be cut short (an unfinished copy or upload?) or its '
+                                          "markers may not belong to it")
