@@ -42,6 +42,28 @@ DEMO_VERSION = 1  # bump when the simulator or the default training changes
 DEMO_TRAIN = {"deep4": {"max_epochs": 30, "scheduler": "none", "lr": 1e-3}}
 
 
+def find_run_recording(source: str, run_dir: str | Path, source_path: str | None = None) -> str:
+    """The recording a run was trained on: ``source`` as its ``config.json`` gives it (a path
+    relative to the folder ``unitscope train`` ran in, say), else where it was in full when the
+    run was saved (``source_path``), else the same path, or the same file name, beside the run
+    folder or in its parent (a run moved with its recording). ``source`` itself when it exists;
+    an error saying where it was looked for when it is nowhere."""
+    given = Path(str(source)).expanduser()
+    if given.exists():
+        return str(source)
+    run_dir = Path(run_dir)
+    candidates = [Path(source_path)] if source_path else []
+    candidates += [] if given.is_absolute() else [run_dir / given, run_dir.parent / given]
+    candidates += [run_dir / given.name, run_dir.parent / given.name]
+    for c in candidates:
+        if c.exists():
+            logger.info("the recording %s of %s is read from %s", source, run_dir, c)
+            return str(c)
+    looked = ", ".join(dict.fromkeys(str(p.resolve()) for p in [given, *candidates]))
+    raise UnitScopeError(f"The decoder in {str(run_dir)!r} was trained on {str(source)!r}, which is not there "
+                         f"(looked for: {looked}): put the recording back, or beside the run folder.")
+
+
 def load_run_model(run_dir: str | Path, mcfg: dict) -> torch.nn.Module:
     """The decoder of a run folder, in eval mode: built from its config.json's ``"model"``
     (``mcfg``) and loaded with its model.pt; no data read. Raises UnitScopeError when the
@@ -304,6 +326,10 @@ class Workspace:
             mcfg = cfg["model"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise UnitScopeError(f"Corrupt run config {str(cfg_path)!r}: {exc}") from exc
+        if spec.source != "demo":
+            found = find_run_recording(spec.source, run_dir, cfg.get("source_path"))
+            if found != spec.source:
+                spec = DataSpec.from_dict({**spec.to_dict(), "source": found})
         rec, task = _read(spec)
         trained_on = mcfg.get("ch_names")
         if spec.picks is None and trained_on:
@@ -432,8 +458,12 @@ class Workspace:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_state(run_dir / "model.pt", self.model.state_dict())
         mcfg = dict(self.model.unitscope_config, ch_names=self.recording.ch_names)
+        # where the recording was, in full: a source given relative to the folder train ran in is
+        # found again from any other (find_run_recording)
+        source = Path(str(self.spec.source)).expanduser()
+        where = {"source_path": str(source.resolve())} if self.spec.source != "demo" and source.exists() else {}
         atomic_write_json(run_dir / "config.json", {
-            "data": self.spec.to_dict(), "train": self.config.to_dict(), "model": mcfg,
+            "data": self.spec.to_dict(), **where, "train": self.config.to_dict(), "model": mcfg,
             "task": self.task, "prep": self.prep, "metrics": self.metrics, "history": self.history,
             "layers": [l.to_dict() for l in self.layers], **extra})
         self.run_dir = run_dir

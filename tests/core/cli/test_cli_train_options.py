@@ -252,3 +252,31 @@ def test_a_label_decoder_says_its_test_trials_called_right_per_class(label_run, 
     assert np.mean(recall) == pytest.approx(metrics["test"], abs=1e-6)
     assert main(["info", str(run)]) == 0
     assert f"per class  test trials called right: {line.split(': ', 1)[1]}" in capsys.readouterr().out
+
+
+def test_a_run_trained_on_a_relative_path_opens_from_any_folder(edf_like, tmp_path, monkeypatch, capsys):
+    """`unitscope train rec_raw.fif --out runs/a` stored 'rec_raw.fif' as given: every later
+    command run from another folder said "Recording 'rec_raw.fif' does not exist." The run keeps
+    where the recording was in full, finds it beside the run folder when moved with it, and says
+    where it looked when it is nowhere."""
+    import shutil
+
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copy(edf_like, study / "rec_raw.fif")
+    monkeypatch.chdir(study)
+    assert main(["train", "rec_raw.fif", "--target", "events:T1,T2", "--tmax", "2", "--model", "shallow",
+                 "--epochs", "1", "--threads", "1", "--out", "runs/a"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["occlude", "study/runs/a", "--band", "8", "30", "--json"]) == 0
+    assert '"reference"' in capsys.readouterr().out
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(study / "runs" / "a"), moved)  # the run moved on its own: the recording is nowhere near
+    shutil.move(str(study / "rec_raw.fif"), tmp_path / "gone_raw.fif")
+    assert main(["occlude", str(moved), "--band", "8", "30"]) == 2
+    err = _one_line_error(capsys, "occlude")
+    assert f"The decoder in {str(moved)!r} was trained on 'rec_raw.fif', which is not there (looked for: " in err
+    assert str(study / "rec_raw.fif") in err and str(moved / "rec_raw.fif") in err
+    shutil.move(str(tmp_path / "gone_raw.fif"), moved / "rec_raw.fif")  # put beside the run folder
+    assert main(["occlude", str(moved), "--band", "8", "30", "--json"]) == 0
