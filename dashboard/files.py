@@ -155,12 +155,14 @@ def list_runs(root: str | Path, *, max_runs: int = 200, max_depth: int = 4) -> l
     return sorted(out)
 
 
-def run_recording(root: str | Path, run_dir: Path, source: str) -> Path:
+def run_recording(root: str | Path, run_dir: Path, source: str, source_path: str | None = None) -> Path:
     """The recording a run was trained on, found under the data root.
 
     ``source`` is the path the run's ``config.json`` holds (absolute, or relative to where the
-    run was trained). It is looked for as given, then relative to the data root, to the run
-    folder and to the run folder's parent; the first that exists inside the data root wins.
+    run was trained), ``source_path`` where it was in full when the run was saved (runs saved
+    before it was kept have none). It is looked for as given, then at ``source_path``, then
+    relative to the data root, to the run folder and to the run folder's parent; the first that
+    exists inside the data root wins.
 
     Raises
     ------
@@ -173,6 +175,8 @@ def run_recording(root: str | Path, run_dir: Path, source: str) -> Path:
         candidates = [given, root / given.name, run_dir / given.name, run_dir.parent / given.name]
     else:
         candidates = [root / given, run_dir / given, run_dir.parent / given, root / given.name]
+    if source_path:
+        candidates.insert(1 if given.is_absolute() else 0, Path(source_path))
     outside = None
     for c in candidates:
         full = c.resolve()

@@ -83,6 +83,14 @@ def test_run_folders_are_listed_and_their_recordings_found_under_the_root(tmp_pa
     assert run_recording(tmp_path, run, "/gone/lab/s2_raw.fif") == run / "s2_raw.fif"  # moved: found by name
     with pytest.raises(UnitScopeError, match=r"trained on 'nowhere.fif', but it is not under the data root"):
         run_recording(tmp_path, run, "nowhere.fif")
+    # trained from a folder below the root (study/), the run two levels down: where the recording
+    # was in full (config.json's source_path) finds it; without it, the relative path did not
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "s3_raw.fif").write_bytes(b"x")
+    with pytest.raises(UnitScopeError, match="not under the data root"):
+        run_recording(tmp_path, run, "s3_raw.fif")
+    assert run_recording(tmp_path, run, "s3_raw.fif", str(tmp_path / "study" / "s3_raw.fif")) == \
+        tmp_path / "study" / "s3_raw.fif"
 
 
 def _zip(path, members: dict):
