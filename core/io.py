@@ -193,6 +193,10 @@ def recording_from_raw(raw) -> Recording:
         events = Events(onset[~bad], ann.description[~bad], ann.duration[~bad])
     else:
         stim = [raw.ch_names[i] for i, t in enumerate(ch_types) if t == "stim"]
+        # as MNE chooses: a Neuromag system's composite trigger channel (STI101; older ones STI 014)
+        # before its single-bit lines (STI001 ... STI016, which come first in the file and carry
+        # one bit of the codes each), else the first stim channel
+        stim = [c for c in ("STI101", "STI 014", "STI014") if c in stim] + stim
         if stim:
             ev = mne.find_events(raw, stim_channel=stim[0], shortest_event=1, verbose="error")
             events = Events((ev[:, 0] - raw.first_samp) / sfreq, ev[:, 2].astype(str), ev[:, 2].astype(float))

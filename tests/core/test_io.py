@@ -482,3 +482,23 @@ def test_info_says_how_far_apart_the_events_are(tmp_path, capsys):
     assert read_recording(tmp_path / "ev_raw.fif").summary()["event_spacing_s"] == 0.6
     assert main(["info", str(tmp_path / "ev_raw.fif")]) == 0
     assert "events     45: 1 x23, 2 x22 (0.6 s apart, median)\n" in capsys.readouterr().out
+
+
+def test_trigger_codes_come_from_the_composite_stim_channel(tmp_path):
+    """A Neuromag FIF holds single-bit trigger lines (STI001 ...) before the composite STI101:
+    the events were read from the first stim channel, STI001, which carries one bit of the codes
+    (code 5 read as 1, code 4 lost). They come from STI101, as MNE chooses."""
+    mne = pytest.importorskip("mne")
+    sfreq, n = 250.0, 2500
+    codes = {250: 5, 750: 4, 1250: 1, 1750: 6}
+    composite = np.zeros(n)
+    for start, code in codes.items():
+        composite[start:start + 10] = code
+    bit1 = (composite.astype(int) & 1).astype(float)
+    eeg = np.random.default_rng(0).standard_normal((2, n)) * 1e-5
+    info = mne.create_info(["C3", "C4", "STI001", "STI101"], sfreq, ["eeg", "eeg", "stim", "stim"])
+    mne.io.RawArray(np.vstack([eeg, bit1, composite]), info, verbose="error").save(tmp_path / "nm_raw.fif",
+                                                                                  verbose="error")
+    rec = read_recording(tmp_path / "nm_raw.fif")
+    assert rec.events.type.tolist() == ["5", "4", "1", "6"]
+    np.testing.assert_allclose(rec.events.onset, np.array(list(codes)) / sfreq)

@@ -90,3 +90,4 @@ def test_a_brainvision_file_cut_short_says_what_mne_dropped(tmp_path):
     assert cut.summary()["read_note"] == ('reading it, MNE said "Omitted 2 annotation(s) that were outside data '
                                           'range": the file may be cut short (an unfinished copy or upload?) or its '
                                           "markers may not belong to it")
+
