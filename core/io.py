@@ -115,7 +115,9 @@ def _bci2000_recording(path: Path) -> Recording:
                            attrs={"sfreq": sfreq, "units": "V", "source": str(path),
                                   "positions": "standard 10-05 montage, by channel name" if pos is not None else "none"})
     code = states.get("StimulusCode", np.zeros(n, int))
-    on = np.flatnonzero(np.diff(code, prepend=0) > 0)
+    # a stimulus starts where the code changes to a nonzero value: from 0, or straight from
+    # another code (a rise only missed a code that followed a higher one without a 0 between)
+    on = np.flatnonzero((np.diff(code, prepend=0) != 0) & (code > 0))
     events = Events(on / sfreq, code[on].astype(str), np.full(len(on), np.nan))
     return Recording(signals, None, events)
 

@@ -502,3 +502,20 @@ def test_trigger_codes_come_from_the_composite_stim_channel(tmp_path):
     rec = read_recording(tmp_path / "nm_raw.fif")
     assert rec.events.type.tolist() == ["5", "4", "1", "6"]
     np.testing.assert_allclose(rec.events.onset, np.array(list(codes)) / sfreq)
+
+
+def test_bci2000_stimuli_start_where_the_code_changes_to_a_nonzero_value(tmp_path):
+    """A StimulusCode that goes from 5 straight to 3 (no 0 between) starts a stimulus: only rises
+    were read as events, so the 3 was lost."""
+    header = ("HeaderLen= {n:5d} SourceCh= 1 StatevectorLen= 1\n[ State Vector Definition ]\nStimulusCode 8 0 0 0\n"
+              "[ Parameter Definition ]\nSource int SamplingRate= 100Hz\n"
+              "Source floatlist SourceChGain= 1 1\nSource floatlist SourceChOffset= 1 0\n")
+    text = header.format(n=len(header.format(n=0)))
+    code = np.zeros(60, np.uint8)
+    code[10:15], code[15:20], code[30:35], code[35:40] = 5, 3, 2, 7  # 5 then 3, 2 then 7: four stimuli
+    samples = np.zeros((60, 3), np.uint8)  # one int16 channel and the state byte per sample
+    samples[:, 2] = code
+    (tmp_path / "codes.dat").write_bytes(text.encode("latin1") + samples.tobytes())
+    rec = read_recording(tmp_path / "codes.dat")
+    assert rec.events.type.tolist() == ["5", "3", "2", "7"]
+    np.testing.assert_allclose(rec.events.onset, [0.10, 0.15, 0.30, 0.35])
