@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import xarray as xr
 from ._validation import UnitScopeError
 from .recording import Events, Recording
 
-__all__ = ["read_recording", "read_bci2000", "edf_cut_short", "recording_from_raw", "missing_companions", "bids_recordings",
+__all__ = ["read_recording", "read_bci2000", "edf_cut_short", "vmrk_past_end", "recording_from_raw", "missing_companions", "bids_recordings",
            "parse_bids", "bids_label", "is_bids_root", "source_label", "channel_key", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
@@ -356,10 +355,30 @@ def bids_recordings(root: str | Path, bids: dict | str | None = None) -> list[di
 
 
 _EDF_SUFFIXES = {".edf": 2, ".bdf": 3}  # bytes per sample
-# what MNE's readers say of a file whose data end before its header or markers say they do
-# (MNE reads what is there; a recording then opened shorter, its last events dropped, without a word)
-_CUT_SHORT_SIGNS = ("outside data range", "does not match the file size", "Invalid tag")  # not an annotation
-# whose duration runs past the end ("expanding outside the data range"): a whole file may hold one
+
+
+def vmrk_past_end(path: str | Path, n_times: int) -> str:
+    """A BrainVision recording whose markers lie past the end of its data, read as ``n_times``
+    samples: its header does not say how many samples follow, so a data file cut short opens
+    shorter, and MNE drops the markers past its end without a word. The note saying so, or ""
+    (another format, no marker file, every marker within the data)."""
+    path = Path(path)
+    if path.suffix.lower() != ".vhdr" or not path.is_file():
+        return ""
+    _, marker = _vhdr_companions(path)
+    names = marker or [path.with_suffix(".vmrk").name]
+    vmrk = path.parent / names[0]
+    if not vmrk.is_file():
+        return ""
+    text = vmrk.read_bytes().decode("latin1")
+    # Mk<n>=<type>,<description>,<position (1-based sample)>,<size>,<channel>[,<date>]
+    pos = [int(p) for p in re.findall(r"^\s*Mk\d+\s*=[^,\n]*,[^,\n]*,\s*(\d+)", text, flags=re.M)]
+    past = [p for p in pos if p - 1 > n_times]  # (0-based) after the end of the data, as MNE drops them
+    if not past:
+        return ""
+    return (f"{len(past)} of its {len(pos)} markers lie past the end of its data (up to sample {max(past)}; the "
+            f"data end at sample {n_times}): the data file may be cut short (an unfinished copy or upload?); those "
+            "markers are left out")
 
 
 def edf_cut_short(path: str | Path) -> tuple[str, str]:
@@ -461,9 +480,7 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
             f"{path.name!r} keeps its data in another file, not found beside it: {', '.join(missing)}. "
             f"Put it in the same folder ({str(path.parent)!r}), or upload the files together.")
     try:
-        with warnings.catch_warnings(record=True) as said:  # what MNE says of a file cut short
-            warnings.simplefilter("always")
-            raw = mne.io.read_raw(path, preload=False, verbose="warning")  # the samples: a stretch at a time
+        raw = mne.io.read_raw(path, preload=False, verbose="error")  # the samples: a stretch at a time
     except ValueError as exc:
         raise UnitScopeError(f"Unsupported or unreadable recording {str(path)!r}: {exc}") from exc
     except Exception as exc:  # corrupt files raise many different errors inside readers
@@ -476,10 +493,7 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
         raise UnitScopeError(f"Cannot read the samples of {str(path)!r} ({type(exc).__name__}: {exc}); a file "
                              f"cut short (an unfinished copy or upload) fails so: it holds {path.stat().st_size} "
                              "bytes.") from exc
-    cut = [str(w.message).rstrip(".") for w in said if any(k in str(w.message) for k in _CUT_SHORT_SIGNS)]
-    if cut and not note:  # (an EDF's own check says it with its numbers)
-        note = (f"reading it, MNE said \"{'; '.join(cut)}\": the file may be cut short (an unfinished copy or "
-                "upload?) or its markers may not belong to it")
+    note = note or vmrk_past_end(path, rec.n_times)
     if note:
         logger.warning("%s: %s", path.name, note)
         rec.signals.attrs["read_note"] = note

@@ -182,12 +182,14 @@ def plot_bytes(obj, fmt: str = "png") -> bytes:
     with _MPL_LOCK:
         import holoviews.plotting.mpl  # noqa: F401 - registers the matplotlib renderer
 
-        with warnings.catch_warnings():  # HoloViews gives every marker an edge colour, crosses (x) have none
-            warnings.filterwarnings("ignore", message="You passed an? edgecolor", category=UserWarning)
-            hv.renderer("matplotlib").instance(dpi=EXPORT_DPI).save(_app_looks(obj), buf, fmt=fmt)
+        hv.renderer("matplotlib").instance(dpi=EXPORT_DPI).save(_app_looks(obj), buf, fmt=fmt)
     return buf.getvalue()
 
 
+# HoloViews gives every marker an edge colour, and matplotlib warns of it on the crosses of the
+# pruned units, which have none: filtered once for the process (a catch_warnings() around each
+# export would swap the process's warning state under other threads of the server)
+warnings.filterwarnings("ignore", message="You passed an? edgecolor", category=UserWarning)
 EXPORT_DPI = 120  # [A] a PNG sharp enough for a slide (matplotlib's 72 gave 290-pixel plots)
 # Bokeh style options the matplotlib renderer takes under another name (or the same)
 _STYLE_NAMES = {"color": "color", "cmap": "cmap", "alpha": "alpha", "line_width": "linewidth",

@@ -71,10 +71,10 @@ def test_a_bci2000_file_says_what_its_header_lacks_or_that_it_is_cut_short(tmp_p
         read_recording(lacking)
 
 
-def test_a_brainvision_file_cut_short_says_what_mne_dropped(tmp_path):
+def test_a_brainvision_file_cut_short_says_its_markers_lie_past_the_end(tmp_path):
     """A BrainVision header does not say how many samples follow: a data file cut short opened
-    as a shorter recording, its markers past the end dropped, without a word. What MNE says of
-    markers outside the data becomes the caution; a whole file has none."""
+    as a shorter recording, its markers past the end dropped, without a word. Markers past the
+    end of the data make the caution; a whole file has none."""
     mne = pytest.importorskip("mne")
     pytest.importorskip("pybv")
     info = mne.create_info(["C3", "C4"], 250.0, "eeg")
@@ -87,7 +87,8 @@ def test_a_brainvision_file_cut_short_says_what_mne_dropped(tmp_path):
     (tmp_path / "rec.eeg").write_bytes(data[: len(data) // 2])
     cut = read_recording(tmp_path / "rec.vhdr")
     assert cut.n_times == 1250
-    assert cut.summary()["read_note"] == ('reading it, MNE said "Omitted 2 annotation(s) that were outside data '
-                                          'range": the file may be cut short (an unfinished copy or upload?) or its '
-                                          "markers may not belong to it")
+    assert len(cut.events) == 3  # the markers at 7 and 9 s are past the data's end: MNE drops them
+    assert cut.summary()["read_note"] == ("2 of its 5 markers lie past the end of its data (up to sample 2251; the "
+                                          "data end at sample 1250): the data file may be cut short (an unfinished "
+                                          "copy or upload?); those markers are left out")
 
