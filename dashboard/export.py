@@ -207,7 +207,8 @@ _MOST_BAR_LABELS = 20  # [A] tick labels on an exported bar chart (200 units' la
 
 def _light_counts_on_dark(plot, element) -> None:
     """matplotlib hook of an exported confusion matrix: counts above half the largest count
-    (its dark cells) in white, as the app draws them (black on navy does not read)."""
+    (its dark cells) in white, as the app draws them (black on navy does not read), and whole
+    trials on its colour bar."""
     texts = list(plot.handles.get("annotations", {}).values())
     values = []
     for text in texts:
@@ -218,6 +219,12 @@ def _light_counts_on_dark(plot, element) -> None:
     top = max([v for v in values if v == v] or [0.0])
     for text, v in zip(texts, values):
         text.set_color("white" if v == v and v > max(top, 1) / 2 else "black")
+    cbar = plot.handles.get("cbar")
+    if cbar is not None:  # whole trials on the colour bar, as in the app
+        from matplotlib.ticker import MaxNLocator
+
+        cbar.locator = MaxNLocator(integer=True)
+        cbar.update_ticks()
 
 
 def _thin_bar_labels(plot, element) -> None:

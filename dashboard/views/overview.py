@@ -8,6 +8,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
+from bokeh.models import BasicTicker
 from holoviews.operation.downsample import downsample1d
 
 from core.cautions import chance_note, shift_note
@@ -75,6 +76,7 @@ def prediction_plot(pred: dict):
     share = hv.Dimension("share", label="of the true class's trials")  # in %
     hm = hv.HeatMap(rows, axes, ["trials", share]).opts(
         cmap="Blues", colorbar=True, tools=["hover"], height=300, width=380, title=title,
+        colorbar_opts={"ticker": BasicTicker(min_interval=1)},  # whole trials (it ticked 0.5, 1.5, 2.5)
         hover_tooltips=[("true", "@true"), ("predicted", "@predicted"), ("trials", "@trials"),
                         ("of the true class's trials", "@share{0}%")])
     # white counts on the dark cells (above half the largest count): black on navy did not read

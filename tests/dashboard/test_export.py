@@ -296,6 +296,11 @@ def test_an_exported_confusion_matrix_puts_each_count_in_its_cell_dark_cells_in_
         assert text.get_text() == str(matrix[i, j]), (x_at[round(x)], y_at[round(y)])
         assert text.get_color() == ("white" if matrix[i, j] > 7 / 2 else "black")
     plot.state.clf()
+    few = dict(cm, true=np.repeat(np.arange(4), [3, 3, 2, 2]), pred=np.repeat(np.arange(4), [3, 3, 2, 2]))
+    plot = hv.renderer("matplotlib").get_plot(export._app_looks(prediction_plot(few)))  # at most 3 trials a cell
+    ticks = [t.get_text() for t in plot.handles["cbar"].ax.get_yticklabels()]
+    assert ticks and all(t.lstrip("−-").isdigit() for t in ticks), ticks  # whole trials: it ticked 0.5, 1.5
+    plot.state.clf()
 
 
 def test_exported_plots_keep_the_class_colours_stacking_and_grey_band():

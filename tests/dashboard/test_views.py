@@ -1092,6 +1092,8 @@ def test_a_confusion_matrix_orders_codes_as_numbers_and_says_chance():
     # the counts read on every cell: white on the dark ones (6 trials), black on the pale ones (0)
     assert {(str(n), c) for n, c in zip(text["trials"], text["text_color"])} == {("6", "white"), ("0", "black")}
     # hovering a cell gives its share of the true class's trials (the diagonal's: each class's recall)
+    bar = [r for r in plot.right if type(r).__name__ == "ColorBar"][0]
+    assert bar.ticker.min_interval == 1  # whole trials on the colour bar (it ticked 0.5, 1.5, 2.5)
     hover = [t for t in plot.tools if type(t).__name__ == "HoverTool"][0]
     assert ("of the true class's trials", "@share{0}%") in hover.tooltips
     heat = [r for r in plot.renderers if "share" in r.data_source.data][0].data_source.data
