@@ -227,6 +227,15 @@ def _light_counts_on_dark(plot, element) -> None:
         cbar.update_ticks()
 
 
+def _bar_colours(column: str, colours: dict):
+    """matplotlib hook colouring each bar by its value of ``column`` (``colours``: value ->
+    colour), as the app does: matplotlib's bar plot of HoloViews drew every bar in one colour."""
+    def hook(plot, element) -> None:
+        for patch, value in zip(plot.handles["axis"].patches, element.dimension_values(column)):
+            patch.set_facecolor(colours.get(str(value), "#999999"))
+    return hook
+
+
 def _thin_bar_labels(plot, element) -> None:
     """matplotlib hook of an exported bar chart of many bars: every k-th bar labelled, at most
     :data:`_MOST_BAR_LABELS` labels."""
@@ -285,7 +294,12 @@ def _app_looks(obj):
             continue
         mpl = {new: style[old] for old, new in _STYLE_NAMES.items() if old in style and new in allowed}
         colour = mpl.get("color")
-        if isinstance(colour, str) and colour in el.dimensions("all", label=True) and isinstance(
+        hooks = []
+        if isinstance(el, hv.Bars) and isinstance(colour, str) and colour in [d.name for d in el.vdims] and \
+                isinstance(style.get("cmap"), dict):  # each bar's own colour (the pruned units' ablation bars)
+            hooks.append(_bar_colours(colour, style["cmap"]))
+            mpl.pop("color")
+        elif isinstance(colour, str) and colour in el.dimensions("all", label=True) and isinstance(
                 style.get("cmap"), dict):  # a class per colour (the unit classes' bars and scatter)
             mpl["color"] = hv.dim(colour).categorize(style["cmap"], default="#999999")
         elif "color" in mpl and not (isinstance(colour, str) and is_color_like(colour)):
@@ -318,7 +332,10 @@ def _app_looks(obj):
         if bokeh(el, "plot").get("legend_position") in _LEGEND_PLACES:
             mpl["legend_position"] = _LEGEND_PLACES[bokeh(el, "plot")["legend_position"]]
         if isinstance(el, hv.Bars) and len(el.dimension_values(0, expanded=False)) > _MOST_BAR_LABELS:
-            mpl["hooks"] = [_thin_bar_labels]
+            hooks.append(_thin_bar_labels)
+            mpl.update(aspect=2.4, fig_size=160)  # [A] wide, as in the app: 200 bars in a square were slivers
+        if hooks:
+            mpl["hooks"] = hooks
         if mpl:
             el.opts(backend="matplotlib", **mpl)
         if isinstance(el, hv.HeatMap) and "cmap" in mpl:

@@ -31,16 +31,22 @@ def curves_title(curves, layer: str | None = None) -> str:
     return f"Pruning curves of {layer}\n(ranked by {ranked_by(curves)}; {curves.attrs.get('n_repeats', 0)} random orders)"
 
 
-def bars_title(layer: str, computed: bool, *, click: str = "a bar") -> str:
+def bars_title(layer: str, computed: bool, *, click: str | None = "a bar") -> str:
     """Title of the ablation bars of ``layer``; before they are computed, ``click`` names what a
-    click prunes (the view's empty figure has no bars yet: "a unit's column")."""
-    if computed:
-        return f"{layer}: drop on the validation block when each unit alone is pruned\n(click a bar to prune / restore)"
-    return f"{layer}: ablation effects not computed yet\n(click {click} to prune / restore)"
+    click prunes (the view's empty figure has no bars yet: "a unit's column"); None for the
+    exported plot, where nothing is clicked (it names the pruned units' colour instead)."""
+    what = ("drop on the validation block when each unit alone is pruned" if computed
+            else "ablation effects not computed yet")
+    if click is None:
+        return f"{layer}: {what}\n(dark: pruned in the session)"
+    return f"{layer}: {what}\n(click {'a bar' if computed else click} to prune / restore)"
 
 
-def scatter_title(layer: str) -> str:
-    """Title of the unit scatter of ``layer`` in the Prune view (and its exported plot)."""
+def scatter_title(layer: str, *, clickable: bool = True) -> str:
+    """Title of the unit scatter of ``layer`` in the Prune view, or of its exported plot
+    (``clickable=False``: nothing to click there)."""
+    if not clickable:
+        return f"{layer}: units by amplitude and phase sensitivity\n(× pruned in the session)"
     return f"{layer}: click a unit\nto prune / restore it (× pruned)"
 
 
@@ -94,7 +100,7 @@ def effect_bars(drop, layer: str, pruned, n_units: int, *, table=None, by: str =
             "state": ["pruned" if i in pruned else "kept" for i in range(n_units)]}
     if not n_units:  # keep the axis categorical before a decoder exists (a later update needs it)
         data = {"unit": ["-"], "drop": [0.0], "state": ["kept"]}
-    title = bars_title(layer, drop is not None)
+    title = bars_title(layer, drop is not None, click=None)  # the export's: nothing to click there
     xlabel = bars_axis_label(layer, table, vals if drop is not None else None, by)
     return hv.Bars(data, "unit", ["drop", "state"]).opts(
         color="state", cmap={"pruned": PRUNED_COLOR, "kept": "#ff7f0e"}, tools=["hover", "tap"], responsive=True,
@@ -121,7 +127,7 @@ def prune_scatter(probe, layer: str, pruned) -> hv.Overlay:
     crossed = hv.Points((t["amp"][m], t["phase"][m]), ["amp", "phase"]).opts(
         marker="x", size=14, color=PRUNED_COLOR, line_width=2, framewise=True)
     return (pts * crossed).opts(hv.opts.Overlay(
-        title=scatter_title(layer), responsive=True, height=300,
+        title=scatter_title(layer, clickable=False), responsive=True, height=300,
         xlabel="amplitude sensitivity", ylabel="phase sensitivity", framewise=True,
         legend_position="right"))  # beside the plot: inside, it hid the units in its corner
 

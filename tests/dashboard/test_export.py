@@ -134,6 +134,21 @@ def test_exported_bars_label_some_units_and_legends_leave_the_title_alone():
     assert labels[:3] == ["0", "10", "20"] and len(labels) == 20
     few = hv.renderer("matplotlib").get_plot(export._app_looks(effect_bars(None, "conv_2", [], 12)))
     assert len(few.handles["axis"].get_xticklabels()) == 12  # a few bars: each labelled
+    # the pruned units' bars dark, as in the app (matplotlib drew every bar orange), and a title
+    # without the app's "click a bar" (nothing is clicked in a PNG)
+    from matplotlib.colors import to_hex
+
+    from dashboard.views.prune_plots import PRUNED_COLOR
+
+    drop = xr.DataArray(np.linspace(0.01, 0.02, 30), dims="unit",
+                        coords={"unit": [f"conv_2/{i}" for i in range(30)], "layer": ("unit", ["conv_2"] * 30),
+                                "index": ("unit", np.arange(30))})
+    looks = export._app_looks(effect_bars(drop, "conv_2", [3, 4], 30))
+    drawn = hv.renderer("matplotlib").get_plot(looks)
+    colours = [to_hex(p.get_facecolor()) for p in drawn.handles["axis"].patches]
+    assert [i for i, c in enumerate(colours) if c == PRUNED_COLOR] == [3, 4] and colours[0] == "#ff7f0e"
+    title = hv.Store.lookup_options("matplotlib", looks, "plot").kwargs["title"]
+    assert "click" not in title and title.endswith("(dark: pruned in the session)")
     frac = xr.DataArray(np.full((2, 4), 0.25), dims=("layer", "class"),
                         coords={"layer": ["conv_2", "conv_3"], "class": list(CLASS_COLORS)[:4]})
     bars = export._app_looks(fraction_plot(frac, "Unit classes"))

@@ -198,6 +198,11 @@ def test_screenshots_of_the_prune_kernels_and_export_views(server, new_page, tmp
     page.screenshot(path=str(out / "kernels.png"), full_page=True)
     page.locator(".bk-tab:text-is('Export')").click()
     page.locator("button:has-text('Session report (HTML)')").wait_for(timeout=60000)
+    # the picture of a plot as its PNG download draws it: the ablation bars just computed
+    page.locator("select").filter(visible=True).first.select_option("Ablation effects of the layer (Prune)")
+    page.locator(".bk-btn:has-text('Preview')").filter(visible=True).click()
+    wait_text(page, "Ablation effects of the layer (Prune), as the download draws it", timeout=120)
+    page.locator("img[src^='data:image/png']").filter(visible=True).first.wait_for(timeout=30000)
     page.screenshot(path=str(out / "export.png"), full_page=True)
     for name in ("prune", "kernels", "export"):
         assert (out / f"{name}.png").stat().st_size > 10_000
