@@ -205,10 +205,10 @@ def figure_png(fig, *, dpi: int = 100) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(w: float = 9.0, h: float = 3.0, ncols: int = 1):
+def _figure(w: float = 9.0, h: float = 3.0, ncols: int = 1, *, layout: str | None = None):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w, h))
+    fig = Figure(figsize=(w, h), layout=layout)
     axes = fig.subplots(1, ncols) if ncols > 1 else fig.add_subplot(1, 1, 1)
     return fig, axes
 
@@ -298,7 +298,8 @@ def _fractions_fig(probe, control) -> str:
 
 
 def _unit_maps_fig(probe, uid: str) -> str:
-    fig, axes = _figure(10, 3.6, ncols=2)
+    # constrained: the first map's colour bar label ran into the second map's channel names
+    fig, axes = _figure(10, 3.6, ncols=2, layout="constrained")
     for ax, var, label in zip(axes, ("amp_corr", "phase_corr"), ("amplitude", "phase")):
         da = probe[var].sel(unit=uid)
         vals = np.asarray(da.values, dtype=float)  # (channel, freq)
@@ -315,7 +316,7 @@ def _unit_maps_fig(probe, uid: str) -> str:
         ax.set_xlabel("frequency (Hz)")
         ax.set_ylabel("channel")
         ax.set_title(f"{uid} {label} sensitivity", fontsize=10)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="r")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="r", pad=0.02)
     return figure_png(fig)
 
 

@@ -295,3 +295,11 @@ def test_unit_maps_of_many_channels_keep_some_channel_names(monkeypatch):
         ax = drawn[-1].axes[0]
         assert [t.get_text() for t in ax.get_yticklabels()] == names[::step]
         assert len(names[::step]) <= 40
+    # the first map's colour bar (and its label) end before the second map's channel names begin
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = drawn[-1]
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    first_bar, second = fig.axes[2], fig.axes[1]  # the maps' axes first, then the colour bars'
+    assert first_bar.get_tightbbox(renderer).x1 < second.get_tightbbox(renderer).x0
