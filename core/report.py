@@ -260,7 +260,9 @@ def _confusion_fig(pred: dict) -> str:
     ax.set_yticks(range(n), names)
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
-    fig.colorbar(im, ax=ax, label="trials")
+    from matplotlib.ticker import MaxNLocator
+
+    fig.colorbar(im, ax=ax, label="trials", ticks=MaxNLocator(integer=True))  # whole trials
     return figure_png(fig)
 
 

@@ -167,12 +167,12 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
     return out
 
 
-def chance_caution(ev, block: str, *, doing: str = "pruning takes from it") -> str:
+def chance_caution(ev, block: str) -> str:
     """A caution when the unpruned decoder measured by ``ev`` (a MaskEvaluator) decodes at or
     below chance on ``block`` (Pearson r 0; balanced accuracy 1 / the classes present), else "".
     Pruning such a decoder ranks nothing: what a unit "costs" is noise, or inverted by the sign."""
-    return metric_chance_caution(ev.task, float(ev.baseline), ev.y, block, ev.metric_name, doing=doing,
-                                 whose="the unpruned decoder's")
+    return metric_chance_caution(ev.task, float(ev.baseline), ev.y, block, ev.metric_name,
+                                 doing="pruning takes from it", whose="the unpruned decoder's")
 
 
 def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: str, *, doing: str,

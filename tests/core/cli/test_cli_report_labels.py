@@ -54,3 +54,17 @@ def test_confusion_counts_order_trigger_codes_as_numbers():
     assert names == ["2", "16", "128"]
     # rows predicted, columns true: 2 was predicted for a 2 and a 16, 16 for a 2, 128 for the 128
     assert cm.tolist() == [[1, 1, 0], [1, 0, 0], [0, 0, 1]]
+
+
+def test_the_reports_confusion_matrix_ticks_whole_trials(monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from core import report
+
+    drawn = []
+    monkeypatch.setattr(report, "figure_png", lambda fig, **kw: drawn.append(fig) or "")
+    report._confusion_fig({"classes": ["T1", "T2"], "true": [0, 0, 0, 1, 1], "pred": [0, 0, 0, 1, 0]})
+    fig = drawn[-1]
+    FigureCanvasAgg(fig).draw()
+    ticks = [t.get_text() for t in fig.axes[-1].get_yticklabels()]  # the colour bar's
+    assert ticks and all(t.lstrip("−-").isdigit() for t in ticks), ticks  # not 0.5, 1.5, 2.5
