@@ -178,6 +178,9 @@ class ExportView(pn.viewable.Viewer):
         self._preview_seq = 0
         self.plot.param.watch(lambda e: self.show_preview() if self.preview_job is not None else None, "value")
         s.param.watch(self._preview_stale, ["layer", "unit", "probe", "decoder_version"])
+        from .prune import prune_state_of  # (the Prune view's state: the bars, scatter and curves drawn)
+
+        prune_state_of(s).param.watch(self._preview_stale, ["mask_version", "effects", "curves"])
         self.downloads = [
             pn.widgets.FileDownload(label="Probe result (netCDF)", filename="unitscope-probe.nc",
                                     callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.probe_dataset(s)))),
@@ -240,8 +243,9 @@ class ExportView(pn.viewable.Viewer):
                                on_done=done, on_error=failed).start()
 
     def _preview_stale(self, *_):
-        """The layer, unit, probe or decoder changed: a preview drawn before is put away (drawing
-        it again at every unit clicked would load the server for a plot no one looks at)."""
+        """The layer, unit, probe, decoder, mask, ablation drops or curves changed: a preview
+        drawn before is put away (drawing it again at every unit clicked would load the server
+        for a plot no one looks at)."""
         if self.preview.visible or (self.preview_job is not None and self.preview_job.running):
             self._preview_seq += 1  # a drawing still running is not shown either
             self.preview.param.update(object=None, visible=False)

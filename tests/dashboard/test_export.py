@@ -368,6 +368,13 @@ def test_the_export_view_previews_the_plot_as_the_download_draws_it(session):
     view.show_preview()
     assert view.preview_job.join(60) and view.preview.visible
     ps = prune_state_of(session)
+    ps.prune("conv_3", [4])  # a unit pruned in the Prune view: the bars and scatter drawn before are stale
+    ps.join()
+    assert not view.preview.visible and "Preview draws it again" in view.preview_note.object
+    ps.restore("conv_3", [4])
+    ps.join()
+    view.show_preview()
+    assert view.preview_job.join(60) and view.preview.visible
     ps.curves = None
     first = view.preview_job
     view.plot.value = "Pruning curves (Prune)"  # after a first preview, each choice is drawn
