@@ -229,6 +229,13 @@ def _prediction_fig(pred: dict) -> str:
     return figure_png(fig)
 
 
+def dark_above(top) -> float:
+    """Counts above this, out of a largest count ``top``, sit on a confusion matrix's dark cells
+    and are written in white (black on navy does not read): the app, its export and the report
+    draw them alike."""
+    return max(int(top), 1) / 2
+
+
 def confusion_counts(pred: dict) -> tuple[list[str], np.ndarray]:
     """The class names in natural order (trigger codes as numbers: 2 before 16) and the test
     trials per (predicted, true) class in that order, rows predicted (the app's axes)."""
@@ -255,7 +262,7 @@ def _confusion_fig(pred: dict) -> str:
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > max(int(cm.max()), 1) / 2 else "black")
+                        color="white" if cm[i, j] > dark_above(cm.max()) else "black")
     ax.set_xticks(range(n), names, rotation=90 if n > 8 else 0)
     ax.set_yticks(range(n), names)
     ax.set_xlabel("true")

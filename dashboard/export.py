@@ -23,6 +23,7 @@ import numpy as np
 
 from core._files import atomic_write_bytes
 from core._validation import UnitScopeError, check_option
+from core.report import dark_above
 
 from .files import data_root
 
@@ -218,7 +219,7 @@ def _light_counts_on_dark(plot, element) -> None:
             values.append(float("nan"))
     top = max([v for v in values if v == v] or [0.0])
     for text, v in zip(texts, values):
-        text.set_color("white" if v == v and v > max(top, 1) / 2 else "black")
+        text.set_color("white" if v == v and v > dark_above(top) else "black")
     cbar = plot.handles.get("cbar")
     if cbar is not None:  # whole trials on the colour bar, as in the app
         from matplotlib.ticker import MaxNLocator

@@ -14,6 +14,7 @@ from holoviews.operation.downsample import downsample1d
 from core.cautions import chance_note, shift_note
 from core.metrics import FEW_TRIALS
 from core.recording import natural_key
+from core.report import dark_above
 
 from ..jobs import Job
 from ..state import Session
@@ -80,7 +81,7 @@ def prediction_plot(pred: dict):
         hover_tooltips=[("true", "@true"), ("predicted", "@predicted"), ("trials", "@trials"),
                         ("of the true class's trials", "@share{0}%")])
     # white counts on the dark cells (above half the largest count): black on navy did not read
-    dark = (hv.dim("trials") > max(int(cm.max()), 1) / 2).categorize({True: "white", False: "black"})
+    dark = (hv.dim("trials") > dark_above(cm.max())).categorize({True: "white", False: "black"})
     return hm * hv.Labels(hm, vdims="trials").opts(text_color=dark)
 
 
