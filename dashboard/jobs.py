@@ -91,9 +91,11 @@ class Job:
         try:
             self.result = self.fn(self.stop_event)
         except BaseException as exc:  # noqa: BLE001 - every error becomes a visible alert
+            self.error = error_message(exc)
             if not isinstance(exc, (ValueError, OSError, KeyError)):
                 logger.exception("job %s failed", self.name)
-            self.error = error_message(exc)
+            else:  # the user sees it as an alert; the server log keeps it too (one line, no traceback)
+                logger.info("job %s ended with an error shown to its page: %s", self.name, self.error)
             if self.on_error is not None:
                 try:
                     self.on_error(self.error)

@@ -246,8 +246,10 @@ class KernelState(param.Parameterized):
     def _schedule(self) -> None:
         with self._lock:
             if self._busy:
+                logger.debug("kernels of %s: a change during a refit (its loop takes it up)", self.session.name)
                 return
             self._busy = True
+        logger.debug("kernels of %s: refit started", self.session.name)
         t_start = time.perf_counter()
         first = self.output is None
         self.state = "fitting" if first else "refitting"
@@ -265,6 +267,7 @@ class KernelState(param.Parameterized):
 
         # a "kernels" job still running has left its loop (it cleared _busy): let it end
         if self.session._start("kernels", work, on_error=failed, finishing=True) is None:
+            logger.info("kernels of %s: refit not started (another still running or session closed)", self.session.name)
             with self._lock:
                 self._busy = False
 
@@ -302,10 +305,12 @@ class KernelState(param.Parameterized):
                     else:
                         results[name] = shared.refit(name, masks, stop=stop, on_position=pos)
             except Cancelled:
+                logger.debug("kernels of %s: refit cancelled", self.session.name)
                 with self._lock:
                     self._busy = False
                 return None
             if dec is not self.session.decoder:
+                logger.debug("kernels of %s: decoder changed during the refit; results dropped", self.session.name)
                 with self._lock:
                     self._busy = False
                 return None
@@ -322,6 +327,8 @@ class KernelState(param.Parameterized):
             # change made meanwhile (even by a watcher of this update) sees _busy and is picked
             # up by the next turn of this loop, never refused as a second "kernels" job
             self.param.update(**updates)
+            logger.debug("kernels of %s: mask v%d, %s published (%.2f s)", self.session.name, version, signal,
+                         updates["refit_seconds"])
             with self._lock:
                 done = version == self.prune.mask_version and signal == self.selected_signal() \
                     and model is self.prune.model

@@ -195,7 +195,8 @@ def wait_titles(page, needles, *, timeout: float = 60.0) -> None:
         page.wait_for_function(_HAS_TITLES_JS, arg=list(needles), timeout=timeout * 1000, polling="raf")
     except Exception:
         try:
-            titles, text = plot_titles(page), page.inner_text("body")[-600:]
+            # shadow roots included: Panel renders there, and the body's own text is the header only
+            titles, text = plot_titles(page), all_text(page)[-1500:]
         except Exception as exc:  # the page itself is gone
             titles, text = [], f"(page unreadable: {exc})"
         raise TimeoutError(f"plot titles {list(needles)!r} did not all appear within {timeout:.0f} s; the page has "

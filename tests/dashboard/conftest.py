@@ -133,17 +133,35 @@ def ui_env(demo_cache):
     return {"UNITSCOPE_CACHE": str(demo_cache)}
 
 
+# what the served app logs beside its warnings: errors its jobs showed as alerts, and each step
+# of the kernel refit loop, so a failing browser test's report says what the server did
+SERVER_LOG_LEVELS = "dashboard.jobs=INFO,dashboard.kernel_state=DEBUG"
+_SERVER_LOGS: dict = {}  # test module name -> its server's log file
+
+
 @pytest.fixture(scope="module")
-def server(ui_env, tmp_path_factory):
+def server(request, ui_env, tmp_path_factory):
     """``panel serve launch.py`` with ``ui_env``; yields its URL. Afterwards the server log
-    must hold no traceback raised by the app."""
+    must hold no traceback raised by the app. A failing test's report ends with the log's tail."""
     from core.bench.app import serve_app
 
     log = tmp_path_factory.mktemp("log") / "serve.log"
-    with serve_app(env=ui_env, log_path=log) as (url, _):
+    _SERVER_LOGS[request.module.__name__] = log
+    with serve_app(env={"UNITSCOPE_LOG": SERVER_LOG_LEVELS, **ui_env}, log_path=log) as (url, _):
         yield url
     text = log.read_text(errors="replace")
     assert not app_tracebacks(text), text[-4000:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used ``server`` gets the end of that server's log in its report."""
+    outcome = yield
+    rep = outcome.get_result()
+    log = _SERVER_LOGS.get(getattr(item.module, "__name__", ""))
+    if rep.failed and "server" in getattr(item, "fixturenames", ()) and log is not None and log.exists():
+        rep.sections.append(("served app log (last 60 lines)",
+                             "\n".join(log.read_text(errors="replace").splitlines()[-60:])))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import panel as pn
@@ -40,10 +41,15 @@ def fitted(tiny_decoder):
     return sk.initial("output"), sk.initial("unit:conv_3:4")
 
 
-def test_kernels_start_from_the_unpruned_fits_and_refit_after_a_prune(make_session, fitted, tiny_decoder):
+def test_kernels_start_from_the_unpruned_fits_and_refit_after_a_prune(make_session, fitted, tiny_decoder, caplog):
     s, ks = make_session()
-    ks.start()
-    ks.join()
+    with caplog.at_level(logging.DEBUG, logger="dashboard.kernel_state"):
+        ks.start()
+        ks.join()
+    # each step of the refit loop is in the server log at DEBUG (what a stuck refit is read from)
+    steps = [r.getMessage() for r in caplog.records if r.name == "dashboard.kernel_state"]
+    assert steps[0] == f"kernels of {s.name}: refit started"
+    assert steps[-1].startswith(f"kernels of {s.name}: mask v{ks.fitted_version}, unit:conv_3:4 published (")
     assert ks.state == "ready" and ks.unit_signal == "unit:conv_3:4"
     assert ks.output is fitted[0] and ks.unit is fitted[1]
     assert ks.output["kernels"].dims == ("kernel", "lag") and ks.output["codes"].dims == ("event", "kernel")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -319,13 +320,17 @@ def test_close_stops_jobs(session):
     assert not session._jobs["probe"].running
 
 
-def test_job_errors_become_messages():
+def test_job_errors_become_messages(caplog):
     from core._validation import UnitScopeError
 
     msgs = []
     job = Job("x", lambda stop: (_ for _ in ()).throw(UnitScopeError("bad input 'x'")), on_error=msgs.append)
-    job.start().join(10)
+    with caplog.at_level(logging.INFO, logger="dashboard.jobs"):
+        job.start().join(10)
     assert msgs == ["bad input 'x'"]
+    # the server log keeps what the page was told, in one line without a traceback
+    assert [r.getMessage() for r in caplog.records] == ["job x ended with an error shown to its page: bad input 'x'"]
+    assert caplog.records[0].levelno == logging.INFO and caplog.records[0].exc_info is None
     job = Job("y", lambda stop: 1 / 0, on_error=msgs.append)
     job.start().join(10)
     assert msgs[-1].startswith("Unexpected error (ZeroDivisionError") and "Traceback" not in msgs[-1]
