@@ -13,8 +13,7 @@ from holoviews.operation.downsample import downsample1d
 
 from core.cautions import chance_note, shift_note
 from core.metrics import FEW_TRIALS
-from core.recording import natural_key
-from core.report import dark_above
+from core.report import confusion_counts, dark_above
 
 from ..jobs import Job
 from ..state import Session
@@ -56,15 +55,12 @@ def prediction_plot(pred: dict):
             # the legend above the plot, in one row: inside, it covered the traces (a gaze target fills the plot)
             hv.opts.Overlay(legend_position="top", legend_cols=2,
                             title=f"Test block: Pearson r = {pred['metric']:.3f}" + (f" ({note})" if note else "")))
-    classes = pred["classes"]
-    n = len(classes)
-    cm = np.zeros((n, n), dtype=int)
-    for a, b in zip(pred["true"], pred["pred"]):
-        cm[int(a), int(b)] += 1
+    order, cm = confusion_counts(pred)  # class names in natural order (2 before 16); rows predicted
+    n = len(order)
     # hover: each cell's share of its true class's trials (the diagonal's are the recalls that
     # balanced accuracy averages)
-    per_true = np.maximum(cm.sum(axis=1), 1)
-    rows = [(classes[i], classes[j], cm[i, j], 100.0 * cm[i, j] / per_true[i]) for i in range(n) for j in range(n)]
+    per_true = np.maximum(cm.sum(axis=0), 1)
+    rows = [(order[t], order[p], cm[p, t], 100.0 * cm[p, t] / per_true[t]) for t in range(n) for p in range(n)]
     n_trials = int(cm.sum())
     title = f"{n_trials} test trials: balanced accuracy = {pred['metric']:.3f}"
     if n_trials < FEW_TRIALS:
@@ -72,7 +68,6 @@ def prediction_plot(pred: dict):
     note = chance_note("classification", pred["metric"], len(np.unique(np.asarray(pred["true"]))))
     if note:
         title += f"\n({note})"
-    order = sorted(classes, key=natural_key)  # trigger codes as numbers: 2 before 16
     axes = [hv.Dimension("true", values=order), hv.Dimension("predicted", values=order)]
     share = hv.Dimension("share", label="of the true class's trials")  # in %
     hm = hv.HeatMap(rows, axes, ["trials", share]).opts(
