@@ -16,7 +16,7 @@ import xarray as xr
 
 from .._validation import UnitScopeError, check_option
 
-__all__ = ["BANDS", "resolve_bands", "band_masks", "band_mean", "freq_bins"]
+__all__ = ["BANDS", "resolve_bands", "band_masks", "band_mean", "freq_bins", "phase_excluded"]
 
 BANDS: dict[str, tuple[float, float]] = {
     "delta_theta": (1.0, 7.0),
@@ -93,6 +93,16 @@ def band_masks(freqs: np.ndarray, bands: Mapping[str, tuple[float, float]]) -> n
                 f"{df:.3g} Hz; use longer windows or a wider band.")
         masks.append(m)
     return np.stack(masks)
+
+
+def phase_excluded(n_freqs: int, n_times: int) -> np.ndarray:
+    """Bins (n_freqs,) without a phase: DC, and Nyquist when ``n_times`` is even (a real
+    signal's coefficient there is real). The phase probe leaves them out of its maps."""
+    out = np.zeros(int(n_freqs), dtype=bool)
+    out[0] = True
+    if int(n_times) % 2 == 0:
+        out[-1] = True
+    return out
 
 
 def band_mean(da: xr.DataArray, bands: Mapping[str, tuple[float, float]]) -> xr.DataArray:

@@ -25,6 +25,7 @@ import torch
 
 from .._validation import check_option
 from ._base import Probe, similarity
+from .bands import phase_excluded
 
 __all__ = ["PhaseProbe", "PHASE_VARIANTS"]
 
@@ -54,11 +55,7 @@ class PhaseProbe(Probe):
         return self.variant == "channel"
 
     def _excluded(self, freqs: np.ndarray, n_times: int) -> np.ndarray:
-        out = np.zeros(len(freqs), dtype=bool)
-        out[0] = True  # DC
-        if n_times % 2 == 0:
-            out[-1] = True  # Nyquist
-        return out
+        return phase_excluded(len(freqs), n_times)  # DC and Nyquist
 
     def _prepare(self, Z: torch.Tensor, n_times: int) -> dict:
         keep = ~torch.from_numpy(self._excluded(np.arange(Z.shape[-1]), n_times))  # (F,)

@@ -24,10 +24,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .._validation import UnitScopeError, check_range
+from .._validation import UnitScopeError, check_option, check_range
+from .bands import band_masks, phase_excluded
 
 __all__ = ["CLASSES", "permutation_pvalues", "fdr_bh", "classify", "class_fractions",
-           "channel_sensitivity", "ground_truth_auc"]
+           "channel_sensitivity", "ground_truth_auc", "band_bins", "sensitivity_peak"]
 
 CLASSES = ("amplitude", "phase", "bimodal", "insensitive")
 
@@ -218,3 +219,53 @@ def ground_truth_auc(ds: xr.Dataset, var: str, roles, role_bands: dict) -> float
         s = channel_sensitivity(ds, var, band).values
         aucs.append(roc_auc_score(roles == role, s))
     return float(np.mean(aucs))
+
+
+def band_bins(ds: xr.Dataset, prefix: str) -> np.ndarray:
+    """Frequency bins each band of a probe result averaged (``band`` order): the bins of its
+    windows' spectrum inside the band's edges, DC and Nyquist left out for the phase probe.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A probe result (attrs ``n_times`` and ``sfreq``, coords ``band_lo`` and ``band_hi``).
+    prefix : {"amp", "phase"}
+    """
+    check_option("prefix", prefix, ("amp", "phase"))
+    missing = [k for k in ("n_times", "sfreq") if k not in ds.attrs] + \
+        [c for c in ("band_lo", "band_hi") if c not in ds.coords]
+    if missing:
+        raise UnitScopeError(f"This probe result lacks {missing}: it does not say how many frequency bins its "
+                             "bands hold.")
+    n_times = int(ds.attrs["n_times"])
+    freqs = np.fft.rfftfreq(n_times, 1.0 / float(ds.attrs["sfreq"]))
+    edges = {str(b): (float(lo), float(hi))
+             for b, lo, hi in zip(ds["band"].values, ds["band_lo"].values, ds["band_hi"].values)}
+    keep = band_masks(freqs, edges)  # (B, F)
+    if prefix == "phase":
+        keep &= ~phase_excluded(len(freqs), n_times)[None]
+    return keep.sum(axis=1)
+
+
+def sensitivity_peak(ds: xr.Dataset, unit: str, prefix: str) -> dict:
+    """Where a unit's sensitivity ``{prefix}_stat_all`` comes from.
+
+    With ``resolution="band"`` the statistic is the largest |band mean of r| x sqrt(bins in
+    the band) over channels and bands (module docstring, step 1), so the peak is where that
+    product is largest: a wide band's small mean can outweigh a narrow band's larger one,
+    whose mean holds more noise. Otherwise (``"freq"``) the statistic is a single bin's |r|
+    and the peak is the largest |band mean|.
+
+    Returns
+    -------
+    dict
+        ``channel``, ``band`` (names), ``r`` (the band mean of r there, signed), ``bins``
+        (bins in that band) and ``score`` (|r| x sqrt(bins), or |r|).
+    """
+    vals = np.nan_to_num(ds[f"{prefix}_band"].sel(unit=unit).values.astype(np.float64))  # (channel, band)
+    bins = band_bins(ds, prefix)
+    weighted = ds.attrs.get("resolution", "band") == "band"
+    score = np.abs(vals) * (np.sqrt(bins)[None] if weighted else 1.0)
+    c, b = np.unravel_index(int(np.argmax(score)), score.shape)
+    return {"channel": str(ds["channel"].values[c]), "band": str(ds["band"].values[b]), "r": float(vals[c, b]),
+            "bins": int(bins[b]), "score": float(score[c, b])}

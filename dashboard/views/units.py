@@ -18,6 +18,7 @@ from bokeh.plotting import figure
 from core._validation import UnitScopeError
 from core.layout import head_outline
 from core.cautions import no_discovery_note
+from core.probing.stats import band_bins, sensitivity_peak
 
 from ..decoder import run_probe_source
 from ..state import Session
@@ -57,11 +58,15 @@ def unit_maps(ds, layer: str, unit: int):
 def channel_scores(ds, layer: str, unit: int, band: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Per-channel sensitivity of one unit, (amp, phase): |band mean r| in ``band``.
 
-    ``band``: "" the largest over the result's bands; one of the result's bands; or "LO-HI"
-    (Hz), the mean of the maps' bins from LO to HI (a role's band of the demo, say).
+    ``band``: "" the strongest band of each channel on the scale of the unit's sensitivity
+    (:func:`core.probing.stats.sensitivity_peak`: |band mean r| x sqrt(bins in the band), so
+    the brightest channel is the unit's sensitivity; a narrow band's mean, noisier, no longer
+    wins by its noise); one of the result's bands; or "LO-HI" (Hz), the mean of the maps' bins
+    from LO to HI (a role's band of the demo, say).
     """
     uid = f"{layer}/{unit}"
     out = []
+    weighted = ds.attrs.get("resolution", "band") == "band"
     for prefix in ("amp", "phase"):
         if band and band in ds["band"].values:
             vals = np.abs(ds[f"{prefix}_band"].sel(unit=uid, band=band).values)
@@ -74,7 +79,8 @@ def channel_scores(ds, layer: str, unit: int, band: str = "") -> tuple[np.ndarra
             with np.errstate(all="ignore"):
                 vals = np.abs(np.nanmean(ds[f"{prefix}_corr"].sel(unit=uid).values[:, inside], axis=-1))
         else:
-            vals = np.abs(ds[f"{prefix}_band"].sel(unit=uid).values).max(axis=-1)
+            w = np.sqrt(band_bins(ds, prefix)) if weighted else np.ones(ds.sizes["band"])
+            vals = np.nanmax(np.abs(ds[f"{prefix}_band"].sel(unit=uid).values) * w[None], axis=-1)
         out.append(np.nan_to_num(vals))  # (channel,)
     return out[0], out[1]
 
@@ -123,15 +129,19 @@ def map_bands(ds, signals=None) -> dict:
 
 
 def strongest(ds, layer: str, unit: int) -> dict:
-    """Where each sensitivity of a unit peaks: ``{"amplitude": (channel, band, r), "phase": ...}``,
-    the (channel, band) of the largest |band-mean r| (as the channel maps' strongest band)."""
-    uid = f"{layer}/{unit}"
-    out = {}
-    for kind, var in (("amplitude", "amp_band"), ("phase", "phase_band")):
-        vals = np.nan_to_num(ds[var].sel(unit=uid).values.astype(float))  # (channel, band)
-        c, b = np.unravel_index(int(np.argmax(np.abs(vals))), vals.shape)
-        out[kind] = (str(ds["channel"].values[c]), str(ds["band"].values[b]), float(vals[c, b]))
-    return out
+    """Where each sensitivity of a unit comes from: ``{"amplitude": peak, "phase": peak}``
+    (:func:`core.probing.stats.sensitivity_peak`: channel, band, band-mean ``r``, ``bins``,
+    ``score``; the channel maps' strongest band lights the same channel brightest)."""
+    return {kind: sensitivity_peak(ds, f"{layer}/{unit}", prefix)
+            for kind, prefix in (("amplitude", "amp"), ("phase", "phase"))}
+
+
+def peak_text(kind: str, peak: dict, weighted: bool = True) -> str:
+    """One line on where a sensitivity comes from, with the product that gives it."""
+    where = f"{kind} peaks at {esc(peak['channel'])} in {esc(peak['band'].replace('_', ' '))}"
+    if not weighted:  # a "freq" resolution probe: the sensitivity is a single bin's |r|
+        return f"{where} (band-mean r {peak['r']:+.3f})"
+    return f"{where}: band-mean r {peak['r']:+.3f} over {peak['bins']} bins (× √{peak['bins']} = {peak['score']:.3f})"
 
 
 def window_traces(segments: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -344,12 +354,14 @@ class UnitsView(pn.viewable.Viewer):
         if s.probe is not None and f"{s.layer}/{s.unit}" in s.probe["unit"].values:
             row = s.probe.sel(unit=f"{s.layer}/{s.unit}")
             cls = str(row["unit_class_all"].values) if "unit_class_all" in s.probe else "not classified yet"
-            peak = strongest(s.probe, s.layer, s.unit)
-            where = " · ".join(f"{kind} strongest at {esc(ch)} in {esc(band.replace('_', ' '))} (r {r:+.3f})"
-                               for kind, (ch, band, r) in peak.items())
+            weighted = s.probe.attrs.get("resolution", "band") == "band"
+            where = " · ".join(peak_text(kind, peak, weighted)
+                               for kind, peak in strongest(s.probe, s.layer, s.unit).items())
+            how = ("the largest |band-mean r| × √(bins in the band) over channels and bands" if weighted
+                   else "the largest |r| over channels and frequency bins")
             txt += (f"<p class='us-muted'>class <b>{esc(cls)}</b> · amplitude sensitivity "
                     f"{float(row['amp_stat_all']):.3f} · phase sensitivity {float(row['phase_stat_all']):.3f} "
-                    f"(max over channels of |band-mean r|)<br>{where}</p>")
+                    f"({how})<br>{where}</p>")
         self.unit_header.object = txt
 
     def _sync_probe(self, *_):
@@ -517,7 +529,10 @@ class UnitsView(pn.viewable.Viewer):
                 c["halos"].data = halos
                 c["src"].data = dict(x=pos["x"], y=pos["y"], channel=names, score=score, role=role)
                 c["mapper"].update(low=0, high=max(float(score.max()), 1e-6))
-                c["fig"].title.text = f"{uid} {kind} |r|,\n{_short_band(band)} ({kind_txt})"
+                # [A] "sensitivity": the scale of the header's (|r| x sqrt(bins)); a root sign in a
+                # Bokeh title left a clipped ghost line above it (its font's taller glyph box)
+                what = "sensitivity" if not band and probe.attrs.get("resolution", "band") == "band" else "|r|"
+                c["fig"].title.text = f"{uid} {kind} {what},\n{_short_band(band)} ({kind_txt})"
         self._draw_windows(layer, unit, probe, has, dec, uid)
         self._header()
 

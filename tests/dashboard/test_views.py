@@ -9,12 +9,14 @@ import numpy as np
 import panel as pn
 import pytest
 
+from core.probing.stats import band_bins
 from dashboard.state import Session
 from dashboard.views import DataView, OverviewView, UnitsView
 from dashboard.views._common import AlertsView
 from dashboard.views.overview import fraction_table, prediction_plot
 from dashboard.views._common import ROLE_COLORS, known_roles
-from dashboard.views.units import channel_scores, channel_ticks, strongest, unit_maps, unit_table, window_traces
+from dashboard.views.units import (channel_scores, channel_ticks, peak_text, strongest, unit_maps, unit_table,
+                                   window_traces)
 
 
 @pytest.fixture()
@@ -49,19 +51,30 @@ def test_unit_maps_and_channel_scores(tiny_probe):
     assert amp.dims == ("channel", "freq") and amp.shape == (32, tiny_probe.sizes["freq"])
     np.testing.assert_array_equal(amp.values, tiny_probe["amp_corr"].sel(unit="conv_2/3").values)
     a, p = channel_scores(tiny_probe, "conv_2", 3)
-    expected = np.abs(tiny_probe["phase_band"].sel(unit="conv_2/3").values).max(axis=-1)
-    np.testing.assert_allclose(p, np.nan_to_num(expected))
+    # the strongest band of each channel on the sensitivity's scale: |band mean r| x sqrt(bins)
+    bins = band_bins(tiny_probe, "phase")
+    expected = (np.abs(tiny_probe["phase_band"].sel(unit="conv_2/3").values) * np.sqrt(bins)).max(axis=-1)
+    np.testing.assert_allclose(p, np.nan_to_num(expected), rtol=1e-6)
     assert a.shape == (32,)
 
 
-def test_strongest_names_the_channel_and_band_of_the_largest_band_mean(tiny_probe):
-    band = tiny_probe["amp_band"].sel(unit="conv_2/3")
-    i = np.unravel_index(int(np.nanargmax(np.abs(band.values))), band.shape)
-    peak = strongest(tiny_probe, "conv_2", 3)
-    assert peak["amplitude"] == (str(band["channel"].values[i[0]]), str(band["band"].values[i[1]]),
-                                 pytest.approx(float(band.values[i])))
-    amp, _ = channel_scores(tiny_probe, "conv_2", 3)  # the channel maps' strongest band: the same channel
-    assert str(tiny_probe["channel"].values[int(np.argmax(amp))]) == peak["amplitude"][0]
+def test_the_strongest_channel_and_band_give_the_units_sensitivity(tiny_probe):
+    """The header's peak and the channel maps' brightest channel are where the unit's
+    sensitivity (``*_stat_all``, the scatter's axes) comes from, for every unit of the probe."""
+    for uid in tiny_probe["unit"].values[::7]:
+        layer, index = uid.split("/")
+        peaks = strongest(tiny_probe, layer, int(index))
+        amp, phase = channel_scores(tiny_probe, layer, int(index))
+        for kind, prefix, scores in (("amplitude", "amp", amp), ("phase", "phase", phase)):
+            stat = float(tiny_probe[f"{prefix}_stat_all"].sel(unit=uid))
+            peak = peaks[kind]
+            assert peak["score"] == pytest.approx(stat, rel=1e-5) and scores.max() == pytest.approx(stat, rel=1e-5)
+            assert peak["channel"] == str(tiny_probe["channel"].values[int(np.argmax(scores))])
+            band = tiny_probe[f"{prefix}_band"].sel(unit=uid, channel=peak["channel"], band=peak["band"])
+            assert peak["r"] == pytest.approx(float(band)) and peak["score"] == pytest.approx(
+                abs(peak["r"]) * np.sqrt(peak["bins"]), rel=1e-6)
+    text = peak_text("amplitude", {"channel": "G14", "band": "high_gamma", "r": 0.0046, "bins": 288, "score": 0.078})
+    assert text == "amplitude peaks at G14 in high gamma: band-mean r +0.005 over 288 bins (× √288 = 0.078)"
 
 
 def test_channel_scores_in_a_band_or_a_frequency_range(tiny_probe):
@@ -94,8 +107,10 @@ def test_units_view_follows_the_selection(session):
     session.param.update(layer="conv_3", unit=12)
     assert view.layer.value == "conv_3" and view.unit.value == 12 and view.unit.end == 99
     assert "Unit conv_3/12" in view.unit_header.object
-    ch, band, _ = strongest(session.probe, "conv_3", 12)["amplitude"]
-    assert f"amplitude strongest at {ch} in {band.replace('_', ' ')}" in view.unit_header.object
+    peak = strongest(session.probe, "conv_3", 12)["amplitude"]
+    assert f"amplitude peaks at {peak['channel']} in {peak['band'].replace('_', ' ')}: " in view.unit_header.object
+    assert f"(× √{peak['bins']} = {float(session.probe['amp_stat_all'].sel(unit='conv_3/12')):.3f})" \
+        in view.unit_header.object  # the product is the sensitivity the header states
     amp = view.maps["amplitude"]
     assert amp["fig"].title.text == "conv_3/12 amplitude sensitivity\nr(noise, response)"
     np.testing.assert_allclose(amp["src"].data["image"][0],
@@ -157,7 +172,8 @@ def test_channel_maps_show_the_chosen_band(session):
     labels = list(view.map_band.options)
     assert labels[:4] == ["strongest band of each channel", "high gamma role band, 60-90 Hz",
                           "beta role band, 15-25 Hz", "low freq role band, 1-4 Hz"]
-    assert "conv_3/7 amplitude |r|,\nstrongest band (grid positions)" in view.chans["amplitude"]["fig"].title.text
+    # the strongest band is taken on the sensitivity's scale (|r| x sqrt(bins)): the title says so
+    assert "conv_3/7 amplitude sensitivity,\nstrongest band (grid positions)" in view.chans["amplitude"]["fig"].title.text
     view.map_band.value = "60-90"
     assert session.channel_map_band == "60-90"
     amp, _ = channel_scores(session.probe, "conv_3", 7, "60-90")
@@ -172,7 +188,7 @@ def test_channel_maps_show_the_chosen_band(session):
     lo, hi = (float(session.probe.sel(band="beta")[k]) for k in ("band_lo", "band_hi"))
     assert (shade.left, shade.right) == (lo, hi)
     session.channel_map_band = "7-9"  # not offered by this probe: the strongest band
-    assert "amplitude |r|,\nstrongest band" in view.chans["amplitude"]["fig"].title.text and not shade.visible
+    assert "amplitude sensitivity,\nstrongest band" in view.chans["amplitude"]["fig"].title.text and not shade.visible
 
 
 def test_known_roles_outline_each_role_over_its_band():
@@ -870,8 +886,8 @@ def test_the_shipped_demo_probe_is_what_the_current_probing_code_computes():
 def test_the_lessons_step_2_is_true_of_the_shipped_probe():
     """Step 2's claims, checked on the demo's shipped decoder and probe: its unit's channel maps
     in the high-gamma role band light high-gamma channels, as for 95% of conv_4's amplitude
-    units (5 of their 6 strongest); with the strongest band the 1-4 Hz channels come first;
-    conv_2's strongest phase unit reads the 1-4 Hz channels."""
+    units (5 of their 6 strongest); with the strongest band of each channel four high-gamma channels,
+    then 1-4 Hz ones at chance level; conv_2's strongest phase unit reads the 1-4 Hz channels."""
     import xarray as xr
 
     from core.demo import simulate_reaching
@@ -889,7 +905,18 @@ def test_the_lessons_step_2_is_true_of_the_shipped_probe():
     share = np.mean([(top(channel_scores(ds, "conv_4", int(u), STEP2_BAND)[0], 6) == "high_gamma").sum() >= 5
                      for u in amp_units])
     assert share >= 0.93 and "95% of conv_4's amplitude units" in STEPS[1][3]  # measured: 0.947
-    assert list(top(channel_scores(ds, "conv_4", best, "")[0], 2)) == ["low_freq", "low_freq"]
+    # the strongest band of each channel, on the sensitivity's scale (|band mean r| x sqrt(bins)):
+    # the same high-gamma channels first (with plain band means, which let a narrow band's noisier
+    # mean win, the 1-4 Hz channels came first for this unit, and no conv_4 amplitude unit had a
+    # high-gamma channel first); the 1-4 Hz channels next, at the level the null's maxima reach
+    strongest = channel_scores(ds, "conv_4", best, "")[0]
+    assert list(top(strongest, 5)) == ["high_gamma"] * 4 + ["low_freq"] and "four high-gamma channels" in STEPS[1][3]
+    assert strongest.max() == pytest.approx(float(ds["amp_stat_all"].sel(unit=f"conv_4/{best}")), rel=1e-5)
+    first = np.mean([top(channel_scores(ds, "conv_4", int(u), "")[0], 1)[0] == "high_gamma" for u in amp_units])
+    assert 0.7 <= first <= 0.8 and "three in four of these units" in STEPS[1][3]  # measured: 0.745
+    null95 = np.percentile(ds["amp_null_all"].values, 95)
+    assert round(np.sort(strongest)[-5], 2) == 0.09 and round(null95, 3) == 0.085  # measured: 0.088, 0.0852
+    assert "reach 0.09, what chance gives (the permutation null's 95th percentile, 0.085)" in STEPS[1][3]
     t2 = unit_table(ds, "conv_2")
     phase_units = t2["cls"] == "phase"
     u2 = int(t2["index"][phase_units][np.argmax(t2["phase"][phase_units])])

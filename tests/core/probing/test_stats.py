@@ -135,3 +135,37 @@ def test_classes_of_hand_built_units(resolution):
     assert ds["unit_class"].sel(unit="toy/0", band="low_gamma").item() == "insensitive"
     frac = class_fractions(ds)
     np.testing.assert_allclose(frac.sel(layer="toy"), [0.25, 0.25, 0.25, 0.25])
+
+
+@pytest.mark.parametrize("resolution", ["band", "freq"])
+def test_the_peak_of_a_units_sensitivity_gives_its_statistic(small_deep4, resolution):
+    """``sensitivity_peak`` finds where ``*_stat_all`` comes from, for every unit: with band
+    resolution |band mean r| x sqrt(bins), the bins counted as the probe averaged them (the
+    phase probe leaves out DC and Nyquist: bands holding them here); with frequency resolution
+    the largest |band mean|."""
+    from core.probing import ProbeConfig, probe_units
+    from core.probing.stats import band_bins, sensitivity_peak
+
+    X = np.random.default_rng(3).standard_normal((8, 4, 560)).astype(np.float32)
+    bands = {"slow": (0.0, 4.0), "mid": (13.0, 30.0), "top": (100.0, 125.0)}  # DC in slow, Nyquist in top
+    cfg = ProbeConfig(n_iterations=2, n_null=2, layers=["conv_2"], bands=bands, resolution=resolution)
+    ds = probe_units(small_deep4, X, sfreq=250.0, config=cfg)
+    df = 250.0 / 560
+    n_slow, n_mid, n_top = (int(np.floor(4.0 / df)) + 1, int(np.ceil(30.0 / df) - np.ceil(13.0 / df)),
+                            280 - int(np.ceil(100.0 / df)) + 1)
+    assert band_bins(ds, "amp").tolist() == [n_slow, n_mid, n_top]
+    assert band_bins(ds, "phase").tolist() == [n_slow - 1, n_mid, n_top - 1]
+    for prefix in ("amp", "phase"):
+        for uid in ds["unit"].values:
+            peak = sensitivity_peak(ds, uid, prefix)
+            vals = np.abs(ds[f"{prefix}_band"].sel(unit=uid).values)
+            if resolution == "band":
+                assert peak["score"] == pytest.approx(float(ds[f"{prefix}_stat_all"].sel(unit=uid)), rel=1e-5)
+            else:  # the statistic is a single bin's |r|; the peak is the largest band mean
+                assert peak["score"] == pytest.approx(np.nanmax(vals), rel=1e-6)
+            assert abs(peak["r"]) == pytest.approx(float(vals[list(ds["channel"].values).index(peak["channel"]),
+                                                              list(ds["band"].values).index(peak["band"])]))
+    bare = ds.copy()
+    bare.attrs = {"sfreq": 250.0}  # a result saved without its window length
+    with pytest.raises(UnitScopeError, match=r"lacks \['n_times'\]: it does not say how many frequency bins"):
+        band_bins(bare, "amp")
