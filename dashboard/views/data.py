@@ -207,7 +207,8 @@ class DataView(pn.viewable.Viewer):
             txt = f"{dec.label}: its checkpoint holds no training history."
         else:
             best = dec.ws.metrics.get("best_epoch")
-            txt = (f"{dec.label}: {len(dec.ws.history)} epoch(s)"
+            metric = "Pearson r" if dec.task == "regression" else "balanced accuracy"
+            txt = (f"{dec.label}: {len(dec.ws.history)} epoch(s), validation metric {metric}"
                    + (f", weights of epoch {int(best) + 1} (best on the validation block, dashed)" if best is not None else "")
                    + ("; the thin line: the loss of each batch" if dec.batches else
                       "; per-batch losses are kept only for decoders trained in this session")

@@ -168,13 +168,15 @@ class EncodingView(pn.viewable.Viewer):
         self.imp_src = ColumnDataSource(dict(xs=[], ys=[], feature=[], color=[], width=[], total=[]))
         self.truth_src = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], color=[], text=[]))
         fi = _fig("Permutation importance", height=300, x_axis_label="time from the event (s)",
-                  y_axis_label="loss increase (% of the reference loss)")
+                  # [A] short: the 300 px plot under a 3-line title and a legend cut the longer
+                  # "loss increase (% of the reference loss)" at both ends; the hover says of what
+                  y_axis_label="loss increase (%)")
         fi.multi_line("xs", "ys", source=self.imp_src, color="color", line_width="width", legend_field="feature")
         fi.segment("x0", "y0", "x1", "y1", source=self.truth_src, color="color", line_dash="dashed", line_width=2)
         fi.add_layout(LabelSet(x="x0", y="y1", text="text", source=self.truth_src, text_font_size="8pt",
                                text_color="color", x_offset=3, text_baseline="top"))
         fi.add_layout(Span(location=0, dimension="height", line_color="#555555", line_dash="dotted"))
-        fi.add_tools(HoverTool(tooltips=[("feature", "@feature"), ("overall loss increase (%)", "@total{0.00}")]))
+        fi.add_tools(HoverTool(tooltips=[("feature", "@feature"), ("overall loss increase (% of the reference loss)", "@total{0.00}")]))
         fi.legend.orientation = "horizontal"
         fi.legend.click_policy = "hide"
         fi.legend.label_text_font_size = "8pt"

@@ -478,7 +478,8 @@ def test_training_curves_show_the_decoder_in_use_or_the_run_in_progress(session,
     shown = view.curves_shown
     session.set_decoder(dec)
     assert view.curves_shown > shown  # a new decoder redraws its curves
-    assert "saved run: 3 epoch(s), weights of epoch 2" in view.curves_note.object
+    # the curves' metric is named (the plot's axis says only "metric")
+    assert "saved run: 3 epoch(s), validation metric Pearson r, weights of epoch 2" in view.curves_note.object
     assert "per-batch losses are kept only" in view.curves_note.object
     curves = view._shown_curves(0)
     assert metric_of(curves) == [0.0, 0.1, 0.2]
