@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _summary(ds) -> list[str]:
+def summary_lines(ds) -> list[str]:
+    """A DUNL result in words: per kernel its events, peak lag and codes; the fit."""
     import numpy as np
 
     lines = []
@@ -104,11 +105,11 @@ def run(args) -> int:
         from ..pruning import MaskSet
 
         masks = MaskSet.load(args.mask, model=ws.model)
-        print("\n".join(_summary(result)))
+        print("\n".join(summary_lines(result)))
         result = dec.refit(result, masks=masks)
         print(f"refit under {masks.n_pruned} masked units ({result.attrs['refit']}, "
               f"{result.attrs['refit_seconds']:.2f} s):")
-    print("\n".join(_summary(result)))
+    print("\n".join(summary_lines(result)))
     # another block than the default test block gets its own file: --block all no longer
     # overwrote the test block's result
     name = str(spec) if args.block == "test" else f"{spec}_{args.block}"

@@ -61,7 +61,7 @@ def load_data(spec: str, *, quick: bool = False, subjects=None, words=None, seed
 
 def run(args) -> int:
     from .._validation import check_range
-    from ..encoding import DREConfig, EncodingStudy, peak_latency
+    from ..encoding import DREConfig, EncodingStudy
     from ..encoding.study import blas_threads
     from ..training import configure_threads
 
@@ -89,13 +89,21 @@ def run(args) -> int:
     result.attrs["data"] = str(args.data)
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(result, Path(args.out))
-    for model in result["model"].values:
-        print(f"{model}: post-onset mean r {float(result['score'].sel(model=model)):.4f}")
+    print("\n".join(result_lines(result)))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def result_lines(result) -> list[str]:
+    """An encoding result in words: each model's post-onset mean r, each feature's importance."""
+    from ..encoding import peak_latency
+
+    lines = [f"{model}: post-onset mean r {float(result['score'].sel(model=model)):.4f}"
+             for model in result["model"].values]
     if "loss_increase" in result:
         for f in result["feature"].values:
             line = f"importance {f}: loss +{float(result['loss_increase'].sel(feature=f)):.2f}%"
             if f not in ("meg", "subject"):
                 line += f", peaks at {1000 * peak_latency(result, str(f)):.0f} ms"
-            print(line)
-    print(f"wrote {args.out}")
-    return 0
+            lines.append(line)
+    return lines

@@ -1,11 +1,15 @@
 """``unitscope info PATH``: channels, types, duration, sampling rate, events; or, for a run
 folder, its decoder, data, metrics and the result files beside it (from config.json; a probe.nc
 of other weights or other probing code is named, from its attrs and model.pt);
-or, for a batch folder, the held-out metric per recording and decoder and the failed runs."""
+or, for a batch folder, the held-out metric per recording and decoder and the failed runs;
+or, for a result file UnitScope wrote (``.nc``: a probe, pruning curves, kernels, an encoding
+study), what it holds, in the words of the command that wrote it."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from .._validation import UnitScopeError
 
@@ -15,9 +19,10 @@ RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resu
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events) or a run folder")
-    p.add_argument("path", help="recording file, BIDS folder, 'demo', a run folder (config.json) or a batch "
-                   "folder (batch.nc)")
+    p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events), a run folder "
+                                    "or a result file")
+    p.add_argument("path", help="recording file, BIDS folder, 'demo', a run folder (config.json), a batch "
+                   "folder (batch.nc) or a result file (.nc: probe, pruning curves, kernels, encoding)")
     p.add_argument("--bids", default=None, metavar="ENTITIES",
                    help="of a BIDS folder, the recording to describe: 'subject=01,run=1' or 'sub-01_run-1' "
                         "(default: the first; every recording is listed)")
@@ -38,6 +43,10 @@ def run(args) -> int:
             return _run_info(folder, as_json=args.json)
         if (folder / BATCH_FILE).is_file():
             return _batch_info(folder, as_json=args.json)
+        if folder.is_file() and folder.suffix.lower() == ".nc":
+            if folder.name == BATCH_FILE:
+                return _batch_info(folder.parent, as_json=args.json)
+            return _result_info(folder, as_json=args.json)
     bids = parse_bids(getattr(args, "bids", None))
     listed = []
     if args.path != "demo" and is_bids_root(args.path):
@@ -208,3 +217,139 @@ def probe_status(run_dir: Path) -> str:
 def other_code_note(name, run_dir) -> str:
     """The words for a probe result of these weights computed by other probing code."""
     return f"{name} was computed by other probing code (an earlier UnitScope): unitscope probe {run_dir} updates it"
+
+
+RESULT_KINDS = {"probe": "unitscope probe", "pruning_curve": "unitscope prune --curve", "dunl": "unitscope deconv",
+                "encoding": "unitscope encode"}  # kind -> the command that writes it
+KIND_NAMES = {"probe": "probe", "pruning_curve": "pruning curves", "dunl": "kernels (DUNL)",
+              "encoding": "encoding study"}
+
+
+def result_kind(ds) -> str:
+    """Which UnitScope command wrote a result Dataset (its ``method`` attr), or ""."""
+    method = str(ds.attrs.get("method", ""))
+    if "unit" in ds.dims and ("amp_stat_all" in ds or "phase_stat_all" in ds):
+        return "probe"
+    if method in ("pruning_curve", "dunl"):
+        return method
+    if method.startswith("Deep Recurrent Encoder") or {"score", "model"} <= set(ds.variables):
+        return "encoding"
+    return ""
+
+
+def _result_info(path: Path, *, as_json: bool) -> int:
+    """A result file UnitScope wrote: what it is and holds (no model or data loaded)."""
+    from .._files import load_netcdf
+
+    try:
+        ds = load_netcdf(path)
+    except Exception as exc:  # noqa: BLE001 - xarray's words name its backends, not the file's fault
+        raise UnitScopeError(f"{str(path)!r} cannot be read: it is not a netCDF-4 (HDF5) file, as UnitScope "
+                             f"writes them, or it is damaged ({exc.__class__.__name__}).") from exc
+    kind = result_kind(ds)
+    if not kind:
+        raise UnitScopeError(
+            f"{str(path)!r} is a netCDF file UnitScope did not write (method attr {ds.attrs.get('method')!r}): "
+            f"unitscope info describes recordings, run folders, batch folders and the result files of "
+            f"{', '.join(RESULT_KINDS.values())}.")
+    lines, facts = {"probe": _probe_lines, "pruning_curve": _curve_lines, "dunl": _kernel_lines,
+                    "encoding": _encoding_lines}[kind](ds)
+    if as_json:
+        print(json.dumps({"result": str(path), "kind": kind, "written_by": RESULT_KINDS[kind], **facts},
+                         default=str))
+        return 0
+    print(f"result     {path}: {KIND_NAMES[kind]}, written by {RESULT_KINDS[kind]}")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _made_for(ds) -> str:
+    a = ds.attrs
+    block = a.get("block")
+    if block is not None and not isinstance(block, str):  # a deconvolution keeps its block's sample range
+        block = "samples {}-{}".format(*np.asarray(block).ravel()[:2])
+    parts = [f"weights {a['model_hash']}" if "model_hash" in a else "",
+             f"run {a['run_dir']}" if "run_dir" in a else "", f"block {block}" if block is not None else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _probe_lines(ds) -> tuple[list[str], dict]:
+    from ..probing._base import code_version
+    from ..probing.stats import sensitivity_peak
+    from .probe import class_lines, validity_text
+
+    a = ds.attrs
+    site = {"conv": "before BatchNorm (conv output, as the seed paper)", "nonlin": "after the nonlinearity"}
+    layers = [str(x) for x in dict.fromkeys(ds["layer"].values)]
+    counts = {layer: int((ds["layer"].values == layer).sum()) for layer in layers}
+    done = float(a.get("progress", 1.0))
+    lines = [f"probe      {a.get('method', '?')}, units read {site.get(a.get('site'), a.get('site', '?'))}"
+             + (" (untrained control)" if int(a.get("untrained", 0)) else ""),
+             f"data       {int(a.get('n_windows', 0))} windows of {int(a.get('n_times', 0))} samples at "
+             f"{float(a.get('sfreq', float('nan'))):g} Hz, {ds.sizes.get('channel', 0)} channels; "
+             f"{int(a.get('amp_iterations', 0))} of {int(a.get('amp_n_iterations', 0))} iterations per pass"
+             + ("" if done >= 1 else f" (stopped at {done:.0%})"),
+             "bands      " + ", ".join(f"{b} {float(lo):g}-{float(hi):g} Hz" for b, lo, hi in
+                                      zip(ds["band"].values, ds["band_lo"].values, ds["band_hi"].values)),
+             f"units      {ds.sizes['unit']}: " + ", ".join(f"{k} {v}" for k, v in counts.items())]
+    made = _made_for(ds)
+    if made:
+        lines.append(f"made for   {made}")
+    if a.get("code_version") and a["code_version"] != code_version():
+        lines.append(f"note       computed by other probing code ({a['code_version']}; this UnitScope's is "
+                     f"{code_version()}): unitscope probe RUN_DIR computes it again")
+    if "unit_class_all" in ds:
+        lines += [f"classes    {line}" if i == 0 else f"           {line}" for i, line in enumerate(class_lines(ds))]
+    lines.append(f"validity   {validity_text(ds)}")
+    facts = {"site": a.get("site"), "n_units": int(ds.sizes["unit"]), "units_per_layer": counts,
+             "n_windows": int(a.get("n_windows", 0)), "progress": done, "most_sensitive": {}}
+    weighted = a.get("resolution", "band") == "band"
+    for kind, prefix in (("amplitude", "amp"), ("phase", "phase")):
+        var = f"{prefix}_stat_all"
+        if var not in ds:
+            continue
+        top = [str(u) for u in ds["unit"].values[np.argsort(-np.nan_to_num(ds[var].values, nan=-np.inf))[:3]]]
+        peaks = [sensitivity_peak(ds, u, prefix) for u in top]
+        facts["most_sensitive"][kind] = [{"unit": u, **p} for u, p in zip(top, peaks)]
+        lines.append(f"{'top ' + ('amp' if kind == 'amplitude' else kind):<11}" + ", ".join(
+            f"{u} {p['score']:.3f} ({p['channel']}, {p['band'].replace('_', ' ')})" for u, p in zip(top, peaks)))
+    lines.append("           (sensitivity: a unit's largest |band-mean r| x sqrt(bins in the band) over channels "
+                 "and bands)" if weighted else "           (sensitivity: a unit's largest |r| over channels and bins)")
+    return lines, facts
+
+
+def _curve_lines(ds) -> tuple[list[str], dict]:
+    from .prune import curve_lines
+
+    made = _made_for(ds)
+    facts = {"metric": ds.attrs.get("metric"), "baseline": float(ds.attrs["baseline"]),
+             "orders": [str(o) for o in ds["order"].values], "fractions": ds["fraction"].values.tolist(),
+             "curves": {str(o): ds["metric"].sel(order=o).values.tolist() for o in ds["order"].values}}
+    return ([f"made for   {made}"] if made else []) + curve_lines(ds), facts
+
+
+def _kernel_lines(ds) -> tuple[list[str], dict]:
+    from .deconv import summary_lines
+
+    a = ds.attrs
+    lines = [f"signal     {a.get('signal', '?')}, {a.get('likelihood', '?')} likelihood, {ds.sizes.get('event', 0)} "
+             f"events, {ds.sizes.get('kernel', 0)} kernel(s) of {ds.sizes.get('lag', 0) * float(a.get('bin_seconds', 0)):.2f} s"
+             + (f", refit under a mask ({a['refit']})" if a.get("refit") else "")]
+    made = _made_for(ds)
+    if made:
+        lines.append(f"made for   {made}")
+    facts = {"signal": a.get("signal"), "r2": float(a.get("r2", float("nan"))),
+             "kernels": [str(k) for k in ds["kernel"].values], "n_events": int(ds.sizes.get("event", 0))}
+    return lines + summary_lines(ds), facts
+
+
+def _encoding_lines(ds) -> tuple[list[str], dict]:
+    from .encode import result_lines
+
+    a = ds.attrs
+    sizes = ", ".join(f"{ds.sizes[d]} {d}s" for d in ("subject", "channel", "feature") if d in ds.sizes)
+    lines = [f"study      {a.get('method', '?')}; data {a.get('data', a.get('data_source', '?'))} ({sizes})"]
+    facts = {"models": [str(m) for m in ds["model"].values],
+             "score": {str(m): float(ds["score"].sel(model=m)) for m in ds["model"].values}}
+    return lines + result_lines(ds), facts

@@ -15,6 +15,22 @@ from pathlib import Path
 from ._common import Progress, bar
 
 
+def class_lines(ds) -> list[str]:
+    """``"LAYER: amplitude 20%, phase 38%, ..."`` per probed block of a classified probe result."""
+    from ..probing.stats import class_fractions
+
+    frac = class_fractions(ds)
+    return [f"{layer}: " + ", ".join(f"{c} {100 * float(frac.sel(layer=layer, **{'class': c})):.0f}%"
+                                     for c in frac["class"].values) for layer in frac["layer"].values]
+
+
+def validity_text(ds) -> str:
+    """The probe's validity check in words (METHODS 1.6: perturbed over unperturbed metric)."""
+    parts = [f"{name} {float(ds[f'{p}_validity']):.3f}" for name, p in (("amplitude", "amp"), ("phase", "phase"))
+             if f"{p}_validity" in ds]
+    return ", ".join(parts) + " (perturbed / unperturbed metric)"
+
+
 def add_parser(sub) -> None:
     from ..probing import ProbeConfig
 
@@ -59,7 +75,7 @@ MAPS_HINT_MB = 100  # maps larger than this: say how to store them smaller
 
 def run(args) -> int:
     from ..cautions import no_discovery_note
-    from ..probing import ProbeConfig, class_fractions, resolve_layers
+    from ..probing import ProbeConfig, resolve_layers
     from ..probing.pipeline import finish, start_probe, untrained_twin, workspace_windows
     from ..training import configure_threads
     from ..workspace import Workspace
@@ -104,18 +120,14 @@ def run(args) -> int:
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(ds, out)
     if "unit_class_all" in ds:
-        frac = class_fractions(ds)
-        for layer in frac["layer"].values:
-            row = ", ".join(f"{c} {100 * float(frac.sel(layer=layer, **{'class': c})):.0f}%"
-                            for c in frac["class"].values)
-            print(f"{layer}: {row}")
+        for line in class_lines(ds):
+            print(line)
         note = no_discovery_note(ds)
         if note:
             print(f"note: {note}: probe more windows (--windows; the {args.block} block has {len(X)}) or iterations "
                   "(--iterations), or a longer recording", file=sys.stderr)
     size_mb = out.stat().st_size / 1e6
-    print(f"validity: amplitude {float(ds['amp_validity']):.3f}, phase {float(ds['phase_validity']):.3f} "
-          f"(perturbed / unperturbed metric); wrote {out} ({size_mb:.1f} MB)")
+    print(f"validity: {validity_text(ds)}; wrote {out} ({size_mb:.1f} MB)")
     if full_mb > MAPS_HINT_MB and not args.no_maps and args.map_bin is None:
         df = float(ds["freq"].values[1] - ds["freq"].values[0]) if ds.sizes.get("freq", 0) > 1 else float("nan")
         print(f"the maps are {full_mb:.0f} MB ({ds.sizes['channel']} channels x {ds.sizes['freq']} bins of "

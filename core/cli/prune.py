@@ -229,8 +229,6 @@ def _units_mode(args, ws, ev, masks) -> int:
 
 
 def _curve_mode(args, ws, ev, masks) -> int:
-    import numpy as np
-
     from ..pruning import ablation_effects, pruning_curve
 
     fractions = None
@@ -257,26 +255,43 @@ def _curve_mode(args, ws, ev, masks) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "prune_curves.nc"
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(curves, out)
-    head = "".join(f"{o:>9}" for o in curves["order"].values)
-    print(f"{args.block} {ev.metric_name} (baseline {curves.attrs['baseline']:.4f}); ranked by {source}; "
-          f"layers {curves.attrs['layers']}")
+    lines = curve_lines(curves)
+    print(lines[0])
     caution = chance_caution(ev, args.block)
     if caution:
         print(caution, file=sys.stderr)
-    print(f"fraction{head}" + ("   random 95% band" if "random_lo" in curves else ""))
+    print("\n".join(lines[1:]))
+    print(f"wrote {out}")
+    return 0
+
+
+def curve_lines(curves) -> list[str]:
+    """Pruning curves (:func:`core.pruning.pruning_curve`, as ``--curve`` writes them) in words:
+    what was measured and ranked, the metric per fraction and order, the largest single-unit
+    drops when they were measured."""
+    import numpy as np
+
+    a = curves.attrs
+    metric = str(a.get("metric", "metric"))
+    lines = [f"{a.get('block', 'test')} {metric} (baseline {float(a['baseline']):.4f}); ranked by "
+             f"{a.get('scores', a.get('by', '?'))}; layers {a.get('layers', '?')}"]
+    head = "".join(f"{o:>9}" for o in curves["order"].values)
+    lines.append(f"fraction{head}" + ("   random 95% band" if "random_lo" in curves else ""))
     undefined = False
     for i, q in enumerate(curves["fraction"].values):
         row = "".join(f"{v:9.4f}" if v == v else f"{'-':>9}" for v in curves["metric"].values[:, i])
         undefined |= "-" in row
         band = f"   [{float(curves['random_lo'][i]):.4f}, {float(curves['random_hi'][i]):.4f}]" if "random_lo" in curves else ""
-        print(f"{q:8.2f}{row}{band}".replace("[nan, nan]", "-"))
+        lines.append(f"{q:8.2f}{row}{band}".replace("[nan, nan]", "-"))
     if undefined:
-        print("-: undefined: the decoder's output does not vary (with every unit of a block pruned it is a constant)")
-    if args.ablation:
+        lines.append("-: undefined: the decoder's output does not vary (with every unit of a block pruned it is a "
+                     "constant)")
+    if "ablation_drop" in curves:
+        drop = curves["ablation_drop"]
         top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
-        print("largest single-unit drops: " + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}" for i in top))
-    print(f"wrote {out}")
-    return 0
+        lines.append("largest single-unit drops: " + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}"
+                                                               for i in top))
+    return lines
 
 
 def run(args) -> int:

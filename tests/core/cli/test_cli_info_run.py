@@ -71,3 +71,67 @@ def test_info_says_when_the_probe_is_not_this_decoders(run, tmp_path, capsys):
     (here / "probe.nc").write_bytes(b"")
     assert main(["info", str(here)]) == 0
     assert "note       probe.nc cannot be read (" in capsys.readouterr().out
+
+
+def test_info_describes_the_result_files_unitscope_writes(tmp_path, capsys):
+    """``unitscope info FILE.nc``: a probe, pruning curves, kernels, an encoding study, each in
+    the words of the command that wrote it (the same lines), from the file alone; a netCDF file
+    of another program and a file that is no netCDF are refused in one line."""
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    import xarray as xr
+
+    assets = Path(__file__).resolve().parents[3] / "assets"
+    run = shutil.copytree(assets / "demo-deep4", tmp_path / "run")
+    shutil.copy(assets / "demo-probe" / "deep4.nc", run / "probe.nc")
+
+    def info(path, *extra):
+        assert main(["info", str(path), *extra]) == 0
+        return capsys.readouterr().out
+
+    # a probe: its units, classes, validity and the most sensitive units with where each peaks
+    text = info(run / "probe.nc")
+    probe = xr.load_dataset(run / "probe.nc", engine="h5netcdf")
+    assert text.startswith(f"result     {run / 'probe.nc'}: probe, written by unitscope probe\n")
+    assert "units      376: conv_time_spat 25, conv_2 50, conv_3 100, conv_4 200, conv_classifier 1\n" in text
+    assert f"validity   amplitude {float(probe['amp_validity']):.3f}, phase {float(probe['phase_validity']):.3f}" in text
+    assert "           conv_4: amplitude 49%, phase 1%, bimodal 50%, insensitive 0%\n" in text
+    best = str(probe["unit"].values[int(np.argmax(probe["amp_stat_all"].values))])
+    assert f"top amp    {best} {float(probe['amp_stat_all'].max()):.3f} (G11, high gamma), " in text
+    facts = json.loads(info(run / "probe.nc", "--json"))
+    assert facts["kind"] == "probe" and facts["n_units"] == 376
+    assert facts["most_sensitive"]["amplitude"][0]["score"] == pytest.approx(float(probe["amp_stat_all"].max()), rel=1e-5)
+
+    # pruning curves: the table `prune --curve` printed, read back from the file
+    assert main(["prune", str(run), "--curve", "--layer", "conv_4", "--fractions", "0,0.5", "--repeats", "2",
+                 "--out", str(tmp_path / "curves.nc")]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote")]
+    text = info(tmp_path / "curves.nc").splitlines()
+    assert text[0] == f"result     {tmp_path / 'curves.nc'}: pruning curves, written by unitscope prune --curve"
+    assert text[-len(printed):] == printed and printed[1].startswith("fraction     most    least   random")
+    curves = json.loads(info(tmp_path / "curves.nc", "--json"))
+    assert curves["fractions"] == [0.0, 0.5] and curves["curves"]["most"][0] == pytest.approx(curves["baseline"])
+
+    # kernels: the fit's lines, as `deconv` printed them
+    assert main(["deconv", str(run), "--signal", "output", "--epochs", "2", "--out", str(tmp_path / "k.nc")]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote")]
+    text = info(tmp_path / "k.nc").splitlines()
+    assert text[1].startswith("signal     output, gaussian likelihood, ") and text[-len(printed):] == printed
+    assert "block samples 120000-150000" in text[2]  # the test block of the demo's 600 s at 250 Hz
+
+    # an encoding study
+    text = info(assets / "demo-encoding" / "synthetic-reading.nc")
+    study = xr.load_dataset(assets / "demo-encoding" / "synthetic-reading.nc", engine="h5netcdf")
+    assert f"dre: post-onset mean r {float(study['score'].sel(model='dre')):.4f}\n" in text
+    assert "importance word_freq: loss +" in text
+
+    # not UnitScope's
+    xr.Dataset({"a": ("x", [1, 2])}, attrs={"method": "other"}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
+    assert main(["info", str(tmp_path / "other.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "is a netCDF file UnitScope did not write (method attr 'other')" in err and err.count("\n") == 1
+    (tmp_path / "junk.nc").write_text("not netCDF")
+    assert main(["info", str(tmp_path / "junk.nc")]) == 2
+    assert "cannot be read: it is not a netCDF-4 (HDF5) file" in capsys.readouterr().err
