@@ -32,9 +32,9 @@ STEPS = (
      "The most amplitude-sensitive of conv_4's amplitude units (red) is selected, its channel maps showing the "
      "high-gamma role band (60-90 Hz): they light the high-gamma channels (green rings, top rows), as for 95% of "
      "conv_4's amplitude units (5 of their 6 strongest channels). With <i>strongest band of each channel</i> (a "
-     "band's |mean r| × √bins, the scale of the unit's sensitivity) four high-gamma channels come first, as for "
-     "three in four of these units; the 1-4 Hz channels next reach 0.09, what chance gives (the permutation "
-     "null's 95th percentile, 0.085). Pick conv_2, a blue "
+     "band's |mean r| × √bins, the scale of the unit's sensitivity) its first four channels are high-gamma ones, and "
+     "three in four of these units have a high-gamma channel first; the 1-4 Hz channels that follow reach 0.09, what "
+     "chance gives (the permutation null's 95th percentile, 0.085). Pick conv_2, a blue "
      "(phase) unit and the 1-4 Hz role band: phase units read the 1-4 Hz channels (brown). Untick <i>show known "
      "roles</i> to let the class guess first. The grey crosses are an untrained network's units of the same block: "
      "training raised conv_4's amplitude sensitivity 2.5-fold (median)."),
