@@ -15,7 +15,15 @@ from .._validation import UnitScopeError
 
 # result files a run folder may hold, and what writes them
 RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resume",
-             "probe.nc": "unitscope probe", "probe_untrained.nc": "unitscope probe --untrained"}
+             "probe.nc": "unitscope probe", "probe_untrained.nc": "unitscope probe --untrained",
+             "prune_curves.nc": "unitscope prune --curve"}
+
+
+def _what_writes(name: str) -> str | None:
+    """What wrote a run folder's file, by its name (``deconv_<signal>[_<block>].nc`` included)."""
+    if name in RUN_FILES:
+        return RUN_FILES[name]
+    return "unitscope deconv" if name.startswith("deconv_") and name.endswith(".nc") else None
 
 
 def add_parser(sub) -> None:
@@ -174,8 +182,8 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
         secs = f", {float(m['train_seconds']):.0f} s" if "train_seconds" in m else ""
         print(f"training   {s['epochs']} epoch(s){kept}{secs}{' (stopped)' if m.get('stopped') else ''}")
     print(f"layers     {', '.join(f'{k} {v}' for k, v in s['layers'].items())}")
-    known = [f"{f} ({RUN_FILES[f]})" for f in s["files"] if f in RUN_FILES]
-    other = [f for f in s["files"] if f not in RUN_FILES and f != "config.json"]
+    known = [f"{f} ({_what_writes(f)})" for f in s["files"] if _what_writes(f)]
+    other = [f for f in s["files"] if not _what_writes(f) and f != "config.json"]
     print(f"files      {', '.join(known + other)}")
     if "probe.nc" not in s["files"]:
         print(f"next       unitscope probe {s['run']}")
@@ -183,6 +191,7 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
         why = probe_status(run_dir)
         if why:
             print(f"note       {why}")
+        print(f"read       unitscope info {Path(s['run']) / 'probe.nc'}   (and each result file so)")
     return 0
 
 

@@ -31,6 +31,7 @@ def test_info_describes_a_run_folder(run, capsys):
     assert lines["layers"] == "conv_time_spat 40, conv_classifier 1"
     assert "probe.nc (unitscope probe)" in lines["files"] and "checkpoint.pt (training state, for --resume)" in lines["files"]
     assert "next" not in lines  # a probe is there already
+    assert lines["read"] == f"unitscope info {folder / 'probe.nc'}   (and each result file so)"
 
 
 def test_info_json_and_a_corrupt_run(run, tmp_path, capsys):
@@ -105,21 +106,25 @@ def test_info_describes_the_result_files_unitscope_writes(tmp_path, capsys):
     assert facts["most_sensitive"]["amplitude"][0]["score"] == pytest.approx(float(probe["amp_stat_all"].max()), rel=1e-5)
 
     # pruning curves: the table `prune --curve` printed, read back from the file
-    assert main(["prune", str(run), "--curve", "--layer", "conv_4", "--fractions", "0,0.5", "--repeats", "2",
-                 "--out", str(tmp_path / "curves.nc")]) == 0
+    assert main(["prune", str(run), "--curve", "--layer", "conv_4", "--fractions", "0,0.5", "--repeats", "2"]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote")]
-    text = info(tmp_path / "curves.nc").splitlines()
-    assert text[0] == f"result     {tmp_path / 'curves.nc'}: pruning curves, written by unitscope prune --curve"
+    text = info(run / "prune_curves.nc").splitlines()
+    assert text[0] == f"result     {run / 'prune_curves.nc'}: pruning curves, written by unitscope prune --curve"
     assert text[-len(printed):] == printed and printed[1].startswith("fraction     most    least   random")
-    curves = json.loads(info(tmp_path / "curves.nc", "--json"))
+    curves = json.loads(info(run / "prune_curves.nc", "--json"))
     assert curves["fractions"] == [0.0, 0.5] and curves["curves"]["most"][0] == pytest.approx(curves["baseline"])
 
     # kernels: the fit's lines, as `deconv` printed them
-    assert main(["deconv", str(run), "--signal", "output", "--epochs", "2", "--out", str(tmp_path / "k.nc")]) == 0
+    assert main(["deconv", str(run), "--signal", "output", "--epochs", "2"]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote")]
-    text = info(tmp_path / "k.nc").splitlines()
+    text = info(run / "deconv_output.nc").splitlines()
     assert text[1].startswith("signal     output, gaussian likelihood, ") and text[-len(printed):] == printed
     assert "block samples 120000-150000" in text[2]  # the test block of the demo's 600 s at 250 Hz
+
+    # the run folder names what wrote each result file beside the weights
+    files = dict(line.split(None, 1) for line in info(run).splitlines())["files"]
+    assert {"probe.nc (unitscope probe)", "prune_curves.nc (unitscope prune --curve)",
+            "deconv_output.nc (unitscope deconv)"} <= set(files.split(", ")), files
 
     # an encoding study
     text = info(assets / "demo-encoding" / "synthetic-reading.nc")
