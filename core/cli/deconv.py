@@ -61,8 +61,12 @@ def summary_lines(ds) -> list[str]:
         if len(codes) > 2 and np.all(np.isfinite(values)) and np.std(values) > 0 and np.std(codes) > 0:
             line += f", r(code, event value) = {np.corrcoef(codes, values)[0, 1]:.3f}"
         lines.append(line)
-    lines.append(f"fit: R^2 {ds.attrs['r2']:.3f}, best epoch {ds.attrs['best_epoch']}, "
-                 f"{ds.attrs['n_segments']} segments, {ds.attrs['fit_seconds']:.2f} s")
+    a = ds.attrs
+    if {"best_epoch", "n_segments", "fit_seconds"} <= set(a):
+        lines.append(f"fit: R^2 {a['r2']:.3f}, best epoch {a['best_epoch']}, {a['n_segments']} segments, "
+                     f"{a['fit_seconds']:.2f} s")
+    elif "r2" in a:  # the app's export keeps each fit's R^2 only
+        lines.append(f"fit: R^2 {float(a['r2']):.3f}")
     return lines
 
 

@@ -231,7 +231,9 @@ def other_code_note(name, run_dir) -> str:
 RESULT_KINDS = {"probe": "unitscope probe", "pruning_curve": "unitscope prune --curve", "dunl": "unitscope deconv",
                 "encoding": "unitscope encode"}  # kind -> the command that writes it
 KIND_NAMES = {"probe": "probe", "pruning_curve": "pruning curves", "dunl": "kernels (DUNL)",
-              "encoding": "encoding study"}
+              "encoding": "encoding study", "app_pruning": "pruning curves and ablation effects",
+              "app_kernels": "kernels (DUNL)"}
+WRITERS = {**RESULT_KINDS, "app_pruning": "the app's Export view", "app_kernels": "the app's Export view"}
 
 
 def result_kind(ds) -> str:
@@ -239,6 +241,10 @@ def result_kind(ds) -> str:
     method = str(ds.attrs.get("method", ""))
     if "unit" in ds.dims and ("amp_stat_all" in ds or "phase_stat_all" in ds):
         return "probe"
+    if method == "pruning_curve+single_unit_ablation":  # the app's Export: curves of several layers
+        return "app_pruning"
+    if method == "dunl" and "kernel" not in ds.dims:  # the app's Export: output_*, unit_*, channel_* fits
+        return "app_kernels"
     if method in ("pruning_curve", "dunl"):
         return method
     if method.startswith("Deep Recurrent Encoder") or {"score", "model"} <= set(ds.variables):
@@ -262,12 +268,13 @@ def _result_info(path: Path, *, as_json: bool) -> int:
             f"unitscope info describes recordings, run folders, batch folders and the result files of "
             f"{', '.join(RESULT_KINDS.values())}.")
     lines, facts = {"probe": _probe_lines, "pruning_curve": _curve_lines, "dunl": _kernel_lines,
-                    "encoding": _encoding_lines}[kind](ds)
+                    "encoding": _encoding_lines, "app_pruning": _app_pruning_lines,
+                    "app_kernels": _app_kernel_lines}[kind](ds)
     if as_json:
-        print(json.dumps({"result": str(path), "kind": kind, "written_by": RESULT_KINDS[kind], **facts},
+        print(json.dumps({"result": str(path), "kind": kind, "written_by": WRITERS[kind], **facts},
                          default=str))
         return 0
-    print(f"result     {path}: {KIND_NAMES[kind]}, written by {RESULT_KINDS[kind]}")
+    print(f"result     {path}: {KIND_NAMES[kind]}, written by {WRITERS[kind]}")
     for line in lines:
         print(line)
     return 0
@@ -362,3 +369,52 @@ def _encoding_lines(ds) -> tuple[list[str], dict]:
     facts = {"models": [str(m) for m in ds["model"].values],
              "score": {str(m): float(ds["score"].sel(model=m)) for m in ds["model"].values}}
     return lines + result_lines(ds), facts
+
+
+def _app_pruning_lines(ds) -> tuple[list[str], dict]:
+    """The app's pruning export: the session's mask and metric, each layer's curves, the
+    largest single-unit drops."""
+    from .prune import curve_lines
+
+    a = ds.attrs
+    pruned = json.loads(a.get("session_pruned", "{}") or "{}")
+    lines = [f"decoder    {a.get('decoder', '?')}; {a.get('metric', 'metric')} {float(a.get('metric_unpruned', np.nan)):.4f}"
+             f" unpruned, {float(a.get('metric_pruned', np.nan)):.4f} with the session's mask ("
+             + (", ".join(f"{k} {len(v)}" for k, v in pruned.items()) or "nothing") + " pruned)"]
+    facts = {"metric_unpruned": float(a.get("metric_unpruned", np.nan)), "session_pruned": pruned, "curves": {}}
+    if "metric" in ds and "layer" in ds["metric"].dims:
+        for layer in ds["layer"].values:
+            sub = ds[[v for v in ("metric", "random_lo", "random_hi") if v in ds]].sel(layer=layer)
+            sub.attrs = {"block": "test", "metric": a.get("metric", "metric"), "baseline": a.get("metric_unpruned"),
+                         "scores": a.get("by", "?"), "layers": str(layer)}
+            lines += curve_lines(sub)
+            facts["curves"][str(layer)] = {str(o): sub["metric"].sel(order=o).values.tolist()
+                                           for o in sub["order"].values}
+    if "ablation_drop" in ds:
+        drop = ds["ablation_drop"]
+        top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
+        lines.append(f"ablation   {drop.sizes.get('unit', 0)} units; largest single-unit drops: "
+                     + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}" for i in top))
+    return lines, facts
+
+
+def _app_kernel_lines(ds) -> tuple[list[str], dict]:
+    """The app's kernels export: each fit (decoder output, unit, input channel) as deconv prints it."""
+    from .deconv import summary_lines
+
+    lines, facts = [], {"fits": {}}
+    pruned = json.loads(ds.attrs.get("pruned", "{}") or "{}")
+    lines.append(f"mask       v{ds.attrs.get('mask_version', '?')}: "
+                 + (", ".join(f"{k} {len(v)}" for k, v in pruned.items()) or "nothing") + " pruned")
+    for name in ("output", "unit", "channel"):
+        if f"{name}_kernels" not in ds:
+            continue
+        own = [v for v in ds.variables if str(v).startswith(f"{name}_")]
+        sub = ds[[v for v in own if v in ds.data_vars]]
+        sub = sub.rename({v: str(v)[len(name) + 1:] for v in sub.variables if str(v).startswith(f"{name}_")})
+        sub.attrs = {"r2": float(ds.attrs.get(f"{name}_r2", np.nan))}
+        signal = ds.attrs.get(f"{name}_signal", name)
+        lines.append(f"signal     {signal}")
+        lines += [f"           {line}" for line in summary_lines(sub)]
+        facts["fits"][str(signal)] = {"r2": sub.attrs["r2"], "kernels": [str(k) for k in sub["kernel"].values]}
+    return lines, facts

@@ -36,7 +36,7 @@ def test_probe_round_trips_through_netcdf(session, tiny_probe):
     assert list(ds["unit_class_all"].values) == list(tiny_probe["unit_class_all"].values)
 
 
-def test_curves_export_holds_the_computed_layers(session):
+def test_curves_export_holds_the_computed_layers(session, tmp_path, capsys):
     ps = prune_state_of(session)
     with pytest.raises(UnitScopeError, match="Nothing to export yet"):
         export.curves_dataset(Session())
@@ -52,6 +52,18 @@ def test_curves_export_holds_the_computed_layers(session):
     assert json.loads(ds.attrs["session_pruned"]) == {"conv_4": [3]}
     drop = ds["ablation_drop"]
     assert float(drop.sel(unit="conv_4/3")) == pytest.approx(float(ps.effects.sel(unit="conv_4/3")))
+    # `unitscope info` reads the export: the session's mask, each layer's curves, the drops
+    from core.cli import main
+
+    path = tmp_path / "pruning.nc"
+    path.write_bytes(export.netcdf_bytes(export.curves_dataset(session)))
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == f"result     {path}: pruning curves and ablation effects, written by the app's Export view"
+    assert text[1].endswith(f"{ps.metric:.4f} with the session's mask (conv_4 1 pruned)")
+    first = float(ps.curves["metric"].sel(order="most").values[0])
+    assert f"{float(ps.curves['fraction'].values[0]):8.2f}{first:9.4f}" in "\n".join(text)
+    assert text[-1].startswith("ablation   ") and "largest single-unit drops: " in text[-1]
 
 
 def test_checkpoint_zip_is_a_loadable_run_with_the_mask(session, tmp_path, tiny_decoder):
@@ -184,7 +196,7 @@ def test_plots_not_computed_yet_say_so(session):
                 make()
 
 
-def test_the_input_channels_kernels_export_for_any_decoder(session, tiny_decoder, monkeypatch):
+def test_the_input_channels_kernels_export_for_any_decoder(session, tiny_decoder, monkeypatch, tmp_path, capsys):
     from dashboard.kernel_state import shared_kernels
     from dashboard.views.kernels import kernel_state_of
 
@@ -194,6 +206,17 @@ def test_the_input_channels_kernels_export_for_any_decoder(session, tiny_decoder
     ds = xr.load_dataset(io.BytesIO(export.netcdf_bytes(export.kernels_dataset(session))), engine="h5netcdf")
     assert "output_kernels" not in ds and ds.attrs["channel_signal"] == "channel:G03:60-90"
     np.testing.assert_allclose(ds["channel_kernels"].values, res["kernels"].values)
+    from core.cli import main  # `unitscope info` reads the export: each fit as `unitscope deconv` prints it
+    from core.cli.deconv import summary_lines
+
+    path = tmp_path / "kernels.nc"
+    path.write_bytes(export.netcdf_bytes(export.kernels_dataset(session)))
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == f"result     {path}: kernels (DUNL), written by the app's Export view"
+    assert text[2] == "signal     channel:G03:60-90"
+    assert text[3:] == [f"           {line}" for line in summary_lines(res)[:-1]] + \
+        [f"           fit: R^2 {res.attrs['r2']:.3f}"]
     assert plot_for(session, "Input channel kernel (Kernels)").opts.get().kwargs["title"].startswith(
         "Channel G03, 60-90 Hz envelope kernel")
     assert "codes\nvs" in plot_for(session, "Input channel codes (Kernels)").opts.get().kwargs["title"]
