@@ -328,8 +328,10 @@ def _probe_lines(ds) -> tuple[list[str], dict]:
         top = [str(u) for u in ds["unit"].values[np.argsort(-np.nan_to_num(ds[var].values, nan=-np.inf))[:3]]]
         peaks = [sensitivity_peak(ds, u, prefix) for u in top]
         facts["most_sensitive"][kind] = [{"unit": u, **p} for u, p in zip(top, peaks)]
+        shared = kind == "phase" and a.get("phase_variant") == "shared"  # one shift for all channels
         lines.append(f"{'top ' + ('amp' if kind == 'amplitude' else kind):<11}" + ", ".join(
-            f"{u} {p['score']:.3f} ({p['channel']}, {p['band'].replace('_', ' ')})" for u, p in zip(top, peaks)))
+            f"{u} {p['score']:.3f} ({'all channels' if shared else p['channel']}, {p['band'].replace('_', ' ')})"
+            for u, p in zip(top, peaks)))
     lines.append("           (sensitivity: a unit's largest |band-mean r| x sqrt(bins in the band) over channels "
                  "and bands)" if weighted else "           (sensitivity: a unit's largest |r| over channels and bins)")
     return lines, facts

@@ -132,13 +132,18 @@ def strongest(ds, layer: str, unit: int) -> dict:
     """Where each sensitivity of a unit comes from: ``{"amplitude": peak, "phase": peak}``
     (:func:`core.probing.stats.sensitivity_peak`: channel, band, band-mean ``r``, ``bins``,
     ``score``; the channel maps' strongest band lights the same channel brightest)."""
-    return {kind: sensitivity_peak(ds, f"{layer}/{unit}", prefix)
-            for kind, prefix in (("amplitude", "amp"), ("phase", "phase"))}
+    peaks = {kind: sensitivity_peak(ds, f"{layer}/{unit}", prefix)
+             for kind, prefix in (("amplitude", "amp"), ("phase", "phase"))}
+    if ds.attrs.get("phase_variant") == "shared":  # one phase shift for all channels: no channel of its own
+        peaks["phase"]["shared"] = True
+    return peaks
 
 
 def peak_text(kind: str, peak: dict, weighted: bool = True) -> str:
     """One line on where a sensitivity comes from, with the product that gives it."""
-    where = f"{kind} peaks at {esc(peak['channel'])} in {esc(peak['band'].replace('_', ' '))}"
+    band = esc(peak["band"].replace("_", " "))
+    where = (f"{kind} peaks in {band}, every channel alike (one phase shift shared by all)" if peak.get("shared")
+             else f"{kind} peaks at {esc(peak['channel'])} in {band}")
     if not weighted:  # a "freq" resolution probe: the sensitivity is a single bin's |r|
         return f"{where} (band-mean r {peak['r']:+.3f})"
     return f"{where}: band-mean r {peak['r']:+.3f} over {peak['bins']} bins (× √{peak['bins']} = {peak['score']:.3f})"

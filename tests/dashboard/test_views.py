@@ -75,6 +75,12 @@ def test_the_strongest_channel_and_band_give_the_units_sensitivity(tiny_probe):
                 abs(peak["r"]) * np.sqrt(peak["bins"]), rel=1e-6)
     text = peak_text("amplitude", {"channel": "G14", "band": "high_gamma", "r": 0.0046, "bins": 288, "score": 0.078})
     assert text == "amplitude peaks at G14 in high gamma: band-mean r +0.005 over 288 bins (× √288 = 0.078)"
+    # the shared phase variant shifts every channel's phase alike: its peak names no channel
+    shared = tiny_probe.assign_attrs(phase_variant="shared")
+    peaks = strongest(shared, "conv_2", 3)
+    assert peaks["phase"]["shared"] and "shared" not in peaks["amplitude"]
+    assert peak_text("phase", peaks["phase"]).startswith(
+        f"phase peaks in {peaks['phase']['band'].replace('_', ' ')}, every channel alike (one phase shift shared by all): ")
 
 
 def test_channel_scores_in_a_band_or_a_frequency_range(tiny_probe):

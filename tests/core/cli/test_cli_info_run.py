@@ -101,6 +101,9 @@ def test_info_describes_the_result_files_unitscope_writes(tmp_path, capsys):
     assert "           conv_4: amplitude 49%, phase 1%, bimodal 50%, insensitive 0%\n" in text
     best = str(probe["unit"].values[int(np.argmax(probe["amp_stat_all"].values))])
     assert f"top amp    {best} {float(probe['amp_stat_all'].max()):.3f} (G11, high gamma), " in text
+    probe.assign_attrs(phase_variant="shared").to_netcdf(tmp_path / "shared.nc", engine="h5netcdf")
+    shared = {line[:11].strip(): line[11:] for line in info(tmp_path / "shared.nc").splitlines()}
+    assert "(all channels, " in shared["top phase"] and "(all channels, " not in shared["top amp"]
     facts = json.loads(info(run / "probe.nc", "--json"))
     assert facts["kind"] == "probe" and facts["n_units"] == 376
     assert facts["most_sensitive"]["amplitude"][0]["score"] == pytest.approx(float(probe["amp_stat_all"].max()), rel=1e-5)
