@@ -328,9 +328,8 @@ def _probe_lines(ds) -> tuple[list[str], dict]:
         top = [str(u) for u in ds["unit"].values[np.argsort(-np.nan_to_num(ds[var].values, nan=-np.inf))[:3]]]
         peaks = [sensitivity_peak(ds, u, prefix) for u in top]
         facts["most_sensitive"][kind] = [{"unit": u, **p} for u, p in zip(top, peaks)]
-        shared = kind == "phase" and a.get("phase_variant") == "shared"  # one shift for all channels
         lines.append(f"{'top ' + ('amp' if kind == 'amplitude' else kind):<11}" + ", ".join(
-            f"{u} {p['score']:.3f} ({'all channels' if shared else p['channel']}, {p['band'].replace('_', ' ')})"
+            f"{u} {p['score']:.3f} ({'all channels' if p['shared'] else p['channel']}, {p['band'].replace('_', ' ')})"
             for u, p in zip(top, peaks)))
     lines.append("           (sensitivity: a unit's largest |band-mean r| x sqrt(bins in the band) over channels "
                  "and bands)" if weighted else "           (sensitivity: a unit's largest |r| over channels and bins)")
@@ -373,16 +372,20 @@ def _encoding_lines(ds) -> tuple[list[str], dict]:
     return lines + result_lines(ds), facts
 
 
+def _mask_text(pruned: dict) -> str:
+    """A session's mask ({layer: [units]}, as the app's exports keep it) in a few words."""
+    return (", ".join(f"{k} {len(v)}" for k, v in pruned.items()) or "nothing") + " pruned"
+
+
 def _app_pruning_lines(ds) -> tuple[list[str], dict]:
     """The app's pruning export: the session's mask and metric, each layer's curves, the
     largest single-unit drops."""
-    from .prune import curve_lines
+    from .prune import curve_lines, drops_line
 
     a = ds.attrs
     pruned = json.loads(a.get("session_pruned", "{}") or "{}")
     lines = [f"decoder    {a.get('decoder', '?')}; {a.get('metric', 'metric')} {float(a.get('metric_unpruned', np.nan)):.4f}"
-             f" unpruned, {float(a.get('metric_pruned', np.nan)):.4f} with the session's mask ("
-             + (", ".join(f"{k} {len(v)}" for k, v in pruned.items()) or "nothing") + " pruned)"]
+             f" unpruned, {float(a.get('metric_pruned', np.nan)):.4f} with the session's mask ({_mask_text(pruned)})"]
     facts = {"metric_unpruned": float(a.get("metric_unpruned", np.nan)), "session_pruned": pruned, "curves": {}}
     if "metric" in ds and "layer" in ds["metric"].dims:
         for layer in ds["layer"].values:
@@ -393,10 +396,7 @@ def _app_pruning_lines(ds) -> tuple[list[str], dict]:
             facts["curves"][str(layer)] = {str(o): sub["metric"].sel(order=o).values.tolist()
                                            for o in sub["order"].values}
     if "ablation_drop" in ds:
-        drop = ds["ablation_drop"]
-        top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
-        lines.append(f"ablation   {drop.sizes.get('unit', 0)} units; largest single-unit drops: "
-                     + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}" for i in top))
+        lines.append(f"ablation   {ds['ablation_drop'].sizes.get('unit', 0)} units; {drops_line(ds['ablation_drop'])}")
     return lines, facts
 
 
@@ -406,8 +406,7 @@ def _app_kernel_lines(ds) -> tuple[list[str], dict]:
 
     lines, facts = [], {"fits": {}}
     pruned = json.loads(ds.attrs.get("pruned", "{}") or "{}")
-    lines.append(f"mask       v{ds.attrs.get('mask_version', '?')}: "
-                 + (", ".join(f"{k} {len(v)}" for k, v in pruned.items()) or "nothing") + " pruned")
+    lines.append(f"mask       v{ds.attrs.get('mask_version', '?')}: {_mask_text(pruned)}")
     for name in ("output", "unit", "channel"):
         if f"{name}_kernels" not in ds:
             continue

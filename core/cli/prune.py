@@ -269,8 +269,6 @@ def curve_lines(curves) -> list[str]:
     """Pruning curves (:func:`core.pruning.pruning_curve`, as ``--curve`` writes them) in words:
     what was measured and ranked, the metric per fraction and order, the largest single-unit
     drops when they were measured."""
-    import numpy as np
-
     a = curves.attrs
     metric = str(a.get("metric", "metric"))
     lines = [f"{a.get('block', 'test')} {metric} (baseline {float(a['baseline']):.4f}); ranked by "
@@ -287,11 +285,16 @@ def curve_lines(curves) -> list[str]:
         lines.append("-: undefined: the decoder's output does not vary (with every unit of a block pruned it is a "
                      "constant)")
     if "ablation_drop" in curves:
-        drop = curves["ablation_drop"]
-        top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
-        lines.append("largest single-unit drops: " + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}"
-                                                               for i in top))
+        lines.append(drops_line(curves["ablation_drop"]))
     return lines
+
+
+def drops_line(drop) -> str:
+    """The five largest single-unit ablation drops (a DataArray over ``unit``), in one line."""
+    import numpy as np
+
+    top = np.argsort(-np.nan_to_num(drop.values, nan=-np.inf))[:5]
+    return "largest single-unit drops: " + ", ".join(f"{drop['unit'].values[i]} {drop.values[i]:+.4f}" for i in top)
 
 
 def run(args) -> int:

@@ -28,7 +28,7 @@ from .._validation import UnitScopeError, check_option, check_range
 from .bands import band_masks, phase_excluded
 
 __all__ = ["CLASSES", "permutation_pvalues", "fdr_bh", "classify", "class_fractions",
-           "channel_sensitivity", "ground_truth_auc", "band_bins", "sensitivity_peak"]
+           "channel_sensitivity", "ground_truth_auc", "band_bins", "band_weights", "sensitivity_peak"]
 
 CLASSES = ("amplitude", "phase", "bimodal", "insensitive")
 
@@ -247,6 +247,14 @@ def band_bins(ds: xr.Dataset, prefix: str) -> np.ndarray:
     return keep.sum(axis=1)
 
 
+def band_weights(ds: xr.Dataset, prefix: str) -> np.ndarray:
+    """What each band's |mean r| is multiplied by on the scale of ``{prefix}_stat_all``:
+    sqrt(bins in the band) with ``resolution="band"`` (module docstring, step 1), else 1."""
+    if ds.attrs.get("resolution", "band") == "band":
+        return np.sqrt(band_bins(ds, prefix))
+    return np.ones(ds.sizes["band"])
+
+
 def sensitivity_peak(ds: xr.Dataset, unit: str, prefix: str) -> dict:
     """Where a unit's sensitivity ``{prefix}_stat_all`` comes from.
 
@@ -260,12 +268,14 @@ def sensitivity_peak(ds: xr.Dataset, unit: str, prefix: str) -> dict:
     -------
     dict
         ``channel``, ``band`` (names), ``r`` (the band mean of r there, signed), ``bins``
-        (bins in that band) and ``score`` (|r| x sqrt(bins), or |r|).
+        (bins in that band), ``score`` (|r| x sqrt(bins), or |r|) and ``shared``: True for
+        the phase probe's shared variant, one phase shift for all channels, whose maps are the
+        same on every channel (``channel`` is then the first, standing for all).
     """
     vals = np.nan_to_num(ds[f"{prefix}_band"].sel(unit=unit).values.astype(np.float64))  # (channel, band)
     bins = band_bins(ds, prefix)
-    weighted = ds.attrs.get("resolution", "band") == "band"
-    score = np.abs(vals) * (np.sqrt(bins)[None] if weighted else 1.0)
+    score = np.abs(vals) * band_weights(ds, prefix)[None]
     c, b = np.unravel_index(int(np.argmax(score)), score.shape)
     return {"channel": str(ds["channel"].values[c]), "band": str(ds["band"].values[b]), "r": float(vals[c, b]),
-            "bins": int(bins[b]), "score": float(score[c, b])}
+            "bins": int(bins[b]), "score": float(score[c, b]),
+            "shared": prefix == "phase" and ds.attrs.get("phase_variant") == "shared"}

@@ -18,7 +18,7 @@ from bokeh.plotting import figure
 from core._validation import UnitScopeError
 from core.layout import head_outline
 from core.cautions import no_discovery_note
-from core.probing.stats import band_bins, sensitivity_peak
+from core.probing.stats import band_weights, sensitivity_peak
 
 from ..decoder import run_probe_source
 from ..state import Session
@@ -66,7 +66,6 @@ def channel_scores(ds, layer: str, unit: int, band: str = "") -> tuple[np.ndarra
     """
     uid = f"{layer}/{unit}"
     out = []
-    weighted = ds.attrs.get("resolution", "band") == "band"
     for prefix in ("amp", "phase"):
         if band and band in ds["band"].values:
             vals = np.abs(ds[f"{prefix}_band"].sel(unit=uid, band=band).values)
@@ -79,8 +78,8 @@ def channel_scores(ds, layer: str, unit: int, band: str = "") -> tuple[np.ndarra
             with np.errstate(all="ignore"):
                 vals = np.abs(np.nanmean(ds[f"{prefix}_corr"].sel(unit=uid).values[:, inside], axis=-1))
         else:
-            w = np.sqrt(band_bins(ds, prefix)) if weighted else np.ones(ds.sizes["band"])
-            vals = np.nanmax(np.abs(ds[f"{prefix}_band"].sel(unit=uid).values) * w[None], axis=-1)
+            vals = np.nanmax(np.abs(ds[f"{prefix}_band"].sel(unit=uid).values) * band_weights(ds, prefix)[None],
+                             axis=-1)
         out.append(np.nan_to_num(vals))  # (channel,)
     return out[0], out[1]
 
@@ -132,11 +131,8 @@ def strongest(ds, layer: str, unit: int) -> dict:
     """Where each sensitivity of a unit comes from: ``{"amplitude": peak, "phase": peak}``
     (:func:`core.probing.stats.sensitivity_peak`: channel, band, band-mean ``r``, ``bins``,
     ``score``; the channel maps' strongest band lights the same channel brightest)."""
-    peaks = {kind: sensitivity_peak(ds, f"{layer}/{unit}", prefix)
-             for kind, prefix in (("amplitude", "amp"), ("phase", "phase"))}
-    if ds.attrs.get("phase_variant") == "shared":  # one phase shift for all channels: no channel of its own
-        peaks["phase"]["shared"] = True
-    return peaks
+    return {kind: sensitivity_peak(ds, f"{layer}/{unit}", prefix)
+            for kind, prefix in (("amplitude", "amp"), ("phase", "phase"))}
 
 
 def peak_text(kind: str, peak: dict, weighted: bool = True) -> str:

@@ -78,7 +78,7 @@ def test_the_strongest_channel_and_band_give_the_units_sensitivity(tiny_probe):
     # the shared phase variant shifts every channel's phase alike: its peak names no channel
     shared = tiny_probe.assign_attrs(phase_variant="shared")
     peaks = strongest(shared, "conv_2", 3)
-    assert peaks["phase"]["shared"] and "shared" not in peaks["amplitude"]
+    assert peaks["phase"]["shared"] and not peaks["amplitude"]["shared"]
     assert peak_text("phase", peaks["phase"]).startswith(
         f"phase peaks in {peaks['phase']['band'].replace('_', ' ')}, every channel alike (one phase shift shared by all): ")
 
