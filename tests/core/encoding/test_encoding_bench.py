@@ -3,7 +3,7 @@ import pytest
 from core.bench import encode
 from core.encoding.dre import DREConfig
 
-from conftest import one_thread
+from encoding_helpers import one_thread
 
 KEYS = {"dre_r", "trf_r", "rtrf_r", "dre_over_trf", "importance_peak_error_ms", "no_init_r",
         "no_subject_r", "fit_seconds", "torch_threads", "device"}

@@ -6,7 +6,7 @@ from core.encoding._data import make_epochs, split_epochs
 from core.encoding.evaluate import correlation_map, post_onset_mean
 from core.encoding.linear import RTRF, TRF, _convolve
 
-from conftest import linear_data
+from encoding_helpers import linear_data
 
 
 def test_fast_prediction_equals_mne_receptive_field():

@@ -9,7 +9,7 @@ from core.cli import main
 from core.encoding.dre import DREConfig
 from core.encoding.study import EncodingStopped, EncodingStudy
 
-from conftest import one_thread
+from encoding_helpers import one_thread
 
 TINY = DREConfig(meg_init=10, hidden=16, subject_dim=4, n_epochs=2, batch_size=16, lr=5e-3)
 
