@@ -332,15 +332,26 @@ def fraction_table(ds):
     return class_fractions(ds)
 
 
-def fraction_plot(frac, title: str):
+def fraction_plot(frac, title: str, *, legend: bool = True):
+    """Stacked class fractions per layer. ``legend=False`` leaves the legend to the page (the
+    Overview draws one for its two plots, :func:`class_legend`)."""
     rows = [(str(l), str(c), float(frac.sel(layer=l, **{"class": c})))
             for l in frac["layer"].values for c in frac["class"].values]
     bars = hv.Bars(rows, ["layer", "class"], "fraction").opts(
         stacked=True, cmap=CLASS_COLORS, color="class", height=380, responsive=True, ylim=(0, 1),
         # legend on top, two by two: on the right it squeezed the five bars until their names
         # overlapped (1024 px); in one row it ran past a half-width plot
-        title=title, tools=["hover"], legend_position="top", legend_cols=2, xrotation=35)
+        title=title, tools=["hover"], legend_position="top", legend_cols=2, xrotation=35, show_legend=legend)
     return bars
+
+
+def class_legend(classes) -> str:
+    """HTML swatches of the unit classes, one line for the Overview's two class plots: Bokeh's
+    legend above a plot was drawn taller than the room it was given and covered the tops of the
+    bars (or, with no margin, the title)."""
+    keys = "".join(f'<span class="us-role"><span class="us-role-box" style="border-color:{CLASS_COLORS[c]};'
+                   f'background:{CLASS_COLORS[c]}"></span>{esc(c)}</span>' for c in classes if c in CLASS_COLORS)
+    return f"<p class='us-muted'>Unit classes: {keys}</p>"
 
 
 def chance_aside(dec) -> str:
@@ -416,15 +427,18 @@ class OverviewView(pn.viewable.Viewer):
                    "Probe not run yet: start it in the Units view to classify every unit.")
             self._fractions[:] = [placeholder(msg)]
             return
-        panes = [pn.pane.HoloViews(fraction_plot(trained, "Trained decoder"), sizing_mode="stretch_width")]
+        panes = [pn.pane.HoloViews(fraction_plot(trained, "Trained decoder", legend=False),
+                                   sizing_mode="stretch_width")]
         if control is not None:
-            panes.append(pn.pane.HoloViews(fraction_plot(control, "Untrained control\n(same architecture)"),
-                                           sizing_mode="stretch_width"))
+            panes.append(pn.pane.HoloViews(fraction_plot(control, "Untrained control\n(same architecture)",
+                                                         legend=False), sizing_mode="stretch_width"))
         else:  # [A] words, not empty axes (which also stretched the linked y axis below 0)
             panes.append(placeholder(
                 "Untrained control: not probed yet. Tick 'with untrained control' in the Units view and run the "
                 "probe (for a run folder: unitscope probe RUN_DIR --untrained writes probe_untrained.nc beside it)."))
-        self._fractions[:] = [pn.Row(*panes, sizing_mode="stretch_width")]
+        self._fractions[:] = [pn.pane.HTML(class_legend([str(c) for c in trained["class"].values]), stylesheets=[CSS],
+                                           sizing_mode="stretch_width"),
+                              pn.Row(*panes, sizing_mode="stretch_width")]
 
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:

@@ -13,7 +13,7 @@ from core.probing.stats import band_bins
 from dashboard.state import Session
 from dashboard.views import DataView, OverviewView, UnitsView
 from dashboard.views._common import AlertsView
-from dashboard.views.overview import fraction_table, prediction_plot
+from dashboard.views.overview import CLASS_COLORS, fraction_table, prediction_plot
 from dashboard.views._common import ROLE_COLORS, known_roles
 from dashboard.views.units import (channel_scores, channel_ticks, peak_text, strongest, unit_maps, unit_table,
                                    window_traces)
@@ -393,7 +393,13 @@ def test_overview_shows_metric_and_fractions(session, tiny_probe):
     frac = fraction_table(tiny_probe)
     np.testing.assert_allclose(frac.sum("class").values, 1.0)
     assert list(frac["layer"].values) == session.layer_names
-    assert len(view._fractions[0]) == 2  # trained and control side by side
+    legend, plots = view._fractions
+    assert len(plots) == 2  # trained and control side by side
+    # one legend for both plots, on the page: each class once, in its colour; none in the plots
+    for c in frac["class"].values:
+        assert legend.object.count(f">{c}</span>") == 1 and CLASS_COLORS[str(c)] in legend.object
+    bars = plots[0].object
+    assert hv.Store.lookup_options("bokeh", bars, "plot").kwargs["show_legend"] is False
     assert session.control is None and "Untrained control: not probed yet" in _html(view._fractions)
     session.probe = None
     assert "Probe not run yet" in _html(view._fractions)
