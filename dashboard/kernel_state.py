@@ -214,11 +214,13 @@ class KernelState(param.Parameterized):
             self.start()  # the view asked before the decoder was ready (e.g. a link to the Kernels view)
 
     def _selection_changed(self, *_):
-        if self.tracking:
+        # a new decoder moves the selection in the same update that announces it: its own
+        # watcher (_decoder_changed) schedules the fit, once this state has been reset
+        if self.tracking and self.session.decoder is self._decoder:
             self._schedule()
 
     def _mask_changed(self, *_):
-        if self.tracking:
+        if self.tracking and self.session.decoder is self._decoder:
             self._schedule()
 
     def start(self) -> None:
@@ -280,24 +282,40 @@ class KernelState(param.Parameterized):
                 self._private = (model, shared_kernels(dec).private_engine(model))
             return self._private[1]
 
+    def _after_decoder_change(self, dec) -> str:
+        """What the loop does once a turn for decoder ``dec`` is done: "publish" (still the
+        session's decoder); else its results are dropped and it takes another turn ("follow":
+        this state was already reset for the new decoder and asked to follow it, and start()
+        found the loop busy) or ends ("end": the reset, still to come, schedules afresh)."""
+        with self._lock:
+            if dec is self.session.decoder:
+                return "publish"
+            if self.tracking and self._decoder is self.session.decoder:
+                return "follow"
+            self._busy = False
+            return "end"
+
     def _loop(self, stop, t_start):
-        dec = self.session.decoder
-        shared = shared_kernels(dec)
         pos = self._position
         while True:
+            dec = self.session.decoder
+            shared = shared_kernels(dec)
             version = self.prune.mask_version
             masks, model = self.prune.masks(), self.prune.model
+            finetuned = self.prune.finetuned
+            if self.prune.decoder is not dec:  # the pruning state is still the old decoder's
+                masks, model, finetuned = None, dec.ws.model, False
             signal = self.selected_signal()
             try:
                 results = {}
-                unpruned = (masks is None or masks.n_pruned == 0) and not self.prune.finetuned
+                unpruned = (masks is None or masks.n_pruned == 0) and not finetuned
                 for name in dict.fromkeys(["output", signal]):
                     if unpruned:
                         results[name] = shared.initial(name, stop=stop, on_position=pos)
                     elif name == "output":  # from the session's own evaluator (pruned / fine-tuned)
                         results[name] = shared.refit_output(self.prune.predictions(masks), masks, stop=stop,
                                                             on_position=pos)
-                    elif self.prune.finetuned:  # a fine-tuned copy: its own engine, always refit
+                    elif finetuned:  # a fine-tuned copy: its own engine, always refit
                         own = self._engine_for(model)
                         initial = shared.initial(name, stop=stop, on_position=pos)
                         with work_queue().slot(kind="interactive", label=f"refit {name}", stop=stop, on_position=pos):
@@ -309,11 +327,14 @@ class KernelState(param.Parameterized):
                 with self._lock:
                     self._busy = False
                 return None
-            if dec is not self.session.decoder:
-                logger.debug("kernels of %s: decoder changed during the refit; results dropped", self.session.name)
-                with self._lock:
-                    self._busy = False
-                return None
+            then = self._after_decoder_change(dec)
+            if then != "publish":
+                logger.debug("kernels of %s: decoder changed during the refit; results dropped (%s)",
+                             self.session.name, then)
+                if then == "end":
+                    return None
+                t_start = time.perf_counter()
+                continue
             out, unit = results["output"], results[signal]
             updates = dict(output=out, unit=unit, unit_signal=signal, fitted_version=version, state="ready",
                            message="", queue_position=0, refit_seconds=time.perf_counter() - t_start)

@@ -130,6 +130,12 @@ class PruneState(param.Parameterized):
     def shared(self) -> SharedPruning | None:
         return self._shared
 
+    @property
+    def decoder(self):
+        """The decoder this state's mask and evaluator belong to (it follows the session's
+        decoder when the session announces a new one, ``decoder_version``)."""
+        return self._decoder
+
     def chance_note(self) -> str:
         """What the unpruned test metric means when it is no better than chance, else ""
         (:meth:`dashboard.decoder.Decoder.chance_note`)."""

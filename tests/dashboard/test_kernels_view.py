@@ -403,3 +403,68 @@ def test_the_output_and_unit_plots_keep_their_own_axes(make_session):
     plots = [p for p in root.select({"type": Plot}) if p.title is not None and " codes" in (p.title.text or "")]
     assert len(plots) == 3  # the output's, the unit's and the input channel's
     assert len({id(p.y_range) for p in plots}) == 3
+
+
+@pytest.fixture(scope="module")
+def shallow_decoder():
+    """A Shallow decoder of the same 60 s: another architecture, so another number of
+    predictions on the test block than the Deep4 of ``tiny_decoder``."""
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+    from dashboard.decoder import Decoder
+
+    return Decoder(Workspace.create(DataSpec(duration=60.0), TrainConfig(model="shallow", max_epochs=1)),
+                   label="tiny shallow")
+
+
+def test_a_new_decoder_after_a_prune_gets_its_own_unpruned_kernels(make_session, fitted, shallow_decoder):
+    """A session that pruned, then trained another architecture (lesson steps 3 and 4): the
+    layer changes with the decoder, and the refit that change asks for must not use the old
+    decoder's mask and predictions (it failed with 'shape mismatch: value array of shape
+    (29197,) could not be broadcast to indexing result of shape (29348,)')."""
+    s, ks = make_session()
+    ks.start()
+    ks.join()
+    ks.prune.prune("conv_2", [0, 1, 2, 3])
+    ks.prune.join()
+    ks.join()
+    assert ks.output.attrs["refit"] == "warm_start"
+    s.set_decoder(shallow_decoder)
+    assert s.layer != "conv_3"  # Shallow has no conv_3: the selection moved with the decoder
+    ks.prune.join()
+    ks.join()
+    assert ks.state == "ready", ks.message
+    assert ks.prune.masks().n_pruned == 0
+    sk = shared_kernels(shallow_decoder)
+    assert ks.output is sk.fits["output"] and ks.unit is sk.fits[ks.selected_signal()]
+    assert ks.output_previous is None and not s.alerts
+
+
+def test_a_decoder_changed_during_a_fit_gets_its_kernels(make_session, fitted, shallow_decoder, monkeypatch):
+    """The decoder changes while the kernel worker fits the old one's: the new decoder's
+    fit is asked for while the worker is busy, so the worker must take it up (it used to
+    drop its results and end, leaving the new decoder's kernels never fitted)."""
+    import threading
+
+    from dashboard.kernel_state import SharedKernels
+
+    s, ks = make_session()
+    started, go = threading.Event(), threading.Event()
+    initial = SharedKernels.initial
+
+    def held(self, signal, **kw):
+        if self.decoder is not shallow_decoder and not go.is_set():
+            started.set()
+            assert go.wait(60)
+        return initial(self, signal, **kw)
+
+    monkeypatch.setattr(SharedKernels, "initial", held)
+    ks.start()
+    assert started.wait(60)
+    s.set_decoder(shallow_decoder)  # start() for the new decoder finds the worker busy
+    go.set()
+    ks.join()
+    ks.prune.join()
+    assert ks.state == "ready", (ks.state, ks.message)
+    assert ks.output is shared_kernels(shallow_decoder).fits["output"]
+    assert ks.unit_signal == ks.selected_signal() and ks.unit_signal.startswith(f"unit:{s.layer}:")
