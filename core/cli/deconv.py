@@ -47,7 +47,11 @@ def add_parser(sub) -> None:
 
 def summary_lines(ds) -> list[str]:
     """A DUNL result in words: per kernel its events, peak lag and codes; the fit."""
+    import json
+
     import numpy as np
+
+    from ..deconv.apply import values_vary
 
     lines = []
     for k in ds["kernel"].values:
@@ -58,10 +62,14 @@ def summary_lines(ds) -> list[str]:
         line = (f"kernel {k}: {len(codes)} events, peak at {peak:+.2f} s, "
                 f"codes mean {codes.mean():.3g} (sd {codes.std():.3g})")
         values = ds["value"].values[np.isfinite(ds["codes"].sel(kernel=k).values)]
-        if len(codes) > 2 and np.all(np.isfinite(values)) and np.std(values) > 0 and np.std(codes) > 0:
+        if len(codes) > 2 and np.all(np.isfinite(values)) and values_vary(values) and values_vary(codes):
             line += f", r(code, event value) = {np.corrcoef(codes, values)[0, 1]:.3f}"
         lines.append(line)
     a = ds.attrs
+    left_out = json.loads(a.get("types_left_out", "[]") or "[]")
+    if left_out:
+        lines.append(f"no kernel for event type(s) {', '.join(map(str, left_out))}: no event of "
+                     f"{'it' if len(left_out) == 1 else 'them'} in the block")
     if {"best_epoch", "n_segments", "fit_seconds"} <= set(a):
         lines.append(f"fit: R^2 {a['r2']:.3f}, best epoch {a['best_epoch']}, {a['n_segments']} segments, "
                      f"{a['fit_seconds']:.2f} s")

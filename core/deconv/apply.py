@@ -32,12 +32,13 @@ import xarray as xr
 
 from .._validation import UnitScopeError, check_option, check_range, suggest
 from ..models import get_layer, layer_map, receptive_field
-from ..recording import touches
+from ..recording import natural_key, touches
 from .config import DeconvConfig
 from .metrics import r2
 from .unrolled import DUNL
 
-__all__ = ["EventDeconvolution", "SignalSpec", "parse_signal", "BANDS", "band_envelope", "codes_axis"]
+__all__ = ["EventDeconvolution", "SignalSpec", "parse_signal", "BANDS", "band_envelope", "codes_axis",
+           "values_vary"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +144,27 @@ def band_envelope(x: np.ndarray, sfreq: float, band: tuple, *, smooth_s: float =
     return out.reshape(x.shape)
 
 
+def values_vary(values) -> bool:
+    """Whether events' ``values`` vary (two finite values at least, not all equal)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    # (the range, not the sd: three values of 0.1 have an sd of 1e-17)
+    return bool(len(values) > 1 and np.ptp(values) > 0)
+
+
 def codes_axis(result) -> str:
     """What a fit's per-event codes are drawn against: ``"value"`` (the events' values, e.g. the
     demo's peak speed) or, [A] where those do not vary (events read from a file carry their
-    duration, often all the same), ``"onset"``: how each event's amplitude goes over the session."""
+    duration, often all the same), ``"onset"``: how each event's amplitude goes over the session.
+
+    Values count as varying only within one kernel's own events (its event type): annotations
+    whose duration is fixed per type (EEGMMIDB's T0 1.38 s, T1 and T2 5.12 s) differ between
+    types, but no kernel's codes can be compared with them."""
     values = np.asarray(result["value"].values, dtype=float)
-    return "value" if np.isfinite(values).sum() > 1 and np.nanstd(values) > 0 else "onset"
+    if "type" not in result.coords:
+        return "value" if values_vary(values) else "onset"
+    types = np.asarray(result["type"].values).astype(str)
+    return "value" if any(values_vary(values[types == t]) for t in np.unique(types)) else "onset"
 
 
 class EventDeconvolution:
@@ -203,13 +219,17 @@ class EventDeconvolution:
         self.lag0 = int(round(lag_start / self.bin_seconds))  # kernel start in bins from onset
         self.K = int(round(kernel_seconds / self.bin_seconds))
         self.block = self._resolve_block(block, blocks, recording.n_times)
-        types = np.unique(recording.events.type) if event_types is None else np.asarray(event_types, str)
+        # the recording's types in natural order (trigger codes as numbers: 2 before 10)
+        types = (sorted(np.unique(recording.events.type), key=natural_key) if event_types is None
+                 else np.asarray(event_types, str))
         if len(types) == 0:
             raise UnitScopeError("The recording has no events to lock kernels to.")
         missing = sorted(set(map(str, types)) - set(map(str, recording.events.type)))
         if missing:
             raise UnitScopeError(f"No events of type {missing}; the recording has {recording.events.counts()}.")
         self.event_types = [str(t) for t in types]
+        self.types_left_out: list[str] = []  # types of the recording with no event in the block
+        self._events = self._select_events(explicit=event_types is not None)
         base = config or DeconvConfig(likelihood="gaussian", n_iter=20, epochs=30, batch_size=8, lr=0.02)
         changes = dict(n_kernels=len(self.event_types), kernel_length=self.K, timing="known")
         if base.n_kernels != len(self.event_types):
@@ -221,7 +241,6 @@ class EventDeconvolution:
         self.cache_activations = cache_activations
         self._offsets: dict = {}
         self._cache: dict = {}
-        self._events = self._select_events()
 
     # ------------------------------------------------------------------------ set-up
     @staticmethod
@@ -241,7 +260,10 @@ class EventDeconvolution:
         """Bind a :class:`core.workspace.Workspace`'s decoder, recording and blocks."""
         return cls(ws.model, ws.recording, block=block, blocks=ws.blocks, **kwargs)
 
-    def _select_events(self) -> dict:
+    def _select_events(self, *, explicit: bool = True) -> dict:
+        """The events whose kernel window lies in the block. A type with none there gets no
+        kernel (it would stay its initial guess, its codes empty): left out with a note when
+        the types were the recording's, refused when they were asked for (``explicit``)."""
         ev = self.recording.events
         t0 = float(self.recording.signals["time"].values[0])
         sfreq = self.recording.sfreq
@@ -277,6 +299,18 @@ class EventDeconvolution:
                 f"({self.lag0 * self.bin_seconds:+.2f} s to {(self.lag0 + self.K) * self.bin_seconds:+.2f} s) inside "
                 f"the block ({start / sfreq:.1f}-{stop / sfreq:.1f} s).")
         logger.info("%d of %d events have their kernel window inside the block", len(idx), int(keep.sum()))
+        empty = [t for t in self.event_types if t not in set(map(str, ev.type[idx]))]
+        if empty:
+            where = (f"has its whole kernel window ({self.lag0 * self.bin_seconds:+.2f} s to "
+                     f"{(self.lag0 + self.K) * self.bin_seconds:+.2f} s) inside the block "
+                     f"({start / sfreq:.1f}-{stop / sfreq:.1f} s)")
+            if explicit:
+                raise UnitScopeError(f"No event of type {empty} {where}; leave {'it' if len(empty) == 1 else 'them'} "
+                                     f"out of the event types, or deconvolve another block.")
+            logger.warning("No event of type %s %s: %s no kernel.", empty, where,
+                           "it gets" if len(empty) == 1 else "they get")
+            self.types_left_out = empty
+            self.event_types = [t for t in self.event_types if t not in empty]
         return {"index": idx[order], "first": first[inside][order], "n_bins": n_bins,
                 "kernel": np.array([self.event_types.index(t) for t in ev.type[idx[order]]])}
 
@@ -565,7 +599,7 @@ class EventDeconvolution:
                    "valid_loss": float(model.history_["valid_loss"][model.best_epoch_]),
                    "r2": r2(binned[ok], fitted[ok]) if ok.any() else float("nan"),
                    "fit_seconds": seconds, "warm_start": int(kernels is not None),
-                   "masks": _json(_mask_summary(masks))})
+                   "masks": _json(_mask_summary(masks)), "types_left_out": _json(self.types_left_out)})
 
     def refit(self, previous: xr.Dataset, *, masks=None, model=None, epochs: int | None = None,
               progress=None) -> xr.Dataset:

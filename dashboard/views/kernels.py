@@ -62,9 +62,22 @@ def codes_r(result, kernel) -> float:
     c = result["codes"].sel(kernel=kernel).values.astype(float)
     v = result["value"].values.astype(float)
     ok = np.isfinite(c) & np.isfinite(v)
-    if ok.sum() < 3 or np.std(c[ok]) == 0 or np.std(v[ok]) == 0:
+    if ok.sum() < 3 or np.ptp(c[ok]) == 0 or np.ptp(v[ok]) == 0:  # (an sd of equal values may be 1e-17)
         return float("nan")
     return float(np.corrcoef(c[ok], v[ok])[0, 1])
+
+
+def _r_text(kernels, rs) -> str:
+    """The codes' r with the events' values, for a title: ``": r = 0.91"`` for one kernel; per
+    kernel on a line of its own for two or three (a kernel whose events share one value has
+    no r); the range for more (twelve trigger codes' list ran past the plot)."""
+    if len(kernels) == 1:
+        return f": r = {rs[0]:.2f}" if math.isfinite(rs[0]) else " (one value: no r)"
+    if len(kernels) <= 3:
+        return ":\n" + ", ".join(f"{k}: r = {r:.2f}" if math.isfinite(r) else f"{k}: one value"
+                                 for k, r in zip(kernels, rs))
+    ok = [r for r in rs if math.isfinite(r)]
+    return f":\nr {min(ok):.2f} to {max(ok):.2f} ({len(ok)} of {len(rs)} kernels)" if ok else " (one value each: no r)"
 
 
 def _version_note(tag: str | None) -> str:
@@ -140,9 +153,8 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
         parts.append(hv.Scatter((result[x].values, result["codes"].sel(kernel=k).values), vdim, cdim,
                                 label=str(k)).opts(color=color, size=8, tools=["hover"]))
         if not over_time:
-            r = codes_r(result, k)
-            rs.append(f"r = {r:.2f}" if math.isfinite(r) else "r undefined")
-    what = "over time (all events have one value)" if over_time else f"vs {value_label}: {', '.join(rs)}"
+            rs.append(codes_r(result, k))
+    what = "over time (all events have one value)" if over_time else f"vs {value_label}{_r_text(kernels, rs)}"
     return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
         title=f"{title} codes\n{what}",  # two lines: one ran past a half-width plot at 1024 pixels
         responsive=True, height=260, framewise=True, **legend_opts(len(kernels))))

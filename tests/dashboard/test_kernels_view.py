@@ -361,6 +361,19 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nover time (all events have one value)"
     scatter = [el for el in c if type(el).__name__ == "Scatter"][0]
     assert scatter.kdims[0].label == "event onset (s)" and list(scatter.dimension_values(0)) == [3.0, 9.0, 14.0, 20.0]
+    # several kernels: each named with its r, or said to have none (its events share one value);
+    # the values of T0's events differ from T1's, but no code of a kernel meets another's events
+    two = xr.Dataset({"kernels": (("kernel", "lag"), np.sin(lag)[None].repeat(2, 0)),
+                      "codes": (("event", "kernel"), [[1.0, np.nan], [2.0, np.nan], [3.0, np.nan],
+                                                      [np.nan, 1.0], [np.nan, 4.0], [np.nan, 2.0]])},
+                     coords={"kernel": ["T0", "T1"], "lag": lag, "event": np.arange(6),
+                             "type": ("event", ["T0"] * 3 + ["T1"] * 3),
+                             "value": ("event", [0.1, 0.2, 0.3, 5.0, 5.0, 5.0]), "onset": ("event", np.arange(6.0))},
+                     attrs={"r2": 0.5})
+    c = codes_plot(two, None, title="Channel C3", value_label="event value")
+    assert c.opts.get().kwargs["title"] == "Channel C3 codes\nvs event value:\nT0: r = 1.00, T1: one value"
+    c = codes_plot(two.assign_coords(value=("event", [0.1, 0.1, 0.1, 5.0, 5.0, 5.0])), None, title="Channel C3")
+    assert c.opts.get().kwargs["title"] == "Channel C3 codes\nover time (all events have one value)"
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
     assert signal_label("channel:G03:60-90") == "channel G03, 60-90 Hz envelope"
     assert signal_label("channel:C3:beta") == "channel C3, beta envelope"

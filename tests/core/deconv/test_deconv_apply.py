@@ -192,6 +192,37 @@ def test_bad_events_and_blocks(tiny_model):
         dec.run("output")
 
 
+def test_an_event_type_with_no_event_in_the_block_gets_no_kernel(tiny_model, caplog):
+    """A type the block lacks (a short test block, a rare trigger) would get a kernel that is
+    its initial guess, with empty codes ("0 events ... codes mean nan"): the recording's own
+    types leave it out and say so; asking for it is refused. Types come in natural order."""
+    import logging
+
+    from core.cli.deconv import summary_lines
+
+    rng = np.random.default_rng(4)
+    rec, _ = _recording(rng, duration=60.0, n_events=12)
+    on = rec.events.onset
+    types = np.where(on < 30.0, "10", "2").astype(object)
+    types[on > 50.0] = "rare"  # only in the last 10 s
+    rec = Recording(rec.signals, None, Events(on, types, rec.events.value))
+    assert EventDeconvolution(tiny_model, rec).event_types == ["2", "10", "rare"]  # 2 before 10
+    block = slice(0, int(45 * SFREQ))
+    with caplog.at_level(logging.WARNING, logger="core.deconv.apply"):
+        dec = EventDeconvolution(tiny_model, rec, block=block,
+                                 config=DeconvConfig(n_iter=10, epochs=2, batch_size=8, lr=0.03))
+    assert dec.event_types == ["2", "10"] and dec.types_left_out == ["rare"] and dec.config.n_kernels == 2
+    assert "No event of type ['rare']" in caplog.text
+    res = dec.run("channel:C0:60-80")
+    assert res["kernel"].values.tolist() == ["2", "10"]
+    assert all(np.isfinite(res["codes"].sel(kernel=k).values).any() for k in ["2", "10"])
+    lines = summary_lines(res)
+    assert lines[2] == "no kernel for event type(s) rare: no event of it in the block"
+    with pytest.raises(UnitScopeError, match=r"No event of type \['rare'\] has its whole kernel window .* inside "
+                                             r"the block \(0.0-45.0 s\); leave it out of the event types"):
+        EventDeconvolution(tiny_model, rec, block=block, event_types=["2", "rare"])
+
+
 # --------------------------------------------------------------------------- the demo
 @pytest.fixture(scope="module")
 def demo_ws():
@@ -249,3 +280,8 @@ def test_codes_are_drawn_against_values_that_vary_else_onsets():
     assert codes_axis(fit([0.2, 0.5, 0.4])) == "value"  # the demo's peak speeds
     assert codes_axis(fit([0.5, 0.5, 0.5])) == "onset"  # a file's annotations: all the same duration
     assert codes_axis(fit([np.nan, np.nan, 0.3])) == "onset"
+    # values fixed per event type (EEGMMIDB: T0 1.38 s, T1 and T2 5.12 s) vary across types
+    # only, where no kernel's codes meet them: onsets; one type whose values vary: values
+    typed = fit([1.38, 5.12, 5.12]).assign_coords(type=("event", ["T0", "T1", "T2"]))
+    assert codes_axis(typed) == "onset"
+    assert codes_axis(typed.assign_coords(value=("event", [1.38, 5.12, 4.0]), type=("event", ["T0", "T1", "T1"]))) == "value"
