@@ -184,6 +184,7 @@ def recording_from_raw(raw) -> Recording:
                            attrs={"sfreq": sfreq, "units": "SI (V or T)", "positions": positions or "none",
                                   "bads": json.dumps([str(c) for c in raw.info["bads"]]),
                                   "source": str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""})
+    events = None
     if len(raw.annotations):
         ann = raw.annotations
         onset = ann.onset - raw.first_time
@@ -191,8 +192,9 @@ def recording_from_raw(raw) -> Recording:
         bad = np.array([str(d).lower().startswith(("bad", "edge")) for d in ann.description], dtype=bool)
         signals.attrs["bad_segments"] = json.dumps([[float(o), float(d), str(t)] for o, d, t in
                                                     zip(onset[bad], ann.duration[bad], ann.description[bad])])
-        events = Events(onset[~bad], ann.description[~bad], ann.duration[~bad])
-    else:
+        if (~bad).any():
+            events = Events(onset[~bad], ann.description[~bad], ann.duration[~bad])
+    if events is None:  # no annotation events (none, or only stretches marked bad): the trigger channel
         stim = [raw.ch_names[i] for i, t in enumerate(ch_types) if t == "stim"]
         # as MNE chooses: a Neuromag system's composite trigger channel (STI101; older ones STI 014)
         # before its single-bit lines (STI001 ... STI016, which come first in the file and carry

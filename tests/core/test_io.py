@@ -100,6 +100,21 @@ def test_fif_meg_events_as_labels(shared_data):
     assert ws.data.X.shape[1:] == (3, 150)
 
 
+def test_fif_meg_with_stretches_marked_bad_keeps_its_trigger_events(shared_data, tmp_path):
+    """Artefacts marked as BAD annotations (routine in MEG) are not events: a file whose only
+    annotations are such marks still has its trigger channel's events (it had none)."""
+    import mne
+
+    raw = mne.io.read_raw_fif(shared_data / FIF, preload=True, verbose="error")
+    raw.set_annotations(mne.Annotations([10.0, 30.0], [2.0, 1.0], ["BAD_seg", "BAD_seg"],
+                                        orig_time=raw.annotations.orig_time))
+    raw.save(tmp_path / "marked_raw.fif", verbose="error")
+    rec = read_recording(tmp_path / "marked_raw.fif")
+    assert len(rec.events) == 162 and rec.events.counts() == read_recording(shared_data / FIF).events.counts()
+    t0 = raw.first_time  # (onsets with an orig_time count from the measurement's start)
+    np.testing.assert_allclose([(o, d) for o, d, _ in rec.bad_segments], [(10.0 - t0, 2.0), (30.0 - t0, 1.0)])
+
+
 def test_bids_folder(shared_data, tmp_path):
     mne = pytest.importorskip("mne")
     mne_bids = pytest.importorskip("mne_bids")
