@@ -35,8 +35,10 @@ def add_parser(sub) -> None:
     p.add_argument("--bin-seconds", type=float, default=0.04, help="bin width, s (default 0.04)")
     p.add_argument("--likelihood", default="gaussian", help="gaussian, poisson or bernoulli (default gaussian)")
     p.add_argument("--two-sided", action="store_true", help="allow negative codes (default: codes >= 0)")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    p.add_argument("--mask", default=None, metavar="FILE", help="pruning mask (JSON): refit warm-started under it")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default 30; with --mask also the warm-started refit's, default 8)")
+    p.add_argument("--mask", default=None, metavar="FILE",
+                   help="pruning mask (JSON): refit warm-started under it (written as deconv_<signal>_masked.nc)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output netCDF (default RUN_DIR/deconv_<signal>.nc; "
                                                 "deconv_<signal>_<block>.nc for another --block than test)")
@@ -98,7 +100,10 @@ def run(args) -> int:
             f"{args.run_dir!r} decodes labels ({ws.task}). A channel's band envelope works for any run: "
             "--signal channel:NAME:BAND.")
     n_kernels = len(args.events) if args.events else len(set(ws.recording.events.type.tolist()))
-    config = DeconvConfig(n_kernels=max(n_kernels, 1), likelihood=args.likelihood, n_iter=20, epochs=args.epochs,
+    if args.epochs is not None and args.epochs < 1:
+        raise UnitScopeError(f"--epochs {args.epochs}: give at least 1 epoch.")
+    config = DeconvConfig(n_kernels=max(n_kernels, 1), likelihood=args.likelihood, n_iter=20,
+                          epochs=30 if args.epochs is None else args.epochs,
                           batch_size=8, lr=0.02, code_sign=(2 if args.two_sided else 1,) * max(n_kernels, 1))
     dec = EventDeconvolution.from_workspace(
         ws, block=args.block, event_types=args.events, lag_start=args.lag_start,
@@ -118,13 +123,14 @@ def run(args) -> int:
 
         masks = MaskSet.load(args.mask, model=ws.model)
         print("\n".join(summary_lines(result)))
-        result = dec.refit(result, masks=masks)
+        result = dec.refit(result, masks=masks, epochs=args.epochs)
         print(f"refit under {masks.n_pruned} masked units ({result.attrs['refit']}, "
               f"{result.attrs['refit_seconds']:.2f} s):")
     print("\n".join(summary_lines(result)))
     # another block than the default test block gets its own file: --block all no longer
     # overwrote the test block's result
-    name = str(spec) if args.block == "test" else f"{spec}_{args.block}"
+    # and a masked refit too: it replaced the unpruned network's result of the same signal
+    name = (str(spec) if args.block == "test" else f"{spec}_{args.block}") + ("_masked" if args.mask else "")
     out = Path(args.out) if args.out else Path(args.run_dir) / f"deconv_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.nc"
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(result, out)

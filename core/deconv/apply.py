@@ -233,7 +233,10 @@ class EventDeconvolution:
         base = config or DeconvConfig(likelihood="gaussian", n_iter=20, epochs=30, batch_size=8, lr=0.02)
         changes = dict(n_kernels=len(self.event_types), kernel_length=self.K, timing="known")
         if base.n_kernels != len(self.event_types):
-            changes.update(code_sign=None, kernel_nonneg=None)
+            # per-kernel settings of another number of kernels: one setting for all is kept
+            # (--two-sided when a type without events was left out), else the defaults
+            changes.update({name: (val[:1] * len(self.event_types) if val and len(set(val)) == 1 else None)
+                            for name, val in (("code_sign", base.code_sign), ("kernel_nonneg", base.kernel_nonneg))})
         self.config = base.replace(**changes)
         self.refit_epochs = refit_epochs
         self.rng = rng
@@ -637,6 +640,10 @@ class EventDeconvolution:
                            epochs=self.refit_epochs if epochs is None else epochs, progress=progress,
                            masks=masks, full_batch=True)
         result.attrs.update(refit="warm_start", refit_seconds=time.perf_counter() - t0)
+        if spec.kind != "channel":  # as run(): the weights the signal came from (unpruned)
+            from ..probing._base import model_hash
+
+            result.attrs["model_hash"] = model_hash(model or self.model)
         return result
 
     def _check_values(self, values) -> np.ndarray:

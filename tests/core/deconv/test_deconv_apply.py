@@ -1,6 +1,8 @@
 """DUNL applied to a decoder: signals, alignment, segments, refit, CLI, and the demo."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -269,6 +271,36 @@ def test_cli_deconv_writes_netcdf(tmp_path, capsys):
         assert ds["kernels"].dims == ("kernel", "lag") and ds.attrs["signal"] == "channel:G04:60-90"
     assert main(["deconv", str(DEMO_RUN), "--signal", "unit:conv_9:1"]) == 2
     assert "Unknown layer 'conv_9'" in capsys.readouterr().err
+
+
+def test_cli_deconv_under_a_mask_keeps_its_own_file_its_weights_and_epochs(tmp_path, capsys):
+    """A masked refit is written beside the unpruned result, not over it; it names the
+    weights it came from (a run trained again then leaves it out of reports, as its other
+    results), and --epochs sets the refit's epochs too."""
+    if not (DEMO_RUN / "model.pt").is_file():
+        pytest.skip("the shipped demo decoder is not available")
+    import shutil
+
+    from core.cli import main
+    from core.probing._base import model_hash
+    from core.pruning import MaskSet
+    from core.workspace import Workspace
+
+    run = tmp_path / "run"
+    shutil.copytree(DEMO_RUN, run)
+    ws = Workspace.load(run)
+    MaskSet.for_model(ws.model).prune("conv_4", [1, 2]).save(tmp_path / "m.json")
+    assert main(["deconv", str(run), "--signal", "output", "--epochs", "2"]) == 0
+    assert main(["deconv", str(run), "--signal", "output", "--epochs", "3", "--mask", str(tmp_path / "m.json")]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {run / 'deconv_output.nc'}" in text and f"wrote {run / 'deconv_output_masked.nc'}" in text
+    with xr.open_dataset(run / "deconv_output.nc", engine="h5netcdf") as plain, \
+            xr.open_dataset(run / "deconv_output_masked.nc", engine="h5netcdf") as masked:
+        assert plain.attrs["masks"] == "{}" and masked.attrs["masks"] == '{"conv_4": [1, 2]}'
+        assert plain.attrs["model_hash"] == masked.attrs["model_hash"] == model_hash(ws.model)
+        assert json.loads(plain.attrs["config"])["epochs"] == 2 and json.loads(masked.attrs["config"])["epochs"] == 3
+    assert main(["deconv", str(run), "--signal", "output", "--epochs", "0"]) == 2
+    assert "--epochs 0: give at least 1 epoch" in capsys.readouterr().err
 
 
 def test_codes_are_drawn_against_values_that_vary_else_onsets():
