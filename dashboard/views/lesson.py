@@ -1,8 +1,10 @@
 """The demo's lesson in the sidebar: four steps, each a button that opens its view with the
 right layer and unit, and says what to do and what to see (README, "A lesson in four steps").
 
-Shown only while the shipped demo Deep4 is the decoder in use: the numbers in the steps are
-that decoder's, measured (band occlusion, pruning curves; README).
+Shown while the shipped demo Deep4 is the decoder in use: the numbers in the steps are that
+decoder's, measured (band occlusion, pruning curves; README). Once a step has been opened it
+stays for decoders trained on the demo recording in the session (step 4 trains one, and its
+last instruction is to be followed with it), with a line saying whose numbers the steps give.
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ STEPS = (
 )
 
 
+OTHER_DECODER = ("<p class='us-muted us-caution'>Steps 1-3 give the shipped Deep4's numbers; the decoder in use "
+                 "was trained in this session. <i>Back to the demo decoder</i> (Data &amp; model) returns to it.</p>")
+
+
 class LessonView(pn.viewable.Viewer):
     """Four buttons and the text of the step last chosen."""
 
@@ -67,14 +73,23 @@ class LessonView(pn.viewable.Viewer):
             b.on_click(lambda _e, i=i: self.open(i))
         self.text = pn.pane.HTML("<p class='us-muted'>A lesson on the demo in four steps (about 15 minutes): "
                                  "each button opens its view.</p>", stylesheets=[CSS], sizing_mode="stretch_width")
-        self.column = pn.Column(pn.pane.HTML("<b>Lesson</b>", margin=(10, 5, 0, 5)), *self.buttons, self.text,
-                                sizing_mode="stretch_width")
+        self.note = pn.pane.HTML(OTHER_DECODER, stylesheets=[CSS], sizing_mode="stretch_width")
+        self.column = pn.Column(pn.pane.HTML("<b>Lesson</b>", margin=(10, 5, 0, 5)), *self.buttons, self.note,
+                                self.text, sizing_mode="stretch_width")
         self.shown = Shown(self.session, ["decoder_version"])
-        self.shown.set((self.column, self._is_demo))
+        self.shown.set((self.column, self._shown), (self.note, lambda: self._shown() and not self._is_demo()))
 
     def _is_demo(self) -> bool:
         dec = self.session.decoder
         return dec is not None and getattr(dec, "demo_model", None) == "deep4"
+
+    def _shown(self) -> bool:
+        """The shipped demo decoder; or, once the lesson has begun, one trained on the demo recording."""
+        if self._is_demo():
+            return True
+        dec = self.session.decoder
+        spec = getattr(getattr(dec, "ws", None), "spec", None)
+        return self.step >= 0 and getattr(spec, "source", None) == "demo"
 
     def open(self, i: int) -> None:
         """Open step ``i``: its view, layer and (step 2) the most amplitude-sensitive unit."""
@@ -101,6 +116,7 @@ class LessonView(pn.viewable.Viewer):
         for k, b in enumerate(self.buttons):
             b.variant = "solid" if k == i else "outline"
         self.text.object = f"<p class='us-lesson'>{text}</p>"
+        self.shown.sync()
 
     def __panel__(self):
         return self.column

@@ -1036,6 +1036,30 @@ def test_lesson_opens_each_step_on_the_demo_only(session, tiny_decoder, tiny_pro
     assert session.view == "data" and session.layer == "conv_4" and lesson.step == len(STEPS) - 1
     lesson.buttons[0].clicks += 1
     assert session.view == "overview" and [b.variant for b in lesson.buttons].count("solid") == 1
+    assert not lesson.note.visible
+
+
+def test_the_lesson_stays_for_the_decoder_its_step_4_trains(session, tiny_decoder, tiny_probe, monkeypatch):
+    """Step 4 trains a decoder on the demo recording, then says to go on with it: the lesson
+    (it vanished with the shipped decoder) stays, saying whose numbers steps 1-3 give; a
+    decoder of another recording has no lesson."""
+    import dataclasses
+
+    from dashboard.views.lesson import STEPS, LessonView
+
+    monkeypatch.setattr(tiny_decoder, "demo_model", "deep4", raising=False)
+    session.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+    lesson = LessonView(session=session)
+    lesson.buttons[3].clicks += 1
+    assert lesson.column.visible and not lesson.note.visible
+    monkeypatch.setattr(tiny_decoder, "demo_model", None)  # as one trained in the session
+    session.decoder_version += 1
+    assert lesson.column.visible and lesson.note.visible and "shipped Deep4" in lesson.note.object
+    assert "band occlusion again" in lesson.text.object  # step 4's instruction still there
+    assert lesson.step == len(STEPS) - 1
+    monkeypatch.setattr(tiny_decoder.ws, "spec", dataclasses.replace(tiny_decoder.ws.spec, source="/lab/s01.fif"))
+    session.decoder_version += 1
+    assert not lesson.column.visible
 
 
 def test_signal_browser_shades_stretches_marked_bad(tiny_decoder):
