@@ -3,9 +3,19 @@ chance, a test block unlike the training block, a probe in which no unit passed,
 that hold more than one event), shared by the command line, the app and the report."""
 from __future__ import annotations
 
-from .metrics import chance_level
+from .metrics import FEW_TRIALS, chance_level
 
-__all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "SHIFT_SD"]
+__all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
+           "ONE_CLASS", "one_class_note"]
+
+
+def one_class_note(block: str = "test") -> str:
+    """What a balanced accuracy on a block holding one class is: that class's recall, with no
+    chance level to beat (1/1 would call every decoder "at or below chance")."""
+    return f"undefined: the {block} block holds trials of one class only, so nothing is told apart"
+
+
+ONE_CLASS = one_class_note()
 
 # [A] a test block whose mean target lies this many SDs (of the training block) off the training
 # block's mean is said to differ from it
@@ -14,15 +24,26 @@ SHIFT_SD = 1.0
 
 def chance_note(task: str, metric: float, n_classes: int | None = None) -> str:
     """``"at or below chance, 1/8 = 0.125"`` when ``metric`` (a score of ``task``) is at or below
-    :func:`chance_level`, or what a NaN means (a constant output); else ``""``."""
+    :func:`chance_level`, or what a NaN (a constant output) or a test block of one class
+    (:data:`ONE_CLASS`) means; else ``""``."""
     if metric != metric:
         return "undefined: the output does not vary"
+    if task == "classification" and n_classes == 1:
+        return ONE_CLASS
     chance = chance_level(task, n_classes)
     if not (chance == chance and metric <= chance):
         return ""
     if task == "regression":
         return "at or below chance, r = 0"
     return f"at or below chance, 1/{n_classes} = {chance:.3f}"
+
+
+def trials_note(task: str, n_trials: int | None) -> str:
+    """``"on 3 test trials: very uncertain"`` for a balanced accuracy on fewer than
+    :data:`core.metrics.FEW_TRIALS` trials, else ``""``."""
+    if task != "classification" or n_trials is None or n_trials >= FEW_TRIALS:
+        return ""
+    return f"on {int(n_trials)} test trial{'' if n_trials == 1 else 's'}: very uncertain"
 
 
 def shift_note(shift: float | None) -> str:

@@ -94,6 +94,14 @@ class Decoder:
         k = len(np.unique(np.asarray(pred["true"]))) if self.task == "classification" else None
         return chance_note(self.task, pred["metric"], k)
 
+    def metric_notes(self) -> str:
+        """What to keep in mind when reading the test metric, for after it in brackets: at or
+        below chance (:meth:`chance_note`), or resting on few trials; "" when neither."""
+        from core.cautions import trials_note
+
+        notes = [self.chance_note(), trials_note(self.task, len(self.predictions()["true"]))]
+        return "; ".join(n for n in notes if n)
+
     def target_shift(self) -> float | None:
         """The test block's mean target in SDs of the training block, from its mean (None for
         labels), as ``unitscope train`` stores it (``test_target_shift``)."""

@@ -257,7 +257,7 @@ class Session(param.Parameterized):
     # ---- decoder ---------------------------------------------------------------------------
     @staticmethod
     def _test_metric(decoder: Decoder) -> str:
-        note = decoder.chance_note()
+        note = decoder.metric_notes()
         return f"test {decoder.metric_name()} {decoder.predictions()['metric']:.3f}" + (f" ({note})" if note else "")
 
     @classmethod

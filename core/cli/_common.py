@@ -8,7 +8,7 @@ import time
 
 from .._validation import UnitScopeError
 
-from ..cautions import chance_note, shift_note
+from ..cautions import ONE_CLASS, chance_note, one_class_note, shift_note
 # a balanced accuracy on fewer than FEW_TRIALS test trials gets a caution
 from ..metrics import FEW_TRIALS, chance_level
 
@@ -158,7 +158,9 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
                    "on the test block")
     k = metrics.get("n_test_classes")
     chance = chance_note(task, test, k) if task == "classification" and k and test == test else ""
-    if chance:
+    if chance == ONE_CLASS:
+        out.append(f"test balanced_accuracy {test:.4f} is {chance}: what the decoder learnt is not measured")
+    elif chance:
         out.append(f"test balanced_accuracy {test:.4f} is {chance}: the decoder predicts no better than chance on "
                    "the test block")
     note = shift_note(metrics.get("test_target_shift")) if task == "regression" else ""
@@ -182,8 +184,12 @@ def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: 
     import numpy as np
 
     k = len(np.unique(np.asarray(y)))
-    if not chance_note(task, metric, k):
+    note = chance_note(task, metric, k)
+    if not note:
         return ""
+    if note == ONE_CLASS:
+        return (f"caution: {whose} {block} {metric_name} ({metric:.4f}) is {one_class_note(block)}: "
+                f"what {doing} says nothing about what a decoder that works needs")
     chance = chance_level(task, k)
     return (f"caution: {whose} {block} {metric_name} is {metric:.4f}, not above chance ({chance:g}): "
             f"what {doing} says nothing about what a decoder that works needs")

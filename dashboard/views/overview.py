@@ -355,8 +355,9 @@ def class_legend(classes) -> str:
 
 
 def chance_aside(dec) -> str:
-    """" (at or below chance, ...)" after the test metric of a decoder no better than chance."""
-    note = dec.chance_note()
+    """" (at or below chance, ...)" after the test metric of a decoder no better than chance, or
+    one whose metric rests on few trials."""
+    note = dec.metric_notes()
     return f" ({note})" if note else ""
 
 

@@ -36,5 +36,20 @@ def test_chance_level_and_note():
     assert chance_note("regression", -0.21) == "at or below chance, r = 0"
     assert chance_note("regression", 0.0) != "" and chance_note("regression", 0.05) == ""
     assert chance_note("regression", float("nan")) == "undefined: the output does not vary"
+    # a test block of one class: its balanced accuracy is that class's recall (0 or 1 alike were
+    # "at or below chance, 1/1 = 1.000"), and few trials are said
+    from core.cautions import ONE_CLASS, trials_note
+
+    assert chance_note("classification", 1.0, 1) == chance_note("classification", 0.0, 1) == ONE_CLASS
+    assert "one class only" in ONE_CLASS
+    assert trials_note("classification", 3) == "on 3 test trials: very uncertain"
+    assert trials_note("classification", 1) == "on 1 test trial: very uncertain"
+    assert trials_note("classification", 20) == trials_note("regression", 3) == trials_note("classification", None) == ""
+    from core.cli._common import metric_cautions, metric_chance_caution
+
+    said = metric_cautions("classification", {"test": 0.0, "n_test": 25, "n_test_classes": 1})
+    assert said == [f"test balanced_accuracy 0.0000 is {ONE_CLASS}: what the decoder learnt is not measured"]
+    caution = metric_chance_caution("classification", 1.0, [2, 2, 2], "valid", "balanced_accuracy", doing="pruning")
+    assert "the valid block holds trials of one class only" in caution and "not above chance" not in caution
     with pytest.raises(Exception, match="task"):
         chance_level("regresion")

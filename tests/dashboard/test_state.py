@@ -1070,3 +1070,23 @@ def test_a_recording_kept_as_a_folder_is_read_as_one(session, tmp_path):
     _join(session, "inspect")
     assert "Cannot read" in session.alerts[-1][1] and "meg.res4 not found" in session.alerts[-1][1]
     assert session.busy == ""
+
+
+def test_a_metric_on_few_trials_says_so_wherever_it_is_shown(session, tmp_path, stim_fif):
+    """A label decoder tested on a handful of trials: the sidebar's status (and the alerts and
+    the Overview, which take the same words) says how few, not only the confusion matrix."""
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+    from dashboard.decoder import Decoder
+
+    stim_fif(tmp_path / "meg_raw.fif", seconds=40.0)
+    ws = Workspace.create(DataSpec(source=str(tmp_path / "meg_raw.fif"), target="events", tmin=0.0, tmax=0.5),
+                          TrainConfig(model="shallow", max_epochs=1))
+    dec = Decoder(ws, label="few")
+    n = len(dec.predictions()["true"])
+    assert 0 < n < 20
+    session.set_decoder(dec)
+    assert f"on {n} test trial" in session.status and "very uncertain" in session.status
+    from dashboard.views.overview import chance_aside
+
+    assert f"on {n} test trial" in chance_aside(dec)
