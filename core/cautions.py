@@ -72,12 +72,16 @@ def no_discovery_note(ds) -> str:
     return out
 
 
-def trial_overlap_note(spacing_s: float | None, tmin: float, tmax: float) -> str:
-    """When label trials from ``tmin`` to ``tmax`` s are longer than the median time between
-    events ``spacing_s`` (:meth:`core.recording.Events.median_spacing`), e.g.
-    4-s trials of auditory stimuli 0.5 s apart: each trial also holds the next events; else ""."""
-    if not spacing_s or tmin is None or tmax is None or tmax - tmin <= spacing_s:
+def trial_overlap_note(events, types, tmin: float, tmax: float) -> str:
+    """When label trials from ``tmin`` to ``tmax`` s around the events of ``types`` (None:
+    every type) hold other events, most of them (median at least one; e.g. 4-s trials of
+    auditory stimuli 0.5 s apart): each trial also holds the next (or previous) events; else ""
+    (:meth:`core.recording.Events.others_in_trials`). EEGMMIDB's T1/T2 trials of 4 s hold none
+    (the next event comes 5.1 s later), though its events are 1.4 s apart (median)."""
+    if events is None or tmin is None or tmax is None:
         return ""
-    length = tmax - tmin
-    return (f"the events are {spacing_s:g} s apart (median), so trials of {length:g} s also hold the next "
-            f"{min(int(length // spacing_s), 99)} or so events")
+    n = events.others_in_trials(types, tmin, tmax)
+    if not n or n < 1:
+        return ""
+    return (f"trials of {tmax - tmin:g} s ({tmin:g} to {tmax:g} s from their events) also hold {n:g} other "
+            f"event{'' if n == 1 else 's'} each (median)")

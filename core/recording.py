@@ -72,6 +72,19 @@ class Events:
             return None
         return round(float(np.median(np.diff(np.sort(self.onset)))), 3)
 
+    def others_in_trials(self, types, tmin: float, tmax: float) -> float | None:
+        """Median number of other events in a label trial: events of any type whose onset lies in
+        ``[onset + tmin, onset + tmax)`` of each event of ``types`` (None: every type), the event
+        itself not counted; None when there is no such trial."""
+        own = self.onset if types is None else self.onset[np.isin(self.type, [str(t) for t in types])]
+        if len(own) == 0 or tmax <= tmin:
+            return None
+        every = np.sort(self.onset)
+        n = np.searchsorted(every, own + tmax, "left") - np.searchsorted(every, own + tmin, "left")
+        if tmin <= 0 < tmax:
+            n = n - 1  # the trial's own event
+        return float(np.median(n))
+
     def counts(self) -> dict[str, int]:
         """Events per type, in natural order (:func:`natural_key`)."""
         kinds, n = np.unique(self.type, return_counts=True)
@@ -185,6 +198,12 @@ class Recording:
 
 
 MIN_EVENTS_PER_CLASS = 5  # [A] an event type with fewer is left out of the default label target
+
+
+def target_types(target: str) -> list[str] | None:
+    """The event types a label target names: ``"events:T1,T2"`` -> ["T1", "T2"]; ``"events"``
+    (every type) -> None."""
+    return None if target == "events" else target.split(":", 1)[1].split(",")
 
 
 def label_targets(counts: dict) -> list[str]:

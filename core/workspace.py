@@ -26,7 +26,7 @@ from .metrics import score
 from .models import build_model, layer_map
 from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
                             split_blocks)
-from .recording import Recording, touches
+from .recording import Recording, target_types, touches
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
 __all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "state_mismatches", "default_cache_dir",
@@ -233,7 +233,7 @@ def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSp
         y = (rec.target.values - prep["target_mean"]) / prep["target_std"]
         data = ContinuousData(rec.signals.values, y.astype(np.float32), blocks, n_times, rf, bad=rec.bad_samples())
     else:
-        types = None if spec.target == "events" else spec.target.split(":", 1)[1].split(",")
+        types = target_types(spec.target)
         ev = rec.events if types is None else rec.events.select(np.isin(rec.events.type, types))
         classes = sorted(set(ev.type.tolist()))
         if len(classes) < 2:
@@ -300,7 +300,7 @@ class Workspace:
             n_times = int(round((spec.tmax - spec.tmin) * rec.sfreq))
         n_outputs = 1
         if task == "classification":
-            types = None if spec.target == "events" else spec.target.split(":", 1)[1].split(",")
+            types = target_types(spec.target)
             ev = rec.events.type if types is None else rec.events.type[np.isin(rec.events.type, types)]
             n_outputs = max(len(set(ev.tolist())), 2)
         model = build_model(config.model, n_chans=rec.n_chans, n_outputs=n_outputs, n_times=n_times,

@@ -480,7 +480,9 @@ class Session(param.Parameterized):
 
         rec = read_recording(path, bids=bids or None)
         info = rec.summary()
-        info.update(path=str(path), label=label, ch_types_list=rec.ch_types)
+        info.update(path=str(path), label=label, ch_types_list=rec.ch_types,
+                    # onsets and types, for what a label trial holds (trial_overlap)
+                    event_table=(rec.events.onset.tolist(), [str(t) for t in rec.events.type]))
         if is_bids_root(path):  # (a CTF .ds folder is none)
             info.update(bids_recordings=bids_recordings(path), bids_chosen=bids_recordings(path, bids)[0])
         return info
@@ -609,12 +611,19 @@ class Session(param.Parameterized):
         """For label targets, when the trials are longer than the time between events (median),
         e.g. 4-s trials of auditory stimuli 0.5 s apart, in one sentence
         (:func:`core.cautions.trial_overlap_note`); else ""."""
+        import numpy as np
+
         from core.cautions import trial_overlap_note
+        from core.recording import Events, target_types
 
         info = self.recording_info
         if not info or not self.target.startswith("events"):
             return ""
-        note = trial_overlap_note(info.get("event_spacing_s"), self.tmin, self.tmax)
+        events = info.get("event_table")
+        if events is None:
+            return ""
+        note = trial_overlap_note(Events(events[0], events[1], np.zeros(len(events[0]))), target_types(self.target),
+                                  self.tmin, self.tmax)
         return f"{note[0].upper()}{note[1:]}: shorten the trial window to what one event is followed by." if note else ""
 
     def demo_recipe(self) -> dict:

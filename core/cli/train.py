@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .._validation import UnitScopeError
 from ..cautions import trial_overlap_note
+from ..recording import target_types
 from ._common import Progress, bar, held_out_counts, metric_cautions, on_count, per_class_line
 
 DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
@@ -233,7 +234,7 @@ def run(args) -> int:
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
           f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
     if ws.task == "classification":
-        overlap = trial_overlap_note(ws.recording.events.median_spacing(), spec.tmin, spec.tmax)
+        overlap = trial_overlap_note(ws.recording.events, target_types(spec.target), spec.tmin, spec.tmax)
         if overlap:
             print(f"caution: {overlap}: shorten them (--tmin/--tmax)", file=sys.stderr)
     show = Progress()

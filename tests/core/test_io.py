@@ -100,6 +100,20 @@ def test_fif_meg_events_as_labels(shared_data):
     assert ws.data.X.shape[1:] == (3, 150)
 
 
+def test_what_a_label_trial_holds_is_counted_around_the_target_events(shared_data):
+    """EEGMMIDB's events are 1.4 s apart (median, T0 rest periods included), but a T1/T2 trial of
+    4 s holds no other event: the next one (a T0) comes 5.1 s after each onset. The caution
+    about trials holding other events was raised from the median spacing of all events."""
+    from core.cautions import trial_overlap_note
+
+    ev = read_recording(shared_data / EDF).events
+    assert ev.median_spacing() < 2.0
+    assert ev.others_in_trials(["T1", "T2"], 0.0, 4.0) == 0 and trial_overlap_note(ev, ["T1", "T2"], 0.0, 4.0) == ""
+    assert ev.others_in_trials(["T1", "T2"], 0.0, 6.0) == 1  # to 6 s: the T0 after each
+    assert trial_overlap_note(ev, ["T1", "T2"], -2.0, 4.0) == ("trials of 6 s (-2 to 4 s from their events) also "
+                                                              "hold 1 other event each (median)")  # the T0 before
+
+
 def test_fif_meg_with_stretches_marked_bad_keeps_its_trigger_events(shared_data, tmp_path):
     """Artefacts marked as BAD annotations (routine in MEG) are not events: a file whose only
     annotations are such marks still has its trigger channel's events (it had none)."""

@@ -158,8 +158,8 @@ def test_the_trial_window_of_label_targets(session, tmp_path, stim_fif):
     _join(session, "inspect")
     assert session.recording_info["event_spacing_s"] == 0.6 and session.target == "events"
     assert (session.tmin, session.tmax) == (0.0, 4.0)  # DataSpec's defaults
-    assert session.trial_overlap() == ("The events are 0.6 s apart (median), so trials of 4 s also hold the next "
-                                       "6 or so events: shorten the trial window to what one event is followed by.")
+    assert session.trial_overlap() == ("Trials of 4 s (0 to 4 s from their events) also hold 6 other events each "
+                                       "(median): shorten the trial window to what one event is followed by.")
     session.param.update(tmin=0.0, tmax=0.5)
     assert session.trial_overlap() == "" and session.prep_problems() == []
     spec = session.data_spec()

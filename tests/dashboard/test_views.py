@@ -462,7 +462,7 @@ def test_data_view_trial_window_shows_for_event_labels_and_warns_of_overlap(sess
     assert session._jobs["inspect"].join(60)
     assert session.target == "events" and view.trials.visible
     assert "trials 0 to 4 s from each onset" in view.prep_note.object
-    assert "us-trial-overlap" in view.prep_note.object and "0.6 s apart (median)" in view.prep_note.object
+    assert "us-trial-overlap" in view.prep_note.object and "also hold 6 other events each (median)" in view.prep_note.object
     view.tmax.value = 0.5  # through the widget
     assert session.tmax == 0.5 and "us-trial-overlap" not in view.prep_note.object
     assert "trials 0 to 0.5 s from each onset" in view.prep_note.object

@@ -82,13 +82,13 @@ def test_trials_longer_than_the_time_between_events_get_a_caution(edf_like, labe
     from core import workspace
     from core.training import TrainResult
 
-    assert "hold the next" not in label_run[2]
+    assert "also hold" not in label_run[2]
     history = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 1.0, "valid_metric": 0.5, "seconds": 0.0}]
     monkeypatch.setattr(workspace, "train", lambda *a, **k: TrainResult(history=history, best_epoch=0))
     assert main(["train", "--data", str(edf_like), "--target", "events:T1,T2", "--model", "shallow",
                  "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
-    assert ("caution: the events are 3 s apart (median), so trials of 4 s also hold the next 1 or so events: "
+    assert ("caution: trials of 4 s (0 to 4 s from their events) also hold 1 other event each (median): "
             "shorten them (--tmin/--tmax)") in err
 
 
