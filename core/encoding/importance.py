@@ -26,6 +26,7 @@ published code, whose results depend on batch size and test-set order (METHODS.m
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -35,21 +36,42 @@ from .._validation import UnitScopeError, check_option, ensure_int
 from ._data import onset_index
 from .evaluate import correlation_arrays
 
-__all__ = ["permutation_importance", "default_features", "peak_latency"]
+__all__ = ["permutation_importance", "default_features", "left_out_features", "peak_latency"]
 
 logger = logging.getLogger(__name__)
 
 
-def default_features(model, data: xr.Dataset) -> list[str]:
-    """Features permuted by default: non-binary forcings except the own-event mask, then
-    ``"meg"`` (if the model takes an initial state) and ``"subject"`` (if several)."""
+def left_out_features(data: xr.Dataset) -> dict[str, str]:
+    """Forcings that permuting cannot change, each with the reason (name -> words).
+
+    The own-event mask; an event feature with the same value at every epoch's own event
+    (e.g. an event-onset pulse, 1 everywhere); a series feature with the same trace in every
+    epoch. A binary feature whose value differs between events (0 or 1) is permuted.
+    """
     mask = str(data.attrs.get("first_mask", "first_mask"))
-    forcing = data["forcing"].values
-    out = []
+    series = [str(f) for f in np.atleast_1d(data.attrs.get("series_features", []))]
+    forcing = data["forcing"].values  # (epochs, features, times)
+    onset = onset_index(data)
+    out = {}
     for i, name in enumerate(str(f) for f in data["feature"].values):
-        values = np.unique(forcing[:, i])
-        if name != mask and not np.all(np.isin(values, (0.0, 1.0))):
-            out.append(name)
+        if name == mask:
+            out[name] = "marks each epoch's own event"
+        elif name in series:
+            if np.all(forcing[:, i] == forcing[:1, i]):
+                out[name] = "the same trace in every epoch, so permuting changes nothing"
+        else:
+            values = np.unique(forcing[:, i, onset])  # each epoch's own-event value
+            if len(values) == 1:
+                out[name] = f"{values[0]:g} at every event, so permuting changes nothing"
+    return out
+
+
+def default_features(model, data: xr.Dataset) -> list[str]:
+    """Features permuted by default: every forcing but those :func:`left_out_features`
+    names, then ``"meg"`` (if the model takes an initial state) and ``"subject"`` (if
+    several)."""
+    left_out = left_out_features(data)
+    out = [str(f) for f in data["feature"].values if str(f) not in left_out]
     if getattr(model, "meg_init", 0) > 0:
         out.append("meg")
     if len(getattr(model, "subjects_", [])) > 1:
@@ -103,7 +125,9 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
         channel), the increase of the mean squared error over that subject's epochs at each
         (time, channel), in percent of the overall reference loss; ``r_drop`` (feature,
         subject, time, channel), R_ref - R_perm; ``r_ref`` (subject, time, channel); attrs
-        ``method``, ``model``, ``n_repeats``, ``meg_init``, ``reference_loss``.
+        ``method``, ``model``, ``n_repeats``, ``meg_init``, ``reference_loss`` and
+        ``left_out``, JSON of the forcings not permuted with the reason (name -> words; by
+        default those of :func:`left_out_features`).
     """
     rng = np.random.default_rng(rng)
     n_repeats = ensure_int("n_repeats", n_repeats)
@@ -111,7 +135,12 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
         raise UnitScopeError(f"{n_repeats=} must be at least 1.")
     meg, forcing, sidx = model.prepare(data)
     names = [str(f) for f in data["feature"].values]
-    features = default_features(model, data) if features is None else list(features)
+    if features is None:
+        features = default_features(model, data)
+        left_out = left_out_features(data)
+    else:
+        features = list(features)
+        left_out = {n: "not asked for" for n in names if n not in features}
     allowed = [*names, "meg", "subject"]
     unknown = [f for f in features if f not in allowed]
     if unknown:
@@ -161,7 +190,7 @@ def permutation_importance(model, data: xr.Dataset, *, features=None, n_repeats:
         coords=coords,
         attrs={"method": "permutation feature importance across the whole test set",
                "model": model.name, "n_repeats": n_repeats, "meg_init": model.meg_init,
-               "reference_loss": ref_loss},
+               "reference_loss": ref_loss, "left_out": json.dumps(left_out)},
     )
 
 

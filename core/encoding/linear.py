@@ -23,9 +23,28 @@ from .._validation import UnitScopeError, check_range, ensure_int
 from ._base import Encoder
 from .evaluate import correlation_arrays
 
-__all__ = ["TRF", "RTRF"]
+__all__ = ["TRF", "RTRF", "LAG_SECONDS", "longest_lag"]
 
 logger = logging.getLogger(__name__)
+
+LAG_SECONDS = 1.0  # [A] default largest forcing lag of both baselines, seconds
+
+
+def longest_lag(n_times: int, sfreq: float) -> float:
+    """The longest forcing lag (s) that epochs of ``n_times`` samples at ``sfreq`` Hz hold:
+    ``(n_times - 1) / sfreq``; a longer lag only ever sees the zeros before the epoch."""
+    return (int(n_times) - 1) / float(sfreq)
+
+
+def _check_lags(name: str, tmax: float, n_times: int, sfreq: float) -> int:
+    """Number of forcing lags 0 .. ``tmax``; raise if the epochs cannot hold them."""
+    n_lags = int(round(tmax * sfreq)) + 1
+    if n_lags > n_times:
+        longest = longest_lag(n_times, sfreq)
+        raise UnitScopeError(
+            f"The {name} forcing lags 0-{tmax:g} s ({n_lags} samples) are longer than the epochs: "
+            f"{n_times} samples at {sfreq:g} Hz hold lags up to {longest:g} s; give tmax={longest:g} or less.")
+    return n_lags
 
 
 def _score(pred: np.ndarray, actual: np.ndarray, onset: int) -> float:
@@ -42,14 +61,15 @@ class TRF(Encoder):
     Parameters
     ----------
     tmax : float
-        Largest lag in seconds (lags run from 0 to ``tmax``).
+        Largest lag in seconds (lags run from 0 to ``tmax``); at most the epochs'
+        length minus one sample (:func:`longest_lag`).
     alphas : sequence of float
         Ridge penalties of ``TimeDelayingRidge`` to choose from on the validation split.
     """
 
     name = "trf"
 
-    def __init__(self, *, tmax: float = 1.0, alphas=tuple(np.logspace(0, 6, 7))):
+    def __init__(self, *, tmax: float = LAG_SECONDS, alphas=tuple(np.logspace(0, 6, 7))):
         check_range("tmax", tmax, low=0.0, low_inclusive=False)
         self.tmax = float(tmax)
         self.alphas = tuple(float(a) for a in alphas)
@@ -62,6 +82,7 @@ class TRF(Encoder):
         from mne.utils import use_log_level
 
         self._setup(train, valid)
+        _check_lags("TRF", self.tmax, self.n_times_, self.sfreq_)  # MNE's ridge fails on longer lags
         meg, forcing, sidx = self.prepare(train)
         vmeg, vforcing, vsidx = self.prepare(valid)
         self.models_, self.alpha_ = {}, {}
@@ -154,14 +175,15 @@ class RTRF(Encoder):
     ar_lags : int
         Autoregressive lags (samples), at most ``meg_init``.
     tmax : float
-        Largest forcing lag in seconds (lags 0 .. tmax).
+        Largest forcing lag in seconds (lags 0 .. tmax); at most the epochs' length minus
+        one sample (:func:`longest_lag`).
     alphas : sequence of float
         Relative ridge penalties to choose from on the validation split.
     """
 
     name = "rtrf"
 
-    def __init__(self, *, meg_init: int = 20, ar_lags: int = 10, tmax: float = 1.0,
+    def __init__(self, *, meg_init: int = 20, ar_lags: int = 10, tmax: float = LAG_SECONDS,
                  alphas=tuple(np.logspace(-5, 0, 6))):
         self.meg_init = ensure_int("meg_init", meg_init)
         self.ar_lags = ensure_int("ar_lags", ar_lags)
@@ -181,7 +203,7 @@ class RTRF(Encoder):
     def fit(self, train, valid) -> "RTRF":
         """Fit per subject on ``train`` (true lags), choose alpha on ``valid`` (unrolled)."""
         self._setup(train, valid)
-        self.n_flags_ = int(round(self.tmax * self.sfreq_)) + 1
+        self.n_flags_ = _check_lags("RTRF", self.tmax, self.n_times_, self.sfreq_)
         meg, forcing, sidx = self.prepare(train)
         vmeg, vforcing, vsidx = self.prepare(valid)
         self.coef_, self.intercept_, self.alpha_ = {}, {}, {}

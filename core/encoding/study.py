@@ -29,14 +29,15 @@ import numpy as np
 import xarray as xr
 
 from .._files import source_version
-from .._validation import check_option, ensure_int
+from .._validation import check_option, check_range, ensure_int
 from ._data import check_epochs, split_epochs
 from .dre import DeepRecurrentEncoder, DREConfig
 from .evaluate import correlation_map, post_onset_mean
 from .importance import permutation_importance
-from .linear import RTRF, TRF
+from .linear import LAG_SECONDS, RTRF, TRF, longest_lag
 
-__all__ = ["EncodingStudy", "EncodingStopped", "BASELINES", "ABLATIONS", "blas_threads", "code_version"]
+__all__ = ["EncodingStudy", "EncodingStopped", "BASELINES", "ABLATIONS", "blas_threads", "code_version",
+           "method_name"]
 
 
 class EncodingStopped(RuntimeError):
@@ -62,11 +63,18 @@ class EncodingStudy:
     importance : bool
         Compute the DRE's permutation feature importance on the test split.
     n_repeats : int
-        Permutations per feature.
+        Permutations per feature (at least 1).
     n_examples : int
         Test epochs stored as predicted-vs-actual examples.
     seed : int
-        Seed of the permutations (the DRE has its own ``config.seed``).
+        Seed of the permutations (the DRE has its own ``config.seed``), at least 0.
+
+    Notes
+    -----
+    The baselines take forcing lags 0-1 s (:data:`core.encoding.linear.LAG_SECONDS`), or
+    up to the epochs' length where they are shorter (said through ``progress`` and kept
+    in ``attrs["baseline_lag_seconds"]``): longer lags would only see the zeros before
+    the epoch.
     """
 
     def __init__(self, config: DREConfig | None = None, *, baselines: Sequence[str] = BASELINES,
@@ -76,17 +84,17 @@ class EncodingStudy:
         self.baselines = [check_option("baselines", b, BASELINES) for b in baselines]
         self.ablations = [check_option("ablations", a, ABLATIONS) for a in ablations]
         self.importance = bool(importance)
-        self.n_repeats = ensure_int("n_repeats", n_repeats)
-        self.n_examples = ensure_int("n_examples", n_examples)
-        self.seed = ensure_int("seed", seed)
+        self.n_repeats = check_range("n_repeats", ensure_int("n_repeats", n_repeats), low=1)
+        self.n_examples = check_range("n_examples", ensure_int("n_examples", n_examples), low=0)
+        self.seed = check_range("seed", ensure_int("seed", seed), low=0)
 
-    def _models(self):
+    def _models(self, lag: float):
         cfg = self.config
         yield "dre", lambda: DeepRecurrentEncoder(cfg)
         for b in self.baselines:
             init = max(cfg.meg_init, 1)
-            yield b, (lambda: TRF()) if b == "trf" else (
-                lambda: RTRF(meg_init=init, ar_lags=min(10, init)))
+            yield b, (lambda: TRF(tmax=lag)) if b == "trf" else (
+                lambda: RTRF(meg_init=init, ar_lags=min(10, init), tmax=lag))
         for a in self.ablations:
             change = {"meg_init": 0} if a == "no_init" else {"subject_dim": 0}
             yield a, lambda change=change: DeepRecurrentEncoder(replace(cfg, **change))
@@ -120,11 +128,12 @@ class EncodingStudy:
         say(f"{data.sizes['epoch']} epochs of {len(np.unique(data['subject'].values))} subjects: "
             f"{splits['train'].sizes['epoch']} train, {splits['valid'].sizes['epoch']} valid, "
             f"{test.sizes['epoch']} test")
+        lag = self._baseline_lag(data, say)
         rng = np.random.default_rng(self.seed)
         examples = np.sort(rng.choice(test.sizes["epoch"], min(self.n_examples, test.sizes["epoch"]),
                                       replace=False))
         maps, scores, preds, seconds, cpu, fitted = [], {}, [], {}, {}, {}
-        for name, make in self._models():
+        for name, make in self._models(lag):
             if stopped():
                 raise EncodingStopped(f"stopped before fitting {name}")
             model = make()
@@ -162,9 +171,10 @@ class EncodingStudy:
             imp = permutation_importance(fitted["dre"], test, n_repeats=self.n_repeats, rng=rng)
             for var in ("loss_increase", "loss_increase_map", "r_drop"):
                 result[var] = imp[var]
+            result.attrs["importance_left_out"] = imp.attrs["left_out"]
         truth = {k: v for k, v in data.attrs.items() if k.startswith("truth_")}
         result.attrs.update({
-            "method": "Deep Recurrent Encoder (Chehab et al. 2022) with linear baselines",
+            "method": method_name(self.baselines),
             "code_version": code_version(),
             "dre_config": json.dumps(self.config.to_dict()),
             "fit_seconds": json.dumps({k: round(v, 3) for k, v in seconds.items()}),
@@ -172,11 +182,36 @@ class EncodingStudy:
             "data_source": str(data.attrs.get("source", "")),
             "sfreq": float(data.attrs["sfreq"]),
             "meg_init": int(self.config.meg_init),
+            "baseline_lag_seconds": float(lag),
             "n_epochs": json.dumps({k: int(v.sizes["epoch"]) for k, v in splits.items()}),
             **truth,
         })
         self.models_ = fitted
         return result
+
+    def _baseline_lag(self, data, say) -> float:
+        """Largest forcing lag (s) of the baselines: 1 s, or the epochs' length if shorter
+        (said once, before anything is fitted)."""
+        n_times, sfreq = int(data.sizes["time"]), float(data.attrs["sfreq"])
+        if not self.baselines or int(round(LAG_SECONDS * sfreq)) + 1 <= n_times:
+            return LAG_SECONDS
+        lag = longest_lag(n_times, sfreq)
+        msg = (f"{' and '.join(self.baselines)}: forcing lags 0-{lag:g} s instead of 0-{LAG_SECONDS:g} s, "
+               f"as the epochs last {n_times} samples at {sfreq:g} Hz (a longer lag would only see "
+               f"the zeros before the epoch)")
+        logger.info(msg)
+        say(msg)
+        return lag
+
+
+def method_name(baselines: Sequence[str]) -> str:
+    """The ``method`` attr of a result: the DRE and the baselines fitted beside it."""
+    name = "Deep Recurrent Encoder (Chehab et al. 2022)"
+    if not baselines:
+        return f"{name}, no baseline"
+    if len(baselines) == 1:
+        return f"{name} with the linear baseline {baselines[0]}"
+    return f"{name} with linear baselines {', '.join(baselines[:-1])} and {baselines[-1]}"
 
 
 @functools.lru_cache(maxsize=1)
