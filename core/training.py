@@ -109,8 +109,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def configure_threads(n_threads: int | None = None) -> int:
     """Set torch's intra-op threads (default: all cores, at most 8) and return the number."""
-    if n_threads is not None:
-        torch.set_num_threads(max(1, ensure_int("n_threads", n_threads)))
+    if n_threads is not None:  # (0 or -3 became 1 without a word)
+        n = ensure_int("n_threads", n_threads)
+        if n < 1:
+            raise UnitScopeError(f"--threads {n}: give at least 1 thread (torch's intra-op threads).")
+        torch.set_num_threads(n)
     return torch.get_num_threads()
 
 

@@ -7,8 +7,10 @@ missing files) print one line to stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -48,17 +50,66 @@ def _takes_data(parser: argparse.ArgumentParser, args) -> bool:
     return action is not None and not action.required and action.nargs is None and getattr(args, "data", 0) is None
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # a value, not an option (argparse's own test)
+
+
+def _options(parser) -> list[str]:
+    """The long options of ``parser`` (``--help`` left out)."""
+    return [s for a in getattr(parser, "_actions", []) for s in a.option_strings
+            if s.startswith("--") and s != "--help"]
+
+
+def _unknown_option_text(parser: argparse.ArgumentParser, command: str | None, option: str) -> str:
+    """``unrecognized option '--bogus'`` and, as argparse's "did you mean", the closest option of
+    the subcommand, else the subcommands that take it."""
+    sub = parser.subcommands.get(command) or parser
+    prog = f"unitscope {command}" if command else "unitscope"
+    mine = {o[2:]: o for o in _options(sub)}
+    close = difflib.get_close_matches(option.lstrip("-"), list(mine), n=1, cutoff=0.6)
+    if close:
+        hint = f" Did you mean {mine[close[0]]!r}?"
+    else:
+        others = [name for name, p in parser.subcommands.items() if option in _options(p)]
+        hint = (f" It is an option of unitscope {', '.join(others)}, not of {prog}." if others and command
+                else f" {prog} --help lists its options.")
+    return f"unrecognized option {option!r}.{hint}"
+
+
 def _unrecognized(parser: argparse.ArgumentParser, args, extra: list[str]) -> int:
-    """Argparse's "unrecognized arguments" (it exits), but for a subcommand that reads its
-    recording from --data, a path given in its place gets one line saying so (returns 2)."""
+    """Argparse's "unrecognized arguments" (it exits), in one line (returns 2) where it can say
+    more: an unknown option is named, with the closest valid one; for a subcommand that reads its
+    recording from --data, a path given in its place gets one line saying so."""
     command = getattr(args, "command", None)
     sub = parser.subcommands.get(command)
+    prog = f"unitscope {command}" if command else "unitscope"
+    option = next((a.split("=", 1)[0] for a in extra if a.startswith("-") and a != "-"
+                   and not _NEGATIVE_NUMBER.match(a)), None)
+    if option is not None:  # the words after it are its values, not stray paths
+        print(f"{prog}: error: {_unknown_option_text(parser, command, option)}", file=sys.stderr)
+        return 2
     paths = [a for a in extra if not a.startswith("-")]
     if sub is not None and paths and any("--data" in a.option_strings for a in sub._actions):
         print(f"unitscope {command}: error: unrecognized argument {paths[0]!r}: give a recording with --data PATH "
               f"(unitscope {command} --data {paths[0]} ...)", file=sys.stderr)
         return 2
     return (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+
+
+def _check_run_dir(parser: argparse.ArgumentParser, args) -> None:
+    """A subcommand's RUN_DIR that does not exist is said so (with a folder of a close name
+    beside it), before the subcommand takes it for a folder without config.json."""
+    sub = parser.subcommands.get(getattr(args, "command", None))
+    if not any(a.dest == "run_dir" and not a.option_strings for a in getattr(sub, "_actions", [])):
+        return
+    path = Path(args.run_dir)
+    if path.exists():
+        return
+    parent = path.parent
+    beside = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, beside, n=1, cutoff=0.6)
+    hint = (f". Did you mean {str(parent / close[0])!r}?" if close
+            else "." if parent.is_dir() else f", nor does the folder {str(parent)!r} above it.")
+    raise UnitScopeError(f"Run folder {str(path)!r} does not exist{hint}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_run_dir(parser, args)
         return int(args.func(args) or 0)
     except (UnitScopeError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         print(f"unitscope {args.command}: error: {exc}", file=sys.stderr)

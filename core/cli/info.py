@@ -3,7 +3,9 @@ folder, its decoder, data, metrics and the result files beside it (from config.j
 of other weights or other probing code is named, from its attrs and model.pt);
 or, for a batch folder, the held-out metric per recording and decoder and the failed runs;
 or, for a result file UnitScope wrote (``.nc``: a probe, pruning curves, kernels, an encoding
-study), what it holds, in the words of the command that wrote it."""
+study), what it holds, in the words of the command that wrote it; or, for a pruning mask
+(``--save-mask`` JSON), its pruned units. Other files UnitScope writes (a run's config.json,
+model.pt, an HTML report) are named, with what to run instead."""
 from __future__ import annotations
 
 import json
@@ -19,6 +21,11 @@ RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resu
              "prune_curves.nc": "unitscope prune --curve"}
 
 
+# what ``unitscope info`` describes, for the files it does not
+ACCEPTS = ("unitscope info describes recordings (a file MNE reads, a BCI2000 .dat, a BIDS folder), run folders, "
+           "batch folders, UnitScope's result files (.nc) and pruning masks (.json)")
+
+
 def _what_writes(name: str) -> str | None:
     """What wrote a run folder's file, by its name (``deconv_<signal>[_<block>].nc`` included)."""
     if name in RUN_FILES:
@@ -30,7 +37,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("info", help="describe a recording (channels, types, duration, sfreq, events), a run folder "
                                     "or a result file")
     p.add_argument("path", help="recording file, BIDS folder, 'demo', a run folder (config.json), a batch "
-                   "folder (batch.nc) or a result file (.nc: probe, pruning curves, kernels, encoding)")
+                   "folder (batch.nc), a result file (.nc: probe, pruning curves, kernels, encoding) or a pruning "
+                   "mask (.json)")
     p.add_argument("--bids", default=None, metavar="ENTITIES",
                    help="of a BIDS folder, the recording to describe: 'subject=01,run=1' or 'sub-01_run-1' "
                         "(default: the first; every recording is listed)")
@@ -55,6 +63,8 @@ def run(args) -> int:
             if folder.name == BATCH_FILE:
                 return _batch_info(folder.parent, as_json=args.json)
             return _result_info(folder, as_json=args.json)
+        if folder.is_file() and folder.suffix.lower() in (".json", ".pt", ".pth", ".html", ".htm"):
+            return _own_file_info(folder, as_json=args.json)  # no format MNE reads: UnitScope's own files
     bids = parse_bids(getattr(args, "bids", None))
     listed = []
     if args.path != "demo" and is_bids_root(args.path):
@@ -62,7 +72,15 @@ def run(args) -> int:
     elif bids:
         raise UnitScopeError(f"--bids chooses a recording of a BIDS folder; {args.path!r} is not one "
                              "(no dataset_description.json).")
-    rec = simulate_reaching() if args.path == "demo" else read_recording(args.path, bids=bids or None)
+    try:
+        rec = simulate_reaching() if args.path == "demo" else read_recording(args.path, bids=bids or None)
+    except UnitScopeError as exc:
+        # MNE's "Unsupported file type (.py). Consider using a dedicated reader function": a
+        # file of no recording format; say what info takes instead
+        if isinstance(exc.__cause__, ValueError) and "Unsupported file type" in str(exc.__cause__):
+            raise UnitScopeError(f"{args.path!r} is no recording format UnitScope reads "
+                                 f"({Path(args.path).suffix or 'no suffix'}); {ACCEPTS}.") from exc
+        raise
     s = rec.summary()
     if listed:
         chosen = bids_recordings(args.path, bids)[0]
@@ -126,6 +144,65 @@ def _batch_info(folder: Path, *, as_json: bool) -> int:
     return 0
 
 
+def _own_file_info(path: Path, *, as_json: bool) -> int:
+    """A file UnitScope writes that is no recording: a pruning mask is described; a run
+    folder's own file (config.json, model.pt, checkpoint.pt, report.html) points to its folder;
+    anything else says what info describes (a UnitScopeError, one line)."""
+    in_run = (path.parent / "config.json").is_file()
+    folder = f"unitscope info {path.parent} describes that run" if in_run else ""
+    if path.suffix.lower() == ".json":
+        try:
+            content = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UnitScopeError(f"{str(path)!r} is not valid JSON ({exc.__class__.__name__}); {ACCEPTS}.") from exc
+        from ..pruning.masks import FORMAT
+
+        if isinstance(content, dict) and content.get("format") == FORMAT:
+            return _mask_info(path, content, as_json=as_json)
+        if in_run and path.name == "config.json":
+            raise UnitScopeError(f"{str(path)!r} is the configuration of the run folder {str(path.parent)!r}: "
+                                 f"{folder}.")
+        raise UnitScopeError(f"{str(path)!r} is a JSON file but not a pruning mask (format {FORMAT!r}); {ACCEPTS}.")
+    if path.suffix.lower() in (".html", ".htm"):
+        raise UnitScopeError(f"{str(path)!r} is an HTML page (unitscope report writes them): open it in a browser; "
+                             + (f"{folder}." if in_run else f"{ACCEPTS}."))
+    held = {"model.pt": "the weights", "checkpoint.pt": "the training state (for unitscope train --resume)"}
+    if in_run and path.name in held:
+        raise UnitScopeError(f"{str(path)!r} holds {held[path.name]} of the run folder {str(path.parent)!r}: "
+                             f"{folder}.")
+    raise UnitScopeError(f"{str(path)!r} is not described by info (weights? a decoder's state dict becomes a run "
+                         f"folder with unitscope import {path} --data RECORDING --out RUN_DIR); {ACCEPTS}.")
+
+
+def _mask_info(path: Path, content: dict, *, as_json: bool) -> int:
+    """A pruning mask (``unitscope prune --save-mask``, the app's Export): its decoder and the
+    units it prunes per layer."""
+    from ..pruning import MaskSet
+
+    try:
+        masks = MaskSet.from_dict(content)
+    except (UnitScopeError, TypeError, ValueError, AttributeError) as exc:
+        raise UnitScopeError(f"{str(path)!r} is a UnitScope pruning mask that cannot be read: {exc}") from exc
+    sig = masks.signature
+    pruned = {layer: masks.pruned(layer).tolist() for layer in masks.layers}
+    if as_json:
+        print(json.dumps({"mask": str(path), "signature": sig, "n_pruned": masks.n_pruned, "pruned": pruned}))
+        return 0
+    units = sig.get("units", {})
+    print(f"mask       {path}: a pruning mask (unitscope prune --save-mask, the app's Export)")
+    print(f"decoder    {sig.get('kind', '?')}, {sig.get('n_chans', '?')} channels, {sig.get('n_outputs', '?')} "
+          f"output(s); layers {', '.join(f'{k} {v}' for k, v in units.items())}")
+    print(f"pruned     {masks.n_pruned} of {sum(units.values())} units: "
+          + ", ".join(f"{k} {len(v)}/{units.get(k, '?')}" for k, v in pruned.items()))
+    listed = [f"{layer}: {', '.join(map(str, idx[:30]))}{' ...' if len(idx) > 30 else ''}"
+              for layer, idx in pruned.items() if idx]
+    for i, line in enumerate(listed):
+        print(f"{'units' if i == 0 else '':<11}{line}")
+    print(f"use        unitscope prune|deconv|report RUN_DIR --mask {path} (a run of this decoder), or the app's "
+          "Prune view")
+    return 0
+
+
 def run_summary(run_dir: Path) -> dict:
     """What a run folder holds, from its ``config.json`` (no data are loaded)."""
     path = Path(run_dir) / "config.json"
@@ -185,42 +262,75 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     known = [f"{f} ({_what_writes(f)})" for f in s["files"] if _what_writes(f)]
     other = [f for f in s["files"] if not _what_writes(f) and f != "config.json"]
     print(f"files      {', '.join(known + other)}")
+    for why in result_notes(run_dir, s["files"]):
+        print(f"note       {why}")
     if "probe.nc" not in s["files"]:
         print(f"next       unitscope probe {s['run']}")
     else:
-        why = probe_status(run_dir)
-        if why:
-            print(f"note       {why}")
         print(f"read       unitscope info {Path(s['run']) / 'probe.nc'}   (and each result file so)")
     return 0
 
 
-def probe_status(run_dir: Path) -> str:
-    """What keeps a run folder's probe.nc from describing its decoder as this UnitScope would
-    (:func:`core.probing._base.stale_probe`), in words; "" when nothing does. Reads the probe's
-    attrs and the weights (model.pt), not the data."""
+def _reported(name: str) -> bool:
+    """Whether ``unitscope report`` reads a run folder's file (probe.nc, prune_curves.nc,
+    deconv_*.nc), leaving it out when made for other weights."""
+    return name in ("probe.nc", "prune_curves.nc") or (name.startswith("deconv_") and name.endswith(".nc"))
+
+
+def _redo(name: str, attrs: dict, run_dir: Path) -> str:
+    """The command that makes a run folder's pruning curves or kernels again, for its decoder."""
+    if name == "prune_curves.nc":
+        return f"unitscope prune {run_dir} --curve"
+    # deconv_<signal>[_<block>][_masked].nc, as unitscope deconv names it
+    stem = name[:-len(".nc")].removesuffix("_masked")
+    block = next((b for b in ("train", "valid", "all") if stem.endswith(f"_{b}")), None)
+    return (f"unitscope deconv {run_dir} --signal {attrs.get('signal', 'SIGNAL')}"
+            + (f" --block {block}" if block else "") + (" --mask FILE" if name.endswith("_masked.nc") else ""))
+
+
+def result_notes(run_dir: Path, files) -> list[str]:
+    """What keeps the result files of a run folder that ``unitscope report`` reads (``files``:
+    names) from describing its decoder, in words, one note each: a probe.nc of the weights
+    trained before or of other probing code; the other results (pruning curves, kernels) made
+    for the weights trained before, which the report leaves out. Each file's weights are
+    judged as the report judges them (:func:`core.probing._base.stale_probe`: a file without
+    ``model_hash`` is taken as given). Reads the files' attrs and the weights (model.pt), not
+    the data; [] when nothing is to be said."""
     import xarray as xr
 
     from ..probing._base import stale_probe
     from ..workspace import load_run_model
 
     run_dir = Path(run_dir)
-    try:
-        with xr.open_dataset(run_dir / "probe.nc", engine="h5netcdf") as f:
-            probe = xr.Dataset(attrs=dict(f.attrs))
-    except Exception as exc:  # noqa: BLE001 - a file that cannot be read is said, not raised
-        return f"probe.nc cannot be read ({exc.__class__.__name__})"
-    if "model_hash" not in probe.attrs:
-        return ""
+    notes, attrs = [], {}
+    for name in (f for f in files if _reported(f)):
+        try:
+            with xr.open_dataset(run_dir / name, engine="h5netcdf") as f:
+                attrs[name] = dict(f.attrs)
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be read is said, not raised
+            notes.append(f"{name} cannot be read ({exc.__class__.__name__})")
+    made_for = {name: a for name, a in attrs.items() if "model_hash" in a}
+    if not made_for:
+        return notes
     m = json.loads((run_dir / "config.json").read_text())["model"]
     try:
         model = load_run_model(run_dir, m)
     except UnitScopeError as exc:  # unreadable, or weights of another architecture: the loader's words
-        return str(exc).splitlines()[0]
-    why = stale_probe(probe, model)
-    if why == "weights":
-        return f"probe.nc was made for the weights trained before: unitscope probe {run_dir} probes these"
-    return other_code_note("probe.nc", run_dir) if why == "code" else ""
+        return notes + [str(exc).splitlines()[0]]
+    why = {name: stale_probe(xr.Dataset(attrs=a), model) for name, a in made_for.items()}
+    probe = why.pop("probe.nc", "")  # "code": the same weights, other probing code (only a probe says)
+    if probe == "weights":
+        notes.append(f"probe.nc was made for the weights trained before: unitscope probe {run_dir} probes these")
+    elif probe == "code":
+        notes.append(other_code_note("probe.nc", run_dir))
+    before = [name for name, w in why.items() if w == "weights"]
+    if before:
+        redo = list(dict.fromkeys(_redo(name, made_for[name], run_dir) for name in before))
+        notes.append(f"{', '.join(before)} {'was' if len(before) == 1 else 'were'} made for the weights trained "
+                     f"before, so unitscope report leaves {'it' if len(before) == 1 else 'them'} out: "
+                     f"{' and '.join(redo)} remake{'s' if len(redo) == 1 else ''} "
+                     f"{'it' if len(before) == 1 else 'them'} for these")
+    return notes
 
 
 def other_code_note(name, run_dir) -> str:
