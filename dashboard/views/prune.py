@@ -247,7 +247,7 @@ class PruneView(pn.viewable.Viewer):
         self.band_src = ColumnDataSource(dict(q=[], lo=[], hi=[]))
         self.curve_srcs = {o: ColumnDataSource(dict(q=[], m=[])) for o in ORDER_STYLE}
         self.star_src = ColumnDataSource(dict(q=[], m=[]))
-        fc = self._fig("Pruning curves: not computed yet\n(Compute pruning curves, below)", height=320,
+        fc = self._fig("Pruning curves: not computed yet\n(Compute pruning curves, below)", height=380,
                        x_axis_label="fraction of the layer's units pruned", y_axis_label="test block metric")
         fc.varea("q", "lo", "hi", source=self.band_src, color="#7f7f7f", alpha=0.25, legend_label="random (95% band)")
         self.curve_items = {}  # order -> its legend item (relabelled for a ranking by ablation)
@@ -255,12 +255,14 @@ class PruneView(pn.viewable.Viewer):
             fc.line("q", "m", source=self.curve_srcs[order], color=color, line_width=2.5, legend_label=label)
             self.curve_items[order] = fc.legend[0].items[-1]
         fc.scatter("q", "m", source=self.star_src, marker="star", size=18, color="black", legend_label="this session")
-        fc.legend.location = "bottom_left"
         fc.legend.label_text_font_size = "8pt"
-        # compact and see-through, and a click on an entry hides its curve: at 1024 pixels the legend
-        # covered the curves in the plot's corner (outside it, it squeezed the plot to a strip)
-        fc.legend.update(background_fill_alpha=0.55, border_line_alpha=0.3, padding=4, spacing=0, label_height=14,
-                         glyph_height=14, click_policy="hide")
+        # below the plot, two entries a row, and a click on an entry hides its curve: no corner is
+        # free of curves for every ranking (at the bottom left it covered the steep drop of "most
+        # important first", 0.28 at 10%, the lesson's number; at the top right, random's band), and
+        # beside the plot it squeezed the plot to a strip at 1024 pixels
+        fc.legend.update(border_line_alpha=0.3, padding=4, spacing=10, label_height=14, glyph_height=14,
+                         click_policy="hide", ncols=2, orientation="horizontal")
+        fc.add_layout(fc.legend[0], "below")
         fc.legend.visible = False  # shown with the curves
         self.curve_fig = fc
         self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width")
@@ -314,6 +316,9 @@ class PruneView(pn.viewable.Viewer):
             cls = list(table["cls"]) if table is not None else ["unclassified"] * n
             units = [str(i) for i in range(n)]
             self.bar_fig.x_range.factors = units
+            # [A] every unit named up to 40; beyond, every 10th (200 names ran into one grey band)
+            step = 1 if n <= 40 else 10 if n <= 400 else 50
+            self.bar_fig.xaxis.major_label_overrides = {u: "" for i, u in enumerate(units) if i % step}
             self.unit_src.data = dict(unit=units, index=list(range(n)), drop=list(drop), amp=amp, phase=phase,
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
@@ -478,9 +483,10 @@ class PruneView(pn.viewable.Viewer):
         ps = self.ps
         self.effects_progress.value = int(round(ps.effects_progress * 1000))
         self.curves_progress.value = int(round(ps.curves_progress * 1000))
-        # an empty bar under an idle button reads as a broken widget: shown once work starts
-        self.effects_progress.visible = ps.effects_progress > 0
-        self.curves_progress.visible = ps.curves_progress > 0
+        # shown while the work runs: an empty bar under an idle button reads as a broken widget,
+        # and a full one left under it after the plot came said nothing
+        self.effects_progress.visible = 0 < ps.effects_progress < 1
+        self.curves_progress.visible = 0 < ps.curves_progress < 1
 
     def _sync_finetune(self, *_):
         ps = self.ps

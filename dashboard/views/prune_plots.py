@@ -157,5 +157,5 @@ def curve_plot(curves, *, current: tuple[float, float] | None = None) -> hv.Over
                       label="this session").opts(marker="star", size=16, color="black")
     return hv.Overlay(parts + [star]).opts(
         hv.opts.Curve(framewise=True), hv.opts.Scatter(framewise=True), hv.opts.Area(framewise=True),
-        hv.opts.Overlay(title=curves_title(curves), legend_position="bottom_left", responsive=True, height=300,
+        hv.opts.Overlay(title=curves_title(curves), legend_position="top_right", responsive=True, height=300,
                         framewise=True))

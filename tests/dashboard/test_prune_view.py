@@ -420,16 +420,22 @@ def test_curves_and_effects_reach_the_plots(sessions):
     s, ps, view = _view_with_effects(sessions, "conv_4")
     np.testing.assert_allclose(view.unit_src.data["drop"], np.nan_to_num(ps.effects.values), atol=1e-12)
     assert view.bar_fig.title.text.startswith("conv_4: drop on the validation block")
+    names = view.bar_fig.xaxis[0].major_label_overrides  # 200 units: every 10th named
+    assert names["5"] == "" and "10" not in names and "0" not in names and len(names) == 180
     assert not view.curve_fig.legend.visible and "not computed yet" in view.curve_fig.title.text
-    assert view.effects_progress.visible and not view.curves_progress.visible  # no empty bar when idle
+    assert not view.effects_progress.visible and not view.curves_progress.visible  # no bar when idle or done
+    ps.effects_progress = 0.4  # (as a running computation reports)
+    assert view.effects_progress.visible and view.effects_progress.value == 400
+    ps.effects_progress = 1.0
     assert not view.ft_progress.visible
     ps.compute_curves("conv_4")
     ps.join()
-    assert view.curves_progress.visible and view.curves_progress.value == 1000
+    assert not view.curves_progress.visible and view.curves_progress.value == 1000
     np.testing.assert_allclose(view.curve_srcs["most"].data["m"], ps.curves["metric"].sel(order="most").values)
     assert view.star_src.data["q"] == [0.0] and view.curve_fig.title.text.startswith("Pruning curves of conv_4")
     legend = view.curve_fig.legend[0]
-    assert legend.visible and legend.click_policy == "hide" and legend.background_fill_alpha < 1  # curves show through
+    assert legend.visible and legend.click_policy == "hide"
+    assert legend in view.curve_fig.below and legend not in view.curve_fig.center  # never over a curve
     ps.prune("conv_4", list(range(20)))
     ps.join()
     assert view.star_src.data["q"] == [pytest.approx(0.1)] and view.star_src.data["m"] == [pytest.approx(ps.metric)]
