@@ -478,7 +478,12 @@ class Session(param.Parameterized):
         (``bids_chosen``: the first that ``bids`` matches)."""
         from core.io import bids_recordings, is_bids_root, read_recording
 
-        rec = read_recording(path, bids=bids or None)
+        try:
+            rec = read_recording(path, bids=bids or None)
+        except UnitScopeError as exc:  # named as the user knows it: an upload's server folder stays out
+            if str(path) not in str(exc):
+                raise
+            raise UnitScopeError(str(exc).replace(str(path), label)) from exc
         info = rec.summary()
         info.update(path=str(path), label=label, ch_types_list=rec.ch_types,
                     # onsets and types, for what a label trial holds (trial_overlap)

@@ -245,6 +245,11 @@ class AlertsView(pn.viewable.Viewer):
                                       description="Dismiss this message")
             close.on_click(lambda e, i=i: self.session.dismiss(i))
             items.append(pn.Row(box, close, sizing_mode="stretch_width", margin=0))
+        if len(items) > 1:  # (messages of earlier steps stacked above the tabs: one click clears them)
+            clear = pn.widgets.Button(label=f"Dismiss all {len(items)} messages", color="light", margin=(0, 5),
+                                      css_classes=["us-dismiss-all"])
+            clear.on_click(lambda e: self.session.dismiss())
+            items.append(clear)
         self._col[:] = items
         self._col.visible = bool(items)
 

@@ -422,7 +422,7 @@ class DataView(pn.viewable.Viewer):
         upload_box = pn.Column(
             pn.pane.HTML(f'<span class="us-muted">One file (EDF, FIF, ...), all the files of a recording at once '
                          '(BrainVision .vhdr, .vmrk and .eeg; EEGLAB .set and .fdt), or a .zip of them (a BIDS '
-                         f'folder, a CTF .ds folder). Files up to {max_upload_bytes() / 1e6:.3g} MB; larger '
+                         f'folder, a CTF .ds folder). Files up to {max_upload_bytes() / 2 ** 20:.4g} MB; larger '
                          'recordings go under the data root.</span>', stylesheets=[CSS]),
             self._dropper_slot, visible=self.session.param.source.rx() == "upload", sizing_mode="stretch_width")
         demo_box = pn.pane.HTML(

@@ -78,6 +78,11 @@ def test_corrupt_file_is_an_alert_and_session_keeps_working(session, tmp_path, f
     level, text = session.alerts[-1]
     assert level == "danger" and "broken.edf" in text
     assert session.busy == "" and session.recording_info == {}
+    # an upload's is named as it was uploaded: the server's session folder stays out of the message
+    session.upload("corrupt.edf", b"this is not an EDF file" * 20)
+    _join(session, "inspect")
+    level, text = session.alerts[-1]
+    assert level == "danger" and "'corrupt.edf'" in text and "unitscope-session-" not in text, text
     fif(tmp_path / "ok_raw.fif", ["C3", "C4"])
     session.inspect("ok_raw.fif")
     _join(session, "inspect")

@@ -422,6 +422,13 @@ def test_alerts_and_channel_names_are_escaped(session):
     alerts = AlertsView(session=session)
     html = _html(alerts.__panel__())
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # two or more messages: one button dismisses them all (they stacked above the tabs)
+    assert not alerts._col.select(pn.widgets.Button)[-1].label.startswith("Dismiss all")
+    session.alert("Training finished after 2 epoch(s).", "success")
+    clear = alerts._col.objects[-1]
+    assert clear.label == "Dismiss all 2 messages"
+    clear.clicks += 1
+    assert session.alerts == [] and not alerts._col.visible
     view = DataView(session=session)
     session.recording_info = {"label": "<img src=x onerror=alert(1)>.fif", "n_chans": 2,
                               "ch_names": ["<script>evil()</script>", "C4"], "ch_types_list": ["eeg", "misc"],
@@ -1175,3 +1182,11 @@ def test_a_confusion_matrix_orders_codes_as_numbers_and_says_chance():
     fig = hv.render(prediction_plot(reg))
     assert fig.title.text == "Test block: Pearson r = -1.000 (at or below chance, r = 0)"
     assert fig.legend[0] in fig.above  # above the traces, not over them
+
+
+def test_the_upload_limit_is_stated_as_set(session, monkeypatch):
+    """UNITSCOPE_MAX_UPLOAD_MB=200 (the default) was shown as 'Files up to 210 MB' (MiB / 1e6)."""
+    view = DataView(session=session)
+    assert "Files up to 200 MB" in _html(view.__panel__())
+    monkeypatch.setenv("UNITSCOPE_MAX_UPLOAD_MB", "50")
+    assert "Files up to 50 MB" in _html(DataView(session=session).__panel__())
