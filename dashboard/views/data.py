@@ -182,8 +182,12 @@ class DataView(pn.viewable.Viewer):
                                         css_classes=["us-curves-note"])
         s.param.watch(self._sync_curves_note, ["decoder", "busy"])
         self._sync_curves_note()
-        curves = hv.DynamicMap(pn.bind(self._shown_curves, self.param.curves_shown))
-        self.curves = pn.pane.HoloViews(curves, sizing_mode="stretch_width", height=280, linked_axes=False)
+        # [A] one DynamicMap per plot: in one Layout, the epoch axis kept the first decoder's range
+        # (29 epochs) for the next one's 4, framewise or not, shared axes or not
+        panes = [pn.pane.HoloViews(hv.DynamicMap(pn.bind(lambda k, i=i: self._shown_curves(k).values()[i],
+                                                         self.param.curves_shown)),
+                                   sizing_mode="stretch_width", height=280, linked_axes=False) for i in (0, 1)]
+        self.curves = pn.Row(*panes, sizing_mode="stretch_width")
 
     def _bump_curves(self):
         self.curves_shown += 1

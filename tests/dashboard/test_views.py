@@ -1190,3 +1190,22 @@ def test_the_upload_limit_is_stated_as_set(session, monkeypatch):
     assert "Files up to 200 MB" in _html(view.__panel__())
     monkeypatch.setenv("UNITSCOPE_MAX_UPLOAD_MB", "50")
     assert "Files up to 50 MB" in _html(DataView(session=session).__panel__())
+
+
+def test_the_training_curves_epoch_axis_follows_the_decoder(session):
+    """After a decoder of 29 epochs, one of 4: the epoch axis of both plots spans 1-4 (in one
+    Layout it kept 1-29, the new curves squeezed into its first seventh)."""
+    from bokeh.models import Plot
+
+    view = DataView(session=session)
+    view.__panel__()
+    history = lambda n: [{"epoch": i, "train_loss": 1.0 / (i + 1), "valid_loss": 1.0 / (i + 1),  # noqa: E731
+                          "valid_metric": i / n} for i in range(n)]
+    session.param.update(busy="training", train_history=history(29))
+    plots = [hv.renderer("bokeh").get_plot(pane.object) for pane in view.curves]
+    ranges = lambda: [(f.x_range.start, f.x_range.end) for p in plots for f in p.state.select({"type": Plot})]  # noqa: E731
+    assert ranges() == [(1, 29), (1, 29)]
+    session.train_history = history(4)
+    for pane, plot in zip(view.curves, plots):
+        plot.refresh()
+    assert ranges() == [(1, 4), (1, 4)]
