@@ -438,7 +438,8 @@ class DataView(pn.viewable.Viewer):
             '<span class="us-muted">What-if: a share of the movements made with the other hand. Beta still drops '
             '(its desynchronisation is bilateral), high gamma and the 1-4 Hz waveform stay silent, so beta alone '
             'marks them. Train a decoder on it, then ask the Overview\'s band occlusion whether it needs beta '
-            '(Shallow learns to; Deep4 does not).</span>', stylesheets=[CSS], sizing_mode="stretch_width")
+            '(Shallow learns to; Deep4 does not).</span>', stylesheets=[CSS], sizing_mode="stretch_width",
+            margin=(5, 10, 5, 30))  # clear of the slider's value (it read "0.50What-if")
         demo_box = pn.Column(demo_box, pn.Row(self.ipsi, ipsi_note, sizing_mode="stretch_width"),
                              visible=self.session.param.source.rx() == "demo", sizing_mode="stretch_width")
         prep = pn.Column(

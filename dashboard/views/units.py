@@ -239,6 +239,7 @@ class UnitsView(pn.viewable.Viewer):
         self.ctrl_src = ColumnDataSource(dict(amp=[], phase=[]))
         f.scatter("amp", "phase", source=self.ctrl_src, size=7, marker="x", line_color="#8c8c8c", line_alpha=0.7,
                   legend_label="untrained control")
+        self.ctrl_item = f.legend[0].items[-1]  # listed only with a control to show
         select_on_double_tap(f, self.pts_src, x="amp", y="phase", size=_POINT_SIZE)  # quick second clicks
         units = f.scatter("amp", "phase", source=self.pts_src, size=_POINT_SIZE, fill_color="color",
                           line_color="white", legend_field="cls", selection_line_color="black",
@@ -413,6 +414,7 @@ class UnitsView(pn.viewable.Viewer):
             self.ctrl_src.data = dict(amp=c["amp"], phase=c["phase"])
         else:
             self.ctrl_src.data = dict(amp=[], phase=[])
+        self.ctrl_item.visible = len(self.ctrl_src.data["amp"]) > 0
         if probe is None or layer not in set(probe["layer"].values):
             self.pts_src.data = dict(amp=[], phase=[], index=[], cls=[], color=[])
             self.scatter_fig.title.text = "Units (probe not run yet)"

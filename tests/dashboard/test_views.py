@@ -253,18 +253,19 @@ def test_the_scatter_sets_the_untrained_controls_units_behind(session, tiny_prob
 
     view = UnitsView(session=session)
     session.layer = "conv_3"
-    assert len(view.ctrl_src.data["amp"]) == 0  # no control
+    assert len(view.ctrl_src.data["amp"]) == 0 and not view.ctrl_item.visible  # no control: not in the legend
     control = tiny_probe.copy()
     control["amp_stat_all"] = control["amp_stat_all"] * 0.5  # a stand-in with other numbers
     session.control = control
     t = unit_table(control, "conv_3")
     np.testing.assert_allclose(view.ctrl_src.data["amp"], t["amp"])
     np.testing.assert_allclose(view.ctrl_src.data["phase"], t["phase"])
+    assert view.ctrl_item.visible and view.ctrl_item.label.value == "untrained control"
     tools = [t for t in view.scatter_fig.tools if isinstance(t, (HoverTool, TapTool))]
     assert tools and all(t.renderers != "auto" and len(t.renderers) == 1
                          and t.renderers[0].data_source is view.pts_src for t in tools)
     session.control = None
-    assert len(view.ctrl_src.data["amp"]) == 0
+    assert len(view.ctrl_src.data["amp"]) == 0 and not view.ctrl_item.visible
 
 
 def test_tap_selects_the_clicked_unit(session):
