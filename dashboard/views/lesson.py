@@ -29,7 +29,7 @@ STEPS = (
      "1-4 Hz waveform 0.06, beta nothing. The decoder ignores a population that does carry the movement: show the "
      "<i>beta envelope</i> in the <b>Signal browser</b> below (orange channels; it falls as hand speed rises, r "
      "-0.61, less plain to the eye than the green channels' high-gamma rise, r 0.87), or fit G14's beta-band "
-     "kernels in the Kernels view: a dip 0.6 s after each movement onset."),
+     "kernels in the Kernels view: it drops at each movement onset and stays down for about 1 s."),
     ("2. What do units read?", "units", "conv_4",
      "The most amplitude-sensitive of conv_4's amplitude units (red) is selected, its channel maps showing the "
      "high-gamma role band (60-90 Hz): they light the high-gamma channels (green rings, top rows), as for 95% of "

@@ -953,8 +953,9 @@ def test_the_lessons_step_2_is_true_of_the_shipped_probe():
 def test_the_lessons_step_1_is_true_of_the_demo():
     """Step 1's numbers on the full demo: the beta channels' beta envelope (as the signal
     browser smooths it) falls with hand speed (r -0.61), the high-gamma one rises (0.87); G14's
-    beta-band kernel on the test block dips about 0.6 s after onset and explains more than a
-    noise channel's."""
+    beta-band kernel on the test block drops at the onset (half its dip within 0.1 s) and stays
+    down about 1 s, and explains more than a noise channel's. (It said "a dip 0.6 s after", the
+    kernel's noisy minimum; the drop starts at the onset.)"""
     from core.deconv.apply import EventDeconvolution, band_envelope
     from core.workspace import Workspace
     from dashboard.views.lesson import STEPS
@@ -971,8 +972,10 @@ def test_the_lessons_step_1_is_true_of_the_demo():
     beta, noise = eng.run("channel:G14:15-25"), eng.run("channel:G01:15-25")
     k = beta["kernels"].values[0]
     assert roles[list(sig["channel"].values).index("G14")] == "beta"
-    assert 0.4 <= beta["lag"].values[np.argmin(k)] <= 0.8 and k.min() < -2 * max(k.max(), 0)  # a dip
-    assert beta.attrs["r2"] > 2 * noise.attrs["r2"] and "a dip 0.6 s after" in STEPS[0][3]
+    down = beta["lag"].values[k <= k.min() / 2]  # where the kernel is below half its dip
+    assert k.min() < -2 * max(k.max(), 0) and -0.1 <= down.min() <= 0.1 and 0.8 <= down.max() <= 1.3
+    assert beta.attrs["r2"] > 2 * noise.attrs["r2"] and "drops at each movement onset and stays down for about 1 s" \
+        in STEPS[0][3]
 
 
 @pytest.mark.slow
