@@ -18,7 +18,7 @@ from ._validation import UnitScopeError
 from .recording import Events, Recording
 
 __all__ = ["read_recording", "read_bci2000", "edf_cut_short", "vmrk_past_end", "recording_from_raw", "missing_companions", "bids_recordings",
-           "parse_bids", "bids_label", "is_bids_root", "source_label", "channel_key", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
+           "parse_bids", "bids_label", "is_bids_root", "source_label", "channel_key", "match_channels", "BIDS_ENTITIES", "FOLDER_FORMATS", "DATA_CH_TYPES"]
 
 logger = logging.getLogger(__name__)
 DATA_CH_TYPES = ("eeg", "ecog", "seeg", "dbs", "mag", "grad", "meg")
@@ -125,6 +125,26 @@ def channel_key(name) -> str:
     """A channel name as matched to a standard position or to a name the user typed: case,
     outer spaces and the trailing dots of EDF names (``C3..``, ``Fc5.``) ignored."""
     return str(name).strip().rstrip(".").lower()
+
+
+def match_channels(requested, ch_names) -> list[str]:
+    """The channel names of ``ch_names`` that the names in ``requested`` (as a user typed them)
+    stand for, matched by :func:`channel_key` (case and the trailing dots of EDF names ignored):
+    ``C3`` is EEGMMIDB's ``C3..``. An exact name wins; a loose one that matches several channels
+    is a UnitScopeError; a name that matches none is returned as given, for the caller's own
+    message."""
+    names = [str(n) for n in ch_names]
+    out = []
+    for name in requested:
+        if name in names:
+            out.append(name)
+            continue
+        hits = [n for n in names if channel_key(n) == channel_key(name)]
+        if len(hits) > 1:
+            raise UnitScopeError(f"Channel {name!r} matches {hits} (case and trailing dots ignored); "
+                                 "give the exact name.")
+        out.append(hits[0] if hits else name)
+    return out
 
 
 def standard_positions(names, types) -> np.ndarray | None:

@@ -13,7 +13,8 @@ import xarray as xr
 
 from ._validation import UnitScopeError
 
-__all__ = ["Events", "Recording", "label_targets", "natural_key", "touches", "MIN_EVENTS_PER_CLASS"]
+__all__ = ["Events", "Recording", "label_targets", "natural_key", "touches", "recording_identity",
+           "recording_differences", "MIN_EVENTS_PER_CLASS", "IDENTITY_RTOL"]
 
 
 def natural_key(name) -> list:
@@ -231,3 +232,62 @@ def touches(mask: np.ndarray, start, stop) -> np.ndarray:
     hits = np.concatenate([[0], np.cumsum(mask)])
     n = len(mask)
     return hits[np.clip(stop, 0, n)] - hits[np.clip(start, 0, n)] > 0
+
+
+def recording_identity(rec: Recording) -> dict:
+    """What identifies a prepared recording (picked, resampled, filtered, not yet standardised),
+    kept in a run's ``config.json`` (``prep["recording"]``) to check that the recording a run is
+    opened on is the one it was trained on: ``n_times``, ``sfreq``, ``ch_names``, the target's
+    name, and a cheap checksum: each channel's (and the target's) mean and SD over the whole
+    recording, to 6 significant digits."""
+    x = rec.signals.values  # (chans, times)
+    # row by row in float64: no full-size float64 copy of a long MEG recording
+    mean = [float(f"{np.mean(row, dtype=np.float64):.6g}") for row in x]
+    sd = [float(f"{np.std(row, dtype=np.float64):.6g}") for row in x]
+    out = {"n_times": int(rec.n_times), "sfreq": float(rec.sfreq), "ch_names": [str(c) for c in rec.ch_names],
+           "mean": mean, "sd": sd}
+    if rec.target is not None:
+        y = np.asarray(rec.target.values, dtype=np.float64)
+        out.update(target=str(rec.target.name), target_mean=float(f"{y.mean():.6g}"),
+                   target_sd=float(f"{y.std():.6g}"))
+    return out
+
+
+# [A] a channel's mean or SD that moves by more than this share of its SD is another recording
+# (float sums in another order or another MNE's filters move them by about 1e-6)
+IDENTITY_RTOL = 1e-3
+
+
+def recording_differences(given: dict, expected: dict) -> list[str]:
+    """How a prepared recording (its :func:`recording_identity`, ``given``) differs from the one
+    a run was trained on (``expected``), one phrase each, given vs expected; [] when it does not."""
+    out = []
+    sfreq = float(expected.get("sfreq") or given["sfreq"])
+    if given["n_times"] != expected["n_times"]:
+        out.append(f"{given['n_times']} samples ({given['n_times'] / float(given['sfreq']):.1f} s) given, "
+                   f"{expected['n_times']} ({expected['n_times'] / sfreq:.1f} s) expected")
+    if not np.isclose(float(given["sfreq"]), sfreq):
+        out.append(f"sampling rate {float(given['sfreq']):g} Hz given, {sfreq:g} Hz expected")
+    g, e = list(given["ch_names"]), list(expected["ch_names"])
+    if len(g) != len(e):
+        out.append(f"{len(g)} channels given, {len(e)} expected")
+    elif g != e:
+        i = next(i for i, (a, b) in enumerate(zip(g, e)) if a != b)
+        out.append(f"channel {i + 1} {g[i]!r} given, {e[i]!r} expected")
+    if given.get("target") != expected.get("target"):
+        out.append(f"target {given.get('target')!r} given, {expected.get('target')!r} expected")
+    if out:
+        return out
+    rows = [(c, g_m, g_s, e_m, e_s) for c, g_m, g_s, e_m, e_s in
+            zip(expected["ch_names"], given["mean"], given["sd"], expected["mean"], expected["sd"])]
+    if expected.get("target") is not None and "target_mean" in expected:
+        rows.append((f"target {expected['target']}", given["target_mean"], given["target_sd"],
+                     expected["target_mean"], expected["target_sd"]))
+    moved = [r for r in rows if abs(r[1] - r[3]) > IDENTITY_RTOL * abs(r[4]) + 1e-30
+             or abs(r[2] - r[4]) > IDENTITY_RTOL * abs(r[4]) + 1e-30]
+    if moved:
+        c, g_m, g_s, e_m, e_s = moved[0]
+        more = f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""
+        out.append(f"the same length but other values: {c!s} has mean {g_m:.4g} and SD {g_s:.4g} given, "
+                   f"mean {e_m:.4g} and SD {e_s:.4g} expected{more}")
+    return out

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,16 +21,16 @@ import torch
 from ._validation import UnitScopeError, suggest
 from .decoding import ContinuousData, TrialData
 from .demo import simulate_reaching
-from .io import DATA_CH_TYPES, read_recording
+from .io import DATA_CH_TYPES, match_channels, read_recording
 from .metrics import score
 from .models import build_model, layer_map
 from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
                             split_blocks)
-from .recording import Recording, target_types, touches
+from .recording import Recording, recording_differences, recording_identity, target_types, touches
 from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
 
 __all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "state_mismatches", "default_cache_dir",
-           "ASSETS_DIR", "weights_provenance"]
+           "ASSETS_DIR", "weights_provenance", "check_state_file"]
 
 logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -80,6 +80,23 @@ def load_run_model(run_dir: str | Path, mcfg: dict) -> torch.nn.Module:
     return model.eval()
 
 
+def check_state_file(path: str | Path) -> None:
+    """Refuse a file that is no PyTorch save before torch reads it (torch's own words for a text
+    file are the first byte's code: "101"): ``torch.save`` writes a zip archive, or a pickle
+    before PyTorch 1.6. A missing file is left to :func:`core.training.load_state`."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # a zip archive; a pickle of protocol 2 or later
+        return
+    begins = f"it begins with {head.decode('latin-1')!r}" if head else "it is empty"
+    raise UnitScopeError(
+        f"{str(path)!r} is not a PyTorch state dict file: torch.save writes a zip archive (a pickle before "
+        f"PyTorch 1.6), and {begins}. Save the trained network with torch.save(model.state_dict(), path).")
+
+
 def state_mismatches(state: dict, own: dict, *, there: str = "in the file") -> tuple[list, list, list]:
     """How a state dict ``state`` fails to fit a model's ``own``: parameter names missing from it,
     names it has that the model lacks, and ``"name (shape) {there} vs (shape) here"`` for each
@@ -122,6 +139,35 @@ class DataSpec:
     def from_dict(cls, d: dict) -> "DataSpec":
         known = {f.name for f in fields(cls)}
         return cls(**{k: (tuple(v) if k == "fractions" else v) for k, v in d.items() if k in known})
+
+
+def _resolve_names(rec: Recording, spec: DataSpec) -> DataSpec:
+    """``spec`` with its channel target and picks named as ``rec`` (read, target not yet split
+    off) names them (:func:`core.io.match_channels`, as ``unitscope info`` matches names: case and
+    the trailing dots of EDF names ignored, ``C3`` is EEGMMIDB's ``C3..``). A target channel also
+    among the picks is refused: the decoder would be given what it is to decode."""
+    changes = {}
+    target = spec.target
+    own_target = getattr(rec.target, "name", None)  # the demo's hand speed
+    if target is not None and not target.startswith("events") and target != own_target:
+        target = match_channels([target], rec.ch_names)[0]
+        changes["target"] = target
+    if spec.picks:
+        picks = match_channels([str(p).strip() for p in spec.picks], rec.ch_names)
+        changes["picks"] = picks
+        decoded = own_target if target is None else None if target.startswith("events") else target
+        if decoded is not None and decoded in picks:
+            raise UnitScopeError(
+                f"The target channel {decoded!r} cannot also be an input: the decoder would be given the trace it "
+                f"is to decode. Leave it out of the picks (--picks), which are {picks}.")
+    return replace(spec, **changes) if changes else spec
+
+
+def _same_data(spec: DataSpec, own: DataSpec) -> bool:
+    """Whether ``spec`` names the data a run was trained on (``own``, its config.json's), perhaps
+    found elsewhere: the same options and a recording of the same file name."""
+    a, b = spec.to_dict(), own.to_dict()
+    return (Path(str(a.pop("source"))).name == Path(str(b.pop("source"))).name) and a == b
 
 
 def _extract_target(rec: Recording, spec: DataSpec) -> tuple[Recording, str]:
@@ -170,12 +216,13 @@ def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "
     prep : dict
         JSON-able statistics of the preprocessing (channel means/stds, target mean/std).
     """
-    rec, task = _read(spec)
+    rec, task, spec = _read(spec)
     return _prepare(rec, task, spec, _picks(rec, spec))
 
 
 def _read(spec: DataSpec):
-    """The recording of ``spec`` with its target extracted (not yet picked or prepared)."""
+    """The recording of ``spec`` with its target extracted (not yet picked or prepared), its
+    task, and ``spec`` with the target and picks named as the recording names them."""
     if spec.source == "demo":
         rec = simulate_reaching(seed=spec.seed, duration=spec.duration, ipsi_fraction=spec.ipsi_fraction)
     else:
@@ -183,11 +230,12 @@ def _read(spec: DataSpec):
             raise UnitScopeError(f"ipsi_fraction={spec.ipsi_fraction:g} applies to the demo recording only, "
                                  f"not to {spec.source!r}; leave it at 0.")
         rec = read_recording(spec.source, bids=spec.bids)
+    spec = _resolve_names(rec, spec)
     rec, task = _extract_target(rec, spec)
     if task == "classification" and not spec.tmax > spec.tmin:
         raise UnitScopeError(f"The trial window must end after it starts: tmin={spec.tmin:g} s, tmax={spec.tmax:g} s "
                              "(relative to each event's onset; --tmin/--tmax).")
-    return rec, task
+    return rec, task, spec
 
 
 def _picks(rec: Recording, spec: DataSpec) -> list[str]:
@@ -214,6 +262,7 @@ def _prepare(rec: Recording, task: str, spec: DataSpec, picks: list[str]):
     rec = bandpass(rec, spec.l_freq, spec.h_freq)
     rec = mark_missing_target(rec)
     check_signals(rec)
+    identity = recording_identity(rec)
     blocks = split_blocks(rec.n_times, spec.fractions)
     bad = rec.bad_samples()  # stretches the file marks bad: left out of fits and windows
     std = Standardizer().fit(rec, blocks["train"], exclude=bad)
@@ -221,6 +270,7 @@ def _prepare(rec: Recording, task: str, spec: DataSpec, picks: list[str]):
     prep = {"mean": std.mean_.tolist(), "std": std.std_.tolist(), "ch_names": rec.ch_names, "sfreq": rec.sfreq}
     if bad.any():
         prep["bad_seconds"] = round(float(bad.sum()) / rec.sfreq, 3)
+    prep["recording"] = identity
     if task == "regression":
         y = rec.target.values[blocks["train"]][~bad[blocks["train"]]]
         prep["target_mean"], prep["target_std"] = float(y.mean()), float(y.std() or 1.0)
@@ -294,7 +344,8 @@ class Workspace:
     def create(cls, spec: DataSpec | None = None, config: TrainConfig | None = None) -> "Workspace":
         spec = spec or DataSpec()
         config = (config or TrainConfig()).validate()
-        rec, task, blocks, prep = load_data(spec)
+        rec, task, spec = _read(spec)  # spec: the target and picks named as the recording names them
+        rec, task, blocks, prep = _prepare(rec, task, spec, _picks(rec, spec))
         n_times = config.n_times
         if task == "classification":
             n_times = int(round((spec.tmax - spec.tmin) * rec.sfreq))
@@ -309,13 +360,22 @@ class Workspace:
         return cls(spec, config, rec, task, blocks, prep, model, data)
 
     @classmethod
-    def load(cls, run_dir: str | Path, *, spec: DataSpec | None = None) -> "Workspace":
+    def load(cls, run_dir: str | Path, *, spec: DataSpec | None = None,
+             check_recording: bool | None = None) -> "Workspace":
         """Open a run folder written by :meth:`save` (the model loads with weights_only=True).
 
         ``spec`` inspects the trained decoder on other data (another session or subject);
         its channels must match the ones the decoder was trained on.
+
+        A run saved with what identifies its recording (``config.json``'s
+        ``prep["recording"]``: samples, sampling rate, channels, per-channel mean and SD) is
+        refused on a recording that differs (a file replaced or cut since), when opened on its
+        own data: ``spec`` None, or the same options with a recording of the same file name found
+        elsewhere (``check_recording=None``; True checks any ``spec``, False none). Runs saved
+        without it (as the shipped demo run) load as before.
         """
         run_dir = Path(run_dir)
+        given = spec
         cfg_path = run_dir / "config.json"
         if not cfg_path.is_file():
             raise UnitScopeError(f"{str(run_dir)!r} is not a UnitScope run folder (no config.json).")
@@ -330,7 +390,7 @@ class Workspace:
             found = find_run_recording(spec.source, run_dir, cfg.get("source_path"))
             if found != spec.source:
                 spec = DataSpec.from_dict({**spec.to_dict(), "source": found})
-        rec, task = _read(spec)
+        rec, task, spec = _read(spec)
         trained_on = mcfg.get("ch_names")
         if spec.picks is None and trained_on:
             try:
@@ -348,6 +408,16 @@ class Workspace:
                 f"The checkpoint in {str(run_dir)!r} was trained on {mcfg['n_chans']} channels "
                 f"{mcfg.get('ch_names', [])[:8]}... but the data have {rec.n_chans} channels {rec.ch_names[:8]}..."
             )
+        expected = (cfg.get("prep") or {}).get("recording")
+        if check_recording is None:
+            check_recording = given is None or _same_data(given, DataSpec.from_dict(cfg["data"]))
+        if isinstance(expected, dict) and check_recording:
+            diffs = recording_differences(prep["recording"], expected)
+            if diffs:
+                what = "The demo recording" if spec.source == "demo" else f"The recording {str(spec.source)!r}"
+                raise UnitScopeError(
+                    f"{what} is not the one the decoder in {str(run_dir)!r} was trained on: {'; '.join(diffs)}. "
+                    "Put back the recording it was trained on, or train a decoder on this one.")
         model = load_run_model(run_dir, mcfg)
         data = _make_data(rec, task, blocks, prep, spec, model, mcfg["n_times"])
         ws = cls(spec, config, rec, task, blocks, prep, model, data, run_dir)
@@ -413,6 +483,7 @@ class Workspace:
         from .training import load_state
 
         path = Path(path)
+        check_state_file(path)
         state = load_state(path)
         if isinstance(state, dict):
             for key in ("model", "state_dict", "model_state_dict"):

@@ -61,23 +61,23 @@ class Progress:
 
 def resolve_channels(requested, ch_names) -> list[str]:
     """Channel names as ``unitscope info`` matches names to 10-05 positions
-    (:func:`core.io.channel_key`: case and the trailing dots of EDF names ignored): ``C3`` is
+    (:func:`core.io.match_channels`: case and the trailing dots of EDF names ignored): ``C3`` is
     EEGMMIDB's ``C3..``. An exact name wins; a loose one that matches several channels is an
     error; a name that matches none is returned as given, for the caller's own message."""
-    from ..io import channel_key
+    from ..io import match_channels
 
-    names = [str(n) for n in ch_names]
-    out = []
-    for name in requested:
-        if name in names:
-            out.append(name)
-            continue
-        hits = [n for n in names if channel_key(n) == channel_key(name)]
-        if len(hits) > 1:
-            raise UnitScopeError(f"Channel {name!r} matches {hits} (case and trailing dots ignored); "
-                                 "give the exact name.")
-        out.append(hits[0] if hits else name)
-    return out
+    return match_channels(requested, ch_names)
+
+
+def undefined_note(why: str, what: str = "the decoder's output") -> str:
+    """What a NaN metric means, in words: ``"undefined: the decoder's output does not vary (WHY)"``
+    (a Pearson r or R^2 of a constant; ``unitscope prune --curve``'s '-' entries)."""
+    return f"undefined: {what} does not vary ({why})"
+
+
+def metric_str(value: float, why: str, fmt: str = ".4f") -> str:
+    """``value`` formatted, or :func:`undefined_note` (``why``) when it is NaN."""
+    return format(value, fmt) if value == value else undefined_note(why)
 
 
 def check_band(lo: float, hi: float, sfreq: float, *, given: str, below_nyquist: bool = False) -> tuple:
@@ -187,6 +187,9 @@ def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: 
     note = chance_note(task, metric, k)
     if not note:
         return ""
+    if note.startswith("undefined: the output"):  # a NaN: a constant output
+        return (f"caution: {whose} {block} {metric_name} is {note}: what {doing} says nothing about what a "
+                "decoder that works needs")
     if note == ONE_CLASS:
         return (f"caution: {whose} {block} {metric_name} ({metric:.4f}) is {one_class_note(block)}: "
                 f"what {doing} says nothing about what a decoder that works needs")

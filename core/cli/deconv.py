@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import Progress, bar, check_band, resolve_channels
+from ._common import Progress, bar, check_band, resolve_channels, undefined_note
 
 
 def add_parser(sub) -> None:
@@ -73,11 +73,27 @@ def summary_lines(ds) -> list[str]:
         lines.append(f"no kernel for event type(s) {', '.join(map(str, left_out))}: no event of "
                      f"{'it' if len(left_out) == 1 else 'them'} in the block")
     if {"best_epoch", "n_segments", "fit_seconds"} <= set(a):
-        lines.append(f"fit: R^2 {a['r2']:.3f}, best epoch {a['best_epoch']}, {a['n_segments']} segments, "
+        lines.append(f"fit: R^2 {_r2_text(ds)}, best epoch {a['best_epoch']}, {a['n_segments']} segments, "
                      f"{a['fit_seconds']:.2f} s")
     elif "r2" in a:  # the app's export keeps each fit's R^2 only
-        lines.append(f"fit: R^2 {float(a['r2']):.3f}")
+        lines.append(f"fit: R^2 {_r2_text(ds)}")
     return lines
+
+
+def _r2_text(ds) -> str:
+    """A DUNL fit's R^2, or why it is undefined: the deconvolved signal does not vary (the output
+    or a unit of a decoder with every unit of a block masked), or the fit has no finite value."""
+    import numpy as np
+
+    r2 = float(ds.attrs["r2"])
+    if r2 == r2:
+        return f"{r2:.3f}"
+    observed = ds["observed"].values if "observed" in ds else np.array([])
+    observed = observed[np.isfinite(observed)]
+    if observed.size and not np.ptp(observed) > 0:
+        masked = "under the mask " if "refit" in ds.attrs else ""
+        return undefined_note(f"{masked}it is a constant: nothing to fit", what="the deconvolved signal")
+    return "undefined: the fit has no finite value"
 
 
 def run(args) -> int:

@@ -36,6 +36,9 @@ def run(args) -> int:
     weights = Path(args.weights)
     if not weights.is_file():
         raise FileNotFoundError(f"No weights file {str(weights)!r}.")
+    from ..workspace import check_state_file
+
+    check_state_file(weights)  # said before the data are read
     ws = create_workspace(args, data_spec(args), cfg)
     ws.load_weights(weights)
     ws.metrics.update(held_out_counts(ws))

@@ -10,7 +10,8 @@ without it, one line per case:
 * ``--roles``: each channel role's band from that role's channels (recordings whose channels
   carry ``role``/``band_lo``/``band_hi`` coordinates, such as the demo).
 
-``--json`` prints the results as one JSON object instead.
+``--json`` prints the results as one JSON object instead (an undefined metric, that of a
+constant output, as null, and why under ``undefined``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import json
 import sys
 
 from .._validation import UnitScopeError
-from ._common import check_band, metric_chance_caution, resolve_channels
+from ._common import check_band, metric_chance_caution, metric_str, resolve_channels, undefined_note
 
 
 def add_parser(sub) -> None:
@@ -68,6 +69,11 @@ def _cases(args, ws) -> dict:
     return cases
 
 
+# why a metric is NaN (the decoder's output does not vary): occluded, or with nothing removed
+REMOVED = "with these inputs removed it is a constant"
+CONSTANT = "it is a constant on these windows"
+
+
 def run(args) -> int:
     from ..probing.validity import band_occlusions
     from ..pruning.evaluator import METRIC_NAMES
@@ -83,13 +89,24 @@ def run(args) -> int:
     caution = metric_chance_caution(ws.task, reference, y, args.block, name, doing="removing a band changes")
     if caution:  # on stderr, as unitscope prune's: --json keeps stdout one JSON object
         print(caution, file=sys.stderr)
-    if args.json:
-        print(json.dumps({"block": args.block, "metric": name, "reference": round(reference, 4),
-                          "occluded": {k: round(v, 4) for k, v in occluded.items()},
-                          "drop": {k: round(reference - v, 4) + 0.0 for k, v in occluded.items()}}))  # no -0.0
+    if args.json:  # a NaN (a constant output) is null: JSON has no NaN
+        def num(v):
+            return round(v, 4) + 0.0 if v == v else None  # no -0.0
+
+        out = {"block": args.block, "metric": name, "reference": num(reference),
+               "occluded": {k: num(v) for k, v in occluded.items()},
+               "drop": {k: num(reference - v) for k, v in occluded.items()}}
+        undefined = {k: undefined_note(REMOVED) for k, v in occluded.items() if v != v}
+        if reference != reference:
+            undefined = {"reference": undefined_note(CONSTANT), **undefined}
+        if undefined:
+            out["undefined"] = undefined
+        print(json.dumps(out, allow_nan=False))
         return 0
-    print(f"{args.block} {name}: {reference:.4f} with nothing removed")
+    print(f"{args.block} {name}: {metric_str(reference, CONSTANT)} with nothing removed")
     width = max(len(k) for k in occluded)
     for label, value in occluded.items():
-        print(f"without {label:<{width}}  {value:.4f}  (change {value - reference:+.4f})")
+        change = f"  (change {value - reference:+.4f})" if value == value and reference == reference else ""
+        print(f"without {label:<{width}}  {metric_str(value, REMOVED)}{change}")
     return 0
+

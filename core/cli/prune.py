@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import Progress, bar, chance_caution
+from ._common import Progress, bar, chance_caution, metric_str, undefined_note
 
 
 def add_parser(sub) -> None:
@@ -78,18 +78,39 @@ def parse_units(text: str) -> list[int]:
 
 
 def _check_probe(ds, path: Path, ws, run_dir) -> None:
-    """A probe result ranks this decoder's units only if it was made for these weights
-    (:func:`core.probing._base.stale_probe`); one from other probing code is noted."""
+    """A scores file ranks this decoder's units only if it was made for these weights
+    (:func:`core.probing._base.stale_probe`); a probe result from other probing code is noted."""
     from ..probing._base import stale_probe
+    from .info import result_kind
 
     why = stale_probe(ds, ws.model)
     if why == "weights":
+        made = ds.attrs.get("run_dir")
+        named = (f"; it was made for the decoder in {str(made)!r}"
+                 if made and str(made) != str(Path(run_dir).resolve()) else "")
         raise UnitScopeError(f"{str(path)!r} was made for other weights than the decoder in {str(run_dir)!r} "
-                             f"(trained again since?): run 'unitscope probe {run_dir}' to rank its own units.")
-    if why == "code":
+                             f"(another decoder, or this one before it was trained again{named}): run "
+                             f"'unitscope probe {run_dir}' to rank its own units.")
+    if why == "code" and result_kind(ds) == "probe":  # code_version is a probe's: other results lack it
         from .info import other_code_note
 
         print(f"note: {other_code_note(path.name, run_dir)}", file=sys.stderr)
+
+
+SCORES_TAKES = ("a probe result (probe.nc, as unitscope probe writes it) or a netCDF of per-unit scores "
+                "(amp_stat_all, phase_stat_all, amplitude_r or ablation_drop)")
+
+
+def _no_scores(ds, path: Path, given: bool) -> UnitScopeError:
+    """The error for a scores file without per-unit scores: what it holds instead."""
+    from .info import KIND_NAMES, WRITERS, result_kind
+
+    kind = result_kind(ds)
+    holds = (f"holds {KIND_NAMES[kind]}, as {WRITERS[kind]} writes them" if kind else
+             f"holds no per-unit scores (its variables are {sorted(ds.data_vars)})")
+    if kind == "pruning_curve":
+        holds += ", without single-unit drops (--curve --ablation adds them)"
+    return UnitScopeError(f"{'--scores' if given else 'Ranking units'} takes {SCORES_TAKES}; {str(path)!r} {holds}.")
 
 
 def rank_block(args) -> str:
@@ -128,6 +149,8 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
                 ds = f.load()
         except (OSError, ValueError) as exc:
             raise UnitScopeError(f"Cannot read scores file {str(path)!r}: {exc}") from exc
+        if not ({"amp_stat_all", "phase_stat_all", "amplitude_r", "ablation_drop"} & set(ds.data_vars)):
+            raise _no_scores(ds, path, bool(args.scores))
         _check_probe(ds, path, ws, args.run_dir)
         if args.reduce == "energy" and "amp_band" in ds:  # the (unit, channel, band) maps
             given = {"amplitude": ds.get("amp_band"), "phase": ds.get("phase_band")}
@@ -139,10 +162,7 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
         if given:
             by = args.by or ("either" if len(given) == 2 else next(iter(given)))
             return dict(by=by, reduce=args.reduce, **given), f"{path.name} ({by}, {args.reduce})"
-        if "ablation_drop" in ds:
-            return dict(scores=ds["ablation_drop"]), f"{path.name} (single-unit ablation drop)"
-        raise UnitScopeError(f"{str(path)!r} holds no per-unit scores (amp_stat_all, phase_stat_all, amplitude_r "
-                             f"or ablation_drop); its variables are {sorted(ds.data_vars)}.")
+        return dict(scores=ds["ablation_drop"]), f"{path.name} (single-unit ablation drop)"
     if args.by not in (None, "amplitude"):
         raise UnitScopeError(f"Ranking by {args.by!r} needs the probe results: run 'unitscope probe "
                              f"{args.run_dir}' first (no {str(path)!r}).")
@@ -189,11 +209,23 @@ def _check_layers_and_units(args, masks) -> None:
             masks.copy().prune(layer, [])
 
 
+MASKED = "with these units masked it is a constant"  # why a masked decoder's metric is NaN
+
+
+def _changed(value: float, before: float, word: str = "") -> str:
+    """``"0.1234 (+0.0100)"``: a metric and its change from ``before``; when either is NaN, the
+    value or why it is undefined, without a change."""
+    if value == value and before == before:
+        return f"{value:.4f} ({word}{value - before:+.4f})"
+    return metric_str(value, MASKED)
+
+
 def _units_mode(args, ws, ev, masks) -> int:
     layers = args.layer or []
     name = ev.metric_name
     start = ev.evaluate(masks)
-    print(f"{args.block} {name}: {start:.4f} ({'baseline' if masks.n_pruned == 0 else f'{masks.n_pruned} units already masked'})")
+    print(f"{args.block} {name}: {metric_str(start, MASKED)} "
+          f"({'baseline' if masks.n_pruned == 0 else f'{masks.n_pruned} units already masked'})")
     caution = chance_caution(ev, args.block)
     if caution:
         print(caution, file=sys.stderr)
@@ -202,9 +234,10 @@ def _units_mode(args, ws, ev, masks) -> int:
         units = parse_units(text)
         masks = masks.copy().prune(layer, units)
         value = ev.evaluate(masks)
-        print(f"+ {layer}: {len(units)} unit(s) masked -> {value:.4f} ({value - current:+.4f})")
+        print(f"+ {layer}: {len(units)} unit(s) masked -> {_changed(value, current)}")
         current = value
-    print(f"total: {masks.n_pruned} units masked: {ev.baseline:.4f} -> {current:.4f} (change {current - ev.baseline:+.4f})")
+    print(f"total: {masks.n_pruned} units masked: {metric_str(ev.baseline, MASKED)} -> "
+          f"{_changed(current, ev.baseline, 'change ')}")
     if args.save_mask:
         print(f"wrote {masks.save(args.save_mask)}")
     if args.finetune:
@@ -282,8 +315,7 @@ def curve_lines(curves) -> list[str]:
         band = f"   [{float(curves['random_lo'][i]):.4f}, {float(curves['random_hi'][i]):.4f}]" if "random_lo" in curves else ""
         lines.append(f"{q:8.2f}{row}{band}".replace("[nan, nan]", "-"))
     if undefined:
-        lines.append("-: undefined: the decoder's output does not vary (with every unit of a block pruned it is a "
-                     "constant)")
+        lines.append(f"-: {undefined_note('with every unit of a block pruned it is a constant')}")
     if "ablation_drop" in curves:
         lines.append(drops_line(curves["ablation_drop"]))
     return lines
@@ -323,6 +355,6 @@ def run(args) -> int:
     if args.units:
         return _units_mode(args, ws, ev, masks)
     value = ev.evaluate(masks)
-    print(f"{args.block} {ev.metric_name}: {ev.baseline:.4f} -> {value:.4f} with {masks.n_pruned} units masked "
-          f"(change {value - ev.baseline:+.4f})")
+    print(f"{args.block} {ev.metric_name}: {metric_str(ev.baseline, MASKED)} -> "
+          f"{_changed(value, ev.baseline, 'change ')} with {masks.n_pruned} units masked")
     return 0

@@ -158,6 +158,7 @@ def test_kernels_view_renders_and_starts_when_shown(make_session):
     s.view = "kernels"  # showing the view starts the fits
     assert ks.tracking
     ks.join()
+    ks.prune.join()  # (showing the view also prepares the pruning evaluator: the card's metric)
     assert ks.state == "ready" and not view.fit_btn.visible
     plot = view._kernel("output", view.shown)
     assert plot.opts.get().kwargs["title"].startswith(f"Decoder output kernel:\n[mask v{ks.fitted_version}: 0 pruned]")

@@ -187,7 +187,8 @@ def test_verbose_after_the_subcommand(capsys):
 
 
 @pytest.mark.parametrize("target, message", [
-    ("eyetrackerlefteyegazex", "Did you mean 'EyetrackerLeftEyeGazeX'?"),
+    # (another case alone names the channel, as for --picks: test_cli_data_checks.py)
+    ("EyetrackerLeftEyeGazeXX", "Did you mean 'EyetrackerLeftEyeGazeX'?"),
     ("T1,T2", "'T1,T2' is not in the recording, but it names event types: for label decoding write "
               "--target events:T1,T2."),
 ])

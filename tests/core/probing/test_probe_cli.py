@@ -82,4 +82,7 @@ def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, match):
 
 def test_missing_run_folder(tmp_path, capsys):
     assert main(["probe", str(tmp_path / "nope")]) == 2
+    assert f"Run folder '{tmp_path / 'nope'}' does not exist." in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["probe", str(tmp_path / "empty")]) == 2
     assert "not a UnitScope run folder" in capsys.readouterr().err
