@@ -32,6 +32,7 @@ import xarray as xr
 
 from .._validation import UnitScopeError, check_option, check_range, suggest
 from ..models import get_layer, layer_map, receptive_field
+from ..probing.bands import BANDS as PROBE_BANDS
 from ..recording import natural_key, touches
 from .config import DeconvConfig
 from .metrics import r2
@@ -42,8 +43,10 @@ __all__ = ["EventDeconvolution", "SignalSpec", "parse_signal", "BANDS", "band_en
 
 logger = logging.getLogger(__name__)
 
-BANDS = {"delta": (1.0, 4.0), "low_freq": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0),
-         "beta": (15.0, 25.0), "gamma": (30.0, 60.0), "high_gamma": (60.0, 90.0)}
+# Named bands of a channel's envelope: the probe's (core.probing.bands.BANDS: a probe's "peaks in
+# beta" and channel:C3:beta name one band; here beta was 15-25 Hz, alpha 8-13, high gamma 60-90),
+# and narrower names of their own. The demo's role bands are given in Hz (channel:G14:15-25).
+BANDS = {**PROBE_BANDS, "delta": (1.0, 4.0), "theta": (4.0, 8.0)}
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def test_cli_writes_a_report(ws, tmp_path, capsys):
     assert "conv_4/1: class phase" in text and "conv_4</td><td>2</td><td>1, 2" in text
     assert "Event-locked kernels" not in text
     # a deconvolution written beside the run by 'unitscope deconv' is reported (no refit)
-    assert main(["deconv", str(run_dir), "--signal", "channel:G03:high_gamma", "--epochs", "2", "--block", "all"]) == 0
+    assert main(["deconv", str(run_dir), "--signal", "channel:G03:60-90", "--epochs", "2", "--block", "all"]) == 0
     assert (run_dir / "deconv_channel_G03_60-90_all.nc").is_file()  # not the test block's file
     assert not (run_dir / "deconv_channel_G03_60-90.nc").exists()
     assert main(["report", str(run_dir), "--out", str(out)]) == 0

@@ -295,7 +295,7 @@ def test_the_input_channels_own_kernels(make_session, tiny_decoder, monkeypatch)
     assert view.ch_select.value == "G03" and view.band_select.value == "60-90"
     bands = channel_bands(tiny_decoder)
     assert list(bands)[:3] == ["high gamma role, 60-90 Hz", "beta role, 15-25 Hz", "low freq role, 1-4 Hz"]
-    assert "delta, 1-4 Hz" not in bands and bands["alpha, 8-13 Hz"] == "8-13"  # one entry per band
+    assert "delta, 1-4 Hz" not in bands and bands["alpha, 7-13 Hz"] == "7-13"  # one entry per band, the probe's
     view.fit_channel()
     assert s._jobs["channel kernels"].join(120)
     ds = view.ks.channel

@@ -54,9 +54,14 @@ def test_parse_signal():
     assert str(parse_signal("unit:conv_4/175")) == "unit:conv_4:175"
     with pytest.raises(UnitScopeError, match="Invalid signal 'unit:conv_3/x'"):
         parse_signal("unit:conv_3/x")
-    assert parse_signal("channel:G03:high_gamma").band == (60.0, 90.0)
+    # named bands are the probe's: "beta" in a probe's peak and in channel:C3:beta is one band
+    from core.probing.bands import BANDS as PROBE_BANDS
+
+    for name, edges in PROBE_BANDS.items():
+        assert parse_signal(f"channel:G03:{name}").band == edges
+    assert parse_signal("channel:G03:high_gamma").band == (60.0, 120.0)
     assert parse_signal("channel:G03:60-90").band == (60.0, 90.0)
-    assert str(parse_signal("channel:G03:beta")) == "channel:G03:15-25"
+    assert str(parse_signal("channel:G03:beta")) == "channel:G03:13-30"
     with pytest.raises(UnitScopeError, match="Invalid signal 'unit:conv_3'"):
         parse_signal("unit:conv_3")
     with pytest.raises(UnitScopeError, match="Did you mean 'unit'"):
@@ -268,7 +273,7 @@ def test_cli_deconv_writes_netcdf(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "kernel movement_onset:" in text and f"wrote {out}" in text
     with xr.open_dataset(out, engine="h5netcdf") as ds:
-        assert ds["kernels"].dims == ("kernel", "lag") and ds.attrs["signal"] == "channel:G04:60-90"
+        assert ds["kernels"].dims == ("kernel", "lag") and ds.attrs["signal"] == "channel:G04:60-120"
     assert main(["deconv", str(DEMO_RUN), "--signal", "unit:conv_9:1"]) == 2
     assert "Unknown layer 'conv_9'" in capsys.readouterr().err
 
