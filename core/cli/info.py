@@ -21,6 +21,8 @@ RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resu
              "prune_curves.nc": "unitscope prune --curve"}
 
 
+MOST_TYPES = 20  # [A] event types listed by name; --json has them all
+
 # what ``unitscope info`` describes, for the files it does not
 ACCEPTS = ("unitscope info describes recordings (a file MNE reads, a BCI2000 .dat, a BIDS folder), run folders, "
            "batch folders, UnitScope's result files (.nc) and pruning masks (.json)")
@@ -105,7 +107,10 @@ def run(args) -> int:
         print(f"target     {s['target']}")
     ev = s["events"]
     spacing = s.get("event_spacing_s")
-    print(f"events     {sum(ev.values())}" + (f": {', '.join(f'{k} x{v}' for k, v in ev.items())}" if ev else "")
+    kinds = [f"{k} x{v}" for k, v in ev.items()]
+    if len(kinds) > MOST_TYPES:  # (a file's thousands of codes printed 191 KB)
+        kinds = kinds[:MOST_TYPES] + [f"... {len(kinds) - MOST_TYPES} more types (--json lists all)"]
+    print(f"events     {sum(ev.values())}" + (f": {', '.join(kinds)}" if ev else "")
           + (f" ({spacing:g} s apart, median)" if spacing is not None else ""))
     targets = label_targets(ev)
     if targets:

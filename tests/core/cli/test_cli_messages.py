@@ -186,3 +186,19 @@ def test_threads_below_one_are_refused(run_dir, capsys, command, threads):
              "deconv": ["--signal", "output"]}[command]
     assert main([command, str(run_dir[0]), *extra, "--threads", threads]) == 2
     assert f"--threads {threads}: give at least 1 thread" in _one_line_error(capsys, command)
+
+
+def test_info_lists_at_most_twenty_event_types_by_name(tmp_path, capsys):
+    """A file of thousands of event codes (a malformed BCI2000 header read as codes) printed
+    191 KB of types; 20 are named, the rest counted, and --json keeps them all."""
+    import mne
+    import numpy as np
+
+    raw = mne.io.RawArray(np.zeros((2, 3000)), mne.create_info(["C3", "C4"], 100.0, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations(np.arange(25) + 1.0, 0.1, [f"code{i}" for i in range(25)]))
+    raw.save(tmp_path / "many_raw.fif", verbose="error")
+    assert main(["info", str(tmp_path / "many_raw.fif")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("events"))
+    assert "code19 x1" in line and "code20" not in line and "... 5 more types (--json lists all)" in line
+    assert main(["info", str(tmp_path / "many_raw.fif"), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["events"]) == 25
