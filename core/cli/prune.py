@@ -307,7 +307,12 @@ def curve_lines(curves) -> list[str]:
     lines = [f"{a.get('block', 'test')} {metric} (baseline {float(a['baseline']):.4f}); ranked by "
              f"{a.get('scores', a.get('by', '?'))}; layers {a.get('layers', '?')}"]
     head = "".join(f"{o:>9}" for o in curves["order"].values)
-    lines.append(f"fraction{head}" + ("   random 95% band" if "random_lo" in curves else ""))
+    n_random = int(a.get("n_repeats", 0) or 0)
+    # [A] from 10 orders (the app's): a band of one or two orders says nothing (--repeats 1 gave
+    # [-0.19, -0.19]), which is said
+    band_name = ("random 95% band" if n_random >= 10 or not n_random else
+                 f"random 95% band of {n_random} order{'s' * (n_random != 1)} (too few to mean much)")
+    lines.append(f"fraction{head}" + (f"   {band_name}" if "random_lo" in curves else ""))
     undefined = False
     for i, q in enumerate(curves["fraction"].values):
         row = "".join(f"{v:9.4f}" if v == v else f"{'-':>9}" for v in curves["metric"].values[:, i])

@@ -53,6 +53,7 @@ def test_curve_mode_writes_netcdf(run_dir, tmp_path, capsys):
                "--fractions", "0,0.5", "--repeats", "2", "--ablation", "--out", str(out_nc)])
     out = capsys.readouterr().out
     assert rc == 0 and "ranked by probe.nc (either, max)" in out and f"wrote {out_nc}" in out
+    assert "random 95% band of 2 orders (too few to mean much)" in out  # a band of 2 orders is said to be one
     with xr.open_dataset(out_nc, engine="h5netcdf") as ds:
         assert list(ds["order"].values) == ["most", "least", "random"]
         assert ds["metric"].shape == (3, 2) and ds.sizes["unit"] == 200
