@@ -52,8 +52,12 @@ def signal_label(signal: str) -> str:
 
 def signal_title(signal: str) -> str:
     """:func:`signal_label` starting with a capital, for a plot title (the rest as it is:
-    ``str.capitalize`` would lower a channel's name)."""
+    ``str.capitalize`` would lower a channel's name); a channel's without the word "channel"
+    (``"G03, 60-90 Hz envelope"``: "Channel G03, 60-90 Hz envelope kernel:" ran past a half-width
+    plot at 1024 pixels)."""
     label = signal_label(signal)
+    if signal.startswith("channel:"):
+        return label[len("channel "):]
     return label[:1].upper() + label[1:]
 
 
@@ -91,7 +95,9 @@ def legend_opts(n_kernels: int) -> dict:
     covered the curves)."""
     if n_kernels <= 1:
         return dict(show_legend=False)
-    return dict(show_legend=True, legend_position="top_left" if n_kernels <= 3 else "right")
+    if n_kernels <= 3:  # below, in one row: in the corner it covered EEGMMIDB's T0/T1/T2 kernels and codes
+        return dict(show_legend=True, legend_position="bottom", legend_cols=n_kernels)
+    return dict(show_legend=True, legend_position="right")
 
 
 def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pruned: bool = False) -> hv.Overlay:
@@ -154,7 +160,7 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
                                 label=str(k)).opts(color=color, size=8, tools=["hover"]))
         if not over_time:
             rs.append(codes_r(result, k))
-    what = "over time (all events have one value)" if over_time else f"vs {value_label}{_r_text(kernels, rs)}"
+    what = "over time (one value per event type)" if over_time else f"vs {value_label}{_r_text(kernels, rs)}"
     return hv.Overlay(parts).opts(hv.opts.Scatter(framewise=True, padding=0.08), hv.opts.Overlay(
         title=f"{title} codes\n{what}",  # two lines: one ran past a half-width plot at 1024 pixels
         responsive=True, height=260, framewise=True, **legend_opts(len(kernels))))

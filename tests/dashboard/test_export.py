@@ -218,7 +218,7 @@ def test_the_input_channels_kernels_export_for_any_decoder(session, tiny_decoder
     assert text[3:] == [f"           {line}" for line in summary_lines(res)[:-1]] + \
         [f"           fit: R^2 {res.attrs['r2']:.3f}"]
     assert plot_for(session, "Input channel kernel (Kernels)").opts.get().kwargs["title"].startswith(
-        "Channel G03, 60-90 Hz envelope kernel")
+        "G03, 60-90 Hz envelope kernel")
     assert "codes\nvs" in plot_for(session, "Input channel codes (Kernels)").opts.get().kwargs["title"]
     assert "channel:G03:60-90: kernels locked to" in export.report_html(session)  # in the report too
     view = ExportView(session=session)

@@ -304,7 +304,7 @@ def test_the_input_channels_own_kernels(make_session, tiny_decoder, monkeypatch)
     assert 0 < lag < 1.0  # the envelope rises after the onset (speed peaks about 0.4 s later)
     noise = shared_kernels(tiny_decoder).initial("channel:G01:60-90")
     assert ds.attrs["r2"] > noise.attrs["r2"]
-    assert _plot_title(view.ch_kernel).startswith("Channel G03, 60-90 Hz envelope kernel")
+    assert _plot_title(view.ch_kernel).startswith("G03, 60-90 Hz envelope kernel")
     assert "R²" in view.ch_status.object and not view.ch_btn.disabled
     # a decoder of trials: output and unit kernels refused, the input's own allowed
     monkeypatch.setattr(type(tiny_decoder.ws), "task", property(lambda self: "classification"), raising=False)
@@ -359,7 +359,7 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     # events whose values do not vary (a file's annotations carry their duration): codes over the session
     same = cur.assign_coords(value=("event", np.full(4, 0.5)), onset=("event", [3.0, 9.0, 14.0, 20.0]))
     c = codes_plot(same, None, title="Unit conv_3/4", value_label="event value")
-    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nover time (all events have one value)"
+    assert c.opts.get().kwargs["title"] == "Unit conv_3/4 codes\nover time (one value per event type)"
     scatter = [el for el in c if type(el).__name__ == "Scatter"][0]
     assert scatter.kdims[0].label == "event onset (s)" and list(scatter.dimension_values(0)) == [3.0, 9.0, 14.0, 20.0]
     # several kernels: each named with its r, or said to have none (its events share one value);
@@ -374,7 +374,7 @@ def test_plot_helpers_draw_previous_faintly_and_report_r():
     c = codes_plot(two, None, title="Channel C3", value_label="event value")
     assert c.opts.get().kwargs["title"] == "Channel C3 codes\nvs event value:\nT0: r = 1.00, T1: one value"
     c = codes_plot(two.assign_coords(value=("event", [0.1, 0.1, 0.1, 5.0, 5.0, 5.0])), None, title="Channel C3")
-    assert c.opts.get().kwargs["title"] == "Channel C3 codes\nover time (all events have one value)"
+    assert c.opts.get().kwargs["title"] == "Channel C3 codes\nover time (one value per event type)"
     assert signal_label("unit:conv_3:4") == "unit conv_3/4" and signal_label("output") == "decoder output"
     assert signal_label("channel:G03:60-90") == "channel G03, 60-90 Hz envelope"
     assert signal_label("channel:C3:beta") == "channel C3, beta envelope"
@@ -401,7 +401,8 @@ def test_many_kernels_come_in_natural_order_with_the_legend_beside():
     one = many.isel(kernel=[0])  # the demo's movement onsets: no legend over the kernel's rise
     assert kernel_plot(one, title="Decoder output").opts.get().kwargs["show_legend"] is False
     three = many.isel(kernel=[0, 1, 2])
-    assert codes_plot(three, title="Decoder output").opts.get().kwargs["legend_position"] == "top_left"
+    opts = codes_plot(three, title="Decoder output").opts.get().kwargs  # a few: below the plot, one row
+    assert opts["legend_position"] == "bottom" and opts["legend_cols"] == 3
 
 
 def test_the_output_and_unit_plots_keep_their_own_axes(make_session):

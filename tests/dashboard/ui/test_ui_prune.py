@@ -193,7 +193,7 @@ def test_screenshots_of_the_prune_kernels_and_export_views(server, new_page, tmp
     wait_titles(page, ["Decoder output kernel:\n[mask v1: 1 pruned]", "Decoder output codes\nvs",
                        "Unit conv_3/5 kernel:\n[mask v1: 1 pruned]", "Unit conv_3/5 codes\nvs"], timeout=240)
     page.locator("button:text-is('Fit channel kernels')").click()  # the input's own: G03's high gamma
-    wait_titles(page, ["Channel G03, 60-90 Hz envelope kernel:\nfitted", "Channel G03, 60-90 Hz envelope codes\nvs"],
+    wait_titles(page, ["G03, 60-90 Hz envelope kernel:\nfitted", "G03, 60-90 Hz envelope codes\nvs"],
                 timeout=120)
     page.screenshot(path=str(out / "kernels.png"), full_page=True)
     page.locator(".bk-tab:text-is('Export')").click()
