@@ -30,7 +30,7 @@ FOLDER_FORMATS = (".ds", ".mff")  # recordings kept as a folder: CTF MEG, EGI (M
 
 
 def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
-    """Read a BCI2000 ``.dat`` file.
+    """Read a BCI2000 ``.dat`` file (:func:`_read_bci2000` without its note).
 
     Returns
     -------
@@ -41,6 +41,11 @@ def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
     sfreq : float
     ch_names : list of str
     """
+    return _read_bci2000(path)[:4]
+
+
+def _read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str], str]:
+    """:func:`read_bci2000`, and a note ("" or what a cut-short file lost)."""
     raw = Path(path).read_bytes()
 
     def field(pattern: str, text: str, what: str) -> str:
@@ -69,10 +74,22 @@ def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
                              "[ State Vector Definition ] section.")
     block = hdr.split("[ State Vector Definition ]")[1].split("[")[0]
     states = {ln.split()[0]: tuple(map(int, ln.split()[1:5])) for ln in block.strip().split("\n") if ln.strip()}
+    named = re.search(r"ChannelNames=\s*(\d+)", hdr)
+    if named and int(named.group(1)) != nch:  # (read as 9 channels Ch1..Ch9 of garbage before)
+        raise UnitScopeError(f"{str(path)!r} is not a readable BCI2000 .dat file: its header says SourceCh={nch} "
+                             f"but names {named.group(1)} channels (ChannelNames); the samples cannot be laid out.")
     m = re.search(r"ChannelNames=\s*(\d+)((?:\s+\S+){%d})" % nch, hdr)
     ch_names = m.group(2).split() if m and int(m.group(1)) == nch else [f"Ch{i + 1}" for i in range(nch)]
     rec = nch * 2 + svl
     body = np.frombuffer(raw[hlen:], np.uint8)
+    if len(body) % rec:  # the format has no sample count: a partial last sample is all that shows a cut
+        logger.warning("%s: %d bytes after the last whole sample (of %d bytes) left out: the file was cut short "
+                       "(an unfinished copy or upload?), or its header does not fit its samples",
+                       Path(path).name, len(body) % rec, rec)
+        states_note = (f"the file ends {len(body) % rec} bytes into a sample of {rec} bytes: it was cut short (an "
+                       "unfinished copy or upload?) or its header does not fit its samples; the whole samples are read")
+    else:
+        states_note = ""
     body = body[: len(body) // rec * rec].reshape(-1, rec)  # (samples, bytes per sample)
     eeg_uv = (body[:, : nch * 2].copy().view("<i2").astype(float) - offs) * gain  # (samples, chans)
     sv = body[:, nch * 2:].astype(np.uint64)
@@ -82,11 +99,11 @@ def read_bci2000(path: str | Path) -> tuple[np.ndarray, dict, float, list[str]]:
         for i in range(min((bit + length + 7) // 8, svl - byte)):
             word |= sv[:, byte + i] << np.uint64(8 * i)
         out[name] = ((word >> np.uint64(bit)) & np.uint64((1 << length) - 1)).astype(np.int64)
-    return eeg_uv, out, sfreq, ch_names
+    return eeg_uv, out, sfreq, ch_names, states_note
 
 
 def _bci2000_recording(path: Path) -> Recording:
-    eeg_uv, states, sfreq, ch_names = read_bci2000(path)
+    eeg_uv, states, sfreq, ch_names, note = _read_bci2000(path)
     n = eeg_uv.shape[0]
     t = np.arange(n) / sfreq
     data = [eeg_uv.T * 1e-6]
@@ -112,7 +129,8 @@ def _bci2000_recording(path: Path) -> Recording:
         coords.update(x=("channel", pos[:, 0]), y=("channel", pos[:, 1]), z=("channel", pos[:, 2]))
     signals = xr.DataArray(np.concatenate(data).astype(np.float32), dims=("channel", "time"), coords=coords,
                            attrs={"sfreq": sfreq, "units": "V", "source": str(path),
-                                  "positions": "standard 10-05 montage, by channel name" if pos is not None else "none"})
+                                  "positions": "standard 10-05 montage, by channel name" if pos is not None else "none",
+                                  **({"read_note": note} if note else {})})
     code = states.get("StimulusCode", np.zeros(n, int))
     # a stimulus starts where the code changes to a nonzero value: from 0, or straight from
     # another code (a rise only missed a code that followed a higher one without a 0 between)

@@ -69,6 +69,20 @@ def test_a_bci2000_file_says_what_its_header_lacks_or_that_it_is_cut_short(tmp_p
     lacking.write_bytes(text.replace("SamplingRate", "Rate").encode("latin1") + samples)
     with pytest.raises(UnitScopeError, match="not a readable BCI2000 .dat file: its header has no SamplingRate"):
         read_recording(lacking)
+    # the format has no sample count: a file ending inside a sample was cut short (or its header
+    # does not fit its samples), which is said; a whole file says nothing
+    assert "read_note" not in read_recording(whole).signals.attrs
+    mid = tmp_path / "mid.dat"
+    mid.write_bytes(text.encode("latin1") + samples[:-3])
+    rec = read_recording(mid)
+    assert rec.n_times == 49 and "ends 2 bytes into a sample of 5 bytes: it was cut short" in rec.signals.attrs["read_note"]
+    # a header whose channel count and channel names disagree (read as garbage channels Ch1..)
+    named = text.replace("Source int SamplingRate", "Source list ChannelNames= 3 C3 C4 Cz\nSource int SamplingRate")
+    wrong = tmp_path / "wrong.dat"
+    wrong.write_bytes(named.replace(f"HeaderLen= {len(text):5d}", f"HeaderLen= {len(named):5d}").encode("latin1")
+                      + samples)
+    with pytest.raises(UnitScopeError, match="its header says SourceCh=2 but names 3 channels"):
+        read_recording(wrong)
 
 
 def test_a_brainvision_file_cut_short_says_its_markers_lie_past_the_end(tmp_path):
