@@ -359,6 +359,29 @@ class Workspace:
         data = _make_data(rec, task, blocks, prep, spec, model, n_times)
         return cls(spec, config, rec, task, blocks, prep, model, data)
 
+    def probe_bands(self) -> dict[str, tuple[float, float]] | None:
+        """The probe's bands within this run's band-pass (``l_freq``/``h_freq``): a default band
+        (:data:`core.probing.bands.BANDS`) the filter removed is left out, one it cuts is
+        clipped to the pass-band; None (the probe's defaults) for a run not band-passed.
+
+        [A] Perturbing frequencies the filter took out of every window the decoder was trained
+        on measures its answer to input it never saw: a run band-passed at 1-40 Hz was probed
+        and labelled in 30-60 Hz and high gamma all the same.
+        """
+        lo_cut, hi_cut = self.spec.l_freq, self.spec.h_freq
+        if lo_cut is None and hi_cut is None:
+            return None
+        from .probing.bands import BANDS
+
+        nyquist = self.recording.sfreq / 2
+        lo_cut, hi_cut = lo_cut or 0.0, min(hi_cut or nyquist, nyquist)
+        out = {name: (max(lo, lo_cut), min(hi, hi_cut)) for name, (lo, hi) in BANDS.items()
+               if max(lo, lo_cut) < min(hi, hi_cut)}
+        if not out:
+            raise UnitScopeError(f"No probe band lies in this run's band-pass ({lo_cut:g}-{hi_cut:g} Hz); the bands "
+                                 f"are {', '.join(f'{k} {lo:g}-{hi:g} Hz' for k, (lo, hi) in BANDS.items())}.")
+        return out
+
     @classmethod
     def load(cls, run_dir: str | Path, *, spec: DataSpec | None = None,
              check_recording: bool | None = None) -> "Workspace":

@@ -887,7 +887,12 @@ class Session(param.Parameterized):
         from core.probing.pipeline import ProbeConfig, start_probe, untrained_twin
         import copy
 
-        cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations), site=self.probe_site)
+        try:  # (bands within the run's band-pass, where it has one: Workspace.probe_bands)
+            cfg = config or ProbeConfig(n_iterations=int(self.probe_iterations), site=self.probe_site,
+                                        bands=dec.ws.probe_bands())
+        except UnitScopeError as exc:
+            self.alert(str(exc))
+            return
         control = self.probe_control if control is None else control
         run0 = self._probe_run
         resume = run0 if (run0 is not None and self._probe_run_decoder is dec and not run0.finished

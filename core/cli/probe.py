@@ -138,6 +138,13 @@ def run(args) -> int:
                       n_null=args.null, resolution=args.resolution, alpha=args.alpha,
                       seed=args.seed).validate()
     ws = Workspace.load(args.run_dir)
+    bands = ws.probe_bands()  # within the run's band-pass, where it has one
+    if bands is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, bands=bands)
+        print(f"unitscope probe: bands within the run's band-pass: "
+              f"{', '.join(f'{k} {lo:g}-{hi:g} Hz' for k, (lo, hi) in bands.items())}", file=sys.stderr)
     model = untrained_twin(ws.model, seed=args.seed + 1) if args.untrained else ws.model
     layers = resolve_layers(model, cfg.layers)
     X, y = workspace_windows(ws, args.block)

@@ -253,3 +253,34 @@ def test_import_of_a_text_file_says_it_is_no_state_dict(edf_like, tmp_path, caps
     ws = Workspace.create(DataSpec(source=str(edf_like), target=GAZE), TrainConfig(model="shallow", n_times=700))
     with pytest.raises(UnitScopeError, match="is not a PyTorch state dict file"):
         ws.load_weights(text)
+
+
+def test_a_band_passed_run_is_probed_in_its_pass_band(edf_like, tmp_path, capsys):
+    """A run band-passed at 1-40 Hz was probed and labelled in 30-60 Hz and high gamma, which
+    the filter had taken out of every window it was trained on: the probe's bands are cut to
+    the pass-band (high gamma left out, low gamma 30-40 Hz), and it says so."""
+    import xarray as xr
+
+    from core.workspace import Workspace
+
+    run = tmp_path / "filtered"
+    assert main(["train", "--data", str(edf_like), "--target", "EyetrackerLeftEyeGazeX", "--picks", "C3,C4,Cz",
+                 "--l-freq", "1", "--h-freq", "40", "--model", "shallow", "--epochs", "1", "--threads", "1",
+                 "--out", str(run)]) == 0
+    assert Workspace.load(run).probe_bands() == {"delta_theta": (1.0, 7.0), "alpha": (7.0, 13.0),
+                                                 "beta": (13.0, 30.0), "low_gamma": (30.0, 40.0)}
+    capsys.readouterr()
+    assert main(["probe", str(run), "--iterations", "1", "--windows", "4", "--threads", "1"]) == 0
+    assert "bands within the run's band-pass: delta_theta 1-7 Hz, alpha 7-13 Hz, beta 13-30 Hz, low_gamma 30-40 Hz" \
+        in capsys.readouterr().err
+    with xr.open_dataset(run / "probe.nc", engine="h5netcdf") as ds:
+        assert list(ds["band"].values) == ["delta_theta", "alpha", "beta", "low_gamma"]
+        assert float(ds["band_hi"].sel(band="low_gamma")) == 40.0
+
+
+def test_a_run_not_band_passed_keeps_the_probes_bands(short_demo):
+    from core.training import TrainConfig
+    from core.workspace import DataSpec, Workspace
+
+    ws = Workspace.create(DataSpec(duration=60.0), TrainConfig(model="shallow", max_epochs=1))
+    assert ws.probe_bands() is None
