@@ -73,7 +73,10 @@ def summary_lines(ds) -> list[str]:
         lines.append(f"no kernel for event type(s) {', '.join(map(str, left_out))}: no event of "
                      f"{'it' if len(left_out) == 1 else 'them'} in the block")
     if {"best_epoch", "n_segments", "fit_seconds"} <= set(a):
-        lines.append(f"fit: R^2 {_r2_text(ds)}, best epoch {a['best_epoch']}, {a['n_segments']} segments, "
+        # epoch 0 is the kernels the fit started from (random, or the previous fit's in a refit)
+        start = (" (the kernels it started from: no epoch lowered the validation loss)"
+                 if int(a["best_epoch"]) == 0 else "")
+        lines.append(f"fit: R^2 {_r2_text(ds)}, best epoch {a['best_epoch']}{start}, {a['n_segments']} segments, "
                      f"{a['fit_seconds']:.2f} s")
     elif "r2" in a:  # the app's export keeps each fit's R^2 only
         lines.append(f"fit: R^2 {_r2_text(ds)}")

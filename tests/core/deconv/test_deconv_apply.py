@@ -225,6 +225,10 @@ def test_an_event_type_with_no_event_in_the_block_gets_no_kernel(tiny_model, cap
     assert all(np.isfinite(res["codes"].sel(kernel=k).values).any() for k in ["2", "10"])
     lines = summary_lines(res)
     assert lines[2] == "no kernel for event type(s) rare: no event of it in the block"
+    # best epoch 0 is the kernels the fit started from (it read as if an epoch had been chosen)
+    assert "started from" not in lines[3] or res.attrs["best_epoch"] == 0
+    kept = res.assign_attrs(best_epoch=0)
+    assert "best epoch 0 (the kernels it started from: no epoch lowered the validation loss)" in summary_lines(kept)[3]
     with pytest.raises(UnitScopeError, match=r"No event of type \['rare'\] has its whole kernel window .* inside "
                                              r"the block \(0.0-45.0 s\); leave it out of the event types"):
         EventDeconvolution(tiny_model, rec, block=block, event_types=["2", "rare"])
