@@ -17,7 +17,7 @@ import param
 from core._validation import UnitScopeError
 
 from .. import export
-from ..state import Session
+from ..state import Session, apply_in_doc
 from ._common import CSS, choice, controls, esc, lowered
 
 __all__ = ["ExportView", "PLOTS", "plot_for"]
@@ -176,6 +176,7 @@ class ExportView(pn.viewable.Viewer):
         self.preview_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.preview_job = None
         self._preview_seq = 0
+        self._doc = None  # the page's document (set when the view is drawn): worker results are drawn on it
         self.plot.param.watch(lambda e: self.show_preview() if self.preview_job is not None else None, "value")
         s.param.watch(self._preview_stale, ["layer", "unit", "probe", "decoder_version"])
         from .prune import prune_state_of  # (the Prune view's state: the bars, scatter and curves drawn)
@@ -228,16 +229,24 @@ class ExportView(pn.viewable.Viewer):
         seq, name, s = self._preview_seq, self.plot.value, self.session
         self.preview_note.object = f"<p class='us-muted'>Drawing {esc(name)} ...</p>"
 
+        # the worker's result is drawn on the page's event loop, under the document lock: set from
+        # the worker, a failed preview raised Bokeh's "_pending_writes should be non-None" in the server
+        doc = self._doc or pn.state.curdoc
+
         def done(png):
-            if seq == self._preview_seq:  # a later choice draws its own
-                self.preview.param.update(object=png, visible=True)
-                self.preview_note.object = (f"<p class='us-muted'>{esc(name)}, as the download draws it "
-                                            "(PNG shown; SVG alike):</p>")
+            def draw():
+                if seq == self._preview_seq:  # a later choice draws its own
+                    self.preview.param.update(object=png, visible=True)
+                    self.preview_note.object = (f"<p class='us-muted'>{esc(name)}, as the download draws it "
+                                                "(PNG shown; SVG alike):</p>")
+            apply_in_doc(doc, draw)
 
         def failed(message):
-            if seq == self._preview_seq:
-                self.preview.param.update(object=None, visible=False)
-                self.preview_note.object = f"<p class='us-muted'>No preview: {esc(message)}</p>"
+            def draw():
+                if seq == self._preview_seq:
+                    self.preview.param.update(object=None, visible=False)
+                    self.preview_note.object = f"<p class='us-muted'>No preview: {esc(message)}</p>"
+            apply_in_doc(doc, draw)
 
         self.preview_job = Job("export-preview", lambda stop: export.plot_bytes(plot_for(s, name), "png"),
                                on_done=done, on_error=failed).start()
@@ -248,9 +257,12 @@ class ExportView(pn.viewable.Viewer):
         for a plot no one looks at)."""
         if self.preview.visible or (self.preview_job is not None and self.preview_job.running):
             self._preview_seq += 1  # a drawing still running is not shown either
-            self.preview.param.update(object=None, visible=False)
-            self.preview_note.object = ("<p class='us-muted'>The plots changed since the preview: Preview draws "
-                                        "it again.</p>")
+
+            def put_away():  # (on the page's loop: the change may come from a worker, e.g. a probe's)
+                self.preview.param.update(object=None, visible=False)
+                self.preview_note.object = ("<p class='us-muted'>The plots changed since the preview: Preview "
+                                            "draws it again.</p>")
+            apply_in_doc(self._doc, put_away)
 
     def _plot_file(self):
         return self._guard(lambda: io.BytesIO(export.plot_bytes(plot_for(self.session, self.plot.value),
@@ -271,6 +283,8 @@ class ExportView(pn.viewable.Viewer):
         s.alert(f"Saved the report and {len(paths) - 1} other file(s) to {paths[0].parent}.", "success")
 
     def __panel__(self):
+        if self._doc is None and pn.state.curdoc is not None:
+            self._doc = pn.state.curdoc
         return pn.Column(
             pn.pane.HTML("<h4>Results</h4><p class='us-muted'>The report opens offline in any browser: figures "
                          "and styles are inside the file.</p>", stylesheets=[CSS]),

@@ -405,3 +405,23 @@ def test_the_export_view_previews_the_plot_as_the_download_draws_it(session):
     assert not view.preview.visible and view.preview.object is None
     assert "No preview: No pruning curves yet: compute them in the Prune view." in view.preview_note.object
     assert session.alerts == [] or "Export failed" not in session.alerts[-1][1]  # a preview is no failed export
+
+
+def test_a_served_pages_preview_is_drawn_on_its_event_loop(session, served_doc):
+    """The preview's worker does not change the page's panes itself (a failed preview raised
+    Bokeh's "_pending_writes should be non-None when we have a document lock" in the server):
+    the page's next tick does, for a drawing and for a plot that cannot be drawn."""
+    view = ExportView(session=session)
+    view._doc = doc = served_doc
+    prune_state_of(session).curves = None
+    view.plot.value = "Pruning curves (Prune)"
+    view.show_preview()
+    assert view.preview_job.join(60)
+    assert "Drawing" in view.preview_note.object and len(doc.ticks) == 1  # not from the worker
+    doc.ticks.pop()()
+    assert "No preview: No pruning curves yet" in view.preview_note.object and not view.preview.visible
+    session.layer, session.unit = "conv_3", 1
+    view.plot.value = "Amplitude map of the selected unit (Units)"
+    assert view.preview_job.join(60) and not view.preview.visible and len(doc.ticks) == 1
+    doc.ticks.pop()()
+    assert view.preview.visible and view.preview.object.startswith(b"\x89PNG")
