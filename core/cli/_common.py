@@ -187,7 +187,7 @@ def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: 
     note = chance_note(task, metric, k)
     if not note:
         return ""
-    if note.startswith("undefined: the output"):  # a NaN: a constant output
+    if metric != metric:  # a NaN: a constant output
         return (f"caution: {whose} {block} {metric_name} is {note}: what {doing} says nothing about what a "
                 "decoder that works needs")
     if note == ONE_CLASS:

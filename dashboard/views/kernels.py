@@ -15,7 +15,7 @@ import numpy as np
 import panel as pn
 import param
 
-from core.deconv.apply import parse_signal
+from core.deconv.apply import parse_signal, values_vary
 from core.recording import natural_key
 
 from ..kernel_state import NO_EVENTS, KernelState, has_events
@@ -66,7 +66,7 @@ def codes_r(result, kernel) -> float:
     c = result["codes"].sel(kernel=kernel).values.astype(float)
     v = result["value"].values.astype(float)
     ok = np.isfinite(c) & np.isfinite(v)
-    if ok.sum() < 3 or np.ptp(c[ok]) == 0 or np.ptp(v[ok]) == 0:  # (an sd of equal values may be 1e-17)
+    if ok.sum() < 3 or not values_vary(c[ok]) or not values_vary(v[ok]):
         return float("nan")
     return float(np.corrcoef(c[ok], v[ok])[0, 1])
 
