@@ -220,6 +220,9 @@ def run_summary(run_dir: Path) -> dict:
             "n_chans": int(model["n_chans"]), "n_outputs": int(model["n_outputs"]), "n_times": int(model["n_times"]),
             "task": cfg["task"], "data": data, "metrics": metrics, "epochs": len(cfg.get("history", [])),
             "layers": layers,
+            # 1-based, as the text and the training's messages count epochs; metrics["best_epoch"]
+            # is config.json's own 0-based index, kept as written
+            "kept_epoch": int(metrics["best_epoch"]) + 1 if int(metrics.get("best_epoch", -1)) >= 0 else None,
             "files": sorted(f.name for f in Path(run_dir).iterdir() if f.is_file() and not f.name.startswith(".")),
         }
     except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -260,7 +263,7 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     if m.get("weights_from"):
         print(f"weights    imported from {m['weights_from']} (unitscope import)")
     elif s["epochs"]:
-        kept = f", kept epoch {int(m['best_epoch']) + 1}" if m.get("best_epoch", -1) >= 0 else ""
+        kept = f", kept epoch {s['kept_epoch']}" if s["kept_epoch"] else ""
         secs = f", {float(m['train_seconds']):.0f} s" if "train_seconds" in m else ""
         print(f"training   {s['epochs']} epoch(s){kept}{secs}{' (stopped)' if m.get('stopped') else ''}")
     print(f"layers     {', '.join(f'{k} {v}' for k, v in s['layers'].items())}")

@@ -27,8 +27,8 @@ STEPS = (
      "The shipped Deep4 decodes hand speed (test r 0.97). Under <i>Which inputs does the decoder need?</i> "
      "press <b>Each role in its band</b>: removing 60-90 Hz from the high-gamma channels costs 0.14, the "
      "1-4 Hz waveform 0.06, beta nothing. The decoder ignores a population that does carry the movement: show the "
-     "<i>beta envelope</i> in the <b>Signal browser</b> below (orange channels; it falls as hand speed rises, r "
-     "-0.61, less plain to the eye than the green channels' high-gamma rise, r 0.87), or fit G14's beta-band "
+     "<i>beta envelope</i> in the <b>Signal browser</b> below (orange channels; it falls as hand speed, drawn above "
+     "them, rises: r -0.61, less plain to the eye than the green channels' high-gamma rise, r 0.88), or fit G14's beta-band "
      "kernels in the Kernels view: it drops at each movement onset and stays down for about 1 s."),
     ("2. What do units read?", "units", "conv_4",
      "The most amplitude-sensitive of conv_4's amplitude units (red) is selected, its channel maps showing the "

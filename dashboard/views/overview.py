@@ -94,7 +94,11 @@ class SignalBrowser:
     the role's colour, events (the demo's movement onsets) are dashed lines, and
     :meth:`show` swaps the signals for their amplitude envelope in a band
     (:func:`core.deconv.apply.band_envelope`, smoothed and z-scored per channel): the demo's high-gamma
-    channels rise at every movement, its beta channels drop.
+    channels rise at every movement, its beta channels drop. A continuous target (the demo's
+    hand speed) is drawn above the channels on the same time axis; with an envelope shown,
+    its title gives the envelope's Pearson r with the target over the whole recording, per
+    role (the mean of its channels' r) or, without roles, of the channels that follow it most
+    (:func:`target_r`).
     """
 
     RAW = "signals"
@@ -138,6 +142,12 @@ class SignalBrowser:
         t_first = float(self.t[0]) if len(self.t) else 0.0
         self.bad_spans = np.array([(t_first + o, t_first + o + d) for o, d, _ in getattr(rec, "bad_segments", [])],
                                   dtype=float).reshape(-1, 2)  # (start, stop) s of each stretch marked bad
+        target = getattr(rec, "target", None)
+        self.target = None if target is None else np.asarray(target.values, dtype=np.float64)
+        self.target_name = None if target is None else str(target.name or "target").replace("_", " ")
+        self.target_r = None  # (channels,) r of the shown envelope with the target, or None
+        # every channel's role, those without a band (the demo's noise channels) included
+        self.roles = sig["role"].values.astype(str) if "role" in sig.coords else np.full(len(self.names), "")
         self.n_px = n_px
         self.height = height
         n = len(self.names)
@@ -176,7 +186,25 @@ class SignalBrowser:
         tool = RangeTool(x_range=main.x_range, y_range=main.y_range if n > page else None)
         mini.add_tools(tool)
         self.main, self.mini = main, mini
-        self.layout = column(main, mini, sizing_mode="stretch_width")
+        self.tgt = None
+        if self.target is not None:  # the target above the channels, on their time axis
+            finite = self.target[np.isfinite(self.target)]
+            mu, sd = (finite.mean(), max(finite.std(), 1e-12)) if len(finite) else (0.0, 1.0)
+            self.target_z = (self.target - mu) / sd
+            lo_t, hi_t = (float(finite.min() - mu) / sd, float(finite.max() - mu) / sd) if len(finite) else (-1, 1)
+            pad = 0.05 * max(hi_t - lo_t, 1e-6)
+            self.tgt_src = ColumnDataSource(dict(x=[], y=[]))
+            self.tgt = figure(x_range=main.x_range, y_range=Range1d(lo_t - pad, hi_t + pad), height=120,
+                              sizing_mode="stretch_width", toolbar_location=None, tools="",
+                              title=f"{self.target_name[0].upper()}{self.target_name[1:]} "
+                                    "(the decoder's target), z-scored")
+            self.tgt.line("x", "y", source=self.tgt_src, color="#111111", line_width=1.2)
+            if len(self.onsets):
+                self.tgt.segment(x0=self.onsets, x1=self.onsets, y0=lo_t - pad, y1=hi_t + pad, color="#555555",
+                                 line_dash="dashed", line_width=1.5, alpha=0.8)
+            self.tgt.yaxis.axis_label = "z"
+            self.tgt.xaxis.visible = False
+        self.layout = column(*([self.tgt] if self.tgt is not None else []), main, mini, sizing_mode="stretch_width")
         for r in (main.x_range, main.y_range):
             r.on_change("start", self._moved)
             r.on_change("end", self._moved)
@@ -200,12 +228,36 @@ class SignalBrowser:
             raise KeyError(f"{label!r} is not one of {list(self.options)}")
         band = self.options[label]
         if band is None:
-            self.data = self.raw
+            self.data, self.target_r = self.raw, None
         else:
             self.data = shown_envelope(self.raw, self.sfreq, band, self.SMOOTH_S)
+            self.target_r = None if self.target is None else target_r(self.data, self.target)
         self.shown = label
         self.mini_src.data = dict(image=[self._overview_image()])
         self._draw()
+
+    TOP_R = 3  # [A] without known roles, the channels whose envelope follows the target most, named
+
+    def r_text(self) -> str:
+        """How the shown envelope follows the target, in words ("" with the signals shown or
+        no continuous target): Pearson r over the whole recording, per role (the mean of its
+        channels' r; strongest first) or, without roles, of the channels that follow it most."""
+        r = self.target_r
+        if r is None:
+            return ""
+        what = self.shown.split(" (")[0]
+        if any(self.roles):
+            mean = {role: float(np.nanmean(r[self.roles == role])) for role in known_roles_legend(self.roles)
+                    if np.isfinite(r[self.roles == role]).any()}
+            parts = [f"{role.replace('_', ' ')} {_signed(v)}" for role, v in sorted(mean.items(), key=lambda kv: -abs(kv[1]))]
+            head = f"r of the {what} with {self.target_name}, mean of each role's channels"
+        else:
+            order = [i for i in np.argsort(-np.nan_to_num(np.abs(r), nan=-1.0)) if np.isfinite(r[i])][:self.TOP_R]
+            parts = [f"{self.names[i]} {_signed(r[i])}" for i in order]
+            head = f"r of the {what} with {self.target_name}, the channels that follow it most"
+        if not parts:
+            return f"r of the {what} with {self.target_name}: undefined (the target does not vary)"
+        return f"{head} (whole recording): " + ", ".join(parts)
 
     def _title(self, shown: int, n: int) -> str:
         what = "Signals (standardised)" if self.shown == self.RAW else f"{self.shown[0].upper()}{self.shown[1:]}, z-scored"
@@ -242,9 +294,46 @@ class SignalBrowser:
             y, tt = seg, t
         self.src.data = dict(xs=[tt] * len(chans), ys=[y[k] + self.offsets[c] for k, c in enumerate(chans)],
                              channel=[self.names[c] for c in chans], color=[self.colors[c] for c in chans])
+        if self.tgt is not None:
+            self.tgt_src.data = dict(zip(("x", "y"), _min_max(self.target_z[None, i0:i1], t, n_px)))
         every = max(1, int(np.ceil(len(chans) * self.LABEL_PX / max(self.height - 60, 1))))
         self.main.yaxis.ticker.ticks = [float(self.offsets[c]) for c in chans[::every]]
         self.main.title.text = self._title(len(chans), len(self.names))
+
+
+def _signed(r: float) -> str:
+    """An r with its sign, two decimals; one that rounds to zero has none ("-0.00" reads as a drop)."""
+    text = f"{r:+.2f}"
+    return "0.00" if text in ("+0.00", "-0.00") else text
+
+
+def _min_max(seg: np.ndarray, t: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """One trace (``seg``: (1, samples)) reduced to its min/max in at most ``n_px`` bins: (t, y)."""
+    step = max(1, int(np.ceil(seg.shape[1] / n_px)))
+    if step == 1:
+        return t, seg[0]
+    m = seg.shape[1] // step * step
+    blocks = seg[0, :m].reshape(-1, step)
+    return np.repeat(t[:m].reshape(-1, step)[:, 0], 2), np.stack([blocks.min(-1), blocks.max(-1)], -1).ravel()
+
+
+def known_roles_legend(roles: np.ndarray) -> list[str]:
+    """The roles among ``roles`` (one per channel, "" for none), in order of first channel."""
+    return [r for r in dict.fromkeys(roles.tolist()) if r]
+
+
+def target_r(env: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson r of each channel's envelope (``env``: (channels, times)) with a continuous
+    target over the samples where the target is known (NaN where it does not vary)."""
+    ok = np.isfinite(target)
+    y = target[ok] - target[ok].mean()
+    out = np.full(len(env), np.nan)
+    for c in range(0, len(env), 16):  # [A] 16 channels at a time: float64 without a copy of all of them
+        x = env[c:c + 16][:, ok].astype(np.float64)
+        x -= x.mean(axis=1, keepdims=True)
+        den = np.sqrt((x ** 2).sum(axis=1) * (y ** 2).sum())
+        out[c:c + 16] = np.where(den > 0, x @ y / np.where(den > 0, den, 1.0), np.nan)
+    return out
 
 
 _ENVELOPES: dict = {}  # (id of the signals, band, smoothing) -> (weakref to the signals, envelope)
@@ -291,18 +380,24 @@ def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
     doc = pn.state.curdoc
     col = pn.Column(sizing_mode="stretch_width")
     col.job = None
+    r_line = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["us-signal-r"])
+
+    def draw(label):
+        sb.show(label)
+        text = sb.r_text()
+        r_line.object = f"<p class='us-muted'>{esc(text)}</p>" if text else ""
 
     def show(event):
         label, band = event.new, sb.options.get(event.new)
         if band is None or envelope_cached(sb.raw, band, sb.SMOOTH_S):
-            apply_in_doc(doc, lambda: sb.show(label))
+            apply_in_doc(doc, lambda: draw(label))
             return
         # [A] computed in a worker (seconds for hundreds of channels), then drawn on the page's loop
         apply_in_doc(doc, lambda: setattr(sb.main.title, "text", f"Computing the {label} ..."))
 
         def done(_):
             if choice.value == label:  # not overtaken by a later choice
-                apply_in_doc(doc, lambda: sb.show(label))
+                apply_in_doc(doc, lambda: draw(label))
 
         def failed(msg):
             apply_in_doc(doc, lambda: setattr(sb.main.title, "text", f"The {label} could not be computed: {msg}"))
@@ -318,8 +413,8 @@ def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
                        f"{esc(label)}</span>" for label, c in known["legend"].values())
         legend = f"<p class='us-muted'>Traces coloured by the channels' known roles: {keys}</p>"
     pane = pn.pane.Bokeh(sb.layout, sizing_mode="stretch_width")
-    col[:] = [pn.Row(choice, pn.pane.HTML(legend, stylesheets=[CSS], sizing_mode="stretch_width")), pane]
-    col.browser, col.choice = sb, choice
+    col[:] = [pn.Row(choice, pn.pane.HTML(legend, stylesheets=[CSS], sizing_mode="stretch_width")), r_line, pane]
+    col.browser, col.choice, col.r_line = sb, choice, r_line
     return col
 
 

@@ -92,8 +92,11 @@ def test_signal_browser_shows_a_band_envelope(server, app_page):
     app_page.goto(f"{server}?view=overview")
     wait_titles(app_page, ["Test block:", "Signals (standardised) · dashed: events"], timeout=120)
     app_page.locator(".us-signal-choice select").select_option("beta envelope (15-25 Hz)")
-    wait_titles(app_page, ["Beta envelope (15-25 Hz), z-scored"], timeout=60)
+    wait_titles(app_page, ["Beta envelope (15-25 Hz), z-scored", "Hand speed (the decoder's target), z-scored"],
+                timeout=60)
     wait_text(app_page, "Traces coloured by the channels' known roles")
+    wait_text(app_page, "r of the beta envelope with hand speed, mean of each role's channels (whole recording): "
+              "beta -0.61")  # the lesson's step 1
     no_traceback(app_page)
 
 

@@ -40,6 +40,8 @@ def test_info_json_and_a_corrupt_run(run, tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["model"] == "shallow" and s["metrics"]["test"] == pytest.approx(ws.metrics["test"])
     assert s["layers"] == {"conv_time_spat": 40, "conv_classifier": 1} and "model.pt" in s["files"]
+    # the epoch kept counts from 1 in JSON as in the text; config.json's 0-based index stays as written
+    assert s["kept_epoch"] == ws.metrics["best_epoch"] + 1 == s["metrics"]["best_epoch"] + 1
     (tmp_path / "config.json").write_text('{"model": {}}')
     assert main(["info", str(tmp_path)]) == 2
     err = capsys.readouterr().err
