@@ -716,7 +716,7 @@ def test_signal_browser_draws_the_target_and_says_how_an_envelope_follows_it(tin
     ok = np.isfinite(gappy.values)
     r = np.array([np.corrcoef(e[ok], speed[ok])[0, 1] for e in sb.data])
     best = np.argsort(-np.abs(r))[:3]
-    assert sb.r_text() == (f"r of the high gamma envelope with hand speed, the channels that follow it most "
+    assert sb.r_text() == ("r of the high gamma envelope with hand speed, the channels that follow it most "
                            "(whole recording): " + ", ".join(f"{sb.names[i]} {r[i]:+.2f}" for i in best))
     flat = rec.target.copy(data=np.ones(len(speed), np.float32))
     sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=plain, target=flat))),
