@@ -6,7 +6,8 @@ from __future__ import annotations
 from .metrics import FEW_TRIALS, chance_level
 
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
-           "ONE_CLASS", "one_class_note"]
+           "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "VALIDITY_MIN", "probe_classes", "validity_undefined",
+           "validity_text"]
 
 
 def one_class_note(block: str = "test") -> str:
@@ -85,3 +86,72 @@ def trial_overlap_note(events, types, tmin: float, tmax: float) -> str:
         return ""
     return (f"trials of {tmax - tmin:g} s ({tmin:g} to {tmax:g} s from their events) also hold {n:g} other "
             f"event{'' if n == 1 else 's'} each (median)")
+
+
+# [A] an unperturbed Pearson r below this is too small to divide by: the r of a decoder that has
+# learnt nothing spreads about as far on the few windows a probe uses, so the ratio is noise
+# (the gaze run's r 0.0108 gave amplitude 0.833, phase -10.504)
+MIN_VALIDITY_R = 0.1
+
+
+def probe_classes(ds) -> int | None:
+    """The classes of the probed labels (the ``n_classes`` attr ``unitscope probe`` writes), else
+    the outputs of the decoder's output layer when it was probed, else None."""
+    if ds.attrs.get("n_classes") is not None:
+        return int(ds.attrs["n_classes"])
+    if "layer" in ds.coords:
+        n = int((ds["layer"].values == "conv_classifier").sum())
+        return n or None
+    return None
+
+
+VALIDITY_MIN = 0.95  # [A] METHODS 1.9 item 3: the amplitude probe's perturbed metric over the unperturbed
+
+
+def validity_undefined(ds) -> str:
+    """Why the probe's validity ratio (perturbed over unperturbed decoding metric) means nothing,
+    or "": the unperturbed metric is undefined (the output does not vary), at or below chance
+    (:func:`core.cautions.chance_note`), or a Pearson r too small to divide by
+    (:data:`MIN_VALIDITY_R`)."""
+    from .pruning.evaluator import METRIC_NAMES
+
+    task, ref = ds.attrs.get("task"), ds.attrs.get("metric_unperturbed")
+    if task not in METRIC_NAMES or ref is None:
+        return ""
+    ref, name = float(ref), METRIC_NAMES[task]
+    note = chance_note(task, ref, probe_classes(ds))
+    if note.startswith("undefined"):
+        return f"undefined: the unperturbed {name} is {note}"
+    if note:
+        return f"undefined: the unperturbed {name} {ref:.4f} is {note}, and a ratio over it means nothing"
+    if task == "regression" and ref < MIN_VALIDITY_R:
+        return (f"undefined: the unperturbed {name} {ref:.4f} is too small to divide by (below {MIN_VALIDITY_R:g}): "
+                "the ratio would be noise")
+    return ""
+
+
+def validity_text(ds, closer: str = "a smaller --noise-scale keeps them closer") -> str:
+    """The probe's validity check in words (METHODS 1.9 item 3: the amplitude pass's perturbed
+    over unperturbed metric, at least :data:`VALIDITY_MIN`), or why it is undefined, with the
+    perturbed metrics (:func:`validity_undefined`). The phase pass's ratio is given but is no
+    check: its draws scramble every bin's phase (the shipped demo's: 0.07). ``closer``: what
+    keeps the amplitude pass's inputs closer to the data, in the caller's words."""
+    passes = [(name, p) for name, p in (("amplitude", "amp"), ("phase", "phase")) if f"{p}_validity" in ds]
+    why = validity_undefined(ds)
+    if why:
+        from .pruning.evaluator import METRIC_NAMES
+
+        metrics = [f"{name} {float(ds[f'{p}_metric']):.4f}" for name, p in passes if f"{p}_metric" in ds]
+        return why + (f" (perturbed {METRIC_NAMES[ds.attrs['task']]}: {', '.join(metrics)})" if metrics else "")
+    parts = []
+    if "amp_validity" in ds:
+        ratio = float(ds["amp_validity"])
+        parts.append(f"amplitude {ratio:.3f} (perturbed / unperturbed metric; "
+                     + (f"at least {VALIDITY_MIN:g}: the probed inputs stay ones the decoder decodes)"
+                        if ratio >= VALIDITY_MIN else
+                        f"below {VALIDITY_MIN:g}: the noise takes the inputs away from what the decoder decodes, "
+                        f"{closer})"))
+    if "phase_validity" in ds:
+        parts.append(f"phase {float(ds['phase_validity']):.3f} (no check: each draw gives every frequency a new phase, "
+                     "a surrogate the decoder is not expected to decode)")
+    return "; ".join(parts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..cautions import validity_text  # the validity check's words: the app says them too
 from ._common import Progress, bar
 
 
@@ -22,60 +23,6 @@ def class_lines(ds) -> list[str]:
     frac = class_fractions(ds)
     return [f"{layer}: " + ", ".join(f"{c} {100 * float(frac.sel(layer=layer, **{'class': c})):.0f}%"
                                      for c in frac["class"].values) for layer in frac["layer"].values]
-
-
-# [A] an unperturbed Pearson r below this is too small to divide by: the r of a decoder that has
-# learnt nothing spreads about as far on the few windows a probe uses, so the ratio is noise
-# (the gaze run's r 0.0108 gave amplitude 0.833, phase -10.504)
-MIN_VALIDITY_R = 0.1
-
-
-def _n_classes(ds) -> int | None:
-    """The classes of the probed labels (the ``n_classes`` attr ``unitscope probe`` writes), else
-    the outputs of the decoder's output layer when it was probed, else None."""
-    if ds.attrs.get("n_classes") is not None:
-        return int(ds.attrs["n_classes"])
-    if "layer" in ds.coords:
-        n = int((ds["layer"].values == "conv_classifier").sum())
-        return n or None
-    return None
-
-
-def validity_undefined(ds) -> str:
-    """Why the probe's validity ratio (perturbed over unperturbed decoding metric) means nothing,
-    or "": the unperturbed metric is undefined (the output does not vary), at or below chance
-    (:func:`core.cautions.chance_note`), or a Pearson r too small to divide by
-    (:data:`MIN_VALIDITY_R`)."""
-    from ..cautions import chance_note
-    from ..pruning.evaluator import METRIC_NAMES
-
-    task, ref = ds.attrs.get("task"), ds.attrs.get("metric_unperturbed")
-    if task not in METRIC_NAMES or ref is None:
-        return ""
-    ref, name = float(ref), METRIC_NAMES[task]
-    note = chance_note(task, ref, _n_classes(ds))
-    if note.startswith("undefined"):
-        return f"undefined: the unperturbed {name} is {note}"
-    if note:
-        return f"undefined: the unperturbed {name} {ref:.4f} is {note}, and a ratio over it means nothing"
-    if task == "regression" and ref < MIN_VALIDITY_R:
-        return (f"undefined: the unperturbed {name} {ref:.4f} is too small to divide by (below {MIN_VALIDITY_R:g}): "
-                "the ratio would be noise")
-    return ""
-
-
-def validity_text(ds) -> str:
-    """The probe's validity check in words (METHODS 1.6: perturbed over unperturbed metric), or
-    why it is undefined, with the perturbed metrics (:func:`validity_undefined`)."""
-    passes = [(name, p) for name, p in (("amplitude", "amp"), ("phase", "phase")) if f"{p}_validity" in ds]
-    why = validity_undefined(ds)
-    if why:
-        from ..pruning.evaluator import METRIC_NAMES
-
-        metrics = [f"{name} {float(ds[f'{p}_metric']):.4f}" for name, p in passes if f"{p}_metric" in ds]
-        return why + (f" (perturbed {METRIC_NAMES[ds.attrs['task']]}: {', '.join(metrics)})" if metrics else "")
-    parts = [f"{name} {float(ds[f'{p}_validity']):.3f}" for name, p in passes]
-    return ", ".join(parts) + " (perturbed / unperturbed metric)"
 
 
 def add_parser(sub) -> None:

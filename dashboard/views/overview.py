@@ -174,7 +174,7 @@ class SignalBrowser:
         main.yaxis.major_label_overrides = {float(o): name for o, name in zip(self.offsets, self.names)}
         main.ygrid.visible = False
         # the minimap shares the main plot's y coordinates, so its box selects channels too
-        mini = figure(x_range=Range1d(t0, t1), y_range=Range1d(lo_y, hi_y), height=110 if n <= 64 else 160,
+        mini = figure(x_range=Range1d(t0, t1), y_range=Range1d(lo_y, hi_y), height=135 if n <= 64 else 185,
                       sizing_mode="stretch_width", toolbar_location=None, tools="", x_axis_label="time (s)")
         self.mini_src = ColumnDataSource(dict(image=[self._overview_image()]))
         mini.image(image="image", source=self.mini_src, x=t0, y=lo_y, dw=t1 - t0, dh=hi_y - lo_y,
@@ -263,8 +263,13 @@ class SignalBrowser:
         what = "Signals (standardised)" if self.shown == self.RAW else f"{self.shown[0].upper()}{self.shown[1:]}, z-scored"
         parts = [what] + ([f"{shown} of {n} channels"] if shown < n else []) + (
             ["dashed: events"] if len(self.onsets) else []) + (["red: marked bad"] if len(self.bad_spans) else [])
-        drag = "drag the box in the minimap to move" if shown >= n else "drag the signals or the minimap's box to move"
-        return " · ".join(parts) + f"; {drag}"
+        return " · ".join(parts)
+
+    def _hint(self, shown: int, n: int) -> str:
+        """The minimap's title: how to move (a hint of its own; in the main title it ran past a
+        1024-px page)."""
+        return ("Drag or resize the box to move through time" if shown >= n else
+                "Drag or resize the box (or drag the signals) to move through time and channels")
 
     def _moved(self, attr, old, new):
         self._draw()
@@ -299,6 +304,7 @@ class SignalBrowser:
         every = max(1, int(np.ceil(len(chans) * self.LABEL_PX / max(self.height - 60, 1))))
         self.main.yaxis.ticker.ticks = [float(self.offsets[c]) for c in chans[::every]]
         self.main.title.text = self._title(len(chans), len(self.names))
+        self.mini.title.text = self._hint(len(chans), len(self.names))
 
 
 def _signed(r: float) -> str:

@@ -416,7 +416,8 @@ def test_a_run_on_a_recording_with_stretches_marked_bad(server, app_page, data_r
     app_page.goto(f"{server}?view=overview&run=runs/marked/")
     wait_text(app_page, f"Opened marked: test Pearson r {metric}", timeout=120)
     wait_titles(app_page, [f"Test block: Pearson r = {metric}",
-                           "Signals (standardised) · red: marked bad; drag the box in the minimap to move"], timeout=60)
+                           "Signals (standardised) · red: marked bad",
+                           "Drag or resize the box to move through time"], timeout=60)
     app_page.goto(f"{server}?view=prune&run=runs/marked/")
     wait_text(app_page, "Held-out Pearson r", timeout=120)
     before = app_page.locator(".us-metric-before")

@@ -294,6 +294,29 @@ def test_a_probe_in_which_no_unit_passed_says_why_it_may_lack_power(session, tin
     assert no_discovery_note(some) == "" and "Note:" not in view.probe_text.object
 
 
+def test_units_view_reports_the_probes_validity(session, tiny_probe):
+    """Every probe reports its validity check (issue: probing, item 4): the amplitude pass's
+    perturbed over unperturbed metric, in the words of unitscope probe; the phase pass's
+    ratio is said to be no check (its draws scramble every frequency's phase)."""
+    from core.cautions import validity_text
+
+    view = UnitsView(session=session)
+    some = tiny_probe.copy()
+    some["amp_validity"], some["phase_validity"] = np.float64(0.97), np.float64(0.07)
+    some.attrs.update(task="regression", metric_unperturbed=0.8)
+    session.param.update(probe=some, probe_state="done")
+    line = view.probe_text.object
+    assert "Validity: amplitude 0.970 (perturbed / unperturbed metric; at least 0.95" in line
+    assert "phase 0.070 (no check: each draw gives every frequency a new phase" in line
+    some = some.copy()
+    some["amp_validity"] = np.float64(0.5)
+    session.param.update(probe=some)
+    assert "below 0.95" in view.probe_text.object and "unitscope probe --noise-scale sets a smaller noise" in \
+        view.probe_text.object and "--noise-scale keeps" not in validity_text(some, closer="x")
+    session.probe_state = "running"  # a running probe's ratio is not final: not said
+    assert "Validity" not in view.probe_text.object
+
+
 def test_units_view_without_probe_says_not_run(session, tiny_decoder):
     session.set_decoder(tiny_decoder)  # drops the probe
     view = UnitsView(session=session)
@@ -748,7 +771,8 @@ def test_signal_browser_pages_through_many_channels(tiny_decoder):
     many = many.assign_coords(channel=[f"MEG{i:04d}" for i in range(306)])
     sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=many))), n_px=200)
     assert sb.src.data["channel"] == [f"MEG{i:04d}" for i in range(32)]
-    assert sb.main.title.text.startswith("Signals (standardised) · 32 of 306 channels")
+    assert sb.main.title.text == "Signals (standardised) · 32 of 306 channels"
+    assert sb.mini.title.text.endswith("to move through time and channels")
     tool = next(t for t in sb.mini.tools if isinstance(t, RangeTool))
     assert tool.y_range is sb.main.y_range  # the box selects channels too
     # the box dragged to the last channels: those are drawn, at their own offsets
@@ -764,7 +788,8 @@ def test_signal_browser_pages_through_many_channels(tiny_decoder):
     assert len(sb.src.data["channel"]) == 306
     ticks = sb.main.yaxis.ticker.ticks
     assert 10 < len(ticks) < 60 and ticks[0] == sb.offsets[0]
-    assert sb.main.title.text.startswith("Signals (standardised); drag the box")  # all shown
+    assert sb.main.title.text == "Signals (standardised)"  # all shown
+    assert sb.mini.title.text == "Drag or resize the box to move through time"
     plain = many.drop_vars(["role", "band_lo", "band_hi"])  # no known roles: the standard bands, one colour
     sb = SignalBrowser(SimpleNamespace(ws=SimpleNamespace(recording=SimpleNamespace(signals=plain))), n_px=200)
     assert list(sb.options)[1] == "delta theta envelope (1-7 Hz)" and set(sb.colors) == {"#1f3b57"}

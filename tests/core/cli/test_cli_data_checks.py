@@ -155,8 +155,13 @@ def test_the_validity_ratio_is_undefined_over_a_metric_near_chance():
     assert "at or below chance, r = 0" in validity_text(_probe_ds("regression", -0.2, 1.1, 0.5))
     assert "at or below chance, 1/2 = 0.500" in validity_text(_probe_ds("classification", 0.5, 1.0, 1.0, n_classes=2))
     assert "does not vary" in validity_text(_probe_ds("regression", float("nan"), float("nan"), float("nan")))
-    assert validity_text(_probe_ds("regression", 0.9, 0.996, 0.071)) == \
-        "amplitude 0.996, phase 0.071 (perturbed / unperturbed metric)"
+    # the amplitude pass is the check (at least 0.95); the phase pass's surrogates are not expected to decode
+    assert validity_text(_probe_ds("regression", 0.9, 0.996, 0.071)) == (
+        "amplitude 0.996 (perturbed / unperturbed metric; at least 0.95: the probed inputs stay ones the decoder "
+        "decodes); phase 0.071 (no check: each draw gives every frequency a new phase, a surrogate the decoder is "
+        "not expected to decode)")
+    assert "amplitude 0.800 (perturbed / unperturbed metric; below 0.95: the noise takes the inputs away" in \
+        validity_text(_probe_ds("regression", 0.9, 0.8, 0.071))
     assert validity_text(_probe_ds("classification", 0.8, 0.9, 0.7, n_classes=2)).startswith("amplitude 0.900")
 
 

@@ -99,7 +99,8 @@ def test_info_describes_the_result_files_unitscope_writes(tmp_path, capsys):
     probe = xr.load_dataset(run / "probe.nc", engine="h5netcdf")
     assert text.startswith(f"result     {run / 'probe.nc'}: probe, written by unitscope probe\n")
     assert "units      376: conv_time_spat 25, conv_2 50, conv_3 100, conv_4 200, conv_classifier 1\n" in text
-    assert f"validity   amplitude {float(probe['amp_validity']):.3f}, phase {float(probe['phase_validity']):.3f}" in text
+    assert f"validity   amplitude {float(probe['amp_validity']):.3f} (perturbed / unperturbed metric; at least 0.95" in text
+    assert f"; phase {float(probe['phase_validity']):.3f} (no check: " in text
     assert "           conv_4: amplitude 49%, phase 1%, bimodal 50%, insensitive 0%\n" in text
     best = str(probe["unit"].values[int(np.argmax(probe["amp_stat_all"].values))])
     assert f"top amp    {best} {float(probe['amp_stat_all'].max()):.3f} (G11, high gamma), " in text

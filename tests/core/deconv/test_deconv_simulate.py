@@ -117,7 +117,9 @@ def test_unknown_timing_detects_events_on_simulation_a():
 
 
 def test_true_kernels_recover_amplitudes_on_simulation_a():
-    """METHODS.md 2.8.3: known support and true kernel, codes track the amplitudes."""
+    """METHODS.md 2.8.3: known support and true kernel, codes track the amplitudes. [A] With
+    amplitudes of SD 6 and 10-ms bins: at the spec's SD 2 no estimator can reach its r > 0.9
+    (the next test)."""
     sim = simulate_a(n_trials=100, bin_ms=10, amp_sd=6.0, rng=5)
     model = DUNL(kernel_length=50, likelihood="bernoulli", n_iter=100, kernels=sim.kernels_binned)
     codes = model.encode(sim.y, support=sim.support)  # baseline from bins outside the kernels
@@ -126,6 +128,37 @@ def test_true_kernels_recover_amplitudes_on_simulation_a():
     codes = model.encode(sim.y, support=sim.support, baseline=sim.baseline)  # the true baseline
     est = np.stack([codes[n, 0, sim.onsets[n]] for n in range(100)])
     assert np.corrcoef(est.ravel(), sim.codes.ravel())[0, 1] > 0.8
+
+
+def test_known_support_codes_are_the_exact_fit_on_simulation_a_as_specified():
+    """METHODS.md 2.8.3 asks codes that correlate with the true amplitudes at r > 0.9, on
+    simulation A as 2.5 gives it (amplitudes N(30, 2²), 25-ms bins). No estimator reaches it
+    there: the exact maximum-likelihood fit (L-BFGS-B, the same kernel, support and
+    baseline) gives r 0.30, a spread of 2 logits being small against the Bernoulli noise of
+    a 20-bin kernel. The encoder is held to that exact fit instead (its codes within 1e-3),
+    and to tracking amplitudes that spread more (the test above)."""
+    from scipy.optimize import minimize
+
+    sim = simulate_a(n_trials=60, bin_ms=25, rng=11)
+    k = sim.kernel_length
+    model = DUNL(kernel_length=k, likelihood="bernoulli", n_iter=300, kernels=sim.kernels_binned)
+    codes = model.encode(sim.y, support=sim.support, baseline=sim.baseline_est)
+    est = np.stack([codes[n, 0, sim.onsets[n]] for n in range(len(sim.y))])
+    h, t = sim.kernels_binned[0], sim.y.shape[1]
+    exact = []
+    for n in range(len(sim.y)):
+        d = np.zeros((len(sim.onsets[n]), t))  # one row per event: the kernel at its onset
+        for e, j in enumerate(sim.onsets[n]):
+            d[e, j:j + k] = h
+        a, y = sim.baseline_est[n], sim.y[n].astype(np.float64)
+        fit = minimize(lambda x: np.sum(np.logaddexp(0, a + x @ d) - y * (a + x @ d)), np.zeros(len(d)),
+                       jac=lambda x: d @ (1 / (1 + np.exp(-(a + x @ d))) - y), bounds=[(0, None)] * len(d),
+                       method="L-BFGS-B", options=dict(maxiter=2000, gtol=1e-10))
+        exact.append(fit.x)
+    exact = np.array(exact)
+    assert np.abs(est - exact).max() < 1e-3  # 3e-4 measured
+    r_exact = np.corrcoef(exact.ravel(), sim.codes.ravel())[0, 1]
+    assert 0.1 < r_exact < 0.5  # 0.30: the spec's 0.9 is out of reach, not missed
 
 
 def test_dopamine_codes_with_true_kernels():
