@@ -72,6 +72,8 @@ def ensure_int(name: str, value) -> int:
 
 def check_range(name: str, value, *, low=None, high=None, low_inclusive=True, high_inclusive=True):
     """Raise if ``value`` lies outside [low, high] (bounds optional); return it otherwise."""
+    if value is None or isinstance(value, (str, bytes)):  # "1e-3" from a form or a config file
+        raise UnitScopeError(f"{name!r} must be a number, got {value!r} ({type(value).__name__}).")
     bad = False
     if low is not None:
         bad |= value < low if low_inclusive else value <= low

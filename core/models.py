@@ -149,10 +149,7 @@ def build_model(
                 final = 30 if dense else "auto"
                 model = ShallowFBCSPNet(final_conv_length=final, **kwargs)
         except (RuntimeError, ValueError, AssertionError) as exc:
-            raise UnitScopeError(
-                f"Cannot build {kind} for n_times={n_times} samples: the window is shorter "
-                f"than the network needs ({exc})."
-            ) from exc
+            raise _too_short(kind, n_times, dense) from exc
         if dense:
             model.to_dense_prediction_model()
     model.unitscope_kind = kind
@@ -163,14 +160,42 @@ def build_model(
         with torch.no_grad():
             model(torch.zeros(1, n_chans, n_times))
     except RuntimeError as exc:
-        big = max(4 * n_times, 2048)
-        twin = build_model(kind, n_chans=2, n_outputs=1, n_times=big, dense=True)
-        needed = receptive_field(twin)  # noqa: F821 (defined below)
-        raise UnitScopeError(
-            f"{n_times=} samples is shorter than the {kind} network needs: its receptive field is "
-            f"{needed} samples; use windows of at least {needed} samples (a longer recording or trial)."
-        ) from exc
+        raise _too_short(kind, n_times, dense) from exc
     return model
+
+
+def _fits(kind: str, n_times: int, dense: bool) -> bool:
+    """Whether braindecode builds ``kind`` for ``n_times`` samples and it runs (2 channels)."""
+    from braindecode.models import Deep4Net, ShallowFBCSPNet
+
+    net, final = (Deep4Net, 2 if dense else "auto") if kind == "deep4" else (ShallowFBCSPNet, 30 if dense else "auto")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = net(n_chans=2, n_outputs=1, n_times=n_times, final_conv_length=final, add_log_softmax=False)
+            if dense:
+                model.to_dense_prediction_model()
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, 2, n_times))
+        return True
+    except (RuntimeError, ValueError, AssertionError):
+        return False
+
+
+def _too_short(kind: str, n_times: int, dense: bool) -> UnitScopeError:
+    """The error for a window too short for ``kind``, with the shortest one it takes (found by
+    bisection; braindecode's own message points to a stack trace the user does not see, and
+    the dense receptive field, 522 samples for Deep4, is not the trial-wise network's 441)."""
+    lo, hi = max(int(n_times), 1), max(4 * int(n_times), 2048)
+    if not _fits(kind, hi, dense):
+        return UnitScopeError(f"{n_times=} samples is shorter than the {kind} network needs.")
+    while hi - lo > 1:  # lo does not fit, hi does
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _fits(kind, mid, dense) else (mid, hi)
+    what = "its receptive field is" if dense else "its layers need"
+    return UnitScopeError(
+        f"{n_times=} samples is shorter than the {kind} network needs: {what} {hi} samples; use windows "
+        f"of at least {hi} samples (a longer recording or trial).")
 
 
 def get_layer(model: nn.Module, path: str) -> nn.Module:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -24,7 +25,8 @@ from ._validation import UnitScopeError, check_option, check_range, ensure_int
 from .metrics import score
 
 __all__ = ["DEFAULT_LR", "TrainConfig", "TrainResult", "train", "set_seeds", "resolve_device", "configure_threads",
-           "atomic_write_bytes", "atomic_write_json", "atomic_write_netcdf", "save_state", "load_state", "predict"]
+           "atomic_write_bytes", "atomic_write_json", "atomic_write_netcdf", "save_state", "load_state", "predict",
+           "print_progress", "json_default"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +125,35 @@ def atomic_write_netcdf(ds, path: Path) -> None:
         ds.to_netcdf(tmp, engine="h5netcdf")
 
 
+def print_progress(info: dict) -> None:
+    """A ``progress`` callback for :func:`train` (``Workspace.train(progress=print_progress)``):
+    one line per epoch, with its losses and validation metric; the per-batch reports and the
+    history each epoch's report carries (``print`` printed them all) are left out."""
+    if not info.get("end_of_epoch"):
+        return
+    print(f"epoch {int(info['epoch']) + 1}/{info['n_epochs']}: train loss {info['train_loss']:.4f}, valid loss "
+          f"{info['valid_loss']:.4f}, valid metric {info['valid_metric']:.4f} ({info['seconds']:.1f} s so far)", flush=True)
+
+
+def json_default(obj):
+    """What :func:`json.dumps` cannot write, as JSON: numpy integers stay integers (an
+    ``np.int64(10)`` epoch count written as 10.0 could not be trained again), numpy floats and
+    bools, arrays as lists, paths as text; anything else is refused by name."""
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} {obj!r} cannot be written as JSON")
+
+
 def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, default=float).encode())
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=json_default).encode())
 
 
 def save_state(path: Path, state: dict) -> None:

@@ -130,6 +130,28 @@ class DataSpec:
     ipsi_fraction: float = 0.0           # demo: share of movements only beta marks (core.demo)
     bids: dict | None = None             # BIDS entities (subject, session, task, run)
 
+    def __post_init__(self):
+        """Normalise what Python callers naturally give: a ``pathlib.Path`` source (kept as text, so
+        the run's config.json can be written), one channel name as ``picks`` (a str is not a list
+        of one-letter channels), and a label target written with spaces or capitals
+        (``"Events: T1, T2"`` is ``"events:T1,T2"``)."""
+        if isinstance(self.source, os.PathLike):
+            self.source = os.fspath(self.source)
+        if isinstance(self.picks, str):
+            self.picks = [self.picks]
+        elif self.picks is not None:
+            self.picks = [str(p) for p in self.picks]
+        if isinstance(self.target, str):
+            head, sep, types = self.target.strip().partition(":")
+            if head.strip().lower() == "events":
+                named = [t.strip() for t in types.split(",") if t.strip()] if sep else []
+                if sep and not named:
+                    raise UnitScopeError(f"target {self.target!r} names no event type; give 'events' (every type) "
+                                         "or 'events:T1,T2'.")
+                self.target = "events" + (":" + ",".join(named) if named else "")
+            else:
+                self.target = self.target.strip()
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["fractions"] = list(self.fractions)
@@ -275,6 +297,50 @@ def _prepare(rec: Recording, task: str, spec: DataSpec, picks: list[str]):
         y = rec.target.values[blocks["train"]][~bad[blocks["train"]]]
         prep["target_mean"], prep["target_std"] = float(y.mean()), float(y.std() or 1.0)
     return rec, task, blocks, prep
+
+
+def _check_same_decoding(cfg: dict, run_dir: Path, spec: DataSpec, rec: Recording, task: str, prep: dict) -> None:
+    """Refuse data (a run opened with another ``spec``) that the run's decoder does not decode as
+    it was trained to: another task, sampling rate or trial window. A decoder trained at
+    128 Hz read 256-Hz data as if they were slower, and a 2-s trial window gave 4-s windows."""
+    mcfg, where = cfg["model"], f"The decoder in {str(run_dir)!r}"
+    trained = DataSpec.from_dict(cfg["data"]) if isinstance(cfg.get("data"), dict) else None
+    if task != cfg.get("task", task):
+        raise UnitScopeError(
+            f"{where} was trained for {cfg['task']} (target {trained.target if trained else '?'!r}); target "
+            f"{spec.target!r} gives {task}. Give a target of the same kind.")
+    sfreq = (cfg.get("prep") or {}).get("sfreq")
+    if sfreq is not None and abs(float(sfreq) - float(prep["sfreq"])) > 1e-6 * float(sfreq):
+        raise UnitScopeError(
+            f"{where} was trained on data at {float(sfreq):g} Hz; these data are at {float(prep['sfreq']):g} Hz. "
+            f"Resample them to {float(sfreq):g} Hz (DataSpec sfreq={float(sfreq):g}, --sfreq).")
+    if task == "classification":
+        n = int(round((spec.tmax - spec.tmin) * rec.sfreq))
+        if n != int(mcfg["n_times"]):
+            raise UnitScopeError(
+                f"{where} takes trials of {mcfg['n_times']} samples ({int(mcfg['n_times']) / rec.sfreq:g} s); "
+                f"tmin {spec.tmin:g} s to tmax {spec.tmax:g} s gives {n}. Give a window of that length"
+                + (f" (the run's: tmin {trained.tmin:g}, tmax {trained.tmax:g})." if trained else "."))
+
+
+def _check_same_classes(cfg: dict, run_dir: Path, data) -> None:
+    """Refuse labels other than the ones the decoder's outputs stand for, in their order (a run
+    trained on T1 vs T2 opened with ``events:T0,T1`` scored output 0 as T0). Runs saved before
+    the classes were kept: the classes their target names, else the number of outputs."""
+    classes = [str(c) for c in data.classes]
+    trained = cfg.get("classes")
+    if trained is None:
+        types = target_types(str(cfg.get("data", {}).get("target") or "events"))
+        n_out = int(cfg["model"]["n_outputs"])
+        trained = sorted(types) if types and len(types) == n_out else None  # a type named but absent: unknown
+    where, n_out = f"The decoder in {str(run_dir)!r}", int(cfg["model"]["n_outputs"])
+    if trained is not None and [str(c) for c in trained] != classes:
+        raise UnitScopeError(
+            f"{where} was trained on the classes {', '.join(map(str, trained))} (output by output); these data "
+            f"give {', '.join(classes)}. Give target 'events:{','.join(map(str, trained))}'.")
+    if len(classes) != n_out:
+        raise UnitScopeError(f"{where} has {n_out} outputs; these data give {len(classes)} classes "
+                             f"({', '.join(classes)}).")
 
 
 def _make_data(rec: Recording, task: str, blocks: dict, prep: dict, spec: DataSpec, model, n_times: int):
@@ -442,7 +508,10 @@ class Workspace:
                     f"{what} is not the one the decoder in {str(run_dir)!r} was trained on: {'; '.join(diffs)}. "
                     "Put back the recording it was trained on, or train a decoder on this one.")
         model = load_run_model(run_dir, mcfg)
+        _check_same_decoding(cfg, run_dir, spec, rec, task, prep)
         data = _make_data(rec, task, blocks, prep, spec, model, mcfg["n_times"])
+        if task == "classification":
+            _check_same_classes(cfg, run_dir, data)
         ws = cls(spec, config, rec, task, blocks, prep, model, data, run_dir)
         ws.metrics, ws.history = cfg.get("metrics", {}), cfg.get("history", [])
         return ws
@@ -477,10 +546,33 @@ class Workspace:
         self.version += 1
         self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
                         "best_epoch": result.best_epoch, "epochs": len(result.history),
-                        "train_seconds": result.seconds, "stopped": result.stopped}
+                        "train_seconds": result.seconds, "stopped": result.stopped, **self.held_out_counts()}
         if run_dir:
             self.save(run_dir)
         return result
+
+    def held_out_counts(self) -> dict:
+        """How many trials (labels) or windows (continuous targets) the valid and test metrics
+        rest on, to store beside them in a run's metrics (:meth:`train` and :meth:`load_weights`
+        do, so the cautions of ``unitscope info`` and the app hold for runs made from Python): ``n_valid``, ``n_test``, ``count_of``;
+        for a continuous target also ``test_target_shift``: the test block's mean target in SDs of
+        the training block's from its mean (the targets are standardised on the training block)."""
+        _, y_test = self.eval_set("test")
+        out = {"n_valid": int(len(self.eval_set("valid")[0])), "n_test": int(len(y_test)),
+               "count_of": "trials" if self.task == "classification" else "windows"}
+        if self.task == "regression" and np.size(y_test):
+            out["test_target_shift"] = round(float(np.nanmean(y_test)), 3)
+        if self.task == "classification":
+            out["n_test_classes"] = int(len(np.unique(y_test)))
+            pred, true = self.predict("test")
+            guess = np.asarray(pred).argmax(axis=1)
+            true = np.asarray(true).astype(int)
+            classes = [str(c) for c in self.data.classes]
+            # per class: the test trials called right and the trials of the class (its recall), the
+            # numbers balanced accuracy averages
+            out["test_per_class"] = {c: [int(np.sum((true == k) & (guess == k))), int(np.sum(true == k))]
+                                     for k, c in enumerate(classes)}
+        return out
 
     def load_weights(self, path: str | Path) -> None:
         """Put weights trained elsewhere into this workspace's decoder, then measure them.
@@ -542,7 +634,7 @@ class Workspace:
         self.history = []
         self.version += 1
         self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
-                        "weights_from": str(path)}
+                        "weights_from": str(path), **self.held_out_counts()}
 
     def save(self, run_dir: str | Path, **extra) -> Path:
         """Write ``model.pt`` and ``config.json`` atomically into ``run_dir``."""
@@ -556,10 +648,12 @@ class Workspace:
         # found again from any other (find_run_recording)
         source = Path(str(self.spec.source)).expanduser()
         where = {"source_path": str(source.resolve())} if self.spec.source != "demo" and source.exists() else {}
+        # a label decoder's classes, output by output: opened on other data, the same classes are asked
+        classes = {"classes": list(self.data.classes)} if self.task == "classification" else {}
         atomic_write_json(run_dir / "config.json", {
             "data": self.spec.to_dict(), **where, "train": self.config.to_dict(), "model": mcfg,
             "task": self.task, "prep": self.prep, "metrics": self.metrics, "history": self.history,
-            "layers": [l.to_dict() for l in self.layers], **extra})
+            "layers": [l.to_dict() for l in self.layers], **classes, **extra})
         self.run_dir = run_dir
         return run_dir
 

@@ -100,31 +100,6 @@ def check_band(lo: float, hi: float, sfreq: float, *, given: str, below_nyquist:
     return lo, hi
 
 
-def held_out_counts(ws) -> dict:
-    """How many trials (labels) or windows (continuous targets) the valid and test metrics
-    rest on, to store beside them in a run's metrics: ``n_valid``, ``n_test``, ``count_of``;
-    for a continuous target also ``test_target_shift``: the test block's mean target in SDs of
-    the training block's from its mean (the targets are standardised on the training block)."""
-    import numpy as np
-
-    _, y_test = ws.eval_set("test")
-    out = {"n_valid": int(len(ws.eval_set("valid")[0])), "n_test": int(len(y_test)),
-           "count_of": "trials" if ws.task == "classification" else "windows"}
-    if ws.task == "regression" and np.size(y_test):
-        out["test_target_shift"] = round(float(np.nanmean(y_test)), 3)
-    if ws.task == "classification":
-        out["n_test_classes"] = int(len(np.unique(y_test)))
-        pred, true = ws.predict("test")
-        guess = np.asarray(pred).argmax(axis=1)
-        true = np.asarray(true).astype(int)
-        classes = [str(c) for c in ws.data.classes]
-        # per class: the test trials called right and the trials of the class (its recall), the
-        # numbers balanced accuracy averages
-        out["test_per_class"] = {c: [int(np.sum((true == k) & (guess == k))), int(np.sum(true == k))]
-                                 for k, c in enumerate(classes)}
-    return out
-
-
 def per_class_line(metrics: dict) -> str:
     """``"1 3/5, 2 0/4, 16 2/6"``: each class's test trials called right out of its trials, in
     natural order (the recalls balanced accuracy averages), or "" when the run does not say."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import held_out_counts, metric_cautions, on_count, per_class_line
+from ._common import metric_cautions, on_count, per_class_line
 from .train import add_data_args, create_workspace, data_spec
 
 
@@ -41,7 +41,6 @@ def run(args) -> int:
     check_state_file(weights)  # said before the data are read
     ws = create_workspace(args, data_spec(args), cfg)
     ws.load_weights(weights)
-    ws.metrics.update(held_out_counts(ws))
     ws.save(args.out)
     m = ws.metrics
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"

@@ -14,7 +14,7 @@ from pathlib import Path
 from .._validation import UnitScopeError
 from ..cautions import trial_overlap_note
 from ..recording import target_types
-from ._common import Progress, bar, held_out_counts, metric_cautions, on_count, per_class_line
+from ._common import Progress, bar, metric_cautions, on_count, per_class_line
 
 DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
 
@@ -255,8 +255,6 @@ def run(args) -> int:
         raise
     finally:
         show.close()
-    ws.metrics.update(held_out_counts(ws))
-    ws.save(out)  # the counts beside the metrics, for unitscope info
     m = ws.metrics
     early = stopped_early_line(result, cfg)
     if early:

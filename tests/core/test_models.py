@@ -62,6 +62,12 @@ def test_bad_arguments():
         build_model("deep5", n_chans=4, n_outputs=1, n_times=800)
     with pytest.raises(UnitScopeError, match="n_times=100 samples is shorter than the deep4 network needs: its receptive field is 522"):
         build_model("deep4", n_chans=4, n_outputs=1, n_times=100)
+    # trial-wise (labels): the shortest window the layers take, not braindecode's "see above in the stacktrace"
+    with pytest.raises(UnitScopeError, match="n_times=440 samples is shorter than the deep4 network needs: its layers "
+                                             "need 441 samples; use windows of at least 441 samples") as err:
+        build_model("deep4", n_chans=4, n_outputs=2, n_times=440, dense=False)
+    assert "stacktrace" not in str(err.value)
+    assert build_model("deep4", n_chans=4, n_outputs=2, n_times=441, dense=False) is not None
     with pytest.raises(UnitScopeError, match="must be an int"):
         build_model("deep4", n_chans=True, n_outputs=1, n_times=800)
     model = build_model("deep4", n_chans=4, n_outputs=1, n_times=800)

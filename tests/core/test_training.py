@@ -30,6 +30,20 @@ def test_progress_is_reported_and_training_lowers_the_loss():
     assert ws.metrics["test"] == pytest.approx(ws.evaluate("test"))
 
 
+def test_print_progress_prints_a_line_per_epoch(capsys):
+    """``print_progress`` (the README's callback): one line per epoch, not every batch's report
+    and the whole history each epoch, as ``progress=print`` gave (10 kB for 10 epochs)."""
+    from core.training import print_progress
+
+    ws = _ws(max_epochs=2)
+    result = ws.train(progress=print_progress)
+    lines = capsys.readouterr().out.splitlines()
+    h = result.history[-1]
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2: train loss ")
+    assert lines[1].startswith(f"epoch 2/2: train loss {h['train_loss']:.4f}, valid loss {h['valid_loss']:.4f}, "
+                               f"valid metric {h['valid_metric']:.4f} (") and lines[1].endswith(" s so far)")
+
+
 def test_stop_flag_ends_training_after_the_current_batch():
     ws = _ws(max_epochs=50)
     stop = threading.Event()

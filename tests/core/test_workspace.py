@@ -108,3 +108,91 @@ def test_a_stim_channel_is_refused_as_a_continuous_target(tmp_path):
                                              r"codes.*--target events .*Events: \{'1': 10, '2': 10\}"):
         Workspace.create(DataSpec(source=str(tmp_path / "rec_raw.fif"), target="STI"),
                          TrainConfig(model="shallow", n_times=250))
+
+
+@pytest.fixture(scope="module")
+def label_run(tmp_path_factory):
+    """A label decoder trained on T1 vs T2 of a small FIF holding T0, T1 and T2 events."""
+    import mne
+
+    folder = tmp_path_factory.mktemp("labels")
+    rng = np.random.default_rng(3)
+    raw = mne.io.RawArray(rng.standard_normal((3, 100 * 150)) * 1e-5,
+                          mne.create_info(["C3", "C4", "Cz"], 100.0, "eeg"), verbose="error")
+    onsets = np.arange(2.0, 140.0, 3.0)
+    raw.set_annotations(mne.Annotations(onsets, 0.5, [f"T{k % 3}" for k in range(len(onsets))]))
+    raw.save(folder / "labels_raw.fif", verbose="error")
+    spec = DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=2.0)  # a Path, as Python gives it
+    ws = Workspace.create(spec, TrainConfig(model="shallow", max_epochs=np.int64(1)))  # a numpy int, as well
+    ws.train(run_dir=folder / "run")
+    return ws, folder
+
+
+def test_a_run_refuses_data_it_was_not_trained_to_decode(trained, label_run, tmp_path):
+    """Opened with another DataSpec, a run refuses data its decoder would read otherwise than it
+    was trained to: another task, sampling rate, trial window or classes (a T1/T2 decoder on
+    T0/T1 scored output 0 as T0; on every type, 3 classes for 2 outputs). Other data it
+    decodes as trained still open: labels written with capitals and spaces name the same."""
+    import json
+
+    _, run = trained
+    with pytest.raises(UnitScopeError, match="was trained on data at 250 Hz; these data are at 125 Hz. Resample"):
+        Workspace.load(run, spec=DataSpec(duration=60.0, sfreq=125.0))
+    with pytest.raises(UnitScopeError, match="was trained for regression .*; target 'events' gives classification"):
+        Workspace.load(run, spec=DataSpec(duration=60.0, target="events"))
+    ws, folder = label_run
+    run, source = folder / "run", str(folder / "labels_raw.fif")
+    assert json.loads((run / "config.json").read_text())["classes"] == ["T1", "T2"]
+    for target in ("events:T0,T1", "events"):
+        with pytest.raises(UnitScopeError, match="trained on the classes T1, T2 .*; these data give T0, T1"):
+            Workspace.load(run, spec=DataSpec(source=source, target=target, tmax=2.0))
+    with pytest.raises(UnitScopeError, match=r"takes trials of 200 samples \(2 s\); tmin 0 s to tmax 1 s gives 100"):
+        Workspace.load(run, spec=DataSpec(source=source, target="events:T1,T2", tmax=1.0))
+    same = Workspace.load(run, spec=DataSpec(source=source, target="Events: T2, T1", tmax=2.0))
+    assert same.data.classes == ["T1", "T2"] and same.evaluate("test") == pytest.approx(ws.evaluate("test"))
+    cfg = json.loads((run / "config.json").read_text())  # a run saved before the classes were kept
+    del cfg["classes"]
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnitScopeError, match="trained on the classes T1, T2"):  # from its target
+        Workspace.load(run, spec=DataSpec(source=source, target="events:T0,T1", tmax=2.0))
+
+
+def test_python_values_are_written_as_json_and_train_again(label_run):
+    """A ``pathlib.Path`` source and numpy numbers in the options are written as JSON a run
+    reopens with: the Path trained, then failed at saving (no config.json, the training lost);
+    ``np.int64(1)`` epochs were written 1.0, which could not be trained again."""
+    import json
+
+    ws, folder = label_run
+    cfg = json.loads((folder / "run" / "config.json").read_text())
+    assert cfg["data"]["source"] == str(folder / "labels_raw.fif") and cfg["train"]["max_epochs"] == 1
+    assert isinstance(cfg["train"]["max_epochs"], int)
+    again = Workspace.load(folder / "run")
+    again.train()  # the options validate again
+    assert len(again.history) == 1
+
+
+def test_data_specs_read_what_python_callers_give():
+    spec = DataSpec(picks="C3", target=" Events: T1 ,T2 ")
+    assert spec.picks == ["C3"] and spec.target == "events:T1,T2"  # one channel, not ['C', '3']
+    assert DataSpec(target="events").target == "events" and DataSpec(target=" C3 ").target == "C3"
+    with pytest.raises(UnitScopeError, match="target 'events: ' names no event type"):
+        DataSpec(target="events: ")
+    with pytest.raises(UnitScopeError, match=r"'lr' must be a number, got '1e-3' \(str\)"):
+        TrainConfig(lr="1e-3").validate()
+
+
+def test_a_run_trained_from_python_keeps_what_its_cautions_rest_on(label_run, capsys):
+    """``Workspace.train`` records the trials its metrics rest on (per class too), as ``unitscope
+    train`` did alone: ``unitscope info`` of a run trained from Python said nothing of a test
+    block of a handful of trials, or of one class."""
+    from core.cli import main
+
+    ws, folder = label_run
+    m = ws.metrics
+    _, y = ws.eval_set("test")
+    assert m["n_test"] == len(y) < 20 and m["count_of"] == "trials" and m["n_test_classes"] == len(set(y.tolist()))
+    assert sum(n for _, n in m["test_per_class"].values()) == len(y)
+    assert main(["info", str(folder / "run")]) == 0
+    out = capsys.readouterr().out
+    assert f"on {len(y)} trials" in out and f"rests on {len(y)} trial(s) only" in out

@@ -26,7 +26,9 @@ def test_info_describes_a_run_folder(run, capsys):
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     assert lines["decoder"] == "shallow (dense), 32 channels, 1 output(s), 1200-sample windows"
     assert lines["data"] == "demo (regression; target hand speed, 25% ipsilateral movements)"
-    assert lines["metric"] == f"test pearson_r {ws.metrics['test']:.4f}, valid {ws.metrics['valid']:.4f}"
+    m = ws.metrics  # Workspace.train counts the windows its metrics rest on
+    assert lines["metric"] == (f"test pearson_r {m['test']:.4f} on {m['n_test']} windows, valid {m['valid']:.4f} on "
+                               f"{m['n_valid']} windows")
     assert lines["training"].startswith(f"{len(ws.history)} epoch(s), kept epoch {ws.metrics['best_epoch'] + 1}, ")
     assert lines["layers"] == "conv_time_spat 40, conv_classifier 1"
     assert "probe.nc (unitscope probe)" in lines["files"] and "checkpoint.pt (training state, for --resume)" in lines["files"]
