@@ -16,8 +16,10 @@ def _block_after(heading_text: str) -> str:
 
 def test_the_probing_and_pruning_example_runs_as_written(tmp_path, monkeypatch):
     code = _block_after("Probing and pruning, headless")
-    assert code.count("ProbeConfig()") == 2
-    code = code.replace("ProbeConfig()", "ProbeConfig(n_iterations=2, n_windows=8, n_null=2)")
+    # the probe's bands within the run's band-pass, as `unitscope probe` (the demo: not band-passed)
+    assert code.count("ProbeConfig(bands=ws.probe_bands())") == 1 and code.count("config=config") == 2
+    code = code.replace("ProbeConfig(bands=ws.probe_bands())",
+                        "ProbeConfig(bands=ws.probe_bands(), n_iterations=2, n_windows=8, n_null=2)")
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile("from core.workspace import Workspace\n" + code, "<README: probing and pruning>", "exec"), namespace)
@@ -46,3 +48,37 @@ def test_the_any_other_decoder_example_runs_as_written():
     ds = namespace["ds"]
     assert list(dict.fromkeys(ds["layer"].values)) == ["block_1", "block_2", "conv_classifier"]
     assert ds.sizes["unit"] == 16 + 16 + 4 and ds.sizes["channel"] == 22
+
+
+@pytest.fixture(scope="module")
+def demo_ws():
+    from core.workspace import Workspace
+
+    return Workspace.demo()
+
+
+def test_the_band_occlusion_example_runs_on_the_demo(demo_ws):
+    """Its channels are the demo's (it named C3/C4, which the demo, G01..G32, lacks)."""
+    code = _block_after("Several cases at once, with one pass")
+    assert code.count('X, y = ws.eval_set("test")\n') == 1
+    code = code.replace('X, y = ws.eval_set("test")\n', 'X, y = ws.eval_set("test")\nX, y = X[::4], y[::4]\n')
+    namespace = {"ws": demo_ws}
+    exec(compile(code, "<README: band occlusion>", "exec"), namespace)
+    occluded, reference = namespace["occluded"], namespace["reference"]
+    assert set(occluded) == {"high_gamma", "beta", "low_freq", "beta, G14 alone", "G01/G02 (noise), all"}
+    assert occluded["high_gamma"] < reference - 0.05  # the decoder reads high gamma
+    assert occluded["G01/G02 (noise), all"] == pytest.approx(reference, abs=0.02)
+
+
+def test_the_deconvolution_example_runs_on_the_demo(demo_ws):
+    """As written (a few seconds): the demo's beta channel G14 in 15-25 Hz (it named C3), the
+    decoder output, and the envelopes of every channel."""
+    code = _block_after("Event-locked kernels (DUNL)")
+    namespace = {"ws": demo_ws}
+    exec(compile(code, "<README: DUNL>", "exec"), namespace)
+    kernels, output, env = namespace["kernels"], namespace["output"], namespace["env"]
+    assert kernels.attrs["signal"] == "channel:G14:15-25" and kernels["kernels"].dims == ("kernel", "lag")
+    assert kernels["kernel"].values.tolist() == ["movement_onset"] and kernels.sizes["event"] > 10
+    assert output.attrs["signal"] == "output" and output.attrs["r2"] > 0.5
+    assert output.attrs["lag_start"] <= -0.5 and output.attrs["valid_loss_on"] == "held-out segments"
+    assert env.shape == demo_ws.recording.signals.shape

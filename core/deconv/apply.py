@@ -21,7 +21,9 @@ window.
 """
 from __future__ import annotations
 
+import difflib
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ import torch
 import xarray as xr
 
 from .._validation import UnitScopeError, check_option, check_range, suggest
+from ..io import channel_key, match_channels
 from ..models import get_layer, layer_map, receptive_field
 from ..probing.bands import BANDS as PROBE_BANDS
 from ..recording import natural_key, touches
@@ -187,7 +190,12 @@ class EventDeconvolution:
     event_types : sequence of str, optional
         Event types to use, one kernel each (default: every type of the recording).
     lag_start : float
-        Start of the kernels relative to the event onset in seconds (negative: before).
+        Start of the kernels relative to the event onset in seconds (negative: before). [A] The
+        kernel window starts on the bin at or before it (``floor(lag_start / bin)`` bins, within
+        1e-6 bin, so an exact multiple stays exact): the default -0.5 s with 0.04 s bins starts at
+        -0.52 s, not -0.48 s (rounding -12.5 bins half to even had started it after the lag
+        asked). The result's ``attrs["lag_start"]`` is the start used, ``lag_start_requested``
+        the one asked.
     kernel_seconds : float
         Kernel duration in seconds.
     bin_seconds : float
@@ -219,12 +227,21 @@ class EventDeconvolution:
         check_range("kernel_seconds", kernel_seconds, low=bin_seconds, low_inclusive=True)
         self.bin = int(round(bin_seconds * sfreq))  # samples per bin
         self.bin_seconds = self.bin / sfreq
-        self.lag0 = int(round(lag_start / self.bin_seconds))  # kernel start in bins from onset
+        # kernel start in bins from onset: at or before lag_start (a float quotient such as
+        # -0.28 / 0.04 = -7.000000000000001 is an exact multiple, within 1e-6 bin)
+        self.lag_start_requested = float(lag_start)
+        self.lag0 = int(math.floor(lag_start / self.bin_seconds + 1e-6))
         self.K = int(round(kernel_seconds / self.bin_seconds))
         self.block = self._resolve_block(block, blocks, recording.n_times)
         # the recording's types in natural order (trigger codes as numbers: 2 before 10)
         types = (sorted(np.unique(recording.events.type), key=natural_key) if event_types is None
                  else np.asarray(event_types, str))
+        if len(types) == 0 and event_types is not None:
+            # (not "the recording has no events": it may have many)
+            there = (f": give at least one of the recording's event types {recording.events.counts()}, or None for "
+                     "all of them" if len(recording.events.type) else ", and the recording has no events to lock "
+                     "kernels to")
+            raise UnitScopeError(f"event_types is empty (got {list(event_types)!r}){there}.")
         if len(types) == 0:
             raise UnitScopeError("The recording has no events to lock kernels to.")
         missing = sorted(set(map(str, types)) - set(map(str, recording.events.type)))
@@ -339,13 +356,10 @@ class EventDeconvolution:
             file marks the input bad (for the decoder's signals: where its receptive field
             reaches a stretch marked bad); NaN samples are left out of the fit.
         """
-        spec = parse_signal(spec) if isinstance(spec, str) else spec
+        spec = self._resolve(spec)
         start, stop = self.block.start, self.block.stop
         times = self.recording.signals["time"].values[start:stop]
         if spec.kind == "channel":
-            names = self.recording.ch_names
-            if spec.channel not in names:
-                raise UnitScopeError(f"Unknown channel {spec.channel!r}; channels: {names}.{suggest(spec.channel, names)}")
             x = self.recording.signals.sel(channel=spec.channel).values
             values = band_envelope(x, self.recording.sfreq, spec.band)[start:stop]
             units = "envelope (input units)"
@@ -361,6 +375,24 @@ class EventDeconvolution:
             values = np.where(bad[start:stop], np.nan, values)
         return xr.DataArray(values.astype(np.float32), dims=("time",), coords={"time": times},
                             name=str(spec), attrs={"signal": str(spec), "units": units})
+
+    def _resolve(self, spec) -> SignalSpec:
+        """``spec`` parsed; a channel's name as the recording spells it, matched as the CLI
+        matches names (:func:`core.io.match_channels`: case and the trailing dots of EDF names
+        ignored, ``C3`` is EEGMMIDB's ``C3..``), so a result names the channel it read."""
+        spec = parse_signal(spec) if isinstance(spec, str) else spec
+        if spec.kind != "channel":
+            return spec
+        names = [str(n) for n in self.recording.ch_names]
+        name = match_channels([spec.channel], names)[0]
+        if name not in names:
+            # the closest name by the same rule ('C3' read 'Cp3.' as the closest raw name)
+            keys = {channel_key(n): n for n in names}
+            close = difflib.get_close_matches(channel_key(name), list(keys), n=1, cutoff=0.5)
+            hint = f" Did you mean {keys[close[0]]!r}?" if close else ""
+            raise UnitScopeError(f"Unknown channel {spec.channel!r} (case and trailing dots ignored); channels: "
+                                 f"{names}.{hint}")
+        return spec if name == spec.channel else SignalSpec("channel", channel=name, band=spec.band)
 
     def _module_path(self, spec: SignalSpec, model) -> str:
         if spec.kind == "output":
@@ -555,10 +587,16 @@ class EventDeconvolution:
             ``codes`` (event, kernel): per-event amplitudes (NaN for kernels an event does not
             drive), with event coords ``onset`` (s), ``type``, ``value``; ``observed`` and
             ``fitted`` (time): the binned signal and its reconstruction (NaN where not
-            modelled). ``attrs``: method, signal, config (JSON), fit statistics and, for the
-            decoder's signals, ``model_hash`` (the weights, unpruned, that gave the signal).
+            modelled). ``attrs``: method, signal (a channel named as the recording spells it),
+            config (JSON), fit statistics and, for the decoder's signals, ``model_hash`` (the
+            weights, unpruned, that gave the signal). ``block``: [start, stop) in samples of the
+            recording (``block_units``; ``block_seconds``: the same on its time axis);
+            ``lag_start``: the kernels' start used, in s (``lag_start_requested``: the one
+            asked); ``valid_loss`` (the selected epoch's) was measured on ``valid_loss_on``:
+            "held-out segments" (``n_valid_segments`` of ``n_segments``) or, [A] where a single
+            segment leaves none to hold out, "training segments" (``valid_loss_note`` says so).
         """
-        spec = parse_signal(spec) if isinstance(spec, str) else spec
+        spec = self._resolve(spec)
         signal = self.signal(spec, masks=masks, model=model)
         result = self._fit(spec, signal.values, kernels=kernels, epochs=epochs, progress=progress, masks=masks)
         if spec.kind != "channel":  # the decoder's weights the signal came from (a channel's is the input's own)
@@ -590,6 +628,14 @@ class EventDeconvolution:
         t_bins = self.recording.signals["time"].values[self.block.start] + (np.arange(len(binned)) + 0.5) * self.bin_seconds
         lag = (self.lag0 + np.arange(self.K)) * self.bin_seconds
         ok = np.isfinite(fitted)
+        sfreq = self.recording.sfreq
+        block_t0 = self.recording.signals["time"].values[self.block.start]
+        n_seg = int(y.shape[0])
+        # [A] a single segment (one long stretch of overlapping windows, e.g. a P300 run's
+        # flashes) leaves nothing to hold out: the epoch is chosen on the training data
+        valid_note = (f"valid_loss: the last {model.n_valid_} of {n_seg} segments, held out" if model.n_valid_ else
+                      f"valid_loss is measured on the training data: {n_seg} segment(s), none held out "
+                      f"(valid_fraction {cfg.valid_fraction:g}); it selects the epoch but measures no generalisation")
         return xr.Dataset(
             {"kernels": (("kernel", "lag"), model.kernels_.astype(np.float32)),
              "codes": (("event", "kernel"), code),
@@ -600,9 +646,15 @@ class EventDeconvolution:
                     "value": ("event", ev.value[idx]), "time": t_bins},
             attrs={"method": "dunl", "signal": str(spec), "likelihood": cfg.likelihood,
                    "bin_seconds": self.bin_seconds, "lag_start": float(lag[0]),
-                   "block": [int(self.block.start), int(self.block.stop)], "config": _json(cfg.to_dict()),
+                   "lag_start_requested": self.lag_start_requested, "lag_units": "s",
+                   "block": [int(self.block.start), int(self.block.stop)], "block_units": "samples",
+                   "block_seconds": [float(block_t0), float(block_t0 + (self.block.stop - self.block.start) / sfreq)],
+                   "config": _json(cfg.to_dict()),
                    "n_segments": int(y.shape[0]), "best_epoch": int(model.best_epoch_),
                    "valid_loss": float(model.history_["valid_loss"][model.best_epoch_]),
+                   "n_valid_segments": int(model.n_valid_),
+                   "valid_loss_on": "held-out segments" if model.n_valid_ else "training segments",
+                   "valid_loss_note": valid_note,
                    "r2": r2(binned[ok], fitted[ok]) if ok.any() else float("nan"),
                    "fit_seconds": seconds, "warm_start": int(kernels is not None),
                    "masks": _json(_mask_summary(masks)), "types_left_out": _json(self.types_left_out)})

@@ -158,6 +158,9 @@ class DUNL:
         mean NLL per valid bin relative to the saturated model; ``init_kernels``.
     best_epoch_ : int
         Selected epoch (0 = the initial kernels).
+    n_valid_ : int
+        Trials held out to select the epoch (the last ones); 0 when a single trial (or
+        ``valid_fraction=0``) left none, and ``valid_loss`` was measured on the training trials.
     step_ : float
         Encoder step size of the last encoding (the smallest over sequences).
     """
@@ -171,6 +174,7 @@ class DUNL:
         self.kernels_ = self._init
         self.history_ = {"train_loss": [], "valid_loss": []}
         self.best_epoch_ = 0
+        self.n_valid_ = 0
         self.step_ = float("nan")
 
     # ----------------------------------------------------------------- validation helpers
@@ -444,6 +448,7 @@ class DUNL:
         per_trial = data.y.shape[0] // n_trials
         n_valid = min(int(round(cfg.valid_fraction * n_trials)), n_trials - 1)
         train_trials = np.arange(n_trials - n_valid)
+        self.n_valid_ = int(n_valid)
 
         def rows(trials):
             return (np.asarray(trials)[:, None] * per_trial + np.arange(per_trial)).reshape(-1)

@@ -326,3 +326,85 @@ def test_codes_are_drawn_against_values_that_vary_else_onsets():
     typed = fit([1.38, 5.12, 5.12]).assign_coords(type=("event", ["T0", "T1", "T2"]))
     assert codes_axis(typed) == "onset"
     assert codes_axis(typed.assign_coords(value=("event", [1.38, 5.12, 4.0]), type=("event", ["T0", "T1", "T1"]))) == "value"
+
+
+# ------------------------------------------------- names, event types, lag grid, attrs
+FAST = DeconvConfig(n_iter=10, epochs=2, batch_size=8, lr=0.03)
+
+
+def test_channel_names_match_as_the_cli_matches_them(tiny_model, shared_data):
+    """channel:NAME:BAND matches names as ``unitscope`` does (core.io.match_channels: case and
+    the trailing dots of EDF names ignored): EEGMMIDB's C3 is 'C3..'; a result names the
+    channel it read; an unknown name suggests the closest by the same rule."""
+    from core.io import read_recording
+
+    rec = read_recording(shared_data / "eeg_motor_eegmmidb" / "test_edf_overlapping_annotations.edf")
+    assert "C3" not in rec.ch_names and "C3.." in rec.ch_names
+    dec = EventDeconvolution(tiny_model, rec, event_types=["T1", "T2"], config=FAST)
+    loose = dec.signal("channel:C3:8-13")
+    np.testing.assert_array_equal(loose.values, dec.signal("channel:C3..:8-13").values)
+    assert loose.attrs["signal"] == "channel:C3..:8-13"
+    np.testing.assert_array_equal(dec.signal("channel:fc5:alpha").values, dec.signal("channel:Fc5.:alpha").values)
+    res = dec.run("channel:c3:8-13")
+    assert res.attrs["signal"] == "channel:C3..:8-13" and res["kernel"].values.tolist() == ["T1", "T2"]
+    # 'C3' used to suggest 'Cp3.' (the closest raw name); 'Cp33' is Cp3. by the matching rule
+    with pytest.raises(UnitScopeError, match=r"Unknown channel 'Cp33' \(case and trailing dots ignored\).*"
+                                             r"Did you mean 'Cp3\.'\?"):
+        dec.signal("channel:Cp33:8-13")
+    # case alone (the demo's g14 for G14): a synthetic recording named C0..C3
+    rng = np.random.default_rng(5)
+    small, _ = _recording(rng, duration=40.0, n_events=5)
+    dec = EventDeconvolution(tiny_model, small, config=FAST)
+    assert dec.signal("channel:c0:60-80").attrs["signal"] == "channel:C0:60-80"
+
+
+def test_an_empty_list_of_event_types_says_so_and_names_the_types(tiny_model):
+    rng = np.random.default_rng(6)
+    rec, _ = _recording(rng, duration=40.0, n_events=5)
+    with pytest.raises(UnitScopeError, match=r"event_types is empty \(got \[\]\): give at least one of the "
+                                             r"recording's event types \{'go': 5\}, or None for all of them\."):
+        EventDeconvolution(tiny_model, rec, event_types=[])
+    none = Recording(rec.signals, None, Events([], [], []))
+    with pytest.raises(UnitScopeError, match=r"event_types is empty \(got \[\]\), and the recording has no events"):
+        EventDeconvolution(tiny_model, none, event_types=[])
+    with pytest.raises(UnitScopeError, match="The recording has no events to lock kernels to"):
+        EventDeconvolution(tiny_model, none)
+
+
+def test_the_kernel_window_starts_at_or_before_the_lag_asked(tiny_model):
+    """-0.5 s with 0.04 s bins is -12.5 bins: rounded half to even it started at -0.48 s, after
+    the lag asked; it starts at -0.52 s. Exact multiples stay exact (a float quotient such as
+    -0.28 / 0.04 = -7.000000000000001 included)."""
+    rng = np.random.default_rng(7)
+    rec, _ = _recording(rng, duration=60.0, n_events=10)
+    dec = EventDeconvolution(tiny_model, rec, config=FAST)
+    assert dec.lag0 == -13 and dec.K == 50
+    res = dec.run("channel:C0:60-80")
+    assert res["lag"].values[0] == pytest.approx(-0.52) and res["lag"].values[0] <= -0.5
+    assert res.attrs["lag_start"] == pytest.approx(-0.52) and res.attrs["lag_start_requested"] == -0.5
+    for asked, start in ((-0.28, -0.28), (-0.2, -0.2), (0.1, 0.08), (0.0, 0.0), (-0.3, -0.32)):
+        got = EventDeconvolution(tiny_model, rec, lag_start=asked, config=FAST)
+        assert got.lag0 * got.bin_seconds == pytest.approx(start), asked
+
+
+def test_attrs_give_the_blocks_units_and_where_the_validation_loss_was_measured(tiny_model):
+    """``block`` is in samples (``block_units``, ``block_seconds``); with a single segment (one
+    long P300 run: every window overlaps the next) valid_loss is measured on the training data
+    and the attrs say so."""
+    rng = np.random.default_rng(8)
+    rec, _ = _recording(rng, duration=60.0, n_events=12)
+    block = slice(int(5 * SFREQ), int(55 * SFREQ))
+    res = EventDeconvolution(tiny_model, rec, block=block, config=FAST).run("channel:C0:60-80")
+    assert res.attrs["block"] == [1250, 13750] and res.attrs["block_units"] == "samples"
+    assert res.attrs["block_seconds"] == pytest.approx([5.0, 55.0])
+    assert res.attrs["n_segments"] > 1 and res.attrs["n_valid_segments"] >= 1
+    assert res.attrs["valid_loss_on"] == "held-out segments"
+    assert "held out" in res.attrs["valid_loss_note"]
+    # flashes every 0.6 s: each 2 s window overlaps the next, one segment
+    onsets = np.arange(2.0, 50.0, 0.6)
+    flashes = Recording(rec.signals, None, Events(onsets, np.full(len(onsets), "flash"), np.ones(len(onsets))))
+    one = EventDeconvolution(tiny_model, flashes, config=FAST).run("channel:C0:60-80")
+    assert one.attrs["n_segments"] == 1 and one.attrs["n_valid_segments"] == 0
+    assert one.attrs["valid_loss_on"] == "training segments"
+    assert "valid_loss is measured on the training data" in one.attrs["valid_loss_note"]
+    assert np.isfinite(one.attrs["valid_loss"])
