@@ -124,7 +124,7 @@ class DataSpec:
     sfreq: float | None = None           # resample to this rate (None: keep)
     tmin: float = 0.0                    # label trials: window relative to event onset (s)
     tmax: float = 4.0
-    fractions: tuple = (0.6, 0.2, 0.2)   # contiguous train / valid / test blocks
+    fractions: tuple = (0.6, 0.2, 0.2)   # train / valid / test blocks, contiguous; shares (3, 1, 1: 60/20/20)
     seed: int = 0                        # demo simulator seed
     duration: float = 600.0              # demo length in seconds
     ipsi_fraction: float = 0.0           # demo: share of movements only beta marks (core.demo)

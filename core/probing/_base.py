@@ -122,8 +122,10 @@ class Probe:
     batch_size : int
         Windows per forward pass (memory only; results do not depend on it).
     n_null : int | None
-        Permutation-null replicates per iteration (0 for none). Each correlates the same
-        responses with the perturbation values shuffled across windows. None: 16 with
+        Permutation-null replicates per iteration. Each correlates the same responses with
+        the perturbation values shuffled across windows. 0 for none: the result then has an
+        empty ``null`` dim and can give no p-values or unit classes (``attrs["unclassified"]``
+        says so; :func:`~core.probing.stats.classify` refuses it). None: 16 with
         ``resolution="band"`` (the null then only needs band means, a small matrix product),
         4 with ``"freq"`` (full (channel, bin) null maps: memory and time grow with it).
     bands : None | list of str | dict

@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 
 from .._validation import UnitScopeError
+from ..metrics import check_finite, check_targets
 from ..models import get_layer, layer_map
 from ._base import Probe, centred_unit_norm, code_version, model_hash
 from .bands import band_masks, freq_bins
@@ -28,6 +29,8 @@ from .validity import ValidityCheck
 __all__ = ["ProbeRun"]
 
 logger = logging.getLogger(__name__)
+NO_NULL_NOTE = ("no permutation null (n_null=0): the result holds no p-values and no unit classes; "
+                "probe with n_null >= 1 to test and classify the units")
 
 
 class ProbeRun:
@@ -46,7 +49,9 @@ class ProbeRun:
         Input windows.
     y : ndarray | None
         Targets aligned with the model output, for the validity check (see
-        :func:`~core.probing.validity.decoding_metric`); None skips it.
+        :func:`~core.probing.validity.decoding_metric`): regression (n_windows, n_preds),
+        classification (n_windows,) integer class indexes ``0 .. n_outputs - 1``; checked by
+        :func:`core.metrics.check_targets` before any pass; None skips the check.
     task : {"regression", "classification"}
     ch_names : list of str | None
         Channel labels of the result.
@@ -65,6 +70,10 @@ class ProbeRun:
             raise UnitScopeError("The model is in training mode (model.training=True); call model.eval() first.")
         self.X = self._check_windows(X)
         W, C, T = self.X.shape
+        if y is not None:  # checked against the output of one window before any full pass
+            with torch.inference_mode():
+                out_shape = (W,) + tuple(self.model(self.X[:1]).shape[1:])
+            y = check_targets(task, y, out_shape)
         self.ch_names = [str(c) for c in (range(C) if ch_names is None else ch_names)]
         if len(self.ch_names) != C:
             raise UnitScopeError(f"{len(self.ch_names)} ch_names given for {C} channels.")
@@ -108,8 +117,7 @@ class ProbeRun:
                 f"{rf / self.probes[0].sfreq:.2f} s); use windows of at least {rf} samples.")
         if W < 3:
             raise UnitScopeError(f"n_windows={W}: correlations across windows need at least 3 windows.")
-        if not torch.isfinite(X).all():
-            raise UnitScopeError("X contains NaN or Inf samples.")
+        check_finite("X", X)
         return X.contiguous()
 
     def _forward(self, X: torch.Tensor, on_act) -> torch.Tensor:
@@ -244,9 +252,15 @@ class ProbeRun:
           ``p_stat_all`` is the max over (channel, band) of |band mean| x sqrt(n_bins in
           the band) [A], so that every band has the same null scale;
         * ``p_null`` (null, unit, band) and ``p_null_all`` (null, unit): the same statistic
-          on the permutation null;
+          on the permutation null; with ``n_null=0`` the ``null`` dim is empty, the result
+          can hold no p-value or class, and ``attrs["unclassified"]`` says so;
         * ``p_validity`` and ``p_metric`` (scalars): mean ratio of the decoding metric on
           perturbed over unperturbed inputs, and the mean perturbed metric (NaN without y).
+
+        Every per-unit variable carries the ``model_hash`` attr of the result, so that a score
+        taken out of it (``ds["amp_stat_all"]``) still says which weights it describes
+        (:func:`~core.probing._base.stale_probe`, checked by
+        :func:`~core.pruning.pruning_curve`).
         """
         if map_bin is not None and not map_bin > 0:
             raise UnitScopeError(f"map_bin must be a positive frequency in Hz or None, got {map_bin!r}.")
@@ -304,7 +318,13 @@ class ProbeRun:
             if v is not None:
                 attrs["metric_unperturbed"] = float(v.reference)
                 attrs["task"] = v.task
-        return xr.Dataset(data, coords=coords, attrs=attrs)
+        if any(p.n_null == 0 for p in self.probes):
+            attrs["unclassified"] = NO_NULL_NOTE
+        ds = xr.Dataset(data, coords=coords, attrs=attrs)
+        for var in ds.data_vars.values():
+            if "unit" in var.dims:
+                var.attrs["model_hash"] = attrs["model_hash"]
+        return ds
 
     def _band_weights(self, p: Probe) -> torch.Tensor:
         """(F, B) weights of the band means: 1 / n_bins on a band's included bins, else 0."""
@@ -323,21 +343,26 @@ class ProbeRun:
         excluded = torch.from_numpy(p._excluded(self.freqs, self.X.shape[-1]))  # (F,)
         R = R.reshape(-1, F, U)  # (C or 1, F, U): mean r over iterations
         Rb = torch.einsum("cfu,fb->cbu", R, wts)  # (C or 1, B, U): band means
+        # n_null=0: no null replicates, null (B, 0, U) and null_all (0, U) stay empty
+        null, null_all = torch.zeros(B, n, U), torch.zeros(n, U)
         if p.resolution == "band":
             stat = Rb.abs().amax(dim=0)  # (B, U): max over channels of |band mean|
-            null = R_null.reshape(-1, B, n, U).abs().amax(dim=0)  # (B, n, U)
             # [A] over bands, weigh by sqrt(n_bins): a band mean's null sd is 1/sqrt(n_bins)
             # times a bin's, so narrow bands would otherwise dominate the max by their noise
             z = (wts > 0).sum(0).float().sqrt()  # (B,)
             stat_all = (stat * z[:, None]).amax(dim=0)  # (U,)
-            null_all = (null * z[:, None, None]).amax(dim=0)  # (n, U)
+            if n:
+                null = R_null.reshape(-1, B, n, U).abs().amax(dim=0)  # (B, n, U)
+                null_all = (null * z[:, None, None]).amax(dim=0)  # (n, U)
         else:
             masks = torch.from_numpy(self.band_mask) & ~excluded[None]  # (B, F)
             absR = R.abs().masked_fill(excluded[None, :, None], 0)
-            absN = R_null.reshape(-1, F, n, U).abs().masked_fill(excluded[None, :, None, None], 0)
             stat = torch.stack([absR[:, m].amax(dim=(0, 1)) for m in masks])  # (B, U)
-            null = torch.stack([absN[:, m].amax(dim=(0, 1)) for m in masks])  # (B, n, U)
-            stat_all, null_all = absR.amax(dim=(0, 1)), absN.amax(dim=(0, 1))
+            stat_all = absR.amax(dim=(0, 1))
+            if n:
+                absN = R_null.reshape(-1, F, n, U).abs().masked_fill(excluded[None, :, None, None], 0)
+                null = torch.stack([absN[:, m].amax(dim=(0, 1)) for m in masks])  # (B, n, U)
+                null_all = absN.amax(dim=(0, 1))
         band = Rb.permute(2, 0, 1).numpy()  # (U, C or 1, B)
         if band.shape[1] != C:  # shared across channels: one map repeated over channels
             band = np.repeat(band, C, axis=1)

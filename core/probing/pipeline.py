@@ -50,7 +50,8 @@ class ProbeConfig:
     noise: str = "std"              # amplitude noise reference per (channel, bin): std|mad|raw
     noise_scale: float = 0.5        # amplitude noise sd in units of the reference
     phase_variant: str = "channel"  # "channel": independent shifts; "shared": one per bin
-    n_null: int | None = None       # null replicates per iteration (None: 16 band, 4 freq)
+    n_null: int | None = None       # null replicates per iteration (None: 16 band, 4 freq; 0: no null,
+    #                                 so no p-values and no unit classes, see finish)
     resolution: str = "band"        # max-statistic over (channel, band mean) or (channel, bin)
     bands: list | None = None       # band names (None: all default bands below Nyquist)
     alpha: float = 0.05             # false-discovery rate across units
@@ -105,7 +106,11 @@ def start_probe(model: nn.Module, X, *, sfreq: float, config: ProbeConfig | None
         Sampling frequency in Hz.
     config : ProbeConfig | None
     y : ndarray | None
-        Targets aligned with the model output on ``X`` for the validity check.
+        Targets aligned with the model output on ``X`` for the validity check: regression
+        (n_windows, n_preds); classification (n_windows,) integer class indexes
+        ``0 .. n_outputs - 1`` (``Workspace.data.classes`` maps class names to them). A ``y``
+        of another shape, range or type is an error before any pass
+        (:func:`core.metrics.check_targets`).
     task : {"regression", "classification"}
     ch_names : list of str | None
 
@@ -119,10 +124,10 @@ def start_probe(model: nn.Module, X, *, sfreq: float, config: ProbeConfig | None
     if X.ndim != 3:
         raise UnitScopeError(f"X must have shape (n_windows, n_chans, n_times), got {X.shape}.")
     keep = select_windows(X.shape[0], config.n_windows)
-    if y is not None:
+    if y is not None:  # the values are checked by ProbeRun (core.metrics.check_targets), before any pass
         y = np.asarray(y)
-        if len(y) != X.shape[0]:
-            raise UnitScopeError(f"y has {len(y)} entries but X has {X.shape[0]} windows.")
+        if y.ndim == 0 or len(y) != X.shape[0]:
+            raise UnitScopeError(f"y has {y.size if y.ndim == 0 else len(y)} entries but X has {X.shape[0]} windows.")
         y = y[keep]
     X = X[keep]
     seeds = np.random.SeedSequence(config.seed).spawn(2)
@@ -142,6 +147,10 @@ def finish(run: ProbeRun, *, map_bin: float | None = None, maps: bool = True) ->
 
     ``map_bin`` and ``maps`` are those of :meth:`ProbeRun.result`: maps in wider frequency
     bins, or none, as :func:`bin_maps` makes them, without the full-resolution maps in memory.
+
+    [A] A run with ``n_null=0`` has no permutation null to test against: its result holds the
+    maps and statistics but no p-value, q-value, significance or class variable (as a run
+    stopped before its first iteration), and ``attrs["unclassified"]`` says why (also logged).
     """
     ds = run.result(map_bin=map_bin, maps=maps)
     config = getattr(run, "config", None)
@@ -149,6 +158,8 @@ def finish(run: ProbeRun, *, map_bin: float | None = None, maps: bool = True) ->
         ds.attrs["config"] = _json(config.to_dict())
     if all(p.n_null > 0 for p in run.probes) and all(d > 0 for d in run.done):
         ds = classify(ds, alpha=config.alpha if config else 0.05)
+    elif "unclassified" in ds.attrs:
+        logger.info("probe result: %s", ds.attrs["unclassified"])
     return ds
 
 
@@ -163,7 +174,8 @@ def probe_units(model: nn.Module, X, *, sfreq: float, config: ProbeConfig | None
     -------
     result : xarray.Dataset
         Dims (``unit``, ``channel``, ``freq``, ``band``, ``null``): the maps and statistics
-        of :meth:`ProbeRun.result` plus the classes of :func:`~core.probing.stats.classify`.
+        of :meth:`ProbeRun.result` plus the classes of :func:`~core.probing.stats.classify`;
+        with ``config.n_null=0`` no p-values or classes (see :func:`finish`).
     """
     run = start_probe(model, X, sfreq=sfreq, config=config, y=y, task=task, ch_names=ch_names)
     run.run(progress=progress)
@@ -262,7 +274,7 @@ def bin_maps(ds: xr.Dataset, bin_hz: float | None = 1.0) -> xr.Dataset:
             chunk = vals[..., which == b]
             with np.errstate(all="ignore"):
                 parts.append(np.nanmean(chunk, axis=-1) if np.isfinite(chunk).any() else np.full(da.shape[:-1], np.nan))
-        out[var] = (da.dims, np.stack(parts, axis=-1).astype(np.float32))
+        out[var] = (da.dims, np.stack(parts, axis=-1).astype(np.float32), da.attrs)
     out = out.assign_coords(freq=centres)
     out.attrs["maps_binned_hz"] = float(bin_hz)
     return out

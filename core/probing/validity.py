@@ -23,7 +23,7 @@ import logging
 import numpy as np
 
 from .._validation import UnitScopeError, check_option, check_range
-from ..metrics import TASKS, score
+from ..metrics import TASKS, check_targets, score
 
 __all__ = ["ValidityCheck", "decoding_metric", "band_occlusion", "band_occlusions", "role_cases", "named_cases", "band_text",
            "VALIDITY_THRESHOLD"]
@@ -44,21 +44,18 @@ def decoding_metric(task: str, pred: np.ndarray, y: np.ndarray) -> float:
         classification (n_trials, n_classes) or dense (n_trials, n_classes, n_preds),
         averaged over predictions.
     y : ndarray
-        Regression targets (n_windows, n_preds); integer labels (n_trials,).
+        Regression targets (n_windows, n_preds); class indexes 0..n_classes-1 (n_trials,);
+        anything else is a UnitScopeError (:func:`core.metrics.check_targets`).
 
     Returns
     -------
     metric : float
         Pearson r over the flattened predictions, or balanced accuracy.
     """
-    check_option("task", task, TASKS)
     pred = np.asarray(pred)
+    y = check_targets(task, y, pred.shape)  # shape, type and range of y against this output
     if task == "regression":
         pred = pred[:, 0] if pred.ndim == 3 else pred
-        if pred.shape != np.shape(y):
-            raise UnitScopeError(
-                f"Targets of shape {np.shape(y)} do not match the predictions {pred.shape}; "
-                "y must hold one target per model prediction (n_windows, n_preds).")
         return score(task, pred, y)
     if pred.ndim == 3:
         pred = pred.mean(-1)  # (n_trials, n_classes)
@@ -79,7 +76,7 @@ class ValidityCheck:
 
     def __init__(self, task: str, y, pred):
         self.task = check_option("task", task, TASKS)
-        self.y = np.asarray(y)
+        self.y = check_targets(task, y, np.shape(pred))
         self.reference = decoding_metric(task, pred, self.y)
         self.metrics: list[float] = []
         if not np.isfinite(self.reference) or self.reference <= 0:

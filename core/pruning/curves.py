@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int, suggest
-from ..probing._base import model_hash
+from ..probing._base import model_hash, stale_probe
 from .evaluator import MaskEvaluator
 from .masks import MaskSet
 
@@ -60,8 +60,14 @@ def unit_scores(scores, sizes: Mapping[str, int], *, reduce: str = "max") -> dic
     Returns
     -------
     scores : dict of str to ndarray, float64
-        Layers absent from ``scores`` are omitted; a layer with missing units gets NaN there.
+        Layers absent from ``scores`` are omitted; a layer with missing units gets NaN there
+        (:func:`select_scores`, which ranks, refuses such a layer).
     """
+    return _unit_scores(scores, sizes, reduce=reduce)[0]
+
+
+def _unit_scores(scores, sizes: Mapping[str, int], *, reduce: str = "max") -> tuple[dict, dict]:
+    """:func:`unit_scores` and, per layer it returns, how many of its units the scores name."""
     check_option("reduce", reduce, REDUCE)
     if isinstance(scores, xr.DataArray):
         if "unit" not in scores.dims or "layer" not in scores.coords or "index" not in scores.coords:
@@ -76,8 +82,8 @@ def unit_scores(scores, sizes: Mapping[str, int], *, reduce: str = "max") -> dic
             vals = (scores.astype(float) ** 2).sum(other).values
         layers = np.asarray(scores["layer"].values).astype(str)
         index = np.asarray(scores["index"].values).astype(int)
-        out = {}
-        for layer in dict.fromkeys(layers):
+        out, covered = {}, {}
+        for layer in dict.fromkeys(layers.tolist()):  # str names (not np.str_: their repr names numpy)
             if layer not in sizes:
                 continue
             arr = np.full(sizes[layer], np.nan)
@@ -87,8 +93,8 @@ def unit_scores(scores, sizes: Mapping[str, int], *, reduce: str = "max") -> dic
                 raise UnitScopeError(f"Scores for layer {layer!r} index unit {int(idx.max())}, but the layer has "
                                      f"{sizes[layer]} units: the scores belong to another network.")
             arr[idx] = vals[sel]
-            out[layer] = arr
-        return out
+            out[layer], covered[layer] = arr, len(np.unique(idx))
+        return out, covered
     if isinstance(scores, Mapping):
         out = {}
         for layer, arr in scores.items():
@@ -99,13 +105,18 @@ def unit_scores(scores, sizes: Mapping[str, int], *, reduce: str = "max") -> dic
             if arr.shape != (sizes[layer],):
                 raise UnitScopeError(f"Scores for layer {layer!r} must have shape ({sizes[layer]},), got {arr.shape}.")
             out[layer] = arr
-        return out
+        return out, {layer: len(arr) for layer, arr in out.items()}
     raise UnitScopeError(f"Scores must be an xarray.DataArray or a dict of arrays, got {type(scores).__name__}.")
 
 
 def select_scores(sizes: Mapping[str, int], *, amplitude=None, phase=None, scores=None,
-                  by: str = "either", reduce: str = "max") -> tuple[dict, str]:
+                  by: str = "either", reduce: str = "max", layers: Sequence[str] | None = None) -> tuple[dict, str]:
     """The per-unit ranking score: ``scores`` if given, else by amplitude, phase or either.
+
+    ``layers`` are the layers to be ranked (default: every layer of ``sizes`` the scores hold):
+    scores that name only some units of one of them are refused [A]. The missing units would
+    rank as least sensitive; scores of another network's layer of the same name (Deep4's 25
+    ``conv_time_spat`` units for a Shallow net's 40) would rank 25 units and leave 15 NaN.
 
     Returns
     -------
@@ -114,15 +125,25 @@ def select_scores(sizes: Mapping[str, int], *, amplitude=None, phase=None, score
         What the scores are (``"amplitude"``, ``"phase"``, ``"either"`` or ``"custom"``).
     """
     if scores is not None:
-        return unit_scores(scores, sizes, reduce=reduce), "custom"
-    check_option("by", by, BY)
-    need = {"amplitude": ["amplitude"], "phase": ["phase"], "either": ["amplitude", "phase"]}[by]
-    given = {"amplitude": amplitude, "phase": phase}
-    missing = [n for n in need if given[n] is None]
-    if missing:
-        raise UnitScopeError(f"Ordering by {by!r} needs {' and '.join(need)} scores; {', '.join(missing)} "
-                             "not given.")
-    parts = [unit_scores(given[n], sizes, reduce=reduce) for n in need]
+        need, given, by = ["custom"], {"custom": scores}, "custom"
+    else:
+        check_option("by", by, BY)
+        need = {"amplitude": ["amplitude"], "phase": ["phase"], "either": ["amplitude", "phase"]}[by]
+        given = {"amplitude": amplitude, "phase": phase}
+        missing = [n for n in need if given[n] is None]
+        if missing:
+            raise UnitScopeError(f"Ordering by {by!r} needs {' and '.join(need)} scores; {', '.join(missing)} "
+                                 "not given.")
+    parts = []
+    for name in need:
+        part, covered = _unit_scores(given[name], sizes, reduce=reduce)
+        for layer in (covered if layers is None else [n for n in layers if n in covered]):
+            if covered[layer] < sizes[layer]:
+                raise UnitScopeError(
+                    f"The {'' if name == 'custom' else name + ' '}scores cover {covered[layer]} of the {sizes[layer]} "
+                    f"units of layer {layer!r}: they were made for another network (or for some of its units "
+                    "only); ranking a layer needs a score for every one of its units.")
+        parts.append(part)
     if len(parts) == 1:
         return parts[0], by
     amp, ph = parts
@@ -148,6 +169,23 @@ def prune_fraction(base: MaskSet, orders: Mapping[str, np.ndarray], fraction: fl
         if k:
             masks.prune(layer, order[:k])
     return masks
+
+
+def _warn_stale(evaluator: MaskEvaluator, used: Mapping[str, object]) -> None:
+    """Warn (logger and :class:`UserWarning`) about scores made for other weights than the
+    evaluator's: :func:`~core.probing._base.stale_probe` of their ``model_hash`` attr (a probe
+    result's variables and :func:`ablation_effects` carry it; scores without it are taken as
+    given). [A] A warning, not an error: ranking by another decoder's scores (the trained
+    decoder's for its untrained twin) can be meant; ``unitscope prune`` refuses such a file."""
+    for name, s in used.items():
+        if s is None or not hasattr(s, "attrs") or stale_probe(s, evaluator.model) != "weights":
+            continue
+        what = "scores" if name == "custom" else f"{name} scores"
+        msg = (f"The {what} were made for other weights (model_hash {s.attrs['model_hash']}) than the evaluator's "
+               f"decoder ({model_hash(evaluator.model)}): they rank the units of another decoder, or of this one "
+               "before it was trained again; probe this decoder to rank its own units.")
+        logger.warning(msg)
+        warnings.warn(msg, UserWarning, stacklevel=3)
 
 
 def _resolve_layers(evaluator: MaskEvaluator, layers) -> list[str]:
@@ -187,7 +225,10 @@ def pruning_curve(
     evaluator : MaskEvaluator
         Bound to the model and the evaluation set; its mask state is restored on return.
     amplitude, phase : xarray.DataArray or dict, optional
-        Per-unit amplitude / phase sensitivity (see :func:`unit_scores`).
+        Per-unit amplitude / phase sensitivity (see :func:`unit_scores`), with a score for
+        every unit of each ranked layer (else an error, see :func:`select_scores`). Scores
+        whose ``model_hash`` attr names other weights than the evaluator's model (a probe of
+        another decoder) are used with a warning.
     scores : xarray.DataArray or dict, optional
         Any other per-unit score (overrides ``by``). Scores measured on data (e.g.
         :func:`ablation_effects`) must come from another block than the evaluator's: ranked on
@@ -234,10 +275,13 @@ def pruning_curve(
     sizes = {n: all_sizes[n] for n in names}
     ranked = {}
     if {"most", "least"} & set(orders):
-        s, by = select_scores(all_sizes, amplitude=amplitude, phase=phase, scores=scores, by=by, reduce=reduce)
+        s, by = select_scores(all_sizes, amplitude=amplitude, phase=phase, scores=scores, by=by, reduce=reduce,
+                              layers=names)
         absent = [n for n in names if n not in s]
         if absent:
             raise UnitScopeError(f"No sensitivity scores for layer(s) {absent}; the scores cover {list(s)}.")
+        _warn_stale(evaluator, {"custom": scores} if scores is not None else {
+            k: v for k, v in (("amplitude", amplitude), ("phase", phase)) if by in (k, "either")})
         ranked = {n: sensitivity_order(s[n]) for n in names}
     else:
         by = "none"
@@ -322,7 +366,7 @@ def ablation_effects(
     drop : xarray.DataArray, dims ("unit",)
         ``metric(base) - metric(base + unit masked)``: positive when the unit helps decoding;
         NaN for units already masked in ``base``. Coords ``layer``, ``index`` and a string
-        unit id ``"conv_2/7"``; attrs baseline, metric, task.
+        unit id ``"conv_2/7"``; attrs baseline, metric, task, model_hash.
     """
     names = _resolve_layers(evaluator, layers)
     base = evaluator.masks if base is None else base
@@ -345,4 +389,5 @@ def ablation_effects(
     return xr.DataArray(drop, dims=("unit",), name="ablation_drop", coords={
         "unit": [f"{l}/{i}" for l, i in units], "layer": ("unit", layer_c), "index": ("unit", index_c)},
         attrs={"method": "single_unit_ablation", "metric": evaluator.metric_name, "task": evaluator.task,
-               "baseline": float(baseline), "n_base_pruned": int(base.n_pruned)})
+               "baseline": float(baseline), "n_base_pruned": int(base.n_pruned),
+               "model_hash": model_hash(evaluator.model)})

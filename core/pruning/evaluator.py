@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int, suggest
-from ..metrics import score
+from ..metrics import check_finite, check_targets, score
 from ._runner import Step, build_steps, check_steps, optimize_chain, run_steps
 from .masks import MaskSet, maskable_layers
 
@@ -111,7 +111,10 @@ class MaskEvaluator:
         Evaluation inputs (e.g. ``Workspace.eval_set("test")[0]``).
     y : ndarray
         Regression: target of shape (n_windows, n_preds) aligned with the dense predictions
-        ``model(X)[:, 0, :]``. Classification: integer labels of shape (n_windows,).
+        ``model(X)[:, 0, :]``. Classification: class indexes ``0 .. n_outputs - 1`` of shape
+        (n_windows,) (``Workspace.data.classes`` maps class names to them). ``X`` and ``y`` are
+        checked (finite, shape, type, range: :func:`core.metrics.check_targets`) before anything
+        is computed.
     task : {"regression", "classification"}
         Metric: Pearson r over all predictions, or balanced accuracy.
     masks : MaskSet, optional
@@ -146,7 +149,7 @@ class MaskEvaluator:
             raise UnitScopeError(f"X has {self.X.shape[1]} channels but the model expects n_chans={cfg['n_chans']}.")
         if len(self.X) == 0:
             raise UnitScopeError("X holds no windows: the evaluation block is empty.")
-        self.y = np.asarray(y)
+        check_finite("X", self.X)  # before the steps are checked against the model: NaN reproduces nothing
         steps = build_steps(self.model)
         probe = self.X[:2]
         try:
@@ -155,6 +158,13 @@ class MaskEvaluator:
         except RuntimeError as exc:
             raise UnitScopeError(f"The model cannot process windows of n_times={self.X.shape[2]} samples: "
                                  f"{str(exc).splitlines()[0]}") from exc
+        if self.task == "regression" and out.dim() != 3:
+            raise UnitScopeError(f"Regression needs a dense decoder with output (batch, n_outputs, n_preds); "
+                                 f"the model returns shape {tuple(out.shape)}.")
+        self.y = check_targets(self.task, y, (len(self.X),) + tuple(out.shape[1:]))
+        if self.task == "classification" and out.dim() != 2:
+            raise UnitScopeError(f"Classification needs a decoder with one output per class, (batch, n_classes); "
+                                 f"the model returns shape {tuple(out.shape)} (a dense one: build it with dense=False).")
 
         def reproduces(chain) -> bool:
             try:
@@ -186,15 +196,8 @@ class MaskEvaluator:
         self._gather = None
         self._inputs = self.X
         if self.task == "classification":
-            if self.y.shape != (W,):
-                raise UnitScopeError(f"Classification labels y must have shape ({W},), got {self.y.shape}.")
             return
-        if out.dim() != 3:
-            raise UnitScopeError(f"Regression needs a dense decoder with output (batch, n_outputs, n_preds); "
-                                 f"the model returns shape {tuple(out.shape)}.")
-        n_preds = out.shape[2]
-        if self.y.shape != (W, n_preds):
-            raise UnitScopeError(f"y must have shape (n_windows, n_preds) = ({W}, {n_preds}), got {self.y.shape}.")
+        n_preds = out.shape[2]  # y was checked in __init__: (W, n_preds)
         rf = T - n_preds + 1
         contiguous = W > 1 and bool(torch.equal(self.X[1:, :, :T - n_preds], self.X[:-1, :, n_preds:]))
         if not contiguous:
