@@ -59,6 +59,25 @@ def test_app_loads_demo_without_traceback(server, app_page):
     assert requested and [u for u in requested if u.split("/")[2] != host] == []
 
 
+_FOCUSED_OUTLINE = """() => { let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+    const s = getComputedStyle(el); return [el.tagName, s.outlineStyle, s.outlineWidth]; }"""
+
+
+def test_the_keyboard_focus_is_outlined(server, app_page):
+    """Tab moves through the controls with a visible outline on the one focused (Panel's theme
+    drew none: on a projector, keyboard use showed nothing)."""
+    app_page.goto(f"{server}?view=prune")
+    wait_text(app_page, "Held-out Pearson r", timeout=180)
+    seen = []
+    for _ in range(12):
+        app_page.keyboard.press("Tab")
+        tag, style, width = app_page.evaluate(_FOCUSED_OUTLINE)
+        if tag in ("BUTTON", "SELECT", "INPUT"):
+            seen.append((tag, style, width))
+    assert len(seen) >= 3 and all(style == "solid" and width == "3px" for _, style, width in seen), seen
+
+
 def test_an_address_with_two_question_marks_opens_its_view_and_says_so(server, app_page):
     """Panel cannot split such an address: the page stayed blank (a traceback in the log). It is
     read as the '&' it stands for: the Units view of conv_4 opens, and the page says so."""
