@@ -15,8 +15,10 @@ import holoviews as hv
 import panel as pn
 
 from .heap import heap_keeper
-from .state import Session
+from .state import Session, apply_in_doc
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
+from .views.overview import PRUNE_WATCHED, pruned_note
+from .views.prune import prune_state_of
 from .views._common import CSS, AlertsView, Shown, esc
 from .views.encoding import EncodingView
 from .views.lesson import LessonView
@@ -133,6 +135,9 @@ def _sidebar(session: Session):
     def render(*_):
         s = session
         parts = [f"<p class='us-wrap'><b>Decoder</b><br>{esc(s.status or 'none yet')}</p>"]
+        pruned = pruned_note(s, short=True)
+        if pruned:  # the status's metric is the unpruned decoder's
+            parts.append(f"<p class='us-wrap'><b>Pruned</b><br>{esc(pruned)}</p>")
         if s.busy == "training":
             parts.append(f"<p>Training: {s.train_progress:.0%}</p>")
         elif s.busy:
@@ -147,6 +152,8 @@ def _sidebar(session: Session):
         status.object = "".join(parts)
 
     session.param.watch(render, ["status", "busy", "train_progress", "probe_state", "probe_progress", "probe"])
+    doc = pn.state.curdoc  # a re-measurement ends in a worker: drawn on the page's loop
+    prune_state_of(session).param.watch(lambda *_: apply_in_doc(doc, render), PRUNE_WATCHED)
     render()
     demo_progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", height=16,
                                            bar_color="warning")

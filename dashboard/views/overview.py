@@ -477,6 +477,31 @@ def provenance(ws) -> str:
     return f"; {text}" if text else ""
 
 
+PRUNE_WATCHED = ["pruned", "metric", "finetuned", "measured_version"]  # what pruned_note reads of a PruneState
+
+
+def pruned_note(session: Session, *, short: bool = False) -> str:
+    """What the session's pruning does to the test metric, in words ("" with nothing pruned):
+    the sidebar and the Overview show the unpruned decoder's figures, and a class saw 0.970
+    there beside the Prune view's 0.911 with no word of which was which. ``short``: the
+    sidebar's line."""
+    ps = session.part("prune")
+    dec = session.decoder
+    if ps is None or dec is None:
+        return ""
+    n = sum(len(v) for v in (ps.pruned or {}).values())
+    if not n and not ps.finetuned:
+        return ""
+    what = (f"{n} unit{'' if n == 1 else 's'} pruned" if n else "nothing pruned") + (
+        ", fine-tuned" if ps.finetuned else "")
+    metric = "being measured" if not np.isfinite(ps.metric) or ps.measuring else f"{ps.metric:.3f}"
+    base = dec.predictions()["metric"]
+    if short:
+        return f"{what}: test {dec.metric_name()} {metric} (unpruned {base:.3f})"
+    return (f"These figures are the unpruned decoder's (test {dec.metric_name()} {base:.3f}). In the Prune view "
+            f"{what}: {metric}.")
+
+
 class OverviewView(pn.viewable.Viewer):
     """Decoding, signals and unit classes of the session's decoder."""
 
@@ -490,6 +515,7 @@ class OverviewView(pn.viewable.Viewer):
         self._signals = pn.Column(sizing_mode="stretch_width")
         self._fractions = pn.Column(sizing_mode="stretch_width")
         self._header = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self._pruned = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self._occlusion = OcclusionPanel(session=s)
         self._doc = None  # the served document (set in __panel__)
         # [A] rendered on the page's event loop: a probe or training worker sets these, and Panel
@@ -497,7 +523,14 @@ class OverviewView(pn.viewable.Viewer):
         # AttributeError in config.theme in a browser-test run)
         s.param.watch(lambda *_: apply_in_doc(self._doc, self._render_decoder), "decoder_version")
         s.param.watch(lambda *_: apply_in_doc(self._doc, self._render_fractions), ["probe", "control", "probe_state"])
+        from .prune import prune_state_of  # (the Prune view's state: made here first, as the views are built)
+
+        prune_state_of(s).param.watch(lambda *_: apply_in_doc(self._doc, self._render_pruned), PRUNE_WATCHED)
         self._render_decoder()
+
+    def _render_pruned(self, *_):
+        note = pruned_note(self.session)
+        self._pruned.object = f"<div class='us-alert us-alert-warning'>{esc(note)}</div>" if note else ""
 
     def _render_decoder(self, *_):
         dec = self.session.decoder
@@ -516,6 +549,7 @@ class OverviewView(pn.viewable.Viewer):
             + shift_caution(dec))
         self._pred[:] = [pn.pane.HoloViews(prediction_plot(pred), sizing_mode="stretch_width")]
         self._signals[:] = [signal_browser(dec)]
+        self._render_pruned()
         self._render_fractions()
 
     def _render_fractions(self, *_):
@@ -545,7 +579,8 @@ class OverviewView(pn.viewable.Viewer):
     def __panel__(self):
         if self._doc is None and pn.state.curdoc is not None:
             self._doc = pn.state.curdoc
-        return pn.Column(self._header, self._pred, pn.pane.Markdown("### Unit classes per layer"), self._fractions,
+        return pn.Column(self._header, self._pruned, self._pred, pn.pane.Markdown("### Unit classes per layer"),
+                         self._fractions,
                          pn.pane.Markdown("### Which inputs does the decoder need? (band occlusion)"),
                          self._occlusion, pn.pane.Markdown("### Signal browser"), self._signals,
                          sizing_mode="stretch_width")

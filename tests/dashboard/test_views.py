@@ -599,6 +599,26 @@ def test_the_overview_of_a_served_page_renders_on_its_event_loop(session, served
     assert "Probe not run yet" not in _html(view._fractions)
 
 
+def test_the_sidebar_and_overview_say_their_metric_is_the_unpruned_decoders(session):
+    """After a prune the sidebar and the Overview showed the unpruned test r (0.970) with no
+    word, beside the Prune view's 0.911: both now say what is pruned and its metric."""
+    from dashboard.app import build_app
+    from dashboard.views.prune import prune_state_of
+
+    app = build_app(session, load_demo=False)
+    status, overview = app.sidebar[0], app.views["overview"]
+    assert "Pruned" not in status.object and overview._pruned.object == ""
+    ps = prune_state_of(session)
+    ps.activate()
+    assert ps.join() and ps.toggle("conv_2", 3) and ps.join()
+    base = session.decoder.predictions()["metric"]
+    assert f"<b>Pruned</b><br>1 unit pruned: test Pearson r {ps.metric:.3f} (unpruned {base:.3f})" in status.object
+    assert (f"These figures are the unpruned decoder&#x27;s (test Pearson r {base:.3f}). In the Prune view 1 unit "
+            f"pruned: {ps.metric:.3f}.") in overview._pruned.object
+    assert ps.toggle("conv_2", 3) and ps.join()  # restored: nothing pruned, nothing said
+    assert "Pruned" not in status.object and overview._pruned.object == ""
+
+
 def test_build_app_assembles_one_page(session):
     from dashboard.app import VIEW_CLASSES, build_app
 
