@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import param
 
@@ -28,7 +29,7 @@ from .files import (WEIGHTS_SUFFIXES, archive_recordings, data_root, is_run_fold
                     upload_choice)
 from .jobs import Job
 
-__all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc"]
+__all__ = ["Session", "VIEWS", "PROBE_STATES", "apply_in_doc", "doc_destroyed"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +38,36 @@ PROBE_STATES = ("none", "running", "stopped", "done", "error")
 MIN_SFREQ = 8.0  # Hz; the lowest rate core.workspace.load_data accepts
 
 
+def doc_destroyed(doc) -> bool:
+    """Whether ``doc`` is a served Bokeh document whose session has ended (the page was closed
+    or reloaded): Bokeh's ``Document.destroy`` drops its session context and deletes its roots,
+    before the app's ``on_session_destroyed`` hooks run."""
+    if doc is None or getattr(doc, "session_context", None) is not None:
+        return False
+    try:
+        doc.roots
+    except AttributeError:
+        return True
+    return False
+
+
 def apply_in_doc(doc, fn) -> None:
     """Run ``fn`` (a change of Bokeh models) under the document lock, from any thread.
 
-    A served document gets it on its next tick; without a session (tests, export) it runs
-    at once.
+    A served document gets it on its next tick; without a document (tests, export) it runs
+    at once. A document whose session has ended gets nothing [A]: run at once, on the worker
+    thread that asked, ``fn`` drew into the destroyed document's models (``IndexError`` in
+    the server log some 20 s after a page was reloaded during a probe).
     """
-    if doc is not None and doc.session_context is not None:
-        doc.add_next_tick_callback(fn)
-    else:
+    if doc is None:
+        fn()
+    elif doc.session_context is not None:
+        try:
+            doc.add_next_tick_callback(fn)
+        except (AttributeError, RuntimeError):  # destroyed meanwhile (Bokeh tears its callbacks down)
+            if not doc_destroyed(doc):
+                raise
+    elif not doc_destroyed(doc):  # a document never served (tests that render a view)
         fn()
 
 
@@ -141,6 +163,9 @@ class Session(param.Parameterized):
         self._demo = demo_provider("deep4")
         self._demo_listener = None
         self._closed = False
+        self._training = None  # the training run that is the session's (see train)
+        self._decoder_lock = threading.RLock()
+        self._decoder_next = None  # the decoder set last (set before the views hear of it)
         self._batches: list = []
         self._last_push = 0.0
         self._parts: dict = {}
@@ -228,11 +253,15 @@ class Session(param.Parameterized):
             return None
 
         def failed(msg):
+            if self._jobs.get(name) is not job:  # retired (see _retire): nothing of it is shown
+                return
             self.alert(msg)
             if on_error:
                 on_error(msg)
 
-        self._jobs[name] = job = Job(name, fn, on_done=on_done, on_error=failed).start()
+        job = Job(name, fn, on_done=on_done, on_error=failed)
+        self._jobs[name] = job
+        job.start()
         return job
 
     def running(self, name: str) -> bool:
@@ -244,15 +273,37 @@ class Session(param.Parameterized):
         self._closed = True
         if self._demo_listener is not None:
             self._demo.unsubscribe(self._demo_listener)
-        if self._probe_run is not None:
-            self._probe_run.stop()
-        for job in self._jobs.values():
+            self._demo_listener = None
+        for run in (self._probe_run, self._control_run):
+            if run is not None:
+                run.stop()
+        jobs = list(self._jobs.values())  # (a worker may start or retire a job meanwhile)
+        for job in jobs:
             job.stop()
         if timeout:
-            for job in self._jobs.values():
+            for job in jobs:
                 job.join(timeout)
         if self._upload_dir is not None:
             shutil.rmtree(self._upload_dir, ignore_errors=True)
+
+    def _gone(self) -> bool:
+        """The session has ended (closed, or the page showing it was closed or reloaded: its
+        document destroyed before the app's ``on_session_destroyed`` hook closes it, which
+        Bokeh runs some 15-20 s after the page went): its workers stop at their next check."""
+        return self._closed or doc_destroyed(self._doc)
+
+    def _retire(self, name: str) -> Job | None:
+        """Stop job ``name`` and keep it out of the way while it ends (its result discarded by
+        its callbacks): a new job of that name can start at once. Closing the session still
+        stops it."""
+        job = self._jobs.get(name)
+        if job is None or not job.running:
+            return None
+        job.stop()
+        for key in [k for k, j in self._jobs.items() if k.startswith(f"{name}#") and not j.running]:
+            del self._jobs[key]  # retired jobs that have ended
+        self._jobs[f"{name}#{id(job)}"] = self._jobs.pop(name)
+        return job
 
     # ---- decoder ---------------------------------------------------------------------------
     @staticmethod
@@ -269,6 +320,8 @@ class Session(param.Parameterized):
         """Make ``decoder`` the one all views show; drops probe results of the old one.
         ``run``: the run folder it was opened from (relative to the data root), if any."""
         self._run_shown = run
+        with self._decoder_lock:  # from here on, results of the old decoder's jobs are dropped (_set_for)
+            self._decoder_next = decoder
         if self._probe_run is not None:
             self._probe_run.stop()
             self._probe_run = None
@@ -282,9 +335,23 @@ class Session(param.Parameterized):
             probe_state="done" if probe is not None else "none",
             probe_progress=1.0 if probe is not None else 0.0, probe_source=probe_source,
             top_ready=decoder.top_ready, run=run, status=self._decoder_status(decoder))
-        if not decoder.top_ready:
+        if not decoder.top_ready and not (self.running("activations") and self._activations_of is decoder):
+            # [A] another decoder's windows are no longer wanted: refused while they were computed
+            # ("Activations is already running." on going back to the demo), this one's never came
+            self._retire("activations")
+            self._activations_of = decoder
             self._start("activations", lambda stop: decoder.top_windows(stop=stop),
                         on_done=lambda top: self._top_done(decoder, top))
+
+    def _set_for(self, decoder: Decoder, **values) -> bool:
+        """Set ``values`` (results of a job on ``decoder``) unless another decoder has been set
+        meanwhile (or the session has ended); True when set. [A] A probe checked its decoder,
+        then set its maps: a training that finished in between got the old decoder's probe."""
+        with self._decoder_lock:
+            if decoder is not self.decoder or decoder is not self._decoder_next or self._gone():
+                return False
+            self.param.update(**values)
+            return True
 
     def _top_done(self, decoder: Decoder, top) -> None:
         if top is not None and decoder is self.decoder:
@@ -299,15 +366,48 @@ class Session(param.Parameterized):
         if demo.state == "ready":
             self._use_demo()
             return
-        self.param.update(busy="loading", status="Loading the demo decoder ...")
+        if self.busy != "training":  # (never over a training: its Stop stays usable)
+            self.busy = "loading"
+        self.status = "Loading the demo decoder ..."
         demo.start()
         if demo.state == "ready":  # finished between the two checks
             self._use_demo()
 
+    def back_to_demo(self) -> None:
+        """Show the demo decoder again (the Data view's "Back to the demo decoder").
+
+        A training in progress is stopped and what it trained is discarded, with an alert that
+        says so [A]: it kept running unseen (the page looked idle, its Stop disabled, Train
+        answering "Training is already running") and replaced the demo when it finished.
+        """
+        if self.busy in ("opening", "importing"):
+            self.alert(f"Wait until {self.busy} is done: the decoder being {self.busy.replace('ing', 'ed')} "
+                       "would replace the demo when it is ready.", "warning")
+            return
+        if self.running("training"):
+            self._discard_training("you went back to the demo decoder")
+        self.source = "demo"
+        self.load_demo()
+
+    def _discard_training(self, why: str) -> None:
+        """Stop the training in progress and drop what it trains (see :meth:`back_to_demo`)."""
+        run = self._training
+        if run is None or not self.running("training"):
+            return
+        self._training = None  # its callbacks see they are no longer the session's
+        self._retire("training")
+        ep = len(self.train_history)
+        self.param.update(busy="" if self.busy == "training" else self.busy,
+                          train_outcome=f"Last run: stopped in epoch {ep + 1} of at most {run.max_epochs} because "
+                                        f"{why}; the {run.kind} decoder it was training is discarded.")
+        self.alert(f"Training stopped: {why}, so the {run.kind} decoder it was training (epoch {ep + 1} of at "
+                   f"most {run.max_epochs}) is discarded.", "warning")
+
     def _use_demo(self) -> None:
         demo = self._demo
         probe, control = demo.probe
-        self.busy = ""
+        if self.busy == "loading":  # (a training in progress keeps its state)
+            self.busy = ""
         self.set_decoder(demo.decoder, probe=probe, control=control,
                          probe_source="shipped with UnitScope" if probe is not None else "")
         self.top_ready = demo.decoder.top_ready
@@ -677,6 +777,7 @@ class Session(param.Parameterized):
 
         if self.running("training") or self.busy in ("training", "opening"):
             self.alert("Wait for the training (or the decoder being opened) to finish first.", "warning")
+            self.run = self._run_shown  # the URL names what is shown
             return
         try:
             run = resolve_in_root(self.root, path)
@@ -793,18 +894,35 @@ class Session(param.Parameterized):
         config = self.train_config()
         kind = KIND_LABELS[self.model_kind]
         self._batches = []
+        # this run, while it is the session's: a run discarded (back to the demo) changes nothing
+        run = self._training = SimpleNamespace(kind=kind, max_epochs=config.max_epochs)
         self.param.update(busy="training", train_progress=0.0, train_history=[], train_batches=[], train_outcome="")
 
+        def current() -> bool:
+            return self._training is run
+
         def work(stop):
+            def progress(p):
+                if self._gone():  # the page went: its session's training stops
+                    stop.set()
+                elif current():
+                    self._train_progress_cb(p)
+
             ws = Workspace.create(spec, config)
-            result = ws.train(progress=self._train_progress_cb, stop=stop)
+            result = ws.train(progress=progress, stop=stop)
+            if not current() or self._gone():
+                return None  # discarded: no decoder made, nothing measured
             dec = Decoder(ws, label=f"{label} ({kind})")
             dec.predictions()
             return dec, result
 
         def done(out):
+            if out is None or not current():
+                return
+            self._training = None
             dec, result = out
             dec.batches = list(self._batches)
+            dropped = self._dropped_with_decoder()
             self.busy = ""
             self.train_batches = list(self._batches)
             self.set_decoder(dec)
@@ -819,11 +937,40 @@ class Session(param.Parameterized):
             self.alert(f"Training {how} after {n} epoch(s): {self._test_metric(dec)}"
                        + (": the decoder has learnt nothing that holds on the test block." if note else "."),
                        "warning" if note else "success")
+            if dropped:  # [A] they went without a word: a probe run meanwhile, its pruning
+                self.alert(f"The new decoder replaces {dropped[0]}: {'; '.join(dropped[1:])}.", "warning")
 
         def failed(message):
-            self.param.update(busy="", train_outcome=f"Last run: failed ({message}).")
+            if current():
+                self._training = None
+                self.param.update(busy="", train_outcome=f"Last run: failed ({message}).")
 
         self._start("training", work, on_done=done, on_error=failed)
+
+    def _dropped_with_decoder(self) -> list[str]:
+        """What the session computed for its decoder that a new decoder drops: ``[the decoder's
+        name, phrase, ...]``, or [] when nothing of it would be lost (a shipped probe comes back
+        with its decoder)."""
+        dec = self.decoder
+        if dec is None:
+            return []
+        out = []
+        if self.running("probe") and self.probe_state == "running":
+            out.append("the probe of the previous decoder was stopped (it was running)")
+        elif self.probe is not None and self.probe_source == "run in this session":
+            out.append("the probe you ran on it is dropped")
+        prune = self._parts.get("prune")
+        if prune is not None:
+            n = sum(len(v) for v in getattr(prune, "pruned", {}).values())
+            what = ([f"its pruning ({n} unit{'s' if n != 1 else ''} pruned)"] if n else []) + (
+                ["its pruning curves"] if getattr(prune, "curves", None) is not None
+                or getattr(prune, "curves_running", "") else []) + (
+                ["its fine-tuned copy"] if getattr(prune, "finetuned", False) else [])
+            if what:
+                out.append(", ".join(what) + (" is" if len(what) == 1 else " are") + " dropped")
+        if self.occlusions:
+            out.append("its band-occlusion results are dropped")
+        return [dec.label] + out if out else []
 
     def weights_files(self) -> list[str]:
         """State dict files under the data root (see :func:`dashboard.files.list_weights`)."""
@@ -916,18 +1063,18 @@ class Session(param.Parameterized):
                 if stop.is_set():
                     run.stop()
                 now = time.monotonic()
-                if dec is not self.decoder:
+                if dec is not self.decoder or self._gone():  # (the page went: nothing is drawn)
                     run.stop()
                     return
-                self.probe_progress = share * frac
                 if now - last[0] > self.probe_interval or frac >= 1:
                     last[0] = now
-                    self.probe = self._kept(run)
+                    self._set_for(dec, probe_progress=share * frac, probe=self._kept(run))
+                else:
+                    self._set_for(dec, probe_progress=share * frac)
 
             run.run(progress=progress)
-            if dec is not self.decoder:
+            if not self._set_for(dec, probe=self._kept(run)):
                 return None
-            self.probe = self._kept(run)
             if not run.finished:
                 return "stopped"
             if control and not stop.is_set():
@@ -937,22 +1084,21 @@ class Session(param.Parameterized):
                 self._control_run = crun
 
                 def cprogress(frac):
-                    if stop.is_set() or dec is not self.decoder:
+                    if stop.is_set() or dec is not self.decoder or self._gone():
                         crun.stop()
-                    self.probe_progress = share + (1 - share) * frac
+                        return
+                    self._set_for(dec, probe_progress=share + (1 - share) * frac)
 
                 crun.run(progress=cprogress)
-                if crun.finished and dec is self.decoder:
-                    self.control = self._kept(crun)
+                if crun.finished:
+                    self._set_for(dec, control=self._kept(crun))
             return "done"  # the decoder's probe is complete (a stopped control is simply absent)
 
         def done(state):
             if state is not None:
-                self.probe_state = state
-                if state == "done":
-                    self.probe_progress = 1.0
+                self._set_for(dec, probe_state=state, **({"probe_progress": 1.0} if state == "done" else {}))
 
-        self._start("probe", work, on_done=done, on_error=lambda m: setattr(self, "probe_state", "error"))
+        self._start("probe", work, on_done=done, on_error=lambda m: self._set_for(dec, probe_state="error"))
 
     def _kept(self, run):
         """A probe run's result as the session keeps it: maps in 1 Hz bins when the full maps
@@ -1014,17 +1160,17 @@ class Session(param.Parameterized):
 
         def done(out):
             self.occluding = False
-            if dec is not self.decoder:
-                return
             occluded, reference = out
             rows = [dict(label=label, channels=list(cases[label][0]), band=cases[label][1], metric=occluded[label],
                          reference=reference, drop=reference - occluded[label]) for label in cases]
-            self.occlusions = (rows + self.occlusions)[:12]
+            with self._decoder_lock:  # (another decoder set meanwhile: its list stays empty)
+                self._set_for(dec, occlusions=(rows + self.occlusions)[:12])
 
         self._start("occlusion", work, on_done=done, on_error=lambda m: setattr(self, "occluding", False))
 
     _probe_run_decoder = None
     _control_run = None
+    _activations_of = None  # the decoder whose most-activating windows the "activations" job computes
 
     # ---- selection -------------------------------------------------------------------------
     @param.depends("layer", watch=True)

@@ -135,10 +135,15 @@ class DataView(pn.viewable.Viewer):
                                                    css_classes=["us-epochs"])
         self.train_btn = pn.widgets.Button(label="Train", color="success", width=110)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=110, disabled=True)
-        self.demo_btn = pn.widgets.Button(label="Back to the demo decoder", width=200)
+        self.demo_btn = pn.widgets.Button(label="Back to the demo decoder", width=200,
+                                          description="Show the demo decoder again; a training in progress is "
+                                                      "stopped and the decoder it was training is discarded")
         self.progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", height=20,
                                                bar_color="success")
         self.progress_text = pn.pane.HTML("", stylesheets=[CSS], margin=(0, 10))
+        # why Open decoder and Use weights are off while a training runs (next to them)
+        self.blocked_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 10),
+                                         css_classes=["us-blocked-note"])
         self.info = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.plan = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["us-plan"])
 
@@ -224,8 +229,7 @@ class DataView(pn.viewable.Viewer):
         return training_curves(history, batches, name, best_epoch)
 
     def _back_to_demo(self, event=None):
-        self.session.source = "demo"
-        self.session.load_demo()
+        self.session.back_to_demo()
 
     def _offer(self, widget, found: list, missing: str) -> None:
         """Offer ``found`` (paths under the data root) in ``widget``, or say ``missing``."""
@@ -403,7 +407,12 @@ class DataView(pn.viewable.Viewer):
         self.open_run.disabled = blocked
         self.use_weights.disabled = blocked
         self.stop_btn.disabled = not training
+        self.demo_btn.disabled = s.busy in ("opening", "importing")  # that decoder would replace the demo
         self.open.disabled = blocked
+        self.blocked_note.object = (
+            '<span class="us-muted">Opening a decoder or weights waits until the training ends: <b>Stop</b> keeps '
+            'its best weights so far; <b>Back to the demo decoder</b> stops it and discards its decoder.</span>'
+            if training else "")
         self.progress.value = int(round(s.train_progress * 1000)) if (training or s.train_history) else 0
         self.progress.active = False
         if training:
@@ -460,5 +469,5 @@ class DataView(pn.viewable.Viewer):
             pn.Row(self.weights_path, pn.Column(pn.Spacer(height=18),
                                                 pn.Row(self.list_weights, self.use_weights, margin=0), margin=0),
                    sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+            self.blocked_note, sizing_mode="stretch_width")
         return pn.Column(data_card, model_card, pn.pane.Markdown("### Training curves"), self.curves_note, self.curves, sizing_mode="stretch_width")

@@ -222,7 +222,7 @@ class UnitsView(pn.viewable.Viewer):
         self.save_btn.on_click(lambda e: s.save_probe_to_run())
         self._build_figures()
         s.param.watch(self._sync_probe, ["probe_state", "probe_progress", "probe", "decoder_version", "probe_site",
-                                         "run", "probe_source"])
+                                         "run", "probe_source", "busy"])
         s.param.watch(self._redraw_all, ["layer", "probe", "control", "decoder_version"])
         s.param.watch(self._redraw_unit, ["unit", "top_ready", "channel_map_band"])
         self.show_roles.param.watch(self._redraw_all, "value")
@@ -398,6 +398,9 @@ class UnitsView(pn.viewable.Viewer):
             if note:  # every unit insensitive: say why that may be a lack of power, not of sensitivity
                 text += (f"<br><span class='us-probe-power'>Note: {esc(note)}: raise Iterations, or probe a "
                          "longer recording (more windows).</span>")
+        if s.busy == "training" and s.decoder is not None:  # [A] a probe run now was dropped without a word
+            text += ("<br><span class='us-probe-training'>A new decoder is training (Data &amp; model): when it "
+                     "finishes it replaces this one, and a probe of this decoder is stopped or dropped.</span>")
         self.probe_text.object = f'<span class="us-muted">{text}</span>'
         self._header()
 
