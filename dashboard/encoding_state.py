@@ -185,7 +185,8 @@ class EncodingState(param.Parameterized):
 
         text = self.path if path is None else path
         try:
-            full = resolve_in_root(self.session.root, text)
+            full = resolve_in_root(self.session.root, text, what="results file",
+                                   choose="pick one in Results file under the data root")
             size = full.stat().st_size if full.is_file() else 0
             if size > MAX_RESULT_BYTES:
                 raise UnitScopeError(f"{text!r} is {size / 1e6:.0f} MB; an encoding result is a few MB (the app "

@@ -58,8 +58,13 @@ def _inside(root: Path, full: Path) -> bool:
     return full == root or root in full.parents
 
 
-def resolve_in_root(root: str | Path, path: str | Path) -> Path:
+def resolve_in_root(root: str | Path, path: str | Path, *, what: str = "recording",
+                    choose: str = "pick a file under the data root") -> Path:
     """Resolve ``path`` (relative to ``root``, or absolute) and check it stays inside ``root``.
+
+    ``what`` names what the path is for in the messages ("recording", "run folder", "weights
+    file", ...) and ``choose`` how to choose one: an empty box for a run folder said "No
+    recording chosen" while the demo recording was.
 
     Raises
     ------
@@ -69,7 +74,7 @@ def resolve_in_root(root: str | Path, path: str | Path) -> Path:
     root = Path(root).resolve()
     text = str(path).strip()
     if not text:
-        raise UnitScopeError("No recording chosen: pick a file under the data root.")
+        raise UnitScopeError(f"No {what} chosen: {choose}.")
     candidate = Path(text).expanduser()
     full = (candidate if candidate.is_absolute() else root / candidate).resolve()
     if not _inside(root, full):
@@ -77,7 +82,7 @@ def resolve_in_root(root: str | Path, path: str | Path) -> Path:
             f"The path {text!r} lies outside the data root {str(root)!r}; the app reads only files "
             "under it (set UNITSCOPE_DATA_ROOT to change it).")
     if not full.exists():
-        raise UnitScopeError(f"Recording {text!r} does not exist under the data root {str(root)!r}.")
+        raise UnitScopeError(f"{what[0].upper()}{what[1:]} {text!r} does not exist under the data root {str(root)!r}.")
     return full
 
 

@@ -780,7 +780,8 @@ class Session(param.Parameterized):
             self.run = self._run_shown  # the URL names what is shown
             return
         try:
-            run = resolve_in_root(self.root, path)
+            run = resolve_in_root(self.root, path, what="run folder",
+                                  choose="type its path, or press List runs to pick one under the data root")
             if not is_run_folder(run):
                 raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
                                      "(as `unitscope train --out RUN_DIR` writes them).")
@@ -988,7 +989,8 @@ class Session(param.Parameterized):
             self.alert(f"Wait until {self.busy} is done.", "warning")
             return
         try:
-            full = resolve_in_root(self.root, path)
+            full = resolve_in_root(self.root, path, what="weights file",
+                                   choose="type its path, or press List files beside Use weights to pick one under the data root")
             if not full.is_file():
                 raise UnitScopeError(f"{str(path)!r} is a folder; choose a weights file (a state dict: "
                                      f"{', '.join(WEIGHTS_SUFFIXES)}), or open a run folder above.")

@@ -42,6 +42,25 @@ def test_missing_and_empty_paths(tmp_path):
         resolve_in_root(tmp_path, "  ")
 
 
+def test_an_empty_run_or_weights_box_names_what_is_missing(tmp_path, monkeypatch):
+    """Open decoder (or Use weights) with an empty box said "No recording chosen: pick a file
+    under the data root", while the demo recording was chosen: it names what is missing."""
+    from dashboard.state import Session
+
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    try:
+        s.open_run("")
+        assert s.alerts[-1][1].startswith("No run folder chosen: type its path, or press List runs")
+        s.import_weights("  ")
+        assert s.alerts[-1][1].startswith("No weights file chosen: type its path, or press List files beside Use "
+                                          "weights")
+        with pytest.raises(UnitScopeError, match="Run folder 'gone' does not exist under the data root"):
+            resolve_in_root(s.root, "gone", what="run folder")
+    finally:
+        s.close()
+
+
 def test_list_recordings_finds_files_and_bids_roots(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.fif").write_bytes(b"x")
