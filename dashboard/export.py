@@ -200,9 +200,30 @@ _MARKERS = {"circle": "o", "square": "s", "triangle": "^", "inverted_triangle": 
             "x": "x", "cross": "+", "plus": "P", "hex": "h", "dot": "."}
 _PLOT_NAMES = ("stacked", "xrotation", "yrotation", "xlim", "ylim", "logx", "logy", "invert_yaxis",  # the same
                "clim", "colorbar", "xticks", "yticks", "xlabel", "ylabel", "aspect", "legend_cols")
-# the app's legend positions as matplotlib places them: above the plot is where matplotlib writes the title
+# the app's legend positions as matplotlib places them: above the plot is where matplotlib writes the
+# title, so an app's legend above the plot is placed outside the axes by HoloViews ("right"), then
+# moved under the axis labels by :func:`_legend_below`: beside the plot it took two thirds of a
+# preview's width from the time series of "Predicted vs true"
 _LEGEND_PLACES = {"top": "right", **{p: p for p in ("right", "bottom", "left", "top_right", "top_left",
                                                      "bottom_left", "bottom_right")}}
+_LEGEND_BELOW = ("top",)  # the app's legend positions exported below the plot
+
+
+def _legend_below(plot, element) -> None:
+    """matplotlib hook: the legend centred under the x axis's tick labels and label.
+
+    (HoloViews' own "bottom" legend sits at a fixed offset under the axes: over the axis label
+    of a plot whose tick labels are rotated, the unit classes per layer.)"""
+    ax = plot.handles["axis"]
+    leg = ax.get_legend()
+    if leg is None:
+        return
+    box = ax.xaxis.get_tightbbox()  # display coordinates (the figure's renderer: any canvas has one)
+    if box is None:
+        return
+    y = ax.transAxes.inverted().transform((0.0, box.y0))[1]
+    leg.set_loc("upper center")  # centred in a box as wide as the axes
+    leg.set_bbox_to_anchor((0.0, y - 0.02, 1.0, 0.0), transform=ax.transAxes)
 _MOST_BAR_LABELS = 20  # [A] tick labels on an exported bar chart (200 units' labels ran into one black band)
 
 
@@ -332,6 +353,8 @@ def _app_looks(obj):
         mpl.update({k: v for k, v in bokeh(el, "plot").items() if k in _PLOT_NAMES and k in plot_allowed})
         if bokeh(el, "plot").get("legend_position") in _LEGEND_PLACES:
             mpl["legend_position"] = _LEGEND_PLACES[bokeh(el, "plot")["legend_position"]]
+            if bokeh(el, "plot")["legend_position"] in _LEGEND_BELOW:
+                hooks.append(_legend_below)
         if isinstance(el, hv.Bars) and len(el.dimension_values(0, expanded=False)) > _MOST_BAR_LABELS:
             hooks.append(_thin_bar_labels)
             mpl.update(aspect=2.4, fig_size=160)  # [A] wide, as in the app: 200 bars in a square were slivers
@@ -347,6 +370,8 @@ def _app_looks(obj):
         own = {k: v for k, v in plot.items() if k in _PLOT_NAMES and k in allowed}
         if plot.get("legend_position") in _LEGEND_PLACES:
             own["legend_position"] = _LEGEND_PLACES[plot["legend_position"]]
+            if plot["legend_position"] in _LEGEND_BELOW:
+                own["hooks"] = [_legend_below]
         if own:
             obj.opts(backend="matplotlib", **own)
     if title:

@@ -35,6 +35,15 @@ logger = logging.getLogger(__name__)
 FINETUNE_STATES = ("none", "queued", "running", "done", "stopped", "error")
 
 
+def _pruned_dict(masks) -> dict:
+    """layer -> pruned unit indices of a MaskSet (layers with none left out), as ``pruned``."""
+    return {k: masks.pruned(k).tolist() for k in masks.layers if len(masks.pruned(k))}
+
+
+def _normal(pruned: dict) -> dict:
+    return {k: sorted(int(i) for i in v) for k, v in pruned.items() if len(v)}
+
+
 class PruneState(param.Parameterized):
     """One session's pruning: mask, undo, metric before/after, fine-tune, curves, effects."""
 
@@ -58,6 +67,9 @@ class PruneState(param.Parameterized):
     curves = param.Parameter(default=None, doc="Pruning curves (Dataset) of the layer shown, or None.")
     curves_layer = param.String(default="")
     curves_progress = param.Number(default=0.0, bounds=(0, 1))
+    effects_running = param.String(default="", doc="Layer whose ablation effects this session is computing, "
+                                                     "or \"\" (one computation at a time; Stop cancels it).")
+    curves_running = param.String(default="", doc="Layer whose pruning curves this session is computing, or \"\".")
     curves_by = param.Selector(default="either", objects=["either", "amplitude", "phase", "ablation"],
                                doc="Ranking of the curves and the top-k selection: probe sensitivity (either, "
                                    "amplitude, phase) or each unit's own ablation drop (an importance ranking "
@@ -72,6 +84,7 @@ class PruneState(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self._lock = threading.Lock()
+        self._claim_lock = threading.RLock()  # claims effects_running / curves_running
         self._decoder = None
         self._shared: SharedPruning | None = None
         self._ev = None
@@ -92,7 +105,12 @@ class PruneState(param.Parameterized):
         with self._lock:
             self._decoder, self._ev, self._masks, self._undo, self._model = dec, None, None, [], None
             self._shared = shared_pruning(dec) if dec is not None else None
-        self.param.update(ready=False, metric_base=float("nan"), metric=float("nan"), metric_previous=float("nan"),
+        for name in ("prune-effects", "prune-curves"):  # of the previous decoder: of no use to this session now
+            job = self.session._jobs.get(name)
+            if job is not None and job.running:
+                job.stop()
+        self.param.update(ready=False, effects_running="", curves_running="", effects_progress=0.0,
+                          curves_progress=0.0, metric_base=float("nan"), metric=float("nan"), metric_previous=float("nan"),
                           pruned={}, n_undo=0, effects=None, effects_layer="", curves=None, curves_layer="",
                           finetune_state="none", finetune_result={}, finetuned=False, last_change="",
                           metric_name="" if dec is None else ("pearson_r" if dec.task == "regression" else "balanced_accuracy"))
@@ -255,8 +273,7 @@ class PruneState(param.Parameterized):
         return True
 
     def _publish(self, version: int, text: str) -> None:
-        m = self._masks
-        self.param.update(pruned={k: m.pruned(k).tolist() for k in m.layers if len(m.pruned(k))},
+        self.param.update(pruned=_pruned_dict(self._masks),
                           n_undo=len(self._undo), mask_version=version, last_change=text,
                           metric_previous=self.metric, measuring=True)
         self._measure()
@@ -422,50 +439,122 @@ class PruneState(param.Parameterized):
             self.measuring = False
 
     # ---- shared analyses ---------------------------------------------------------------
-    def compute_effects(self, layer: str | None = None) -> None:
-        """Single-unit ablation drop of ``layer`` (default the session's layer), in a thread."""
+    def _busy_note(self, what: str, running: str, layer: str) -> str:
+        """Why a second request of ``what`` is refused while ``running``'s is computed."""
+        if running == layer:
+            return f"The {what} of {layer} are already being computed: they appear when done."
+        return (f"The {what} of {running} are being computed: wait for them (or press Stop) before "
+                f"computing those of {layer}.")
+
+    def compute_effects(self, layer: str | None = None) -> bool:
+        """Single-unit ablation drop of ``layer`` (default the session's layer), in a thread.
+
+        One computation at a time per session: while one runs (:attr:`effects_running`), a request
+        for another layer is refused with an alert saying why (the view disables its button), never
+        dropped silently. Effects some session already computed are shown at once. Returns whether
+        the effects were shown or their computation started.
+        """
         layer = layer or self.session.layer
-        if self._shared is None or layer not in self._layers() or self.session.running("prune-effects"):
-            return
+        if self._shared is None or layer not in self._layers():
+            return False
         shared = self._shared
         if ("ablation", layer) in shared.cache:
             self.param.update(effects=shared.cache[("ablation", layer)], effects_layer=layer, effects_progress=1.0)
-            return
+            return True
+        with self._claim_lock:  # (its own lock: watchers of the flag may take self._lock)
+            running = self.effects_running
+            if not running:
+                self.effects_running = layer
+        if running:
+            self.session.alert(self._busy_note("ablation effects", running, layer), "info")
+            return False
         self.param.update(effects=None, effects_layer=layer, effects_progress=0.0)
 
         def work(stop):
-            return shared.ablation(layer, stop=stop, on_progress=self._effects_progress)
+            drop = shared.ablation(layer, stop=stop, on_progress=self._effects_progress)
+            return None if stop.is_set() else drop  # stopped: an incomplete result is not shown
 
         def done(drop):
-            if drop is None or shared is not self._shared:
+            if shared is not self._shared:
+                return  # another decoder since (its change cleared the running state)
+            if drop is None:
+                self.param.update(effects_running="", effects_progress=0.0)
+                self.session.alert(f"Stopped: the ablation effects of {layer} were not computed.", "info")
                 return
-            self.param.update(effects=drop, effects_layer=layer, effects_progress=1.0)
+            # shown unless the session has shown another layer's effects since (served from the cache)
+            show = self.effects_layer == layer or self.session.layer == layer
+            self.param.update(effects_running="", effects_progress=1.0,
+                              **({"effects": drop, "effects_layer": layer} if show else {}))
 
-        self._run("prune-effects", work, on_done=done)
+        def failed(msg):
+            if shared is self._shared:
+                self.param.update(effects_running="", effects_progress=0.0)
+
+        # a job that has just cleared effects_running is only returning: waited for, not refused
+        if self._run("prune-effects", work, on_done=done, on_error=failed, finishing=True) is None:
+            self.param.update(effects_running="", effects_progress=0.0)
+            return False
+        return True
+
+    def stop_effects(self) -> None:
+        """Cancel the ablation effects being computed (cooperative: within one unit's ablation)."""
+        job = self.session._jobs.get("prune-effects")
+        if job is not None and job.running:
+            job.stop()
 
     def _effects_progress(self, p: dict) -> None:
         if "fraction" in p:
             self.effects_progress = float(p["fraction"])
 
-    def compute_curves(self, layer: str | None = None) -> None:
-        """Pruning curves of ``layer`` (default the session's layer), in a thread."""
+    def compute_curves(self, layer: str | None = None) -> bool:
+        """Pruning curves of ``layer`` (default the session's layer), in a thread.
+
+        One computation at a time per session, as :meth:`compute_effects`: a request while
+        :attr:`curves_running` is refused with an alert saying why. Returns whether the
+        computation started.
+        """
         layer = layer or self.session.layer
-        if self._shared is None or layer not in self._layers() or self.session.running("prune-curves"):
-            return
+        if self._shared is None or layer not in self._layers():
+            return False
+        with self._claim_lock:
+            running = self.curves_running
+            if not running:
+                self.curves_running = layer
+        if running:
+            self.session.alert(self._busy_note("pruning curves", running, layer), "info")
+            return False
         shared, probe, by = self._shared, self.session.probe, self.curves_by
         self.param.update(curves=None, curves_layer=layer, curves_progress=0.0)
 
         def work(stop):
-            return shared.curves(layer, probe, by=by, stop=stop, on_progress=self._curves_progress)
+            ds = shared.curves(layer, probe, by=by, stop=stop, on_progress=self._curves_progress)
+            return None if stop.is_set() else ds  # stopped: an incomplete curve is not shown
 
         def done(ds):
-            if ds is None or shared is not self._shared:
+            if shared is not self._shared:
                 return
-            self.param.update(curves=ds, curves_layer=layer, curves_progress=1.0)
+            if ds is None:
+                self.param.update(curves_running="", curves_progress=0.0)
+                self.session.alert(f"Stopped: the pruning curves of {layer} were not computed.", "info")
+                return
+            self.param.update(curves=ds, curves_layer=layer, curves_progress=1.0, curves_running="")
             if ("ablation", layer) in shared.cache and self.session.layer == layer:
                 self.compute_effects(layer)  # ranked by ablation: the drops were measured, so the bars show them
 
-        self._run("prune-curves", work, on_done=done)
+        def failed(msg):
+            if shared is self._shared:
+                self.param.update(curves_running="", curves_progress=0.0)
+
+        if self._run("prune-curves", work, on_done=done, on_error=failed, finishing=True) is None:
+            self.param.update(curves_running="", curves_progress=0.0)
+            return False
+        return True
+
+    def stop_curves(self) -> None:
+        """Cancel the pruning curves being computed (cooperative: within one step of a curve)."""
+        job = self.session._jobs.get("prune-curves")
+        if job is not None and job.running:
+            job.stop()
 
     def _curves_progress(self, p: dict) -> None:
         if "fraction" in p:
@@ -514,7 +603,9 @@ class PruneState(param.Parameterized):
                 finetune_state="stopped" if res.cancelled else "done", finetune_progress=1.0, finetuned=True,
                 finetune_result={"before": float(res.before), "after": float(res.after), "history": list(res.history),
                                  "n_steps": int(res.n_steps), "seconds": float(res.seconds),
-                                 "unpruned": float(self.metric_base), "n_pruned": int(masks.n_pruned)},
+                                 "unpruned": float(self.metric_base), "n_pruned": int(masks.n_pruned),
+                                 # the mask it was made with: the session's may change while it runs
+                                 "pruned": _pruned_dict(masks)},
                 metric_previous=self.metric, last_change="fine-tuned", queue_position=0,
                 mask_version=self.mask_version + 1)
             self._measure()
@@ -523,6 +614,15 @@ class PruneState(param.Parameterized):
             self.finetune_state = "stopped" if "cancelled" in msg else "error"
 
         self._run("finetune", work, on_done=done, on_error=failed)
+
+    def finetune_mask_changed(self) -> bool:
+        """Whether the session's mask differs from the one its last fine-tune was made with
+        (units pruned or restored while it ran, or since): its before/after numbers are then
+        those of the earlier mask, while the metric shown is the copy's with the current mask."""
+        r = self.finetune_result
+        if not r or "pruned" not in r:
+            return False
+        return _normal(r["pruned"]) != _normal(self.pruned)
 
     def stop_finetune(self) -> None:
         job = self.session._jobs.get("finetune")

@@ -20,7 +20,26 @@ from .. import export
 from ..state import Session, apply_in_doc
 from ._common import CSS, choice, controls, esc, lowered
 
-__all__ = ["ExportView", "PLOTS", "plot_for"]
+__all__ = ["ExportView", "PLOTS", "plot_for", "Download"]
+
+
+class Download(pn.widgets.FileDownload):
+    """A FileDownload that sends no file when its callback returns None or an empty buffer
+    (a callback that fails says why in an alert and returns one): the browser saves nothing.
+
+    [A] Panel 1.9's FileDownload sends whatever its callback returns: the empty buffer of a
+    failed export was saved as a 0-byte unitscope-curves.nc beside the "Export failed" alert,
+    and None raises "Cannot transfer unknown object of type NoneType" in the server. The
+    browser starts a download only when the widget's ``_transfers`` count changes, which
+    ``_sync_data`` does (tests/dashboard/test_prune_jobs.py checks it on the installed Panel).
+    """
+
+    def _sync_data(self, fileobj):
+        if fileobj is None:
+            return
+        if hasattr(fileobj, "getvalue") and not len(fileobj.getvalue()):
+            return
+        super()._sync_data(fileobj)
 
 
 def _decoder(s):
@@ -164,8 +183,8 @@ class ExportView(pn.viewable.Viewer):
         s = self.session
         self.plot = pn.widgets.Select(label="Plot", options=list(PLOTS), width=360)
         self.fmt = choice(pn.widgets.RadioButtonGroup(options=["png", "svg"], value="png", width=140))
-        self.plot_dl = pn.widgets.FileDownload(label="Download plot", filename="unitscope-plot.png",
-                                               callback=self._plot_file, width=200)
+        self.plot_dl = Download(label="Download plot", filename="unitscope-plot.png",
+                                callback=self._plot_file, width=200)
         self.fmt.param.watch(self._fmt_changed, "value")
         self.plot.param.watch(self._fmt_changed, "value")
         # the plot as the download draws it (matplotlib, not the app's Bokeh): drawn in a thread
@@ -183,20 +202,20 @@ class ExportView(pn.viewable.Viewer):
 
         prune_state_of(s).param.watch(self._preview_stale, ["mask_version", "effects", "curves"])
         self.downloads = [
-            pn.widgets.FileDownload(label="Probe result (netCDF)", filename="unitscope-probe.nc",
-                                    callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.probe_dataset(s)))),
-                                    width=260),
-            pn.widgets.FileDownload(label="Pruning curves and ablation (netCDF)", filename="unitscope-curves.nc",
-                                    callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.curves_dataset(s)))),
-                                    width=300),
-            pn.widgets.FileDownload(label="Kernels (netCDF)", filename="unitscope-kernels.nc",
-                                    callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.kernels_dataset(s)))),
-                                    width=200),
-            pn.widgets.FileDownload(label="Checkpoint and mask (zip)", filename="unitscope-run.zip",
-                                    callback=self._guard(lambda: io.BytesIO(export.checkpoint_zip(s))), width=240),
-            pn.widgets.FileDownload(label="Session report (HTML)", filename="unitscope-report.html",
-                                    callback=self._guard(lambda: io.StringIO(export.report_html(s))), width=230,
-                                    color="primary"),
+            Download(label="Probe result (netCDF)", filename="unitscope-probe.nc",
+                     callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.probe_dataset(s)))),
+                     width=260),
+            Download(label="Pruning curves and ablation (netCDF)", filename="unitscope-curves.nc",
+                     callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.curves_dataset(s)))),
+                     width=300),
+            Download(label="Kernels (netCDF)", filename="unitscope-kernels.nc",
+                     callback=self._guard(lambda: io.BytesIO(export.netcdf_bytes(export.kernels_dataset(s)))),
+                     width=200),
+            Download(label="Checkpoint and mask (zip)", filename="unitscope-run.zip",
+                     callback=self._guard(lambda: io.BytesIO(export.checkpoint_zip(s))), width=240),
+            Download(label="Session report (HTML)", filename="unitscope-report.html",
+                     callback=self._guard(lambda: io.StringIO(export.report_html(s))), width=230,
+                     color="primary"),
         ]
         self.folder = pn.widgets.TextInput(label="Folder under the data root", value="exports", width=320,
                                            placeholder="a folder under the data root, e.g. exports/today")
@@ -205,7 +224,8 @@ class ExportView(pn.viewable.Viewer):
         self.saved = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
 
     def _guard(self, fn):
-        """A download callback whose errors become alerts (an empty file is served)."""
+        """A download callback whose errors become alerts (and an empty buffer, which
+        :class:`Download` does not send)."""
         def callback():
             try:
                 return fn()

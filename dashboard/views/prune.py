@@ -32,12 +32,13 @@ from core.probing.stats import CLASSES
 from ..prune_state import PruneState
 from ..state import Session
 from ._common import CSS, Shown, UnitPicker, apply_in_doc, controls, esc, lowered, placeholder, select_on_double_tap
+from .export import Download
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, bars_title, curve_plot,  # noqa: F401 - re-exported
                           curves_title, effect_bars, layer_drops, order_label, prune_scatter, ranked_by, scatter_title)
 
 __all__ = ["PruneView", "effect_bars", "prune_scatter", "curve_plot", "metric_html", "toggle_label", "fmt_metric",
-           "prune_state_of"]
+           "prune_state_of", "finetune_html", "analyses_html", "RECOVERY_MIN_DROP"]
 
 _nullcontext = contextlib.nullcontext
 logger = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def metric_html(ps: PruneState, layer: str | None = None, unit: int | None = Non
     ft = ""
     if ps.finetuned:
         ft = " · <b>fine-tuned copy</b>"
+        if ps.finetune_mask_changed():  # tuned with another mask: say which (the summary below is of that one)
+            ft += f" (tuned with {int(ps.finetune_result.get('n_pruned', 0))} unit(s) pruned)"
     # [A] the second line is always there, so the card keeps its height on a session's first
     # change: a taller card moved everything below it, and the browser re-laid out every plot
     # of the view on that click (a long task the later clicks do not have)
@@ -113,6 +116,65 @@ def metric_html(ps: PruneState, layer: str | None = None, unit: int | None = Non
         f"(change <span class='us-metric-delta'>{delta}</span>) · "
         f"<span class='us-n-pruned'>{n}</span> unit(s) pruned{ft}{unit_state_html(ps, layer, unit)}{esc(state)}"
         f"{prev}</div>{note}")
+
+
+# [A] The smallest drop of the metric (unpruned minus pruned, in units of the metric: Pearson r or
+# balanced accuracy) of which a fine-tune's "share of the drop recovered" is given. Below it the
+# share is a ratio of noise: a 0.0007 drop read as "-331% of the drop recovered"; 0.01 is about
+# the run-to-run spread of the demo decoder's test r and a visible step on the pruning curves.
+RECOVERY_MIN_DROP = 0.01
+
+
+def recovery_text(r: dict) -> str:
+    """What a fine-tune recovered of the drop its pruning caused (``r``: ``finetune_result``)."""
+    drop, gain = r["unpruned"] - r["before"], r["after"] - r["before"]
+    if not (math.isfinite(drop) and math.isfinite(gain)):
+        return ""
+    if drop < RECOVERY_MIN_DROP:
+        return (f" The pruning cost almost nothing (a drop of {drop:.4f}, under {RECOVERY_MIN_DROP}), so there "
+                "was no drop worth recovering.")
+    if gain < 0:
+        return f" (it lost a further {-gain:.4f} of the {drop:.4f} drop)"
+    return f" ({gain / drop:.0%} of the {drop:.4f} drop recovered)"
+
+
+def finetune_html(ps: PruneState) -> str:
+    """The fine-tune line: its state, or its summary naming the mask it was made with."""
+    r = ps.finetune_result
+    if ps.finetune_state == "queued":
+        pos = ps.queue_position
+        text = f"Fine-tune waiting for a free core{f' (position {pos} in line)' if pos else ''} ..."
+    elif ps.finetune_state == "running":
+        text = f"Fine-tuning a copy of the decoder with the mask attached: {ps.finetune_progress:.0%}"
+    elif r:
+        n = int(r.get("n_pruned", 0))
+        text = (f"Fine-tune {'stopped' if ps.finetune_state == 'stopped' else 'done'} ({r['n_steps']} steps, "
+                f"{r['seconds']:.0f} s) with <span class='us-ft-mask'>{n} unit(s) pruned</span>: unpruned "
+                f"{fmt_metric(r['unpruned'])}, pruned {fmt_metric(r['before'])} → after fine-tune "
+                f"<b class='us-ft-after'>{fmt_metric(r['after'])}</b>{recovery_text(r)}. The shared decoder is "
+                "unchanged; this session measures its own copy.")
+        if ps.finetune_mask_changed():
+            text += (f" <b class='us-ft-stale'>The mask has changed since:</b> these numbers are of the earlier "
+                     f"mask ({n} unit(s) pruned); the card above measures the fine-tuned copy with the current "
+                     "mask.")
+    elif ps.finetune_state == "error":
+        text = "The fine-tune failed (see the message above)."
+    else:
+        text = ("Optional: a short fine-tune of a copy with the pruned units kept silent shows how much "
+                "decoding recovers.")
+    return f"<span class='us-muted'>{text}</span>"
+
+
+def analyses_html(ps: PruneState) -> str:
+    """Why a Compute button is disabled: what this session is computing (one of each at a time)."""
+    parts = []
+    for what, layer, progress in (("ablation effects", ps.effects_running, ps.effects_progress),
+                                  ("pruning curves", ps.curves_running, ps.curves_progress)):
+        if layer:
+            done = f" ({progress:.0%})" if 0 < progress < 1 else ""
+            parts.append(f"Computing the {what} of {esc(layer)}{done} ... Stop cancels; the button is free "
+                         "again when they are done.")
+    return "<p class='us-muted us-analyses-note'>" + "<br>".join(parts) + "</p>" if parts else ""
 
 
 def undo(session: Session, ps: PruneState) -> None:
@@ -146,12 +208,15 @@ class PruneView(pn.viewable.Viewer):
         self.reset_btn = pn.widgets.Button(label="Reset", width=80)
         self.metric = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.mask_in = pn.widgets.FileInput(accept=".json", multiple=False, width=230)
-        self.mask_out = pn.widgets.FileDownload(label="Download mask (JSON)", filename="unitscope-mask.json",
-                                                callback=self._mask_file, width=200, color="light")
+        self.mask_out = Download(label="Download mask (JSON)", filename="unitscope-mask.json",
+                                 callback=self._mask_file, width=200, color="light")
         self.effects_btn = pn.widgets.Button(label="Compute ablation effects", width=210)
         self.effects_progress = pn.indicators.Progress(value=0, max=1000, width=200, height=14, bar_color="warning")
+        self.effects_stop = pn.widgets.Button(label="Stop", color="danger", width=80, visible=False)
         self.curves_btn = pn.widgets.Button(label="Compute pruning curves", width=210)
         self.curves_progress = pn.indicators.Progress(value=0, max=1000, width=200, height=14, bar_color="warning")
+        self.curves_stop = pn.widgets.Button(label="Stop", color="danger", width=80, visible=False)
+        self.analyses_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.epochs = pn.widgets.IntInput.from_param(ps.param.finetune_epochs, label="Epochs", width=90)
         self.ft_btn = pn.widgets.Button(label="Fine-tune", color="primary", width=110)
         self.ft_stop = pn.widgets.Button(label="Stop", color="danger", width=80, disabled=True)
@@ -168,15 +233,19 @@ class PruneView(pn.viewable.Viewer):
         self.mask_in.param.watch(self._mask_loaded, "value")
         self.effects_btn.on_click(lambda e: ps.compute_effects(s.layer))
         self.curves_btn.on_click(lambda e: ps.compute_curves(s.layer))
+        self.effects_stop.on_click(lambda e: ps.stop_effects())
+        self.curves_stop.on_click(lambda e: ps.stop_curves())
         self.ft_btn.on_click(lambda e: ps.start_finetune())
         self.ft_stop.on_click(lambda e: ps.stop_finetune())
         self.ft_discard.on_click(lambda e: ps.discard_finetune())
         ps.param.watch(self._on_state, ["ready", "metric", "metric_base", "measuring", "queue_position", "pruned",
                                         "last_change", "finetuned", "n_undo"])
         ps.param.watch(self._sync_progress, ["effects_progress", "curves_progress", "effects", "curves",
-                                             "effects_layer", "curves_layer"])
+                                             "effects_layer", "curves_layer", "effects_running", "curves_running"])
         ps.param.watch(self._sync_finetune, ["finetune_state", "finetune_progress", "finetune_result", "finetuned"])
         ps.param.watch(lambda e: ps.finetune_state == "queued" and self._sync_finetune(), "queue_position")
+        # the summary says when the mask changed since the fine-tune (nothing to redo without one)
+        ps.param.watch(lambda e: ps.finetune_result and self._sync_finetune(), "pruned")
         s.param.watch(self._view_changed, "view")
         self._selection_changed()
         self._sync_metric()
@@ -195,6 +264,7 @@ class PruneView(pn.viewable.Viewer):
         ps.param.watch(self._redraw_units, ["effects", "effects_layer", "ready"])
         ps.param.watch(self._relabel_bars, ["curves_by"])
         ps.param.watch(self._redraw_curves, ["curves", "curves_layer", "metric"])
+        ps.param.watch(lambda e: self._apply(self._draw_curves), ["curves_running"])  # the title says so
         s.param.watch(self._redraw_curves, ["layer"])
         self._draw_units()
         self._draw_curves()
@@ -265,9 +335,14 @@ class PruneView(pn.viewable.Viewer):
         fc.add_layout(fc.legend[0], "below")
         fc.legend.visible = False  # shown with the curves
         self.curve_fig = fc
-        self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width")
+        # side by side in a row that wraps (__panel__): each grows from PLOT_MIN_WIDTH, and the curves
+        # go below the scatter where the row is narrower than two of them (Bokeh's layout writes the
+        # row's whole width into a stretched plot's style: overridden)
+        side = [f":host {{ flex: 1 1 {self.PLOT_MIN_WIDTH}px !important; width: auto !important; "
+                f"min-width: {self.PLOT_MIN_WIDTH}px; }}"]
+        self.scatter = pn.pane.Bokeh(self.scatter_fig, sizing_mode="stretch_width", stylesheets=side)
         self.bars = pn.pane.Bokeh(self.bar_fig, sizing_mode="stretch_width")
-        self.curves = pn.pane.Bokeh(self.curve_fig, sizing_mode="stretch_width")
+        self.curves = pn.pane.Bokeh(self.curve_fig, sizing_mode="stretch_width", stylesheets=side)
 
     def _apply(self, fn):
         """Run a change of Bokeh models under the document lock (any thread)."""
@@ -349,6 +424,7 @@ class PruneView(pn.viewable.Viewer):
         self._shown = (layer, n, pruned)
 
     EDIT_RENDER_DELAY_MS = 150
+    PLOT_MIN_WIDTH = 420  # [A] px of the scatter (legend included) and the curves each, side by side
 
     def _on_state(self, *events):
         """Every change of the prune state is drawn in one go: one message to the browser [A].
@@ -401,7 +477,8 @@ class PruneView(pn.viewable.Viewer):
                          1e3 * (t1 - getattr(self.ps, "_t_edit", t1)))
 
     def _redraw_curves(self, *_):
-        if self.ps.curves is None and not len(self.star_src.data["q"]):
+        if self.ps.curves is None and not len(self.star_src.data["q"]) and \
+                self.curve_fig.title.text == self._curves_placeholder():
             return  # nothing drawn and nothing to draw (the common case while pruning)
         self._apply(self._draw_curves)
 
@@ -414,7 +491,7 @@ class PruneView(pn.viewable.Viewer):
                     src.data = dict(q=[], m=[])
                 self.band_src.data = dict(q=[], lo=[], hi=[])
                 self.star_src.data = dict(q=[], m=[])
-            self.curve_fig.title.text = "Pruning curves: not computed yet\n(Compute pruning curves, below)"
+            self.curve_fig.title.text = self._curves_placeholder()
             self.curve_fig.legend.visible = False  # a legend of nothing drawn reads as a broken plot
             return
         self.curve_fig.legend.visible = True
@@ -432,6 +509,15 @@ class PruneView(pn.viewable.Viewer):
         for order, item in self.curve_items.items():
             if item.label.value != order_label(order, by):
                 item.label = Value(order_label(order, by))
+
+    def _curves_placeholder(self) -> str:
+        """The curves' title while none are drawn: not computed, or being computed (which)."""
+        running, layer = self.ps.curves_running, self.session.layer
+        if running == layer:
+            return f"Pruning curves of {layer}: computing ...\n(Stop, below, cancels)"
+        if running:
+            return f"Pruning curves: not computed yet\n(those of {running} are being computed first)"
+        return "Pruning curves: not computed yet\n(Compute pruning curves, below)"
 
     # ---- widgets <-> state -----------------------------------------------------------
     def _view_changed(self, event):
@@ -457,9 +543,11 @@ class PruneView(pn.viewable.Viewer):
         s, ps = self.session, self.ps
         ok = s.layer in self._prunable() and ps.ready
         self.toggle_btn.label = toggle_label(s.layer, s.unit)
-        for w in (self.toggle_btn, self.cls_btn, self.top_btn, self.layer_btn, self.effects_btn, self.curves_btn,
-                  self.ft_btn):
+        for w in (self.toggle_btn, self.cls_btn, self.top_btn, self.layer_btn, self.ft_btn):
             w.disabled = not ok
+        # one computation of each at a time: its button waits for it (analyses_note says why)
+        self.effects_btn.disabled = not ok or bool(ps.effects_running)
+        self.curves_btn.disabled = not ok or bool(ps.curves_running)
         # [A] Undo and Reset stay enabled once the evaluator is ready and say so when there is
         # nothing to undo: a button's state change makes the browser lay out the whole page
         # again (Bokeh re-renders the button and computes the root layout), which on a
@@ -487,6 +575,12 @@ class PruneView(pn.viewable.Viewer):
         # and a full one left under it after the plot came said nothing
         self.effects_progress.visible = 0 < ps.effects_progress < 1
         self.curves_progress.visible = 0 < ps.curves_progress < 1
+        ok = self.session.layer in self._prunable() and ps.ready
+        self.effects_btn.disabled = not ok or bool(ps.effects_running)
+        self.curves_btn.disabled = not ok or bool(ps.curves_running)
+        self.effects_stop.visible = bool(ps.effects_running)
+        self.curves_stop.visible = bool(ps.curves_running)
+        self.analyses_note.object = analyses_html(ps)
 
     def _sync_finetune(self, *_):
         ps = self.ps
@@ -496,27 +590,7 @@ class PruneView(pn.viewable.Viewer):
         self.ft_discard.disabled = not ps.finetuned or running
         self.ft_progress.value = int(round(ps.finetune_progress * 1000))
         self.ft_progress.visible = running or ps.finetune_progress > 0
-        r = ps.finetune_result
-        if ps.finetune_state == "queued":
-            pos = ps.queue_position
-            text = f"Fine-tune waiting for a free core{f' (position {pos} in line)' if pos else ''} ..."
-        elif ps.finetune_state == "running":
-            text = f"Fine-tuning a copy of the decoder with the mask attached: {ps.finetune_progress:.0%}"
-        elif r:
-            drop = r["unpruned"] - r["before"]
-            gain = r["after"] - r["before"]
-            share = (f" ({gain / drop:.0%} of the drop recovered)" if math.isfinite(drop) and drop > 1e-6
-                     and math.isfinite(gain) else "")
-            text = (f"Fine-tune {'stopped' if ps.finetune_state == 'stopped' else 'done'} ({r['n_steps']} steps, "
-                    f"{r['seconds']:.0f} s): unpruned {fmt_metric(r['unpruned'])}, pruned "
-                    f"{fmt_metric(r['before'])} → after fine-tune <b class='us-ft-after'>{fmt_metric(r['after'])}"
-                    f"</b>{share}. The shared decoder is unchanged; this session measures its own copy.")
-        elif ps.finetune_state == "error":
-            text = "The fine-tune failed (see the message above)."
-        else:
-            text = ("Optional: a short fine-tune of a copy with the pruned units kept silent shows how much "
-                    "decoding recovers.")
-        self.ft_text.object = f"<span class='us-muted'>{text}</span>"
+        self.ft_text.object = finetune_html(ps)
 
     def _mask_file(self):
         import io
@@ -525,7 +599,7 @@ class PruneView(pn.viewable.Viewer):
             return io.StringIO(self.ps.mask_json())
         except Exception as exc:  # noqa: BLE001 - shown as an alert, never a traceback
             self.session.alert(f"No mask to download: {exc}")
-            return io.StringIO("")
+            return None  # no file (an empty one was downloaded): see Download
 
     def _mask_loaded(self, event):
         if event.new:
@@ -565,13 +639,22 @@ class PruneView(pn.viewable.Viewer):
         output_note = pn.pane.HTML("<p class='us-muted'>The output layer (conv_classifier) cannot be pruned: "
                                    "choose a hidden layer.</p>")
         self.shown.set((no_decoder, lambda: s.decoder is None), (output_note, lambda: s.layer == "conv_classifier"))
-        analyses = pn.Row(pn.Column(self.effects_btn, self.effects_progress),
-                          pn.Column(self.curves_btn, self.curves_progress), sizing_mode="stretch_width")
+        # each Compute button with room for its Stop beside it (shown while it computes: nothing moves then)
+        analyses = pn.Column(pn.Row(pn.Column(pn.Row(self.effects_btn, self.effects_stop), self.effects_progress,
+                                              width=320),
+                                    pn.Column(pn.Row(self.curves_btn, self.curves_stop), self.curves_progress,
+                                              width=320),
+                                    sizing_mode="stretch_width"),
+                             self.analyses_note, sizing_mode="stretch_width")
         finetune = pn.Column(pn.pane.HTML("<h4>Recover by fine-tuning</h4>", margin=(0, 5)),
                              pn.Row(self.epochs, pn.Column(pn.Spacer(height=18), pn.Row(self.ft_btn, self.ft_stop,
                                                                                           self.ft_discard)),
                                     pn.Column(pn.Spacer(height=28), self.ft_progress)),
                              self.ft_text, sizing_mode="stretch_width")
-        return pn.Column(no_decoder, self.metric, row1, row2, row3, output_note,
-                         pn.Row(self.scatter, self.curves, sizing_mode="stretch_width"),
+        # [A] side by side where both get PLOT_MIN_WIDTH, else one below the other: at 1024 pixels
+        # the scatter (its legend beside it) was squeezed to 140 pixels, its ticks overlapping. A
+        # Bokeh row that wraps: in Panel's FlexBox the figures drew blank (measured in Chromium)
+        plots = pn.Row(self.scatter, self.curves, sizing_mode="stretch_width",
+                       stylesheets=[":host { flex-wrap: wrap; }"])
+        return pn.Column(no_decoder, self.metric, row1, row2, row3, output_note, plots,
                          self.bars, analyses, finetune, sizing_mode="stretch_width")
