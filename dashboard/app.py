@@ -19,7 +19,7 @@ from .state import Session, apply_in_doc
 from .views import DataView, ExportView, KernelsView, OverviewView, PruneView, UnitsView
 from .views.overview import PRUNE_WATCHED, pruned_note
 from .views.prune import prune_state_of
-from .views._common import CSS, AlertsView, Shown, esc
+from .views._common import CSS, FOCUS_CSS, AlertsView, Shown, esc
 from .views.encoding import EncodingView
 from .views.lesson import LessonView
 
@@ -122,11 +122,25 @@ def configure_process() -> int:
         _log_long_gc_pauses()
         _no_font_download()
         _no_busy_tracking()
+        _focus_outlines()
         pn.extension("filedropper", notifications=False, sizing_mode="stretch_width", raw_css=[CSS])
         hv.extension("bokeh", logo=False)
         heap_keeper().startup()  # see dashboard.heap
         _CONFIGURED = True
     return torch.get_num_threads()
+
+
+def _focus_outlines() -> None:
+    """A visible outline on the control that has the keyboard's focus (Tab), in every widget.
+
+    Panel's theme sets ``outline: none``, and each widget draws in its own shadow root, which
+    the page's CSS does not always reach (in a browser-test run, no widget's shadow root held
+    UnitScope's CSS): the rule goes into every widget's default stylesheets."""
+    from panel.widgets.base import Widget
+
+    default = list(Widget.param.stylesheets.default or [])
+    if FOCUS_CSS not in default:
+        Widget.param.stylesheets.default = default + [FOCUS_CSS]
 
 
 def _sidebar(session: Session):

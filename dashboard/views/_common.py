@@ -14,6 +14,9 @@ __all__ = ["esc", "CSS", "AlertsView", "UnitPicker", "placeholder", "placeholder
            "apply_in_doc", "known_roles", "ROLE_COLORS", "choice"]
 
 CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_text()
+# the keyboard's focus, visible on a projector (Panel's theme removes the outline): every widget's
+# default stylesheet (dashboard.app._focus_outlines); the same rule closes unitscope.css
+FOCUS_CSS = ":focus-visible { outline: 3px solid #ff7f0e !important; outline-offset: 1px; }"
 
 # known channel roles (the demo's ground truth), drawn over the maps; away from the class colours
 ROLE_COLORS = {"high_gamma": "#2ca02c", "beta": "#ff7f0e", "low_freq": "#8c564b"}

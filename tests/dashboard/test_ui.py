@@ -69,6 +69,7 @@ def test_the_keyboard_focus_is_outlined(server, app_page):
     drew none: on a projector, keyboard use showed nothing)."""
     app_page.goto(f"{server}?view=prune")
     wait_text(app_page, "Held-out Pearson r", timeout=180)
+    app_page.bring_to_front()  # the focused tab of the browser (other tests' pages may be open): focus shows there
     seen = []
     for _ in range(12):
         app_page.keyboard.press("Tab")
