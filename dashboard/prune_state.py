@@ -106,9 +106,7 @@ class PruneState(param.Parameterized):
             self._decoder, self._ev, self._masks, self._undo, self._model = dec, None, None, [], None
             self._shared = shared_pruning(dec) if dec is not None else None
         for name in ("prune-effects", "prune-curves"):  # of the previous decoder: of no use to this session now
-            job = self.session._jobs.get(name)
-            if job is not None and job.running:
-                job.stop()
+            self._stop_job(name)
         self.param.update(ready=False, effects_running="", curves_running="", effects_progress=0.0,
                           curves_progress=0.0, metric_base=float("nan"), metric=float("nan"), metric_previous=float("nan"),
                           pruned={}, n_undo=0, effects=None, effects_layer="", curves=None, curves_layer="",
@@ -439,12 +437,30 @@ class PruneState(param.Parameterized):
             self.measuring = False
 
     # ---- shared analyses ---------------------------------------------------------------
-    def _busy_note(self, what: str, running: str, layer: str) -> str:
-        """Why a second request of ``what`` is refused while ``running``'s is computed."""
+    _ANALYSES = {"effects": "ablation effects", "curves": "pruning curves"}  # flag prefix -> words
+
+    def _claim(self, kind: str, layer: str) -> bool:
+        """Mark ``kind``'s computation ("effects" or "curves") as running for ``layer``, or, while
+        one runs, say why this request is refused (never dropped silently); True when claimed."""
+        flag, what = f"{kind}_running", self._ANALYSES[kind]
+        with self._claim_lock:  # (its own lock: watchers of the flag may take self._lock)
+            running = getattr(self, flag)
+            if not running:
+                setattr(self, flag, layer)
+        if not running:
+            return True
         if running == layer:
-            return f"The {what} of {layer} are already being computed: they appear when done."
-        return (f"The {what} of {running} are being computed: wait for them (or press Stop) before "
-                f"computing those of {layer}.")
+            self.session.alert(f"The {what} of {layer} are already being computed: they appear when done.", "info")
+        else:
+            self.session.alert(f"The {what} of {running} are being computed: wait for them (or press Stop) before "
+                               f"computing those of {layer}.", "info")
+        return False
+
+    def _stop_job(self, name: str) -> None:
+        """Cancel this session's job ``name`` (cooperative: at its next step)."""
+        job = self.session._jobs.get(name)
+        if job is not None and job.running:
+            job.stop()
 
     def compute_effects(self, layer: str | None = None) -> bool:
         """Single-unit ablation drop of ``layer`` (default the session's layer), in a thread.
@@ -461,12 +477,7 @@ class PruneState(param.Parameterized):
         if ("ablation", layer) in shared.cache:
             self.param.update(effects=shared.cache[("ablation", layer)], effects_layer=layer, effects_progress=1.0)
             return True
-        with self._claim_lock:  # (its own lock: watchers of the flag may take self._lock)
-            running = self.effects_running
-            if not running:
-                self.effects_running = layer
-        if running:
-            self.session.alert(self._busy_note("ablation effects", running, layer), "info")
+        if not self._claim("effects", layer):
             return False
         self.param.update(effects=None, effects_layer=layer, effects_progress=0.0)
 
@@ -498,9 +509,7 @@ class PruneState(param.Parameterized):
 
     def stop_effects(self) -> None:
         """Cancel the ablation effects being computed (cooperative: within one unit's ablation)."""
-        job = self.session._jobs.get("prune-effects")
-        if job is not None and job.running:
-            job.stop()
+        self._stop_job("prune-effects")
 
     def _effects_progress(self, p: dict) -> None:
         if "fraction" in p:
@@ -516,12 +525,7 @@ class PruneState(param.Parameterized):
         layer = layer or self.session.layer
         if self._shared is None or layer not in self._layers():
             return False
-        with self._claim_lock:
-            running = self.curves_running
-            if not running:
-                self.curves_running = layer
-        if running:
-            self.session.alert(self._busy_note("pruning curves", running, layer), "info")
+        if not self._claim("curves", layer):
             return False
         shared, probe, by = self._shared, self.session.probe, self.curves_by
         self.param.update(curves=None, curves_layer=layer, curves_progress=0.0)
@@ -552,9 +556,7 @@ class PruneState(param.Parameterized):
 
     def stop_curves(self) -> None:
         """Cancel the pruning curves being computed (cooperative: within one step of a curve)."""
-        job = self.session._jobs.get("prune-curves")
-        if job is not None and job.running:
-            job.stop()
+        self._stop_job("prune-curves")
 
     def _curves_progress(self, p: dict) -> None:
         if "fraction" in p:

@@ -545,9 +545,7 @@ class PruneView(pn.viewable.Viewer):
         self.toggle_btn.label = toggle_label(s.layer, s.unit)
         for w in (self.toggle_btn, self.cls_btn, self.top_btn, self.layer_btn, self.ft_btn):
             w.disabled = not ok
-        # one computation of each at a time: its button waits for it (analyses_note says why)
-        self.effects_btn.disabled = not ok or bool(ps.effects_running)
-        self.curves_btn.disabled = not ok or bool(ps.curves_running)
+        self._sync_compute_buttons()
         # [A] Undo and Reset stay enabled once the evaluator is ready and say so when there is
         # nothing to undo: a button's state change makes the browser lay out the whole page
         # again (Bokeh re-renders the button and computes the root layout), which on a
@@ -575,12 +573,17 @@ class PruneView(pn.viewable.Viewer):
         # and a full one left under it after the plot came said nothing
         self.effects_progress.visible = 0 < ps.effects_progress < 1
         self.curves_progress.visible = 0 < ps.curves_progress < 1
-        ok = self.session.layer in self._prunable() and ps.ready
-        self.effects_btn.disabled = not ok or bool(ps.effects_running)
-        self.curves_btn.disabled = not ok or bool(ps.curves_running)
+        self._sync_compute_buttons()
         self.effects_stop.visible = bool(ps.effects_running)
         self.curves_stop.visible = bool(ps.curves_running)
         self.analyses_note.object = analyses_html(ps)
+
+    def _sync_compute_buttons(self) -> None:
+        """One computation of each at a time: its Compute button waits for it (analyses_note says why)."""
+        ps = self.ps
+        ok = self.session.layer in self._prunable() and ps.ready
+        self.effects_btn.disabled = not ok or bool(ps.effects_running)
+        self.curves_btn.disabled = not ok or bool(ps.curves_running)
 
     def _sync_finetune(self, *_):
         ps = self.ps

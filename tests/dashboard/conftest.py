@@ -69,6 +69,32 @@ class ServedDoc:
 
 
 @pytest.fixture()
+def sessions(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
+    """``make(decoder=True)``: a new session (closed after the test) and its prune state, with
+    the tiny decoder and probe set and the evaluator built (``decoder=False``: neither)."""
+    from dashboard.state import Session
+    from dashboard.views.prune import prune_state_of
+
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    made = []
+
+    def make(decoder=True):
+        s = Session()
+        if decoder:
+            s.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+        made.append(s)
+        ps = prune_state_of(s)
+        if decoder:
+            ps.activate()
+            assert ps.join() and ps.ready
+        return s, ps
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture()
 def served_doc():
     """A fresh :class:`ServedDoc`."""
     return ServedDoc()

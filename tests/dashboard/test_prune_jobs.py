@@ -10,32 +10,10 @@ import threading
 import pytest
 
 from dashboard.prune_state import shared_pruning
-from dashboard.state import Session
 from dashboard.views.export import Download, ExportView
-from dashboard.views.prune import RECOVERY_MIN_DROP, PruneView, finetune_html, prune_state_of
+from dashboard.views.prune import RECOVERY_MIN_DROP, PruneView, finetune_html
 
 WAIT = 60  # s: the most a held worker takes to reach its gate
-
-
-@pytest.fixture()
-def sessions(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
-    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
-    made = []
-
-    def make(decoder=True):
-        s = Session()
-        if decoder:
-            s.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
-        made.append(s)
-        ps = prune_state_of(s)
-        if decoder:
-            ps.activate()
-            assert ps.join() and ps.ready
-        return s, ps
-
-    yield make
-    for s in made:
-        s.close()
 
 
 def _hold(monkeypatch, shared, name):

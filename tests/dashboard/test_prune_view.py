@@ -32,24 +32,6 @@ def _session(decoder, probe=None):
     return s
 
 
-@pytest.fixture()
-def sessions(tmp_path, monkeypatch, tiny_decoder, tiny_probe):
-    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
-    made = []
-
-    def make():
-        s = _session(tiny_decoder, tiny_probe)
-        made.append(s)
-        ps = prune_state_of(s)
-        ps.activate()
-        assert ps.join() and ps.ready
-        return s, ps
-
-    yield make
-    for s in made:
-        s.close()
-
-
 def _expected_metric(decoder, masks) -> float:
     """The held-out metric of the masked decoder, run window by window on a copy."""
     model = copy.deepcopy(decoder.ws.model).eval()
