@@ -6,7 +6,7 @@ from __future__ import annotations
 from .metrics import FEW_TRIALS, chance_level
 
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
-           "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "VALIDITY_MIN", "probe_classes", "validity_undefined",
+           "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "probe_classes", "validity_undefined",
            "validity_text"]
 
 
@@ -105,9 +105,6 @@ def probe_classes(ds) -> int | None:
     return None
 
 
-VALIDITY_MIN = 0.95  # [A] METHODS 1.9 item 3: the amplitude probe's perturbed metric over the unperturbed
-
-
 def validity_undefined(ds) -> str:
     """Why the probe's validity ratio (perturbed over unperturbed decoding metric) means nothing,
     or "": the unperturbed metric is undefined (the output does not vary), at or below chance
@@ -132,7 +129,7 @@ def validity_undefined(ds) -> str:
 
 def validity_text(ds, closer: str = "a smaller --noise-scale keeps them closer") -> str:
     """The probe's validity check in words (METHODS 1.9 item 3: the amplitude pass's perturbed
-    over unperturbed metric, at least :data:`VALIDITY_MIN`), or why it is undefined, with the
+    over unperturbed metric, at least :data:`core.probing.validity.VALIDITY_THRESHOLD`), or why it is undefined, with the
     perturbed metrics (:func:`validity_undefined`). The phase pass's ratio is given but is no
     check: its draws scramble every bin's phase (the shipped demo's: 0.07). ``closer``: what
     keeps the amplitude pass's inputs closer to the data, in the caller's words."""
@@ -143,13 +140,15 @@ def validity_text(ds, closer: str = "a smaller --noise-scale keeps them closer")
 
         metrics = [f"{name} {float(ds[f'{p}_metric']):.4f}" for name, p in passes if f"{p}_metric" in ds]
         return why + (f" (perturbed {METRIC_NAMES[ds.attrs['task']]}: {', '.join(metrics)})" if metrics else "")
+    from .probing.validity import VALIDITY_THRESHOLD  # the probe's own bound (0.95)
+
     parts = []
     if "amp_validity" in ds:
         ratio = float(ds["amp_validity"])
         parts.append(f"amplitude {ratio:.3f} (perturbed / unperturbed metric; "
-                     + (f"at least {VALIDITY_MIN:g}: the probed inputs stay ones the decoder decodes)"
-                        if ratio >= VALIDITY_MIN else
-                        f"below {VALIDITY_MIN:g}: the noise takes the inputs away from what the decoder decodes, "
+                     + (f"at least {VALIDITY_THRESHOLD:g}: the probed inputs stay ones the decoder decodes)"
+                        if ratio >= VALIDITY_THRESHOLD else
+                        f"below {VALIDITY_THRESHOLD:g}: the noise takes the inputs away from what the decoder decodes, "
                         f"{closer})"))
     if "phase_validity" in ds:
         parts.append(f"phase {float(ds['phase_validity']):.3f} (no check: each draw gives every frequency a new phase, "

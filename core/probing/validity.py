@@ -53,7 +53,11 @@ def decoding_metric(task: str, pred: np.ndarray, y: np.ndarray) -> float:
         Pearson r over the flattened predictions, or balanced accuracy.
     """
     pred = np.asarray(pred)
-    y = check_targets(task, y, pred.shape)  # shape, type and range of y against this output
+    return _metric(task, pred, check_targets(task, y, pred.shape))  # y's shape, type and range against this output
+
+
+def _metric(task: str, pred: np.ndarray, y: np.ndarray) -> float:
+    """:func:`decoding_metric` of targets already checked against this output's shape."""
     if task == "regression":
         pred = pred[:, 0] if pred.ndim == 3 else pred
         return score(task, pred, y)
@@ -76,8 +80,8 @@ class ValidityCheck:
 
     def __init__(self, task: str, y, pred):
         self.task = check_option("task", task, TASKS)
-        self.y = check_targets(task, y, np.shape(pred))
-        self.reference = decoding_metric(task, pred, self.y)
+        self.y = check_targets(task, y, np.shape(pred))  # once: every perturbed pass has this output's shape
+        self.reference = _metric(task, np.asarray(pred), self.y)
         self.metrics: list[float] = []
         if not np.isfinite(self.reference) or self.reference <= 0:
             logger.warning("Unperturbed decoding metric is %s; the validity ratio is undefined.",
@@ -85,7 +89,7 @@ class ValidityCheck:
 
     def update(self, pred) -> float:
         """Add one perturbed pass; return its ratio."""
-        m = decoding_metric(self.task, pred, self.y)
+        m = _metric(self.task, np.asarray(pred), self.y)
         self.metrics.append(m)
         return m / self.reference if self.reference > 0 else float("nan")
 

@@ -288,19 +288,12 @@ class SignalBrowser:
         seg = self.data[chans, i0:i1]  # (visible chans, samples)
         t = self.t[i0:i1]
         n_px = max(200, int(self.n_px * min(1.0, 64 / max(len(chans), 1))))  # many lines: fewer points each
-        step = max(1, int(np.ceil(seg.shape[1] / n_px)))
-        if step > 1:
-            m = seg.shape[1] // step * step
-            blocks = seg[:, :m].reshape(seg.shape[0], -1, step)  # (chans, bins, step)
-            lo, hi = blocks.min(-1), blocks.max(-1)
-            y = np.stack([lo, hi], axis=-1).reshape(seg.shape[0], -1)  # (chans, 2 * bins)
-            tt = np.repeat(t[:m].reshape(-1, step)[:, 0], 2)
-        else:
-            y, tt = seg, t
+        tt, y = _min_max(seg, t, n_px)
         self.src.data = dict(xs=[tt] * len(chans), ys=[y[k] + self.offsets[c] for k, c in enumerate(chans)],
                              channel=[self.names[c] for c in chans], color=[self.colors[c] for c in chans])
         if self.tgt is not None:
-            self.tgt_src.data = dict(zip(("x", "y"), _min_max(self.target_z[None, i0:i1], t, n_px)))
+            x, y_t = _min_max(self.target_z[None, i0:i1], t, n_px)
+            self.tgt_src.data = dict(x=x, y=y_t[0])
         every = max(1, int(np.ceil(len(chans) * self.LABEL_PX / max(self.height - 60, 1))))
         self.main.yaxis.ticker.ticks = [float(self.offsets[c]) for c in chans[::every]]
         self.main.title.text = self._title(len(chans), len(self.names))
@@ -314,13 +307,15 @@ def _signed(r: float) -> str:
 
 
 def _min_max(seg: np.ndarray, t: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """One trace (``seg``: (1, samples)) reduced to its min/max in at most ``n_px`` bins: (t, y)."""
+    """Traces (``seg``: (rows, samples) at times ``t``) reduced to their min and max in at most
+    ``n_px`` bins each: (times, values (rows, 2 * bins)); as given when they are short enough."""
     step = max(1, int(np.ceil(seg.shape[1] / n_px)))
     if step == 1:
-        return t, seg[0]
+        return t, seg
     m = seg.shape[1] // step * step
-    blocks = seg[0, :m].reshape(-1, step)
-    return np.repeat(t[:m].reshape(-1, step)[:, 0], 2), np.stack([blocks.min(-1), blocks.max(-1)], -1).ravel()
+    blocks = seg[:, :m].reshape(seg.shape[0], -1, step)  # (rows, bins, step)
+    y = np.stack([blocks.min(-1), blocks.max(-1)], axis=-1).reshape(seg.shape[0], -1)  # (rows, 2 * bins)
+    return np.repeat(t[:m].reshape(-1, step)[:, 0], 2), y
 
 
 def known_roles_legend(roles: np.ndarray) -> list[str]:
