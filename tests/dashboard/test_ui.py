@@ -79,6 +79,23 @@ def test_the_keyboard_focus_is_outlined(server, app_page):
     assert len(seen) >= 3 and all(style == "solid" and width == "3px" for _, style, width in seen), seen
 
 
+def test_the_sidebar_toggle_is_reached_and_pressed_from_the_keyboard(server, app_page):
+    """The header's sidebar toggle is the first stop of Tab; Enter hides the sidebar and shows it
+    again (Panel's template made it a <span> Tab never reached)."""
+    app_page.goto(server)
+    wait_text(app_page, "test Pearson r")
+    app_page.bring_to_front()
+    app_page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    app_page.keyboard.press("Tab")
+    assert app_page.evaluate("() => document.activeElement.id") == "sidebar-button"
+    hidden = "() => document.getElementById('sidebar').classList.contains('hidden')"
+    assert not app_page.evaluate(hidden)
+    app_page.keyboard.press("Enter")
+    app_page.wait_for_function(hidden)
+    app_page.keyboard.press(" ")
+    app_page.wait_for_function(f"() => !({hidden})()")
+
+
 def test_an_address_with_two_question_marks_opens_its_view_and_says_so(server, app_page):
     """Panel cannot split such an address: the page stayed blank (a traceback in the log). It is
     read as the '&' it stands for: the Units view of conv_4 opens, and the page says so."""
