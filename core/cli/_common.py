@@ -80,6 +80,52 @@ def metric_str(value: float, why: str, fmt: str = ".4f") -> str:
     return format(value, fmt) if value == value else undefined_note(why)
 
 
+SEED_MAX = 2**32 - 1  # the largest seed every generator UnitScope seeds takes (numpy, torch)
+
+
+def seed_arg(text: str) -> int:
+    """argparse ``type`` of ``--seed``: an integer in [0, 2**32 - 1] (torch refused a negative
+    seed with a traceback, and one above 2**63 with "Overflow when unpacking long long")."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, got {value}")
+    return value
+
+
+def check_out_file(path, *, given: str = "--out"):
+    """``path`` as a ``Path`` when a file can be written there, checked before any work: not an
+    existing folder, and no part of its folder an existing file (either failed only after the
+    whole computation, with a traceback). Missing folders are made when the file is written."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        raise UnitScopeError(f"{given} {str(path)!r} is a folder; give a file name (for example "
+                             f"{str(path / 'result.nc')!r}).")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UnitScopeError(f"{given} {str(path)!r}: {str(parent)!r} is a file, not a folder.")
+    return path
+
+
+def check_out_dir(path, *, given: str = "--out"):
+    """``path`` as a ``Path`` when a folder can be made or used there (not an existing file, nor
+    inside one), checked before any work."""
+    from pathlib import Path
+
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == path else f"lies inside {str(p)!r}, a file"
+            raise UnitScopeError(f"{given} {str(path)!r} {what}; give a folder.")
+    return path
+
+
 def check_band(lo: float, hi: float, sfreq: float, *, given: str, below_nyquist: bool = False) -> tuple:
     """``(lo, hi)`` in Hz when it is a band the data hold, else a UnitScopeError naming
     ``given`` (the option as typed). ``below_nyquist``: the upper edge must lie strictly below
