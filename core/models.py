@@ -133,6 +133,13 @@ def build_model(
     check_option("kind", kind, MODEL_KINDS)
     n_chans, n_outputs, n_times = (ensure_int(k, v) for k, v in
                                    (("n_chans", n_chans), ("n_outputs", n_outputs), ("n_times", n_times)))
+    if n_chans < 2:
+        # braindecode 0.8's Deep4Net and ShallowFBCSPNet are built for one channel but fail in
+        # their first block's forward pass ("self must be a matrix"); this was reported as a
+        # window too short, and no window length helped
+        raise UnitScopeError(f"The {kind} network needs at least 2 input channels (its first block mixes channels "
+                             f"with a spatial convolution, which braindecode cannot run on one); given {n_chans}. "
+                             "Pick two or more channels.")
     from braindecode.models import Deep4Net, ShallowFBCSPNet
 
     kwargs = dict(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,

@@ -62,12 +62,21 @@ def check_signals(rec: Recording) -> None:
             f"Channels {names} contain NaN or Inf samples; interpolate or drop them "
             "(e.g. pick other channels) before training."
         )
-    flat = data.std(axis=1) <= 1e-20 * max(float(np.abs(data).max()), 1e-30)
+    # every sample equal (a constant at any offset: in float32 the std of a 25-uV constant came
+    # out 3.6e-12, not 0, and such a channel passed as if it varied), or a variance negligible
+    # beside the recording's largest amplitude
+    flat = (np.ptp(data, axis=1) == 0) | (data.std(axis=1) <= 1e-20 * max(float(np.abs(data).max()), 1e-30))
     if flat.any():
         names = [rec.ch_names[i] for i in np.flatnonzero(flat)][:10]
         raise UnitScopeError(f"Channels {names} are flat (zero variance); exclude them with picks.")
-    if rec.target is not None and not np.isfinite(rec.target.values).all():
-        raise UnitScopeError(f"The target {rec.target.name!r} contains NaN or Inf samples.")
+    if rec.target is not None:
+        y = rec.target.values
+        if not np.isfinite(y).all():
+            raise UnitScopeError(f"The target {rec.target.name!r} contains NaN or Inf samples.")
+        if y.size and np.ptp(y) == 0:
+            raise UnitScopeError(f"The target {rec.target.name!r} is constant (every sample {float(y.flat[0]):g}): "
+                                 "there is nothing to decode, and a Pearson r of a constant is undefined. "
+                                 "Choose a channel that varies as the target.")
 
 
 def mark_missing_target(rec: Recording) -> Recording:

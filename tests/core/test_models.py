@@ -70,6 +70,10 @@ def test_bad_arguments():
     assert build_model("deep4", n_chans=4, n_outputs=2, n_times=441, dense=False) is not None
     with pytest.raises(UnitScopeError, match="must be an int"):
         build_model("deep4", n_chans=True, n_outputs=1, n_times=800)
+    # one channel: braindecode's first block cannot run it, whatever the window (it was called too short)
+    for kind, dense in (("deep4", True), ("shallow", False)):
+        with pytest.raises(UnitScopeError, match=f"The {kind} network needs at least 2 input channels.*given 1"):
+            build_model(kind, n_chans=1, n_outputs=1 if dense else 2, n_times=2000, dense=dense)
     model = build_model("deep4", n_chans=4, n_outputs=1, n_times=800)
     with pytest.raises(UnitScopeError, match="Unknown module 'conv_9'"):
         get_layer(model, "conv_9")

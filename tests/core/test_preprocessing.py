@@ -62,6 +62,22 @@ def test_nan_and_flat_channels_are_named(short_demo):
         check_signals(flat)
 
 
+def test_a_constant_channel_at_an_offset_is_flat_and_a_constant_target_is_refused(short_demo):
+    """A channel held at 25 uV (an EDF's DC-flat electrode) is flat like an all-zero one (its
+    float32 std came out 3.6e-12 and it passed, then was fed in as zeros); a target that never
+    varies is refused before training (the metric was NaN and later commands blamed the decoder)."""
+    data = short_demo.signals.values.copy()
+    data[2] = np.float32(25e-6)
+    dc = type(short_demo)(short_demo.signals.copy(data=data), short_demo.target, short_demo.events)
+    with pytest.raises(UnitScopeError, match=r"\['G03'\] are flat"):
+        check_signals(dc)
+    still = type(short_demo)(short_demo.signals, short_demo.target.copy(data=np.full(short_demo.n_times, 2.0, np.float32)),
+                             short_demo.events)
+    with pytest.raises(UnitScopeError, match=r"target 'hand_speed' is constant \(every sample 2\)"):
+        check_signals(still)
+    check_signals(short_demo)  # the demo itself passes
+
+
 
 def test_missing_target_samples_are_left_out_like_bad_stretches(tmp_path):
     """A behavioural trace with dropouts (NaN): the missing samples become 'BAD_target_missing'
