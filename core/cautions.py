@@ -1,13 +1,15 @@
 """Cautions: one sentence each on what a number means when it means little (a test metric at
-chance, a test block unlike the training block, a probe in which no unit passed, label trials
-that hold more than one event), shared by the command line, the app and the report."""
+chance, a test block unlike the training block, a probe in which no unit passed or that was
+stopped before its end, label trials that hold more than one event, a band outside a run's
+band-pass), shared by the command line, the app and the report."""
 from __future__ import annotations
 
 from .metrics import FEW_TRIALS, chance_level
 
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
            "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "probe_classes", "validity_undefined",
-           "validity_text"]
+           "validity_text", "partial_probe_note", "probe_iterations_done", "passband_text", "in_passband",
+           "passband_note"]
 
 
 def one_class_note(block: str = "test") -> str:
@@ -154,3 +156,63 @@ def validity_text(ds, closer: str = "a smaller --noise-scale keeps them closer")
         parts.append(f"phase {float(ds['phase_validity']):.3f} (no check: each draw gives every frequency a new phase, "
                      "a surrogate the decoder is not expected to decode)")
     return "; ".join(parts)
+
+
+def probe_iterations_done(ds) -> int | None:
+    """The iterations every pass of a probe result completed (the least over its passes, from
+    the ``amp_iterations`` / ``phase_iterations`` attrs), or None for a file that does not say."""
+    done = [int(ds.attrs[f"{p}_iterations"]) for p in ("amp", "phase") if f"{p}_iterations" in ds.attrs]
+    return min(done) if done else None
+
+
+def partial_probe_note(ds) -> str:
+    """``"stopped before its end, after 12 of 40 iterations per pass (30%)"`` for a probe
+    result (``unitscope probe``'s, the app's) whose ``progress`` attr is below 1 (interrupted, or
+    stopped in the app), else ``""`` (a complete probe, or a file that is no probe)."""
+    a = ds.attrs
+    if "progress" not in a or not float(a["progress"]) < 1:
+        return ""
+    done = {p: int(a[f"{p}_iterations"]) for p in ("amp", "phase") if f"{p}_iterations" in a}
+    planned = max((int(a[f"{p}_n_iterations"]) for p in ("amp", "phase") if f"{p}_n_iterations" in a), default=0)
+    if len(set(done.values())) > 1:
+        count = f"{done['amp']} (amplitude) and {done['phase']} (phase)"
+    else:
+        count = str(next(iter(done.values()), "?"))
+    of = f" of {planned}" if planned else ""
+    return f"stopped before its end, after {count}{of} iterations per pass ({float(a['progress']):.0%})"
+
+
+def passband_text(l_freq: float | None, h_freq: float | None) -> str:
+    """A run's band-pass in words: ``"8-30 Hz"``, ``"above 8 Hz"``, ``"below 30 Hz"``."""
+    if l_freq and h_freq:
+        return f"{l_freq:g}-{h_freq:g} Hz"
+    return f"above {l_freq:g} Hz" if l_freq else f"below {h_freq:g} Hz"
+
+
+def in_passband(band, l_freq: float | None, h_freq: float | None) -> tuple | None:
+    """The part ``(lo, hi)`` Hz of ``band`` that a band-pass of ``l_freq``-``h_freq`` Hz (either
+    None: no edge there) keeps, or None when it keeps none of it."""
+    lo, hi = float(band[0]), float(band[1])
+    lo, hi = max(lo, l_freq or 0.0), min(hi, h_freq if h_freq else float("inf"))
+    return (lo, hi) if lo < hi else None
+
+
+def passband_note(band, l_freq: float | None, h_freq: float | None) -> str:
+    """What a band ``(lo, hi)`` Hz means in a run band-passed at ``l_freq``-``h_freq`` Hz
+    (``unitscope train --l-freq/--h-freq``), or "" when the band lies within the pass-band (or the
+    run has none): wholly outside it (:func:`in_passband` None), the filter removed it from every
+    window the decoder was trained and is tested on, so nothing of the decoder is measured there;
+    partly outside, only the part within it is."""
+    if l_freq is None and h_freq is None:
+        return ""
+    lo, hi = float(band[0]), float(band[1])
+    kept = in_passband(band, l_freq, h_freq)
+    passband = passband_text(l_freq, h_freq)
+    if kept is None:
+        return (f"the band {lo:g}-{hi:g} Hz lies outside this run's band-pass ({passband}): the filter removed it "
+                "from the data the decoder was trained and is tested on, and what is left there is filter leakage: "
+                "it measures nothing")
+    if kept == (lo, hi):
+        return ""
+    return (f"the band {lo:g}-{hi:g} Hz reaches outside this run's band-pass ({passband}): only {kept[0]:g}-"
+            f"{kept[1]:g} Hz of it is in the data the decoder saw, the rest was filtered out")

@@ -30,6 +30,7 @@ import numpy as np
 from . import __version__
 from ._files import atomic_write_bytes
 from ._validation import UnitScopeError
+from .cautions import ONE_CLASS, partial_probe_note
 
 __all__ = ["ReportContent", "render_report", "render_batch_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
 
@@ -410,9 +411,11 @@ def _section_decoder(c: ReportContent) -> str:
     rows = [("architecture", d.get("kind", "")), ("task", d.get("task", "")),
             ("metric", f"{d.get('metric_name', '')}: {metrics}"), ("parameters", d.get("n_params", "")),
             ("input window", f"{d.get('n_times', '')} samples")]
-    if d.get("chance"):
+    if d.get("chance"):  # a one-class test block measures nothing: unitscope info's words
+        said = ("what the decoder learnt is not measured" if d["chance"] == ONE_CLASS else
+                "the decoder has learnt nothing that holds on the test block")
         rows.append(("caution", f"test {d.get('metric_name', 'metric')} {_fmt(c.metric_before)} is {d['chance']}: "
-                                "the decoder has learnt nothing that holds on the test block"))
+                                f"{said}"))
     if d.get("weights"):
         rows.append(("provenance", d["weights"]))
     if d.get("model_hash"):  # results files of these weights carry the same model_hash attr
@@ -420,6 +423,11 @@ def _section_decoder(c: ReportContent) -> str:
     code = getattr(c.probe, "attrs", {}).get("code_version")
     if code:
         rows.append(("probe", f"computed by probing code {code}"))
+    for what, ds in (("probe", c.probe), ("untrained control's probe", c.control)):
+        note = partial_probe_note(ds) if ds is not None else ""
+        if note:
+            rows.append(("caution", f"the {what} result is partial, {note}: its unit classes and maps rest on fewer "
+                                    "perturbations than asked for"))
     out = "<h2>Decoder and metric</h2>" + _table(rows)
     if c.prediction is not None and "classes" in c.prediction:
         n = len(c.prediction["true"])
@@ -455,6 +463,9 @@ def _section_layers(c: ReportContent) -> str:
     header = ["layer", "units", "receptive field"] + (["unit classes (probe)"] if frac is not None else []) + \
         ["units pruned"]
     out = "<h2>Layer summaries</h2>" + _table(rows, header)
+    partial = partial_probe_note(c.probe) if frac is not None else ""
+    if partial:
+        out += f"<p class='muted'>Unit classes of a partial probe result, {_esc(partial)}.</p>"
     if frac is not None:
         out += _img(_fractions_fig(c.probe, c.control),
                     "Fractions of amplitude-, phase-, bimodal-sensitive and insensitive units per layer.")

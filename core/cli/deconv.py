@@ -17,10 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import Progress, bar, check_band, resolve_channels, undefined_note
+from ._common import Progress, bar, check_band, check_out_file, resolve_channels, seed_arg, undefined_note
 
 
 def add_parser(sub) -> None:
+    from ..deconv.config import LIKELIHOODS
+
     p = sub.add_parser("deconv", help="deconvolve a unit, the output or a band envelope into event-locked "
                                       "kernels and per-event codes (netCDF)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'unitscope train'")
@@ -33,13 +35,15 @@ def add_parser(sub) -> None:
     p.add_argument("--lag-start", type=float, default=-0.5, help="kernel start relative to the onset, s (default -0.5)")
     p.add_argument("--kernel-seconds", type=float, default=2.0, help="kernel duration, s (default 2)")
     p.add_argument("--bin-seconds", type=float, default=0.04, help="bin width, s (default 0.04)")
-    p.add_argument("--likelihood", default="gaussian", help="gaussian, poisson or bernoulli (default gaussian)")
+    p.add_argument("--likelihood", default="gaussian", choices=LIKELIHOODS,
+                   help="gaussian, poisson or bernoulli (default gaussian)")
     p.add_argument("--two-sided", action="store_true", help="allow negative codes (default: codes >= 0)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default 30; with --mask also the warm-started refit's, default 8)")
     p.add_argument("--mask", default=None, metavar="FILE",
                    help="pruning mask (JSON): refit warm-started under it (written as deconv_<signal>_masked.nc)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the kernels' start and the trial order "
+                                                            "(default 0)")
     p.add_argument("--out", default=None, help="output netCDF (default RUN_DIR/deconv_<signal>.nc; "
                                                 "deconv_<signal>_<block>.nc for another --block than test)")
     p.add_argument("--threads", type=int, default=1,
@@ -99,28 +103,80 @@ def _r2_text(ds) -> str:
     return "undefined: the fit has no finite value"
 
 
+def check_options(args) -> None:
+    """The numbers of the options, in their own names, before the run folder is read (the
+    engine said "'kernel_seconds' must lie in [5.0, inf], got 2.0" for --bin-seconds 5)."""
+    import math
+
+    if args.out is not None:
+        check_out_file(args.out)
+    if not (math.isfinite(args.bin_seconds) and args.bin_seconds > 0):
+        raise UnitScopeError(f"Invalid value for --bin-seconds: expected a bin width of more than 0 s, got "
+                             f"{args.bin_seconds:g}.")
+    if not (math.isfinite(args.kernel_seconds) and args.kernel_seconds >= args.bin_seconds):
+        raise UnitScopeError(f"Invalid value for --kernel-seconds: a kernel spans at least one bin (--bin-seconds "
+                             f"{args.bin_seconds:g}), got {args.kernel_seconds:g}; give a longer --kernel-seconds "
+                             "or a shorter --bin-seconds.")
+    if not math.isfinite(args.lag_start):
+        raise UnitScopeError(f"Invalid value for --lag-start: expected seconds from the onset, got {args.lag_start:g}.")
+    if args.epochs is not None and args.epochs < 1:
+        raise UnitScopeError(f"--epochs {args.epochs}: give at least 1 epoch.")
+
+
+def passband_check(ws, band, *, given: str) -> None:
+    """A band of a run band-passed at training (``unitscope train --l-freq/--h-freq``): refused
+    when the filter removed all of it (it measures nothing of the decoder), a caution on stderr
+    when it reaches outside the pass-band (``unitscope probe`` keeps its bands within it)."""
+    import sys
+
+    from ..cautions import in_passband, passband_note, passband_text
+
+    l_freq, h_freq = ws.spec.l_freq, ws.spec.h_freq
+    note = passband_note(band, l_freq, h_freq)
+    if not note:
+        return
+    if in_passband(band, l_freq, h_freq) is None:
+        raise UnitScopeError(f"{given}: {note}; give a band within {passband_text(l_freq, h_freq)}.")
+    print(f"caution: {given}: {note}", file=sys.stderr)
+
+
 def run(args) -> int:
     from ..deconv import DeconvConfig
     from ..deconv.apply import EventDeconvolution, parse_signal
     from ..training import configure_threads
     from ..workspace import Workspace
 
+    check_options(args)
     configure_threads(args.threads)
     spec = parse_signal(args.signal)
     ws = Workspace.load(args.run_dir)
+    if args.bin_seconds < 1.0 / ws.recording.sfreq:  # the engine's bound
+        raise UnitScopeError(f"Invalid value for --bin-seconds: a bin holds at least one sample, "
+                             f"{1 / ws.recording.sfreq:g} s at this run's sampling rate of {ws.recording.sfreq:g} Hz, "
+                             f"got {args.bin_seconds:g}.")
     if spec.kind == "channel":  # C3 for C3..; a band the recording holds (said before any fit)
         check_band(*spec.band, ws.recording.sfreq, given=f"--signal {args.signal}", below_nyquist=True)
         if spec.band[0] == 0:
             raise UnitScopeError(f"--signal {args.signal}: a band-pass band needs a low edge above 0 Hz.")
+        passband_check(ws, spec.band, given=f"--signal {args.signal}")
         spec = replace(spec, channel=resolve_channels([spec.channel], ws.recording.ch_names)[0])
     if ws.task != "regression" and spec.kind != "channel":  # a channel's envelope is the input: any decoder
         raise UnitScopeError(
             f"Deconvolving the {spec.kind} needs a dense decoder of a continuous target; the run in "
             f"{args.run_dir!r} decodes labels ({ws.task}). A channel's band envelope works for any run: "
             "--signal channel:NAME:BAND.")
+    masks = None
+    if args.mask:  # a mask of another decoder is refused before the unmasked fit, not after it
+        from ..pruning import MaskSet
+
+        masks = MaskSet.load(args.mask, model=ws.model)
+    # another block than the default test block gets its own file: --block all no longer
+    # overwrote the test block's result
+    # and a masked refit too: it replaced the unpruned network's result of the same signal
+    name = (str(spec) if args.block == "test" else f"{spec}_{args.block}") + ("_masked" if args.mask else "")
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"deconv_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.nc"
+    check_out_file(out, given="--out" if args.out else "The output file")
     n_kernels = len(args.events) if args.events else len(set(ws.recording.events.type.tolist()))
-    if args.epochs is not None and args.epochs < 1:
-        raise UnitScopeError(f"--epochs {args.epochs}: give at least 1 epoch.")
     config = DeconvConfig(n_kernels=max(n_kernels, 1), likelihood=args.likelihood, n_iter=20,
                           epochs=30 if args.epochs is None else args.epochs,
                           batch_size=8, lr=0.02, code_sign=(2 if args.two_sided else 1,) * max(n_kernels, 1))
@@ -137,20 +193,12 @@ def run(args) -> int:
         result = dec.run(spec, progress=say)
     finally:
         show.close()
-    if args.mask:
-        from ..pruning import MaskSet
-
-        masks = MaskSet.load(args.mask, model=ws.model)
+    if masks is not None:
         print("\n".join(summary_lines(result)))
         result = dec.refit(result, masks=masks, epochs=args.epochs)
         print(f"refit under {masks.n_pruned} masked units ({result.attrs['refit']}, "
               f"{result.attrs['refit_seconds']:.2f} s):")
     print("\n".join(summary_lines(result)))
-    # another block than the default test block gets its own file: --block all no longer
-    # overwrote the test block's result
-    # and a masked refit too: it replaced the unpruned network's result of the same signal
-    name = (str(spec) if args.block == "test" else f"{spec}_{args.block}") + ("_masked" if args.mask else "")
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"deconv_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.nc"
     from ..training import atomic_write_netcdf
     atomic_write_netcdf(result, out)
     print(f"wrote {out}")

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from ._common import check_out_file
+
 BUILTIN = ("synthetic-reading", "demo")
 
 
@@ -116,6 +118,7 @@ def run(args) -> int:
     from ..training import configure_threads
 
     check_options(args)
+    check_out_file(args.out)  # before the data are made and the models fitted (--quick: 90 s)
     threads = configure_threads(args.threads)
 
     def say(msg: str) -> None:

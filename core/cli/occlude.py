@@ -19,7 +19,9 @@ import json
 import sys
 
 from .._validation import UnitScopeError
+from ..cautions import passband_note
 from ._common import check_band, metric_chance_caution, metric_str, resolve_channels, undefined_note
+from .deconv import passband_check
 
 
 def add_parser(sub) -> None:
@@ -48,7 +50,9 @@ def _cases(args, ws) -> dict:
     if args.band is not None or args.whole:
         band = None
         if args.band is not None:
-            band = check_band(*args.band, ws.recording.sfreq, given=f"--band {args.band[0]:g} {args.band[1]:g}")
+            given = f"--band {args.band[0]:g} {args.band[1]:g}"
+            band = check_band(*args.band, ws.recording.sfreq, given=given)
+            passband_check(ws, band, given=given)  # a run band-passed at training: the filter removed the rest
         if args.channels is None:
             chans, label = list(ws.recording.ch_names), "all channels"
         else:
@@ -63,6 +67,10 @@ def _cases(args, ws) -> dict:
             raise UnitScopeError("--roles needs channel roles (role, band_lo, band_hi coordinates, as in the demo); "
                                  "this recording has none: use --channels and --band.")
         cases.update({f"{role} band": case for role, case in roles.items()})
+        for role, (_, band) in roles.items():  # said, not refused: the recording's roles, not a band typed
+            note = passband_note(band, ws.spec.l_freq, ws.spec.h_freq) if band is not None else ""
+            if note:
+                print(f"caution: --roles, {role} band: {note}", file=sys.stderr)
     if not cases:
         raise UnitScopeError("Nothing to do: give --band LO HI or --whole (of --channels NAMES, default all), "
                              "and/or --roles.")

@@ -4,16 +4,19 @@ Writes ``RUN_DIR/probe.nc`` (or ``--out``) atomically: the :class:`xarray.Datase
 :func:`core.probing.probe_units` (maps, band summaries, statistics, unit classes, validity);
 ``--map-bin HZ`` averages the maps into wider frequency bins and ``--no-maps`` leaves them
 out (:func:`core.probing.pipeline.bin_maps`), for montages whose maps run to hundreds of MB.
-Ctrl-C stops after the current pass and still writes the partial result (its ``progress``
-attr below 1).
+Ctrl-C stops the probe (the pass in progress is dropped) and writes the passes completed, a
+partial result (its ``progress`` attr below 1), beside the output as ``probe.partial.nc``
+(:func:`partial_path`), never over it: a complete ``probe.nc`` stays as it was. Interrupted
+before every pass has completed an iteration, it writes nothing.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from ..cautions import validity_text  # the validity check's words: the app says them too
-from ._common import Progress, bar
+from .._validation import UnitScopeError
+from ..cautions import partial_probe_note, validity_text  # the validity check's words: the app says them too
+from ._common import Progress, bar, check_out_file, seed_arg
 
 
 def class_lines(ds) -> list[str]:
@@ -50,7 +53,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resolution", default=d.resolution, choices=("band", "freq"),
                    help="max-statistic over band means (default) or single bins")
     p.add_argument("--alpha", type=float, default=d.alpha, help=f"false-discovery rate across units (default {d.alpha:g})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"(default {d.seed})")
+    p.add_argument("--seed", type=seed_arg, default=d.seed, help=f"(default {d.seed})")
     maps = p.add_mutually_exclusive_group()
     maps.add_argument("--map-bin", type=float, default=None, metavar="HZ",
                       help="store the (unit, channel, freq) maps averaged into HZ-wide bins (default: every "
@@ -67,6 +70,12 @@ def add_parser(sub) -> None:
 MAPS_HINT_MB = 100  # maps larger than this: say how to store them smaller
 
 
+def partial_path(out: Path) -> Path:
+    """Where an interrupted probe writes its partial result: beside ``out``, ``probe.nc`` ->
+    ``probe.partial.nc`` (a partial result never replaces a complete one)."""
+    return out.with_suffix(".partial" + out.suffix)
+
+
 def run(args) -> int:
     from ..cautions import no_discovery_note
     from ..probing import ProbeConfig, resolve_layers
@@ -75,9 +84,12 @@ def run(args) -> int:
     from ..workspace import Workspace
 
     if args.map_bin is not None and not args.map_bin > 0:  # said before the probe runs, not after
-        from .._validation import UnitScopeError
-
         raise UnitScopeError(f"--map-bin must be a positive frequency in Hz, got {args.map_bin:g}.")
+    out = Path(args.out) if args.out else Path(args.run_dir) / ("probe_untrained.nc" if args.untrained else "probe.nc")
+    check_out_file(out, given="--out" if args.out else "The output file")  # a folder failed only after the probe
+    if partial_path(out).is_dir():
+        raise UnitScopeError(f"{str(partial_path(out))!r} is a folder: an interrupted probe writes its partial result "
+                             "there; move or rename the folder.")
     threads = configure_threads(args.threads)
     cfg = ProbeConfig(n_iterations=args.iterations, n_windows=args.windows,
                       layers=args.layers.split(",") if args.layers else None, site=args.site,
@@ -95,7 +107,6 @@ def run(args) -> int:
     model = untrained_twin(ws.model, seed=args.seed + 1) if args.untrained else ws.model
     layers = resolve_layers(model, cfg.layers)
     X, y = workspace_windows(ws, args.block)
-    out = Path(args.out) if args.out else Path(args.run_dir) / ("probe_untrained.nc" if args.untrained else "probe.nc")
     print(f"unitscope probe: {len(layers)} blocks, {sum(li.n_units for li in layers)} units, "
           f"{min(len(X), cfg.n_windows or len(X))} {args.block} windows x {X.shape[-1]} samples, "
           f"{cfg.n_iterations} iterations x 2 passes, torch_threads={threads}", file=sys.stderr)
@@ -108,9 +119,18 @@ def run(args) -> int:
             show(r.progress, f"{bar(r.progress)} {100 * r.progress:5.1f}%")
     except KeyboardInterrupt:
         interrupted = True
-        show.close()
-        print("interrupted: writing the partial result", file=sys.stderr)
     show.close()
+    partial = not run_.finished
+    if partial:  # interrupted: the partial result goes beside the output, never over it
+        done, planned = min(run_.done), max(p.n_iterations for p in run_.probes)
+        kept = f"{out} was not replaced" if out.is_file() else f"no {out.name} was written"
+        if done == 0:
+            print(f"interrupted before every pass had completed an iteration (0 of {planned}): nothing written; "
+                  f"{kept}", file=sys.stderr)
+            return 130
+        complete_out, out = out, partial_path(out)
+        print(f"interrupted after {done} of {planned} iterations per pass ({run_.progress:.0%}): writing the partial "
+              f"result to {out}; {kept}", file=sys.stderr)
     from ..probing.pipeline import maps_mb
 
     full_mb = maps_mb(run_)
@@ -133,6 +153,11 @@ def run(args) -> int:
                   "(--iterations), or a longer recording", file=sys.stderr)
     size_mb = out.stat().st_size / 1e6
     print(f"validity: {validity_text(ds)}; wrote {out} ({size_mb:.1f} MB)")
+    if partial:
+        print(f"{out.name} holds a probe {partial_probe_note(ds)}: its sensitivities and classes rest on fewer perturbations "
+              f"than asked for. 'unitscope probe {args.run_dir}' with the same options computes a complete "
+              f"{complete_out.name}; 'unitscope prune {args.run_dir} --curve --scores {out}' ranks by this one.",
+              file=sys.stderr)
     if full_mb > MAPS_HINT_MB and not args.no_maps and args.map_bin is None:
         df = float(ds["freq"].values[1] - ds["freq"].values[0]) if ds.sizes.get("freq", 0) > 1 else float("nan")
         print(f"the maps are {full_mb:.0f} MB ({ds.sizes['channel']} channels x {ds.sizes['freq']} bins of "

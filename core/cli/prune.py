@@ -9,7 +9,9 @@ Two modes:
 * ``--curve``: metric versus fraction pruned, most / least sensitive first and random (mean and
   95% band), written as netCDF (default ``RUN_DIR/prune_curves.nc``); ``--ablation`` adds the
   drop caused by masking each unit alone. Units are ranked by ``RUN_DIR/probe.nc`` (or
-  ``--scores FILE``) when present, else by the pruning engine's own band-amplitude sensitivity.
+  ``--scores FILE``) when present, else by the pruning engine's own band-amplitude sensitivity;
+  a probe stopped before its end (``probe.partial.nc``) ranks them with a caution, one stopped
+  before its first iteration not at all.
 
 ``--mask FILE`` starts from a saved mask (refused if it was saved for another architecture).
 """
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import Progress, bar, chance_caution, metric_str, undefined_note
+from ._common import Progress, bar, chance_caution, check_out_file, metric_str, seed_arg, undefined_note
 
 
 def add_parser(sub) -> None:
@@ -51,7 +53,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fractions", default=None, help="comma-separated fractions (default 0,0.1,...,1)")
     p.add_argument("--orders", default="most,least,random", help="pruning orders (most, least, random)")
     p.add_argument("--repeats", type=int, default=20, help="random orders drawn for the random curve")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random orders (default 0)")
     p.add_argument("--ablation", action="store_true", help="with --curve: add every unit's single-unit drop")
     p.add_argument("--out", default=None, help="curves file (default RUN_DIR/prune_curves.nc)")
     p.add_argument("--finetune", action="store_true", help="with --units: short masked fine-tune afterwards")
@@ -95,6 +97,24 @@ def _check_probe(ds, path: Path, ws, run_dir) -> None:
         from .info import other_code_note
 
         print(f"note: {other_code_note(path.name, run_dir)}", file=sys.stderr)
+
+
+def _check_partial(ds, path: Path, run_dir) -> str:
+    """A probe stopped before its end (:func:`core.cautions.partial_probe_note`) ranks units by
+    fewer perturbations than asked for: said on stderr, and ``"; partial: ..."`` returned for the
+    curves' ``scores`` attr; one stopped before its first iteration holds no score: refused."""
+    from ..cautions import partial_probe_note, probe_iterations_done
+
+    note = partial_probe_note(ds)
+    if not note:
+        return ""
+    if probe_iterations_done(ds) == 0:
+        raise UnitScopeError(f"{str(path)!r} holds a probe {note}: it has no sensitivity to rank units by. Run "
+                             f"'unitscope probe {run_dir}' to its end (or give --scores a complete probe).")
+    print(f"caution: ranking by {path.name}, a probe {note}: its sensitivities rest on fewer perturbations than asked "
+          f"for, so the ranking is noisier ('unitscope probe {run_dir}' to its end computes a complete one)",
+          file=sys.stderr)
+    return f"; partial: {note}"
 
 
 SCORES_TAKES = ("a probe result (probe.nc, as unitscope probe writes it) or a netCDF of per-unit scores "
@@ -152,6 +172,7 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
         if not ({"amp_stat_all", "phase_stat_all", "amplitude_r", "ablation_drop"} & set(ds.data_vars)):
             raise _no_scores(ds, path, bool(args.scores))
         _check_probe(ds, path, ws, args.run_dir)
+        partial = _check_partial(ds, path, args.run_dir)
         if args.reduce == "energy" and "amp_band" in ds:  # the (unit, channel, band) maps
             given = {"amplitude": ds.get("amp_band"), "phase": ds.get("phase_band")}
         else:
@@ -161,7 +182,7 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
         given = {k: v for k, v in given.items() if v is not None}
         if given:
             by = args.by or ("either" if len(given) == 2 else next(iter(given)))
-            return dict(by=by, reduce=args.reduce, **given), f"{path.name} ({by}, {args.reduce})"
+            return dict(by=by, reduce=args.reduce, **given), f"{path.name} ({by}, {args.reduce}{partial})"
         return dict(scores=ds["ablation_drop"]), f"{path.name} (single-unit ablation drop)"
     if args.by not in (None, "amplitude"):
         raise UnitScopeError(f"Ranking by {args.by!r} needs the probe results: run 'unitscope probe "
@@ -172,26 +193,36 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
 
     X = ws.windows("train")
     X = X[np.unique(np.linspace(0, len(X) - 1, min(len(X), 64)).round().astype(int))]
-    print("no probe.nc: ranking by the pruning engine's band-amplitude sensitivity", file=sys.stderr)
+    from .probe import partial_path
+
+    unused = (f" ({partial_path(path).name}, an interrupted probe, is used only when given: --scores "
+              f"{partial_path(path)})" if partial_path(path).is_file() else "")
+    print(f"no probe.nc{unused}: ranking by the pruning engine's band-amplitude sensitivity", file=sys.stderr)
     amp = amplitude_sensitivity(ws.model, X, sfreq=ws.recording.sfreq, n_iter=10, rng=args.seed,
                                 ch_names=ws.recording.ch_names)
     return dict(amplitude=amp, by="amplitude", reduce=args.reduce), "band-amplitude sensitivity (fallback)"
 
 
-def _run_masks(run_dir):
-    """An empty MaskSet of a run folder's decoder, from its config.json and model.pt alone (no
-    data read); Workspace.load says what is wrong with a folder this cannot read."""
+def _run_model(run_dir):
+    """A run folder's decoder, from its config.json and model.pt alone (no data read);
+    Workspace.load says what is wrong with a folder this cannot read."""
     import json
 
-    from ..pruning import MaskSet
     from ..workspace import Workspace, load_run_model
 
     try:
         mcfg = json.loads((Path(run_dir) / "config.json").read_text())["model"]
-        return MaskSet.for_model(load_run_model(run_dir, mcfg))
+        return load_run_model(run_dir, mcfg)
     except (OSError, ValueError, KeyError, TypeError):
         Workspace.load(run_dir)  # raises the folder's own error
         raise
+
+
+def _run_masks(run_dir):
+    """An empty MaskSet of a run folder's decoder (:func:`_run_model`: no data read)."""
+    from ..pruning import MaskSet
+
+    return MaskSet.for_model(_run_model(run_dir))
 
 
 def _check_layers_and_units(args, masks) -> None:
@@ -207,6 +238,27 @@ def _check_layers_and_units(args, masks) -> None:
     else:
         for layer in layers:
             masks.copy().prune(layer, [])
+
+
+def _check_options(args) -> None:
+    """What the options say, checked before any data are read or anything computed: --out and
+    --save-mask writable files, --finetune with --units and at least one epoch, --curve's
+    fractions, orders and repeats."""
+    if args.out is not None:
+        if not args.curve:
+            raise UnitScopeError("--out names the file of the pruning curves (--curve); with --units, --save-mask "
+                                 "FILE keeps the mask.")
+        check_out_file(args.out)
+    if args.save_mask is not None:
+        check_out_file(args.save_mask, given="--save-mask")
+    if args.finetune:
+        if not args.units:
+            raise UnitScopeError("--finetune fine-tunes the decoder with the units of --layer NAME --units LIST "
+                                 "masked: give them.")
+        if args.epochs < 1:
+            raise UnitScopeError(f"Invalid value for --epochs: the fine-tune needs at least 1 epoch, got {args.epochs}.")
+    if args.curve:
+        curve_options(args)
 
 
 MASKED = "with these units masked it is a constant"  # why a masked decoder's metric is NaN
@@ -261,8 +313,12 @@ def _units_mode(args, ws, ev, masks) -> int:
     return 0
 
 
-def _curve_mode(args, ws, ev, masks) -> int:
-    from ..pruning import ablation_effects, pruning_curve
+def curve_options(args) -> tuple[list | None, list[str]]:
+    """``--fractions`` (None: the default) and ``--orders`` of ``--curve``, checked with
+    ``--repeats`` before any work, in the options' own names (the engine named its parameters,
+    'n_repeats' and 'fraction', only after the baseline was measured)."""
+    from .._validation import suggest
+    from ..pruning.curves import ORDERS
 
     fractions = None
     if args.fractions:
@@ -270,7 +326,27 @@ def _curve_mode(args, ws, ev, masks) -> int:
             fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
         except ValueError as exc:
             raise UnitScopeError(f"Invalid --fractions {args.fractions!r}: expected numbers such as 0,0.2,0.5.") from exc
+        if not fractions:
+            raise UnitScopeError(f"Invalid --fractions {args.fractions!r}: no fraction given.")
+        bad = [f for f in fractions if not 0 <= f <= 1]
+        if bad:
+            raise UnitScopeError(f"Invalid --fractions {args.fractions!r}: fractions of the units pruned lie from 0 "
+                                 f"to 1, got {bad[0]:g}.")
     orders = [o.strip() for o in args.orders.split(",") if o.strip()]
+    for o in orders or [""]:
+        if o not in ORDERS:
+            raise UnitScopeError(f"Invalid --orders {args.orders!r}: expected a comma-separated list of "
+                                 f"{', '.join(ORDERS)}, got {o!r}.{suggest(o, ORDERS)}")
+    if "random" in orders and args.repeats < 1:
+        raise UnitScopeError(f"Invalid value for --repeats: the random order needs at least 1 draw, got "
+                             f"{args.repeats}.")
+    return fractions, orders
+
+
+def _curve_mode(args, ws, ev, masks) -> int:
+    from ..pruning import ablation_effects, pruning_curve
+
+    fractions, orders = curve_options(args)
     kw, source = _scores(args, ws, ev, masks) if {"most", "least"} & set(orders) else ({}, "none")
 
     show = Progress()
@@ -302,6 +378,8 @@ def curve_lines(curves) -> list[str]:
     """Pruning curves (:func:`core.pruning.pruning_curve`, as ``--curve`` writes them) in words:
     what was measured and ranked, the metric per fraction and order, the largest single-unit
     drops when they were measured."""
+    import numpy as np
+
     a = curves.attrs
     metric = str(a.get("metric", "metric"))
     lines = [f"{a.get('block', 'test')} {metric} (baseline {float(a['baseline']):.4f}); ranked by "
@@ -313,12 +391,17 @@ def curve_lines(curves) -> list[str]:
     band_name = ("random 95% band" if n_random >= 10 or not n_random else
                  f"random 95% band of {n_random} order{'s' * (n_random != 1)} (too few to mean much)")
     lines.append(f"fraction{head}" + (f"   {band_name}" if "random_lo" in curves else ""))
-    undefined = False
+    undefined = False  # a cell shows "-" (a NaN metric): a footnote says why; "-0.1234" is no such cell
     for i, q in enumerate(curves["fraction"].values):
-        row = "".join(f"{v:9.4f}" if v == v else f"{'-':>9}" for v in curves["metric"].values[:, i])
-        undefined |= "-" in row
-        band = f"   [{float(curves['random_lo'][i]):.4f}, {float(curves['random_hi'][i]):.4f}]" if "random_lo" in curves else ""
-        lines.append(f"{q:8.2f}{row}{band}".replace("[nan, nan]", "-"))
+        values = curves["metric"].values[:, i]
+        row = "".join(f"{v:9.4f}" if v == v else f"{'-':>9}" for v in values)
+        undefined |= bool(np.isnan(values).any())
+        band = ""
+        if "random_lo" in curves:
+            lo, hi = float(curves["random_lo"][i]), float(curves["random_hi"][i])
+            undefined |= lo != lo or hi != hi
+            band = f"   [{lo:.4f}, {hi:.4f}]".replace("[nan, nan]", "-")
+        lines.append(f"{q:8.2f}{row}{band}")
     if undefined:
         lines.append(f"-: {undefined_note('with every unit of a block pruned it is a constant')}")
     if "ablation_drop" in curves:
@@ -349,8 +432,13 @@ def run(args) -> int:
                              "--by ablation.")
     if args.by == "ablation":
         rank_block(args)  # refused at once when it is the measured block
-    if args.layer:  # a typo is said before the data are read and the baseline is measured
-        _check_layers_and_units(args, _run_masks(args.run_dir))
+    _check_options(args)  # before the data are read and the baseline is measured
+    if args.layer or args.mask:  # a typo, or a mask of another decoder, is said before any work
+        model = _run_model(args.run_dir)
+        if args.layer:
+            _check_layers_and_units(args, MaskSet.for_model(model))
+        if args.mask:
+            MaskSet.load(args.mask, model=model)
     ws = Workspace.load(args.run_dir)
     masks = MaskSet.load(args.mask, model=ws.model) if args.mask else MaskSet.for_model(ws.model)
     X, y = ws.eval_set(args.block)

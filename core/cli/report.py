@@ -5,7 +5,8 @@ the held-out metric per recording and decoder over its runs, the unit classes pe
 each decoder, and every run (:func:`core.report.render_batch_report`).
 
 Gathers the run folder's results: the decoder and its metric, ``probe.nc`` (unit classes,
-maps of ``--units``), ``prune_curves.nc`` and a mask (``--mask FILE``: pruned units and the
+maps of ``--units``; a probe stopped before its end, such as ``probe.partial.nc`` given with
+``--probe``, is marked partial), ``prune_curves.nc`` and a mask (``--mask FILE``: pruned units and the
 metric change), and with ``--kernels`` fits the DUNL kernels of the decoder output (and of the
 first ``--units`` unit) on the test block, with and without the mask.
 """
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 from .._validation import UnitScopeError
+from ..cautions import partial_probe_note
+from ._common import check_out_file
 
 
 def add_parser(sub) -> None:
@@ -105,6 +108,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else run_dir / "report.html"
     if out.is_dir():
         raise UnitScopeError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'report.html')!r}.")
+    check_out_file(out)  # no part of its folder a file: said before the report is made
     if (run_dir / BATCH_FILE).is_file() and not (run_dir / "config.json").is_file():
         return _batch(args, run_dir, out)
     ws = Workspace.load(run_dir)
@@ -120,6 +124,13 @@ def run(args) -> int:
 
         if stale_probe(probe, ws.model) == "code":
             print(f"note: {other_code_note(args.probe or run_dir / 'probe.nc', run_dir)}", file=sys.stderr)
+        partial = partial_probe_note(probe)
+        if partial:  # the report says so beside its classes too
+            print(f"note: {args.probe or run_dir / 'probe.nc'} holds a probe {partial}: the report says so; 'unitscope probe "
+                  f"{run_dir}' to its end computes a complete one", file=sys.stderr)
+    elif not args.probe and (run_dir / "probe.partial.nc").is_file():
+        print(f"note: {run_dir / 'probe.partial.nc'} (an interrupted probe) is left out of the report: --probe "
+              f"{run_dir / 'probe.partial.nc'} reports it, marked partial", file=sys.stderr)
     curves = _this_decoders(_optional(run_dir, args.curves, "prune_curves.nc", "pruning curves"), weights, run_dir,
                             args.curves or run_dir / "prune_curves.nc", given=bool(args.curves),
                             redo=f"unitscope prune {run_dir} --curve")

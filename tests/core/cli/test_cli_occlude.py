@@ -1,4 +1,5 @@
-"""``unitscope occlude``: band occlusion of a saved run, headless."""
+"""``unitscope occlude``: band occlusion of a saved run, headless; bands that a band-passed run's
+filter removed are refused (occlude, deconv), and ones reaching outside its pass-band cautioned."""
 import json
 
 import pytest
@@ -40,3 +41,55 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(["occlude", str(RUN), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("unitscope occlude: error:")
+
+
+@pytest.fixture(scope="module")
+def bandpassed_run(edf_like, tmp_path_factory):
+    """A shallow decoder of T1 vs T2 on ``edf_like`` band-passed at 8-30 Hz (train --l-freq 8
+    --h-freq 30), trained one epoch."""
+    out = tmp_path_factory.mktemp("runs") / "bandpassed"
+    assert main(["train", "--data", str(edf_like), "--target", "events:T1,T2", "--tmin", "0", "--tmax", "2",
+                 "--model", "shallow", "--epochs", "1", "--threads", "1", "--l-freq", "8", "--h-freq", "30",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_occlude_refuses_a_band_the_runs_filter_removed(bandpassed_run, capsys):
+    capsys.readouterr()
+    assert main(["occlude", str(bandpassed_run), "--band", "1", "4", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("unitscope occlude: error: --band 1 4: the band 1-4 Hz lies outside "
+                                               "this run's band-pass (8-30 Hz)")
+    assert err[0].endswith("give a band within 8-30 Hz.")
+
+
+def test_occlude_cautions_on_a_band_reaching_outside_the_runs_band_pass(bandpassed_run, capsys):
+    capsys.readouterr()
+    assert main(["occlude", str(bandpassed_run), "--band", "4", "10", "--threads", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert ("caution: --band 4 10: the band 4-10 Hz reaches outside this run's band-pass (8-30 Hz): only 8-10 Hz "
+            "of it is in the data the decoder saw") in err
+    assert json.loads(out)["metric"] == "balanced_accuracy"  # stdout stays one JSON object
+    assert main(["occlude", str(bandpassed_run), "--band", "8", "13", "--threads", "1"]) == 0
+    assert "band-pass" not in capsys.readouterr().err  # within it: nothing said
+
+
+def test_deconv_refuses_a_band_the_runs_filter_removed_before_the_fit(bandpassed_run, monkeypatch, capsys):
+    from core.deconv.apply import EventDeconvolution
+
+    def no_fit(*a, **kw):
+        raise AssertionError("the band was fitted before it was refused")
+
+    monkeypatch.setattr(EventDeconvolution, "run", no_fit)
+    capsys.readouterr()
+    assert main(["deconv", str(bandpassed_run), "--signal", "channel:C3:delta"]) == 2
+    assert ("--signal channel:C3:delta: the band 1-4 Hz lies outside this run's band-pass (8-30 Hz)"
+            in capsys.readouterr().err)
+
+
+def test_deconv_cautions_on_a_band_reaching_outside_the_runs_band_pass(bandpassed_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["deconv", str(bandpassed_run), "--signal", "channel:C3:4-10", "--epochs", "1",
+                 "--out", str(tmp_path / "d.nc")]) == 0
+    assert ("caution: --signal channel:C3:4-10: the band 4-10 Hz reaches outside this run's band-pass (8-30 Hz)"
+            in capsys.readouterr().err)

@@ -68,3 +68,19 @@ def test_the_reports_confusion_matrix_ticks_whole_trials(monkeypatch):
     FigureCanvasAgg(fig).draw()
     ticks = [t.get_text() for t in fig.axes[-1].get_yticklabels()]  # the colour bar's
     assert ticks and all(t.lstrip("−-").isdigit() for t in ticks), ticks  # not 0.5, 1.5, 2.5
+
+
+def test_the_report_of_a_one_class_test_block_says_the_metric_is_not_measured_as_info_does():
+    """A test block of one class gave a balanced accuracy of 1.000 that the report called "the
+    decoder has learnt nothing", where ``unitscope info`` says it is not measured."""
+    from core.cautions import ONE_CLASS
+    from core.cli._common import metric_cautions
+    from core.report import ReportContent, render_report
+
+    content = ReportContent(decoder={"kind": "shallow", "task": "classification", "metric_name": "balanced accuracy",
+                                     "metrics": {"test": 1.0}, "chance": ONE_CLASS}, metric_before=1.0)
+    text = render_report(content)
+    info = metric_cautions("classification", {"test": 1.0, "n_test": 20, "n_test_classes": 1})
+    assert info == [f"test balanced_accuracy 1.0000 is {ONE_CLASS}: what the decoder learnt is not measured"]
+    assert f"test balanced accuracy 1.000 is {ONE_CLASS}: what the decoder learnt is not measured" in text
+    assert "learnt nothing" not in text

@@ -1,0 +1,133 @@
+"""An interrupted ``unitscope probe`` (Ctrl-C) never replaces a complete probe.nc: its partial
+result goes to probe.partial.nc beside it, and ``prune`` and ``report`` say when the probe they
+use is partial; ``prune`` refuses one stopped before its first iteration."""
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import shutil
+
+import pytest
+import xarray as xr
+
+from core.cli import main
+
+PROBE = ["--iterations", "4", "--windows", "8", "--threads", "1"]
+
+
+def _interrupted_after(k: int):
+    """``ProbeRun.__iter__`` that raises KeyboardInterrupt (Ctrl-C) after ``k`` iterations."""
+    from core.probing._run import ProbeRun
+
+    iterate = ProbeRun.__iter__
+
+    def it(self):
+        yield from itertools.islice(iterate(self), k)
+        raise KeyboardInterrupt
+
+    return it
+
+
+def _cli(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def probed(label_run, tmp_path_factory):
+    """A copy of ``label_run`` with a complete probe.nc, then probed again and interrupted after
+    one iteration of 4, then once more before any: (run folder, probe.nc's bytes before the
+    interruptions, [(exit code, stdout, stderr) of each interrupted probe, whether the second wrote
+    a probe.partial.nc])."""
+    from core.probing._run import ProbeRun
+
+    run = shutil.copytree(label_run[0], tmp_path_factory.mktemp("partial") / "run")
+    rc, _, err = _cli(["probe", str(run), *PROBE])
+    assert rc == 0, err
+    complete = (run / "probe.nc").read_bytes()
+    said = []
+    for k in (1, 0):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ProbeRun, "__iter__", _interrupted_after(k))
+            if k == 0 and (run / "probe.partial.nc").exists():
+                (run / "probe.partial.nc").rename(run / "first.partial.nc")
+            said.append(_cli(["probe", str(run), *PROBE]))
+    said.append((run / "probe.partial.nc").exists())  # written by the probe interrupted before any iteration
+    if (run / "first.partial.nc").exists():
+        (run / "first.partial.nc").rename(run / "probe.partial.nc")
+    return run, complete, said
+
+
+def test_an_interrupted_probe_writes_its_partial_result_beside_and_keeps_the_complete_one(probed):
+    run, complete, said = probed
+    rc, _, err = said[0]
+    assert rc == 130
+    assert (run / "probe.nc").read_bytes() == complete  # not replaced by the partial result
+    assert f"interrupted after 1 of 4 iterations per pass (25%): writing the partial result to {run / 'probe.partial.nc'}" \
+        in err and f"{run / 'probe.nc'} was not replaced" in err
+    assert "probe.partial.nc holds a probe stopped before its end, after 1 of 4 iterations per pass (25%)" in err
+    with xr.open_dataset(run / "probe.partial.nc", engine="h5netcdf") as ds:
+        assert ds.attrs["progress"] == 0.25 and ds.attrs["amp_iterations"] == 1 == ds.attrs["phase_iterations"]
+
+
+def test_a_probe_interrupted_before_its_first_iteration_writes_nothing(probed):
+    run, complete, said = probed
+    rc, _, err = said[1]
+    assert rc == 130 and (run / "probe.nc").read_bytes() == complete
+    assert "interrupted before every pass had completed an iteration (0 of 4): nothing written" in err
+    assert not said[2]  # no probe.partial.nc either
+
+
+@pytest.fixture(scope="module")
+def never_iterated(probed, tmp_path_factory):
+    """A probe result stopped before its first iteration, as the old ``unitscope probe`` wrote
+    it over probe.nc on Ctrl-C ("0 of 4 iterations per pass")."""
+    from core.probing import ProbeConfig
+    from core.probing.pipeline import finish, start_probe, workspace_windows
+    from core.training import atomic_write_netcdf
+    from core.workspace import Workspace
+
+    ws = Workspace.load(probed[0])
+    X, y = workspace_windows(ws, "train")
+    run = start_probe(ws.model, X, sfreq=ws.recording.sfreq, config=ProbeConfig(n_iterations=4, n_windows=8), y=y,
+                      task=ws.task, ch_names=ws.recording.ch_names)
+    path = tmp_path_factory.mktemp("zero") / "probe.nc"
+    atomic_write_netcdf(finish(run), path)
+    return path
+
+
+CURVE = ["--curve", "--layer", "conv_time_spat", "--orders", "most", "--fractions", "0,0.5", "--threads", "1"]
+
+
+def test_prune_refuses_to_rank_by_a_probe_stopped_before_its_first_iteration(probed, never_iterated, tmp_path):
+    run = probed[0]
+    rc, out, err = _cli(["prune", str(run), *CURVE, "--scores", str(never_iterated), "--out", str(tmp_path / "c.nc")])
+    assert rc == 2 and out == "" and not (tmp_path / "c.nc").exists()
+    assert f"{str(never_iterated)!r} holds a probe stopped before its end, after 0 of 4 iterations per pass (0%)" in err
+    assert f"Run 'unitscope probe {run}' to its end" in err
+
+
+def test_prune_cautions_when_it_ranks_by_a_partial_probe(probed, tmp_path):
+    run = probed[0]
+    rc, out, err = _cli(["prune", str(run), *CURVE, "--scores", str(run / "probe.partial.nc"),
+                         "--out", str(tmp_path / "c.nc")])
+    assert rc == 0, err
+    assert ("caution: ranking by probe.partial.nc, a probe stopped before its end, after 1 of 4 iterations per "
+            "pass (25%)") in err
+    assert "partial: stopped before its end" in out.splitlines()[0]  # "ranked by ..." says it too
+    with xr.open_dataset(tmp_path / "c.nc", engine="h5netcdf") as curves:
+        assert "partial: stopped before its end, after 1 of 4" in curves.attrs["scores"]
+
+
+def test_the_report_says_when_its_probe_is_partial(probed, tmp_path):
+    run = probed[0]
+    rc, _, err = _cli(["report", str(run), "--probe", str(run / "probe.partial.nc"), "--out", str(tmp_path / "r.html")])
+    assert rc == 0, err
+    assert "holds a probe stopped before its end, after 1 of 4 iterations per pass (25%)" in err
+    text = (tmp_path / "r.html").read_text()
+    assert "the probe result is partial, stopped before its end, after 1 of 4 iterations per pass (25%)" in text
+    rc, _, err = _cli(["report", str(run), "--out", str(tmp_path / "r2.html")])  # the complete probe.nc
+    assert rc == 0 and "is partial" not in (tmp_path / "r2.html").read_text()
