@@ -488,6 +488,12 @@ def save_probe_beside_run(session) -> list[Path]:
     if not session.run:
         raise UnitScopeError("The decoder shown was not opened from a run folder: save the probe with the Export "
                              "view instead.")
+    from core.cautions import partial_probe_note
+
+    partial = partial_probe_note(ds)
+    if partial:  # as unitscope probe: a partial result never replaces the run's probe.nc
+        raise UnitScopeError(f"The probe shown was {partial}: run it to its end before keeping it with the run "
+                             "(a partial probe would replace the run's probe.nc); the Export view saves it as it is.")
     run = resolve_in_root(session.root, session.run)
     written = [_atomic_write(run / "probe.nc", netcdf_bytes(ds))]
     if session.control is not None:

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import param
 
 from core._validation import UnitScopeError
+from core.cautions import ONE_CLASS, partial_probe_note
 from core.io import DATA_CH_TYPES
 from core.recording import label_targets
 from core.training import TrainConfig
@@ -814,13 +815,17 @@ class Session(param.Parameterized):
                     if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
             if probe is not None and note:
                 what += f"; {note}"
+            partial = partial_probe_note(probe) if probe is not None else ""
+            if partial:  # (unitscope probe never writes one there now, earlier versions did)
+                what += f"; its probe.nc was {partial}: Run probe in the Units view for a complete one"
             if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
                 what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
 
             def show():
                 self.busy = ""
                 source = "" if probe is None else run_probe_source(name) + (
-                    ", computed by other probing code" if note else "")  # said wherever the probe is named
+                    ", computed by other probing code" if note else "") + (
+                    ", stopped before its end" if partial else "")  # said wherever the probe is named
                 self.set_decoder(dec, probe=probe, control=control, probe_source=source, run=shown)
                 self.alert(f"Opened {name}: {self._test_metric(dec)}; {what}.", "success")
             # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
@@ -935,8 +940,11 @@ class Session(param.Parameterized):
             self.train_outcome = (f"Last run: {how} after {n} of at most {config.max_epochs} epochs{why}; "
                                   f"weights of epoch {result.best_epoch + 1} kept.")
             note = dec.chance_note()
+            # a test block of one class measures nothing (core.cautions.ONE_CLASS), which is not
+            # "learnt nothing" (unitscope info and the report say "not measured")
             self.alert(f"Training {how} after {n} epoch(s): {self._test_metric(dec)}"
-                       + (": the decoder has learnt nothing that holds on the test block." if note else "."),
+                       + ("." if not note or note == ONE_CLASS else
+                          ": the decoder has learnt nothing that holds on the test block."),
                        "warning" if note else "success")
             if dropped:  # [A] they went without a word: a probe run meanwhile, its pruning
                 self.alert(f"The new decoder replaces {dropped[0]}: {'; '.join(dropped[1:])}.", "warning")

@@ -17,7 +17,7 @@ from bokeh.plotting import figure
 
 from core._validation import UnitScopeError
 from core.layout import head_outline
-from core.cautions import no_discovery_note, validity_text
+from core.cautions import no_discovery_note, partial_probe_note, validity_text
 from core.probing.stats import band_weights, sensitivity_peak
 
 from ..decoder import run_probe_source
@@ -394,6 +394,9 @@ class UnitsView(pn.viewable.Viewer):
             if s.probe_state in ("done", "stopped") and "amp_validity" in s.probe:
                 valid = validity_text(s.probe, closer="unitscope probe --noise-scale sets a smaller noise")
                 text += f"<br>Validity: {esc(valid)}"
+            partial = partial_probe_note(s.probe) if s.probe_state == "done" else ""
+            if partial:  # a probe.nc opened with its run, written stopped (the count above says how far)
+                text += f"<br>Note: this probe was {esc(partial)}: <b>Run probe again</b> for a complete one."
             note = no_discovery_note(s.probe) if s.probe_state != "running" else ""
             if note:  # every unit insensitive: say why that may be a lack of power, not of sensitivity
                 text += (f"<br><span class='us-probe-power'>Note: {esc(note)}: raise Iterations, or probe a "

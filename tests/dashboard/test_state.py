@@ -223,6 +223,29 @@ def test_training_error_too_short_is_an_alert(session, tmp_path, fif):
 
 
 @pytest.mark.slow
+def test_a_test_block_of_one_class_is_not_called_learnt_nothing(session, tmp_path):
+    """Trained on labels whose test block holds one class, the metric measures nothing
+    (unitscope info and the report say "not measured"); the alert said "the decoder has learnt
+    nothing that holds on the test block"."""
+    import mne
+
+    sfreq, n = 250.0, 250 * 80
+    data = np.random.default_rng(0).standard_normal((3, n)) * 1e-12
+    data[2] = 0.0
+    for k, at in enumerate(range(500, n - 1500, 600)):
+        data[2, at:at + 5] = 1 if at > 0.8 * n else 1 + k % 2   # the last fifth: code 1 only
+    info = mne.create_info(["MEG0111", "MEG2643", "STI101"], sfreq, ["mag", "grad", "stim"])
+    mne.io.RawArray(data, info, verbose=False).save(tmp_path / "one_raw.fif", overwrite=True, verbose=False)
+    session.inspect("one_raw.fif")
+    _join(session, "inspect")
+    session.param.update(target="events", max_epochs=1, model_kind="shallow")
+    session.train()
+    _join(session, "training")
+    level, text = [a for a in session.alerts if a[1].startswith("Training finished")][-1]
+    assert "one class" in text and "learnt nothing" not in text and level == "warning"
+
+
+@pytest.mark.slow
 def test_train_and_stop_on_user_file(session, tmp_path, fif):
     fif(tmp_path / "run_raw.fif", ["C3", "C4", "Cz"], seconds=40.0)
     session.inspect("run_raw.fif")
@@ -802,6 +825,31 @@ def test_sessions_opening_the_same_run_share_its_decoder(tmp_path, monkeypatch, 
     finally:
         a.close()
         b.close()
+
+
+def test_a_run_folder_whose_probe_was_stopped_says_so_and_a_stopped_probe_is_not_saved_over_it(
+        session, tmp_path, tiny_ws, tiny_probe):
+    """A probe.nc written stopped (by an earlier unitscope probe interrupted) opened as if complete
+    ("Probe done"); and the app could save a stopped probe over a run's probe.nc."""
+    from core._validation import UnitScopeError
+    from dashboard.export import save_probe_beside_run
+    from dashboard.views.units import UnitsView
+
+    run = tmp_path / "runs" / "half"
+    tiny_ws.save(run)
+    stopped = tiny_probe.copy()
+    stopped.attrs.update(progress=0.25, amp_iterations=1, phase_iterations=1, amp_n_iterations=4, phase_n_iterations=4)
+    stopped.to_netcdf(run / "probe.nc")
+    session.open_run("runs/half")
+    _join(session, "open")
+    assert session.probe is not None and session.probe_source == "probe.nc of half, stopped before its end"
+    level, text = session.alerts[-1]
+    assert "its probe.nc was stopped before its end, after 1 of 4 iterations per pass (25%): Run probe" in text
+    view = UnitsView(session=session)
+    view.__panel__()
+    assert "this probe was stopped before its end" in view.probe_text.object
+    with pytest.raises(UnitScopeError, match="The probe shown was stopped before its end.*run it to its end"):
+        save_probe_beside_run(session)
 
 
 def test_a_shallow_decoder_opens_on_its_hidden_block_not_the_output(session):
