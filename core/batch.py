@@ -200,6 +200,16 @@ def run_one(run: dict, out_dir: str, *, threads: int = 1) -> dict:
     return summary
 
 
+def _run_task(run: dict, out_dir: str, *, threads: int = 1) -> dict:
+    """:func:`run_one` as a Dask task: a user error (a UnitScopeError, a missing or unreadable
+    file) comes back as the summary's ``error`` (``"UnitScopeError: ..."``, its first line), not
+    as a failed task, which Dask's worker logs with its traceback before the batch says why."""
+    try:
+        return run_one(run, out_dir, threads=threads)
+    except (UnitScopeError, FileNotFoundError, PermissionError) as exc:
+        return {"name": run["name"], "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
 def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: int, processes: bool,
             timeout: float):
     try:
@@ -219,6 +229,13 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
     cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
                            dashboard_address=None, silence_logs=logging.WARNING)
     return Client(cluster)
+
+
+def _close(client, scheduler: str | None) -> None:
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None and scheduler is None:
+        cluster.close()
 
 
 def _summary_dataset(summaries: list[dict], names: list[str]) -> xr.Dataset:
@@ -306,31 +323,42 @@ def run_batch(runs: Sequence[BatchRun], out_dir: str | Path, *, scheduler: str |
     if not os.access(out, os.W_OK):
         raise UnitScopeError(f"The batch folder {str(out)!r} is not writable.")
     out_s = str(out.resolve())
-    summaries = []
+    summaries, interrupted = [], False
     client = _client(scheduler, n_workers, threads_per_worker, processes, timeout)
     try:
         from dask.distributed import as_completed
 
-        futures = {client.submit(run_one, r.to_dict(), out_s, threads=threads_per_worker, pure=False,
+        futures = {client.submit(_run_task, r.to_dict(), out_s, threads=threads_per_worker, pure=False,
                                  key=f"unitscope-{r.name}-{time.time_ns()}"): r for r in runs}
         for k, fut in enumerate(as_completed(futures), start=1):
             r = futures[fut]
             try:
                 s = fut.result()
-                err = ""
+                err = s.get("error", "")
             except Exception as exc:  # noqa: BLE001 - one failed run must not stop the batch
                 err = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                logger.warning("run %s failed: %s", r.name, err)
+            if err:
+                # (progress says it: a second line, a log's, for each failure is noise on the terminal)
+                logger.log(logging.INFO if progress is not None else logging.WARNING, "run %s failed: %s", r.name, err)
                 s = {"name": r.name, "source": _run_source(r.data), "model": r.train.get("model", ""),
                      "seed": r.train.get("seed", -1), "error": err}
             summaries.append(s)
             if progress is not None:
                 progress({"done": k, "n": len(runs), "name": r.name, "error": err})
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None and scheduler is None:
-            cluster.close()
+        # after Ctrl-C, the tasks cancelled and the workers stopped are Dask's warnings: the caller
+        # says what was left
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        if interrupted:
+            quiet.setLevel(logging.CRITICAL)
+        try:
+            _close(client, scheduler)
+        finally:
+            quiet.setLevel(level)
     ds = _summary_dataset(summaries, names)
     ds.attrs.update({"scheduler": scheduler or "local", "n_runs": len(runs),
                      "n_failed": int(sum(bool(s.get("error")) for s in summaries))})

@@ -4,12 +4,21 @@ Loss: MSE on the z-scored target (regression) or cross-entropy (labels). Optimis
 PyTorch defaults (lr 1e-3), as in Hammer et al.'s set-up (METHODS.md 1.5). Early stopping
 watches the validation block: Pearson r for regression, loss for labels [A] (with few trials
 balanced accuracy moves in coarse steps). The best state is kept and restored at the end.
+
+A training in progress writes ``checkpoint.partial.pt`` (:data:`PARTIAL_FILE`) in its run
+folder, never the run's ``model.pt`` / ``config.json`` / ``checkpoint.pt``: a complete run
+stays whole until the new one is committed (:meth:`core.workspace.Workspace.save`), and an
+interrupted one is that file alone, which ``resume`` continues. One process at a time writes
+a run folder (:func:`run_lock`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -26,7 +35,8 @@ from .metrics import score
 
 __all__ = ["DEFAULT_LR", "TrainConfig", "TrainResult", "train", "set_seeds", "resolve_device", "configure_threads",
            "atomic_write_bytes", "atomic_write_json", "atomic_write_netcdf", "save_state", "load_state", "predict",
-           "print_progress", "json_default"]
+           "print_progress", "json_default", "CHECKPOINT_FILE", "PARTIAL_FILE", "LOCK_FILE", "resume_checkpoint",
+           "checkpoint_summary", "commit_checkpoint", "run_lock", "lock_holder", "held_interrupt"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,9 @@ logger = logging.getLogger(__name__)
 # at 1e-3 (PyTorch's default, as in the seed paper); Shallow's squared, log-pooled features
 # train slowly at 1e-3 (demo test r 0.82 at 6.25e-4, 0.84 at 1e-3, 0.90 at 4e-3, 25 epochs).
 DEFAULT_LR = {"deep4": 1e-3, "shallow": 4e-3}
+CHECKPOINT_FILE = "checkpoint.pt"          # a complete run's training state (to train it further)
+PARTIAL_FILE = "checkpoint.partial.pt"     # the state of a training not yet committed (interrupted)
+LOCK_FILE = ".unitscope.lock"              # pid and host of the process writing a run folder
 
 
 @dataclass
@@ -176,6 +189,205 @@ def load_state(path: Path) -> dict:
         raise UnitScopeError(f"Cannot read checkpoint {str(path)!r}: {exc}") from exc
 
 
+def resume_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint ``resume`` continues in ``run_dir``: an interrupted training's
+    (:data:`PARTIAL_FILE`), else the complete run's (:data:`CHECKPOINT_FILE`), else None."""
+    for name in (PARTIAL_FILE, CHECKPOINT_FILE):
+        path = Path(run_dir) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def checkpoint_summary(path: str | Path) -> dict:
+    """What a training checkpoint holds, without building a model: ``epochs`` (done),
+    ``history``, ``best_epoch`` (0-based), ``best_valid``, and ``record`` (the data spec, model
+    and training config it was trained with, as :meth:`core.workspace.Workspace.run_record`
+    gives them; None in checkpoints written before they were kept)."""
+    state = load_state(path)
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise UnitScopeError(f"{str(path)!r} is not a UnitScope training checkpoint (no 'epoch' entry).")
+    try:
+        record = json.loads(state["run"]) if "run" in state else None
+        history = json.loads(state.get("history", "[]"))
+    except (TypeError, ValueError) as exc:
+        raise UnitScopeError(f"Corrupt training checkpoint {str(path)!r}: {exc}") from exc
+    return {"epochs": int(state["epoch"]) + 1, "history": history, "best_epoch": int(state.get("best_epoch", -1)),
+            "best_valid": float(state.get("best_valid", float("nan"))), "record": record}
+
+
+def commit_checkpoint(run_dir: str | Path) -> None:
+    """Make the finished training's :data:`PARTIAL_FILE` the run's :data:`CHECKPOINT_FILE`
+    (an atomic rename; nothing when there is none)."""
+    partial = Path(run_dir) / PARTIAL_FILE
+    if partial.is_file():
+        os.replace(partial, Path(run_dir) / CHECKPOINT_FILE)
+
+
+@contextlib.contextmanager
+def held_interrupt():
+    """Hold a Ctrl-C (SIGINT) that comes during the block until it ends, then raise it: the
+    files of a run are replaced together or not at all. Outside the main thread (where Python
+    takes no signals) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)  # (None: not set from Python)
+        if caught and previous is not signal.SIG_IGN:
+            if callable(previous):
+                previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+            else:
+                raise KeyboardInterrupt
+
+
+_HELD: dict[str, list] = {}  # lock file (resolved) -> [thread ident, depth], the locks this process holds
+_HELD_GUARD = threading.Lock()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's process
+        return True
+    except (ProcessLookupError, OverflowError, ValueError):  # none, or no possible pid
+        return False
+    return True
+
+
+def lock_holder(run_dir: str | Path) -> dict | None:
+    """Who holds the lock of ``run_dir``: ``{"pid", "host", "since", "alive"}`` (``alive``:
+    True, False, or None for a process of another host), or None when it is not locked."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        text = ""
+    info = {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        info[key.strip()] = value.strip()
+    try:
+        pid = int(info.get("pid", ""))
+    except ValueError:
+        pid = -1
+    host = info.get("host", "")
+    alive = (_pid_alive(pid) if pid > 0 else False) if host in ("", socket.gethostname()) else None
+    return {"pid": pid, "host": host, "since": info.get("since", ""), "alive": alive}
+
+
+def _lock_text() -> str:
+    return (f"pid={os.getpid()}\nhost={socket.gethostname()}\n"
+            f"since={time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path):
+    """Hold ``run_dir``'s lock (:data:`LOCK_FILE`, created only when absent, holding this pid
+    and host) for the block, making the folder when it does not exist (and removing it again when
+    the block leaves it empty). A lock of a process of this host that has ended is taken over;
+    a live one is refused with a UnitScopeError naming its pid. Re-entrant in the thread that
+    holds it (the CLI locks before reading data, then ``Workspace.train`` and ``save`` lock)."""
+    run_dir = Path(run_dir)
+    made = []
+    for p in (run_dir, *run_dir.parents):
+        if p.exists():
+            break
+        made.append(p)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnitScopeError(f"Cannot make the run folder {str(run_dir)!r}: {exc.strerror or exc}.") from exc
+    path = run_dir / LOCK_FILE
+    key = str(path.resolve())
+    me = threading.get_ident()
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None and held[0] == me:
+            held[1] += 1
+    if held is not None and held[0] == me:
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                held[1] -= 1
+        return
+    if held is not None:
+        raise UnitScopeError(f"The run folder {str(run_dir)!r} is being written by another thread of this process "
+                             f"(pid {os.getpid()}): wait for its training to end, or write another folder.")
+    _take_lock(path, run_dir)
+    with _HELD_GUARD:
+        _HELD[key] = [me, 1]
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD.pop(key, None)
+        with contextlib.suppress(OSError):
+            if path.read_text().startswith(f"pid={os.getpid()}\n"):
+                path.unlink()
+        for p in made:  # the folders this lock made, when nothing was written into them
+            with contextlib.suppress(OSError):
+                p.rmdir()
+
+
+def _create_lock(path: Path) -> None:
+    """Create ``path`` holding :func:`_lock_text`, whole or not at all (FileExistsError when it
+    exists): written beside it, then hard-linked to its name, which fails when the name is taken
+    (``O_EXCL`` and a write, where hard links are not supported, could show another process an
+    empty lock for a moment)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_lock_text())
+        os.chmod(tmp, 0o644)  # (mkstemp's 0600: other users' trainings read whose lock it is)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(_lock_text())
+    finally:
+        os.unlink(tmp)
+
+
+def _take_lock(path: Path, run_dir: Path) -> None:
+    for _ in range(3):
+        try:
+            _create_lock(path)
+        except FileExistsError:
+            holder = lock_holder(run_dir)
+            if holder is None:
+                continue  # released meanwhile
+            if holder["alive"] is False or holder["pid"] == os.getpid():  # (this pid: left by an earlier crash)
+                logger.info("taking over the lock of %s left by pid %s, which has ended", run_dir, holder["pid"])
+                with contextlib.suppress(FileNotFoundError):
+                    if lock_holder(run_dir) == holder:  # not taken by another process meanwhile
+                        path.unlink()
+                continue
+            where = f" on host {holder['host']}" if holder["alive"] is None else ""
+            since = f" since {holder['since']}" if holder["since"] else ""
+            raise UnitScopeError(
+                f"The run folder {str(run_dir)!r} is being written by another process (pid {holder['pid']}{where}"
+                f"{since}): two trainings into one folder would lose one of them. Wait for it to end, or write "
+                f"another folder (--out). If no such process runs, delete {str(path)!r}.")
+        except OSError as exc:
+            raise UnitScopeError(f"Cannot write the run folder {str(run_dir)!r}: {exc.strerror or exc}.") from exc
+        return
+    raise UnitScopeError(f"Could not take the lock {str(path)!r} of the run folder {str(run_dir)!r}: other "
+                         "processes keep taking it; write another folder.")
+
+
 @torch.no_grad()
 def predict(model: nn.Module, X: np.ndarray, *, batch_size: int = 64, device=None) -> np.ndarray:
     """Model outputs for windows X (W, C, T) in eval mode, in batches; training mode restored."""
@@ -215,6 +427,7 @@ def train(
     stop: threading.Event | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    record: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` (ContinuousData or TrialData).
 
@@ -231,10 +444,17 @@ def train(
     stop : threading.Event, optional
         Checked every batch; when set, training ends after restoring the best state.
     checkpoint_dir : path, optional
-        Folder for ``checkpoint.pt`` (model, optimiser, epoch; written atomically every epoch)
-        and ``model.pt`` (the best state dict).
+        Run folder for ``checkpoint.partial.pt`` (:data:`PARTIAL_FILE`: model, best state,
+        optimiser, epoch, ``record``; written atomically every epoch). The run's own files are
+        left as they are: the caller commits the finished training (:func:`commit_checkpoint`;
+        ``Workspace.train`` does, with ``model.pt`` and ``config.json``). Without ``resume``, a
+        partial checkpoint left there is discarded first.
     resume : bool
-        Continue from ``checkpoint_dir/checkpoint.pt`` when it exists.
+        Continue from the folder's :func:`resume_checkpoint` (an interrupted training's, else
+        the complete run's ``checkpoint.pt``) when it has one.
+    record : dict, optional
+        What the training is of (JSON-able: data spec, model and training config), kept in
+        the checkpoint so that a resume on other data or another decoder can be refused.
 
     Returns
     -------
@@ -254,9 +474,12 @@ def train(
     start_epoch = 0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     better = (lambda a, b: a > b) if task == "regression" else (lambda a, b: a < b)
-    ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
-    if resume and ckpt is not None and ckpt.exists():
-        state = load_state(ckpt)
+    ckpt = Path(checkpoint_dir) / PARTIAL_FILE if checkpoint_dir else None
+    start = resume_checkpoint(checkpoint_dir) if resume and checkpoint_dir else None
+    if ckpt is not None and not resume:
+        ckpt.unlink(missing_ok=True)  # an earlier interrupted training: this one starts over
+    if start is not None:
+        state = load_state(start)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and "scheduler" in state:
@@ -268,7 +491,7 @@ def train(
         result.best_valid = float(state["best_valid"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
-        logger.info("resumed from %s at epoch %d", ckpt, start_epoch)
+        logger.info("resumed from %s at epoch %d", start, start_epoch)
     del gen
     t0 = time.perf_counter()
     for epoch in range(start_epoch, config.max_epochs):
@@ -306,8 +529,6 @@ def train(
         if result.best_epoch < 0 or (np.isfinite(crit) and better(crit, result.best_valid)):
             result.best_epoch, result.best_valid = epoch, crit
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if checkpoint_dir:
-                save_state(Path(checkpoint_dir) / "model.pt", best_state)
         logger.info("epoch %d: train %.4f valid loss %.4f metric %.4f", epoch, rec["train_loss"], v_loss, v_metric)
         if ckpt is not None:
             save_state(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -316,7 +537,8 @@ def train(
                               "best_epoch": result.best_epoch, "best_valid": result.best_valid,
                               "history": json.dumps(result.history),
                               "numpy_rng": json.dumps(rng.bit_generator.state),
-                              "torch_rng": torch.get_rng_state()})
+                              "torch_rng": torch.get_rng_state(),
+                              **({"run": json.dumps(record, default=json_default)} if record is not None else {})})
         if progress is not None:
             progress({**rec, "n_epochs": config.max_epochs, "fraction": (epoch + 1) / config.max_epochs,
                       "history": list(result.history), "end_of_epoch": True})

@@ -2,11 +2,15 @@
 
 The dashboard and the CLI both drive a Workspace. A run folder holds ``config.json`` (data
 spec, preprocessing statistics, model and training config, metrics), ``model.pt`` (the best
-state dict) and ``checkpoint.pt`` (to resume training). ``version`` increases whenever the
-model changes so callers can key caches on it.
+state dict) and ``checkpoint.pt`` (to resume training). A training writes
+``checkpoint.partial.pt`` until it ends and then replaces the three together, so a run folder
+trained again keeps its previous complete run until the new one is complete; an interrupted
+training leaves that file, which ``resume`` continues (:mod:`core.training`). ``version``
+increases whenever the model changes so callers can key caches on it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,7 +31,8 @@ from .models import build_model, layer_map
 from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
                             split_blocks)
 from .recording import Recording, recording_differences, recording_identity, target_types, touches
-from .training import TrainConfig, TrainResult, atomic_write_json, load_state, predict, train
+from .training import (DEFAULT_LR, TrainConfig, TrainResult, checkpoint_summary, commit_checkpoint,
+                       held_interrupt, load_state, predict, resume_checkpoint, run_lock, train)
 
 __all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "state_mismatches", "default_cache_dir",
            "ASSETS_DIR", "weights_provenance", "check_state_file"]
@@ -75,9 +80,28 @@ def load_run_model(run_dir: str | Path, mcfg: dict) -> torch.nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise UnitScopeError(f"The checkpoint {str(run_dir / 'model.pt')!r} does not match the {mcfg['kind']} "
-                             f"architecture: {str(exc).splitlines()[0]}") from exc
+        own = model.state_dict()
+        parts = (mismatch_parts(*state_mismatches(state, own)) if isinstance(state, dict)
+                 and all(torch.is_tensor(v) for v in state.values()) else [])
+        raise UnitScopeError(
+            f"The checkpoint {str(run_dir / 'model.pt')!r} does not match the {mcfg['kind']} architecture its "
+            f"config.json describes ({mcfg['n_chans']} channels, {mcfg['n_outputs']} output(s), {mcfg['n_times']}"
+            f"-sample windows, {'dense' if mcfg['dense'] else 'trial-wise'}): "
+            f"{'; '.join(parts) if parts else str(exc).splitlines()[0]}. The weights are of another decoder: "
+            "train the run again, or import the weights into a run of their own data (unitscope import).") from exc
     return model.eval()
+
+
+def mismatch_parts(missing: list, unexpected: list, shapes: list) -> list[str]:
+    """:func:`state_mismatches`' lists in words (as ``unitscope import`` words them), the first
+    few of each: ``["missing ['a', 'b'] and 3 more", "unexpected ['c']", "shape mismatch: d (2,
+    3) in the file vs (4, 3) here"]``."""
+    def some(items, n, join=str):
+        return join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+    return (([f"missing {some(missing, 4)}"] if missing else [])
+            + ([f"unexpected {some(unexpected, 4)}"] if unexpected else [])
+            + ([f"shape mismatch: {some(shapes, 3, '; '.join)}"] if shapes else []))
 
 
 def check_state_file(path: str | Path) -> None:
@@ -183,6 +207,53 @@ def _resolve_names(rec: Recording, spec: DataSpec) -> DataSpec:
                 f"The target channel {decoded!r} cannot also be an input: the decoder would be given the trace it "
                 f"is to decode. Leave it out of the picks (--picks), which are {picks}.")
     return replace(spec, **changes) if changes else spec
+
+
+# the DataSpec / TrainConfig fields a resumed training must keep, as the CLI names them
+_DATA_OPTIONS = {"target": "target (--target)", "picks": "picks (--picks)", "l_freq": "l_freq (--l-freq)",
+                 "h_freq": "h_freq (--h-freq)", "sfreq": "sfreq (--sfreq)", "tmin": "tmin (--tmin)",
+                 "tmax": "tmax (--tmax)", "bids": "bids (--bids)", "fractions": "fractions", "seed": "demo seed",
+                 "duration": "demo duration", "ipsi_fraction": "ipsi_fraction (--demo-ipsi-fraction)"}
+_TRAIN_OPTIONS = {"model": "model (--model)", "n_times": "n_times (--n-times)", "lr": "lr (--lr)",
+                  "seed": "seed (--seed)", "batch_size": "batch_size", "scheduler": "scheduler",
+                  "weight_decay": "weight_decay", "drop_prob": "drop_prob"}
+
+
+def _config_record(cfg: dict) -> dict:
+    """A run's config.json as :meth:`Workspace.run_record` words it."""
+    return {"data": cfg["data"], "source_path": cfg.get("source_path"), "model": cfg.get("model") or {},
+            "train": cfg.get("train") or {}, "task": cfg.get("task"),
+            "recording": (cfg.get("prep") or {}).get("recording")}
+
+
+def _same_source(now: dict, then: dict) -> bool:
+    """Whether two records (:meth:`Workspace.run_record`) name one recording: both the demo, or
+    the same file in full, or files of one name that the record identifies alike (a recording
+    moved or copied since)."""
+    a, b = str(now["data"].get("source")), str((then.get("data") or {}).get("source"))
+    if "demo" in (a, b):
+        return a == b
+    where = [Path(p).expanduser().resolve() if p else None
+             for p in (now.get("source_path") or a, then.get("source_path") or b)]
+    if where[0] == where[1]:
+        return True
+    ours, theirs = now.get("recording"), then.get("recording")
+    return (Path(a).name == Path(b).name and isinstance(ours, dict) and isinstance(theirs, dict)
+            and not recording_differences(ours, theirs))
+
+
+def _unfinished(run_dir: Path) -> str:
+    """Why a folder without config.json has none, when a training left it so: ``": a training
+    into it is in progress (pid 12)"``, or an interrupted one's; "" otherwise."""
+    from .training import PARTIAL_FILE, lock_holder
+
+    holder = lock_holder(run_dir)
+    if holder and holder["alive"] is not False:
+        return f": a training into it is in progress (pid {holder['pid']}); it is a run folder when that ends"
+    if (run_dir / PARTIAL_FILE).is_file():
+        return (f": it holds an interrupted training ({PARTIAL_FILE}), which unitscope train --out {run_dir} "
+                "--resume continues")
+    return ""
 
 
 def _same_data(spec: DataSpec, own: DataSpec) -> bool:
@@ -467,7 +538,8 @@ class Workspace:
         given = spec
         cfg_path = run_dir / "config.json"
         if not cfg_path.is_file():
-            raise UnitScopeError(f"{str(run_dir)!r} is not a UnitScope run folder (no config.json).")
+            raise UnitScopeError(
+                f"{str(run_dir)!r} is not a UnitScope run folder (no config.json){_unfinished(run_dir)}.")
         try:
             cfg = json.loads(cfg_path.read_text())
             spec = spec or DataSpec.from_dict(cfg["data"])
@@ -538,18 +610,106 @@ class Workspace:
 
     # ---- training and saving ---------------------------------------------------------
     def train(self, *, progress=None, stop=None, resume: bool = False, run_dir=None) -> TrainResult:
-        """Train the decoder (in place), then measure valid and test metrics."""
+        """Train the decoder (in place), then measure valid and test metrics.
+
+        With a run folder (``run_dir``, else the workspace's own), the folder is locked for the
+        training (:func:`core.training.run_lock`: a second training into it is refused), the
+        state of every epoch goes to its ``checkpoint.partial.pt``, and only a training that
+        ends (finished, early-stopped or stopped with ``stop``) replaces the run's
+        ``model.pt``, ``config.json`` and ``checkpoint.pt``, together; an interrupted one (an
+        exception, Ctrl-C) leaves the folder's previous run as it was. ``resume`` continues
+        from the folder's checkpoint (:func:`core.training.resume_checkpoint`) and refuses one
+        of other data or another decoder (:meth:`check_resume`).
+        """
         run_dir = Path(run_dir) if run_dir else self.run_dir
-        result = train(self.model, self.data, self.config, progress=progress, stop=stop,
-                       checkpoint_dir=run_dir, resume=resume)
-        self.history = result.history
-        self.version += 1
-        self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
-                        "best_epoch": result.best_epoch, "epochs": len(result.history),
-                        "train_seconds": result.seconds, "stopped": result.stopped, **self.held_out_counts()}
-        if run_dir:
-            self.save(run_dir)
+        with run_lock(run_dir) if run_dir else contextlib.nullcontext():
+            if resume and run_dir:
+                self.check_resume(run_dir)
+            result = train(self.model, self.data, self.config, progress=progress, stop=stop,
+                           checkpoint_dir=run_dir, resume=resume, record=self.run_record() if run_dir else None)
+            self.history = result.history
+            self.version += 1
+            self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
+                            "best_epoch": result.best_epoch, "epochs": len(result.history),
+                            "train_seconds": result.seconds, "stopped": result.stopped, **self.held_out_counts()}
+            if run_dir:
+                self._write(run_dir, {}, commit=True)
         return result
+
+    def run_record(self) -> dict:
+        """What this decoder is trained on and how (JSON-able), as a training's checkpoint keeps
+        it: ``data`` (the DataSpec), ``source_path`` (the recording, in full), ``model`` (the
+        architecture and its channels), ``train`` (the TrainConfig), ``task`` and ``recording``
+        (what identifies the recording, :func:`core.recording.recording_identity`)."""
+        source = Path(str(self.spec.source)).expanduser()
+        return {"data": self.spec.to_dict(),
+                "source_path": str(source.resolve()) if self.spec.source != "demo" and source.exists() else None,
+                "model": dict(self.model.unitscope_config, ch_names=list(self.recording.ch_names)),
+                "train": self.config.to_dict(), "task": self.task, "recording": self.prep.get("recording")}
+
+    def resume_differences(self, record: dict) -> list[str]:
+        """How this workspace's data and decoder differ from those a checkpoint was trained with
+        (``record``: :meth:`run_record`'s, or a run's config.json), one ``"NAME NOW now, THEN in
+        the checkpoint"`` each; [] when a training of it can be resumed here. The number of
+        epochs, the patience and the device may differ."""
+        now, out = self.run_record(), []
+
+        def differs(label, a, b):
+            out.append(f"{label} {a!r} now, {b!r} in the checkpoint")
+
+        then_data = record.get("data") or {}
+        if then_data and not _same_source(now, record):
+            differs("data (--data)", now["data"]["source"], then_data.get("source"))
+        for key, label in _DATA_OPTIONS.items():
+            a, b = now["data"].get(key), then_data.get(key, now["data"].get(key))
+            if (list(a) if isinstance(a, tuple) else a) != (list(b) if isinstance(b, tuple) else b):
+                differs(label, a, b)
+        then_train = record.get("train") or {}
+        for key, label in _TRAIN_OPTIONS.items():
+            a, b = now["train"].get(key), then_train.get(key, now["train"].get(key))
+            if key == "lr":
+                a = self.config.learning_rate
+                b = DEFAULT_LR.get(then_train.get("model"), a) if b is None else float(b)
+            if a != b:
+                differs(label, a, b)
+        then_model = record.get("model") or {}
+        if not out:  # what the options above did not show: the channels or classes the data gave
+            for key, label in (("ch_names", "input channels"), ("n_outputs", "outputs"), ("n_times", "window"),
+                               ("dense", "dense")):
+                if key in then_model and now["model"].get(key) != then_model[key]:
+                    differs(label, now["model"].get(key), then_model[key])
+        return out
+
+    def check_resume(self, run_dir: str | Path, *, record: dict | None = None) -> None:
+        """Refuse to resume the training in ``run_dir`` (its checkpoint,
+        :func:`core.training.resume_checkpoint`) on other data or with another decoder than it
+        was trained with (:meth:`resume_differences`), naming what differs. The record is the
+        checkpoint's own; for a checkpoint that keeps none (written before UnitScope kept it),
+        ``record`` or the run's config.json; nothing is checked when there is neither."""
+        path = resume_checkpoint(run_dir)
+        if path is None:
+            return
+        kept = checkpoint_summary(path)["record"]
+        if kept is None and record is None and (Path(run_dir) / "config.json").is_file():
+            try:
+                record = _config_record(json.loads((Path(run_dir) / "config.json").read_text()))
+            except (ValueError, TypeError, AttributeError):
+                record = None
+        kept = kept or record
+        diffs = self.resume_differences(kept) if kept else []
+        if diffs:
+            d = kept.get("data") or {}
+            from .io import source_label
+
+            what = ("the demo recording" if d.get("source") == "demo"
+                    else repr(source_label(str(d.get("source")), d.get("bids"))))
+            target = f"target {d['target']!r}" if d.get("target") else "its own target"
+            raise UnitScopeError(
+                f"Cannot resume the training in {str(path)!r} on other data or with another decoder: "
+                f"{'; '.join(diffs)}. It was trained on {what}, {target}, with a "
+                f"{(kept.get('train') or {}).get('model', '?')} decoder: resume it with those options (unitscope "
+                "train --resume without --data takes them from the run), or train from the start (without "
+                "--resume) or into another folder.")
 
     def held_out_counts(self) -> dict:
         """How many trials (labels) or windows (continuous targets) the valid and test metrics
@@ -616,13 +776,7 @@ class Workspace:
         missing, unexpected, shapes = state_mismatches(state, own)
         if missing or unexpected or shapes:
             cfg = self.model.unitscope_config
-
-            def some(items, n, join=str):
-                return join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
-
-            parts = ([f"missing {some(missing, 4)}"] if missing else []) + \
-                ([f"unexpected {some(unexpected, 4)}"] if unexpected else []) + \
-                ([f"shape mismatch: {some(shapes, 3, '; '.join)}"] if shapes else [])
+            parts = mismatch_parts(missing, unexpected, shapes)
             raise UnitScopeError(
                 f"The weights in {str(path)!r} do not fit the {cfg['kind']} decoder of these data "
                 f"({cfg['n_chans']} channels, {cfg['n_outputs']} output(s), {cfg['n_times']}-sample windows, "
@@ -637,12 +791,21 @@ class Workspace:
                         "weights_from": str(path), **self.held_out_counts()}
 
     def save(self, run_dir: str | Path, **extra) -> Path:
-        """Write ``model.pt`` and ``config.json`` atomically into ``run_dir``."""
-        from .training import save_state
+        """Write ``model.pt`` and ``config.json`` into ``run_dir``, each atomically, as one step
+        (:meth:`_write`); refused while another process trains into the folder."""
+        return self._write(run_dir, extra, commit=False)
+
+    def _write(self, run_dir: str | Path, extra: dict, *, commit: bool) -> Path:
+        """Replace the run in ``run_dir`` by this one: config.json goes first (for that moment
+        the folder is no run, rather than one whose config.json describes other weights), then
+        model.pt and the new config.json are written, and with ``commit`` the training's
+        ``checkpoint.partial.pt`` becomes ``checkpoint.pt``. Under the folder's lock, with a
+        Ctrl-C held until the step ends."""
+        import io
+
+        from .training import atomic_write_bytes, json_default
 
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_state(run_dir / "model.pt", self.model.state_dict())
         mcfg = dict(self.model.unitscope_config, ch_names=self.recording.ch_names)
         # where the recording was, in full: a source given relative to the folder train ran in is
         # found again from any other (find_run_recording)
@@ -650,11 +813,20 @@ class Workspace:
         where = {"source_path": str(source.resolve())} if self.spec.source != "demo" and source.exists() else {}
         # a label decoder's classes, output by output: opened on other data, the same classes are asked
         classes = {"classes": list(self.data.classes)} if self.task == "classification" else {}
-        atomic_write_json(run_dir / "config.json", {
-            "data": self.spec.to_dict(), **where, "train": self.config.to_dict(), "model": mcfg,
-            "task": self.task, "prep": self.prep, "metrics": self.metrics, "history": self.history,
-            "layers": [l.to_dict() for l in self.layers], **classes, **extra})
-        self.run_dir = run_dir
+        cfg = {"data": self.spec.to_dict(), **where, "train": self.config.to_dict(), "model": mcfg,
+               "task": self.task, "prep": self.prep, "metrics": self.metrics, "history": self.history,
+               "layers": [l.to_dict() for l in self.layers], **classes, **extra}
+        # both files in bytes first: one that cannot be written leaves the folder as it was
+        weights = io.BytesIO()
+        torch.save(self.model.state_dict(), weights)
+        text = json.dumps(cfg, indent=2, default=json_default).encode()
+        with run_lock(run_dir), held_interrupt():
+            (run_dir / "config.json").unlink(missing_ok=True)
+            atomic_write_bytes(run_dir / "model.pt", weights.getvalue())
+            atomic_write_bytes(run_dir / "config.json", text)
+            if commit:
+                commit_checkpoint(run_dir)
+            self.run_dir = run_dir
         return run_dir
 
     # ---- evaluation ------------------------------------------------------------------

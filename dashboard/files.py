@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core._validation import UnitScopeError
 from core.io import is_bids_root, missing_companions
+from core.training import PARTIAL_FILE
 
 __all__ = ["RECORDING_SUFFIXES", "COMPANION_SUFFIXES", "data_root", "max_upload_bytes", "resolve_in_root",
            "list_recordings", "list_runs", "is_run_folder", "run_recording", "save_upload", "unpack_zip",
@@ -129,12 +130,16 @@ WEIGHTS_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt")  # torch.save state dicts, s
 
 def list_weights(root: str | Path, *, max_files: int = 200, max_depth: int = 4) -> list[str]:
     """State dict files under ``root`` (:data:`WEIGHTS_SUFFIXES`), relative to it, sorted;
-    the ``model.pt`` / ``checkpoint.pt`` of run folders are left out (a run opens as a run)."""
+    the ``model.pt`` / ``checkpoint.pt`` of run folders are left out (a run opens as a run), and
+    so is an interrupted training's ``checkpoint.partial.pt`` anywhere (``unitscope train --resume``
+    continues it; it is no decoder to open)."""
     root = Path(root).resolve()
     out: list[str] = []
     for here, filenames in walk_root(root, max_depth=max_depth):
         in_run = is_run_folder(here)
         for f in filenames:
+            if f == PARTIAL_FILE:
+                continue
             if f.lower().endswith(WEIGHTS_SUFFIXES) and not (in_run and f in ("model.pt", "checkpoint.pt")):
                 out.append(str((here / f).relative_to(root)))
                 if len(out) >= max_files:

@@ -6,11 +6,15 @@ distributed (a local cluster by default, ``--scheduler tcp://host:8786`` for a l
 Each run writes ``OUT/<recording>-<model>-s<seed>/`` (checkpoint, config, and ``probe.nc``
 with ``--probe``); ``OUT/batch.nc`` gathers the held-out metrics (and the probe's class
 fractions) along a ``run`` dimension. A failed run is reported and the others go on; the
-exit status is 1 when any run failed.
+exit status is 1 when any run failed. Interrupted (Ctrl-C), it says which runs finished and
+which were left unfinished (no batch.nc is written).
 """
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from ._common import check_out_dir, seed_arg
 
 
 def add_parser(sub) -> None:
@@ -23,7 +27,8 @@ def add_parser(sub) -> None:
                         "(default: all)")
     p.add_argument("--target", default=None, help="channel, 'events' or 'events:T1,T2' (as for train)")
     p.add_argument("--model", nargs="+", default=["deep4"], choices=("deep4", "shallow"))
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the training default)")
+    p.add_argument("--seeds", nargs="+", type=seed_arg, default=None,
+                   help="training seeds (default: the training default)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per run")
     p.add_argument("--duration", type=float, default=None, help="demo length in seconds (default 600)")
     p.add_argument("--probe", action="store_true", help="probe every run after training (writes probe.nc)")
@@ -37,9 +42,33 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupted_text(out: Path, runs, ended: dict) -> str:
+    """What an interrupted batch left in ``out`` (``ended``: run name -> its error, "" when it
+    finished), and how to go on."""
+    from ..training import PARTIAL_FILE
+
+    done = [r.name for r in runs if ended.get(r.name) == ""]
+    failed = [r.name for r in runs if ended.get(r.name)]
+    left = [r.name for r in runs if r.name not in ended]
+    kept = [name for name in left if (out / name / PARTIAL_FILE).is_file()]
+    parts = [f"interrupted after {len(ended)} of {len(runs)} runs ended; no {out / 'batch.nc'} was written"]
+    if done:
+        parts.append(f"finished (complete run folders): {', '.join(done)}")
+    if failed:
+        parts.append(f"failed: {', '.join(failed)}")
+    if left:
+        parts.append(f"not finished (no config.json): {', '.join(left)}"
+                     + (f"; {len(kept)} of them {'keeps its' if len(kept) == 1 else 'keep their'} epochs so far in "
+                        f"{PARTIAL_FILE} (unitscope train --out "
+                        f"{out / kept[0]} --resume continues one)" if kept else ""))
+    parts.append(f"unitscope batch with the same options and --out {out} runs the whole batch again")
+    return "; ".join(parts)
+
+
 def run(args) -> int:
     from ..batch import plan_runs, run_batch
 
+    out = check_out_dir(args.out)
     probe = None
     if args.probe:
         probe = {} if args.iterations is None else {"n_iterations": args.iterations}
@@ -48,13 +77,20 @@ def run(args) -> int:
     where = args.scheduler or f"a local cluster ({'threads' if args.no_processes else 'processes'})"
     print(f"unitscope batch: {len(runs)} runs on {where} -> {args.out}", file=sys.stderr)
 
+    ended = {}  # run name -> its error ("" when it finished)
+
     def progress(info: dict) -> None:
+        ended[info["name"]] = info["error"]
         status = f"FAILED: {info['error']}" if info["error"] else "done"
         print(f"[{info['done']}/{info['n']}] {info['name']}: {status}", file=sys.stderr, flush=True)
 
-    ds = run_batch(runs, args.out, scheduler=args.scheduler, n_workers=args.workers,
-                   threads_per_worker=args.threads_per_worker, processes=not args.no_processes,
-                   progress=progress)
+    try:
+        ds = run_batch(runs, out, scheduler=args.scheduler, n_workers=args.workers,
+                       threads_per_worker=args.threads_per_worker, processes=not args.no_processes,
+                       progress=progress)
+    except KeyboardInterrupt:
+        print(f"unitscope batch: {_interrupted_text(out, runs, ended)}", file=sys.stderr)
+        return 130
     for name in ds["run"].values:
         row = ds.sel(run=name)
         if str(row["error"].values):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import metric_cautions, on_count, per_class_line
+from ._common import check_out_dir, metric_cautions, on_count, per_class_line
 from .train import add_data_args, create_workspace, data_spec
 
 
@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import sys
 
-    from ..training import TrainConfig
+    from ..training import TrainConfig, run_lock
 
+    out = check_out_dir(args.out)  # said before the data are read
     cfg = TrainConfig()
     if args.model is not None:
         cfg.model = args.model
@@ -39,9 +40,10 @@ def run(args) -> int:
     from ..workspace import check_state_file
 
     check_state_file(weights)  # said before the data are read
-    ws = create_workspace(args, data_spec(args), cfg)
-    ws.load_weights(weights)
-    ws.save(args.out)
+    with run_lock(out):  # a training into --out meanwhile is refused, and refuses this
+        ws = create_workspace(args, data_spec(args), cfg)
+        ws.load_weights(weights)
+        ws.save(out)
     m = ws.metrics
     name = "pearson_r" if ws.task == "regression" else "balanced_accuracy"
     print(f"test {name} {m['test']:.4f}{on_count(m, 'test')} (valid {m['valid']:.4f}{on_count(m, 'valid')}) "

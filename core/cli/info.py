@@ -17,6 +17,7 @@ from .._validation import UnitScopeError
 
 # result files a run folder may hold, and what writes them
 RUN_FILES = {"model.pt": "weights", "checkpoint.pt": "training state, for --resume",
+             "checkpoint.partial.pt": "an interrupted training, for train --resume",
              "probe.nc": "unitscope probe", "probe_untrained.nc": "unitscope probe --untrained",
              "prune_curves.nc": "unitscope prune --curve"}
 
@@ -67,6 +68,10 @@ def run(args) -> int:
             return _result_info(folder, as_json=args.json)
         if folder.is_file() and folder.suffix.lower() in (".json", ".pt", ".pth", ".html", ".htm"):
             return _own_file_info(folder, as_json=args.json)  # no format MNE reads: UnitScope's own files
+        if folder.is_dir() and _training_left(folder):
+            return _training_info(folder, as_json=args.json)
+        if folder.is_dir() and not is_bids_root(folder) and _batch_runs(folder):
+            return _unfinished_batch_info(folder, as_json=args.json)
     bids = parse_bids(getattr(args, "bids", None))
     listed = []
     if args.path != "demo" and is_bids_root(args.path):
@@ -125,6 +130,113 @@ def run(args) -> int:
     return 0
 
 
+def _training_left(folder: Path) -> bool:
+    """Whether ``folder`` (no config.json) holds a training that has not ended: an interrupted
+    one's checkpoint.partial.pt, a checkpoint.pt an earlier UnitScope left when interrupted, or
+    a training that holds its lock now."""
+    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, lock_holder
+
+    holder = lock_holder(folder)
+    return ((folder / PARTIAL_FILE).is_file() or (folder / CHECKPOINT_FILE).is_file()
+            or bool(holder and holder["alive"] is not False))
+
+
+def _training_now(folder: Path) -> str:
+    """``"pid 123"`` (``"pid 123 on host h"``) of a process training into ``folder`` now, or "" ."""
+    from ..training import lock_holder
+
+    holder = lock_holder(folder)
+    if not holder or holder["alive"] is False:
+        return ""
+    return f"pid {holder['pid']}" + (f" on host {holder['host']}" if holder["alive"] is None else "")
+
+
+def _training_info(folder: Path, *, as_json: bool) -> int:
+    """A run folder without config.json: an interrupted training (what it has done, on what,
+    and the command that continues it), or one in progress."""
+    from ..io import source_label
+    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, checkpoint_summary
+
+    now = _training_now(folder)
+    path = folder / PARTIAL_FILE if (folder / PARTIAL_FILE).is_file() else folder / CHECKPOINT_FILE
+    s = checkpoint_summary(path) if path.is_file() else None
+    record = (s or {}).get("record") or {}
+    data, train = record.get("data") or {}, record.get("train") or {}
+    if record:
+        resume = f"unitscope train --out {folder} --resume"
+    else:
+        resume = (f"unitscope train --out {folder} --resume --data RECORDING --target TARGET (with the options it "
+                  "was trained with: this checkpoint, from an earlier UnitScope, does not record them)")
+    state = "training now" if now else "interrupted" if s else "starting"
+    out = {"run": str(folder), "state": state, "training_by": now or None, "checkpoint": str(path) if s else None,
+           "epochs_done": s["epochs"] if s else 0, "max_epochs": train.get("max_epochs"),
+           "best_epoch": s["best_epoch"] + 1 if s and s["best_epoch"] >= 0 else None, "record": record or None,
+           "resume": None if now else resume}
+    if as_json:
+        print(json.dumps(out))
+        return 0
+    if now:
+        print(f"run        {folder}: a training in progress ({now}); no config.json until it ends")
+    else:
+        print(f"run        {folder}: an interrupted training (no config.json: the run was never completed)")
+    if record:
+        m = record.get("model") or {}
+        print(f"decoder    {m.get('kind', train.get('model', '?'))}, {m.get('n_chans', '?')} channels, "
+              f"{m.get('n_outputs', '?')} output(s), {m.get('n_times', '?')}-sample windows")
+        target = data.get("target") or ("hand speed" if data.get("source") == "demo" else "?")
+        print(f"data       {source_label(str(data.get('source')), data.get('bids'))} ({record.get('task', '?')}; "
+              f"target {target})")
+    if s:
+        last = s["history"][-1] if s["history"] else {}
+        best = (f", best valid metric {s['best_valid']:.4f} at epoch {s['best_epoch'] + 1}"
+                if s["best_epoch"] >= 0 else "")
+        print(f"training   {s['epochs']} of {train.get('max_epochs', '?')} epoch(s) done{best}"
+              + (f" (last valid metric {last['valid_metric']:.4f})" if "valid_metric" in last else ""))
+    files = sorted(f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    print(f"files      {', '.join(f'{f} ({_what_writes(f)})' if _what_writes(f) else f for f in files) or 'none'}")
+    if now:
+        print("next       wait for it to end (unitscope info shows the run then)")
+    elif s:
+        print(f"next       {resume}")
+    return 0
+
+
+def _batch_runs(folder: Path) -> dict:
+    """The run folders directly in ``folder`` (a batch folder whose batch.nc was never written):
+    ``{"complete": [names with config.json], "unfinished": [names with a training left]}``, or
+    {} when there are none."""
+    import re
+
+    complete, unfinished = [], []
+    # as core.batch.plan_runs names runs (a folder of other runs is no batch)
+    named = re.compile(r"-(deep4|shallow)-s\d+$")
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and named.search(p.name)):
+        if (sub / "config.json").is_file():
+            complete.append(sub.name)
+        elif _training_left(sub):
+            unfinished.append(sub.name)
+    return {"complete": complete, "unfinished": unfinished} if complete or unfinished else {}
+
+
+def _unfinished_batch_info(folder: Path, *, as_json: bool) -> int:
+    """A folder of run folders without batch.nc: a batch interrupted (or still running)."""
+    runs = _batch_runs(folder)
+    done, left = runs["complete"], runs["unfinished"]
+    if as_json:
+        print(json.dumps({"batch": str(folder), "state": "unfinished", "complete": done, "unfinished": left}))
+        return 0
+    print(f"batch      {folder}: no batch.nc (the batch was interrupted, or still runs): {len(done)} complete "
+          f"run(s), {len(left)} unfinished")
+    if done:
+        print(f"complete   {', '.join(done)}   (unitscope info {folder / done[0]}, and so on)")
+    if left:
+        print(f"unfinished {', '.join(left)}   (each continues with unitscope train --out {folder / left[0]} "
+              "--resume, and so on)")
+    print(f"next       unitscope batch with the same options and --out {folder} runs every run again and writes "
+          "batch.nc")
+    return 0
+
+
 def _batch_info(folder: Path, *, as_json: bool) -> int:
     """A batch folder: the held-out metric per recording and decoder, and the failed runs."""
     from ..batch import load_batch, summarise_batch
@@ -172,6 +284,12 @@ def _own_file_info(path: Path, *, as_json: bool) -> int:
         raise UnitScopeError(f"{str(path)!r} is an HTML page (unitscope report writes them): open it in a browser; "
                              + (f"{folder}." if in_run else f"{ACCEPTS}."))
     held = {"model.pt": "the weights", "checkpoint.pt": "the training state (for unitscope train --resume)"}
+    from ..training import PARTIAL_FILE
+
+    if path.name == PARTIAL_FILE:
+        raise UnitScopeError(f"{str(path)!r} holds an interrupted training into the run folder {str(path.parent)!r}: "
+                             f"unitscope info {path.parent} describes it, and unitscope train --out {path.parent} "
+                             "--resume continues it.")
     if in_run and path.name in held:
         raise UnitScopeError(f"{str(path)!r} holds {held[path.name]} of the run folder {str(path.parent)!r}: "
                              f"{folder}.")
@@ -270,13 +388,33 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     known = [f"{f} ({_what_writes(f)})" for f in s["files"] if _what_writes(f)]
     other = [f for f in s["files"] if not _what_writes(f) and f != "config.json"]
     print(f"files      {', '.join(known + other)}")
-    for why in result_notes(run_dir, s["files"]):
+    for why in result_notes(run_dir, s["files"]) + _training_notes(run_dir):
         print(f"note       {why}")
     if "probe.nc" not in s["files"]:
         print(f"next       unitscope probe {s['run']}")
     else:
         print(f"read       unitscope info {Path(s['run']) / 'probe.nc'}   (and each result file so)")
     return 0
+
+
+def _training_notes(run_dir: Path) -> list[str]:
+    """A training into a complete run's folder that has not ended: in progress, or interrupted
+    (its checkpoint.partial.pt), with the command that continues it."""
+    from ..training import PARTIAL_FILE, checkpoint_summary
+
+    now = _training_now(run_dir)
+    if now:
+        return [f"a training into this folder is in progress ({now}); the run above stays until it ends"]
+    partial = run_dir / PARTIAL_FILE
+    if not partial.is_file():
+        return []
+    try:
+        s = checkpoint_summary(partial)
+        done = f" ({s['epochs']} of {((s['record'] or {}).get('train') or {}).get('max_epochs', '?')} epochs done)"
+    except UnitScopeError:
+        done = ""
+    return [f"{PARTIAL_FILE} holds an interrupted training into this folder{done}; the run above is the earlier, "
+            f"complete one. unitscope train --out {run_dir} --resume continues it"]
 
 
 def _reported(name: str) -> bool:

@@ -1,8 +1,11 @@
 """``unitscope train``: train a decoder on the demo or a recording, with terminal progress.
 
-``--resume`` continues from ``OUT/checkpoint.pt``; without ``--data`` it trains on the data the
-run folder's config.json names (with its training options), and a checkpoint that does not
-fit the decoder of the data is refused before training.
+The run folder ``--out`` is locked while it trains (a second ``train`` into it is refused), and
+a training writes ``OUT/checkpoint.partial.pt`` until it ends: an interrupted one (Ctrl-C)
+leaves the folder's earlier run as it was, and says how to continue. ``--resume`` continues
+from that file (else from a complete run's ``OUT/checkpoint.pt``); without ``--data`` it trains
+on the data and with the training options the checkpoint (or the run's config.json) records,
+and a checkpoint of other data or another decoder is refused before training.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 from .._validation import UnitScopeError
 from ..cautions import trial_overlap_note
 from ..recording import target_types
-from ._common import Progress, bar, metric_cautions, on_count, per_class_line
+from ._common import Progress, bar, check_out_dir, metric_cautions, on_count, per_class_line, seed_arg
 
 DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
 
@@ -110,12 +113,13 @@ def add_parser(sub) -> None:
                    help="Adam learning rate (default: the decoder's own, "
                         + ", ".join(f"{k} {TrainConfig(model=k).learning_rate:g}" for k in ("deep4", "shallow"))
                         + ")")
-    p.add_argument("--seed", type=int, default=None, help=f"training seed (default {d.seed})")
+    p.add_argument("--seed", type=seed_arg, default=None, help=f"training seed (default {d.seed})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pt; without --data, on the data (and with the training "
-                        "options) that OUT/config.json names")
+                   help="continue an interrupted training (OUT/checkpoint.partial.pt), else a complete run "
+                        "(OUT/checkpoint.pt); without --data, on the data (and with the training options) it was "
+                        "trained with")
     p.set_defaults(func=run)
 
 
@@ -146,26 +150,35 @@ def _trained_on(run_cfg: dict | None) -> str:
 
 def _resume_spec(args, out: Path, run_cfg: dict | None):
     """The DataSpec of ``train --resume``: the command line's when it names --data, else the
-    run's own data, readable."""
+    run's own data (``run_cfg``: its config.json, or an interrupted training's record),
+    readable."""
     if args.data is not None:
         return data_spec(args)
     if run_cfg is None:
         raise UnitScopeError(f"--resume without --data needs the data the run was trained on, and {str(out)!r} "
-                             "records none (no config.json: training stopped before its end?); give the --data "
-                             "and --target it was trained on.")
+                             "records none (no config.json beside its checkpoint.pt, which an earlier UnitScope "
+                             "also left when interrupted); give the --data and --target it was trained on.")
     source = run_cfg["data"].get("source", "demo")
     if source != "demo" and not Path(source).exists():
-        raise UnitScopeError(f"--resume without --data trains on the recording {str(out)!r} was trained on, "
-                             f"{source!r}, which does not exist (any more); give --data PATH.")
+        from ..workspace import find_run_recording
+
+        try:
+            source = find_run_recording(source, out, run_cfg.get("source_path"))
+        except UnitScopeError:
+            raise UnitScopeError(f"--resume without --data trains on the recording {str(out)!r} was trained on, "
+                                 f"{source!r}, which does not exist (any more); give --data PATH.") from None
+        return data_spec(args, base={**run_cfg["data"], "source": source})
     return data_spec(args, base=run_cfg["data"])
 
 
-def _check_checkpoint(ckpt: Path, model, run_cfg: dict | None, max_epochs: int) -> None:
-    """Refuse a checkpoint whose parameters do not fit ``model`` (the decoder of the data), or
-    one that has trained ``max_epochs`` already."""
-    from ..training import load_state
-    from ..workspace import state_mismatches
+def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> None:
+    """Refuse a checkpoint whose parameters do not fit ``ws.model`` (the decoder of the data),
+    one trained on other data or with other options (:meth:`Workspace.check_resume`), or a
+    complete run's that has trained ``max_epochs`` already."""
+    from ..training import PARTIAL_FILE, load_state
+    from ..workspace import _config_record, state_mismatches
 
+    model = ws.model
     state = load_state(ckpt)
     saved = state.get("model") if isinstance(state, dict) else None
     if not isinstance(saved, dict):
@@ -180,10 +193,13 @@ def _check_checkpoint(ckpt: Path, model, run_cfg: dict | None, max_epochs: int) 
             f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}. The run was trained on "
             f"{_trained_on(run_cfg)}: resume on those data (leave out --data to use them), or train into "
             "another --out.")
+    ws.check_resume(ckpt.parent, record=_config_record(run_cfg) if run_cfg is not None else None)
     done = int(state.get("epoch", -1)) + 1
-    if done >= max_epochs:
+    # an interrupted training that has all its epochs is resumed all the same: to be measured and written
+    if done > max_epochs or (done == max_epochs and ckpt.name != PARTIAL_FILE):
         raise UnitScopeError(f"The checkpoint {str(ckpt)!r} has trained {done} epoch(s) and --epochs allows "
-                             f"{max_epochs}: nothing to resume; give --epochs above {done}.")
+                             f"{max_epochs}: nothing to resume; give --epochs "
+                             f"{'of at least' if ckpt.name == PARTIAL_FILE else 'above'} {done}.")
 
 
 def _train_config(args, run_cfg: dict | None):
@@ -209,17 +225,57 @@ def stopped_early_line(result, config) -> str:
             f"weights of epoch {best} kept")
 
 
-def run(args) -> int:
-    from ..training import configure_threads, resolve_device
+def _interrupted_text(out: Path, ws, resumed: Path | None) -> str:
+    """What an interrupt left in ``out``, and how to continue (:func:`run`)."""
+    from ..training import PARTIAL_FILE, checkpoint_summary
 
-    out = Path(args.out)
-    run_cfg = None
+    if ws.run_dir is not None:  # the interrupt came while the finished run was written: it was
+        return f"interrupted after the training ended; the run in {str(out)!r} was written in full"
+    earlier = ("the earlier run there (config.json, model.pt) is as it was" if (out / "config.json").is_file()
+               else "")
+    partial = out / PARTIAL_FILE
+    if partial.is_file():
+        try:
+            s = checkpoint_summary(partial)
+        except UnitScopeError:
+            s = None
+        n_epochs = (s["record"] or {}).get("train", {}).get("max_epochs", "?") if s else "?"
+        done = f"{s['epochs']} of {n_epochs} epoch(s) kept" if s else "its state kept"
+        how = f"unitscope train --out {out} --resume"
+        return (f"interrupted; {done} in {str(partial)!r}{f' ({earlier})' if earlier else ''}. Continue it with: "
+                f"{how} (the data and options it was trained with are kept in it; add --epochs N to change its "
+                "length)")
+    if resumed is not None:
+        return f"interrupted before an epoch ended; nothing new was kept, {str(resumed)!r} is as it was"
+    return ("interrupted before the first epoch ended; nothing was kept" + (f" ({earlier})" if earlier else "")
+            + ": run the command again to train from the start")
+
+
+def run(args) -> int:
+    from ..training import resume_checkpoint, run_lock
+
+    out = check_out_dir(args.out)
+    if args.resume and resume_checkpoint(out) is None:
+        raise UnitScopeError(f"--resume continues from {str(out / 'checkpoint.pt')!r}, which does not exist; leave "
+                             "out --resume to train from the start.")
+    with run_lock(out):  # before any data are read: a second train into --out is refused at once
+        return _train(args, out)
+
+
+def _train(args, out: Path) -> int:
+    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, checkpoint_summary, configure_threads, resolve_device
+    from ..training import resume_checkpoint
+
+    run_cfg, ckpt = None, None
     if args.resume:
-        ckpt = out / "checkpoint.pt"
-        if not ckpt.is_file():
-            raise UnitScopeError(f"--resume continues from {str(ckpt)!r}, which does not exist; leave out "
-                                 "--resume to train from the start.")
-        run_cfg = _run_config(out)
+        ckpt = resume_checkpoint(out)
+        if ckpt is None:
+            raise UnitScopeError(f"--resume continues from {str(out / CHECKPOINT_FILE)!r}, which does not exist; "
+                                 "leave out --resume to train from the start.")
+        if ckpt.name == PARTIAL_FILE:  # an interrupted training: the data and options it records
+            run_cfg = checkpoint_summary(ckpt)["record"] or _run_config(out)
+        else:
+            run_cfg = _run_config(out)
         spec = _resume_spec(args, out, run_cfg)
     else:
         spec = data_spec(args)
@@ -228,7 +284,7 @@ def run(args) -> int:
     device = resolve_device(cfg.device)
     ws = create_workspace(args, spec, cfg)
     if args.resume:
-        _check_checkpoint(ckpt, ws.model, run_cfg, cfg.max_epochs)
+        _check_checkpoint(ckpt, ws, run_cfg, cfg.max_epochs)
     what = "the built-in demo recording" if spec.source == "demo" else spec.source
     print(f"unitscope train: {cfg.model} on {what} ({ws.task}, {ws.recording.n_chans} channels, "
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
@@ -252,7 +308,9 @@ def run(args) -> int:
         result = ws.train(progress=progress, stop=stop, resume=args.resume, run_dir=out)
     except KeyboardInterrupt:
         stop.set()
-        raise
+        show.close()
+        print(f"unitscope train: {_interrupted_text(out, ws, ckpt)}", file=sys.stderr)
+        return 130
     finally:
         show.close()
     m = ws.metrics

@@ -1098,6 +1098,8 @@ def test_weights_trained_elsewhere_are_imported_into_the_chosen_decoder(session,
     (tmp_path / "run").mkdir()
     for f in ("model.pt", "config.json"):
         (tmp_path / "run" / f).write_text("x")
+    (tmp_path / "interrupted").mkdir()  # a training interrupted before its end: resumed, not opened
+    (tmp_path / "interrupted" / "checkpoint.partial.pt").write_text("x")
     assert list_weights(tmp_path) == ["models/deep4_demo.pt"]  # a run's own model.pt opens as a run
     session.import_weights("models")
     assert "is a folder; choose a weights file" in session.alerts[-1][1]
