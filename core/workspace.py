@@ -198,6 +198,15 @@ def _resolve_names(rec: Recording, spec: DataSpec) -> DataSpec:
     if target is not None and not target.startswith("events") and target != own_target:
         target = match_channels([target], rec.ch_names)[0]
         changes["target"] = target
+    named = target_types(target) if target is not None and target.startswith("events") else None
+    if named:  # a type the recording lacks was dropped without a word: 'events:T0,T1,T3' trained T0 vs T1
+        have = [str(t) for t in rec.events.counts()]
+        unknown = [t for t in named if t not in have]
+        if unknown:
+            raise UnitScopeError(
+                f"The target {target!r} names event type{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))} that the "
+                f"recording does not hold; its event types are {have or 'none'}.{suggest(unknown[0], have)}")
     if spec.picks:
         picks = match_channels([str(p).strip() for p in spec.picks], rec.ch_names)
         changes["picks"] = picks

@@ -73,6 +73,19 @@ def test_real_recordings_picks_and_target(shared_data):
         load_data(DataSpec(source=str(dat), target=GAZE, picks=["Cz", GAZE]))
 
 
+def test_an_event_type_the_recording_lacks_is_refused_not_dropped(shared_data, tmp_path, capsys):
+    """'events:T0,T1,T3' trained a T0-vs-T1 decoder labelled with T3 (and 'events:1,2,13' a
+    2-class one): a typo in the list is named, with the recording's types."""
+    edf = shared_data / "eeg_motor_eegmmidb" / "test_edf_overlapping_annotations.edf"
+    with pytest.raises(UnitScopeError, match=r"names event type 'T3' that the recording does not hold; its event "
+                                             r"types are \['T0', 'T1', 'T2'\]\. Did you mean 'T2'\?"):
+        load_data(DataSpec(source=str(edf), target="events:T0,T1,T3"))
+    assert main(["train", "--data", str(edf), "--target", "events:t1,T9", "--out", str(tmp_path / "run")]) == 2
+    err = one_line_error(capsys, "train")
+    assert "event types 't1', 'T9' that the recording does not hold" in err and "Did you mean 'T1'?" in err
+    assert not (tmp_path / "run").exists()
+
+
 # ---- 2. the recording a run was trained on -------------------------------------------------
 def _moved_run(gaze_run, tmp_path):
     """A copy of ``gaze_run`` trained on its own copy of the recording: (run, recording)."""
