@@ -12,7 +12,6 @@ import signal
 import pytest
 import torch
 
-from core import workspace
 from core._validation import UnitScopeError
 from core.training import TrainConfig, load_state, save_state
 from core.workspace import DataSpec, Workspace, load_run_model
@@ -28,26 +27,6 @@ def _ws(*, seed=1, max_epochs=2, **spec):
                             TrainConfig(model="shallow", n_times=700, max_epochs=max_epochs, seed=seed))
 
 
-def _interrupt_at_epoch(monkeypatch, n):
-    """Ctrl-C (KeyboardInterrupt) as the ``n``-th epoch ends (after its checkpoint is written)."""
-    real = workspace.train
-
-    def train(model, data, config, *, progress=None, **kw):
-        ends = []
-
-        def hook(p):
-            if progress is not None:
-                progress(p)
-            if p.get("end_of_epoch"):
-                ends.append(p)
-                if len(ends) == n:
-                    raise KeyboardInterrupt
-
-        return real(model, data, config, progress=hook, **kw)
-
-    monkeypatch.setattr(workspace, "train", train)
-
-
 def _files(run):
     return {f: (run / f).read_bytes() for f in ("config.json", "model.pt", "checkpoint.pt")}
 
@@ -60,12 +39,12 @@ def complete_run(tmp_path_factory):
 
 
 def test_an_interrupted_retraining_leaves_the_previous_run_whole_and_resume_completes_it(
-        complete_run, tmp_path, monkeypatch):
+        complete_run, tmp_path, interrupt_at_epoch, monkeypatch):
     import shutil
 
     run = shutil.copytree(complete_run, tmp_path / "run")
     before = _files(run)
-    _interrupt_at_epoch(monkeypatch, 1)
+    interrupt_at_epoch(1)
     with pytest.raises(KeyboardInterrupt):
         _ws(seed=2, max_epochs=3).train(run_dir=run)
     assert _files(run) == before  # model.pt, config.json and checkpoint.pt: the old run's, together

@@ -48,3 +48,19 @@ def label_run(edf_like, tmp_path_factory):
                    "--model", "shallow", "--epochs", "1", "--threads", "1", "--out", str(out)])
     assert rc == 0, stderr.getvalue()
     return out, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="session")
+def gaze_args():
+    """``unitscope train`` options of a shallow regression decoder of 8 channels of ``edf_like``
+    decoding its gaze trace (the demo's 32 channels do not fit it)."""
+    return ["--target", "EyetrackerLeftEyeGazeX", "--picks", "C3..,C4..,Cz..,Fc3.,Fc4.,Cp3.,Cp4.,Cpz.",
+            "--model", "shallow", "--n-times", "700", "--threads", "1"]
+
+
+@pytest.fixture(scope="session")
+def gaze_run(edf_like, gaze_args, tmp_path_factory):
+    """A run of ``gaze_args`` trained one epoch; tests copy it before changing it."""
+    out = tmp_path_factory.mktemp("runs") / "gaze"
+    assert main(["train", "--data", str(edf_like), *gaze_args, "--epochs", "1", "--out", str(out)]) == 0
+    return out

@@ -17,46 +17,17 @@ from core.cli import main
 
 PARTIAL_FILE, LOCK_FILE = "checkpoint.partial.pt", ".unitscope.lock"  # core.training's names
 
-GAZE = ["--target", "EyetrackerLeftEyeGazeX", "--picks", "C3..,C4..,Cz..,Fc3.,Fc4.,Cp3.,Cp4.,Cpz.",
-        "--model", "shallow", "--n-times", "700", "--threads", "1"]
-
-
-@pytest.fixture(scope="module")
-def gaze_run(edf_like, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "gaze"
-    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "1", "--out", str(out)]) == 0
-    return out
-
-
-def _interrupt_at_epoch(monkeypatch, n):
-    """Ctrl-C (KeyboardInterrupt) as the ``n``-th epoch ends (its checkpoint written)."""
-    real = workspace.train
-
-    def train(model, data, config, *, progress=None, **kw):
-        ends = []
-
-        def hook(p):
-            progress(p)
-            if p.get("end_of_epoch"):
-                ends.append(p)
-                if len(ends) == n:
-                    raise KeyboardInterrupt
-
-        return real(model, data, config, progress=hook, **kw)
-
-    monkeypatch.setattr(workspace, "train", train)
-
 
 def _files(run):
     return {f: (run / f).read_bytes() for f in ("config.json", "model.pt", "checkpoint.pt")}
 
 
-def test_ctrl_c_while_training_again_keeps_the_earlier_run_and_says_how_to_resume(gaze_run, edf_like, tmp_path,
-                                                                                 monkeypatch, capsys):
+def test_ctrl_c_while_training_again_keeps_the_earlier_run_and_says_how_to_resume(
+        gaze_args, gaze_run, edf_like, tmp_path, interrupt_at_epoch, monkeypatch, capsys):
     run = shutil.copytree(gaze_run, tmp_path / "gaze")
     before = _files(run)
-    _interrupt_at_epoch(monkeypatch, 1)
-    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "3", "--out", str(run)]) == 130
+    interrupt_at_epoch(1)
+    assert main(["train", "--data", str(edf_like), *gaze_args, "--epochs", "3", "--out", str(run)]) == 130
     err = capsys.readouterr().err.splitlines()[-1]
     assert err == (f"unitscope train: interrupted; 1 of 3 epoch(s) kept in {str(run / PARTIAL_FILE)!r} (the earlier "
                    "run there (config.json, model.pt) is as it was). Continue it with: unitscope train --out "
@@ -76,10 +47,10 @@ def test_ctrl_c_while_training_again_keeps_the_earlier_run_and_says_how_to_resum
 
 
 def test_an_interrupted_first_training_is_described_by_info_with_the_command_that_resumes_it(
-        edf_like, tmp_path, monkeypatch, capsys):
+        gaze_args, edf_like, tmp_path, interrupt_at_epoch, capsys):
     run = tmp_path / "fresh"
-    _interrupt_at_epoch(monkeypatch, 1)
-    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "2", "--out", str(run)]) == 130
+    interrupt_at_epoch(1)
+    assert main(["train", "--data", str(edf_like), *gaze_args, "--epochs", "2", "--out", str(run)]) == 130
     assert f"Continue it with: unitscope train --out {run} --resume" in capsys.readouterr().err
     assert sorted(os.listdir(run)) == [PARTIAL_FILE]
     assert main(["info", str(run)]) == 0

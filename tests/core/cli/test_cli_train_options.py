@@ -9,17 +9,6 @@ import pytest
 
 from core.cli import main
 
-GAZE = ["--target", "EyetrackerLeftEyeGazeX", "--picks", "C3..,C4..,Cz..,Fc3.,Fc4.,Cp3.,Cp4.,Cpz.",
-        "--model", "shallow", "--n-times", "700", "--threads", "1"]
-
-
-@pytest.fixture(scope="module")
-def gaze_run(edf_like, tmp_path_factory):
-    """A shallow regression decoder of 8 picked channels, one epoch (the demo's 32 do not fit it)."""
-    out = tmp_path_factory.mktemp("runs") / "gaze"
-    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "1", "--out", str(out)]) == 0
-    return out
-
 
 def _one_line_error(capsys, command: str) -> str:
     err = capsys.readouterr().err
@@ -54,7 +43,7 @@ def test_a_checkpoint_that_does_not_fit_the_data_is_one_line_and_exit_2(gaze_run
     assert "checkpoint.pt', which does not exist; leave out --resume" in _one_line_error(capsys, "train")
 
 
-def test_early_stopping_is_said_and_patience_and_lr_are_options(edf_like, tmp_path, monkeypatch, capsys):
+def test_early_stopping_is_said_and_patience_and_lr_are_options(gaze_args, edf_like, tmp_path, monkeypatch, capsys):
     from core import workspace
     from core.training import TrainResult
 
@@ -67,7 +56,7 @@ def test_early_stopping_is_said_and_patience_and_lr_are_options(edf_like, tmp_pa
         return TrainResult(history=history, best_epoch=0, early_stopped=True)
 
     monkeypatch.setattr(workspace, "train", fake_train)
-    assert main(["train", "--data", str(edf_like), *GAZE, "--epochs", "10", "--patience", "2", "--lr", "0.01",
+    assert main(["train", "--data", str(edf_like), *gaze_args, "--epochs", "10", "--patience", "2", "--lr", "0.01",
                  "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert seen == {"patience": 2, "lr": 0.01}
