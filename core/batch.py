@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import xarray as xr
 
 from ._validation import UnitScopeError, check_option, ensure_int
 
-__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "BATCH_FILE"]
+__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "BATCH_FILE", "RUN_NAME_END"]
 
 logger = logging.getLogger(__name__)
 BATCH_FILE = "batch.nc"  # the summary a batch folder holds
@@ -88,6 +89,10 @@ def _expand_bids(sources: Sequence[str], bids) -> list[tuple[str, dict | None, s
                                      "(no dataset_description.json).")
             out.append((source, None, _stem(source)))
     return out
+
+
+# the end of a run's folder name, as plan_runs names it: ``<recording>-<model>-s<seed>``
+RUN_NAME_END = re.compile(r"-(deep4|shallow)-s\d+$")
 
 
 def plan_runs(sources: Sequence[str], *, target: str | None = None, models: Sequence[str] = ("deep4",),

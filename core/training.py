@@ -36,7 +36,7 @@ from .metrics import score
 __all__ = ["DEFAULT_LR", "TrainConfig", "TrainResult", "train", "set_seeds", "resolve_device", "configure_threads",
            "atomic_write_bytes", "atomic_write_json", "atomic_write_netcdf", "save_state", "load_state", "predict",
            "print_progress", "json_default", "CHECKPOINT_FILE", "PARTIAL_FILE", "LOCK_FILE", "resume_checkpoint",
-           "checkpoint_summary", "commit_checkpoint", "run_lock", "lock_holder", "held_interrupt"]
+           "checkpoint_summary", "commit_checkpoint", "run_lock", "lock_holder", "training_by", "held_interrupt"]
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +280,15 @@ def lock_holder(run_dir: str | Path) -> dict | None:
     host = info.get("host", "")
     alive = (_pid_alive(pid) if pid > 0 else False) if host in ("", socket.gethostname()) else None
     return {"pid": pid, "host": host, "since": info.get("since", ""), "alive": alive}
+
+
+def training_by(run_dir: str | Path) -> str:
+    """``"pid 123"`` (``"pid 123 on host h"``) of the process whose lock says it trains into
+    ``run_dir`` now (one of this host that has ended does not), or "" ."""
+    holder = lock_holder(run_dir)
+    if not holder or holder["alive"] is False:
+        return ""
+    return f"pid {holder['pid']}" + (f" on host {holder['host']}" if holder["alive"] is None else "")
 
 
 def _lock_text() -> str:

@@ -254,11 +254,11 @@ def _same_source(now: dict, then: dict) -> bool:
 def _unfinished(run_dir: Path) -> str:
     """Why a folder without config.json has none, when a training left it so: ``": a training
     into it is in progress (pid 12)"``, or an interrupted one's; "" otherwise."""
-    from .training import PARTIAL_FILE, lock_holder
+    from .training import PARTIAL_FILE, training_by
 
-    holder = lock_holder(run_dir)
-    if holder and holder["alive"] is not False:
-        return f": a training into it is in progress (pid {holder['pid']}); it is a run folder when that ends"
+    now = training_by(run_dir)
+    if now:
+        return f": a training into it is in progress ({now}); it is a run folder when that ends"
     if (run_dir / PARTIAL_FILE).is_file():
         return (f": it holds an interrupted training ({PARTIAL_FILE}), which unitscope train --out {run_dir} "
                 "--resume continues")
@@ -519,10 +519,12 @@ class Workspace:
             return None
         from .probing.bands import BANDS
 
+        from .cautions import in_passband  # the part of a band a band-pass keeps, as occlude and deconv take it
+
         nyquist = self.recording.sfreq / 2
         lo_cut, hi_cut = lo_cut or 0.0, min(hi_cut or nyquist, nyquist)
-        out = {name: (max(lo, lo_cut), min(hi, hi_cut)) for name, (lo, hi) in BANDS.items()
-               if max(lo, lo_cut) < min(hi, hi_cut)}
+        kept = {name: in_passband(band, lo_cut, hi_cut) for name, band in BANDS.items()}
+        out = {name: band for name, band in kept.items() if band is not None}
         if not out:
             raise UnitScopeError(f"No probe band lies in this run's band-pass ({lo_cut:g}-{hi_cut:g} Hz); the bands "
                                  f"are {', '.join(f'{k} {lo:g}-{hi:g} Hz' for k, (lo, hi) in BANDS.items())}.")
@@ -650,6 +652,8 @@ class Workspace:
         it: ``data`` (the DataSpec), ``source_path`` (the recording, in full), ``model`` (the
         architecture and its channels), ``train`` (the TrainConfig), ``task`` and ``recording``
         (what identifies the recording, :func:`core.recording.recording_identity`)."""
+        # where the recording was, in full: a source given relative to the folder train ran in is
+        # found again from any other (find_run_recording)
         source = Path(str(self.spec.source)).expanduser()
         return {"data": self.spec.to_dict(),
                 "source_path": str(source.resolve()) if self.spec.source != "demo" and source.exists() else None,
@@ -815,14 +819,11 @@ class Workspace:
         from .training import atomic_write_bytes, json_default
 
         run_dir = Path(run_dir)
-        mcfg = dict(self.model.unitscope_config, ch_names=self.recording.ch_names)
-        # where the recording was, in full: a source given relative to the folder train ran in is
-        # found again from any other (find_run_recording)
-        source = Path(str(self.spec.source)).expanduser()
-        where = {"source_path": str(source.resolve())} if self.spec.source != "demo" and source.exists() else {}
+        record = self.run_record()  # the data spec, the recording in full, the model, as a checkpoint keeps them
+        where = {"source_path": record["source_path"]} if record["source_path"] else {}
         # a label decoder's classes, output by output: opened on other data, the same classes are asked
         classes = {"classes": list(self.data.classes)} if self.task == "classification" else {}
-        cfg = {"data": self.spec.to_dict(), **where, "train": self.config.to_dict(), "model": mcfg,
+        cfg = {"data": record["data"], **where, "train": record["train"], "model": record["model"],
                "task": self.task, "prep": self.prep, "metrics": self.metrics, "history": self.history,
                "layers": [l.to_dict() for l in self.layers], **classes, **extra}
         # both files in bytes first: one that cannot be written leaves the folder as it was

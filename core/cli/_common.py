@@ -146,6 +146,23 @@ def check_band(lo: float, hi: float, sfreq: float, *, given: str, below_nyquist:
     return lo, hi
 
 
+def passband_check(ws, band, *, given: str) -> None:
+    """A band of a run band-passed at training (``unitscope train --l-freq/--h-freq``): refused
+    when the filter removed all of it (it measures nothing of the decoder), a caution on stderr
+    when it reaches outside the pass-band (``unitscope probe`` keeps its bands within it)."""
+    import sys
+
+    from ..cautions import in_passband, passband_note, passband_text
+
+    l_freq, h_freq = ws.spec.l_freq, ws.spec.h_freq
+    note = passband_note(band, l_freq, h_freq)
+    if not note:
+        return
+    if in_passband(band, l_freq, h_freq) is None:
+        raise UnitScopeError(f"{given}: {note}; give a band within {passband_text(l_freq, h_freq)}.")
+    print(f"caution: {given}: {note}", file=sys.stderr)
+
+
 def per_class_line(metrics: dict) -> str:
     """``"1 3/5, 2 0/4, 16 2/6"``: each class's test trials called right out of its trials, in
     natural order (the recalls balanced accuracy averages), or "" when the run does not say."""

@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import Progress, bar, check_band, check_out_file, resolve_channels, seed_arg, undefined_note
+from ._common import (Progress, bar, check_band, check_out_file, passband_check, resolve_channels, seed_arg,
+                      undefined_note)
 
 
 def add_parser(sub) -> None:
@@ -121,23 +122,6 @@ def check_options(args) -> None:
         raise UnitScopeError(f"Invalid value for --lag-start: expected seconds from the onset, got {args.lag_start:g}.")
     if args.epochs is not None and args.epochs < 1:
         raise UnitScopeError(f"--epochs {args.epochs}: give at least 1 epoch.")
-
-
-def passband_check(ws, band, *, given: str) -> None:
-    """A band of a run band-passed at training (``unitscope train --l-freq/--h-freq``): refused
-    when the filter removed all of it (it measures nothing of the decoder), a caution on stderr
-    when it reaches outside the pass-band (``unitscope probe`` keeps its bands within it)."""
-    import sys
-
-    from ..cautions import in_passband, passband_note, passband_text
-
-    l_freq, h_freq = ws.spec.l_freq, ws.spec.h_freq
-    note = passband_note(band, l_freq, h_freq)
-    if not note:
-        return
-    if in_passband(band, l_freq, h_freq) is None:
-        raise UnitScopeError(f"{given}: {note}; give a band within {passband_text(l_freq, h_freq)}.")
-    print(f"caution: {given}: {note}", file=sys.stderr)
 
 
 def run(args) -> int:

@@ -134,30 +134,18 @@ def _training_left(folder: Path) -> bool:
     """Whether ``folder`` (no config.json) holds a training that has not ended: an interrupted
     one's checkpoint.partial.pt, a checkpoint.pt an earlier UnitScope left when interrupted, or
     a training that holds its lock now."""
-    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, lock_holder
+    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, training_by
 
-    holder = lock_holder(folder)
-    return ((folder / PARTIAL_FILE).is_file() or (folder / CHECKPOINT_FILE).is_file()
-            or bool(holder and holder["alive"] is not False))
-
-
-def _training_now(folder: Path) -> str:
-    """``"pid 123"`` (``"pid 123 on host h"``) of a process training into ``folder`` now, or "" ."""
-    from ..training import lock_holder
-
-    holder = lock_holder(folder)
-    if not holder or holder["alive"] is False:
-        return ""
-    return f"pid {holder['pid']}" + (f" on host {holder['host']}" if holder["alive"] is None else "")
+    return (folder / PARTIAL_FILE).is_file() or (folder / CHECKPOINT_FILE).is_file() or bool(training_by(folder))
 
 
 def _training_info(folder: Path, *, as_json: bool) -> int:
     """A run folder without config.json: an interrupted training (what it has done, on what,
     and the command that continues it), or one in progress."""
     from ..io import source_label
-    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, checkpoint_summary
+    from ..training import CHECKPOINT_FILE, PARTIAL_FILE, checkpoint_summary, training_by
 
-    now = _training_now(folder)
+    now = training_by(folder)
     path = folder / PARTIAL_FILE if (folder / PARTIAL_FILE).is_file() else folder / CHECKPOINT_FILE
     s = checkpoint_summary(path) if path.is_file() else None
     record = (s or {}).get("record") or {}
@@ -205,12 +193,11 @@ def _batch_runs(folder: Path) -> dict:
     """The run folders directly in ``folder`` (a batch folder whose batch.nc was never written):
     ``{"complete": [names with config.json], "unfinished": [names with a training left]}``, or
     {} when there are none."""
-    import re
+    from ..batch import RUN_NAME_END
 
     complete, unfinished = [], []
-    # as core.batch.plan_runs names runs (a folder of other runs is no batch)
-    named = re.compile(r"-(deep4|shallow)-s\d+$")
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and named.search(p.name)):
+    # runs as core.batch.plan_runs names them (a folder of other runs is no batch)
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and RUN_NAME_END.search(p.name)):
         if (sub / "config.json").is_file():
             complete.append(sub.name)
         elif _training_left(sub):
@@ -400,9 +387,9 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
 def _training_notes(run_dir: Path) -> list[str]:
     """A training into a complete run's folder that has not ended: in progress, or interrupted
     (its checkpoint.partial.pt), with the command that continues it."""
-    from ..training import PARTIAL_FILE, checkpoint_summary
+    from ..training import PARTIAL_FILE, checkpoint_summary, training_by
 
-    now = _training_now(run_dir)
+    now = training_by(run_dir)
     if now:
         return [f"a training into this folder is in progress ({now}); the run above stays until it ends"]
     partial = run_dir / PARTIAL_FILE

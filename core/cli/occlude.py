@@ -20,8 +20,8 @@ import sys
 
 from .._validation import UnitScopeError
 from ..cautions import passband_note
-from ._common import check_band, metric_chance_caution, metric_str, resolve_channels, undefined_note
-from .deconv import passband_check
+from ._common import (check_band, metric_chance_caution, metric_str, passband_check, resolve_channels,
+                      undefined_note)
 
 
 def add_parser(sub) -> None:
