@@ -86,6 +86,7 @@ _ALL_TEXT_JS = """() => {
   const out = [];
   const walk = (n) => {
     if (n.nodeType === Node.TEXT_NODE) { out.push(n.textContent); return; }
+    if (n.nodeName === 'STYLE' || n.nodeName === 'SCRIPT') return;  // (a failure quoted CSS alone)
     if (n.shadowRoot) walk(n.shadowRoot);
     for (const c of n.childNodes) walk(c);
   };
@@ -95,7 +96,8 @@ _ALL_TEXT_JS = """() => {
 
 
 def all_text(page) -> str:
-    """Text of the page including every shadow root (Panel renders into shadow DOM)."""
+    """Text of the page including every shadow root (Panel renders into shadow DOM); the text
+    of style and script elements left out."""
     return page.evaluate(_ALL_TEXT_JS)
 
 

@@ -195,8 +195,11 @@ class ExportView(pn.viewable.Viewer):
         self.preview_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.preview_job = None
         self._preview_seq = 0
+        self._redraw_asked = False  # a drawing again is on its way (see _preview_stale)
+        self._waiting = False  # Preview asked for before a decoder was loaded
         self._doc = None  # the page's document (set when the view is drawn): worker results are drawn on it
-        self.plot.param.watch(lambda e: self.show_preview() if self.preview_job is not None else None, "value")
+        self.plot.param.watch(lambda e: self.show_preview() if self.preview_job is not None or self._waiting
+                              else None, "value")
         s.param.watch(self._preview_stale, ["layer", "unit", "probe", "decoder_version"])
         from .prune import prune_state_of  # (the Prune view's state: the bars, scatter and curves drawn)
 
@@ -247,6 +250,13 @@ class ExportView(pn.viewable.Viewer):
 
         self._preview_seq += 1
         seq, name, s = self._preview_seq, self.plot.value, self.session
+        self._waiting = s.decoder is None
+        if self._waiting:  # [A] drawn when a decoder arrives (see _preview_stale); the demo's
+            # loading page said "No probe maps ...: run the probe" of the probe it was loading
+            self.preview.param.update(object=None, visible=False)
+            self.preview_note.object = (f"<p class='us-muted'>{esc(name)} is drawn here as soon as a decoder "
+                                        "is loaded.</p>")
+            return
         self.preview_note.object = f"<p class='us-muted'>Drawing {esc(name)} ...</p>"
 
         # the worker's result is drawn on the page's event loop, under the document lock: set from
@@ -272,17 +282,34 @@ class ExportView(pn.viewable.Viewer):
                                on_done=done, on_error=failed).start()
 
     def _preview_stale(self, *_):
-        """The layer, unit, probe, decoder, mask, ablation drops or curves changed: a preview
-        drawn before is put away (drawing it again at every unit clicked would load the server
-        for a plot no one looks at)."""
-        if self.preview.visible or (self.preview_job is not None and self.preview_job.running):
-            self._preview_seq += 1  # a drawing still running is not shown either
+        """The layer, unit, probe, decoder, mask, ablation drops or curves changed.
 
-            def put_away():  # (on the page's loop: the change may come from a worker, e.g. a probe's)
-                self.preview.param.update(object=None, visible=False)
-                self.preview_note.object = ("<p class='us-muted'>The plots changed since the preview: Preview "
-                                            "draws it again.</p>")
-            apply_in_doc(self._doc, put_away)
+        A preview still being drawn, or asked for before a decoder was loaded, is drawn (again)
+        from the new state [A]: its reader is waiting for it (Preview clicked while the demo
+        decoder loaded: the decoder arrived mid-drawing, and the page said "The plots changed
+        since the preview" of a preview it never showed). A preview drawn before, or a note
+        saying why there was none, is put away (drawing it again at every unit clicked would
+        load the server for a plot no one looks at)."""
+        job = self.preview_job
+        if job is None and not self._waiting:
+            return  # nothing asked for yet
+        if self._waiting or job.running:
+            self._preview_seq += 1  # the drawing under way is not shown
+            if not self._redraw_asked:  # (the layer and unit of one address change come as two events)
+                self._redraw_asked = True
+
+                def again():
+                    self._redraw_asked = False
+                    self.show_preview()
+                apply_in_doc(self._doc, again)  # (on the page's loop: a probe's worker may ask)
+            return
+        self._preview_seq += 1  # a drawing whose result waits for the page's next tick is not shown either
+
+        def put_away():
+            self.preview.param.update(object=None, visible=False)
+            self.preview_note.object = ("<p class='us-muted'>The plots changed since the preview: Preview "
+                                        "draws it again.</p>")
+        apply_in_doc(self._doc, put_away)
 
     def _plot_file(self):
         return self._guard(lambda: io.BytesIO(export.plot_bytes(plot_for(self.session, self.plot.value),
