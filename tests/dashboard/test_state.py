@@ -933,7 +933,7 @@ def test_files_arriving_while_an_upload_is_read_are_looked_at(session, tmp_path,
     """The worker is held inside its look at a first recording; a second recording's three
     files arrive meanwhile and are taken by the same worker before it ends: the newest is
     shown (no 'already running' refusal, nothing lost)."""
-    import dashboard.state as state_mod
+    import dashboard.session_data as state_mod
 
     files, _ = _brainvision(tmp_path)
     first = fif(tmp_path / "first_raw.fif", ["C1", "C2"], seconds=10.0).read_bytes()
