@@ -176,7 +176,7 @@ def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> 
     one trained on other data or with other options (:meth:`Workspace.check_resume`), or a
     complete run's that has trained ``max_epochs`` already."""
     from ..training import PARTIAL_FILE, load_state
-    from ..workspace import _config_record, state_mismatches
+    from ..run_folder import config_record, state_mismatches
 
     model = ws.model
     state = load_state(ckpt)
@@ -193,7 +193,7 @@ def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> 
             f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}. The run was trained on "
             f"{_trained_on(run_cfg)}: resume on those data (leave out --data to use them), or train into "
             "another --out.")
-    ws.check_resume(ckpt.parent, record=_config_record(run_cfg) if run_cfg is not None else None)
+    ws.check_resume(ckpt.parent, record=config_record(run_cfg) if run_cfg is not None else None)
     done = int(state.get("epoch", -1)) + 1
     # an interrupted training that has all its epochs is resumed all the same: to be measured and written
     if done > max_epochs or (done == max_epochs and ckpt.name != PARTIAL_FILE):

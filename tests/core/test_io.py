@@ -284,7 +284,7 @@ def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsy
     even when every one of them is marked bad since."""
     import mne
 
-    import core.workspace as workspace
+    import core.dataset as dataset
     from core.cli import main
     from core.workspace import DataSpec, Workspace, load_data
 
@@ -306,8 +306,8 @@ def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsy
     picked = load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed", picks=["C3", "C4"]))[0]
     assert picked.ch_names == ["C3", "C4"] and picked.bads == ["C4"]
     reads = []
-    read = workspace.read_recording
-    monkeypatch.setattr(workspace, "read_recording", lambda *a, **k: reads.append(a) or read(*a, **k))
+    read = dataset.read_recording
+    monkeypatch.setattr(dataset, "read_recording", lambda *a, **k: reads.append(a) or read(*a, **k))
     reopened = Workspace.load(run)
     assert reopened.recording.ch_names == ["C3", "C4", "Cz", "Pz"] and len(reads) == 1  # as trained, read once
     assert reopened.spec.picks == ["C3", "C4", "Cz", "Pz"]

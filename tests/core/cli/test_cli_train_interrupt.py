@@ -79,7 +79,7 @@ def test_a_train_into_a_folder_another_train_writes_is_refused_before_reading_da
     before = _files(run)
     parent = os.getppid()  # a live process that is not this one
     (run / LOCK_FILE).write_text(f"pid={parent}\nhost={socket.gethostname()}\nsince=now\n")
-    monkeypatch.setattr(workspace, "_read", lambda spec: pytest.fail("the data were read"))
+    monkeypatch.setattr(workspace, "read_spec", lambda spec: pytest.fail("the data were read"))
     assert main(["train", "--data", "demo", "--epochs", "1", "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err == (f"unitscope train: error: The run folder {str(run)!r} is being written by another process (pid "
@@ -89,7 +89,7 @@ def test_a_train_into_a_folder_another_train_writes_is_refused_before_reading_da
 
 
 def test_seed_and_out_are_checked_before_any_work(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(workspace, "_read", lambda spec: pytest.fail("the data were read"))
+    monkeypatch.setattr(workspace, "read_spec", lambda spec: pytest.fail("the data were read"))
     afile = tmp_path / "afile"
     afile.write_text("x")
     for command in (["train", "--data", "demo"], ["import", str(afile), "--data", "demo"],
