@@ -36,7 +36,8 @@ from .metrics import score
 __all__ = ["DEFAULT_LR", "TrainConfig", "TrainResult", "train", "set_seeds", "resolve_device", "configure_threads",
            "atomic_write_bytes", "atomic_write_json", "atomic_write_netcdf", "save_state", "load_state", "predict",
            "print_progress", "json_default", "CHECKPOINT_FILE", "PARTIAL_FILE", "LOCK_FILE", "resume_checkpoint",
-           "checkpoint_summary", "commit_checkpoint", "run_lock", "lock_holder", "training_by", "held_interrupt"]
+           "checkpoint_summary", "commit_checkpoint", "run_lock", "lock_holder", "training_by", "held_interrupt",
+           "TrainingInterrupted"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,18 @@ class TrainResult:
     stopped: bool = False          # stopped by the user
     early_stopped: bool = False
     seconds: float = 0.0
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (a ``KeyboardInterrupt``) during :func:`train`, raised once the model holds the
+    best epoch's weights so far in eval mode [A] (a notebook's Ctrl-C left the half-trained
+    weights of the epoch under way, in training mode, and the completed epochs nowhere).
+    ``result`` is the :class:`TrainResult` of the completed epochs (``stopped`` True). Being a
+    ``KeyboardInterrupt``, it ends a script or command as Ctrl-C does."""
+
+    def __init__(self, result: "TrainResult"):
+        super().__init__()
+        self.result = result
 
 
 def set_seeds(seed: int) -> torch.Generator:
@@ -468,6 +481,13 @@ def train(
     Returns
     -------
     result : TrainResult
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C (``KeyboardInterrupt``): the model then holds the best epoch's weights so far
+        (its weights before training when no epoch was completed), in eval mode, and the
+        exception's ``result`` the completed epochs.
     """
     config.validate()
     task = data.task
@@ -482,7 +502,6 @@ def train(
     result = TrainResult()
     start_epoch = 0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    better = (lambda a, b: a > b) if task == "regression" else (lambda a, b: a < b)
     ckpt = Path(checkpoint_dir) / PARTIAL_FILE if checkpoint_dir else None
     start = resume_checkpoint(checkpoint_dir) if resume and checkpoint_dir else None
     if ckpt is not None and not resume:
@@ -503,6 +522,25 @@ def train(
         logger.info("resumed from %s at epoch %d", start, start_epoch)
     del gen
     t0 = time.perf_counter()
+    best = {"state": best_state}
+    try:
+        _epochs(model, data, config, task, device, opt, sched, loss_fn, rng, result, best, start_epoch,
+                progress=progress, stop=stop, ckpt=ckpt, record=record, t0=t0)
+    except KeyboardInterrupt:
+        model.load_state_dict(best["state"])
+        model.eval()
+        result.stopped, result.seconds = True, time.perf_counter() - t0
+        raise TrainingInterrupted(result) from None
+    model.load_state_dict(best["state"])
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _epochs(model, data, config, task, device, opt, sched, loss_fn, rng, result, best, start_epoch, *,
+            progress, stop, ckpt, record, t0) -> None:
+    """The epochs of :func:`train`, filling ``result``; ``best["state"]`` is the best state so far."""
+    better = (lambda a, b: a > b) if task == "regression" else (lambda a, b: a < b)
     for epoch in range(start_epoch, config.max_epochs):
         model.train()
         order = data.train_epoch(rng)
@@ -537,12 +575,12 @@ def train(
         crit = v_metric if task == "regression" else v_loss
         if result.best_epoch < 0 or (np.isfinite(crit) and better(crit, result.best_valid)):
             result.best_epoch, result.best_valid = epoch, crit
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         logger.info("epoch %d: train %.4f valid loss %.4f metric %.4f", epoch, rec["train_loss"], v_loss, v_metric)
         if ckpt is not None:
             save_state(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                               "scheduler": sched.state_dict() if sched is not None else {},
-                              "best_model": best_state, "epoch": epoch,
+                              "best_model": best["state"], "epoch": epoch,
                               "best_epoch": result.best_epoch, "best_valid": result.best_valid,
                               "history": json.dumps(result.history),
                               "numpy_rng": json.dumps(rng.bit_generator.state),
@@ -556,7 +594,3 @@ def train(
         if epoch - result.best_epoch >= config.patience:
             result.early_stopped = True
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - t0
-    return result

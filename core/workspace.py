@@ -32,8 +32,8 @@ from .recording import Recording, recording_differences, target_types
 from .run_folder import (DATA_OPTIONS, TRAIN_OPTIONS, check_same_classes, check_same_decoding, check_state_file,
                          config_record, find_run_recording, load_run_model, mismatch_parts, same_data, same_source,
                          state_mismatches, unfinished_note, weights_provenance)
-from .training import (DEFAULT_LR, TrainConfig, TrainResult, checkpoint_summary, commit_checkpoint,
-                       held_interrupt, predict, resume_checkpoint, run_lock, train)
+from .training import (DEFAULT_LR, TrainConfig, TrainingInterrupted, TrainResult, checkpoint_summary,
+                       commit_checkpoint, held_interrupt, predict, resume_checkpoint, run_lock, train)
 
 __all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "state_mismatches", "default_cache_dir",
            "ASSETS_DIR", "weights_provenance", "check_state_file"]
@@ -214,13 +214,24 @@ class Workspace:
         exception, Ctrl-C) leaves the folder's previous run as it was. ``resume`` continues
         from the folder's checkpoint (:func:`core.training.resume_checkpoint`) and refuses one
         of other data or another decoder (:meth:`check_resume`).
+
+        Ctrl-C raises :class:`core.training.TrainingInterrupted` with the model at the best
+        epoch so far (eval mode), ``history`` its completed epochs and ``metrics`` marked
+        ``interrupted`` (valid and test not measured: :meth:`evaluate` measures them).
         """
         run_dir = Path(run_dir) if run_dir else self.run_dir
         with run_lock(run_dir) if run_dir else contextlib.nullcontext():
             if resume and run_dir:
                 self.check_resume(run_dir)
-            result = train(self.model, self.data, self.config, progress=progress, stop=stop,
-                           checkpoint_dir=run_dir, resume=resume, record=self.run_record() if run_dir else None)
+            try:
+                result = train(self.model, self.data, self.config, progress=progress, stop=stop,
+                               checkpoint_dir=run_dir, resume=resume, record=self.run_record() if run_dir else None)
+            except TrainingInterrupted as exc:  # Ctrl-C: the best epoch so far is kept, and said so
+                done = exc.result
+                self.history, self.version = done.history, self.version + 1
+                self.metrics = {"best_epoch": done.best_epoch, "epochs": len(done.history),
+                                "train_seconds": done.seconds, "stopped": True, "interrupted": True}
+                raise
             self.history = result.history
             self.version += 1
             self.metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),

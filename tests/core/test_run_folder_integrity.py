@@ -150,3 +150,33 @@ def test_weights_of_another_architecture_name_the_parameters_that_differ(complet
     assert "does not match the shallow architecture its config.json describes (8 channels, 1 output(s)" in text
     assert "missing ['conv_time_spat.conv_time.weight']; unexpected ['conv_1.weight']; shape mismatch: " \
            "final_layer.conv_classifier.weight (3, 40, 30, 1) in the file vs (1, 40, 30, 1) here" in text
+
+
+def test_ctrl_c_in_a_notebook_keeps_the_best_epoch_so_far_in_eval_mode(tmp_path):
+    """Ctrl-C in ``ws.train()`` (a notebook): the model kept the half-trained weights of the
+    epoch under way, in training mode (probe_units then refused it), ``history`` was empty and
+    the completed epochs nowhere. Now the best epoch so far is in the model, in eval mode, and
+    the workspace says the training was interrupted."""
+    from core.training import TrainingInterrupted
+
+    ws = _ws(max_epochs=6)
+    ws.config.patience = 10
+    seen = []
+
+    def ctrl_c(p):  # three epochs complete, then Ctrl-C in the first batch of the fourth
+        if p.get("end_of_epoch"):
+            seen.append(p["history"][-1])
+        elif p["epoch"] == 3 and p["batch"] == 1:
+            raise KeyboardInterrupt
+
+    version = ws.version
+    with pytest.raises(KeyboardInterrupt) as info:  # still a Ctrl-C: a script or command ends
+        ws.train(progress=ctrl_c, run_dir=tmp_path / "run")
+    assert isinstance(info.value, TrainingInterrupted) and len(info.value.result.history) == 3
+    assert not ws.model.training and ws.history == info.value.result.history == seen
+    assert ws.version == version + 1 and ws.metrics["interrupted"] and "test" not in ws.metrics
+    best = min(range(3), key=lambda i: -seen[i]["valid_metric"])  # regression: the highest r
+    assert ws.metrics["best_epoch"] == best
+    kept = load_state(tmp_path / "run" / PARTIAL_FILE)["best_model"]  # the best epoch's weights
+    assert all(torch.equal(v, kept[k]) for k, v in ws.model.state_dict().items())
+    assert not (tmp_path / "run" / "model.pt").exists()  # and the run folder is not committed
