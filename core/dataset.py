@@ -141,7 +141,7 @@ def _extract_target(rec: Recording, spec: DataSpec) -> tuple[Recording, str]:
     return Recording(rec.signals.sel(channel=keep), target, rec.events), "regression"
 
 
-def load_data(spec: DataSpec, *, n_times: int | None = None, model_kind: str = "deep4"):
+def load_data(spec: DataSpec):
     """Read and prepare the data of ``spec``.
 
     Returns

@@ -32,7 +32,8 @@ class Events:
     Attributes
     ----------
     onset : ndarray, shape (n_events,)
-        Onset times in seconds from the start of the recording.
+        Onset times in seconds from the start of the recording (its first sample), whatever
+        its ``time`` axis reads there.
     type : ndarray of str, shape (n_events,)
         Event type (annotation description, trigger code as text, ...).
     value : ndarray, shape (n_events,)

@@ -1,7 +1,8 @@
 """Training loop: progress callback, cooperative stop, early stopping, atomic checkpoints.
 
 Loss: MSE on the z-scored target (regression) or cross-entropy (labels). Optimiser: Adam with
-PyTorch defaults (lr 1e-3), as in Hammer et al.'s set-up (METHODS.md 1.5). Early stopping
+PyTorch's other defaults, as in Hammer et al.'s set-up (METHODS.md 1.5), at a learning rate
+per decoder (:data:`DEFAULT_LR`: Deep4 1e-3, Shallow 4e-3). Early stopping
 watches the validation block: Pearson r for regression, loss for labels [A] (with few trials
 balanced accuracy moves in coarse steps). The best state is kept and restored at the end.
 
@@ -91,6 +92,11 @@ class TrainConfig:
             ensure_int(name, getattr(self, name))
         check_range("max_epochs", self.max_epochs, low=1)
         check_range("batch_size", self.batch_size, low=1)
+        check_range("n_times", self.n_times, low=1)
+        # patience 0 stopped every training after its first epoch, even an improving one
+        check_range("patience", self.patience, low=1)
+        check_range("seed", self.seed, low=0, high=2**32 - 1)  # numpy's seeds
+        check_range("weight_decay", self.weight_decay, low=0)  # torch's Adam refuses < 0 mid-training
         if self.lr is not None:
             check_range("lr", self.lr, low=0, low_inclusive=False)
         check_range("drop_prob", self.drop_prob, low=0, high=1, high_inclusive=False)

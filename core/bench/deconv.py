@@ -122,10 +122,9 @@ def _decoder(quick: bool, say) -> dict:
     # reference: the output's maximum inside each event's kernel window
     signal = dec.signal("output").values
     sfreq = ws.recording.sfreq
-    t0_rec = float(ws.recording.signals["time"].values[0])
     peaks = []
-    for onset in result["onset"].values:
-        a = int(round((onset - t0_rec) * sfreq)) - dec.block.start + int(round(result.attrs["lag_start"] * sfreq))
+    for onset in result["onset"].values:  # (seconds from the recording's start)
+        a = int(round(onset * sfreq)) - dec.block.start + int(round(result.attrs["lag_start"] * sfreq))
         peaks.append(np.nanmax(signal[max(a, 0):a + dec.K * dec.bin]))
     out["code_speed_r_peak_baseline"] = pearson_r(np.array(peaks), speed)
     out["decoder_test_r"] = float(ws.evaluate("test"))

@@ -201,7 +201,8 @@ class EventDeconvolution:
     bin_seconds : float
         Bin width in seconds (rounded to whole samples).
     config : DeconvConfig, optional
-        Fitting options; ``n_kernels`` and ``kernel_length`` are set here. Default [A]:
+        Fitting options; ``n_kernels`` and ``kernel_length`` are set here, and its timing must
+        be "known" (the events' onsets). Default [A]:
         Gaussian likelihood, non-negative codes, 20 FISTA iterations, 30 epochs, batch 8,
         lr 0.02.
     refit_epochs : int
@@ -250,6 +251,11 @@ class EventDeconvolution:
         self.event_types = [str(t) for t in types]
         self.types_left_out: list[str] = []  # types of the recording with no event in the block
         self._events = self._select_events(explicit=event_types is not None)
+        if config is not None and config.timing != "known":  # it was replaced by "known" without a word
+            raise UnitScopeError(
+                f"EventDeconvolution locks its kernels to the recording's event onsets (timing 'known'); the config "
+                f"gives timing={config.timing!r}. To find events of unknown timing in a signal, fit "
+                "core.deconv.DUNL on it directly (DeconvConfig(timing='unknown', n_events=...)).")
         base = config or DeconvConfig(likelihood="gaussian", n_iter=20, epochs=30, batch_size=8, lr=0.02)
         changes = dict(n_kernels=len(self.event_types), kernel_length=self.K, timing="known")
         if base.n_kernels != len(self.event_types):
@@ -288,16 +294,18 @@ class EventDeconvolution:
         kernel (it would stay its initial guess, its codes empty): left out with a note when
         the types were the recording's, refused when they were asked for (``explicit``)."""
         ev = self.recording.events
-        t0 = float(self.recording.signals["time"].values[0])
         sfreq = self.recording.sfreq
         keep = np.isin(ev.type, self.event_types)
-        onset_sample = np.round((ev.onset[keep] - t0) * sfreq).astype(int)
+        # onsets are seconds from the recording's start (core.recording.Events), as the trials
+        # of a label decoder are cut; this used to read them on the time axis, so a recording
+        # whose axis starts elsewhere had its events "outside the recording"
+        onset_sample = np.round(ev.onset[keep] * sfreq).astype(int)
         outside = (onset_sample < 0) | (onset_sample >= self.recording.n_times)
         if outside.any():
             bad = ev.onset[keep][outside]
             raise UnitScopeError(
-                f"{int(outside.sum())} event(s) lie outside the recording (onsets {bad[:5].round(3).tolist()} s; "
-                f"the recording spans {t0:.3f}-{t0 + self.recording.n_times / sfreq:.3f} s).")
+                f"{int(outside.sum())} event(s) lie outside the recording (onsets {bad[:5].round(3).tolist()} s "
+                f"from its start; it lasts {self.recording.n_times / sfreq:.3f} s).")
         start, stop = self.block.start, self.block.stop
         n_bins = (stop - start) // self.bin
         if n_bins < self.K:

@@ -18,6 +18,7 @@ probe``). More iterations sharpen the maps at a linear cost.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -104,7 +105,9 @@ def start_probe(model: nn.Module, X, *, sfreq: float, config: ProbeConfig | None
         Windows (UnitScope uses the training block's); subsampled to ``config.n_windows``.
     sfreq : float
         Sampling frequency in Hz.
-    config : ProbeConfig | None
+    config : ProbeConfig | dict | None
+        The probe's settings (a dict of :class:`ProbeConfig` fields, e.g. a probe.nc's
+        ``probe_config``, is read with :meth:`ProbeConfig.from_dict`); None: the defaults.
     y : ndarray | None
         Targets aligned with the model output on ``X`` for the validity check: regression
         (n_windows, n_preds); classification (n_windows,) integer class indexes
@@ -119,6 +122,10 @@ def start_probe(model: nn.Module, X, *, sfreq: float, config: ProbeConfig | None
     run : ProbeRun
         Iterate it, or call ``run.run(progress=...)``; ``run.result()`` at any time.
     """
+    if isinstance(config, Mapping):  # as a probe.nc's or a script's JSON gives it
+        config = ProbeConfig.from_dict(dict(config))
+    elif config is not None and not isinstance(config, ProbeConfig):
+        raise UnitScopeError(f"config must be a ProbeConfig or a dict of its fields, got {type(config).__name__}.")
     config = (config or ProbeConfig()).validate()
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 3:

@@ -241,7 +241,7 @@ def pruning_curve(
         Layers to prune (default: every maskable layer, i.e. the whole network).
     fractions : sequence of float in [0, 1]
         Fractions pruned in each layer (default 0, 0.1, ..., 1).
-    orders : sequence of {"most", "least", "random"}
+    orders : {"most", "least", "random"} or a sequence of them
     n_repeats : int
         Random orders drawn for the "random" curve.
     rng : numpy.random.Generator | int | None
@@ -262,7 +262,7 @@ def pruning_curve(
         task, baseline (metric of ``base``), by, layers, n_repeats, band, complete.
     """
     names = _resolve_layers(evaluator, layers)
-    orders = [check_option("orders", o, ORDERS) for o in orders]
+    orders = [check_option("orders", o, ORDERS) for o in ([orders] if isinstance(orders, str) else orders)]
     fractions = np.round(np.linspace(0, 1, 11), 6) if fractions is None else np.asarray(fractions, dtype=float)
     if fractions.ndim != 1 or not len(fractions):
         raise UnitScopeError(f"fractions must be a non-empty 1-D sequence, got {fractions!r}.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int
-from ..metrics import score
+from ..metrics import check_finite, check_targets, score
 from .masks import MaskSet
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "finetune"]
@@ -103,6 +104,40 @@ def _masked_metric(model, masks, X, y, task, batch_size=64) -> float:
     return score(task, out.numpy() if task == "classification" else out[:, 0].numpy(), y)
 
 
+def _checked(model: nn.Module, X, y, task: str, x_name: str, y_name: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Windows and targets checked against ``model`` before any step [A], as
+    :class:`~core.pruning.MaskEvaluator` checks them: a wrong shape, channel count, task or a
+    NaN failed inside torch (or trained a copy to NaN without a word)."""
+    X = np.asarray(X, dtype=np.float32) if not isinstance(X, torch.Tensor) else X.detach().cpu().float().numpy()
+    if X.ndim != 3 or len(X) == 0:
+        raise UnitScopeError(f"{x_name} must have shape (n_windows, n_chans, n_times) with at least one window, "
+                             f"got {X.shape}.")
+    n_chans = (getattr(model, "unitscope_config", None) or {}).get("n_chans")
+    if n_chans is not None and X.shape[1] != n_chans:
+        raise UnitScopeError(f"{x_name} has {X.shape[1]} channels but the model expects n_chans={n_chans}.")
+    check_finite(x_name, X)
+    was = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.as_tensor(X[:2]))
+    except RuntimeError as exc:
+        raise UnitScopeError(f"The model cannot process {x_name}'s windows of n_times={X.shape[2]} samples: "
+                             f"{str(exc).splitlines()[0]}") from exc
+    finally:
+        model.train(was)
+    if task == "regression" and out.dim() != 3:
+        raise UnitScopeError(f"Regression fine-tuning needs a dense decoder with output (batch, n_outputs, n_preds); "
+                             f"the model returns shape {tuple(out.shape)}: give task='classification'.")
+    if task == "classification" and out.dim() != 2:
+        raise UnitScopeError(f"Classification fine-tuning needs one output per class, (batch, n_classes); the model "
+                             f"returns shape {tuple(out.shape)}: give task='regression'.")
+    try:
+        y = check_targets(task, y, (len(X),) + tuple(out.shape[1:]))
+    except UnitScopeError as exc:
+        raise UnitScopeError(re.sub(r"\by\b", y_name, str(exc))) from None
+    return torch.as_tensor(X), y
+
+
 def finetune(
     model: nn.Module,
     X,
@@ -145,16 +180,14 @@ def finetune(
     """
     check_option("task", task, ("regression", "classification"))
     config = (config or FinetuneConfig()).validate()
-    X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    y = np.asarray(y)
-    if len(X) != len(y) or len(X) == 0:
-        raise UnitScopeError(f"X and y must hold the same, non-zero number of windows; got {len(X)} and {len(y)}.")
     masks.check_compatible(model)
+    if (X_eval is None) != (y_eval is None):  # one alone was ignored: 'before' and 'after' came out NaN
+        raise UnitScopeError(f"Give both X_eval and y_eval, or neither; got only {'X_eval' if y_eval is None else 'y_eval'}.")
+    X, y = _checked(model, X, y, task, "X", "y")
     y_t = torch.as_tensor(y.astype(np.float32) if task == "regression" else y.astype(np.int64))
-    has_eval = X_eval is not None and y_eval is not None
+    has_eval = X_eval is not None
     if has_eval:
-        X_eval = torch.as_tensor(np.asarray(X_eval, dtype=np.float32))
-        y_eval = np.asarray(y_eval)
+        X_eval, y_eval = _checked(model, X_eval, y_eval, task, "X_eval", "y_eval")
     net = copy.deepcopy(model)
     net.requires_grad_(True)
     loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()

@@ -63,6 +63,15 @@ def _describe(sig: Mapping) -> str:
     return f"{sig.get('kind')} (n_chans={sig.get('n_chans')}, n_outputs={sig.get('n_outputs')}; units {units})"
 
 
+def _differ(a: Mapping, b: Mapping) -> bool:
+    """Whether two architecture signatures name different decoders: their units per layer, or
+    the kind or channel or output counts that both give (a mask saved before a key was kept
+    gives none). A mask of a 16-channel Deep4 was measured on a 32-channel one: the unit
+    counts alone agree."""
+    return a.get("units") != b.get("units") or any(
+        a.get(k) != b.get(k) for k in ("kind", "n_chans", "n_outputs") if a.get(k) is not None and b.get(k) is not None)
+
+
 class MaskSet:
     """Per-layer boolean keep vectors for the hidden conv blocks of one architecture.
 
@@ -112,7 +121,7 @@ class MaskSet:
 
     def _check_units(self, layer: str, units) -> np.ndarray:
         n = len(self._keep[layer])
-        if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
+        if np.ndim(units) == 0:  # one unit (a float or bool among them is refused by name below)
             units = [units]
         idx = np.asarray([ensure_int("unit index", u) for u in units], dtype=int)
         bad = idx[(idx < 0) | (idx >= n)]
@@ -143,7 +152,7 @@ class MaskSet:
         return out
 
     def __eq__(self, other) -> bool:
-        if not isinstance(other, MaskSet) or other.signature["units"] != self.signature["units"]:
+        if not isinstance(other, MaskSet) or _differ(self.signature, other.signature):
             return False
         return all(np.array_equal(k, other._keep[n]) for n, k in self._keep.items())
 
@@ -177,7 +186,7 @@ class MaskSet:
         return self._touch()
 
     def toggle(self, layer: str, unit: int) -> "MaskSet":
-        """Flip the state of one unit; returns ``self``."""
+        """Flip the state of one unit (of each unit, given a sequence); returns ``self``."""
         idx = self._check_units(self._check_layer(layer), unit)
         self._keep[layer][idx] = ~self._keep[layer][idx]
         return self._touch()
@@ -201,7 +210,7 @@ class MaskSet:
     def _check_same(self, other: "MaskSet") -> None:
         if not isinstance(other, MaskSet):
             raise UnitScopeError(f"Expected a MaskSet, got {type(other).__name__}.")
-        if other.signature["units"] != self.signature["units"]:
+        if _differ(self.signature, other.signature):
             raise UnitScopeError(f"The masks belong to different architectures: {_describe(self.signature)} "
                                  f"vs {_describe(other.signature)}.")
 
@@ -261,8 +270,7 @@ class MaskSet:
         """Raise :class:`UnitScopeError` unless ``model`` has this mask's architecture."""
         theirs = architecture_signature(model)
         mine = self.signature
-        keys = ("kind", "n_chans", "n_outputs", "units")
-        if any(mine.get(k) != theirs.get(k) for k in keys if mine.get(k) is not None):
+        if _differ(mine, theirs):
             raise UnitScopeError(
                 f"This mask was saved for {_describe(mine)}, but the model is {_describe(theirs)}."
             )

@@ -303,6 +303,8 @@ def test_channels_marked_bad_are_kept_but_left_out_of_the_inputs(tmp_path, capsy
     rec = read_recording(tmp_path / "ok_raw.fif")
     assert rec.bads == ["C4", "Pz"] and rec.summary()["bads"] == ["C4", "Pz"] and rec.n_chans == 5
     assert load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed"))[0].ch_names == ["C3", "Cz"]
+    with pytest.raises(TypeError, match="n_times"):  # taken and ignored before: the window is the decoder's
+        load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed"), n_times=100)
     picked = load_data(DataSpec(source=str(tmp_path / "ok_raw.fif"), target="speed", picks=["C3", "C4"]))[0]
     assert picked.ch_names == ["C3", "C4"] and picked.bads == ["C4"]
     reads = []

@@ -117,6 +117,12 @@ def test_config_validation_and_devices():
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
     with pytest.raises(UnitScopeError, match="'lr' must lie in"):
         TrainConfig(lr=0).validate()
+    # accepted before, then a torch error mid-training (weight_decay) or a training stopped after
+    # its first epoch whatever it learnt (patience 0 or -1)
+    for bad in ({"weight_decay": -1.0}, {"patience": 0}, {"patience": -1}, {"n_times": -5}, {"seed": -1}):
+        (name, value), = bad.items()
+        with pytest.raises(UnitScopeError, match=f"'{name}' must lie in .* got {value}"):
+            TrainConfig(**bad).validate()
     # the learning rate defaults per decoder; an explicit one wins
     assert TrainConfig().learning_rate == 1e-3
     assert TrainConfig(model="shallow").learning_rate == 4e-3

@@ -179,8 +179,15 @@ def test_bad_events_and_blocks(tiny_model):
     rng = np.random.default_rng(3)
     rec, _ = _recording(rng, duration=40.0, n_events=5)
     bad = Recording(rec.signals, None, Events([5.0, 55.0], ["go", "go"], [1.0, 1.0]))
-    with pytest.raises(UnitScopeError, match=r"1 event\(s\) lie outside the recording"):
+    with pytest.raises(UnitScopeError, match=r"1 event\(s\) lie outside the recording \(onsets \[55.0\] s from its "
+                                             r"start; it lasts 40.000 s\)"):
         EventDeconvolution(tiny_model, bad)
+    # onsets count from the first sample whatever the time axis reads there (as trials are cut):
+    # read on the axis, a recording starting at 100 s had every event "outside the recording"
+    later = Recording(rec.signals.assign_coords(time=rec.signals["time"].values + 100.0), None, rec.events)
+    shifted, same = EventDeconvolution(tiny_model, later)._events, EventDeconvolution(tiny_model, rec)._events
+    assert shifted.keys() == same.keys() and all(np.array_equal(shifted[k], same[k]) for k in same)
+    assert len(same["first"]) == 5
     with pytest.raises(UnitScopeError, match="No event of types \\['go'\\] has its whole kernel window"):
         EventDeconvolution(tiny_model, rec, block=slice(0, 500))
     with pytest.raises(UnitScopeError, match=r"The kernel \(50 bins of 0.04 s\) is longer than the block \(10 bins"):
@@ -189,6 +196,9 @@ def test_bad_events_and_blocks(tiny_model):
         EventDeconvolution(tiny_model, rec, event_types=["stop"])
     with pytest.raises(UnitScopeError, match="Unknown block 'tset'"):
         EventDeconvolution(tiny_model, rec, block="tset", blocks={"test": slice(0, 10)})
+    # the config's unknown timing was replaced by "known" without a word
+    with pytest.raises(UnitScopeError, match=r"event onsets \(timing 'known'\); the config gives timing='unknown'"):
+        EventDeconvolution(tiny_model, rec, config=DeconvConfig(timing="unknown", n_events=2))
     dec = EventDeconvolution(tiny_model, rec)
     with pytest.raises(UnitScopeError, match="Unit index 99 is out of range: conv_2 has 50 units"):
         dec.signal("unit:conv_2:99")

@@ -34,6 +34,11 @@ def test_probe_units_classifies_every_unit(small_deep4):
     ds = probe_units(small_deep4, X, sfreq=250.0, config=cfg, progress=seen.append)
     assert seen == [0.5, 1.0]
     assert ds.attrs["n_windows"] == 6 and json.loads(ds.attrs["config"])["n_iterations"] == 2
+    # the settings as a dict (a probe.nc's config): 'dict' object has no attribute 'validate' before
+    again = probe_units(small_deep4, X, sfreq=250.0, config=json.loads(ds.attrs["config"]))
+    assert json.loads(again.attrs["config"]) == json.loads(ds.attrs["config"])
+    with pytest.raises(UnitScopeError, match="config must be a ProbeConfig or a dict of its fields, got int"):
+        probe_units(small_deep4, X, sfreq=250.0, config=3)
     assert ds.sizes["unit"] == 51
     assert set(np.unique(ds["unit_class_all"].values)) <= set(CLASSES)
     assert ds["unit_class"].dims == ("unit", "band")

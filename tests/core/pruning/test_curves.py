@@ -63,6 +63,9 @@ def test_curve_points_equal_full_evaluations(half_dead):
     one = pruning_curve(ev, scores=two, layers="conv_4", fractions=[0.3], orders=("most",))  # extra layers ignored
     assert one["metric"].item() == pytest.approx(ev.full_evaluate(prune_fraction(base, {"conv_4": ranked["conv_4"]}, 0.3)),
                                                  abs=1e-5)
+    # one order as a str (as layers takes one): it was read letter by letter ("... but got 'm'")
+    alone = pruning_curve(ev, scores=two, layers="conv_4", fractions=[0.3], orders="most")
+    assert list(alone["order"].values) == ["most"] and alone["metric"].item() == one["metric"].item()
 
 
 def test_whole_network_curve_is_reproducible_and_serialisable(half_dead, tmp_path):

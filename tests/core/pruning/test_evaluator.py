@@ -139,5 +139,9 @@ def test_bad_input(deep4, dense_set, shallow):
     ev = MaskEvaluator(deep4, X, y)
     with pytest.raises(UnitScopeError, match="different architectures"):
         ev.evaluate(MaskSet.for_model(shallow))
+    wider = copy.deepcopy(deep4)  # a mask of a Deep4 with other channels: measured as this one's before
+    wider.unitscope_config = dict(wider.unitscope_config, n_chans=wider.unitscope_config["n_chans"] + 1)
+    with pytest.raises(UnitScopeError, match=r"different architectures: deep4 \(n_chans=4.* vs deep4 \(n_chans=5"):
+        ev.evaluate(MaskSet.for_model(wider).prune("conv_4", 1))
     with pytest.raises(UnitScopeError, match="Unknown layer 'conv_5'"):
         ev.toggle("conv_5", 0)

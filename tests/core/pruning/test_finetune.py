@@ -71,5 +71,18 @@ def test_config_round_trip_and_bad_input(deep4, dense_set, shallow):
     X, y = dense_set
     with pytest.raises(UnitScopeError, match="saved for shallow"):
         finetune(deep4, X, y, masks=MaskSet.for_model(shallow))
-    with pytest.raises(UnitScopeError, match="same, non-zero number of windows"):
-        finetune(deep4, X, y[:-1], masks=MaskSet.for_model(deep4))
+    m = MaskSet.for_model(deep4)
+    with pytest.raises(UnitScopeError, match=r"Targets y of shape \(\d+, 79\) do not match the predictions"):
+        finetune(deep4, X, y[:-1], masks=m)
+    # each was a torch or numpy error from inside the training, or a copy trained to NaN silently
+    nan = X.copy()
+    nan[0, 1, 5] = np.nan
+    cases = [((X, y[:, :10]), {}, r"Targets y of shape \(\d+, 10\)"),
+             ((X, y), {"task": "classification"}, "Classification fine-tuning needs one output per class"),
+             ((X[:, :2], y), {}, "X has 2 channels but the model expects n_chans=4"),
+             ((nan, y), {}, r"X contains NaN or Inf samples \(1 of .*the first at index \(0, 1, 5\)\)"),
+             ((X, y), {"X_eval": X, "y_eval": y[:, :5]}, r"Targets y_eval of shape .*y_eval must have shape"),
+             ((X, y), {"X_eval": X}, "Give both X_eval and y_eval, or neither; got only X_eval")]
+    for args, kw, match in cases:
+        with pytest.raises(UnitScopeError, match=match):
+            finetune(deep4, *args, masks=m, **kw)

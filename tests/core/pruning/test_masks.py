@@ -191,6 +191,12 @@ def test_mask_for_another_architecture_is_refused(tmp_path, deep4, shallow):
         MaskSet.load(path).attach(shallow)
     with pytest.raises(UnitScopeError, match="different architectures"):
         MaskSet.for_model(deep) | MaskSet.for_model(shallow)
+    # the same units per layer, another channel count: composed and compared as one before
+    with pytest.raises(UnitScopeError, match=r"different architectures: deep4 \(n_chans=4.* vs deep4 \(n_chans=5"):
+        MaskSet.for_model(deep).diff(MaskSet.for_model(wider))
+    assert MaskSet.for_model(deep) != MaskSet.for_model(wider)
+    with pytest.raises(UnitScopeError, match=r"'unit index' must be an int, got 3.0 \(float\)"):
+        MaskSet.for_model(deep).prune("conv_4", 3.0)  # was: TypeError: 'float' object is not iterable
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(UnitScopeError, match="Invalid mask JSON"):
         MaskSet.load(tmp_path / "bad.json")
