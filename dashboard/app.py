@@ -160,7 +160,7 @@ def _sidebar(session: Session):
             parts.append(f"<p>Probe: {s.probe_progress:.0%}</p>")
         elif s.probe is not None:
             parts.append(f"<p>Probe: {esc(s.probe_state)}{' (' + esc(s.probe_source) + ')' if s.probe_source else ''}</p>")
-        else:
+        elif s.decoder is not None:  # (without one, the probe comes with it: the demo's does)
             parts.append("<p>Probe: not run yet</p>")
         parts.append(f"<p class='us-muted us-wrap'>Data root: {esc(s.root)}</p>")
         status.object = "".join(parts)

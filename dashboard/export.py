@@ -56,7 +56,7 @@ def _kernels(session):
 
 def _require_decoder(session):
     if session.decoder is None:
-        raise UnitScopeError("Nothing to export yet: load the demo or train a decoder first.")
+        raise UnitScopeError(session.no_decoder_note("Nothing to export yet: load the demo or train a decoder first."))
     return session.decoder
 
 

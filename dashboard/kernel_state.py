@@ -227,7 +227,7 @@ class KernelState(param.Parameterized):
         """Fit the kernels (once) and follow every prune from now on (also for later decoders)."""
         self._wanted = True
         if self.session.decoder is None:
-            self.message = "No decoder yet: load the demo or train one first."
+            self.message = self.session.no_decoder_note()
             return
         if self.session.decoder.task != "regression":
             self.param.update(message="Kernels need a decoder of a continuous target; this decoder classifies trials.",

@@ -237,7 +237,7 @@ class PruneState(param.Parameterized):
                 job.join(60)
         if self._masks is None:
             if self._decoder is None:
-                raise UnitScopeError("No decoder yet: load the demo or train one first.")
+                raise UnitScopeError(self.session.no_decoder_note())
             raise UnitScopeError("The pruning evaluator is still being prepared; try again in a moment.")
 
     def _layers(self) -> list[str]:

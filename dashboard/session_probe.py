@@ -23,7 +23,7 @@ class SessionProbe:
         """Probe the decoder (and then an untrained twin) in a worker thread; resumes a stopped run."""
         dec = self.decoder
         if dec is None:
-            self.alert("No decoder yet: load the demo or train one first.")
+            self.alert(self.no_decoder_note())
             return
         if self.running("probe"):
             self.alert("The probe is already running.", "warning")
@@ -138,7 +138,7 @@ class SessionProbe:
 
         dec = self.decoder
         if dec is None:
-            self.alert("No decoder yet: load the demo or train one first.")
+            self.alert(self.no_decoder_note())
             return
         if self.running("occlusion"):
             self.alert("A band occlusion is already running.", "warning")

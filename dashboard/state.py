@@ -406,11 +406,27 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
     def _use_demo(self) -> None:
         demo = self._demo
         probe, control = demo.probe
-        if self.busy == "loading":  # (a training in progress keeps its state)
-            self.busy = ""
         self.set_decoder(demo.decoder, probe=probe, control=control,
                          probe_source="shipped with UnitScope" if probe is not None else "")
         self.top_ready = demo.decoder.top_ready
+        if self.busy == "loading":  # (a training in progress keeps its state; cleared after the
+            self.busy = ""          # decoder is set: see _busy_ended)
+
+    def _waits_for_demo(self) -> bool:
+        """Whether the shared demo decoder, once ready, is this session's decoder: it asked for
+        it (:meth:`load_demo`), has no decoder, and opens or imports none meanwhile [A]. The
+        demo arriving while the page inspected a recording, imported weights or trained (a user
+        quicker than the demo) was dropped, and the page said "Loading the demo decoder" for
+        good; after loading, the demo stays shown through all of these, and so it now does."""
+        return (not self._closed and self._demo_listener is not None and self.decoder is None
+                and self.busy not in ("opening", "importing"))
+
+    def no_decoder_note(self, fallback: str = "No decoder yet: load the demo or train one first.") -> str:
+        """Why there is no decoder, for a message: the demo decoder still loading (it comes by
+        itself), else ``fallback``."""
+        if self.decoder is None and self._demo_listener is not None and self._demo.state in ("loading", "training"):
+            return "The demo decoder is still loading: it is shown in a moment."
+        return fallback
 
     def _on_demo(self, state: str, info: dict) -> None:
         if self._closed:
@@ -424,7 +440,7 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
                 if self.decoder is self._demo.decoder:
                     self.top_ready = True
             self._in_doc(ready)
-        elif state == "ready" and (self.decoder is None and self.busy == "loading"):
+        elif state == "ready" and self._waits_for_demo():
             self._in_doc(self._use_demo_once)
         elif state == "error":
             error = info.get("error")
@@ -436,8 +452,15 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
 
     def _use_demo_once(self) -> None:
         """:meth:`_use_demo` unless a decoder was set meanwhile (or the session closed)."""
-        if not self._closed and self.decoder is None and self.busy == "loading":
+        if self._waits_for_demo() and self._demo.state == "ready":
             self._use_demo()
+
+    @param.depends("busy", watch=True)
+    def _busy_ended(self):
+        """Opening a run or importing weights ended without a decoder (failed): the demo, if
+        it arrived meanwhile, is shown (see :meth:`_waits_for_demo`)."""
+        if not self.busy and self._waits_for_demo() and self._demo.state == "ready":
+            self._in_doc(self._use_demo_once)
 
     # ---- watchers of the mixins' parameters (param.depends registers on Parameterized classes only)
     @param.depends("target", watch=True)

@@ -211,7 +211,7 @@ class DataView(pn.viewable.Viewer):
         if s.busy == "training":
             txt = "The run in progress (the thin line: the loss of each batch); the decoder in use stays until it finishes."
         elif dec is None:
-            txt = "No decoder yet."
+            txt = s.no_decoder_note("No decoder yet.")
         elif not dec.ws.history:
             txt = f"{dec.label}: its checkpoint holds no training history."
         else:

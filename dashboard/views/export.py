@@ -44,7 +44,7 @@ class Download(pn.widgets.FileDownload):
 
 def _decoder(s):
     if s.decoder is None:
-        raise UnitScopeError("No decoder yet.")
+        raise UnitScopeError(s.no_decoder_note("No decoder yet."))
     return s.decoder
 
 

@@ -70,7 +70,7 @@ class OcclusionPanel(pn.viewable.Viewer):
         self.result = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
         self.preset.param.watch(self._preset_chosen, "value")
         self.whole.param.watch(lambda e: setattr(self.band, "disabled", e.new), "value")
-        self.all_btn.on_click(lambda e: setattr(self.channels, "value", list(self.channels.options.values())))
+        self.all_btn.on_click(lambda e: self._choose_all())
         self.run_btn.on_click(lambda e: self._run())
         self.roles_btn.on_click(lambda e: self._run_roles())
         s.param.watch(self._sync_decoder, "decoder_version")
@@ -105,8 +105,15 @@ class OcclusionPanel(pn.viewable.Viewer):
         s, dec = self.session, self.session.decoder
         busy = s.occluding
         self.run_btn.disabled = self.roles_btn.disabled = busy or dec is None
+        self.all_btn.disabled = dec is None  # (before a decoder there are no channels to choose)
         self.run_btn.label = "Re-measuring ..." if busy else "Remove and re-measure"
         self.result.object = occlusion_table(s.occlusions, dec.metric_name() if dec else "metric")
+
+    def _choose_all(self) -> None:
+        """Every input channel (the options are a dict with a decoder, an empty list before:
+        the button raised AttributeError in the server log when pressed while the demo loaded)."""
+        opts = self.channels.options
+        self.channels.value = list(opts.values()) if isinstance(opts, dict) else list(opts)
 
     def _preset_chosen(self, event):
         if event.new in self._presets:

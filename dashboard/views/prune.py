@@ -638,7 +638,8 @@ class PruneView(pn.viewable.Viewer):
         row1 = controls(self.layer, self.unit, *lowered(self.toggle_btn, self.layer_btn, self.undo_btn, self.reset_btn))
         row2 = controls(self.cls, *lowered(self.cls_btn), self.k, self.by, *lowered(self.top_btn))
         row3 = controls(pn.pane.HTML("<b>Mask file</b>", margin=(12, 5, 5, 5), width=80), self.mask_in, self.mask_out)
-        no_decoder = placeholder("No decoder yet: load the demo or train one (Data & model).")
+        no_decoder = placeholder("No decoder yet: pruning starts once one is shown (the demo decoder, as soon as it "
+                                 "has loaded, or one trained or opened in Data & model).")
         output_note = pn.pane.HTML("<p class='us-muted'>The output layer (conv_classifier) cannot be pruned: "
                                    "choose a hidden layer.</p>")
         self.shown.set((no_decoder, lambda: s.decoder is None), (output_note, lambda: s.layer == "conv_classifier"))

@@ -188,7 +188,7 @@ class UnitsView(pn.viewable.Viewer):
         super().__init__(**params)
         s = self.session
         self.picker = UnitPicker(s, layer_width=170, unit_width=100, on_sync=lambda *_: self._header())
-        self.shown = Shown(s, ["probe"])  # the placeholder, or the scatter and the unit's maps
+        self.shown = Shown(s, ["probe", "decoder"])  # a placeholder, or the scatter and the unit's maps
         self.layer, self.unit = self.picker.layer, self.picker.unit
         self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
@@ -379,7 +379,10 @@ class UnitsView(pn.viewable.Viewer):
             "Run probe again" if s.probe_state == "done" else "Run probe")
         self.progress.value = int(round(s.probe_progress * 1000))
         if s.probe is None:
-            text = "Probe not run yet: press <b>Run probe</b> (a few minutes on two cores; maps refine as it runs)."
+            text = ("Probe not run yet: press <b>Run probe</b> (a few minutes on two cores; maps refine as it runs)."
+                    if s.decoder is not None else
+                    # (the demo's probe comes with it: "press Run probe" was said of a disabled button)
+                    "The probe comes with the decoder (the demo decoder's with it), or is run here once one is shown.")
             if running:
                 text = "Probing: preparing the windows and the unperturbed pass ..."
         else:
@@ -580,13 +583,16 @@ class UnitsView(pn.viewable.Viewer):
                        *lowered(self.control, top=22))
         none_yet = placeholder("Probe not run yet: no unit maps to show. Press Run probe above; the maps refine "
                                "live while it runs.")
+        no_decoder = placeholder("No decoder yet: the unit maps appear with it (the demo decoder comes with its "
+                                 "probe).")
         details = pn.Column(pn.Row(self.roles_legend, self.show_roles, sizing_mode="stretch_width"),
                             pn.Row(self.amp_map, self.phase_map, sizing_mode="stretch_width"),
                             pn.Row(self.map_band, sizing_mode="stretch_width"), self.chan_map,
                             sizing_mode="stretch_width")
         scatter = pn.Column(self.scatter, sizing_mode="stretch_width")
-        self.shown.set((none_yet, lambda: s.probe is None), (scatter, lambda: s.probe is not None),
+        self.shown.set((none_yet, lambda: s.probe is None and s.decoder is not None),
+                       (no_decoder, lambda: s.probe is None and s.decoder is None), (scatter, lambda: s.probe is not None),
                        (details, lambda: s.probe is not None),
                        (self.show_roles, lambda: self._probe_roles() is not None))
         return pn.Column(row, pn.Row(self.progress, self.probe_text, self.save_btn, sizing_mode="stretch_width"),
-                         none_yet, scatter, self.unit_header, details, self.windows, sizing_mode="stretch_width")
+                         none_yet, no_decoder, scatter, self.unit_header, details, self.windows, sizing_mode="stretch_width")

@@ -643,6 +643,35 @@ def test_demo_ready_without_a_document_switches_at_once(session, tiny_decoder):
     assert session.decoder is tiny_decoder
 
 
+def test_the_demo_arriving_while_the_page_does_something_else_is_shown(session, tiny_decoder, tmp_path):
+    """A user quicker than the demo: weights tried, a recording inspected or a training started
+    while the demo decoder loaded replaced the session's "loading" state, the demo was dropped
+    when it arrived, and the page said "Loading the demo decoder ..." for good (every view
+    empty). It is shown as it is once loaded; a run or weights being opened keep their turn."""
+    demo = session._demo = _LoadingDemo(tiny_decoder)
+    (tmp_path / "bad.pt").write_bytes(b"not a state dict")
+    session.load_demo()
+    assert session.no_decoder_note() == "The demo decoder is still loading: it is shown in a moment."
+    session.import_weights("bad.pt")  # fails while the demo loads
+    _join(session, "import")
+    assert "not a PyTorch state dict" in session.alerts[-1][1] and session.busy == ""
+    demo.announce("ready")
+    assert session.decoder is tiny_decoder
+    for busy in ("inspecting", "training"):  # (the work goes on beside the demo, as after loading)
+        session.decoder, demo.state = None, "loading"
+        session.busy = busy
+        demo.announce("ready")
+        assert session.decoder is tiny_decoder and session.busy == busy
+    for busy in ("opening", "importing"):  # their decoder is on its way: it is shown, not the demo
+        session.decoder, demo.state = None, "loading"
+        session.busy = busy
+        demo.announce("ready")
+        assert session.decoder is None
+        session.busy = ""  # it failed: the demo that arrived meanwhile is shown
+        assert session.decoder is tiny_decoder
+    assert session.no_decoder_note() == "No decoder yet: load the demo or train one first."
+
+
 def test_band_occlusion_presets_results_and_bad_input(session, tiny_decoder):
     from core.demo import ROLE_BANDS
     from core.probing.validity import band_occlusions

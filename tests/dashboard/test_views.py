@@ -345,8 +345,8 @@ def test_parts_shown_by_the_session_state_are_sent_again_once_the_page_has_loade
     session.set_decoder(tiny_decoder)  # no probe
     view = UnitsView(session=session)
     page = view.__panel__()
-    (none_yet, _), (scatter, _), (details, _), _roles = view.shown.rules
-    assert none_yet in page.objects and scatter in page.objects and details in page.objects
+    (none_yet, _), (no_decoder, _), (scatter, _), (details, _), _roles = view.shown.rules
+    assert all(p in page.objects for p in (none_yet, no_decoder, scatter, details)) and not no_decoder.visible
     assert none_yet.visible and not scatter.visible and not details.visible
     session.probe = tiny_probe
     assert not none_yet.visible and scatter.visible and details.visible
@@ -1318,3 +1318,30 @@ def test_the_training_curves_epoch_axis_follows_the_decoder(session):
     for pane, plot in zip(view.curves, plots):
         plot.refresh()
     assert ranges() == [(1, 4), (1, 4)]
+
+
+def test_before_a_decoder_the_views_say_it_comes_and_offer_nothing_to_press(tmp_path, monkeypatch, tiny_decoder,
+                                                                          tiny_probe):
+    """While the demo decoder loads: the Units view said "Probe not run yet: press Run probe" of
+    a disabled button and of the shipped probe on its way, and "All channels" in the band
+    occlusion raised AttributeError in the server log."""
+    from dashboard.views.occlusion import OcclusionPanel
+
+    monkeypatch.setenv("UNITSCOPE_DATA_ROOT", str(tmp_path))
+    s = Session()
+    try:
+        units, occ = UnitsView(session=s), OcclusionPanel(session=s)
+        page = units.__panel__()
+        shown = " ".join(_html(part) for part, rule in units.shown.rules if rule() and part in page.objects)
+        assert "No decoder yet: the unit maps appear with it" in shown and "Press Run probe" not in shown
+        assert "comes with the decoder" in units.probe_text.object and units.run_btn.disabled
+        assert occ.all_btn.disabled
+        occ._choose_all()
+        assert occ.channels.value == []
+        s.set_decoder(tiny_decoder, probe=tiny_probe, probe_source="test")
+        assert "No decoder yet" not in " ".join(_html(part) for part, rule in units.shown.rules if rule())
+        assert not occ.all_btn.disabled
+        occ.all_btn.clicks += 1
+        assert occ.channels.value == list(tiny_decoder.ch_names)
+    finally:
+        s.close()
