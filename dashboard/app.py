@@ -198,6 +198,33 @@ def _mend_address(session) -> None:
                   "Settings in an address are joined with '&'.", "info")
 
 
+# [A] where the parts that are no view of their own live, for an address naming them
+_NOT_VIEWS = {"occlusion": "band occlusion is part of the Overview", "lesson": "the lesson is in the sidebar",
+              "probe": "the probe is run in the Units view", "deconv": "the kernels (DUNL) are the Kernels view",
+              "kernel": "the kernels (DUNL) are the Kernels view"}
+
+
+def view_arg_note(given: str) -> str:
+    """What to say of an address's ``?view=`` value that names no view ("" for a view): the
+    page opened the Overview without a word (``?view=occlusion``)."""
+    if given in TABS:
+        return ""
+    from core._validation import suggest
+
+    where = _NOT_VIEWS.get(given.strip().lower())
+    return (f"The address names the view {given!r}, which UnitScope does not have"
+            + (f" ({where})" if where else "") + f"; the views are {', '.join(TABS)}."
+            + ("" if where else suggest(given, list(TABS))) + " The Overview is shown.")
+
+
+def _check_view_arg(session) -> None:
+    values = (pn.state.session_args or {}).get("view") or []
+    given = values[0].decode("utf-8", "replace") if values and isinstance(values[0], bytes) else ""
+    note = view_arg_note(given) if given else ""
+    if note:
+        session.alert(note, "warning")
+
+
 def build_app(session: Session | None = None, *, load_demo: bool = True):
     """Build the app for one browser session.
 
@@ -238,6 +265,7 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
         pn.state.onload(session.document_ready)
         pn.state.onload(heap_keeper().page_loaded)  # the page's objects leave the collector's scans
         _mend_address(session)
+        _check_view_arg(session)
         if pn.state.location is not None:
             pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit", "run": "run"})
         # never block the server: workers are told to stop, the page's objects collected when idle

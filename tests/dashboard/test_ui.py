@@ -106,6 +106,13 @@ def test_an_address_with_two_question_marks_opens_its_view_and_says_so(server, a
     no_traceback(app_page)
 
 
+def test_an_address_naming_no_view_opens_the_overview_and_says_so(server, app_page):
+    app_page.goto(f"{server}?view=occlusion")
+    wait_text(app_page, "The address names the view 'occlusion', which UnitScope does not have", timeout=120)
+    wait_titles(app_page, ["Signals"], timeout=120)
+    no_traceback(app_page)
+
+
 def test_band_occlusion_of_each_role(server, app_page):
     """One click measures what the shipped decoder needs: high gamma, not beta."""
     import re

@@ -619,6 +619,18 @@ def test_the_sidebar_and_overview_say_their_metric_is_the_unpruned_decoders(sess
     assert "Pruned" not in status.object and overview._pruned.object == ""
 
 
+def test_an_address_naming_no_view_says_so_and_where_it_is():
+    """``?view=occlusion`` (or ``lesson``) opened the Overview without a word."""
+    from dashboard.app import TABS, view_arg_note
+
+    assert all(view_arg_note(v) == "" for v in TABS)
+    note = view_arg_note("occlusion")
+    assert note.startswith("The address names the view 'occlusion', which UnitScope does not have (band occlusion "
+                           "is part of the Overview); the views are data, overview, units") and "Overview is shown" in note
+    assert "(the lesson is in the sidebar)" in view_arg_note("Lesson")
+    assert "Did you mean 'units'?" in view_arg_note("unts")
+
+
 def test_build_app_assembles_one_page(session):
     from dashboard.app import VIEW_CLASSES, build_app
 
