@@ -379,7 +379,10 @@ class DUNL:
         if smooth > 0:
             half = int(math.ceil(3 * smooth))
             g = np.exp(-0.5 * (np.arange(-half, half + 1) / smooth) ** 2)
-            noise = np.stack([np.convolve(row, g, mode="same") for row in noise])
+            # the centred K samples of the full convolution: numpy's mode="same" gives max(K, len(g))
+            # samples, and a kernel shorter than the 13-tap filter (kernel_length <= 12, e.g. 0.4 s in
+            # 40-ms bins) failed with a broadcasting ValueError
+            noise = np.stack([np.convolve(row, g, mode="full")[half:half + K] for row in noise])
         noise /= np.linalg.norm(noise, axis=1, keepdims=True)
         h = noise
         if kind == "decay":

@@ -250,6 +250,19 @@ def test_event_average_init_separates_kernels_that_share_onsets(code_sign, kerne
     np.testing.assert_allclose(np.linalg.norm(shared, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("init", ["average", "decay"])
+def test_a_kernel_shorter_than_the_initial_smoothing_is_learnt(init):
+    """kernel_length <= 12 (a 0.4-s kernel in 40-ms bins) failed in the initialisation with
+    "operands could not be broadcast together with shapes (1,10) (1,13)": numpy's mode="same"
+    returned the 13 taps of the smoothing filter. Every kernel length is learnt now."""
+    rng = np.random.default_rng(9)
+    y, support, h, _, _ = _gaussian_data(rng, n_trials=60, K=8, noise=0.05)
+    start = DUNL(kernel_length=8, kernel_init=init)._init_kernels(np.random.default_rng(0))
+    assert start.shape == (1, 8)
+    model = DUNL(kernel_length=8, n_iter=50, epochs=25, lr=0.03, kernel_init=init).fit(y, support=support, rng=0)
+    assert kernel_error(h, model.kernels_) < 0.05
+
+
 def test_unknown_timing_recovers_code_support():
     rng = np.random.default_rng(7)
     y, support, h, _, _ = _gaussian_data(rng, n_trials=40, noise=0.05)
