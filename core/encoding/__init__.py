@@ -9,9 +9,15 @@ Typical use::
 
     from core.encoding import simulate_reading, EncodingStudy, DREConfig
     data = simulate_reading(seed=0)
-    result = EncodingStudy(DREConfig(), ablations=("no_init", "no_subject")).run(data)
+    result = EncodingStudy(DREConfig(), ablations=("no_init", "no_subject")).run(data, progress=print)
     result["score"]            # post-onset mean R per model
     result["r_drop"]           # importance over (feature, subject, time, channel)
+
+What it costs: at the simulator's defaults (10 subjects, 800 words) each DRE pass takes about
+30 s on two cores, and this study fits three DREs of 20 passes (the full model and its two
+ablations) besides the linear baselines: about half an hour, said line by line with
+``progress=print`` (without it, nothing is printed). The shipped result's size,
+``simulate_reading(n_subjects=6, n_words=600, seed=0)`` without ablations, takes about 100 s.
 """
 from __future__ import annotations
 
