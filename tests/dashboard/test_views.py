@@ -1357,3 +1357,33 @@ def test_before_a_decoder_the_views_say_it_comes_and_offer_nothing_to_press(tmp_
         assert occ.channels.value == list(tiny_decoder.ch_names)
     finally:
         s.close()
+
+
+def test_a_page_closed_mid_send_is_one_debug_line_not_two_tracebacks(caplog):
+    """asyncio logged "Task exception was never retrieved" with two tracebacks when a page
+    closed while Panel sent it messages; other errors of the loop still reach its handler."""
+    import asyncio
+    import logging
+
+    from tornado.websocket import WebSocketClosedError
+
+    from dashboard.app import _quiet_closed_pages
+
+    loop = asyncio.new_event_loop()
+    try:
+        async def install():
+            _quiet_closed_pages()
+
+        loop.run_until_complete(install())
+        with caplog.at_level(logging.DEBUG):
+            loop.call_exception_handler({"message": "Task exception was never retrieved",
+                                         "exception": WebSocketClosedError()})
+            assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+            assert "a page closed while messages were sent to it" in caplog.records[0].getMessage()
+            caplog.clear()
+            loop.call_exception_handler({"message": "Task exception was never retrieved",
+                                         "exception": ValueError("a real error")})
+            assert [r.levelno for r in caplog.records] == [logging.ERROR]
+            assert caplog.records[0].exc_info[0] is ValueError
+    finally:
+        loop.close()
