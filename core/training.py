@@ -528,75 +528,67 @@ def train(
         logger.info("resumed from %s at epoch %d", start, start_epoch)
     del gen
     t0 = time.perf_counter()
-    best = {"state": best_state}
-    try:
-        _epochs(model, data, config, task, device, opt, sched, loss_fn, rng, result, best, start_epoch,
-                progress=progress, stop=stop, ckpt=ckpt, record=record, t0=t0)
+    better = (lambda a, b: a > b) if task == "regression" else (lambda a, b: a < b)
+    try:  # (Ctrl-C: the best state so far goes back into the model, see TrainingInterrupted)
+        for epoch in range(start_epoch, config.max_epochs):
+            model.train()
+            order = data.train_epoch(rng)
+            batches = [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+            losses = []
+            for b, idx in enumerate(batches):
+                if stop is not None and stop.is_set():
+                    result.stopped = True
+                    break
+                X, y = data.batch(np.sort(idx))
+                X = torch.as_tensor(X, device=device)
+                y = torch.as_tensor(y, device=device)
+                opt.zero_grad()
+                out = model(X)
+                loss = loss_fn(out[:, 0, :] if task == "regression" else out, y)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.item()))
+                if progress is not None:
+                    progress({"epoch": epoch, "n_epochs": config.max_epochs, "batch": b + 1,
+                              "n_batches": len(batches), "train_loss": losses[-1],
+                              "fraction": (epoch + (b + 1) / len(batches)) / config.max_epochs})
+            if result.stopped and not losses:
+                break
+            if sched is not None and not result.stopped:
+                sched.step()
+            model.eval()
+            v_loss, v_metric = _evaluate(model, data, "valid", task, device, loss_fn)
+            rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_loss": v_loss,
+                   "valid_metric": v_metric, "seconds": time.perf_counter() - t0}
+            result.history.append(rec)
+            crit = v_metric if task == "regression" else v_loss
+            if result.best_epoch < 0 or (np.isfinite(crit) and better(crit, result.best_valid)):
+                result.best_epoch, result.best_valid = epoch, crit
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            logger.info("epoch %d: train %.4f valid loss %.4f metric %.4f", epoch, rec["train_loss"], v_loss, v_metric)
+            if ckpt is not None:
+                save_state(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                  "scheduler": sched.state_dict() if sched is not None else {},
+                                  "best_model": best_state, "epoch": epoch,
+                                  "best_epoch": result.best_epoch, "best_valid": result.best_valid,
+                                  "history": json.dumps(result.history),
+                                  "numpy_rng": json.dumps(rng.bit_generator.state),
+                                  "torch_rng": torch.get_rng_state(),
+                                  **({"run": json.dumps(record, default=json_default)} if record is not None else {})})
+            if progress is not None:
+                progress({**rec, "n_epochs": config.max_epochs, "fraction": (epoch + 1) / config.max_epochs,
+                          "history": list(result.history), "end_of_epoch": True})
+            if result.stopped:
+                break
+            if epoch - result.best_epoch >= config.patience:
+                result.early_stopped = True
+                break
     except KeyboardInterrupt:
-        model.load_state_dict(best["state"])
+        model.load_state_dict(best_state)
         model.eval()
         result.stopped, result.seconds = True, time.perf_counter() - t0
         raise TrainingInterrupted(result) from None
-    model.load_state_dict(best["state"])
+    model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _epochs(model, data, config, task, device, opt, sched, loss_fn, rng, result, best, start_epoch, *,
-            progress, stop, ckpt, record, t0) -> None:
-    """The epochs of :func:`train`, filling ``result``; ``best["state"]`` is the best state so far."""
-    better = (lambda a, b: a > b) if task == "regression" else (lambda a, b: a < b)
-    for epoch in range(start_epoch, config.max_epochs):
-        model.train()
-        order = data.train_epoch(rng)
-        batches = [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-        losses = []
-        for b, idx in enumerate(batches):
-            if stop is not None and stop.is_set():
-                result.stopped = True
-                break
-            X, y = data.batch(np.sort(idx))
-            X = torch.as_tensor(X, device=device)
-            y = torch.as_tensor(y, device=device)
-            opt.zero_grad()
-            out = model(X)
-            loss = loss_fn(out[:, 0, :] if task == "regression" else out, y)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.item()))
-            if progress is not None:
-                progress({"epoch": epoch, "n_epochs": config.max_epochs, "batch": b + 1,
-                          "n_batches": len(batches), "train_loss": losses[-1],
-                          "fraction": (epoch + (b + 1) / len(batches)) / config.max_epochs})
-        if result.stopped and not losses:
-            break
-        if sched is not None and not result.stopped:
-            sched.step()
-        model.eval()
-        v_loss, v_metric = _evaluate(model, data, "valid", task, device, loss_fn)
-        rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_loss": v_loss,
-               "valid_metric": v_metric, "seconds": time.perf_counter() - t0}
-        result.history.append(rec)
-        crit = v_metric if task == "regression" else v_loss
-        if result.best_epoch < 0 or (np.isfinite(crit) and better(crit, result.best_valid)):
-            result.best_epoch, result.best_valid = epoch, crit
-            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        logger.info("epoch %d: train %.4f valid loss %.4f metric %.4f", epoch, rec["train_loss"], v_loss, v_metric)
-        if ckpt is not None:
-            save_state(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                              "scheduler": sched.state_dict() if sched is not None else {},
-                              "best_model": best["state"], "epoch": epoch,
-                              "best_epoch": result.best_epoch, "best_valid": result.best_valid,
-                              "history": json.dumps(result.history),
-                              "numpy_rng": json.dumps(rng.bit_generator.state),
-                              "torch_rng": torch.get_rng_state(),
-                              **({"run": json.dumps(record, default=json_default)} if record is not None else {})})
-        if progress is not None:
-            progress({**rec, "n_epochs": config.max_epochs, "fraction": (epoch + 1) / config.max_epochs,
-                      "history": list(result.history), "end_of_epoch": True})
-        if result.stopped:
-            break
-        if epoch - result.best_epoch >= config.patience:
-            result.early_stopped = True
-            break
