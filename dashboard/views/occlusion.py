@@ -87,7 +87,7 @@ class OcclusionPanel(pn.viewable.Viewer):
             f"{role} channels, {band[0]:g}-{band[1]:g} Hz": role for role, (_, band) in presets.items()}}
         self.preset.visible = self.roles_btn.visible = bool(presets)
         if dec is None:
-            self.channels.options = []
+            self.channels.options = {}  # (label -> name, as with a decoder)
             self.run_btn.disabled = self.roles_btn.disabled = True
         else:
             roles = {c: role for role, (chs, _) in presets.items() for c in chs}
@@ -110,10 +110,9 @@ class OcclusionPanel(pn.viewable.Viewer):
         self.result.object = occlusion_table(s.occlusions, dec.metric_name() if dec else "metric")
 
     def _choose_all(self) -> None:
-        """Every input channel (the options are a dict with a decoder, an empty list before:
-        the button raised AttributeError in the server log when pressed while the demo loaded)."""
-        opts = self.channels.options
-        self.channels.value = list(opts.values()) if isinstance(opts, dict) else list(opts)
+        """Every input channel (none before a decoder: the options were a list then, and the
+        button raised AttributeError in the server log when pressed while the demo loaded)."""
+        self.channels.value = list(self.channels.options.values())
 
     def _preset_chosen(self, event):
         if event.new in self._presets:
