@@ -104,6 +104,41 @@ def _no_busy_tracking() -> None:
             setattr(state, name, lambda event_id: None)
 
 
+def _one_look_at_the_document() -> None:
+    """[A] Panel decides whether a change may go to a page's Bokeh models at once from one
+    reading of the current document, not two.
+
+    A session's workers (training, probe, kernels) change its parameters, and the views'
+    watchers then change panes from the worker thread. Panel's ``state._unblocked(doc)``
+    says whether that may be done at once (on the document's own thread, under its lock) or
+    must wait for the page's next tick, and reads ``state.curdoc`` twice: it is Bokeh's one
+    process-wide "current document", set while the server's loop runs a callback of that
+    page. A worker that saw it set on the first reading and unset on the second (the loop
+    left the callback in between) took the unset one for "no document thread" and changed
+    the models without the lock: Bokeh raised "_pending_writes should be non-None when we
+    have a document lock" in the worker, so a training stopped from the page ended without
+    its decoder and without a word (a CI run of the browser tests, on a loaded machine).
+    Here the document is read once, and the rest of the test is Panel's. A Panel without
+    ``_unblocked`` is left as it is."""
+    from panel.io.state import _state
+
+    if not hasattr(_state, "_unblocked") or getattr(_state._unblocked, "_unitscope", False):
+        return
+
+    def _unblocked(self, doc) -> bool:
+        curdoc = self.curdoc
+        if self._is_pyodide:
+            thread_id = self._current_thread
+        else:
+            thread_id = self._thread_id_.get(curdoc) if curdoc else None
+        return bool(doc is curdoc and thread_id in (self._current_thread, None) and
+                    (not (doc and doc.session_context and getattr(doc.session_context, "session", None))
+                     or self._connected.get(doc)))
+
+    _unblocked._unitscope = True
+    _state._unblocked = _unblocked
+
+
 def configure_process() -> int:
     """Once per process: torch threads, Panel/HoloViews extensions. Returns torch's thread count.
 
@@ -122,6 +157,7 @@ def configure_process() -> int:
         _log_long_gc_pauses()
         _no_font_download()
         _no_busy_tracking()
+        _one_look_at_the_document()
         _focus_outlines()
         _quiet_closed_pages()
         pn.extension("filedropper", notifications=False, sizing_mode="stretch_width", raw_css=[CSS])

@@ -2,6 +2,8 @@
 and a demo cache folder holding a small decoder so the app starts in seconds."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -148,9 +150,16 @@ def app_tracebacks(log_text: str) -> list[str]:
     (StreamClosedError / WebSocketClosedError) is not the app's, and a UnitScopeError is a
     reported user error.
     """
-    blocks = log_text.split("Traceback (most recent call last):")[1:]
+    parts = log_text.split("Traceback (most recent call last):")
     benign = ("WebSocketClosedError", "StreamClosedError", "UnitScopeError")
-    return [b for b in blocks if not any(k in b for k in benign)]
+    out = []
+    for before, after in zip(parts, parts[1:]):
+        # the traceback without the log lines after it (up to the next one that starts with a
+        # date), and with the line before it (what the app was doing: "done callback of job ...")
+        body = re.split(r"\n(?=\d{4}-\d\d-\d\d )", after, maxsplit=1)[0]
+        if not any(k in body for k in benign):
+            out.append(before.rstrip("\n").rsplit("\n", 1)[-1] + "\nTraceback (most recent call last):" + body)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +185,10 @@ def server(request, ui_env, tmp_path_factory):
     with serve_app(env={"UNITSCOPE_LOG": SERVER_LOG_LEVELS, **ui_env}, log_path=log) as (url, _):
         yield url
     text = log.read_text(errors="replace")
-    assert not app_tracebacks(text), text[-4000:]
+    found = app_tracebacks(text)
+    # the tracebacks themselves (each with the log line that announced it), not the log's tail:
+    # a CI report once ended 4000 characters after the traceback it failed on
+    assert not found, "the app logged a traceback:\n" + "\n----\n".join(b[-6000:] for b in found)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -186,8 +198,10 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     log = _SERVER_LOGS.get(getattr(item.module, "__name__", ""))
     if rep.failed and "server" in getattr(item, "fixturenames", ()) and log is not None and log.exists():
-        rep.sections.append(("served app log (last 60 lines)",
-                             "\n".join(log.read_text(errors="replace").splitlines()[-60:])))
+        text = log.read_text(errors="replace")
+        for i, block in enumerate(app_tracebacks(text)):
+            rep.sections.append((f"served app traceback {i + 1}", block[-6000:]))
+        rep.sections.append(("served app log (last 60 lines)", "\n".join(text.splitlines()[-60:])))
 
 
 @pytest.fixture(scope="module")

@@ -1387,3 +1387,39 @@ def test_a_page_closed_mid_send_is_one_debug_line_not_two_tracebacks(caplog):
             assert caplog.records[0].exc_info[0] is ValueError
     finally:
         loop.close()
+
+
+def test_a_worker_never_takes_a_page_s_document_for_its_own(monkeypatch):
+    """Panel's "may this thread change the page's models now?" reads the current document
+    once (dashboard.app._one_look_at_the_document): a worker that saw the page's document
+    current, then not (the server's loop left the page's callback in between), was let
+    through and changed the models without the document lock (RuntimeError in a CI run)."""
+    import threading
+
+    from bokeh.document import Document
+    from panel.io.state import _state, state
+
+    from dashboard.app import configure_process
+
+    configure_process()
+    doc = Document()
+    monkeypatch.setitem(_state._thread_id_, doc, threading.get_ident())  # the page's thread: this one
+    readings = []
+
+    def current(self):  # the loop runs a callback of the page, and leaves it after one reading
+        readings.append(1)
+        return doc if len(readings) == 1 else None
+
+    monkeypatch.setattr(_state, "curdoc", property(current))
+    seen = {}
+    worker = threading.Thread(target=lambda: seen.update(worker=state._unblocked(doc)))
+    worker.start()
+    worker.join()
+    assert seen == {"worker": False}
+    # the page's own thread while its document is current: at once, as Panel says
+    monkeypatch.setattr(_state, "curdoc", property(lambda self: doc))
+    assert state._unblocked(doc) is True
+    worker = threading.Thread(target=lambda: seen.update(worker=state._unblocked(doc)))
+    worker.start()
+    worker.join()
+    assert seen == {"worker": False}  # another thread: on the page's next tick
