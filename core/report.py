@@ -349,7 +349,7 @@ def _curves_fig(ds) -> str:
 
 
 def _kernels_fig(current, previous, value_label: str) -> str:
-    from .deconv.apply import codes_axis
+    from .deconv.signals import codes_axis
 
     x = codes_axis(current)
     fig, axes = _figure(10, 3.0, ncols=2)
@@ -540,7 +540,7 @@ def _section_kernels(c: ReportContent) -> str:
         return ""
     out = "<h2>Event-locked kernels (DUNL)</h2>"
     for current, previous in c.kernels:
-        from .deconv.apply import codes_axis
+        from .deconv.signals import codes_axis
 
         sig = current.attrs.get("signal", "signal")
         masks = str(current.attrs.get("masks", "{}"))

@@ -58,7 +58,7 @@ def summary_lines(ds) -> list[str]:
 
     import numpy as np
 
-    from ..deconv.apply import values_vary
+    from ..deconv.signals import values_vary
 
     lines = []
     for k in ds["kernel"].values:

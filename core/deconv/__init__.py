@@ -8,7 +8,8 @@
 * :class:`EventDeconvolution`: applied to a decoder's output, a unit's activation or a
   channel's band envelope, with warm-started refits after pruning.
 """
-from .apply import BANDS, EventDeconvolution, SignalSpec, band_envelope, parse_signal
+from .apply import EventDeconvolution
+from .signals import BANDS, SignalSpec, band_envelope, parse_signal
 from .config import DeconvConfig
 from .likelihoods import get_likelihood
 from .metrics import detection_rates, kernel_error, r2, upsample_kernel

@@ -15,7 +15,7 @@ import numpy as np
 import panel as pn
 import param
 
-from core.deconv.apply import parse_signal, values_vary
+from core.deconv.signals import parse_signal, values_vary
 from core.recording import natural_key
 
 from ..kernel_state import NO_EVENTS, KernelState, has_events
@@ -138,12 +138,12 @@ def kernel_plot(result, previous=None, *, title: str, tag: str | None = None, pr
 
 def codes_plot(result, previous=None, *, title: str, value_label: str = "event value") -> hv.Overlay:
     """Per-event codes against the events' values, or their onsets where the values do not vary
-    (:func:`core.deconv.apply.codes_axis`); ``previous`` faint."""
+    (:func:`core.deconv.signals.codes_axis`); ``previous`` faint."""
     cdim = hv.Dimension("code", label="code (event amplitude)")
     if result is None:
         return hv.Overlay([hv.Scatter([], hv.Dimension("value", label=value_label), cdim)]).opts(
             hv.opts.Overlay(title=f"{title} codes: not fitted yet", responsive=True, height=260))
-    from core.deconv.apply import codes_axis
+    from core.deconv.signals import codes_axis
 
     x = codes_axis(result)
     over_time = x == "onset"
@@ -169,7 +169,7 @@ def codes_plot(result, previous=None, *, title: str, value_label: str = "event v
 def channel_bands(decoder) -> dict:
     """Bands offered for a channel's envelope kernels: ``{label: "LO-HI"}``, the recording's
     known roles first (the demo's), then the standard bands below Nyquist."""
-    from core.deconv.apply import BANDS
+    from core.deconv.signals import BANDS
 
     nyq = decoder.ws.recording.sfreq / 2
     out = {}

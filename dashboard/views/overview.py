@@ -93,7 +93,7 @@ class SignalBrowser:
     For teaching, the traces of channels with a known role (the demo's ground truth) take
     the role's colour, events (the demo's movement onsets) are dashed lines, and
     :meth:`show` swaps the signals for their amplitude envelope in a band
-    (:func:`core.deconv.apply.band_envelope`, smoothed and z-scored per channel): the demo's high-gamma
+    (:func:`core.deconv.signals.band_envelope`, smoothed and z-scored per channel): the demo's high-gamma
     channels rise at every movement, its beta channels drop. A continuous target (the demo's
     hand speed) is drawn above the channels on the same time axis; with an envelope shown,
     its title gives the envelope's Pearson r with the target over the whole recording, per
@@ -359,7 +359,7 @@ def shown_envelope(raw: np.ndarray, sfreq: float, band: tuple, smooth_s: float) 
         hit = _ENVELOPES.get(key)
         if hit is not None and hit[0]() is raw:
             return hit[1]
-    from core.deconv.apply import band_envelope
+    from core.deconv.signals import band_envelope
 
     env = band_envelope(raw, sfreq, band, smooth_s=smooth_s).astype(np.float32)
     env -= env.mean(axis=1, keepdims=True)

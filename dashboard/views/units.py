@@ -103,8 +103,8 @@ def band_range(ds, band: str) -> tuple[float, float] | None:
 
 
 def parse_hz_range(text: str) -> tuple[float, float]:
-    """``"60-90"`` -> (60.0, 90.0) (:func:`core.deconv.apply.hz_band`), with LO < HI."""
-    from core.deconv.apply import hz_band
+    """``"60-90"`` -> (60.0, 90.0) (:func:`core.deconv.signals.hz_band`), with LO < HI."""
+    from core.deconv.signals import hz_band
 
     try:
         band = hz_band(text)
