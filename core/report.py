@@ -3,8 +3,8 @@
 The report gathers what a session found: the recording, the decoder and its held-out metric,
 per-layer summaries (units, receptive field, unit classes), the selected units' amplitude
 and phase maps, the pruned units and the metric change (with the fine-tune, if any), pruning
-curves and the DUNL kernels. Figures are drawn with matplotlib (Agg, no GUI) and embedded as
-base64 PNG; styles are inline. The file loads nothing from the network and runs no script,
+curves and the DUNL kernels. Figures are drawn with matplotlib (Agg, no GUI;
+:mod:`core.report_figures`) and embedded as base64 PNG; styles are inline. The file loads nothing from the network and runs no script,
 so it opens offline, mails as one attachment, and prints. All text taken from files or
 settings (channel names, paths, labels) is HTML-escaped.
 
@@ -14,10 +14,8 @@ Configure, then call: build a :class:`ReportContent` (by hand, or from a workspa
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
-import io
 import logging
 import math
 import os
@@ -31,13 +29,13 @@ from . import __version__
 from ._files import atomic_write_bytes
 from ._validation import UnitScopeError
 from .cautions import ONE_CLASS, partial_probe_note
+from .report_figures import (batch_fractions_fig, batch_metric_fig, confusion_fig, curves_fig, figure_png,
+                             fractions_fig, kernels_fig, prediction_fig, unit_maps_fig)
 
 __all__ = ["ReportContent", "render_report", "render_batch_report", "write_report", "figure_png", "MAX_UNIT_MAPS"]
 
 logger = logging.getLogger(__name__)
 MAX_UNIT_MAPS = 12  # selected units drawn at most (the rest are listed) [A]
-CLASS_COLORS = {"amplitude": "#d62728", "phase": "#1f77b4", "bimodal": "#9467bd", "insensitive": "#c7c7c7"}
-ORDER_COLORS = {"most": "#d62728", "least": "#1f77b4", "random": "#7f7f7f"}
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
@@ -195,181 +193,8 @@ class ReportContent:
                    metric_after=before if metric_after is None else float(metric_after), **fields)
 
 
-# ---- figures ----------------------------------------------------------------------------------
-def figure_png(fig, *, dpi: int = 100) -> str:
-    """A matplotlib Figure as a ``data:image/png;base64,...`` URI."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _figure(w: float = 9.0, h: float = 3.0, ncols: int = 1, *, layout: str | None = None):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), layout=layout)
-    axes = fig.subplots(1, ncols) if ncols > 1 else fig.add_subplot(1, 1, 1)
-    return fig, axes
-
-
 def _img(uri: str, caption: str) -> str:
     return f'<figure><img src="{uri}" alt="{_esc(caption)}"><figcaption>{_esc(caption)}</figcaption></figure>'
-
-
-def _prediction_fig(pred: dict) -> str:
-    fig, ax = _figure(10, 2.8)
-    t = np.asarray(pred["time"])
-    n = min(len(t), int(np.searchsorted(t, t[0] + 60.0)) or len(t))  # the first minute [A]
-    ax.plot(t[:n], np.asarray(pred["true"])[:n], color="#333333", lw=1, label="true")
-    ax.plot(t[:n], np.asarray(pred["pred"])[:n], color="#d62728", lw=1, label="predicted")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel(str(pred.get("target", "target")))
-    ax.legend(loc="upper right", fontsize=8)
-    return figure_png(fig)
-
-
-def dark_above(top) -> float:
-    """Counts above this, out of a largest count ``top``, sit on a confusion matrix's dark cells
-    and are written in white (black on navy does not read): the app, its export and the report
-    draw them alike."""
-    return max(int(top), 1) / 2
-
-
-def confusion_counts(pred: dict) -> tuple[list[str], np.ndarray]:
-    """The class names in natural order (trigger codes as numbers: 2 before 16) and the test
-    trials per (predicted, true) class in that order, rows predicted (the app's axes)."""
-    from .recording import natural_key
-
-    classes = [str(c) for c in pred["classes"]]
-    order = sorted(range(len(classes)), key=lambda i: natural_key(classes[i]))
-    where = {c: k for k, c in enumerate(order)}
-    cm = np.zeros((len(classes),) * 2, dtype=int)
-    for t, p in zip(np.asarray(pred["true"]).astype(int), np.asarray(pred["pred"]).astype(int)):
-        cm[where[p], where[t]] += 1
-    return [classes[i] for i in order], cm
-
-
-def _confusion_fig(pred: dict) -> str:
-    """Test trials per (true, predicted) class (:func:`confusion_counts`), counts in the
-    cells: white on the dark ones, as the app draws them."""
-    names, cm = confusion_counts(pred)
-    n = len(names)
-    size = min(3.0 + 0.35 * n, 9.0)
-    fig, ax = _figure(size + 1.0, size)
-    im = ax.imshow(cm, origin="lower", cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
-    if n <= 20:  # [A] counts stay legible up to 20 classes
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > dark_above(cm.max()) else "black")
-    ax.set_xticks(range(n), names, rotation=90 if n > 8 else 0)
-    ax.set_yticks(range(n), names)
-    ax.set_xlabel("true")
-    ax.set_ylabel("predicted")
-    from matplotlib.ticker import MaxNLocator
-
-    fig.colorbar(im, ax=ax, label="trials", ticks=MaxNLocator(integer=True))  # whole trials
-    return figure_png(fig)
-
-
-def _class_bars(ax, frac, title: str) -> None:
-    """Stacked bars of the unit-class fractions (DataArray layer x class) of one decoder."""
-    from .probing import CLASSES
-
-    layers = [str(x) for x in frac["layer"].values]
-    bottom = np.zeros(len(layers))
-    for c in CLASSES:
-        v = np.nan_to_num(frac.sel({"class": c}).values)
-        ax.bar(layers, v, bottom=bottom, color=CLASS_COLORS.get(c, "#999999"), label=c)
-        bottom += v
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel("fraction of units")
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-
-
-def _class_legend(ax) -> None:
-    """The classes' legend beside the last panel: stacked fractions fill every bar to 1, so inside
-    the axes it covered the bars."""
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-
-
-def _fractions_fig(probe, control) -> str:
-    from .probing import class_fractions
-
-    sets = [("trained", probe)] + ([("untrained control", control)] if control is not None else [])
-    fig, axes = _figure(4.5 * len(sets), 3.0, ncols=len(sets))
-    axes = np.atleast_1d(axes)
-    for ax, (label, ds) in zip(axes, sets):
-        _class_bars(ax, class_fractions(ds), label)
-    _class_legend(axes[-1])
-    return figure_png(fig)
-
-
-def _unit_maps_fig(probe, uid: str) -> str:
-    # constrained: the first map's colour bar label ran into the second map's channel names
-    fig, axes = _figure(10, 3.6, ncols=2, layout="constrained")
-    for ax, var, label in zip(axes, ("amp_corr", "phase_corr"), ("amplitude", "phase")):
-        da = probe[var].sel(unit=uid)
-        vals = np.asarray(da.values, dtype=float)  # (channel, freq)
-        lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
-        freqs = da["freq"].values
-        im = ax.imshow(vals, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-(lim or 1), vmax=lim or 1,
-                       extent=(float(freqs[0]), float(freqs[-1]), -0.5, vals.shape[0] - 0.5), interpolation="nearest")
-        if "band_lo" in probe:
-            for edge in sorted(set(probe["band_lo"].values.tolist()) | set(probe["band_hi"].values.tolist())):
-                ax.axvline(edge, color="black", lw=0.6, ls="--")
-        chans = [str(c) for c in da["channel"].values]
-        step = -(-len(chans) // 40)  # [A] at most 40 names: every k-th row of a 64- or 306-channel map
-        ax.set_yticks(range(0, len(chans), step), chans[::step], fontsize=6)
-        ax.set_xlabel("frequency (Hz)")
-        ax.set_ylabel("channel")
-        ax.set_title(f"{uid} {label} sensitivity", fontsize=10)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="r", pad=0.02)
-    return figure_png(fig)
-
-
-def _curves_fig(ds) -> str:
-    fig, ax = _figure(6, 3.2)
-    q = ds["fraction"].values
-    if "random_lo" in ds:
-        ax.fill_between(q, ds["random_lo"].values, ds["random_hi"].values, color="#7f7f7f", alpha=0.25,
-                        label="random (95% band)")
-    for order in ds["order"].values:
-        ax.plot(q, ds["metric"].sel(order=order).values, color=ORDER_COLORS.get(str(order), "k"), lw=2,
-                label={"most": "most sensitive first", "least": "least sensitive first",
-                       "random": "random (mean)"}.get(str(order), str(order)))
-    ax.set_xlabel("fraction of units pruned")
-    ax.set_ylabel(str(ds.attrs.get("metric", "metric")))
-    ax.legend(fontsize=7)
-    ax.set_title(f"{ds.attrs.get('layers', '')} (ranked by {ds.attrs.get('ranked_by', ds.attrs.get('by', ''))})",
-                 fontsize=10)
-    return figure_png(fig)
-
-
-def _kernels_fig(current, previous, value_label: str) -> str:
-    from .deconv.signals import codes_axis
-
-    x = codes_axis(current)
-    fig, axes = _figure(10, 3.0, ncols=2)
-    colors = ["#1f5f8b", "#d62728", "#2ca02c", "#9467bd"]
-    for i, k in enumerate(current["kernel"].values):
-        c = colors[i % len(colors)]
-        if previous is not None and k in previous["kernel"].values:
-            axes[0].plot(previous["lag"].values, previous["kernels"].sel(kernel=k).values, color=c, alpha=0.35,
-                         ls="--", label=f"{k} (before)")
-            axes[1].scatter(previous[x].values, previous["codes"].sel(kernel=k).values, color=c, alpha=0.25,
-                            s=12)
-        axes[0].plot(current["lag"].values, current["kernels"].sel(kernel=k).values, color=c, lw=2, label=str(k))
-        axes[1].scatter(current[x].values, current["codes"].sel(kernel=k).values, color=c, s=16, label=str(k))
-    axes[0].axvline(0, color="#888888", ls=":")
-    axes[0].set_xlabel("time from onset (s)")
-    axes[0].set_ylabel("kernel (unit norm)")
-    axes[0].legend(fontsize=7)
-    axes[1].set_xlabel(value_label if x == "value" else "event onset (s)")
-    axes[1].set_ylabel("code")
-    return figure_png(fig)
 
 
 # ---- sections ---------------------------------------------------------------------------------
@@ -431,9 +256,9 @@ def _section_decoder(c: ReportContent) -> str:
     out = "<h2>Decoder and metric</h2>" + _table(rows)
     if c.prediction is not None and "classes" in c.prediction:
         n = len(c.prediction["true"])
-        out += _img(_confusion_fig(c.prediction), f"Confusion matrix of the {n} test trials.")
+        out += _img(confusion_fig(c.prediction), f"Confusion matrix of the {n} test trials.")
     elif c.prediction is not None:
-        out += _img(_prediction_fig(c.prediction), "Predicted and true target on the test block (first minute).")
+        out += _img(prediction_fig(c.prediction), "Predicted and true target on the test block (first minute).")
     return out
 
 
@@ -467,7 +292,7 @@ def _section_layers(c: ReportContent) -> str:
     if partial:
         out += f"<p class='muted'>Unit classes of a partial probe result, {_esc(partial)}.</p>"
     if frac is not None:
-        out += _img(_fractions_fig(c.probe, c.control),
+        out += _img(fractions_fig(c.probe, c.control),
                     "Fractions of amplitude-, phase-, bimodal-sensitive and insensitive units per layer.")
     return out
 
@@ -503,7 +328,7 @@ def _section_units(c: ReportContent) -> str:
         cls = str(row["unit_class_all"].values) if "unit_class_all" in c.probe else "not classified"
         caption = (f"{uid}: class {cls}; amplitude sensitivity {float(row['amp_stat_all']):.3f}, phase sensitivity "
                    f"{float(row['phase_stat_all']):.3f} (correlation maps, channel x frequency; dashed: band edges).")
-        out += _img(_unit_maps_fig(c.probe, uid), caption)
+        out += _img(unit_maps_fig(c.probe, uid), caption)
     rest = [u for u in c.selected_units if u in known][MAX_UNIT_MAPS:]
     if rest:
         out += f"<p class='muted'>Also selected (maps not drawn): {_esc(', '.join(rest))}</p>"
@@ -530,7 +355,7 @@ def _section_pruning(c: ReportContent) -> str:
         out += (f"<p>Masked fine-tune ({_esc(f.get('n_steps', '?'))} steps): {_fmt(f.get('before'))} → "
                 f"{_fmt(f.get('after'))}.</p>")
     for ds in c.curves:
-        out += _img(_curves_fig(ds), f"Pruning curves of {ds.attrs.get('layers', '')}: held-out metric vs fraction "
+        out += _img(curves_fig(ds), f"Pruning curves of {ds.attrs.get('layers', '')}: held-out metric vs fraction "
                                      "pruned; random orders as mean and 95% band.")
     return out
 
@@ -550,7 +375,7 @@ def _section_kernels(c: ReportContent) -> str:
         caption = (f"{sig}: kernels locked to {', '.join(map(str, current['kernel'].values))} (left{before}) and "
                    f"per-event codes against {against} (right). R² {_fmt(current.attrs.get('r2'), 2)}; "
                    f"{'no unit pruned' if masks.strip() in ('', '{}') else 'mask ' + masks}.")
-        out += _img(_kernels_fig(current, previous, c.value_label), caption)
+        out += _img(kernels_fig(current, previous, c.value_label), caption)
     return out
 
 
@@ -585,37 +410,6 @@ def _document(title: str, body: str) -> str:
             f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>{body}</body></html>\n")
 
 
-def _batch_metric_fig(ds, groups) -> str:
-    """The held-out metric of every finished run, one column per (recording, decoder)."""
-    fig, ax = _figure(max(4.0, 1.3 * len(groups) + 2), 3.0)
-    test = ds["test"].astype(float)
-    finished = [r for g in groups for r in g["finished"]]
-    for i, g in enumerate(groups):
-        v = test.sel(run=g["finished"]).values
-        jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * 0.06
-        ax.scatter(i + jitter, v, color="#1f5f8b", zorder=3, s=22)
-        if np.isfinite(g["mean"]):
-            ax.hlines(g["mean"], i - 0.3, i + 0.3, color="#d62728", lw=2, zorder=2)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{Path(g['source']).name}\n{g['model']}" for g in groups], fontsize=8)
-    task = str(ds["task"].sel(run=finished[0]).values) if "task" in ds.coords and finished else ""
-    ax.set_ylabel("test balanced accuracy" if task == "classification" else "test Pearson r")
-    ax.grid(axis="y", alpha=0.3)
-    return figure_png(fig)
-
-
-def _batch_fractions_fig(frac) -> str:
-    models = [str(m) for m in frac["model"].values]
-    fig, axes = _figure(4.5 * len(models), 3.0, ncols=len(models))
-    axes = np.atleast_1d(axes)
-    for ax, model in zip(axes, models):
-        f = frac.sel(model=model)
-        f = f.isel(layer=np.flatnonzero(np.isfinite(f.values).any(axis=-1)))  # this decoder's layers
-        _class_bars(ax, f, f"{model}: mean over runs")
-    _class_legend(axes[-1])
-    return figure_png(fig)
-
-
 def render_batch_report(ds, *, title: str | None = None, created: str | None = None) -> str:
     """A batch's report (:func:`core.batch.run_batch`'s summary) as one HTML document:
     the held-out metric per recording and decoder (mean, sd, range over seeds), every run,
@@ -636,13 +430,13 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     parts.append("<h2>Held-out metric per recording and decoder</h2>"
                  + _table(rows, ["recording", "decoder", "finished", "failed", "mean", "sd", "range"]))
     if any(g["n"] > g["n_failed"] for g in groups):
-        parts.append(_img(_batch_metric_fig(ds, groups), "Test metric of every finished run (dots) and the "
+        parts.append(_img(batch_metric_fig(ds, groups), "Test metric of every finished run (dots) and the "
                           "mean of each recording and decoder (red)."))
     frac, sd = summary["fractions"], summary["fractions_sd"]
     if frac is not None:  # decoders none of whose runs finished a probe are left out
         probed = [m for m in frac["model"].values if np.isfinite(frac.sel(model=m).values).any()]
         frac, sd = frac.sel(model=probed), sd.sel(model=probed)
-        parts.append("<h2>Unit classes per layer</h2>" + _img(_batch_fractions_fig(frac),
+        parts.append("<h2>Unit classes per layer</h2>" + _img(batch_fractions_fig(frac),
                      "Mean fraction of units per class in each layer, over the probed runs of each decoder."))
         rows = []
         for model in frac["model"].values:

@@ -23,7 +23,7 @@ import numpy as np
 
 from core._files import atomic_write_bytes
 from core._validation import UnitScopeError, check_option
-from core.report import dark_above
+from core.report_figures import dark_above
 
 from .files import data_root
 

@@ -13,7 +13,7 @@ from holoviews.operation.downsample import downsample1d
 
 from core.cautions import chance_note, shift_note
 from core.metrics import FEW_TRIALS
-from core.report import confusion_counts, dark_above
+from core.report_figures import confusion_counts, dark_above
 
 from ..jobs import Job
 from ..state import Session

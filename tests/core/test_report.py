@@ -248,15 +248,15 @@ def test_the_class_legend_sits_beside_the_bars_not_on_them():
     """Stacked class fractions fill every bar to 1: a legend inside the axes covered bars."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from core.report import _class_bars, _class_legend, _figure
+    from core.report_figures import class_bars, class_legend, new_figure
 
     frac = xr.DataArray([[0.2, 0.3, 0.4, 0.1], [1.0, 0.0, 0.0, 0.0]], dims=("layer", "class"),
                         coords={"layer": ["conv_2", "conv_classifier"],
                                 "class": ["amplitude", "phase", "bimodal", "insensitive"]})
-    fig, axes = _figure(9.0, 3.0, ncols=2)
+    fig, axes = new_figure(9.0, 3.0, ncols=2)
     for ax in axes:
-        _class_bars(ax, frac, "t")
-    _class_legend(axes[-1])
+        class_bars(ax, frac, "t")
+    class_legend(axes[-1])
     renderer = FigureCanvasAgg(fig).get_renderer()
     legend = axes[-1].get_legend().get_window_extent(renderer)
     assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["amplitude", "phase", "bimodal", "insensitive"]
@@ -283,7 +283,7 @@ def test_the_report_says_when_the_decoder_is_at_chance(ws):
 def test_unit_maps_of_many_channels_keep_some_channel_names(monkeypatch):
     """A 64-channel map (EEG) was drawn with no channel names at all (names were written up to
     40 channels only): every k-th row is named, at most 40."""
-    from core import report
+    from core import report_figures as report
 
     drawn = []
     monkeypatch.setattr(report, "figure_png", lambda fig, **kw: drawn.append(fig) or "data:image/png;base64,")
@@ -291,7 +291,7 @@ def test_unit_maps_of_many_channels_keep_some_channel_names(monkeypatch):
         names = [f"E{i}" for i in range(n_ch)]
         ds = xr.Dataset({v: (("unit", "channel", "freq"), np.zeros((1, n_ch, 4))) for v in ("amp_corr", "phase_corr")},
                         coords={"unit": ["conv_2/0"], "channel": names, "freq": [1.0, 2.0, 3.0, 4.0]})
-        report._unit_maps_fig(ds, "conv_2/0")
+        report.unit_maps_fig(ds, "conv_2/0")
         ax = drawn[-1].axes[0]
         assert [t.get_text() for t in ax.get_yticklabels()] == names[::step]
         assert len(names[::step]) <= 40

@@ -23,7 +23,8 @@ def test_the_report_of_a_label_decoder_draws_its_confusion_matrix(label_run, tmp
 
     import numpy as np
 
-    from core.report import ReportContent, confusion_counts
+    from core.report import ReportContent
+    from core.report_figures import confusion_counts
     from core.workspace import Workspace
 
     run, _, _ = label_run
@@ -48,7 +49,7 @@ def test_the_report_of_a_label_decoder_draws_its_confusion_matrix(label_run, tmp
 
 
 def test_confusion_counts_order_trigger_codes_as_numbers():
-    from core.report import confusion_counts
+    from core.report_figures import confusion_counts
 
     names, cm = confusion_counts({"classes": ["128", "16", "2"], "true": [0, 1, 2, 2], "pred": [0, 2, 2, 1]})
     assert names == ["2", "16", "128"]
@@ -59,11 +60,11 @@ def test_confusion_counts_order_trigger_codes_as_numbers():
 def test_the_reports_confusion_matrix_ticks_whole_trials(monkeypatch):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from core import report
+    from core import report_figures as report
 
     drawn = []
     monkeypatch.setattr(report, "figure_png", lambda fig, **kw: drawn.append(fig) or "")
-    report._confusion_fig({"classes": ["T1", "T2"], "true": [0, 0, 0, 1, 1], "pred": [0, 0, 0, 1, 0]})
+    report.confusion_fig({"classes": ["T1", "T2"], "true": [0, 0, 0, 1, 1], "pred": [0, 0, 0, 1, 0]})
     fig = drawn[-1]
     FigureCanvasAgg(fig).draw()
     ticks = [t.get_text() for t in fig.axes[-1].get_yticklabels()]  # the colour bar's
