@@ -83,7 +83,7 @@ def _check_probe(ds, path: Path, ws, run_dir) -> None:
     """A scores file ranks this decoder's units only if it was made for these weights
     (:func:`core.probing._base.stale_probe`); a probe result from other probing code is noted."""
     from ..probing._base import stale_probe
-    from .info import result_kind
+    from ._results import result_kind
 
     why = stale_probe(ds, ws.model)
     if why == "weights":
@@ -94,7 +94,7 @@ def _check_probe(ds, path: Path, ws, run_dir) -> None:
                              f"(another decoder, or this one before it was trained again{named}): run "
                              f"'unitscope probe {run_dir}' to rank its own units.")
     if why == "code" and result_kind(ds) == "probe":  # code_version is a probe's: other results lack it
-        from .info import other_code_note
+        from ._results import other_code_note
 
         print(f"note: {other_code_note(path.name, run_dir)}", file=sys.stderr)
 
@@ -123,7 +123,7 @@ SCORES_TAKES = ("a probe result (probe.nc, as unitscope probe writes it) or a ne
 
 def _no_scores(ds, path: Path, given: bool) -> UnitScopeError:
     """The error for a scores file without per-unit scores: what it holds instead."""
-    from .info import KIND_NAMES, WRITERS, result_kind
+    from ._results import KIND_NAMES, WRITERS, result_kind
 
     kind = result_kind(ds)
     holds = (f"holds {KIND_NAMES[kind]}, as {WRITERS[kind]} writes them" if kind else

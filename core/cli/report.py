@@ -120,7 +120,7 @@ def run(args) -> int:
     if probe is not None:
         from ..probing._base import stale_probe
 
-        from .info import other_code_note
+        from ._results import other_code_note
 
         if stale_probe(probe, ws.model) == "code":
             print(f"note: {other_code_note(args.probe or run_dir / 'probe.nc', run_dir)}", file=sys.stderr)
