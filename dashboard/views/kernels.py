@@ -306,7 +306,7 @@ class KernelsView(pn.viewable.Viewer):
         self.ps.toggle(s.layer, s.unit)
 
     def _sync_prune(self, *_):
-        from .prune import metric_html, toggle_label
+        from .prune_text import metric_html, toggle_label
 
         s, ps = self.session, self.ps
         if s.view != "kernels" and _:
