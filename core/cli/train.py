@@ -26,7 +26,7 @@ def add_data_args(p) -> None:
     """The data and decoder options ``train`` and ``import`` share (see :func:`data_spec`).
     Their defaults are None here and said in the help: ``train --resume`` takes the run's own
     values for the options not given."""
-    from ..training import TrainConfig
+    from ..train_config import TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", default=None, metavar="PATH",
@@ -100,7 +100,7 @@ def _event_types_named(spec) -> list[str]:
 
 
 def add_parser(sub) -> None:
-    from ..training import TrainConfig
+    from ..train_config import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a Deep4/Shallow decoder and write a run folder")
@@ -204,7 +204,7 @@ def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> 
 
 def _train_config(args, run_cfg: dict | None):
     """TrainConfig: the options given, over the run's own (``--resume``) or the defaults."""
-    from ..training import TrainConfig
+    from ..train_config import TrainConfig
 
     cfg = TrainConfig.from_dict(run_cfg["train"]) if run_cfg is not None else TrainConfig()
     given = {"model": args.model, "max_epochs": args.epochs, "n_times": args.n_times, "seed": args.seed,
