@@ -7,8 +7,9 @@ session stop when its browser tab closes.
 from __future__ import annotations
 
 import logging
-import time
 import os
+import threading
+import time
 from pathlib import Path
 
 import holoviews as hv
@@ -104,6 +105,60 @@ def _no_busy_tracking() -> None:
             setattr(state, name, lambda event_id: None)
 
 
+class _PerThreadStack:
+    """A stack of which each thread sees only its own entries (see :func:`_curdoc_per_thread`)."""
+
+    def __init__(self, items=()):
+        self._local = threading.local()
+        self._items.extend(items)  # (the caller's: it pushed them and pops them)
+
+    @property
+    def _items(self) -> list:
+        items = getattr(self._local, "items", None)
+        if items is None:
+            items = self._local.items = []
+        return items
+
+    def append(self, item) -> None:
+        self._items.append(item)
+
+    def pop(self, *index):
+        return self._items.pop(*index)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i):
+        return self._items[i]
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+
+def _curdoc_per_thread() -> None:
+    """[A] Bokeh's "current document" is per thread.
+
+    Bokeh keeps the documents it runs callbacks for (``curdoc()``) on one stack for the whole
+    process (``bokeh.io.doc._PATCHED_CURDOCS``): the server's loop pushes a page's document
+    around each of its callbacks, and a worker thread pushes one each time it schedules a
+    change (``add_next_tick_callback``, as :func:`dashboard.state.apply_in_doc` and Panel do).
+    When the two overlapped, the worker's pop took the loop's entry: the rest of the loop's
+    callback for page B ran with page A as the current document (Panel then let it change B's
+    models as if under A's lock: "_pending_writes should be non-None" in the server log), and
+    a worker could see another page's document as current. Each thread now has a stack of its
+    own: the loop sees the document of the callback it runs, and a worker none but its own.
+    Entries pushed before (by the thread that calls this, which pops them) stay its own."""
+    import bokeh.io.doc as bokeh_doc
+
+    stack = bokeh_doc._PATCHED_CURDOCS
+    if isinstance(stack, _PerThreadStack):
+        return
+    bokeh_doc._PATCHED_CURDOCS = _PerThreadStack(list(stack))
+
+
 def _one_look_at_the_document() -> None:
     """[A] Panel decides whether a change may go to a page's Bokeh models at once from one
     reading of the current document, not two.
@@ -119,7 +174,8 @@ def _one_look_at_the_document() -> None:
     have a document lock" in the worker, so a training stopped from the page ended without
     its decoder and without a word (a CI run of the browser tests, on a loaded machine).
     Here the document is read once, and the rest of the test is Panel's. A Panel without
-    ``_unblocked`` is left as it is."""
+    ``_unblocked`` is left as it is. (With :func:`_curdoc_per_thread` a worker sees no page's
+    document as current; this stays as a second guard.)"""
     from panel.io.state import _state
 
     if not hasattr(_state, "_unblocked") or getattr(_state._unblocked, "_unitscope", False):
@@ -157,6 +213,7 @@ def configure_process() -> int:
         _log_long_gc_pauses()
         _no_font_download()
         _no_busy_tracking()
+        _curdoc_per_thread()
         _one_look_at_the_document()
         _focus_outlines()
         _quiet_closed_pages()

@@ -396,7 +396,8 @@ class EncodingState(param.Parameterized):
         def failed(msg: str) -> None:
             self.param.update(fit_state="error", queue_position=0, fit_message=f"Fit failed: {msg}")
 
-        self._job = self.session._start("encoding", work, on_done=done, on_error=failed)
+        self._job = self.session._start("encoding", work, on_done=self.session._on_loop(done, "encoding"),
+                                        on_error=self.session._on_loop(failed, "encoding"))
         if self._job is None:
             self.fit_state = "idle"
 

@@ -191,7 +191,8 @@ class SessionData:
         self._inspect_key = (key, label)
         self.param.update(busy="inspecting", recording_info={}, target="", picks=[])
         self._start("inspect", lambda stop: {**self._read_info(full, label, bids), **(extra or {})},
-                    on_done=self._apply_info, on_error=lambda m: setattr(self, "busy", ""))
+                    on_done=self._on_loop(self._apply_info, "inspect"),
+                    on_error=self._on_loop(lambda m: setattr(self, "busy", ""), "inspect"))
 
     def choose_bids(self, entities: dict) -> None:
         """Read another recording of the BIDS folder shown (its entities, as listed in

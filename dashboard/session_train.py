@@ -142,7 +142,7 @@ class SessionTrain:
         """Build a decoder on the chosen data and train it in a worker thread."""
         from core.workspace import Workspace
 
-        if self.running("training"):
+        if self.running("training") or self.busy == "training":  # (its end is shown on the next tick)
             self.alert("Training is already running.", "warning")
             return
         try:
@@ -209,7 +209,7 @@ class SessionTrain:
                 self._training = None
                 self.param.update(busy="", train_outcome=f"Last run: failed ({message}).")
 
-        self._start("training", work, on_done=done, on_error=failed)
+        self._start("training", work, on_done=self._on_loop(done, "training"), on_error=self._on_loop(failed, "training"))
 
     def _dropped_with_decoder(self) -> list[str]:
         """What the session computed for its decoder that a new decoder drops: ``[the decoder's
@@ -279,7 +279,8 @@ class SessionTrain:
             self.alert(f"The weights of {full.name} in a {kind} decoder: {self._test_metric(dec)}.",
                        "warning" if dec.chance_note() else "success")
 
-        self._start("import", work, on_done=done, on_error=lambda m: setattr(self, "busy", ""))
+        self._start("import", work, on_done=self._on_loop(done, "import"),
+                    on_error=self._on_loop(lambda m: setattr(self, "busy", ""), "import"))
 
     def stop_training(self) -> None:
         job = self._jobs.get("training")

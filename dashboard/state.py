@@ -25,7 +25,7 @@ from core.workspace import DataSpec
 
 from .decoder import Decoder, demo_provider
 from .files import data_root
-from .jobs import Job
+from .jobs import Job, error_message
 from .session_data import SessionData
 from .session_probe import SessionProbe
 from .session_train import SessionTrain
@@ -165,6 +165,7 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         self._closed = False
         self._training = None  # the training run that is the session's (see train)
         self._decoder_lock = threading.RLock()
+        self._jobs_lock = threading.RLock()
         self._decoder_next = None  # the decoder set last (set before the views hear of it)
         self._batches: list = []
         self._last_push = 0.0
@@ -217,6 +218,23 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
             fn()
         apply_in_doc(self._doc, run)
 
+    def _on_loop(self, fn, name: str):
+        """``fn`` as a job callback (``on_done`` / ``on_error`` of job ``name``) that runs on the
+        page's event loop, as :meth:`_in_doc` runs it [A]. A worker that ended a training, an
+        import or a file's reading changed the session there and then, so every view's
+        watchers ran on the worker: a choice the user made in the same moment was dropped (the
+        views' ``_syncing`` guards), and their Panel objects were built off the page's thread.
+        An error of ``fn`` is logged and shown, as the job's own would be."""
+        def call(*args):
+            def run():
+                try:
+                    fn(*args)
+                except Exception as exc:  # noqa: BLE001 - shown, as Job shows a callback's error
+                    logger.exception("callback of job %s failed", name)
+                    self.alert(error_message(exc))
+            self._in_doc(run)
+        return call
+
     def part(self, key: str, factory=None):
         """The session's per-view state named ``key`` (e.g. the prune state), made by
         ``factory()`` on first use, one per session; None when absent and no factory given."""
@@ -248,9 +266,6 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         job = self._jobs.get(name)
         if finishing and job is not None and job.running and threading.current_thread() is not job.thread:
             job.join(10)
-        if job is not None and job.running:
-            self.alert(f"{name.capitalize()} is already running.", "warning")
-            return None
 
         def failed(msg):
             if self._jobs.get(name) is not job:  # retired (see _retire): nothing of it is shown
@@ -259,8 +274,15 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
             if on_error:
                 on_error(msg)
 
-        job = Job(name, fn, on_done=on_done, on_error=failed)
-        self._jobs[name] = job
+        # [A] checked and claimed at once: the page's loop, a worker's callback (_retire) and
+        # other workers change the jobs at the same time
+        with self._jobs_lock:
+            running = self._jobs.get(name)
+            if running is None or not running.running:
+                job = self._jobs[name] = Job(name, fn, on_done=on_done, on_error=failed)
+        if running is not None and running.running:
+            self.alert(f"{name.capitalize()} is already running.", "warning")
+            return None
         job.start()
         return job
 
@@ -277,7 +299,8 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         for run in (self._probe_run, self._control_run):
             if run is not None:
                 run.stop()
-        jobs = list(self._jobs.values())  # (a worker may start or retire a job meanwhile)
+        with self._jobs_lock:  # (a worker may start or retire a job meanwhile)
+            jobs = list(self._jobs.values())
         for job in jobs:
             job.stop()
         if timeout:
@@ -296,13 +319,14 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         """Stop job ``name`` and keep it out of the way while it ends (its result discarded by
         its callbacks): a new job of that name can start at once. Closing the session still
         stops it."""
-        job = self._jobs.get(name)
-        if job is None or not job.running:
-            return None
-        job.stop()
-        for key in [k for k, j in self._jobs.items() if k.startswith(f"{name}#") and not j.running]:
-            del self._jobs[key]  # retired jobs that have ended
-        self._jobs[f"{name}#{id(job)}"] = self._jobs.pop(name)
+        with self._jobs_lock:  # (it runs on a worker, e.g. a training's end, as jobs start elsewhere)
+            job = self._jobs.get(name)
+            if job is None or not job.running:
+                return None
+            job.stop()
+            for key in [k for k, j in self._jobs.items() if k.startswith(f"{name}#") and not j.running]:
+                del self._jobs[key]  # retired jobs that have ended
+            self._jobs[f"{name}#{id(job)}"] = self._jobs.pop(name)
         return job
 
     # ---- decoder ---------------------------------------------------------------------------

@@ -236,7 +236,9 @@ class AlertsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._col = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.session.param.watch(self._render, "alerts")
+        # [A] drawn on the page's loop: a worker's alert built the boxes on the worker, where
+        # Panel reads the current document some 27 times per alert
+        self.session.param.watch(lambda *_: self.session._in_doc(self._render), "alerts")
         self._render()
 
     def _render(self, *_):

@@ -372,13 +372,16 @@ def shown_envelope(raw: np.ndarray, sfreq: float, band: tuple, smooth_s: float) 
     return env
 
 
-def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32):
+def signal_browser(decoder, *, window_s: float = 10.0, page: int = 32, doc=None):
     """The signal browser of a decoder's recording as a Panel pane (``.browser``), with a
-    choice of what it shows above it (``.choice``): the signals or a band's envelope."""
+    choice of what it shows above it (``.choice``): the signals or a band's envelope.
+    ``doc``: the page's document, where a band's envelope computed by a worker is drawn
+    (default: the current one; the Overview gives its own, as it builds this in a callback
+    of the loop, not a Panel event)."""
     sb = SignalBrowser(decoder, window_s=window_s, page=page)
     choice = pn.widgets.Select(label="Show", options=list(sb.options), value=sb.RAW, width=300,
                                css_classes=["us-signal-choice"])
-    doc = pn.state.curdoc
+    doc = doc if doc is not None else pn.state.curdoc
     col = pn.Column(sizing_mode="stretch_width")
     col.job = None
     r_line = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["us-signal-r"])
@@ -543,7 +546,7 @@ class OverviewView(pn.viewable.Viewer):
             f"<b>{pred['metric']:.3f}</b>{esc(chance_aside(dec))}{esc(provenance(dec.ws))}</p>"
             + shift_caution(dec))
         self._pred[:] = [pn.pane.HoloViews(prediction_plot(pred), sizing_mode="stretch_width")]
-        self._signals[:] = [signal_browser(dec)]
+        self._signals[:] = [signal_browser(dec, doc=self._doc)]
         self._render_pruned()
         self._render_fractions()
 

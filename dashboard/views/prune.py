@@ -325,8 +325,9 @@ class PruneView(pn.viewable.Viewer):
                 self._render_delayed = True
             else:
                 self._render_pending = True
-        if delay:  # add_next_tick_callback is the thread-safe entry; the timeout is set on the loop
-            doc.add_next_tick_callback(lambda: doc.add_timeout_callback(self._render, self.EDIT_RENDER_DELAY_MS))
+        if delay:  # the next tick is the thread-safe entry (apply_in_doc: skipped for a page that went,
+            # where Bokeh has torn its callbacks down); the timeout is set on the loop
+            apply_in_doc(doc, lambda: doc.add_timeout_callback(self._render, self.EDIT_RENDER_DELAY_MS))
         else:
             self._apply(self._render)
 

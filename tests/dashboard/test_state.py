@@ -1176,3 +1176,98 @@ def test_a_metric_on_few_trials_says_so_wherever_it_is_shown(session, tmp_path, 
     from dashboard.views.overview import chance_aside
 
     assert f"on {n} test trial" in chance_aside(dec)
+
+
+def test_a_file_read_in_a_worker_is_shown_on_the_page_s_loop(session, tmp_path, fif, served_doc):
+    """A worker that finished reading a recording set the session's choices there and then, so
+    the Data view's watchers ran on the worker: a choice the user made in that moment was
+    dropped by the view's ``_syncing`` guard. Its result now waits for the page's loop."""
+    from dashboard.views.data import DataView
+
+    session.attach_document(served_doc)
+    view = DataView(session=session)
+    threads = []
+    session.param.watch(lambda e: threads.append(threading.current_thread().name), "recording_info")
+    fif(tmp_path / "ok_raw.fif", ["C3", "C4"])
+    session.inspect("ok_raw.fif")
+    _join(session, "inspect")
+    assert session.busy == "inspecting" and session.recording_info == {} and not threads  # not on the worker
+    while served_doc.ticks:  # the page's loop
+        served_doc.ticks.pop(0)()
+    assert session.busy == "" and session.recording_info["n_chans"] == 3 and session.target == "speed"
+    assert threads == [threading.current_thread().name]
+    assert view.target.value == "speed" and not view._syncing  # the view's choices, set on the loop
+
+
+def test_a_job_callback_s_error_on_the_loop_is_shown_and_logged(session, served_doc, caplog):
+    session.attach_document(served_doc)
+    call = session._on_loop(lambda x: 1 / x, "training")
+    call(0)
+    assert not session.alerts  # waits for the loop
+    with caplog.at_level(logging.ERROR, logger="dashboard.state"):
+        served_doc.ticks.pop(0)()
+    assert session.alerts[-1][0] == "danger" and "division by zero" in session.alerts[-1][1]
+    assert "callback of job training failed" in caplog.text
+
+
+def test_retiring_a_job_on_a_worker_as_another_starts_loses_neither():
+    """``_retire`` (a training's end, on its worker) walked the session's jobs while the page
+    started another one: "dictionary changed size during iteration", so the new decoder's
+    most-activating windows never came. The walk is held in the middle here."""
+    s = Session()
+    inside, go_on = threading.Event(), threading.Event()
+
+    class Held:  # a retired job whose "running" is read during the walk
+        def __init__(self, running, gate=None):
+            self._running, self.gate = running, gate
+
+        @property
+        def running(self):
+            if self.gate is not None:
+                inside.set()
+                self.gate.wait(10)
+            return self._running
+
+        def stop(self):
+            pass
+
+        def join(self, timeout=None):
+            return True
+
+    s._jobs = {"activations": Held(True), "activations#1": Held(False, gate=go_on)}
+    errors, started = [], []
+    retire = threading.Thread(target=lambda: _catch(errors, lambda: s._retire("activations")))
+    retire.start()
+    assert inside.wait(10)
+    start = threading.Thread(target=lambda: started.append(s._start("probe", lambda stop: None)))
+    start.start()  # the page's Run probe, meanwhile
+    go_on.set()
+    retire.join(10)
+    start.join(10)
+    assert errors == [] and started and started[0] is not None
+    assert "probe" in s._jobs and "activations" not in s._jobs  # started, and retired
+    s.close()
+
+
+def _catch(errors, fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - the test reads it
+        errors.append(repr(exc))
+
+
+def test_a_worker_s_alert_is_drawn_on_the_page_s_loop(session, served_doc):
+    """The alert boxes were built on the worker that raised the alert, where Panel reads the
+    current document some 27 times per alert (an AttributeError there, in a probe's error
+    path, left the probe "running" for good)."""
+    from dashboard.views._common import AlertsView
+
+    session.attach_document(served_doc)
+    view = AlertsView(session=session)
+    worker = threading.Thread(target=lambda: session.alert("The probe failed: out of memory."))
+    worker.start()
+    worker.join(10)
+    assert session.alerts and len(view._col) == 0  # said, and drawn on the loop
+    while served_doc.ticks:
+        served_doc.ticks.pop(0)()
+    assert len(view._col) == 1 and "out of memory" in view._col[0][0].object

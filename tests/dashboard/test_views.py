@@ -1423,3 +1423,64 @@ def test_a_worker_never_takes_a_page_s_document_for_its_own(monkeypatch):
     worker.start()
     worker.join()
     assert seen == {"worker": False}  # another thread: on the page's next tick
+
+
+def test_a_worker_s_scheduling_never_changes_the_document_the_loop_runs_for():
+    """Bokeh's current document was one stack for the process: a worker that scheduled a change
+    for page A while the loop ran a callback of page B popped the loop's entry, and the rest of
+    B's callback ran with A as the current document (dashboard.app._curdoc_per_thread). The
+    worker is held inside its push and pop by a change listener, as a socket write held it."""
+    import threading
+    import weakref
+
+    import bokeh.io.doc as bokeh_doc
+    from bokeh.document import Document
+    from bokeh.document.callbacks import invoke_with_curdoc
+
+    from dashboard.app import configure_process
+
+    configure_process()
+
+    class Context:  # stands for a served page's session context
+        session = None
+
+    contexts = Context(), Context()
+    a, b = Document(), Document()
+    a._session_context, b._session_context = weakref.ref(contexts[0]), weakref.ref(contexts[1])
+    a.title, b.title = "page A", "page B"
+    pushed, go_on = threading.Event(), threading.Event()
+
+    def slow_listener(event):  # the worker's scheduling, held between its push and its pop
+        if type(event).__name__ == "SessionCallbackAdded" and threading.current_thread().name == "worker":
+            seen["the worker's own"] = bokeh_doc.curdoc().title
+            pushed.set()
+            go_on.wait(10)
+
+    a.on_change(slow_listener)
+    worker = threading.Thread(target=lambda: a.add_next_tick_callback(lambda: None), name="worker")
+    seen = {}
+
+    def callback_of_b():  # the loop runs a callback of page B meanwhile
+        seen["at start"] = bokeh_doc.curdoc().title
+        go_on.set()
+        worker.join(10)
+        seen["after the worker's pop"] = bokeh_doc.curdoc().title
+
+    worker.start()
+    assert pushed.wait(10)
+    invoke_with_curdoc(b, callback_of_b)
+    assert seen == {"the worker's own": "page A", "at start": "page B", "after the worker's pop": "page B"}
+    assert len(bokeh_doc._PATCHED_CURDOCS) == 0  # every push popped, on its own thread
+    # a worker sees no page's document while the loop runs one's callback
+    inside = {}
+
+    def look():
+        inside["worker"] = bokeh_doc.curdoc()._session_context
+
+    def callback_of_a():
+        t = threading.Thread(target=look)
+        t.start()
+        t.join(10)
+
+    invoke_with_curdoc(a, callback_of_a)
+    assert inside == {"worker": None}  # (curstate's document, never served)
