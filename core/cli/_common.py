@@ -110,7 +110,25 @@ def check_out_file(path, *, given: str = "--out"):
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise UnitScopeError(f"{given} {str(path)!r}: {str(parent)!r} is a file, not a folder.")
+    _check_writable(path.parent, path, given)
     return path
+
+
+def _check_writable(folder, path, given: str) -> None:
+    """A file can be made in ``folder`` (or, where it does not exist yet, in the nearest folder
+    above it that does), tried with a temporary file: a folder one cannot write to failed only
+    when the result was written, after the whole computation (a probe of hours), naming a
+    hidden temporary file. [A] The file is written and removed at once."""
+    import tempfile
+    from pathlib import Path
+
+    existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), Path("."))
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".unitscope-check-"):
+            pass
+    except OSError as exc:
+        raise UnitScopeError(f"{given} {str(path)!r}: cannot write in the folder {str(existing)!r} "
+                             f"({exc.strerror or exc}); choose a folder you can write to.") from None
 
 
 def check_out_dir(path, *, given: str = "--out"):
@@ -123,6 +141,7 @@ def check_out_dir(path, *, given: str = "--out"):
         if p.exists() and not p.is_dir():
             what = "is a file" if p == path else f"lies inside {str(p)!r}, a file"
             raise UnitScopeError(f"{given} {str(path)!r} {what}; give a folder.")
+    _check_writable(path, path, given)
     return path
 
 

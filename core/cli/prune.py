@@ -249,6 +249,8 @@ def _check_options(args) -> None:
             raise UnitScopeError("--out names the file of the pruning curves (--curve); with --units, --save-mask "
                                  "FILE keeps the mask.")
         check_out_file(args.out)
+    elif args.curve:  # the default, beside the run
+        check_out_file(Path(args.run_dir) / "prune_curves.nc", given="The curves file")
     if args.save_mask is not None:
         check_out_file(args.save_mask, given="--save-mask")
     if args.finetune:

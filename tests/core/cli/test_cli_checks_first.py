@@ -54,6 +54,66 @@ def test_an_out_inside_a_file_is_refused_before_the_data_are_read(command, label
     assert rc == 2 and f"{str(tmp_path / 'afile')!r} is a file, not a folder" in err
 
 
+@pytest.fixture()
+def read_only(monkeypatch, tmp_path):
+    """``tmp_path / "ro"``, a folder in which no file can be made (as a folder of another user
+    is; root writes anywhere, so the refusal is the file system's, made here)."""
+    import tempfile
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    made = tempfile.TemporaryFile
+
+    def refuse(*a, dir=None, **kw):
+        if dir is not None and str(dir).startswith(str(ro)):
+            raise PermissionError(13, "Permission denied")
+        return made(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    return ro
+
+
+@pytest.mark.parametrize("command", [
+    ["probe"], ["prune", "--curve"], ["deconv", "--signal", "output"], ["report"],
+    ["prune", "--layer", "conv_2", "--units", "1", "--save-mask"]])
+def test_an_out_in_a_folder_one_cannot_write_to_is_refused_before_the_data_are_read(
+        command, label_run, read_only, no_data, capsys):
+    """A probe (prune curves, kernels) into a folder one cannot write to was computed in full,
+    then lost: "[Errno 13] Permission denied: '.../.p.nc.b00zskvh.tmp'"."""
+    out = read_only / "sub" / "result.nc"  # (a folder that does not exist yet: the one above is tried)
+    option = [] if command[-1] == "--save-mask" else ["--out"]
+    rc = main([command[0], str(label_run[0]), *command[1:], *option, str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{str(out)!r}: cannot write in the folder {str(read_only)!r} (Permission denied)" in err, err
+
+
+def test_the_default_out_beside_a_run_one_cannot_write_to_is_refused_first(label_run, tmp_path, monkeypatch,
+                                                                         capsys):
+    import tempfile
+
+    run = tmp_path / "run"
+    shutil.copytree(label_run[0], run)
+    made = tempfile.TemporaryFile
+
+    def refuse(*a, dir=None, **kw):
+        if dir is not None and str(dir) == str(run):
+            raise PermissionError(13, "Permission denied")
+        return made(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    for command in (["probe"], ["prune", "--curve"]):
+        assert main([command[0], str(run), *command[1:]]) == 2
+        assert f"cannot write in the folder {str(run)!r}" in capsys.readouterr().err
+
+
+def test_encode_refuses_an_out_it_cannot_write_before_making_its_data(read_only, monkeypatch, capsys):
+    from core.cli import encode
+
+    monkeypatch.setattr(encode, "load_data", lambda *a, **kw: pytest.fail("the data were made first"))
+    assert main(["encode", "--data", "synthetic-reading", "--quick", "--out", str(read_only / "e.nc")]) == 2
+    assert "cannot write in the folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [["probe"], ["prune", "--curve"], ["deconv", "--signal", "output"]])
 @pytest.mark.parametrize("seed", ["-1", "4294967296", "1.5"])
 def test_a_seed_out_of_range_is_an_option_error(command, seed, label_run, no_data, capsys):
