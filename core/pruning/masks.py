@@ -263,7 +263,20 @@ class MaskSet:
         path = Path(path)
         if not path.is_file():
             raise UnitScopeError(f"Mask file {str(path)!r} does not exist.")
-        return cls.from_json(path.read_text(), model=model)
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # (a traceback, for a probe.nc given as --mask by mistake)
+            what = ("a netCDF file (a result of unitscope probe, prune --curve or deconv)"
+                    if data[:4] in (b"\x89HDF", b"CDF\x01", b"CDF\x02") else "not text")
+            raise UnitScopeError(f"Mask file {str(path)!r} is {what}, not a mask: a mask is the JSON file that "
+                                 "unitscope prune --save-mask or the app's Export writes.") from None
+        try:
+            return cls.from_json(text, model=model)
+        except UnitScopeError as exc:
+            if not str(exc).startswith("Invalid mask JSON"):
+                raise
+            raise UnitScopeError(f"Mask file {str(path)!r}: {exc}") from exc
 
     # ---- applying to a model ---------------------------------------------------------
     def check_compatible(self, model: nn.Module) -> None:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from core._validation import UnitScopeError
 from core.models import get_layer, layer_map
@@ -204,3 +205,11 @@ def test_mask_for_another_architecture_is_refused(tmp_path, deep4, shallow):
         MaskSet.from_json('{"pruned": {}}')
     with pytest.raises(UnitScopeError, match="does not exist"):
         MaskSet.load(tmp_path / "missing.json")
+    # a result file given as a mask by mistake: UnicodeDecodeError with a traceback, before
+    xr.Dataset({"x": ("a", np.zeros(3))}).to_netcdf(tmp_path / "probe.nc", engine="h5netcdf")
+    with pytest.raises(UnitScopeError, match=r"'.*probe.nc' is a netCDF file \(a result of unitscope probe.*"
+                                             r"not a mask: a mask is the JSON file"):
+        MaskSet.load(tmp_path / "probe.nc")
+    (tmp_path / "noise.bin").write_bytes(bytes(range(256)))
+    with pytest.raises(UnitScopeError, match="'.*noise.bin' is not text, not a mask"):
+        MaskSet.load(tmp_path / "noise.bin")
