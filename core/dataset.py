@@ -177,6 +177,10 @@ def read_spec(spec: DataSpec):
 
 def input_picks(rec: Recording, spec: DataSpec) -> list[str]:
     """The input channels: ``spec.picks``, else the data channels the file does not mark bad."""
+    twice = sorted({c for c in spec.picks or [] if spec.picks.count(c) > 1})
+    if twice:  # a decoder with the channel twice among its inputs, which later commands could not read
+        raise UnitScopeError(f"Channels picked more than once: {twice}; pick each input channel once "
+                             f"(picks given: {list(spec.picks)}).")
     # [A] channels the file marks bad are left out unless picked by name (MNE's convention)
     picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES and c not in rec.bads]
     if not picks:

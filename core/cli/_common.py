@@ -63,10 +63,11 @@ def resolve_channels(requested, ch_names) -> list[str]:
     """Channel names as ``unitscope info`` matches names to 10-05 positions
     (:func:`core.io.match_channels`: case and the trailing dots of EDF names ignored): ``C3`` is
     EEGMMIDB's ``C3..``. An exact name wins; a loose one that matches several channels is an
-    error; a name that matches none is returned as given, for the caller's own message."""
+    error; a name that matches none is returned as given, for the caller's own message. A
+    channel named twice (``G03,g03``) is taken once ("without 60-90 Hz of G03,G03" before)."""
     from ..io import match_channels
 
-    return match_channels(requested, ch_names)
+    return list(dict.fromkeys(match_channels(requested, ch_names)))
 
 
 def undefined_note(why: str, what: str = "the decoder's output") -> str:

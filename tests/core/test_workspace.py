@@ -182,6 +182,18 @@ def test_data_specs_read_what_python_callers_give():
         TrainConfig(lr="1e-3").validate()
 
 
+def test_a_channel_picked_twice_is_refused_and_named_twice_for_occlusion_taken_once():
+    """``--picks Fz,Fz,Cz`` made a decoder with Fz twice among its inputs: deconv of its
+    channel:Fz envelope then crashed ("different number of dimensions"), and occlude said
+    "without 60-90 Hz of G03,G03"."""
+    from core.cli._common import resolve_channels
+
+    with pytest.raises(UnitScopeError, match=r"Channels picked more than once: \['G01'\]; pick each input channel "
+                                             r"once \(picks given: \['G01', 'G02', 'G01'\]\)"):
+        Workspace.create(DataSpec(duration=60.0, picks=["G01", "G02", "G01"]), TrainConfig(max_epochs=1))
+    assert resolve_channels(["G03", "g03", "G04"], ["G03", "G04", "G05"]) == ["G03", "G04"]
+
+
 def test_a_run_trained_from_python_keeps_what_its_cautions_rest_on(label_run, capsys):
     """``Workspace.train`` records the trials its metrics rest on (per class too), as ``unitscope
     train`` did alone: ``unitscope info`` of a run trained from Python said nothing of a test
