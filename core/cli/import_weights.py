@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._validation import UnitScopeError
 from ._common import check_out_dir, metric_cautions, on_count, per_class_line
 from .train import add_data_args, create_workspace, data_spec
 
@@ -19,7 +20,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("import", help="make a run folder of a braindecode decoder trained elsewhere (its state dict)")
     p.add_argument("weights", help="state dict file (torch.save(model.state_dict(), path), skorch f_params)")
     add_data_args(p)
-    p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt)")
+    p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt); a folder that holds "
+                                                "a run already is refused")
     p.set_defaults(func=run)
 
 
@@ -29,6 +31,10 @@ def run(args) -> int:
     from ..training import TrainConfig, run_lock
 
     out = check_out_dir(args.out)  # said before the data are read
+    if (out / "config.json").is_file():  # [A] refused: the run there would be lost, its checkpoint left behind
+        raise UnitScopeError(f"--out {str(out)!r} holds a run already (unitscope info {out} describes it): import "
+                             "into a new folder. The weights imported would replace that run's, and its "
+                             "checkpoint.pt would no longer fit them.")
     cfg = TrainConfig()
     if args.model is not None:
         cfg.model = args.model

@@ -97,3 +97,9 @@ def test_cli_import_writes_a_run_folder_the_other_commands_open(trained_elsewher
     assert main(["import", str(path), "--model", "shallow", "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "do not fit the shallow decoder" in err and not (tmp_path / "y").exists()
+    # a folder that holds a run is never replaced by an import (it was, silently, and the run's
+    # checkpoint.pt stayed behind for a --resume that could not work)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(["import", str(path), "--data", "demo", "--out", str(out)]) == 2
+    assert f"--out {str(out)!r} holds a run already" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
