@@ -70,6 +70,27 @@ def _this_decoders(ds, weights: str, run_dir: Path, name, *, given: bool, redo: 
     return None
 
 
+def _check_probe(ds, path, *, units: bool):
+    """``ds`` when it is a probe whose maps ``--units`` can draw; else a UnitScopeError naming
+    what it is (pruning curves given as --probe were reported "computed by other probing code",
+    and a probe saved without maps drew a traceback into the report's units section)."""
+    if ds is None:
+        return None
+    from ._results import KIND_NAMES, WRITERS, result_kind
+
+    kind = result_kind(ds)
+    if kind != "probe":
+        holds = (f"holds {KIND_NAMES[kind]}, as {WRITERS[kind]} writes them" if kind else
+                 f"holds no probe (its variables are {sorted(ds.data_vars)})")
+        raise UnitScopeError(f"--probe takes a probe result (probe.nc, as unitscope probe writes it); "
+                             f"{str(path)!r} {holds}.")
+    if units and "amp_corr" not in ds:
+        raise UnitScopeError(f"{str(path)!r} was saved without its channel x frequency maps (unitscope probe "
+                             "--no-maps), so the maps of --units cannot be drawn: probe without --no-maps, or "
+                             "leave out --units.")
+    return ds
+
+
 def parse_units(text: str) -> list[str]:
     """``"conv_3/5, conv_4/17"`` -> ["conv_3/5", "conv_4/17"]."""
     out = []
@@ -115,7 +136,9 @@ def run(args) -> int:
     from ..probing._base import model_hash
 
     weights = model_hash(ws.model)
-    probe = _this_decoders(_optional(run_dir, args.probe, "probe.nc", "probe result"), weights, run_dir,
+    probe = _check_probe(_optional(run_dir, args.probe, "probe.nc", "probe result"), args.probe or run_dir / "probe.nc",
+                         units=bool(args.units))
+    probe = _this_decoders(probe, weights, run_dir,
                            args.probe or run_dir / "probe.nc", given=bool(args.probe), redo=f"unitscope probe {run_dir}")
     if probe is not None:
         from ..probing._base import stale_probe

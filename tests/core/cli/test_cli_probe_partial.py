@@ -131,3 +131,25 @@ def test_the_report_says_when_its_probe_is_partial(probed, tmp_path):
     assert "the probe result is partial, stopped before its end, after 1 of 4 iterations per pass (25%)" in text
     rc, _, err = _cli(["report", str(run), "--out", str(tmp_path / "r2.html")])  # the complete probe.nc
     assert rc == 0 and "is partial" not in (tmp_path / "r2.html").read_text()
+
+
+def test_report_refuses_a_probe_without_maps_for_units_and_a_file_that_is_no_probe(probed, tmp_path):
+    """A probe saved with --no-maps drew a traceback into the report's units section (exit 0),
+    and pruning curves given as --probe were called "computed by other probing code"."""
+    run = probed[0]
+    with xr.open_dataset(run / "probe.nc", engine="h5netcdf") as f:
+        probe = f.load()
+    unit = str(probe["unit"].values[0])
+    probe.drop_vars(["amp_corr", "phase_corr"]).to_netcdf(tmp_path / "nomaps.nc", engine="h5netcdf")
+    rc, _, err = _cli(["report", str(run), "--probe", str(tmp_path / "nomaps.nc"), "--units", unit,
+                       "--out", str(tmp_path / "r.html")])
+    assert rc == 2 and "was saved without its channel x frequency maps (unitscope probe --no-maps)" in err, err
+    assert "Traceback" not in err and not (tmp_path / "r.html").exists()
+    rc, _, err = _cli(["report", str(run), "--probe", str(tmp_path / "nomaps.nc"), "--out", str(tmp_path / "r.html")])
+    assert rc == 0, err  # without --units it is reported
+    curves = xr.Dataset({"metric": ("fraction", [0.5, 0.4])}, coords={"fraction": [0.0, 0.1]},
+                        attrs={"method": "pruning_curve"})
+    curves.to_netcdf(tmp_path / "curves.nc", engine="h5netcdf")
+    rc, _, err = _cli(["report", str(run), "--probe", str(tmp_path / "curves.nc"), "--out", str(tmp_path / "r2.html")])
+    assert rc == 2 and "--probe takes a probe result" in err and "holds pruning curves" in err, err
+    assert "other probing code" not in err and not (tmp_path / "r2.html").exists()
