@@ -179,7 +179,7 @@ def _probe_lines(ds) -> tuple[list[str], dict]:
         if var not in ds:
             continue
         top = [str(u) for u in ds["unit"].values[np.argsort(-np.nan_to_num(ds[var].values, nan=-np.inf))[:3]]]
-        peaks = [sensitivity_peak(ds, u, prefix) for u in top]
+        peaks = [sensitivity_peak(ds, u, prefix) if weighted else _bin_peak(ds, u, prefix) for u in top]
         facts["most_sensitive"][kind] = [{"unit": u, **p} for u, p in zip(top, peaks)]
         lines.append(f"{'top ' + ('amp' if kind == 'amplitude' else kind):<11}" + ", ".join(
             f"{u} {p['score']:.3f} ({'all channels' if p['shared'] else p['channel']}, {p['band'].replace('_', ' ')})"
@@ -187,6 +187,26 @@ def _probe_lines(ds) -> tuple[list[str], dict]:
     lines.append("           (sensitivity: a unit's largest |band-mean r| x sqrt(bins in the band) over channels "
                  "and bands)" if weighted else "           (sensitivity: a unit's largest |r| over channels and bins)")
     return lines, facts
+
+
+def _bin_peak(ds, unit: str, prefix: str) -> dict:
+    """Where the sensitivity of a ``resolution="freq"`` probe comes from: its statistic is the
+    largest single-bin |r| over channels and bins (``score``, as ranked), found in the maps
+    (``{prefix}_corr``) at a channel and a frequency (``band``: "12.5 Hz"); without maps
+    (--no-maps), the band of the largest band mean (:func:`core.probing.stats.sensitivity_peak`)
+    names where. [A] The largest band mean was printed as the score: values that were not the
+    ones the list was ranked by (0.061 for a statistic of 0.556), in no visible order."""
+    from ..probing.stats import sensitivity_peak
+
+    score = float(ds[f"{prefix}_stat_all"].sel(unit=unit))
+    maps = f"{prefix}_corr"
+    if maps not in ds:
+        return {**sensitivity_peak(ds, unit, prefix), "score": score}
+    r = np.nan_to_num(ds[maps].sel(unit=unit).values.astype(np.float64))  # (channel, freq)
+    c, f = np.unravel_index(int(np.argmax(np.abs(r))), r.shape)
+    return {"channel": str(ds["channel"].values[c]), "band": f"{float(ds['freq'].values[f]):.1f} Hz",
+            "r": float(r[c, f]), "bins": 1, "score": score,
+            "shared": prefix == "phase" and ds.attrs.get("phase_variant") == "shared"}
 
 
 def _curve_lines(ds) -> tuple[list[str], dict]:

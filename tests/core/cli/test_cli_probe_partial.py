@@ -153,3 +153,30 @@ def test_report_refuses_a_probe_without_maps_for_units_and_a_file_that_is_no_pro
     rc, _, err = _cli(["report", str(run), "--probe", str(tmp_path / "curves.nc"), "--out", str(tmp_path / "r2.html")])
     assert rc == 2 and "--probe takes a probe result" in err and "holds pruning curves" in err, err
     assert "other probing code" not in err and not (tmp_path / "r2.html").exists()
+
+
+def test_info_of_a_probe_by_bins_prints_the_statistic_it_ranks_by(label_run, tmp_path):
+    """``--resolution freq``: info printed each top unit's largest band mean under a legend
+    naming the largest single-bin |r| (0.061 for a statistic of 0.556), in no visible order."""
+    import json
+    import re
+
+    out = tmp_path / "bins.nc"
+    rc, _, err = _cli(["probe", str(label_run[0]), *PROBE, "--resolution", "freq", "--out", str(out)])
+    assert rc == 0, err
+    rc, text, err = _cli(["info", str(out)])
+    assert rc == 0, err
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        for prefix, label in (("amp", "top amp"), ("phase", "top phase")):
+            line = next(ln for ln in text.splitlines() if ln.startswith(label))
+            shown = re.findall(r"(\S+/\d+) ([\d.]+) \((\S+), ([\d.]+) Hz\)", line)
+            assert len(shown) == 3, line
+            for unit, score, channel, hz in shown:
+                assert float(score) == pytest.approx(float(ds[f"{prefix}_stat_all"].sel(unit=unit)), abs=5e-4)
+                r = ds[f"{prefix}_corr"].sel(unit=unit, channel=channel).sel(freq=float(hz), method="nearest")
+                assert abs(float(r)) == pytest.approx(float(score), abs=5e-4)  # where it is, in the maps
+            assert [float(s) for _, s, _, _ in shown] == sorted((float(s) for _, s, _, _ in shown), reverse=True)
+    rc, text, _ = _cli(["info", str(out), "--json"])
+    top = json.loads(text)["most_sensitive"]["amplitude"][0]
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert top["score"] == pytest.approx(float(ds["amp_stat_all"].max()), abs=1e-6)
