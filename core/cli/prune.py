@@ -56,7 +56,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random orders (default 0)")
     p.add_argument("--ablation", action="store_true", help="with --curve: add every unit's single-unit drop")
     p.add_argument("--out", default=None, help="curves file (default RUN_DIR/prune_curves.nc)")
-    p.add_argument("--finetune", action="store_true", help="with --units: short masked fine-tune afterwards")
+    p.add_argument("--finetune", action="store_true",
+                   help="with --units: a short masked fine-tune of a copy afterwards, to see how much of the "
+                        "metric it recovers (the run's weights stay as they are; the tuned copy is not saved)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.set_defaults(func=run)

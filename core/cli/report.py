@@ -70,6 +70,16 @@ def _this_decoders(ds, weights: str, run_dir: Path, name, *, given: bool, redo: 
     return None
 
 
+def _task(run_dir: Path) -> str:
+    """The run's task from its config.json ("" where it cannot be read: loading the run says why)."""
+    import json
+
+    try:
+        return str(json.loads((run_dir / "config.json").read_text()).get("task", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
 def _check_probe(ds, path, *, units: bool):
     """``ds`` when it is a probe whose maps ``--units`` can draw; else a UnitScopeError naming
     what it is (pruning curves given as --probe were reported "computed by other probing code",
@@ -132,6 +142,10 @@ def run(args) -> int:
     check_out_file(out)  # no part of its folder a file: said before the report is made
     if (run_dir / BATCH_FILE).is_file() and not (run_dir / "config.json").is_file():
         return _batch(args, run_dir, out)
+    if args.kernels and _task(run_dir) == "classification":  # said before the data are read
+        raise UnitScopeError("--kernels fits DUNL kernels of a dense decoder's output (a continuous target); "
+                             f"{str(run_dir)!r} decodes labels, trial by trial: leave out --kernels (unitscope deconv "
+                             f"{run_dir} --signal channel:NAME:BAND deconvolves a channel's band envelope).")
     ws = Workspace.load(run_dir)
     from ..probing._base import model_hash
 

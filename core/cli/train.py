@@ -326,7 +326,8 @@ def _train(args, out: Path) -> int:
         print(f"caution: {text}", file=sys.stderr)
     if (out / "probe.nc").is_file():  # of the weights trained before, into the same folder
         print(f"note: {out / 'probe.nc'} probed the earlier weights: run 'unitscope probe {args.out}' "
-              "again (the app, unitscope prune and unitscope report ignore it until then)", file=sys.stderr)
+              "again (until then the app and unitscope report leave it out, and unitscope prune refuses it)",
+              file=sys.stderr)
     earlier = [f.name for f in sorted(out.glob("*.nc")) if f.name == "prune_curves.nc"
                or (f.name.startswith("deconv_") and not f.name.startswith("deconv_channel_"))]
     if earlier:

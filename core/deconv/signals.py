@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import UnitScopeError, check_option, check_range, suggest
+from .._validation import UnitScopeError, check_range, suggest
 from ..probing.bands import BANDS as PROBE_BANDS
 
 __all__ = ["BANDS", "SignalSpec", "hz_band", "parse_signal", "band_envelope", "values_vary", "codes_axis"]
@@ -42,6 +42,11 @@ class SignalSpec:
         return f"channel:{self.channel}:{self.band[0]:g}-{self.band[1]:g}"
 
 
+# the signal names, as an error says them
+FORMS = ("'output', 'unit:LAYER:INDEX' (e.g. unit:conv_3:5, unit:conv_3/5 or conv_3/5) or 'channel:NAME:BAND' "
+         "(e.g. channel:G03:high_gamma or channel:G03:60-90)")
+
+
 def hz_band(text: str) -> tuple[float, float] | None:
     """``"60-90"`` (spaces allowed) -> (60.0, 90.0); None when ``text`` is not 'LO-HI'.
     A malformed number ("1.2.3-5") raises ValueError."""
@@ -55,7 +60,11 @@ def parse_signal(text: str) -> SignalSpec:
     parts = str(text).split(":")
     if len(parts) == 2 and parts[0] == "unit" and "/" in parts[1]:
         parts = ["unit", *parts[1].rsplit("/", 1)]
-    kind = check_option("signal kind", parts[0], ("output", "unit", "channel"))
+    elif len(parts) == 1 and "/" in parts[0]:  # "conv_3/5", the unit id alone (as --help offers it)
+        parts = ["unit", *parts[0].rsplit("/", 1)]
+    if parts[0] not in ("output", "unit", "channel"):
+        raise UnitScopeError(f"Invalid signal {text!r}: expected {FORMS}.{suggest(parts[0], ('output', 'unit', 'channel'))}")
+    kind = parts[0]
     try:
         if kind == "output" and len(parts) <= 2:
             return SignalSpec("output", index=int(parts[1]) if len(parts) == 2 else 0)
@@ -73,9 +82,7 @@ def parse_signal(text: str) -> SignalSpec:
     except ValueError as exc:
         if isinstance(exc, UnitScopeError):
             raise
-    raise UnitScopeError(
-        f"Invalid signal {text!r}: expected 'output', 'unit:LAYER:INDEX' (e.g. unit:conv_3:5 or unit:conv_3/5) or "
-        "'channel:NAME:BAND' (e.g. channel:G03:high_gamma or channel:G03:60-90).")
+    raise UnitScopeError(f"Invalid signal {text!r}: expected {FORMS}.")
 
 
 def band_envelope(x: np.ndarray, sfreq: float, band: tuple, *, smooth_s: float = 0.0,

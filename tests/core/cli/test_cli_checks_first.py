@@ -203,3 +203,13 @@ def test_the_curve_tables_dash_footnote_is_printed_only_when_a_cell_shows_a_dash
     assert not any(line.startswith("-:") for line in negative)  # "-0.05" is no undefined cell
     undefined = curve_lines(_curves(np.array([[0.2, -0.05, np.nan], [0.2, 0.1, np.nan]])))
     assert undefined[-1].startswith("-: undefined: the decoder's output does not vary")
+
+
+def test_report_kernels_of_a_label_decoder_are_refused_before_the_data_are_read(label_run, tmp_path, no_data,
+                                                                             capsys):
+    """``report --kernels`` on a label run read the data, then aborted the whole report with
+    "Deconvolving a decoder's signals needs a dense (continuous-target) decoder"."""
+    rc = main(["report", str(label_run[0]), "--kernels", "--out", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--kernels fits DUNL kernels of a dense decoder's output" in err and "leave out --kernels" in err
+    assert not (tmp_path / "r.html").exists()

@@ -52,6 +52,11 @@ def test_parse_signal():
     assert parse_signal("unit:conv_3:5").index == 5
     assert parse_signal("unit:conv_3/5") == parse_signal("unit:conv_3:5")  # the app's unit id, copied
     assert str(parse_signal("unit:conv_4/175")) == "unit:conv_4:175"
+    # the unit id alone, as deconv --help offers it ("'signal kind' parameter ... got 'conv_3/5'" before)
+    assert parse_signal("conv_3/5") == parse_signal("unit:conv_3:5")
+    with pytest.raises(UnitScopeError, match=r"Invalid signal 'conv3': expected 'output', 'unit:LAYER:INDEX' "
+                                             r"\(e.g. unit:conv_3:5, unit:conv_3/5 or conv_3/5\)"):
+        parse_signal("conv3")
     with pytest.raises(UnitScopeError, match="Invalid signal 'unit:conv_3/x'"):
         parse_signal("unit:conv_3/x")
     # named bands are the probe's: "beta" in a probe's peak and in channel:C3:beta is one band
