@@ -147,6 +147,12 @@ def load_state(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated or unsafe pickle
+        if "Weights only load failed" in str(exc):  # (torch's 8 lines advise weights_only=False: not here)
+            raise UnitScopeError(
+                f"Cannot read checkpoint {str(path)!r}: it holds Python objects beside tensors (a whole model saved "
+                "with torch.save(model), or a training state of another program), and UnitScope reads tensors "
+                "only: load it where it was made and save its state dict (torch.save(model.state_dict(), path)).",
+            ) from None
         raise UnitScopeError(f"Cannot read checkpoint {str(path)!r}: {exc}") from exc
 
 

@@ -102,6 +102,10 @@ def _check_run_dir(parser: argparse.ArgumentParser, args) -> None:
     if not any(a.dest == "run_dir" and not a.option_strings for a in getattr(sub, "_actions", [])):
         return
     path = Path(args.run_dir)
+    if path.is_file():  # a recording given in its place: "'x.edf/probe.nc': 'x.edf' is a file, not a folder"
+        raise UnitScopeError(f"{str(path)!r} is a file, not a run folder: unitscope {args.command} reads the folder "
+                             f"that unitscope train --out writes (unitscope train --data {path} --out FOLDER makes "
+                             "one).")
     if path.exists():
         return
     parent = path.parent

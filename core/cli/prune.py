@@ -288,9 +288,13 @@ def _units_mode(args, ws, ev, masks) -> int:
     current = start
     for layer, text in zip(layers, args.units):
         units = parse_units(text)
+        before = masks.n_pruned
         masks = masks.copy().prune(layer, units)
         value = ev.evaluate(masks)
-        print(f"+ {layer}: {len(units)} unit(s) masked -> {_changed(value, current)}")
+        new = masks.n_pruned - before  # (units masked already, by --mask or an earlier pair, count once)
+        already = len(set(units)) - new
+        print(f"+ {layer}: {new} unit(s) masked{f' ({already} of those named were masked already)' if already else ''}"
+              f" -> {_changed(value, current)}")
         current = value
     print(f"total: {masks.n_pruned} units masked: {metric_str(ev.baseline, MASKED)} -> "
           f"{_changed(current, ev.baseline, 'change ')}")

@@ -103,3 +103,18 @@ def test_cli_import_writes_a_run_folder_the_other_commands_open(trained_elsewher
     assert main(["import", str(path), "--data", "demo", "--out", str(out)]) == 2
     assert f"--out {str(out)!r} holds a run already" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_whole_pickled_model_is_named_in_one_line(tmp_path):
+    """``torch.save(model)`` (not its state dict): torch's 8 lines advised ``weights_only=False``
+    and ``add_safe_globals``, which a user of the command line cannot act on."""
+    from torch import nn
+
+    from core.training import load_state
+
+    torch.save(nn.Linear(2, 2), tmp_path / "whole.pt")
+    with pytest.raises(UnitScopeError) as exc:
+        load_state(tmp_path / "whole.pt")
+    text = str(exc.value)
+    assert "it holds Python objects beside tensors (a whole model saved with torch.save(model)" in text
+    assert "\n" not in text and "weights_only" not in text and "torch.save(model.state_dict(), path)" in text

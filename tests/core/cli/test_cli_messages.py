@@ -73,6 +73,11 @@ def test_a_run_folder_that_does_not_exist_is_said_so(command, tmp_path, capsys):
     assert main([command[0], str(tmp_path / "a" / "b"), *command[1:]]) == 2
     assert (f"Run folder {str(tmp_path / 'a' / 'b')!r} does not exist, nor does the folder "
             f"{str(tmp_path / 'a')!r} above it.") in _one_line_error(capsys, command[0])
+    # a recording given in its place ("The output file 'x.edf/probe.nc': 'x.edf' is a file, not a folder")
+    (tmp_path / "rec.edf").write_bytes(b"0" * 256)
+    assert main([command[0], str(tmp_path / "rec.edf"), *command[1:]]) == 2
+    assert (f"{str(tmp_path / 'rec.edf')!r} is a file, not a run folder: unitscope {command[0]} reads the folder "
+            f"that unitscope train --out writes") in _one_line_error(capsys, command[0])
 
 
 def test_a_folder_without_config_keeps_its_message(tmp_path, capsys):
@@ -202,3 +207,17 @@ def test_info_lists_at_most_twenty_event_types_by_name(tmp_path, capsys):
     assert "code19 x1" in line and "code20" not in line and "... 5 more types (--json lists all)" in line
     assert main(["info", str(tmp_path / "many_raw.fif"), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["events"]) == 25
+
+
+def test_prune_counts_only_the_units_it_masks_anew(label_run, tmp_path, capsys):
+    """``--mask`` with units 1 and 2 of a layer, then ``--units 1,2,3`` of it: the line said
+    "3 unit(s) masked" where one was (the total said 3)."""
+    run = label_run[0]
+    mask = tmp_path / "m.json"
+    assert main(["prune", str(run), "--layer", "conv_time_spat", "--units", "1,2", "--save-mask", str(mask)]) == 0
+    capsys.readouterr()
+    assert main(["prune", str(run), "--mask", str(mask), "--layer", "conv_time_spat", "--units", "1,2,3"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("+ conv_time_spat"))
+    assert line.startswith("+ conv_time_spat: 1 unit(s) masked (2 of those named were masked already) -> "), line
+    assert "total: 3 units masked" in out
