@@ -104,6 +104,24 @@ def _r2_text(ds) -> str:
     return "undefined: the fit has no finite value"
 
 
+def _named_band_to_nyquist(spec, signal: str, sfreq: float):
+    """A band given by name (channel:C3:high_gamma) cut at Nyquist, as the probe cuts its bands
+    (high gamma is 60-64 Hz at 128 Hz), with a note; a band given by edges is taken as given.
+    [A] It was refused ("lower it below 64 Hz"), advice a name cannot follow."""
+    import sys
+
+    from ..deconv.signals import BANDS
+
+    name = signal.rsplit(":", 1)[-1]
+    nyquist = sfreq / 2
+    if name not in BANDS or spec.band[1] <= nyquist or spec.band[0] >= nyquist:
+        return spec
+    band = (spec.band[0], nyquist)
+    print(f"note: {name} is {band[0]:g}-{band[1]:g} Hz at this run's {sfreq:g} Hz (cut at Nyquist, as the probe cuts it)",
+          file=sys.stderr)
+    return replace(spec, band=band)
+
+
 def check_options(args) -> None:
     """The numbers of the options, in their own names, before the run folder is read (the
     engine said "'kernel_seconds' must lie in [5.0, inf], got 2.0" for --bin-seconds 5)."""
@@ -139,7 +157,8 @@ def run(args) -> int:
                              f"{1 / ws.recording.sfreq:g} s at this run's sampling rate of {ws.recording.sfreq:g} Hz, "
                              f"got {args.bin_seconds:g}.")
     if spec.kind == "channel":  # C3 for C3..; a band the recording holds (said before any fit)
-        check_band(*spec.band, ws.recording.sfreq, given=f"--signal {args.signal}", below_nyquist=True)
+        spec = _named_band_to_nyquist(spec, args.signal, ws.recording.sfreq)
+        check_band(*spec.band, ws.recording.sfreq, given=f"--signal {args.signal}")
         if spec.band[0] == 0:
             raise UnitScopeError(f"--signal {args.signal}: a band-pass band needs a low edge above 0 Hz.")
         passband_check(ws, spec.band, given=f"--signal {args.signal}")

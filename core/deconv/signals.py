@@ -95,7 +95,7 @@ def band_envelope(x: np.ndarray, sfreq: float, band: tuple, *, smooth_s: float =
     sfreq : float
         Sampling frequency in Hz.
     band : (float, float)
-        Band edges in Hz; the upper edge must lie below Nyquist.
+        Band edges in Hz; the upper edge at most Nyquist (a band up to Nyquist is a high-pass).
     smooth_s : float
         Standard deviation in seconds of a Gaussian smoothing of the envelope (0: none): the
         envelope of a band B Hz wide fluctuates on a 1/B s scale even without a modulation.
@@ -111,13 +111,17 @@ def band_envelope(x: np.ndarray, sfreq: float, band: tuple, *, smooth_s: float =
     lo, hi = float(band[0]), float(band[1])
     if not 0 < lo < hi:
         raise UnitScopeError(f"Band edges must satisfy 0 < lo < hi, got {band}.")
-    if hi >= sfreq / 2:
-        raise UnitScopeError(f"The band {lo:g}-{hi:g} Hz needs a sampling rate above {2 * hi:g} Hz, got {sfreq:g} Hz.")
+    if hi > sfreq / 2 or lo >= sfreq / 2:
+        raise UnitScopeError(f"The band {lo:g}-{hi:g} Hz needs a sampling rate of at least {2 * hi:g} Hz, got "
+                             f"{sfreq:g} Hz.")
     check_range("smooth_s", smooth_s, low=0.0)
     x = np.asarray(x)
     if x.ndim not in (1, 2):
         raise UnitScopeError(f"x must have shape (n_times,) or (n_rows, n_times), got {x.shape}.")
-    sos = butter(4, [lo, hi], btype="bandpass", fs=sfreq, output="sos")
+    # [A] a band up to Nyquist (a probe's high gamma at 128 Hz: 60-64 Hz) is what lies above its
+    # low edge: a high-pass (a band-pass filter's upper edge must lie below Nyquist)
+    sos = (butter(4, lo, btype="highpass", fs=sfreq, output="sos") if hi == sfreq / 2 else
+           butter(4, [lo, hi], btype="bandpass", fs=sfreq, output="sos"))
     rows = x.reshape(-1, x.shape[-1])
     out = np.empty(rows.shape, dtype=np.float64)
     for s in range(0, len(rows), chunk):

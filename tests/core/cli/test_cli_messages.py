@@ -221,3 +221,23 @@ def test_prune_counts_only_the_units_it_masks_anew(label_run, tmp_path, capsys):
     line = next(ln for ln in out.splitlines() if ln.startswith("+ conv_time_spat"))
     assert line.startswith("+ conv_time_spat: 1 unit(s) masked (2 of those named were masked already) -> "), line
     assert "total: 3 units masked" in out
+
+
+def test_deconv_cuts_a_named_band_at_nyquist_as_the_probe_does(edf_like, tmp_path, capsys):
+    """At 200 Hz the probe's high gamma is 60-100 Hz; deconv refused channel:C3:high_gamma
+    ("lower it below 100 Hz", advice a name cannot follow) and the band 60-100 too."""
+    run = tmp_path / "run200"
+    assert main(["train", "--data", str(edf_like), "--target", "events:T1,T2", "--tmin", "0", "--tmax", "2",
+                 "--sfreq", "200", "--model", "shallow", "--epochs", "1", "--threads", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "hg.nc"
+    assert main(["deconv", str(run), "--signal", "channel:C3:high_gamma", "--epochs", "2", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "note: high_gamma is 60-100 Hz at this run's 200 Hz (cut at Nyquist, as the probe cuts it)" in err
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["signal"].endswith(":60-100")
+    assert main(["deconv", str(run), "--signal", "channel:C3:60-100", "--epochs", "2",
+                 "--out", str(tmp_path / "edges.nc")]) == 0  # edges up to Nyquist: a high-pass
+    capsys.readouterr()
+    assert main(["deconv", str(run), "--signal", "channel:C3:60-101", "--epochs", "2"]) == 2
+    assert "the band must lie below Nyquist (100 Hz)" in _one_line_error(capsys, "deconv")

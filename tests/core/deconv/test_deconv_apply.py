@@ -82,8 +82,11 @@ def test_band_envelope_recovers_amplitude_modulation():
     env = band_envelope(x, SFREQ, (60, 80))
     inner = slice(250, -250)
     np.testing.assert_allclose(env[inner], amp[inner], atol=0.05)
-    with pytest.raises(UnitScopeError, match="needs a sampling rate above 260 Hz"):
+    with pytest.raises(UnitScopeError, match="needs a sampling rate of at least 260 Hz"):
         band_envelope(x, SFREQ, (100, 130))
+    # a band up to Nyquist (a probe's band cut there) is all above its low edge: a high-pass
+    y = amp * np.sin(2 * np.pi * 110 * t) + 0.3 * np.sin(2 * np.pi * 70 * t)
+    np.testing.assert_allclose(band_envelope(y, SFREQ, (100, SFREQ / 2))[inner], amp[inner], atol=0.05)
 
 
 def test_band_envelope_of_many_rows_smoothed():
