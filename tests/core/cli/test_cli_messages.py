@@ -4,6 +4,7 @@ result files of a run folder trained again."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import xarray as xr
@@ -241,3 +242,15 @@ def test_deconv_cuts_a_named_band_at_nyquist_as_the_probe_does(edf_like, tmp_pat
     capsys.readouterr()
     assert main(["deconv", str(run), "--signal", "channel:C3:60-101", "--epochs", "2"]) == 2
     assert "the band must lie below Nyquist (100 Hz)" in _one_line_error(capsys, "deconv")
+
+
+def test_prune_shows_progress_while_it_measures_single_unit_drops(label_run, tmp_path, capsys):
+    """Ranking by ablation measures every unit alone first: the whole network's 375 units took
+    over a minute on two cores after one line and no sign of progress."""
+    assert main(["prune", str(label_run[0]), "--curve", "--by", "ablation", "--ablation", "--fractions", "0.1",
+                 "--orders", "most", "--out", str(tmp_path / "c.nc")]) == 0
+    err = capsys.readouterr().err
+    ranking = [ln for ln in err.splitlines() if ln.startswith("ranking ")]
+    drops = [ln for ln in err.splitlines() if ln.startswith("single-unit drops ")]
+    assert ranking and drops, err
+    assert any(re.fullmatch(r"ranking \[[#.]+\] \d+/\d+ units of conv_time_spat", ln) for ln in ranking), ranking
