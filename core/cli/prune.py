@@ -166,6 +166,7 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
     if args.by == "ablation":  # importance: every unit's own drop, measured on another block
         from ..pruning import MaskEvaluator, ablation_effects
 
+
         block = rank_block(args)
         print(f"ranking by each unit's single-unit ablation drop on the {block} block", file=sys.stderr)
         X, y = ws.eval_set(block)
@@ -196,7 +197,10 @@ def _scores(args, ws, ev=None, masks=None) -> tuple[dict, str]:
         if given:
             by = args.by or ("either" if len(given) == 2 else next(iter(given)))
             return dict(by=by, reduce=args.reduce, **given), f"{path.name} ({by}, {args.reduce}{partial})"
-        return dict(scores=ds["ablation_drop"]), f"{path.name} (single-unit ablation drop)"
+        drop = ds["ablation_drop"]
+        if "layer" not in drop.coords:  # (in a curves file its layer coord gives way to the curves' layer dim)
+            drop = drop.assign_coords(layer=("unit", [str(u).rsplit("/", 1)[0] for u in drop["unit"].values]))
+        return dict(scores=drop), f"{path.name} (single-unit ablation drop)"
     if args.by not in (None, "amplitude"):
         raise UnitScopeError(f"Ranking by {args.by!r} needs the probe results: run 'unitscope probe "
                              f"{args.run_dir}' first (no {str(path)!r}).")
@@ -266,6 +270,10 @@ def _check_options(args) -> None:
         check_out_file(Path(args.run_dir) / "prune_curves.nc", given="The curves file")
     if args.save_mask is not None:
         check_out_file(args.save_mask, given="--save-mask")
+    if args.by == "ablation" and args.scores:  # (it was left unread without a word)
+        raise UnitScopeError("--by ablation measures each unit's drop itself (on --rank-block), so --scores is not "
+                             "read: leave out --scores, or rank by what the file holds (--by amplitude, phase or "
+                             "either for a probe; a curves file's single-unit drops rank without --by).")
     if args.finetune:
         if not args.units:
             raise UnitScopeError("--finetune fine-tunes the decoder with the units of --layer NAME --units LIST "

@@ -254,3 +254,23 @@ def test_prune_shows_progress_while_it_measures_single_unit_drops(label_run, tmp
     drops = [ln for ln in err.splitlines() if ln.startswith("single-unit drops ")]
     assert ranking and drops, err
     assert any(re.fullmatch(r"ranking \[[#.]+\] \d+/\d+ units of conv_time_spat", ln) for ln in ranking), ranking
+
+
+def test_prune_ranks_by_the_single_unit_drops_of_a_curves_file_and_refuses_them_with_by_ablation(
+        label_run, tmp_path, capsys):
+    """A curves file written with --ablation given as --scores: "Score DataArray needs a 'unit'
+    dim with 'layer' and 'index' coords" (its drops had lost their layer coordinate); with
+    --by ablation the file was left unread without a word."""
+    run = label_run[0]
+    drops = tmp_path / "drops.nc"
+    assert main(["prune", str(run), "--curve", "--ablation", "--fractions", "0.1", "--orders", "random",
+                 "--layer", "conv_time_spat", "--out", str(drops)]) == 0
+    capsys.readouterr()
+    assert main(["prune", str(run), "--curve", "--layer", "conv_time_spat", "--scores", str(drops), "--fractions",
+                 "0.1", "--orders", "most,least", "--out", str(tmp_path / "ranked.nc")]) == 0
+    capsys.readouterr()
+    with xr.open_dataset(tmp_path / "ranked.nc", engine="h5netcdf") as ds:
+        assert "single-unit ablation drop" in ds.attrs["scores"]
+    assert main(["prune", str(run), "--curve", "--by", "ablation", "--scores", str(drops)]) == 2
+    assert "--by ablation measures each unit's drop itself (on --rank-block), so --scores is not read" in \
+        _one_line_error(capsys, "prune")
