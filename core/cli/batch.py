@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .._validation import UnitScopeError
 from ._common import check_out_dir, seed_arg
 
 
@@ -65,10 +66,22 @@ def _interrupted_text(out: Path, runs, ended: dict) -> str:
     return "; ".join(parts)
 
 
+def _check_sources(args) -> None:
+    """What every run would fail on, said once before any starts: a recording that is not
+    there, a demo length the simulator refuses, epochs below one."""
+    missing = [src for src in args.data if src != "demo" and not Path(src).exists()]
+    if missing:
+        raise UnitScopeError(f"--data: {', '.join(repr(m) for m in missing)} {'does' if len(missing) == 1 else 'do'} "
+                             "not exist (give recording files or BIDS folders, or demo).")
+    if args.duration is not None and not (args.duration >= 30.0):  # (core.demo.simulate_reaching's bound)
+        raise UnitScopeError(f"--duration: the demo is at least 30 s long, got {args.duration:g}.")
+
+
 def run(args) -> int:
     from ..batch import plan_runs, run_batch
 
     out = check_out_dir(args.out)
+    _check_sources(args)  # before the cluster starts: each run failed on its own, into batch.nc
     probe = None
     if args.probe:
         probe = {} if args.iterations is None else {"n_iterations": args.iterations}

@@ -100,3 +100,16 @@ def test_cli_batch(tmp_path, capsys):
                  "--workers", "1", "--no-processes"])
     assert code == 1
     assert "nope-deep4-s20170629: failed" in capsys.readouterr().out
+
+
+def test_cli_batch_refuses_what_every_run_would_fail_on_before_any_starts(tmp_path, capsys, monkeypatch):
+    """A recording that is not there and a demo of 5 s became FAILED runs in batch.nc, after
+    the cluster had started."""
+    from core import batch
+
+    monkeypatch.setattr(batch, "run_batch", lambda *a, **kw: pytest.fail("the batch started"))
+    assert main(["batch", "--data", "demo", str(tmp_path / "nope.edf"), "--out", str(tmp_path / "b")]) == 2
+    assert f"--data: {str(tmp_path / 'nope.edf')!r} does not exist" in capsys.readouterr().err
+    for duration in ("5", "-5"):
+        assert main(["batch", "--data", "demo", "--duration", duration, "--out", str(tmp_path / "b")]) == 2
+        assert f"--duration: the demo is at least 30 s long, got {float(duration):g}." in capsys.readouterr().err
