@@ -485,7 +485,12 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     path = Path(path)
     if not path.exists():
         raise UnitScopeError(f"Recording {str(path)!r} does not exist.")
-    if path.is_dir() and not path.name.lower().endswith(FOLDER_FORMATS):
+    bids_root = path.is_dir() and not path.name.lower().endswith(FOLDER_FORMATS)
+    if parse_bids(bids) and not bids_root:  # (they were ignored: the file was read, and trained on, without a word)
+        given = ", ".join(f"{k}={v}" for k, v in parse_bids(bids).items())
+        raise UnitScopeError(f"BIDS entities ({given}) choose a recording of a BIDS folder, but {str(path)!r} is a "
+                             "recording itself: leave out --bids, or give the BIDS folder.")
+    if bids_root:
         if not is_bids_root(path):
             raise UnitScopeError(
                 f"{str(path)!r} is a folder but not a BIDS root (no dataset_description.json) nor a recording "

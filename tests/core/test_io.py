@@ -550,3 +550,12 @@ def test_bci2000_stimuli_start_where_the_code_changes_to_a_nonzero_value(tmp_pat
     rec = read_recording(tmp_path / "codes.dat")
     assert rec.events.type.tolist() == ["5", "3", "2", "7"]
     np.testing.assert_allclose(rec.events.onset, [0.10, 0.15, 0.30, 0.35])
+
+
+def test_bids_entities_given_with_a_recording_file_are_refused(shared_data):
+    """``unitscope train rec.edf --bids sub-01`` read the file and trained 25 epochs on it,
+    the entities ignored without a word."""
+    with pytest.raises(UnitScopeError, match=r"BIDS entities \(subject=01\) choose a recording of a BIDS folder, but "
+                                             r"'.*test_elekta_3ch_raw.fif' is a recording itself: leave out --bids"):
+        read_recording(shared_data / FIF, bids="sub-01")
+    assert read_recording(shared_data / FIF, bids="").n_chans > 0  # none given: read as before
