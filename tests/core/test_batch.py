@@ -95,7 +95,9 @@ def test_cli_batch(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "demo-deep4-s5: valid" in printed.out and "[1/1] demo-deep4-s5: done" in printed.err
     assert (out / "batch.nc").is_file() and (out / "demo-deep4-s5" / "model.pt").is_file()
-    # a failing run makes the exit status 1, with its reason on the terminal
+    # a failing run makes the exit status 1, with its reason on the terminal (a file that is not
+    # there is refused before the batch starts: one that cannot be read fails its run)
+    (tmp_path / "nope.edf").write_bytes(b"not an EDF file" * 40)
     code = main(["batch", "--data", str(tmp_path / "nope.edf"), "--epochs", "1", "--out", str(out / "f"),
                  "--workers", "1", "--no-processes"])
     assert code == 1
