@@ -278,9 +278,10 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         # other workers change the jobs at the same time
         with self._jobs_lock:
             running = self._jobs.get(name)
-            if running is None or not running.running:
+            claimed = running is None or not running.running  # (read once: it may end meanwhile)
+            if claimed:
                 job = self._jobs[name] = Job(name, fn, on_done=on_done, on_error=failed)
-        if running is not None and running.running:
+        if not claimed:
             self.alert(f"{name.capitalize()} is already running.", "warning")
             return None
         job.start()
