@@ -37,8 +37,9 @@ def test_occlude_refuses_reversed_edges_and_bands_past_nyquist(label_run, band, 
 
 @pytest.mark.parametrize("signal, message", [
     ("channel:C3..:30-8", "--signal channel:C3..:30-8: the band edges are reversed"),
-    ("channel:C3..:100-125", "the band must lie below Nyquist (125 Hz) at this run's sampling rate of 250 Hz, but "
-                             "its high edge is 125 Hz; lower it below 125 Hz."),
+    # (a band up to Nyquist is taken: a high-pass)
+    ("channel:C3..:100-126", "the band must lie below Nyquist (125 Hz) at this run's sampling rate of 250 Hz, but "
+                             "its high edge is 126 Hz; lower it to at most 125 Hz."),
 ])
 def test_deconv_refuses_reversed_edges_and_bands_past_nyquist(label_run, signal, message, capsys):
     assert main(["deconv", str(label_run[0]), "--signal", signal]) == 2

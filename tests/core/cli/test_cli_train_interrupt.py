@@ -134,7 +134,8 @@ def test_an_interrupted_batch_says_which_runs_were_left(tmp_path, monkeypatch, c
 
 def test_a_batch_run_failing_on_a_user_error_is_one_line_without_a_worker_traceback(tmp_path, caplog, capsys):
     pytest.importorskip("dask.distributed")
-    flat = tmp_path / "flat.edf"  # no such recording: the run's UnitScopeError
+    flat = tmp_path / "flat.edf"  # no recording: the run's UnitScopeError (a missing file is refused before)
+    flat.write_bytes(b"not an EDF file" * 40)
     with caplog.at_level(logging.INFO):
         assert main(["batch", "--data", str(flat), "--epochs", "1", "--out", str(tmp_path / "b"), "--workers", "1",
                      "--no-processes"]) == 1
