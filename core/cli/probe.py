@@ -151,6 +151,9 @@ def run(args) -> int:
         if note:
             print(f"note: {note}: probe more windows (--windows; the {args.block} block has {len(X)}) or iterations "
                   "(--iterations), or a longer recording", file=sys.stderr)
+    elif args.null == 0:  # (it said nothing: no class lines, and a probe.nc without unit classes)
+        print("note: with --null 0 there is no permutation null, so no unit is tested or classified; the "
+              "sensitivities are written (--null 16, the default, classifies them)", file=sys.stderr)
     size_mb = out.stat().st_size / 1e6
     print(f"validity: {validity_text(ds)}; wrote {out} ({size_mb:.1f} MB)")
     if partial:

@@ -180,3 +180,13 @@ def test_info_of_a_probe_by_bins_prints_the_statistic_it_ranks_by(label_run, tmp
     top = json.loads(text)["most_sensitive"]["amplitude"][0]
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert top["score"] == pytest.approx(float(ds["amp_stat_all"].max()), abs=1e-6)
+
+
+def test_a_probe_without_a_null_says_that_no_unit_is_classified(label_run, tmp_path):
+    """``--null 0`` wrote a probe without unit classes and printed no class lines, without a word."""
+    out = tmp_path / "nonull.nc"
+    rc, _, err = _cli(["probe", str(label_run[0]), *PROBE, "--null", "0", "--out", str(out)])
+    assert rc == 0, err
+    assert "note: with --null 0 there is no permutation null, so no unit is tested or classified" in err
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert "unit_class_all" not in ds and "amp_stat_all" in ds
