@@ -17,6 +17,7 @@ __all__ = [
     "check_range",
     "ensure_int",
     "suggest",
+    "config_from_dict",
 ]
 
 
@@ -86,3 +87,17 @@ def check_range(name: str, value, *, low=None, high=None, low_inclusive=True, hi
         hb = "]" if high_inclusive else ")"
         raise UnitScopeError(f"{name!r} must lie in {lb}{lo}, {hi}{hb}, got {value!r}.")
     return value
+
+
+def config_from_dict(cls, d, what: str):
+    """``cls(**d)`` for a dataclass of options, an unknown key refused by name with the known
+    ones (and the closest, for a misspelling): ``what`` names the options in the message
+    (``"probe"`` gives "Unknown probe options ['iterations']; known: [...]")."""
+    from dataclasses import fields
+
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        hint = suggest(unknown[0], known) if len(unknown) == 1 else ""
+        raise UnitScopeError(f"Unknown {what} options {unknown}; known: {known}.{hint}")
+    return cls(**d)

@@ -3,9 +3,9 @@ training files, apart from :mod:`core.training` so that reading them (the comman
 defaults, a run folder's config) needs no torch."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from ._validation import UnitScopeError, check_option, check_range, ensure_int
+from ._validation import config_from_dict, check_option, check_range, ensure_int
 
 __all__ = ["DEFAULT_LR", "TrainConfig", "CHECKPOINT_FILE", "PARTIAL_FILE", "LOCK_FILE"]
 
@@ -45,11 +45,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UnitScopeError(f"Unknown training options {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**d)
+        return config_from_dict(cls, d, "training")
 
     def validate(self) -> "TrainConfig":
         check_option("model", self.model, ("deep4", "shallow"))

@@ -1,9 +1,9 @@
 """Configuration of the unrolled convolutional sparse coding model (DUNL, METHODS.md 2.2-2.4)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from .._validation import UnitScopeError, check_option, check_range, ensure_int
+from .._validation import UnitScopeError, config_from_dict, check_option, check_range, ensure_int
 
 __all__ = ["DeconvConfig", "LIKELIHOODS", "ALGORITHMS", "TIMINGS", "BACKPROPS"]
 
@@ -233,8 +233,4 @@ class DeconvConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DeconvConfig":
         """Build from a dict; unknown keys are an error naming the valid ones."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UnitScopeError(f"Unknown DeconvConfig field(s) {unknown}; valid fields are {sorted(names)}.")
-        return cls(**d)
+        return config_from_dict(cls, d, "deconvolution")

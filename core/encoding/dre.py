@@ -26,13 +26,13 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._validation import UnitScopeError, check_range, ensure_int
+from .._validation import UnitScopeError, config_from_dict, check_range, ensure_int
 from ._base import Encoder
 
 __all__ = ["DREConfig", "DeepRecurrentEncoder", "DRENet"]
@@ -64,11 +64,7 @@ class DREConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DREConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UnitScopeError(f"Unknown DREConfig keys {unknown}; known keys: {sorted(known)}.")
-        return cls(**d)
+        return config_from_dict(cls, d, "DRE")
 
     def validate(self) -> "DREConfig":
         for name in ("meg_init", "subject_dim", "conv_layers", "hidden", "lstm_layers",

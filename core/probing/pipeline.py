@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import xarray as xr
 from torch import nn
 
-from .._validation import UnitScopeError, check_option, check_range, ensure_int
+from .._validation import UnitScopeError, config_from_dict, check_option, check_range, ensure_int
 from ._base import RESOLUTIONS, SITES
 from ._run import ProbeRun
 from .amplitude import NOISE_REFS, AmplitudeProbe
@@ -63,11 +63,7 @@ class ProbeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProbeConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UnitScopeError(f"Unknown probe options {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**d)
+        return config_from_dict(cls, d, "probe")
 
     def validate(self) -> "ProbeConfig":
         check_range("n_iterations", ensure_int("n_iterations", self.n_iterations), low=1)

@@ -17,13 +17,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._validation import UnitScopeError, check_option, check_range, ensure_int
+from .._validation import UnitScopeError, config_from_dict, check_option, check_range, ensure_int
 from ..metrics import check_finite, check_targets, score
 from .masks import MaskSet
 
@@ -48,11 +48,7 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FinetuneConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UnitScopeError(f"Unknown fine-tune options {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**d)
+        return config_from_dict(cls, d, "fine-tune")
 
     def validate(self) -> "FinetuneConfig":
         check_range("n_epochs", ensure_int("n_epochs", self.n_epochs), low=1)

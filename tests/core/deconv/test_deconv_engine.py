@@ -115,7 +115,7 @@ def test_config_round_trip_and_validation():
         DeconvConfig(timing="unknown")
     with pytest.raises(UnitScopeError, match="code_sign has 1 entries but n_kernels=2"):
         DeconvConfig(n_kernels=2, code_sign=(1,))
-    with pytest.raises(UnitScopeError, match="Unknown DeconvConfig field"):
+    with pytest.raises(UnitScopeError, match="Unknown deconvolution options"):
         DeconvConfig.from_dict({"n_kernel": 2})
     with pytest.raises(UnitScopeError, match="'backprop' parameter"):
         DeconvConfig(backprop='truncated_bprop"')  # the published YAML typo is an error here

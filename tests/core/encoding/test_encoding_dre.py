@@ -36,7 +36,7 @@ def test_network_sees_only_the_initial_samples_of_the_signals():
 def test_config_round_trip_and_validation():
     cfg = DREConfig(hidden=32, n_epochs=3)
     assert DREConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(UnitScopeError, match=r"Unknown DREConfig keys \['bogus'\]"):
+    with pytest.raises(UnitScopeError, match=r"Unknown DRE options \['bogus'\]"):
         DREConfig.from_dict({**cfg.to_dict(), "bogus": 1})
     with pytest.raises(UnitScopeError, match="'hidden' must lie in"):
         DeepRecurrentEncoder(hidden=0)

@@ -13,7 +13,7 @@ from core.probing.pipeline import bin_maps, finish, maps_mb, select_windows, sta
 def test_config_round_trip_and_validation():
     cfg = ProbeConfig(n_iterations=3, layers=["conv_2"], bands=["beta"])
     assert ProbeConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    with pytest.raises(UnitScopeError, match=r"Unknown probe options \['iterations'\]"):
+    with pytest.raises(UnitScopeError, match=r"Unknown probe options \['iterations'\].*Did you mean 'n_iterations'"):
         ProbeConfig.from_dict({"iterations": 3})
     with pytest.raises(UnitScopeError, match="'n_iterations' must lie in"):
         ProbeConfig(n_iterations=0).validate()
