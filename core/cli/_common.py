@@ -98,7 +98,7 @@ def seed_arg(text: str) -> int:
     return value
 
 
-def check_out_file(path, *, given: str = "--out"):
+def check_out_file(path, *, given: str = "--out", example: str = "result.nc"):
     """``path`` as a ``Path`` when a file can be written there, checked before any work: not an
     existing folder, and no part of its folder an existing file (either failed only after the
     whole computation, with a traceback). Missing folders are made when the file is written."""
@@ -107,7 +107,7 @@ def check_out_file(path, *, given: str = "--out"):
     path = Path(path)
     if path.is_dir():
         raise UnitScopeError(f"{given} {str(path)!r} is a folder; give a file name (for example "
-                             f"{str(path / 'result.nc')!r}).")
+                             f"{str(path / example)!r}).")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise UnitScopeError(f"{given} {str(path)!r}: {str(parent)!r} is a file, not a folder.")

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._validation import UnitScopeError
 
-__all__ = ["result_info", "result_kind", "result_notes", "other_code_note", "RESULT_KINDS", "KIND_NAMES", "WRITERS"]
+__all__ = ["result_info", "result_kind", "result_notes", "other_code_note", "RESULT_KINDS", "KIND_NAMES", "WRITERS", "holds_text"]
 
 
 def _reported(name: str) -> bool:
@@ -103,6 +103,16 @@ def result_kind(ds) -> str:
     if method.startswith("Deep Recurrent Encoder") or {"score", "model"} <= set(ds.variables):
         return "encoding"
     return ""
+
+
+def holds_text(ds, lacking: str) -> str:
+    """What a result file given for the wrong purpose holds, for a refusal: "holds pruning
+    curves, as unitscope prune --curve writes them", or, for no file UnitScope writes, "holds
+    no <lacking> (its variables are [...])"."""
+    kind = result_kind(ds)
+    if kind:
+        return f"holds {KIND_NAMES[kind]}, as {WRITERS[kind]} writes them"
+    return f"holds no {lacking} (its variables are {sorted(ds.data_vars)})"
 
 
 def result_info(path: Path, *, as_json: bool) -> int:

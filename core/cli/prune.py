@@ -125,12 +125,10 @@ SCORES_TAKES = ("a probe result (probe.nc, as unitscope probe writes it) or a ne
 
 def _no_scores(ds, path: Path, given: bool) -> UnitScopeError:
     """The error for a scores file without per-unit scores: what it holds instead."""
-    from ._results import KIND_NAMES, WRITERS, result_kind
+    from ._results import holds_text, result_kind
 
-    kind = result_kind(ds)
-    holds = (f"holds {KIND_NAMES[kind]}, as {WRITERS[kind]} writes them" if kind else
-             f"holds no per-unit scores (its variables are {sorted(ds.data_vars)})")
-    if kind == "pruning_curve":
+    holds = holds_text(ds, "per-unit scores")
+    if result_kind(ds) == "pruning_curve":
         holds += ", without single-unit drops (--curve --ablation adds them)"
     return UnitScopeError(f"{'--scores' if given else 'Ranking units'} takes {SCORES_TAKES}; {str(path)!r} {holds}.")
 

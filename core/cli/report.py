@@ -86,14 +86,11 @@ def _check_probe(ds, path, *, units: bool):
     and a probe saved without maps drew a traceback into the report's units section)."""
     if ds is None:
         return None
-    from ._results import KIND_NAMES, WRITERS, result_kind
+    from ._results import holds_text, result_kind
 
-    kind = result_kind(ds)
-    if kind != "probe":
-        holds = (f"holds {KIND_NAMES[kind]}, as {WRITERS[kind]} writes them" if kind else
-                 f"holds no probe (its variables are {sorted(ds.data_vars)})")
+    if result_kind(ds) != "probe":
         raise UnitScopeError(f"--probe takes a probe result (probe.nc, as unitscope probe writes it); "
-                             f"{str(path)!r} {holds}.")
+                             f"{str(path)!r} {holds_text(ds, 'probe')}.")
     if units and "amp_corr" not in ds:
         raise UnitScopeError(f"{str(path)!r} was saved without its channel x frequency maps (unitscope probe "
                              "--no-maps), so the maps of --units cannot be drawn: probe without --no-maps, or "
@@ -137,9 +134,7 @@ def run(args) -> int:
 
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "report.html"
-    if out.is_dir():
-        raise UnitScopeError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'report.html')!r}.")
-    check_out_file(out)  # no part of its folder a file: said before the report is made
+    check_out_file(out, example="report.html")  # said before the report is made
     if (run_dir / BATCH_FILE).is_file() and not (run_dir / "config.json").is_file():
         return _batch(args, run_dir, out)
     if args.kernels and _task(run_dir) == "classification":  # said before the data are read

@@ -26,12 +26,14 @@ def no_data(monkeypatch):
 
 
 @pytest.mark.parametrize("command", [
-    ["probe"], ["prune", "--curve"], ["deconv", "--signal", "output"]])
+    ["probe"], ["prune", "--curve"], ["deconv", "--signal", "output"], ["report"]])
 def test_an_out_that_is_a_folder_is_refused_before_the_data_are_read(command, label_run, tmp_path, no_data,
                                                                      capsys):
     rc = main([command[0], str(label_run[0]), *command[1:], "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith(f"unitscope {command[0]}: error: --out {str(tmp_path)!r} is a folder")
+    example = "report.html" if command[0] == "report" else "result.nc"  # the file name it suggests
+    assert repr(str(tmp_path / example)) in err
 
 
 def test_encode_refuses_an_out_folder_before_making_its_data(tmp_path, monkeypatch, capsys):

@@ -153,6 +153,9 @@ def test_report_refuses_a_probe_without_maps_for_units_and_a_file_that_is_no_pro
     rc, _, err = _cli(["report", str(run), "--probe", str(tmp_path / "curves.nc"), "--out", str(tmp_path / "r2.html")])
     assert rc == 2 and "--probe takes a probe result" in err and "holds pruning curves" in err, err
     assert "other probing code" not in err and not (tmp_path / "r2.html").exists()
+    xr.Dataset({"speed": ("time", [0.1, 0.2])}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
+    rc, _, err = _cli(["report", str(run), "--probe", str(tmp_path / "other.nc"), "--out", str(tmp_path / "r3.html")])
+    assert rc == 2 and f"{str(tmp_path / 'other.nc')!r} holds no probe (its variables are ['speed'])" in err, err
 
 
 def test_info_of_a_probe_by_bins_prints_the_statistic_it_ranks_by(label_run, tmp_path):
