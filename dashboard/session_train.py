@@ -70,7 +70,7 @@ class SessionTrain:
             probe, control, note = dec.saved_probe(run / "probe.nc", run / "probe_untrained.nc")
             return dec, probe, control, note
 
-        def done(out):
+        def done(out):  # on the page's event loop (_on_loop): an error in it is shown
             dec, probe, control, note = out
             what = (f"with its probe (probe.nc{' and the untrained control' if control is not None else ''})"
                     if probe is not None else (note or "no probe.nc beside it: run the probe in the Units view"))
@@ -82,24 +82,20 @@ class SessionTrain:
             if (run / "mask.json").is_file():  # e.g. an unzipped "Checkpoint and mask" export
                 what += "; a mask.json is beside it: load it in the Prune view (Mask file)"
 
-            def show():
-                self.busy = ""
-                source = "" if probe is None else run_probe_source(name) + (
-                    ", computed by other probing code" if note else "") + (
-                    ", stopped before its end" if partial else "")  # said wherever the probe is named
-                self.set_decoder(dec, probe=probe, control=control, probe_source=source, run=shown)
-                self.alert(f"Opened {name}: {self._test_metric(dec)}; {what}.", "success")
-            # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
-            # already open in another session opens at once, often while this page still loads
-            self._in_doc(show)
+            self.busy = ""
+            source = "" if probe is None else run_probe_source(name) + (
+                ", computed by other probing code" if note else "") + (
+                ", stopped before its end" if partial else "")  # said wherever the probe is named
+            self.set_decoder(dec, probe=probe, control=control, probe_source=source, run=shown)
+            self.alert(f"Opened {name}: {self._test_metric(dec)}; {what}.", "success")
 
         def failed(msg):
-            def show():
-                self.busy = ""
-                self._run_failed(None)
-            self._in_doc(show)
+            self.busy = ""
+            self._run_failed(None)
 
-        self._start("open", work, on_done=done, on_error=failed)
+        # [A] on the page's event loop, redrawn once it has loaded (see attach_document): a run
+        # already open in another session opens at once, often while this page still loads
+        self._start("open", work, on_done=self._on_loop(done, "open"), on_error=self._on_loop(failed, "open"))
 
     def _run_failed(self, message: str | None) -> None:
         """A run folder did not open: say why (``message``, unless already said), keep the

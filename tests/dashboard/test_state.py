@@ -762,6 +762,21 @@ def test_a_run_folder_opens_with_the_probe_saved_beside_it(session, tmp_path, ti
     assert "a mask.json is beside it: load it in the Prune view" in session.alerts[-1][1]
 
 
+def test_an_error_showing_an_opened_run_is_shown_and_the_session_is_not_left_busy(session, tmp_path, tiny_ws,
+                                                                                   monkeypatch):
+    tiny_ws.save(tmp_path / "runs" / "r")
+
+    def fails(*a, **kw):
+        raise RuntimeError("the views could not be drawn")
+
+    monkeypatch.setattr(session, "set_decoder", fails)
+    session.open_run("runs/r")
+    _join(session, "open")
+    level, text = session.alerts[-1]  # (it had been written to the log only, the page said nothing)
+    assert level == "danger" and "RuntimeError: the views could not be drawn" in text
+    assert session.busy == ""
+
+
 def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws, monkeypatch):
     demo_loads = []
     monkeypatch.setattr(session, "load_demo", lambda: demo_loads.append(session.run))
