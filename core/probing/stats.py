@@ -14,6 +14,7 @@ procedure below is UnitScope's reconstruction [A] of METHODS 1.7:
    [A]: after normalisation every unit's null statistic has the same distribution up to
    the shape of its response, so pooling gives n_null x n_units draws, enough for p-values
    well below 1e-3 from a handful of permutations. ``p = (1 + #{null >= T}) / (1 + N)``.
+   A unit that never varies (its null all zeros) is left out of the pool, with p = 1 [A].
 3. **FDR.** Benjamini-Hochberg across units (all probed blocks together), separately for
    every band and for the all-band statistic, at ``alpha`` (default 0.05).
 4. **Classes.** amplitude (amplitude significant, phase not), phase, bimodal (both),
@@ -46,13 +47,25 @@ def permutation_pvalues(stat: xr.DataArray, null: xr.DataArray) -> xr.DataArray:
     Returns
     -------
     p : xarray.DataArray
-        Same dims as ``stat``, ``(1 + #{null >= stat}) / (1 + n_null * n_units)``.
+        Same dims as ``stat``, ``(1 + #{null >= stat}) / (1 + n_null * n_units)`` over the units
+        whose null is not all zero; 1 for a constant unit (all its null draws and statistics 0).
     """
     if null.sizes.get("null", 0) == 0:
         raise UnitScopeError("The result holds no permutation null (n_null=0); probe with n_null >= 1.")
-    pooled = null.stack(draw=("null", "unit")).transpose(..., "draw")  # (..., draw)
-    ref = np.sort(pooled.values, axis=-1)
+    # [A] A unit whose response never varies (constant: a dead unit, a pruned one) has a null
+    # of exact zeros: pooled, those draws shrank the null and the live units' p-values with it
+    # (30 units under H0 beside 90 constant ones: 21% below 0.05 instead of 5%). Its null is
+    # left out of the pool and its p-value is 1: nothing about it can be told from the probe.
+    others = [d for d in null.dims if d not in ("null", "unit")]
+    live = (np.abs(null) > 0).any(dim=["null", *others]).values | (
+        np.abs(stat) > 0).any(dim=[d for d in stat.dims if d != "unit"]).values
     obs = stat.transpose("unit", ...).values  # (unit, ...)
+    if not live.any():
+        p = np.where(np.isfinite(obs), 1.0, np.nan)
+        return xr.DataArray(p, dims=stat.transpose("unit", ...).dims,
+                            coords=stat.transpose("unit", ...).coords).transpose(*stat.dims)
+    pooled = null.isel(unit=live).stack(draw=("null", "unit")).transpose(..., "draw")  # (..., draw)
+    ref = np.sort(pooled.values, axis=-1)
     n = ref.shape[-1]
     if ref.ndim == 1:
         count = n - np.searchsorted(ref, obs, side="left")
@@ -62,6 +75,7 @@ def permutation_pvalues(stat: xr.DataArray, null: xr.DataArray) -> xr.DataArray:
         count = np.stack([n - np.searchsorted(flat_ref[i], flat_obs[:, i], side="left")
                           for i in range(flat_ref.shape[0])], axis=1).reshape(obs.shape)
     p = (1.0 + count) / (1.0 + n)
+    p[~live] = 1.0
     p = np.where(np.isfinite(obs), p, np.nan)
     return xr.DataArray(p, dims=stat.transpose("unit", ...).dims,
                         coords=stat.transpose("unit", ...).coords).transpose(*stat.dims)

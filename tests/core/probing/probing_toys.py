@@ -55,20 +55,21 @@ def tone_windows(seed: int = 0, n_windows: int = N_WINDOWS) -> np.ndarray:
 class NoiseUnits(nn.Module):
     """Units whose activations are fresh noise, unrelated to the input (the null hypothesis)."""
 
-    def __init__(self, n_units: int = 20, seed: int = 0):
+    def __init__(self, n_units: int = 20, seed: int = 0, n_constant: int = 0):
         super().__init__()
-        self.n_units = n_units
+        self.n_units, self.n_constant = n_units, n_constant  # constant units (dead ones) after the noise
         self.generator = torch.Generator().manual_seed(seed)
         self.out = nn.Identity()
         self.eval()
 
     def forward(self, x):
         noise = torch.randn(x.shape[0], self.n_units, 50, generator=self.generator)
-        return self.out(noise + 0 * x[:, :1, :50])
+        constant = torch.ones(x.shape[0], self.n_constant, 50)
+        return self.out(torch.cat([noise, constant], 1) + 0 * x[:, :1, :50])
 
     @property
     def layers(self):
-        return [LayerInfo("noise", "out", "out", "out", self.n_units, 1)]
+        return [LayerInfo("noise", "out", "out", "out", self.n_units + self.n_constant, 1)]
 
 
 def _bandpass(f0: float) -> torch.Tensor:

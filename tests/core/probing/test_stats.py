@@ -28,6 +28,12 @@ def test_permutation_pvalues_pool_units():
     np.testing.assert_allclose(p.values, np.array([13, 8, 2, 1]) / 13)
     with pytest.raises(UnitScopeError, match="n_null=0"):
         permutation_pvalues(stat, null.isel(null=slice(0, 0)))
+    # a constant unit (null and statistic all zero) is left out of the pool, its p-value 1
+    p = permutation_pvalues(xr.concat([stat, xr.zeros_like(stat[:1])], "unit"),
+                            xr.concat([null, xr.zeros_like(null[:, :1])], "unit"))
+    np.testing.assert_allclose(p.values, np.array([13, 8, 2, 1, 13]) / 13)
+    dead = permutation_pvalues(xr.zeros_like(stat), xr.zeros_like(null))
+    assert (dead.values == 1).all()
 
 
 def _planted(rng, n=40):
@@ -90,16 +96,20 @@ def test_ground_truth_auc(rng):
         ground_truth_auc(ds, "amp_corr", roles, {"x": (200, 300)})
 
 
-@pytest.mark.parametrize("resolution", ["band", "freq"])
-def test_null_is_calibrated_for_units_unrelated_to_the_input(tones, resolution):
+@pytest.mark.parametrize("resolution,n_constant", [("band", 0), ("freq", 0), ("band", 90)])
+def test_null_is_calibrated_for_units_unrelated_to_the_input(tones, resolution, n_constant):
     from probing_toys import SFREQ, NoiseUnits
 
     from core.probing import AmplitudeProbe, PhaseProbe, ProbeRun
 
-    model = NoiseUnits(n_units=30)
+    model = NoiseUnits(n_units=30, n_constant=n_constant)
     kw = dict(sfreq=SFREQ, layers=model.layers, n_iterations=3, n_null=8, resolution=resolution)
     ds = classify(ProbeRun([AmplitudeProbe(model, rng=0, **kw), PhaseProbe(model, rng=1, **kw)],
                            tones).run())
+    if n_constant:  # constant (dead) units: p = 1, insensitive, and the others' null not shrunk by
+        assert (ds["amp_p_all"].values[30:] == 1).all() and (ds["phase_p"].values[30:] == 1).all()
+        assert (ds["unit_class_all"].values[30:] == "insensitive").all()
+        ds = ds.isel(unit=slice(0, 30))  # (with them pooled, 21% of these had p < 0.05)
     for pre in ("amp", "phase"):
         p = ds[f"{pre}_p"].values.ravel()  # 30 units x 5 bands under H0
         assert 0.3 < p.mean() < 0.7
