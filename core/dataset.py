@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from ._validation import UnitScopeError, suggest
+from ._validation import UnitScopeError, check_option, suggest
 from .decoding import ContinuousData, TrialData
 from .demo import simulate_reaching
 from .io import DATA_CH_TYPES, match_channels, read_recording
 from .models import layer_map
-from .preprocessing import (Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
+from .preprocessing import (FILTER_PHASES, Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
                             split_blocks)
 from .recording import Recording, recording_identity, target_types, touches
 
@@ -34,6 +34,7 @@ class DataSpec:
     picks: list | None = None            # channel names; default: all data channels
     l_freq: float | None = None          # band-pass edges in Hz (None: off)
     h_freq: float | None = None
+    filter_phase: str = "causal"         # band-pass: "causal" (minimum phase) or "zero" (looks ahead)
     sfreq: float | None = None           # resample to this rate (None: keep)
     tmin: float = 0.0                    # label trials: window relative to event onset (s)
     tmax: float = 4.0
@@ -48,6 +49,7 @@ class DataSpec:
         the run's config.json can be written), one channel name as ``picks`` (a str is not a list
         of one-letter channels), and a label target written with spaces or capitals
         (``"Events: T1, T2"`` is ``"events:T1,T2"``)."""
+        check_option("filter_phase", self.filter_phase, FILTER_PHASES)
         if isinstance(self.source, os.PathLike):
             self.source = os.fspath(self.source)
         if isinstance(self.picks, str):
@@ -73,6 +75,9 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
         known = {f.name for f in fields(cls)}
+        d = dict(d)
+        if "filter_phase" not in d and (d.get("l_freq") is not None or d.get("h_freq") is not None):
+            d["filter_phase"] = "zero"  # a run band-passed before the choice existed: zero phase, as then
         return cls(**{k: (tuple(v) if k == "fractions" else v) for k, v in d.items() if k in known})
 
 
@@ -200,7 +205,7 @@ def prepare(rec: Recording, task: str, spec: DataSpec, picks: list[str]):
     rec = resample(rec, spec.sfreq)
     if spec.h_freq is None and rec.sfreq < 2 * 4.0:
         raise UnitScopeError(f"A sampling rate of {rec.sfreq} Hz is too low for the decoders (at least 8 Hz).")
-    rec = bandpass(rec, spec.l_freq, spec.h_freq)
+    rec = bandpass(rec, spec.l_freq, spec.h_freq, phase=spec.filter_phase)
     rec = mark_missing_target(rec)
     check_signals(rec)
     identity = recording_identity(rec)

@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 
-from ._validation import UnitScopeError, check_range, suggest
+from ._validation import UnitScopeError, check_option, check_range, suggest
 from .recording import Recording
 
-__all__ = ["pick_channels", "bandpass", "resample", "split_blocks", "Standardizer", "check_signals",
+__all__ = ["pick_channels", "bandpass", "FILTER_PHASES", "resample", "split_blocks", "Standardizer", "check_signals",
            "mark_missing_target", "MAX_MISSING_TARGET"]
 
 MAX_MISSING_TARGET = 0.5  # [A] above this share of missing target samples, training is refused
@@ -126,8 +126,18 @@ def pick_channels(rec: Recording, picks: list[str] | None) -> Recording:
     return out
 
 
-def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None) -> Recording:
-    """Zero-phase FIR band-pass with MNE's ``filter_data`` (None disables an edge)."""
+FILTER_PHASES = ("causal", "zero")
+
+
+def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None, *, phase: str = "causal") -> Recording:
+    """FIR band-pass with MNE's ``filter_data`` (None disables an edge).
+
+    ``phase="causal"`` (the default) applies MNE's minimum-phase version of the filter, so a
+    sample depends on the recording up to it only, as the decoders are causal (METHODS 1.5).
+    ``"zero"`` is MNE's zero-phase filter: no phase distortion, but every sample holds the next
+    half filter length of the recording (1.65 s for 1-40 Hz at 250 Hz), which a decoder then
+    reads before it happens; runs trained before the choice existed were filtered so."""
+    check_option("phase", phase, FILTER_PHASES)
     if l_freq is None and h_freq is None:
         return rec
     nyq = rec.sfreq / 2
@@ -140,10 +150,11 @@ def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None) -> Reco
                              "(the high-pass edge first, then the low-pass edge).")
     import mne
 
-    data = rowwise(rec.signals.values,
-                   lambda x, _: mne.filter.filter_data(x, rec.sfreq, l_freq, h_freq, verbose="error"))
+    mne_phase = "minimum" if phase == "causal" else "zero"
+    data = rowwise(rec.signals.values, lambda x, _: mne.filter.filter_data(x, rec.sfreq, l_freq, h_freq,
+                                                                           phase=mne_phase, verbose="error"))
     out = _copy(rec, rec.signals.copy(data=data))
-    _log_step(out, {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq})
+    _log_step(out, {"step": "bandpass", "l_freq": l_freq, "h_freq": h_freq, "phase": phase})
     return out
 
 

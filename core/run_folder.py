@@ -109,7 +109,8 @@ def state_mismatches(state: dict, own: dict, *, there: str = "in the file") -> t
 
 # the DataSpec / TrainConfig fields a resumed training must keep, as the CLI names them
 DATA_OPTIONS = {"target": "target (--target)", "picks": "picks (--picks)", "l_freq": "l_freq (--l-freq)",
-                 "h_freq": "h_freq (--h-freq)", "sfreq": "sfreq (--sfreq)", "tmin": "tmin (--tmin)",
+                 "h_freq": "h_freq (--h-freq)", "filter_phase": "filter_phase (--filter-phase)",
+                 "sfreq": "sfreq (--sfreq)", "tmin": "tmin (--tmin)",
                  "tmax": "tmax (--tmax)", "bids": "bids (--bids)", "fractions": "fractions", "seed": "demo seed",
                  "duration": "demo duration", "ipsi_fraction": "ipsi_fraction (--demo-ipsi-fraction)"}
 

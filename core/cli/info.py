@@ -353,7 +353,9 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     if d.get("picks"):
         prep.append(f"{len(d['picks'])} picked channels")
     if d.get("l_freq") or d.get("h_freq"):
-        prep.append(f"band-pass {d.get('l_freq') or 0:g}-{d.get('h_freq') or 'Nyquist'} Hz")
+        phase = d.get("filter_phase", "zero")  # (runs from before the choice: zero phase)
+        prep.append(f"band-pass {d.get('l_freq') or 0:g}-{d.get('h_freq') or 'Nyquist'} Hz "
+                    f"({'causal' if phase == 'causal' else 'zero-phase'})")
     if d.get("sfreq"):
         prep.append(f"resampled to {d['sfreq']:g} Hz")
     print(f"data       {source_label(d['source'], d.get('bids'))} ({s['task']}; {', '.join(prep)})")

@@ -40,6 +40,10 @@ def add_data_args(p) -> None:
     p.add_argument("--picks", default=None, help="comma-separated channel names (default: the data channels)")
     p.add_argument("--l-freq", type=float, default=None, help="band-pass low edge in Hz (default: none)")
     p.add_argument("--h-freq", type=float, default=None, help="band-pass high edge in Hz (default: none)")
+    p.add_argument("--filter-phase", default=None, choices=("causal", "zero"),
+                   help="band-pass filter: causal (minimum phase; a sample depends on the past only, as the "
+                        "decoder is causal; default) or zero (zero phase: no phase distortion, but each "
+                        "sample holds half a filter length of the future)")
     p.add_argument("--sfreq", type=float, default=None, help="resample to this rate in Hz (default: keep)")
     p.add_argument("--tmin", type=float, default=None, help="label trials: start relative to events, s (default 0)")
     p.add_argument("--tmax", type=float, default=None, help="label trials: end relative to events, s (default 4)")
@@ -58,8 +62,13 @@ def data_spec(args, base: dict | None = None):
 
     given = {"source": args.data, "target": args.target, "picks": args.picks.split(",") if args.picks else None,
              "l_freq": args.l_freq, "h_freq": args.h_freq, "sfreq": args.sfreq, "tmin": args.tmin,
-             "tmax": args.tmax, "ipsi_fraction": args.demo_ipsi_fraction, "bids": parse_bids(args.bids) or None}
-    return DataSpec.from_dict({**(base or {}), **{k: v for k, v in given.items() if v is not None}})
+             "tmax": args.tmax, "ipsi_fraction": args.demo_ipsi_fraction, "bids": parse_bids(args.bids) or None,
+             "filter_phase": args.filter_phase}
+    base = base or {}
+    if given["filter_phase"] is None and "filter_phase" not in base and base.get("l_freq") is None \
+            and base.get("h_freq") is None:
+        given["filter_phase"] = "causal"  # (DataSpec.from_dict reads a band-pass without one as an old run's)
+    return DataSpec.from_dict({**base, **{k: v for k, v in given.items() if v is not None}})
 
 
 def create_workspace(args, spec, cfg):

@@ -369,7 +369,8 @@ class DataView(pn.viewable.Viewer):
                 f'<div class="us-alert us-alert-danger us-prep-problem" role="alert">{esc(p)}</div>' for p in problems)
             return
         band = ("off" if s.l_freq is None and s.h_freq is None else
-                f"{'0' if s.l_freq is None else f'{s.l_freq:g}'}-{'Nyquist' if s.h_freq is None else f'{s.h_freq:g}'} Hz")
+                f"{'0' if s.l_freq is None else f'{s.l_freq:g}'}-{'Nyquist' if s.h_freq is None else f'{s.h_freq:g}'} Hz"
+                f" (causal, as the decoder)")  # DataSpec.filter_phase: a sample filtered from its past only
         rate = f"{s.resample_to:g} Hz (resampled)" if s.resample_to else f"{info['sfreq']:g} Hz (as recorded)"
         trials = f" · trials {s.tmin:g} to {s.tmax:g} s from each onset" if s.target.startswith("events") else ""
         overlap = s.trial_overlap()

@@ -117,6 +117,31 @@ def test_missing_target_samples_are_left_out_like_bad_stretches(tmp_path):
         Workspace.create(DataSpec(source=str(tmp_path / "gone_raw.fif"), target="speed"), TrainConfig(model="shallow"))
 
 
+@pytest.mark.parametrize("l_freq,h_freq", [(1.0, 40.0), (0.5, 100.0), (8.0, 30.0), (None, 40.0)])
+def test_the_band_pass_is_causal_as_the_decoder_and_zero_phase_only_when_asked(short_demo, l_freq, h_freq):
+    """METHODS 1.5: the decoder predicts the target at t from the input up to t. A zero-phase
+    filter put half its length of the future into every sample (1.65 s for 1-40 Hz): a raw
+    sample changed at t0 changed the filtered signal from t0 - 412 samples on."""
+    rec = pick_channels(short_demo, ["G01"])
+    t0 = rec.n_times // 2
+    bumped = rec.signals.copy()
+    bumped[0, t0] += 10.0
+    from core.preprocessing import _copy
+
+    other = _copy(rec, bumped)
+    diff = {phase: np.abs(bandpass(other, l_freq, h_freq, phase=phase).signals.values[0].astype(np.float64)
+                          - bandpass(rec, l_freq, h_freq, phase=phase).signals.values[0])
+            for phase in ("causal", "zero")}
+    causal, zero = diff["causal"], diff["zero"]
+    assert causal[t0:].max() > 0.05  # it passes the change on ...
+    assert causal[:t0].max() < 1e-4 * causal.max()  # ... and nothing before it (float32 rounding only)
+    assert zero[:t0 - 20].max() > 1e-3 * zero.max()  # zero phase reaches back
+    assert bandpass(rec, l_freq, h_freq).signals.values.tobytes() == \
+        bandpass(rec, l_freq, h_freq, phase="causal").signals.values.tobytes()  # the default
+    with pytest.raises(UnitScopeError, match="'phase' parameter"):
+        bandpass(rec, l_freq, h_freq, phase="minimum")
+
+
 def test_steps_a_few_channels_at_a_time_equal_the_whole_array(short_demo, monkeypatch):
     """Long recordings are filtered, resampled and standardised a chunk of channels at a time
     (float32 kept, float64 only per chunk); each channel is processed alone, so the result is
@@ -127,7 +152,8 @@ def test_steps_a_few_channels_at_a_time_equal_the_whole_array(short_demo, monkey
 
     monkeypatch.setattr(prep, "_CHUNK_BYTES", 3 * 8 * short_demo.n_times)  # 3 channels a chunk: 32 = 10 x 3 + 2
     x64 = short_demo.signals.values.astype(np.float64)
-    whole = mne.filter.filter_data(x64, short_demo.sfreq, 2.0, 40.0, verbose="error").astype(np.float32)
+    whole = mne.filter.filter_data(x64, short_demo.sfreq, 2.0, 40.0, phase="minimum", verbose="error")
+    whole = whole.astype(np.float32)
     assert np.array_equal(bandpass(short_demo, 2.0, 40.0).signals.values, whole)
     whole = mne.filter.resample(x64, 100.0, short_demo.sfreq, verbose="error").astype(np.float32)
     down = resample(short_demo, 100.0)

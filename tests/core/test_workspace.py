@@ -182,6 +182,27 @@ def test_data_specs_read_what_python_callers_give():
         TrainConfig(lr="1e-3").validate()
 
 
+def test_a_band_pass_is_causal_unless_a_run_was_filtered_before_the_choice_existed():
+    import argparse
+
+    from core.cli.train import add_data_args, data_spec
+
+    assert DataSpec(l_freq=1.0).filter_phase == "causal"
+    # a run's config.json from before filter_phase: it was filtered at zero phase, and is read so
+    assert DataSpec.from_dict({"source": "demo", "l_freq": 1.0, "h_freq": 40.0}).filter_phase == "zero"
+    assert DataSpec.from_dict({"source": "demo"}).filter_phase == "causal"
+    assert DataSpec.from_dict(DataSpec(l_freq=1.0).to_dict()).filter_phase == "causal"
+    with pytest.raises(UnitScopeError, match="'filter_phase' parameter"):
+        DataSpec(filter_phase="minimum")
+    parser = argparse.ArgumentParser()
+    add_data_args(parser)
+    assert data_spec(parser.parse_args(["--l-freq", "1"])).filter_phase == "causal"  # a new training
+    assert data_spec(parser.parse_args(["--l-freq", "1", "--filter-phase", "zero"])).filter_phase == "zero"
+    old_run = {"source": "demo", "l_freq": 1.0}  # resumed or imported over an old run's data: as it was
+    assert data_spec(parser.parse_args([]), base=old_run).filter_phase == "zero"
+    assert data_spec(parser.parse_args([]), base={"source": "demo"}).filter_phase == "causal"
+
+
 def test_a_channel_picked_twice_is_refused_and_named_twice_for_occlusion_taken_once():
     """``--picks Fz,Fz,Cz`` made a decoder with Fz twice among its inputs: deconv of its
     channel:Fz envelope then crashed ("different number of dimensions"), and occlude said

@@ -400,7 +400,7 @@ def test_user_file_channel_picks_and_filter(server, app_page, data_root, shared_
     wait_text(app_page, "h_freq=40 Hz is at or above the Nyquist frequency, 32 Hz (64 Hz sampling after resampling)")
     rs.fill("100")
     rs.press("Enter")
-    wait_text(app_page, "63 of 64 channels as input · band-pass 0-40 Hz · sampling 100 Hz (resampled)")
+    wait_text(app_page, "63 of 64 channels as input · band-pass 0-40 Hz (causal, as the decoder) · sampling 100 Hz (resampled)")
     # left against right fist: a pair of the file's event types is a label target
     app_page.locator(".us-target select").select_option("events:T1,T2")
     wait_text(app_page, "on motor.edf, target events:T1,T2")

@@ -859,7 +859,7 @@ def test_data_prep_controls_follow_the_file(session):
     view.all_data.clicks += 1  # back to every data channel
     assert session.picks == ["<img src=x onerror=alert(1)>", "C3", "Cz"]
     view.h_freq.value = 40.0
-    assert "band-pass 0-40 Hz" in view.prep_note.object and "<img" not in view.prep_note.object
+    assert "band-pass 0-40 Hz (causal, as the decoder)" in view.prep_note.object and "<img" not in view.prep_note.object
 
 
 def test_new_target_options_keep_the_sessions_target(session):
