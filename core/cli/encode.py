@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
                         "the epochs before their event if shorter)")
     p.add_argument("--baselines", default="trf,rtrf", help="comma-separated: trf, rtrf, or 'none'")
     p.add_argument("--ablations", default="none", help="comma-separated: no_init, no_subject, or 'none'")
+    p.add_argument("--reject", type=float, default=16.0,
+                   help="drop epochs with any |value| above this after robust scaling (artefacts; default 16, "
+                        "0: keep every epoch)")
     p.add_argument("--no-importance", action="store_true", help="skip the permutation importance")
     p.add_argument("--repeats", type=int, default=1, help="permutations per feature")
     p.add_argument("--seed", type=int, default=0, help="seed of the data simulator and permutations")
@@ -136,7 +139,8 @@ def run(args) -> int:
     if args.hidden is not None:
         cfg.hidden = args.hidden
     study = EncodingStudy(cfg, baselines=_names(args.baselines), ablations=_names(args.ablations),
-                          importance=not args.no_importance, n_repeats=args.repeats, seed=args.seed)
+                          importance=not args.no_importance, n_repeats=args.repeats, seed=args.seed,
+                          reject=args.reject or None)
     with blas_threads(threads):
         result = study.run(data, progress=say)
     result.attrs["data"] = str(args.data)

@@ -30,7 +30,7 @@ import xarray as xr
 
 from .._files import source_version
 from .._validation import check_option, check_range, ensure_int
-from ._data import check_epochs, split_epochs
+from ._data import REJECT_THRESHOLD, check_epochs, reject_artifacts, split_epochs
 from .dre import DeepRecurrentEncoder, DREConfig
 from .evaluate import correlation_map, post_onset_mean
 from .importance import permutation_importance
@@ -68,6 +68,9 @@ class EncodingStudy:
         Test epochs stored as predicted-vs-actual examples.
     seed : int
         Seed of the permutations (the DRE has its own ``config.seed``), at least 0.
+    reject : float or None
+        Epochs with any |value| above this after robust scaling are dropped from every split
+        (METHODS.md 3.1, default 16; None keeps them all): counted in ``attrs["rejected_epochs"]``.
 
     Notes
     -----
@@ -79,7 +82,7 @@ class EncodingStudy:
 
     def __init__(self, config: DREConfig | None = None, *, baselines: Sequence[str] = BASELINES,
                  ablations: Sequence[str] = (), importance: bool = True, n_repeats: int = 1,
-                 n_examples: int = 8, seed: int = 0):
+                 n_examples: int = 8, seed: int = 0, reject: float | None = REJECT_THRESHOLD):
         self.config = (config or DREConfig()).validate()
         self.baselines = [check_option("baselines", b, BASELINES) for b in baselines]
         self.ablations = [check_option("ablations", a, ABLATIONS) for a in ablations]
@@ -87,6 +90,7 @@ class EncodingStudy:
         self.n_repeats = check_range("n_repeats", ensure_int("n_repeats", n_repeats), low=1)
         self.n_examples = check_range("n_examples", ensure_int("n_examples", n_examples), low=0)
         self.seed = check_range("seed", ensure_int("seed", seed), low=0)
+        self.reject = None if reject is None else check_range("reject", reject, low=0, low_inclusive=False)
 
     def _models(self, lag: float):
         cfg = self.config
@@ -123,11 +127,14 @@ class EncodingStudy:
         say = progress or (lambda msg: None)
         stopped = (lambda: False) if stop is None else (stop.is_set if hasattr(stop, "is_set") else stop)
         check_epochs(data)
-        splits = split_epochs(data)
+        splits, rejected = reject_artifacts(split_epochs(data), self.reject)
         test = splits["test"]
         say(f"{data.sizes['epoch']} epochs of {len(np.unique(data['subject'].values))} subjects: "
             f"{splits['train'].sizes['epoch']} train, {splits['valid'].sizes['epoch']} valid, "
             f"{test.sizes['epoch']} test")
+        if sum(rejected.values()):
+            say(f"dropped {', '.join(f'{n} {k}' for k, n in rejected.items())} epochs with |value| > "
+                f"{self.reject:g} after robust scaling (artefacts; METHODS 3.1)")
         lag = self._baseline_lag(data, say)
         rng = np.random.default_rng(self.seed)
         examples = np.sort(rng.choice(test.sizes["epoch"], min(self.n_examples, test.sizes["epoch"]),
@@ -184,6 +191,8 @@ class EncodingStudy:
             "meg_init": int(self.config.meg_init),
             "baseline_lag_seconds": float(lag),
             "n_epochs": json.dumps({k: int(v.sizes["epoch"]) for k, v in splits.items()}),
+            "rejected_epochs": json.dumps(rejected),
+            "reject_threshold": float(self.reject) if self.reject is not None else float("nan"),
             **truth,
         })
         self.models_ = fitted

@@ -55,15 +55,23 @@ def score_html(scores: dict) -> str:
     return f"<div><span class='us-muted'>post-onset mean r (test epochs):</span> {cards}</div>"
 
 
-def _epochs_text(value) -> str:
-    """``'{"train": 10, "valid": 3, "test": 5}'`` -> ``"5 test epochs (train 10, valid 3)"``."""
+def _epochs_text(value, rejected=None) -> str:
+    """``'{"train": 10, "valid": 3, "test": 5}'`` -> ``"5 test epochs (train 10, valid 3)"``, and
+    the artefact epochs dropped (``attrs["rejected_epochs"]``) where there were any."""
     import json
 
     try:
         n = json.loads(value) if isinstance(value, str) else dict(value or {})
-        return f"{int(n['test'])} test epochs (train {int(n['train'])}, valid {int(n['valid'])})"
+        text = f"{int(n['test'])} test epochs (train {int(n['train'])}, valid {int(n['valid'])})"
     except (TypeError, ValueError, KeyError):
         return ""
+    try:
+        dropped = json.loads(rejected) if isinstance(rejected, str) else dict(rejected or {})
+        if sum(int(v) for v in dropped.values()):
+            text += "; artefact epochs dropped: " + ", ".join(f"{k} {int(v)}" for k, v in dropped.items())
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return text
 
 
 class EncodingView(pn.viewable.Viewer):
@@ -296,7 +304,7 @@ class EncodingView(pn.viewable.Viewer):
             text = "No encoding result yet: load a results file or press <b>Fit</b>."
         else:
             bits = [f"Showing: <b>{esc(es.label)}</b>"]
-            n = _epochs_text(ds.attrs.get("n_epochs"))
+            n = _epochs_text(ds.attrs.get("n_epochs"), ds.attrs.get("rejected_epochs"))
             if n:
                 bits.append(esc(n))
             if "predicted" not in ds:

@@ -144,3 +144,45 @@ def test_mne_epochs_with_metadata(tmp_path):
     epochs.save(path, overwrite=True, verbose="error")
     with pytest.raises(UnitScopeError, match="Features are missing for some events"):
         load_epochs(path)
+
+
+def _with_artefacts(ds, n, rng):
+    """``ds`` with ``n`` of its epochs given a large step (a SQUID jump), on every sensor."""
+    ds = ds.copy(deep=True)
+    bad = np.sort(rng.choice(ds.sizes["epoch"], n, replace=False))
+    ds["meg"].values[bad, :, 40:] += 300 * float(np.abs(ds["meg"].values).std())
+    return ds, bad
+
+
+def test_artefact_epochs_are_dropped_in_every_split_and_the_encoders_decode_again(reading_splits):
+    """METHODS 3.1: epochs with any |value| > 16 after robust scaling are dropped. Six artefact
+    epochs (2% of training) had cut the TRF's test R from 0.18 to 0.01."""
+    from core.encoding._data import reject_artifacts
+    from core.encoding.evaluate import correlation_map, post_onset_mean
+    from core.encoding.linear import TRF
+
+    rng = np.random.default_rng(0)
+    splits, bad = {}, {}
+    for name, ds in reading_splits.items():
+        splits[name], bad[name] = _with_artefacts(ds, {"train": 6, "valid": 2, "test": 2}[name], rng)
+    clean, dropped = reject_artifacts(splits)
+    assert dropped == {"train": 6, "valid": 2, "test": 2}
+    for name, ds in clean.items():  # exactly the artefact epochs went
+        kept = np.setdiff1d(np.arange(splits[name].sizes["epoch"]), bad[name])
+        assert np.array_equal(ds["onset_time"].values, splits[name]["onset_time"].values[kept])
+    assert reject_artifacts(reading_splits)[1] == {"train": 0, "valid": 0, "test": 0}  # clean data: none
+
+    def test_r(tr):
+        return post_onset_mean(correlation_map(TRF().fit(tr["train"], tr["valid"]).predict(tr["test"]),
+                                               tr["test"]["meg"]))
+
+    assert test_r(clean) > 0.15 and test_r(clean) > test_r(reading_splits) - 0.03
+    kept, _ = reject_artifacts({**splits, "test": clean["test"]}, None)
+    assert test_r(kept) < 0.08  # (threshold None: every epoch kept, as before)
+    with pytest.raises(UnitScopeError, match="'threshold' must lie in"):
+        reject_artifacts(splits, 0)
+    with pytest.raises(UnitScopeError, match=r"subject 'S01' keeps 2 'valid' epochs of 5 .*\(at least 3 needed\); raise the threshold"):
+        few = {**splits, "valid": _with_artefacts(reading_splits["valid"].isel(
+            epoch=np.flatnonzero(reading_splits["valid"]["subject"].values == reading_splits["valid"]["subject"].values[0])[:5]),
+            3, np.random.default_rng(1))[0]}
+        reject_artifacts(few)

@@ -30,6 +30,9 @@ def test_result_layout(result, reading_small):
     assert list(result["feature"].values) == ["word_freq", "word_length", "meg", "subject"]
     assert json.loads(result.attrs["dre_config"])["hidden"] == 16
     assert result.attrs["truth_latency_word_freq"] == reading_small.attrs["truth_latency_word_freq"]
+    # METHODS 3.1's artefact rejection ran (the simulated reading holds no artefact epoch)
+    assert json.loads(result.attrs["rejected_epochs"]) == {"train": 0, "valid": 0, "test": 0}
+    assert result.attrs["reject_threshold"] == 16.0
     # scores are the post-onset means of the maps
     r = result["r"].sel(model="trf").sel(time=slice(0, None))
     assert float(result["score"].sel(model="trf")) == pytest.approx(float(np.nanmean(r.values)))
@@ -89,13 +92,14 @@ def test_cli_encode(tmp_path, capsys):
     out = tmp_path / "enc.nc"
     code = main(["encode", "--data", "synthetic-reading", "--subjects", "2", "--words", "150",
                  "--epochs", "1", "--hidden", "8", "--baselines", "trf", "--out", str(out),
-                 "--threads", "1"])
+                 "--threads", "1", "--reject", "20"])
     assert code == 0
     text = capsys.readouterr().out
     assert "dre: post-onset mean r" in text and "trf: post-onset mean r" in text
     assert "importance word_length" in text and f"wrote {out}" in text
     ds = xr.load_dataset(out, engine="h5netcdf")
     assert list(ds["model"].values) == ["dre", "trf"]
+    assert ds.attrs["reject_threshold"] == 20.0
 
 
 def test_cli_encode_errors(tmp_path, capsys):
@@ -108,3 +112,22 @@ def test_cli_encode_errors(tmp_path, capsys):
     xr.Dataset({"x": ("a", [1.0])}).to_netcdf(bad)
     assert main(["encode", "--data", str(bad)]) == 2
     assert "lacks the 'meg' variable" in capsys.readouterr().err
+
+
+def test_artefact_epochs_dropped_are_counted_in_the_result_and_said_in_the_encoding_view(reading_small):
+    from dashboard.views.encoding import _epochs_text
+
+    data = reading_small.copy(deep=True)
+    late = np.argsort(data["onset_time"].values)[-3:]  # test epochs (the split is chronological)
+    data["meg"].values[late, :, 40:] += 300 * float(np.abs(data["meg"].values).std())
+    study = EncodingStudy(DREConfig(meg_init=10, hidden=8, subject_dim=2, n_epochs=1, batch_size=16),
+                          baselines=(), importance=False, n_examples=0)
+    said = []
+    with one_thread():
+        result = study.run(data, progress=said.append)
+    dropped = json.loads(result.attrs["rejected_epochs"])
+    assert dropped["test"] >= 1 and dropped["train"] == 0 and sum(dropped.values()) <= 3
+    assert any(m.startswith(f"dropped 0 train, 0 valid, {dropped['test']} test epochs") for m in said), said
+    text = _epochs_text(result.attrs["n_epochs"], result.attrs["rejected_epochs"])
+    assert text.endswith(f"artefact epochs dropped: train 0, valid 0, test {dropped['test']}")
+    assert "dropped" not in _epochs_text(result.attrs["n_epochs"], '{"train": 0, "valid": 0, "test": 0}')
