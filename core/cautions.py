@@ -9,7 +9,7 @@ from .metrics import FEW_TRIALS, chance_level
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
            "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "probe_classes", "validity_undefined",
            "validity_text", "partial_probe_note", "probe_iterations_done", "passband_text", "in_passband",
-           "passband_note"]
+           "passband_note", "dre_note"]
 
 
 def one_class_note(block: str = "test") -> str:
@@ -216,3 +216,22 @@ def passband_note(band, l_freq: float | None, h_freq: float | None) -> str:
         return ""
     return (f"the band {lo:g}-{hi:g} Hz reaches outside this run's band-pass ({passband}): only {kept[0]:g}-"
             f"{kept[1]:g} Hz of it is in the data the decoder saw, the rest was filtered out")
+
+
+def dre_note(scores: dict) -> str:
+    """``"the DRE scores below the RTRF baseline (r 0.039 vs 0.201): ..."`` when the Deep
+    Recurrent Encoder (``scores["dre"]``, post-onset mean r) does not beat the best linear
+    baseline fitted beside it, else ``""``. METHODS 3.9.1 expects DRE > RTRF > TRF; a small
+    fit (the tests' 3 subjects x 120 words, or a few passes) gives the DRE less than the
+    ridge, and its importance maps then explain a model that learnt little."""
+    names = {"trf": "TRF", "rtrf": "RTRF"}
+    base = {m: float(r) for m, r in scores.items() if m in names and r == r}
+    dre = float(scores.get("dre", float("nan")))
+    if not base or dre != dre:
+        return ""
+    best = max(base, key=base.get)
+    if dre > base[best]:
+        return ""
+    return (f"the DRE scores below the {names[best]} baseline (r {dre:.3f} vs {base[best]:.3f}): it has learnt no "
+            "more than the linear model from these data, and its importance explains little; more words, "
+            "subjects or passes (the shipped result: 6 subjects x 600 words, 20 passes) let it")

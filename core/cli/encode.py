@@ -158,8 +158,13 @@ def result_lines(result) -> list[str]:
 
     from ..encoding import peak_latency
 
+    from ..cautions import dre_note
+
     lines = [f"{model}: post-onset mean r {float(result['score'].sel(model=model)):.4f}"
              for model in result["model"].values]
+    note = dre_note({str(m): float(result["score"].sel(model=m)) for m in result["model"].values})
+    if note:
+        lines.append(f"note: {note}")
     if "loss_increase" in result:
         for f in result["feature"].values:
             loss = float(result["loss_increase"].sel(feature=f))

@@ -52,7 +52,12 @@ def score_html(scores: dict) -> str:
         f'<span class="us-enc-score" data-model="{esc(m)}" style="display:inline-block;margin-right:18px">'
         f'<span class="us-muted">{esc(MODEL_LABELS.get(m, m))}</span> <b style="font-size:17px">{r:.3f}</b></span>'
         for m, r in scores.items())
-    return f"<div><span class='us-muted'>post-onset mean r (test epochs):</span> {cards}</div>"
+    from core.cautions import dre_note
+
+    note = dre_note(scores)
+    warn = (f'<div class="us-alert us-alert-warning us-dre-note" role="note">{esc(note[0].upper() + note[1:])}.</div>'
+            if note else "")
+    return f"<div><span class='us-muted'>post-onset mean r (test epochs):</span> {cards}{warn}</div>"
 
 
 def _epochs_text(value, rejected=None) -> str:

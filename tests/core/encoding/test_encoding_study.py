@@ -100,6 +100,9 @@ def test_cli_encode(tmp_path, capsys):
     ds = xr.load_dataset(out, engine="h5netcdf")
     assert list(ds["model"].values) == ["dre", "trf"]
     assert ds.attrs["reject_threshold"] == 20.0
+    dre, trf = float(ds["score"].sel(model="dre")), float(ds["score"].sel(model="trf"))
+    # one pass over 2 x 150 words: the DRE seldom beats the ridge, and is then said to have learnt little
+    assert (f"note: the DRE scores below the TRF baseline (r {dre:.3f} vs {trf:.3f})" in text) == (dre <= trf)
 
 
 def test_cli_encode_errors(tmp_path, capsys):
@@ -131,3 +134,16 @@ def test_artefact_epochs_dropped_are_counted_in_the_result_and_said_in_the_encod
     text = _epochs_text(result.attrs["n_epochs"], result.attrs["rejected_epochs"])
     assert text.endswith(f"artefact epochs dropped: train 0, valid 0, test {dropped['test']}")
     assert "dropped" not in _epochs_text(result.attrs["n_epochs"], '{"train": 0, "valid": 0, "test": 0}')
+
+
+def test_a_dre_that_does_not_beat_the_linear_baselines_is_said_to_have_learnt_little():
+    from core.cautions import dre_note
+    from dashboard.views.encoding import score_html
+
+    note = dre_note({"dre": 0.039, "trf": 0.181, "rtrf": 0.201})
+    assert note.startswith("the DRE scores below the RTRF baseline (r 0.039 vs 0.201): it has learnt no more")
+    assert dre_note({"dre": 0.284, "trf": 0.155, "rtrf": 0.257}) == ""  # the shipped result
+    assert dre_note({"dre": 0.1}) == "" and dre_note({"trf": 0.1, "rtrf": 0.2}) == ""  # nothing to compare
+    assert dre_note({"dre": 0.1, "trf": float("nan")}) == ""
+    assert "us-dre-note" in score_html({"dre": 0.039, "trf": 0.181})
+    assert "us-dre-note" not in score_html({"dre": 0.284, "trf": 0.155, "rtrf": 0.257})
