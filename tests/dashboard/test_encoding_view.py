@@ -54,6 +54,24 @@ def test_the_shipped_result_is_small_documented_and_valid():
     assert shipped_result() is ds  # shared read-only by every session
 
 
+def test_the_shipped_result_meets_the_synthetic_validation_targets():
+    """METHODS 3.9.1 on the shipped fit (6 subjects x 600 words): DRE > RTRF > TRF in
+    post-onset mean R, and the DRE's importance of word length and word frequency peaks near
+    the latencies where the simulated responses live (the importance maps the view shows
+    explain a model that learnt them). Small fits miss these (the tests' own, 3 x 120 words:
+    DRE 0.04 < TRF 0.18); the views and the command line then say so (core.cautions.dre_note).
+    Not met, and so not asserted: NO-SUB below the DRE (0.286 vs 0.284 when fitted beside it
+    at this size, with the simulated subjects' sensor patterns 60% apart)."""
+    from core.encoding import peak_latency
+
+    ds = shipped_result()
+    score = {str(m): float(ds["score"].sel(model=m)) for m in ds["model"].values}
+    assert score["dre"] > score["rtrf"] > score["trf"], score
+    for feature in ("word_length", "word_freq"):
+        error = abs(peak_latency(ds, feature) - ds.attrs[f"truth_latency_{feature}"])
+        assert error <= 0.1, (feature, error)
+
+
 def test_the_shipped_result_is_what_the_current_encoding_code_computes():
     """The Encoding view shows it as what the engine computes: a change to core/encoding needs
     ``python -m dashboard.encoding_demo`` to remake it."""
