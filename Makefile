@@ -25,7 +25,7 @@ browser:
 	fi
 
 demo: setup
-	$(BIN)/panel serve launch.py --show --num-threads 2
+	$(BIN)/panel serve launch.py --address localhost --show --num-threads 2
 
 test: setup browser
 	$(BIN)/python -m pytest --ui

@@ -82,3 +82,10 @@ def test_the_deconvolution_example_runs_on_the_demo(demo_ws):
     assert output.attrs["signal"] == "output" and output.attrs["r2"] > 0.5
     assert output.attrs["lag_start"] <= -0.5 and output.attrs["valid_loss_on"] == "held-out segments"
     assert env.shape == demo_ws.recording.signals.shape
+
+
+def test_make_demo_runs_what_the_readme_says_it_runs():
+    make = (README.parent / "Makefile").read_text()
+    command = next(line.strip() for line in make.splitlines() if "panel serve" in line).replace("$(BIN)/", "")
+    assert "--address localhost" in command  # this machine only (DESIGN)
+    assert f"`make demo` runs `{command}`" in " ".join(README.read_text().split())

@@ -140,7 +140,7 @@ def serve_app(*, env: dict | None = None, port: int | None = None, num_threads: 
     binds localhost (Panel's default).
     """
     port = port or _free_port()
-    cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "launch.py"), "--port", str(port),
+    cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "launch.py"), "--address", "localhost", "--port", str(port),
            "--num-threads", str(num_threads), "--liveness"]
     full_env = {**os.environ, **(env or {})}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL

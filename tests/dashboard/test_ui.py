@@ -64,6 +64,29 @@ _FOCUSED_OUTLINE = """() => { let el = document.activeElement;
     const s = getComputedStyle(el); return [el.tagName, s.outlineStyle, s.outlineWidth]; }"""
 
 
+def test_the_server_listens_on_this_machine_only(server):
+    """DESIGN: the server binds to localhost unless told otherwise (Panel's default listened on
+    every interface). Connecting through this machine's own network address is refused."""
+    import socket
+    from urllib.parse import urlparse
+
+    port = urlparse(server).port
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # (no packet is sent: this picks the outgoing interface)
+        own = probe.getsockname()[0]
+    except OSError:
+        own = ""
+    finally:
+        probe.close()
+    if not own or own.startswith("127."):
+        pytest.skip("this machine has no network address besides loopback")
+    with pytest.raises(OSError):
+        socket.create_connection((own, port), timeout=5).close()
+
+
 def test_the_keyboard_focus_is_outlined(server, app_page):
     """Tab moves through the controls with a visible outline on the one focused (Panel's theme
     drew none: on a projector, keyboard use showed nothing)."""
