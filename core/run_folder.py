@@ -116,7 +116,7 @@ DATA_OPTIONS = {"target": "target (--target)", "picks": "picks (--picks)", "l_fr
 
 
 TRAIN_OPTIONS = {"model": "model (--model)", "n_times": "n_times (--n-times)", "lr": "lr (--lr)",
-                  "seed": "seed (--seed)", "batch_size": "batch_size", "scheduler": "scheduler",
+                  "seed": "seed (--seed)", "batch_size": "batch_size", "scheduler": "scheduler (--scheduler)",
                   "weight_decay": "weight_decay", "drop_prob": "drop_prob"}
 
 

@@ -115,13 +115,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a Deep4/Shallow decoder and write a run folder")
     add_data_args(p)
     p.add_argument("--out", required=True, help="run folder to write (config.json, model.pt, checkpoint.pt)")
-    p.add_argument("--epochs", type=int, default=None, help=f"maximum epochs (default {d.max_epochs})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"maximum epochs (default {d.max_epochs}; the plain demo's Deep4: 30, the shipped decoder's "
+                        "recipe, with a constant learning rate)")
     p.add_argument("--patience", type=int, default=None,
                    help=f"stop after this many epochs without validation improvement (default {d.patience})")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate (default: the decoder's own, "
                         + ", ".join(f"{k} {TrainConfig(model=k).learning_rate:g}" for k in ("deep4", "shallow"))
                         + ")")
+    p.add_argument("--scheduler", default=None, choices=("cosine", "none"),
+                   help=f"learning-rate schedule: cosine annealing or none (constant) (default {d.scheduler}; the "
+                        "plain demo's Deep4: none)")
     p.add_argument("--seed", type=seed_arg, default=None, help=f"training seed (default {d.seed})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -211,13 +216,30 @@ def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> 
                              f"{'of at least' if ckpt.name == PARTIAL_FILE else 'above'} {done}.")
 
 
-def _train_config(args, run_cfg: dict | None):
-    """TrainConfig: the options given, over the run's own (``--resume``) or the defaults."""
+def demo_recipe(spec, model: str) -> dict:
+    """The shipped demo decoder's recipe (``core.workspace.DEMO_TRAIN``: 30 epochs at a constant
+    learning rate of 1e-3) for ``model`` on the plain demo (no ipsilateral movements), as the
+    app's Train and ``Workspace.demo()`` use it; ``{}`` otherwise. A ``train --data demo``
+    with TrainConfig's defaults (25 epochs, cosine) did not train the decoder the app shows."""
+    from ..workspace import DEMO_TRAIN
+
+    plain = (spec.source == "demo" and not spec.ipsi_fraction and spec.duration == 600.0 and spec.seed == 0
+             and spec.target is None)
+    return dict(DEMO_TRAIN.get(model, {})) if plain else {}
+
+
+def _train_config(args, run_cfg: dict | None, spec=None):
+    """TrainConfig: the options given, over the run's own (``--resume``), the plain demo's
+    recipe (:func:`demo_recipe`) or the defaults."""
     from ..train_config import TrainConfig
 
-    cfg = TrainConfig.from_dict(run_cfg["train"]) if run_cfg is not None else TrainConfig()
+    if run_cfg is not None:
+        cfg = TrainConfig.from_dict(run_cfg["train"])
+    else:
+        model = args.model or TrainConfig.model
+        cfg = TrainConfig(model=model, **(demo_recipe(spec, model) if spec is not None else {}))
     given = {"model": args.model, "max_epochs": args.epochs, "n_times": args.n_times, "seed": args.seed,
-             "patience": args.patience, "lr": args.lr, "device": args.device}
+             "patience": args.patience, "lr": args.lr, "device": args.device, "scheduler": args.scheduler}
     for name, val in given.items():
         if val is not None:
             setattr(cfg, name, val)
@@ -288,7 +310,7 @@ def _train(args, out: Path) -> int:
         spec = _resume_spec(args, out, run_cfg)
     else:
         spec = data_spec(args)
-    cfg = _train_config(args, run_cfg)
+    cfg = _train_config(args, run_cfg, spec)
     threads = configure_threads(args.threads)
     device = resolve_device(cfg.device)
     ws = create_workspace(args, spec, cfg)
@@ -298,6 +320,11 @@ def _train(args, out: Path) -> int:
     print(f"unitscope train: {cfg.model} on {what} ({ws.task}, {ws.recording.n_chans} channels, "
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
           f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
+    recipe = demo_recipe(spec, cfg.model) if run_cfg is None else {}
+    if recipe:
+        print(f"unitscope train: the plain demo's {cfg.model}: the shipped decoder's recipe "
+              f"({', '.join(f'{k} {v:g}' if isinstance(v, float) else f'{k} {v}' for k, v in recipe.items())}; "
+              "options given override it)", file=sys.stderr)
     if ws.task == "classification":
         overlap = trial_overlap_note(ws.recording.events, target_types(spec.target), spec.tmin, spec.tmax)
         if overlap:

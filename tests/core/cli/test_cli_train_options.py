@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from core.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _one_line_error(capsys, command: str) -> str:
@@ -204,7 +207,7 @@ def test_help_says_the_demo_and_the_defaults(capsys):
     d = TrainConfig()
     text = _help("train", capsys)
     assert "'demo' or left out: the built-in demo recording" in text
-    for expected in (f"decoder (default {d.model})", f"maximum epochs (default {d.max_epochs})",
+    for expected in (f"decoder (default {d.model})", f"maximum epochs (default {d.max_epochs};", f"(default {d.scheduler};",
                      "start relative to events, s (default 0)", "end relative to events, s (default 4)",
                      f"(default {d.n_times})", f"improvement (default {d.patience})", "Adam learning rate (default"):
         assert expected in text
@@ -270,3 +273,30 @@ def test_a_run_trained_on_a_relative_path_opens_from_any_folder(edf_like, tmp_pa
     assert str(study / "rec_raw.fif") in err and str(moved / "rec_raw.fif") in err
     shutil.move(str(tmp_path / "gone_raw.fif"), moved / "rec_raw.fif")  # put beside the run folder
     assert main(["occlude", str(moved), "--band", "8", "30", "--json"]) == 0
+
+
+def test_the_plain_demo_trains_with_the_shipped_decoders_recipe():
+    """``train --data demo`` trains Deep4 as the shipped decoder was (and as the app's Train
+    does): 30 epochs at a constant learning rate. It had used TrainConfig's 25 cosine epochs,
+    and a command-line user could not train the decoder the app and the lesson show."""
+    import argparse
+
+    from core.cli.train import _train_config, add_parser, data_spec
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    parser = sub.choices["train"]
+    shipped = json.loads((ROOT / "assets" / "demo-deep4" / "config.json").read_text())["train"]
+
+    def config(*argv):
+        args = parser.parse_args(["--out", "x", *argv])
+        return _train_config(args, None, data_spec(args))
+
+    cfg = config("--data", "demo")
+    assert (cfg.model, cfg.max_epochs, cfg.scheduler, cfg.learning_rate) == (
+        "deep4", shipped["max_epochs"], shipped["scheduler"], shipped["lr"])
+    cfg = config("--data", "demo", "--epochs", "2", "--scheduler", "cosine")  # what is given wins
+    assert (cfg.max_epochs, cfg.scheduler, cfg.learning_rate) == (2, "cosine", 1e-3)
+    for argv in (["--model", "shallow"], ["--demo-ipsi-fraction", "0.3"]):  # no shipped recipe: the defaults
+        cfg = config("--data", "demo", *argv)
+        assert (cfg.max_epochs, cfg.scheduler) == (25, "cosine"), argv
