@@ -1,11 +1,10 @@
 """Batches of independent runs (recordings, decoders, seeds) on Dask distributed.
 
-Training and probing many subjects, models or seeds is embarrassingly parallel (DESIGN.md,
-"Beyond one machine"): each run is one task handed to an existing engine, Dask
-distributed, on a local cluster by default or on a lab cluster given its scheduler
-address. There is no home-made scheduler here: this module only describes the runs,
-executes one run in a worker (:func:`run_one`), and gathers the workers' summaries into
-one :class:`xarray.Dataset` (dim ``run``).
+Training and probing many subjects, models or seeds is embarrassingly parallel: each run
+is one task handed to an existing engine, Dask distributed, on a local cluster by default
+or on a lab cluster given its scheduler address. There is no home-made scheduler here:
+this module only describes the runs, executes one run in a worker (:func:`run_one`), and
+gathers the workers' summaries into one :class:`xarray.Dataset` (dim ``run``).
 
 Each run writes its own folder ``OUT/<name>/`` (``model.pt``, ``config.json`` and, with a
 probe, ``probe.nc``), so any run can be opened later with ``Workspace.load`` or the app.

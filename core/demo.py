@@ -1,6 +1,6 @@
 """The demo recording: a deterministic simulator of a reaching task on a 4 x 8 ECoG grid.
 
-Ground truth a test can check (DESIGN.md, "The demo recording"):
+Ground truth a test can check:
 
 * 250 Hz, 10 minutes, 32 channels on a 4 x 8 grid (4 mm pitch), 1/f background noise that
   is spatially correlated (Gaussian kernel over grid distance).

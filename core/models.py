@@ -331,7 +331,7 @@ def _linear_twin(model: nn.Module) -> nn.Module:
 def describe_model(model: nn.Module, blocks, *, n_chans: int, n_times: int, output: str) -> list[LayerInfo]:
     """Make any decoder with conv blocks one UnitScope can probe, prune and scan (Python API).
 
-    [A] DESIGN asks that any ``nn.Module`` with conv blocks can be wrapped. The blocks are
+    [A] Any ``nn.Module`` with conv blocks can be wrapped. The blocks are
     named by the caller; UnitScope measures each block's units and receptive field and keeps
     the layer map on the model (``layer_map`` then returns it), so :func:`core.probing.probe_units`,
     :class:`core.pruning.MaskEvaluator`, ``pruning_curve``, ``ablation_effects`` and

@@ -89,3 +89,17 @@ def test_make_demo_runs_what_the_readme_says_it_runs():
     command = next(line.strip() for line in make.splitlines() if "panel serve" in line).replace("$(BIN)/", "")
     assert "--address localhost" in command  # this machine only (DESIGN)
     assert f"`make demo` runs `{command}`" in " ".join(README.read_text().split())
+
+
+def test_every_methods_section_the_code_cites_is_in_the_shipped_methods():
+    """Docstrings cite "METHODS.md 1.7" or "METHODS 3.9.1": docs/METHODS.md is shipped, and
+    holds each section cited (a numbered item of a section for a third number)."""
+    root = README.parent
+    methods = (root / "docs" / "METHODS.md").read_text()
+    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)[ .]", methods, flags=re.M))
+    cited = set()
+    for path in [README, *root.glob("core/**/*.py"), *root.glob("dashboard/**/*.py"), *root.glob("tests/**/*.py")]:
+        cited.update(re.findall(r"METHODS(?:\.md)?,? (?:section )?§?(\d+(?:\.\d+)*)", path.read_text()))
+    assert len(cited) > 20
+    missing = sorted(c for c in cited if ".".join(c.split(".")[:2]) not in sections)
+    assert not missing, f"cited but not in docs/METHODS.md: {missing}"
