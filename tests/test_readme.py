@@ -87,7 +87,7 @@ def test_the_deconvolution_example_runs_on_the_demo(demo_ws):
 def test_make_demo_runs_what_the_readme_says_it_runs():
     make = (README.parent / "Makefile").read_text()
     command = next(line.strip() for line in make.splitlines() if "panel serve" in line).replace("$(BIN)/", "")
-    assert "--address localhost" in command  # this machine only (DESIGN)
+    assert "--address localhost" in command  # this machine only, unless told otherwise
     assert f"`make demo` runs `{command}`" in " ".join(README.read_text().split())
 
 

@@ -27,13 +27,14 @@ def add_parser(sub) -> None:
                    help="the BIDS folders' recordings to run: 'task=reach', 'sub-01', 'subject=01,run=1' "
                         "(default: all)")
     p.add_argument("--target", default=None, help="channel, 'events' or 'events:T1,T2' (as for train)")
-    p.add_argument("--model", nargs="+", default=["deep4"], choices=("deep4", "shallow"))
+    p.add_argument("--model", nargs="+", default=["deep4"], choices=("deep4", "shallow"),
+                   help="decoders, one run each (default deep4)")
     p.add_argument("--seeds", nargs="+", type=seed_arg, default=None,
                    help="training seeds (default: the training default)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per run")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per run (default: the training default, 25)")
     p.add_argument("--duration", type=float, default=None, help="demo length in seconds (default 600)")
     p.add_argument("--probe", action="store_true", help="probe every run after training (writes probe.nc)")
-    p.add_argument("--iterations", type=int, default=None, help="probe iterations per pass (with --probe)")
+    p.add_argument("--iterations", type=int, default=None, help="probe iterations per pass (with --probe; default: the probe's, 24)")
     p.add_argument("--out", required=True, help="batch folder (one sub-folder per run, and batch.nc)")
     p.add_argument("--scheduler", default=None, help="address of a Dask scheduler (default: a local cluster)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: cores / threads per worker)")

@@ -25,21 +25,21 @@ def add_parser(sub) -> None:
                    help="built-in data set or an encoding data file (.nc, -epo.fif)")
     p.add_argument("--out", default="encoding.nc", help="results file (netCDF, default encoding.nc)")
     p.add_argument("--quick", action="store_true", help="a small run (fewer subjects, words and passes)")
-    p.add_argument("--subjects", type=int, default=None, help="synthetic-reading: number of subjects")
-    p.add_argument("--words", type=int, default=None, help="synthetic-reading: words per subject")
-    p.add_argument("--epochs", type=int, default=None, help="DRE passes over the training set")
-    p.add_argument("--hidden", type=int, default=None, help="DRE conv/LSTM width")
+    p.add_argument("--subjects", type=int, default=None, help="synthetic-reading: number of subjects (default 10; --quick 4)")
+    p.add_argument("--words", type=int, default=None, help="synthetic-reading: words per subject (default 800; --quick 300)")
+    p.add_argument("--epochs", type=int, default=None, help="DRE passes over the training set (default 20; --quick 6)")
+    p.add_argument("--hidden", type=int, default=None, help="DRE conv/LSTM width (default 64)")
     p.add_argument("--init-seconds", type=float, default=None,
                    help="initial brain state given to the models, seconds (default 1/3, or the part of "
                         "the epochs before their event if shorter)")
-    p.add_argument("--baselines", default="trf,rtrf", help="comma-separated: trf, rtrf, or 'none'")
-    p.add_argument("--ablations", default="none", help="comma-separated: no_init, no_subject, or 'none'")
+    p.add_argument("--baselines", default="trf,rtrf", help="comma-separated: trf, rtrf, or 'none' (default trf,rtrf)")
+    p.add_argument("--ablations", default="none", help="comma-separated: no_init, no_subject, or 'none' (default none)")
     p.add_argument("--reject", type=float, default=16.0,
                    help="drop epochs with any |value| above this after robust scaling (artefacts; default 16, "
                         "0: keep every epoch)")
     p.add_argument("--no-importance", action="store_true", help="skip the permutation importance")
-    p.add_argument("--repeats", type=int, default=1, help="permutations per feature")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data simulator and permutations")
+    p.add_argument("--repeats", type=int, default=1, help="permutations per feature (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data simulator and permutations (default 0)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.set_defaults(func=run)
 

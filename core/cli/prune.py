@@ -46,20 +46,21 @@ def add_parser(sub) -> None:
                         "or test when --block is valid); never the measured block, whose noise the ranking "
                         "would then follow")
     p.add_argument("--reduce", default="max", choices=("max", "energy"),
-                   help="per-unit summary of a probe map: max |r| over channels and bands (default) or "
-                        "the sum of squares (total sensitivity)")
+                   help="per-unit summary of a probe: max, its statistic (the max over channels and bands of "
+                        "|band-mean r|, each band weighted by the square root of its bins; default), or energy, the "
+                        "sum of squares of its channel x band maps (total sensitivity)")
     p.add_argument("--scores", default=None, metavar="FILE",
                    help="netCDF with per-unit scores (default RUN_DIR/probe.nc when present)")
     p.add_argument("--fractions", default=None, help="comma-separated fractions (default 0,0.1,...,1)")
-    p.add_argument("--orders", default="most,least,random", help="pruning orders (most, least, random)")
-    p.add_argument("--repeats", type=int, default=20, help="random orders drawn for the random curve")
+    p.add_argument("--orders", default="most,least,random", help="pruning orders (most, least, random; default all three)")
+    p.add_argument("--repeats", type=int, default=20, help="random orders drawn for the random curve (default 20)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random orders (default 0)")
     p.add_argument("--ablation", action="store_true", help="with --curve: add every unit's single-unit drop")
     p.add_argument("--out", default=None, help="curves file (default RUN_DIR/prune_curves.nc)")
     p.add_argument("--finetune", action="store_true",
                    help="with --units: a short masked fine-tune of a copy afterwards, to see how much of the "
                         "metric it recovers (the run's weights stay as they are; the tuned copy is not saved)")
-    p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.set_defaults(func=run)
 

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--curves", default=None, metavar="FILE",
                    help="pruning curves (default RUN_DIR/prune_curves.nc if present)")
     p.add_argument("--mask", default=None, metavar="FILE", help="pruning mask (JSON) whose effect is reported")
-    p.add_argument("--units", default="", help="units whose maps are drawn, e.g. conv_3/5,conv_4/17")
+    p.add_argument("--units", default="", help="units whose maps are drawn, e.g. conv_3/5,conv_4/17 (default none)")
     p.add_argument("--kernels", action="store_true", help="fit DUNL kernels of the decoder output (test block); "
                    "results of 'unitscope deconv' in RUN_DIR (deconv_*.nc) are reported in any case")
     p.add_argument("--title", default=None, help="report title")

@@ -65,7 +65,7 @@ _FOCUSED_OUTLINE = """() => { let el = document.activeElement;
 
 
 def test_the_server_listens_on_this_machine_only(server):
-    """DESIGN: the server binds to localhost unless told otherwise (Panel's default listened on
+    """The server binds to localhost unless told otherwise (Panel's default listened on
     every interface). Connecting through this machine's own network address is refused."""
     import socket
     from urllib.parse import urlparse

@@ -300,3 +300,29 @@ def test_the_plain_demo_trains_with_the_shipped_decoders_recipe():
     for argv in (["--model", "shallow"], ["--demo-ipsi-fraction", "0.3"]):  # no shipped recipe: the defaults
         cfg = config("--data", "demo", *argv)
         assert (cfg.max_epochs, cfg.scheduler) == (25, "cosine"), argv
+
+
+def test_every_option_with_a_default_says_it_in_its_help(capsys):
+    """A user reads the defaults in --help: every option whose default is a value (not None,
+    not a switch) says "default" in its help text; the numbers that other classes own are
+    theirs."""
+    import argparse
+
+    from core.cli import build_parser
+    from core.encoding.dre import DREConfig
+    from core.probing import ProbeConfig
+    from core.training import TrainConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = []
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                    and not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction))
+                    and "default" not in (action.help or "")):
+                silent.append(f"{name} {action.option_strings[0]} (default {action.default!r})")
+    assert not silent, silent
+    text = _help("encode", capsys)
+    assert f"(default {DREConfig().n_epochs};" in text and f"(default {DREConfig().hidden})" in text
+    text = _help("batch", capsys)
+    assert f"the probe's, {ProbeConfig().n_iterations})" in text and f"the training default, {TrainConfig().max_epochs})" in text
