@@ -23,8 +23,23 @@ __all__ = ["main"]
 SUBCOMMANDS = ("info", "train", "import_weights", "probe", "occlude", "prune", "deconv", "encode", "report", "batch", "bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (a value of the wrong type, a choice not offered, a required option
+    left out) in one line, as UnitScope's: argparse printed its usage block first, 10 lines
+    for ``train``, above the one that says what was wrong. ``--help`` still shows the usage."""
+
+    def error(self, message):
+        from .._validation import suggest
+
+        hint = ""
+        m = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if m:  # a misspelt subcommand or choice: the closest one named
+            hint = suggest(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+        self.exit(2, f"{self.prog}: error: {message}.{hint} ('{self.prog} --help' lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="unitscope",
         description="Train, probe, prune and deconvolve convolutional decoders of brain signals.",
     )

@@ -3,6 +3,7 @@ info`` matches them, band checks, and the number of trials or windows a held-out
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -254,3 +255,19 @@ def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: 
     chance = chance_level(task, k)
     return (f"caution: {whose} {block} {metric_name} is {metric:.4f}, not above chance ({chance:g}): "
             f"what {doing} says nothing about what a decoder that works needs")
+
+
+@contextlib.contextmanager
+def option_names(names: dict):
+    """UnitScopeErrors raised inside name the command line's options, not the fields they set:
+    ``{"max_epochs": "--epochs"}`` turns "'max_epochs' must lie in [1, inf], got 0" into
+    "--epochs must lie in [1, inf], got 0" (a user of ``--epochs 0`` met the field's name)."""
+    try:
+        yield
+    except UnitScopeError as exc:
+        text = str(exc)
+        for field, option in names.items():
+            text = text.replace(f"'{field}'", option)
+        if text == str(exc):
+            raise
+        raise UnitScopeError(text) from exc

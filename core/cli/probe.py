@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .._validation import UnitScopeError
 from ..cautions import partial_probe_note, validity_text  # the validity check's words: the app says them too
-from ._common import Progress, bar, check_out_file, seed_arg
+from ._common import Progress, bar, check_out_file, option_names, seed_arg
 
 
 def class_lines(ds) -> list[str]:
@@ -91,11 +91,13 @@ def run(args) -> int:
         raise UnitScopeError(f"{str(partial_path(out))!r} is a folder: an interrupted probe writes its partial result "
                              "there; move or rename the folder.")
     threads = configure_threads(args.threads)
-    cfg = ProbeConfig(n_iterations=args.iterations, n_windows=args.windows,
-                      layers=args.layers.split(",") if args.layers else None, site=args.site,
-                      noise=args.noise, noise_scale=args.noise_scale, phase_variant=args.variant,
-                      n_null=args.null, resolution=args.resolution, alpha=args.alpha,
-                      seed=args.seed).validate()
+    with option_names({"n_iterations": "--iterations", "n_windows": "--windows", "noise_scale": "--noise-scale",
+                       "n_null": "--null", "alpha": "--alpha"}):
+        cfg = ProbeConfig(n_iterations=args.iterations, n_windows=args.windows,
+                          layers=args.layers.split(",") if args.layers else None, site=args.site,
+                          noise=args.noise, noise_scale=args.noise_scale, phase_variant=args.variant,
+                          n_null=args.null, resolution=args.resolution, alpha=args.alpha,
+                          seed=args.seed).validate()
     ws = Workspace.load(args.run_dir)
     bands = ws.probe_bands()  # within the run's band-pass, where it has one
     if bands is not None:

@@ -14,10 +14,11 @@ import sys
 import threading
 from pathlib import Path
 
-from .._validation import UnitScopeError
+from .._validation import UnitScopeError, check_range
 from ..cautions import trial_overlap_note
 from ..recording import target_types
-from ._common import Progress, bar, check_out_dir, metric_cautions, on_count, per_class_line, seed_arg
+from ._common import (Progress, bar, check_out_dir, metric_cautions, on_count, option_names, per_class_line,
+                      seed_arg)
 
 DEMO_TEXT = "the built-in demo recording (simulated 32-channel ECoG of a reaching task, target hand speed)"
 
@@ -311,6 +312,11 @@ def _train(args, out: Path) -> int:
     else:
         spec = data_spec(args)
     cfg = _train_config(args, run_cfg, spec)
+    with option_names({"max_epochs": "--epochs", "n_times": "--n-times", "patience": "--patience", "lr": "--lr",
+                       "seed": "--seed", "ipsi_fraction": "--demo-ipsi-fraction"}):
+        cfg.validate()  # before any data are read, in the options' own names
+        if spec.source == "demo":
+            check_range("ipsi_fraction", spec.ipsi_fraction, low=0.0, high=1.0)
     threads = configure_threads(args.threads)
     device = resolve_device(cfg.device)
     ws = create_workspace(args, spec, cfg)

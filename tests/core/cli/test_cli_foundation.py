@@ -73,10 +73,30 @@ def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
     (["info", "/no/such/file.edf"], "does not exist"),
     (["train", "--data", "demo", "--target", "G3", "--out", "x"], "is not in the recording"),
     (["bench", "trian"], "Unknown benchmark 'trian'"),
-    (["train", "--demo-ipsi-fraction", "1.5", "--out", "x"], "'ipsi_fraction' must lie in"),
+    (["train", "--demo-ipsi-fraction", "1.5", "--out", "x"], "--demo-ipsi-fraction must lie in"),
+    (["train", "--epochs", "0", "--out", "x"], "--epochs must lie in [1, inf], got 0"),
     (["train", "--data", "rec.edf", "--demo-ipsi-fraction", "0.5", "--out", "x"], "applies to the demo recording only"),
 ])
 def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith(f"unitscope {argv[0]}: error:")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--seed", "-1", "--out", "x"], "argument --seed: expected a whole number from 0 to 4294967295, got -1."),
+    (["train", "--model", "deep5", "--out", "x"], "invalid choice: 'deep5' (choose from 'deep4', 'shallow'). "
+                                                  "Did you mean 'deep4'?"),
+    (["trian"], "invalid choice: 'trian' (choose from 'info', 'train',"),
+    (["probe"], "the following arguments are required: RUN_DIR."),
+])
+def test_argparse_errors_print_one_line_too(argv, message, capsys):
+    """argparse's own errors had its usage block above them (10 lines for train)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    prog = "unitscope" if argv[0] == "trian" else f"unitscope {argv[0]}"
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith(f"{prog}: error:"), err
+    assert message in err[0] and err[0].endswith(f"('{prog} --help' lists the options)")
+    if argv[0] == "trian":
+        assert "Did you mean 'train'?" in err[0]

@@ -69,7 +69,7 @@ def test_maps_binned_or_left_out_and_the_size_said(run_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["--layers", "conv_9"], "Allowed values are 'conv_time_spat'"),
-    (["--iterations", "0"], "'n_iterations' must lie in"),
+    (["--iterations", "0"], "--iterations must lie in"),
     (["--block", "tets"], "Unknown block 'tets'"),
 ])
 def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, match):
