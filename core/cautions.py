@@ -233,5 +233,5 @@ def dre_note(scores: dict) -> str:
     if dre > base[best]:
         return ""
     return (f"the DRE scores below the {names[best]} baseline (r {dre:.3f} vs {base[best]:.3f}): it has learnt no "
-            "more than the linear model from these data, and its importance explains little; more words, "
-            "subjects or passes (the shipped result: 6 subjects x 600 words, 20 passes) let it")
+            "more than the linear model from these data, and its importance explains little; fit it on more "
+            "words, subjects or passes (the shipped result, DRE above both: 6 subjects x 600 words, 20 passes)")

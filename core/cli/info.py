@@ -57,6 +57,9 @@ def run(args) -> int:
         from ..batch import BATCH_FILE
 
         folder = Path(args.path)
+        if not folder.exists():  # (named "Recording ... does not exist" when it was a run or a result)
+            raise UnitScopeError(f"{str(folder)!r} does not exist; info takes a recording, a BIDS folder, a run "
+                                 "folder, a result file (.nc) or 'demo'.")
         if (folder / "config.json").is_file():
             return _run_info(folder, as_json=args.json)
         if (folder / BATCH_FILE).is_file():
@@ -115,7 +118,7 @@ def run(args) -> int:
     if len(kinds) > MOST_TYPES:  # (a file's thousands of codes printed 191 KB)
         kinds = kinds[:MOST_TYPES] + [f"... {len(kinds) - MOST_TYPES} more types (--json lists all)"]
     print(f"events     {sum(ev.values())}" + (f": {', '.join(kinds)}" if ev else "")
-          + (f" ({spacing:g} s apart, median)" if spacing is not None else ""))
+          + (f" ({spacing:.3g} s apart, median)" if spacing is not None else ""))
     targets = label_targets(ev)
     if targets:
         print(f"labels     --target {' | '.join(targets[:6])}{' | ...' if len(targets) > 6 else ''}")
@@ -354,7 +357,8 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
         prep.append(f"{len(d['picks'])} picked channels")
     if d.get("l_freq") or d.get("h_freq"):
         phase = d.get("filter_phase", "zero")  # (runs from before the choice: zero phase)
-        prep.append(f"band-pass {d.get('l_freq') or 0:g}-{d.get('h_freq') or 'Nyquist'} Hz "
+        high = f"{d['h_freq']:g}" if d.get("h_freq") else "Nyquist"
+        prep.append(f"band-pass {d.get('l_freq') or 0:g}-{high} Hz "
                     f"({'causal' if phase == 'causal' else 'zero-phase'})")
     if d.get("sfreq"):
         prep.append(f"resampled to {d['sfreq']:g} Hz")

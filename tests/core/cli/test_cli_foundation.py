@@ -71,6 +71,7 @@ def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["info", "/no/such/file.edf"], "does not exist"),
+    (["info", "/no/such/run"], "'/no/such/run' does not exist; info takes a recording, a BIDS folder, a run folder"),
     (["train", "--data", "demo", "--target", "G3", "--out", "x"], "is not in the recording"),
     (["bench", "trian"], "Unknown benchmark 'trian'"),
     (["train", "--demo-ipsi-fraction", "1.5", "--out", "x"], "--demo-ipsi-fraction must lie in"),
