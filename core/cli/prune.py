@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import Progress, bar, chance_caution, check_out_file, metric_str, seed_arg, undefined_note
+from ._common import (Progress, bar, chance_caution, check_out_dir, check_out_file, metric_str, seed_arg,
+                      undefined_note)
 
 
 def add_parser(sub) -> None:
@@ -59,7 +60,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None, help="curves file (default RUN_DIR/prune_curves.nc)")
     p.add_argument("--finetune", action="store_true",
                    help="with --units: a short masked fine-tune of a copy afterwards, to see how much of the "
-                        "metric it recovers (the run's weights stay as they are; the tuned copy is not saved)")
+                        "metric it recovers (the run's weights stay as they are; --save-run keeps the tuned copy)")
+    p.add_argument("--save-run", default=None, metavar="DIR",
+                   help="with --finetune: write the fine-tuned copy as a new run folder (model.pt, config.json, and "
+                        "its mask as mask.json), which every command opens (default: not saved)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.set_defaults(func=run)
@@ -279,6 +283,14 @@ def _check_options(args) -> None:
                                  "masked: give them.")
         if args.epochs < 1:
             raise UnitScopeError(f"Invalid value for --epochs: the fine-tune needs at least 1 epoch, got {args.epochs}.")
+    if args.save_run is not None:
+        if not args.finetune:
+            raise UnitScopeError("--save-run writes the fine-tuned copy of --finetune: add --finetune (--save-mask "
+                                 "FILE keeps the mask of the run's own weights).")
+        save = check_out_dir(args.save_run, given="--save-run")
+        if (save / "config.json").exists() or save.resolve() == Path(args.run_dir).resolve():
+            raise UnitScopeError(f"--save-run {str(save)!r} holds a run; give a new folder (the fine-tuned copy "
+                                 "never replaces a run).")
     if args.curve:
         curve_options(args)
 
@@ -336,6 +348,15 @@ def _units_mode(args, ws, ev, masks) -> int:
         change = res.after - res.before
         said = (f"recovered {change:+.4f}" if change >= 0 else f"fine-tuning lowered the metric by {-change:.4f}")
         print(f"fine-tune ({res.n_steps} steps): {res.before:.4f} -> {res.after:.4f} ({said})")
+        if args.save_run:
+            import copy
+
+            tuned = copy.copy(ws)  # (shallow: saving sets run_dir on the copy only)
+            tuned.model = res.model
+            tuned.save(args.save_run, exported_from=f"unitscope prune --finetune of {args.run_dir}", finetuned=True)
+            masks.save(Path(args.save_run) / "mask.json")
+            print(f"wrote {args.save_run}: the fine-tuned copy (model.pt, config.json) and its mask (mask.json); "
+                  f"'unitscope prune {args.save_run} --mask {Path(args.save_run) / 'mask.json'}' measures it masked")
     return 0
 
 

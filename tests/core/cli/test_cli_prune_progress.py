@@ -61,3 +61,28 @@ def test_progress_writes_every_tenth_or_every_few_seconds_when_not_a_terminal(ca
         now[0] += 6.0
         show(i / 1000, f"slow {i}")
     assert len(capsys.readouterr().err.splitlines()) == 4
+
+
+def test_the_fine_tuned_copy_is_saved_as_a_run_that_opens_with_its_mask(label_run, tmp_path, capsys):
+    """``--save-run``: the tuned copy had been measured and thrown away."""
+    from core.pruning import MaskEvaluator, MaskSet
+    from core.workspace import Workspace
+
+    run, saved = label_run[0], tmp_path / "tuned"
+    before = (run / "model.pt").read_bytes()
+    assert main(["prune", str(run), "--layer", "conv_time_spat", "--units", "0-9", "--finetune", "--epochs", "1",
+                 "--save-run", str(saved), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    after = float(out.split("fine-tune (")[1].split("-> ")[1].split(" ")[0])
+    assert f"wrote {saved}: the fine-tuned copy" in out and (run / "model.pt").read_bytes() == before
+    ws = Workspace.load(saved)
+    masks = MaskSet.load(saved / "mask.json", model=ws.model)
+    assert masks.pruned("conv_time_spat").tolist() == list(range(10)) and masks.n_pruned == 10
+    X, y = ws.eval_set("test")
+    ev = MaskEvaluator(ws.model, X, y, task=ws.task)
+    assert ev.evaluate(masks) == pytest.approx(after, abs=1e-3)  # what the fine-tune measured, masked
+    for argv, message in ((["--save-run", str(saved)], "--save-run writes the fine-tuned copy of --finetune"),
+                          (["--finetune", "--save-run", str(saved)], "holds a run; give a new folder"),
+                          (["--finetune", "--save-run", str(run)], "holds a run; give a new folder")):
+        assert main(["prune", str(run), "--layer", "conv_time_spat", "--units", "0-9", *argv]) == 2
+        assert message in capsys.readouterr().err
