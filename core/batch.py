@@ -182,7 +182,7 @@ def run_one(run: dict, out_dir: str, *, threads: int = 1) -> dict:
 
     configure_threads(threads)
     run_dir = Path(out_dir) / run["name"]
-    ws = Workspace.create(DataSpec.from_dict(run["data"]), TrainConfig.from_dict(run["train"]))
+    ws = Workspace.create(DataSpec.from_record(run["data"]), TrainConfig.from_dict(run["train"]))
     t0 = time.perf_counter()
     ws.train(run_dir=run_dir)
     summary = {"name": run["name"], "source": _run_source(run["data"]), "model": run["train"]["model"],

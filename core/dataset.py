@@ -16,8 +16,8 @@ from .decoding import ContinuousData, TrialData
 from .demo import simulate_reaching
 from .io import DATA_CH_TYPES, match_channels, read_recording
 from .models import layer_map
-from .preprocessing import (FILTER_PHASES, Standardizer, bandpass, check_signals, mark_missing_target, pick_channels, resample,
-                            split_blocks)
+from .preprocessing import (FILTER_PHASES, Standardizer, bandpass, check_signals, mark_missing_target, pick_channels,
+                            recorded_filter_phase, resample, split_blocks)
 from .recording import Recording, recording_identity, target_types, touches
 
 __all__ = ["DataSpec", "load_data", "read_spec", "input_picks", "prepare", "make_data"]
@@ -75,10 +75,24 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
         known = {f.name for f in fields(cls)}
-        d = dict(d)
-        if "filter_phase" not in d and (d.get("l_freq") is not None or d.get("h_freq") is not None):
-            d["filter_phase"] = "zero"  # a run band-passed before the choice existed: zero phase, as then
         return cls(**{k: (tuple(v) if k == "fractions" else v) for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_record(cls, d: dict) -> "DataSpec":
+        """A run's data as its ``config.json`` (or a checkpoint's record) wrote them: as
+        :meth:`from_dict`, but a band-pass recorded before ``filter_phase`` existed is read as
+        the zero-phase filter it was (those runs were trained on it)."""
+        return cls.from_dict({**d, "filter_phase": recorded_filter_phase(d)})
+
+    def is_plain_demo(self) -> bool:
+        """The built-in demo as the shipped decoder was trained on it: its own target, every
+        channel, no filter or resampling, no ipsilateral movements, the default length and seed
+        (:data:`core.workspace.DEMO_TRAIN` applies to it)."""
+        default = DataSpec()
+        return (self.source == "demo" and self.target in (None, "hand_speed") and not self.picks
+                and self.l_freq is None and self.h_freq is None and self.sfreq is None and not self.ipsi_fraction
+                and self.duration == default.duration and self.seed == default.seed
+                and tuple(self.fractions) == tuple(default.fractions))
 
 
 def _resolve_names(rec: Recording, spec: DataSpec) -> DataSpec:

@@ -13,7 +13,7 @@ import numpy as np
 from ._validation import UnitScopeError, check_option, check_range, suggest
 from .recording import Recording
 
-__all__ = ["pick_channels", "bandpass", "FILTER_PHASES", "resample", "split_blocks", "Standardizer", "check_signals",
+__all__ = ["pick_channels", "bandpass", "FILTER_PHASES", "recorded_filter_phase", "resample", "split_blocks", "Standardizer", "check_signals",
            "mark_missing_target", "MAX_MISSING_TARGET"]
 
 MAX_MISSING_TARGET = 0.5  # [A] above this share of missing target samples, training is refused
@@ -127,6 +127,14 @@ def pick_channels(rec: Recording, picks: list[str] | None) -> Recording:
 
 
 FILTER_PHASES = ("causal", "zero")
+
+
+def recorded_filter_phase(data: dict) -> str:
+    """The band-pass phase of a run's data as its config.json records them: ``filter_phase``,
+    or, for a band-pass recorded before the choice existed, "zero" (those runs were filtered so)."""
+    if "filter_phase" in data:
+        return str(data["filter_phase"])
+    return "zero" if data.get("l_freq") is not None or data.get("h_freq") is not None else "causal"
 
 
 def bandpass(rec: Recording, l_freq: float | None, h_freq: float | None, *, phase: str = "causal") -> Recording:

@@ -169,7 +169,7 @@ def check_same_decoding(cfg: dict, run_dir: Path, spec: DataSpec, rec: Recording
     it was trained to: another task, sampling rate or trial window. A decoder trained at
     128 Hz read 256-Hz data as if they were slower, and a 2-s trial window gave 4-s windows."""
     mcfg, where = cfg["model"], f"The decoder in {str(run_dir)!r}"
-    trained = DataSpec.from_dict(cfg["data"]) if isinstance(cfg.get("data"), dict) else None
+    trained = DataSpec.from_record(cfg["data"]) if isinstance(cfg.get("data"), dict) else None
     if task != cfg.get("task", task):
         raise UnitScopeError(
             f"{where} was trained for {cfg['task']} (target {trained.target if trained else '?'!r}); target "

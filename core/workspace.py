@@ -26,6 +26,7 @@ import torch
 
 from ._validation import UnitScopeError, suggest
 from .dataset import DataSpec, input_picks, load_data, make_data, prepare, read_spec
+from .preprocessing import recorded_filter_phase
 from .metrics import score
 from .models import build_model, layer_map
 from .recording import Recording, recording_differences, target_types
@@ -36,7 +37,7 @@ from .training import (DEFAULT_LR, TrainConfig, TrainingInterrupted, TrainResult
                        commit_checkpoint, held_interrupt, predict, resume_checkpoint, run_lock, train)
 
 __all__ = ["DataSpec", "Workspace", "load_data", "load_run_model", "state_mismatches", "default_cache_dir",
-           "ASSETS_DIR", "weights_provenance", "check_state_file"]
+           "demo_recipe", "ASSETS_DIR", "weights_provenance", "check_state_file"]
 
 logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -46,6 +47,13 @@ DEMO_VERSION = 1  # bump when the simulator or the default training changes
 # the shipped weights bit for bit on the 2-core CPU machines it was measured on (TrainConfig's
 # defaults differ: 25 epochs, cosine lr)
 DEMO_TRAIN = {"deep4": {"max_epochs": 30, "scheduler": "none", "lr": 1e-3}}
+
+
+def demo_recipe(spec: DataSpec, model: str) -> dict:
+    """The shipped demo decoder's recipe (:data:`DEMO_TRAIN`) for ``model`` on the plain demo
+    (:meth:`DataSpec.is_plain_demo`), as ``Workspace.demo()``, the app's Train and ``unitscope
+    train --data demo`` use it; ``{}`` otherwise (TrainConfig's defaults: 25 epochs, cosine)."""
+    return dict(DEMO_TRAIN.get(model, {})) if spec.is_plain_demo() else {}
 
 
 def default_cache_dir() -> Path:
@@ -136,7 +144,7 @@ class Workspace:
                 f"{str(run_dir)!r} is not a UnitScope run folder (no config.json){unfinished_note(run_dir)}.")
         try:
             cfg = json.loads(cfg_path.read_text())
-            spec = spec or DataSpec.from_dict(cfg["data"])
+            spec = spec or DataSpec.from_record(cfg["data"])
             config = TrainConfig.from_dict(cfg["train"])
             mcfg = cfg["model"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -165,7 +173,7 @@ class Workspace:
             )
         expected = (cfg.get("prep") or {}).get("recording")
         if check_recording is None:
-            check_recording = given is None or same_data(given, DataSpec.from_dict(cfg["data"]))
+            check_recording = given is None or same_data(given, DataSpec.from_record(cfg["data"]))
         if isinstance(expected, dict) and check_recording:
             diffs = recording_differences(prep["recording"], expected)
             if diffs:
@@ -265,6 +273,8 @@ class Workspace:
             out.append(f"{label} {a!r} now, {b!r} in the checkpoint")
 
         then_data = record.get("data") or {}
+        if then_data:  # read as it was trained (a band-pass recorded before filter_phase: zero phase)
+            then_data = {**then_data, "filter_phase": recorded_filter_phase(then_data)}
         if then_data and not same_source(now, record):
             differs("data (--data)", now["data"]["source"], then_data.get("source"))
         for key, label in DATA_OPTIONS.items():

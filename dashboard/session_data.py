@@ -318,9 +318,11 @@ class SessionData:
     def demo_recipe(self) -> dict:
         """The shipped decoder's recipe (``core.workspace.DEMO_TRAIN``: a constant learning rate)
         when the choices are the plain demo and a decoder shipped for it, else {}."""
-        from core.workspace import DEMO_TRAIN
+        from core.workspace import DataSpec, demo_recipe
 
-        return DEMO_TRAIN.get(self.model_kind, {}) if self.source == "demo" and not self.demo_ipsi else {}
+        if self.source != "demo":
+            return {}
+        return demo_recipe(DataSpec(ipsi_fraction=float(self.demo_ipsi or 0.0)), self.model_kind)
 
     def train_config(self):
         """The :class:`core.training.TrainConfig` that **Train** uses: the chosen decoder and

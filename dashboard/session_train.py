@@ -50,11 +50,11 @@ class SessionTrain:
             try:
                 cfg = json.loads((run / "config.json").read_text())
                 data, model_kind = cfg["data"], str(cfg["model"]["kind"])
-                spec = DataSpec.from_dict(data)
+                spec = DataSpec.from_record(data)
             except (ValueError, KeyError, TypeError) as exc:
                 raise UnitScopeError(f"The run config {str(path)!r}/config.json cannot be read: {exc}") from exc
             if spec.source != "demo":
-                spec = DataSpec.from_dict({**data, "source": str(run_recording(self.root, run, spec.source,
+                spec = DataSpec.from_record({**data, "source": str(run_recording(self.root, run, spec.source,
                                                                                 cfg.get("source_path")))})
         except UnitScopeError as exc:
             self._run_failed(str(exc))

@@ -356,7 +356,9 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
     if d.get("picks"):
         prep.append(f"{len(d['picks'])} picked channels")
     if d.get("l_freq") or d.get("h_freq"):
-        phase = d.get("filter_phase", "zero")  # (runs from before the choice: zero phase)
+        from ..preprocessing import recorded_filter_phase
+
+        phase = recorded_filter_phase(d)
         high = f"{d['h_freq']:g}" if d.get("h_freq") else "Nyquist"
         prep.append(f"band-pass {d.get('l_freq') or 0:g}-{high} Hz "
                     f"({'causal' if phase == 'causal' else 'zero-phase'})")

@@ -44,7 +44,8 @@ def add_data_args(p) -> None:
     p.add_argument("--filter-phase", default=None, choices=("causal", "zero"),
                    help="band-pass filter: causal (minimum phase; a sample depends on the past only, as the "
                         "decoder is causal; default) or zero (zero phase: no phase distortion, but each "
-                        "sample holds half a filter length of the future)")
+                        "sample holds half a filter length of the future; runs trained before the choice, and "
+                        "weights trained elsewhere on zero-phase filtered data, were filtered so)")
     p.add_argument("--sfreq", type=float, default=None, help="resample to this rate in Hz (default: keep)")
     p.add_argument("--tmin", type=float, default=None, help="label trials: start relative to events, s (default 0)")
     p.add_argument("--tmax", type=float, default=None, help="label trials: end relative to events, s (default 4)")
@@ -65,10 +66,7 @@ def data_spec(args, base: dict | None = None):
              "l_freq": args.l_freq, "h_freq": args.h_freq, "sfreq": args.sfreq, "tmin": args.tmin,
              "tmax": args.tmax, "ipsi_fraction": args.demo_ipsi_fraction, "bids": parse_bids(args.bids) or None,
              "filter_phase": args.filter_phase}
-    base = base or {}
-    if given["filter_phase"] is None and "filter_phase" not in base and base.get("l_freq") is None \
-            and base.get("h_freq") is None:
-        given["filter_phase"] = "causal"  # (DataSpec.from_dict reads a band-pass without one as an old run's)
+    base = DataSpec.from_record(base).to_dict() if base else {}  # a run's own, as it was trained
     return DataSpec.from_dict({**base, **{k: v for k, v in given.items() if v is not None}})
 
 
@@ -217,22 +215,11 @@ def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> 
                              f"{'of at least' if ckpt.name == PARTIAL_FILE else 'above'} {done}.")
 
 
-def demo_recipe(spec, model: str) -> dict:
-    """The shipped demo decoder's recipe (``core.workspace.DEMO_TRAIN``: 30 epochs at a constant
-    learning rate of 1e-3) for ``model`` on the plain demo (no ipsilateral movements), as the
-    app's Train and ``Workspace.demo()`` use it; ``{}`` otherwise. A ``train --data demo``
-    with TrainConfig's defaults (25 epochs, cosine) did not train the decoder the app shows."""
-    from ..workspace import DEMO_TRAIN
-
-    plain = (spec.source == "demo" and not spec.ipsi_fraction and spec.duration == 600.0 and spec.seed == 0
-             and spec.target is None)
-    return dict(DEMO_TRAIN.get(model, {})) if plain else {}
-
-
 def _train_config(args, run_cfg: dict | None, spec=None):
     """TrainConfig: the options given, over the run's own (``--resume``), the plain demo's
-    recipe (:func:`demo_recipe`) or the defaults."""
+    recipe (:func:`core.workspace.demo_recipe`) or the defaults."""
     from ..train_config import TrainConfig
+    from ..workspace import demo_recipe
 
     if run_cfg is not None:
         cfg = TrainConfig.from_dict(run_cfg["train"])
@@ -326,6 +313,8 @@ def _train(args, out: Path) -> int:
     print(f"unitscope train: {cfg.model} on {what} ({ws.task}, {ws.recording.n_chans} channels, "
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
           f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
+    from ..workspace import demo_recipe
+
     recipe = demo_recipe(spec, cfg.model) if run_cfg is None else {}
     if recipe:
         print(f"unitscope train: the plain demo's {cfg.model}: the shipped decoder's recipe "

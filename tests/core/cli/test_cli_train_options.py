@@ -297,7 +297,10 @@ def test_the_plain_demo_trains_with_the_shipped_decoders_recipe():
         "deep4", shipped["max_epochs"], shipped["scheduler"], shipped["lr"])
     cfg = config("--data", "demo", "--epochs", "2", "--scheduler", "cosine")  # what is given wins
     assert (cfg.max_epochs, cfg.scheduler, cfg.learning_rate) == (2, "cosine", 1e-3)
-    for argv in (["--model", "shallow"], ["--demo-ipsi-fraction", "0.3"]):  # no shipped recipe: the defaults
+    cfg = config("--data", "demo", "--target", "hand_speed")  # the demo's own target, named
+    assert (cfg.max_epochs, cfg.scheduler) == (30, "none")
+    for argv in (["--model", "shallow"], ["--demo-ipsi-fraction", "0.3"], ["--l-freq", "1"], ["--sfreq", "125"],
+                 ["--picks", "G01,G02"], ["--target", "G03"]):  # not the shipped decoder's data: the defaults
         cfg = config("--data", "demo", *argv)
         assert (cfg.max_epochs, cfg.scheduler) == (25, "cosine"), argv
 
@@ -326,3 +329,31 @@ def test_every_option_with_a_default_says_it_in_its_help(capsys):
     assert f"(default {DREConfig().n_epochs};" in text and f"(default {DREConfig().hidden})" in text
     text = _help("batch", capsys)
     assert f"the probe's, {ProbeConfig().n_iterations})" in text and f"the training default, {TrainConfig().max_epochs})" in text
+
+
+def test_resuming_a_run_band_passed_before_filter_phase_keeps_its_zero_phase_filter(tmp_path, capsys):
+    """A run trained before the causal band-pass recorded no filter_phase: read as the zero-phase
+    filter it was trained on. Resumed with --data (a new spec, causal by default), it had gone on
+    training on causally filtered data, and its config.json then said causal."""
+    import torch
+
+    run = tmp_path / "old"
+    argv = ["--data", "demo", "--l-freq", "1", "--h-freq", "40", "--filter-phase", "zero", "--n-times", "700",
+            "--model", "shallow", "--threads", "1"]
+    assert main(["train", *argv, "--epochs", "1", "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["data"]["filter_phase"]  # as written before the choice existed
+    (run / "config.json").write_text(json.dumps(cfg))
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    record = json.loads(ckpt["run"])  # (the checkpoint's record of the data it was trained on)
+    del record["data"]["filter_phase"]
+    ckpt["run"] = json.dumps(record)
+    torch.save(ckpt, run / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 0 and "band-pass 1-40 Hz (zero-phase)" in capsys.readouterr().out
+    resume = ["train", "--out", str(run), "--resume", "--data", "demo", "--l-freq", "1", "--h-freq", "40",
+              "--n-times", "700", "--model", "shallow", "--epochs", "2", "--threads", "1"]
+    assert main(resume) == 2
+    assert "filter_phase (--filter-phase) 'causal' now, 'zero' in the checkpoint" in capsys.readouterr().err
+    assert main([*resume, "--filter-phase", "zero"]) == 0
+    assert json.loads((run / "config.json").read_text())["data"]["filter_phase"] == "zero"
