@@ -91,7 +91,8 @@ class OcclusionPanel(pn.viewable.Viewer):
             self.run_btn.disabled = self.roles_btn.disabled = True
         else:
             roles = {c: role for role, (chs, _) in presets.items() for c in chs}
-            self.channels.options = {f"{c} ({roles[c]})" if c in roles else c: c for c in dec.ch_names}
+            # labels are rendered as HTML by the widget (Choices.js): escaped, as the Data view's picks
+            self.channels.options = {esc(f"{c} ({roles[c]})" if c in roles else c): c for c in dec.ch_names}
             nyq = dec.sfreq / 2
             lo, hi = self.band.value
             if hi > nyq:

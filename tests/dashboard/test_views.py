@@ -1,6 +1,7 @@
 """Views without a browser: derived data, plots for a chosen unit, escaping, app assembly."""
 from __future__ import annotations
 
+import html
 import runpy
 from pathlib import Path
 
@@ -954,6 +955,20 @@ def test_occlusion_panel_presets_run_and_table(session, monkeypatch):
     session.occlusions = rows
     assert "change (from 0.900)" in panel.result.object
     assert "Nothing removed yet" in occlusion_table([], "Pearson r")
+
+
+def test_channel_names_are_escaped_in_the_occlusion_channel_choices(session, monkeypatch):
+    """The Channels MultiChoice renders its labels as HTML (Choices.js): a channel named
+    ``<img src=x onerror=...>`` in a shared run ran its script in every page that opened it."""
+    from dashboard.decoder import Decoder
+    from dashboard.views.occlusion import OcclusionPanel
+
+    evil = '<img src=x onerror="window.__x=1">'
+    names = list(session.decoder.ch_names)
+    monkeypatch.setattr(Decoder, "ch_names", property(lambda self: [evil, *names[1:]]))
+    panel = OcclusionPanel(session=session)
+    assert evil not in panel.channels.options and panel.channels.options[html.escape(evil)] == evil
+    assert all("<" not in label for label in panel.channels.options)
 
 
 def test_occlusion_band_fits_a_recording_with_a_low_nyquist(session, tmp_path, fif):
