@@ -246,13 +246,28 @@ def recording_from_raw(raw) -> Recording:
     return Recording(signals, None, events)
 
 
+def _bare_file_name(name: str, header: Path, key: str) -> None:
+    """Refuse a companion file named with a folder: MNE joins it onto the header's folder, so
+    ``/etc/passwd`` or ``../../secret`` in an uploaded header read a file of the server's
+    anywhere (the data root's rule, that no path escapes it). [A] A header's data and marker
+    files are read beside it, by their file names alone."""
+    bare = Path(name.replace("\\", "/")).name
+    if name.strip() != bare or bare in ("", ".", ".."):
+        raise UnitScopeError(f"{header.name!r} names its {key} as {name!r}, a path: UnitScope reads the files a "
+                             f"recording keeps its data in from beside it, by file name alone (e.g. {bare or 'data'!r} "
+                             "in the same folder).")
+
+
 def _vhdr_companions(path: Path) -> tuple[list[str], list[str]]:
     """The data file (required) and marker file (optional: MNE reads the data without it, with
     no events) a BrainVision header names (``DataFile=``, ``MarkerFile=``)."""
     text = path.read_bytes()[:65536].decode("latin1")
 
     def named(key):
-        found = re.findall(rf"^\s*{key}\s*=\s*(.+?)\s*$", text, flags=re.M | re.I)
+        # (MNE reads the header with configparser, which takes "key: value" as "key = value")
+        found = re.findall(rf"^\s*{key}\s*[=:]\s*(.+?)\s*$", text, flags=re.M | re.I)
+        for name in found:
+            _bare_file_name(name, path, key)
         return [Path(n.replace("\\", "/")).name for n in found[:1]]
 
     marker = named("MarkerFile")
@@ -264,8 +279,6 @@ def _vhdr_companions(path: Path) -> tuple[list[str], list[str]]:
 def _set_companions(path: Path) -> list[str]:
     """The ``.fdt`` an EEGLAB ``.set`` keeps its data in, when not embedded (``EEG.data`` a
     file name). MNE also takes the ``.fdt`` of the set's own name, so that one satisfies it."""
-    if path.with_suffix(".fdt").exists():
-        return []
     import scipy.io
 
     try:
@@ -273,7 +286,10 @@ def _set_companions(path: Path) -> list[str]:
     except Exception:  # MATLAB v7.3 (HDF5) or not a .set at all: the reader says what is wrong
         return []
     data = getattr(mat["EEG"], "data", None) if "EEG" in mat else mat.get("data")
-    return [path.with_suffix(".fdt").name] if isinstance(data, str) else []
+    if not isinstance(data, str):
+        return []
+    _bare_file_name(data, path, "data file (EEG.data)")  # (MNE reads that path first, wherever it leads)
+    return [] if path.with_suffix(".fdt").exists() else [path.with_suffix(".fdt").name]
 
 
 def missing_companions(path: str | Path) -> dict[str, list[str]]:

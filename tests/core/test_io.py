@@ -1,4 +1,6 @@
 """Loading real recordings (../shared/data; skipped where absent) and bad files."""
+import re
+
 import numpy as np
 import pytest
 
@@ -245,6 +247,38 @@ def test_brainvision_and_eeglab_files(tmp_path):
     (tmp_path / "bv.eeg").unlink()
     with pytest.raises(UnitScopeError, match=r"'bv.vhdr' keeps its data in another file.*bv\.eeg"):
         read_recording(tmp_path / "bv.vhdr")
+
+
+@pytest.mark.parametrize("line", ["DataFile=/etc/hostname", "DataFile: /etc/hostname", "DataFile=../outside/x.eeg",
+                                  "MarkerFile=..\\..\\x.vmrk"])
+def test_a_header_naming_a_file_elsewhere_is_refused_before_it_is_read(tmp_path, line):
+    """Security: MNE joins a BrainVision header's DataFile onto the header's folder, so an
+    uploaded header naming /etc/... or ../.. read a file of the server's (the bytes came back
+    as samples). A header's files are read beside it, by file name alone."""
+    pytest.importorskip("pybv")
+    import mne
+
+    mne.export.export_raw(tmp_path / "bv.vhdr", _small_raw(), fmt="brainvision", verbose="error")
+    key = line.split("=")[0].split(":")[0]
+    text = (tmp_path / "bv.vhdr").read_text(encoding="latin1")
+    text = re.sub(rf"^{key}=.*$", line.replace("\\", "\\\\"), text, flags=re.M)
+    (tmp_path / "bv.vhdr").write_text(text, encoding="latin1")
+    with pytest.raises(UnitScopeError, match=rf"'bv.vhdr' names its {key} as .*, a path: UnitScope reads"):
+        read_recording(tmp_path / "bv.vhdr")
+
+
+def test_an_eeglab_set_naming_a_data_file_elsewhere_is_refused(tmp_path):
+    """Security: MNE reads EEG.data's path first, wherever it leads, even with the set's own
+    .fdt beside it."""
+    pytest.importorskip("eeglabio")
+    import scipy.io
+
+    _eeglab_with_fdt(_small_raw(), tmp_path / "two.set")
+    mat = {k: v for k, v in scipy.io.loadmat(tmp_path / "two.set").items() if not k.startswith("__")}
+    mat["data"] = "/etc/hostname"
+    scipy.io.savemat(tmp_path / "two.set", mat)
+    with pytest.raises(UnitScopeError, match=r"'two.set' names its data file \(EEG.data\) as '/etc/hostname', a path"):
+        read_recording(tmp_path / "two.set")
 
 
 def test_bids_recordings_are_listed_and_chosen_by_their_entities(bids_study, caplog):
