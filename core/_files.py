@@ -8,7 +8,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["usual_file_mode", "source_version", "atomic_target", "atomic_write_bytes", "load_netcdf"]
+__all__ = ["usual_file_mode", "source_version", "atomic_target", "atomic_write_bytes", "write_synced", "load_netcdf"]
 
 _NETCDF_LOCK = threading.Lock()
 
@@ -53,12 +53,18 @@ def atomic_target(path):
         raise
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (:func:`atomic_target`), flushed to disk first."""
-    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+def write_synced(path, data: bytes) -> None:
+    """Write ``data`` to ``path``, flushed to disk."""
+    with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_target`), flushed to disk first."""
+    with atomic_target(path) as tmp:
+        write_synced(tmp, data)
 
 
 def load_netcdf(path):

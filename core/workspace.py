@@ -420,7 +420,7 @@ class Workspace:
         Ctrl-C held until the step ends."""
         import io
 
-        from .training import atomic_write_bytes, json_default
+        from .training import json_default
 
         run_dir = Path(run_dir)
         record = self.run_record()  # the data spec, the recording in full, the model, as a checkpoint keeps them
@@ -434,10 +434,17 @@ class Workspace:
         weights = io.BytesIO()
         torch.save(self.model.state_dict(), weights)
         text = json.dumps(cfg, indent=2, default=json_default).encode()
+        from ._files import atomic_target, write_synced
+
         with run_lock(run_dir), held_interrupt():
-            (run_dir / "config.json").unlink(missing_ok=True)
-            atomic_write_bytes(run_dir / "model.pt", weights.getvalue())
-            atomic_write_bytes(run_dir / "config.json", text)
+            # both written in full beside the run first: a full disk fails there and leaves the run as
+            # it was (config.json had been removed before model.pt was written, and a failed write of
+            # model.pt left a folder that was no run); then the renames, config.json last
+            with atomic_target(run_dir / "config.json") as new_config:
+                write_synced(new_config, text)
+                with atomic_target(run_dir / "model.pt") as new_model:
+                    write_synced(new_model, weights.getvalue())
+                    (run_dir / "config.json").unlink(missing_ok=True)  # a moment with no run, not a wrong one
             if commit:
                 commit_checkpoint(run_dir)
             self.run_dir = run_dir

@@ -230,3 +230,27 @@ def test_a_run_trained_from_python_keeps_what_its_cautions_rest_on(label_run, ca
     assert main(["info", str(folder / "run")]) == 0
     out = capsys.readouterr().out
     assert f"on {len(y)} trials" in out and f"rests on {len(y)} trial(s) only" in out
+
+
+def test_a_save_the_disk_cannot_take_leaves_the_run_as_it_was(trained, tmp_path):
+    """A full disk (the OS refusing writes past 64 kB here: RLIMIT_FSIZE) while a run is saved
+    over: config.json had been removed before model.pt was written, so the failed save left a
+    folder that was no run."""
+    import resource
+    import signal
+
+    ws, _ = trained
+    run = ws.save(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert len(before["model.pt"]) > 64 * 1024
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(OSError):
+            ws.save(run)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # (no temporary file left either)
+    assert Workspace.load(run).model is not None
