@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,19 +68,19 @@ def test_an_interrupted_retraining_leaves_the_previous_run_whole_and_resume_comp
 def test_ctrl_c_while_the_run_is_written_comes_after_all_of_it(complete_run, tmp_path, monkeypatch):
     import shutil
 
-    from core import training
+    from core import _files, training
 
     run = shutil.copytree(complete_run, tmp_path / "run")
-    real_bytes, real_state = training.atomic_write_bytes, training.save_state
+    real_bytes, real_state = _files.write_synced, training.save_state
 
     def ctrl_c_after_model_pt(write):
         def written(path, data):
             write(path, data)
-            if path.name == "model.pt":
+            if Path(path).name == "model.pt" or Path(path).name.startswith(".model.pt."):
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between model.pt and config.json
         return written
 
-    monkeypatch.setattr(training, "atomic_write_bytes", ctrl_c_after_model_pt(real_bytes))
+    monkeypatch.setattr(_files, "write_synced", ctrl_c_after_model_pt(real_bytes))
     monkeypatch.setattr(training, "save_state", ctrl_c_after_model_pt(real_state))  # (as it was written before)
     ws = _ws(seed=3, max_epochs=1)
     with pytest.raises(KeyboardInterrupt):
