@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "unitscope.maskset"
 FORMAT_VERSION = 1
+MAX_UNITS = 100_000  # [A] units of one layer a mask may name (Deep4's largest has 200)
+
+
+def _check_signatures(mine: Mapping, theirs: Mapping) -> None:
+    """Refuse a mask whose architecture signature (``mine``) is not the model's (``theirs``)."""
+    keys = ("kind", "n_chans", "n_outputs", "units")
+    if any(mine.get(k) != theirs.get(k) for k in keys if mine.get(k) is not None):
+        raise UnitScopeError(f"This mask was saved for {_describe(mine)}, but the model is {_describe(theirs)}.")
 OUTPUT_LAYER = "conv_classifier"
 
 
@@ -59,8 +67,10 @@ def architecture_signature(model: nn.Module) -> dict:
 
 
 def _describe(sig: Mapping) -> str:
-    units = ", ".join(f"{k}:{v}" for k, v in sig.get("units", {}).items())
-    return f"{sig.get('kind')} (n_chans={sig.get('n_chans')}, n_outputs={sig.get('n_outputs')}; units {units})"
+    units = sig.get("units", {})
+    units = ", ".join(f"{k}:{v}" for k, v in units.items()) if isinstance(units, Mapping) else repr(units)
+    return (f"{str(sig.get('kind'))[:40]} (n_chans={str(sig.get('n_chans'))[:20]}, "
+            f"n_outputs={str(sig.get('n_outputs'))[:20]}; units {units[:300]})")
 
 
 def _differ(a: Mapping, b: Mapping) -> bool:
@@ -87,9 +97,15 @@ class MaskSet:
     """
 
     def __init__(self, signature: Mapping):
-        units = dict(signature.get("units", {}))
-        if not units:
-            raise UnitScopeError(f"A MaskSet needs at least one maskable layer; the signature has {dict(signature)}.")
+        units = signature.get("units", {}) if isinstance(signature, Mapping) else None
+        if not isinstance(units, Mapping) or not units:
+            raise UnitScopeError(f"A MaskSet needs a signature naming at least one maskable layer and its number of "
+                                 f"units (e.g. {{'units': {{'conv_2': 50}}}}); got {signature!r:.200}.")
+        for name, n in units.items():  # (a mask file's "3000000000" took gigabytes before it was refused)
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_UNITS:
+                raise UnitScopeError(f"The signature's layer {str(name)!r:.80} has {n!r:.80} units; expected a whole "
+                                     f"number from 1 to {MAX_UNITS}.")
+        units = dict(units)
         self.signature = {**dict(signature), "units": units}
         self._keep = {name: np.ones(int(n), dtype=bool) for name, n in units.items()}
         self.version = 0  # increases with every change (cache key for hooks and evaluators)
@@ -234,10 +250,14 @@ class MaskSet:
         if not isinstance(d, Mapping) or d.get("format") != FORMAT or "signature" not in d:
             raise UnitScopeError(f"Not a UnitScope mask: expected a dict with format={FORMAT!r} and a "
                                  f"signature, got keys {sorted(d) if isinstance(d, Mapping) else type(d).__name__}.")
+        if model is not None and isinstance(d["signature"], Mapping):  # before anything is built from it
+            _check_signatures(d["signature"], architecture_signature(model))
         masks = cls(d["signature"])
-        if model is not None:
-            masks.check_compatible(model)
-        for layer, units in dict(d.get("pruned", {})).items():
+        pruned = d.get("pruned", {})
+        if not isinstance(pruned, Mapping):
+            raise UnitScopeError(f"A mask's 'pruned' maps layer names to unit indices, e.g. {{'conv_2': [3, 7]}}; "
+                                 f"got {pruned!r:.200}.")
+        for layer, units in pruned.items():
             masks.prune(layer, units)
         return masks
 
@@ -281,13 +301,7 @@ class MaskSet:
     # ---- applying to a model ---------------------------------------------------------
     def check_compatible(self, model: nn.Module) -> None:
         """Raise :class:`UnitScopeError` unless ``model`` has this mask's architecture."""
-        theirs = architecture_signature(model)
-        mine = self.signature
-        keys = ("kind", "n_chans", "n_outputs", "units")
-        if any(mine.get(k) != theirs.get(k) for k in keys if mine.get(k) is not None):
-            raise UnitScopeError(
-                f"This mask was saved for {_describe(mine)}, but the model is {_describe(theirs)}."
-            )
+        _check_signatures(self.signature, architecture_signature(model))
 
     def keep_tensor(self, layer: str, *, ndim: int = 4, dtype=torch.float32, device=None) -> torch.Tensor:
         """The keep vector of ``layer`` as 0/1 of shape (1, n_units, 1, ...) with ``ndim`` dims."""

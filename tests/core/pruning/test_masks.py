@@ -213,3 +213,27 @@ def test_mask_for_another_architecture_is_refused(tmp_path, deep4, shallow):
     (tmp_path / "noise.bin").write_bytes(bytes(range(256)))
     with pytest.raises(UnitScopeError, match="'.*noise.bin' is not text, not a mask"):
         MaskSet.load(tmp_path / "noise.bin")
+
+
+@pytest.mark.parametrize("signature, pruned, message", [
+    ({"units": {"conv_2": 3_000_000_000}}, {}, "has 3000000000 units; expected a whole number from 1 to 100000"),
+    ({"units": {"conv_2": "x"}}, {}, "has 'x' units"),
+    ({"units": {"conv_2": -5}}, {}, "has -5 units"),
+    ({"units": [1]}, {}, "needs a signature naming at least one maskable layer"),
+    ("x", {}, "needs a signature naming at least one maskable layer"),
+    (None, [1], "'pruned' maps layer names to unit indices"),
+])
+def test_a_hostile_or_broken_mask_file_is_refused_in_one_line_before_memory_is_taken(deep4, tmp_path, signature,
+                                                                                      pruned, message):
+    """Security: a 93-byte mask naming 3e9 units took 3 GB before it was refused, and "x" or -5
+    raised a ValueError the app did not show."""
+    import resource
+
+    own = MaskSet.for_model(deep4).to_dict()
+    d = {**own, "signature": own["signature"] if signature is None else signature, "pruned": pruned}
+    (tmp_path / "m.json").write_text(json.dumps(d))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for model in (None, deep4):
+        with pytest.raises(UnitScopeError, match="|".join(["saved for", message]) if model is not None else message):
+            MaskSet.load(tmp_path / "m.json", model=model)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200_000  # kB: no 3 GB array
