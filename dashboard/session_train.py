@@ -86,7 +86,11 @@ class SessionTrain:
             source = "" if probe is None else run_probe_source(name) + (
                 ", computed by other probing code" if note else "") + (
                 ", stopped before its end" if partial else "")  # said wherever the probe is named
-            self.set_decoder(dec, probe=probe, control=control, probe_source=source, run=shown)
+            try:
+                self.set_decoder(dec, probe=probe, control=control, probe_source=source, run=shown)
+            except Exception:
+                self._run_failed(None)  # the decoder in use kept, the status and the URL said again
+                raise  # (shown by _on_loop)
             self.alert(f"Opened {name}: {self._test_metric(dec)}; {what}.", "success")
 
         def failed(msg):

@@ -774,7 +774,8 @@ def test_an_error_showing_an_opened_run_is_shown_and_the_session_is_not_left_bus
     _join(session, "open")
     level, text = session.alerts[-1]  # (it had been written to the log only, the page said nothing)
     assert level == "danger" and "RuntimeError: the views could not be drawn" in text
-    assert session.busy == ""
+    assert session.busy != "opening" and not session.status.startswith("Opening")  # (it said "Opening ..." on)
+    assert session.run == session._run_shown  # (and with no decoder yet, the demo is loaded instead)
 
 
 def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws, monkeypatch):
