@@ -137,11 +137,11 @@ def serve_app(*, env: dict | None = None, port: int | None = None, num_threads: 
     """Run ``panel serve launch.py`` in a subprocess; yields ``(url, t_start)``.
 
     ``t_start`` is ``time.perf_counter()`` just before the process was started. The server
-    binds localhost (Panel's default).
+    listens on localhost only (``--address localhost``; Panel's default is every interface).
     """
     port = port or _free_port()
-    cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "launch.py"), "--address", "localhost", "--port", str(port),
-           "--num-threads", str(num_threads), "--liveness"]
+    cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "launch.py"), "--address", "localhost",
+           "--port", str(port), "--num-threads", str(num_threads), "--liveness"]
     full_env = {**os.environ, **(env or {})}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     t_start = time.perf_counter()

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .._validation import UnitScopeError
-from ._common import check_out_dir, seed_arg
+from ._common import check_out_dir, option_names, seed_arg
 
 
 def add_parser(sub) -> None:
@@ -86,8 +86,9 @@ def run(args) -> int:
     probe = None
     if args.probe:
         probe = {} if args.iterations is None else {"n_iterations": args.iterations}
-    runs = plan_runs(args.data, target=args.target, models=args.model, seeds=args.seeds,
-                     max_epochs=args.epochs, duration=args.duration, probe=probe, bids=args.bids)
+    with option_names({"max_epochs": "--epochs", "n_iterations": "--iterations", "duration": "--duration"}):
+        runs = plan_runs(args.data, target=args.target, models=args.model, seeds=args.seeds,
+                         max_epochs=args.epochs, duration=args.duration, probe=probe, bids=args.bids)
     where = args.scheduler or f"a local cluster ({'threads' if args.no_processes else 'processes'})"
     print(f"unitscope batch: {len(runs)} runs on {where} -> {args.out}", file=sys.stderr)
 

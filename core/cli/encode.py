@@ -62,6 +62,9 @@ def check_options(args) -> None:
         value = getattr(args, option[2:])
         if value is not None and value < least:
             raise UnitScopeError(f"Invalid value for {option}: expected an integer of at least {least}, got {value}.")
+    if not 0 <= args.reject < float("inf"):  # (nan kept every epoch and looked like "no rejection")
+        raise UnitScopeError(f"Invalid value for --reject: expected 0 (keep every epoch) or a positive threshold, "
+                             f"got {args.reject}.")
     if args.init_seconds is not None and not 0 <= args.init_seconds < float("inf"):
         raise UnitScopeError(f"Invalid value for --init-seconds: expected 0 or more seconds, got {args.init_seconds}.")
     if args.data != "synthetic-reading":

@@ -267,6 +267,10 @@ def reject_artifacts(splits: dict, threshold: float | None = REJECT_THRESHOLD) -
     if threshold is None:
         return dict(splits), {name: 0 for name in splits}
     check_range("threshold", threshold, low=0, low_inclusive=False)
+    for name, ds in splits.items():
+        if not np.isfinite(ds["meg"].values).all():  # (a NaN turned the test off on its channel)
+            raise UnitScopeError(f"The {name!r} epochs hold NaN or infinite values: artefacts cannot be told apart; "
+                                 "interpolate or drop those epochs first.")
     train = splits["train"]
     scaler = MegScaler().fit(train["meg"].values, train["subject"].values.astype(str))
     out, dropped = {}, {}
@@ -276,7 +280,11 @@ def reject_artifacts(splits: dict, threshold: float | None = REJECT_THRESHOLD) -
         for sub in np.unique(subj):
             med, scale, _ = scaler._get(sub)
             rows = subj == sub
-            bad[rows] = (np.abs((x[rows] - med) / scale) > threshold).any(axis=(1, 2))
+            # [A] a channel without spread (IQR 0: flat, or nearly always one value) has no robust
+            # scale, and MegScaler's fallback of 1 is in the data's own units: left out of the test
+            spread = np.ravel(scaler.iqr_[sub] > 0)
+            z = np.abs((x[rows] - med) / scale)[:, spread]
+            bad[rows] = (z > threshold).any(axis=(1, 2))
         out[name], dropped[name] = ds.isel(epoch=np.flatnonzero(~bad)), int(bad.sum())
         for sub in np.unique(subj):
             left = int((~bad[subj == sub]).sum())
@@ -296,13 +304,14 @@ class MegScaler:
     """
 
     def fit(self, x: np.ndarray, subject: np.ndarray) -> "MegScaler":
-        self.params_ = {}
+        self.params_, self.iqr_ = {}, {}
         for s in np.unique(subject):
             xs = x[subject == s].transpose(1, 0, 2).reshape(x.shape[1], -1)  # (chans, samples)
             q25, med, q75 = np.percentile(xs, [25, 50, 75], axis=1)
             scale = np.where(q75 - q25 > 0, q75 - q25, 1.0)
             mean = ((xs - med[:, None]) / scale[:, None]).mean(axis=1)
             self.params_[str(s)] = (med[:, None], scale[:, None], mean[:, None])  # (chans, 1)
+            self.iqr_[str(s)] = q75 - q25
         return self
 
     def _get(self, s):

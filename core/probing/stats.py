@@ -14,7 +14,7 @@ procedure below is UnitScope's reconstruction [A] of METHODS 1.7:
    [A]: after normalisation every unit's null statistic has the same distribution up to
    the shape of its response, so pooling gives n_null x n_units draws, enough for p-values
    well below 1e-3 from a handful of permutations. ``p = (1 + #{null >= T}) / (1 + N)``.
-   A unit that never varies (its null all zeros) is left out of the pool, with p = 1 [A].
+   A unit that never varies (its null all zeros) is left out of the pool, with p = NaN [A].
 3. **FDR.** Benjamini-Hochberg across units (all probed blocks together), separately for
    every band and for the all-band statistic, at ``alpha`` (default 0.05).
 4. **Classes.** amplitude (amplitude significant, phase not), phase, bimodal (both),
@@ -48,37 +48,28 @@ def permutation_pvalues(stat: xr.DataArray, null: xr.DataArray) -> xr.DataArray:
     -------
     p : xarray.DataArray
         Same dims as ``stat``, ``(1 + #{null >= stat}) / (1 + n_null * n_units)`` over the units
-        whose null is not all zero; 1 for a constant unit (all its null draws and statistics 0).
+        whose null is not all zero there; NaN for a constant unit (all its null draws and its
+        statistic 0: no test), which the FDR step leaves out and classes as insensitive.
     """
     if null.sizes.get("null", 0) == 0:
         raise UnitScopeError("The result holds no permutation null (n_null=0); probe with n_null >= 1.")
     # [A] A unit whose response never varies (constant: a dead unit, a pruned one) has a null
     # of exact zeros: pooled, those draws shrank the null and the live units' p-values with it
-    # (30 units under H0 beside 90 constant ones: 21% below 0.05 instead of 5%). Its null is
-    # left out of the pool and its p-value is 1: nothing about it can be told from the probe.
-    others = [d for d in null.dims if d not in ("null", "unit")]
-    live = (np.abs(null) > 0).any(dim=["null", *others]).values | (
-        np.abs(stat) > 0).any(dim=[d for d in stat.dims if d != "unit"]).values
-    obs = stat.transpose("unit", ...).values  # (unit, ...)
-    if not live.any():
-        p = np.where(np.isfinite(obs), 1.0, np.nan)
-        return xr.DataArray(p, dims=stat.transpose("unit", ...).dims,
-                            coords=stat.transpose("unit", ...).coords).transpose(*stat.dims)
-    pooled = null.isel(unit=live).stack(draw=("null", "unit")).transpose(..., "draw")  # (..., draw)
-    ref = np.sort(pooled.values, axis=-1)
-    n = ref.shape[-1]
-    if ref.ndim == 1:
-        count = n - np.searchsorted(ref, obs, side="left")
-    else:  # one sorted null per entry of the other dims
-        flat_ref = ref.reshape(-1, n)
-        flat_obs = obs.reshape(obs.shape[0], -1)
-        count = np.stack([n - np.searchsorted(flat_ref[i], flat_obs[:, i], side="left")
-                          for i in range(flat_ref.shape[0])], axis=1).reshape(obs.shape)
-    p = (1.0 + count) / (1.0 + n)
-    p[~live] = 1.0
-    p = np.where(np.isfinite(obs), p, np.nan)
-    return xr.DataArray(p, dims=stat.transpose("unit", ...).dims,
-                        coords=stat.transpose("unit", ...).coords).transpose(*stat.dims)
+    # (30 units under H0 beside 90 constant ones: 21% below 0.05 instead of 5%). Such a unit's
+    # null is left out of the pool, entry by entry (a unit constant in one band only, too),
+    # and its p-value is NaN: nothing about it can be told, and it is no test that the
+    # false-discovery control should count (as p = 1, 90 such units cut 30 true discoveries to 19).
+    st = stat.transpose("unit", ...)
+    obs = st.values.reshape(st.sizes["unit"], -1)  # (unit, entry)
+    draws = null.transpose("null", "unit", *st.dims[1:]).values.reshape(null.sizes["null"], obs.shape[0], -1)
+    live = (np.abs(draws) > 0).any(axis=0) | (np.abs(obs) > 0)  # (unit, entry); NaN counts as neither
+    p = np.full(obs.shape, np.nan)
+    for k in range(obs.shape[1]):
+        ref = np.sort(draws[:, live[:, k], k].ravel())  # (a NaN draw sorts last: it beats every statistic)
+        if ref.size:
+            p[:, k] = (1.0 + ref.size - np.searchsorted(ref, obs[:, k], side="left")) / (1.0 + ref.size)
+    p[~live | ~np.isfinite(obs)] = np.nan
+    return xr.DataArray(p.reshape(st.shape), dims=st.dims, coords=st.coords).transpose(*stat.dims)
 
 
 def fdr_bh(p: np.ndarray, alpha: float = 0.05, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:

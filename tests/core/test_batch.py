@@ -115,3 +115,7 @@ def test_cli_batch_refuses_what_every_run_would_fail_on_before_any_starts(tmp_pa
     for duration in ("5", "-5"):
         assert main(["batch", "--data", "demo", "--duration", duration, "--out", str(tmp_path / "b")]) == 2
         assert f"--duration: the demo is at least 30 s long, got {float(duration):g}." in capsys.readouterr().err
+    for argv, said in ((["--epochs", "0"], "--epochs must lie in [1, inf], got 0"),  # (it named 'max_epochs')
+                       (["--probe", "--iterations", "0"], "--iterations must lie in [1, inf], got 0")):
+        assert main(["batch", "--data", "demo", *argv, "--out", str(tmp_path / "b")]) == 2
+        assert said in capsys.readouterr().err

@@ -70,9 +70,10 @@ def test_the_server_listens_on_this_machine_only(server):
     import socket
     from urllib.parse import urlparse
 
-    port = urlparse(server).port
-    with socket.create_connection(("127.0.0.1", port), timeout=5):
+    url = urlparse(server)
+    with socket.create_connection((url.hostname, url.port), timeout=5):  # (localhost: IPv4 or IPv6)
         pass
+    port = url.port
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.connect(("192.0.2.1", 9))  # (no packet is sent: this picks the outgoing interface)

@@ -153,6 +153,16 @@ def test_cli_refuses_out_of_range_numbers(option, value, least, monkeypatch, cap
     assert f"Invalid value for {option}: expected an integer of at least {least}, got {value}." in err
 
 
+@pytest.mark.parametrize("value", ["-1", "inf", "nan"])
+def test_cli_refuses_a_bad_reject_threshold_before_making_the_data(value, monkeypatch, capsys, tmp_path):
+    import core.cli.encode as encode
+
+    monkeypatch.setattr(encode, "load_data", lambda *a, **kw: pytest.fail("the data were made first"))
+    assert main(["encode", "--data", "synthetic-reading", "--reject", value, "--out", str(tmp_path / "x.nc")]) == 2
+    assert (f"Invalid value for --reject: expected 0 (keep every epoch) or a positive threshold, got {float(value)}"
+            in capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("value", ["-0.1", "inf", "nan"])
 def test_cli_refuses_bad_init_seconds(value, capsys, tmp_path):
     assert main(["encode", "--data", "synthetic-reading", "--init-seconds", value,

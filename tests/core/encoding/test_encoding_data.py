@@ -186,3 +186,19 @@ def test_artefact_epochs_are_dropped_in_every_split_and_the_encoders_decode_agai
             epoch=np.flatnonzero(reading_splits["valid"]["subject"].values == reading_splits["valid"]["subject"].values[0])[:5]),
             3, np.random.default_rng(1))[0]}
         reject_artifacts(few)
+
+
+def test_artefact_rejection_leaves_out_channels_without_spread_and_refuses_nan(reading_splits):
+    """A channel with an IQR of 0 (mostly one value) was scaled by 1, in its own units: half the
+    ordinary epochs went as artefacts; a NaN sample turned the test off on its channel."""
+    from core.encoding._data import reject_artifacts
+
+    splits = {name: ds.copy(deep=True) for name, ds in reading_splits.items()}
+    for ds in splits.values():
+        x = ds["meg"].values
+        x[:, 0] = 0.0
+        x[::2, 0, 5] = 50.0  # channel 0 mostly one value (IQR 0), with ordinary deviations
+    assert reject_artifacts(splits)[1] == {"train": 0, "valid": 0, "test": 0}
+    splits["train"]["meg"].values[0, 1, 3] = np.nan
+    with pytest.raises(UnitScopeError, match="'train' epochs hold NaN or infinite values"):
+        reject_artifacts(splits)

@@ -28,12 +28,35 @@ def test_permutation_pvalues_pool_units():
     np.testing.assert_allclose(p.values, np.array([13, 8, 2, 1]) / 13)
     with pytest.raises(UnitScopeError, match="n_null=0"):
         permutation_pvalues(stat, null.isel(null=slice(0, 0)))
-    # a constant unit (null and statistic all zero) is left out of the pool, its p-value 1
+    # a constant unit (null and statistic all zero) is left out of the pool: no test, p NaN
     p = permutation_pvalues(xr.concat([stat, xr.zeros_like(stat[:1])], "unit"),
                             xr.concat([null, xr.zeros_like(null[:, :1])], "unit"))
-    np.testing.assert_allclose(p.values, np.array([13, 8, 2, 1, 13]) / 13)
+    np.testing.assert_allclose(p.values, np.array([13, 8, 2, 1, np.nan]) / 13)
     dead = permutation_pvalues(xr.zeros_like(stat), xr.zeros_like(null))
-    assert (dead.values == 1).all()
+    assert np.isnan(dead.values).all()
+
+
+def test_constant_units_neither_shrink_the_null_nor_count_as_tests(rng):
+    """90 constant units (dead, or pruned) beside the others: pooled as zeros they made 20% of
+    units under H0 significant at 0.05 (also when constant in one band only); counted by the
+    FDR step as p = 1 they cut 30 true discoveries to 19."""
+    stat = np.abs(rng.standard_normal((120, 5)))
+    null = np.abs(rng.standard_normal((8, 120, 5)))
+    stat[30:, 0], null[:, 30:, 0] = 0, 0  # units 30-119: constant in band 0 only
+    p = permutation_pvalues(xr.DataArray(stat, dims=("unit", "band")), xr.DataArray(null, dims=("null", "unit", "band")))
+    alone = permutation_pvalues(xr.DataArray(stat[:30, :1], dims=("unit", "band")),
+                                xr.DataArray(null[:, :30, :1], dims=("null", "unit", "band")))
+    np.testing.assert_allclose(p.values[:30, 0], alone.values[:, 0])  # band 0: as if the constant ones were not there
+    assert np.isnan(p.values[30:, 0]).all() and np.isfinite(p.values[:, 1:]).all()
+    real = np.abs(rng.standard_normal(30)) + 2.2
+    draws = np.abs(rng.standard_normal((200, 30)))
+    found = []
+    for n_dead in (0, 90):
+        s = xr.DataArray(np.r_[real, np.zeros(n_dead)], dims="unit")
+        nl = xr.DataArray(np.c_[draws, np.zeros((200, n_dead))], dims=("null", "unit"))
+        found.append(fdr_bh(permutation_pvalues(s, nl).values, 0.05)[0][:30])
+    np.testing.assert_array_equal(found[0], found[1])
+    assert found[0].sum() >= 25
 
 
 def _planted(rng, n=40):
@@ -106,8 +129,8 @@ def test_null_is_calibrated_for_units_unrelated_to_the_input(tones, resolution, 
     kw = dict(sfreq=SFREQ, layers=model.layers, n_iterations=3, n_null=8, resolution=resolution)
     ds = classify(ProbeRun([AmplitudeProbe(model, rng=0, **kw), PhaseProbe(model, rng=1, **kw)],
                            tones).run())
-    if n_constant:  # constant (dead) units: p = 1, insensitive, and the others' null not shrunk by
-        assert (ds["amp_p_all"].values[30:] == 1).all() and (ds["phase_p"].values[30:] == 1).all()
+    if n_constant:  # constant (dead) units: no test (p NaN), insensitive, and the others' null not shrunk by
+        assert np.isnan(ds["amp_p_all"].values[30:]).all() and np.isnan(ds["phase_p"].values[30:]).all()
         assert (ds["unit_class_all"].values[30:] == "insensitive").all()
         ds = ds.isel(unit=slice(0, 30))  # (with them pooled, 21% of these had p < 0.05)
     for pre in ("amp", "phase"):
