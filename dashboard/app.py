@@ -350,6 +350,30 @@ def _check_view_arg(session) -> None:
         session.alert(note, "warning")
 
 
+def remote_refusal(request, env=None) -> str:
+    """Why a page asked for from another machine is refused, or "" (asked for from this one, or
+    ``UNITSCOPE_ALLOW_REMOTE=1``). The server serves the machine it runs on unless told
+    otherwise: ``panel serve launch.py`` without ``--address`` listens on every interface, so
+    the app itself refuses pages asked for from elsewhere [A]. ``request`` is Bokeh's request
+    of the page (its ``remote_ip``)."""
+    import ipaddress
+
+    env = os.environ if env is None else env
+    ip = str(getattr(request, "remote_ip", "") or "")
+    if not ip or env.get("UNITSCOPE_ALLOW_REMOTE", "").strip().lower() in ("1", "true", "yes"):
+        return ""
+    try:
+        address = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return ""  # (not an IP address: a proxy's own name; nothing to tell)
+    mapped = getattr(address, "ipv4_mapped", None)
+    if (mapped or address).is_loopback:
+        return ""
+    return (f"This UnitScope server serves the machine it runs on only; this page was asked for from {ip}. "
+            "To serve a room on purpose, start it with UNITSCOPE_ALLOW_REMOTE=1 and panel serve's --address "
+            "and --allow-websocket-origin (see the README).")
+
+
 def build_app(session: Session | None = None, *, load_demo: bool = True):
     """Build the app for one browser session.
 
@@ -363,7 +387,14 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
     Returns
     -------
     template : panel.template.FastListTemplate
+        (or, for a page asked for from another machine without ``UNITSCOPE_ALLOW_REMOTE``, a
+        page that says so: :func:`remote_refusal`)
     """
+    context = getattr(pn.state.curdoc, "session_context", None) if pn.state.curdoc is not None else None
+    refusal = remote_refusal(getattr(context, "request", None)) if context is not None else ""
+    if refusal:
+        logger.warning("%s", refusal)
+        return pn.pane.HTML(f"<p role='alert'>{esc(refusal)}</p>", stylesheets=[CSS])
     configure_process()
     if load_demo:  # start loading the shared demo decoder before building the views [A]
         from .decoder import demo_provider

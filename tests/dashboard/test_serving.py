@@ -1,4 +1,4 @@
-"""The browser tests' server-log check: which tracebacks are the app's (tests/dashboard/conftest.py)."""
+"""Serving: which tracebacks in the browser tests' server log are the app's (conftest.py), and who may ask for a page."""
 import importlib.util
 from pathlib import Path
 
@@ -32,3 +32,22 @@ def test_a_tab_closed_before_bokeh_made_its_session_is_not_the_apps_traceback():
     assert len(found) == 1 and "RuntimeError: boom" in found[0] and "callback of job open failed" in found[0]
     # the same assertion raised through the app's own code is the app's
     assert len(_conftest.app_tracebacks(BOKEH_CLOSE.replace("bokeh/server/views/ws.py", "dashboard/app.py"))) == 1
+
+
+def test_pages_asked_for_from_another_machine_are_refused_unless_allowed():
+    """The server serves the machine it runs on unless told otherwise: ``panel serve launch.py``
+    without --address listened on every interface, and the page opened from the LAN."""
+    import types
+
+    from dashboard.app import remote_refusal
+
+    def asked_from(ip):
+        return types.SimpleNamespace(remote_ip=ip)
+
+    for ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "127.0.1.1"):
+        assert remote_refusal(asked_from(ip), env={}) == "", ip
+    said = remote_refusal(asked_from("192.168.1.5"), env={})
+    assert said.startswith("This UnitScope server serves the machine it runs on only") and "192.168.1.5" in said
+    assert "UNITSCOPE_ALLOW_REMOTE=1" in said and remote_refusal(asked_from("fe80::1%eth0"), env={})
+    assert remote_refusal(asked_from("192.168.1.5"), env={"UNITSCOPE_ALLOW_REMOTE": "1"}) == ""
+    assert remote_refusal(None, env={}) == ""  # (no request: a test or a notebook)
