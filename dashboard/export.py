@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -460,6 +461,22 @@ def resolve_export_folder(text: str, *, root: str | Path | None = None) -> Path:
     return full
 
 
+def _new_export_folder(parent: Path) -> Path:
+    """A new, empty folder ``parent/unitscope-YYYYMMDD-HHMMSS[-N]`` (made here, never reused)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        folder = parent / (f"unitscope-{stamp}" + (f"-{n}" if n > 1 else ""))
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UnitScopeError(f"Cannot write to the folder {str(parent)!r}: {exc.strerror or exc}. Choose a folder "
+                                 "you can write to.") from exc
+    raise UnitScopeError(f"Cannot make a new folder in {str(parent)!r}: too many exports this second.")
+
+
 def _atomic_write(path: Path, data: bytes) -> Path:
     """:func:`core._files.atomic_write_bytes`, its errors as one line naming the folder or file."""
     try:
@@ -507,9 +524,12 @@ def save_to_folder(session, folder: str, *, root: str | Path | None = None) -> l
     Returns
     -------
     paths : list of Path
-        The files written (the report first).
+        The files written (the report first), in a new folder of their own under ``folder``
+        (``unitscope-YYYYMMDD-HHMMSS``) [A]: sessions saving to the default folder at once had
+        replaced each other's files, left another session's probe.nc beside a report, and a run
+        folder given as ``folder`` had its own probe.nc replaced.
     """
-    target = resolve_export_folder(folder, root=root)
+    target = _new_export_folder(resolve_export_folder(folder, root=root))
     written = [_atomic_write(target / "unitscope-report.html", report_html(session).encode("utf-8"))]
     for name, make in (("probe.nc", lambda: netcdf_bytes(probe_dataset(session))),
                        ("prune_curves.nc", lambda: netcdf_bytes(curves_dataset(session))),

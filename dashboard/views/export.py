@@ -340,6 +340,8 @@ class ExportView(pn.viewable.Viewer):
                          "of what is on screen.</p>", stylesheets=[CSS]),
             controls(self.plot, *lowered(self.fmt, self.plot_dl, self.preview_btn)),
             self.preview_note, self.preview,
-            pn.pane.HTML("<h4>Save everything on the server</h4>", stylesheets=[CSS]),
+            pn.pane.HTML("<h4>Save everything on the server</h4><p class='us-muted'>Each save makes a new folder "
+                         "(unitscope-date-time) in the folder chosen: nothing saved before is replaced.</p>",
+                         stylesheets=[CSS]),
             controls(self.folder, *lowered(self.save_btn)), self.saved,
             sizing_mode="stretch_width")

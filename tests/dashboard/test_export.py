@@ -249,7 +249,17 @@ def test_save_to_folder_writes_under_the_data_root(session, tmp_path):
     paths = export.save_to_folder(session, "lab/exports")
     names = [p.name for p in paths]
     assert names[0] == "unitscope-report.html" and "probe.nc" in names and "unitscope-run.zip" in names
-    assert all(p.parent == tmp_path / "lab" / "exports" for p in paths)
+    folder = paths[0].parent  # a new folder of its own under the one given
+    assert folder.parent == tmp_path / "lab" / "exports" and folder.name.startswith("unitscope-")
+    assert all(p.parent == folder for p in paths)
+    # a second save (another session's, or this one's later) never replaces the first's files
+    again = export.save_to_folder(session, "lab/exports")
+    assert again[0].parent != folder and all(p.exists() for p in paths)
+    run = tmp_path / "runs" / "r1"  # a run folder given as the folder: its own files untouched
+    run.mkdir(parents=True)
+    (run / "probe.nc").write_bytes(b"the run's own")
+    export.save_to_folder(session, "runs/r1")
+    assert (run / "probe.nc").read_bytes() == b"the run's own"
     assert paths[0].read_text().startswith("<!DOCTYPE html>")
     umask = os.umask(0)
     os.umask(umask)
