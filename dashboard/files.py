@@ -295,11 +295,32 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
             if stat.S_ISLNK(m.external_attr >> 16):
                 raise UnitScopeError(f"{path.name!r} holds a link ({m.filename!r}); refused.")
         out = Path(dest) / (path.name[: -len(".zip")] or "archive")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # unpacked beside it first, moved into place whole: a damaged or encrypted member had left
+        # a half-unpacked folder, and "Unexpected error (BadZipFile ...)"
+        import tempfile
+
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.unpacking-"))
+        try:
+            zf.extractall(staging)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib_error()) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise UnitScopeError(f"{path.name!r} could not be unpacked ({exc}): a damaged, encrypted or unusually "
+                                 "compressed archive; pack it again as a plain .zip.") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         if out.exists():
             shutil.rmtree(out)
-        out.mkdir(parents=True)
-        zf.extractall(out)
+        staging.rename(out)
     return out
+
+
+def zlib_error():
+    """zlib's error class (a corrupt deflate stream in a zip member)."""
+    import zlib
+
+    return zlib.error
 
 
 def _recordings_in(folder: Path) -> tuple[list[Path], Path | None]:

@@ -157,6 +157,25 @@ def test_unsafe_or_oversized_archives_are_refused_with_nothing_written(tmp_path,
         unpack_zip(tmp_path / "bad.zip", tmp_path / "out", max_bytes=1000)
 
 
+def test_a_damaged_archive_is_refused_in_words_and_leaves_nothing_half_unpacked(tmp_path):
+    """A member whose bytes were damaged (bad CRC) gave "Unexpected error (BadZipFile ...)" and
+    left a half-unpacked folder; an earlier upload of the same name stays as it was."""
+    from dashboard.files import unpack_zip
+
+    good = _zip(tmp_path / "study.zip", {"a.txt": b"first", "b.txt": b"second"})
+    first = unpack_zip(good, tmp_path / "out", max_bytes=10_000)
+    assert (first / "b.txt").read_bytes() == b"second"
+    data = bytearray(good.read_bytes())
+    at = data.find(b"second")
+    data[at:at + 6] = b"SECOND"  # stored (not deflated): the CRC no longer matches
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "study.zip").write_bytes(bytes(data))
+    with pytest.raises(UnitScopeError, match=r"'study.zip' could not be unpacked \(.*\): a damaged, encrypted"):
+        unpack_zip(tmp_path / "up" / "study.zip", tmp_path / "out", max_bytes=10_000)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["study"]  # no staging folder left
+    assert (first / "b.txt").read_bytes() == b"second"  # the earlier upload as it was
+
+
 def test_upload_choice_waits_for_data_files_and_opens_the_newest(tmp_path):
     """The newest recording is opened once its data file is there; missing markers are said."""
     from dashboard.files import unpack_zip, upload_choice
