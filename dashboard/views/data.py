@@ -58,6 +58,38 @@ def training_curves(history: list, batches: list, metric_name: str = "validation
                                                  height=260, show_legend=False))).cols(2)
 
 
+
+class LimitedFileDropper(pn.widgets.FileDropper):
+    """A FileDropper that holds the upload limit on the server: the chunks of a file past
+    ``limit_bytes`` are let go as they arrive and ``on_refused(name, bytes_arrived)`` is called.
+    The browser's own ``max_file_size`` is a property any client may change: a page that did
+    sent 60 MB to a server limited to 1 MB, which held all of it before refusing it [A]."""
+
+    def __init__(self, limit_bytes: int | None = None, on_refused=None, **params):
+        super().__init__(**params)
+        self.limit_bytes = limit_bytes  # (a plain attribute: a parameter would be sent to the browser)
+        self._on_refused = on_refused
+        self._arrived: dict[str, int] = {}
+
+    def _process_event(self, event):
+        data = event.data
+        if event.event_name != "delete_event" and self.limit_bytes:
+            name = data["name"]
+            if data["chunk"] == 1:
+                self._arrived[name] = 0
+            if self._arrived.get(name) is None:  # refused already: its further chunks are dropped
+                return
+            self._arrived[name] += len(data["data"] or b"")
+            if self._arrived[name] > self.limit_bytes:
+                self._file_buffer.pop(name, None)
+                size, self._arrived[name] = self._arrived[name], None
+                if self._on_refused is not None:
+                    self._on_refused(name, size)
+                return
+            if data["chunk"] == data["total_chunks"]:
+                self._arrived.pop(name, None)
+        super()._process_event(event)
+
 class DataView(pn.viewable.Viewer):
     """Choose data and decoder, train with a live progress bar and curves, stop."""
 
@@ -258,10 +290,17 @@ class DataView(pn.viewable.Viewer):
         if self.dropper is not None or self.session.source != "upload":
             return
         mb = max_upload_bytes() / 1024 / 1024
-        self.dropper = pn.widgets.FileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=True,
-                                              height=120, sizing_mode="stretch_width")
+        self.dropper = LimitedFileDropper(max_file_size=f"{int(max(mb, 1))}MB", multiple=True, height=120,
+                                          sizing_mode="stretch_width", limit_bytes=max_upload_bytes(),
+                                          on_refused=self._refused_while_arriving)
         self.dropper.param.watch(self._uploaded, "value")
         self._dropper_slot[:] = [self.dropper]
+
+    def _refused_while_arriving(self, name: str, size: int) -> None:
+        limit = max_upload_bytes()
+        self.session.alert(f"{name!r} is larger than the upload limit of {limit / 1e6:.1f} MB (more than "
+                           f"{size / 1e6:.1f} MB arrived): refused while it arrived. Put large recordings under "
+                           "the data root instead, or raise UNITSCOPE_MAX_UPLOAD_MB.")
 
     def _uploaded(self, event):
         files = dict(event.new or {})

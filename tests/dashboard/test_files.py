@@ -246,3 +246,28 @@ def test_all_of_a_sessions_uploads_together_are_limited(tmp_path):
         unpack_zip(tmp_path / "a.zip", tmp_path, max_bytes=limit, room=session_room(tmp_path, max_bytes=limit))
     assert not (tmp_path / "a").exists()
     assert unpack_zip(tmp_path / "a.zip", tmp_path, max_bytes=limit, room=None) == tmp_path / "a"
+
+
+def test_the_server_lets_go_of_an_upload_past_the_limit_as_it_arrives():
+    """The browser's max_file_size is a property any client may change: the server held every
+    chunk of a 60 MB upload, under a 1 MB limit, before it refused the file."""
+    import types
+
+    from dashboard.views.data import LimitedFileDropper
+
+    refused = []
+    dropper = LimitedFileDropper(limit_bytes=1000, on_refused=lambda name, size: refused.append((name, size)))
+
+    def send(name, chunks, size):
+        for i in range(1, chunks + 1):
+            dropper._process_event(types.SimpleNamespace(event_name="upload_event", data={
+                "name": name, "chunk": i, "total_chunks": chunks, "data": b"x" * size, "type": "application/x"}))
+            if name == "big.edf" and i == 3:  # refused at the chunk that passed the limit: nothing held
+                assert name not in dropper._file_buffer and refused == [("big.edf", 1200)]
+
+    send("big.edf", 10, 400)
+    assert refused == [("big.edf", 1200)] and "big.edf" not in dropper.value and not dropper._file_buffer
+    send("small.edf", 2, 300)
+    assert dropper.value["small.edf"] == b"x" * 600 and len(refused) == 1
+    send("big.edf", 2, 300)  # the same name again, within the limit: taken
+    assert dropper.value["big.edf"] == b"x" * 600
