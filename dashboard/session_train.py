@@ -47,6 +47,9 @@ class SessionTrain:
             if not is_run_folder(run):
                 raise UnitScopeError(f"{str(path)!r} is not a run folder: it must hold config.json and model.pt "
                                      "(as `unitscope train --out RUN_DIR` writes them).")
+            for f in run.iterdir():  # the files read from it, too, stay under the data root (a link out
+                if f.is_symlink():   # of it, as model.pt or probe.nc, had been followed)
+                    resolve_in_root(self.root, f, what=f"file {f.name!r} of the run folder")
             try:
                 cfg = json.loads((run / "config.json").read_text())
                 data, model_kind = cfg["data"], str(cfg["model"]["kind"])

@@ -778,6 +778,17 @@ def test_an_error_showing_an_opened_run_is_shown_and_the_session_is_not_left_bus
     assert session.run == session._run_shown  # (and with no decoder yet, the demo is loaded instead)
 
 
+def test_a_run_folder_whose_files_link_out_of_the_data_root_is_refused(session, tmp_path, tiny_ws):
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    tiny_ws.save(outside)
+    run = tmp_path / "runs" / "linked"
+    tiny_ws.save(run)
+    (run / "model.pt").unlink()
+    (run / "model.pt").symlink_to(outside / "model.pt")  # (only someone who writes to the data root can)
+    session.open_run("runs/linked")
+    assert "model.pt' lies outside the data root" in session.alerts[-1][1] and session.busy != "opening"
+
+
 def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws, monkeypatch):
     demo_loads = []
     monkeypatch.setattr(session, "load_demo", lambda: demo_loads.append(session.run))
