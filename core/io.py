@@ -246,49 +246,61 @@ def recording_from_raw(raw) -> Recording:
     return Recording(signals, None, events)
 
 
-def _bare_file_name(name: str, header: Path, key: str) -> None:
-    """Refuse a companion file named with a folder: MNE joins it onto the header's folder, so
-    ``/etc/passwd`` or ``../../secret`` in an uploaded header read a file of the server's
-    anywhere (the data root's rule, that no path escapes it). [A] A header's data and marker
-    files are read beside it, by their file names alone."""
-    bare = Path(name.replace("\\", "/")).name
-    if name.strip() != bare or bare in ("", ".", ".."):
-        raise UnitScopeError(f"{header.name!r} names its {key} as {name!r}, a path: UnitScope reads the files a "
-                             f"recording keeps its data in from beside it, by file name alone (e.g. {bare or 'data'!r} "
-                             "in the same folder).")
+def _in_own_folder(name: str, header: Path, key: str) -> None:
+    """Refuse a companion file that MNE would read from outside the recording's own folder: MNE
+    joins the name onto the header's folder (an absolute name replaces it), so ``/etc/passwd``
+    or ``../../secret`` in an uploaded header read a file of the server's as samples (the data
+    root's rule, that no path escapes it). A name with Windows separators stays one file name
+    of that folder on this system, as MNE reads it."""
+    folder = header.parent.resolve()
+    target = (header.parent / name).resolve()
+    if target != folder and folder not in target.parents:
+        raise UnitScopeError(f"{header.name!r} names its {key} as {name!r}, outside its own folder: UnitScope reads "
+                             "the files a recording keeps its data in from its own folder only (put them beside it, "
+                             "named by file name).")
 
 
 def _vhdr_companions(path: Path) -> tuple[list[str], list[str]]:
     """The data file (required) and marker file (optional: MNE reads the data without it, with
-    no events) a BrainVision header names (``DataFile=``, ``MarkerFile=``)."""
-    text = path.read_bytes()[:65536].decode("latin1")
+    no events) a BrainVision header names (``DataFile=``, ``MarkerFile=``), read by MNE's own
+    parser of the header (its codepage, its sections; a regex over latin-1 text missed a
+    ``Codepage=UTF-7`` header's ``..+AC8-outside``), each refused if it lies outside the
+    header's folder (:func:`_in_own_folder`)."""
+    try:
+        from mne.io.brainvision.brainvision import _aux_hdr_info
 
-    def named(key):
-        # (MNE reads the header with configparser, which takes "key: value" as "key = value")
-        found = re.findall(rf"^\s*{key}\s*[=:]\s*(.+?)\s*$", text, flags=re.M | re.I)
-        for name in found:
-            _bare_file_name(name, path, key)
-        return [Path(n.replace("\\", "/")).name for n in found[:1]]
-
-    marker = named("MarkerFile")
+        _, cfg, section, _, _ = _aux_hdr_info(str(path), sfreq_override=1.0)
+        values = {key: cfg.get(section, key, fallback=None) for key in ("DataFile", "MarkerFile")}
+    except Exception:  # noqa: BLE001 - no header MNE can read: reading it says what is wrong
+        return [], []
+    for key, name in values.items():
+        if name:
+            _in_own_folder(name, path, key)
+    data = [Path(values["DataFile"].replace("\\", "/")).name] if values["DataFile"] else []
+    marker = [Path(values["MarkerFile"].replace("\\", "/")).name] if values["MarkerFile"] else []
     if marker and not (path.parent / marker[0]).exists() and path.with_suffix(".vmrk").exists():
         marker = []  # MNE falls back to the .vmrk of the header's own name
-    return named("DataFile"), marker
+    return data, marker
 
 
 def _set_companions(path: Path) -> list[str]:
     """The ``.fdt`` an EEGLAB ``.set`` keeps its data in, when not embedded (``EEG.data`` a
-    file name). MNE also takes the ``.fdt`` of the set's own name, so that one satisfies it."""
+    file name). MNE also takes the ``.fdt`` of the set's own name, so that one satisfies it.
+    The data file named is refused if it lies outside the set's folder (MNE reads that path
+    first, wherever it leads), found as MNE finds it (an ``EEG`` struct inside ``EEG`` too)."""
     import scipy.io
 
     try:
         mat = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False, variable_names=["EEG", "data"])
     except Exception:  # MATLAB v7.3 (HDF5) or not a .set at all: the reader says what is wrong
         return []
-    data = getattr(mat["EEG"], "data", None) if "EEG" in mat else mat.get("data")
+    eeg = mat.get("EEG", None)
+    while eeg is not None and hasattr(eeg, "EEG"):  # (MNE: eeg.get("EEG", eeg))
+        eeg = eeg.EEG
+    data = getattr(eeg, "data", None) if eeg is not None else mat.get("data")
     if not isinstance(data, str):
         return []
-    _bare_file_name(data, path, "data file (EEG.data)")  # (MNE reads that path first, wherever it leads)
+    _in_own_folder(data, path, "data file (EEG.data)")
     return [] if path.with_suffix(".fdt").exists() else [path.with_suffix(".fdt").name]
 
 
@@ -316,6 +328,15 @@ def missing_companions(path: str | Path) -> dict[str, list[str]]:
         return [n for n in names if not (path.parent / n).exists()]
 
     return {"required": absent(required), "optional": absent(optional)}
+
+
+def _check_companions(path: Path) -> None:
+    """Refuse a recording whose data file is missing beside it, or named outside its folder."""
+    missing = missing_companions(path)["required"]
+    if missing:
+        raise UnitScopeError(
+            f"{path.name!r} keeps its data in another file, not found beside it: {', '.join(missing)}. "
+            f"Put it in the same folder ({str(path.parent)!r}), or upload the files together.")
 
 
 def is_bids_root(path: str | Path) -> bool:
@@ -526,6 +547,7 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
             logger.warning("%d recordings in %s match %s; reading the first, %s (choose one by its BIDS "
                            "entities: subject, session, task, run, ...)", len(matches), path, want or "anything",
                            matches[0].basename)
+        _check_companions(Path(matches[0].fpath))  # (a BIDS folder's header read files anywhere, too)
         raw = mne_bids.read_raw_bids(matches[0], verbose="error")
         return recording_from_raw(raw)
     if path.is_file() and path.stat().st_size == 0:
@@ -535,11 +557,7 @@ def read_recording(path: str | Path, *, bids: dict | None = None) -> Recording:
     error, note = edf_cut_short(path)
     if error:
         raise UnitScopeError(f"Cannot read {str(path)!r}: {error}.")
-    missing = missing_companions(path)["required"]
-    if missing:
-        raise UnitScopeError(
-            f"{path.name!r} keeps its data in another file, not found beside it: {', '.join(missing)}. "
-            f"Put it in the same folder ({str(path.parent)!r}), or upload the files together.")
+    _check_companions(path)
     try:
         raw = mne.io.read_raw(path, preload=False, verbose="error")  # the samples: a stretch at a time
     except ValueError as exc:

@@ -250,7 +250,7 @@ def test_brainvision_and_eeglab_files(tmp_path):
 
 
 @pytest.mark.parametrize("line", ["DataFile=/etc/hostname", "DataFile: /etc/hostname", "DataFile=../outside/x.eeg",
-                                  "MarkerFile=..\\..\\x.vmrk"])
+                                  "MarkerFile=../x.vmrk"])
 def test_a_header_naming_a_file_elsewhere_is_refused_before_it_is_read(tmp_path, line):
     """Security: MNE joins a BrainVision header's DataFile onto the header's folder, so an
     uploaded header naming /etc/... or ../.. read a file of the server's (the bytes came back
@@ -263,8 +263,39 @@ def test_a_header_naming_a_file_elsewhere_is_refused_before_it_is_read(tmp_path,
     text = (tmp_path / "bv.vhdr").read_text(encoding="latin1")
     text = re.sub(rf"^{key}=.*$", line.replace("\\", "\\\\"), text, flags=re.M)
     (tmp_path / "bv.vhdr").write_text(text, encoding="latin1")
-    with pytest.raises(UnitScopeError, match=rf"'bv.vhdr' names its {key} as .*, a path: UnitScope reads"):
+    with pytest.raises(UnitScopeError, match=rf"'bv.vhdr' names its {key} as .*, outside its own folder"):
         read_recording(tmp_path / "bv.vhdr")
+
+
+def test_a_header_hiding_a_path_in_its_codepage_or_a_windows_path_is_read_as_mne_reads_it(tmp_path):
+    """Codepage=UTF-7 made "..+AC8-outside+AC8-x.eeg" read as ../outside/x.eeg by MNE, while a
+    latin-1 reading saw one file name; a Windows path of a marker file is one (missing) name
+    here, and MNE falls back to the .vmrk beside the header: read, not refused."""
+    pytest.importorskip("pybv")
+    import mne
+
+    mne.export.export_raw(tmp_path / "bv.vhdr", _small_raw(), fmt="brainvision", verbose="error")
+    text = (tmp_path / "bv.vhdr").read_text(encoding="latin1")
+    (tmp_path / "..+AC8-outside+AC8-x.eeg").write_bytes((tmp_path / "bv.eeg").read_bytes())  # a decoy beside it
+    hidden = re.sub(r"^Codepage=.*$", "Codepage=UTF-7", text, flags=re.M)
+    hidden = re.sub(r"^DataFile=.*$", "DataFile=..+AC8-outside+AC8-x.eeg", hidden, flags=re.M)
+    hidden = "".join(c for c in hidden if ord(c) < 128)  # (UTF-7 text holds no byte above 127: "µV" left out)
+    (tmp_path / "hidden.vhdr").write_text(hidden, encoding="latin1")
+    with pytest.raises(UnitScopeError, match=r"'hidden.vhdr' names its DataFile as '../outside/x.eeg', outside"):
+        read_recording(tmp_path / "hidden.vhdr")
+    windows = re.sub(r"^MarkerFile=.*$", r"MarkerFile=C:\\Vision\\Raw Files\\bv.vmrk", text, flags=re.M)
+    (tmp_path / "bv.vhdr").write_text(windows, encoding="latin1")
+    assert read_recording(tmp_path / "bv.vhdr").events.counts()  # (its own bv.vmrk beside it)
+
+
+def test_a_bids_folders_header_naming_a_file_elsewhere_is_refused(bids_study, tmp_path):
+    """A BIDS folder (a .zip of one, uploaded) went straight to mne_bids, past the check."""
+    header = next(bids_study.glob("sub-01/eeg/*.vhdr"))
+    (tmp_path / "secret.eeg").write_bytes((header.with_suffix(".eeg")).read_bytes())
+    text = header.read_text(encoding="latin1")
+    header.write_text(re.sub(r"^DataFile=.*$", "DataFile=../../../secret.eeg", text, flags=re.M), encoding="latin1")
+    with pytest.raises(UnitScopeError, match=r"names its DataFile as '../../../secret.eeg', outside its own folder"):
+        read_recording(bids_study, bids="subject=01")
 
 
 def test_an_eeglab_set_naming_a_data_file_elsewhere_is_refused(tmp_path):
@@ -277,8 +308,12 @@ def test_an_eeglab_set_naming_a_data_file_elsewhere_is_refused(tmp_path):
     mat = {k: v for k, v in scipy.io.loadmat(tmp_path / "two.set").items() if not k.startswith("__")}
     mat["data"] = "/etc/hostname"
     scipy.io.savemat(tmp_path / "two.set", mat)
-    with pytest.raises(UnitScopeError, match=r"'two.set' names its data file \(EEG.data\) as '/etc/hostname', a path"):
+    with pytest.raises(UnitScopeError, match=r"'two.set' names its data file \(EEG.data\) as '/etc/hostname', outside"):
         read_recording(tmp_path / "two.set")
+    mat["data"] = "two.fdt"  # an EEG struct inside EEG, as MNE unwraps it, naming a file elsewhere
+    scipy.io.savemat(tmp_path / "nested.set", {"EEG": {"EEG": {**mat, "data": "../other/rec.fdt"}}})
+    with pytest.raises(UnitScopeError, match=r"'nested.set' names its data file .* '../other/rec.fdt', outside"):
+        read_recording(tmp_path / "nested.set")
 
 
 def test_bids_recordings_are_listed_and_chosen_by_their_entities(bids_study, caplog):
