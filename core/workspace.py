@@ -440,11 +440,21 @@ class Workspace:
             # both written in full beside the run first: a full disk fails there and leaves the run as
             # it was (config.json had been removed before model.pt was written, and a failed write of
             # model.pt left a folder that was no run); then the renames, config.json last
-            with atomic_target(run_dir / "config.json") as new_config:
-                write_synced(new_config, text)
-                with atomic_target(run_dir / "model.pt") as new_model:
-                    write_synced(new_model, weights.getvalue())
-                    (run_dir / "config.json").unlink(missing_ok=True)  # a moment with no run, not a wrong one
+            config, aside = run_dir / "config.json", run_dir / ".config.json.aside"
+            model_replaced = False
+            try:
+                with atomic_target(config) as new_config:
+                    write_synced(new_config, text)
+                    with atomic_target(run_dir / "model.pt") as new_model:
+                        write_synced(new_model, weights.getvalue())
+                        if config.exists():  # a moment with no run, not a wrong one; put back on a failure
+                            os.replace(config, aside)
+                    model_replaced = True
+            except BaseException:
+                if not model_replaced and aside.exists() and not config.exists():
+                    os.replace(aside, config)  # (model.pt's rename failed: the run as it was)
+                raise
+            aside.unlink(missing_ok=True)
             if commit:
                 commit_checkpoint(run_dir)
             self.run_dir = run_dir

@@ -254,3 +254,25 @@ def test_a_save_the_disk_cannot_take_leaves_the_run_as_it_was(trained, tmp_path)
         signal.signal(signal.SIGXFSZ, handler)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # (no temporary file left either)
     assert Workspace.load(run).model is not None
+
+
+def test_a_save_whose_model_rename_fails_leaves_the_run_as_it_was(trained, tmp_path, monkeypatch):
+    """model.pt's rename refused (a read-only remount, a file held open elsewhere): config.json
+    had been removed already, and the folder was no run."""
+    import os as _os
+
+    ws, _ = trained
+    run = ws.save(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    real = _os.replace
+
+    def refuse_model(src, dst):
+        if str(dst).endswith("model.pt"):
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(_os, "replace", refuse_model)
+    with pytest.raises(PermissionError):
+        ws.save(run)
+    monkeypatch.setattr(_os, "replace", real)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
