@@ -269,10 +269,18 @@ def _vhdr_companions(path: Path) -> tuple[list[str], list[str]]:
     try:
         from mne.io.brainvision.brainvision import _aux_hdr_info
 
-        _, cfg, section, _, _ = _aux_hdr_info(str(path), sfreq_override=1.0)
+        import warnings
+
+        with warnings.catch_warnings():  # (MNE's own reading of the file says it, where it matters)
+            warnings.simplefilter("ignore")
+            _, cfg, section, _, _ = _aux_hdr_info(str(path), sfreq_override=1.0)
         values = {key: cfg.get(section, key, fallback=None) for key in ("DataFile", "MarkerFile")}
-    except Exception:  # noqa: BLE001 - no header MNE can read: reading it says what is wrong
-        return [], []
+    except Exception:  # noqa: BLE001 - no header MNE parses (reading it says why): its lines as text
+        text = path.read_bytes()[:65536].decode("latin1")
+        values = {}
+        for key in ("DataFile", "MarkerFile"):
+            found = re.findall(rf"^\s*{key}\s*[=:]\s*(.+?)\s*$", text, flags=re.M | re.I)
+            values[key] = found[0] if found else None
     for key, name in values.items():
         if name:
             _in_own_folder(name, path, key)

@@ -296,6 +296,9 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
                 raise UnitScopeError(f"{path.name!r} holds a link ({m.filename!r}); refused.")
         out = Path(dest) / (path.name[: -len(".zip")] or "archive")
         out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():  # ("rec.edf.zip", macOS's name for a zipped rec.edf, beside it)
+            raise UnitScopeError(f"{path.name!r} would unpack into {out.name!r}, which is a file already uploaded; "
+                                 "rename the archive (e.g. to study.zip) and upload it again.")
         # unpacked beside it first, moved into place whole: a damaged or encrypted member had left
         # a half-unpacked folder, and "Unexpected error (BadZipFile ...)"
         import tempfile
@@ -310,9 +313,12 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        try:
+            if out.exists():
+                shutil.rmtree(out)
+            staging.rename(out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # (gone once renamed; left by nothing)
     return out
 
 

@@ -174,6 +174,11 @@ def test_a_damaged_archive_is_refused_in_words_and_leaves_nothing_half_unpacked(
         unpack_zip(tmp_path / "up" / "study.zip", tmp_path / "out", max_bytes=10_000)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["study"]  # no staging folder left
     assert (first / "b.txt").read_bytes() == b"second"  # the earlier upload as it was
+    (tmp_path / "out" / "rec.edf").write_bytes(b"uploaded before")  # "rec.edf.zip" would unpack onto it
+    zipped = _zip(tmp_path / "up" / "rec.edf.zip", {"rec.edf": b"x"})
+    with pytest.raises(UnitScopeError, match=r"'rec.edf.zip' would unpack into 'rec.edf', which is a file"):
+        unpack_zip(zipped, tmp_path / "out", max_bytes=10_000)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rec.edf", "study"]
 
 
 def test_upload_choice_waits_for_data_files_and_opens_the_newest(tmp_path):
