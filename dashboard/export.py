@@ -529,8 +529,10 @@ def save_to_folder(session, folder: str, *, root: str | Path | None = None) -> l
         replaced each other's files, left another session's probe.nc beside a report, and a run
         folder given as ``folder`` had its own probe.nc replaced.
     """
-    target = _new_export_folder(resolve_export_folder(folder, root=root))
-    written = [_atomic_write(target / "unitscope-report.html", report_html(session).encode("utf-8"))]
+    parent = resolve_export_folder(folder, root=root)
+    report = report_html(session).encode("utf-8")  # (made before its folder: a failure leaves none)
+    target = _new_export_folder(parent)
+    written = [_atomic_write(target / "unitscope-report.html", report)]
     for name, make in (("probe.nc", lambda: netcdf_bytes(probe_dataset(session))),
                        ("prune_curves.nc", lambda: netcdf_bytes(curves_dataset(session))),
                        ("kernels.nc", lambda: netcdf_bytes(kernels_dataset(session)))):

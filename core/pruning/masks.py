@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "unitscope.maskset"
 FORMAT_VERSION = 1
-MAX_UNITS = 100_000  # [A] units of one layer a mask may name (Deep4's largest has 200)
+MAX_UNITS = 100_000  # [A] units a mask may name, in all (Deep4 has 376)
 
 
 def _check_signatures(mine: Mapping, theirs: Mapping) -> None:
@@ -105,6 +105,9 @@ class MaskSet:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_UNITS:
                 raise UnitScopeError(f"The signature's layer {str(name)!r:.80} has {n!r:.80} units; expected a whole "
                                      f"number from 1 to {MAX_UNITS}.")
+        if sum(int(n) for n in units.values()) > MAX_UNITS:  # (each layer under the cap, many layers)
+            raise UnitScopeError(f"The signature names {len(units)} layers of {sum(int(n) for n in units.values())} "
+                                 f"units in all; a mask covers at most {MAX_UNITS} units.")
         units = dict(units)
         self.signature = {**dict(signature), "units": units}
         self._keep = {name: np.ones(int(n), dtype=bool) for name, n in units.items()}

@@ -8,7 +8,7 @@ import panel as pn
 import param
 
 from ..decoder import KIND_LABELS
-from ..files import WEIGHTS_SUFFIXES, max_upload_bytes
+from ..files import SESSION_UPLOAD_FACTOR, WEIGHTS_SUFFIXES, max_upload_bytes
 from ..state import Session
 from ._common import CSS, Shown, apply_in_doc, choice, esc, kv_table
 
@@ -73,14 +73,19 @@ class LimitedFileDropper(pn.widgets.FileDropper):
 
     def _process_event(self, event):
         data = event.data
-        if event.event_name != "delete_event" and self.limit_bytes:
+        if event.event_name == "delete_event":
+            self._file_buffer.pop(data["name"], None)  # (a file removed while it arrived: let go)
+            self._arrived.pop(data["name"], None)
+        elif self.limit_bytes:
             name = data["name"]
             if data["chunk"] == 1:
                 self._arrived[name] = 0
             if self._arrived.get(name) is None:  # refused already: its further chunks are dropped
                 return
             self._arrived[name] += len(data["data"] or b"")
-            if self._arrived[name] > self.limit_bytes:
+            held = sum(n for n in self._arrived.values() if n)  # every unfinished file together (many
+            # names each under the limit, never finished, had piled up: 54 MB under a 1 MB limit)
+            if self._arrived[name] > self.limit_bytes or held > SESSION_UPLOAD_FACTOR * self.limit_bytes:
                 self._file_buffer.pop(name, None)
                 size, self._arrived[name] = self._arrived[name], None
                 if self._on_refused is not None:
@@ -298,8 +303,9 @@ class DataView(pn.viewable.Viewer):
 
     def _refused_while_arriving(self, name: str, size: int) -> None:
         limit = max_upload_bytes()
-        self.session.alert(f"{name!r} is larger than the upload limit of {limit / 1e6:.1f} MB (more than "
-                           f"{size / 1e6:.1f} MB arrived): refused while it arrived. Put large recordings under "
+        mb = 1024 * 1024  # (as the dropper's "Files up to ... MB" counts them)
+        self.session.alert(f"{name!r} is larger than the upload limit of {limit / mb:.4g} MB (more than "
+                           f"{size / mb:.4g} MB arrived): refused while it arrived. Put large recordings under "
                            "the data root instead, or raise UNITSCOPE_MAX_UPLOAD_MB.")
 
     def _uploaded(self, event):

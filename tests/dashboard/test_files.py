@@ -276,3 +276,22 @@ def test_the_server_lets_go_of_an_upload_past_the_limit_as_it_arrives():
     assert dropper.value["small.edf"] == b"x" * 600 and len(refused) == 1
     send("big.edf", 2, 300)  # the same name again, within the limit: taken
     assert dropper.value["big.edf"] == b"x" * 600
+
+
+def test_unfinished_uploads_under_many_names_are_let_go_past_the_sessions_room():
+    """Chunk 1 of 2 of 900 kB under 60 names, each under a 1 MB limit, had piled up 54 MB."""
+    import types
+
+    from dashboard.files import SESSION_UPLOAD_FACTOR
+    from dashboard.views.data import LimitedFileDropper
+
+    refused = []
+    dropper = LimitedFileDropper(limit_bytes=1000, on_refused=lambda name, size: refused.append(name))
+    for i in range(60):
+        dropper._process_event(types.SimpleNamespace(event_name="upload_event", data={
+            "name": f"f{i}.edf", "chunk": 1, "total_chunks": 2, "data": b"x" * 900, "type": "application/x"}))
+    held = sum(len(b) for parts in dropper._file_buffer.values() for b in parts)
+    assert held <= SESSION_UPLOAD_FACTOR * 1000 and len(refused) >= 55
+    name = next(iter(dropper._file_buffer))
+    dropper._process_event(types.SimpleNamespace(event_name="delete_event", data={"name": name}))
+    assert name not in dropper._file_buffer  # removed while it arrived: its bytes let go

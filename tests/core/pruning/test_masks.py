@@ -219,6 +219,7 @@ def test_mask_for_another_architecture_is_refused(tmp_path, deep4, shallow):
     ({"units": {"conv_2": 3_000_000_000}}, {}, "has 3000000000 units; expected a whole number from 1 to 100000"),
     ({"units": {"conv_2": "x"}}, {}, "has 'x' units"),
     ({"units": {"conv_2": -5}}, {}, "has -5 units"),
+    ({"units": {f"l{i}": 90_000 for i in range(300)}}, {}, "a mask covers at most 100000 units"),
     ({"units": [1]}, {}, "needs a signature naming at least one maskable layer"),
     ("x", {}, "needs a signature naming at least one maskable layer"),
     (None, [1], "'pruned' maps layer names to unit indices"),
