@@ -770,15 +770,18 @@ def test_an_error_showing_an_opened_run_is_shown_and_the_session_is_not_left_bus
         raise RuntimeError("the views could not be drawn")
 
     monkeypatch.setattr(session, "set_decoder", fails)
+    demo_loads = []  # (no decoder yet: the demo is loaded instead; not in the background here)
+    monkeypatch.setattr(session, "load_demo", lambda: demo_loads.append(session.run))
     session.open_run("runs/r")
     _join(session, "open")
     level, text = session.alerts[-1]  # (it had been written to the log only, the page said nothing)
     assert level == "danger" and "RuntimeError: the views could not be drawn" in text
-    assert session.busy != "opening" and not session.status.startswith("Opening")  # (it said "Opening ..." on)
-    assert session.run == session._run_shown  # (and with no decoder yet, the demo is loaded instead)
+    # what is shown instead is said again: with no decoder yet, the demo (it had said "Opening ..." on)
+    assert session.busy == "" and session.run == session._run_shown and len(demo_loads) == 1
 
 
-def test_a_run_folder_whose_files_link_out_of_the_data_root_is_refused(session, tmp_path, tiny_ws):
+def test_a_run_folder_whose_files_link_out_of_the_data_root_is_refused(session, tmp_path, tiny_ws, monkeypatch):
+    monkeypatch.setattr(session, "load_demo", lambda: None)  # (what is shown instead: not loaded here)
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     tiny_ws.save(outside)
     run = tmp_path / "runs" / "linked"
@@ -786,7 +789,7 @@ def test_a_run_folder_whose_files_link_out_of_the_data_root_is_refused(session, 
     (run / "model.pt").unlink()
     (run / "model.pt").symlink_to(outside / "model.pt")  # (only someone who writes to the data root can)
     session.open_run("runs/linked")
-    assert "model.pt' lies outside the data root" in session.alerts[-1][1] and session.busy != "opening"
+    assert "model.pt' lies outside the data root" in session.alerts[-1][1] and session.busy == ""
 
 
 def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, tiny_ws, monkeypatch):
