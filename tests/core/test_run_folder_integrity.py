@@ -72,6 +72,9 @@ def test_ctrl_c_while_the_run_is_written_comes_after_all_of_it(complete_run, tmp
 
     run = shutil.copytree(complete_run, tmp_path / "run")
     real_bytes, real_state = _files.write_synced, training.save_state
+    # Python's own Ctrl-C handler for this test: a whole-suite run once left another in place (a
+    # library's), which took the Ctrl-C without raising
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def ctrl_c_after_model_pt(write):
         def written(path, data):
@@ -83,8 +86,11 @@ def test_ctrl_c_while_the_run_is_written_comes_after_all_of_it(complete_run, tmp
     monkeypatch.setattr(_files, "write_synced", ctrl_c_after_model_pt(real_bytes))
     monkeypatch.setattr(training, "save_state", ctrl_c_after_model_pt(real_state))  # (as it was written before)
     ws = _ws(seed=3, max_epochs=1)
-    with pytest.raises(KeyboardInterrupt):
-        ws.train(run_dir=run)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ws.train(run_dir=run)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["seed"] == 3 and cfg["metrics"]["test"] == pytest.approx(ws.metrics["test"])
     assert not (run / PARTIAL_FILE).exists() and load_state(run / "checkpoint.pt")["epoch"] == 0
