@@ -335,7 +335,7 @@ def test_resuming_a_run_band_passed_before_filter_phase_keeps_its_zero_phase_fil
     """A run trained before the causal band-pass recorded no filter_phase: read as the zero-phase
     filter it was trained on. Resumed with --data (a new spec, causal by default), it had gone on
     training on causally filtered data, and its config.json then said causal."""
-    import torch
+    from core.training import load_state, save_state
 
     run = tmp_path / "old"
     argv = ["--data", "demo", "--l-freq", "1", "--h-freq", "40", "--filter-phase", "zero", "--n-times", "700",
@@ -344,11 +344,11 @@ def test_resuming_a_run_band_passed_before_filter_phase_keeps_its_zero_phase_fil
     cfg = json.loads((run / "config.json").read_text())
     del cfg["data"]["filter_phase"]  # as written before the choice existed
     (run / "config.json").write_text(json.dumps(cfg))
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    ckpt = load_state(run / "checkpoint.pt")  # (weights_only=True)
     record = json.loads(ckpt["run"])  # (the checkpoint's record of the data it was trained on)
     del record["data"]["filter_phase"]
     ckpt["run"] = json.dumps(record)
-    torch.save(ckpt, run / "checkpoint.pt")
+    save_state(run / "checkpoint.pt", ckpt)
     capsys.readouterr()
     assert main(["info", str(run)]) == 0 and "band-pass 1-40 Hz (zero-phase)" in capsys.readouterr().out
     resume = ["train", "--out", str(run), "--resume", "--data", "demo", "--l-freq", "1", "--h-freq", "40",
