@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import stat
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 from core._validation import UnitScopeError
@@ -266,10 +270,6 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
     times the upload limit once unpacked, or more than ``room`` (the bytes the session may
     still take, :func:`session_room`).
     """
-    import shutil
-    import stat
-    import zipfile
-
     path = Path(path)
     file_limit = max_upload_bytes() if max_bytes is None else max_bytes
     limit = file_limit * ZIP_UNPACK_FACTOR
@@ -301,32 +301,19 @@ def unpack_zip(path: str | Path, dest: str | Path, *, max_bytes: int | None = No
                                  "rename the archive (e.g. to study.zip) and upload it again.")
         # unpacked beside it first, moved into place whole: a damaged or encrypted member had left
         # a half-unpacked folder, and "Unexpected error (BadZipFile ...)"
-        import tempfile
-
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.unpacking-"))
         try:
-            zf.extractall(staging)
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib_error()) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise UnitScopeError(f"{path.name!r} could not be unpacked ({exc}): a damaged, encrypted or unusually "
-                                 "compressed archive; pack it again as a plain .zip.") from exc
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        try:
+            try:
+                zf.extractall(staging)
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error) as exc:
+                raise UnitScopeError(f"{path.name!r} could not be unpacked ({exc}): a damaged, encrypted or "
+                                     "unusually compressed archive; pack it again as a plain .zip.") from exc
             if out.exists():
                 shutil.rmtree(out)
             staging.rename(out)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # (gone once renamed; left by nothing)
+            shutil.rmtree(staging, ignore_errors=True)  # whatever is left of it (nothing once renamed)
     return out
-
-
-def zlib_error():
-    """zlib's error class (a corrupt deflate stream in a zip member)."""
-    import zlib
-
-    return zlib.error
 
 
 def _recordings_in(folder: Path) -> tuple[list[Path], Path | None]:
