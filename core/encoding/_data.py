@@ -275,16 +275,8 @@ def reject_artifacts(splits: dict, threshold: float | None = REJECT_THRESHOLD) -
     scaler = MegScaler().fit(train["meg"].values, train["subject"].values.astype(str))
     out, dropped = {}, {}
     for name, ds in splits.items():
-        x, subj = ds["meg"].values, ds["subject"].values.astype(str)
-        bad = np.zeros(ds.sizes["epoch"], dtype=bool)
-        for sub in np.unique(subj):
-            med, scale, _ = scaler._get(sub)
-            rows = subj == sub
-            # [A] a channel without spread (IQR 0: flat, or nearly always one value) has no robust
-            # scale, and MegScaler's fallback of 1 is in the data's own units: left out of the test
-            spread = np.ravel(scaler.iqr_[sub] > 0)
-            z = np.abs((x[rows] - med) / scale)[:, spread]
-            bad[rows] = (z > threshold).any(axis=(1, 2))
+        subj = ds["subject"].values.astype(str)
+        bad = scaler.exceeds(ds["meg"].values, subj, threshold)
         out[name], dropped[name] = ds.isel(epoch=np.flatnonzero(~bad)), int(bad.sum())
         for sub in np.unique(subj):
             left = int((~bad[subj == sub]).sum())
@@ -320,6 +312,19 @@ class MegScaler:
                 f"Subject {str(s)!r} was never seen in training; known subjects: "
                 f"{sorted(self.params_)}.")
         return self.params_[str(s)]
+
+    def exceeds(self, x: np.ndarray, subject: np.ndarray, threshold: float) -> np.ndarray:
+        """Per epoch: does any |value| exceed ``threshold`` after the robust scaling (median, IQR)?
+
+        [A] A channel without spread (IQR 0: flat, or nearly always one value) has no robust
+        scale, and the fallback of 1 is in the data's own units: it is left out of the test."""
+        bad = np.zeros(len(x), dtype=bool)
+        for s in np.unique(subject):
+            med, scale, _ = self._get(s)
+            rows = subject == s
+            spread = self.iqr_[str(s)] > 0
+            bad[rows] = (np.abs((x[rows][:, spread] - med[spread]) / scale[spread]) > threshold).any(axis=(1, 2))
+        return bad
 
     def transform(self, x: np.ndarray, subject: np.ndarray) -> np.ndarray:
         out = np.empty_like(x, dtype=np.float32)
