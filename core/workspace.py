@@ -26,9 +26,9 @@ import torch
 
 from ._validation import UnitScopeError, suggest
 from .dataset import DataSpec, input_picks, load_data, make_data, prepare, read_spec
-from .preprocessing import recorded_filter_phase
 from .metrics import score
 from .models import build_model, layer_map
+from .preprocessing import recorded_filter_phase
 from .recording import Recording, recording_differences, target_types
 from .run_folder import (DATA_OPTIONS, TRAIN_OPTIONS, check_same_classes, check_same_decoding, check_state_file,
                          config_record, find_run_recording, load_run_model, mismatch_parts, same_data, same_source,

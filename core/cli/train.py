@@ -216,22 +216,25 @@ def _check_checkpoint(ckpt: Path, ws, run_cfg: dict | None, max_epochs: int) -> 
 
 
 def _train_config(args, run_cfg: dict | None, spec=None):
-    """TrainConfig: the options given, over the run's own (``--resume``), the plain demo's
-    recipe (:func:`core.workspace.demo_recipe`) or the defaults."""
+    """``(TrainConfig, recipe)``: the options given, over the run's own (``--resume``), the
+    plain demo's recipe (:func:`core.workspace.demo_recipe`, returned as ``recipe``; {} for
+    any other data) or the defaults."""
     from ..train_config import TrainConfig
     from ..workspace import demo_recipe
 
+    recipe = {}
     if run_cfg is not None:
         cfg = TrainConfig.from_dict(run_cfg["train"])
     else:
         model = args.model or TrainConfig.model
-        cfg = TrainConfig(model=model, **(demo_recipe(spec, model) if spec is not None else {}))
+        recipe = demo_recipe(spec, model) if spec is not None else {}
+        cfg = TrainConfig(model=model, **recipe)
     given = {"model": args.model, "max_epochs": args.epochs, "n_times": args.n_times, "seed": args.seed,
              "patience": args.patience, "lr": args.lr, "device": args.device, "scheduler": args.scheduler}
     for name, val in given.items():
         if val is not None:
             setattr(cfg, name, val)
-    return cfg
+    return cfg, recipe
 
 
 def stopped_early_line(result, config) -> str:
@@ -298,7 +301,7 @@ def _train(args, out: Path) -> int:
         spec = _resume_spec(args, out, run_cfg)
     else:
         spec = data_spec(args)
-    cfg = _train_config(args, run_cfg, spec)
+    cfg, recipe = _train_config(args, run_cfg, spec)
     with option_names({"max_epochs": "--epochs", "n_times": "--n-times", "patience": "--patience", "lr": "--lr",
                        "seed": "--seed", "ipsi_fraction": "--demo-ipsi-fraction"}):
         cfg.validate()  # before any data are read, in the options' own names
@@ -313,9 +316,6 @@ def _train(args, out: Path) -> int:
     print(f"unitscope train: {cfg.model} on {what} ({ws.task}, {ws.recording.n_chans} channels, "
           f"{ws.recording.sfreq:g} Hz), device={device.type}, torch_threads={threads}"
           f"{f'; resuming from {ckpt}' if args.resume else ''}", file=sys.stderr)
-    from ..workspace import demo_recipe
-
-    recipe = demo_recipe(spec, cfg.model) if run_cfg is None else {}
     if recipe:
         print(f"unitscope train: the plain demo's {cfg.model}: the shipped decoder's recipe "
               f"({', '.join(f'{k} {v:g}' if isinstance(v, float) else f'{k} {v}' for k, v in recipe.items())}; "

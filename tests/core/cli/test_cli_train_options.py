@@ -290,7 +290,7 @@ def test_the_plain_demo_trains_with_the_shipped_decoders_recipe():
 
     def config(*argv):
         args = parser.parse_args(["--out", "x", *argv])
-        return _train_config(args, None, data_spec(args))
+        return _train_config(args, None, data_spec(args))[0]
 
     cfg = config("--data", "demo")
     assert (cfg.model, cfg.max_epochs, cfg.scheduler, cfg.learning_rate) == (
