@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -171,6 +173,22 @@ def serve_app(*, env: dict | None = None, port: int | None = None, num_threads: 
 
 
 @contextlib.contextmanager
+def _server_log_on_error(log_path: Path, n_lines: int = 40):
+    """On an error, print the last ``n_lines`` of the server's log (kept at ``log_path``)
+    to stderr: a timed-out page says what it shows, the server says why."""
+    try:
+        yield
+    except BaseException:
+        try:
+            tail = log_path.read_text(errors="replace").splitlines()[-n_lines:]
+        except OSError:
+            tail = []
+        print(f"unitscope bench app: the server's log ({log_path}), last {len(tail)} lines:\n" + "\n".join(tail),
+              file=sys.stderr)
+        raise
+
+
+@contextlib.contextmanager
 def launch_browser(*, width: int = 1400, height: int = 1000):
     """Headless Debian Chromium through Playwright; yields ``(browser, page)``."""
     if not Path(CHROMIUM).exists():
@@ -299,8 +317,10 @@ def run(*, quick: bool = False, progress=None) -> dict:
     n_clicks, n_switch = (5, 3) if quick else (10, 5)
     threads = max(1, (os.cpu_count() or 2) - 1)  # the app's default (dashboard.app.configure_process)
     result: dict = {}
-    with launch_browser() as (browser, page):
-        with serve_app(env={"UNITSCOPE_TORCH_THREADS": str(threads)}) as (url, t_start):
+    log_dir = Path(tempfile.mkdtemp(prefix="unitscope-bench-app-"))
+    log_path = log_dir / "serve.log"
+    with launch_browser() as (browser, page), _server_log_on_error(log_path):
+        with serve_app(env={"UNITSCOPE_TORCH_THREADS": str(threads)}, log_path=log_path) as (url, t_start):
             say("server up; loading the demo page")
             page.goto(url)
             wait_titles(page, ["Test block:"], timeout=300)
@@ -328,6 +348,7 @@ def run(*, quick: bool = False, progress=None) -> dict:
             from .app_prune import measure_part2  # issue 7 keys: prune, kernels, five sessions
 
             result.update(measure_part2(browser, url, quick=quick, say=say))
+    shutil.rmtree(log_dir, ignore_errors=True)
     result.update(
         unit_click_ms=round(statistics.median(clicks), 1),
         layer_switch_ms=round(statistics.median(switches), 1),

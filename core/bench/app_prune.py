@@ -215,8 +215,10 @@ def measure_part2(browser, url: str, *, quick: bool = False, say=None) -> dict:
                 # each page times itself; awaiting its promise adds no load while the others work
                 for j, p in enumerate(pages):
                     ms = p.evaluate(_AWAIT_DONE_JS, 120000)
-                    if ms is None:
-                        raise TimeoutError(f"session {j + 1} of 5 did not show its metric within 120 s")
+                    if ms is None:  # say what the session shows, for whoever reads the failure
+                        raise TimeoutError(f"session {j + 1} of 5 did not show its metric within 120 s of its click "
+                                           f"on {TOGGLE} {layer}/{units[j]}; its metric card reads "
+                                           f"{p.evaluate(_CARD_JS)!r}")
                     times.append(float(ms))
                 if rss1 is None:
                     rss1 = server_rss_mb(url)
