@@ -6,9 +6,9 @@ them; it reads and sets the session's parameters), kept apart by topic.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
-
 
 from core._validation import UnitScopeError
 from core.io import DATA_CH_TYPES
@@ -48,9 +48,11 @@ class SessionData:
         self.upload_files({filename: data})
 
     def upload_files(self, files: dict) -> None:
-        """Store uploaded files (``{name: bytes}``; names already stored with the same size are
-        skipped, so a dropper's growing value can be passed whole) and open the newest
+        """Store uploaded files (``{name: bytes}``; names already stored with the same content
+        are skipped, so a dropper's growing value can be passed whole) and open the newest
         recording among the session's uploads once the files it keeps its data in are there.
+        A file uploaded again under its name with other content replaces it and is read again
+        (an archive is unpacked again): a re-exported EDF has the size of the old one [A].
 
         A recording may come as several files (BrainVision: .vhdr, .vmrk, .eeg; EEGLAB: .set
         and .fdt), which arrive one by one, or as a .zip (a BIDS folder, a CTF .ds folder).
@@ -64,14 +66,16 @@ class SessionData:
             for name, data in files.items():
                 if isinstance(data, str):
                     data = data.encode()
-                if self._uploads.get(name) == len(data):
+                stamp = (len(data), hashlib.blake2b(data, digest_size=16).digest())
+                if self._uploads.get(name) == stamp:
                     continue
-                self._uploads[name] = len(data)
+                self._uploads[name] = stamp
                 try:
                     full = save_upload(self._upload_dir, name, data, room=session_room(self._upload_dir))
                 except UnitScopeError as exc:
                     errors.append(str(exc))
                     continue
+                self._saved_stamps[full.name] = stamp
                 self._upload_order = [n for n in self._upload_order if n != full.name] + [full.name]
                 new = True
         for msg in errors:
@@ -108,9 +112,11 @@ class SessionData:
             with self._upload_lock:
                 order, self._upload_pending = list(self._upload_order), False
             for name in order:
-                if name.lower().endswith(".zip") and not (folder / name[:-4]).is_dir():
+                stamp = self._saved_stamps.get(name)
+                if name.lower().endswith(".zip") and self._unpacked.get(name) != stamp:
                     try:
                         unpack_zip(folder / name, folder, room=session_room(folder))
+                        self._unpacked[name] = stamp
                     except UnitScopeError as exc:
                         with self._upload_lock:
                             self._upload_order.remove(name)
@@ -118,7 +124,8 @@ class SessionData:
                         self.alert(str(exc))
                         order = [n for n in order if n != name]
             path, note = upload_choice(folder, order)
-            key = None if path is None else (str(path), tuple(missing_companions(path)["optional"]))
+            key = None if path is None else (str(path), tuple(missing_companions(path)["optional"]),
+                                             self._stamps_behind(path.relative_to(folder)))
             if key is not None and key != self._upload_opened:
                 self.param.update(recording_info={}, target="", picks=[])
                 info = self._read_info(path, str(path.relative_to(folder)) + ("/" if path.is_dir() else ""))
@@ -134,6 +141,13 @@ class SessionData:
                     self._upload_active = False
                     break
         self.busy = ""
+
+    def _stamps_behind(self, rel: Path) -> tuple:
+        """(size, digest) of the uploaded files a recording at ``rel`` (under the upload folder)
+        may come from: those named as its top folder or file up to the first dot (``rec.vhdr``,
+        ``rec.eeg``, ``rec.vmrk``; ``study.zip`` for ``study/...``)."""
+        base = rel.parts[0].split(".")[0]
+        return tuple(sorted((n, s) for n, s in self._saved_stamps.items() if n.split(".")[0] == base))
 
     def _archive_of(self, path: Path) -> dict:
         """For a recording unpacked from an uploaded .zip that holds several: the archive's name

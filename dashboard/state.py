@@ -154,9 +154,11 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         self._inspect_key = None  # ((path, BIDS entities), label) of the recording the inspect job reads
         self._probe_run = None
         self._upload_dir: Path | None = None
-        self._uploads: dict[str, int] = {}  # uploaded name -> size, for the files already saved
+        self._uploads: dict[str, tuple] = {}  # uploaded name -> (size, digest) of the file saved
+        self._saved_stamps: dict[str, tuple] = {}  # saved name -> (size, digest) of the file saved
+        self._unpacked: dict[str, tuple] = {}  # saved .zip name -> (size, digest) of the archive unpacked
         self._upload_order: list[str] = []  # saved names, oldest first
-        self._upload_opened = None  # (path, markers missing) of the upload shown
+        self._upload_opened = None  # (path, markers missing, its files' stamps) of the upload shown
         self._upload_pending = False  # files came while the upload worker ran
         self._upload_active = False  # the upload worker runs (see ``_open_upload``)
         self._upload_lock = threading.RLock()  # uploads arrive in several server threads at once

@@ -988,6 +988,45 @@ def test_upload_of_a_recording_in_several_files(session, tmp_path):
     assert "inspect" not in [n for n, j in session._jobs.items() if j.running] and len(session.alerts) == n_alerts
 
 
+def test_a_file_uploaded_again_with_other_content_of_the_same_size_is_read_again(session, tmp_path, fif):
+    """A recording re-exported under its name has the old one's size (same channels, same
+    length): it replaces the old file and is read again, and so is a re-made archive. A
+    repeat of the same content is still skipped (a dropper's value is passed whole)."""
+    import zipfile
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    old = fif(tmp_path / "a" / "rec_raw.fif", ["C1", "C2"], seconds=10.0).read_bytes()
+    new = fif(tmp_path / "b" / "rec_raw.fif", ["C3", "C4"], seconds=10.0).read_bytes()
+    assert len(old) == len(new) and old != new  # (the case: only the content differs)
+    session.upload_files({"rec_raw.fif": old})
+    _join(session, "inspect")
+    assert session.recording_info["ch_names"][:2] == ["C1", "C2"]
+    session.upload_files({"rec_raw.fif": new})
+    _join(session, "inspect")
+    assert session.recording_info["ch_names"][:2] == ["C3", "C4"]
+    assert (session._upload_dir / "rec_raw.fif").read_bytes() == new
+    n_alerts = len(session.alerts)
+    session.upload_files({"rec_raw.fif": new})  # the same content again: nothing read, nothing said
+    assert "inspect" not in [n for n, j in session._jobs.items() if j.running] and len(session.alerts) == n_alerts
+
+    def archive(data: bytes, name: str) -> bytes:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+            info = zipfile.ZipInfo("study/sub_raw.fif", date_time=(2026, 1, 1, 0, 0, 0))
+            zf.writestr(info, data)
+        return path.read_bytes()
+
+    first, second = archive(old, "1.zip"), archive(new, "2.zip")
+    assert len(first) == len(second) and first != second
+    session.upload_files({"study.zip": first})
+    _join(session, "inspect")
+    assert session.recording_info["ch_names"][:2] == ["C1", "C2"]
+    session.upload_files({"study.zip": second})
+    _join(session, "inspect")
+    assert session.recording_info["ch_names"][:2] == ["C3", "C4"]
+    assert not any(p.name.startswith(".study.unpacking-") for p in session._upload_dir.iterdir())
+
+
 def test_files_arriving_while_an_upload_is_read_are_looked_at(session, tmp_path, monkeypatch, fif):
     """The worker is held inside its look at a first recording; a second recording's three
     files arrive meanwhile and are taken by the same worker before it ends: the newest is
