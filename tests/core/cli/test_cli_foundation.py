@@ -101,3 +101,21 @@ def test_argparse_errors_print_one_line_too(argv, message, capsys):
     assert message in err[0] and err[0].endswith(f"('{prog} --help' lists the options)")
     if argv[0] == "trian":
         assert "Did you mean 'train'?" in err[0]
+
+
+def test_a_failed_app_benchmark_prints_the_servers_last_log_lines(tmp_path, capsys):
+    """`unitscope bench app` runs the server in the background: when a measurement fails,
+    the last lines of its log are printed, so the failure can be told from the server's side."""
+    from core.bench.app import _server_log_on_error
+
+    log = tmp_path / "serve.log"
+    log.write_text("\n".join(f"line {i}" for i in range(100)) + "\nTraceback (most recent call last): boom\n")
+    with pytest.raises(TimeoutError, match="session 4 of 5"):
+        with _server_log_on_error(log, n_lines=3):
+            raise TimeoutError("session 4 of 5 did not show its metric")
+    err = capsys.readouterr().err
+    assert f"the server's log ({log}), last 3 lines" in err
+    assert "line 98\nline 99\nTraceback (most recent call last): boom" in err and "line 97" not in err
+    with _server_log_on_error(log):  # no error: nothing printed
+        pass
+    assert capsys.readouterr().err == ""
