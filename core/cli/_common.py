@@ -14,6 +14,27 @@ from ..cautions import ONE_CLASS, chance_note, one_class_note, shift_note
 from ..metrics import FEW_TRIALS, chance_level
 
 
+def json_text(obj) -> str:
+    """``obj`` as strict JSON: NaN and infinite numbers (an undefined metric, the sd of one run)
+    are ``null``, as JSON has no NaN (``json.dumps`` writes a bare NaN that JSON readers
+    refuse); numpy numbers are plain numbers; anything else unknown is its ``str``."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # a numpy scalar
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(obj), allow_nan=False, default=str)
+
+
 def bar(fraction: float, width: int = 30) -> str:
     """``[#####.....]``: ``fraction`` (0-1) of ``width`` characters filled."""
     n = int(round(min(max(fraction, 0.0), 1.0) * width))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import UnitScopeError
+from ._common import json_text
 
 __all__ = ["result_info", "result_kind", "result_notes", "other_code_note", "RESULT_KINDS", "KIND_NAMES", "WRITERS", "holds_text"]
 
@@ -134,8 +135,7 @@ def result_info(path: Path, *, as_json: bool) -> int:
                     "encoding": _encoding_lines, "app_pruning": _app_pruning_lines,
                     "app_kernels": _app_kernel_lines}[kind](ds)
     if as_json:
-        print(json.dumps({"result": str(path), "kind": kind, "written_by": WRITERS[kind], **facts},
-                         default=str))
+        print(json_text({"result": str(path), "kind": kind, "written_by": WRITERS[kind], **facts}))
         return 0
     print(f"result     {path}: {KIND_NAMES[kind]}, written by {WRITERS[kind]}")
     for line in lines:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .._validation import UnitScopeError
+from ._common import json_text
 from ._results import result_info, result_notes
 
 # result files a run folder may hold, and what writes them
@@ -95,7 +96,7 @@ def run(args) -> int:
         chosen = bids_recordings(args.path, bids)[0]
         s.update(bids_recordings=listed, bids_chosen=chosen)
     if args.json:
-        print(json.dumps(s))
+        print(json_text(s))
         return 0
     if listed:
         print(f"bids       {len(listed)} recording(s): " + ", ".join(r["label"] for r in listed[:40])
@@ -163,7 +164,7 @@ def _training_info(folder: Path, *, as_json: bool) -> int:
            "best_epoch": s["best_epoch"] + 1 if s and s["best_epoch"] >= 0 else None, "record": record or None,
            "resume": None if now else resume}
     if as_json:
-        print(json.dumps(out))
+        print(json_text(out))
         return 0
     if now:
         print(f"run        {folder}: a training in progress ({now}); no config.json until it ends")
@@ -212,7 +213,7 @@ def _unfinished_batch_info(folder: Path, *, as_json: bool) -> int:
     runs = _batch_runs(folder)
     done, left = runs["complete"], runs["unfinished"]
     if as_json:
-        print(json.dumps({"batch": str(folder), "state": "unfinished", "complete": done, "unfinished": left}))
+        print(json_text({"batch": str(folder), "state": "unfinished", "complete": done, "unfinished": left}))
         return 0
     print(f"batch      {folder}: no batch.nc (the batch was interrupted, or still runs): {len(done)} complete "
           f"run(s), {len(left)} unfinished")
@@ -234,7 +235,7 @@ def _batch_info(folder: Path, *, as_json: bool) -> int:
     summary = summarise_batch(ds)
     groups, failed = summary["groups"], summary["failed"]
     if as_json:
-        print(json.dumps({"batch": str(folder), "n_runs": int(ds.sizes["run"]), "groups": groups, "failed": failed,
+        print(json_text({"batch": str(folder), "n_runs": int(ds.sizes["run"]), "groups": groups, "failed": failed,
                           "probed": "class_fraction" in ds}))
         return 0
     print(f"batch      {folder}: {ds.sizes['run']} runs, {len(failed)} failed"
@@ -298,7 +299,7 @@ def _mask_info(path: Path, content: dict, *, as_json: bool) -> int:
     sig = masks.signature
     pruned = {layer: masks.pruned(layer).tolist() for layer in masks.layers}
     if as_json:
-        print(json.dumps({"mask": str(path), "signature": sig, "n_pruned": masks.n_pruned, "pruned": pruned}))
+        print(json_text({"mask": str(path), "signature": sig, "n_pruned": masks.n_pruned, "pruned": pruned}))
         return 0
     units = sig.get("units", {})
     print(f"mask       {path}: a pruning mask (unitscope prune --save-mask, the app's Export)")
@@ -343,7 +344,7 @@ def _run_info(run_dir: Path, *, as_json: bool) -> int:
 
     s = run_summary(run_dir)
     if as_json:
-        print(json.dumps(s))
+        print(json_text(s))
         return 0
     m, d = s["metrics"], s["data"]
     name = "pearson_r" if s["task"] == "regression" else "balanced_accuracy"

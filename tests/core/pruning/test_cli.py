@@ -192,3 +192,10 @@ def test_a_curve_to_every_unit_pruned_prints_undefined_not_nan(run_dir, tmp_path
     assert last.split()[1:] == ["-"] and "nan" not in out  # the one order asked for
     assert "-: undefined: the decoder's output does not vary" in out
     assert np.isnan(xr.load_dataset(tmp_path / "c.nc")["metric"].sel(fraction=1.0).values).all()
+    # info --json is strict JSON: the undefined point is null (a bare NaN is refused by JSON readers)
+    assert main(["info", str(tmp_path / "c.nc"), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text
+    import json
+
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in info --json"))
