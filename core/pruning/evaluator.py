@@ -362,9 +362,10 @@ class MaskEvaluator:
             a, z, n_incr = dict(self._a), dict(self._z), dict(self._n_incr)
             try:
                 out = self._forward_from(first + 0, diff, masks, a, z, n_incr, inplace=commit)
-            except BaseException:
+            except BaseException as exc:
                 if commit:  # a tensor may have been half updated in place: rebuild for the old state
-                    logger.warning("re-measurement failed; rebuilding the cache of the previous mask state")
+                    if not isinstance(exc, KeyboardInterrupt):  # (a Ctrl-C is no failure to warn of)
+                        logger.warning("re-measurement failed; rebuilding the cache of the previous mask state")
                     self._build_cache()  # full passes (no incremental update) with self._state's masks
                 raise
             if commit:

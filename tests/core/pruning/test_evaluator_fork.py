@@ -149,7 +149,13 @@ def test_in_place_updates_touch_only_an_evaluators_own_tensors(deep4, dense_set)
         assert torch.equal(getattr(a, name)[k], t), (name, k)
 
 
-def test_a_failed_update_rebuilds_the_cache_of_the_previous_state(deep4, dense_set, monkeypatch):
+@pytest.mark.parametrize("error, warned", [(RuntimeError("out of memory (simulated)"), True),
+                                           (KeyboardInterrupt(), False)])
+def test_a_failed_update_rebuilds_the_cache_of_the_previous_state(deep4, dense_set, monkeypatch, caplog, error,
+                                                                   warned):
+    """An error inside an update rebuilds the cache of the state before it, with a warning;
+    a Ctrl-C too, without one (`unitscope prune --curve` stopped by Ctrl-C had said
+    "re-measurement failed" before "interrupted")."""
     ev = MaskEvaluator(deep4, *dense_set)
     masks = ev.new_masks().prune("conv_3", [1, 2])
     ev.evaluate(masks)
@@ -159,12 +165,14 @@ def test_a_failed_update_rebuilds_the_cache_of_the_previous_state(deep4, dense_s
 
     def broken(*args, **kwargs):
         calls.append(1)
-        raise RuntimeError("out of memory (simulated)")
+        raise error
 
     monkeypatch.setattr(seg.conv, "update", broken)
-    with pytest.raises(RuntimeError, match="simulated"):
+    caplog.clear()
+    with pytest.raises(type(error)):
         ev.evaluate(masks.copy().toggle("conv_3", 3))
     monkeypatch.undo()
+    assert ("re-measurement failed" in caplog.text) is warned
     assert calls and ev.masks == masks and ev.evaluate() == pytest.approx(expected, abs=TOL)
     assert ev.toggle("conv_3", 3) == pytest.approx(
         MaskEvaluator(deep4, *dense_set, masks=masks.copy().toggle("conv_3", 3)).evaluate(), abs=TOL)
