@@ -200,9 +200,11 @@ def _too_short(kind: str, n_times: int, dense: bool) -> UnitScopeError:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if _fits(kind, mid, dense) else (mid, hi)
     what = "its receptive field is" if dense else "its layers need"
-    return UnitScopeError(
+    err = UnitScopeError(
         f"{n_times=} samples is shorter than the {kind} network needs: {what} {hi} samples; use windows "
         f"of at least {hi} samples (a longer recording or trial).")
+    err.needed_samples = hi  # (callers that know where n_times came from say it in their words)
+    return err
 
 
 def get_layer(model: nn.Module, path: str) -> nn.Module:

@@ -91,8 +91,19 @@ class Workspace:
             types = target_types(spec.target)
             ev = rec.events.type if types is None else rec.events.type[np.isin(rec.events.type, types)]
             n_outputs = max(len(set(ev.tolist())), 2)
-        model = build_model(config.model, n_chans=rec.n_chans, n_outputs=n_outputs, n_times=n_times,
-                            dense=task == "regression", drop_prob=config.drop_prob, seed=config.seed)
+        try:
+            model = build_model(config.model, n_chans=rec.n_chans, n_outputs=n_outputs, n_times=n_times,
+                                dense=task == "regression", drop_prob=config.drop_prob, seed=config.seed)
+        except UnitScopeError as exc:
+            need = getattr(exc, "needed_samples", None)
+            if task != "classification" or need is None:
+                raise
+            # a trial's samples come from its window and the sampling rate, not from n_times
+            raise UnitScopeError(
+                f"Trials from tmin={spec.tmin:g} s to tmax={spec.tmax:g} s at {rec.sfreq:g} Hz are {n_times} "
+                f"samples, shorter than the {config.model} network needs ({need} samples, "
+                f"{need / rec.sfreq:.2f} s at {rec.sfreq:g} Hz): lengthen the trial window (--tmin/--tmax)"
+                f"{' or resample less (--sfreq)' if spec.sfreq else ''}.") from exc
         data = make_data(rec, task, blocks, prep, spec, model, n_times)
         return cls(spec, config, rec, task, blocks, prep, model, data)
 

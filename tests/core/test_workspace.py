@@ -276,3 +276,19 @@ def test_a_save_whose_model_rename_fails_leaves_the_run_as_it_was(trained, tmp_p
         ws.save(run)
     monkeypatch.setattr(_os, "replace", real)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_trials_too_short_for_the_network_name_the_trial_window(label_run):
+    """A label decoder's input is the trial window at the recording's rate: too short, the
+    error says so in those terms (it had named n_times, an option for continuous targets)."""
+    _, folder = label_run
+    spec = DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=1.0)
+    with pytest.raises(UnitScopeError) as info:
+        Workspace.create(spec, TrainConfig(model="deep4"))
+    text = str(info.value)
+    assert text.startswith("Trials from tmin=0 s to tmax=1 s at 100 Hz are 100 samples, shorter than the deep4 "
+                           "network needs (441 samples, 4.41 s at 100 Hz): lengthen the trial window (--tmin/--tmax).")
+    assert "n_times" not in text and "--sfreq" not in text  # (not resampled: a higher rate would be made up)
+    with pytest.raises(UnitScopeError, match=r"are 100 samples, .* or resample less \(--sfreq\)\.$"):
+        Workspace.create(DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=2.0, sfreq=50.0),
+                         TrainConfig(model="deep4"))
