@@ -270,7 +270,11 @@ class EventDeconvolution:
             keys = {channel_key(n): n for n in names}
             close = difflib.get_close_matches(channel_key(name), list(keys), n=1, cutoff=0.5)
             hint = f" Did you mean {keys[close[0]]!r}?" if close else ""
-            raise UnitScopeError(f"Unknown channel {spec.channel!r} (case and trailing dots ignored); channels: "
+            # a run's recording holds its decoder's inputs only: a channel of the file left out of
+            # them had read as a misspelling of an input ('Fz' for a run of 7 picks: "Did you mean 'Cz..'?")
+            raise UnitScopeError(f"Unknown channel {spec.channel!r} (case and trailing dots ignored): a channel: "
+                                 f"signal is read from the recording given, for a run its {len(names)} input "
+                                 f"channel(s) (a channel of the file left out of them cannot be read): "
                                  f"{names}.{hint}")
         return spec if name == spec.channel else SignalSpec("channel", channel=name, band=spec.band)
 

@@ -366,8 +366,11 @@ def test_channel_names_match_as_the_cli_matches_them(tiny_model, shared_data):
     res = dec.run("channel:c3:8-13")
     assert res.attrs["signal"] == "channel:C3..:8-13" and res["kernel"].values.tolist() == ["T1", "T2"]
     # 'C3' used to suggest 'Cp3.' (the closest raw name); 'Cp33' is Cp3. by the matching rule
-    with pytest.raises(UnitScopeError, match=r"Unknown channel 'Cp33' \(case and trailing dots ignored\).*"
-                                             r"Did you mean 'Cp3\.'\?"):
+    # and the message says only the decoder's inputs can be read (a channel of the file left out of
+    # them, 'Fz' for a run of 7 picks, had read as a misspelling of an input)
+    with pytest.raises(UnitScopeError, match=r"Unknown channel 'Cp33' \(case and trailing dots ignored\): a channel: "
+                                             rf"signal is read from .* for a run its {len(rec.ch_names)} input "
+                                             r"channel\(s\) .*Did you mean 'Cp3\.'\?"):
         dec.signal("channel:Cp33:8-13")
     # case alone (the demo's g14 for G14): a synthetic recording named C0..C3
     rng = np.random.default_rng(5)
