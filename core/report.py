@@ -28,7 +28,7 @@ import numpy as np
 from . import __version__
 from ._files import atomic_write_bytes
 from ._validation import UnitScopeError
-from .cautions import ONE_CLASS, partial_probe_note
+from .cautions import NOT_CLEARLY, ONE_CLASS, partial_probe_note
 from .report_figures import (batch_fractions_fig, batch_metric_fig, confusion_fig, curves_fig, figure_png,
                              fractions_fig, kernels_fig, prediction_fig, unit_maps_fig)
 
@@ -167,7 +167,8 @@ class ReportContent:
             "sfreq": float(rec.sfreq), "n_times": cfg.get("n_times"),
             "weights": weights_provenance(ws.metrics or {}, ws.history or []),
             "model_hash": model_hash(ws.model),
-            "chance": chance_note(ws.task, before, len(np.unique(true)) if ws.task == "classification" else None),
+            "chance": chance_note(ws.task, before, *((len(np.unique(true)), len(true)) if ws.task == "classification"
+                                                     else (None,))),
         }
         prediction = None
         if ws.task == "classification":  # the confusion matrix of the test trials
@@ -238,6 +239,8 @@ def _section_decoder(c: ReportContent) -> str:
             ("input window", f"{d.get('n_times', '')} samples")]
     if d.get("chance"):  # a one-class test block measures nothing: unitscope info's words
         said = ("what the decoder learnt is not measured" if d["chance"] == ONE_CLASS else
+                "the decoder may have learnt nothing that holds on the test block"
+                if d["chance"].startswith(NOT_CLEARLY) else
                 "the decoder has learnt nothing that holds on the test block")
         rows.append(("caution", f"test {d.get('metric_name', 'metric')} {_fmt(c.metric_before)} is {d['chance']}: "
                                 f"{said}"))

@@ -91,8 +91,10 @@ class Decoder:
         from core.cautions import chance_note
 
         pred = self.predictions()
-        k = len(np.unique(np.asarray(pred["true"]))) if self.task == "classification" else None
-        return chance_note(self.task, pred["metric"], k)
+        if self.task != "classification":
+            return chance_note(self.task, pred["metric"])
+        true = np.asarray(pred["true"])
+        return chance_note(self.task, pred["metric"], len(np.unique(true)), len(true))
 
     def metric_notes(self) -> str:
         """What to keep in mind when reading the test metric, for after it in brackets: at or

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 
 from core._validation import UnitScopeError
-from core.cautions import ONE_CLASS, partial_probe_note
+from core.cautions import NOT_CLEARLY, ONE_CLASS, partial_probe_note
 
 from .decoder import KIND_LABELS, Decoder, run_decoder, run_probe_source
 from .files import WEIGHTS_SUFFIXES, is_run_folder, list_runs, list_weights, resolve_in_root, run_recording
@@ -202,6 +202,8 @@ class SessionTrain:
             # "learnt nothing" (unitscope info and the report say "not measured")
             self.alert(f"Training {how} after {n} epoch(s): {self._test_metric(dec)}"
                        + ("." if not note or note == ONE_CLASS else
+                          ": the decoder may have learnt nothing that holds on the test block."
+                          if note.startswith(NOT_CLEARLY) else
                           ": the decoder has learnt nothing that holds on the test block."),
                        "warning" if note else "success")
             if dropped:  # [A] they went without a word: a probe run meanwhile, its pruning

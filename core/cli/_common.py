@@ -9,7 +9,7 @@ import time
 
 from .._validation import UnitScopeError
 
-from ..cautions import ONE_CLASS, chance_note, one_class_note, shift_note
+from ..cautions import NOT_CLEARLY, ONE_CLASS, chance_note, one_class_note, shift_note
 # a balanced accuracy on fewer than FEW_TRIALS test trials gets a caution
 from ..metrics import FEW_TRIALS, chance_level
 
@@ -237,11 +237,12 @@ def metric_cautions(task: str, metrics: dict) -> list[str]:
         out.append(f"test pearson_r {test:.4f} is not above 0: the decoder predicts no better than chance "
                    "on the test block")
     k = metrics.get("n_test_classes")
-    chance = chance_note(task, test, k) if task == "classification" and k and test == test else ""
+    chance = chance_note(task, test, k, n) if task == "classification" and k and test == test else ""
     if chance == ONE_CLASS:
         out.append(f"test balanced_accuracy {test:.4f} is {chance}: what the decoder learnt is not measured")
     elif chance:
-        out.append(f"test balanced_accuracy {test:.4f} is {chance}: the decoder predicts no better than chance on "
+        may = "may predict" if chance.startswith(NOT_CLEARLY) else "predicts"
+        out.append(f"test balanced_accuracy {test:.4f} is {chance}: the decoder {may} no better than chance on "
                    "the test block")
     note = shift_note(metrics.get("test_target_shift")) if task == "regression" else ""
     if note:
@@ -264,7 +265,7 @@ def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: 
     import numpy as np
 
     k = len(np.unique(np.asarray(y)))
-    note = chance_note(task, metric, k)
+    note = chance_note(task, metric, k, len(np.asarray(y)) if task == "classification" else None)
     if not note:
         return ""
     if metric != metric:  # a NaN: a constant output
@@ -273,6 +274,9 @@ def metric_chance_caution(task: str, metric: float, y, block: str, metric_name: 
     if note == ONE_CLASS:
         return (f"caution: {whose} {block} {metric_name} ({metric:.4f}) is {one_class_note(block)}: "
                 f"what {doing} says nothing about what a decoder that works needs")
+    if note.startswith(NOT_CLEARLY):
+        return (f"caution: {whose} {block} {metric_name} is {metric:.4f}, {note}: what {doing} may say nothing "
+                "about what a decoder that works needs")
     chance = chance_level(task, k)
     return (f"caution: {whose} {block} {metric_name} is {metric:.4f}, not above chance ({chance:g}): "
             f"what {doing} says nothing about what a decoder that works needs")

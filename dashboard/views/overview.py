@@ -65,7 +65,7 @@ def prediction_plot(pred: dict):
     title = f"{n_trials} test trials: balanced accuracy = {pred['metric']:.3f}"
     if n_trials < FEW_TRIALS:
         title += f"\n(fewer than {FEW_TRIALS} trials: very uncertain)"
-    note = chance_note("classification", pred["metric"], len(np.unique(np.asarray(pred["true"]))))
+    note = chance_note("classification", pred["metric"], len(np.unique(np.asarray(pred["true"]))), n_trials)
     if note:
         title += f"\n({note})"
     axes = [hv.Dimension("true", values=order), hv.Dimension("predicted", values=order)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.cautions import NOT_CLEARLY
+
 from ..prune_state import PruneState
 from ._common import esc
 
@@ -51,7 +53,8 @@ def metric_html(ps: PruneState, layer: str | None = None, unit: int | None = Non
     chance = ps.chance_note()
     if chance:
         note = (f"<p class='us-muted us-prune-chance'>The unpruned decoder's test {esc(name)} is {esc(chance)}: "
-                "what pruning takes from it says nothing about what a decoder that works needs.</p>")
+                f"what pruning takes from it {'may say' if chance.startswith(NOT_CLEARLY) else 'says'} nothing "
+                "about what a decoder that works needs.</p>")
     if not math.isfinite(after):
         note += ("<p class='us-muted'>The metric is undefined: with these units pruned the decoder's output no "
                  "longer varies (nothing reaches the output).</p>")

@@ -19,6 +19,33 @@ def test_spearman_of_sensitivity_and_ablation_scores():
     assert math.isnan(spearman_r([1.0, np.nan], [2.0, 3.0]))  # too few pairs
 
 
+def test_a_balanced_accuracy_above_chance_by_luck_is_said_not_clearly_above_it():
+    """Above 1/k but within what guessing gives on that many trials, a balanced accuracy gets
+    a note with the binomial test's p (12 classes, 0.102 on 147 trials had no word); held to
+    simulated decoders: guessing is called so on most draws, a decoder right 60% of the time
+    on 4 classes never."""
+    from core.cautions import NOT_CLEARLY, chance_note
+    from core.cli._common import metric_cautions
+    from core.metrics import balanced_accuracy
+
+    note = chance_note("classification", 0.102, 12, 147)
+    assert note == f"{NOT_CLEARLY}, 1/12 = 0.083, one-sided binomial p = 0.24 on 147 trials"
+    assert chance_note("classification", 0.2, 12, 147) == ""  # 29 of 147 at 1/12: p < 1e-5
+    assert chance_note("classification", 0.102, 12) == ""  # (no trial count: only at or below chance)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 25)
+    guessed = [chance_note("classification", balanced_accuracy(y, rng.integers(0, 4, y.size)), 4, y.size)
+               for _ in range(300)]
+    assert sum(bool(n) for n in guessed) / len(guessed) > 0.9  # (at or below chance, or not clearly above it)
+    assert sum(n.startswith(NOT_CLEARLY) for n in guessed) > 50
+    skilled = [balanced_accuracy(y, np.where(rng.random(y.size) < 0.6, y, rng.integers(0, 4, y.size)))
+               for _ in range(100)]
+    assert all(chance_note("classification", m, 4, y.size) == "" for m in skilled)
+    said = metric_cautions("classification", {"test": 0.102, "n_test": 147, "n_test_classes": 12})
+    assert said == [f"test balanced_accuracy 0.1020 is {note}: the decoder may predict no better than chance on "
+                    "the test block"]
+
+
 def test_chance_level_and_note():
     """Chance is r 0 for a trace and 1 / the classes present for balanced accuracy; a score at or
     below it, or a NaN (a constant output), gets a note; one above it gets none."""

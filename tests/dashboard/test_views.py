@@ -1277,7 +1277,8 @@ def test_a_confusion_matrix_says_how_many_test_trials_it_rests_on():
 
     few = {"task": "classification", "classes": ["T1", "T2"], "true": [0, 1, 1], "pred": [0, 0, 1], "metric": 0.75}
     title = prediction_plot(few).get(0).opts.get().kwargs["title"]  # the heat map under its labels
-    assert title == "3 test trials: balanced accuracy = 0.750\n(fewer than 20 trials: very uncertain)"
+    assert title == ("3 test trials: balanced accuracy = 0.750\n(fewer than 20 trials: very uncertain)"
+                     "\n(not clearly above chance, 1/2 = 0.500, one-sided binomial p = 0.5 on 3 trials)")
     many = dict(few, true=[0, 1] * 10, pred=[0, 1] * 10, metric=1.0)
     assert prediction_plot(many).get(0).opts.get().kwargs["title"] == "20 test trials: balanced accuracy = 1.000"
 
