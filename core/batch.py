@@ -29,7 +29,8 @@ import xarray as xr
 
 from ._validation import UnitScopeError, check_option, ensure_int
 
-__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "BATCH_FILE", "RUN_NAME_END"]
+__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "run_note", "metric_name",
+           "BATCH_FILE", "RUN_NAME_END"]
 
 logger = logging.getLogger(__name__)
 BATCH_FILE = "batch.nc"  # the summary a batch folder holds
@@ -171,8 +172,8 @@ def run_one(run: dict, out_dir: str, *, threads: int = 1) -> dict:
     Returns
     -------
     summary : dict
-        name, source, model, seed, task, valid, test (held-out metrics), epochs,
-        train_seconds, run_dir, and with a probe ``probe_seconds`` and ``class_fractions``
+        name, source, model, seed, task, valid, test (held-out metrics), epochs, n_test (its
+        windows or trials), n_test_classes (-1 for a trace), train_seconds, run_dir, and with a probe ``probe_seconds`` and ``class_fractions``
         ({layer: {class: fraction}}).
     """
     from .probing import ProbeConfig, class_fractions, probe_units
@@ -188,6 +189,7 @@ def run_one(run: dict, out_dir: str, *, threads: int = 1) -> dict:
     summary = {"name": run["name"], "source": _run_source(run["data"]), "model": run["train"]["model"],
                "seed": int(run["train"]["seed"]), "task": ws.task, "valid": float(ws.metrics["valid"]),
                "test": float(ws.metrics["test"]), "epochs": int(ws.metrics["epochs"]),
+               "n_test": int(ws.metrics.get("n_test", -1)), "n_test_classes": int(ws.metrics.get("n_test_classes", -1)),
                "train_seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
     if run.get("probe") is not None:
         t0 = time.perf_counter()
@@ -248,6 +250,8 @@ def _summary_dataset(summaries: list[dict], names: list[str]) -> xr.Dataset:
     ds = xr.Dataset(
         {"valid": ("run", np.asarray(get("valid"), float)), "test": ("run", np.asarray(get("test"), float)),
          "epochs": ("run", np.asarray(get("epochs", -1), int)),
+         "n_test": ("run", np.asarray(get("n_test", -1), int)),
+         "n_test_classes": ("run", np.asarray(get("n_test_classes", -1), int)),
          "train_seconds": ("run", np.asarray(get("train_seconds"), float)),
          "error": ("run", np.asarray(get("error", ""), dtype=str))},
         coords={"run": names, "source": ("run", get("source", "")), "model": ("run", get("model", "")),
@@ -389,6 +393,33 @@ def load_batch(folder: str | Path) -> xr.Dataset:
     return ds
 
 
+def run_note(ds: xr.Dataset, run) -> str:
+    """What to keep in mind when reading run ``run``'s test metric, or "": at or below chance,
+    not clearly above it, on few trials (:func:`core.cautions.chance_note`, ``trials_note``),
+    undefined. A batch written before the test block's trial counts were kept says only what
+    it can (a correlation at or below 0)."""
+    from .cautions import chance_note, trials_note
+
+    row = ds.sel(run=run)
+    if str(row["error"].values):
+        return ""
+    task, test = str(row["task"].values), float(row["test"].values)
+    n = int(row["n_test"].values) if "n_test" in row else -1
+    k = int(row["n_test_classes"].values) if "n_test_classes" in row else -1
+    if task == "classification":
+        if test == test and k < 1:
+            return ""  # (no class count kept: no chance level to compare with)
+        notes = [chance_note(task, test, k, n if n > 0 else None), trials_note(task, n if n > 0 else None)]
+    else:
+        notes = [chance_note("regression", test)]
+    return "; ".join(t for t in notes if t)
+
+
+def metric_name(task: str) -> str:
+    """The held-out metric of ``task``: pearson_r or balanced_accuracy."""
+    return {"regression": "pearson_r", "classification": "balanced_accuracy"}.get(task, "metric")
+
+
 def summarise_batch(ds: xr.Dataset) -> dict:
     """Held-out metrics and unit classes of a batch, per recording and decoder.
 
@@ -401,7 +432,8 @@ def summarise_batch(ds: xr.Dataset) -> dict:
     -------
     summary : dict
         ``groups``: one dict per (source, model) in the order the runs first name them, with
-        ``source``, ``model``, ``finished`` (the names of its runs that finished), ``n``, ``n_failed``,
+        ``source``, ``model``, ``finished`` (the names of its runs that finished), ``metric`` (its
+        name), ``notes`` (finished run -> :func:`run_note`, for those with one), ``n``, ``n_failed``,
         and the test metric's ``mean``, ``sd`` (ddof 1; NaN for one run), ``min``, ``max`` over
         the runs that finished; ``failed``: run name -> its error, for the runs that failed;
         ``fractions``: None (no finished run was probed), or a DataArray (model, layer,
@@ -416,7 +448,11 @@ def summarise_batch(ds: xr.Dataset) -> dict:
     for src, model in dict.fromkeys(zip(sources, models)):
         sel = np.array([(a, b) == (src, model) for a, b in zip(sources, models)])
         vals = test[sel & ok & np.isfinite(test)]
-        groups.append({"source": src, "model": model, "finished": [str(r) for r in ds["run"].values[sel & ok]],
+        finished = [str(r) for r in ds["run"].values[sel & ok]]
+        tasks = {str(t) for t, here in zip(ds["task"].values, sel & ok) if here} if "task" in ds.coords else set()
+        groups.append({"source": src, "model": model, "finished": finished,
+                       "metric": metric_name(tasks.pop()) if len(tasks) == 1 else "metric",
+                       "notes": {r: note for r in finished if (note := run_note(ds, r))},
                        "n": int(sel.sum()), "n_failed": int((sel & ~ok).sum()),
                        "mean": float(vals.mean()) if len(vals) else float("nan"),
                        "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),

@@ -46,6 +46,7 @@ table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
 td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f3f6f9; }
 .muted { color: #666; font-size: 13px; }
+.caution { color: #8a4b00; font-size: 14px; }
 .metric { font-size: 22px; font-weight: bold; }
 figure { margin: 10px 0 20px; } figcaption { color: #555; font-size: 13px; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -427,11 +428,16 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     n_failed = len(summary["failed"])
     parts = [f"<p class='muted'>Made by UnitScope on {_esc(created)}: "
              f"{ds.sizes['run']} runs, {n_failed} failed; scheduler {_esc(ds.attrs.get('scheduler', ''))}.</p>"]
-    rows = [(g["source"], g["model"], g["n"] - g["n_failed"], g["n_failed"], _fmt(g["mean"], missing="-"),
+    rows = [(g["source"], g["model"], g["metric"], g["n"] - g["n_failed"], g["n_failed"], _fmt(g["mean"], missing="-"),
              _fmt(g["sd"], missing="-"), f"{_fmt(g['min'])} .. {_fmt(g['max'])}" if np.isfinite(g["min"]) else "-")
             for g in groups]
     parts.append("<h2>Held-out metric per recording and decoder</h2>"
-                 + _table(rows, ["recording", "decoder", "finished", "failed", "mean", "sd", "range"]))
+                 + _table(rows, ["recording", "decoder", "metric", "finished", "failed", "mean", "sd", "range"]))
+    notes = {run: note for g in groups for run, note in g["notes"].items()}
+    if notes:  # the runs whose test metric means little (the Runs table below says which)
+        parts.append(f"<p class='caution'>Caution: the test metric of {len(notes)} of "
+                     f"{sum(len(g['finished']) for g in groups)} finished run(s) means little (see the Runs table's "
+                     "note): at or below chance, not clearly above it, or on few trials.</p>")
     if any(g["n"] > g["n_failed"] for g in groups):
         parts.append(_img(batch_metric_fig(ds, groups), "Test metric of every finished run (dots) and the "
                           "mean of each recording and decoder (red)."))
@@ -457,12 +463,14 @@ def render_batch_report(ds, *, title: str | None = None, created: str | None = N
     for i, name in enumerate(ds["run"].values):
         get = lambda k, d="": ds[k].values[i] if k in ds or k in ds.coords else d  # noqa: E731
         epochs = int(get("epochs", -1))
+        n_test = int(get("n_test", -1))
         run_rows.append([str(name), str(get("source")), str(get("model")), str(get("seed")),
                          _fmt(get("valid", np.nan), missing="-"), _fmt(get("test", np.nan), missing="-"),
-                         epochs if epochs >= 0 else "-",
-                         _fmt(get("train_seconds", np.nan), 1, missing="-"), str(get("error")) or "-"])
-    parts.append("<h2>Runs</h2>" + _table(run_rows, ["run", "recording", "decoder", "seed", "valid", "test", "epochs",
-                                                      "train s", "error"])
+                         n_test if n_test > 0 else "-", epochs if epochs >= 0 else "-",
+                         _fmt(get("train_seconds", np.nan), 1, missing="-"), str(get("error")) or "-",
+                         notes.get(str(name), "") or "-"])
+    parts.append("<h2>Runs</h2>" + _table(run_rows, ["run", "recording", "decoder", "seed", "valid", "test",
+                                                      "test trials / windows", "epochs", "train s", "error", "note"])
                  + "<p class='muted'>Each run's folder sits beside batch.nc: <code>unitscope report FOLDER/RUN</code> "
                    "reports one run, and the app opens it (Data &amp; model, Or open a decoder trained earlier).</p>")
     return _document(title, "".join(parts))

@@ -106,12 +106,19 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print(f"unitscope batch: {_interrupted_text(out, runs, ended)}", file=sys.stderr)
         return 130
+    from ..batch import metric_name, run_note
+
     for name in ds["run"].values:
         row = ds.sel(run=name)
         if str(row["error"].values):
             print(f"{name}: failed ({row['error'].values})")
-        else:
-            print(f"{name}: valid {float(row['valid']):.3f}, test {float(row['test']):.3f} "
-                  f"({int(row['epochs'])} epochs, {float(row['train_seconds']):.0f} s)")
+            continue
+        n = int(row["n_test"])
+        on = f" on {n} {'trials' if str(row['task'].values) == 'classification' else 'windows'}" if n > 0 else ""
+        print(f"{name}: {metric_name(str(row['task'].values))} valid {float(row['valid']):.3f}, test "
+              f"{float(row['test']):.3f}{on} ({int(row['epochs'])} epochs, {float(row['train_seconds']):.0f} s)")
+        note = run_note(ds, name)
+        if note:
+            print(f"  caution: test {note}")
     print(f"wrote {args.out}/batch.nc")
     return 1 if ds.attrs["n_failed"] else 0

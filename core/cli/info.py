@@ -243,8 +243,10 @@ def _batch_info(folder: Path, *, as_json: bool) -> int:
     for g in groups:
         spread = f" ± {g['sd']:.4f}" if g["sd"] == g["sd"] else ""  # no sd with one run
         lost = f", {g['n_failed']} failed" if g["n_failed"] else ""
-        print(f"           {g['source']} {g['model']}: test {g['mean']:.4f}{spread} over "
+        print(f"           {g['source']} {g['model']}: test {g['metric']} {g['mean']:.4f}{spread} over "
               f"{g['n'] - g['n_failed']} run(s){lost}")
+        for run, note in g["notes"].items():
+            print(f"caution    {run}: test {note}")
     for run, err in failed.items():
         print(f"failed     {run}: {err}")
     print(f"next       unitscope report {folder}   (metrics and unit classes over the runs)")

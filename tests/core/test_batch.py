@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -93,7 +94,8 @@ def test_cli_batch(tmp_path, capsys):
                  "--out", str(out), "--workers", "1", "--no-processes"])
     assert code == 0
     printed = capsys.readouterr()
-    assert "demo-deep4-s5: valid" in printed.out and "[1/1] demo-deep4-s5: done" in printed.err
+    assert re.search(r"demo-deep4-s5: pearson_r valid -?\d\.\d{3}, test -?\d\.\d{3} on \d+ windows \(1 epochs",
+                     printed.out) and "[1/1] demo-deep4-s5: done" in printed.err
     assert (out / "batch.nc").is_file() and (out / "demo-deep4-s5" / "model.pt").is_file()
     # a failing run makes the exit status 1, with its reason on the terminal (a file that is not
     # there is refused before the batch starts: one that cannot be read fails its run)

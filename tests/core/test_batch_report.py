@@ -71,14 +71,15 @@ def test_batch_report_and_info_from_the_cli(batch_dir, capsys):
     assert "<script" not in html and "http" not in html.split("</style>", 1)[1]  # self-contained
     assert "&lt;b&gt;.edf" in html and "<b>.edf" not in html  # file names escaped
     assert "undefined" not in html  # a failed run's missing numbers read "-"
-    assert re.search(r"<td>deep4</td><td>3</td><td>0</td><td>0\.700</td><td>0\.100</td><td>0\.600 \.\. 0\.800</td>",
-                     html)
+    assert re.search(r"<td>deep4</td><td>pearson_r</td><td>3</td><td>0</td><td>0\.700</td><td>0\.100</td>"
+                     r"<td>0\.600 \.\. 0\.800</td>", html)
     assert html.count("data:image/png;base64,") == 2  # the metrics and the class fractions
     assert "0.20 ± 0.10" in html  # deep4, conv_2, amplitude
     assert html.count("<td>deep4</td><td>conv_") == 2  # one row per layer and decoder
     assert main(["info", str(batch_dir)]) == 0
     out = capsys.readouterr().out
-    assert "5 runs, 1 failed, probed" in out and "a.edf deep4: test 0.7000 ± 0.1000 over 3 run(s)" in out
+    assert "5 runs, 1 failed, probed" in out and "a.edf deep4: test pearson_r 0.7000 ± 0.1000 over 3 run(s)" in out
+    assert "caution" not in out and "Caution" not in html  # every finished run above chance
     assert "failed     <b>-shallow-s1: UnitScopeError" in out
     assert main(["info", str(batch_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -98,3 +99,34 @@ def test_batch_bad_input(batch_dir, tmp_path_factory, capsys):
     assert html.count("data:image/png") == 2 and "<td>shallow</td><td>conv_2</td>" not in html
     html = render_batch_report(load_batch(batch_dir).isel(run=[4]))  # every run failed: tables, no figures
     assert "data:image/png" not in html and "UnitScopeError" in html
+
+
+def test_a_batch_says_which_runs_test_metric_means_little(tmp_path, capsys):
+    """Each run's own `info` cautioned a label decoder at chance or on few trials, but the
+    batch's lines, its info and its report gave the bare number ("test 0.500"). They now name
+    the metric and say, run by run, what unitscope info says; a batch.nc written before the
+    trial counts were kept still reads (its runs get what can be said without them)."""
+    base = {"task": "classification", "epochs": 2, "train_seconds": 1.0, "source": "x.edf", "model": "shallow",
+            "valid": 0.5}
+    runs = [{**base, "name": "at-chance", "seed": 1, "test": 0.5, "n_test": 4, "n_test_classes": 2},
+            {**base, "name": "lucky", "seed": 2, "test": 0.102, "n_test": 147, "n_test_classes": 12},
+            {**base, "name": "good", "seed": 3, "test": 0.9, "n_test": 100, "n_test_classes": 2}]
+    ds = _summary_dataset(runs, [r["name"] for r in runs])
+    ds.attrs.update(scheduler="local", n_runs=3, n_failed=0)
+    atomic_write_netcdf(ds, tmp_path / "batch.nc")
+    group = summarise_batch(load_batch(tmp_path))["groups"][0]
+    assert group["metric"] == "balanced_accuracy" and set(group["notes"]) == {"at-chance", "lucky"}
+    assert group["notes"]["at-chance"] == "at or below chance, 1/2 = 0.500; on 4 test trials: very uncertain"
+    assert group["notes"]["lucky"].startswith("not clearly above chance, 1/12 = 0.083, one-sided binomial p = 0.24")
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "x.edf shallow: test balanced_accuracy 0.5007 ± 0.3990 over 3 run(s)" in out
+    assert "caution    at-chance: test at or below chance, 1/2 = 0.500; on 4 test trials" in out
+    assert "caution    lucky: test not clearly above chance" in out and "good:" not in out
+    html = render_batch_report(load_batch(tmp_path))
+    assert "Caution: the test metric of 2 of 3 finished run(s) means little" in html
+    assert "<td>4</td><td>2</td><td>1.0</td><td>-</td><td>at or below chance, 1/2 = 0.500; on 4 test trials" in html
+    old = ds.drop_vars(["n_test", "n_test_classes"])  # a batch.nc of an earlier UnitScope
+    atomic_write_netcdf(old, tmp_path / "old" / "batch.nc")
+    assert summarise_batch(load_batch(tmp_path / "old"))["groups"][0]["notes"] == {}
+    assert "<td>-</td><td>2</td>" in render_batch_report(load_batch(tmp_path / "old"))
