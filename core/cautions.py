@@ -9,7 +9,7 @@ from .metrics import FEW_TRIALS, chance_level
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
            "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "probe_classes", "validity_undefined",
            "validity_text", "partial_probe_note", "probe_iterations_done", "passband_text", "in_passband",
-           "passband_note", "dre_note", "CHANCE_ALPHA", "NOT_CLEARLY"]
+           "passband_note", "upsampled_from", "dre_note", "CHANCE_ALPHA", "NOT_CLEARLY"]
 
 
 def one_class_note(block: str = "test") -> str:
@@ -220,25 +220,53 @@ def in_passband(band, l_freq: float | None, h_freq: float | None) -> tuple | Non
     return (lo, hi) if lo < hi else None
 
 
-def passband_note(band, l_freq: float | None, h_freq: float | None) -> str:
+def passband_note(band, l_freq: float | None, h_freq: float | None, *, native_sfreq: float | None = None) -> str:
     """What a band ``(lo, hi)`` Hz means in a run band-passed at ``l_freq``-``h_freq`` Hz
     (``unitscope train --l-freq/--h-freq``), or "" when the band lies within the pass-band (or the
     run has none): wholly outside it (:func:`in_passband` None), the filter removed it from every
     window the decoder was trained and is tested on, so nothing of the decoder is measured there;
-    partly outside, only the part within it is."""
+    partly outside, only the part within it is.
+
+    ``native_sfreq``: the rate of a recording resampled *up* for the run (:func:`upsampled_from`);
+    its Nyquist frequency is then an upper edge as well [A]: above it the input holds what the
+    resampling made, never recorded (a 128 Hz EDF at --sfreq 256 was probed, occluded and
+    deconvolved in "high gamma", 60-120 Hz, where it holds 1e-4 of the power of 30-60 Hz)."""
+    native_hi = native_sfreq / 2 if native_sfreq else None
+    capped = native_hi is not None and (h_freq is None or native_hi < h_freq)
+    if capped:
+        h_freq = native_hi
     if l_freq is None and h_freq is None:
         return ""
     lo, hi = float(band[0]), float(band[1])
     kept = in_passband(band, l_freq, h_freq)
     passband = passband_text(l_freq, h_freq)
+    if capped:
+        where = (f"the band the recording holds ({passband}: it was sampled at {native_sfreq:g} Hz and resampled up "
+                 "for this run)")
+        removed, rest = ("the recording never held it, and what is there was made by the resampling: it measures "
+                         "nothing"), "was never recorded"
+    else:
+        where = f"this run's band-pass ({passband})"
+        removed, rest = ("the filter removed it from the data the decoder was trained and is tested on, and what is "
+                         "left there is filter leakage: it measures nothing"), "was filtered out"
     if kept is None:
-        return (f"the band {lo:g}-{hi:g} Hz lies outside this run's band-pass ({passband}): the filter removed it "
-                "from the data the decoder was trained and is tested on, and what is left there is filter leakage: "
-                "it measures nothing")
+        return f"the band {lo:g}-{hi:g} Hz lies outside {where}: {removed}"
     if kept == (lo, hi):
         return ""
-    return (f"the band {lo:g}-{hi:g} Hz reaches outside this run's band-pass ({passband}): only {kept[0]:g}-"
-            f"{kept[1]:g} Hz of it is in the data the decoder saw, the rest was filtered out")
+    return (f"the band {lo:g}-{hi:g} Hz reaches outside {where}: only {kept[0]:g}-{kept[1]:g} Hz of it is in the data "
+            f"the decoder saw, the rest {rest}")
+
+
+def upsampled_from(signals) -> float | None:
+    """The sampling rate a recording had before it was resampled *up* for a run (its
+    ``signals.attrs["preprocessing"]`` steps, :mod:`core.preprocessing`), or None."""
+    import json
+
+    steps = json.loads(signals.attrs.get("preprocessing", "[]") or "[]")
+    for step in steps:
+        if step.get("step") == "resample" and float(step["to"]) > float(step["from"]):
+            return float(step["from"])
+    return None
 
 
 def dre_note(scores: dict) -> str:

@@ -107,16 +107,33 @@ class Workspace:
         data = make_data(rec, task, blocks, prep, spec, model, n_times)
         return cls(spec, config, rec, task, blocks, prep, model, data)
 
+    def native_sfreq(self) -> float | None:
+        """The recording's own sampling rate when it was resampled *up* for this run, else None
+        (:func:`core.cautions.upsampled_from`)."""
+        from .cautions import upsampled_from
+
+        return upsampled_from(self.recording.signals)
+
+    def input_band(self) -> tuple[float | None, float | None]:
+        """``(l_freq, h_freq)``: the edges of what the decoder's input holds (None: no edge), the
+        band-pass's, and for a recording resampled up its own Nyquist frequency as the upper one."""
+        lo, hi = self.spec.l_freq, self.spec.h_freq
+        native = self.native_sfreq()
+        if native is not None and (hi is None or native / 2 < hi):
+            hi = native / 2
+        return lo, hi
+
     def probe_bands(self) -> dict[str, tuple[float, float]] | None:
-        """The probe's bands within this run's band-pass (``l_freq``/``h_freq``): a default band
-        (:data:`core.probing.bands.BANDS`) the filter removed is left out, one it cuts is
-        clipped to the pass-band; None (the probe's defaults) for a run not band-passed.
+        """The probe's bands within this run's band-pass (``l_freq``/``h_freq``) and, for a
+        recording resampled up, below its own Nyquist frequency (:meth:`input_band`): a default
+        band (:data:`core.probing.bands.BANDS`) outside is left out, one it cuts is clipped;
+        None (the probe's defaults) for a run neither band-passed nor resampled up.
 
         [A] Perturbing frequencies the filter took out of every window the decoder was trained
         on measures its answer to input it never saw: a run band-passed at 1-40 Hz was probed
         and labelled in 30-60 Hz and high gamma all the same.
         """
-        lo_cut, hi_cut = self.spec.l_freq, self.spec.h_freq
+        lo_cut, hi_cut = self.input_band()
         if lo_cut is None and hi_cut is None:
             return None
         from .probing.bands import BANDS

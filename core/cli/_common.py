@@ -196,12 +196,13 @@ def passband_check(ws, band, *, given: str) -> None:
 
     from ..cautions import in_passband, passband_note, passband_text
 
-    l_freq, h_freq = ws.spec.l_freq, ws.spec.h_freq
-    note = passband_note(band, l_freq, h_freq)
+    l_freq, h_freq = ws.input_band()  # (for a recording resampled up, below its own Nyquist frequency)
+    note = passband_note(band, ws.spec.l_freq, ws.spec.h_freq, native_sfreq=ws.native_sfreq())
     if not note:
         return
     if in_passband(band, l_freq, h_freq) is None:
-        raise UnitScopeError(f"{given}: {note}; give a band within {passband_text(l_freq, h_freq)}.")
+        within = "within " if l_freq and h_freq else ""  # ("below 30 Hz", not "within below 30 Hz")
+        raise UnitScopeError(f"{given}: {note}; give a band {within}{passband_text(l_freq, h_freq)}.")
     print(f"caution: {given}: {note}", file=sys.stderr)
 
 

@@ -68,7 +68,8 @@ def _cases(args, ws) -> dict:
                                  "this recording has none: use --channels and --band.")
         cases.update({f"{role} band": case for role, case in roles.items()})
         for role, (_, band) in roles.items():  # said, not refused: the recording's roles, not a band typed
-            note = passband_note(band, ws.spec.l_freq, ws.spec.h_freq) if band is not None else ""
+            note = (passband_note(band, ws.spec.l_freq, ws.spec.h_freq, native_sfreq=ws.native_sfreq())
+                    if band is not None else "")
             if note:
                 print(f"caution: --roles, {role} band: {note}", file=sys.stderr)
     if not cases:

@@ -77,7 +77,7 @@ def create_workspace(args, spec, cfg):
     from ..workspace import Workspace
 
     try:
-        return Workspace.create(spec, cfg)
+        ws = Workspace.create(spec, cfg)
     except UnitScopeError as exc:
         if not str(exc).startswith(("Target channel", "No target given")):
             raise
@@ -89,6 +89,12 @@ def create_workspace(args, spec, cfg):
             raise UnitScopeError(f"{exc} No --data was given, so this is {DEMO_TEXT}; give --data PATH for a "
                                  "recording.") from exc
         raise
+    native = ws.native_sfreq()
+    if native is not None:  # (allowed: e.g. weights trained at a higher rate, given to unitscope import)
+        print(f"caution: --sfreq {spec.sfreq:g} resamples the recording up from {native:g} Hz: it holds nothing "
+              f"above {native / 2:g} Hz, so probe, occlude and deconv keep their bands below {native / 2:g} Hz",
+              file=sys.stderr)
+    return ws
 
 
 def _event_types_named(spec) -> list[str]:

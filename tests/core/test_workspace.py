@@ -292,3 +292,26 @@ def test_trials_too_short_for_the_network_name_the_trial_window(label_run):
     with pytest.raises(UnitScopeError, match=r"are 100 samples, .* or resample less \(--sfreq\)\.$"):
         Workspace.create(DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=2.0, sfreq=50.0),
                          TrainConfig(model="deep4"))
+
+
+def test_a_recording_resampled_up_holds_nothing_above_its_own_nyquist(label_run):
+    """A 100 Hz recording trained at sfreq=200 holds nothing above 50 Hz: the probe's bands stop
+    there (high gamma had been probed in 60-100 Hz of resampling leftovers), and a band above
+    it is said to be one the recording never held."""
+    from core.cautions import passband_note
+
+    _, folder = label_run
+    spec = DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=2.0, sfreq=200.0)
+    ws = Workspace.create(spec, TrainConfig(model="shallow"))
+    assert ws.recording.sfreq == 200.0 and ws.native_sfreq() == 100.0 and ws.input_band() == (None, 50.0)
+    bands = ws.probe_bands()
+    assert "high_gamma" not in bands and bands["low_gamma"] == (30.0, 50.0) and bands["beta"] == (13.0, 30.0)
+    note = passband_note((60.0, 90.0), None, None, native_sfreq=100.0)
+    assert note == ("the band 60-90 Hz lies outside the band the recording holds (below 50 Hz: it was sampled at "
+                    "100 Hz and resampled up for this run): the recording never held it, and what is there was "
+                    "made by the resampling: it measures nothing")
+    assert passband_note((20.0, 60.0), 8.0, 30.0, native_sfreq=100.0).endswith("the rest was filtered out")  # 30 < 50
+    assert passband_note((40.0, 60.0), None, 80.0, native_sfreq=100.0).endswith("the rest was never recorded")
+    same = Workspace.create(DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=2.0, sfreq=50.0),
+                            TrainConfig(model="shallow"))
+    assert same.native_sfreq() is None and same.input_band() == (None, None) and same.probe_bands() is None

@@ -93,3 +93,18 @@ def test_deconv_cautions_on_a_band_reaching_outside_the_runs_band_pass(bandpasse
                  "--out", str(tmp_path / "d.nc")]) == 0
     assert ("caution: --signal channel:C3:4-10: the band 4-10 Hz reaches outside this run's band-pass (8-30 Hz)"
             in capsys.readouterr().err)
+
+
+def test_a_run_resampled_up_refuses_bands_the_recording_never_held(edf_like, tmp_path, capsys):
+    """--sfreq above the recording's rate is said at training; occlude then refuses a band
+    above the recording's own Nyquist frequency, as a band-pass run refuses a filtered band."""
+    out = tmp_path / "up"
+    assert main(["train", "--data", str(edf_like), "--target", "events:T1,T2", "--tmin", "0", "--tmax", "2",
+                 "--model", "shallow", "--epochs", "1", "--threads", "1", "--sfreq", "500", "--out", str(out)]) == 0
+    assert ("caution: --sfreq 500 resamples the recording up from 250 Hz: it holds nothing above 125 Hz, so probe, "
+            "occlude and deconv keep their bands below 125 Hz") in capsys.readouterr().err
+    assert main(["occlude", str(out), "--band", "150", "200", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert ("--band 150 200: the band 150-200 Hz lies outside the band the recording holds (below 125 Hz: it was "
+            "sampled at 250 Hz and resampled up for this run): the recording never held it") in err
+    assert err.strip().endswith("it measures nothing; give a band below 125 Hz.")
