@@ -16,8 +16,8 @@ from .decoding import ContinuousData, TrialData
 from .demo import simulate_reaching
 from .io import DATA_CH_TYPES, match_channels, read_recording
 from .models import layer_map
-from .preprocessing import (FILTER_PHASES, Standardizer, bandpass, check_signals, mark_missing_target, pick_channels,
-                            recorded_filter_phase, resample, split_blocks)
+from .preprocessing import (FILTER_PHASES, Standardizer, bandpass, check_signals, flat_channels, mark_missing_target,
+                            pick_channels, recorded_filter_phase, resample, split_blocks)
 from .recording import Recording, recording_identity, target_types, touches
 
 __all__ = ["DataSpec", "load_data", "read_spec", "input_picks", "prepare", "make_data"]
@@ -195,13 +195,24 @@ def read_spec(spec: DataSpec):
 
 
 def input_picks(rec: Recording, spec: DataSpec) -> list[str]:
-    """The input channels: ``spec.picks``, else the data channels the file does not mark bad."""
+    """The input channels: ``spec.picks``, else the data channels the file does not mark bad
+    and that vary (:func:`core.preprocessing.flat_channels`; when all are flat, all of them, for
+    the error that names them)."""
     twice = sorted({c for c in spec.picks or [] if spec.picks.count(c) > 1})
     if twice:  # a decoder with the channel twice among its inputs, which later commands could not read
         raise UnitScopeError(f"Channels picked more than once: {twice}; pick each input channel once "
                              f"(picks given: {list(spec.picks)}).")
-    # [A] channels the file marks bad are left out unless picked by name (MNE's convention)
-    picks = spec.picks or [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES and c not in rec.bads]
+    # [A] channels the file marks bad are left out unless picked by name (MNE's convention), and
+    # so are flat ones (a disconnected electrode had stopped training, and the way out was to
+    # name the other 63 channels)
+    picks = spec.picks
+    if not picks:
+        picks = [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES and c not in rec.bads]
+        flat = flat_channels(rec, picks)
+        if flat and len(flat) < len(picks):
+            logger.warning("left out %d flat channel(s) (no variance): %s; pick channels by name to choose otherwise",
+                           len(flat), ", ".join(flat[:10]) + (" ..." if len(flat) > 10 else ""))
+            picks = [c for c in picks if c not in flat]
     if not picks:
         bad = [c for c, t in zip(rec.ch_names, rec.ch_types) if t in DATA_CH_TYPES]
         raise UnitScopeError(

@@ -52,6 +52,21 @@ def _copy(rec: Recording, signals) -> Recording:
     return Recording(signals, rec.target, rec.events)
 
 
+def flat_channels(rec: Recording, names=None) -> list[str]:
+    """The channels of ``names`` (default: all) whose samples do not vary: every sample equal
+    (a constant at any offset: in float32 the std of a 25-uV constant came out 3.6e-12, not 0,
+    and such a channel passed as if it varied), or a variance negligible beside the largest
+    amplitude among them. Channel by channel (no copy of the recording)."""
+    data = rec.signals.values
+    order = list(rec.ch_names)
+    idx = range(len(order)) if names is None else [order.index(n) for n in names]
+    stats = [(float(np.ptp(data[i])), float(np.std(data[i])), float(np.max(np.abs(data[i])))) for i in idx]
+    if not stats:
+        return []
+    top = max(max((a for _, _, a in stats if a == a), default=0.0), 1e-30)
+    return [order[i] for i, (ptp, sd, _) in zip(idx, stats) if ptp == 0 or sd <= 1e-20 * top]
+
+
 def check_signals(rec: Recording) -> None:
     """Raise on NaN/Inf samples or flat channels, naming the channels."""
     data = rec.signals.values
@@ -62,13 +77,10 @@ def check_signals(rec: Recording) -> None:
             f"Channels {names} contain NaN or Inf samples; interpolate or drop them "
             "(e.g. pick other channels) before training."
         )
-    # every sample equal (a constant at any offset: in float32 the std of a 25-uV constant came
-    # out 3.6e-12, not 0, and such a channel passed as if it varied), or a variance negligible
-    # beside the recording's largest amplitude
-    flat = (np.ptp(data, axis=1) == 0) | (data.std(axis=1) <= 1e-20 * max(float(np.abs(data).max()), 1e-30))
-    if flat.any():
-        names = [rec.ch_names[i] for i in np.flatnonzero(flat)][:10]
-        raise UnitScopeError(f"Channels {names} are flat (zero variance); exclude them with picks.")
+    flat = flat_channels(rec)
+    if flat:
+        raise UnitScopeError(f"Channels {flat[:10]} are flat (zero variance): leave them out of the picks (with no "
+                             "picks given, flat channels are left out).")
     if rec.target is not None:
         y = rec.target.values
         if not np.isfinite(y).all():

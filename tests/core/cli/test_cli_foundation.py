@@ -53,7 +53,7 @@ def test_train_writes_a_run_folder(tmp_path, demo_fif, capsys):
     assert f"note: deconv_unit_conv_4_3.nc, prune_curves.nc in {out} came from the earlier weights" in err
 
 
-def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
+def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys, caplog):
     mne = pytest.importorskip("mne")
     raw = mne.io.read_raw_fif(demo_fif, preload=True, verbose="error")
     data = raw.get_data()
@@ -65,8 +65,18 @@ def test_nan_samples_and_flat_channels_in_a_file(tmp_path, demo_fif, capsys):
     assert "['G04'] contain NaN or Inf samples" in capsys.readouterr().err
     picks = ",".join(f"G{i:02d}" for i in range(5, 9))  # G04 dropped, G06 is flat
     assert main(["train", "--data", str(bad), "--target", "speed", "--picks", picks, "--out", str(tmp_path / "r")]) == 2
-    assert "['G06'] are flat" in capsys.readouterr().err
+    assert "['G06'] are flat (zero variance): leave them out of the picks" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing written for a bad input
+    # with no picks given, a flat channel is left out (said), as channels marked bad are: a disconnected
+    # electrode had stopped training, and the way out was to name every other channel
+    data[3, 1000:1010] = 0.0
+    mne.io.RawArray(data, raw.info, verbose="error").save(bad, verbose="error", overwrite=True)
+    assert main(["train", "--data", str(bad), "--target", "speed", "--model", "shallow", "--epochs", "1",
+                 "--threads", "1", "--out", str(tmp_path / "r")]) == 0
+    assert "left out 1 flat channel(s) (no variance): G06; pick channels by name" in caplog.text  # (a warning)
+    names = json.loads((tmp_path / "r" / "config.json").read_text())["model"]["ch_names"]
+    assert "G06" not in names and len(names) == len(raw.ch_names) - 2  # (and the speed target)
+    assert main(["info", str(tmp_path / "r")]) == 0  # the run opens again on its file, G06 still left out
 
 
 @pytest.mark.parametrize("argv, message", [
