@@ -81,8 +81,11 @@ def summary_lines(ds) -> list[str]:
         # epoch 0 is the kernels the fit started from (random, or the previous fit's in a refit)
         start = (" (the kernels it started from: no epoch lowered the validation loss)"
                  if int(a["best_epoch"]) == 0 else "")
-        lines.append(f"fit: R^2 {_r2_text(ds)}, best epoch {a['best_epoch']}{start}, {a['n_segments']} segments, "
-                     f"{a['fit_seconds']:.2f} s")
+        n_seg = int(a["n_segments"])
+        lines.append(f"fit: R^2 {_r2_text(ds)}, best epoch {a['best_epoch']}{start}, {n_seg} segment"
+                     f"{'' if n_seg == 1 else 's'}, {a['fit_seconds']:.2f} s")
+        if a.get("valid_loss_on") == "training segments":  # (one segment: nothing to hold out)
+            lines.append(f"caution: {a.get('valid_loss_note', 'valid_loss is measured on the training data')}")
     elif "r2" in a:  # the app's export keeps each fit's R^2 only
         lines.append(f"fit: R^2 {_r2_text(ds)}")
     return lines

@@ -429,3 +429,10 @@ def test_attrs_give_the_blocks_units_and_where_the_validation_loss_was_measured(
     assert one.attrs["valid_loss_on"] == "training segments"
     assert "valid_loss is measured on the training data" in one.attrs["valid_loss_note"]
     assert np.isfinite(one.attrs["valid_loss"])
+    # the command line's summary says it too (it had printed "1 segments" and nothing more)
+    from core.cli.deconv import summary_lines
+
+    lines = summary_lines(one)
+    assert any(", 1 segment, " in line for line in lines)
+    assert f"caution: {one.attrs['valid_loss_note']}" in lines
+    assert not any(line.startswith("caution: valid_loss") for line in summary_lines(res))
