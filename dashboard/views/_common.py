@@ -11,7 +11,7 @@ import param
 from ..state import Session, apply_in_doc
 
 __all__ = ["esc", "CSS", "AlertsView", "UnitPicker", "placeholder", "placeholder_html", "kv_table", "select_on_double_tap",
-           "apply_in_doc", "known_roles", "ROLE_COLORS", "choice"]
+           "apply_in_doc", "known_roles", "ROLE_COLORS", "choice", "number_box"]
 
 CSS = (Path(__file__).resolve().parents[2] / "assets" / "unitscope.css").read_text()
 # the keyboard's focus, visible on a projector (Panel's theme removes the outline): every widget's
@@ -171,6 +171,64 @@ def kv_table(rows) -> str:
     return f'<table class="us-kv">{body}</table>'
 
 
+def number_box(obj: param.Parameterized, name: str, session: Session, *, label: str, **params):
+    """An IntInput (for a ``param.Integer``) or FloatInput bound to ``obj.name`` both ways, which
+    answers what the parameter cannot take in words: a box emptied (or not a number) when the
+    parameter needs a value, or a value outside its bounds, gives an alert naming the box and
+    what it takes, and the box shows the value kept. A parameter that allows None takes an
+    emptied box (or NaN, which the browser sends for text that is no number) as None [A].
+
+    ``from_param`` boxes had sent None into a parameter that refuses it: Panel logged a
+    traceback ("Callback failed for object named 'Max epochs'") and the box snapped back
+    without a word."""
+    p = obj.param[name]
+    integer = isinstance(p, param.Integer)
+    lo, hi = p.bounds or (None, None)
+    kind = pn.widgets.IntInput if integer else pn.widgets.FloatInput
+    box = kind(label=label, value=getattr(obj, name), **{"start": lo, "end": hi, **params})
+    state = {"syncing": False}
+
+    def show(value):
+        state["syncing"] = True  # the box follows the parameter: not written back
+        try:
+            box.value = value
+        finally:
+            state["syncing"] = False
+
+    def takes() -> str:
+        what = "a whole number" if integer else "a number"
+        if lo is not None and hi is not None:
+            return f"{what} from {lo:g} to {hi:g}"
+        if lo is not None:
+            return f"{what} of at least {lo:g}"
+        return f"{what} of at most {hi:g}" if hi is not None else what
+
+    def chosen(event):
+        if state["syncing"]:
+            return
+        value = event.new
+        if value is not None and not integer and value != value:
+            value = None  # (NaN: text that is no number)
+        kept = getattr(obj, name)
+        said = "empty" if kept is None else f"{kept:g}"
+        if value is None and not p.allow_None:
+            session.alert(f"{label} needs {takes()}; it stays at {said}.", "warning")
+            show(kept)
+            return
+        try:
+            setattr(obj, name, value)
+        except ValueError:
+            session.alert(f"{label}: {value:g} is not allowed; it takes {takes()} and stays at {said}.", "warning")
+            show(kept)
+            return
+        if event.new is not value:
+            show(value)  # (NaN shown as the empty box of None)
+
+    box.param.watch(chosen, "value")
+    obj.param.watch(lambda e: show(e.new), name)
+    return box
+
+
 class UnitPicker:
     """A Layer select and a Unit input bound both ways to the session's ``layer`` and ``unit``
     (the selection every view shares).
@@ -189,8 +247,7 @@ class UnitPicker:
                  unit_width: int = 100, on_sync=None):
         self.session, self.hidden_only, self._on_sync = session, hidden_only, on_sync
         self.layer = pn.widgets.Select(label="Layer", options=[], width=layer_width)
-        self.unit = pn.widgets.IntInput(label="Unit", value=session.unit, start=0, width=unit_width,
-                                        placeholder="unit index")
+        self.unit = pn.widgets.IntInput(label="Unit", value=session.unit, width=unit_width, placeholder="unit index")
         self._syncing = False
         self.layer.param.watch(self._layer_chosen, "value")
         self.unit.param.watch(self._unit_chosen, "value")
@@ -206,8 +263,19 @@ class UnitPicker:
             self.session.layer = event.new
 
     def _unit_chosen(self, event):
-        if not self._syncing and event.new is not None:
-            self.session.unit = int(event.new)
+        if self._syncing or event.new is None:
+            return
+        n = self.session.n_units()
+        if n and not 0 <= int(event.new) < n:  # said, not clamped in the browser without a word [A]
+            self.session.alert(f"Unit {int(event.new)} is not a unit of {self.session.layer}: it has units 0 to "
+                               f"{n - 1}; unit {self.session.unit} stays selected.", "warning")
+            self._syncing = True
+            try:
+                self.unit.value = self.session.unit
+            finally:
+                self._syncing = False
+            return
+        self.session.unit = int(event.new)
 
     def sync(self, *events):
         s = self.session
@@ -221,7 +289,7 @@ class UnitPicker:
                 self.layer.param.update(options={f"{s.layer} (the output)": "", **{n: n for n in names}}, value="")
             else:
                 self.layer.param.update(options=names, value=names[0])
-            self.unit.param.update(end=max(s.n_units() - 1, 0), value=s.unit)
+            self.unit.value = s.unit  # (no end bound: a browser clamped a typed 999 without a word)
         finally:
             self._syncing = False
         if events and self._on_sync is not None:  # (not on construction: the view is not built yet)

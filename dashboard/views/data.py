@@ -10,7 +10,7 @@ import param
 from ..decoder import KIND_LABELS
 from ..files import SESSION_UPLOAD_FACTOR, WEIGHTS_SUFFIXES, max_upload_bytes
 from ..state import Session
-from ._common import CSS, Shown, apply_in_doc, choice, esc, kv_table
+from ._common import CSS, Shown, apply_in_doc, choice, esc, kv_table, number_box
 
 # the shipped demo Deep4's kept epoch (assets/demo-deep4/config.json; a test holds it): retrained
 # with its recipe for at least this many epochs, the demo gives the shipped decoder again (measured:
@@ -148,17 +148,17 @@ class DataView(pn.viewable.Viewer):
         self.all_data = pn.widgets.Button(label="All data channels", width=150,
                                           description="Pick every EEG/ECoG/sEEG/MEG channel but the target and "
                                                       "those the file marks bad")
-        self.l_freq = pn.widgets.FloatInput.from_param(s.param.l_freq, label="High-pass l_freq (Hz)", width=160,
+        self.l_freq = number_box(s, "l_freq", s, label="High-pass l_freq (Hz)", width=160,
                                                        placeholder="off", start=0.0, css_classes=["us-lfreq"])
-        self.h_freq = pn.widgets.FloatInput.from_param(s.param.h_freq, label="Low-pass h_freq (Hz)", width=160,
+        self.h_freq = number_box(s, "h_freq", s, label="Low-pass h_freq (Hz)", width=160,
                                                        placeholder="off", start=0.0, css_classes=["us-hfreq"])
-        self.resample = pn.widgets.FloatInput.from_param(s.param.resample_to, label="Resample to (Hz)",
+        self.resample = number_box(s, "resample_to", s, label="Resample to (Hz)",
                                                          width=160, placeholder="keep", start=0.0,
                                                          css_classes=["us-resample"])
         # label trials (core.workspace.DataSpec tmin/tmax): shown for a target of event labels
-        self.tmin = pn.widgets.FloatInput.from_param(s.param.tmin, label="Trials from (s after onset)", width=180,
+        self.tmin = number_box(s, "tmin", s, label="Trials from (s after onset)", width=180,
                                                      step=0.1, css_classes=["us-tmin"])
-        self.tmax = pn.widgets.FloatInput.from_param(s.param.tmax, label="to (s after onset)", width=160, step=0.1,
+        self.tmax = number_box(s, "tmax", s, label="to (s after onset)", width=160, step=0.1,
                                                      css_classes=["us-tmax"])
         self.trials = pn.Row(self.tmin, self.tmax)
         self.prep_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
@@ -168,7 +168,7 @@ class DataView(pn.viewable.Viewer):
         self._syncing = False
         self.model = choice(pn.widgets.RadioButtonGroup.from_param(
             s.param.model_kind, options={"Deep4": "deep4", "Shallow": "shallow"}, label=""))
-        self.epochs = pn.widgets.IntInput.from_param(s.param.max_epochs, label="Max epochs", width=120,
+        self.epochs = number_box(s, "max_epochs", s, label="Max epochs", width=120,
                                                    css_classes=["us-epochs"])
         self.train_btn = pn.widgets.Button(label="Train", color="success", width=110)
         self.stop_btn = pn.widgets.Button(label="Stop", color="danger", width=110, disabled=True)

@@ -31,7 +31,8 @@ from core.probing.stats import CLASSES
 
 from ..prune_state import PruneState
 from ..state import Session
-from ._common import CSS, Shown, UnitPicker, apply_in_doc, controls, lowered, placeholder, select_on_double_tap
+from ._common import (CSS, Shown, UnitPicker, apply_in_doc, controls, lowered, number_box, placeholder,
+                      select_on_double_tap)
 from .export import Download
 from .overview import CLASS_COLORS
 from .prune_plots import (ORDER_STYLE, PRUNED_COLOR, bars_axis_label, bars_title, curve_plot,  # noqa: F401 - re-exported
@@ -91,7 +92,7 @@ class PruneView(pn.viewable.Viewer):
         self.curves_progress = pn.indicators.Progress(value=0, max=1000, width=200, height=14, bar_color="warning")
         self.curves_stop = pn.widgets.Button(label="Stop", color="danger", width=80, visible=False)
         self.analyses_note = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
-        self.epochs = pn.widgets.IntInput.from_param(ps.param.finetune_epochs, label="Epochs", width=90)
+        self.epochs = number_box(ps, "finetune_epochs", self.session, label="Fine-tune epochs", width=90)
         self.ft_btn = pn.widgets.Button(label="Fine-tune", color="primary", width=110)
         self.ft_stop = pn.widgets.Button(label="Stop", color="danger", width=80, disabled=True)
         self.ft_discard = pn.widgets.Button(label="Discard fine-tune", width=150, disabled=True)

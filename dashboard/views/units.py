@@ -22,7 +22,8 @@ from core.probing.stats import band_weights, sensitivity_peak
 
 from ..decoder import run_probe_source
 from ..state import Session
-from ._common import CSS, Shown, UnitPicker, apply_in_doc, controls, esc, known_roles, lowered, placeholder, select_on_double_tap
+from ._common import (CSS, Shown, UnitPicker, apply_in_doc, controls, esc, known_roles, lowered, number_box, placeholder,
+                      select_on_double_tap)
 from .overview import CLASS_COLORS
 
 _POINT_SIZE = 10  # scatter marker diameter (screen pixels)
@@ -190,7 +191,7 @@ class UnitsView(pn.viewable.Viewer):
         self.picker = UnitPicker(s, layer_width=170, unit_width=100, on_sync=lambda *_: self._header())
         self.shown = Shown(s, ["probe", "decoder"])  # a placeholder, or the scatter and the unit's maps
         self.layer, self.unit = self.picker.layer, self.picker.unit
-        self.iterations = pn.widgets.IntInput.from_param(s.param.probe_iterations, label="Iterations", width=100,
+        self.iterations = number_box(s, "probe_iterations", s, label="Iterations", width=100,
                                                        css_classes=["us-iterations"])
         self.site = pn.widgets.Select.from_param(
             s.param.probe_site, label="Site", width=160, css_classes=["us-site"],

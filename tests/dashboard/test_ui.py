@@ -213,6 +213,27 @@ def _start_training(app_page, url, epochs: int):
     wait_text(app_page, "Training: epoch", timeout=120)
 
 
+def test_an_emptied_number_box_is_answered_in_words(server, app_page):
+    """Emptying Max epochs had logged Panel's traceback ("Callback failed for object named 'Max
+    epochs'") and the box snapped back without a word; a unit the layer lacks, typed in the
+    Unit box, was clamped by the browser without one. Both are said now (the module's server
+    log is checked for tracebacks at its end)."""
+    app_page.goto(f"{server}?view=data")
+    wait_text(app_page, "2. Decoder", timeout=120)
+    box = app_page.locator(".us-epochs input").first
+    kept = box.input_value()
+    box.fill("")
+    box.press("Tab")
+    wait_text(app_page, f"Max epochs needs a whole number from 1 to 500; it stays at {kept}.")
+    app_page.goto(f"{server}?view=units&layer=conv_4&unit=3")
+    wait_text(app_page, "Unit conv_4/3", timeout=120)
+    unit = app_page.locator("input[placeholder='unit index']").first
+    unit.fill("999")
+    unit.press("Enter")
+    wait_text(app_page, "Unit 999 is not a unit of conv_4: it has units 0 to 199; unit 3 stays selected.")
+    no_traceback(app_page)
+
+
 def test_lesson_opens_units_at_the_step_s_layer_and_unit(server, app_page):
     """The sidebar's lesson switches view, layer and unit in one click; the plots shown are
     those of the new selection (a tab shown in the same tick as its plots change once kept

@@ -112,7 +112,14 @@ def test_units_view_follows_the_selection(session):
     view = UnitsView(session=session)
     assert isinstance(view.__panel__(), pn.Column)
     session.param.update(layer="conv_3", unit=12)
-    assert view.layer.value == "conv_3" and view.unit.value == 12 and view.unit.end == 99
+    assert view.layer.value == "conv_3" and view.unit.value == 12
+    # a unit the layer lacks, typed: said, and the selection kept (the browser had clamped 999 to
+    # the last unit, or dropped it, without a word)
+    for typed in (999, -5):
+        view.unit.value = typed
+        assert (session.unit, view.unit.value) == (12, 12)
+        assert session.alerts[-1] == ("warning", f"Unit {typed} is not a unit of conv_3: it has units 0 to 99; "
+                                                 "unit 12 stays selected.")
     assert "Unit conv_3/12" in view.unit_header.object
     peak = strongest(session.probe, "conv_3", 12)["amplitude"]
     assert f"amplitude peaks at {peak['channel']} in {peak['band'].replace('_', ' ')}: " in view.unit_header.object
@@ -463,6 +470,35 @@ def test_alerts_and_channel_names_are_escaped(session):
     assert "<script>" not in html and "<img" not in html and "<i>" not in html
     assert "&lt;script&gt;evil()&lt;/script&gt;" in html
     assert view.target.options[0] == "C4" and "events:<i>T1</i>,T2" in view.target.options
+
+
+def test_number_boxes_answer_what_their_setting_cannot_take(session):
+    """An emptied Max epochs box had sent None into a setting that needs a number: Panel logged a
+    traceback and the box snapped back without a word. Each box now says what it takes and
+    shows the value kept; a box that may be empty (a filter edge) takes an empty box or NaN
+    (the browser's value for text that is no number) as off."""
+    view = DataView(session=session)
+    view.__panel__()
+    n = len(session.alerts)
+    view.epochs.value = None
+    assert session.max_epochs == 25 and view.epochs.value == 25
+    assert session.alerts[n:] == [("warning", "Max epochs needs a whole number from 1 to 500; it stays at 25.")]
+    view.epochs.value = 0
+    assert session.max_epochs == 25 and view.epochs.value == 25
+    assert session.alerts[-1][1] == "Max epochs: 0 is not allowed; it takes a whole number from 1 to 500 and stays at 25."
+    view.epochs.value = 7
+    assert session.max_epochs == 7 and session.alerts[-1][1].startswith("Max epochs: 0")  # nothing said
+    session.max_epochs = 9  # and the box follows the setting
+    assert view.epochs.value == 9
+    view.tmin.value = None
+    assert session.tmin == 0.0 and view.tmin.value == 0.0
+    assert session.alerts[-1][1] == "Trials from (s after onset) needs a number; it stays at 0."
+    view.h_freq.value = 30.0
+    assert session.h_freq == 30.0
+    view.h_freq.value = float("nan")
+    assert session.h_freq is None and view.h_freq.value is None  # off, and the box shows its placeholder
+    view.h_freq.value = None
+    assert session.h_freq is None and session.alerts[-1][1].startswith("Trials from")  # nothing said
 
 
 def test_data_view_buttons_follow_training_state(session):
