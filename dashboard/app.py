@@ -350,6 +350,17 @@ def _check_view_arg(session) -> None:
         session.alert(note, "warning")
 
 
+def _selection_args() -> dict:
+    """The address's ``layer`` and ``unit`` as given (text), for those it names."""
+    out = {}
+    for key in ("layer", "unit"):
+        values = (pn.state.session_args or {}).get(key) or []
+        if values:
+            v = values[0]
+            out[key] = (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).strip()
+    return out
+
+
 def remote_refusal(request, env=None) -> str:
     """Why a page asked for from another machine is refused, or "" (asked for from this one, or
     ``UNITSCOPE_ALLOW_REMOTE=1``). The server serves the machine it runs on unless told
@@ -422,6 +433,7 @@ def build_app(session: Session | None = None, *, load_demo: bool = True):
         pn.state.onload(heap_keeper().page_loaded)  # the page's objects leave the collector's scans
         _mend_address(session)
         _check_view_arg(session)
+        session._address_selection = _selection_args()  # said once the decoder is known (set_decoder)
         if pn.state.location is not None:
             pn.state.location.sync(session, {"view": "view", "layer": "layer", "unit": "unit", "run": "run"})
         # never block the server: workers are told to stop, the page's objects collected when idle

@@ -108,7 +108,11 @@ class SessionTrain:
         """A run folder did not open: say why (``message``, unless already said), keep the
         decoder in use (the demo when there is none yet, e.g. a link to a run that is gone)."""
         if message:
-            self.alert(message)
+            shown = ("The decoder shown stays." if self.decoder is not None else
+                     "The demo decoder is shown." if self.busy != "loading" else "")
+            self.alert(f"{message} {shown}".strip())
+        if self.run and self.run != self._run_shown:  # an address's run: not tried again when the
+            self._run_refused = self.run              # page syncs its address once more (said twice)
         self.run = self._run_shown  # the URL names what is shown
         if self.decoder is not None:
             self.status = self._decoder_status(self.decoder)  # (it said "Opening ..." meanwhile)

@@ -71,6 +71,35 @@ def apply_in_doc(doc, fn) -> None:
         fn()
 
 
+def address_selection_notes(asked: dict | None, names: list[str], layer: str, unit: int, n_units: dict) -> list[str]:
+    """What to say of an address's ``layer`` / ``unit`` (``asked``: their texts as given) that
+    the decoder shown lacks, given the ``layer`` and ``unit`` shown instead: a link with
+    ``layer=bogus`` or ``unit=999`` had shown another unit without a word, the address still
+    naming the one asked for."""
+    if not asked:
+        return []
+    out = []
+    given_layer = asked.get("layer")
+    if given_layer and given_layer not in names:
+        from core._validation import suggest
+
+        out.append(f"The address names the layer {given_layer!r}, which this decoder does not have; its layers are "
+                   f"{', '.join(names)}.{suggest(given_layer, names)} {layer} is shown.")
+    given_unit = asked.get("unit")
+    if given_unit not in (None, ""):
+        try:
+            index = int(given_unit)
+        except ValueError:
+            index = None
+        if index is None or index < 0:
+            out.append(f"The address names the unit {given_unit!r}, which is no unit index (0 or more); "
+                       f"{layer}/{unit} is shown.")
+        elif index >= n_units[layer] and (not given_layer or given_layer == layer):
+            out.append(f"The address names unit {index} of {layer}, which has units 0 to {n_units[layer] - 1}; "
+                       f"{layer}/{unit} is shown.")
+    return out
+
+
 class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
     """Everything one user has chosen and computed.
 
@@ -148,6 +177,8 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
 
     def __init__(self, **params):
         self._run_shown = ""  # the run folder of the decoder shown (see ``run``)
+        self._run_refused = ""  # the last run an address named that did not open (not tried again)
+        self._address_selection = None  # {"layer": ..., "unit": ...} as the page's address gave them
         super().__init__(**params)
         self.root = data_root()
         self._jobs: dict[str, Job] = {}
@@ -356,6 +387,9 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
         hidden = [n for n in names if n != "conv_classifier"] or names  # (Shallow: one hidden block)
         layer = self.layer if self.layer in names else (hidden[1] if len(hidden) > 1 else hidden[0])
         unit = min(self.unit, decoder.n_units[layer] - 1)
+        asked, self._address_selection = self._address_selection, None  # (the first decoder only)
+        for note in address_selection_notes(asked, names, layer, unit, decoder.n_units):
+            self.alert(note, "warning")
         self.param.update(
             decoder=decoder, layer_names=names, layer=layer, unit=unit, occlusions=[],
             decoder_version=self.decoder_version + 1, probe=probe, control=control,
@@ -499,6 +533,9 @@ class Session(SessionData, SessionTrain, SessionProbe, param.Parameterized):
     def _run_requested(self):
         """A run named by the URL (or set by a caller) opens; names already shown do nothing."""
         if self.run and self.run != self._run_shown:
+            if self.run == self._run_refused:  # (refused already, and said)
+                self.run = self._run_shown
+                return
             self.open_run(self.run)
 
     # ---- selection -------------------------------------------------------------------------

@@ -28,6 +28,35 @@ def session(tmp_path, monkeypatch):
     s.close()
 
 
+def test_an_address_naming_a_layer_or_unit_the_decoder_lacks_is_answered(session, tiny_decoder):
+    """A link with layer=bogus or unit=999 had shown another unit without a word (the address
+    still naming the one asked for); the first decoder set says what is shown instead."""
+    session._address_selection = {"layer": "bogus", "unit": "3"}
+    session.set_decoder(tiny_decoder)
+    assert session.alerts[-1] == ("warning", "The address names the layer 'bogus', which this decoder does not have; "
+                                             "its layers are conv_time_spat, conv_2, conv_3, conv_4, conv_classifier. "
+                                             f"{session.layer} is shown.")
+    n = len(session.alerts)
+    session.set_decoder(tiny_decoder)  # (said for the address's page once: not for later decoders)
+    assert len(session.alerts) == n
+    from dashboard.state import Session
+
+    for asked, layer, said in (({"layer": "conv_4", "unit": "999"}, "conv_4",
+                                "The address names unit 999 of conv_4, which has units 0 to 199; conv_4/199 is shown."),
+                               ({"layer": "conv_4", "unit": "abc"}, "conv_4",
+                                "The address names the unit 'abc', which is no unit index (0 or more); conv_4/0 is "
+                                "shown."),
+                               ({"layer": "conv_3", "unit": "7"}, "conv_3", None)):
+        other = Session()
+        try:
+            other._address_selection = asked
+            other.param.update(layer=layer, unit=999 if asked["unit"] == "999" else 7 if asked["unit"] == "7" else 0)
+            other.set_decoder(tiny_decoder)
+            assert (other.alerts[-1][1] if other.alerts else None) == said
+        finally:
+            other.close()
+
+
 def test_set_decoder_sets_layers_and_clips_unit(session, tiny_decoder):
     session.param.update(layer="conv_4", unit=150)
     session.set_decoder(tiny_decoder)
@@ -820,7 +849,12 @@ def test_bad_run_folders_are_refused_with_what_was_expected(session, tmp_path, t
     assert len(demo_loads) == 5
     session.run = "gone/"  # a link to a run that is gone: said, the URL cleared, the demo instead
     assert "does not exist under the data root" in session.alerts[-1][1]
+    assert session.alerts[-1][1].endswith("The demo decoder is shown.")
     assert session.run == "" and demo_loads[-1] == "" and len(demo_loads) == 6
+    # the page syncs its address once more before the cleared one reaches it: not tried (nor said) again
+    n = len(session.alerts)
+    session.run = "gone/"
+    assert len(session.alerts) == n and session.run == "" and len(demo_loads) == 6
 
 
 def test_the_run_shown_is_named_by_the_session_and_a_link_opens_it(session, tmp_path, tiny_ws, tiny_decoder):
