@@ -15,7 +15,7 @@ import param
 from core.demo import ROLE_BANDS
 
 from ..state import Session, apply_in_doc
-from ._common import CSS, Shown
+from ._common import CSS, Shown, esc
 from .units import unit_table
 
 __all__ = ["LessonView", "STEPS"]
@@ -50,7 +50,7 @@ STEPS = (
      "the input's own (G03's high gamma rises 0.45 s after onset, its codes follow peak speed)."),
     ("4. What if beta mattered?", "data", None,
      "Set <b>Ipsilateral movements</b> to 0.5 (beta alone marks them), choose Shallow, 4 epochs, "
-     "<b>Train</b> (about 20 s), then the Overview's band occlusion again: now beta is what the decoder "
+     "<b>Train</b> (20 to 40 s on two cores), then the Overview's band occlusion again: now beta is what the decoder "
      "needs. (Deep4 trained the same way still ignores beta.)"),
 )
 
@@ -74,10 +74,19 @@ class LessonView(pn.viewable.Viewer):
         self.text = pn.pane.HTML("<p class='us-muted'>A lesson on the demo in four steps (about 15 minutes): "
                                  "each button opens its view.</p>", stylesheets=[CSS], sizing_mode="stretch_width")
         self.note = pn.pane.HTML(OTHER_DECODER, stylesheets=[CSS], sizing_mode="stretch_width")
+        self.back = pn.widgets.Button(label="Back to the demo decoder", sizing_mode="stretch_width", margin=(2, 5),
+                                      visible=False, css_classes=["us-lesson-back"])
+        self.back.on_click(lambda _e: self._back())
         self.column = pn.Column(pn.pane.HTML("<b>Lesson</b>", margin=(10, 5, 0, 5)), *self.buttons, self.note,
-                                self.text, sizing_mode="stretch_width")
+                                self.text, self.back, sizing_mode="stretch_width")
         self.shown = Shown(self.session, ["decoder_version"])
         self.shown.set((self.column, self._shown), (self.note, lambda: self._shown() and not self._is_demo()))
+
+    def _back(self) -> None:
+        """The shipped decoder again (as the Data view's button: a training is stopped, said)."""
+        self.back.visible = False
+        self.text.object = ("<p class='us-muted'>Loading the shipped Deep4 ... then press the step again.</p>")
+        self.session.back_to_demo()
 
     def _is_demo(self) -> bool:
         dec = self.session.decoder
@@ -92,9 +101,24 @@ class LessonView(pn.viewable.Viewer):
         return self.step >= 0 and getattr(spec, "source", None) == "demo"
 
     def open(self, i: int) -> None:
-        """Open step ``i``: its view, layer and (step 2) the most amplitude-sensitive unit."""
+        """Open step ``i``: its view, layer and (step 2) the most amplitude-sensitive unit.
+
+        Steps 1-3 describe the shipped Deep4: with another decoder in use (step 4's), the step
+        says so and offers the way back, and no view is switched [A] (step 2 had opened a Shallow
+        decoder's conv_time_spat/0 under "conv_4's amplitude units" with no probe to show)."""
         title, view, layer, text = STEPS[i]
         s = self.session
+        self.step = i
+        for k, b in enumerate(self.buttons):
+            b.variant = "solid" if k == i else "outline"
+        if i < len(STEPS) - 1 and not self._is_demo():
+            label = getattr(s.decoder, "label", "another decoder")
+            self.text.object = (f"<p class='us-lesson us-caution'>Step {i + 1} is written for the shipped Deep4 and its "
+                                f"probe; the decoder in use is {esc(label)}. Press <b>Back to the demo decoder</b> "
+                                "below, then this step again.</p>")
+            self.back.visible = True
+            return
+        self.back.visible = False
         update = {"view": view}
         if layer is not None and s.decoder is not None and layer in s.decoder.layer_names:
             update["layer"] = layer
@@ -112,9 +136,6 @@ class LessonView(pn.viewable.Viewer):
         # unit queued there: a tab first shown in the same tick as its plots change could keep
         # the plots of the old selection in the browser (seen: conv_2's scatter under conv_4/53)
         apply_in_doc(pn.state.curdoc, lambda: setattr(s, "view", view))
-        self.step = i
-        for k, b in enumerate(self.buttons):
-            b.variant = "solid" if k == i else "outline"
         self.text.object = f"<p class='us-lesson'>{text}</p>"
         self.shown.sync()
 

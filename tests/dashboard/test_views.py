@@ -1236,6 +1236,16 @@ def test_the_lesson_stays_for_the_decoder_its_step_4_trains(session, tiny_decode
     assert lesson.column.visible and lesson.note.visible and "shipped Deep4" in lesson.note.object
     assert "band occlusion again" in lesson.text.object  # step 4's instruction still there
     assert lesson.step == len(STEPS) - 1
+    # steps 1-3 with that decoder: said, with the way back, and no view switched (step 2 had opened
+    # a Shallow decoder's conv_time_spat/0 under "conv_4's amplitude units")
+    session.view = "data"
+    lesson.buttons[1].clicks += 1
+    assert session.view == "data" and lesson.step == 1 and lesson.back.visible
+    assert "Step 2 is written for the shipped Deep4" in lesson.text.object
+    back = []
+    monkeypatch.setattr(session, "back_to_demo", lambda: back.append(1))
+    lesson.back.clicks += 1
+    assert back == [1] and not lesson.back.visible
     monkeypatch.setattr(tiny_decoder.ws, "spec", dataclasses.replace(tiny_decoder.ws.spec, source="/lab/s01.fif"))
     session.decoder_version += 1
     assert not lesson.column.visible
