@@ -185,6 +185,8 @@ def number_box(obj: param.Parameterized, name: str, session: Session, *, label: 
     integer = isinstance(p, param.Integer)
     lo, hi = p.bounds or (None, None)
     kind = pn.widgets.IntInput if integer else pn.widgets.FloatInput
+    if p.doc:  # (the parameter's doc as the box's tooltip, as from_param gives it)
+        params.setdefault("description", p.doc)
     box = kind(label=label, value=getattr(obj, name), **{"start": lo, "end": hi, **params})
     state = {"syncing": False}
 

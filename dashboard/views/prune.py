@@ -24,7 +24,7 @@ import panel as pn
 import param
 from bokeh.events import DoubleTap, Tap
 from bokeh.core.property.vectorization import Value
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, PrintfTickFormatter, TapTool
+from bokeh.models import BasicTicker, ColumnDataSource, HoverTool, PrintfTickFormatter, Range1d, TapTool
 from bokeh.plotting import figure
 
 from core.probing.stats import CLASSES
@@ -178,14 +178,17 @@ class PruneView(pn.viewable.Viewer):
         f.add_layout(f.legend[0], "right")  # beside the plot: inside, it hid the units in its corner
         self.unit_src.selected.on_change("indices", self._on_point)
         self.scatter_fig = f
-        fb = self._fig("ablation effects", height=250, x_range=FactorRange(factors=["-"]), x_axis_label="unit",
+        # [A] a numeric x (unit k's column spans k - 0.5 .. k + 0.5) with integer ticks: on a
+        # categorical axis all 200 of conv_4's unit numbers were printed over each other (Bokeh
+        # ignores major_label_overrides there, bokeh/bokeh#14385), unreadable on a projector
+        fb = self._fig("ablation effects", height=250, x_range=Range1d(-0.5, 0.5), x_axis_label="unit",
                        y_axis_label="metric drop (validation)")
-        fb.vbar(x="unit", top="drop", width=0.8, source=self.unit_src, fill_color="bar", line_alpha=0,
+        fb.vbar(x="index", top="drop", width=0.8, source=self.unit_src, fill_color="bar", line_alpha=0,
                 nonselection_fill_alpha=1.0, selection_fill_color="bar")
+        fb.xaxis.ticker = BasicTicker(min_interval=1, desired_num_ticks=12)
+        fb.xgrid.visible = False
         fb.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("drop", "@drop{0.0000}")]))
         fb.yaxis.formatter = PrintfTickFormatter(format="%.2g")  # 0.0005, not 5.000e-4
-        fb.xaxis.major_label_orientation = 1.5708
-        fb.xaxis.major_label_text_font_size = "6pt"
         fb.on_event(Tap, self._on_bar)
         fb.on_event(DoubleTap, self._on_bar)  # a second click within 300 ms arrives as a double tap
         self.bar_fig = fb
@@ -257,7 +260,7 @@ class PruneView(pn.viewable.Viewer):
         pruned = set(self.ps.pruned.get(layer, []))
         self._shown = (layer, n, frozenset(pruned))
         if not n:
-            self.bar_fig.x_range.factors = ["-"]
+            self.bar_fig.x_range.update(start=-0.5, end=0.5)
             self.unit_src.data = self._empty_units()
         else:
             looks = [self._look(i in pruned) for i in range(n)]
@@ -265,10 +268,7 @@ class PruneView(pn.viewable.Viewer):
             phase = table["phase"] if table is not None else np.full(n, np.nan)
             cls = list(table["cls"]) if table is not None else ["unclassified"] * n
             units = [str(i) for i in range(n)]
-            self.bar_fig.x_range.factors = units
-            # [A] every unit named up to 40; beyond, every 10th (200 names ran into one grey band)
-            step = 1 if n <= 40 else 10 if n <= 400 else 50
-            self.bar_fig.xaxis.major_label_overrides = {u: "" for i, u in enumerate(units) if i % step}
+            self.bar_fig.x_range.update(start=-0.5, end=n - 0.5)
             self.unit_src.data = dict(unit=units, index=list(range(n)), drop=list(drop), amp=amp, phase=phase,
                                       cls=cls, color=[CLASS_COLORS.get(c, "#999999") for c in cls],
                                       **{k: [lk[k] for lk in looks] for k in ("bar", "marker", "line", "lw")})
@@ -486,11 +486,11 @@ class PruneView(pn.viewable.Viewer):
 
     # ---- clicks on plots ---------------------------------------------------------------
     def _on_bar(self, event):
-        """A click in a unit's column of the bar chart (categorical x: unit k spans [k, k+1])."""
+        """A click in a unit's column of the bar chart (unit k spans [k - 0.5, k + 0.5])."""
         layer, n, _ = getattr(self, "_shown", (None, 0, None))
         if event.x is None or not n or layer != self.session.layer:
             return
-        unit = int(math.floor(event.x))
+        unit = int(math.floor(event.x + 0.5))
         if 0 <= unit < n:
             self._toggle_unit(unit)
 
