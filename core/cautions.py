@@ -240,11 +240,14 @@ def passband_note(band, l_freq: float | None, h_freq: float | None, *, native_sf
     lo, hi = float(band[0]), float(band[1])
     kept = in_passband(band, l_freq, h_freq)
     passband = passband_text(l_freq, h_freq)
-    if capped:
+    filtered_below = l_freq is not None and hi <= l_freq  # (below a high-pass edge: the filter's doing)
+    if capped and not filtered_below:
         where = (f"the band the recording holds ({passband}: it was sampled at {native_sfreq:g} Hz and resampled up "
                  "for this run)")
-        removed, rest = ("the recording never held it, and what is there was made by the resampling: it measures "
-                         "nothing"), "was never recorded"
+        removed = ("the recording never held it, and what is there was made by the resampling: it measures "
+                   "nothing")
+        # (with a high-pass edge as well, the part below it was filtered out)
+        rest = "was filtered out or never recorded" if l_freq is not None and lo < l_freq else "was never recorded"
     else:
         where = f"this run's band-pass ({passband})"
         removed, rest = ("the filter removed it from the data the decoder was trained and is tested on, and what is "

@@ -312,6 +312,11 @@ def test_a_recording_resampled_up_holds_nothing_above_its_own_nyquist(label_run)
                     "made by the resampling: it measures nothing")
     assert passband_note((20.0, 60.0), 8.0, 30.0, native_sfreq=100.0).endswith("the rest was filtered out")  # 30 < 50
     assert passband_note((40.0, 60.0), None, 80.0, native_sfreq=100.0).endswith("the rest was never recorded")
+    # with a high-pass edge too: what lies below it was filtered, not unrecorded
+    assert passband_note((1.0, 60.0), 8.0, None, native_sfreq=100.0).endswith("the rest was filtered out or never "
+                                                                              "recorded")
+    assert passband_note((1.0, 4.0), 8.0, None, native_sfreq=100.0).startswith(
+        "the band 1-4 Hz lies outside this run's band-pass (8-50 Hz): the filter removed it")
     same = Workspace.create(DataSpec(source=folder / "labels_raw.fif", target="events:T1,T2", tmax=2.0, sfreq=50.0),
                             TrainConfig(model="shallow"))
     assert same.native_sfreq() is None and same.input_band() == (None, None) and same.probe_bands() is None
