@@ -28,8 +28,9 @@ import numpy as np
 import xarray as xr
 
 from ._validation import UnitScopeError, check_option, ensure_int
+from .metrics import METRIC_NAMES
 
-__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "run_note", "metric_name",
+__all__ = ["BatchRun", "plan_runs", "run_one", "run_batch", "load_batch", "summarise_batch", "run_note",
            "BATCH_FILE", "RUN_NAME_END"]
 
 logger = logging.getLogger(__name__)
@@ -415,11 +416,6 @@ def run_note(ds: xr.Dataset, run) -> str:
     return "; ".join(t for t in notes if t)
 
 
-def metric_name(task: str) -> str:
-    """The held-out metric of ``task``: pearson_r or balanced_accuracy."""
-    return {"regression": "pearson_r", "classification": "balanced_accuracy"}.get(task, "metric")
-
-
 def summarise_batch(ds: xr.Dataset) -> dict:
     """Held-out metrics and unit classes of a batch, per recording and decoder.
 
@@ -451,7 +447,7 @@ def summarise_batch(ds: xr.Dataset) -> dict:
         finished = [str(r) for r in ds["run"].values[sel & ok]]
         tasks = {str(t) for t, here in zip(ds["task"].values, sel & ok) if here} if "task" in ds.coords else set()
         groups.append({"source": src, "model": model, "finished": finished,
-                       "metric": metric_name(tasks.pop()) if len(tasks) == 1 else "metric",
+                       "metric": METRIC_NAMES.get(tasks.pop(), "metric") if len(tasks) == 1 else "metric",
                        "notes": {r: note for r in finished if (note := run_note(ds, r))},
                        "n": int(sel.sum()), "n_failed": int((sel & ~ok).sum()),
                        "mean": float(vals.mean()) if len(vals) else float("nan"),

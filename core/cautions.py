@@ -4,7 +4,7 @@ stopped before its end, label trials that hold more than one event, a band outsi
 band-pass), shared by the command line, the app and the report."""
 from __future__ import annotations
 
-from .metrics import FEW_TRIALS, chance_level
+from .metrics import FEW_TRIALS, METRIC_NAMES, chance_level
 
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
            "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "probe_classes", "validity_undefined",
@@ -135,8 +135,6 @@ def validity_undefined(ds) -> str:
     or "": the unperturbed metric is undefined (the output does not vary), at or below chance
     (:func:`core.cautions.chance_note`), or a Pearson r too small to divide by
     (:data:`MIN_VALIDITY_R`)."""
-    from .pruning.evaluator import METRIC_NAMES
-
     task, ref = ds.attrs.get("task"), ds.attrs.get("metric_unperturbed")
     if task not in METRIC_NAMES or ref is None:
         return ""
@@ -161,8 +159,6 @@ def validity_text(ds, closer: str = "a smaller --noise-scale keeps them closer")
     passes = [(name, p) for name, p in (("amplitude", "amp"), ("phase", "phase")) if f"{p}_validity" in ds]
     why = validity_undefined(ds)
     if why:
-        from .pruning.evaluator import METRIC_NAMES
-
         metrics = [f"{name} {float(ds[f'{p}_metric']):.4f}" for name, p in passes if f"{p}_metric" in ds]
         return why + (f" (perturbed {METRIC_NAMES[ds.attrs['task']]}: {', '.join(metrics)})" if metrics else "")
     from .probing.validity import VALIDITY_THRESHOLD  # the probe's own bound (0.95)

@@ -7,10 +7,12 @@ import numpy as np
 
 from ._validation import UnitScopeError, check_option
 
-__all__ = ["pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "check_targets", "check_finite",
+__all__ = ["METRIC_NAMES", "pearson_r", "spearman_r", "balanced_accuracy", "score", "chance_level", "check_targets", "check_finite",
            "TASKS", "FEW_TRIALS"]
 
 TASKS = ("regression", "classification")
+# the held-out metric of each task, by the name results and messages give it
+METRIC_NAMES = {"regression": "pearson_r", "classification": "balanced_accuracy"}
 # [A] a balanced accuracy on fewer test trials than this is said to be very uncertain (with 20
 # trials of two balanced classes, chance alone reaches 0.70 or more one time in 17)
 FEW_TRIALS = 20

@@ -106,7 +106,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print(f"unitscope batch: {_interrupted_text(out, runs, ended)}", file=sys.stderr)
         return 130
-    from ..batch import metric_name, run_note
+    from ..batch import run_note
+    from ..metrics import METRIC_NAMES
 
     for name in ds["run"].values:
         row = ds.sel(run=name)
@@ -115,7 +116,7 @@ def run(args) -> int:
             continue
         n = int(row["n_test"])
         on = f" on {n} {'trials' if str(row['task'].values) == 'classification' else 'windows'}" if n > 0 else ""
-        print(f"{name}: {metric_name(str(row['task'].values))} valid {float(row['valid']):.3f}, test "
+        print(f"{name}: {METRIC_NAMES.get(str(row['task'].values), 'metric')} valid {float(row['valid']):.3f}, test "
               f"{float(row['test']):.3f}{on} ({int(row['epochs'])} epochs, {float(row['train_seconds']):.0f} s)")
         note = run_note(ds, name)
         if note:

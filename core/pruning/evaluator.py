@@ -44,14 +44,13 @@ import torch
 from torch import nn
 
 from .._validation import UnitScopeError, check_option, check_range, ensure_int, suggest
-from ..metrics import check_finite, check_targets, score
+from ..metrics import METRIC_NAMES, check_finite, check_targets, score
 from ._runner import Step, build_steps, check_steps, optimize_chain, run_steps
 from .masks import MaskSet, maskable_layers
 
 __all__ = ["MaskEvaluator", "METRIC_NAMES"]
 
 logger = logging.getLogger(__name__)
-METRIC_NAMES = {"regression": "pearson_r", "classification": "balanced_accuracy"}
 
 
 @dataclass
