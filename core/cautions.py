@@ -9,7 +9,7 @@ from .metrics import FEW_TRIALS, METRIC_NAMES, chance_level
 __all__ = ["chance_note", "shift_note", "no_discovery_note", "trial_overlap_note", "trials_note", "SHIFT_SD",
            "ONE_CLASS", "one_class_note", "MIN_VALIDITY_R", "probe_classes", "validity_undefined",
            "validity_text", "partial_probe_note", "probe_iterations_done", "passband_text", "in_passband",
-           "passband_note", "upsampled_from", "dre_note", "CHANCE_ALPHA", "NOT_CLEARLY"]
+           "passband_note", "input_edges", "upsampled_from", "dre_note", "CHANCE_ALPHA", "NOT_CLEARLY"]
 
 
 def one_class_note(block: str = "test") -> str:
@@ -227,10 +227,9 @@ def passband_note(band, l_freq: float | None, h_freq: float | None, *, native_sf
     its Nyquist frequency is then an upper edge as well [A]: above it the input holds what the
     resampling made, never recorded (a 128 Hz EDF at --sfreq 256 was probed, occluded and
     deconvolved in "high gamma", 60-120 Hz, where it holds 1e-4 of the power of 30-60 Hz)."""
-    native_hi = native_sfreq / 2 if native_sfreq else None
-    capped = native_hi is not None and (h_freq is None or native_hi < h_freq)
-    if capped:
-        h_freq = native_hi
+    given_h = h_freq
+    l_freq, h_freq = input_edges(l_freq, h_freq, native_sfreq)
+    capped = h_freq != given_h
     if l_freq is None and h_freq is None:
         return ""
     lo, hi = float(band[0]), float(band[1])
@@ -254,6 +253,16 @@ def passband_note(band, l_freq: float | None, h_freq: float | None, *, native_sf
         return ""
     return (f"the band {lo:g}-{hi:g} Hz reaches outside {where}: only {kept[0]:g}-{kept[1]:g} Hz of it is in the data "
             f"the decoder saw, the rest {rest}")
+
+
+def input_edges(l_freq: float | None, h_freq: float | None,
+                native_sfreq: float | None = None) -> tuple[float | None, float | None]:
+    """``(l_freq, h_freq)`` of what a run's input holds: its band-pass edges (None: no edge), and
+    for a recording resampled up from ``native_sfreq`` its own Nyquist frequency as the upper
+    edge where that is lower."""
+    if native_sfreq and (h_freq is None or native_sfreq / 2 < h_freq):
+        h_freq = native_sfreq / 2
+    return l_freq, h_freq
 
 
 def upsampled_from(signals) -> float | None:

@@ -117,11 +117,9 @@ class Workspace:
     def input_band(self) -> tuple[float | None, float | None]:
         """``(l_freq, h_freq)``: the edges of what the decoder's input holds (None: no edge), the
         band-pass's, and for a recording resampled up its own Nyquist frequency as the upper one."""
-        lo, hi = self.spec.l_freq, self.spec.h_freq
-        native = self.native_sfreq()
-        if native is not None and (hi is None or native / 2 < hi):
-            hi = native / 2
-        return lo, hi
+        from .cautions import input_edges
+
+        return input_edges(self.spec.l_freq, self.spec.h_freq, self.native_sfreq())
 
     def probe_bands(self) -> dict[str, tuple[float, float]] | None:
         """The probe's bands within this run's band-pass (``l_freq``/``h_freq``) and, for a
